@@ -1,0 +1,1 @@
+"""quitbot's platform-neutral core."""

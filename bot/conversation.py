@@ -1,0 +1,127 @@
+"""The core's vocabulary: where a conversation lives, what arrives, what it has become."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class EndReason(StrEnum):
+    """Why a conversation ended; the values are the `end_conversation` tool's contract."""
+
+    PERSISTENT_HARMFUL_REQUESTS = "persistent_harmful_requests"
+    PERSISTENT_ABUSE = "persistent_abuse"
+    USER_REQUESTED = "user_requested"
+
+
+class ConcernKind(StrEnum):
+    """What the model noted; the values are the `note_concern` tool's contract."""
+
+    HARMFUL_REQUEST = "harmful_request"
+    ABUSE = "abuse"
+    SELF_HARM_RISK = "self_harm_risk"
+    HARM_TO_OTHERS_RISK = "harm_to_others_risk"
+
+
+class Actor(StrEnum):
+    """Who caused something that goes on the record."""
+
+    USER = "user"
+    MODEL = "model"
+    MODERATOR = "moderator"
+    BOT = "bot"
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationKey:
+    """Where a conversation lives: `place` is unique within `platform`.
+
+    Adapters choose `place` (a Discord thread id, a Slack `channel:thread_ts`, a console
+    session name); the core only compares keys.
+    """
+
+    platform: str
+    place: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file a user sent. Text is read (up to a limit), images go to Claude, others are named."""
+
+    name: str
+    media_type: str
+    data: bytes = b""
+    size: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message from a person, normalised by an adapter."""
+
+    key: ConversationKey
+    event_id: str
+    user_id: str
+    text: str
+    message_id: str = ""
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LadderState:
+    """The escalation ladder's whole state for one conversation."""
+
+    redirects: int = 0
+    warned: bool = False
+    crisis: bool = False
+    ended: bool = False
+    ended_by: Actor | None = None
+    ended_reason: EndReason | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A conversation as stored: identity, place, ladder state, timestamps."""
+
+    id: str
+    key: ConversationKey
+    user_id: str
+    ladder: LadderState
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None = None
+    branched_from: str | None = None
+
+    @property
+    def state(self) -> str:
+        return "ended" if self.ladder.ended else "active"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message as a person sees it: a user's message or the assistant's whole turn.
+
+    `api` holds the Messages API messages it contributes to the model's context: one user
+    message, or for an assistant turn its text and tool_use blocks with the tool_results
+    that answered them. `seq` counts from 1 in the order `show` lists them.
+    """
+
+    seq: int
+    role: str  # "user" | "assistant"
+    text: str
+    api: list[dict[str, Any]]
+    at: datetime
+    user_id: str = ""
+    platform_message_id: str = ""
+    in_context: bool = True  # False for a refused turn, which must never be sent again
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One entry of a conversation's record: who, when, why, and the platform message ids."""
+
+    kind: str
+    at: datetime
+    actor: Actor
+    detail: dict[str, Any] = field(default_factory=dict)

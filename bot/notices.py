@@ -1,0 +1,97 @@
+"""What the engine asks an adapter to show, and the bot's own words for it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.conversation import Conversation, EndReason
+
+
+class NoticeKind(StrEnum):
+    DECLINE = "decline"  # the bot's own decline after an API refusal
+    WARNING = "warning"  # continuing will end the conversation
+    CRISIS = "crisis"  # crisis resources
+    END = "end"  # the conversation has ended: why, and how to start again
+    BLOCKED = "blocked"  # a message was sent to an ended conversation
+    MODEL_UNAVAILABLE = "model_unavailable"  # could not reach the model; message kept
+    LIMIT = "limit"  # the operator's limit on ended conversations was reached
+    TOO_LONG = "too_long"  # the message was over the size limit; nothing was sent
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One thing to show, in the bot's own plain words (`text`).
+
+    END and BLOCKED notices say *that* it ended and why; the adapter adds how to start again
+    on its platform. An END notice in a conversation flagged for crisis carries the crisis
+    resources in `resources`, to be shown as part of the same final notice.
+    """
+
+    kind: NoticeKind
+    text: str
+    resources: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one call into the engine came to.
+
+    `reply` is the assistant text already streamed through the ReplyStream (it may be "");
+    `notices` are to be shown after it, in order. `conversation` is the state after the turn.
+    """
+
+    conversation: Conversation | None
+    reply: str = ""
+    notices: tuple[Notice, ...] = ()
+    duplicate: bool = False
+
+    @property
+    def ended(self) -> bool:
+        return self.conversation is not None and self.conversation.ladder.ended
+
+    @property
+    def just_ended(self) -> bool:
+        return any(n.kind is NoticeKind.END for n in self.notices)
+
+    @property
+    def blocked(self) -> bool:
+        """The message went to an ended conversation (whether or not a notice is due)."""
+        return self.ended and not self.just_ended and not self.duplicate
+
+
+REFUSAL_DECLINE = (
+    "I can't help with that. Is there something else I can do for you?"
+)
+WARNING_TEXT = (
+    "Heads up: I've had to decline several requests in this conversation. If this "
+    "continues, I will end the conversation. You're welcome to ask about something else."
+)
+MODEL_UNAVAILABLE_TEXT = (
+    "I couldn't reach the model just now, so there is no reply yet. Your message is saved; "
+    "please try again in a moment."
+)
+LIMIT_TEXT = (
+    "Several of your conversations have ended recently, so you can't start a new one right "
+    "now. Please try again later."
+)
+
+_END_REASONS = {
+    EndReason.PERSISTENT_HARMFUL_REQUESTS: (
+        "it kept asking for harmful content after being redirected and warned"
+    ),
+    EndReason.PERSISTENT_ABUSE: "it kept being abusive after being redirected and warned",
+    EndReason.USER_REQUESTED: "you asked to end it",
+}
+
+
+def end_text(reason: EndReason) -> str:
+    """The final notice's reason in plain words."""
+    return f"This conversation has ended because {_END_REASONS[reason]}."
+
+
+BLOCKED_TEXT = "This conversation has ended, so I won't reply here."
+
+
+def too_long_text(limit: int) -> str:
+    return f"That message is too long for me ({limit:,} characters at most). Nothing was sent."

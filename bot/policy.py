@@ -1,0 +1,164 @@
+"""The escalation ladder: redirect -> warn -> end, as a pure function.
+
+`transition(state, signal, rules)` does no I/O and never raises for any state and signal;
+the engine turns its effects into stored events and notices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from bot.conversation import Actor, ConcernKind, EndReason, LadderState
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The operator's thresholds (DESIGN.md rules 2 and 3)."""
+
+    redirects_before_warning: int = 2
+    redirects_before_end: int = 3
+
+
+# --- signals: what happened ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    """A person wrote in the conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Concern:
+    """The model called `note_concern`."""
+
+    kind: ConcernKind
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The API refused the turn (`stop_reason == "refusal"`); counts as a redirect."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndRequest:
+    """The model called `end_conversation`, or the user confirmed the end command."""
+
+    reason: EndReason
+    by: Actor = Actor.MODEL
+
+
+@dataclass(frozen=True, slots=True)
+class Reopen:
+    """A moderator reopened the conversation."""
+
+
+Signal = UserMessage | Concern | Refusal | EndRequest | Reopen
+
+
+# --- effects: what must follow -----------------------------------------------------------
+
+
+class DeclineWhy(StrEnum):
+    """Why an end was declined; the model is told in the tool result."""
+
+    NOT_WARNED = "not_warned"
+    TOO_FEW_REDIRECTS = "too_few_redirects"
+    CRISIS = "crisis"
+
+
+@dataclass(frozen=True, slots=True)
+class Redirected:
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Warned:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class CrisisFlagged:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    reason: EndReason
+    by: Actor
+    crisis: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EndDeclined:
+    why: DeclineWhy
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Reopened:
+    pass
+
+
+Effect = Redirected | Warned | CrisisFlagged | Ended | EndDeclined | Blocked | Reopened
+
+_REDIRECT_KINDS = frozenset({ConcernKind.HARMFUL_REQUEST, ConcernKind.ABUSE})
+
+
+def transition(
+    state: LadderState, signal: Signal, rules: Rules
+) -> tuple[LadderState, tuple[Effect, ...]]:
+    """Apply one signal to the ladder. Ended is absorbing until a `Reopen`."""
+    if state.ended:
+        if isinstance(signal, Reopen):
+            return LadderState(
+                redirects=state.redirects, warned=state.warned, crisis=state.crisis
+            ), (Reopened(),)
+        if isinstance(signal, UserMessage):
+            return state, (Blocked(),)
+        return state, ()
+    match signal:
+        case UserMessage() | Reopen():
+            return state, ()
+        case Refusal():
+            return _redirect(state, rules)
+        case Concern(kind) if kind in _REDIRECT_KINDS:
+            return _redirect(state, rules)
+        case Concern():
+            if state.crisis:
+                return state, ()
+            return replace(state, crisis=True), (CrisisFlagged(),)
+        case EndRequest(reason, by):
+            return _end(state, reason, by, rules)
+
+
+def _redirect(state: LadderState, rules: Rules) -> tuple[LadderState, tuple[Effect, ...]]:
+    count = state.redirects + 1
+    if not state.warned and count >= rules.redirects_before_warning:
+        return replace(state, redirects=count, warned=True), (Redirected(count), Warned())
+    return replace(state, redirects=count), (Redirected(count),)
+
+
+def _end(
+    state: LadderState, reason: EndReason, by: Actor, rules: Rules
+) -> tuple[LadderState, tuple[Effect, ...]]:
+    if reason is not EndReason.USER_REQUESTED:
+        why = _why_not(state, rules)
+        if why is not None:
+            return state, (EndDeclined(why),)
+    ended = replace(state, ended=True, ended_by=by, ended_reason=reason)
+    return ended, (Ended(reason, by, state.crisis),)
+
+
+def _why_not(state: LadderState, rules: Rules) -> DeclineWhy | None:
+    if state.crisis:
+        return DeclineWhy.CRISIS
+    if not state.warned:
+        return DeclineWhy.NOT_WARNED
+    if state.redirects < rules.redirects_before_end:
+        return DeclineWhy.TOO_FEW_REDIRECTS
+    return None

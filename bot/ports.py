@@ -1,0 +1,165 @@
+"""What the core needs from the outside world: small protocols, one per neighbour."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bot.conversation import (
+    AuditEvent,
+    Conversation,
+    ConversationKey,
+    Inbound,
+    LadderState,
+    StoredMessage,
+)
+
+# --- the adapter's side ------------------------------------------------------------------
+
+
+class ReplyStream(Protocol):
+    """Where the engine streams one reply; an adapter makes one per inbound message."""
+
+    async def thinking(self) -> None:
+        """The model is about to be asked: show a typing indicator or status."""
+
+    async def text(self, delta: str) -> None:
+        """More reply text arrived; the adapter decides how often to render it."""
+
+    async def done(self) -> str:
+        """The reply is complete; return the platform id of its (first) message, or ""."""
+
+
+# --- the model's side --------------------------------------------------------------------
+
+
+class ModelUnavailable(Exception):
+    """The model API could not be reached (after the SDK's own retries) or rejected us."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelReply:
+    """One Messages API response, assembled from the stream."""
+
+    content: list[dict[str, Any]]  # assistant content blocks: text and tool_use
+    stop_reason: str
+    stop_details: dict[str, Any] | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.stop_reason == "refusal"
+
+    @property
+    def tool_uses(self) -> list[dict[str, Any]]:
+        return [block for block in self.content if block.get("type") == "tool_use"]
+
+
+TextSink = Callable[[str], Awaitable[None]]
+
+
+class Model(Protocol):
+    """Claude behind one call: the system prompt, tools and caching are the model's business."""
+
+    async def reply(self, messages: Sequence[dict[str, Any]], on_text: TextSink) -> ModelReply:
+        """Stream one response to `messages`, passing text deltas to `on_text`.
+
+        Text that follows an `end_conversation` tool_use block is not passed on.
+        Raises ModelUnavailable when the API cannot answer.
+        """
+        ...
+
+
+# --- the store's side --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to append; the store numbers it."""
+
+    role: str
+    text: str
+    api: list[dict[str, Any]]
+    at: datetime
+    user_id: str = ""
+    platform_message_id: str = ""
+    in_context: bool = True
+
+
+class BlockedOutcome(StrEnum):
+    DUPLICATE = "duplicate"  # this platform event was already handled
+    NOTIFY = "notify"  # tell the poster the conversation has ended
+    QUIET = "quiet"  # told recently; say nothing
+
+
+class Store(Protocol):
+    """Persistence of conversations, messages, audit events, processed events and feedback."""
+
+    async def current(self, key: ConversationKey) -> Conversation | None:
+        """The newest conversation at `key`, if any."""
+        ...
+
+    async def get(self, conversation_id: str) -> Conversation | None: ...
+
+    async def create(
+        self,
+        key: ConversationKey,
+        user_id: str,
+        at: datetime,
+        *,
+        branched_from: str | None = None,
+        history: Sequence[NewMessage] = (),
+        events: Sequence[AuditEvent] = (),
+    ) -> Conversation: ...
+
+    async def begin_turn(
+        self, conversation_id: str, inbound: Inbound, message: NewMessage
+    ) -> StoredMessage | None:
+        """Claim the inbound event and store the user's message in one transaction.
+
+        Returns None, storing nothing, if the platform event was handled before.
+        """
+        ...
+
+    async def commit_turn(
+        self,
+        conversation_id: str,
+        ladder: LadderState,
+        at: datetime,
+        messages: Sequence[NewMessage] = (),
+        events: Sequence[AuditEvent] = (),
+        exclude_seq: int | None = None,
+    ) -> Conversation:
+        """Store the turn's messages, the new ladder state and its events in one transaction.
+
+        `exclude_seq` marks that earlier message as out of context (a refused turn).
+        """
+        ...
+
+    async def record_blocked(
+        self, conversation_id: str, inbound: Inbound, at: datetime, quiet: timedelta
+    ) -> BlockedOutcome:
+        """Claim a message sent to an ended conversation; decide whether to notify its poster."""
+        ...
+
+    async def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
+        """The newest `limit` messages, oldest first."""
+        ...
+
+    async def messages(self, conversation_id: str) -> list[StoredMessage]: ...
+
+    async def events(self, conversation_id: str) -> list[AuditEvent]: ...
+
+    async def add_events(self, conversation_id: str, events: Sequence[AuditEvent]) -> None: ...
+
+    async def list_conversations(
+        self, *, state: str | None = None, platform: str | None = None, limit: int = 100
+    ) -> list[Conversation]: ...
+
+    async def ended_count(self, platform: str, user_id: str, since: datetime) -> int:
+        """How many of the user's conversations were ended (not at their request) since then."""
+        ...
+
+    async def close(self) -> None: ...

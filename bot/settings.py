@@ -1,0 +1,219 @@
+"""All configuration, read once at start-up by `load_settings()`; nothing here runs at import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+
+DEFAULT_CRISIS_MESSAGE = (
+    "If you are thinking about harming yourself or someone else, please reach out now. "
+    "If you are in immediate danger, call your local emergency number (911 in the US, "
+    "112 in the EU, 999 in the UK). In the US you can call or text 988 (Suicide & Crisis "
+    "Lifeline); in the UK and Ireland call Samaritans on 116 123; elsewhere, find a free, "
+    "confidential helpline at https://findahelpline.com."
+)
+
+
+class DatabaseUrlError(ValueError):
+    """QUITBOT_DATABASE_URL names something quitbot cannot open."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """A parsed QUITBOT_DATABASE_URL."""
+
+    backend: Literal["sqlite"]
+    path: str  # a filesystem path, or ":memory:"
+
+
+def parse_database_url(url: str) -> DatabaseTarget:
+    """Parse SQLAlchemy-style URLs: `sqlite:///relative.db`, `sqlite:////abs/path.db`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise DatabaseUrlError(f"{url!r} is not a URL; use e.g. sqlite:///quitbot.db")
+    if scheme in {"postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg"}:
+        raise DatabaseUrlError(
+            "PostgreSQL is not supported yet; use sqlite:///quitbot.db (relative) or "
+            "sqlite:////var/lib/quitbot/quitbot.db (absolute)"
+        )
+    if scheme not in {"sqlite", "sqlite+aiosqlite"}:
+        raise DatabaseUrlError(f"unknown database scheme {scheme!r}; use sqlite:///quitbot.db")
+    if not rest.startswith("/") or rest == "/":
+        raise DatabaseUrlError(
+            f"{url!r} has no file path; use sqlite:///quitbot.db or sqlite:////abs/path.db"
+        )
+    path = rest[1:]
+    if path == ":memory:":
+        return DatabaseTarget("sqlite", ":memory:")
+    if "?" in path:
+        raise DatabaseUrlError(f"{url!r}: query options are not supported")
+    return DatabaseTarget("sqlite", path)
+
+
+_COMMON = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+
+class DiscordSettings(BaseSettings):
+    """Discord section; the adapter runs when `token` is set."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="QUITBOT_DISCORD_")
+
+    token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+    api_base: str | None = None
+    gateway_url: str | None = None
+    dev_guild_id: int | None = None
+    moderator_role_id: int | None = None
+    modlog_channel_id: int | None = None
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: list[int] | None = None
+    max_attachment_bytes: int = Field(default=100_000, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.token is not None and bool(self.token.get_secret_value())
+
+
+class SlackSettings(BaseSettings):
+    """Slack section; the adapter runs when the bot token (and its mode's secret) is set."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="QUITBOT_SLACK_")
+
+    bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
+    app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
+    signing_secret: SecretStr | None = Field(
+        default=None, validation_alias="SLACK_SIGNING_SECRET"
+    )
+    mode: Literal["socket", "http"] = "socket"
+    http_port: int = Field(default=3000, ge=1, le=65535)
+    api_url: str | None = None
+    admin_user_ids: list[str] = Field(default_factory=list)
+    modlog_channel: str | None = None
+    max_attachment_bytes: int = Field(default=100_000, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.bot_token is not None and bool(self.bot_token.get_secret_value())
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_ends_in_api(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith("/api/"):
+            raise ValueError("must end in /api/, e.g. https://slack.com/api/")
+        return value
+
+
+class Settings(BaseSettings):
+    """Everything quitbot reads from the environment and `.env`.
+
+    Build it with `load_settings()` in `main`; tests construct it directly.
+    """
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="QUITBOT_")
+
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY")
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL")
+    )
+    model: str = DEFAULT_MODEL
+    max_tokens: int = Field(default=1024, ge=1, le=64_000)
+    context_tokens: int = Field(default=20_000, ge=500)
+    model_timeout_seconds: float = Field(default=60.0, gt=0)
+    model_max_retries: int = Field(default=2, ge=0, le=10)
+    system_prompt_extra: str = ""
+
+    redirects_before_warning: int = Field(default=2, ge=1)
+    redirects_before_end: int = Field(default=3, ge=1)
+    crisis_message: str = Field(default=DEFAULT_CRISIS_MESSAGE, min_length=1)
+    max_ended_per_day: int = Field(default=0, ge=0)
+    blocked_notice_seconds: int = Field(default=60, ge=0)
+    max_message_chars: int = Field(default=16_000, ge=100)
+
+    database_url: str = "sqlite:///quitbot.db"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings.model_construct())
+    slack: SlackSettings = Field(default_factory=lambda: SlackSettings.model_construct())
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, value: str) -> str:
+        try:
+            parse_database_url(value)
+        except DatabaseUrlError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _end_not_before_warning(self) -> Settings:
+        if self.redirects_before_end < self.redirects_before_warning:
+            raise ValueError(
+                "QUITBOT_REDIRECTS_BEFORE_END must be at least QUITBOT_REDIRECTS_BEFORE_WARNING"
+            )
+        return self
+
+    @property
+    def database(self) -> DatabaseTarget:
+        return parse_database_url(self.database_url)
+
+
+class SettingsError(Exception):
+    """Bad configuration, one readable line per bad field."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def load_settings(env_file: str | Path | None = ".env") -> Settings:
+    """Read the environment (and `env_file` if it exists) once; raise SettingsError if bad."""
+    lines: list[str] = []
+    sections: dict[str, BaseSettings] = {}
+    for name, cls, prefix in (
+        ("discord", DiscordSettings, "QUITBOT_DISCORD_"),
+        ("slack", SlackSettings, "QUITBOT_SLACK_"),
+    ):
+        try:
+            sections[name] = cls(_env_file=env_file)  # type: ignore[call-arg]
+        except ValidationError as exc:
+            lines += _explain(exc, prefix, cls)
+    try:
+        settings = Settings(_env_file=env_file, **sections)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        lines += _explain(exc, "QUITBOT_", Settings)
+    if lines:
+        raise SettingsError(lines)
+    return settings
+
+
+def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list[str]:
+    lines = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        if loc and loc[0] in {"discord", "slack"}:
+            continue  # already explained by that section's own validation
+        name = _env_name(loc[0], prefix, cls) if loc else "configuration"
+        message = str(error["msg"]).removeprefix("Value error, ")
+        value = error.get("input")
+        shown = "" if not loc or isinstance(value, dict) or "token" in name.lower() or "KEY" in name or "SECRET" in name else f" (got {value!r})"
+        lines.append(f"{name}: {message}{shown}")
+    return lines
+
+
+def _env_name(field: str, prefix: str, cls: type[BaseSettings]) -> str:
+    info = cls.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, str):
+        return alias
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    if info is None:
+        return field.upper()
+    return f"{prefix}{field.upper()}"
