@@ -74,7 +74,7 @@ class Engine:
         """Start a conversation at `new_key` carrying the first messages of another.
 
         `upto` counts messages (both sides, as `show` lists them); or name the platform
-        message to stop *before*. Raises ValueError if that message is not in it.
+        message to stop at (it is included). Raises ValueError if that message is not in it.
         """
         raise NotImplementedError
 
