@@ -2,36 +2,97 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
-from bot.conversation import AuditEvent, Conversation, ConversationKey, Inbound, StoredMessage
-from bot.notices import Outcome
-from bot.policy import Rules
-from bot.ports import Model, ReplyStream, Store
+from bot.context import build_context, user_content
+from bot.conversation import (
+    Actor,
+    AuditEvent,
+    Conversation,
+    ConversationKey,
+    EndReason,
+    Inbound,
+    StoredMessage,
+)
+from bot.notices import (
+    BLOCKED_TEXT,
+    LIMIT_TEXT,
+    MODEL_UNAVAILABLE_TEXT,
+    Notice,
+    NoticeKind,
+    Outcome,
+    too_long_text,
+)
+from bot.policy import EndRequest, Reopen, Rules, transition
+from bot.ports import BlockedOutcome, Model, NewMessage, ReplyStream, Store
+from bot.turn import Turn, TurnResult, effect_entry
+
+log = logging.getLogger(__name__)
+
+_HISTORY_LIMIT = 200  # stored messages read per turn; the token budget trims further
 
 
 class ConversationNotFound(LookupError):
     """No conversation has that id (or lives at that key)."""
 
 
+class LimitReached(Exception):
+    """The operator's limit on ended conversations stops this user starting another."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """The engine's knobs, taken from Settings by the composition root."""
+
+    rules: Rules = field(default_factory=Rules)
+    crisis_message: str = ""
+    max_ended_per_day: int = 0
+    blocked_notice_seconds: int = 60
+    context_tokens: int = 20_000
+    max_message_chars: int = 16_000
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class Engine:
-    """The platform-neutral heart: every adapter drives conversations through these calls."""
+    """The platform-neutral heart: every adapter drives conversations through these calls.
+
+    Messages in one conversation are handled one at a time, different conversations
+    concurrently. Nothing about a conversation stays in memory after its turn.
+    """
 
     def __init__(
         self,
         store: Store,
         model: Model,
-        rules: Rules,
+        config: EngineConfig,
         *,
-        crisis_message: str,
-        max_ended_per_day: int = 0,
-        blocked_notice_seconds: int = 60,
-        context_tokens: int = 20_000,
-        max_message_chars: int = 16_000,
-        clock: Callable[[], datetime] | None = None,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
-        raise NotImplementedError
+        self._store = store
+        self._model = model
+        self._config = config
+        self._clock = clock
+        self._locks: dict[ConversationKey, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def _serialised(self, key: ConversationKey) -> AsyncIterator[None]:
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[key]
 
     async def handle(self, inbound: Inbound, reply: ReplyStream) -> Outcome:
         """Handle one message: a reply streamed into `reply`, notices in the outcome.
@@ -40,7 +101,117 @@ class Engine:
         `inbound.event_id` twice is handled once (the second gets `duplicate=True`).
         If no conversation lives at `inbound.key`, one is started.
         """
-        raise NotImplementedError
+        async with self._serialised(inbound.key):
+            conversation = await self._store.current(inbound.key)
+            if conversation is not None and conversation.ladder.ended:
+                return await self._blocked(conversation, inbound)
+            if len(inbound.text) > self._config.max_message_chars:
+                notice = Notice(NoticeKind.TOO_LONG, too_long_text(self._config.max_message_chars))
+                return Outcome(conversation, notices=(notice,))
+            if conversation is None:
+                try:
+                    conversation = await self._create(inbound.key, inbound.user_id)
+                except LimitReached:
+                    return Outcome(None, notices=(Notice(NoticeKind.LIMIT, LIMIT_TEXT),))
+            return await self._turn(conversation, inbound, reply)
+
+    async def _blocked(self, conversation: Conversation, inbound: Inbound) -> Outcome:
+        quiet = timedelta(seconds=self._config.blocked_notice_seconds)
+        result = await self._store.record_blocked(conversation.id, inbound, self._clock(), quiet)
+        if result is BlockedOutcome.DUPLICATE:
+            return Outcome(conversation, duplicate=True)
+        if result is BlockedOutcome.NOTIFY:
+            return Outcome(conversation, notices=(Notice(NoticeKind.BLOCKED, BLOCKED_TEXT),))
+        return Outcome(conversation)
+
+    async def _turn(
+        self, conversation: Conversation, inbound: Inbound, reply: ReplyStream
+    ) -> Outcome:
+        at = self._clock()
+        content = user_content(inbound.text, inbound.attachments)
+        message = NewMessage(
+            "user",
+            inbound.text,
+            [{"role": "user", "content": content}],
+            at,
+            user_id=inbound.user_id,
+            platform_message_id=inbound.message_id,
+        )
+        stored = await self._store.begin_turn(conversation.id, inbound, message)
+        if stored is None:
+            return Outcome(conversation, duplicate=True)
+        history = await self._store.recent_messages(conversation.id, _HISTORY_LIMIT)
+        context = build_context(history, self._config.context_tokens)
+        turn = Turn(
+            self._model,
+            self._config.rules,
+            self._config.crisis_message,
+            at,
+            message_id=inbound.message_id,
+        )
+        await reply.thinking()
+        try:
+            result = await turn.run(conversation.ladder, context, reply)
+        finally:
+            reply_id = await reply.done()
+        return await self._commit(conversation, stored, result, reply_id)
+
+    async def _commit(
+        self,
+        conversation: Conversation,
+        stored: StoredMessage,
+        result: TurnResult,
+        reply_id: str,
+    ) -> Outcome:
+        notices = list(result.notices)
+        messages: list[NewMessage] = []
+        if result.unavailable:
+            notices.append(Notice(NoticeKind.MODEL_UNAVAILABLE, MODEL_UNAVAILABLE_TEXT))
+        text = result.text
+        if result.refused:
+            text = "\n\n".join(n.text for n in notices if n.kind is NoticeKind.DECLINE)
+        if result.api or result.refused:
+            messages.append(
+                NewMessage(
+                    "assistant",
+                    text,
+                    result.api,
+                    self._clock(),
+                    platform_message_id=reply_id,
+                    in_context=not result.refused,
+                )
+            )
+        updated = await self._store.commit_turn(
+            conversation.id,
+            result.ladder,
+            self._clock(),
+            messages,
+            result.events,
+            exclude_seq=stored.seq if result.refused else None,
+        )
+        return Outcome(updated, reply=result.text, notices=tuple(notices))
+
+    async def _create(
+        self,
+        key: ConversationKey,
+        user_id: str,
+        *,
+        branched_from: str | None = None,
+        history: tuple[NewMessage, ...] = (),
+        events: tuple[AuditEvent, ...] = (),
+    ) -> Conversation:
+        now = self._clock()
+        limit = self._config.max_ended_per_day
+        if (
+            limit
+            and await self._store.ended_count(key.platform, user_id, now - timedelta(days=1))
+            >= limit
+        ):
+            log.info("user %s on %s reached the ended-conversation limit", user_id, key.platform)
+            raise LimitReached(LIMIT_TEXT)
+        return await self._store.create(
+            key, user_id, now, branched_from=branched_from, history=history, events=events
+        )
 
     async def start_new(self, key: ConversationKey, user_id: str) -> Outcome:
         """Start a fresh conversation at `key` (`/new`); the old one stays as it was.
@@ -48,19 +219,64 @@ class Engine:
         The outcome carries a LIMIT notice and no conversation if the operator's limit on
         ended conversations stops this user.
         """
-        raise NotImplementedError
+        async with self._serialised(key):
+            try:
+                return Outcome(await self._create(key, user_id))
+            except LimitReached:
+                return Outcome(None, notices=(Notice(NoticeKind.LIMIT, LIMIT_TEXT),))
 
     async def end_by_user(self, key: ConversationKey, user_id: str) -> Outcome:
         """The user confirmed the end command: end the conversation at `key` at once."""
-        raise NotImplementedError
+        async with self._serialised(key):
+            conversation = await self._store.current(key)
+            if conversation is None:
+                raise ConversationNotFound(f"no conversation at {key.platform}:{key.place}")
+            ladder, effects = transition(
+                conversation.ladder,
+                EndRequest(EndReason.USER_REQUESTED, Actor.USER),
+                self._config.rules,
+            )
+            if not effects:
+                return Outcome(conversation)
+            now = self._clock()
+            events, notices = [], []
+            for effect in effects:
+                event, notice = effect_entry(
+                    effect,
+                    Actor.USER,
+                    {"user_id": user_id, "via": "command"},
+                    self._config.crisis_message,
+                    now,
+                )
+                events += [event] if event else []
+                notices += [notice] if notice else []
+            updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            return Outcome(updated, notices=tuple(notices))
 
     async def reopen(self, conversation_id: str, moderator_id: str, note: str = "") -> Conversation:
-        """A moderator makes an ended conversation active again (on the record)."""
-        raise NotImplementedError
+        """A moderator makes an ended conversation active again (on the record).
+
+        Reopening an active conversation changes nothing and records nothing.
+        """
+        conversation = await self._require(conversation_id)
+        async with self._serialised(conversation.key):
+            conversation = await self._require(conversation_id)
+            ladder, effects = transition(conversation.ladder, Reopen(), self._config.rules)
+            if not effects:
+                return conversation
+            now = self._clock()
+            event = AuditEvent(
+                "reopen", now, Actor.MODERATOR, {"moderator_id": moderator_id, "note": note}
+            )
+            return await self._store.commit_turn(conversation.id, ladder, now, (), (event,))
 
     async def feedback(self, conversation_id: str, user_id: str, text: str) -> None:
         """A user says an end was a mistake (or anything else about it); audited."""
-        raise NotImplementedError
+        conversation = await self._require(conversation_id)
+        now = self._clock()
+        await self._store.add_feedback(conversation.id, user_id, text, now)
+        event = AuditEvent("feedback", now, Actor.USER, {"user_id": user_id, "text": text})
+        await self._store.add_events(conversation.id, (event,))
 
     async def branch(
         self,
@@ -74,17 +290,60 @@ class Engine:
         """Start a conversation at `new_key` carrying the first messages of another.
 
         `upto` counts messages (both sides, as `show` lists them); or name the platform
-        message to stop at (it is included). Raises ValueError if that message is not in it.
+        message to stop at (it is included). Raises ValueError if that message is not in it,
+        LimitReached if the operator's limit stops this user.
         """
-        raise NotImplementedError
+        source = await self._require(conversation_id)
+        messages = await self._store.messages(source.id)
+        count = _branch_point(messages, upto, upto_platform_message_id)
+        history = tuple(
+            NewMessage(m.role, m.text, m.api, m.at, m.user_id, "", m.in_context)
+            for m in messages[:count]
+        )
+        now = self._clock()
+        started = AuditEvent(
+            "branched", now, Actor.USER, {"user_id": user_id, "from": source.id, "upto": count}
+        )
+        async with self._serialised(new_key):
+            created = await self._create(
+                new_key, user_id, branched_from=source.id, history=history, events=(started,)
+            )
+        note = AuditEvent(
+            "branched_to", now, Actor.USER, {"user_id": user_id, "to": created.id, "upto": count}
+        )
+        await self._store.add_events(source.id, (note,))
+        return created
 
     async def find(self, key: ConversationKey) -> Conversation | None:
         """The newest conversation at `key`."""
-        raise NotImplementedError
+        return await self._store.current(key)
 
     async def get(self, conversation_id: str) -> Conversation | None:
-        raise NotImplementedError
+        return await self._store.get(conversation_id)
 
     async def record(self, conversation_id: str) -> tuple[list[StoredMessage], list[AuditEvent]]:
         """A conversation's messages and audit trail, for moderators and the CLI."""
-        raise NotImplementedError
+        conversation = await self._require(conversation_id)
+        return (
+            await self._store.messages(conversation.id),
+            await self._store.events(conversation.id),
+        )
+
+    async def _require(self, conversation_id: str) -> Conversation:
+        conversation = await self._store.get(conversation_id)
+        if conversation is None:
+            raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
+        return conversation
+
+
+def _branch_point(
+    messages: list[StoredMessage], upto: int | None, platform_message_id: str | None
+) -> int:
+    if platform_message_id is not None:
+        for index, message in enumerate(messages):
+            if message.platform_message_id == platform_message_id:
+                return index + 1
+        raise ValueError("that message is not part of the conversation")
+    if upto is None or not 0 <= upto <= len(messages):
+        raise ValueError(f"pick a message from 0 to {len(messages)}")
+    return upto

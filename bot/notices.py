@@ -60,9 +60,7 @@ class Outcome:
         return self.ended and not self.just_ended and not self.duplicate
 
 
-REFUSAL_DECLINE = (
-    "I can't help with that. Is there something else I can do for you?"
-)
+REFUSAL_DECLINE = "I can't help with that. Is there something else I can do for you?"
 WARNING_TEXT = (
     "Heads up: I've had to decline several requests in this conversation. If this "
     "continues, I will end the conversation. You're welcome to ask about something else."

@@ -154,6 +154,10 @@ class Store(Protocol):
 
     async def add_events(self, conversation_id: str, events: Sequence[AuditEvent]) -> None: ...
 
+    async def add_feedback(
+        self, conversation_id: str, user_id: str, text: str, at: datetime
+    ) -> None: ...
+
     async def list_conversations(
         self, *, state: str | None = None, platform: str | None = None, limit: int = 100
     ) -> list[Conversation]: ...

@@ -6,7 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -86,9 +93,7 @@ class SlackSettings(BaseSettings):
 
     bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")
     app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
-    signing_secret: SecretStr | None = Field(
-        default=None, validation_alias="SLACK_SIGNING_SECRET"
-    )
+    signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     mode: Literal["socket", "http"] = "socket"
     http_port: int = Field(default=3000, ge=1, le=65535)
     api_url: str | None = None
@@ -202,7 +207,8 @@ def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list
         name = _env_name(loc[0], prefix, cls) if loc else "configuration"
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
-        shown = "" if not loc or isinstance(value, dict) or "token" in name.lower() or "KEY" in name or "SECRET" in name else f" (got {value!r})"
+        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET"))
+        shown = "" if not loc or secret or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{name}: {message}{shown}")
     return lines
 

@@ -1,0 +1,218 @@
+"""One assistant turn: the model call, the tool-use loop and the ladder, without storage."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.conversation import Actor, AuditEvent, LadderState
+from bot.notices import REFUSAL_DECLINE, WARNING_TEXT, Notice, NoticeKind, end_text
+from bot.policy import (
+    Blocked,
+    Concern,
+    CrisisFlagged,
+    Effect,
+    EndDeclined,
+    Ended,
+    EndRequest,
+    Redirected,
+    Refusal,
+    Reopened,
+    Rules,
+    Signal,
+    Warned,
+    transition,
+)
+from bot.ports import Model, ModelReply, ModelUnavailable, ReplyStream
+from bot.tools import EndConversationCall, InvalidToolCall, NoteConcernCall, parse_tool_use
+
+log = logging.getLogger(__name__)
+
+MAX_TOOL_ROUNDS = 5
+
+_DECLINE_REASONS = {
+    "not_warned": (
+        "Declined: the conversation continues. The user has not been warned yet; ending is "
+        "only allowed after a warning. Keep redirecting the user, politely."
+    ),
+    "too_few_redirects": (
+        "Declined: the conversation continues. Too few requests have been redirected to end "
+        "it yet. Keep redirecting the user, politely."
+    ),
+    "crisis": (
+        "Declined: the conversation continues. This person may be at risk, so this "
+        "conversation cannot be ended by you. Stay with them and point them to help."
+    ),
+}
+
+
+@dataclass(slots=True)
+class TurnResult:
+    """What one turn produced, ready for one store commit."""
+
+    ladder: LadderState
+    text: str = ""
+    api: list[dict[str, Any]] = field(default_factory=list)
+    events: list[AuditEvent] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    refused: bool = False
+    unavailable: bool = False
+
+
+@dataclass(slots=True)
+class Turn:
+    """Runs the tool-use loop for one user message against the ladder."""
+
+    model: Model
+    rules: Rules
+    crisis_message: str
+    at: datetime
+    message_id: str = ""
+    _parts: list[str] = field(default_factory=list)
+    _new_round: bool = False
+
+    async def run(
+        self, ladder: LadderState, context: list[dict[str, Any]], reply: ReplyStream
+    ) -> TurnResult:
+        result = TurnResult(ladder)
+
+        async def on_text(delta: str) -> None:
+            if self._new_round and self._parts:
+                self._new_round = False
+                await self._emit(reply, "\n\n")
+            self._new_round = False
+            await self._emit(reply, delta)
+
+        try:
+            for _ in range(MAX_TOOL_ROUNDS):
+                self._new_round = True
+                answer = await self.model.reply([*context, *result.api], on_text)
+                if answer.refused:
+                    self._refused(result, answer)
+                    break
+                result.api.append({"role": "assistant", "content": answer.content})
+                if not answer.tool_uses:
+                    break
+                if self._use_tools(result, answer) or answer.stop_reason != "tool_use":
+                    break
+            else:
+                log.warning("turn stopped after %d tool rounds", MAX_TOOL_ROUNDS)
+        except ModelUnavailable as exc:
+            result.unavailable = True
+            result.events.append(self._event("model_unavailable", Actor.BOT, error=str(exc)))
+        result.text = "".join(self._parts)
+        return result
+
+    async def _emit(self, reply: ReplyStream, text: str) -> None:
+        self._parts.append(text)
+        await reply.text(text)
+
+    def _refused(self, result: TurnResult, answer: ModelReply) -> None:
+        result.refused = True
+        result.notices.append(Notice(NoticeKind.DECLINE, REFUSAL_DECLINE))
+        self._apply(result, Refusal(), Actor.MODEL, source="refusal", details=answer.stop_details)
+
+    def _use_tools(self, result: TurnResult, answer: ModelReply) -> bool:
+        """Answer every tool_use; True when the conversation ended."""
+        results: list[dict[str, Any]] = []
+        ended = False
+        for block in answer.tool_uses:
+            content, is_error, ended_now = self._use_tool(result, block, ended)
+            ended = ended or ended_now
+            item: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": block.get("id", ""),
+                "content": content,
+            }
+            if is_error:
+                item["is_error"] = True
+            results.append(item)
+        result.api.append({"role": "user", "content": results})
+        return ended
+
+    def _use_tool(
+        self, result: TurnResult, block: dict[str, Any], ended: bool
+    ) -> tuple[str, bool, bool]:
+        call = parse_tool_use(block)
+        if ended:
+            return "The conversation has already ended.", False, False
+        match call:
+            case NoteConcernCall(kind=kind, note=note):
+                self._apply(result, Concern(kind), Actor.MODEL, kind=kind.value, note=note)
+                return "Noted.", False, False
+            case EndConversationCall(reason=reason, explanation=explanation):
+                by = Actor.USER if reason.value == "user_requested" else Actor.MODEL
+                effects = self._apply(
+                    result, EndRequest(reason, by), Actor.MODEL, explanation=explanation
+                )
+                if any(isinstance(e, Ended) for e in effects):
+                    return "The conversation has ended. Say nothing more.", False, True
+                why = next(e.why.value for e in effects if isinstance(e, EndDeclined))
+                return _DECLINE_REASONS[why], False, False
+            case InvalidToolCall(name=name, error=error):
+                result.events.append(
+                    self._event("invalid_tool_call", Actor.MODEL, tool=name, error=error)
+                )
+                return f"Invalid tool call: {error}", True, False
+        raise AssertionError(f"unhandled tool call {call!r}")  # pragma: no cover
+
+    def _apply(
+        self, result: TurnResult, signal: Signal, actor: Actor, **detail: Any
+    ) -> tuple[Effect, ...]:
+        result.ladder, effects = transition(result.ladder, signal, self.rules)
+        for effect in effects:
+            self._record(result, effect, actor, detail)
+        return effects
+
+    def _record(
+        self, result: TurnResult, effect: Effect, actor: Actor, detail: dict[str, Any]
+    ) -> None:
+        event, notice = effect_entry(
+            effect, actor, self._detail(detail), self.crisis_message, self.at
+        )
+        if event is not None:
+            result.events.append(event)
+        if notice is not None:
+            result.notices.append(notice)
+
+    def _event(self, kind: str, actor: Actor, **detail: Any) -> AuditEvent:
+        return AuditEvent(kind, self.at, actor, self._detail(detail))
+
+    def _detail(self, detail: dict[str, Any]) -> dict[str, Any]:
+        """Every event of a turn names the platform message that caused it."""
+        if not self.message_id:
+            return dict(detail)
+        return {"message_id": self.message_id, **detail}
+
+
+def effect_entry(
+    effect: Effect, actor: Actor, detail: dict[str, Any], crisis_message: str, at: datetime
+) -> tuple[AuditEvent | None, Notice | None]:
+    """The audit event and the notice (either may be None) that one ladder effect calls for."""
+    match effect:
+        case Redirected(count):
+            return AuditEvent("redirect", at, actor, {**detail, "redirects": count}), None
+        case Warned():
+            return (
+                AuditEvent("warning", at, Actor.BOT, {}),
+                Notice(NoticeKind.WARNING, WARNING_TEXT),
+            )
+        case CrisisFlagged():
+            return (
+                AuditEvent("crisis_flagged", at, actor, dict(detail)),
+                Notice(NoticeKind.CRISIS, crisis_message),
+            )
+        case EndDeclined(why):
+            return AuditEvent("end_declined", at, actor, {**detail, "why": why.value}), None
+        case Ended(reason, by, crisis):
+            resources = crisis_message if crisis else ""
+            return (
+                AuditEvent("end", at, by, {**detail, "reason": reason.value}),
+                Notice(NoticeKind.END, end_text(reason), resources),
+            )
+        case Reopened():
+            return AuditEvent("reopen", at, actor, dict(detail)), None
+        case Blocked():
+            return None, None
