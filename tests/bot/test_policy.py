@@ -1,0 +1,179 @@
+"""The escalation ladder, exhaustively: pure, no I/O."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot.conversation import Actor, ConcernKind, EndReason, LadderState
+from bot.policy import (
+    Blocked,
+    Concern,
+    CrisisFlagged,
+    DeclineWhy,
+    EndDeclined,
+    Ended,
+    EndRequest,
+    Redirected,
+    Refusal,
+    Reopen,
+    Reopened,
+    Rules,
+    Signal,
+    UserMessage,
+    Warned,
+    transition,
+)
+
+RULES = Rules(redirects_before_warning=2, redirects_before_end=3)
+MODEL_REASONS = [EndReason.PERSISTENT_HARMFUL_REQUESTS, EndReason.PERSISTENT_ABUSE]
+
+signals = st.one_of(
+    st.just(UserMessage()),
+    st.just(Refusal()),
+    st.just(Reopen()),
+    st.sampled_from(list(ConcernKind)).map(Concern),
+    st.builds(EndRequest, st.sampled_from(list(EndReason)), st.sampled_from(list(Actor))),
+)
+rules = st.builds(
+    lambda warn, extra: Rules(warn, warn + extra),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=0, max_value=4),
+)
+
+
+def run(seq: list[Signal], rules: Rules = RULES) -> list[tuple[LadderState, tuple[object, ...]]]:
+    state = LadderState()
+    trace = []
+    for signal in seq:
+        state, effects = transition(state, signal, rules)
+        trace.append((state, effects))
+    return trace
+
+
+def test_redirects_count_and_warning_comes_at_the_threshold() -> None:
+    trace = run([Concern(ConcernKind.HARMFUL_REQUEST), Refusal(), Concern(ConcernKind.ABUSE)])
+    assert [t[1] for t in trace] == [
+        (Redirected(1),),
+        (Redirected(2), Warned()),
+        (Redirected(3),),
+    ]
+    assert trace[-1][0] == LadderState(redirects=3, warned=True)
+
+
+def test_end_is_declined_until_warned_and_enough_redirects() -> None:
+    end = EndRequest(EndReason.PERSISTENT_ABUSE)
+    state = LadderState()
+    assert transition(state, end, RULES) == (state, (EndDeclined(DeclineWhy.NOT_WARNED),))
+    warned_early = LadderState(redirects=1, warned=True)
+    assert transition(warned_early, end, RULES)[1] == (
+        EndDeclined(DeclineWhy.TOO_FEW_REDIRECTS),
+    )
+    ready = LadderState(redirects=3, warned=True)
+    ended, effects = transition(ready, end, RULES)
+    assert effects == (Ended(EndReason.PERSISTENT_ABUSE, Actor.MODEL, crisis=False),)
+    assert ended.ended and ended.ended_by is Actor.MODEL
+    assert ended.ended_reason is EndReason.PERSISTENT_ABUSE
+
+
+def test_user_request_ends_at_once_even_in_crisis() -> None:
+    crisis = LadderState(crisis=True)
+    state, effects = transition(crisis, EndRequest(EndReason.USER_REQUESTED, Actor.USER), RULES)
+    assert state.ended
+    assert effects == (Ended(EndReason.USER_REQUESTED, Actor.USER, crisis=True),)
+
+
+def test_crisis_flag_blocks_model_ending_and_is_shown_once() -> None:
+    trace = run(
+        [
+            Concern(ConcernKind.SELF_HARM_RISK),
+            Concern(ConcernKind.HARM_TO_OTHERS_RISK),
+            *[Refusal()] * 5,
+            EndRequest(EndReason.PERSISTENT_HARMFUL_REQUESTS),
+        ]
+    )
+    assert trace[0][1] == (CrisisFlagged(),)
+    assert trace[1][1] == ()
+    assert trace[-1][1] == (EndDeclined(DeclineWhy.CRISIS),)
+    assert not trace[-1][0].ended
+
+
+def test_ended_blocks_messages_ignores_everything_but_reopen() -> None:
+    ended = LadderState(redirects=3, warned=True, ended=True, ended_by=Actor.MODEL,
+                        ended_reason=EndReason.PERSISTENT_ABUSE)
+    assert transition(ended, UserMessage(), RULES) == (ended, (Blocked(),))
+    for signal in [Refusal(), Concern(ConcernKind.ABUSE), EndRequest(EndReason.USER_REQUESTED)]:
+        assert transition(ended, signal, RULES) == (ended, ())
+    reopened, effects = transition(ended, Reopen(), RULES)
+    assert effects == (Reopened(),)
+    assert reopened == LadderState(redirects=3, warned=True)
+
+
+def test_reopen_of_active_conversation_does_nothing() -> None:
+    state = LadderState(redirects=1)
+    assert transition(state, Reopen(), RULES) == (state, ())
+
+
+@pytest.mark.parametrize(
+    ("state", "signal"),
+    list(
+        itertools.product(
+            [
+                LadderState(redirects=r, warned=w, crisis=c, ended=e)
+                for r, w, c, e in itertools.product(range(5), *[[False, True]] * 3)
+            ],
+            [
+                UserMessage(),
+                Refusal(),
+                Reopen(),
+                *map(Concern, ConcernKind),
+                *(EndRequest(r, a) for r in EndReason for a in Actor),
+            ],
+        )
+    ),
+)
+def test_transition_is_total(state: LadderState, signal: Signal) -> None:
+    new_state, effects = transition(state, signal, RULES)
+    assert isinstance(new_state, LadderState)
+    assert isinstance(effects, tuple)
+
+
+@settings(max_examples=400)
+@given(st.lists(signals, max_size=40), rules)
+def test_properties_over_any_sequence(seq: list[Signal], rules: Rules) -> None:
+    state = LadderState()
+    for signal in seq:
+        before = state
+        state, effects = transition(state, signal, rules)
+        ends = [e for e in effects if isinstance(e, Ended)]
+        if ends and ends[0].reason is not EndReason.USER_REQUESTED:
+            # never before the warning, never with too few redirects, never in crisis
+            assert before.warned and not before.crisis
+            assert before.redirects >= rules.redirects_before_end
+        if ends:
+            assert not before.ended and state.ended
+        if before.ended and not isinstance(signal, Reopen):
+            assert state == before  # ended is absorbing
+        if isinstance(signal, UserMessage) and before.ended:
+            assert effects == (Blocked(),)
+        assert state.redirects >= before.redirects or isinstance(signal, Reopen)
+        if before.crisis:
+            assert state.crisis  # the flag is never lost
+        if any(isinstance(e, Warned) for e in effects):
+            assert not before.warned and state.redirects >= rules.redirects_before_warning
+        if state.redirects >= rules.redirects_before_warning:
+            assert state.warned
+
+
+@given(st.lists(signals, max_size=40))
+def test_effects_match_state_changes(seq: list[Signal]) -> None:
+    state = LadderState()
+    for signal in seq:
+        before = state
+        state, effects = transition(state, signal, RULES)
+        assert (Redirected(state.redirects) in effects) == (state.redirects > before.redirects)
+        assert (CrisisFlagged() in effects) == (state.crisis and not before.crisis)
+        assert (Reopened() in effects) == (before.ended and not state.ended)
