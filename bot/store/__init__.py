@@ -1,0 +1,21 @@
+"""Persistence behind `bot.ports.Store`; SQLite is the default (and, for now, only) backend."""
+
+from __future__ import annotations
+
+from bot.ports import Store
+from bot.settings import DatabaseTarget
+from bot.store.migrations import SchemaTooNew
+from bot.store.sqlite import SqliteStore, StoreError, UnknownConversation
+
+__all__ = ["SchemaTooNew", "SqliteStore", "StoreError", "UnknownConversation", "open_store"]
+
+
+async def open_store(target: DatabaseTarget) -> Store:
+    """Open the database `target` names, creating and migrating it as needed.
+
+    Raises StoreError when it cannot be opened and SchemaTooNew when a newer quitbot has
+    migrated it. The caller closes the store.
+    """
+    if target.backend == "sqlite":
+        return await SqliteStore.open(target.path)
+    raise StoreError(f"unsupported database backend {target.backend!r}")

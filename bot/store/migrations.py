@@ -1,0 +1,172 @@
+"""The SQLite schema as numbered migrations, applied in order at start-up.
+
+Append a new `Migration` to change the schema; never edit one that has shipped, because
+databases in the field have already applied it and will not run it again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiosqlite
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer quitbot than this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+_V1 = Migration(
+    1,
+    "conversations, messages, audit events, processed events, blocked notices, feedback",
+    (
+        # `n` gives "newest at a place" an insertion order that no clock can disturb;
+        # `id` is the short code people type.
+        """
+        CREATE TABLE conversations (
+            n             INTEGER PRIMARY KEY,
+            id            TEXT    NOT NULL UNIQUE,
+            platform      TEXT    NOT NULL,
+            place         TEXT    NOT NULL,
+            user_id       TEXT    NOT NULL,
+            redirects     INTEGER NOT NULL DEFAULT 0,
+            warned        INTEGER NOT NULL DEFAULT 0,
+            crisis        INTEGER NOT NULL DEFAULT 0,
+            ended         INTEGER NOT NULL DEFAULT 0,
+            ended_by      TEXT,
+            ended_reason  TEXT,
+            created_at    TEXT    NOT NULL,
+            updated_at    TEXT    NOT NULL,
+            ended_at      TEXT,
+            branched_from TEXT    REFERENCES conversations (id)
+        )
+        """,
+        "CREATE INDEX conversations_at_place ON conversations (platform, place)",
+        "CREATE INDEX conversations_ended_by_user ON conversations (platform, user_id, ended_at)",
+        """
+        CREATE TABLE messages (
+            conversation_id     TEXT    NOT NULL REFERENCES conversations (id),
+            seq                 INTEGER NOT NULL CHECK (seq >= 1),
+            role                TEXT    NOT NULL CHECK (role IN ('user', 'assistant')),
+            text                TEXT    NOT NULL,
+            api                 TEXT    NOT NULL,
+            at                  TEXT    NOT NULL,
+            user_id             TEXT    NOT NULL DEFAULT '',
+            platform_message_id TEXT    NOT NULL DEFAULT '',
+            in_context          INTEGER NOT NULL DEFAULT 1,
+            PRIMARY KEY (conversation_id, seq)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE events (
+            n               INTEGER PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            kind            TEXT NOT NULL,
+            at              TEXT NOT NULL,
+            actor           TEXT NOT NULL,
+            detail          TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX events_of_conversation ON events (conversation_id, n)",
+        # `at` is kept so old rows can be pruned once platforms stop retrying them.
+        """
+        CREATE TABLE processed_events (
+            platform TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            at       TEXT NOT NULL,
+            PRIMARY KEY (platform, event_id)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE blocked_notices (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            user_id         TEXT NOT NULL,
+            at              TEXT NOT NULL,
+            PRIMARY KEY (conversation_id, user_id)
+        ) WITHOUT ROWID
+        """,
+        # A fresh end must notify again, whatever was said after an earlier end.
+        """
+        CREATE TRIGGER blocked_notices_forgotten_on_state_change
+        AFTER UPDATE OF ended ON conversations
+        WHEN NEW.ended != OLD.ended
+        BEGIN
+            DELETE FROM blocked_notices WHERE conversation_id = NEW.id;
+        END
+        """,
+        """
+        CREATE TABLE feedback (
+            n               INTEGER PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            user_id         TEXT NOT NULL,
+            text            TEXT NOT NULL,
+            at              TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX feedback_of_conversation ON feedback (conversation_id, n)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+
+
+async def schema_version(db: aiosqlite.Connection) -> int:
+    """The highest migration applied; 0 for a new database."""
+    rows = list(await db.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+    return int(rows[0][0])
+
+
+async def migrate(db: aiosqlite.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the schema up to date, one transaction per migration; return the version.
+
+    The connection must be in autocommit mode (isolation_level=None). Re-running is a no-op.
+    Each step re-reads the version under the write lock, so two processes starting at once
+    do not both apply it.
+    """
+    latest = migrations[-1].version if migrations else 0
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    current = await schema_version(db)
+    _refuse_newer(current, latest)
+    for migration in migrations:
+        if migration.version > current:
+            current = await _apply(db, migration)
+            _refuse_newer(current, latest)
+    return current
+
+
+async def _apply(db: aiosqlite.Connection, migration: Migration) -> int:
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        current = await schema_version(db)
+        if migration.version > current:
+            for statement in migration.statements:
+                await db.execute(statement)
+            await db.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
+                (migration.version, migration.description, datetime.now(UTC).isoformat()),
+            )
+            current = migration.version
+        await db.execute("COMMIT")
+    except BaseException:
+        await db.execute("ROLLBACK")
+        raise
+    return current
+
+
+def _refuse_newer(current: int, latest: int) -> None:
+    if current > latest:
+        raise SchemaTooNew(
+            f"the database is at schema version {current}, but this quitbot only knows up to "
+            f"version {latest}; upgrade quitbot (or point QUITBOT_DATABASE_URL at another file)"
+        )
