@@ -296,8 +296,8 @@ class SqliteStore:
         wait up to the busy timeout instead of failing half-way through.
         """
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield
                 await self._db.execute("COMMIT")
             except BaseException:
@@ -427,11 +427,16 @@ def _create_private(path: Path) -> None:
     SQLite gives the -wal and -shm files the main file's mode, so they follow. Existing
     files keep the mode their operator chose.
     """
+    if path.exists():
+        return
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the database {path}: {exc.strerror}") from exc
+    try:
         fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
-        return
+        return  # another process created it a moment ago
     except OSError as exc:
         raise StoreError(f"cannot create the database {path}: {exc.strerror}") from exc
     try:
