@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-5-5"
 
 DEFAULT_CRISIS_MESSAGE = (
     "If you are thinking about harming yourself or someone else, please reach out now. "

@@ -1,0 +1,79 @@
+"""The composition root: settings in, a running core (store, model, engine) out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from bot.engine import Engine, EngineConfig
+from bot.model import ClaudeModel, build_client
+from bot.policy import Rules
+from bot.ports import Model, ModelReply, ModelUnavailable, Store, TextSink
+from bot.settings import Settings
+from bot.store import open_store
+
+NO_KEY = (
+    "ANTHROPIC_API_KEY is not set: get a key at https://console.anthropic.com/ and "
+    "export ANTHROPIC_API_KEY=... (or put it in .env)"
+)
+
+
+class UnconfiguredModel:
+    """Stands in when no API key is set, so operator commands still work without one."""
+
+    async def reply(self, messages: Sequence[dict[str, Any]], on_text: TextSink) -> ModelReply:
+        raise ModelUnavailable(NO_KEY)
+
+    async def check(self) -> str:
+        raise ModelUnavailable(NO_KEY)
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What `main` hands to the adapters."""
+
+    settings: Settings
+    engine: Engine
+    store: Store
+    model: Model
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    return EngineConfig(
+        rules=Rules(settings.redirects_before_warning, settings.redirects_before_end),
+        crisis_message=settings.crisis_message,
+        max_ended_per_day=settings.max_ended_per_day,
+        blocked_notice_seconds=settings.blocked_notice_seconds,
+        context_tokens=settings.context_tokens,
+        max_message_chars=settings.max_message_chars,
+    )
+
+
+@asynccontextmanager
+async def build_runtime(
+    settings: Settings, *, model: Model | None = None
+) -> AsyncIterator[Runtime]:
+    """Open the store, build the one Claude client, wire the engine; close all on exit.
+
+    Pass `model` to use another Model (benchmarks use an in-process one).
+    """
+    store = await open_store(settings.database)
+    try:
+        if model is not None:
+            yield Runtime(settings, Engine(store, model, engine_config(settings)), store, model)
+            return
+        if settings.anthropic_api_key is None:
+            fallback = UnconfiguredModel()
+            engine = Engine(store, fallback, engine_config(settings))
+            yield Runtime(settings, engine, store, fallback)
+            return
+        client = build_client(settings)
+        try:
+            claude = ClaudeModel.from_settings(client, settings)
+            yield Runtime(settings, Engine(store, claude, engine_config(settings)), store, claude)
+        finally:
+            await client.close()
+    finally:
+        await store.close()

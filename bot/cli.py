@@ -1,0 +1,162 @@
+"""The `quitbot` command: chat, run, doctor, and the operator's conversation tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from bot.app import NO_KEY, build_runtime
+from bot.settings import Settings, SettingsError, load_settings
+from bot.store import SchemaTooNew, StoreError
+
+log = logging.getLogger("quitbot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="quitbot",
+        description="A Claude assistant for Discord and Slack that can end a conversation "
+        "as a last resort.",
+    )
+    parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    chat = commands.add_parser("chat", help="talk to the assistant in this terminal")
+    start = chat.add_mutually_exclusive_group()
+    start.add_argument("--resume", metavar="ID", help="continue a conversation")
+    start.add_argument("--branch", metavar="ID", help="start from an earlier conversation")
+    chat.add_argument(
+        "--from",
+        dest="upto",
+        type=int,
+        metavar="N",
+        help="with --branch: carry its first N messages",
+    )
+
+    commands.add_parser("run", help="run every configured platform (Discord, Slack)")
+    commands.add_parser("doctor", help="check settings, database, model API and platforms")
+
+    conversations = commands.add_parser("conversations", help="operator tools")
+    ops = conversations.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    listing = ops.add_parser("list", help="list conversations, newest first")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--state", choices=["active", "ended"])
+    listing.add_argument("--platform")
+    listing.add_argument("--limit", type=int, default=50)
+    show = ops.add_parser("show", help="one conversation with its messages and audit trail")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+    reopen = ops.add_parser("reopen", help="make an ended conversation active again")
+    reopen.add_argument("id")
+    reopen.add_argument("--note", default="", help="why (kept in the audit trail)")
+    reopen.add_argument("--by", default="cli-operator", help="who is reopening it")
+    export = ops.add_parser("export", help="conversations as JSON Lines, with messages and events")
+    export.add_argument("ids", nargs="*", metavar="ID", help="default: all")
+
+    discord = commands.add_parser("discord", help="Discord helpers")
+    discord_ops = discord.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    discord_ops.add_parser("invite-url", help="print the OAuth2 URL that adds the bot")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `quitbot` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.command == "chat" and args.branch and args.upto is None:
+        print("quitbot: --branch needs --from N", file=sys.stderr)
+        return 2
+    try:
+        settings = load_settings(args.env_file)
+    except SettingsError as exc:
+        print("quitbot: bad configuration:", file=sys.stderr)
+        for line in exc.lines:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return _run_until_signalled(_dispatch(args, settings))
+    except (StoreError, SchemaTooNew) as exc:
+        print(f"quitbot: database: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run, but SIGTERM (systemd, docker stop) shuts down as cleanly as Ctrl-C."""
+
+    async def guarded() -> int:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        if task is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            return 0
+
+    return asyncio.run(guarded())
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import operator
+
+    if args.command == "chat":
+        return await _chat(args, settings)
+    if args.command == "run":
+        return await _run_platforms(settings)
+    if args.command == "doctor":
+        return await operator.doctor(settings)
+    if args.command == "discord":
+        return await operator.discord_invite_url(settings)
+    return await operator.conversations(args, settings)
+
+
+async def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    from platforms.console import run_console
+
+    if settings.anthropic_api_key is None:
+        print(f"quitbot: {NO_KEY}", file=sys.stderr)
+        return 2
+    async with build_runtime(settings) as runtime:
+        return await run_console(
+            runtime.engine, resume=args.resume, branch=args.branch, upto=args.upto
+        )
+
+
+async def _run_platforms(settings: Settings) -> int:
+    if settings.anthropic_api_key is None:
+        print(f"quitbot: {NO_KEY}", file=sys.stderr)
+        return 2
+    adapters = []
+    if settings.discord.enabled:
+        adapters.append("discord")
+    if settings.slack.enabled:
+        adapters.append("slack")
+    if not adapters:
+        print(
+            "quitbot: no platform is configured. Set DISCORD_TOKEN for Discord, or "
+            "SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET "
+            "(QUITBOT_SLACK_MODE=http) for Slack. For a terminal chat run: quitbot chat",
+            file=sys.stderr,
+        )
+        return 2
+    import importlib
+
+    async with build_runtime(settings) as runtime:
+        runs = []
+        for name in adapters:
+            module = importlib.import_module(f"platforms.{name}")
+            log.info("starting the %s adapter", name)
+            runs.append(module.run(runtime.engine, settings))
+        await asyncio.gather(*runs)
+    return 0

@@ -1,0 +1,180 @@
+"""The operator's commands: conversations list/show/reopen/export, doctor, invite URL."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from typing import Any
+
+from bot.app import build_runtime
+from bot.conversation import AuditEvent, Conversation, StoredMessage
+from bot.engine import ConversationNotFound, Engine
+from bot.ports import ModelUnavailable
+from bot.settings import Settings
+
+
+def conversation_json(conversation: Conversation) -> dict[str, Any]:
+    """The `list --json` shape (a contract: see DESIGN.md)."""
+    ladder = conversation.ladder
+    return {
+        "id": conversation.id,
+        "platform": conversation.key.platform,
+        "place": conversation.key.place,
+        "user_id": conversation.user_id,
+        "state": conversation.state,
+        "redirects": ladder.redirects,
+        "warned": ladder.warned,
+        "crisis": ladder.crisis,
+        "ended_by": ladder.ended_by.value if ladder.ended_by else None,
+        "ended_reason": ladder.ended_reason.value if ladder.ended_reason else None,
+        "created_at": conversation.created_at.isoformat(),
+        "updated_at": conversation.updated_at.isoformat(),
+        "ended_at": conversation.ended_at.isoformat() if conversation.ended_at else None,
+        "branched_from": conversation.branched_from,
+    }
+
+
+def message_json(message: StoredMessage) -> dict[str, Any]:
+    return {
+        "seq": message.seq,
+        "role": message.role,
+        "text": message.text,
+        "at": message.at.isoformat(),
+        "user_id": message.user_id,
+        "platform_message_id": message.platform_message_id,
+        "in_context": message.in_context,
+    }
+
+
+def event_json(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "kind": event.kind,
+        "at": event.at.isoformat(),
+        "actor": event.actor.value,
+        "detail": event.detail,
+    }
+
+
+async def full_json(engine: Engine, conversation: Conversation) -> dict[str, Any]:
+    """The `show --json` shape: the conversation, its `messages` and its audit `events`."""
+    messages, events = await engine.record(conversation.id)
+    return {
+        **conversation_json(conversation),
+        "messages": [message_json(m) for m in messages],
+        "events": [event_json(e) for e in events],
+    }
+
+
+async def conversations(args: argparse.Namespace, settings: Settings) -> int:
+    async with build_runtime(settings) as runtime:
+        engine, store = runtime.engine, runtime.store
+        try:
+            if args.operation == "list":
+                found = await store.list_conversations(
+                    state=args.state, platform=args.platform, limit=args.limit
+                )
+                _print_list(found, as_json=args.json)
+            elif args.operation == "show":
+                conversation = await _require(engine, args.id)
+                shown = await full_json(engine, conversation)
+                print(json.dumps(shown, indent=2) if args.json else _describe(shown))
+            elif args.operation == "reopen":
+                before = await _require(engine, args.id)
+                after = await engine.reopen(before.id, args.by, args.note)
+                word = "reopened" if before.ladder.ended else "was not ended; nothing changed"
+                print(f"{after.id} {word}")
+            elif args.operation == "export":
+                ids = args.ids or [c.id for c in await store.list_conversations(limit=10**9)]
+                for conversation_id in ids:
+                    conversation = await _require(engine, conversation_id)
+                    print(json.dumps(await full_json(engine, conversation)))
+        except ConversationNotFound as exc:
+            print(f"quitbot: {exc}", file=sys.stderr)
+            return 1
+    return 0
+
+
+async def _require(engine: Engine, conversation_id: str) -> Conversation:
+    conversation = await engine.get(conversation_id)
+    if conversation is None:
+        raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
+    return conversation
+
+
+def _print_list(found: list[Conversation], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([conversation_json(c) for c in found], indent=2))
+        return
+    if not found:
+        print("No conversations.")
+        return
+    print(
+        f"{'ID':<12} {'PLATFORM':<8} {'STATE':<6} {'REDIR':>5} {'WARNED':<6} {'CRISIS':<6} "
+        f"{'UPDATED':<20} ENDED"
+    )
+    for c in found:
+        ended = f"{c.ladder.ended_by.value}: {c.ladder.ended_reason}" if c.ladder.ended_by else ""
+        print(
+            f"{c.id:<12} {c.key.platform:<8} {c.state:<6} {c.ladder.redirects:>5} "
+            f"{_yes(c.ladder.warned):<6} {_yes(c.ladder.crisis):<6} "
+            f"{c.updated_at:%Y-%m-%d %H:%M:%S} {ended}"
+        )
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _describe(shown: dict[str, Any]) -> str:
+    lines = [
+        f"Conversation {shown['id']} on {shown['platform']} ({shown['place']}): {shown['state']}",
+        f"  redirects {shown['redirects']}, warned {_yes(shown['warned'])}, "
+        f"crisis {_yes(shown['crisis'])}",
+    ]
+    if shown["state"] == "ended":
+        lines.append(
+            f"  ended by {shown['ended_by']}: {shown['ended_reason']} at {shown['ended_at']}"
+        )
+    lines.append("Messages:")
+    for m in shown["messages"]:
+        hidden = "" if m["in_context"] else " (left out of context)"
+        lines.append(f"  {m['seq']:>3}. {m['role']}{hidden}: {m['text']}")
+    lines.append("Audit trail:")
+    for e in shown["events"]:
+        lines.append(f"  {e['at']} {e['kind']} by {e['actor']} {json.dumps(e['detail'])}")
+    return "\n".join(lines)
+
+
+async def doctor(settings: Settings) -> int:
+    """Check everything quitbot needs and say in plain words what is missing."""
+    results: list[tuple[bool, str]] = [(True, "settings: loaded")]
+    async with build_runtime(settings) as runtime:
+        results.append((True, f"database: {settings.database_url} opens and is migrated"))
+        check = getattr(runtime.model, "check", None)
+        if settings.anthropic_api_key is None:
+            results.append((False, "model API: ANTHROPIC_API_KEY is not set"))
+        elif check is not None:
+            try:
+                results.append((True, f"model API: {await check()}"))
+            except ModelUnavailable as exc:
+                results.append((False, f"model API: {exc}"))
+    for name, section in (("discord", settings.discord), ("slack", settings.slack)):
+        if not section.enabled:
+            results.append((True, f"{name}: not configured (skipped)"))
+            continue
+        module = importlib.import_module(f"platforms.{name}")
+        results.extend(await module.doctor(settings))
+    for ok, line in results:
+        print(f"{'ok  ' if ok else 'FAIL'} {line}")
+    return 0 if all(ok for ok, _ in results) else 1
+
+
+async def discord_invite_url(settings: Settings) -> int:
+    if not settings.discord.enabled:
+        print("quitbot: DISCORD_TOKEN is not set", file=sys.stderr)
+        return 2
+    module = importlib.import_module("platforms.discord")
+    print(await module.invite_url(settings))
+    return 0

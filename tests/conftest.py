@@ -1,0 +1,41 @@
+"""Fixtures shared by every test: the fake Claude API and a runtime wired to it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from bot.app import Runtime, build_runtime
+from bot.settings import DiscordSettings, Settings, SlackSettings
+from tests.fakes.anthropic import FakeAnthropic, fake_anthropic
+
+__all__ = ["fake_anthropic"]
+
+
+def make_settings(tmp_path: Path, fake: FakeAnthropic, **overrides: Any) -> Settings:
+    """Settings for a test: nothing read from the environment or a .env file."""
+    values: dict[str, Any] = {
+        "anthropic_api_key": "test-key",
+        "anthropic_base_url": fake.base_url,
+        "database_url": f"sqlite:///{tmp_path / 'quitbot.db'}",
+        "model_max_retries": 1,
+        "discord": DiscordSettings.model_construct(),
+        "slack": SlackSettings.model_construct(),
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, fake_anthropic: FakeAnthropic) -> Settings:
+    return make_settings(tmp_path, fake_anthropic)
+
+
+@pytest_asyncio.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    async with build_runtime(settings) as built:
+        yield built
