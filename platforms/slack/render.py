@@ -1,0 +1,238 @@
+"""The core's words -> Slack: Markdown as mrkdwn, long text split, notices as Block Kit. Pure."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from bot.notices import Notice, NoticeKind
+from platforms.slack.translate import Place
+
+# Slack shows up to 40,000 characters but advises 4,000; escaping can grow text a little.
+MESSAGE_LIMIT = 3_500
+# chat.appendStream takes up to 12,000 characters of Markdown at once.
+STREAM_APPEND_LIMIT = 12_000
+_SECTION_LIMIT = 3_000
+
+NEW_CONVERSATION = "quitbot_new_conversation"
+MISTAKE = "quitbot_mistake"
+END_CONFIRM = "quitbot_end_confirm"
+END_CANCEL = "quitbot_end_cancel"
+BRANCH = "quitbot_branch"
+
+ENDED_REACTION = "no_entry_sign"
+ENDED_TITLE = "Ended conversation"
+
+Blocks = list[dict[str, Any]]
+
+# --- Markdown -> mrkdwn --------------------------------------------------------------------
+
+_FENCE = re.compile(r"(```[\s\S]*?(?:```|$))")
+_INLINE_CODE = re.compile(r"(`[^`\n]+`)")
+_LINK = re.compile(r"\[([^\]\n]+)\]\((https?://[^)\s]+)\)")
+_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.M)
+_BULLET = re.compile(r"^(\s*)[-*+]\s+", re.M)
+_BOLD = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+_ITALIC = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
+_STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
+_RULE = re.compile(r"^\s*(?:-{3,}|\*{3,}|_{3,})\s*$", re.M)
+_BOLD_MARK = "\x01"
+
+
+def escape(text: str) -> str:
+    """Slack reads &, < and > as markup; these three must be escaped everywhere."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Claude's Markdown as Slack mrkdwn; an unclosed code fence (mid-stream) stays code."""
+    out = []
+    for part in _FENCE.split(markdown):
+        if part.startswith("```"):
+            out.append(_code_block(part))
+        else:
+            out.append(_prose(part))
+    return "".join(out)
+
+
+def _code_block(block: str) -> str:
+    # Slack ignores a language tag and would show it as the first line of code.
+    body = block[3:]
+    first, newline, rest = body.partition("\n")
+    if newline and re.fullmatch(r"[\w+#.-]+", first.strip()):
+        body = rest
+    return "```" + escape(body)
+
+
+def _prose(text: str) -> str:
+    return "".join(
+        escape(piece) if piece.startswith("`") else _inline(piece)
+        for piece in _INLINE_CODE.split(text)
+    )
+
+
+def _inline(text: str) -> str:
+    text = escape(text)
+    text = _RULE.sub("──────────", text)
+    text = _HEADING.sub(lambda m: f"{_BOLD_MARK}{_strip_bold(m.group(1))}{_BOLD_MARK}", text)
+    text = _BULLET.sub(lambda m: f"{m.group(1)}• ", text)
+    text = _BOLD.sub(lambda m: f"{_BOLD_MARK}{m.group(2)}{_BOLD_MARK}", text)
+    text = _ITALIC.sub(r"_\1_", text)
+    text = _STRIKE.sub(r"~\1~", text)
+    text = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", text)
+    return text.replace(_BOLD_MARK, "*")
+
+
+def _strip_bold(text: str) -> str:
+    return _BOLD.sub(lambda m: m.group(2), text)
+
+
+# --- splitting -----------------------------------------------------------------------------
+
+
+def split_text(text: str, limit: int = MESSAGE_LIMIT) -> list[str]:
+    """Cut Markdown into pieces of at most `limit` characters, at the cleanest break.
+
+    Paragraphs, then lines, then words; a code block cut in two is closed and reopened so
+    both pieces render as code.
+    """
+    if limit < 16:
+        raise ValueError("limit too small to split cleanly")
+    pieces: list[str] = []
+    rest = text
+    while len(rest) > limit:
+        cut = _cut_at(rest, limit - 4)  # room to close a code fence
+        head, rest = rest[:cut], rest[cut:]
+        if head.count("```") % 2:
+            head = head.rstrip("\n") + "\n```"
+            rest = "```\n" + rest.lstrip("\n")
+        else:
+            rest = rest.lstrip()
+        pieces.append(head.rstrip())
+    if rest.strip() or not pieces:
+        pieces.append(rest)
+    return pieces
+
+
+def _cut_at(text: str, limit: int) -> int:
+    window = text[:limit]
+    for separator in ("\n\n", "\n", " "):
+        at = window.rfind(separator)
+        if at > limit // 2:
+            return at + len(separator)
+    return limit
+
+
+# --- notices -------------------------------------------------------------------------------
+
+_ICONS = {
+    NoticeKind.DECLINE: "",
+    NoticeKind.WARNING: ":warning:",
+    NoticeKind.CRISIS: ":sos:",
+    NoticeKind.END: ":no_entry_sign:",
+    NoticeKind.BLOCKED: ":no_entry_sign:",
+    NoticeKind.MODEL_UNAVAILABLE: ":hourglass:",
+    NoticeKind.LIMIT: ":hourglass:",
+    NoticeKind.TOO_LONG: ":scissors:",
+}
+
+# Notices that concern only the person who wrote; shown to them alone.
+EPHEMERAL = frozenset(
+    {NoticeKind.BLOCKED, NoticeKind.LIMIT, NoticeKind.TOO_LONG, NoticeKind.MODEL_UNAVAILABLE}
+)
+
+
+def how_to_start_again(place: Place, bot_user_id: str) -> str:
+    if place is Place.ASSISTANT:
+        return "To start again, open a new chat with me from the assistant pane."
+    if place is Place.DM:
+        return "To start again, send me a new message outside this thread."
+    return f"To start again, mention <@{bot_user_id}> in a new message in the channel."
+
+
+def render_notice(
+    notice: Notice, place: Place, bot_user_id: str, conversation_id: str = ""
+) -> tuple[str, Blocks]:
+    """A notice as (fallback text, blocks); the END notice gets its two buttons."""
+    match notice.kind:
+        case NoticeKind.WARNING:
+            return notice.text, _warning(notice.text)
+        case NoticeKind.END:
+            return _end(notice, place, bot_user_id, conversation_id)
+        case NoticeKind.BLOCKED:
+            text = f"{notice.text} {how_to_start_again(place, bot_user_id)}"
+            return text, [_section(f"{_ICONS[notice.kind]} {escape(text)}")]
+        case NoticeKind.DECLINE:
+            return notice.text, [_section(escape(notice.text))]
+        case _:
+            icon = _ICONS[notice.kind]
+            return notice.text, [_section(f"{icon} {escape(notice.text)}")]
+
+
+def _section(mrkdwn: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn[:_SECTION_LIMIT]}}
+
+
+_WARNING_CONTEXT = "Continuing this way will end the conversation."
+
+
+def _warning(text: str) -> Blocks:
+    return [
+        _section(f":warning: *Warning*\n{escape(text)}"),
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": _WARNING_CONTEXT}],
+        },
+    ]
+
+
+def _end(
+    notice: Notice, place: Place, bot_user_id: str, conversation_id: str
+) -> tuple[str, Blocks]:
+    again = how_to_start_again(place, bot_user_id)
+    blocks: Blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Conversation ended"}},
+        _section(escape(notice.text)),
+    ]
+    if notice.resources:
+        blocks.append(_section(f":sos: {escape(notice.resources)}"))
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": again}]})
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "quitbot_end",
+            "elements": [
+                _button("Start a new conversation", NEW_CONVERSATION, conversation_id, "primary"),
+                _button("This was a mistake", MISTAKE, conversation_id),
+            ],
+        }
+    )
+    text = " ".join(part for part in (notice.text, notice.resources, again) if part)
+    return text, blocks
+
+
+def _button(label: str, action_id: str, value: str, style: str = "") -> dict[str, Any]:
+    button: dict[str, Any] = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": action_id,
+        "value": value,
+    }
+    if style:
+        button["style"] = style
+    return button
+
+
+def end_confirmation(conversation_id: str) -> tuple[str, Blocks]:
+    text = "End this conversation? Nobody can continue it afterwards; you can start a new one."
+    return text, [
+        _section(text),
+        {
+            "type": "actions",
+            "block_id": "quitbot_end_confirm",
+            "elements": [
+                _button("End it", END_CONFIRM, conversation_id, "danger"),
+                _button("Keep going", END_CANCEL, conversation_id),
+            ],
+        },
+    ]

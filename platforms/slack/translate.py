@@ -1,0 +1,210 @@
+"""Slack payloads -> the core's types. Pure: no I/O, tested against recorded payloads."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+from bot.conversation import Attachment, ConversationKey, Inbound
+
+PLATFORM = "slack"
+
+# Subtypes that are a person writing something new; every other subtype (edits, deletions,
+# joins, topic changes, bot posts...) is not a message to answer.
+_ANSWERED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
+
+_LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]*))?>")
+_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>")
+
+
+class Place(StrEnum):
+    """Where in Slack a conversation lives; decides how to reply and how to start again."""
+
+    CHANNEL = "channel"  # a thread under a message in a channel
+    DM = "dm"  # a thread under a top-level message in a DM with the app
+    ASSISTANT = "assistant"  # a thread in Slack's AI assistant pane
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file shared with a message; downloaded later, only if the app wants it."""
+
+    name: str
+    media_type: str
+    size: int
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """One person's message as the adapter needs it: what to tell the core, where to answer."""
+
+    channel: str
+    ts: str
+    thread_ts: str  # the thread the answer goes to (the message itself when top-level)
+    user_id: str
+    team_id: str
+    text: str
+    place: Place
+    mentioned: bool  # the app was @-mentioned: it may start a conversation here
+    threaded: bool  # a reply inside an existing thread
+    files: tuple[FileRef, ...] = ()
+
+    @property
+    def key(self) -> ConversationKey:
+        return thread_key(self.channel, self.thread_ts)
+
+    @property
+    def event_id(self) -> str:
+        """The same for a message's `app_mention` and `message` events and Slack's retries."""
+        return f"{self.channel}:{self.ts}"
+
+    def inbound(self, attachments: tuple[Attachment, ...] = ()) -> Inbound:
+        return Inbound(
+            key=self.key,
+            event_id=self.event_id,
+            user_id=self.user_id,
+            text=self.text,
+            message_id=self.ts,
+            attachments=attachments,
+        )
+
+
+def thread_key(channel: str, thread_ts: str) -> ConversationKey:
+    return ConversationKey(PLATFORM, f"{channel}:{thread_ts}")
+
+
+def split_key(key: ConversationKey) -> tuple[str, str]:
+    """(channel, thread_ts) of a key made by `thread_key`."""
+    channel, _, thread_ts = key.place.partition(":")
+    return channel, thread_ts
+
+
+def translate_event(
+    event: dict[str, Any], bot_user_id: str, team_id: str = ""
+) -> SlackMessage | None:
+    """A `message` or `app_mention` event as a SlackMessage, or None if it is not for us."""
+    if event.get("type") not in {"message", "app_mention"}:
+        return None
+    if event.get("subtype") not in _ANSWERED_SUBTYPES or event.get("bot_id"):
+        return None
+    user = event.get("user")
+    channel = event.get("channel")
+    ts = event.get("ts")
+    if not user or not channel or not ts or user == bot_user_id:
+        return None
+    raw = str(event.get("text") or "")
+    mention = f"<@{bot_user_id}>"
+    mentioned = event.get("type") == "app_mention" or (bool(bot_user_id) and mention in raw)
+    thread_ts = event.get("thread_ts")
+    return SlackMessage(
+        channel=channel,
+        ts=ts,
+        thread_ts=thread_ts or ts,
+        user_id=user,
+        team_id=str(event.get("team") or event.get("user_team") or team_id),
+        text=plain_text(raw.replace(mention, "")).strip(),
+        place=_place(event, bot_user_id),
+        mentioned=mentioned,
+        threaded=thread_ts is not None and thread_ts != ts,
+        files=tuple(_files(event)),
+    )
+
+
+def _place(event: dict[str, Any], bot_user_id: str) -> Place:
+    is_dm = event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
+    if not is_dm:
+        return Place.CHANNEL
+    # Messages in assistant threads carry `assistant_thread`; their root is the app's own.
+    if "assistant_thread" in event:
+        return Place.ASSISTANT
+    if event.get("thread_ts") and event.get("parent_user_id") == bot_user_id:
+        return Place.ASSISTANT
+    return Place.DM
+
+
+def _files(event: dict[str, Any]) -> list[FileRef]:
+    refs = []
+    for file in event.get("files") or ():
+        url = file.get("url_private_download") or file.get("url_private")
+        if not url or file.get("mode") == "tombstone":
+            continue
+        refs.append(
+            FileRef(
+                name=str(file.get("name") or file.get("title") or "file"),
+                media_type=str(file.get("mimetype") or "application/octet-stream"),
+                size=int(file.get("size") or 0),
+                url=str(url),
+            )
+        )
+    return refs
+
+
+def plain_text(text: str) -> str:
+    """Slack's message markup as a person typed it: links unwrapped, entities decoded."""
+    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
+    text = _SPECIAL.sub(lambda m: "@" + m.group(1), text)
+    return html.unescape(text)
+
+
+@dataclass(frozen=True, slots=True)
+class AssistantThread:
+    """An `assistant_thread_started` event: a user opened a thread in the assistant pane."""
+
+    channel: str
+    thread_ts: str
+    user_id: str
+
+    @property
+    def key(self) -> ConversationKey:
+        return thread_key(self.channel, self.thread_ts)
+
+
+def translate_assistant_thread(event: dict[str, Any]) -> AssistantThread | None:
+    thread = event.get("assistant_thread") or {}
+    channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
+    if not channel or not thread_ts:
+        return None
+    return AssistantThread(channel, thread_ts, str(thread.get("user_id") or ""))
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """`/quitbot <verb> [target] [note]`: target is a thread link or conversation id."""
+
+    verb: str
+    target: str = ""
+    note: str = ""
+
+
+def parse_command(text: str) -> Command:
+    words = text.strip().split(maxsplit=2)
+    if not words:
+        return Command("help")
+    target = words[1].strip("<>").split("|")[0] if len(words) > 1 else ""
+    return Command(words[0].lower(), target, words[2] if len(words) > 2 else "")
+
+
+_ARCHIVES = re.compile(r"/archives/([A-Z0-9]+)/p(\d{10})(\d{6})")
+
+
+def key_from_link(link: str) -> ConversationKey | None:
+    """The conversation key named by a Slack message or thread link, if it is one.
+
+    A link to a reply names its thread through `thread_ts`; a link to a top-level message
+    names the thread under it.
+    """
+    match = _ARCHIVES.search(link)
+    if match is None:
+        return None
+    channel, seconds, micros = match.groups()
+    query = parse_qs(urlparse(link).query)
+    thread_ts = query.get("thread_ts", [f"{seconds}.{micros}"])[0]
+    return thread_key(channel, thread_ts)

@@ -1,0 +1,277 @@
+"""A fake Slack Web API (and Socket Mode server) on 127.0.0.1 that records every call.
+
+The real slack_sdk talks to it over HTTP: point `AsyncWebClient(base_url=fake.base_url)` at it.
+Unknown methods, bad tokens and malformed calls fail loudly: they are answered with an error
+and listed in `fake.unexpected`, which the `fake_slack` fixture checks is empty at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_TOKEN = "xoxb-test-token"
+APP_TOKEN = "xapp-test-token"
+SIGNING_SECRET = "test-signing-secret"
+TEAM_ID = "T0FAKE"
+BOT_USER_ID = "U0QUITBOT"
+BOT_ID = "B0QUITBOT"
+DEFAULT_SCOPES = (
+    "app_mentions:read,assistant:write,channels:history,chat:write,commands,files:read,"
+    "groups:history,im:history,mpim:history,reactions:write,users:read"
+)
+
+WAIT = 5.0  # seconds before a wait fails the test loudly
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass
+class Call:
+    """One Web API call as the fake received it."""
+
+    method: str
+    args: dict[str, Any]
+    token: str
+
+
+@dataclass
+class _RateLimit:
+    times: int
+    retry_after: int
+
+
+@dataclass
+class FakeSlack:
+    """`async with FakeSlack() as fake:`; then `fake.base_url` is the Web API base."""
+
+    streaming: bool = True  # False: chat.startStream answers as in a workspace without it
+    scopes: str = DEFAULT_SCOPES
+    admins: set[str] = field(default_factory=set)
+    files: dict[str, bytes] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    _rate_limits: dict[str, _RateLimit] = field(default_factory=dict)
+    _failures: dict[str, str] = field(default_factory=dict)
+    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _runner: web.AppRunner | None = None
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _acks: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    _socket_open: asyncio.Event = field(default_factory=asyncio.Event)
+    port: int = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeSlack:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)
+        app.router.add_get("/files/{name}", self._file)
+        app.router.add_get("/socket", self._socket)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def file_url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/files/{name}"
+
+    # --- scripting ---------------------------------------------------------------------
+
+    def rate_limit(self, method: str, *, times: int = 1, retry_after: int = 0) -> None:
+        """Answer the next `times` calls of `method` with 429 and `Retry-After`."""
+        self._rate_limits[method] = _RateLimit(times, retry_after)
+
+    def fail(self, method: str, error: str) -> None:
+        """Answer every later call of `method` with `{"ok": false, "error": error}`."""
+        self._failures[method] = error
+
+    # --- inspecting --------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        return [call.args for call in self.calls if call.method == method]
+
+    def methods(self) -> list[str]:
+        return [call.method for call in self.calls]
+
+    async def wait_for(self, method: str, count: int = 1) -> list[dict[str, Any]]:
+        """Wait until `method` was called `count` times; fail loudly after WAIT seconds."""
+        async with asyncio.timeout(WAIT), self._changed:
+            await self._changed.wait_for(lambda: len(self.calls_to(method)) >= count)
+        return self.calls_to(method)
+
+    # --- the Web API -------------------------------------------------------------------
+
+    async def _api(self, request: web.Request) -> web.StreamResponse:
+        method = request.match_info["method"]
+        args = await _arguments(request)
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        token = token or str(args.pop("token", ""))
+        limit = self._rate_limits.get(method)
+        if limit is not None and limit.times > 0:
+            limit.times -= 1
+            await self._record(Call(f"{method}:429", args, token))
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"},
+                status=429,
+                headers={"Retry-After": str(limit.retry_after)},
+            )
+        await self._record(Call(method, args, token))
+        expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        if token != expected:
+            self.unexpected.append(f"{method} with token {token!r}")
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if method in self._failures:
+            return web.json_response({"ok": False, "error": self._failures[method]})
+        handler = self._handlers().get(method)
+        if handler is None:
+            self.unexpected.append(f"unexpected method {method}")
+            return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
+        headers = {"x-oauth-scopes": self.scopes} if method == "auth.test" else {}
+        return web.json_response({"ok": True, **handler(args)}, headers=headers)
+
+    async def _record(self, call: Call) -> None:
+        async with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+    def _handlers(self) -> dict[str, Handler]:
+        return {
+            "auth.test": lambda a: {
+                "url": "https://fake.slack.com/",
+                "team": "Fake",
+                "user": "quitbot",
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "is_enterprise_install": False,
+            },
+            "chat.postMessage": lambda a: {"channel": a.get("channel"), "ts": self.next_ts()},
+            "chat.update": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
+            "chat.delete": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
+            "chat.postEphemeral": lambda a: {"message_ts": self.next_ts()},
+            "chat.startStream": self._start_stream,
+            "chat.appendStream": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
+            "chat.stopStream": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
+            "chat.getPermalink": lambda a: {
+                "channel": a.get("channel"),
+                "permalink": permalink(str(a.get("channel")), str(a.get("message_ts"))),
+            },
+            "reactions.add": lambda a: {},
+            "reactions.remove": lambda a: {},
+            "assistant.threads.setStatus": lambda a: {},
+            "assistant.threads.setTitle": lambda a: {},
+            "assistant.threads.setSuggestedPrompts": lambda a: {},
+            "users.info": lambda a: {
+                "user": {
+                    "id": a.get("user"),
+                    "is_admin": a.get("user") in self.admins,
+                    "is_owner": False,
+                }
+            },
+            "apps.connections.open": lambda a: {"url": f"ws://127.0.0.1:{self.port}/socket"},
+        }
+
+    def _start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not self.streaming:
+            return {"ok": False, "error": "feature_not_enabled"}
+        return {"channel": args.get("channel"), "ts": self.next_ts()}
+
+    def next_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    async def _file(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if request.headers.get("Authorization") != f"Bearer {BOT_TOKEN}":
+            self.unexpected.append(f"file {name} fetched without the bot token")
+            return web.Response(status=403)
+        await self._record(Call(f"files:{name}", {}, BOT_TOKEN))
+        if name not in self.files:
+            self.unexpected.append(f"unknown file {name}")
+            return web.Response(status=404)
+        return web.Response(body=self.files[name])
+
+    # --- Socket Mode -------------------------------------------------------------------
+
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.append(ws)
+        await ws.send_json({"type": "hello", "num_connections": 1, "debug_info": {}})
+        self._socket_open.set()
+        async for message in ws:
+            if message.type is not WSMsgType.TEXT:
+                continue
+            ack = json.loads(message.data)
+            future = self._acks.pop(str(ack.get("envelope_id")), None)
+            if future is None:
+                self.unexpected.append(f"socket message {message.data}")
+            elif not future.done():
+                future.set_result(ack)
+        self._sockets.remove(ws)
+        return ws
+
+    async def socket_send(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one envelope to the connected app; return its acknowledgement."""
+        async with asyncio.timeout(WAIT):
+            await self._socket_open.wait()
+        envelope_id = f"env-{next(self._ts)}"
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._acks[envelope_id] = future
+        await self._sockets[-1].send_json(
+            {
+                "envelope_id": envelope_id,
+                "type": kind,
+                "payload": payload,
+                "accepts_response_payload": kind != "events_api",
+                "retry_attempt": 0,
+                "retry_reason": "",
+            }
+        )
+        async with asyncio.timeout(WAIT):
+            return await future
+
+
+def permalink(channel: str, ts: str) -> str:
+    return f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+
+async def _arguments(request: web.Request) -> dict[str, Any]:
+    """slack_sdk sends JSON for some methods and form fields for others."""
+    args: dict[str, Any] = dict(request.query)
+    if not request.can_read_body:
+        return args
+    if request.content_type == "application/json":
+        args.update(await request.json())
+        return args
+    for name, value in (await request.post()).items():
+        args[name] = _maybe_json(value) if isinstance(value, str) else value
+    return args
+
+
+def _maybe_json(value: str) -> Any:
+    if value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -1,0 +1,224 @@
+"""Signed requests as Slack sends them to an app in HTTP mode: events, commands, interactivity.
+
+Builders return the payload dicts; `SlackSender` signs and posts them to `/slack/events`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+
+from tests.fakes.slack import APP_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID
+
+_ids = itertools.count(1)
+
+
+def sign(body: str, secret: str = SIGNING_SECRET, at: int | None = None) -> dict[str, str]:
+    timestamp = str(int(time.time()) if at is None else at)
+    digest = hmac.new(
+        secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256
+    ).hexdigest()
+    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+# --- payload builders ----------------------------------------------------------------------
+
+
+def event_callback(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "api_app_id": "A0QUITBOT",
+        "event": event,
+        "type": "event_callback",
+        "event_id": event_id or f"Ev{next(_ids):08d}",
+        "event_time": int(time.time()),
+        "authorizations": [
+            {
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
+    }
+
+
+def message(
+    text: str,
+    *,
+    ts: str,
+    user: str = "U0ALICE",
+    channel: str = "C0GENERAL",
+    thread_ts: str | None = None,
+    channel_type: str = "channel",
+    **extra: Any,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "type": "message",
+        "user": user,
+        "text": text,
+        "ts": ts,
+        "channel": channel,
+        "channel_type": channel_type,
+        "event_ts": ts,
+        "team": TEAM_ID,
+    }
+    if thread_ts is not None:
+        event["thread_ts"] = thread_ts
+    event.update(extra)
+    return event
+
+
+def mention(
+    text: str, *, ts: str, user: str = "U0ALICE", channel: str = "C0GENERAL", **extra: Any
+) -> dict[str, Any]:
+    event = message(f"<@{BOT_USER_ID}> {text}", ts=ts, user=user, channel=channel, **extra)
+    event["type"] = "app_mention"
+    event.pop("channel_type")
+    return event
+
+
+def command(
+    text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL", **extra: str
+) -> dict[str, str]:
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "team_domain": "fake",
+        "channel_id": channel,
+        "channel_name": "general",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": "/quitbot",
+        "text": text,
+        "api_app_id": "A0QUITBOT",
+        "response_url": "https://hooks.slack.invalid/commands/1",
+        "trigger_id": f"trigger-{next(_ids)}",
+        **extra,
+    }
+
+
+def button(
+    action_id: str,
+    value: str,
+    *,
+    user: str = "U0ALICE",
+    channel: str = "C0GENERAL",
+    message_ts: str = "1700000000.999999",
+    thread_ts: str | None = None,
+    container_channel_type: str = "channel",
+) -> dict[str, Any]:
+    msg: dict[str, Any] = {"type": "message", "ts": message_ts, "text": "", "user": BOT_USER_ID}
+    if thread_ts:
+        msg["thread_ts"] = thread_ts
+    return {
+        "type": "block_actions",
+        "user": {"id": user, "team_id": TEAM_ID},
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "api_app_id": "A0QUITBOT",
+        "token": "legacy-verification-token",
+        "container": {
+            "type": "message",
+            "message_ts": message_ts,
+            "channel_id": channel,
+            "is_ephemeral": False,
+            "thread_ts": thread_ts,
+        },
+        "trigger_id": f"trigger-{next(_ids)}",
+        "channel": {"id": channel, "name": "general"},
+        "message": msg,
+        "response_url": "https://hooks.slack.invalid/actions/1",
+        "actions": [
+            {
+                "action_id": action_id,
+                "block_id": "quitbot",
+                "value": value,
+                "type": "button",
+                "action_ts": "1700000001.000000",
+            }
+        ],
+    }
+
+
+def message_shortcut(
+    callback_id: str,
+    *,
+    ts: str,
+    thread_ts: str | None,
+    user: str = "U0ALICE",
+    channel: str = "C0GENERAL",
+) -> dict[str, Any]:
+    msg: dict[str, Any] = {"type": "message", "ts": ts, "user": user, "text": "x"}
+    if thread_ts:
+        msg["thread_ts"] = thread_ts
+    return {
+        "type": "message_action",
+        "token": "legacy-verification-token",
+        "action_ts": "1700000002.000000",
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "user": {"id": user, "team_id": TEAM_ID},
+        "channel": {"id": channel, "name": "general"},
+        "callback_id": callback_id,
+        "trigger_id": f"trigger-{next(_ids)}",
+        "message_ts": ts,
+        "message": msg,
+        "response_url": "https://hooks.slack.invalid/actions/2",
+    }
+
+
+# --- sending -------------------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    status: int
+    body: str
+
+
+@dataclass
+class SlackSender:
+    """Posts signed requests to an app's `/slack/events` over real HTTP."""
+
+    url: str
+    session: aiohttp.ClientSession
+    secret: str = SIGNING_SECRET
+    sent: list[Sent] = field(default_factory=list)
+
+    async def event(
+        self, payload: dict[str, Any], *, retry_num: int | None = None, secret: str | None = None
+    ) -> Sent:
+        body = json.dumps(payload)
+        headers = {"Content-Type": "application/json", **sign(body, secret or self.secret)}
+        if retry_num is not None:
+            headers["X-Slack-Retry-Num"] = str(retry_num)
+            headers["X-Slack-Retry-Reason"] = "http_timeout"
+        return await self._post(body, headers)
+
+    async def command(self, fields: dict[str, str]) -> Sent:
+        return await self._form(fields)
+
+    async def interaction(self, payload: dict[str, Any]) -> Sent:
+        return await self._form({"payload": json.dumps(payload)})
+
+    async def _form(self, fields: dict[str, str]) -> Sent:
+        body = urlencode(fields)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body, self.secret)}
+        return await self._post(body, headers)
+
+    async def _post(self, body: str, headers: dict[str, str]) -> Sent:
+        async with self.session.post(self.url, data=body.encode(), headers=headers) as response:
+            sent = Sent(response.status, await response.text())
+        self.sent.append(sent)
+        return sent
+
+
+__all__ = ["APP_TOKEN", "SlackSender", "button", "command", "event_callback", "mention", "message"]
