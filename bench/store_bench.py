@@ -1,0 +1,116 @@
+"""How long the store's hot paths take on a real file database.
+
+    .venv/bin/python bench/store_bench.py [turns]
+
+Prints p50/p99 of one turn (begin_turn + commit_turn, as the engine does per message) and of
+record_blocked (a message to an ended conversation). Figures, not pass/fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot.conversation import Actor, AuditEvent, ConversationKey, EndReason, Inbound, LadderState
+from bot.ports import NewMessage
+from bot.store import SqliteStore
+
+ENDED = LadderState(
+    redirects=3,
+    warned=True,
+    ended=True,
+    ended_by=Actor.MODEL,
+    ended_reason=EndReason.PERSISTENT_ABUSE,
+)
+
+
+def message(role: str, text: str) -> NewMessage:
+    api = [{"role": role, "content": [{"type": "text", "text": text}]}]
+    return NewMessage(role, text, api, datetime.now(UTC), user_id="u1")
+
+
+async def timed(samples: list[float], call: Callable[[], Awaitable[object]]) -> None:
+    start = time.perf_counter()
+    await call()
+    samples.append(time.perf_counter() - start)
+
+
+def report(name: str, samples: list[float]) -> None:
+    ordered = sorted(samples)
+    p50 = ordered[len(ordered) // 2] * 1e6
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e6
+    p999 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.999))] * 1e6
+    print(
+        f"{name:<34} n={len(ordered):>6}  p50={p50:7.0f} µs  p99={p99:7.0f} µs  "
+        f"p99.9={p999:7.0f} µs"
+    )
+
+
+async def bench_turns(store: SqliteStore, turns: int) -> dict[str, list[float]]:
+    key = ConversationKey("bench", f"turns-{turns}")
+    conversation = await store.create(key, "u1", datetime.now(UTC))
+    samples: dict[str, list[float]] = {"begin_turn": [], "commit_turn": [], "turn": []}
+    text = "a question of ordinary length, about a hundred characters or so, like most people write"
+    for n in range(turns):
+        inbound = Inbound(key, f"{key.place}-{n}", "u1", text)
+        start = time.perf_counter()
+        await store.begin_turn(conversation.id, inbound, message("user", text))
+        middle = time.perf_counter()
+        await store.commit_turn(
+            conversation.id,
+            LadderState(redirects=n % 2),
+            datetime.now(UTC),
+            messages=[message("assistant", text * 4)],
+            events=[AuditEvent("redirect", datetime.now(UTC), Actor.MODEL, {"note": "x"})],
+        )
+        end = time.perf_counter()
+        samples["begin_turn"].append(middle - start)
+        samples["commit_turn"].append(end - middle)
+        samples["turn"].append(end - start)
+    return samples
+
+
+async def bench_blocked(store: SqliteStore, count: int) -> list[float]:
+    key = ConversationKey("bench", "blocked")
+    conversation = await store.create(key, "u1", datetime.now(UTC))
+    await store.commit_turn(conversation.id, ENDED, datetime.now(UTC))
+    samples: list[float] = []
+    quiet = timedelta(seconds=60)
+    for n in range(count):
+        inbound = Inbound(key, f"blocked-{n}", f"u{n % 10}", "let me in")
+        await timed(
+            samples,
+            lambda inbound=inbound: store.record_blocked(
+                conversation.id, inbound, datetime.now(UTC), quiet
+            ),
+        )
+    return samples
+
+
+async def main(turns: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "bench.db"
+        async with await SqliteStore.open(str(path)) as store:
+            await bench_turns(store, 200)  # warm the page cache and the thread hand-off
+            for name, samples in (await bench_turns(store, turns)).items():
+                report(name, samples)
+            report("record_blocked", await bench_blocked(store, turns))
+            recent: list[float] = []
+            for _ in range(1000):
+                await timed(recent, lambda: store.recent_messages("x", 40))
+            report("recent_messages(limit=40), empty", recent)
+            conversation = await store.current(ConversationKey("bench", f"turns-{turns}"))
+            assert conversation is not None
+            window: list[float] = []
+            for _ in range(1000):
+                await timed(window, lambda: store.recent_messages(conversation.id, 40))
+            report(f"recent_messages(40) of {2 * turns}", window)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 5000))
