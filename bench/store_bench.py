@@ -83,12 +83,9 @@ async def bench_blocked(store: SqliteStore, count: int) -> list[float]:
     quiet = timedelta(seconds=60)
     for n in range(count):
         inbound = Inbound(key, f"blocked-{n}", f"u{n % 10}", "let me in")
-        await timed(
-            samples,
-            lambda inbound=inbound: store.record_blocked(
-                conversation.id, inbound, datetime.now(UTC), quiet
-            ),
-        )
+        start = time.perf_counter()
+        await store.record_blocked(conversation.id, inbound, datetime.now(UTC), quiet)
+        samples.append(time.perf_counter() - start)
     return samples
 
 
