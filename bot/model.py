@@ -1,0 +1,223 @@
+"""Claude behind the `Model` port: streaming, the two tools, prompt caching, plain errors.
+
+One `AsyncAnthropic` client is built at start-up (`build_client`) and shared: building one
+per message costs tens of milliseconds. The SDK retries 408/409/429/5xx/529 itself; what
+is left after its retries becomes `ModelUnavailable` with a message fit for a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import anthropic
+from anthropic import AsyncAnthropic
+from anthropic.lib.streaming import AsyncMessageStream
+
+from bot.ports import ModelReply, ModelUnavailable, TextSink
+from bot.prompt import system_prompt
+from bot.settings import Settings
+from bot.tools import END_CONVERSATION, TOOLS
+
+log = logging.getLogger(__name__)
+
+_CACHE = {"type": "ephemeral"}
+
+
+def build_client(settings: Settings) -> AsyncAnthropic:
+    """The one client for the process; without a key the SDK looks for other credentials."""
+    key = settings.anthropic_api_key
+    try:
+        return AsyncAnthropic(
+            api_key=key.get_secret_value() if key is not None else None,
+            base_url=settings.anthropic_base_url,
+            max_retries=settings.model_max_retries,
+            timeout=settings.model_timeout_seconds,
+        )
+    except anthropic.AnthropicError as exc:  # e.g. a broken credentials profile on disk
+        raise ModelUnavailable(f"no usable Anthropic credentials: {exc}") from exc
+
+
+class ClaudeModel:
+    """Implements `bot.ports.Model` with the Messages API."""
+
+    def __init__(
+        self,
+        client: AsyncAnthropic,
+        model: str,
+        *,
+        max_tokens: int = 1024,
+        system: str | None = None,
+        tools: Sequence[dict[str, Any]] = TOOLS,
+    ) -> None:
+        self._client = client
+        self._model = model
+        self._max_tokens = max_tokens
+        self._system = system if system is not None else system_prompt()
+        self._tools = list(tools)
+
+    @classmethod
+    def from_settings(cls, client: AsyncAnthropic, settings: Settings) -> ClaudeModel:
+        return cls(
+            client,
+            settings.model,
+            max_tokens=settings.max_tokens,
+            system=system_prompt(settings.system_prompt_extra),
+        )
+
+    async def reply(self, messages: Sequence[dict[str, Any]], on_text: TextSink) -> ModelReply:
+        """Stream one response; text after an `end_conversation` call is neither passed on
+        nor returned, because after an end the model says nothing more."""
+        request = self.request(messages)
+        self._require_credentials()
+        try:
+            async with self._client.messages.stream(**request) as stream:
+                return await _collect(stream, on_text)
+        except anthropic.AnthropicError as exc:
+            raise self._unavailable(exc) from exc
+
+    def request(self, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """The Messages API request body (without `stream`), with three cache breakpoints:
+        the system prompt, the last tool (caching all tools) and the newest message."""
+        return {
+            "model": self._model,
+            "max_tokens": self._max_tokens,
+            "system": [{"type": "text", "text": self._system, "cache_control": _CACHE}],
+            "tools": _cache_last_tool(self._tools),
+            "messages": _cache_last_message(messages),
+        }
+
+    async def check(self) -> str:
+        """Prove the key and the model id work with one cheap call (no tokens spent)."""
+        self._require_credentials()
+        try:
+            info = await self._client.models.retrieve(self._model)
+        except anthropic.AnthropicError as exc:
+            raise self._unavailable(exc) from exc
+        return f"Claude model {info.id} ({info.display_name}) answers with this key"
+
+    def _require_credentials(self) -> None:
+        # Without any credential the SDK raises a TypeError deep inside the request.
+        client = self._client
+        if not (client.api_key or client.auth_token or getattr(client, "credentials", None)):
+            raise ModelUnavailable("no Anthropic API key is configured; set ANTHROPIC_API_KEY")
+
+    def _unavailable(self, exc: BaseException) -> ModelUnavailable:
+        reason = _reason(exc, self._model, str(self._client.base_url))
+        key = self._client.api_key
+        if key and len(key) >= 8:
+            reason = reason.replace(key, "[API key]")
+        log.warning("model unavailable: %s", reason)
+        return ModelUnavailable(reason)
+
+
+# --- the stream --------------------------------------------------------------------------
+
+
+async def _collect(stream: AsyncMessageStream[Any], on_text: TextSink) -> ModelReply:
+    ending = False
+    async for event in _events(stream):
+        if event.type == "content_block_start":
+            block = event.content_block
+            ending = ending or (block.type == "tool_use" and block.name == END_CONVERSATION)
+        elif event.type == "text" and not ending and event.text:
+            await on_text(event.text)
+    message = await stream.get_final_message()
+    if message.stop_reason is None:
+        raise ModelUnavailable("the reply stream ended before the reply was complete")
+    details = message.stop_details.to_dict() if message.stop_details is not None else None
+    return ModelReply(_blocks(message.content), message.stop_reason, details)
+
+
+async def _events(stream: AsyncMessageStream[Any]) -> AsyncIterator[Any]:
+    """The stream's events; a reply the SDK cannot parse is the API's fault, not ours."""
+    iterator = aiter(stream)
+    while True:
+        try:
+            event = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        except ValueError as exc:  # e.g. tool input that is not JSON
+            raise _Unreadable(str(exc)) from exc
+        yield event
+
+
+def _blocks(content: Sequence[Any]) -> list[dict[str, Any]]:
+    """Content to send back next time: text and tool_use only, no empty text, and no text
+    after an `end_conversation` call (the person never saw it)."""
+    blocks: list[dict[str, Any]] = []
+    ending = False
+    for block in content:
+        if block.type == "tool_use":
+            ending = ending or block.name == END_CONVERSATION
+            blocks.append(
+                {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+            )
+        elif block.type == "text" and block.text and not ending:
+            blocks.append({"type": "text", "text": block.text})
+    return blocks
+
+
+# --- caching -----------------------------------------------------------------------------
+
+
+def _cache_last_tool(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if not tools:
+        return []
+    return [*tools[:-1], {**tools[-1], "cache_control": _CACHE}]
+
+
+def _cache_last_message(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy with a cache breakpoint on the newest message's last block; the caller's
+    messages are never changed (they are the stored conversation)."""
+    copied = list(messages)
+    if not copied:
+        return copied
+    last = copied[-1]
+    content = last.get("content")
+    if isinstance(content, str):
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": content}]
+    elif isinstance(content, list) and content:
+        blocks = list(content)
+    else:
+        return copied
+    blocks[-1] = {**blocks[-1], "cache_control": _CACHE}
+    copied[-1] = {**last, "content": blocks}
+    return copied
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class _Unreadable(anthropic.AnthropicError):
+    """The API sent a reply the SDK could not parse."""
+
+
+def _reason(exc: BaseException, model: str, base_url: str) -> str:
+    match exc:
+        case anthropic.AuthenticationError():
+            return "the Anthropic API rejected the API key (401); check ANTHROPIC_API_KEY"
+        case anthropic.PermissionDeniedError():
+            return f"this API key may not use {model} (403 permission denied)"
+        case anthropic.NotFoundError():
+            return f"the Anthropic API does not know the model {model!r} (404); check QUITBOT_MODEL"
+        case anthropic.RateLimitError():
+            return "the Anthropic API is rate limiting us (429), even after retrying"
+        case anthropic.APIStatusError(status_code=200):
+            # An SSE error event: the stream had started, so the SDK did not retry.
+            return f"the reply stream broke off ({exc.type or 'error'}: {exc.api_message or ''})"
+        case anthropic.APIStatusError(status_code=529):
+            return "the Anthropic API is overloaded (529), even after retrying"
+        case anthropic.APIStatusError() if exc.status_code >= 500:
+            return f"the Anthropic API failed ({exc.status_code}), even after retrying"
+        case anthropic.APIStatusError():
+            detail = exc.api_message or exc.type or "no detail"
+            return f"the Anthropic API refused the request ({exc.status_code}): {detail}"
+        case anthropic.APITimeoutError():
+            return f"the Anthropic API did not answer in time ({base_url})"
+        case anthropic.APIConnectionError():
+            return f"could not connect to the Anthropic API at {base_url}"
+        case _Unreadable():
+            return f"the Anthropic API sent a reply that could not be read: {exc}"
+    return f"the Anthropic API could not be used: {type(exc).__name__}"

@@ -1,0 +1,549 @@
+"""ClaudeModel through the real anthropic SDK against the loopback FakeAnthropic."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from anthropic import AsyncAnthropic
+
+from bot.model import ClaudeModel, build_client
+from bot.ports import Model, ModelUnavailable
+from bot.prompt import system_prompt
+from bot.settings import Settings
+from bot.tools import TOOLS
+from tests.fakes.anthropic import (
+    FakeAnthropic,
+    blocks,
+    error,
+    hold,
+    refusal,
+    stream_error,
+    text,
+    tool,
+    tool_id,
+    tools,
+)
+
+KEY = "sk-ant-test-0123456789abcdef"
+MODEL = "claude-test-1"
+HELLO: list[dict[str, Any]] = [{"role": "user", "content": "Hello!"}]
+
+
+@pytest_asyncio.fixture
+async def fake() -> AsyncIterator[FakeAnthropic]:
+    async with FakeAnthropic() as server:
+        yield server
+        assert not server.unexpected, server.unexpected
+        assert server.pending == 0, "scripted responses were left unused"
+
+
+def _client(fake: FakeAnthropic, **options: Any) -> AsyncAnthropic:
+    options = {"max_retries": 2, "timeout": 5.0, **options}
+    return AsyncAnthropic(api_key=KEY, base_url=fake.base_url, **options)
+
+
+@pytest_asyncio.fixture
+async def client(fake: FakeAnthropic) -> AsyncIterator[AsyncAnthropic]:
+    async with _client(fake) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def model(client: AsyncAnthropic) -> ClaudeModel:
+    return ClaudeModel(client, MODEL, max_tokens=321)
+
+
+class Sink:
+    """Collects the text deltas the model passes on."""
+
+    def __init__(self) -> None:
+        self.deltas: list[str] = []
+
+    async def __call__(self, delta: str) -> None:
+        self.deltas.append(delta)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.deltas)
+
+
+def _breakpoints(value: Any) -> int:
+    if isinstance(value, dict):
+        own = 1 if "cache_control" in value else 0
+        return own + sum(_breakpoints(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_breakpoints(v) for v in value)
+    return 0
+
+
+def test_claude_model_is_a_model(model: ClaudeModel) -> None:
+    port: Model = model  # mypy checks the protocol; this line keeps the check honest
+    assert port is model
+
+
+# --- streaming and assembly --------------------------------------------------------------
+
+
+async def test_text_is_streamed_in_pieces(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(text("Hello there, how can I help you today?"))
+    sink = Sink()
+    answer = await model.reply(HELLO, sink)
+    assert len(sink.deltas) > 1
+    assert sink.text == "Hello there, how can I help you today?"
+    assert answer.content == [{"type": "text", "text": "Hello there, how can I help you today?"}]
+    assert answer.stop_reason == "end_turn"
+    assert not answer.refused
+    assert answer.tool_uses == []
+
+
+async def test_request_is_streamed_with_model_tools_and_system(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    fake.add(text("hi"))
+    await model.reply(HELLO, Sink())
+    body = fake.requests[0]
+    assert body["stream"] is True
+    assert body["model"] == MODEL
+    assert body["max_tokens"] == 321
+    assert [t["name"] for t in body["tools"]] == ["note_concern", "end_conversation"]
+    assert body["system"][0]["text"] == system_prompt()
+
+
+async def test_tool_use_is_assembled(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    call_id = tool_id()
+    concern = {"kind": "harmful_request", "note": "asked for a weapon recipe"}
+    fake.add(tool("note_concern", concern, text="I can't help with that.", id=call_id))
+    sink = Sink()
+    answer = await model.reply(HELLO, sink)
+    assert sink.text == "I can't help with that."
+    assert answer.stop_reason == "tool_use"
+    assert answer.content == [
+        {"type": "text", "text": "I can't help with that."},
+        {"type": "tool_use", "id": call_id, "name": "note_concern", "input": concern},
+    ]
+    assert answer.tool_uses == [answer.content[1]]
+
+
+async def test_several_tool_uses(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(
+        tools(
+            [
+                ("note_concern", {"kind": "abuse", "note": "insults"}),
+                ("note_concern", {"kind": "self_harm_risk", "note": "mentions hurting self"}),
+            ]
+        )
+    )
+    answer = await model.reply(HELLO, Sink())
+    kinds = [use["input"]["kind"] for use in answer.tool_uses]
+    assert kinds == ["abuse", "self_harm_risk"]
+    assert len({use["id"] for use in answer.tool_uses}) == 2
+
+
+async def test_assembled_content_can_be_sent_back(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    # The fake validates the tool loop as the real API does: a broken round trip is a 400.
+    fake.add(tool("note_concern", {"kind": "abuse", "note": "n"}, text="Let's move on."))
+    fake.add(text("Sure, what else?"))
+    answer = await model.reply(HELLO, Sink())
+    results = [
+        {"type": "tool_result", "tool_use_id": use["id"], "content": "Noted."}
+        for use in answer.tool_uses
+    ]
+    history = [*HELLO, {"role": "assistant", "content": answer.content}]
+    second = await model.reply([*history, {"role": "user", "content": results}], Sink())
+    assert second.content == [{"type": "text", "text": "Sure, what else?"}]
+    assert fake.requests[1]["messages"][1]["content"] == answer.content
+
+
+async def test_refusal_is_returned_not_raised(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(refusal(explanation="Refused for safety.", category="cyber"))
+    sink = Sink()
+    answer = await model.reply(HELLO, sink)
+    assert answer.refused
+    assert answer.stop_reason == "refusal"
+    assert answer.content == []
+    assert answer.stop_details is not None
+    assert answer.stop_details["category"] == "cyber"
+    assert answer.stop_details["explanation"] == "Refused for safety."
+    assert sink.deltas == []
+
+
+async def test_text_after_end_conversation_is_suppressed(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    end: dict[str, Any] = {"type": "tool_use", "id": tool_id(), "name": "end_conversation"}
+    end["input"] = {"reason": "persistent_abuse", "explanation": "kept insulting after warning"}
+    fake.add(
+        blocks(
+            [
+                {"type": "text", "text": "I'm going to end this conversation."},
+                end,
+                {"type": "text", "text": "Anything after the end must not be shown."},
+            ],
+            stop_reason="tool_use",
+        )
+    )
+    sink = Sink()
+    answer = await model.reply(HELLO, sink)
+    assert sink.text == "I'm going to end this conversation."
+    assert answer.content == [{"type": "text", "text": "I'm going to end this conversation."}, end]
+
+
+async def test_text_after_note_concern_is_passed_on(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    note: dict[str, Any] = {"type": "tool_use", "id": tool_id(), "name": "note_concern"}
+    note["input"] = {"kind": "abuse", "note": "n"}
+    fake.add(blocks([note, {"type": "text", "text": "Still here to help."}], "tool_use"))
+    sink = Sink()
+    answer = await model.reply(HELLO, sink)
+    assert sink.text == "Still here to help."
+    assert answer.content[-1] == {"type": "text", "text": "Still here to help."}
+
+
+async def test_empty_text_blocks_are_dropped(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    use: dict[str, Any] = {"type": "tool_use", "id": tool_id(), "name": "note_concern"}
+    use["input"] = {"kind": "abuse", "note": "n"}
+    fake.add(blocks([{"type": "text", "text": ""}, use], "tool_use"))
+    sink = Sink()
+    answer = await model.reply(HELLO, sink)
+    assert answer.content == [use]
+    assert sink.deltas == []
+
+
+async def test_empty_reply(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(text(""))
+    answer = await model.reply(HELLO, Sink())
+    assert answer.content == []
+    assert answer.stop_reason == "end_turn"
+
+
+async def test_text_arrives_while_the_reply_is_still_streaming(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    midway = asyncio.Event()
+    first = asyncio.Event()
+    fake.add(hold(text("one two three"), midway=midway))
+    seen: list[str] = []
+
+    async def on_text(delta: str) -> None:
+        seen.append(delta)
+        first.set()
+
+    task = asyncio.create_task(model.reply(HELLO, on_text))
+    async with asyncio.timeout(5):
+        await first.wait()
+    assert seen == ["one "]
+    assert not task.done()
+    midway.set()
+    answer = await task
+    assert "".join(seen) == "one two three"
+    assert answer.content == [{"type": "text", "text": "one two three"}]
+
+
+# --- prompt caching and the caller's messages --------------------------------------------
+
+
+async def test_cache_breakpoints(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": [{"type": "text", "text": "answer"}]},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+    ]
+    fake.add(text("ok"))
+    await model.reply(history, Sink())
+    body = fake.requests[0]
+    ephemeral = {"type": "ephemeral"}
+    assert body["system"][0]["cache_control"] == ephemeral
+    assert body["tools"][-1]["cache_control"] == ephemeral
+    assert all("cache_control" not in t for t in body["tools"][:-1])
+    assert body["messages"][-1]["content"][-1]["cache_control"] == ephemeral
+    assert "cache_control" not in body["messages"][-1]["content"][0]
+    assert _breakpoints(body["messages"][:-1]) == 0
+    assert _breakpoints(body) == 3
+
+
+async def test_string_content_gets_a_breakpoint(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(text("ok"))
+    await model.reply(HELLO, Sink())
+    assert fake.requests[0]["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Hello!", "cache_control": {"type": "ephemeral"}}],
+        }
+    ]
+
+
+async def test_callers_messages_are_not_mutated(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    use_id = tool_id()
+    history: list[dict[str, Any]] = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Let's talk about something else."},
+                {"type": "tool_use", "id": use_id, "name": "note_concern", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use_id, "content": "Noted."}],
+        },
+    ]
+    before = copy.deepcopy(history)
+    fake.add(text("one"), text("two"))
+    await model.reply(history, Sink())
+    await model.reply(history, Sink())
+    assert history == before
+    assert all("cache_control" not in t for t in TOOLS)
+    assert fake.requests[0] == fake.requests[1]
+
+
+# --- retries and failures ----------------------------------------------------------------
+
+
+async def test_overloaded_then_success(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(error(529, retry_after=0.001), text("Back again."))
+    sink = Sink()
+    answer = await model.reply(HELLO, sink)
+    assert sink.text == "Back again."
+    assert answer.content == [{"type": "text", "text": "Back again."}]
+    assert len(fake.requests) == 2
+    assert [h["x-stainless-retry-count"] for h in fake.request_headers] == ["0", "1"]
+
+
+async def test_rate_limited_with_retry_after(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(error(429, retry_after=0.001, message="slow down"), text("ok"))
+    answer = await model.reply(HELLO, Sink())
+    assert answer.content == [{"type": "text", "text": "ok"}]
+    assert len(fake.requests) == 2
+    assert fake.requests[0] == fake.requests[1]
+
+
+async def test_exhausted_retries_make_the_model_unavailable(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    fake.add(*[error(529, retry_after=0.001)] * 3)
+    with pytest.raises(ModelUnavailable, match="overloaded"):
+        await model.reply(HELLO, Sink())
+    assert len(fake.requests) == 3  # the first try and max_retries=2
+
+
+async def test_exhausted_rate_limit(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(*[error(429, retry_after=0.001)] * 3)
+    with pytest.raises(ModelUnavailable, match="rate limit"):
+        await model.reply(HELLO, Sink())
+
+
+async def test_server_error_after_retries(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(*[error(500, retry_after=0.001)] * 3)
+    with pytest.raises(ModelUnavailable, match=r"failed \(500\)"):
+        await model.reply(HELLO, Sink())
+
+
+async def test_bad_key_is_not_retried_and_not_leaked(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    fake.add(error(401, message=f"invalid x-api-key {KEY}"))
+    with pytest.raises(ModelUnavailable) as caught:
+        await model.reply(HELLO, Sink())
+    assert "ANTHROPIC_API_KEY" in str(caught.value)
+    assert KEY not in str(caught.value)
+    assert len(fake.requests) == 1
+
+
+async def test_key_checked_by_the_fake(fake: FakeAnthropic, client: AsyncAnthropic) -> None:
+    fake.api_key = "another-key"
+    with pytest.raises(ModelUnavailable, match="401"):
+        await ClaudeModel(client, MODEL).reply(HELLO, Sink())
+
+
+async def test_permission_denied(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(error(403))
+    with pytest.raises(ModelUnavailable, match="403"):
+        await model.reply(HELLO, Sink())
+
+
+async def test_unknown_model(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(error(404, message="model: claude-test-1"))
+    with pytest.raises(ModelUnavailable, match="QUITBOT_MODEL"):
+        await model.reply(HELLO, Sink())
+
+
+async def test_bad_request_names_the_api_message(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(error(400, message="prompt is too long: 300000 tokens > 200000 maximum"))
+    with pytest.raises(ModelUnavailable, match="prompt is too long"):
+        await model.reply(HELLO, Sink())
+    assert len(fake.requests) == 1
+
+
+async def test_invalid_tool_loop_is_caught_by_the_fake(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    dangling: list[dict[str, Any]] = [
+        *HELLO,
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": tool_id(), "name": "note_concern", "input": {}}],
+        },
+        {"role": "user", "content": "no tool_result here"},
+    ]
+    with pytest.raises(ModelUnavailable, match="400"):
+        await model.reply(dangling, Sink())
+    assert any("tool_result" in line for line in fake.unexpected)
+    fake.unexpected.clear()
+
+
+async def test_stream_breaking_off(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(stream_error(text="Partial answer", kind="overloaded_error"))
+    sink = Sink()
+    with pytest.raises(ModelUnavailable, match="broke off"):
+        await model.reply(HELLO, sink)
+    assert sink.text == "Partial answer"
+    assert len(fake.requests) == 1  # a started stream is not retried
+
+
+async def test_unreachable_api(fake: FakeAnthropic) -> None:
+    closed = FakeAnthropic()
+    await closed.start()
+    url = closed.base_url
+    await closed.close()
+    async with AsyncAnthropic(api_key=KEY, base_url=url, max_retries=0) as sdk:
+        with pytest.raises(ModelUnavailable, match="could not connect"):
+            await ClaudeModel(sdk, MODEL).reply(HELLO, Sink())
+
+
+async def test_timeout(fake: FakeAnthropic) -> None:
+    never = asyncio.Event()
+    fake.add(hold(text("too late"), before=never))
+    try:
+        async with _client(fake, timeout=0.05, max_retries=0) as sdk:
+            with pytest.raises(ModelUnavailable, match="in time"):
+                await ClaudeModel(sdk, MODEL).reply(HELLO, Sink())
+    finally:
+        never.set()
+
+
+def _settings(fake: FakeAnthropic, **values: Any) -> Settings:
+    values = {"anthropic_api_key": KEY, "anthropic_base_url": fake.base_url, **values}
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def _no_credentials_anywhere(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    for name in (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+        "ANTHROPIC_PROFILE",
+        "ANTHROPIC_CONFIG_DIR",
+        "ANTHROPIC_IDENTITY_TOKEN",
+        "ANTHROPIC_IDENTITY_TOKEN_FILE",
+        "ANTHROPIC_FEDERATION_RULE_ID",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home))
+
+
+async def test_no_credentials_at_all(
+    fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _no_credentials_anywhere(monkeypatch, tmp_path)
+    async with build_client(_settings(fake, anthropic_api_key=None)) as sdk:
+        model = ClaudeModel(sdk, MODEL)
+        with pytest.raises(ModelUnavailable, match="ANTHROPIC_API_KEY"):
+            await model.reply(HELLO, Sink())
+        with pytest.raises(ModelUnavailable, match="ANTHROPIC_API_KEY"):
+            await model.check()
+    assert fake.requests == []
+
+
+def test_broken_credentials_profile(
+    fake: FakeAnthropic, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _no_credentials_anywhere(monkeypatch, tmp_path)
+    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path))  # holds no profile
+    with pytest.raises(ModelUnavailable, match="no usable Anthropic credentials"):
+        build_client(_settings(fake, anthropic_api_key=None))
+
+
+# --- auth, settings, doctor --------------------------------------------------------------
+
+
+async def test_auth_headers(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(text("ok"))
+    await model.reply(HELLO, Sink())
+    headers = fake.request_headers[0]
+    assert headers["authorization"] == f"Bearer {KEY}"
+    assert headers["anthropic-version"]
+
+
+async def test_build_client_from_settings(fake: FakeAnthropic) -> None:
+    settings = _settings(
+        fake, model_max_retries=1, model_timeout_seconds=7.5, system_prompt_extra="Be brief."
+    )
+    async with build_client(settings) as sdk:
+        assert sdk.max_retries == 1
+        assert sdk.timeout == 7.5
+        model = ClaudeModel.from_settings(sdk, settings)
+        fake.add(error(529, retry_after=0.001), error(529, retry_after=0.001))
+        with pytest.raises(ModelUnavailable):
+            await model.reply(HELLO, Sink())
+    assert len(fake.requests) == 2
+    body = fake.requests[0]
+    assert body["model"] == settings.model
+    assert body["max_tokens"] == settings.max_tokens
+    assert body["system"][0]["text"].endswith("Be brief.\n")
+    assert fake.request_headers[0]["authorization"] == f"Bearer {KEY}"
+
+
+async def test_check_proves_key_and_model(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    line = await model.check()
+    assert MODEL in line
+    assert fake.model_lookups == [MODEL]
+    assert fake.requests == []  # no tokens spent
+
+
+async def test_check_unknown_model(fake: FakeAnthropic, client: AsyncAnthropic) -> None:
+    fake.models = {"claude-real"}
+    with pytest.raises(ModelUnavailable, match="does not know the model 'claude-typo'"):
+        await ClaudeModel(client, "claude-typo").check()
+
+
+async def test_check_bad_key(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.api_key = "the-right-key"
+    with pytest.raises(ModelUnavailable, match="rejected the API key") as caught:
+        await model.check()
+    assert KEY not in str(caught.value)
+
+
+# --- the system prompt ------------------------------------------------------------------
+
+
+def test_system_prompt_teaches_the_quit_rules() -> None:
+    prompt = system_prompt()
+    for words in (
+        "note_concern",
+        "end_conversation",
+        "harmful_request",
+        "abuse",
+        "self_harm_risk",
+        "harm_to_others_risk",
+        "user_requested",
+        "last resort",
+        "Err on the side of continuing",
+        "Never end such a conversation",
+        "tool result",
+    ):
+        assert words in prompt, words
+
+
+def test_system_prompt_extra_comes_after_the_rules() -> None:
+    prompt = system_prompt("  Answer only questions about gardening.  ")
+    assert prompt.startswith(system_prompt())
+    assert prompt.rstrip().endswith("Answer only questions about gardening.")
+    assert system_prompt("   ") == system_prompt()
