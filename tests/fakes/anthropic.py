@@ -254,12 +254,14 @@ def _validate_messages(messages: list[Any]) -> list[str]:
             continue
         content = message.get("content")
         last = i == len(messages) - 1
-        blocks_ = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        if isinstance(content, str):
+            blocks_: Any = [{"type": "text", "text": content}] if content else []
+        else:
+            blocks_ = content
         if not isinstance(blocks_, list):
             problems.append(f"{where}.content: must be a string or a list of blocks")
             continue
-        empty = not blocks_ or (isinstance(content, str) and not content)
-        if empty and not (last and message["role"] == "assistant"):
+        if not blocks_ and not (last and message["role"] == "assistant"):
             problems.append(f"{where}: all messages must have non-empty content")
         answered = {
             b.get("tool_use_id")
