@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.engine import Engine, EngineConfig
-from bot.model import ClaudeModel, build_client
 from bot.policy import Rules
 from bot.ports import Model, ModelReply, ModelUnavailable, Store, TextSink
 from bot.settings import Settings
@@ -69,6 +68,10 @@ async def build_runtime(
             engine = Engine(store, fallback, engine_config(settings))
             yield Runtime(settings, engine, store, fallback)
             return
+        # Imported here: the SDK takes a second or two to import, and operator commands
+        # that never call the model should not pay for it.
+        from bot.model import ClaudeModel, build_client
+
         client = build_client(settings)
         try:
             claude = ClaudeModel.from_settings(client, settings)

@@ -34,7 +34,7 @@ from bot.turn import Turn, TurnResult, effect_entry
 
 log = logging.getLogger(__name__)
 
-_HISTORY_LIMIT = 200  # stored messages read per turn; the token budget trims further
+_HISTORY_LIMIT = 60  # stored messages read per turn (bounds CPU); the token budget trims further
 
 
 class ConversationNotFound(LookupError):

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from bot.app import build_runtime
+from bot.app import UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, StoredMessage
 from bot.engine import ConversationNotFound, Engine
 from bot.ports import ModelUnavailable
@@ -68,7 +68,7 @@ async def full_json(engine: Engine, conversation: Conversation) -> dict[str, Any
 
 
 async def conversations(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
         engine, store = runtime.engine, runtime.store
         try:
             if args.operation == "list":

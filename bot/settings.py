@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -180,7 +180,7 @@ class SettingsError(Exception):
 def load_settings(env_file: str | Path | None = ".env") -> Settings:
     """Read the environment (and `env_file` if it exists) once; raise SettingsError if bad."""
     lines: list[str] = []
-    sections: dict[str, BaseSettings] = {}
+    sections: dict[str, Any] = {}
     for name, cls, prefix in (
         ("discord", DiscordSettings, "QUITBOT_DISCORD_"),
         ("slack", SlackSettings, "QUITBOT_SLACK_"),

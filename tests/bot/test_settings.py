@@ -1,0 +1,133 @@
+"""Settings: read once, validated with plain-words errors, database URLs parsed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from anthropic._data import DEPRECATED_MODELS
+
+from bot.settings import (
+    DEFAULT_MODEL,
+    DatabaseUrlError,
+    Settings,
+    SettingsError,
+    load_settings,
+    parse_database_url,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("QUITBOT_", "ANTHROPIC_", "DISCORD_", "SLACK_")):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_match_design() -> None:
+    settings = load_settings(None)
+    assert settings.redirects_before_warning == 2
+    assert settings.redirects_before_end == 3
+    assert settings.database.path == "quitbot.db"
+    assert "988" in settings.crisis_message
+    assert not settings.discord.enabled and not settings.slack.enabled
+
+
+def test_default_model_is_current() -> None:
+    assert DEFAULT_MODEL not in DEPRECATED_MODELS
+
+
+def test_conventional_names_and_env_file(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(
+        "ANTHROPIC_API_KEY=sk-test\nDISCORD_TOKEN=abc\nSLACK_BOT_TOKEN=xoxb-1\n"
+        "QUITBOT_SLACK_MODE=http\nQUITBOT_REDIRECTS_BEFORE_END=5\n"
+        'QUITBOT_SLACK_ADMIN_USER_IDS=["U1","U2"]\n'
+    )
+    settings = load_settings(env)
+    assert settings.anthropic_api_key is not None
+    assert settings.anthropic_api_key.get_secret_value() == "sk-test"
+    assert settings.discord.enabled and settings.slack.enabled
+    assert settings.slack.mode == "http" and settings.slack.admin_user_ids == ["U1", "U2"]
+    assert settings.redirects_before_end == 5
+
+
+def test_every_bad_field_gets_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUITBOT_MAX_TOKENS", "lots")
+    monkeypatch.setenv("QUITBOT_DATABASE_URL", "mysql://x")
+    monkeypatch.setenv("QUITBOT_SLACK_API_URL", "https://slack.example/")
+    monkeypatch.setenv("DISCORD_TOKEN", "secret-token")
+    monkeypatch.setenv("QUITBOT_DISCORD_SHARD_COUNT", "0")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None)
+    lines = caught.value.lines
+    assert len(lines) == 4
+    assert any(line.startswith("QUITBOT_MAX_TOKENS: ") for line in lines)
+    assert any(line.startswith("QUITBOT_DATABASE_URL: unknown database scheme") for line in lines)
+    assert any(line.startswith("QUITBOT_SLACK_API_URL: must end in /api/") for line in lines)
+    assert any(line.startswith("QUITBOT_DISCORD_SHARD_COUNT: ") for line in lines)
+    assert all("secret-token" not in line for line in lines)
+
+
+def test_end_threshold_cannot_come_before_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUITBOT_REDIRECTS_BEFORE_WARNING", "3")
+    monkeypatch.setenv("QUITBOT_REDIRECTS_BEFORE_END", "2")
+    with pytest.raises(SettingsError, match="at least QUITBOT_REDIRECTS_BEFORE_WARNING"):
+        load_settings(None)
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///quitbot.db", "quitbot.db"),
+        ("sqlite:////var/lib/quitbot/quitbot.db", "/var/lib/quitbot/quitbot.db"),
+        ("sqlite:///:memory:", ":memory:"),
+        ("sqlite+aiosqlite:///data/q.db", "data/q.db"),
+    ],
+)
+def test_database_urls(url: str, path: str) -> None:
+    assert parse_database_url(url).path == path
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://localhost/quitbot", "not supported yet"),
+        ("quitbot.db", "not a URL"),
+        ("sqlite://", "no file path"),
+        ("sqlite:///", "no file path"),
+        ("redis://localhost", "unknown database scheme"),
+    ],
+)
+def test_bad_database_urls(url: str, message: str) -> None:
+    with pytest.raises(DatabaseUrlError, match=message):
+        parse_database_url(url)
+
+
+def test_env_example_documents_every_setting() -> None:
+    example = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
+    expected = {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}
+    for name in Settings.model_fields:
+        if name in {"discord", "slack", "anthropic_api_key", "anthropic_base_url"}:
+            continue
+        expected.add(f"QUITBOT_{name.upper()}")
+    from bot.settings import DiscordSettings, SlackSettings
+
+    for section, prefix in (
+        (DiscordSettings, "QUITBOT_DISCORD_"),
+        (SlackSettings, "QUITBOT_SLACK_"),
+    ):
+        for name, field in section.model_fields.items():
+            alias = field.validation_alias
+            expected.add(alias if isinstance(alias, str) else f"{prefix}{name.upper()}")
+    assert expected <= documented, f"undocumented: {sorted(expected - documented)}"
+    lines = example.splitlines()
+    for index, line in enumerate(lines):
+        if re.match(r"^#?\s*[A-Z][A-Z0-9_]+=", line):
+            assert index > 0 and lines[index - 1].startswith("#"), f"no comment above {line}"
