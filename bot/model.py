@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import anthropic
+import httpx2
 from anthropic import AsyncAnthropic
 from anthropic.lib.streaming import AsyncMessageStream
 
@@ -74,7 +75,8 @@ class ClaudeModel:
         try:
             async with self._client.messages.stream(**request) as stream:
                 return await _collect(stream, on_text)
-        except anthropic.AnthropicError as exc:
+        except (anthropic.AnthropicError, httpx2.TransportError) as exc:
+            # A connection lost mid-stream reaches us as the transport's own error.
             raise self._unavailable(exc) from exc
 
     def request(self, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -218,6 +220,8 @@ def _reason(exc: BaseException, model: str, base_url: str) -> str:
             return f"the Anthropic API did not answer in time ({base_url})"
         case anthropic.APIConnectionError():
             return f"could not connect to the Anthropic API at {base_url}"
+        case httpx2.TransportError():
+            return f"the connection to the Anthropic API broke off ({type(exc).__name__})"
         case _Unreadable():
             return f"the Anthropic API sent a reply that could not be read: {exc}"
     return f"the Anthropic API could not be used: {type(exc).__name__}"

@@ -22,7 +22,9 @@ from tests.fakes.anthropic import (
     blocks,
     error,
     hold,
+    raw,
     refusal,
+    stream_drop,
     stream_error,
     text,
     tool,
@@ -406,6 +408,22 @@ async def test_stream_breaking_off(fake: FakeAnthropic, model: ClaudeModel) -> N
         await model.reply(HELLO, sink)
     assert sink.text == "Partial answer"
     assert len(fake.requests) == 1  # a started stream is not retried
+
+
+async def test_connection_lost_mid_stream(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    fake.add(stream_drop(text="Half an"))
+    sink = Sink()
+    with pytest.raises(ModelUnavailable, match="connection to the Anthropic API broke off"):
+        await model.reply(HELLO, sink)
+    assert sink.text == "Half an"
+
+
+async def test_stream_ending_without_a_stop_reason(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    broken = stream_error(text="Cut")
+    assert broken.events is not None
+    fake.add(raw(events=broken.events[:-1]))
+    with pytest.raises(ModelUnavailable, match="before the reply was complete"):
+        await model.reply(HELLO, Sink())
 
 
 async def test_unreachable_api(fake: FakeAnthropic) -> None:

@@ -48,6 +48,7 @@ class Response:
     events: list[tuple[str, dict[str, Any]]] | None = None
     before: asyncio.Event | None = None
     midway: asyncio.Event | None = None
+    drop: bool = False  # close the connection after the events instead of ending cleanly
 
 
 _ERROR_TYPES = {
@@ -142,6 +143,13 @@ def stream_error(text: str = "", kind: str = "overloaded_error") -> Response:
         cut = [e for e in cut if e[0] != "content_block_stop"]
     cut.append(("error", {"type": "error", "error": {"type": kind, "message": f"fake {kind}"}}))
     return Response(events=cut)
+
+
+def stream_drop(text: str = "") -> Response:
+    """A stream whose connection is lost after it started (and after `text`, if any)."""
+    broken = stream_error(text)
+    assert broken.events is not None
+    return Response(events=broken.events[:-1], drop=True)
 
 
 def raw(
@@ -582,6 +590,9 @@ class FakeAnthropic:
             if name == "content_block_delta" and response.midway is not None and not paused:
                 paused = True
                 await response.midway.wait()
+        if response.drop and request.transport is not None:
+            request.transport.close()
+            return stream
         await stream.write_eof()
         return stream
 
