@@ -1,0 +1,48 @@
+"""quitbot on Discord: `run` the bot, `doctor` its set-up, print its `invite_url`.
+
+discord.py is imported lazily inside these functions so that `import platforms.discord`
+costs nothing for a Slack-only deployment.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
+    from bot.settings import Settings
+
+__all__ = ["doctor", "invite_url", "run"]
+
+
+async def run(engine: Engine, settings: Settings) -> None:
+    """Run the bot until cancelled; everything is closed on the way out."""
+    from platforms.discord.app import build_bot, configure_endpoints
+
+    token = _token(settings)
+    configure_endpoints(settings.discord)
+    bot = build_bot(engine, settings)
+    async with bot:
+        await bot.start(token)
+
+
+async def doctor(settings: Settings) -> list[tuple[bool, str]]:
+    """Check the token, the message-content intent and Manage Threads, in plain words."""
+    from platforms.discord.checks import run_checks
+
+    return await run_checks(settings)
+
+
+async def invite_url(settings: Settings) -> str:
+    """The OAuth2 URL that adds the bot with exactly the permissions it needs."""
+    from platforms.discord.checks import application_id
+    from platforms.discord.permissions import invite_url_for
+
+    return invite_url_for(await application_id(settings))
+
+
+def _token(settings: Settings) -> str:
+    token = settings.discord.token
+    if token is None or not token.get_secret_value():
+        raise RuntimeError("DISCORD_TOKEN is not set")
+    return token.get_secret_value()

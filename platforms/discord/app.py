@@ -1,0 +1,104 @@
+"""Builds the discord.py bot with the engine injected; the cogs are added in setup_hook."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+import yarl
+from discord.ext import commands
+
+from bot.engine import Engine
+from bot.settings import DiscordSettings, Settings
+from platforms.discord.cog import ConversationCog
+from platforms.discord.commands import ChatCommands
+from platforms.discord.conversations import Conversations
+from platforms.discord.moderation import Moderation
+from platforms.discord.stream import EDIT_INTERVAL
+
+log = logging.getLogger(__name__)
+
+
+def intents() -> discord.Intents:
+    """The least that works: guilds, messages in servers and DMs, and message content.
+
+    Message content is privileged: without it the bot only sees mentions and DMs, so it
+    could not follow a conversation's thread (`quitbot doctor` explains how to turn it on).
+    """
+    chosen = discord.Intents.none()
+    chosen.guilds = True
+    chosen.guild_messages = True
+    chosen.dm_messages = True
+    chosen.message_content = True
+    return chosen
+
+
+def configure_endpoints(settings: DiscordSettings) -> None:
+    """Send REST and the gateway to a proxy (or a test's fake) when, and only when, set.
+
+    discord.py reads these class attributes; changing them affects every client in the
+    process, which is why this happens here at start-up and not at import.
+    """
+    if settings.api_base:
+        discord.http.Route.BASE = settings.api_base.rstrip("/")
+    if settings.gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+
+
+class QuitBot(commands.Bot):
+    """quitbot on Discord: one gateway connection."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: DiscordSettings,
+        *,
+        edit_interval: float = EDIT_INTERVAL,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents(),
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            chunk_guilds_at_startup=False,
+            **options,
+        )
+        self.conversations = Conversations(self, engine, settings, edit_interval=edit_interval)
+
+    async def setup_hook(self) -> None:
+        await self.add_cog(ConversationCog(self.conversations))
+        await self.add_cog(ChatCommands(self.tree, self.conversations))
+        await self.add_cog(Moderation(self.conversations))
+        await self.sync_commands()
+
+    async def sync_commands(self) -> None:
+        guild_id = self.conversations.settings.dev_guild_id
+        if guild_id:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to development server %s", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d commands globally (may take a while to appear)", len(synced))
+
+    async def on_message(self, message: discord.Message, /) -> None:
+        """No prefix commands: the cog answers messages."""
+
+
+class ShardedQuitBot(QuitBot, commands.AutoShardedBot):
+    """quitbot for large bots: discord.py's own auto-sharding."""
+
+
+def build_bot(engine: Engine, settings: Settings, **options: Any) -> QuitBot:
+    """The bot; auto-sharded when QUITBOT_DISCORD_SHARD_COUNT or _SHARD_IDS is set."""
+    section = settings.discord
+    if section.shard_count is None and section.shard_ids is None:
+        return QuitBot(engine, section, **options)
+    if section.shard_count is None:
+        raise ValueError("QUITBOT_DISCORD_SHARD_IDS needs QUITBOT_DISCORD_SHARD_COUNT as well")
+    return ShardedQuitBot(
+        engine, section, shard_count=section.shard_count, shard_ids=section.shard_ids, **options
+    )

@@ -1,0 +1,208 @@
+"""Discord payloads -> the core's words. Pure: attribute reads and string work, no I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import discord
+
+from bot.conversation import Attachment, ConversationKey, Inbound
+
+PLATFORM = "discord"
+THREAD_NAME_LIMIT = 100
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+TEXT_EXTENSIONS = frozenset(
+    {"txt", "md", "py", "js", "ts", "json", "yaml", "yml", "toml", "csv", "log", "html", "css",
+     "xml", "sh", "c", "h", "cpp", "rs", "go", "java", "rb", "sql", "ini", "cfg"}
+)  # fmt: skip
+_CHAT_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
+_THREAD_TYPES = frozenset({discord.ChannelType.public_thread, discord.ChannelType.private_thread})
+
+
+def dm_key(channel_id: int) -> ConversationKey:
+    return ConversationKey(PLATFORM, f"dm:{channel_id}")
+
+
+def thread_key(thread_id: int) -> ConversationKey:
+    return ConversationKey(PLATFORM, str(thread_id))
+
+
+def is_dm(channel: object) -> bool:
+    return isinstance(channel, discord.DMChannel) or (
+        isinstance(channel, discord.PartialMessageable)
+        and channel.guild_id is None
+        and channel.type in (None, discord.ChannelType.private)
+    )
+
+
+def key_for(channel: discord.abc.Snowflake) -> ConversationKey:
+    """A DM is one conversation place; in a server, each thread is."""
+    return dm_key(channel.id) if is_dm(channel) else thread_key(channel.id)
+
+
+def thread_id_of(key: ConversationKey) -> int | None:
+    """The Discord thread a key names, or None for a DM."""
+    return None if key.place.startswith("dm:") else int(key.place)
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ignore:
+    """Not for the bot: another bot, itself, a system message, or a channel without a mention."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartThread:
+    """A mention in a channel: open a thread from the message and answer there."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Converse:
+    """A message in a conversation's place; `known_only`: only if a conversation lives there."""
+
+    key: ConversationKey
+    text: str
+    known_only: bool
+
+
+Route = Ignore | StartThread | Converse
+
+
+def route(message: discord.Message, bot_id: int) -> Route:
+    """Decide what a new message means for the bot, from the message alone."""
+    if message.author.bot or message.author.id == bot_id or message.type not in _CHAT_TYPES:
+        return Ignore()
+    mentioned = any(user.id == bot_id for user in message.mentions)
+    text = prompt_text(message.content, bot_id)
+    channel = message.channel
+    if is_dm(channel):
+        return Converse(dm_key(channel.id), text, known_only=False)
+    if isinstance(channel, discord.Thread) or _typed(channel) in _THREAD_TYPES:
+        return Converse(thread_key(channel.id), text, known_only=not mentioned)
+    if isinstance(channel, discord.PartialMessageable) and channel.type is None:
+        # Not in the cache (e.g. a thread archived while we were away): only a known
+        # conversation's place can be answered without knowing what the channel is.
+        return Converse(thread_key(channel.id), text, known_only=True)
+    return StartThread(text) if mentioned else Ignore()
+
+
+def _typed(channel: object) -> discord.ChannelType | None:
+    kind = getattr(channel, "type", None)
+    return kind if isinstance(kind, discord.ChannelType) else None
+
+
+def prompt_text(content: str, bot_id: int) -> str:
+    """The message without the bot's own mention."""
+    return re.sub(rf"<@!?{bot_id}>", "", content).strip()
+
+
+def thread_name(text: str, author: str) -> str:
+    """A thread named from the first words of the prompt."""
+    words = " ".join(text.split())
+    if not words:
+        return f"Conversation with {author}"[:THREAD_NAME_LIMIT]
+    if len(words) <= THREAD_NAME_LIMIT:
+        return words
+    cut = words[: THREAD_NAME_LIMIT - 1].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def message_event_id(message_id: int) -> str:
+    return f"message:{message_id}"
+
+
+def interaction_event_id(interaction_id: int) -> str:
+    return f"interaction:{interaction_id}"
+
+
+def inbound(
+    message: discord.Message,
+    key: ConversationKey,
+    text: str,
+    attachments: tuple[Attachment, ...] = (),
+) -> Inbound:
+    return Inbound(
+        key=key,
+        event_id=message_event_id(message.id),
+        user_id=str(message.author.id),
+        text=text,
+        message_id=str(message.id),
+        attachments=attachments,
+    )
+
+
+# --- attachments ---------------------------------------------------------------------------
+
+AttachmentKind = Literal["text", "image", "other"]
+
+
+def media_type(attachment: discord.Attachment) -> str:
+    raw = attachment.content_type or ""
+    return raw.split(";", 1)[0].strip().lower() or "application/octet-stream"
+
+
+def attachment_kind(attachment: discord.Attachment) -> AttachmentKind:
+    kind = media_type(attachment)
+    if kind in IMAGE_TYPES:
+        return "image"
+    extension = attachment.filename.rsplit(".", 1)[-1].lower() if "." in attachment.filename else ""
+    if kind.startswith("text/") or kind in {"application/json", "application/xml"}:
+        return "text"
+    if extension in TEXT_EXTENSIONS:
+        return "text"
+    return "other"
+
+
+# --- buttons and modals --------------------------------------------------------------------
+
+NEW_CONVERSATION = "quitbot:new"
+CONFIRM_END = "quitbot:end"
+CANCEL_END = "quitbot:keep"
+_MISTAKE = "quitbot:mistake:"
+_FEEDBACK = "quitbot:feedback:"
+FEEDBACK_FIELD = "quitbot:feedback-text"
+
+
+def mistake_id(conversation_id: str) -> str:
+    return _MISTAKE + conversation_id
+
+
+def feedback_modal_id(conversation_id: str) -> str:
+    return _FEEDBACK + conversation_id
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """What a quitbot button or modal asks for; `conversation_id` when it names one."""
+
+    name: Literal["new", "end", "keep", "mistake", "feedback"]
+    conversation_id: str = ""
+
+
+def parse_custom_id(custom_id: str) -> Action | None:
+    """The action behind a component's custom id, or None if it is not ours."""
+    simple = {NEW_CONVERSATION: "new", CONFIRM_END: "end", CANCEL_END: "keep"}
+    if custom_id in simple:
+        return Action(simple[custom_id])  # type: ignore[arg-type]
+    if custom_id.startswith(_MISTAKE) and len(custom_id) > len(_MISTAKE):
+        return Action("mistake", custom_id.removeprefix(_MISTAKE))
+    if custom_id.startswith(_FEEDBACK) and len(custom_id) > len(_FEEDBACK):
+        return Action("feedback", custom_id.removeprefix(_FEEDBACK))
+    return None
+
+
+def modal_text(components: list[dict[str, object]]) -> str:
+    """The feedback text field's value from a MODAL_SUBMIT's component rows."""
+    for row in components:
+        inner = row.get("components")  # an action row holds a list; a label holds one
+        items = inner if isinstance(inner, list) else [row.get("component"), row]
+        for item in items:
+            if isinstance(item, dict) and item.get("custom_id") == FEEDBACK_FIELD:
+                return str(item.get("value") or "")
+    return ""

@@ -1,0 +1,712 @@
+"""A fake Discord on 127.0.0.1: REST (API v10) and the gateway websocket, for the real discord.py.
+
+    async with FakeDiscord() as fake:
+        client.http.Route.BASE = fake.api_base  # the adapter does this from settings
+        ...
+        message = await fake.post(fake.channel_id, fake.alice, "<@bot> hi", mention_bot=True)
+        call = await fake.wait_call("POST", r"/channels/\\d+/messages")
+
+Every REST call is recorded in `calls`; a route the fake does not know answers 404 and is
+also recorded in `unexpected`, so a test can assert that nothing unexpected happened.
+Gateway: HELLO, IDENTIFY -> READY (with resume_gateway_url) + GUILD_CREATE, heartbeat/ACK,
+RESUME (replays what the client missed, or on request events it already saw), and the
+dispatches a test drives: MESSAGE_CREATE, THREAD_UPDATE, INTERACTION_CREATE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from tests.fakes import discord_payloads as p
+
+Json = dict[str, Any]
+Handler = Callable[["re.Match[str]", Any, dict[str, str]], Awaitable[tuple[int, Any]]]
+WAIT_SECONDS = 10.0
+
+
+@dataclass
+class Call:
+    """One REST request the fake received."""
+
+    method: str
+    path: str  # below /api/v10, e.g. /channels/1/messages
+    query: dict[str, str]
+    body: Any
+    status: int = 200
+
+
+@dataclass
+class _Session:
+    id: str
+    log: list[tuple[int, str, Json]] = field(default_factory=list)
+    replay_from: int = 0
+
+
+class DiscordError(Exception):
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class FakeDiscord:
+    def __init__(
+        self,
+        *,
+        message_content_intent: bool = True,
+        bot_can_manage_threads: bool = True,
+        echo_own_messages: bool = True,
+    ) -> None:
+        self.token = "fake-discord-token"
+        self.app_id = p.snowflake()
+        self.bot = p.user(p.snowflake(), "quitbot", bot=True)
+        self.bot_id = int(self.bot["id"])
+        self.alice = p.user(p.snowflake(), "alice")
+        self.bob = p.user(p.snowflake(), "bob")
+        self.other_bot = p.user(p.snowflake(), "otherbot", bot=True)
+        self.guild_id = p.snowflake()
+        self.channel_id = p.snowflake()
+        self.message_content_intent = message_content_intent
+        self.echo_own_messages = echo_own_messages
+        self.moderator_role_id = p.snowflake()
+        self.bot_role_id = p.snowflake()
+        bot_permissions = p.BOT_PERMISSIONS
+        if not bot_can_manage_threads:
+            bot_permissions &= ~p.MANAGE_THREADS
+        self.roles = [
+            p.role(self.guild_id, "@everyone", p.MEMBER_PERMISSIONS),
+            p.role(self.bot_role_id, "quitbot", bot_permissions, position=1),
+            p.role(self.moderator_role_id, "helpers", p.MEMBER_PERMISSIONS, position=2),
+        ]
+        self.channels: dict[int, Json] = {
+            self.channel_id: p.text_channel(self.channel_id, self.guild_id, "general")
+        }
+        self.messages: dict[int, Json] = {}
+        self.files: dict[str, tuple[str, bytes]] = {}
+        self.calls: list[Call] = []
+        self.unexpected: list[Call] = []
+        self.identifies: list[Json] = []
+        self.resumes = 0
+        self.guild_ready = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._limits: list[tuple[str, re.Pattern[str], float]] = []
+        self._session: _Session | None = None
+        self._seq = 0
+        self._ws: web.WebSocketResponse | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._runner: web.AppRunner | None = None
+        self._dms: dict[int, int] = {}
+        self.base_url = ""
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._add_routes()
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> FakeDiscord:
+        app = web.Application()
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_get("/gateway/", self._gateway)
+        app.router.add_get("/attachments/{name}", self._file)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_base(self) -> str:
+        return f"{self.base_url}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.base_url.removeprefix('http://')}/gateway"
+
+    # --- world building -------------------------------------------------------------------
+
+    @property
+    def bot_permissions(self) -> int:
+        return int(self.roles[0]["permissions"]) | int(self.roles[1]["permissions"])
+
+    def add_thread(self, name: str, *, owner_id: int | None = None) -> Json:
+        """A thread that exists before the bot connects (sent in GUILD_CREATE)."""
+        thread_id = p.snowflake()
+        thread = p.thread(thread_id, self.guild_id, self.channel_id, owner_id or 1, name)
+        self.channels[thread_id] = thread
+        return thread
+
+    def add_file(self, filename: str, content_type: str, data: bytes) -> Json:
+        name = f"{p.snowflake()}-{filename}"
+        self.files[name] = (content_type, data)
+        url = f"{self.base_url}/attachments/{name}"
+        return p.attachment(p.snowflake(), filename, content_type, len(data), url)
+
+    def dm_channel_of(self, author: Json) -> Json:
+        user_id = int(author["id"])
+        if user_id not in self._dms:
+            channel_id = p.snowflake()
+            self.channels[channel_id] = p.dm_channel(channel_id, author)
+            self._dms[user_id] = channel_id
+        return self.channels[self._dms[user_id]]
+
+    # --- what people do -------------------------------------------------------------------
+
+    async def post(
+        self,
+        channel_id: int,
+        author: Json,
+        content: str,
+        *,
+        mention_bot: bool = False,
+        attachments: list[Json] | None = None,
+    ) -> Json:
+        """Someone posts a message; the gateway sends MESSAGE_CREATE."""
+        channel = self.channels[channel_id]
+        message = p.message(
+            p.snowflake(),
+            channel,
+            author,
+            content,
+            mentions=[self.bot] if mention_bot else [],
+            attachments=attachments,
+        )
+        if "guild_id" in channel:
+            message["member"] = {
+                "roles": [],
+                "joined_at": p.now_iso(),
+                "deaf": False,
+                "mute": False,
+            }
+        self.messages[int(message["id"])] = message
+        await self.dispatch("MESSAGE_CREATE", message)
+        return message
+
+    async def dm(self, author: Json, content: str) -> Json:
+        return await self.post(int(self.dm_channel_of(author)["id"]), author, content)
+
+    async def set_thread(self, thread_id: int, *, archived: bool, locked: bool) -> None:
+        """Someone else (e.g. a moderator in the client) changes a thread."""
+        meta = self.channels[thread_id]["thread_metadata"]
+        meta.update(archived=archived, locked=locked)
+        await self.dispatch("THREAD_UPDATE", self.channels[thread_id])
+
+    async def slash(
+        self,
+        name: str,
+        options: list[Json] | None = None,
+        *,
+        channel_id: int,
+        author: Json,
+        permissions: int = p.MEMBER_PERMISSIONS,
+        roles: tuple[int, ...] = (),
+    ) -> Json:
+        data = {"id": str(p.snowflake()), "name": name, "type": 1, "options": options or []}
+        return await self.interact(
+            2, data, channel_id, author, permissions=permissions, roles=roles
+        )
+
+    async def press(
+        self,
+        custom_id: str,
+        *,
+        message: Json,
+        author: Json,
+        permissions: int = p.MEMBER_PERMISSIONS,
+    ) -> Json:
+        data = {"custom_id": custom_id, "component_type": 2}
+        channel_id = int(message["channel_id"])
+        return await self.interact(
+            3, data, channel_id, author, permissions=permissions, message=message
+        )
+
+    async def submit(
+        self, custom_id: str, field_id: str, value: str, *, channel_id: int, author: Json
+    ) -> Json:
+        row = {"type": 1, "components": [{"type": 4, "custom_id": field_id, "value": value}]}
+        data = {"custom_id": custom_id, "components": [row]}
+        return await self.interact(5, data, channel_id, author)
+
+    async def message_command(self, name: str, target: Json, *, author: Json) -> Json:
+        data = {
+            "id": str(p.snowflake()),
+            "name": name,
+            "type": 3,
+            "target_id": target["id"],
+            "resolved": {"messages": {target["id"]: target}},
+        }
+        return await self.interact(2, data, int(target["channel_id"]), author)
+
+    async def interact(
+        self,
+        kind: int,
+        data: Json,
+        channel_id: int,
+        author: Json,
+        *,
+        permissions: int = p.MEMBER_PERMISSIONS,
+        roles: tuple[int, ...] = (),
+        message: Json | None = None,
+    ) -> Json:
+        """Dispatch INTERACTION_CREATE; await `response(interaction)` for the bot's answer."""
+        channel = self.channels[channel_id]
+        interaction_id = p.snowflake()
+        payload: Json = {
+            "id": str(interaction_id),
+            "application_id": str(self.app_id),
+            "type": kind,
+            "data": data,
+            "channel_id": str(channel_id),
+            "channel": channel,
+            "token": f"token-{interaction_id}",
+            "version": 1,
+            "locale": "en-US",
+            "app_permissions": str(self.bot_permissions),
+            "entitlements": [],
+            "attachment_size_limit": 10_485_760,
+        }
+        if "guild_id" in channel:
+            payload["guild_id"] = channel["guild_id"]
+            payload["guild_locale"] = "en-US"
+            payload["context"] = 0
+            payload["authorizing_integration_owners"] = {"0": channel["guild_id"]}
+            payload["member"] = p.member(author, list(roles)) | {"permissions": str(permissions)}
+        else:
+            payload["context"] = 1
+            payload["authorizing_integration_owners"] = {"1": author["id"]}
+            payload["user"] = author
+        if message is not None:
+            payload["message"] = message
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return payload
+
+    async def response(self, interaction: Json) -> Call:
+        """The bot's callback to an interaction (waits for it)."""
+        path = f"/interactions/{interaction['id']}/{interaction['token']}/callback"
+        return await self.wait_call("POST", re.escape(path))
+
+    # --- gateway --------------------------------------------------------------------------
+
+    async def dispatch(self, event: str, data: Json) -> None:
+        """Send an event to the connected client; kept for RESUME if nobody is connected."""
+        self._seq += 1
+        if self._session is not None:
+            self._session.log.append((self._seq, event, data))
+        if self._ws is not None and not self._ws.closed:
+            await self._send(self._ws, {"op": 0, "t": event, "s": self._seq, "d": data})
+
+    async def reconnect(self, *, replay: Json | None = None) -> None:
+        """Ask the client to reconnect (op 7); on its RESUME, resend what it missed.
+
+        Discord may deliver an event again after a resume: with `replay` (a message the
+        client already got), everything from that message's MESSAGE_CREATE on is resent.
+        """
+        assert self._session is not None and self._ws is not None
+        self._session.replay_from = self._seq + 1
+        if replay is not None:
+            self._session.replay_from = next(
+                seq
+                for seq, event, payload in self._session.log
+                if event == "MESSAGE_CREATE" and payload["id"] == replay["id"]
+            )
+        ws, self._ws = self._ws, None
+        await self._send(ws, {"op": 7, "d": None})
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            await self._send(ws, {"op": 10, "d": {"heartbeat_interval": 41_250}})
+            async for frame in ws:
+                if frame.type is not WSMsgType.TEXT:
+                    break
+                await self._on_gateway(ws, json.loads(frame.data))
+        finally:
+            self._sockets.discard(ws)
+            if self._ws is ws:
+                self._ws = None
+        return ws
+
+    async def _on_gateway(self, ws: web.WebSocketResponse, message: Json) -> None:
+        op, data = message.get("op"), message.get("d")
+        if op == 1:
+            await self._send(ws, {"op": 11, "d": None})
+        elif op == 2:
+            await self._identify(ws, data)
+        elif op == 6:
+            await self._resume(ws, data)
+        # op 3 (presence) and op 8 (request members) need no answer here
+
+    async def _identify(self, ws: web.WebSocketResponse, data: Json) -> None:
+        self.identifies.append(data)
+        if data.get("token") != self.token:
+            await ws.close(code=4004, message=b"Authentication failed.")
+            return
+        if data.get("intents", 0) & (1 << 15) and not self.message_content_intent:
+            await ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
+        self._session = _Session(id=f"session-{p.snowflake()}")
+        self._ws = ws
+        ready = {
+            "v": 10,
+            "user": self.bot,
+            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
+            "session_id": self._session.id,
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(self.app_id), "flags": self._app_flags()},
+            "private_channels": [],
+            "relationships": [],
+        }
+        if data.get("shard"):
+            ready["shard"] = data["shard"]
+        await self.dispatch("READY", ready)
+        await self.dispatch("GUILD_CREATE", self._guild_payload())
+        self.guild_ready.set()
+
+    async def _resume(self, ws: web.WebSocketResponse, data: Json) -> None:
+        session = self._session
+        if session is None or data.get("session_id") != session.id:
+            await self._send(ws, {"op": 9, "d": False})
+            return
+        self.resumes += 1
+        self._ws = ws
+        seen = int(data.get("seq") or 0)
+        first = min(seen + 1, session.replay_from or seen + 1)
+        session.replay_from = 0
+        for seq, event, payload in list(session.log):
+            if seq >= first:
+                await self._send(ws, {"op": 0, "t": event, "s": seq, "d": payload})
+        self._seq += 1
+        await self._send(ws, {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
+
+    async def _send(self, ws: web.WebSocketResponse, message: Json) -> None:
+        if not ws.closed:
+            await ws.send_str(json.dumps(message))
+
+    def _app_flags(self) -> int:
+        return p.GATEWAY_MESSAGE_CONTENT if self.message_content_intent else 0
+
+    def _guild_payload(self) -> Json:
+        channels = [c for c in self.channels.values() if c.get("type") == 0]
+        threads = [c for c in self.channels.values() if c.get("type") == 11]
+        members = [p.member(self.bot, [self.bot_role_id])]
+        return p.guild(
+            self.guild_id,
+            "Test Server",
+            owner_id=int(self.alice["id"]),
+            roles=self.roles,
+            channels=channels,
+            threads=threads,
+            members=members,
+        )
+
+    # --- REST -----------------------------------------------------------------------------
+
+    def limit_next(self, method: str, path: str, *, retry_after: float = 0.05) -> None:
+        """Answer the next matching request with a 429 (with `Via`, as Discord's API does)."""
+        self._limits.append((method, re.compile(path), retry_after))
+
+    def calls_to(self, method: str, path: str) -> list[Call]:
+        pattern = re.compile(path)
+        return [c for c in self.calls if c.method == method and pattern.fullmatch(c.path)]
+
+    async def wait_call(self, method: str, path: str, *, count: int = 1) -> Call:
+        """Wait until `count` successful calls match; return the last of them."""
+
+        def matched() -> list[Call]:
+            return [c for c in self.calls_to(method, path) if c.status < 300]
+
+        async with asyncio.timeout(WAIT_SECONDS), self._changed:
+            await self._changed.wait_for(lambda: len(matched()) >= count)
+        return matched()[count - 1]
+
+    async def wait_until(self, check: Callable[[], bool]) -> None:
+        """Wait until `check()` holds; it is re-checked after every REST call."""
+        async with asyncio.timeout(WAIT_SECONDS), self._changed:
+            await self._changed.wait_for(check)
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        path = "/" + request.match_info["tail"]
+        body = (
+            await request.json()
+            if request.can_read_body and request.content_type == "application/json"
+            else None
+        )
+        call = Call(request.method, path, dict(request.query), body)
+        status, payload, headers = await self._answer(call)
+        call.status = status
+        self.calls.append(call)
+        async with self._changed:
+            self._changed.notify_all()
+        if status == 204:
+            return web.Response(status=204)
+        # discord.py checks the Content-Type for exactly "application/json"
+        return web.Response(
+            status=status,
+            body=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json", **headers},
+        )
+
+    async def _answer(self, call: Call) -> tuple[int, Any, dict[str, str]]:
+        for limit in self._limits:
+            method, pattern, retry_after = limit
+            if method == call.method and pattern.fullmatch(call.path):
+                self._limits.remove(limit)
+                body = {
+                    "message": "You are being rate limited.",
+                    "retry_after": retry_after,
+                    "global": False,
+                }
+                return (
+                    429,
+                    body,
+                    {
+                        "Via": "1.1 google",
+                        "Retry-After": str(retry_after),
+                        "X-RateLimit-Scope": "user",
+                    },
+                )
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(call.path)
+            if method == call.method and match:
+                try:
+                    status, payload = await handler(match, call.body, call.query)
+                except DiscordError as exc:
+                    return exc.status, {"message": exc.message, "code": exc.code}, {}
+                return status, payload, {}
+        self.unexpected.append(call)
+        return 404, {"message": "404: Not Found", "code": 0}, {}
+
+    def _add_routes(self) -> None:
+        snowflake, token = r"(\d+)", r"([^/]+)"
+        table: list[tuple[str, str, Handler]] = [
+            ("GET", r"/users/@me", self._me),
+            ("GET", r"/oauth2/applications/@me", self._application),
+            ("GET", r"/gateway/bot", self._gateway_bot),
+            ("GET", r"/users/@me/guilds", self._my_guilds),
+            ("PUT", rf"/applications/{snowflake}/commands", self._sync),
+            ("PUT", rf"/applications/{snowflake}/guilds/{snowflake}/commands", self._sync),
+            ("POST", rf"/channels/{snowflake}/typing", self._typing),
+            ("POST", rf"/channels/{snowflake}/messages", self._create_message),
+            ("PATCH", rf"/channels/{snowflake}/messages/{snowflake}", self._edit_message),
+            ("GET", rf"/channels/{snowflake}/messages/{snowflake}", self._get_message),
+            (
+                "POST",
+                rf"/channels/{snowflake}/messages/{snowflake}/threads",
+                self._thread_from_message,
+            ),
+            ("POST", rf"/channels/{snowflake}/threads", self._thread_alone),
+            ("PATCH", rf"/channels/{snowflake}", self._edit_channel),
+            ("GET", rf"/channels/{snowflake}", self._get_channel),
+            ("POST", rf"/interactions/{snowflake}/{token}/callback", self._callback),
+            ("POST", rf"/webhooks/{snowflake}/{token}", self._followup),
+            ("PATCH", rf"/webhooks/{snowflake}/{token}/messages/@original", self._edit_original),
+        ]
+        self._routes = [(m, re.compile(path), handler) for m, path, handler in table]
+
+    async def _me(self, match: re.Match[str], body: Any, query: dict[str, str]) -> tuple[int, Any]:
+        return 200, self.bot
+
+    async def _application(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        return 200, {
+            "id": str(self.app_id),
+            "name": "quitbot",
+            "icon": None,
+            "description": "",
+            "summary": "",
+            "bot_public": True,
+            "bot_require_code_grant": False,
+            "verify_key": "0" * 64,
+            "owner": self.alice,
+            "team": None,
+            "flags": self._app_flags(),
+            "bot": self.bot,
+        }
+
+    async def _gateway_bot(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+
+    async def _my_guilds(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        guild = {"id": str(self.guild_id), "name": "Test Server", "icon": None, "owner": False}
+        return 200, [guild | {"permissions": str(self.bot_permissions), "features": []}]
+
+    async def _sync(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        synced = [
+            command | {"id": str(p.snowflake()), "application_id": str(self.app_id), "version": "1"}
+            for command in body
+        ]
+        return 200, synced
+
+    async def _typing(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        self._channel(int(match[1]))
+        return 204, None
+
+    async def _create_message(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        channel = self._channel(int(match[1]))
+        await self._may_post(channel)
+        message = self._bot_message(channel, body or {})
+        if self.echo_own_messages:
+            await self.dispatch("MESSAGE_CREATE", message)
+        return 200, message
+
+    async def _may_post(self, channel: Json) -> None:
+        meta = channel.get("thread_metadata")
+        if meta is None:
+            return
+        if meta["locked"] and not self._can_manage_threads():
+            raise DiscordError(403, 50083, "Thread is archived")
+        if meta["archived"]:  # posting into an archived thread unarchives it
+            meta["archived"] = False
+            await self.dispatch("THREAD_UPDATE", channel)
+
+    def _bot_message(self, channel: Json, body: Json, *, flags: int = 0) -> Json:
+        message = p.message(p.snowflake(), channel, self.bot, body.get("content") or "")
+        message["embeds"] = body.get("embeds") or []
+        message["components"] = body.get("components") or []
+        message["flags"] = flags | int(body.get("flags") or 0)
+        self.messages[int(message["id"])] = message
+        return message
+
+    async def _edit_message(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        message = self._message(int(match[2]))
+        for key in ("content", "embeds", "components"):
+            if key in body:
+                message[key] = (
+                    body[key] if body[key] is not None else ([] if key != "content" else "")
+                )
+        message["edited_timestamp"] = p.now_iso()
+        return 200, message
+
+    async def _get_message(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        return 200, self._message(int(match[2]))
+
+    async def _thread_from_message(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        parent = self._channel(int(match[1]))
+        self._message(int(match[2]))
+        thread = await self._new_thread(parent, body["name"], thread_id=int(match[2]))
+        return 201, thread
+
+    async def _thread_alone(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        parent = self._channel(int(match[1]))
+        return 201, await self._new_thread(parent, body["name"], thread_id=p.snowflake())
+
+    async def _new_thread(self, parent: Json, name: str, *, thread_id: int) -> Json:
+        if parent.get("type") != 0:
+            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        thread = p.thread(thread_id, self.guild_id, int(parent["id"]), self.bot_id, name)
+        self.channels[thread_id] = thread
+        await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
+        return thread
+
+    async def _edit_channel(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        thread = self._channel(int(match[1]))
+        meta = thread.get("thread_metadata")
+        if meta is None:
+            raise DiscordError(403, 50013, "Missing Permissions")
+        touches_lock = "locked" in body or meta["locked"]
+        if touches_lock and not self._can_manage_threads():
+            raise DiscordError(403, 50013, "Missing Permissions")
+        for key in ("archived", "locked"):
+            if key in body:
+                meta[key] = bool(body[key])
+        await self.dispatch("THREAD_UPDATE", thread)
+        return 200, thread
+
+    async def _get_channel(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        return 200, self._channel(int(match[1]))
+
+    async def _callback(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        interaction_id, kind = match[1], int(body["type"])
+        data = body.get("data") or {}
+        answer: Json = {"id": interaction_id, "type": 2}
+        resource: Json = {"type": kind}
+        if kind in (4, 5):
+            ephemeral = bool(int(data.get("flags") or 0) & 64)
+            channel = self._interaction_channel(interaction_id)
+            message = self._bot_message(channel, data)
+            if not ephemeral and self.echo_own_messages:
+                await self.dispatch("MESSAGE_CREATE", message)
+            resource["message"] = message
+            answer |= {
+                "response_message_id": message["id"],
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": ephemeral,
+            }
+        return 200, {"interaction": answer, "resource": resource}
+
+    def _interaction_channel(self, interaction_id: str) -> Json:
+        for seq_event in reversed(self._session.log if self._session else []):
+            _, event, payload = seq_event
+            if event == "INTERACTION_CREATE" and payload["id"] == interaction_id:
+                return self.channels[int(payload["channel_id"])]
+        raise DiscordError(404, 10062, "Unknown interaction")
+
+    async def _followup(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        interaction_id = match[2].removeprefix("token-")
+        return 200, self._bot_message(self._interaction_channel(interaction_id), body or {})
+
+    async def _edit_original(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        interaction_id = match[2].removeprefix("token-")
+        return 200, self._bot_message(self._interaction_channel(interaction_id), body or {})
+
+    async def _file(self, request: web.Request) -> web.Response:
+        content_type, data = self.files[request.match_info["name"]]
+        return web.Response(body=data, headers={"Content-Type": content_type})
+
+    def _channel(self, channel_id: int) -> Json:
+        if channel_id not in self.channels:
+            raise DiscordError(404, 10003, "Unknown Channel")
+        return self.channels[channel_id]
+
+    def _message(self, message_id: int) -> Json:
+        if message_id not in self.messages:
+            raise DiscordError(404, 10008, "Unknown Message")
+        return self.messages[message_id]
+
+    def _can_manage_threads(self) -> bool:
+        return bool(self.bot_permissions & (p.MANAGE_THREADS | p.ADMINISTRATOR))
