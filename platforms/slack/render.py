@@ -190,6 +190,7 @@ def _end(
     notice: Notice, place: Place, bot_user_id: str, conversation_id: str
 ) -> tuple[str, Blocks]:
     again = how_to_start_again(place, bot_user_id)
+    value = action_value(conversation_id, place)
     blocks: Blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": "Conversation ended"}},
         _section(escape(notice.text)),
@@ -202,8 +203,8 @@ def _end(
             "type": "actions",
             "block_id": "quitbot_end",
             "elements": [
-                _button("Start a new conversation", NEW_CONVERSATION, conversation_id, "primary"),
-                _button("This was a mistake", MISTAKE, conversation_id),
+                _button("Start a new conversation", NEW_CONVERSATION, value, "primary"),
+                _button("This was a mistake", MISTAKE, value),
             ],
         }
     )
@@ -223,7 +224,17 @@ def _button(label: str, action_id: str, value: str, style: str = "") -> dict[str
     return button
 
 
-def end_confirmation(conversation_id: str) -> tuple[str, Blocks]:
+def action_value(conversation_id: str, place: Place) -> str:
+    """A button's value: which conversation, and where it lived (to say how to start again)."""
+    return f"{conversation_id}|{place.value}"
+
+
+def parse_action_value(value: str) -> tuple[str, Place]:
+    conversation_id, _, place = value.partition("|")
+    return conversation_id, Place(place) if place in Place._value2member_map_ else Place.CHANNEL
+
+
+def end_confirmation(conversation_id: str, place: Place) -> tuple[str, Blocks]:
     text = "End this conversation? Nobody can continue it afterwards; you can start a new one."
     return text, [
         _section(text),
@@ -231,8 +242,8 @@ def end_confirmation(conversation_id: str) -> tuple[str, Blocks]:
             "type": "actions",
             "block_id": "quitbot_end_confirm",
             "elements": [
-                _button("End it", END_CONFIRM, conversation_id, "danger"),
-                _button("Keep going", END_CANCEL, conversation_id),
+                _button("End it", END_CONFIRM, action_value(conversation_id, place), "danger"),
+                _button("Keep going", END_CANCEL, action_value(conversation_id, place)),
             ],
         },
     ]

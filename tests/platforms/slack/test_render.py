@@ -9,6 +9,7 @@ from bot.notices import Notice, NoticeKind
 from platforms.slack.render import (
     MISTAKE,
     NEW_CONVERSATION,
+    parse_action_value,
     render_notice,
     split_text,
     to_mrkdwn,
@@ -56,19 +57,23 @@ def test_a_cut_code_block_is_closed_and_reopened() -> None:
 def test_split_never_exceeds_the_limit_nor_loses_words(text: str, limit: int) -> None:
     pieces = split_text(text, limit)
     assert all(len(piece) <= limit for piece in pieces)
-    squeeze = lambda s: "".join(s.replace("```", "").split())  # noqa: E731
-    assert squeeze("".join(pieces)) == squeeze(text)
+    assert _squeeze("".join(pieces)) == _squeeze(text)
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.replace("```", "").split())
 
 
 def test_the_end_notice_has_both_buttons_and_how_to_start_again() -> None:
     notice = Notice(NoticeKind.END, "This conversation has ended because you asked to end it.")
     text, blocks = render_notice(notice, Place.CHANNEL, "U0QUITBOT", "conv-1")
     assert "mention <@U0QUITBOT>" in text
-    actions = [b for b in blocks if b["type"] == "actions"][0]
+    actions = next(b for b in blocks if b["type"] == "actions")
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
-        (NEW_CONVERSATION, "conv-1"),
-        (MISTAKE, "conv-1"),
+        (NEW_CONVERSATION, "conv-1|channel"),
+        (MISTAKE, "conv-1|channel"),
     ]
+    assert parse_action_value("conv-1|channel") == ("conv-1", Place.CHANNEL)
 
 
 def test_the_end_notice_repeats_crisis_resources() -> None:

@@ -127,9 +127,10 @@ def test_plain_text_unwraps_markup() -> None:
         ("", Command("help")),
         ("END", Command("end")),
         ("reopen abc123 they apologised", Command("reopen", "abc123", "they apologised")),
-        ("audit <https://x.slack.com/archives/C1/p1700000000000100>", Command(
-            "audit", "https://x.slack.com/archives/C1/p1700000000000100"
-        )),
+        (
+            "audit <https://x.slack.com/archives/C1/p1700000000000100>",
+            Command("audit", "https://x.slack.com/archives/C1/p1700000000000100"),
+        ),
     ],
 )
 def test_parse_command(text: str, expected: Command) -> None:

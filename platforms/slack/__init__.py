@@ -1,0 +1,128 @@
+"""quitbot on Slack: `run` serves it (Socket Mode or HTTP), `doctor` checks its setup."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot.engine import Engine
+from bot.settings import Settings, SlackSettings
+from platforms.slack.app import SlackBot, build_slack_app
+from platforms.slack.client import build_client
+from platforms.slack.scopes import missing_scopes
+
+__all__ = ["SlackBot", "build_slack_app", "doctor", "run"]
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+
+
+async def run(engine: Engine, settings: Settings) -> None:
+    """Serve Slack until cancelled; then stop taking requests, finish replies, close all."""
+    async with aiohttp.ClientSession() as session:
+        bot = SlackBot(engine, settings, build_client(settings.slack, session), session=session)
+        try:
+            if settings.slack.mode == "http":
+                await _serve_http(bot, "0.0.0.0", settings.slack.http_port)
+            else:
+                await _serve_socket_mode(bot, settings.slack)
+        finally:
+            await bot.drain()
+
+
+async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
+    runner = await start_http(bot, host, port)
+    log.info(
+        "Slack: listening for Events API, commands and interactivity on %s:%s%s",
+        host,
+        port,
+        EVENTS_PATH,
+    )
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+async def start_http(bot: SlackBot, host: str, port: int) -> aiohttp.web.AppRunner:
+    """Serve the app's single endpoint; the caller cleans the runner up."""
+    from aiohttp import web
+
+    runner = web.AppRunner(bot.app.web_app(path=EVENTS_PATH), handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
+    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+
+    if slack.app_token is None:
+        raise RuntimeError(
+            "SLACK_APP_TOKEN is needed for Socket Mode (or set QUITBOT_SLACK_MODE=http)"
+        )
+    handler = AsyncSocketModeHandler(
+        bot.app, slack.app_token.get_secret_value(), web_client=bot.deps.client
+    )
+    try:
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("Slack: connected in Socket Mode")
+        await asyncio.Event().wait()
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+async def doctor(settings: Settings) -> list[tuple[bool, str]]:
+    """Check the token, its scopes and the chosen mode's settings, in plain words."""
+    slack = settings.slack
+    if not slack.enabled:
+        return [(True, "Slack: off (SLACK_BOT_TOKEN is not set)")]
+    lines = [_mode_check(slack)]
+    async with aiohttp.ClientSession() as session:
+        client = build_client(slack, session)
+        try:
+            response = await client.auth_test()
+        except SlackApiError as exc:
+            lines.append((False, f"Slack: the bot token was refused ({exc.response.get('error')})"))
+            return lines
+        except aiohttp.ClientError as exc:
+            lines.append((False, f"Slack: could not reach {client.base_url} ({exc})"))
+            return lines
+    lines.append(
+        (
+            True,
+            f"Slack: token works for workspace {response.get('team')} as @{response.get('user')}",
+        )
+    )
+    granted = str(
+        response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or ""
+    )
+    missing = missing_scopes(granted)
+    if missing:
+        lines.append(
+            (
+                False,
+                f"Slack: missing scopes {', '.join(missing)}; add them to the app "
+                "(see deploy/slack-manifest.yml) and reinstall it",
+            )
+        )
+    else:
+        lines.append((True, "Slack: every needed scope is granted"))
+    return lines
+
+
+def _mode_check(slack: SlackSettings) -> tuple[bool, str]:
+    if slack.mode == "http":
+        if slack.signing_secret is None or not slack.signing_secret.get_secret_value():
+            return False, "Slack: HTTP mode needs SLACK_SIGNING_SECRET"
+        return True, f"Slack: HTTP mode on port {slack.http_port}, path {EVENTS_PATH}"
+    token = slack.app_token.get_secret_value() if slack.app_token else ""
+    if not token:
+        return False, "Slack: Socket Mode needs SLACK_APP_TOKEN (or set QUITBOT_SLACK_MODE=http)"
+    if not token.startswith("xapp-"):
+        return False, "Slack: SLACK_APP_TOKEN should be an app-level token starting with xapp-"
+    return True, "Slack: Socket Mode with an app-level token"

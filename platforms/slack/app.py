@@ -1,0 +1,141 @@
+"""The Bolt app: Slack's requests acknowledged at once, then handed to the adapter's parts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.engine import Engine
+from bot.settings import Settings
+from platforms.slack.actions import Actions
+from platforms.slack.client import build_client
+from platforms.slack.commands import Commands
+from platforms.slack.deps import Deps
+from platforms.slack.moderation import ModLog
+from platforms.slack.render import (
+    BRANCH,
+    END_CANCEL,
+    END_CONFIRM,
+    MISTAKE,
+    NEW_CONVERSATION,
+)
+from platforms.slack.scopes import COMMAND
+from platforms.slack.stream import DEFAULT_INTERVAL, Clock
+from platforms.slack.threads import Threads
+from platforms.slack.translate import translate_assistant_thread, translate_event
+
+log = logging.getLogger(__name__)
+
+Ack = Callable[..., Awaitable[None]]
+Work = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+
+
+class SlackBot:
+    """quitbot on Slack: the Bolt app plus the work it started after acknowledging Slack."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        client: AsyncWebClient | None = None,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        clock: Clock = time.monotonic,
+        interval: float = DEFAULT_INTERVAL,
+    ) -> None:
+        client = client or build_client(settings.slack, session)
+        self.deps = Deps(engine, settings, client, session, clock, interval)
+        modlog = ModLog(self.deps)
+        self.threads = Threads(self.deps, modlog)
+        self._commands = Commands(self.deps, self.threads, modlog)
+        self._actions = Actions(self.deps, self.threads, modlog)
+        self.app = self._build_app()
+
+    async def drain(self) -> None:
+        """Let replies already under way finish (cancel them if this is cancelled)."""
+        await self.deps.tasks.drain()
+
+    def _build_app(self) -> AsyncApp:
+        slack = self.deps.settings.slack
+        http = slack.mode == "http"
+        secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
+        app = AsyncApp(
+            client=self.deps.client,
+            signing_secret=secret if http else "unused-in-socket-mode",
+            request_verification_enabled=http,
+            # Every listener here only translates and hands work to `deps.tasks`, so running
+            # it before the response still acknowledges at once, and the work is tracked:
+            # nothing is left to Bolt's untracked background futures at shutdown.
+            process_before_response=True,
+            logger=logging.getLogger("platforms.slack.bolt"),
+        )
+        app.middleware(self._skip_handled_retries)
+        app.event("app_mention")(self._on_message)
+        app.event("message")(self._on_message)
+        app.event("assistant_thread_started")(self._on_assistant_thread)
+        app.event("assistant_thread_context_changed")(_nothing)
+        app.command(COMMAND)(self._later(self._commands.run, "command"))
+        app.action(NEW_CONVERSATION)(self._later(self._actions.start_new, "new conversation"))
+        app.action(MISTAKE)(self._later(self._actions.mistake, "feedback"))
+        app.action(END_CONFIRM)(self._later(self._actions.end_confirmed, "end"))
+        app.action(END_CANCEL)(self._later(self._actions.end_cancelled, "end cancelled"))
+        app.shortcut(BRANCH)(self._later(self._actions.branch, "branch"))
+        return app
+
+    async def _skip_handled_retries(
+        self,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],
+    ) -> BoltResponse | None:
+        """A retry of a message already being answered: acknowledge it and do nothing else."""
+        if req.headers.get("x-slack-retry-num"):
+            event = req.body.get("event") or {}
+            if self.threads.seen(f"{event.get('channel')}:{event.get('ts')}"):
+                log.info("acknowledged Slack retry of %s", req.body.get("event_id"))
+                return BoltResponse(status=200, body="")
+        return await next()
+
+    async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        self._learn(context)
+        message = translate_event(event, self.deps.bot_user_id, str(context.team_id or ""))
+        if message is not None:
+            self.threads.receive(message)
+
+    async def _on_assistant_thread(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        self._learn(context)
+        thread = translate_assistant_thread(event)
+        if thread is not None:
+            self.deps.tasks.spawn(self.threads.greet(thread), f"greet {thread.thread_ts}")
+
+    def _learn(self, context: AsyncBoltContext) -> None:
+        self.deps.bot_user_id = self.deps.bot_user_id or str(context.bot_user_id or "")
+
+    def _later(self, work: Work, name: str) -> Callable[..., Awaitable[None]]:
+        """A listener that acknowledges Slack first, then does `work` in the background."""
+
+        async def listener(ack: Ack, body: dict[str, Any], context: AsyncBoltContext) -> None:
+            await ack()
+            self._learn(context)
+            self.deps.tasks.spawn(work(body), name)
+
+        return listener
+
+
+async def _nothing() -> None:
+    """Events the app subscribes to but needs no action for (acknowledged by Bolt)."""
+
+
+def build_slack_app(
+    engine: Engine, settings: Settings, client: AsyncWebClient | None = None
+) -> AsyncApp:
+    """The Bolt app for quitbot; keep a `SlackBot` instead to drain its work on shutdown."""
+    return SlackBot(engine, settings, client).app

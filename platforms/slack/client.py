@@ -1,0 +1,75 @@
+"""The one Slack Web API client: shared HTTP session, the configured base URL, 429 handling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.settings import SlackSettings
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RetryAfter(AsyncRetryHandler):
+    """On 429, wait exactly as long as Slack's `Retry-After` says, then try again.
+
+    slack_sdk's own handler adds up to a second of jitter; waiting what Slack asked keeps
+    replies prompt, and the injected `sleep` lets tests run without waiting.
+    """
+
+    def __init__(self, max_retry_count: int = 3, sleep: Sleep = asyncio.sleep) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self._sleep = sleep
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and response.status_code == 429
+
+    async def prepare_for_next_attempt_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
+        state.next_attempt_requested = True
+        await self._sleep(retry_after(response))
+        state.increment_current_attempt()
+
+
+def retry_after(response: HttpResponse | None) -> float:
+    headers = {k.lower(): v for k, v in (response.headers if response else {}).items()}
+    values = headers.get("retry-after") or ["1"]
+    try:
+        return max(0.0, float(values[0]))
+    except ValueError:
+        return 1.0
+
+
+def build_client(
+    settings: SlackSettings, session: aiohttp.ClientSession | None, *, sleep: Sleep = asyncio.sleep
+) -> AsyncWebClient:
+    """The bot-token client; without `api_url`, slack_sdk's default base is left alone."""
+    token = settings.bot_token.get_secret_value() if settings.bot_token else None
+    client = AsyncWebClient(
+        token=token,
+        session=session,
+        retry_handlers=[AsyncConnectionErrorRetryHandler(), RetryAfter(sleep=sleep)],
+        base_url=settings.api_url or AsyncWebClient.BASE_URL,
+    )
+    return client

@@ -1,0 +1,119 @@
+"""What every part of the Slack adapter shares: the engine, the client, and a few learnt facts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.engine import Engine
+from bot.settings import Settings
+from platforms.slack.render import Blocks
+from platforms.slack.stream import DEFAULT_INTERVAL, Clock, StreamingSupport
+
+log = logging.getLogger(__name__)
+
+
+class RecentIds:
+    """A bounded memory of handled event ids: Slack's retries and the second event for a
+    mention are dropped here cheaply; the engine's own dedupe is the durable guard."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, event_id: str) -> bool:
+        """Remember `event_id`; False if it was already there."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+    def __contains__(self, event_id: str) -> bool:
+        return event_id in self._ids
+
+
+class Tasks:
+    """Work started after Slack was acknowledged; drained on shutdown so nothing is cut off."""
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(self._logged(work, name), name=name)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Slack %s failed", name)
+
+    async def drain(self) -> None:
+        """Wait for running work; cancel it if this wait is itself cancelled."""
+        try:
+            while self._running:
+                await asyncio.gather(*self._running, return_exceptions=True)
+        except asyncio.CancelledError:
+            for task in self._running:
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+            raise
+
+
+@dataclass
+class Deps:
+    engine: Engine
+    settings: Settings
+    client: AsyncWebClient
+    session: aiohttp.ClientSession | None = None
+    clock: Clock = time.monotonic
+    interval: float = DEFAULT_INTERVAL
+    support: StreamingSupport = field(default_factory=StreamingSupport)
+    tasks: Tasks = field(default_factory=Tasks)
+    bot_user_id: str = ""  # learnt from Bolt's context (auth.test) with the first event
+
+    @property
+    def token(self) -> str:
+        return str(self.client.token or "")
+
+    async def ephemeral(
+        self, channel: str, user: str, text: str, blocks: Blocks | None = None, thread_ts: str = ""
+    ) -> None:
+        """Tell one person something; logged, not raised, if Slack will not show it."""
+        try:
+            await self.client.chat_postEphemeral(
+                channel=channel,
+                user=user,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts or None,
+            )
+        except SlackApiError as exc:
+            log.warning("could not show %s a notice in %s: %s", user, channel, _error(exc))
+
+    async def permalink(self, channel: str, ts: str) -> str:
+        try:
+            response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
+        except SlackApiError as exc:
+            log.info("no permalink for %s/%s: %s", channel, ts, _error(exc))
+            return ""
+        return str(response.get("permalink") or "")
+
+
+def _error(exc: SlackApiError) -> str:
+    return str(exc.response.get("error") if exc.response is not None else exc)

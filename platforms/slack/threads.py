@@ -1,0 +1,176 @@
+"""A person's message in a thread -> the engine -> a streamed reply and the notices after it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot.conversation import Attachment, Conversation, ConversationKey
+from bot.notices import NoticeKind, Outcome
+from platforms.slack.deps import Deps, RecentIds
+from platforms.slack.files import fetch_attachments
+from platforms.slack.moderation import ModLog
+from platforms.slack.render import (
+    ENDED_REACTION,
+    ENDED_TITLE,
+    EPHEMERAL,
+    render_notice,
+)
+from platforms.slack.stream import SlackReply, Target
+from platforms.slack.translate import AssistantThread, Place, SlackMessage, split_key
+
+log = logging.getLogger(__name__)
+
+GREETING = "Hi! I'm quitbot, an assistant backed by Claude. What can I help you with?"
+SUGGESTED_PROMPTS = (
+    ("Explain something", "Explain how public-key cryptography works, simply."),
+    ("Help me write", "Help me write a friendly reminder to my team about a deadline."),
+    ("Brainstorm", "Give me five ideas for a team offsite activity."),
+)
+TITLE_CHARS = 60
+PLACES_REMEMBERED = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """The thread an outcome is shown in, and who wrote the message it answers."""
+
+    channel: str
+    thread_ts: str
+    user_id: str
+    place: Place
+
+
+class Threads:
+    """Answers messages in threads and shows what the engine decided."""
+
+    def __init__(self, deps: Deps, modlog: ModLog) -> None:
+        self._deps = deps
+        self._modlog = modlog
+        self._seen = RecentIds()
+        self._places: dict[ConversationKey, Place] = {}
+
+    def place_of(self, key: ConversationKey) -> Place:
+        """Where a conversation lives; learnt from its messages, else guessed from its channel."""
+        known = self._places.get(key)
+        if known is not None:
+            return known
+        channel, _ = split_key(key)
+        return Place.DM if channel.startswith("D") else Place.CHANNEL
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self._seen
+
+    def _remember(self, key: ConversationKey, place: Place) -> None:
+        self._places[key] = place
+        if len(self._places) > PLACES_REMEMBERED:
+            self._places.pop(next(iter(self._places)))
+
+    def receive(self, message: SlackMessage) -> None:
+        """Called on Slack's event (already acknowledged): answer it in the background."""
+        if message.place is Place.CHANNEL and not (message.mentioned or message.threaded):
+            return  # channel chatter that is not addressed to the app
+        if not self._seen.add(message.event_id):
+            return  # a retry, or the second event for one mention
+        self._remember(message.key, message.place)
+        self._deps.tasks.spawn(self._answer(message), f"answer {message.event_id}")
+
+    async def _answer(self, message: SlackMessage) -> None:
+        engine = self._deps.engine
+        existing = await engine.find(message.key)
+        if existing is None and message.place is Place.CHANNEL and not message.mentioned:
+            return  # a thread the app was never asked into
+        attachments = await self._attachments(message) if message.files else ()
+        target = Target(
+            message.channel, message.thread_ts, message.user_id, message.team_id, message.place
+        )
+        reply = SlackReply(
+            self._deps.client,
+            target,
+            self._deps.support,
+            clock=self._deps.clock,
+            interval=self._deps.interval,
+        )
+        outcome = await engine.handle(message.inbound(attachments), reply)
+        if existing is None and message.place is Place.ASSISTANT and outcome.conversation:
+            await self._set_title(message.channel, message.thread_ts, _title(message.text))
+        where = Where(message.channel, message.thread_ts, message.user_id, message.place)
+        await self.show(outcome, where)
+
+    async def _attachments(self, message: SlackMessage) -> tuple[Attachment, ...]:
+        limit = self._deps.settings.slack.max_attachment_bytes
+        if self._deps.session is not None:
+            return await fetch_attachments(
+                self._deps.session, self._deps.token, message.files, limit
+            )
+        async with aiohttp.ClientSession() as session:
+            return await fetch_attachments(session, self._deps.token, message.files, limit)
+
+    async def show(self, outcome: Outcome, where: Where) -> None:
+        """Post an outcome's notices in order; an END notice also closes the thread."""
+        conversation_id = outcome.conversation.id if outcome.conversation else ""
+        for notice in outcome.notices:
+            text, blocks = render_notice(
+                notice, where.place, self._deps.bot_user_id, conversation_id
+            )
+            if notice.kind in EPHEMERAL:
+                await self._deps.ephemeral(
+                    where.channel, where.user_id, text, blocks, where.thread_ts
+                )
+                continue
+            ts = await self._post(where, text, blocks)
+            if notice.kind is NoticeKind.END and outcome.conversation is not None:
+                await self._closed(outcome.conversation, where, ts)
+
+    async def _post(self, where: Where, text: str, blocks: list[dict[str, object]]) -> str:
+        response = await self._deps.client.chat_postMessage(
+            channel=where.channel, thread_ts=where.thread_ts, text=text, blocks=blocks
+        )
+        return str(response.get("ts") or "")
+
+    async def _closed(self, conversation: Conversation, where: Where, end_ts: str) -> None:
+        """Slack cannot lock a thread: mark it, and the engine keeps it closed to the model."""
+        try:
+            await self._deps.client.reactions_add(
+                channel=where.channel, timestamp=where.thread_ts, name=ENDED_REACTION
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") != "already_reacted":
+                log.warning("could not mark ended thread %s: %s", where.thread_ts, exc.response)
+        if where.place is Place.ASSISTANT:
+            await self._set_title(where.channel, where.thread_ts, ENDED_TITLE)
+        log.info(
+            "Slack thread %s:%s closed: its conversation ended", where.channel, where.thread_ts
+        )
+        await self._modlog.ended(conversation, end_ts)
+
+    async def _set_title(self, channel: str, thread_ts: str, title: str) -> None:
+        try:
+            await self._deps.client.assistant_threads_setTitle(
+                channel_id=channel, thread_ts=thread_ts, title=title
+            )
+        except SlackApiError as exc:
+            log.info("could not title assistant thread %s: %s", thread_ts, exc.response)
+
+    async def greet(self, thread: AssistantThread) -> None:
+        """A new assistant thread: a greeting and a few suggested prompts."""
+        self._remember(thread.key, Place.ASSISTANT)
+        client = self._deps.client
+        await client.chat_postMessage(
+            channel=thread.channel, thread_ts=thread.thread_ts, text=GREETING
+        )
+        prompts = [{"title": title, "message": text} for title, text in SUGGESTED_PROMPTS]
+        try:
+            await client.assistant_threads_setSuggestedPrompts(
+                channel_id=thread.channel, thread_ts=thread.thread_ts, prompts=prompts
+            )
+        except SlackApiError as exc:
+            log.info("could not suggest prompts: %s", exc.response.get("error"))
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"

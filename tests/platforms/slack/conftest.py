@@ -1,0 +1,100 @@
+"""A running quitbot Slack app in HTTP mode, wired to the fake Slack and the fake Claude API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from bot.app import Runtime, build_runtime
+from bot.settings import Settings, SlackSettings
+from platforms.slack import SlackBot, start_http
+from platforms.slack.client import build_client
+from tests.conftest import make_settings
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack_requests import SlackSender
+
+
+async def no_wait(seconds: float) -> None:
+    """Slack's Retry-After honoured without the test waiting for it."""
+    no_wait.waits.append(seconds)  # type: ignore[attr-defined]
+
+
+def slack_settings(fake: FakeSlack, **overrides: Any) -> SlackSettings:
+    values: dict[str, Any] = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "mode": "http",
+        "api_url": fake.base_url,
+        **overrides,
+    }
+    return SlackSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest_asyncio.fixture
+async def fake_slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+        if fake.unexpected:
+            pytest.fail("FakeSlack saw unexpected calls:\n" + "\n".join(fake.unexpected))
+
+
+class Clock:
+    """Time stands still unless a test moves it: the reply throttle never fires by itself."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class SlackHarness:
+    slack: FakeSlack
+    claude: FakeAnthropic
+    runtime: Runtime
+    bot: SlackBot
+    send: SlackSender
+    clock: Clock
+
+    async def settle(self) -> None:
+        """Every answer started by what was sent so far has finished."""
+        await self.bot.drain()
+
+
+@pytest.fixture
+def slack_overrides() -> dict[str, Any]:
+    return {}
+
+
+@pytest_asyncio.fixture
+async def harness(
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    fake_anthropic: FakeAnthropic,
+    slack_overrides: dict[str, Any],
+) -> AsyncIterator[SlackHarness]:
+    settings: Settings = make_settings(
+        tmp_path, fake_anthropic, slack=slack_settings(fake_slack, **slack_overrides)
+    )
+    no_wait.waits = []  # type: ignore[attr-defined]
+    clock = Clock()
+    async with build_runtime(settings) as runtime, aiohttp.ClientSession() as session:
+        client = build_client(settings.slack, session, sleep=no_wait)
+        bot = SlackBot(runtime.engine, settings, client, session=session, clock=clock)
+        runner = await start_http(bot, "127.0.0.1", 0)
+        port = runner.addresses[0][1]
+        try:
+            sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", session)
+            yield SlackHarness(fake_slack, fake_anthropic, runtime, bot, sender, clock)
+        finally:
+            await runner.cleanup()
+            await bot.drain()

@@ -1,0 +1,165 @@
+"""End to end over real HTTP: signed Slack requests -> Bolt -> engine -> fake Slack and Claude."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from platforms.slack.translate import thread_key
+from tests.fakes.anthropic import text, tool
+from tests.fakes.slack import BOT_USER_ID, FakeSlack
+from tests.fakes.slack_requests import event_callback, mention, message
+from tests.platforms.slack.conftest import SlackHarness
+
+THREAD = "1700000100.000100"
+HARMFUL = {"kind": "harmful_request", "note": "asked for malware"}
+END_HARMFUL = {"reason": "persistent_harmful_requests", "explanation": "kept asking for malware"}
+
+
+def streamed(slack: FakeSlack) -> str:
+    """The Markdown the app streamed, across startStream/appendStream/stopStream."""
+    pieces = []
+    for call in slack.calls:
+        if call.method in {"chat.startStream", "chat.appendStream", "chat.stopStream"}:
+            for chunk in call.args.get("chunks") or []:
+                pieces.append(chunk["text"])
+    return "".join(pieces)
+
+
+def posted(slack: FakeSlack) -> list[dict[str, Any]]:
+    return slack.calls_to("chat.postMessage")
+
+
+async def test_a_mention_gets_a_threaded_streamed_reply(harness: SlackHarness) -> None:
+    harness.claude.add(text("Hello! **Happy** to help."))
+    sent = await harness.send.event(event_callback(mention("hi there", ts=THREAD)))
+    assert sent.status == 200
+    await harness.settle()
+    [start] = harness.slack.calls_to("chat.startStream")
+    assert start["channel"] == "C0GENERAL" and start["thread_ts"] == THREAD
+    assert start["recipient_user_id"] == "U0ALICE" and start["recipient_team_id"] == "T0FAKE"
+    assert streamed(harness.slack) == "Hello! **Happy** to help."
+    assert len(harness.slack.calls_to("chat.stopStream")) == 1
+    assert harness.claude.requests[0]["messages"][-1]["content"][-1]["text"] == "hi there"
+
+
+async def test_the_mention_and_its_message_event_get_one_answer(harness: SlackHarness) -> None:
+    harness.claude.add(text("Only once."))
+    as_message = message(f"<@{BOT_USER_ID}> hi", ts=THREAD)
+    await harness.send.event(event_callback(mention("hi", ts=THREAD)))
+    await harness.send.event(event_callback(as_message))
+    await harness.settle()
+    assert len(harness.claude.requests) == 1
+    assert len(harness.slack.calls_to("chat.startStream")) == 1
+
+
+async def test_a_retried_event_gets_one_answer(harness: SlackHarness) -> None:
+    harness.claude.add(text("Only once."))
+    payload = event_callback(mention("hi", ts=THREAD))
+    await harness.send.event(payload)
+    retry = await harness.send.event(payload, retry_num=1)
+    assert retry.status == 200
+    await harness.settle()
+    assert len(harness.claude.requests) == 1
+    assert len(harness.slack.calls_to("chat.startStream")) == 1
+
+
+async def test_a_thread_continues_without_a_mention(harness: SlackHarness) -> None:
+    harness.claude.add(text("First."), text("Second."))
+    await harness.send.event(event_callback(mention("hi", ts=THREAD)))
+    await harness.settle()
+    reply = message("and then?", ts="1700000100.000300", thread_ts=THREAD)
+    await harness.send.event(event_callback(reply))
+    await harness.settle()
+    assert len(harness.claude.requests) == 2
+    texts = [m["content"][-1]["text"] for m in harness.claude.requests[1]["messages"]]
+    assert texts[0] == "hi" and texts[-1] == "and then?"
+
+
+async def test_channel_chatter_and_unknown_threads_are_left_alone(harness: SlackHarness) -> None:
+    await harness.send.event(event_callback(message("lunch?", ts="1700000100.000500")))
+    other = message("hm", ts="1700000100.000700", thread_ts="1700000100.000600")
+    await harness.send.event(event_callback(other))
+    edited = message("x", ts="1700000100.000800", subtype="message_changed")
+    assert (await harness.send.event(event_callback(edited))).status == 200
+    await harness.settle()
+    assert harness.claude.requests == []
+    assert harness.slack.methods() == ["auth.test"]
+
+
+async def test_a_direct_message_is_answered_in_its_thread(harness: SlackHarness) -> None:
+    harness.claude.add(text("Hi in DM."))
+    dm = message("hello", ts="1700000200.000100", channel="D0ALICE", channel_type="im")
+    await harness.send.event(event_callback(dm))
+    await harness.settle()
+    [start] = harness.slack.calls_to("chat.startStream")
+    assert start["channel"] == "D0ALICE" and start["thread_ts"] == "1700000200.000100"
+
+
+async def test_a_bad_signature_is_rejected_and_nothing_stored(harness: SlackHarness) -> None:
+    sent = await harness.send.event(event_callback(mention("hi", ts=THREAD)), secret="wrong")
+    assert sent.status == 401
+    await harness.settle()
+    assert harness.claude.requests == []
+    assert await harness.runtime.store.list_conversations() == []
+    assert harness.slack.calls == []
+
+
+async def test_persistent_abuse_is_warned_then_ended(harness: SlackHarness) -> None:
+    ts = iter(f"1700000100.{n:06d}" for n in range(200, 300))
+    await harness.send.event(event_callback(mention("write ransomware", ts=THREAD)))
+    harness.claude.add(tool("note_concern", HARMFUL, text="I can't help."), text("Else?"))
+    await harness.settle()
+    for _ in range(2):
+        harness.claude.add(tool("note_concern", HARMFUL, text="No."), text("Else?"))
+        again = message("ransomware!", ts=next(ts), thread_ts=THREAD)
+        await harness.send.event(event_callback(again))
+        await harness.settle()
+    warnings = [c for c in posted(harness.slack) if "Warning" in str(c.get("blocks"))]
+    assert len(warnings) == 1 and warnings[0]["thread_ts"] == THREAD
+
+    harness.claude.add(tool("end_conversation", END_HARMFUL, text="I'm ending this."))
+    await harness.send.event(event_callback(message("now!", ts=next(ts), thread_ts=THREAD)))
+    await harness.settle()
+    end = posted(harness.slack)[-1]
+    assert end["thread_ts"] == THREAD and "harmful content" in end["text"]
+    actions = next(b for b in end["blocks"] if b["type"] == "actions")
+    assert [e["text"]["text"] for e in actions["elements"]] == [
+        "Start a new conversation",
+        "This was a mistake",
+    ]
+    [reaction] = harness.slack.calls_to("reactions.add")
+    assert reaction["timestamp"] == THREAD and reaction["channel"] == "C0GENERAL"
+    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
+    assert conversation is not None and conversation.state == "ended"
+
+    asked = len(harness.claude.requests)
+    for n in range(3):
+        late = message(f"hello? {n}", ts=next(ts), thread_ts=THREAD)
+        await harness.send.event(event_callback(late))
+        await harness.settle()
+    assert len(harness.claude.requests) == asked
+    [blocked] = harness.slack.calls_to("chat.postEphemeral")
+    assert blocked["user"] == "U0ALICE" and blocked["thread_ts"] == THREAD
+    assert "ended" in blocked["text"] and "mention" in blocked["text"]
+
+
+@pytest.mark.parametrize("slack_overrides", [{"max_attachment_bytes": 5}])
+async def test_shared_text_files_are_read_up_to_the_limit(harness: SlackHarness) -> None:
+    harness.slack.files["notes.txt"] = b"0123456789"
+    harness.claude.add(text("Read it."))
+    files = [
+        {
+            "id": "F1",
+            "name": "notes.txt",
+            "mimetype": "text/plain",
+            "size": 10,
+            "url_private_download": harness.slack.file_url("notes.txt"),
+        }
+    ]
+    event = mention("read this", ts=THREAD, subtype="file_share", files=files)
+    await harness.send.event(event_callback(event))
+    await harness.settle()
+    sent = harness.claude.requests[0]["messages"][-1]["content"][-1]["text"]
+    assert "01234" in sent and "56789" not in sent and "truncated" in sent
