@@ -374,3 +374,73 @@ async def test_branch_carries_the_first_messages(
     sent = fake_anthropic.requests[-1]["messages"]
     assert [m["role"] for m in sent] == ["user", "assistant", "user"]
     assert sent[1]["content"][0]["text"] == "Paris."
+
+
+async def test_operator_limit_on_ended_conversations(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    settings = make_settings(tmp_path, fake_anthropic, max_ended_per_day=1)
+    screen = Screen()
+    async with build_runtime(settings) as runtime:
+        console = chat(runtime, screen)
+        await redirect(fake_anthropic, console, 3)
+        fake_anthropic.add(tool("end_conversation", END_HARMFUL))
+        await console.handle_line("ransomware")
+        assert screen.lines("end")
+        await console.handle_line("/new")
+        [limit] = screen.lines("limit")
+        assert "try again later" in limit
+        asked = len(fake_anthropic.requests)
+        await console.handle_line("hello?")
+        assert len(fake_anthropic.requests) == asked  # still in the ended conversation
+
+
+async def test_user_requested_ends_do_not_count_towards_the_limit(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    settings = make_settings(tmp_path, fake_anthropic, max_ended_per_day=1)
+    screen = Screen()
+    async with build_runtime(settings) as runtime:
+        console = chat(runtime, screen)
+        for _ in range(2):
+            fake_anthropic.add(text("hi"))
+            await console.handle_line("hello")
+            await console.handle_line("/end")
+            await console.handle_line("yes")
+            await console.handle_line("/new")
+        assert not screen.lines("limit")
+
+
+async def test_too_long_message_is_not_sent(tmp_path: Path, fake_anthropic: FakeAnthropic) -> None:
+    settings = make_settings(tmp_path, fake_anthropic, max_message_chars=100)
+    screen = Screen()
+    async with build_runtime(settings) as runtime:
+        await chat(runtime, screen).handle_line("x" * 101)
+    [line] = screen.lines("too_long")
+    assert "100 characters" in line and not fake_anthropic.requests
+
+
+async def test_feedback_is_stored_and_audited(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    screen = Screen()
+    console = chat(runtime, screen)
+    fake_anthropic.add(text("hi"))
+    await console.handle_line("hello")
+    conversation = await runtime.engine.find(console.key)
+    assert conversation is not None
+    await runtime.engine.feedback(conversation.id, "console-user", "This was a mistake")
+    _, audit = await runtime.engine.record(conversation.id)
+    assert audit[-1].kind == "feedback" and audit[-1].detail["text"] == "This was a mistake"
+
+
+async def test_end_tool_called_twice_in_one_reply_ends_once(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    screen = Screen()
+    console = chat(runtime, screen)
+    user_end = {"reason": "user_requested", "explanation": "asked"}
+    fake_anthropic.add(tools([("end_conversation", user_end), ("end_conversation", user_end)]))
+    await console.handle_line("end it please")
+    assert len(screen.lines("end")) == 1
+    assert (await events(runtime, console)).count("end") == 1
