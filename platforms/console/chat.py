@@ -136,6 +136,12 @@ class ConsoleChat:
         self._show(outcome)
 
     async def _message(self, text: str) -> None:
+        if await self._engine.find(self.key) is None:
+            started = await self._engine.start_new(self.key, self._user_id)
+            self._show(started)
+            if started.conversation is None:
+                return
+            self._say("conversation", f"{started.conversation.id} (new)")
         inbound = Inbound(
             key=self.key,
             event_id=uuid.uuid4().hex,
@@ -143,10 +149,7 @@ class ConsoleChat:
             text=text,
             message_id=uuid.uuid4().hex[:12],
         )
-        first = await self._engine.find(self.key) is None
         outcome = await self._engine.handle(inbound, ConsoleReply(self._write, self._interactive))
-        if first and outcome.conversation is not None:
-            self._say("conversation", f"{outcome.conversation.id} (new)")
         self._show(outcome)
 
     def _show(self, outcome: Outcome) -> None:
