@@ -1,0 +1,209 @@
+"""/quitbot, the end confirmation, the buttons on the final notice, and "Branch from here"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.conversation import Conversation
+from platforms.slack.render import (
+    BRANCH,
+    END_CANCEL,
+    END_CONFIRM,
+    MISTAKE,
+    NEW_CONVERSATION,
+    action_value,
+)
+from platforms.slack.translate import Place, thread_key
+from tests.fakes.anthropic import text
+from tests.fakes.slack import permalink
+from tests.fakes.slack_requests import (
+    button,
+    command,
+    event_callback,
+    mention,
+    message,
+    message_shortcut,
+)
+from tests.platforms.slack.conftest import SlackHarness
+
+THREAD = "1700000100.000100"
+LINK = permalink("C0GENERAL", THREAD)
+
+
+async def started(harness: SlackHarness) -> Conversation:
+    """Alice mentions the app in #general and gets an answer."""
+    harness.claude.add(text("Hello!"))
+    await harness.send.event(event_callback(mention("hi", ts=THREAD)))
+    await harness.settle()
+    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
+    assert conversation is not None
+    return conversation
+
+
+async def ended(harness: SlackHarness) -> Conversation:
+    conversation = await started(harness)
+    value = action_value(conversation.id, Place.CHANNEL)
+    await harness.send.interaction(button(END_CONFIRM, value, thread_ts=THREAD))
+    await harness.settle()
+    after = await harness.runtime.engine.get(conversation.id)
+    assert after is not None and after.state == "ended"
+    return after
+
+
+def ephemerals(harness: SlackHarness) -> list[dict[str, Any]]:
+    return harness.slack.calls_to("chat.postEphemeral")
+
+
+async def test_end_asks_for_confirmation_then_ends(harness: SlackHarness) -> None:
+    conversation = await started(harness)
+    sent = await harness.send.command(command("end", thread_ts=THREAD))
+    assert sent.status == 200
+    await harness.settle()
+    [confirm] = ephemerals(harness)
+    assert confirm["user"] == "U0ALICE" and confirm["thread_ts"] == THREAD
+    actions = next(b for b in confirm["blocks"] if b["type"] == "actions")
+    end_it = actions["elements"][0]
+    assert end_it["action_id"] == END_CONFIRM
+    assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
+
+    await harness.send.interaction(button(END_CONFIRM, end_it["value"], thread_ts=THREAD))
+    await harness.settle()
+    final = harness.slack.calls_to("chat.postMessage")[-1]
+    assert final["thread_ts"] == THREAD and "you asked to end it" in final["text"]
+    assert harness.slack.calls_to("reactions.add")[0]["timestamp"] == THREAD
+    _, events = await harness.runtime.engine.record(conversation.id)
+    [end] = [e for e in events if e.kind == "end"]
+    assert end.detail["reason"] == "user_requested" and end.detail["user_id"] == "U0ALICE"
+
+
+async def test_end_cancelled_keeps_it_going(harness: SlackHarness) -> None:
+    conversation = await started(harness)
+    value = action_value(conversation.id, Place.CHANNEL)
+    await harness.send.interaction(button(END_CANCEL, value, thread_ts=THREAD))
+    await harness.settle()
+    assert "goes on" in ephemerals(harness)[-1]["text"]
+    assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
+
+
+async def test_only_the_starter_can_end_it(harness: SlackHarness) -> None:
+    conversation = await started(harness)
+    await harness.send.command(command("end", user="U0MALLORY", thread_ts=THREAD))
+    value = action_value(conversation.id, Place.CHANNEL)
+    await harness.send.interaction(button(END_CONFIRM, value, user="U0MALLORY", thread_ts=THREAD))
+    await harness.settle()
+    assert all("Only the person" in e["text"] for e in ephemerals(harness))
+    assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
+
+
+async def test_end_without_a_thread_says_how(harness: SlackHarness) -> None:
+    await harness.send.command(command("end"))
+    await harness.settle()
+    assert "in the conversation's thread" in ephemerals(harness)[0]["text"]
+
+
+async def test_help(harness: SlackHarness) -> None:
+    await harness.send.command(command(""))
+    await harness.settle()
+    assert "/quitbot end" in ephemerals(harness)[0]["text"]
+
+
+@pytest.mark.parametrize("verb", ["reopen", "status", "audit"])
+async def test_moderator_commands_are_refused_to_a_member(harness: SlackHarness, verb: str) -> None:
+    conversation = await ended(harness)
+    await harness.send.command(command(f"{verb} {conversation.id}", user="U0MEMBER"))
+    await harness.settle()
+    [refusal] = [e for e in ephemerals(harness) if e["user"] == "U0MEMBER"]
+    assert "Only moderators" in refusal["text"]
+    assert harness.slack.calls_to("users.info")[-1]["user"] == "U0MEMBER"
+    assert (await harness.runtime.engine.get(conversation.id)).state == "ended"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("slack_overrides", [{"admin_user_ids": ["U0MOD"]}])
+async def test_a_configured_moderator_reopens_by_thread_link(harness: SlackHarness) -> None:
+    conversation = await ended(harness)
+    await harness.send.command(command(f"reopen <{LINK}> they apologised", user="U0MOD"))
+    await harness.settle()
+    assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
+    assert "Reopened" in ephemerals(harness)[-1]["text"]
+    assert "reopened" in harness.slack.calls_to("chat.postMessage")[-1]["text"]
+    assert harness.slack.calls_to("reactions.remove")[0]["timestamp"] == THREAD
+    _, events = await harness.runtime.engine.record(conversation.id)
+    reopen = [e for e in events if e.kind == "reopen"]
+    assert reopen and reopen[0].detail["note"] == "they apologised"
+    assert reopen[0].detail["moderator_id"] == "U0MOD"
+    assert harness.slack.calls_to("users.info") == []
+
+
+async def test_a_workspace_admin_sees_status_and_audit(harness: SlackHarness) -> None:
+    harness.slack.admins.add("U0ADMIN")
+    conversation = await ended(harness)
+    await harness.send.command(command(f"status {conversation.id}", user="U0ADMIN"))
+    await harness.send.command(command(f"audit {LINK}", user="U0ADMIN"))
+    await harness.settle()
+    status, audit = [e["text"] for e in ephemerals(harness) if e["user"] == "U0ADMIN"]
+    assert "State: *ended*" in status and conversation.id in status
+    assert "Audit trail" in audit and "user" in audit
+
+
+async def test_unknown_target(harness: SlackHarness) -> None:
+    harness.slack.admins.add("U0ADMIN")
+    await harness.send.command(command("status nope", user="U0ADMIN"))
+    await harness.settle()
+    assert "can't find" in ephemerals(harness)[0]["text"]
+
+
+@pytest.mark.parametrize("slack_overrides", [{"modlog_channel": "C0MODLOG"}])
+async def test_the_mistake_button_is_stored_audited_and_logged(harness: SlackHarness) -> None:
+    conversation = await ended(harness)
+    value = action_value(conversation.id, Place.CHANNEL)
+    await harness.send.interaction(button(MISTAKE, value, thread_ts=THREAD))
+    await harness.settle()
+    _, events = await harness.runtime.engine.record(conversation.id)
+    [feedback] = [e for e in events if e.kind == "feedback"]
+    assert feedback.detail == {"user_id": "U0ALICE", "text": "This was a mistake"}
+    assert "Thanks" in ephemerals(harness)[-1]["text"]
+    modlog = [c for c in harness.slack.calls_to("chat.postMessage") if c["channel"] == "C0MODLOG"]
+    assert len(modlog) == 2  # the end, then the feedback
+    assert "ended by user" in modlog[0]["text"] and "fake.slack.com/archives" in modlog[0]["text"]
+    assert "This was a mistake" in modlog[1]["text"]
+
+
+async def test_start_a_new_conversation_opens_a_fresh_thread(harness: SlackHarness) -> None:
+    conversation = await ended(harness)
+    value = action_value(conversation.id, Place.CHANNEL)
+    await harness.send.interaction(button(NEW_CONVERSATION, value, thread_ts=THREAD))
+    await harness.settle()
+    root = harness.slack.calls_to("chat.postMessage")[-1]
+    assert "thread_ts" not in root and "<@U0ALICE>" in root["text"]
+    fresh = await harness.runtime.store.list_conversations(state="active")
+    assert len(fresh) == 1 and fresh[0].user_id == "U0ALICE"
+
+    harness.claude.add(text("Fresh start."))
+    _, root_ts = fresh[0].key.place.split(":")
+    again = message("hi again", ts="1700000900.000001", thread_ts=root_ts)
+    await harness.send.event(event_callback(again))
+    await harness.settle()
+    assert harness.claude.requests[-1]["messages"][0]["content"][-1]["text"] == "hi again"
+
+
+async def test_branch_from_here_carries_history_up_to_the_message(harness: SlackHarness) -> None:
+    conversation = await ended(harness)
+    shortcut = message_shortcut(BRANCH, ts=THREAD, thread_ts=THREAD)
+    await harness.send.interaction(shortcut)
+    await harness.settle()
+    root = harness.slack.calls_to("chat.postMessage")[-1]
+    assert "branched" in root["text"] and "thread_ts" not in root
+    [branch] = await harness.runtime.store.list_conversations(state="active")
+    assert branch.branched_from == conversation.id
+    messages, _ = await harness.runtime.engine.record(branch.id)
+    assert [m.text for m in messages] == ["hi"]
+
+
+async def test_branch_from_a_message_outside_the_conversation(harness: SlackHarness) -> None:
+    await ended(harness)
+    shortcut = message_shortcut(BRANCH, ts="1700000100.999999", thread_ts=THREAD)
+    await harness.send.interaction(shortcut)
+    await harness.settle()
+    assert "Pick a message" in ephemerals(harness)[-1]["text"]
