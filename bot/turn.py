@@ -140,8 +140,10 @@ class Turn:
             return "The conversation has already ended.", False, False
         match call:
             case NoteConcernCall(kind=kind, note=note):
-                self._apply(result, Concern(kind), Actor.MODEL, kind=kind.value, note=note)
-                return "Noted.", False, False
+                effects = self._apply(
+                    result, Concern(kind), Actor.MODEL, kind=kind.value, note=note
+                )
+                return _concern_result(result.ladder, effects), False, False
             case EndConversationCall(reason=reason, explanation=explanation):
                 by = Actor.USER if reason.value == "user_requested" else Actor.MODEL
                 effects = self._apply(
@@ -185,6 +187,16 @@ class Turn:
         if not self.message_id:
             return dict(detail)
         return {"message_id": self.message_id, **detail}
+
+
+def _concern_result(ladder: LadderState, effects: tuple[Effect, ...]) -> str:
+    """Tell the model where the ladder stands, so it knows when ending is even possible."""
+    if any(isinstance(e, CrisisFlagged) for e in effects):
+        return "Noted. Crisis resources are being shown to the person. Stay with them."
+    parts = [f"Noted. Redirects so far in this conversation: {ladder.redirects}."]
+    if any(isinstance(e, Warned) for e in effects):
+        parts.append("The bot has now warned the person that continuing will end it.")
+    return " ".join(parts)
 
 
 def effect_entry(

@@ -444,3 +444,14 @@ async def test_end_tool_called_twice_in_one_reply_ends_once(
     await console.handle_line("end it please")
     assert len(screen.lines("end")) == 1
     assert (await events(runtime, console)).count("end") == 1
+
+
+async def test_model_is_told_where_the_ladder_stands(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    console = chat(runtime, Screen())
+    await redirect(fake_anthropic, console, 2)
+    first = tool_results(fake_anthropic.requests[1])[-1]["content"]
+    second = tool_results(fake_anthropic.requests[3])[-1]["content"]
+    assert "Redirects so far in this conversation: 1." in first and "warned" not in first
+    assert "Redirects so far in this conversation: 2." in second and "warned" in second
