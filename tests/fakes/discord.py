@@ -40,6 +40,7 @@ class Call:
     query: dict[str, str]
     body: Any
     status: int = 200
+    response: Any = None
 
 
 @dataclass
@@ -448,7 +449,7 @@ class FakeDiscord:
         )
         call = Call(request.method, path, dict(request.query), body)
         status, payload, headers = await self._answer(call)
-        call.status = status
+        call.status, call.response = status, payload
         self.calls.append(call)
         async with self._changed:
             self._changed.notify_all()
@@ -512,6 +513,7 @@ class FakeDiscord:
             ("POST", rf"/channels/{snowflake}/threads", self._thread_alone),
             ("PATCH", rf"/channels/{snowflake}", self._edit_channel),
             ("GET", rf"/channels/{snowflake}", self._get_channel),
+            ("DELETE", rf"/channels/{snowflake}", self._delete_channel),
             ("POST", rf"/interactions/{snowflake}/{token}/callback", self._callback),
             ("POST", rf"/webhooks/{snowflake}/{token}", self._followup),
             ("PATCH", rf"/webhooks/{snowflake}/{token}/messages/@original", self._edit_original),
@@ -555,7 +557,9 @@ class FakeDiscord:
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
         synced = [
-            command | {"id": str(p.snowflake()), "application_id": str(self.app_id), "version": "1"}
+            {"description": "", "options": []}
+            | command
+            | {"id": str(p.snowflake()), "application_id": str(self.app_id), "version": "1"}
             for command in body
         ]
         return 200, synced
@@ -616,6 +620,8 @@ class FakeDiscord:
     ) -> tuple[int, Any]:
         parent = self._channel(int(match[1]))
         self._message(int(match[2]))
+        if int(match[2]) in self.channels:
+            raise DiscordError(400, 160004, "A thread has already been created for this message")
         thread = await self._new_thread(parent, body["name"], thread_id=int(match[2]))
         return 201, thread
 
@@ -647,6 +653,13 @@ class FakeDiscord:
             if key in body:
                 meta[key] = bool(body[key])
         await self.dispatch("THREAD_UPDATE", thread)
+        return 200, thread
+
+    async def _delete_channel(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        thread = self.channels.pop(int(self._channel(int(match[1]))["id"]))
+        await self.dispatch("THREAD_DELETE", thread)
         return 200, thread
 
     async def _get_channel(

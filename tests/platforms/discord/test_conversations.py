@@ -1,0 +1,103 @@
+"""End to end: real discord.py, real engine, FakeDiscord and FakeAnthropic over loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from platforms.discord.app import QuitBot
+from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.discord import FakeDiscord
+from tests.platforms.discord.helpers import (
+    ENDED_TITLE,
+    bot_messages,
+    buttons,
+    converse_until_ended,
+    wait_bot_message,
+)
+
+REPLY = "A thread is a side conversation attached to a message in a channel."
+
+
+def contents(fake: FakeDiscord, channel_id: int | str) -> list[str]:
+    return [
+        m["content"]
+        for m in fake.messages.values()
+        if m["channel_id"] == str(channel_id) and m["author"]["id"] == fake.bot["id"]
+    ]
+
+
+async def mention(fake: FakeDiscord, words: str) -> dict[str, Any]:
+    return await fake.post(
+        fake.channel_id, fake.alice, f"<@{fake.bot_id}> {words}", mention_bot=True
+    )
+
+
+async def test_mention_opens_a_thread_and_streams_the_reply(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    fake_anthropic.add(text(REPLY))
+    message = await mention(fake, "what is a thread?")
+    thread_id = message["id"]  # a thread opened from a message shares its id
+    created = await fake.wait_call(
+        "POST", rf"/channels/{fake.channel_id}/messages/{thread_id}/threads"
+    )
+    assert created.body["name"] == "what is a thread?"
+    await fake.wait_until(lambda: REPLY in contents(fake, thread_id))
+
+    typing = fake.calls_to("POST", rf"/channels/{thread_id}/typing")
+    posts = fake.calls_to("POST", rf"/channels/{thread_id}/messages")
+    edits = fake.calls_to("PATCH", rf"/channels/{thread_id}/messages/\d+")
+    assert len(typing) == 1 and len(posts) == 1
+    assert REPLY.startswith(posts[0].body["content"]) and posts[0].body["content"] != REPLY
+    assert edits and edits[-1].body["content"] == REPLY
+    assert fake.calls.index(typing[0]) < fake.calls.index(posts[0])
+    sent = fake_anthropic.requests[0]["messages"][-1]["content"]
+    assert "what is a thread?" in str(sent) and f"<@{fake.bot_id}>" not in str(sent)
+
+
+async def test_persistent_abuse_is_warned_then_ended_and_the_thread_locked_after_the_notice(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id = await converse_until_ended(fake, fake_anthropic)
+    lock = await fake.wait_call("PATCH", rf"/channels/{thread_id}")
+    assert lock.body == {"archived": True, "locked": True}
+
+    notices = [m for m in bot_messages(fake, thread_id) if m["embeds"]]
+    assert [m["embeds"][0]["title"] for m in notices] == ["Warning", ENDED_TITLE]
+    final = notices[-1]
+    assert "abusive" in final["embeds"][0]["description"]
+    assert "/chat" in final["embeds"][0]["description"]  # how to start again
+    assert buttons(final)[0] == "quitbot:new"
+    assert buttons(final)[1].startswith("quitbot:mistake:")
+    final_post = next(
+        c
+        for c in fake.calls_to("POST", rf"/channels/{thread_id}/messages")
+        if c.response["id"] == final["id"]
+    )
+    assert fake.calls.index(final_post) < fake.calls.index(lock)
+    meta = fake.channels[int(thread_id)]["thread_metadata"]
+    assert meta["archived"] and meta["locked"]
+    assert len(fake_anthropic.requests) == 5 and fake_anthropic.pending == 0
+
+
+async def test_an_unlocked_ended_thread_is_locked_again_and_never_reaches_the_model(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id = await converse_until_ended(fake, fake_anthropic)
+    await fake.wait_call("PATCH", rf"/channels/{thread_id}")
+    requests = len(fake_anthropic.requests)
+
+    await fake.set_thread(int(thread_id), archived=False, locked=False)
+    relock = await fake.wait_call("PATCH", rf"/channels/{thread_id}", count=2)
+    assert relock.body == {"archived": True, "locked": True}
+
+    await fake.set_thread(int(thread_id), archived=False, locked=True)  # as a post would
+    await fake.post(int(thread_id), fake.alice, "let me back in")
+    blocked = await wait_bot_message(fake, thread_id, lambda m: "won't reply" in m["content"])
+    assert "/chat" in blocked["content"] and buttons(blocked) == ["quitbot:new"]
+    third = await fake.wait_call("PATCH", rf"/channels/{thread_id}", count=3)
+    assert third.body == {"archived": True, "locked": True}
+    assert len(fake_anthropic.requests) == requests
