@@ -127,20 +127,30 @@ class SlackReply:
 
     async def _stream_pending(self, final: bool) -> None:
         pending = self._text[self._sent :]
-        for piece in split_text(pending, STREAM_APPEND_LIMIT) if pending else []:
-            if self._stream is not None and self._stream_size + len(piece) > STREAM_MESSAGE_LIMIT:
-                await self._stream.stop()
+        pieces = split_text(pending, STREAM_APPEND_LIMIT) if pending else []
+        for index, piece in enumerate(pieces):
+            stream = await self._stream_with_room(len(piece))
+            if final and index == len(pieces) - 1:
+                await stream.stop(markdown_text=piece)  # the last piece rides on the stop
                 self._stream = None
-            if self._stream is None:
-                self._stream = await self._open_stream()
-                self._stream_size = 0
-            await self._stream.append(markdown_text=piece)
-            self._first_ts = self._first_ts or (self._stream.ts or "")
+            else:
+                await stream.append(markdown_text=piece)
+            self._first_ts = self._first_ts or (stream.ts or "")
             self._stream_size += len(piece)
         self._sent = len(self._text)
         if final and self._stream is not None:
             await self._stream.stop()
             self._stream = None
+
+    async def _stream_with_room(self, size: int) -> AsyncChatStream:
+        """The open stream, or a new one when this piece would make the message too long."""
+        if self._stream is not None and self._stream_size + size > STREAM_MESSAGE_LIMIT:
+            await self._stream.stop()
+            self._stream = None
+        if self._stream is None:
+            self._stream = await self._open_stream()
+            self._stream_size = 0
+        return self._stream
 
     async def _open_stream(self) -> AsyncChatStream:
         return await self._client.chat_stream(

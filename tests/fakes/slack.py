@@ -39,6 +39,7 @@ class Call:
     method: str
     args: dict[str, Any]
     token: str
+    result: dict[str, Any] = field(default_factory=dict)  # what the fake answered
 
 
 @dataclass
@@ -110,6 +111,9 @@ class FakeSlack:
     def calls_to(self, method: str) -> list[dict[str, Any]]:
         return [call.args for call in self.calls if call.method == method]
 
+    def results_of(self, method: str) -> list[dict[str, Any]]:
+        return [call.result for call in self.calls if call.method == method]
+
     def methods(self) -> list[str]:
         return [call.method for call in self.calls]
 
@@ -135,7 +139,8 @@ class FakeSlack:
                 status=429,
                 headers={"Retry-After": str(limit.retry_after)},
             )
-        await self._record(Call(method, args, token))
+        call = Call(method, args, token)
+        await self._record(call)
         expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if token != expected:
             self.unexpected.append(f"{method} with token {token!r}")
@@ -147,7 +152,8 @@ class FakeSlack:
             self.unexpected.append(f"unexpected method {method}")
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
         headers = {"x-oauth-scopes": self.scopes} if method == "auth.test" else {}
-        return web.json_response({"ok": True, **handler(args)}, headers=headers)
+        call.result = {"ok": True, **handler(args)}
+        return web.json_response(call.result, headers=headers)
 
     async def _record(self, call: Call) -> None:
         async with self._changed:

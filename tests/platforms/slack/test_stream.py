@@ -1,0 +1,163 @@
+"""Streaming a reply into a thread: Slack's streaming, the edited-message fallback, 429s."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest_asyncio
+
+from bot.settings import SlackSettings
+from platforms.slack.client import build_client
+from platforms.slack.render import MESSAGE_LIMIT
+from platforms.slack.stream import SlackReply, StreamingSupport, Target
+from platforms.slack.translate import Place
+from tests.fakes.slack import BOT_TOKEN, FakeSlack
+from tests.platforms.slack.conftest import Clock
+
+TARGET = Target("C0GENERAL", "1700000100.000100", "U0ALICE", "T0FAKE", Place.CHANNEL)
+
+
+class Waits:
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+@pytest_asyncio.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as opened:
+        yield opened
+
+
+def reply_to(
+    fake: FakeSlack,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    support: StreamingSupport | None = None,
+    waits: Waits | None = None,
+    target: Target = TARGET,
+) -> SlackReply:
+    settings = SlackSettings(  # type: ignore[call-arg]
+        _env_file=None, SLACK_BOT_TOKEN=BOT_TOKEN, api_url=fake.base_url
+    )
+    client = build_client(settings, session, sleep=waits or Waits())
+    return SlackReply(client, target, support or StreamingSupport(), clock=clock, interval=1.0)
+
+
+def chunks(fake: FakeSlack, method: str) -> list[str]:
+    return ["".join(c["text"] for c in call.get("chunks", [])) for call in fake.calls_to(method)]
+
+
+async def test_streams_at_the_throttled_pace(session: aiohttp.ClientSession) -> None:
+    clock = Clock()
+    async with FakeSlack() as fake:
+        reply = reply_to(fake, session, clock)
+        await reply.thinking()
+        await reply.text("Hel")
+        await reply.text("lo")
+        clock.now += 0.5
+        await reply.text(" wor")
+        clock.now += 0.5
+        await reply.text("ld")
+        await reply.text("!")
+        ts = await reply.done()
+    assert chunks(fake, "chat.startStream") == ["Hel"]
+    assert chunks(fake, "chat.appendStream") == ["lo world"]
+    assert chunks(fake, "chat.stopStream") == ["!"]
+    assert ts == fake.calls_to("chat.stopStream")[0]["ts"]
+    assert fake.calls_to("assistant.threads.setStatus") == []  # only in assistant threads
+    assert not fake.unexpected
+
+
+async def test_falls_back_to_one_edited_message(session: aiohttp.ClientSession) -> None:
+    clock, support = Clock(), StreamingSupport()
+    async with FakeSlack(streaming=False) as fake:
+        reply = reply_to(fake, session, clock, support)
+        await reply.text("**Bold** start")
+        await reply.text(", more")
+        clock.now += 1
+        await reply.text(" and [a link](https://example.com)")
+        ts = await reply.done()
+        assert support.enabled is False
+        [post] = fake.calls_to("chat.postMessage")
+        assert post["text"] == "*Bold* start" and post["thread_ts"] == TARGET.thread_ts
+        updates = [u["text"] for u in fake.calls_to("chat.update")]
+        assert updates == [
+            "*Bold* start, more and <https://example.com|a link>",
+        ]
+        assert ts == fake.calls_to("chat.update")[0]["ts"]
+
+        second = reply_to(fake, session, clock, support)
+        await second.text("again")
+        await second.done()
+        assert len(fake.calls_to("chat.startStream")) == 1  # learnt once, not asked again
+        assert not fake.unexpected
+
+
+async def test_a_long_reply_is_split_into_messages(session: aiohttp.ClientSession) -> None:
+    clock = Clock()
+    paragraphs = [f"Paragraph {n}. " + "word " * 150 for n in range(12)]
+    async with FakeSlack(streaming=False) as fake:
+        reply = reply_to(fake, session, clock)
+        for paragraph in paragraphs:
+            await reply.text(paragraph.strip() + "\n\n")
+        first = await reply.done()
+    posts = fake.calls_to("chat.postMessage")
+    assert len(posts) >= 3
+    posted = fake.results_of("chat.postMessage")
+    final = {r["ts"]: p["text"] for p, r in zip(posts, posted, strict=True)}
+    for update in fake.calls_to("chat.update"):
+        final[update["ts"]] = update["text"]
+    assert all(len(t) <= MESSAGE_LIMIT for t in final.values())
+    assert all(t.startswith("Paragraph") for t in final.values())
+    assert "".join(final.values()).count("Paragraph") == 12
+    assert first == min(final)
+
+
+async def test_a_stream_that_breaks_midway_is_finished_by_editing(
+    session: aiohttp.ClientSession,
+) -> None:
+    clock = Clock()
+    async with FakeSlack() as fake:
+        fake.fail("chat.appendStream", "message_not_in_streaming_state")
+        reply = reply_to(fake, session, clock)
+        await reply.text("one ")
+        clock.now += 1
+        await reply.text("two")
+        ts = await reply.done()
+    [started] = fake.results_of("chat.startStream")
+    [update] = fake.calls_to("chat.update")
+    assert update["text"] == "one two" and update["ts"] == ts == started["ts"]
+    assert fake.calls_to("chat.postMessage") == []
+
+
+async def test_an_empty_reply_posts_nothing_and_clears_the_status(
+    session: aiohttp.ClientSession,
+) -> None:
+    assistant = Target("D0ALICE", "1700000300.000100", "U0ALICE", "T0FAKE", Place.ASSISTANT)
+    async with FakeSlack() as fake:
+        reply = reply_to(fake, session, Clock(), target=assistant)
+        await reply.thinking()
+        assert await reply.done() == ""
+    assert [c["status"] for c in fake.calls_to("assistant.threads.setStatus")] == [
+        "is thinking...",
+        "",
+    ]
+    assert fake.methods() == ["assistant.threads.setStatus"] * 2
+
+
+async def test_slack_429_is_retried_after_the_time_it_asks(
+    session: aiohttp.ClientSession,
+) -> None:
+    waits = Waits()
+    async with FakeSlack(streaming=False) as fake:
+        fake.rate_limit("chat.postMessage", times=2, retry_after=3)
+        reply = reply_to(fake, session, Clock(), waits=waits)
+        await reply.text("hello")
+        ts = await reply.done()
+    assert waits.seconds == [3.0, 3.0]
+    assert fake.methods().count("chat.postMessage:429") == 2
+    assert len(fake.calls_to("chat.postMessage")) == 1 and ts
