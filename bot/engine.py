@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from bot.context import build_context, user_content
 from bot.conversation import (
@@ -33,6 +34,7 @@ from bot.ports import BlockedOutcome, Model, NewMessage, ReplyStream, Store
 from bot.turn import Turn, TurnResult, effect_entry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _HISTORY_LIMIT = 60  # stored messages read per turn (bounds CPU); the token budget trims further
 
@@ -149,12 +151,12 @@ class Engine:
             at,
             message_id=inbound.message_id,
         )
-        await reply.thinking()
+        await _shielded(reply.thinking())
         try:
             result = await turn.run(conversation.ladder, context, reply)
         finally:
-            reply_id = await reply.done()
-        return await self._commit(conversation, stored, result, reply_id)
+            reply_id = await _shielded(reply.done())
+        return await self._commit(conversation, stored, result, reply_id or "")
 
     async def _commit(
         self,
@@ -334,6 +336,15 @@ class Engine:
         if conversation is None:
             raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
         return conversation
+
+
+async def _shielded(call: Awaitable[T]) -> T | None:
+    """Await an adapter call; a platform error is logged, never lets a turn go unrecorded."""
+    try:
+        return await call
+    except Exception:
+        log.exception("the platform adapter failed to show part of a reply")
+        return None
 
 
 def _branch_point(

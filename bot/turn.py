@@ -72,6 +72,7 @@ class Turn:
     message_id: str = ""
     _parts: list[str] = field(default_factory=list)
     _new_round: bool = False
+    _display_failed: bool = False
 
     async def run(
         self, ladder: LadderState, context: list[dict[str, Any]], reply: ReplyStream
@@ -107,7 +108,14 @@ class Turn:
 
     async def _emit(self, reply: ReplyStream, text: str) -> None:
         self._parts.append(text)
-        await reply.text(text)
+        if self._display_failed:
+            return
+        try:
+            await reply.text(text)
+        except Exception:
+            # The platform failing to show the reply must not lose the turn's record.
+            log.exception("showing the reply failed; the turn goes on and is recorded")
+            self._display_failed = True
 
     def _refused(self, result: TurnResult, answer: ModelReply) -> None:
         result.refused = True

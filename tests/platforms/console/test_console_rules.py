@@ -455,3 +455,31 @@ async def test_model_is_told_where_the_ladder_stands(
     second = tool_results(fake_anthropic.requests[3])[-1]["content"]
     assert "Redirects so far in this conversation: 1." in first and "warned" not in first
     assert "Redirects so far in this conversation: 2." in second and "warned" in second
+
+
+class BrokenDisplay:
+    """A platform that fails to show anything (its API is down mid-reply)."""
+
+    async def thinking(self) -> None:
+        raise ConnectionError("platform down")
+
+    async def text(self, delta: str) -> None:
+        raise ConnectionError("platform down")
+
+    async def done(self) -> str:
+        raise ConnectionError("platform down")
+
+
+async def test_platform_failing_mid_reply_loses_no_record(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    key = ConversationKey("console", "broken")
+    fake_anthropic.add(tool("note_concern", HARMFUL, text="I can't help with that."), text("Else?"))
+    outcome = await runtime.engine.handle(
+        Inbound(key, "e1", "u1", "ransomware", message_id="m1"), BrokenDisplay()
+    )
+    assert outcome.conversation is not None and outcome.conversation.ladder.redirects == 1
+    messages, audit = await runtime.engine.record(outcome.conversation.id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert "I can't help with that." in messages[1].text
+    assert [e.kind for e in audit] == ["redirect"]
