@@ -214,8 +214,11 @@ class FakeDiscord:
         author: Json,
         permissions: int = p.MEMBER_PERMISSIONS,
         roles: tuple[int, ...] = (),
+        resolved: Json | None = None,
     ) -> Json:
-        data = {"id": str(p.snowflake()), "name": name, "type": 1, "options": options or []}
+        data: Json = {"id": str(p.snowflake()), "name": name, "type": 1, "options": options or []}
+        if resolved is not None:
+            data["resolved"] = resolved
         return await self.interact(
             2, data, channel_id, author, permissions=permissions, roles=roles
         )
