@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -44,25 +44,29 @@ def settings_for(
 @asynccontextmanager
 async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[QuitBot]:
     """The bot connected, commands synced and the server known; closed on the way out."""
+    async with build_runtime(settings) as runtime:
+        configure_endpoints(settings.discord)
+        bot = build_bot(runtime.engine, settings, edit_interval=0.0)
+        async with bot:
+            token = settings.discord.token
+            assert token is not None
+            started = asyncio.create_task(bot.start(token.get_secret_value()))
+            try:
+                await fake.wait_call("PUT", r"/applications/\d+(/guilds/\d+)?/commands")
+                async with asyncio.timeout(10):
+                    await fake.guild_ready.wait()
+                yield bot
+            finally:
+                await bot.close()
+                await started
+
+
+@pytest.fixture(autouse=True)
+def _restore_discord_endpoints() -> Iterator[None]:
+    """configure_endpoints changes discord.py class attributes; put them back after a test."""
     saved = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    try:
-        async with build_runtime(settings) as runtime:
-            configure_endpoints(settings.discord)
-            bot = build_bot(runtime.engine, settings, edit_interval=0.0)
-            async with bot:
-                token = settings.discord.token
-                assert token is not None
-                started = asyncio.create_task(bot.start(token.get_secret_value()))
-                try:
-                    await fake.wait_call("PUT", r"/applications/\d+(/guilds/\d+)?/commands")
-                    async with asyncio.timeout(10):
-                        await fake.guild_ready.wait()
-                    yield bot
-                finally:
-                    await bot.close()
-                    await started
-    finally:
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+    yield
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 
 
 @pytest_asyncio.fixture

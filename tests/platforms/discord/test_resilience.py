@@ -1,0 +1,113 @@
+"""What goes wrong on Discord: replays after RESUME, 429s, a missing permission, other bots."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from platforms.discord import doctor
+from platforms.discord.app import QuitBot
+from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.discord import FakeDiscord
+from tests.platforms.discord.conftest import running_bot, settings_for
+from tests.platforms.discord.helpers import (
+    ENDED_TITLE,
+    bot_messages,
+    mention,
+    wait_bot_message,
+)
+
+
+async def test_a_message_replayed_after_resume_is_answered_once(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    fake_anthropic.add(text("First answer."), text("Second answer."))
+    opening = await mention(fake, "hello")
+    thread_id = opening["id"]
+    await wait_bot_message(fake, thread_id, lambda m: m["content"] == "First answer.")
+    follow_up = await fake.post(int(thread_id), fake.alice, "and another thing")
+    await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Second answer.")
+
+    await fake.reconnect(replay=opening)  # resends the mention and the follow-up
+    fake_anthropic.add(text("Third answer."))
+    await fake.post(int(thread_id), fake.alice, "one more")
+    await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Third answer.")
+
+    assert fake.resumes == 1 and len(fake.identifies) == 1
+    threads = fake.calls_to("POST", rf"/channels/{fake.channel_id}/messages/{thread_id}/threads")
+    assert [c.status for c in threads] == [201, 400]  # the replayed mention found its thread
+    assert [m["content"] for m in bot_messages(fake, thread_id)] == [
+        "First answer.",
+        "Second answer.",
+        "Third answer.",
+    ]
+    assert len(fake_anthropic.requests) == 3
+    assert follow_up["id"] in {m["id"] for m in fake.messages.values()}
+
+
+async def test_a_429_from_discord_is_waited_out_and_the_reply_still_arrives(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    fake_anthropic.add(text("Patience pays."))
+    opening = await mention(fake, "hello")
+    thread_id = opening["id"]
+    fake.limit_next("POST", rf"/channels/{thread_id}/messages", retry_after=0.01)
+    await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Patience pays.")
+    posts = fake.calls_to("POST", rf"/channels/{thread_id}/messages")
+    assert [c.status for c in posts] == [429, 200]
+    assert len(bot_messages(fake, thread_id)) == 1
+
+
+async def test_other_bots_and_itself_are_ignored(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    await mention(fake, "answer me, bot", author=fake.other_bot)
+    await fake.post(
+        fake.channel_id, fake.bot, f"<@{fake.bot_id}> talking to myself", mention_bot=True
+    )
+    await fake.post(fake.channel_id, fake.alice, "no mention, no answer")
+    fake_anthropic.add(text("Only for you."))
+    opening = await mention(fake, "hello")
+    await wait_bot_message(fake, opening["id"], lambda m: m["content"] == "Only for you.")
+    assert len(fake.calls_to("POST", r"/channels/\d+/messages/\d+/threads")) == 1
+    assert len(fake_anthropic.requests) == 1
+
+
+async def test_without_manage_threads_the_end_holds_and_the_operator_is_told_once(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with FakeDiscord(bot_can_manage_threads=False) as fake:
+        settings = settings_for(tmp_path, fake_anthropic, fake)
+        caplog.set_level(logging.WARNING, logger="platforms.discord")
+        async with running_bot(fake, settings):
+            fake_anthropic.add(text("Hello."))
+            thread_id = (await mention(fake, "hi"))["id"]
+            await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Hello.")
+            asked = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
+            confirm = (await fake.response(asked)).response["resource"]["message"]
+            await fake.press("quitbot:end", message=confirm, author=fake.alice)
+            await wait_bot_message(
+                fake, thread_id, lambda m: any(e["title"] == ENDED_TITLE for e in m["embeds"])
+            )
+            for words in ("still there?", "hello?"):
+                await fake.post(int(thread_id), fake.alice, words)
+            await wait_bot_message(fake, thread_id, lambda m: "won't reply" in m["content"])
+            await fake.set_thread(int(thread_id), archived=False, locked=False)
+            fake_anthropic.add(text("New thread, new talk."))
+            other = await mention(fake, "a fresh question")
+            await wait_bot_message(
+                fake, other["id"], lambda m: m["content"] == "New thread, new talk."
+            )
+
+        assert not fake.calls_to("PATCH", rf"/channels/{thread_id}")
+        assert len(fake_anthropic.requests) == 2
+        warnings = [r.getMessage() for r in caplog.records if "Manage Threads" in r.getMessage()]
+        assert len(warnings) == 1 and str(fake.guild_id) in warnings[0]
+        checks = await doctor(settings)
+        assert any(not ok and "Manage Threads" in line for ok, line in checks)
+        assert fake.unexpected == []
