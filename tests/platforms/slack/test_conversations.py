@@ -163,3 +163,43 @@ async def test_shared_text_files_are_read_up_to_the_limit(harness: SlackHarness)
     await harness.settle()
     sent = harness.claude.requests[0]["messages"][-1]["content"][-1]["text"]
     assert "01234" in sent and "56789" not in sent and "truncated" in sent
+
+
+async def test_shared_images_go_to_claude_as_images(harness: SlackHarness) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    harness.slack.files["cat.png"] = png
+    harness.claude.add(text("A cat."))
+    files = [
+        {
+            "id": "F2",
+            "name": "cat.png",
+            "mimetype": "image/png",
+            "size": len(png),
+            "url_private_download": harness.slack.file_url("cat.png"),
+        }
+    ]
+    event = mention("what is this?", ts=THREAD, subtype="file_share", files=files)
+    await harness.send.event(event_callback(event))
+    await harness.settle()
+    content = harness.claude.requests[0]["messages"][-1]["content"]
+    assert content[0]["type"] == "image" and content[0]["source"]["media_type"] == "image/png"
+
+
+async def test_url_verification_is_answered(harness: SlackHarness) -> None:
+    challenge = {"token": "x", "challenge": "c-123", "type": "url_verification"}
+    sent = await harness.send.event(challenge)
+    assert sent.status == 200 and "c-123" in sent.body
+
+
+async def test_each_poster_in_an_ended_thread_is_told_once(harness: SlackHarness) -> None:
+    end = {"reason": "user_requested", "explanation": "asked"}
+    harness.claude.add(tool("end_conversation", end, text="Ending."))
+    await harness.send.event(event_callback(mention("end this please", ts=THREAD)))
+    await harness.settle()
+    for n, user in enumerate(["U0ALICE", "U0BOB", "U0ALICE", "U0BOB"]):
+        late = message("hi", ts=f"1700000100.{n + 500:06d}", thread_ts=THREAD, user=user)
+        await harness.send.event(event_callback(late))
+    await harness.settle()
+    told = [e["user"] for e in harness.slack.calls_to("chat.postEphemeral")]
+    assert sorted(told) == ["U0ALICE", "U0BOB"]
+    assert len(harness.claude.requests) == 1
