@@ -346,7 +346,7 @@ class FakeDiscord:
         return ws
 
     async def _on_gateway(self, ws: web.WebSocketResponse, message: Json) -> None:
-        op, data = message.get("op"), message.get("d")
+        op, data = message.get("op"), message.get("d") or {}
         if op == 1:
             await self._send(ws, {"op": 11, "d": None})
         elif op == 2:
@@ -451,7 +451,10 @@ class FakeDiscord:
             else None
         )
         call = Call(request.method, path, dict(request.query), body)
-        status, payload, headers = await self._answer(call)
+        if self._authorised(request, path):
+            status, payload, headers = await self._answer(call)
+        else:
+            status, payload, headers = 401, {"message": "401: Unauthorized", "code": 0}, {}
         call.status, call.response = status, payload
         self.calls.append(call)
         async with self._changed:
@@ -464,6 +467,11 @@ class FakeDiscord:
             body=json.dumps(payload).encode(),
             headers={"Content-Type": "application/json", **headers},
         )
+
+    def _authorised(self, request: web.Request, path: str) -> bool:
+        if path.startswith(("/interactions/", "/webhooks/")):
+            return True  # these carry the interaction's token in the path instead
+        return request.headers.get("Authorization") == f"Bot {self.token}"
 
     async def _answer(self, call: Call) -> tuple[int, Any, dict[str, str]]:
         for limit in self._limits:

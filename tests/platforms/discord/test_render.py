@@ -1,0 +1,60 @@
+"""Notices and records rendered for Discord (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bot.conversation import (
+    Actor,
+    AuditEvent,
+    Conversation,
+    ConversationKey,
+    EndReason,
+    LadderState,
+)
+from bot.notices import BLOCKED_TEXT, WARNING_TEXT, Notice, NoticeKind, end_text
+from platforms.discord import render
+
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
+
+
+def test_warning_is_a_distinct_embed() -> None:
+    shown = render.notice(Notice(NoticeKind.WARNING, WARNING_TEXT), in_dm=False)
+    assert shown.content is None and shown.embed is not None
+    assert shown.embed.title == "Warning" and shown.embed.colour == render.WARNING_COLOUR
+
+
+def test_end_adds_how_to_start_again_resources_and_both_buttons() -> None:
+    notice = Notice(NoticeKind.END, end_text(EndReason.USER_REQUESTED), resources="Call 988.")
+    shown = render.notice(notice, in_dm=True, conversation_id="c1")
+    assert shown.embed is not None and shown.embed.description is not None
+    assert "you asked" in shown.embed.description
+    assert render.START_AGAIN_IN_DM in shown.embed.description
+    assert shown.embed.description.endswith("Call 988.")
+    assert [b.custom_id for b in shown.buttons] == ["quitbot:new", "quitbot:mistake:c1"]
+
+
+def test_blocked_says_how_to_start_again_in_a_server() -> None:
+    shown = render.notice(Notice(NoticeKind.BLOCKED, BLOCKED_TEXT), in_dm=False)
+    assert shown.content == f"{BLOCKED_TEXT}\n{render.START_AGAIN_IN_SERVER}"
+
+
+def test_other_notices_are_plain_text() -> None:
+    for kind in (
+        NoticeKind.DECLINE,
+        NoticeKind.MODEL_UNAVAILABLE,
+        NoticeKind.LIMIT,
+        NoticeKind.TOO_LONG,
+    ):
+        assert render.notice(Notice(kind, "words"), in_dm=False) == render.Rendered(content="words")
+
+
+def test_status_and_audit_for_moderators() -> None:
+    ladder = LadderState(3, True, False, True, Actor.MODEL, EndReason.PERSISTENT_ABUSE)
+    conversation = Conversation("c1", ConversationKey("discord", "5"), "7", ladder, NOW, NOW, NOW)
+    status = render.status(conversation)
+    assert "ended" in status and "Redirects: 3" in status and "model: persistent_abuse" in status
+    events = [AuditEvent("warning", NOW, Actor.BOT, {"message_id": "9"})] * 200
+    audit = render.audit(events)
+    assert len(audit) <= 2000 and audit.startswith("…") and "**warning** by bot" in audit
+    assert render.audit([]).startswith("No events")
