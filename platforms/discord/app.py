@@ -15,6 +15,7 @@ from platforms.discord.cog import ConversationCog
 from platforms.discord.commands import ChatCommands
 from platforms.discord.conversations import Conversations
 from platforms.discord.moderation import Moderation
+from platforms.discord.reply import TYPING_DELAY
 from platforms.discord.stream import EDIT_INTERVAL
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class QuitBot(commands.Bot):
         settings: DiscordSettings,
         *,
         edit_interval: float = EDIT_INTERVAL,
+        typing_delay: float = TYPING_DELAY,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -65,7 +67,9 @@ class QuitBot(commands.Bot):
             chunk_guilds_at_startup=False,
             **options,
         )
-        self.conversations = Conversations(self, engine, settings, edit_interval=edit_interval)
+        self.conversations = Conversations(
+            self, engine, settings, edit_interval=edit_interval, typing_delay=typing_delay
+        )
 
     async def setup_hook(self) -> None:
         await self.add_cog(ConversationCog(self.conversations))

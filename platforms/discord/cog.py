@@ -33,7 +33,7 @@ class ConversationCog(commands.Cog):
             case translate.StartThread(text):
                 await self.conversations.start_from_message(message, text)
             case translate.Converse(key, text, known_only):
-                if known_only and await self.conversations.engine.find(key) is None:
+                if known_only and not await self.conversations.is_conversation(key):
                     return
                 await self.conversations.converse_message(message.channel, message, key, text)
             case translate.Ignore():

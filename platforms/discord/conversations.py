@@ -6,6 +6,7 @@ Every policy decision is the engine's; this turns its outcomes into Discord call
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any, Literal
 
 import discord
@@ -16,13 +17,14 @@ from bot.notices import Notice, Outcome
 from bot.settings import DiscordSettings
 from platforms.discord import render, translate
 from platforms.discord.attachments import read_attachments
-from platforms.discord.reply import ChannelReply
+from platforms.discord.reply import TYPING_DELAY, ChannelReply
 from platforms.discord.stream import EDIT_INTERVAL
 
 log = logging.getLogger(__name__)
 
 THREAD_EXISTS = 160004  # Discord: a thread was already created from this message
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440
+KNOWN_PLACES = 50_000
 MENTION_USERS = discord.AllowedMentions(users=True, everyone=False, roles=False)
 
 
@@ -36,12 +38,16 @@ class Conversations:
         settings: DiscordSettings,
         *,
         edit_interval: float = EDIT_INTERVAL,
+        typing_delay: float = TYPING_DELAY,
     ) -> None:
         self.client = client
+        self._typing_delay = typing_delay
         self.engine = engine
         self.settings = settings
         self._edit_interval = edit_interval
         self._told_missing: set[tuple[int, str]] = set()
+        # Places known to hold a conversation; one never goes away, so no invalidation.
+        self._known = _Recent(KNOWN_PLACES)
 
     # --- turns ----------------------------------------------------------------------------
 
@@ -84,8 +90,14 @@ class Conversations:
 
     async def converse(self, channel: discord.abc.Messageable, inbound: Inbound) -> Outcome:
         """One turn: the reply streamed into `channel`, then notices, then any closing."""
-        reply = ChannelReply(channel, interval=self._edit_interval)
-        outcome = await self.engine.handle(inbound, reply)
+        reply = ChannelReply(
+            channel, interval=self._edit_interval, typing_delay=self._typing_delay
+        )
+        try:
+            outcome = await self.engine.handle(inbound, reply)
+        finally:
+            await reply.close()
+        self._known.add(inbound.key)
         if outcome.duplicate:
             return outcome
         await self.show(channel, outcome.notices, outcome.conversation)
@@ -131,6 +143,15 @@ class Conversations:
                 reason=reason.value if reason else "",
                 ended_by=outcome.conversation.ladder.ended_by or "",
             )
+
+    async def is_conversation(self, key: ConversationKey) -> bool:
+        """Whether a conversation lives at `key` (threads are only answered if so)."""
+        if key in self._known:
+            return True
+        if await self.engine.find(key) is None:
+            return False
+        self._known.add(key)
+        return True
 
     # --- threads --------------------------------------------------------------------------
 
@@ -257,3 +278,20 @@ def place_link(key: ConversationKey, user_id: str, guild_id: int | None) -> str:
     if guild_id is None:
         return f"<#{thread_id}>"
     return f"<#{thread_id}> · https://discord.com/channels/{guild_id}/{thread_id}"
+
+
+class _Recent:
+    """A bounded set that forgets the least recently added key first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._keys: OrderedDict[ConversationKey, None] = OrderedDict()
+
+    def __contains__(self, key: ConversationKey) -> bool:
+        return key in self._keys
+
+    def add(self, key: ConversationKey) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)

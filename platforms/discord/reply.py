@@ -1,7 +1,14 @@
-"""The engine's ReplyStream on Discord: typing while waiting, one message grown by edits."""
+"""The engine's ReplyStream on Discord: typing while waiting, one message grown by edits.
+
+Discord calls happen in a background flusher, so a slow Discord never slows the model's
+stream: text() only records the text, and the flusher posts the newest text whenever the
+ThrottledEditor allows. A reply that arrives all at once is posted as one message.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -12,9 +19,12 @@ from platforms.discord.stream import EDIT_INTERVAL, Edit, Op, Send, ThrottledEdi
 
 log = logging.getLogger(__name__)
 
+TYPING_REPEAT = 8.0  # seconds; Discord shows typing for about ten seconds per call
+TYPING_DELAY = 0.3  # seconds; an answer faster than this needs no typing indicator
+
 
 class ChannelReply:
-    """Streams one reply into a channel; edits are paced by a ThrottledEditor."""
+    """Streams one reply into a channel. Call `close()` when the turn is over, whatever happened."""
 
     def __init__(
         self,
@@ -22,42 +32,86 @@ class ChannelReply:
         *,
         clock: Callable[[], float] = time.monotonic,
         interval: float = EDIT_INTERVAL,
+        typing_delay: float = TYPING_DELAY,
     ) -> None:
         self._channel = channel
+        self._typing_delay = typing_delay
+        self._interval = interval
         self._editor = ThrottledEditor(clock, interval=interval)
         self._text = ""
         self._messages: list[discord.Message] = []
-        self._typing: discord.context_managers.Typing | None = None
+        self._typing: asyncio.Task[None] | None = None
+        self._typing_sent = asyncio.Event()
+        self._typing_sent.set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._more = asyncio.Event()
+        self._finished = asyncio.Event()
 
     @property
     def message_ids(self) -> list[int]:
         return [message.id for message in self._messages]
 
     async def thinking(self) -> None:
-        typing = self._channel.typing()
-        try:
-            await typing.__aenter__()  # repeats every few seconds until the first text
-        except discord.HTTPException as exc:
-            log.warning("could not show typing in %s: %s", _where(self._channel), exc)
-            return
-        self._typing = typing
+        # In the background: the model request should not wait for Discord.
+        self._typing = asyncio.create_task(self._show_typing())
 
     async def text(self, delta: str) -> None:
-        await self._stop_typing()
         self._text += delta
-        await self._apply(self._editor.update(self._text))
+        self._more.set()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
 
     async def done(self) -> str:
-        await self._stop_typing()
-        await self._apply(self._editor.finish(self._text))
+        self._finished.set()
+        self._more.set()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        await self._flusher
         return str(self._messages[0].id) if self._messages else ""
 
-    async def _stop_typing(self) -> None:
-        typing, self._typing = self._typing, None
-        if typing is not None:
-            await typing.__aexit__(None, None, None)
+    async def close(self) -> None:
+        """Stop typing and any flushing still running (after an error or a cancel)."""
+        await self._stop_typing()
+        await _cancel(self._flusher)
 
-    async def _apply(self, ops: list[Op]) -> None:
+    async def _show_typing(self) -> None:
+        if self._typing_delay:
+            await asyncio.sleep(self._typing_delay)
+        while True:
+            self._typing_sent = asyncio.Event()
+            try:
+                await self._channel.typing()  # one call shows it for about ten seconds
+            except discord.HTTPException as exc:
+                log.warning("could not show typing in %s: %s", _where(self._channel), exc)
+                return
+            finally:
+                self._typing_sent.set()
+            await asyncio.sleep(TYPING_REPEAT)
+
+    async def _stop_typing(self) -> None:
+        """Let a typing call in flight finish (cancelling it would drop the connection, and
+        a typing call arriving after our message would show typing again), then stop."""
+        if self._typing is None:
+            return
+        await self._typing_sent.wait()
+        await _cancel(self._typing)
+        self._typing = None
+
+    async def _flush(self) -> None:
+        while not self._finished.is_set():
+            await self._more.wait()
+            self._more.clear()
+            if self._finished.is_set():
+                break
+            await self._post(self._editor.update(self._text))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._finished.wait()
+        await self._post(self._editor.finish(self._text))
+
+    async def _post(self, ops: list[Op]) -> None:
+        if ops:
+            await self._stop_typing()
         for op in ops:
             try:
                 if isinstance(op, Send):
@@ -67,11 +121,17 @@ class ChannelReply:
                         content=op.content
                     )
             except discord.HTTPException as exc:
-                # The reply is stored whatever happens here; the next edit or the
-                # final one brings the message up to date if Discord recovers.
+                # The reply is stored whatever happens here; a later edit catches up.
                 log.warning("could not post a reply in %s: %s", _where(self._channel), exc)
                 if isinstance(op, Send):
                     return
+
+
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def _where(channel: discord.abc.Messageable) -> str:

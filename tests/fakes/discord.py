@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,7 @@ class Call:
     body: Any
     status: int = 200
     response: Any = None
+    at: float = field(default_factory=time.perf_counter)  # arrival, for benchmarks
 
 
 @dataclass
@@ -48,6 +50,22 @@ class _Session:
     id: str
     log: list[tuple[int, str, Json]] = field(default_factory=list)
     replay_from: int = 0
+
+
+class _Waiter:
+    """Counts matching successful calls as they arrive (no rescans: benchmarks use it too)."""
+
+    def __init__(self, method: str, pattern: re.Pattern[str], count: int) -> None:
+        self.method, self.pattern, self.count = method, pattern, count
+        self.future: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
+
+    def see(self, call: Call) -> None:
+        if self.future.done() or call.method != self.method or call.status >= 300:
+            return
+        if self.pattern.fullmatch(call.path):
+            self.count -= 1
+            if self.count == 0:
+                self.future.set_result(call)
 
 
 class DiscordError(Exception):
@@ -96,6 +114,7 @@ class FakeDiscord:
         self.resumes = 0
         self.guild_ready = asyncio.Event()
         self._changed = asyncio.Condition()
+        self._waiters: list[_Waiter] = []
         self._limits: list[tuple[str, re.Pattern[str], float]] = []
         self._session: _Session | None = None
         self._seq = 0
@@ -429,14 +448,18 @@ class FakeDiscord:
         return [c for c in self.calls if c.method == method and pattern.fullmatch(c.path)]
 
     async def wait_call(self, method: str, path: str, *, count: int = 1) -> Call:
-        """Wait until `count` successful calls match; return the last of them."""
-
-        def matched() -> list[Call]:
-            return [c for c in self.calls_to(method, path) if c.status < 300]
-
-        async with asyncio.timeout(WAIT_SECONDS), self._changed:
-            await self._changed.wait_for(lambda: len(matched()) >= count)
-        return matched()[count - 1]
+        """Wait until `count` successful calls match; return the `count`-th of them."""
+        waiter = _Waiter(method, re.compile(path), count)
+        for call in self.calls:
+            waiter.see(call)
+        if not waiter.future.done():
+            self._waiters.append(waiter)
+        try:
+            async with asyncio.timeout(WAIT_SECONDS):
+                return await waiter.future
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
     async def wait_until(self, check: Callable[[], bool]) -> None:
         """Wait until `check()` holds; it is re-checked after every REST call."""
@@ -457,6 +480,8 @@ class FakeDiscord:
             status, payload, headers = 401, {"message": "401: Unauthorized", "code": 0}, {}
         call.status, call.response = status, payload
         self.calls.append(call)
+        for waiter in self._waiters:
+            waiter.see(call)
         async with self._changed:
             self._changed.notify_all()
         if status == 204:

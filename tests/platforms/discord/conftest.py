@@ -46,7 +46,7 @@ async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[Qu
     """The bot connected, commands synced and the server known; closed on the way out."""
     async with build_runtime(settings) as runtime:
         configure_endpoints(settings.discord)
-        bot = build_bot(runtime.engine, settings, edit_interval=0.0)
+        bot = build_bot(runtime.engine, settings, edit_interval=0.0, typing_delay=0.0)
         async with bot:
             token = settings.discord.token
             assert token is not None

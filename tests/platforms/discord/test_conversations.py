@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from platforms.discord.app import QuitBot
-from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.anthropic import FakeAnthropic, hold, text
 from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.helpers import (
     ENDED_TITLE,
@@ -36,22 +37,25 @@ async def test_mention_opens_a_thread_and_streams_the_reply(
     bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
 ) -> None:
     fake = fake_discord
-    fake_anthropic.add(text(REPLY))
+    asked, midway = asyncio.Event(), asyncio.Event()
+    fake_anthropic.add(hold(text(REPLY), before=asked, midway=midway))
     message = await mention(fake, "what is a thread?")
     thread_id = message["id"]  # a thread opened from a message shares its id
     created = await fake.wait_call(
         "POST", rf"/channels/{fake.channel_id}/messages/{thread_id}/threads"
     )
     assert created.body["name"] == "what is a thread?"
+    await fake.wait_call("POST", rf"/channels/{thread_id}/typing")  # while the model thinks
+    asked.set()
+
+    first = await fake.wait_call("POST", rf"/channels/{thread_id}/messages")
+    assert REPLY.startswith(first.body["content"]) and first.body["content"] != REPLY
+    midway.set()
     await fake.wait_until(lambda: REPLY in contents(fake, thread_id))
 
-    typing = fake.calls_to("POST", rf"/channels/{thread_id}/typing")
-    posts = fake.calls_to("POST", rf"/channels/{thread_id}/messages")
-    edits = fake.calls_to("PATCH", rf"/channels/{thread_id}/messages/\d+")
-    assert len(typing) == 1 and len(posts) == 1
-    assert REPLY.startswith(posts[0].body["content"]) and posts[0].body["content"] != REPLY
+    edits = fake.calls_to("PATCH", rf"/channels/{thread_id}/messages/{first.response['id']}")
     assert edits and edits[-1].body["content"] == REPLY
-    assert fake.calls.index(typing[0]) < fake.calls.index(posts[0])
+    assert len(fake.calls_to("POST", rf"/channels/{thread_id}/messages")) == 1
     sent = fake_anthropic.requests[0]["messages"][-1]["content"]
     assert "what is a thread?" in str(sent) and f"<@{fake.bot_id}>" not in str(sent)
 
