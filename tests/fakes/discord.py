@@ -112,6 +112,7 @@ class FakeDiscord:
         self.unexpected: list[Call] = []
         self.identifies: list[Json] = []
         self.resumes = 0
+        self.guild_creates = 0  # one per IDENTIFY: a restarted bot connects anew
         self.guild_ready = asyncio.Event()
         self._changed = asyncio.Condition()
         self._waiters: list[_Waiter] = []
@@ -210,6 +211,7 @@ class FakeDiscord:
                 "joined_at": p.now_iso(),
                 "deaf": False,
                 "mute": False,
+                "flags": 0,
             }
         self.messages[int(message["id"])] = message
         await self.dispatch("MESSAGE_CREATE", message)
@@ -398,7 +400,10 @@ class FakeDiscord:
             ready["shard"] = data["shard"]
         await self.dispatch("READY", ready)
         await self.dispatch("GUILD_CREATE", self._guild_payload())
+        self.guild_creates += 1
         self.guild_ready.set()
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _resume(self, ws: web.WebSocketResponse, data: Json) -> None:
         session = self._session

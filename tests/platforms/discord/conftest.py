@@ -50,11 +50,10 @@ async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[Qu
         async with bot:
             token = settings.discord.token
             assert token is not None
+            connected = fake.guild_creates
             started = asyncio.create_task(bot.start(token.get_secret_value()))
             try:
-                await fake.wait_call("PUT", r"/applications/\d+(/guilds/\d+)?/commands")
-                async with asyncio.timeout(10):
-                    await fake.guild_ready.wait()
+                await fake.wait_until(lambda: fake.guild_creates > connected)
                 yield bot
             finally:
                 await bot.close()

@@ -15,6 +15,7 @@ from tests.platforms.discord.conftest import running_bot, settings_for
 from tests.platforms.discord.helpers import (
     ENDED_TITLE,
     bot_messages,
+    converse_until_ended,
     mention,
     wait_bot_message,
 )
@@ -111,3 +112,44 @@ async def test_without_manage_threads_the_end_holds_and_the_operator_is_told_onc
         checks = await doctor(settings)
         assert any(not ok and "Manage Threads" in line for ok, line in checks)
         assert fake.unexpected == []
+
+
+async def test_after_a_restart_an_ended_thread_stays_ended(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    settings = settings_for(tmp_path, fake_anthropic, fake)
+    async with running_bot(fake, settings):
+        thread_id = await converse_until_ended(fake, fake_anthropic)
+        await fake.wait_call("PATCH", rf"/channels/{thread_id}")
+    requests = len(fake_anthropic.requests)
+    async with running_bot(fake, settings):
+        await fake.set_thread(int(thread_id), archived=False, locked=False)
+        relock = await fake.wait_call("PATCH", rf"/channels/{thread_id}", count=2)
+        assert relock.body == {"archived": True, "locked": True}
+        await fake.post(int(thread_id), fake.alice, "remember me?")
+        await wait_bot_message(fake, thread_id, lambda m: "won't reply" in m["content"])
+    assert len(fake_anthropic.requests) == requests and len(fake.identifies) == 2
+
+
+async def test_editing_or_deleting_earlier_messages_reopens_nothing(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id = await converse_until_ended(fake, fake_anthropic)
+    await fake.wait_call("PATCH", rf"/channels/{thread_id}")
+    calls, requests = len(fake.calls), len(fake_anthropic.requests)
+    opening = fake.messages[int(thread_id)]
+    await fake.dispatch(
+        "MESSAGE_UPDATE",
+        opening | {"content": "I take it back", "edited_timestamp": opening["timestamp"]},
+    )
+    await fake.dispatch(
+        "MESSAGE_DELETE",
+        {"id": opening["id"], "channel_id": thread_id, "guild_id": str(fake.guild_id)},
+    )
+    fake_anthropic.add(text("Hello again."))
+    other = await mention(fake, "new topic")
+    await wait_bot_message(fake, other["id"], lambda m: m["content"] == "Hello again.")
+    assert not [c for c in fake.calls[calls:] if thread_id in c.path]
+    assert len(fake_anthropic.requests) == requests + 1
