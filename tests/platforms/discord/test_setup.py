@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import discord
 from pydantic import SecretStr
 
+from bot.app import build_runtime
 from bot.settings import Settings
-from platforms.discord import doctor, invite_url
+from platforms.discord import doctor, invite_url, run
 from platforms.discord.app import ShardedQuitBot, build_bot
 from platforms.discord.app import intents as bot_intents
 from platforms.discord.permissions import needed
@@ -116,3 +119,22 @@ async def test_shard_settings_choose_discord_py_auto_sharding(
     plain = build_bot(bot.conversations.engine, settings_for(tmp_path, fake_anthropic, fake))
     assert not isinstance(plain, ShardedQuitBot)
     await plain.close()
+
+
+async def test_run_serves_until_cancelled_and_closes_everything(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    settings = settings_for(tmp_path, fake_anthropic, fake)
+    async with build_runtime(settings) as runtime:
+        running = asyncio.create_task(run(runtime.engine, settings))
+        await fake.wait_until(lambda: fake.guild_creates == 1)
+        fake_anthropic.add(text("Up and running."))
+        opening = await fake.post(
+            fake.channel_id, fake.alice, f"<@{fake.bot_id}> hi", mention_bot=True
+        )
+        await wait_bot_message(fake, opening["id"], lambda m: m["content"] == "Up and running.")
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+    assert running.cancelled()
