@@ -3,7 +3,8 @@
 Slack's own streaming (`chat.startStream`/`appendStream`/`stopStream` through slack_sdk's
 `chat_stream` helper) is used while the workspace accepts it; after it fails once the adapter
 falls back to posting a message and updating it no faster than `interval`, splitting long
-replies into several messages. The pace is decided by an injected clock, so tests never sleep.
+replies into several messages. A reply that is complete before its first render is posted as
+one message. The pace is decided by an injected clock, so tests never sleep.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ DEFAULT_INTERVAL = 1.0
 # A streamed message is closed and a new one begun before it gets unwieldy to read.
 STREAM_MESSAGE_LIMIT = 36_000
 THINKING_STATUS = "is thinking..."
+# Like slack_sdk's stream helper (256 characters), the first render waits for a little text
+# or one interval: a short reply then becomes one message instead of three stream calls.
+FIRST_RENDER_CHARS = 256
 
 
 class Throttle:
@@ -102,8 +106,11 @@ class SlackReply:
             self._status_shown = True
 
     async def text(self, delta: str) -> None:
+        if not self._text:
+            self._throttle.mark()  # the first render waits for more text, as below
         self._text += delta
-        if self._throttle.due():
+        shown = self._first_ts or self._messages is not None
+        if self._throttle.due() or (not shown and len(self._text) >= FIRST_RENDER_CHARS):
             await self._render()
 
     async def done(self) -> str:
@@ -119,11 +126,24 @@ class SlackReply:
         self._throttle.mark()
         if self._messages is None and self._support.enabled:
             try:
-                await self._stream_pending(final)
+                if final and not self._first_ts and len(self._text) <= STREAM_APPEND_LIMIT:
+                    await self._post_whole()
+                else:
+                    await self._stream_pending(final)
                 return
             except SlackApiError as exc:
                 self._fall_back(exc)
         await self._show_messages()
+
+    async def _post_whole(self) -> None:
+        """A reply complete before its first render needs no stream: one message says it."""
+        response = await self._client.chat_postMessage(
+            channel=self._target.channel,
+            thread_ts=self._target.thread_ts,
+            markdown_text=self._text,
+        )
+        self._first_ts = str(response["ts"])
+        self._sent = len(self._text)
 
     async def _stream_pending(self, final: bool) -> None:
         pending = self._text[self._sent :]

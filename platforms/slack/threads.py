@@ -52,6 +52,7 @@ class Threads:
         self._modlog = modlog
         self._seen = RecentIds()
         self._places: dict[ConversationKey, Place] = {}
+        self._conversations = RecentIds(PLACES_REMEMBERED)  # threads known to hold one
 
     def place_of(self, key: ConversationKey) -> Place:
         """Where a conversation lives; learnt from its messages, else guessed from its channel."""
@@ -80,8 +81,13 @@ class Threads:
 
     async def _answer(self, message: SlackMessage) -> None:
         engine = self._deps.engine
-        existing = await engine.find(message.key)
-        if existing is None and message.place is Place.CHANNEL and not message.mentioned:
+        # Only an unmentioned channel reply and an assistant thread's title need to know
+        # whether the thread already holds a conversation; skip the lookup otherwise.
+        lookup = message.place is Place.ASSISTANT or not (
+            message.mentioned or message.place is Place.DM
+        )
+        known = await self._known(message) if lookup else True
+        if not known and message.place is Place.CHANNEL:
             return  # a thread the app was never asked into
         attachments = await self._attachments(message) if message.files else ()
         target = Target(
@@ -95,10 +101,21 @@ class Threads:
             interval=self._deps.interval,
         )
         outcome = await engine.handle(message.inbound(attachments), reply)
-        if existing is None and message.place is Place.ASSISTANT and outcome.conversation:
+        if outcome.conversation is not None:
+            self._conversations.add(message.key.place)
+        if not known and message.place is Place.ASSISTANT and outcome.conversation:
             await self._set_title(message.channel, message.thread_ts, _title(message.text))
         where = Where(message.channel, message.thread_ts, message.user_id, message.place)
         await self.show(outcome, where)
+
+    async def _known(self, message: SlackMessage) -> bool:
+        """Whether a conversation lives in this thread; remembered, as none is ever deleted."""
+        if message.key.place in self._conversations:
+            return True
+        if await self._deps.engine.find(message.key) is None:
+            return False
+        self._conversations.add(message.key.place)
+        return True
 
     async def _attachments(self, message: SlackMessage) -> tuple[Attachment, ...]:
         limit = self._deps.settings.slack.max_attachment_bytes

@@ -117,9 +117,11 @@ class FakeSlack:
     def methods(self) -> list[str]:
         return [call.method for call in self.calls]
 
-    async def wait_for(self, method: str, count: int = 1) -> list[dict[str, Any]]:
-        """Wait until `method` was called `count` times; fail loudly after WAIT seconds."""
-        async with asyncio.timeout(WAIT), self._changed:
+    async def wait_for(
+        self, method: str, count: int = 1, within: float = WAIT
+    ) -> list[dict[str, Any]]:
+        """Wait until `method` was called `count` times; fail loudly after `within` seconds."""
+        async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(lambda: len(self.calls_to(method)) >= count)
         return self.calls_to(method)
 

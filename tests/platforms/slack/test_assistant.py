@@ -47,7 +47,7 @@ async def test_thinking_status_then_reply_then_title(harness: SlackHarness) -> N
     await harness.send.event(event_callback(said("How do I center a div in CSS?", "1700000300.2")))
     await harness.settle()
     methods = harness.slack.methods()
-    assert methods.index("assistant.threads.setStatus") < methods.index("chat.startStream")
+    assert methods.index("assistant.threads.setStatus") < methods.index("chat.postMessage")
     [status] = harness.slack.calls_to("assistant.threads.setStatus")
     assert status["status"] == "is thinking..." and status["channel_id"] == CHANNEL
     [title] = harness.slack.calls_to("assistant.threads.setTitle")

@@ -31,17 +31,35 @@ def posted(slack: FakeSlack) -> list[dict[str, Any]]:
     return slack.calls_to("chat.postMessage")
 
 
+def answers(slack: FakeSlack) -> list[dict[str, Any]]:
+    """Replies begun: streams started, and short replies posted whole as Markdown."""
+    whole = [c for c in posted(slack) if "markdown_text" in c]
+    return slack.calls_to("chat.startStream") + whole
+
+
+LONG = "Hello! **Happy** to help. " + "Here is more of the answer. " * 12
+
+
 async def test_a_mention_gets_a_threaded_streamed_reply(harness: SlackHarness) -> None:
-    harness.claude.add(text("Hello! **Happy** to help."))
+    harness.claude.add(text(LONG))
     sent = await harness.send.event(event_callback(mention("hi there", ts=THREAD)))
     assert sent.status == 200
     await harness.settle()
     [start] = harness.slack.calls_to("chat.startStream")
     assert start["channel"] == "C0GENERAL" and start["thread_ts"] == THREAD
     assert start["recipient_user_id"] == "U0ALICE" and start["recipient_team_id"] == "T0FAKE"
-    assert streamed(harness.slack) == "Hello! **Happy** to help."
+    assert streamed(harness.slack) == LONG
     assert len(harness.slack.calls_to("chat.stopStream")) == 1
     assert harness.claude.requests[0]["messages"][-1]["content"][-1]["text"] == "hi there"
+
+
+async def test_a_short_reply_is_posted_whole(harness: SlackHarness) -> None:
+    harness.claude.add(text("Hi! **Sure**."))
+    await harness.send.event(event_callback(mention("hi", ts=THREAD)))
+    await harness.settle()
+    [reply] = posted(harness.slack)
+    assert reply["markdown_text"] == "Hi! **Sure**." and reply["thread_ts"] == THREAD
+    assert harness.slack.calls_to("chat.startStream") == []
 
 
 async def test_the_mention_and_its_message_event_get_one_answer(harness: SlackHarness) -> None:
@@ -51,7 +69,7 @@ async def test_the_mention_and_its_message_event_get_one_answer(harness: SlackHa
     await harness.send.event(event_callback(as_message))
     await harness.settle()
     assert len(harness.claude.requests) == 1
-    assert len(harness.slack.calls_to("chat.startStream")) == 1
+    assert len(answers(harness.slack)) == 1
 
 
 async def test_a_retried_event_gets_one_answer(harness: SlackHarness) -> None:
@@ -62,7 +80,7 @@ async def test_a_retried_event_gets_one_answer(harness: SlackHarness) -> None:
     assert retry.status == 200
     await harness.settle()
     assert len(harness.claude.requests) == 1
-    assert len(harness.slack.calls_to("chat.startStream")) == 1
+    assert len(answers(harness.slack)) == 1
 
 
 async def test_a_thread_continues_without_a_mention(harness: SlackHarness) -> None:
@@ -93,8 +111,8 @@ async def test_a_direct_message_is_answered_in_its_thread(harness: SlackHarness)
     dm = message("hello", ts="1700000200.000100", channel="D0ALICE", channel_type="im")
     await harness.send.event(event_callback(dm))
     await harness.settle()
-    [start] = harness.slack.calls_to("chat.startStream")
-    assert start["channel"] == "D0ALICE" and start["thread_ts"] == "1700000200.000100"
+    [reply] = answers(harness.slack)
+    assert reply["channel"] == "D0ALICE" and reply["thread_ts"] == "1700000200.000100"
 
 
 async def test_a_bad_signature_is_rejected_and_nothing_stored(harness: SlackHarness) -> None:

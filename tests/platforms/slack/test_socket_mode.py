@@ -28,7 +28,7 @@ async def test_socket_mode_answers_events_and_commands(
                 "events_api", event_callback(mention("hi", ts="1700000100.000100"))
             )
             assert ack["envelope_id"].startswith("env-")
-            await fake_slack.wait_for("chat.stopStream")
+            await fake_slack.wait_for("chat.postMessage")
             await fake_slack.socket_send("slash_commands", command("help"))
             [helped] = await fake_slack.wait_for("chat.postEphemeral")
             assert "/quitbot end" in helped["text"]

@@ -10,7 +10,7 @@ import pytest_asyncio
 from bot.settings import SlackSettings
 from platforms.slack.client import build_client
 from platforms.slack.render import MESSAGE_LIMIT
-from platforms.slack.stream import SlackReply, StreamingSupport, Target
+from platforms.slack.stream import FIRST_RENDER_CHARS, SlackReply, StreamingSupport, Target
 from platforms.slack.translate import Place
 from tests.fakes.slack import BOT_TOKEN, FakeSlack
 from tests.platforms.slack.conftest import Clock
@@ -61,15 +61,44 @@ async def test_streams_at_the_throttled_pace(session: aiohttp.ClientSession) -> 
         clock.now += 0.5
         await reply.text(" wor")
         clock.now += 0.5
-        await reply.text("ld")
+        await reply.text("ld")  # one interval after the first text: shown
         await reply.text("!")
+        clock.now += 1
+        await reply.text(" Bye")
+        await reply.text(".")
         ts = await reply.done()
-    assert chunks(fake, "chat.startStream") == ["Hel"]
-    assert chunks(fake, "chat.appendStream") == ["lo world"]
-    assert chunks(fake, "chat.stopStream") == ["!"]
+    assert chunks(fake, "chat.startStream") == ["Hello world"]
+    assert chunks(fake, "chat.appendStream") == ["! Bye"]
+    assert chunks(fake, "chat.stopStream") == ["."]
     assert ts == fake.calls_to("chat.stopStream")[0]["ts"]
     assert fake.calls_to("assistant.threads.setStatus") == []  # only in assistant threads
     assert not fake.unexpected
+
+
+async def test_enough_text_is_shown_before_the_first_interval(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeSlack() as fake:
+        reply = reply_to(fake, session, Clock())
+        await reply.text("a" * (FIRST_RENDER_CHARS - 1))
+        assert fake.calls == []
+        await reply.text("b")
+        assert chunks(fake, "chat.startStream") == ["a" * (FIRST_RENDER_CHARS - 1) + "b"]
+        await reply.done()
+
+
+async def test_a_reply_done_before_its_first_render_is_one_message(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeSlack() as fake:
+        reply = reply_to(fake, session, Clock())
+        await reply.text("**Short**")
+        ts = await reply.done()
+    assert fake.methods() == ["chat.postMessage"]
+    [post] = fake.calls_to("chat.postMessage")
+    assert (
+        post["markdown_text"] == "**Short**" and ts == fake.results_of("chat.postMessage")[0]["ts"]
+    )
 
 
 async def test_falls_back_to_one_edited_message(session: aiohttp.ClientSession) -> None:
@@ -77,23 +106,22 @@ async def test_falls_back_to_one_edited_message(session: aiohttp.ClientSession) 
     async with FakeSlack(streaming=False) as fake:
         reply = reply_to(fake, session, clock, support)
         await reply.text("**Bold** start")
-        await reply.text(", more")
         clock.now += 1
+        await reply.text(", more")
         await reply.text(" and [a link](https://example.com)")
         ts = await reply.done()
         assert support.enabled is False
         [post] = fake.calls_to("chat.postMessage")
-        assert post["text"] == "*Bold* start" and post["thread_ts"] == TARGET.thread_ts
+        assert post["text"] == "*Bold* start, more" and post["thread_ts"] == TARGET.thread_ts
         updates = [u["text"] for u in fake.calls_to("chat.update")]
-        assert updates == [
-            "*Bold* start, more and <https://example.com|a link>",
-        ]
+        assert updates == ["*Bold* start, more and <https://example.com|a link>"]
         assert ts == fake.calls_to("chat.update")[0]["ts"]
 
         second = reply_to(fake, session, clock, support)
         await second.text("again")
         await second.done()
         assert len(fake.calls_to("chat.startStream")) == 1  # learnt once, not asked again
+        assert fake.calls_to("chat.postMessage")[-1]["text"] == "again"
         assert not fake.unexpected
 
 
@@ -127,10 +155,12 @@ async def test_a_stream_that_breaks_midway_is_finished_by_editing(
         await reply.text("one ")
         clock.now += 1
         await reply.text("two")
+        clock.now += 1
+        await reply.text(" three")
         ts = await reply.done()
     [started] = fake.results_of("chat.startStream")
     [update] = fake.calls_to("chat.update")
-    assert update["text"] == "one two" and update["ts"] == ts == started["ts"]
+    assert update["text"] == "one two three" and update["ts"] == ts == started["ts"]
     assert fake.calls_to("chat.postMessage") == []
 
 
