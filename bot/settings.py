@@ -63,7 +63,11 @@ def parse_database_url(url: str) -> DatabaseTarget:
     return DatabaseTarget("sqlite", path)
 
 
-_COMMON = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+# populate_by_name: tests and callers may write DiscordSettings(token=...) as well as the
+# conventional environment names.
+_COMMON = SettingsConfigDict(
+    env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+)
 
 
 class DiscordSettings(BaseSettings):
@@ -84,6 +88,16 @@ class DiscordSettings(BaseSettings):
     @property
     def enabled(self) -> bool:
         return self.token is not None and bool(self.token.get_secret_value())
+
+    @model_validator(mode="after")
+    def _shard_ids_need_a_count(self) -> DiscordSettings:
+        if self.shard_ids is not None:
+            if self.shard_count is None:
+                raise ValueError("QUITBOT_DISCORD_SHARD_IDS needs QUITBOT_DISCORD_SHARD_COUNT")
+            bad = [i for i in self.shard_ids if not 0 <= i < self.shard_count]
+            if bad:
+                raise ValueError(f"QUITBOT_DISCORD_SHARD_IDS {bad} are not below the shard count")
+        return self
 
 
 class SlackSettings(BaseSettings):
@@ -204,7 +218,10 @@ def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list
         loc = [str(part) for part in error["loc"]]
         if loc and loc[0] in {"discord", "slack"}:
             continue  # already explained by that section's own validation
-        name = _env_name(loc[0], prefix, cls) if loc else "configuration"
+        if not loc:  # a rule across fields; its message names the variables itself
+            lines.append(str(error["msg"]).removeprefix("Value error, "))
+            continue
+        name = _env_name(loc[0], prefix, cls)
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         secret = any(word in name for word in ("TOKEN", "KEY", "SECRET"))
