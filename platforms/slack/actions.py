@@ -42,7 +42,9 @@ class Actions:
             else f"<@{user}> started a new conversation with me. Reply in this thread."
         )
         ts = await self._root(channel, intro)
-        outcome = await self._deps.engine.start_new(thread_key(channel, ts), user)
+        key = thread_key(channel, ts)
+        self._threads.remember(key, place)
+        outcome = await self._deps.engine.start_new(key, user)
         if outcome.conversation is None:
             await self._abandon(channel, ts, user, outcome)
 
@@ -91,10 +93,11 @@ class Actions:
             channel,
             f"<@{user}> branched a conversation from {picked}. Reply in this thread to go on.",
         )
+        new_key = thread_key(channel, root)
+        in_channel = self._threads.place_of(source.key) is Place.CHANNEL
+        self._threads.remember(new_key, Place.CHANNEL if in_channel else Place.DM)
         try:
-            await self._deps.engine.branch(
-                source.id, thread_key(channel, root), user, upto_platform_message_id=ts
-            )
+            await self._deps.engine.branch(source.id, new_key, user, upto_platform_message_id=ts)
         except LimitReached:
             await self._abandon(channel, root, user, Outcome(None, notices=(_limit(),)))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -65,7 +65,8 @@ class Threads:
     def seen(self, event_id: str) -> bool:
         return event_id in self._seen
 
-    def _remember(self, key: ConversationKey, place: Place) -> None:
+    def remember(self, key: ConversationKey, place: Place) -> None:
+        """Note where a conversation lives, e.g. a thread the app itself just started."""
         self._places[key] = place
         if len(self._places) > PLACES_REMEMBERED:
             self._places.pop(next(iter(self._places)))
@@ -76,7 +77,11 @@ class Threads:
             return  # channel chatter that is not addressed to the app
         if not self._seen.add(message.event_id):
             return  # a retry, or the second event for one mention
-        self._remember(message.key, message.place)
+        # A DM thread under the app's own message (a new conversation or a branch) looks like
+        # an assistant thread in the payload; what the app noted when it made one wins.
+        place = self._places.get(message.key, message.place)
+        message = replace(message, place=place)
+        self.remember(message.key, place)
         self._deps.tasks.spawn(self._answer(message), f"answer {message.event_id}")
 
     async def _answer(self, message: SlackMessage) -> None:
@@ -174,7 +179,7 @@ class Threads:
 
     async def greet(self, thread: AssistantThread) -> None:
         """A new assistant thread: a greeting and a few suggested prompts."""
-        self._remember(thread.key, Place.ASSISTANT)
+        self.remember(thread.key, Place.ASSISTANT)
         client = self._deps.client
         await client.chat_postMessage(
             channel=thread.channel, thread_ts=thread.thread_ts, text=GREETING

@@ -17,7 +17,7 @@ from platforms.slack.render import (
 )
 from platforms.slack.translate import Place, thread_key
 from tests.fakes.anthropic import text
-from tests.fakes.slack import permalink
+from tests.fakes.slack import BOT_USER_ID, permalink
 from tests.fakes.slack_requests import (
     button,
     command,
@@ -207,3 +207,29 @@ async def test_branch_from_a_message_outside_the_conversation(harness: SlackHarn
     await harness.send.interaction(shortcut)
     await harness.settle()
     assert "Pick a message" in ephemerals(harness)[-1]["text"]
+
+
+async def test_a_new_dm_conversation_stays_a_dm(harness: SlackHarness) -> None:
+    harness.claude.add(text("Hi in DM."))
+    dm = message("hello", ts="1700000200.000100", channel="D0ALICE", channel_type="im")
+    await harness.send.event(event_callback(dm))
+    await harness.settle()
+    first = await harness.runtime.engine.find(thread_key("D0ALICE", "1700000200.000100"))
+    assert first is not None
+    value = action_value(first.id, Place.DM)
+    await harness.send.interaction(button(NEW_CONVERSATION, value, channel="D0ALICE"))
+    await harness.settle()
+    root = harness.slack.results_of("chat.postMessage")[-1]["ts"]
+    harness.claude.add(text("Fresh."))
+    reply = message(
+        "again",
+        ts="1700000200.000500",
+        channel="D0ALICE",
+        channel_type="im",
+        thread_ts=root,
+        parent_user_id=BOT_USER_ID,
+    )
+    await harness.send.event(event_callback(reply))
+    await harness.settle()
+    assert len(harness.claude.requests) == 2
+    assert not [m for m in harness.slack.methods() if m.startswith("assistant.")]
