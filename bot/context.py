@@ -72,14 +72,25 @@ def build_context(history: Sequence[StoredMessage], budget_tokens: int) -> list[
 
 
 def estimate_tokens(messages: Iterable[ApiMessage]) -> int:
+    """A cheap, slightly generous token estimate (about four characters a token)."""
     total = 0
     for message in messages:
         for block in message.get("content", []):
-            if block.get("type") == "image":
-                total += _IMAGE_TOKENS
-            else:
-                total += len(json.dumps(block)) // _CHARS_PER_TOKEN
+            total += _block_tokens(block)
     return total
+
+
+def _block_tokens(block: dict[str, Any]) -> int:
+    kind = block.get("type")
+    if kind == "text":
+        return len(block.get("text", "")) // _CHARS_PER_TOKEN + 1
+    if kind == "image":
+        return _IMAGE_TOKENS
+    if kind == "tool_result":
+        content = block.get("content", "")
+        size = len(content) if isinstance(content, str) else len(json.dumps(content))
+        return size // _CHARS_PER_TOKEN + 10
+    return len(json.dumps(block)) // _CHARS_PER_TOKEN
 
 
 def _merge(messages: Iterable[ApiMessage]) -> list[ApiMessage]:
@@ -103,11 +114,13 @@ def _valid(messages: list[ApiMessage]) -> list[ApiMessage]:
     out: list[ApiMessage] = []
     for index, message in enumerate(messages):
         content = message["content"]
-        if message["role"] == "assistant":
+        if message["role"] == "assistant" and _has(content, "tool_use"):
             following = messages[index + 1] if index + 1 < len(messages) else None
-            answered = _ids(following, "tool_result", "tool_use_id") if following else set()
-            content = [b for b in content if b.get("type") != "tool_use" or b.get("id") in answered]
-        else:
+            answered = _ids(following, "tool_result", "tool_use_id")
+            content = [
+                b for b in content if b.get("type") != "tool_use" or b.get("id") in answered
+            ]
+        elif message["role"] == "user" and _has(content, "tool_result"):
             previous = out[-1] if out and out[-1]["role"] == "assistant" else None
             asked = _ids(previous, "tool_use", "id")
             content = [
@@ -120,6 +133,10 @@ def _valid(messages: list[ApiMessage]) -> list[ApiMessage]:
     while out and out[0]["role"] != "user":
         out.pop(0)
     return _merge(out) if _has_adjacent_roles(out) else out
+
+
+def _has(content: list[dict[str, Any]], kind: str) -> bool:
+    return any(block.get("type") == kind for block in content)
 
 
 def _ids(message: ApiMessage | None, kind: str, field: str) -> set[str]:
