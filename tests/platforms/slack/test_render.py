@@ -61,7 +61,8 @@ def test_split_never_exceeds_the_limit_nor_loses_words(text: str, limit: int) ->
 
 
 def _squeeze(text: str) -> str:
-    return "".join(text.replace("```", "").split())
+    """The words, without the whitespace and code fences a split may add or move."""
+    return "".join(text.replace("`", "").split())
 
 
 def test_the_end_notice_has_both_buttons_and_how_to_start_again() -> None:
