@@ -43,6 +43,10 @@ class ConversationNotFound(LookupError):
     """No conversation has that id (or lives at that key)."""
 
 
+class NotTheStarter(PermissionError):
+    """Only the person who started a conversation may end it with the end command."""
+
+
 class LimitReached(Exception):
     """The operator's limit on ended conversations stops this user starting another."""
 
@@ -228,11 +232,17 @@ class Engine:
                 return Outcome(None, notices=(Notice(NoticeKind.LIMIT, LIMIT_TEXT),))
 
     async def end_by_user(self, key: ConversationKey, user_id: str) -> Outcome:
-        """The user confirmed the end command: end the conversation at `key` at once."""
+        """The user confirmed the end command: end the conversation at `key` at once.
+
+        Raises NotTheStarter for anyone but the person who started it (in a shared thread,
+        one member cannot close everyone's conversation); moderators have their own tools.
+        """
         async with self._serialised(key):
             conversation = await self._store.current(key)
             if conversation is None:
                 raise ConversationNotFound(f"no conversation at {key.platform}:{key.place}")
+            if conversation.user_id != user_id:
+                raise NotTheStarter("only the person who started this conversation can end it")
             ladder, effects = transition(
                 conversation.ladder,
                 EndRequest(EndReason.USER_REQUESTED, Actor.USER),

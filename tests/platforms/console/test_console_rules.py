@@ -6,8 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.app import Runtime, build_runtime
 from bot.conversation import ConversationKey, Inbound
+from bot.engine import NotTheStarter
 from bot.settings import Settings
 from platforms.console.chat import ConsoleChat, ConsoleReply
 from tests.conftest import make_settings
@@ -483,3 +486,17 @@ async def test_platform_failing_mid_reply_loses_no_record(
     assert [m.role for m in messages] == ["user", "assistant"]
     assert "I can't help with that." in messages[1].text
     assert [e.kind for e in audit] == ["redirect"]
+
+
+async def test_only_the_starter_can_end_with_the_command(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    key = ConversationKey("console", "shared")
+    fake_anthropic.add(text("hi"))
+    await runtime.engine.handle(
+        Inbound(key, "e1", "starter", "hello"), ConsoleReply(Screen().write, False)
+    )
+    with pytest.raises(NotTheStarter):
+        await runtime.engine.end_by_user(key, "someone-else")
+    outcome = await runtime.engine.end_by_user(key, "starter")
+    assert outcome.just_ended
