@@ -2,8 +2,10 @@
 
     .venv/bin/python bench/store_bench.py [turns]
 
-Prints p50/p99 of one turn (begin_turn + commit_turn, as the engine does per message) and of
-record_blocked (a message to an ended conversation). Figures, not pass/fail.
+Prints p50/p99 of one turn (begin_turn + commit_turn), of one whole message as the engine
+handles it (current + begin_turn + recent_messages(60) + commit_turn), of record_blocked (a
+message to an ended conversation), and how many hops to aiosqlite's thread each takes (the
+main cost). Figures, not pass/fail.
 """
 
 from __future__ import annotations
@@ -75,6 +77,45 @@ async def bench_turns(store: SqliteStore, turns: int) -> dict[str, list[float]]:
     return samples
 
 
+async def bench_messages(store: SqliteStore, count: int) -> list[float]:
+    """The store calls the engine makes for one message, in 50 conversations taken in turn."""
+    keys = [ConversationKey("bench", f"engine-{n}") for n in range(50)]
+    for key in keys:
+        await store.create(key, "u1", datetime.now(UTC))
+    text = "a question of ordinary length, about a hundred characters or so, like most people write"
+    samples: list[float] = []
+    for n in range(count):
+        key = keys[n % len(keys)]
+        start = time.perf_counter()
+        conversation = await store.current(key)
+        assert conversation is not None
+        await store.begin_turn(
+            conversation.id, Inbound(key, f"m{n}", "u1", text), message("user", text)
+        )
+        await store.recent_messages(conversation.id, 60)
+        await store.commit_turn(
+            conversation.id,
+            conversation.ladder,
+            datetime.now(UTC),
+            messages=[message("assistant", text * 4)],
+        )
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def hops(store: SqliteStore, call: Callable[[], Awaitable[object]]) -> int:
+    """Statements SQLite runs for `call`, less sqlite3's implicit BEGIN (it shares a hop)."""
+    statements: list[str] = []
+    await store._db.set_trace_callback(statements.append)
+    try:
+        await call()
+    finally:
+        await store._db.set_trace_callback(None)  # type: ignore[arg-type]  # sqlite3 takes None
+    # A statement that starts a trigger is traced twice with the same text.
+    unique = [s for n, s in enumerate(statements) if n == 0 or s != statements[n - 1]]
+    return len([s for s in unique if not s.startswith("BEGIN")])
+
+
 async def bench_blocked(store: SqliteStore, count: int) -> list[float]:
     key = ConversationKey("bench", "blocked")
     conversation = await store.create(key, "u1", datetime.now(UTC))
@@ -97,6 +138,8 @@ async def main(turns: int) -> None:
             for name, samples in (await bench_turns(store, turns)).items():
                 report(name, samples)
             report("record_blocked", await bench_blocked(store, turns))
+            report("engine message (4 store calls)", await bench_messages(store, turns))
+            print(f"hops per engine message: {await count_message_hops(store)}")
             recent: list[float] = []
             for _ in range(1000):
                 await timed(recent, lambda: store.recent_messages("x", 40))
@@ -107,6 +150,30 @@ async def main(turns: int) -> None:
             for _ in range(1000):
                 await timed(window, lambda: store.recent_messages(conversation.id, 40))
             report(f"recent_messages(40) of {2 * turns}", window)
+
+
+async def count_message_hops(store: SqliteStore) -> int:
+    key = ConversationKey("bench", "hops")
+    conversation = await store.create(key, "u1", datetime.now(UTC))
+    inbound = Inbound(key, "hops-1", "u1", "hi")
+    return sum(
+        [
+            await hops(store, lambda: store.current(key)),
+            await hops(
+                store, lambda: store.begin_turn(conversation.id, inbound, message("user", "hi"))
+            ),
+            await hops(store, lambda: store.recent_messages(conversation.id, 60)),
+            await hops(
+                store,
+                lambda: store.commit_turn(
+                    conversation.id,
+                    LadderState(),
+                    datetime.now(UTC),
+                    messages=[message("assistant", "hello")],
+                ),
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

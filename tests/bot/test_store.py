@@ -684,3 +684,125 @@ async def test_close_is_idempotent_and_the_data_survives(db_path: Path) -> None:
         resumed = await reopened.current(KEY)
         assert resumed is not None and resumed.ladder == ENDED
         assert [m.text for m in await reopened.messages(conversation.id)] == ["a"]
+
+
+# --- transaction shape -------------------------------------------------------------------
+
+
+async def traced(store: SqliteStore, call: Any) -> list[str]:
+    """The SQL statements SQLite ran for `call`, including those sqlite3 adds itself."""
+    statements: list[str] = []
+    await store._db.set_trace_callback(statements.append)
+    try:
+        await call
+    finally:
+        await store._db.set_trace_callback(None)  # type: ignore[arg-type]  # sqlite3 takes None
+    # SQLite traces again when a statement starts a trigger (ladder updates do), and
+    # sqlite3 reports that with the statement's own text: count it once.
+    return [s for n, s in enumerate(statements) if n == 0 or s != statements[n - 1]]
+
+
+async def test_a_turn_takes_the_write_lock_up_front_in_few_statements(store: SqliteStore) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    begin = await traced(
+        store, store.begin_turn(conversation.id, inbound("e1"), user_message("a", at(1)))
+    )
+    commit = await traced(
+        store,
+        store.commit_turn(
+            conversation.id, LadderState(redirects=1), at(2), [assistant_message("b", at(2))]
+        ),
+    )
+    blocked = await traced(store, store.record_blocked(conversation.id, inbound("e2"), T0, QUIET))
+    for statements in (begin, commit, blocked):
+        assert statements[0] == "BEGIN IMMEDIATE"  # run by sqlite3 with the first write
+        assert statements[-1] == "COMMIT"
+    # Each statement but the implicit BEGIN is one hop to the connection's thread.
+    assert (len(begin), len(commit), len(blocked)) == (5, 4, 4)
+
+
+async def test_no_operation_leaves_a_transaction_open(store: SqliteStore) -> None:
+    conversation_id = await ended_conversation(store)
+    active = await store.create(ConversationKey("discord", "t2"), "u1", T0)
+
+    async def check(call: Any) -> None:
+        with contextlib.suppress(LookupError, ValueError, sqlite3.IntegrityError):
+            await call
+        assert not store._db.in_transaction
+
+    await check(store.begin_turn(active.id, inbound("e1"), user_message("a")))
+    await check(store.begin_turn(active.id, inbound("e1"), user_message("a")))  # duplicate
+    await check(store.begin_turn("cnothere22", inbound("e2"), user_message("a")))
+    await check(store.begin_turn(active.id, inbound("e3"), replace(user_message("a"), role="x")))
+    await check(store.record_blocked(conversation_id, inbound("e4"), T0, QUIET))  # notify
+    await check(store.record_blocked(conversation_id, inbound("e5"), T0, QUIET))  # quiet
+    await check(store.commit_turn(active.id, LadderState(), T0, exclude_seq=99))
+    await check(store.add_events("cnothere22", [event("x")]))
+    await check(store.add_feedback("cnothere22", "u1", "?", T0))
+    await check(store.create(KEY, "u1", T0, history=[replace(user_message("a"), role="x")]))
+
+
+async def test_a_handled_event_is_a_duplicate_even_in_an_unknown_conversation(
+    store: SqliteStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    assert await store.begin_turn(conversation.id, inbound("e1"), user_message("a"))
+    assert await store.begin_turn("cnothere22", inbound("e1"), user_message("a")) is None
+    outcome = await store.record_blocked("cnothere22", inbound("e1"), T0, QUIET)
+    assert outcome is BlockedOutcome.DUPLICATE
+
+
+async def test_quiet_intervals_beyond_the_calendar_do_not_overflow(store: SqliteStore) -> None:
+    conversation_id = await ended_conversation(store)
+
+    async def blocked(event_id: str, quiet: timedelta) -> BlockedOutcome:
+        return await store.record_blocked(conversation_id, inbound(event_id), at(1), quiet)
+
+    assert await blocked("e1", timedelta.max) is BlockedOutcome.NOTIFY
+    assert await blocked("e2", timedelta.max) is BlockedOutcome.QUIET
+    assert await blocked("e3", timedelta.min) is BlockedOutcome.NOTIFY
+    assert await blocked("e4", timedelta(days=-1)) is BlockedOutcome.NOTIFY
+    with pytest.raises(ValueError, match="naive"):
+        await store.record_blocked(conversation_id, inbound("e5"), datetime(2026, 1, 1), QUIET)
+
+
+async def test_adding_no_events_still_requires_the_conversation(store: SqliteStore) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    await store.add_events(conversation.id, [])
+    with pytest.raises(UnknownConversation):
+        await store.add_events("cnothere22", [])
+    await store.add_events(conversation.id, [event("a"), event("b")])
+    assert [e.kind for e in await store.events(conversation.id)] == ["a", "b"]
+
+
+async def test_a_cancelled_begin_turn_or_blocked_message_is_all_or_nothing(
+    store: SqliteStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    ended_id = await ended_conversation(store)
+    for yields in range(12):
+        turn = asyncio.create_task(
+            store.begin_turn(conversation.id, inbound(f"t{yields}"), user_message("a", at(yields)))
+        )
+        blocked = asyncio.create_task(
+            store.record_blocked(ended_id, inbound(f"b{yields}", f"u{yields}"), T0, QUIET)
+        )
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        turn.cancel()
+        blocked.cancel()
+        for task in (turn, blocked):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        claimed = {
+            row[0]
+            for row in await store._db.execute_fetchall("SELECT event_id FROM processed_events")
+        }
+        messages = await store.messages(conversation.id)
+        assert len(messages) == len([e for e in claimed if e.startswith("t")])
+        state = await store.get(conversation.id)
+        assert state is not None
+        assert state.updated_at == (messages[-1].at if messages else T0)
+        notices = await store._db.execute_fetchall("SELECT user_id FROM blocked_notices")
+        assert {row[0] for row in notices} == {f"u{e[1:]}" for e in claimed if e.startswith("b")}
+    assert await store.begin_turn(conversation.id, inbound("z"), user_message("z")) is not None
