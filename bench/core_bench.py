@@ -10,21 +10,16 @@ from __future__ import annotations
 import asyncio
 import gc
 import resource
-import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bot.app import build_runtime  # noqa: E402
-from bot.conversation import Actor, ConversationKey, Inbound  # noqa: E402
-from bot.engine import Engine  # noqa: E402
-from bot.ports import ModelReply, TextSink  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.app import build_runtime
+from bot.conversation import ConversationKey, Inbound
+from bot.engine import Engine
+from bot.ports import ModelReply, TextSink
+from bot.settings import Settings
 
 
 class InstantModel:
@@ -152,7 +147,6 @@ async def main() -> None:
                 + ", ".join(f"{n:,}: {mib:.0f} MiB" for n, mib in points)
             )
             print(f"engine locks held after all turns: {len(runtime.engine._locks)}")
-            _ = Actor
 
 
 if __name__ == "__main__":
