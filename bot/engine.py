@@ -22,6 +22,7 @@ from bot.conversation import (
 )
 from bot.notices import (
     BLOCKED_TEXT,
+    INTERRUPTED_TEXT,
     LIMIT_TEXT,
     MODEL_UNAVAILABLE_TEXT,
     Notice,
@@ -158,9 +159,32 @@ class Engine:
         await _shielded(reply.thinking())
         try:
             result = await turn.run(conversation.ladder, context, reply)
+        except asyncio.CancelledError:
+            await _shielded(reply.text(INTERRUPTED_TEXT))
+            await self._record_interrupted(conversation, stored, turn)
+            raise
         finally:
             reply_id = await _shielded(reply.done())
         return await self._commit(conversation, stored, result, reply_id or "")
+
+    async def _record_interrupted(
+        self, conversation: Conversation, stored: StoredMessage, turn: Turn
+    ) -> None:
+        """Keep what a turn cut short by a shutdown had come to, marked as interrupted.
+
+        The partial reply stays out of the model's context (its tool calls may lack their
+        results), so the next message simply continues the conversation.
+        """
+        result = turn.interrupted()
+        if result is None:
+            return
+        result.events.append(
+            AuditEvent("reply_interrupted", self._clock(), Actor.BOT, {"chars": len(result.text)})
+        )
+        try:
+            await self._commit(conversation, stored, result, "")
+        except Exception:
+            log.exception("could not record an interrupted turn in %s", conversation.id)
 
     async def _commit(
         self,
@@ -176,7 +200,9 @@ class Engine:
         text = result.text
         if result.refused:
             text = "\n\n".join(n.text for n in notices if n.kind is NoticeKind.DECLINE)
-        if result.api or result.refused:
+        if result.interrupted:
+            text = f"{text} [interrupted]".strip()
+        if result.api or result.refused or result.interrupted:
             messages.append(
                 NewMessage(
                     "assistant",
@@ -184,7 +210,7 @@ class Engine:
                     result.api,
                     self._clock(),
                     platform_message_id=reply_id,
-                    in_context=not result.refused,
+                    in_context=not (result.refused or result.interrupted),
                 )
             )
         updated = await self._store.commit_turn(

@@ -59,6 +59,7 @@ class TurnResult:
     notices: list[Notice] = field(default_factory=list)
     refused: bool = False
     unavailable: bool = False
+    interrupted: bool = False
 
 
 @dataclass(slots=True)
@@ -73,11 +74,20 @@ class Turn:
     _parts: list[str] = field(default_factory=list)
     _new_round: bool = False
     _display_failed: bool = False
+    result: TurnResult | None = None
+
+    def interrupted(self) -> TurnResult | None:
+        """What the turn had come to when it was cancelled (a shutdown mid-reply)."""
+        if self.result is None:
+            return None
+        self.result.text = "".join(self._parts)
+        self.result.interrupted = True
+        return self.result
 
     async def run(
         self, ladder: LadderState, context: list[dict[str, Any]], reply: ReplyStream
     ) -> TurnResult:
-        result = TurnResult(ladder)
+        result = self.result = TurnResult(ladder)
 
         async def on_text(delta: str) -> None:
             if self._new_round and self._parts:

@@ -14,16 +14,27 @@ if TYPE_CHECKING:
 
 __all__ = ["doctor", "invite_url", "run"]
 
+SHUTDOWN_GRACE_SECONDS = 10.0  # replies under way get this long to finish on shutdown
 
-async def run(engine: Engine, settings: Settings) -> None:
-    """Run the bot until cancelled; everything is closed on the way out."""
+
+async def run(
+    engine: Engine, settings: Settings, *, shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
+) -> None:
+    """Run the bot until cancelled; everything is closed on the way out.
+
+    Replies under way get `shutdown_grace` seconds to finish; any still going are then cut
+    short, and say so.
+    """
     from platforms.discord.app import build_bot, configure_endpoints
 
     token = _token(settings)
     configure_endpoints(settings.discord)
     bot = build_bot(engine, settings)
     async with bot:
-        await bot.start(token)
+        try:
+            await bot.start(token)
+        finally:
+            await bot.conversations.drain(shutdown_grace)
 
 
 async def doctor(settings: Settings) -> list[tuple[bool, str]]:

@@ -5,6 +5,7 @@ Every policy decision is the engine's; this turns its outcomes into Discord call
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from typing import Any, Literal
@@ -48,6 +49,7 @@ class Conversations:
         self._told_missing: set[tuple[int, str]] = set()
         # Places known to hold a conversation; one never goes away, so no invalidation.
         self._known = _Recent(KNOWN_PLACES)
+        self._turns: set[asyncio.Task[Any]] = set()
 
     # --- turns ----------------------------------------------------------------------------
 
@@ -90,12 +92,14 @@ class Conversations:
 
     async def converse(self, channel: discord.abc.Messageable, inbound: Inbound) -> Outcome:
         """One turn: the reply streamed into `channel`, then notices, then any closing."""
-        reply = ChannelReply(
-            channel, interval=self._edit_interval, typing_delay=self._typing_delay
-        )
+        reply = ChannelReply(channel, interval=self._edit_interval, typing_delay=self._typing_delay)
+        task = asyncio.current_task()
+        if task is not None:
+            self._turns.add(task)
         try:
             outcome = await self.engine.handle(inbound, reply)
         finally:
+            self._turns.discard(task)
             await reply.close()
         self._known.add(inbound.key)
         if outcome.duplicate:
@@ -104,6 +108,18 @@ class Conversations:
         if outcome.just_ended or outcome.blocked:
             await self.after_end(inbound.key, outcome)
         return outcome
+
+    async def drain(self, grace: float) -> None:
+        """On shutdown: let replies under way finish for up to `grace` seconds, then cut
+        them short (the engine records them as interrupted and says so in the reply)."""
+        if not self._turns:
+            return
+        log.info("waiting up to %ss for %d replies under way", grace, len(self._turns))
+        _, late = await asyncio.wait(set(self._turns), timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
 
     async def show(
         self,

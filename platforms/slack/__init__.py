@@ -19,6 +19,7 @@ __all__ = ["SlackBot", "build_slack_app", "doctor", "run"]
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
+SHUTDOWN_GRACE_SECONDS = 10.0  # replies under way get this long to finish on shutdown
 
 
 async def run(engine: Engine, settings: Settings) -> None:
@@ -31,7 +32,7 @@ async def run(engine: Engine, settings: Settings) -> None:
             else:
                 await _serve_socket_mode(bot, settings.slack)
         finally:
-            await bot.drain()
+            await bot.drain(SHUTDOWN_GRACE_SECONDS)
 
 
 async def _serve_http(bot: SlackBot, host: str, port: int) -> None:

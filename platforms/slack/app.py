@@ -59,9 +59,10 @@ class SlackBot:
         self._actions = Actions(self.deps, self.threads, modlog)
         self.app = self._build_app()
 
-    async def drain(self) -> None:
-        """Let replies already under way finish (cancel them if this is cancelled)."""
-        await self.deps.tasks.drain()
+    async def drain(self, grace: float | None = None) -> None:
+        """Let replies already under way finish, for up to `grace` seconds (then, or if
+        this is cancelled, cut them short)."""
+        await self.deps.tasks.drain(grace)
 
     def _build_app(self) -> AsyncApp:
         slack = self.deps.settings.slack

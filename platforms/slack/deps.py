@@ -63,16 +63,23 @@ class Tasks:
         except Exception:
             log.exception("Slack %s failed", name)
 
-    async def drain(self) -> None:
-        """Wait for running work; cancel it if this wait is itself cancelled."""
+    async def drain(self, grace: float | None = None) -> None:
+        """Wait for running work, for at most `grace` seconds; then, or if this wait is
+        itself cancelled, cancel what is left (a cut-short reply is recorded as such)."""
         try:
-            while self._running:
-                await asyncio.gather(*self._running, return_exceptions=True)
+            async with asyncio.timeout(grace):
+                while self._running:
+                    await asyncio.gather(*self._running, return_exceptions=True)
+        except TimeoutError:
+            await self._cancel_all()
         except asyncio.CancelledError:
-            for task in self._running:
-                task.cancel()
-            await asyncio.gather(*self._running, return_exceptions=True)
+            await self._cancel_all()
             raise
+
+    async def _cancel_all(self) -> None:
+        for task in self._running:
+            task.cancel()
+        await asyncio.gather(*self._running, return_exceptions=True)
 
 
 @dataclass

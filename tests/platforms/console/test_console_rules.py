@@ -500,3 +500,42 @@ async def test_only_the_starter_can_end_with_the_command(
         await runtime.engine.end_by_user(key, "someone-else")
     outcome = await runtime.engine.end_by_user(key, "starter")
     assert outcome.just_ended
+
+
+async def test_shutdown_mid_reply_is_recorded_and_the_next_message_goes_on(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    screen = Screen()
+    key = ConversationKey("console", "restart")
+    midway = asyncio.Event()
+    fake_anthropic.add(hold(text("A long answer that never finishes"), midway=midway))
+    started = asyncio.Event()
+
+    class Reply(ConsoleReply):
+        async def text(self, delta: str) -> None:
+            await super().text(delta)
+            started.set()
+
+    turn = asyncio.create_task(
+        runtime.engine.handle(
+            Inbound(key, "e1", "u1", "explain", message_id="m1"), Reply(screen.write, False)
+        )
+    )
+    await started.wait()
+    turn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    midway.set()
+    conversation = await runtime.engine.find(key)
+    assert conversation is not None
+    messages, audit = await runtime.engine.record(conversation.id)
+    assert [m.role for m in messages] == ["user", "assistant"]
+    assert messages[1].text.endswith("[interrupted]") and not messages[1].in_context
+    assert audit[-1].kind == "reply_interrupted"
+    assert screen.text.endswith("(This reply was interrupted. Please send your message again.)\n")
+    fake_anthropic.add(text("Here is the whole answer."))
+    await runtime.engine.handle(
+        Inbound(key, "e2", "u1", "again?", message_id="m2"), Reply(screen.write, False)
+    )
+    sent = fake_anthropic.requests[-1]["messages"]
+    assert len(sent) == 1 and [b["text"] for b in sent[0]["content"]] == ["explain", "again?"]

@@ -17,7 +17,7 @@ from platforms.discord import doctor, invite_url, run
 from platforms.discord.app import ShardedQuitBot, build_bot
 from platforms.discord.app import intents as bot_intents
 from platforms.discord.permissions import needed
-from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.anthropic import FakeAnthropic, hold, text
 from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.conftest import running_bot, settings_for
 from tests.platforms.discord.helpers import wait_bot_message
@@ -138,3 +138,30 @@ async def test_run_serves_until_cancelled_and_closes_everything(
         with contextlib.suppress(asyncio.CancelledError):
             await running
     assert running.cancelled()
+
+
+async def test_shutdown_mid_reply_says_so_and_is_recorded(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    settings = settings_for(tmp_path, fake_anthropic, fake)
+    midway = asyncio.Event()
+    async with build_runtime(settings) as runtime:
+        running = asyncio.create_task(run(runtime.engine, settings, shutdown_grace=0))
+        await fake.wait_until(lambda: fake.guild_creates == 1)
+        fake_anthropic.add(hold(text("The first part of a long answer"), midway=midway))
+        opening = await fake.post(
+            fake.channel_id, fake.alice, f"<@{fake.bot_id}> explain", mention_bot=True
+        )
+        await fake_anthropic.wait_requests(1)
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        midway.set()
+        said = [m["content"] for m in fake.messages.values() if m["channel_id"] == opening["id"]]
+        assert said and said[-1].endswith(
+            "(This reply was interrupted. Please send your message again.)"
+        )
+        conversations = await runtime.store.list_conversations()
+        _, events = await runtime.engine.record(conversations[0].id)
+        assert events[-1].kind == "reply_interrupted"
