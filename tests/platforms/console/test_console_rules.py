@@ -58,6 +58,14 @@ async def events(runtime: Runtime, console: ConsoleChat) -> list[str]:
     return [e.kind for e in audit]
 
 
+async def hello_then_end(fake: FakeAnthropic, console: ConsoleChat) -> None:
+    """One ordinary exchange, then the end command, confirmed."""
+    fake.add(text("hi"))
+    await console.handle_line("hello")
+    await console.handle_line("/end")
+    await console.handle_line("yes")
+
+
 async def redirect(fake: FakeAnthropic, console: ConsoleChat, n: int = 1) -> None:
     for _ in range(n):
         fake.add(
@@ -249,10 +257,7 @@ async def test_moderator_reopen_lets_the_conversation_go_on(
 ) -> None:
     screen = Screen()
     console = chat(runtime, screen)
-    fake_anthropic.add(text("hi"))
-    await console.handle_line("hello")
-    await console.handle_line("/end")
-    await console.handle_line("yes")
+    await hello_then_end(fake_anthropic, console)
     conversation = await runtime.engine.find(console.key)
     assert conversation is not None
     reopened = await runtime.engine.reopen(conversation.id, "mod-1", "ended by mistake")
@@ -406,10 +411,7 @@ async def test_user_requested_ends_do_not_count_towards_the_limit(
     async with build_runtime(settings) as runtime:
         console = chat(runtime, screen)
         for _ in range(2):
-            fake_anthropic.add(text("hi"))
-            await console.handle_line("hello")
-            await console.handle_line("/end")
-            await console.handle_line("yes")
+            await hello_then_end(fake_anthropic, console)
             await console.handle_line("/new")
         assert not screen.lines("limit")
 
