@@ -117,6 +117,11 @@ class FakeSlack:
     def methods(self) -> list[str]:
         return [call.method for call in self.calls]
 
+    async def wait_socket_open(self, within: float = WAIT) -> None:
+        """Wait until the app has connected over Socket Mode."""
+        async with asyncio.timeout(within):
+            await self._socket_open.wait()
+
     async def wait_for(
         self, method: str, count: int = 1, within: float = WAIT
     ) -> list[dict[str, Any]]:

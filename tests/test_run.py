@@ -1,0 +1,59 @@
+"""`quitbot run` as an operator starts it: a real process, every configured platform, SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+from tests.bot.test_cli import clean_env
+from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+
+
+async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    async with FakeDiscord() as discord, FakeSlack() as slack:
+        env = clean_env(
+            tmp_path,
+            fake_anthropic,
+            DISCORD_TOKEN=discord.token,
+            QUITBOT_DISCORD_API_BASE=discord.api_base,
+            QUITBOT_DISCORD_GATEWAY_URL=discord.gateway_url,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_APP_TOKEN=APP_TOKEN,
+            QUITBOT_SLACK_API_URL=slack.base_url,
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await discord.wait_until(lambda: discord.guild_creates == 1)
+            await slack.wait_socket_open()
+            fake_anthropic.add(text("Hello from a real process."))
+            opening = await discord.post(
+                discord.channel_id, discord.alice, f"<@{discord.bot_id}> hi", mention_bot=True
+            )
+            await discord.wait_until(
+                lambda: any(
+                    m["content"] == "Hello from a real process."
+                    for m in discord.messages.values()
+                    if m["channel_id"] == opening["id"]
+                )
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        assert "Traceback" not in err.decode()
+        assert discord.unexpected == [] and slack.unexpected == []
