@@ -12,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from bot.app import NO_KEY, build_runtime
+from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import SchemaTooNew, StoreError
 
@@ -161,5 +162,9 @@ async def _run_platforms(settings: Settings) -> int:
             module = importlib.import_module(f"platforms.{name}")
             log.info("starting the %s adapter", name)
             runs.append(module.run(runtime.engine, settings))
-        await asyncio.gather(*runs)
+        try:
+            await asyncio.gather(*runs)
+        except PlatformUnavailable as exc:
+            print(f"quitbot: {exc}", file=sys.stderr)
+            return 1
     return 0

@@ -33,6 +33,14 @@ class ReplyStream(Protocol):
         """The reply is complete; return the platform id of its (first) message, or ""."""
 
 
+class PlatformUnavailable(Exception):
+    """A platform adapter cannot start or go on (a refused token, a port in use, no network).
+
+    Its message says in plain words what is wrong and what to do; `quitbot run` prints it
+    and exits non-zero instead of showing a traceback.
+    """
+
+
 # --- the model's side --------------------------------------------------------------------
 
 

@@ -7,10 +7,17 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
+from bot.app import build_runtime
+from bot.ports import PlatformUnavailable
+from platforms.slack import run
 from tests.bot.test_cli import clean_env
+from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from tests.platforms.slack.conftest import slack_settings
 
 
 async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
@@ -57,3 +64,43 @@ async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
         assert process.returncode == 0, err.decode()
         assert "Traceback" not in err.decode()
         assert discord.unexpected == [] and slack.unexpected == []
+
+
+async def test_run_with_a_refused_discord_token_says_so_plainly(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    async with FakeDiscord() as discord:
+        env = clean_env(
+            tmp_path,
+            fake_anthropic,
+            DISCORD_TOKEN="not-the-token",
+            QUITBOT_DISCORD_API_BASE=discord.api_base,
+            QUITBOT_DISCORD_GATEWAY_URL=discord.gateway_url,
+        )
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await process.communicate()
+    assert process.returncode == 1
+    assert "quitbot: Discord refused DISCORD_TOKEN" in err.decode()
+    assert "Traceback" not in err.decode() and "voice will NOT be supported" not in err.decode()
+
+
+async def test_slack_refusing_the_bot_token_stops_start_up_plainly(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    async with FakeSlack() as slack:
+        slack.fail("auth.test", "invalid_auth")
+        settings = make_settings(tmp_path, fake_anthropic, slack=slack_settings(slack))
+        async with build_runtime(settings) as runtime:
+            with pytest.raises(
+                PlatformUnavailable, match=r"Slack refused SLACK_BOT_TOKEN \(invalid_auth\)"
+            ):
+                await run(runtime.engine, settings)

@@ -25,14 +25,30 @@ async def run(
     Replies under way get `shutdown_grace` seconds to finish; any still going are then cut
     short, and say so.
     """
-    from platforms.discord.app import build_bot, configure_endpoints
+    import discord
+
+    from bot.ports import PlatformUnavailable
+    from platforms.discord.app import build_bot, configure_endpoints, quiet_voice_warnings
 
     token = _token(settings)
     configure_endpoints(settings.discord)
+    quiet_voice_warnings()
     bot = build_bot(engine, settings)
     async with bot:
         try:
             await bot.start(token)
+        except discord.LoginFailure as exc:
+            raise PlatformUnavailable(
+                "Discord refused DISCORD_TOKEN: copy the bot's token from the Developer "
+                "Portal (Applications -> your app -> Bot -> Reset Token)"
+            ) from exc
+        except discord.PrivilegedIntentsRequired as exc:
+            raise PlatformUnavailable(
+                "Discord: turn on the Message Content intent (Developer Portal -> your app -> "
+                "Bot -> Privileged Gateway Intents); quitbot needs it to follow threads"
+            ) from exc
+        except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as exc:
+            raise PlatformUnavailable(f"could not connect to Discord: {exc}") from exc
         finally:
             await bot.conversations.drain(shutdown_grace)
 

@@ -47,6 +47,13 @@ def configure_endpoints(settings: DiscordSettings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
 
 
+def quiet_voice_warnings() -> None:
+    """quitbot never joins voice, so discord.py's "voice will NOT be supported" warnings at
+    start-up would only alarm operators."""
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+
+
 class QuitBot(commands.Bot):
     """quitbot on Discord: one gateway connection."""
 

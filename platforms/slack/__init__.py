@@ -9,6 +9,7 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 
 from bot.engine import Engine
+from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SlackSettings
 from platforms.slack.app import SlackBot, build_slack_app
 from platforms.slack.client import build_client
@@ -26,6 +27,7 @@ async def run(engine: Engine, settings: Settings) -> None:
     """Serve Slack until cancelled; then stop taking requests, finish replies, close all."""
     async with aiohttp.ClientSession() as session:
         bot = SlackBot(engine, settings, build_client(settings.slack, session), session=session)
+        await _check_token(bot)
         try:
             if settings.slack.mode == "http":
                 await _serve_http(bot, "0.0.0.0", settings.slack.http_port)
@@ -35,8 +37,27 @@ async def run(engine: Engine, settings: Settings) -> None:
             await bot.drain(SHUTDOWN_GRACE_SECONDS)
 
 
+async def _check_token(bot: SlackBot) -> None:
+    """Fail at start-up, in plain words, when Slack refuses the bot token or is unreachable."""
+    try:
+        await bot.deps.client.auth_test()
+    except SlackApiError as exc:
+        raise PlatformUnavailable(
+            f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): copy the Bot User "
+            "OAuth Token (xoxb-...) from your app's OAuth & Permissions page"
+        ) from exc
+    except aiohttp.ClientError as exc:
+        raise PlatformUnavailable(f"could not reach Slack: {exc}") from exc
+
+
 async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
-    runner = await start_http(bot, host, port)
+    try:
+        runner = await start_http(bot, host, port)
+    except OSError as exc:
+        raise PlatformUnavailable(
+            f"Slack HTTP mode cannot listen on port {port} ({exc.strerror}); "
+            "set QUITBOT_SLACK_HTTP_PORT to a free port"
+        ) from exc
     log.info(
         "Slack: listening for Events API, commands and interactivity on %s:%s%s",
         host,
@@ -63,14 +84,20 @@ async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
     from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 
     if slack.app_token is None:
-        raise RuntimeError(
+        raise PlatformUnavailable(
             "SLACK_APP_TOKEN is needed for Socket Mode (or set QUITBOT_SLACK_MODE=http)"
         )
     handler = AsyncSocketModeHandler(
         bot.app, slack.app_token.get_secret_value(), web_client=bot.deps.client
     )
     try:
-        await handler.connect_async()  # type: ignore[no-untyped-call]
+        try:
+            await handler.connect_async()  # type: ignore[no-untyped-call]
+        except SlackApiError as exc:
+            raise PlatformUnavailable(
+                f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')}): generate an "
+                "app-level token with connections:write under Basic Information"
+            ) from exc
         log.info("Slack: connected in Socket Mode")
         await asyncio.Event().wait()
     finally:
