@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from platforms.discord import translate
 from platforms.discord.app import QuitBot
-from tests.fakes.anthropic import FakeAnthropic, hold, text
+from tests.fakes.anthropic import FakeAnthropic, error, hold, text
 from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.helpers import (
     ENDED_TITLE,
@@ -105,3 +106,19 @@ async def test_an_unlocked_ended_thread_is_locked_again_and_never_reaches_the_mo
     third = await fake.wait_call("PATCH", rf"/channels/{thread_id}", count=3)
     assert third.body == {"archived": True, "locked": True}
     assert len(fake_anthropic.requests) == requests
+
+
+async def test_model_down_says_so_in_the_thread_and_keeps_the_message(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    fake_anthropic.add(error(529, retry_after=0.001), error(529, retry_after=0.001))
+    message = await mention(fake, "are you there?")
+    notice = await wait_bot_message(
+        fake, message["id"], lambda m: "couldn't reach the model" in str(m)
+    )
+    assert notice
+    conversation = await bot.conversations.engine.find(translate.thread_key(int(message["id"])))
+    assert conversation is not None
+    messages, _ = await bot.conversations.engine.record(conversation.id)
+    assert [m.text for m in messages] == ["are you there?"]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from platforms.slack.translate import thread_key
-from tests.fakes.anthropic import text, tool
+from tests.fakes.anthropic import error, text, tool
 from tests.fakes.slack import BOT_USER_ID, FakeSlack
 from tests.fakes.slack_requests import event_callback, mention, message
 from tests.platforms.slack.conftest import SlackHarness
@@ -221,3 +221,19 @@ async def test_each_poster_in_an_ended_thread_is_told_once(harness: SlackHarness
     told = [e["user"] for e in harness.slack.calls_to("chat.postEphemeral")]
     assert sorted(told) == ["U0ALICE", "U0BOB"]
     assert len(harness.claude.requests) == 1
+
+
+async def test_model_down_tells_the_poster_and_keeps_the_message(harness: SlackHarness) -> None:
+    harness.claude.add(error(529, retry_after=0.001), error(529, retry_after=0.001))
+    await harness.send.event(event_callback(mention("are you there?", ts=THREAD)))
+    await harness.settle()
+    shown = [
+        str(call.args)
+        for call in harness.slack.calls
+        if call.method in {"chat.postMessage", "chat.postEphemeral"}
+    ]
+    assert any("couldn't reach the model" in s for s in shown)
+    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
+    assert conversation is not None
+    messages, _ = await harness.runtime.engine.record(conversation.id)
+    assert [m.text for m in messages] == ["are you there?"]
