@@ -100,6 +100,10 @@ class DiscordSettings(BaseSettings):
         return self
 
 
+def _secret(value: SecretStr | None) -> bool:
+    return value is not None and bool(value.get_secret_value())
+
+
 class SlackSettings(BaseSettings):
     """Slack section; the adapter runs when the bot token (and its mode's secret) is set."""
 
@@ -118,6 +122,19 @@ class SlackSettings(BaseSettings):
     @property
     def enabled(self) -> bool:
         return self.bot_token is not None and bool(self.bot_token.get_secret_value())
+
+    @model_validator(mode="after")
+    def _mode_has_its_secret(self) -> SlackSettings:
+        if not self.enabled:
+            return self
+        if self.mode == "http" and not _secret(self.signing_secret):
+            raise ValueError("QUITBOT_SLACK_MODE=http needs SLACK_SIGNING_SECRET")
+        if self.mode == "socket" and not _secret(self.app_token):
+            raise ValueError(
+                "Slack's Socket Mode needs SLACK_APP_TOKEN (an xapp- token), "
+                "or set QUITBOT_SLACK_MODE=http with SLACK_SIGNING_SECRET"
+            )
+        return self
 
     @field_validator("api_url")
     @classmethod

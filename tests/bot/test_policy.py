@@ -69,9 +69,7 @@ def test_end_is_declined_until_warned_and_enough_redirects() -> None:
     state = LadderState()
     assert transition(state, end, RULES) == (state, (EndDeclined(DeclineWhy.NOT_WARNED),))
     warned_early = LadderState(redirects=1, warned=True)
-    assert transition(warned_early, end, RULES)[1] == (
-        EndDeclined(DeclineWhy.TOO_FEW_REDIRECTS),
-    )
+    assert transition(warned_early, end, RULES)[1] == (EndDeclined(DeclineWhy.TOO_FEW_REDIRECTS),)
     ready = LadderState(redirects=3, warned=True)
     ended, effects = transition(ready, end, RULES)
     assert effects == (Ended(EndReason.PERSISTENT_ABUSE, Actor.MODEL, crisis=False),)
@@ -102,8 +100,13 @@ def test_crisis_flag_blocks_model_ending_and_is_shown_once() -> None:
 
 
 def test_ended_blocks_messages_ignores_everything_but_reopen() -> None:
-    ended = LadderState(redirects=3, warned=True, ended=True, ended_by=Actor.MODEL,
-                        ended_reason=EndReason.PERSISTENT_ABUSE)
+    ended = LadderState(
+        redirects=3,
+        warned=True,
+        ended=True,
+        ended_by=Actor.MODEL,
+        ended_reason=EndReason.PERSISTENT_ABUSE,
+    )
     assert transition(ended, UserMessage(), RULES) == (ended, (Blocked(),))
     for signal in [Refusal(), Concern(ConcernKind.ABUSE), EndRequest(EndReason.USER_REQUESTED)]:
         assert transition(ended, signal, RULES) == (ended, ())

@@ -46,7 +46,7 @@ def test_conventional_names_and_env_file(tmp_path: Path) -> None:
     env = tmp_path / ".env"
     env.write_text(
         "ANTHROPIC_API_KEY=sk-test\nDISCORD_TOKEN=abc\nSLACK_BOT_TOKEN=xoxb-1\n"
-        "QUITBOT_SLACK_MODE=http\nQUITBOT_REDIRECTS_BEFORE_END=5\n"
+        "QUITBOT_SLACK_MODE=http\nSLACK_SIGNING_SECRET=s\nQUITBOT_REDIRECTS_BEFORE_END=5\n"
         'QUITBOT_SLACK_ADMIN_USER_IDS=["U1","U2"]\n'
     )
     settings = load_settings(env)
@@ -131,3 +131,14 @@ def test_env_example_documents_every_setting() -> None:
     for index, line in enumerate(lines):
         if re.match(r"^#?\s*[A-Z][A-Z0-9_]+=", line):
             assert index > 0 and lines[index - 1].startswith("#"), f"no comment above {line}"
+
+
+def test_slack_mode_needs_its_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    with pytest.raises(SettingsError, match="Socket Mode needs SLACK_APP_TOKEN"):
+        load_settings(None)
+    monkeypatch.setenv("QUITBOT_SLACK_MODE", "http")
+    with pytest.raises(SettingsError, match="QUITBOT_SLACK_MODE=http needs SLACK_SIGNING_SECRET"):
+        load_settings(None)
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
+    assert load_settings(None).slack.enabled

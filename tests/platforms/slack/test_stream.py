@@ -12,7 +12,7 @@ from platforms.slack.client import build_client
 from platforms.slack.render import MESSAGE_LIMIT
 from platforms.slack.stream import FIRST_RENDER_CHARS, SlackReply, StreamingSupport, Target
 from platforms.slack.translate import Place
-from tests.fakes.slack import BOT_TOKEN, FakeSlack
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.platforms.slack.conftest import Clock
 
 TARGET = Target("C0GENERAL", "1700000100.000100", "U0ALICE", "T0FAKE", Place.CHANNEL)
@@ -41,7 +41,7 @@ def reply_to(
     target: Target = TARGET,
 ) -> SlackReply:
     settings = SlackSettings(  # type: ignore[call-arg]
-        _env_file=None, SLACK_BOT_TOKEN=BOT_TOKEN, api_url=fake.base_url
+        _env_file=None, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, api_url=fake.base_url
     )
     client = build_client(settings, session, sleep=waits or Waits())
     return SlackReply(client, target, support or StreamingSupport(), clock=clock, interval=1.0)
