@@ -4,8 +4,10 @@
 
 Prints p50/p99 of one turn (begin_turn + commit_turn), of one whole message as the engine
 handles it (current + begin_turn + recent_messages(60) + commit_turn), of record_blocked (a
-message to an ended conversation), and how many hops to aiosqlite's thread each takes (the
-main cost). Figures, not pass/fail.
+message to an ended conversation), and how many SQL statements an engine message runs (each
+store call is one hop to the store's thread, the main cost); then the same store calls from
+100 conversations at once, where group commit runs many per hop and per transaction.
+Figures, not pass/fail.
 """
 
 from __future__ import annotations
@@ -103,17 +105,53 @@ async def bench_messages(store: SqliteStore, count: int) -> list[float]:
     return samples
 
 
-async def hops(store: SqliteStore, call: Callable[[], Awaitable[object]]) -> int:
-    """Statements SQLite runs for `call`, less sqlite3's implicit BEGIN (it shares a hop)."""
-    statements: list[str] = []
-    await store._db.set_trace_callback(statements.append)
+async def statements(store: SqliteStore, call: Callable[[], Awaitable[object]]) -> int:
+    """Statements SQLite runs for `call`, BEGIN and COMMIT included."""
+    traced: list[str] = []
+    await store._read(lambda db: db.set_trace_callback(traced.append))
     try:
         await call()
     finally:
-        await store._db.set_trace_callback(None)  # type: ignore[arg-type]  # sqlite3 takes None
+        await store._read(lambda db: db.set_trace_callback(None))
     # A statement that starts a trigger is traced twice with the same text.
-    unique = [s for n, s in enumerate(statements) if n == 0 or s != statements[n - 1]]
-    return len([s for s in unique if not s.startswith("BEGIN")])
+    return len([s for n, s in enumerate(traced) if n == 0 or s != traced[n - 1]])
+
+
+async def bench_concurrent(store: SqliteStore, conversations: int, each: int) -> None:
+    """Engine messages from many conversations at once: rate and writes per transaction."""
+    keys = [ConversationKey("bench", f"crowd-{n}") for n in range(conversations)]
+    for key in keys:
+        await store.create(key, "u1", datetime.now(UTC))
+    text = "a question of ordinary length, about a hundred characters or so, like most people write"
+
+    async def talk(key: ConversationKey) -> None:
+        for n in range(each):
+            conversation = await store.current(key)
+            assert conversation is not None
+            inbound = Inbound(key, f"{key.place}-{n}", "u1", text)
+            await store.begin_turn(conversation.id, inbound, message("user", text))
+            await store.recent_messages(conversation.id, 60)
+            await store.commit_turn(
+                conversation.id,
+                conversation.ladder,
+                datetime.now(UTC),
+                messages=[message("assistant", text * 4)],
+            )
+
+    traced: list[str] = []
+    await store._read(lambda db: db.set_trace_callback(traced.append))
+    wall = time.perf_counter()
+    try:
+        await asyncio.gather(*(talk(key) for key in keys))
+    finally:
+        wall = time.perf_counter() - wall
+        await store._read(lambda db: db.set_trace_callback(None))
+    total = conversations * each
+    commits = traced.count("COMMIT")
+    print(
+        f"{conversations} conversations at once: {total / wall:,.0f} engine messages/s, "
+        f"{commits} transactions for {2 * total} writes ({2 * total / commits:.1f} per COMMIT)"
+    )
 
 
 async def bench_blocked(store: SqliteStore, count: int) -> list[float]:
@@ -139,7 +177,10 @@ async def main(turns: int) -> None:
                 report(name, samples)
             report("record_blocked", await bench_blocked(store, turns))
             report("engine message (4 store calls)", await bench_messages(store, turns))
-            print(f"hops per engine message: {await count_message_hops(store)}")
+            print(
+                f"SQL statements per engine message: {await count_message_statements(store)} "
+                "(4 hops, one per store call)"
+            )
             recent: list[float] = []
             for _ in range(1000):
                 await timed(recent, lambda: store.recent_messages("x", 40))
@@ -150,20 +191,21 @@ async def main(turns: int) -> None:
             for _ in range(1000):
                 await timed(window, lambda: store.recent_messages(conversation.id, 40))
             report(f"recent_messages(40) of {2 * turns}", window)
+            await bench_concurrent(store, 100, 20)
 
 
-async def count_message_hops(store: SqliteStore) -> int:
+async def count_message_statements(store: SqliteStore) -> int:
     key = ConversationKey("bench", "hops")
     conversation = await store.create(key, "u1", datetime.now(UTC))
     inbound = Inbound(key, "hops-1", "u1", "hi")
     return sum(
         [
-            await hops(store, lambda: store.current(key)),
-            await hops(
+            await statements(store, lambda: store.current(key)),
+            await statements(
                 store, lambda: store.begin_turn(conversation.id, inbound, message("user", "hi"))
             ),
-            await hops(store, lambda: store.recent_messages(conversation.id, 60)),
-            await hops(
+            await statements(store, lambda: store.recent_messages(conversation.id, 60)),
+            await statements(
                 store,
                 lambda: store.commit_turn(
                     conversation.id,

@@ -6,11 +6,10 @@ databases in the field have already applied it and will not run it again.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import aiosqlite
 
 
 class SchemaTooNew(RuntimeError):
@@ -118,13 +117,13 @@ _V1 = Migration(
 MIGRATIONS: tuple[Migration, ...] = (_V1,)
 
 
-async def schema_version(db: aiosqlite.Connection) -> int:
+def schema_version(db: sqlite3.Connection) -> int:
     """The highest migration applied; 0 for a new database."""
-    rows = list(await db.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_version"))
+    rows = db.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchall()
     return int(rows[0][0])
 
 
-async def migrate(db: aiosqlite.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
     """Bring the schema up to date, one transaction per migration; return the version.
 
     The connection must be in autocommit mode (isolation_level=None). Re-running is a no-op.
@@ -132,34 +131,35 @@ async def migrate(db: aiosqlite.Connection, migrations: Sequence[Migration] = MI
     do not both apply it.
     """
     latest = migrations[-1].version if migrations else 0
-    await db.execute(
+    db.execute(
         "CREATE TABLE IF NOT EXISTS schema_version "
         "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    current = await schema_version(db)
+    current = schema_version(db)
     _refuse_newer(current, latest)
     for migration in migrations:
         if migration.version > current:
-            current = await _apply(db, migration)
+            current = _apply(db, migration)
             _refuse_newer(current, latest)
     return current
 
 
-async def _apply(db: aiosqlite.Connection, migration: Migration) -> int:
-    await db.execute("BEGIN IMMEDIATE")
+def _apply(db: sqlite3.Connection, migration: Migration) -> int:
+    db.execute("BEGIN IMMEDIATE")
     try:
-        current = await schema_version(db)
+        current = schema_version(db)
         if migration.version > current:
             for statement in migration.statements:
-                await db.execute(statement)
-            await db.execute(
+                db.execute(statement)
+            db.execute(
                 "INSERT INTO schema_version (version, description, applied_at) VALUES (?, ?, ?)",
                 (migration.version, migration.description, datetime.now(UTC).isoformat()),
             )
             current = migration.version
-        await db.execute("COMMIT")
+        db.execute("COMMIT")
     except BaseException:
-        await db.execute("ROLLBACK")
+        if db.in_transaction:  # SQLite rolls back after some errors by itself
+            db.execute("ROLLBACK")
         raise
     return current
 

@@ -1,4 +1,5 @@
-"""The default store: one SQLite file (or ":memory:") behind one aiosqlite connection."""
+"""The default store: one SQLite file (or ":memory:") behind one sqlite3 connection, which
+only a worker thread of the store's own ever uses."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ import logging
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from bot.conversation import (
     Actor,
@@ -31,6 +32,8 @@ from bot.ports import BlockedOutcome, NewMessage
 from bot.store.migrations import MIGRATIONS, Migration, migrate
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 BUSY_TIMEOUT_MS = 5_000
 
@@ -89,8 +92,8 @@ _INSERT_MESSAGE_RETURNING_SEQ = _INSERT_MESSAGE + " RETURNING seq"
 _INSERT_EVENT = (
     "INSERT INTO events (conversation_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)"
 )
-# For add_events, whose first statement must write (see `_transaction`) yet must raise
-# UnknownConversation rather than a foreign-key error.
+# For add_events, which must raise UnknownConversation rather than a foreign-key error, with
+# the existence check riding along in each insert rather than a statement of its own.
 _INSERT_EVENT_IF_EXISTS = (
     "INSERT INTO events (conversation_id, kind, at, actor, detail) SELECT ?1, ?2, ?3, ?4, ?5 "
     "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?1)"
@@ -129,46 +132,67 @@ def new_conversation_id() -> str:
 
 
 class SqliteStore:
-    """`bot.ports.Store` on SQLite.
+    """`bot.ports.Store` on SQLite, with group commit.
 
-    One connection, opened once. Every operation holds one asyncio.Lock, so a coroutine
-    never reads another's half-finished transaction on the shared connection and writes
-    never interleave. Build it with `await SqliteStore.open(path)`.
+    One connection, opened once and used only by one worker thread of the store's own.
+    Each public method prepares its parameters on the event loop, queues one operation (a
+    plain function doing every statement of the call and decoding its rows) and awaits it.
 
-    Each call to the connection is a hop to aiosqlite's thread and back, the main cost of a
-    store operation, so every operation uses as few statements as its guarantees allow: the
-    transaction begins with its first write (see `_transaction`), existence checks ride
-    along in the writes, and writes RETURN what the caller needs instead of re-reading it.
+    Why batches: the hop to the thread and back, and each COMMIT, cost far more than the
+    SQL, and with many conversations at once many operations are waiting at any moment. So
+    the thread takes every queued operation in one hop and runs them in one transaction
+    (BEGIN IMMEDIATE ... COMMIT), each inside its own SAVEPOINT: an operation that raises is
+    rolled back to its savepoint alone and its caller gets the exception, while the others
+    go on. Callers learn their results only after the batch's COMMIT; if the COMMIT (or
+    BEGIN) fails, every operation in the batch fails with it and nothing of it is written.
+    A batch of reads only runs without a transaction. A lone operation is a batch of one:
+    its own transaction, no savepoint, as if there were no batching.
+
+    Batches run one at a time, operations in the order they were asked for, so nothing
+    interleaves and no lock is needed; while one batch runs, the next gathers in the queue.
+
+    Cancellation: an operation whose caller is cancelled while it waits in the queue never
+    runs; once its batch has been sent to the thread, it runs to its end (and commits with
+    the batch), so a transaction never stops half-way because a coroutine stopped waiting.
+
+    Build it with `await SqliteStore.open(path)`; `close()` lets every operation already
+    asked for finish, then closes the connection and ends the thread.
     """
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
         self._db = db
-        self._lock = asyncio.Lock()
+        self._executor = executor  # one thread: the only user of `_db`
+        self._loop = asyncio.get_running_loop()
+        self._queue: list[_Op] = []  # asked for, not yet sent to the thread
+        self._running: asyncio.Future[Any] | None = None  # the batch (or close) on the thread
+        self._closing: asyncio.Future[None] | None = None  # set once close() is called
 
     @classmethod
     async def open(cls, path: str, *, migrations: Sequence[Migration] = MIGRATIONS) -> SqliteStore:
         """Open (creating it owner-only if new) and migrate the database at `path`."""
         if path != ":memory:":
             _create_private(Path(path))
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quitbot-sqlite")
+        # submit + wrap_future is run_in_executor keeping hold of the thread's future, so a
+        # failed or cancelled open can close whatever the thread opened.
+        connecting = executor.submit(_connect, path, migrations)
         try:
-            db = await aiosqlite.connect(path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the database {path}: {exc}") from exc
-        try:
-            await _configure(db, path)
-            await migrate(db, migrations)
+            db = await asyncio.wrap_future(connecting)
         except BaseException:
-            await db.close()
+            executor.shutdown(wait=True)  # lets a connect already under way finish
+            if not connecting.cancelled() and connecting.exception() is None:
+                connecting.result().close()
             raise
-        # From here on sqlite3 opens each transaction itself: it runs BEGIN IMMEDIATE just
-        # before the first INSERT/UPDATE/DELETE outside a transaction, in the same hop to the
-        # connection's thread as that statement. Only `_transaction` writes.
-        db.isolation_level = "IMMEDIATE"
-        return cls(db)
+        return cls(db, executor)
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._db.close()
+        """Close the connection on its thread, after every operation already asked for."""
+        if self._closing is None:
+            self._closing = self._loop.create_future()
+            if self._running is None:
+                self._dispatch()  # idle: close at once
+        await asyncio.shield(self._closing)  # cancelled or not, the connection gets closed
+        self._executor.shutdown(wait=True)  # the thread has nothing left to do: join it
 
     async def __aenter__(self) -> SqliteStore:
         return self
@@ -184,60 +208,44 @@ class SqliteStore:
     # --- reading ---------------------------------------------------------------------------
 
     async def current(self, key: ConversationKey) -> Conversation | None:
-        async with self._lock:
-            rows = await self._db.execute_fetchall(_CURRENT, (key.platform, key.place))
-        for row in rows:
-            return _conversation(row)
-        return None
+        """The newest conversation at `key`, if any."""
+        return await self._read(_current, key.platform, key.place)
 
     async def get(self, conversation_id: str) -> Conversation | None:
-        async with self._lock:
-            rows = await self._db.execute_fetchall(_GET, (conversation_id,))
-        for row in rows:
-            return _conversation(row)
-        return None
+        return await self._read(_get, conversation_id)
 
     async def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
+        """The newest `limit` messages, oldest first."""
         if limit <= 0:
             return []
-        async with self._lock:
-            rows = list(await self._db.execute_fetchall(_RECENT, (conversation_id, limit)))
-        rows.reverse()
-        return _messages(rows)
+        return await self._read(_recent_messages, conversation_id, limit)
 
     async def messages(self, conversation_id: str) -> list[StoredMessage]:
-        async with self._lock:
-            rows = list(await self._db.execute_fetchall(_ALL_MESSAGES, (conversation_id,)))
-        return _messages(rows)
+        return await self._read(_all_messages, conversation_id)
 
     async def events(self, conversation_id: str) -> list[AuditEvent]:
-        async with self._lock:
-            rows = list(await self._db.execute_fetchall(_EVENTS, (conversation_id,)))
-        details = _json_list([row[3] for row in rows])
-        return [
-            AuditEvent(row[0], _from_text(row[1]), _ACTORS[row[2]], detail)
-            for row, detail in zip(rows, details, strict=True)
-        ]
+        return await self._read(_events, conversation_id)
 
     async def list_conversations(
         self, *, state: str | None = None, platform: str | None = None, limit: int = 100
     ) -> list[Conversation]:
         """Newest first, optionally only `state` ("active" | "ended") or one platform."""
         where, params = _list_filter(state, platform)
-        async with self._lock:
-            rows = await self._db.execute_fetchall(
-                f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} ORDER BY n DESC LIMIT ?",
-                (*params, limit),
-            )
-        return [_conversation(row) for row in rows]
+        sql = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} ORDER BY n DESC LIMIT ?"
+        return await self._read(_list_conversations, sql, (*params, limit))
 
     async def ended_count(self, platform: str, user_id: str, since: datetime) -> int:
+        """How many of the user's conversations were ended (not at their request) since then."""
         params = (platform, user_id, _to_text(since), EndReason.USER_REQUESTED.value)
-        async with self._lock:
-            rows = list(await self._db.execute_fetchall(_ENDED_COUNT, params))
-        return int(rows[0][0])
+        return await self._read(_ended_count, params)
+
+    async def feedback(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
+        """(user_id, text, at) of each feedback row, oldest first."""
+        return await self._read(_feedback, conversation_id)
 
     # --- writing ---------------------------------------------------------------------------
+    # Parameters are checked and encoded here, on the event loop's thread, so bad input
+    # (a naive datetime, an empty event id) fails before any hop.
 
     async def create(
         self,
@@ -250,30 +258,8 @@ class SqliteStore:
         events: Sequence[AuditEvent] = (),
     ) -> Conversation:
         stamp = _to_text(at)
-        message_rows = _message_rows(history)
-        event_rows = _event_rows(events)
-        async with self._transaction():
-            while True:  # until the random id is new
-                conversation_id = new_conversation_id()
-                rows = list(
-                    await self._db.execute_fetchall(
-                        _INSERT_CONVERSATION,
-                        (
-                            conversation_id,
-                            key.platform,
-                            key.place,
-                            user_id,
-                            stamp,
-                            stamp,
-                            branched_from,
-                        ),
-                    )
-                )
-                if rows:
-                    break
-            await self._insert_messages(conversation_id, message_rows)
-            await self._insert_events(conversation_id, event_rows)
-        return _conversation(rows[0])
+        values = (key.platform, key.place, user_id, stamp, stamp, branched_from)
+        return await self._write(_create, values, _message_rows(history), _event_rows(events))
 
     async def begin_turn(
         self, conversation_id: str, inbound: Inbound, message: NewMessage
@@ -285,13 +271,7 @@ class SqliteStore:
         claim = _claim_params(conversation_id, inbound, message.at)
         touch = (_to_text(message.at), conversation_id)
         values = (conversation_id, *_message_values(message))
-        async with self._transaction():
-            if not list(await self._db.execute_fetchall(_CLAIM, claim)):
-                await self._unclaimed(inbound, conversation_id)
-                return None
-            await self._db.execute(_TOUCH, touch)
-            rows = list(await self._db.execute_fetchall(_INSERT_MESSAGE_RETURNING_SEQ, values))
-        return _stored(rows[0][0], message)
+        return await self._write(_begin_turn, claim, touch, values, message)
 
     async def commit_turn(
         self,
@@ -317,21 +297,14 @@ class SqliteStore:
             _to_text(at),
             conversation_id,
         )
-        message_rows = _message_rows(messages)
-        event_rows = _event_rows(events)
-        async with self._transaction():
-            rows = list(await self._db.execute_fetchall(_UPDATE_LADDER, update))
-            if not rows:
-                raise UnknownConversation(conversation_id)
-            await self._insert_messages(conversation_id, message_rows)
-            await self._insert_events(conversation_id, event_rows)
-            if exclude_seq is not None:
-                excluded = await self._db.execute_fetchall(_EXCLUDE, (conversation_id, exclude_seq))
-                if not list(excluded):
-                    raise LookupError(
-                        f"conversation {conversation_id} has no message {exclude_seq}"
-                    )
-        return _conversation(rows[0])
+        return await self._write(
+            _commit_turn,
+            conversation_id,
+            update,
+            _message_rows(messages),
+            _event_rows(events),
+            exclude_seq,
+        )
 
     async def record_blocked(
         self, conversation_id: str, inbound: Inbound, at: datetime, quiet: timedelta
@@ -343,94 +316,317 @@ class SqliteStore:
         """
         claim = _claim_params(conversation_id, inbound, at)
         notice = (conversation_id, inbound.user_id, claim[2], _quiet_until(at, quiet))
-        async with self._transaction():
-            if not list(await self._db.execute_fetchall(_CLAIM, claim)):
-                await self._unclaimed(inbound, conversation_id)
-                return BlockedOutcome.DUPLICATE
-            if not list(await self._db.execute_fetchall(_NOTIFY_UNLESS_QUIET, notice)):
-                return BlockedOutcome.QUIET
-        return BlockedOutcome.NOTIFY
+        return await self._write(_record_blocked, claim, notice)
 
     async def add_events(self, conversation_id: str, events: Sequence[AuditEvent]) -> None:
         event_rows = _event_rows(events)
         if not event_rows:
-            await self._require(conversation_id)
+            await self._read(_require, conversation_id)
             return
-        async with self._transaction():
-            cursor = await self._db.executemany(
-                _INSERT_EVENT_IF_EXISTS, [(conversation_id, *row) for row in event_rows]
-            )
-            if cursor.rowcount != len(event_rows):
-                raise UnknownConversation(conversation_id)
+        await self._write(_add_events, conversation_id, event_rows)
 
     async def add_feedback(
         self, conversation_id: str, user_id: str, text: str, at: datetime
     ) -> None:
         """Keep what a user said about a conversation; the engine audits it separately."""
-        params = (conversation_id, user_id, text, _to_text(at))
-        async with self._transaction():
-            if not list(await self._db.execute_fetchall(_INSERT_FEEDBACK_IF_EXISTS, params)):
-                raise UnknownConversation(conversation_id)
+        await self._write(_add_feedback, (conversation_id, user_id, text, _to_text(at)))
 
-    async def feedback(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
-        """(user_id, text, at) of each feedback row, oldest first."""
-        async with self._lock:
-            rows = await self._db.execute_fetchall(_FEEDBACK, (conversation_id,))
-        return [(row[0], row[1], _from_text(row[2])) for row in rows]
+    # --- the queue ---------------------------------------------------------------------------
 
-    # --- inside a transaction --------------------------------------------------------------
+    async def _read(self, operation: Callable[..., _T], *args: Any) -> _T:
+        """`operation(connection, *args)` on the store's thread, writing nothing."""
+        result: _T = await self._enqueue(operation, args, writes=False)
+        return result
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[None]:
-        """A write transaction under the lock; anything escaping rolls it all back.
+    async def _write(self, operation: Callable[..., _T], *args: Any) -> _T:
+        """`operation(connection, *args)` on the store's thread, committed whole or not at all."""
+        result: _T = await self._enqueue(operation, args, writes=True)
+        return result
 
-        The body's first statement must write: sqlite3 runs BEGIN IMMEDIATE just before it
-        (isolation_level, set in `open`), saving a hop to the connection's thread. IMMEDIATE
-        takes SQLite's write lock up front, so another process (the CLI) makes us wait up to
-        the busy timeout instead of failing half-way through.
-        """
-        async with self._lock:
-            try:
-                yield
-                await self._db.commit()
-            except BaseException:
-                # Even when cancelled, the rollback is queued on the connection's thread
-                # after any statement already sent and before the lock is released, so the
-                # next transaction starts clean.
-                await self._rollback()
-                raise
+    async def _enqueue(self, call: Callable[..., Any], args: tuple[Any, ...], writes: bool) -> Any:
+        if self._closing is not None:
+            raise StoreError("the store is closed")
+        future = self._loop.create_future()
+        self._queue.append(_Op(call, args, writes, future))
+        if self._running is None:
+            self._dispatch()  # idle: a batch of one, sent at once
+        return await future
 
-    async def _rollback(self) -> None:
-        # A no-op when no transaction is open (SQLite may already have rolled back, or
-        # committed, if cancelled during the commit).
-        with suppress(sqlite3.OperationalError):
-            await self._db.rollback()
+    def _dispatch(self) -> None:
+        """Send everything queued, less the operations whose callers gave up, as one batch."""
+        batch = [op for op in self._queue if not op.future.cancelled()]
+        self._queue.clear()
+        if batch:
+            self._running = self._loop.run_in_executor(self._executor, _run_batch, self._db, batch)
+            self._running.add_done_callback(partial(self._settle, batch))
+        elif self._closing is not None:
+            self._running = self._loop.run_in_executor(self._executor, self._db.close)
+            self._running.add_done_callback(self._finish_closing)
+        else:
+            self._running = None
 
-    async def _require(self, conversation_id: str) -> None:
-        async with self._lock:
-            rows = list(await self._db.execute_fetchall(_EXISTS, (conversation_id,)))
-        if not rows:
-            raise UnknownConversation(conversation_id)
+    def _settle(self, batch: list[_Op], running: asyncio.Future[list[Any]]) -> None:
+        """Give each caller its outcome now the batch is over, then send the next batch."""
+        try:
+            outcomes = running.result()
+        except BaseException as exc:  # the batch failed as one (its COMMIT, say): so does each op
+            outcomes = [_Failed(exc)] * len(batch)
+        for op, outcome in zip(batch, outcomes, strict=True):
+            _resolve(op.future, outcome)
+        self._dispatch()
 
-    async def _unclaimed(self, inbound: Inbound, conversation_id: str) -> None:
-        """After `_CLAIM` inserted nothing: return if the event was handled before, else
-        the conversation is unknown (a handled event wins, as if checked first)."""
-        rows = await self._db.execute_fetchall(_CLAIMED, (inbound.key.platform, inbound.event_id))
-        if not list(rows):
-            raise UnknownConversation(conversation_id)
+    def _finish_closing(self, closing: asyncio.Future[None]) -> None:
+        """Pass the connection's close, done on the thread, on to `close()`."""
+        assert self._closing is not None
+        if closing.cancelled() or (exc := closing.exception()) is None:
+            self._closing.set_result(None)
+        else:
+            self._closing.set_exception(exc)
 
-    async def _insert_messages(self, conversation_id: str, rows: list[tuple[Any, ...]]) -> None:
-        """Append after the conversation's last message, in order, in one hop."""
-        if len(rows) == 1:
-            await self._db.execute(_INSERT_MESSAGE, (conversation_id, *rows[0]))
-        elif rows:
-            await self._db.executemany(_INSERT_MESSAGE, [(conversation_id, *r) for r in rows])
 
-    async def _insert_events(self, conversation_id: str, rows: list[tuple[Any, ...]]) -> None:
-        if len(rows) == 1:
-            await self._db.execute(_INSERT_EVENT, (conversation_id, *rows[0]))
-        elif rows:
-            await self._db.executemany(_INSERT_EVENT, [(conversation_id, *r) for r in rows])
+@dataclass(slots=True)
+class _Op:
+    """One store operation: `call(connection, *args)`, to run on the store's thread.
+
+    The thread reads `call`, `args` and `writes` only; `future` belongs to the event loop.
+    """
+
+    call: Callable[..., Any]
+    args: tuple[Any, ...]
+    writes: bool
+    future: asyncio.Future[Any]
+
+    def run(self, db: sqlite3.Connection) -> Any:
+        return self.call(db, *self.args)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """What an operation raised; the rest of its batch went on without it."""
+
+    error: BaseException
+
+
+def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
+    if future.cancelled():  # the caller gave up after the batch was sent; it ran regardless
+        if isinstance(outcome, _Failed):
+            log.error(
+                "a store operation failed after its caller was cancelled", exc_info=outcome.error
+            )
+    elif isinstance(outcome, _Failed):
+        future.set_exception(outcome.error)
+    else:
+        future.set_result(outcome)
+
+
+# --- batches: each runs whole on the connection's thread -----------------------------------
+
+
+def _run_batch(db: sqlite3.Connection, batch: list[_Op]) -> list[Any]:
+    """Run `batch` in order; return each operation's result, or `_Failed` with its error.
+
+    Raises, with nothing written, if the batch's transaction as a whole fails. IMMEDIATE
+    takes SQLite's write lock up front, so another process (the CLI) makes us wait up to the
+    busy timeout instead of failing half-way through.
+    """
+    if not any(op.writes for op in batch):
+        return [_read_outcome(db, op) for op in batch]
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if len(batch) == 1:  # alone: its error rolls back the transaction, below
+            outcomes = [batch[0].run(db)]
+        else:
+            outcomes = [_in_savepoint(db, op) for op in batch]
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # SQLite rolls back after some errors by itself
+            db.execute("ROLLBACK")
+        raise
+    return outcomes
+
+
+def _read_outcome(db: sqlite3.Connection, op: _Op) -> Any:
+    try:
+        return op.run(db)
+    except Exception as exc:
+        return _Failed(exc)
+
+
+def _in_savepoint(db: sqlite3.Connection, op: _Op) -> Any:
+    """Run `op` so that its error undoes its own statements only."""
+    db.execute("SAVEPOINT op")
+    try:
+        result = op.run(db)
+    except Exception as exc:
+        if not db.in_transaction:  # SQLite rolled it all back (a full disk, say): all fail
+            raise
+        db.execute("ROLLBACK TO op")
+        db.execute("RELEASE op")
+        return _Failed(exc)
+    db.execute("RELEASE op")
+    return result
+
+
+# --- operations ----------------------------------------------------------------------------
+
+
+def _current(db: sqlite3.Connection, platform: str, place: str) -> Conversation | None:
+    rows = db.execute(_CURRENT, (platform, place)).fetchall()
+    return _conversation(rows[0]) if rows else None
+
+
+def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:
+    rows = db.execute(_GET, (conversation_id,)).fetchall()
+    return _conversation(rows[0]) if rows else None
+
+
+def _recent_messages(
+    db: sqlite3.Connection, conversation_id: str, limit: int
+) -> list[StoredMessage]:
+    rows = db.execute(_RECENT, (conversation_id, limit)).fetchall()
+    rows.reverse()
+    return _messages(rows)
+
+
+def _all_messages(db: sqlite3.Connection, conversation_id: str) -> list[StoredMessage]:
+    return _messages(db.execute(_ALL_MESSAGES, (conversation_id,)).fetchall())
+
+
+def _events(db: sqlite3.Connection, conversation_id: str) -> list[AuditEvent]:
+    rows = db.execute(_EVENTS, (conversation_id,)).fetchall()
+    details = _json_list([row[3] for row in rows])
+    return [
+        AuditEvent(row[0], _from_text(row[1]), _ACTORS[row[2]], detail)
+        for row, detail in zip(rows, details, strict=True)
+    ]
+
+
+def _feedback(db: sqlite3.Connection, conversation_id: str) -> list[tuple[str, str, datetime]]:
+    rows = db.execute(_FEEDBACK, (conversation_id,)).fetchall()
+    return [(row[0], row[1], _from_text(row[2])) for row in rows]
+
+
+def _list_conversations(
+    db: sqlite3.Connection, sql: str, params: tuple[Any, ...]
+) -> list[Conversation]:
+    return [_conversation(row) for row in db.execute(sql, params).fetchall()]
+
+
+def _ended_count(db: sqlite3.Connection, params: tuple[str, ...]) -> int:
+    return int(db.execute(_ENDED_COUNT, params).fetchall()[0][0])
+
+
+def _require(db: sqlite3.Connection, conversation_id: str) -> None:
+    if not db.execute(_EXISTS, (conversation_id,)).fetchall():
+        raise UnknownConversation(conversation_id)
+
+
+def _create(
+    db: sqlite3.Connection,
+    values: tuple[Any, ...],
+    message_rows: list[tuple[Any, ...]],
+    event_rows: list[tuple[Any, ...]],
+) -> Conversation:
+    while True:  # until the random id is new
+        conversation_id = new_conversation_id()
+        rows = db.execute(_INSERT_CONVERSATION, (conversation_id, *values)).fetchall()
+        if rows:
+            break
+    _insert_messages(db, conversation_id, message_rows)
+    _insert_events(db, conversation_id, event_rows)
+    return _conversation(rows[0])
+
+
+def _begin_turn(
+    db: sqlite3.Connection,
+    claim: tuple[str, ...],
+    touch: tuple[str, str],
+    values: tuple[Any, ...],
+    message: NewMessage,
+) -> StoredMessage | None:
+    if not db.execute(_CLAIM, claim).fetchall():
+        _unclaimed(db, claim)
+        return None
+    db.execute(_TOUCH, touch)
+    seq = db.execute(_INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
+    return _stored(seq, message)
+
+
+def _commit_turn(
+    db: sqlite3.Connection,
+    conversation_id: str,
+    update: tuple[Any, ...],
+    message_rows: list[tuple[Any, ...]],
+    event_rows: list[tuple[Any, ...]],
+    exclude_seq: int | None,
+) -> Conversation:
+    rows = db.execute(_UPDATE_LADDER, update).fetchall()
+    if not rows:
+        raise UnknownConversation(conversation_id)
+    _insert_messages(db, conversation_id, message_rows)
+    _insert_events(db, conversation_id, event_rows)
+    if exclude_seq is not None:
+        _exclude(db, conversation_id, exclude_seq)
+    return _conversation(rows[0])
+
+
+def _record_blocked(
+    db: sqlite3.Connection, claim: tuple[str, ...], notice: tuple[str, ...]
+) -> BlockedOutcome:
+    if not db.execute(_CLAIM, claim).fetchall():
+        _unclaimed(db, claim)
+        return BlockedOutcome.DUPLICATE
+    if not db.execute(_NOTIFY_UNLESS_QUIET, notice).fetchall():
+        return BlockedOutcome.QUIET
+    return BlockedOutcome.NOTIFY
+
+
+def _add_events(
+    db: sqlite3.Connection, conversation_id: str, event_rows: list[tuple[Any, ...]]
+) -> None:
+    cursor = db.executemany(
+        _INSERT_EVENT_IF_EXISTS, [(conversation_id, *row) for row in event_rows]
+    )
+    if cursor.rowcount != len(event_rows):
+        raise UnknownConversation(conversation_id)
+
+
+def _add_feedback(db: sqlite3.Connection, params: tuple[str, ...]) -> None:
+    if not db.execute(_INSERT_FEEDBACK_IF_EXISTS, params).fetchall():
+        raise UnknownConversation(params[0])
+
+
+def _exclude(db: sqlite3.Connection, conversation_id: str, seq: int) -> None:
+    """Mark an earlier message out of context (a refused turn)."""
+    if not db.execute(_EXCLUDE, (conversation_id, seq)).fetchall():
+        raise LookupError(f"conversation {conversation_id} has no message {seq}")
+
+
+def _unclaimed(db: sqlite3.Connection, claim: tuple[str, ...]) -> None:
+    """After `_CLAIM` inserted nothing: return if the event was handled before, else the
+    conversation is unknown (a handled event wins, as if checked first)."""
+    platform, event_id, _, conversation_id = claim
+    if not db.execute(_CLAIMED, (platform, event_id)).fetchall():
+        raise UnknownConversation(conversation_id)
+
+
+def _insert_messages(
+    db: sqlite3.Connection, conversation_id: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Append after the conversation's last message, in order."""
+    if len(rows) == 1:
+        db.execute(_INSERT_MESSAGE, (conversation_id, *rows[0]))
+    elif rows:
+        db.executemany(_INSERT_MESSAGE, [(conversation_id, *row) for row in rows])
+
+
+def _insert_events(
+    db: sqlite3.Connection, conversation_id: str, rows: list[tuple[Any, ...]]
+) -> None:
+    if len(rows) == 1:
+        db.execute(_INSERT_EVENT, (conversation_id, *rows[0]))
+    elif rows:
+        db.executemany(_INSERT_EVENT, [(conversation_id, *row) for row in rows])
 
 
 # --- opening -------------------------------------------------------------------------------
@@ -460,14 +656,34 @@ def _create_private(path: Path) -> None:
         os.close(fd)
 
 
-async def _configure(db: aiosqlite.Connection, path: str) -> None:
-    rows = list(await db.execute_fetchall("PRAGMA journal_mode = WAL"))
-    mode = str(rows[0][0]).lower()
+def _connect(path: str, migrations: Sequence[Migration]) -> sqlite3.Connection:
+    """Open, tune and migrate the database; runs on the store's thread.
+
+    Autocommit (isolation_level=None): migrations and `_run_batch` begin and end their
+    transactions themselves, so sqlite3 never opens one behind their back.
+    check_same_thread=False only because a cancelled `open` closes the connection from the
+    event loop's thread, after the store's thread has gone.
+    """
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the database {path}: {exc}") from exc
+    try:
+        _configure(db, path)
+        migrate(db, migrations)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _configure(db: sqlite3.Connection, path: str) -> None:
+    mode = str(db.execute("PRAGMA journal_mode = WAL").fetchall()[0][0]).lower()
     if path != ":memory:" and mode != "wal":
         log.warning("database %s stays in %s journal mode (WAL unavailable)", path, mode)
-    await db.execute("PRAGMA foreign_keys = ON")
-    await db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    await db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA synchronous = NORMAL")
 
 
 # --- rows and values -----------------------------------------------------------------------

@@ -7,11 +7,12 @@ import contextlib
 import os
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -71,6 +72,22 @@ def db_path(tmp_path: Path) -> Path:
 async def store(db_path: Path) -> AsyncIterator[SqliteStore]:
     async with await SqliteStore.open(str(db_path)) as opened:
         yield opened
+
+
+R = TypeVar("R")
+
+
+async def on_thread(store: SqliteStore, use: Callable[[sqlite3.Connection], R]) -> R:
+    """`use(connection)` on the store's thread, the connection's only user."""
+    return await store._read(use)
+
+
+async def fetch(store: SqliteStore, sql: str) -> list[Any]:
+    return await on_thread(store, lambda db: db.execute(sql).fetchall())
+
+
+def store_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("quitbot-sqlite")]
 
 
 def mode_of(path: Path) -> int:
@@ -152,7 +169,7 @@ async def test_an_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
 async def test_the_connection_is_tuned_for_a_long_running_bot(store: SqliteStore) -> None:
     settings = {}
     for pragma in ("journal_mode", "foreign_keys", "busy_timeout", "synchronous"):
-        rows = list(await store._db.execute_fetchall(f"PRAGMA {pragma}"))
+        rows = await fetch(store, f"PRAGMA {pragma}")
         settings[pragma] = rows[0][0]
     assert settings == {
         "journal_mode": "wal",
@@ -191,6 +208,7 @@ async def test_a_database_from_a_newer_quitbot_is_refused(db_path: Path) -> None
     connection.close()
     with pytest.raises(SchemaTooNew, match=r"schema version 99.*upgrade quitbot"):
         await SqliteStore.open(str(db_path))
+    assert store_threads() == []  # the failed open shut its thread down
 
 
 async def test_a_failing_migration_leaves_the_previous_version_whole(db_path: Path) -> None:
@@ -644,7 +662,7 @@ async def test_many_coroutines_committing_at_once_never_interleave(store: Sqlite
         assert len(await store.events(conversation.id)) == 20
 
 
-async def test_a_cancelled_commit_is_all_or_nothing_and_the_store_stays_usable(
+async def test_a_cancelled_commit_is_all_or_nothing_and_completes_once_asked_for(
     store: SqliteStore,
 ) -> None:
     conversation = await store.create(KEY, "u1", T0)
@@ -670,8 +688,234 @@ async def test_a_cancelled_commit_is_all_or_nothing_and_the_store_stays_usable(
         messages = await store.messages(conversation.id)
         events = await store.events(conversation.id)
         assert len(messages) == len(events) == state.ladder.redirects
+        # Cancelled before its first step, the task asked for nothing; after it, the
+        # transaction ran to its end on the store's thread regardless of the cancel.
+        assert state.ladder.redirects == before.ladder.redirects + (1 if yields else 0)
     after = await store.commit_turn(conversation.id, ENDED, at(99), messages=[user_message("z")])
     assert after.state == "ended"
+
+
+@contextlib.asynccontextmanager
+async def thread_held(store: SqliteStore) -> AsyncIterator[None]:
+    """Keep the store's thread busy, so that what is asked for meanwhile queues up."""
+    release = threading.Event()
+    busy = asyncio.create_task(on_thread(store, lambda db: release.wait(10)))
+    await asyncio.sleep(0)  # `busy` is on the thread now, a batch of its own
+    try:
+        yield
+    finally:
+        release.set()
+        assert await busy
+
+
+async def queued(call: Any) -> asyncio.Task[Any]:
+    """`call` as a task that has been asked for (it is in the store's queue)."""
+    task = asyncio.create_task(call)
+    await asyncio.sleep(0)
+    return task
+
+
+async def traced_on_thread(store: SqliteStore) -> list[str]:
+    """Start tracing on the store's thread; the list fills as statements run."""
+    statements: list[str] = []
+    await on_thread(store, lambda db: db.set_trace_callback(statements.append))
+    return statements
+
+
+def transactions(statements: list[str]) -> list[str]:
+    """The transaction-control statements among `statements`, in order."""
+    keywords = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+    return [s for s in statements if s.startswith(keywords)]
+
+
+async def test_operations_asked_for_together_commit_in_one_transaction(
+    store: SqliteStore,
+) -> None:
+    first = await store.create(KEY, "u1", T0)
+    second = await store.create(ConversationKey("discord", "t2"), "u1", T0)
+    statements = await traced_on_thread(store)
+    async with thread_held(store):
+        one = await queued(store.begin_turn(first.id, inbound("e1"), user_message("a", at(1))))
+        two = await queued(store.begin_turn(second.id, inbound("e2"), user_message("b", at(2))))
+        read = await queued(store.current(KEY))
+    assert (await one) is not None and (await two) is not None
+    assert (await read) == replace(first, updated_at=at(1))  # it saw the turn queued before it
+    assert transactions(statements) == [
+        "BEGIN IMMEDIATE",
+        *["SAVEPOINT op", "RELEASE op"] * 3,
+        "COMMIT",
+    ]
+    assert [m.text for m in await store.messages(first.id)] == ["a"]
+    assert [m.text for m in await store.messages(second.id)] == ["b"]
+
+
+async def test_a_lone_operation_is_a_transaction_of_its_own_without_savepoints(
+    store: SqliteStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    statements = await traced_on_thread(store)
+    await store.begin_turn(conversation.id, inbound("e1"), user_message("a"))
+    await store.current(KEY)
+    assert transactions(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
+
+
+async def test_an_operation_failing_in_a_batch_is_rolled_back_alone(store: SqliteStore) -> None:
+    first = await store.create(KEY, "u1", T0)
+    second = await store.create(ConversationKey("discord", "t2"), "u1", T0)
+    statements = await traced_on_thread(store)
+    bad = replace(assistant_message("oops"), role="system")
+    async with thread_held(store):
+        before = await queued(store.begin_turn(first.id, inbound("e1"), user_message("a")))
+        failing = await queued(
+            store.commit_turn(
+                second.id,
+                ENDED,
+                at(5),
+                messages=[assistant_message("fine"), bad],
+                events=[event("x")],
+            )
+        )
+        unknown = await queued(store.add_feedback("cnothere22", "u1", "?", T0))
+        after = await queued(store.commit_turn(first.id, LadderState(redirects=1), at(6)))
+    assert await before is not None
+    with pytest.raises(sqlite3.IntegrityError):
+        await failing
+    with pytest.raises(UnknownConversation):
+        await unknown
+    assert (await after).ladder.redirects == 1
+    assert transactions(statements) == [
+        "BEGIN IMMEDIATE",
+        "SAVEPOINT op",
+        "RELEASE op",
+        *["SAVEPOINT op", "ROLLBACK TO op", "RELEASE op"] * 2,
+        "SAVEPOINT op",
+        "RELEASE op",
+        "COMMIT",
+    ]
+    assert await store.get(second.id) == second  # nothing of the failed turn, not even "fine"
+    assert await store.messages(second.id) == []
+    assert await store.events(second.id) == []
+    assert [m.text for m in await store.messages(first.id)] == ["a"]
+
+
+async def test_a_failed_commit_fails_every_operation_in_the_batch(store: SqliteStore) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+
+    def orphan_event_checked_at_commit(db: sqlite3.Connection) -> None:
+        # Deferred, the foreign key is checked by COMMIT instead of by the INSERT.
+        db.execute("PRAGMA defer_foreign_keys = ON")
+        db.execute(
+            "INSERT INTO events (conversation_id, kind, at, actor, detail) "
+            "VALUES ('cnothere22', 'x', '', 'model', '{}')"
+        )
+
+    async with thread_held(store):
+        turn = await queued(store.begin_turn(conversation.id, inbound("e1"), user_message("a")))
+        doomed = await queued(store._write(orphan_event_checked_at_commit))
+        read = await queued(store.get(conversation.id))
+    for task in (turn, doomed, read):
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await task
+    assert await store.messages(conversation.id) == []
+    assert await store.get(conversation.id) == conversation
+    assert not await on_thread(store, lambda db: db.in_transaction)
+    assert await store.begin_turn(conversation.id, inbound("e1"), user_message("a")) is not None
+
+
+async def test_an_error_that_ends_the_whole_transaction_fails_the_whole_batch(
+    store: SqliteStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+
+    def lose_the_transaction(db: sqlite3.Connection) -> None:
+        db.execute("ROLLBACK")  # as SQLite does by itself on a full disk or an I/O error
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async with thread_held(store):
+        turn = await queued(store.begin_turn(conversation.id, inbound("e1"), user_message("a")))
+        failing = await queued(store._write(lose_the_transaction))
+        later = await queued(store.add_events(conversation.id, [event("x")]))
+    for task in (turn, failing, later):
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            await task
+    assert await store.messages(conversation.id) == []
+    assert await store.events(conversation.id) == []  # `later` never ran outside a transaction
+
+
+async def test_an_operation_cancelled_while_queued_never_runs(store: SqliteStore) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    async with thread_held(store):
+        turn = await queued(
+            store.begin_turn(conversation.id, inbound("e1"), user_message("a", at(1)))
+        )
+        turn.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await turn
+    assert await store.messages(conversation.id) == []
+    assert await store.get(conversation.id) == conversation
+    assert await store.begin_turn(conversation.id, inbound("e1"), user_message("b")) is not None
+
+
+async def test_an_operation_cancelled_once_its_batch_is_running_completes(
+    store: SqliteStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    release = threading.Event()
+    async with thread_held(store):
+        busy = await queued(on_thread(store, lambda db: release.wait(10)))
+        turn = await queued(
+            store.begin_turn(conversation.id, inbound("e1"), user_message("a", at(1)))
+        )
+    # The first hold is over, so the batch of `busy` and `turn` is on the thread.
+    turn.cancel()
+    release.set()
+    assert await busy
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    assert [m.text for m in await store.messages(conversation.id)] == ["a"]
+    touched = await store.get(conversation.id)
+    assert touched is not None and touched.updated_at == at(1)
+    assert await store.begin_turn(conversation.id, inbound("e1"), user_message("a")) is None
+
+
+async def test_close_waits_for_every_operation_asked_for(db_path: Path) -> None:
+    store = await SqliteStore.open(str(db_path))
+    conversation = await store.create(KEY, "u1", T0)
+    async with thread_held(store):
+        turn = await queued(store.begin_turn(conversation.id, inbound("e1"), user_message("a")))
+        closing = await queued(store.close())
+        with pytest.raises(StoreError, match="closed"):
+            await store.current(KEY)
+    await closing
+    assert await turn is not None
+    assert query(db_path, "SELECT text FROM messages") == [("a",)]
+    assert store_threads() == []
+
+
+async def test_only_the_store_thread_touches_the_connection(store: SqliteStore) -> None:
+    threads: set[str] = set()
+
+    def note_thread(_: str) -> None:
+        threads.add(threading.current_thread().name)
+
+    await on_thread(store, lambda db: db.set_trace_callback(note_thread))
+    conversation = await store.create(KEY, "u1", T0)
+    await store.begin_turn(conversation.id, inbound("e1"), user_message("a"))
+    await store.commit_turn(conversation.id, ENDED, at(1), [assistant_message("b")])
+    await store.record_blocked(conversation.id, inbound("e2"), at(2), QUIET)
+    await store.recent_messages(conversation.id, 10)
+    assert len(threads) == 1
+    assert next(iter(threads)).startswith("quitbot-sqlite")
+
+
+async def test_close_ends_the_thread_and_later_calls_fail_clearly(db_path: Path) -> None:
+    store = await SqliteStore.open(str(db_path))
+    assert len(store_threads()) == 1
+    await store.create(KEY, "u1", T0)
+    await store.close()
+    assert store_threads() == []
+    with pytest.raises(StoreError, match="closed"):
+        await store.current(KEY)
 
 
 async def test_close_is_idempotent_and_the_data_survives(db_path: Path) -> None:
@@ -692,11 +936,11 @@ async def test_close_is_idempotent_and_the_data_survives(db_path: Path) -> None:
 async def traced(store: SqliteStore, call: Any) -> list[str]:
     """The SQL statements SQLite ran for `call`, including those sqlite3 adds itself."""
     statements: list[str] = []
-    await store._db.set_trace_callback(statements.append)
+    await on_thread(store, lambda db: db.set_trace_callback(statements.append))
     try:
         await call
     finally:
-        await store._db.set_trace_callback(None)  # type: ignore[arg-type]  # sqlite3 takes None
+        await on_thread(store, lambda db: db.set_trace_callback(None))
     # SQLite traces again when a statement starts a trigger (ladder updates do), and
     # sqlite3 reports that with the statement's own text: count it once.
     return [s for n, s in enumerate(statements) if n == 0 or s != statements[n - 1]]
@@ -715,9 +959,9 @@ async def test_a_turn_takes_the_write_lock_up_front_in_few_statements(store: Sql
     )
     blocked = await traced(store, store.record_blocked(conversation.id, inbound("e2"), T0, QUIET))
     for statements in (begin, commit, blocked):
-        assert statements[0] == "BEGIN IMMEDIATE"  # run by sqlite3 with the first write
+        assert statements[0] == "BEGIN IMMEDIATE"
         assert statements[-1] == "COMMIT"
-    # Each statement but the implicit BEGIN is one hop to the connection's thread.
+    # One hop to the store's thread each, but every statement still costs a step.
     assert (len(begin), len(commit), len(blocked)) == (5, 4, 4)
 
 
@@ -728,7 +972,7 @@ async def test_no_operation_leaves_a_transaction_open(store: SqliteStore) -> Non
     async def check(call: Any) -> None:
         with contextlib.suppress(LookupError, ValueError, sqlite3.IntegrityError):
             await call
-        assert not store._db.in_transaction
+        assert not await on_thread(store, lambda db: db.in_transaction)
 
     await check(store.begin_turn(active.id, inbound("e1"), user_message("a")))
     await check(store.begin_turn(active.id, inbound("e1"), user_message("a")))  # duplicate
@@ -775,7 +1019,7 @@ async def test_adding_no_events_still_requires_the_conversation(store: SqliteSto
     assert [e.kind for e in await store.events(conversation.id)] == ["a", "b"]
 
 
-async def test_a_cancelled_begin_turn_or_blocked_message_is_all_or_nothing(
+async def test_a_cancelled_begin_turn_or_blocked_message_is_all_or_nothing_once_asked_for(
     store: SqliteStore,
 ) -> None:
     conversation = await store.create(KEY, "u1", T0)
@@ -794,15 +1038,16 @@ async def test_a_cancelled_begin_turn_or_blocked_message_is_all_or_nothing(
         for task in (turn, blocked):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        claimed = {
-            row[0]
-            for row in await store._db.execute_fetchall("SELECT event_id FROM processed_events")
-        }
+        claimed = {row[0] for row in await fetch(store, "SELECT event_id FROM processed_events")}
+        # Cancelled before its first step, the turn was never asked for; after it, it was
+        # sent to the idle thread at once and ran whole. (Whether `blocked`, queued behind
+        # it, was sent before the cancel depends on the thread's pace: all or nothing, both.)
+        assert (f"t{yields}" in claimed) == (yields > 0)
         messages = await store.messages(conversation.id)
         assert len(messages) == len([e for e in claimed if e.startswith("t")])
         state = await store.get(conversation.id)
         assert state is not None
         assert state.updated_at == (messages[-1].at if messages else T0)
-        notices = await store._db.execute_fetchall("SELECT user_id FROM blocked_notices")
+        notices = await fetch(store, "SELECT user_id FROM blocked_notices")
         assert {row[0] for row in notices} == {f"u{e[1:]}" for e in claimed if e.startswith("b")}
     assert await store.begin_turn(conversation.id, inbound("z"), user_message("z")) is not None
