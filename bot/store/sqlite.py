@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 BUSY_TIMEOUT_MS = 5_000
+# A backlog is committed in batches of at most this many operations, so no one transaction
+# (and no caller waiting on it) grows without bound.
+MAX_BATCH = 256
 
 # No 0/o, 1/l/i: people read these ids aloud and type them from screenshots.
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
@@ -353,9 +356,9 @@ class SqliteStore:
         return await future
 
     def _dispatch(self) -> None:
-        """Send everything queued, less the operations whose callers gave up, as one batch."""
-        batch = [op for op in self._queue if not op.future.cancelled()]
-        self._queue.clear()
+        """Send what is queued (up to MAX_BATCH), less operations whose callers gave up."""
+        self._queue = [op for op in self._queue if not op.future.cancelled()]
+        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
         if batch:
             self._running = self._loop.run_in_executor(self._executor, _run_batch, self._db, batch)
             self._running.add_done_callback(partial(self._settle, batch))

@@ -27,6 +27,7 @@ from bot.conversation import (
 from bot.ports import BlockedOutcome, NewMessage
 from bot.settings import DatabaseTarget, parse_database_url
 from bot.store import SchemaTooNew, SqliteStore, StoreError, UnknownConversation, open_store
+from bot.store import sqlite as sqlite_module
 from bot.store.migrations import MIGRATIONS, Migration
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -747,6 +748,24 @@ async def test_operations_asked_for_together_commit_in_one_transaction(
     ]
     assert [m.text for m in await store.messages(first.id)] == ["a"]
     assert [m.text for m in await store.messages(second.id)] == ["b"]
+
+
+async def test_a_backlog_is_committed_in_batches_of_at_most_max_batch(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "MAX_BATCH", 2)
+    conversation = await store.create(KEY, "u1", T0)
+    statements = await traced_on_thread(store)
+    async with thread_held(store):
+        turns = [
+            await queued(
+                store.begin_turn(conversation.id, inbound(f"e{n}"), user_message(str(n), at(n)))
+            )
+            for n in range(1, 6)
+        ]
+    assert all([await turn for turn in turns])
+    assert transactions(statements).count("COMMIT") == 3  # 2 + 2 + 1
+    assert [m.text for m in await store.messages(conversation.id)] == ["1", "2", "3", "4", "5"]
 
 
 async def test_a_lone_operation_is_a_transaction_of_its_own_without_savepoints(
