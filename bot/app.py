@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.engine import Engine, EngineConfig
@@ -12,6 +14,11 @@ from bot.policy import Rules
 from bot.ports import Model, ModelReply, ModelUnavailable, Store, TextSink
 from bot.settings import Settings
 from bot.store import open_store
+
+log = logging.getLogger(__name__)
+
+# How long a handled platform event id is remembered, to answer retries and replays once.
+EVENT_MEMORY = timedelta(days=7)
 
 NO_KEY = (
     "ANTHROPIC_API_KEY is not set: get a key at https://console.anthropic.com/ and "
@@ -60,6 +67,9 @@ async def build_runtime(
     """
     store = await open_store(settings.database)
     try:
+        forgotten = await store.forget_events_before(datetime.now(UTC) - EVENT_MEMORY)
+        if forgotten:
+            log.info("forgot %d platform event ids older than %s", forgotten, EVENT_MEMORY)
         if model is not None:
             yield Runtime(settings, Engine(store, model, engine_config(settings)), store, model)
             return

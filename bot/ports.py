@@ -174,4 +174,11 @@ class Store(Protocol):
         """How many of the user's conversations were ended (not at their request) since then."""
         ...
 
+    async def forget_events_before(self, before: datetime) -> int:
+        """Drop processed platform event ids older than `before`; how many were dropped.
+
+        Platforms retry an event within minutes, so old ids only take up space.
+        """
+        ...
+
     async def close(self) -> None: ...

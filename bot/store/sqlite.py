@@ -82,6 +82,7 @@ _CLAIM = (
     "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?4) "
     "ON CONFLICT DO NOTHING RETURNING 1"
 )
+_FORGET_EVENTS = "DELETE FROM processed_events WHERE at < ?"
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
 _TOUCH = "UPDATE conversations SET updated_at = ? WHERE id = ?"
 # The seq is computed in the INSERT: one past the conversation's last message.
@@ -333,6 +334,11 @@ class SqliteStore:
     ) -> None:
         """Keep what a user said about a conversation; the engine audits it separately."""
         await self._write(_add_feedback, (conversation_id, user_id, text, _to_text(at)))
+
+    async def forget_events_before(self, before: datetime) -> int:
+        """Drop processed platform event ids older than `before` (see bot.ports.Store)."""
+        forgotten: int = await self._write(_forget_events, _to_text(before))
+        return forgotten
 
     # --- the queue ---------------------------------------------------------------------------
 
@@ -592,6 +598,10 @@ def _add_events(
     )
     if cursor.rowcount != len(event_rows):
         raise UnknownConversation(conversation_id)
+
+
+def _forget_events(db: sqlite3.Connection, before: str) -> int:
+    return db.execute(_FORGET_EVENTS, (before,)).rowcount
 
 
 def _add_feedback(db: sqlite3.Connection, params: tuple[str, ...]) -> None:

@@ -1070,3 +1070,17 @@ async def test_a_cancelled_begin_turn_or_blocked_message_is_all_or_nothing_once_
         notices = await fetch(store, "SELECT user_id FROM blocked_notices")
         assert {row[0] for row in notices} == {f"u{e[1:]}" for e in claimed if e.startswith("b")}
     assert await store.begin_turn(conversation.id, inbound("z"), user_message("z")) is not None
+
+
+async def test_old_event_ids_are_forgotten_recent_ones_still_deduplicate(
+    store: SqliteStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    assert await store.begin_turn(conversation.id, inbound("old"), user_message("a", at(0)))
+    assert await store.begin_turn(conversation.id, inbound("new"), user_message("b", at(100)))
+    assert await store.forget_events_before(at(50)) == 1
+    assert (
+        await store.begin_turn(conversation.id, inbound("new"), user_message("b", at(101))) is None
+    )
+    assert await store.begin_turn(conversation.id, inbound("old"), user_message("a", at(102)))
+    assert await store.forget_events_before(at(50)) == 0

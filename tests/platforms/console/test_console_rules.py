@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.app import Runtime, build_runtime
+from bot.app import EVENT_MEMORY, Runtime, build_runtime
 from bot.conversation import ConversationKey, Inbound
 from bot.engine import NotTheStarter
 from bot.settings import Settings
@@ -541,3 +542,22 @@ async def test_shutdown_mid_reply_is_recorded_and_the_next_message_goes_on(
     )
     sent = fake_anthropic.requests[-1]["messages"]
     assert len(sent) == 1 and [b["text"] for b in sent[0]["content"]] == ["explain", "again?"]
+
+
+async def test_start_up_forgets_event_ids_older_than_a_week(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    settings = make_settings(tmp_path, fake_anthropic)
+    key = ConversationKey("console", "week")
+    async with build_runtime(settings) as runtime:
+        fake_anthropic.add(text("hi"))
+        await runtime.engine.handle(
+            Inbound(key, "e1", "u1", "hello"), ConsoleReply(Screen().write, False)
+        )
+        assert await runtime.store.forget_events_before(datetime.now(UTC) - EVENT_MEMORY) == 0
+    async with build_runtime(settings) as runtime:
+        again = await runtime.engine.handle(
+            Inbound(key, "e1", "u1", "hello"), ConsoleReply(Screen().write, False)
+        )
+        assert again.duplicate  # a restart within the week still deduplicates
+        assert await runtime.store.forget_events_before(datetime.now(UTC) + EVENT_MEMORY) == 1
