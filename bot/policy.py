@@ -74,12 +74,12 @@ class Redirected:
 
 @dataclass(frozen=True, slots=True)
 class Warned:
-    pass
+    """The warning is due: continuing will end the conversation."""
 
 
 @dataclass(frozen=True, slots=True)
 class CrisisFlagged:
-    pass
+    """The person may be at risk: show the crisis resources; the model can no longer end it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +96,12 @@ class EndDeclined:
 
 @dataclass(frozen=True, slots=True)
 class Blocked:
-    pass
+    """A message reached an ended conversation: no model call."""
 
 
 @dataclass(frozen=True, slots=True)
 class Reopened:
-    pass
+    """A moderator made the conversation active again."""
 
 
 Effect = Redirected | Warned | CrisisFlagged | Ended | EndDeclined | Blocked | Reopened
