@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,12 +10,12 @@ import pytest
 from bot.app import build_runtime
 from bot.ports import PlatformUnavailable
 from platforms.slack import run
-from tests.bot.test_cli import clean_env
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.platforms.slack.conftest import slack_settings
+from tests.processes import clean_env, start_quitbot
 
 
 async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
@@ -34,16 +32,7 @@ async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
             SLACK_APP_TOKEN=APP_TOKEN,
             QUITBOT_SLACK_API_URL=slack.base_url,
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await start_quitbot(tmp_path, env, "run")
         try:
             await discord.wait_until(lambda: discord.guild_creates == 1)
             await slack.wait_socket_open()
@@ -77,16 +66,7 @@ async def test_run_with_a_refused_discord_token_says_so_plainly(
             QUITBOT_DISCORD_API_BASE=discord.api_base,
             QUITBOT_DISCORD_GATEWAY_URL=discord.gateway_url,
         )
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        process = await start_quitbot(tmp_path, env, "run")
         _, err = await process.communicate()
     assert process.returncode == 1
     assert "quitbot: Discord refused DISCORD_TOKEN" in err.decode()

@@ -2,50 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 from pathlib import Path
 
 from tests.fakes.anthropic import FakeAnthropic, text, tool
+from tests.processes import clean_env, quitbot
 
 END = {"reason": "persistent_abuse", "explanation": "kept insulting after the warning"}
 ABUSE = {"kind": "abuse", "note": "insults"}
-
-
-def clean_env(tmp_path: Path, fake: FakeAnthropic | None, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("QUITBOT_", "ANTHROPIC_", "DISCORD_", "SLACK_"))
-    }
-    env["QUITBOT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
-    env["QUITBOT_MODEL_MAX_RETRIES"] = "0"
-    if fake is not None:
-        env["ANTHROPIC_API_KEY"] = "test-key"
-        env["ANTHROPIC_BASE_URL"] = fake.base_url
-    env.update(extra)
-    return env
-
-
-async def quitbot(
-    tmp_path: Path, env: dict[str, str], *args: str, stdin: str = ""
-) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=tmp_path,
-        env=env,
-    )
-    out, err = await process.communicate(stdin.encode())
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_scripted_chat_to_the_end_and_operator_view(

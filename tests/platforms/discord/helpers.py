@@ -50,6 +50,14 @@ async def mention(fake: FakeDiscord, words: str, author: Json | None = None) -> 
     )
 
 
+async def opened_thread(fake: FakeDiscord, anthropic: FakeAnthropic) -> str:
+    """Mention the bot with "hi" and wait for its "Hello." in the new thread; the thread id."""
+    anthropic.add(text("Hello."))
+    thread_id = (await mention(fake, "hi"))["id"]
+    await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Hello.")
+    return str(thread_id)
+
+
 def abusive_turns(anthropic: FakeAnthropic) -> None:
     """Three redirected turns: the second brings the warning, the third ends it."""
     redirect = [

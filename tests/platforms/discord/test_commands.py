@@ -13,7 +13,7 @@ from tests.platforms.discord.helpers import (
     ENDED_TITLE,
     buttons,
     converse_until_ended,
-    mention,
+    opened_thread,
     wait_bot_message,
 )
 
@@ -67,9 +67,7 @@ async def test_end_asks_to_confirm_and_only_the_starter_may_end(
     bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
 ) -> None:
     fake = fake_discord
-    fake_anthropic.add(text("Hello."))
-    thread_id = (await mention(fake, "hi"))["id"]
-    await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Hello.")
+    thread_id = await opened_thread(fake, fake_anthropic)
 
     by_bob = await fake.slash("end", channel_id=int(thread_id), author=fake.bob)
     refused = await fake.response(by_bob)
@@ -122,9 +120,7 @@ async def test_branch_refuses_a_message_outside_the_conversation(
     bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
 ) -> None:
     fake = fake_discord
-    fake_anthropic.add(text("Hello."))
-    thread_id = (await mention(fake, "hi"))["id"]
-    await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Hello.")
+    thread_id = await opened_thread(fake, fake_anthropic)
     stranger = await fake.post(fake.channel_id, fake.bob, "unrelated")
     stranger["channel_id"] = thread_id  # as if it were in the thread but not recorded
     asked = await fake.message_command("Branch from here", stranger, author=fake.alice)

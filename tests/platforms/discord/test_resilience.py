@@ -17,6 +17,7 @@ from tests.platforms.discord.helpers import (
     bot_messages,
     converse_until_ended,
     mention,
+    opened_thread,
     wait_bot_message,
 )
 
@@ -86,9 +87,7 @@ async def test_without_manage_threads_the_end_holds_and_the_operator_is_told_onc
         settings = settings_for(tmp_path, fake_anthropic, fake)
         caplog.set_level(logging.WARNING, logger="platforms.discord")
         async with running_bot(fake, settings):
-            fake_anthropic.add(text("Hello."))
-            thread_id = (await mention(fake, "hi"))["id"]
-            await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Hello.")
+            thread_id = await opened_thread(fake, fake_anthropic)
             asked = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
             confirm = (await fake.response(asked)).response["resource"]["message"]
             await fake.press("quitbot:end", message=confirm, author=fake.alice)

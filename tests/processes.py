@@ -1,0 +1,53 @@
+"""Running the real `quitbot` command in a child process, with nothing from this environment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from tests.fakes.anthropic import FakeAnthropic
+
+
+def clean_env(tmp_path: Path, fake: FakeAnthropic | None, **extra: str) -> dict[str, str]:
+    """This process's environment without any quitbot, Claude, Discord or Slack setting."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QUITBOT_", "ANTHROPIC_", "DISCORD_", "SLACK_"))
+    }
+    env["QUITBOT_DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    env["QUITBOT_MODEL_MAX_RETRIES"] = "0"
+    if fake is not None:
+        env["ANTHROPIC_API_KEY"] = "test-key"
+        env["ANTHROPIC_BASE_URL"] = fake.base_url
+    env.update(extra)
+    return env
+
+
+async def start_quitbot(
+    tmp_path: Path, env: dict[str, str], *args: str
+) -> asyncio.subprocess.Process:
+    """`python -m bot ARGS` in `tmp_path` (so no .env is read), its pipes open."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=tmp_path,
+        env=env,
+    )
+
+
+async def quitbot(
+    tmp_path: Path, env: dict[str, str], *args: str, stdin: str = ""
+) -> tuple[int, str, str]:
+    """Run `quitbot ARGS` to the end with `stdin`; (exit code, stdout, stderr)."""
+    process = await start_quitbot(tmp_path, env, *args)
+    out, err = await process.communicate(stdin.encode())
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
