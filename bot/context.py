@@ -117,9 +117,7 @@ def _valid(messages: list[ApiMessage]) -> list[ApiMessage]:
         if message["role"] == "assistant" and _has(content, "tool_use"):
             following = messages[index + 1] if index + 1 < len(messages) else None
             answered = _ids(following, "tool_result", "tool_use_id")
-            content = [
-                b for b in content if b.get("type") != "tool_use" or b.get("id") in answered
-            ]
+            content = [b for b in content if b.get("type") != "tool_use" or b.get("id") in answered]
         elif message["role"] == "user" and _has(content, "tool_result"):
             previous = out[-1] if out and out[-1]["role"] == "assistant" else None
             asked = _ids(previous, "tool_use", "id")

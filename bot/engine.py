@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bot.context import build_context, user_content
 from bot.conversation import (
@@ -30,7 +30,7 @@ from bot.notices import (
     Outcome,
     too_long_text,
 )
-from bot.policy import EndRequest, Reopen, Rules, transition
+from bot.policy import Effect, EndRequest, Reopen, Rules, transition
 from bot.ports import BlockedOutcome, Model, NewMessage, ReplyStream, Store
 from bot.turn import Turn, TurnResult, effect_entry
 
@@ -64,6 +64,17 @@ class EngineConfig:
     max_message_chars: int = 16_000
 
 
+@dataclass(slots=True)
+class _KeyLock:
+    """One conversation's lock, and how many are holding or waiting for it; dropped at 0."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+_LIMIT = Outcome(None, notices=(Notice(NoticeKind.LIMIT, LIMIT_TEXT),))
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -87,18 +98,18 @@ class Engine:
         self._model = model
         self._config = config
         self._clock = clock
-        self._locks: dict[ConversationKey, tuple[asyncio.Lock, list[int]]] = {}
+        self._locks: dict[ConversationKey, _KeyLock] = {}
 
     @asynccontextmanager
     async def _serialised(self, key: ConversationKey) -> AsyncIterator[None]:
-        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
-        users[0] += 1
+        held = self._locks.setdefault(key, _KeyLock())
+        held.users += 1
         try:
-            async with lock:
+            async with held.lock:
                 yield
         finally:
-            users[0] -= 1
-            if users[0] == 0:
+            held.users -= 1
+            if held.users == 0:
                 del self._locks[key]
 
     async def handle(self, inbound: Inbound, reply: ReplyStream) -> Outcome:
@@ -119,7 +130,7 @@ class Engine:
                 try:
                     conversation = await self._create(inbound.key, inbound.user_id)
                 except LimitReached:
-                    return Outcome(None, notices=(Notice(NoticeKind.LIMIT, LIMIT_TEXT),))
+                    return _LIMIT
             return await self._turn(conversation, inbound, reply)
 
     async def _blocked(self, conversation: Conversation, inbound: Inbound) -> Outcome:
@@ -255,7 +266,7 @@ class Engine:
             try:
                 return Outcome(await self._create(key, user_id))
             except LimitReached:
-                return Outcome(None, notices=(Notice(NoticeKind.LIMIT, LIMIT_TEXT),))
+                return _LIMIT
 
     async def end_by_user(self, key: ConversationKey, user_id: str) -> Outcome:
         """The user confirmed the end command: end the conversation at `key` at once.
@@ -277,19 +288,23 @@ class Engine:
             if not effects:
                 return Outcome(conversation)
             now = self._clock()
-            events, notices = [], []
-            for effect in effects:
-                event, notice = effect_entry(
-                    effect,
-                    Actor.USER,
-                    {"user_id": user_id, "via": "command"},
-                    self._config.crisis_message,
-                    now,
-                )
-                events += [event] if event else []
-                notices += [notice] if notice else []
+            detail = {"user_id": user_id, "via": "command"}
+            events, notices = self._entries(effects, Actor.USER, detail, now)
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
-            return Outcome(updated, notices=tuple(notices))
+            return Outcome(updated, notices=notices)
+
+    def _entries(
+        self, effects: tuple[Effect, ...], actor: Actor, detail: dict[str, Any], now: datetime
+    ) -> tuple[tuple[AuditEvent, ...], tuple[Notice, ...]]:
+        """The audit events and notices that ladder effects outside a turn call for."""
+        pairs = [
+            effect_entry(effect, actor, detail, self._config.crisis_message, now)
+            for effect in effects
+        ]
+        return (
+            tuple(event for event, _ in pairs if event is not None),
+            tuple(notice for _, notice in pairs if notice is not None),
+        )
 
     async def reopen(self, conversation_id: str, moderator_id: str, note: str = "") -> Conversation:
         """A moderator makes an ended conversation active again (on the record).
@@ -303,18 +318,16 @@ class Engine:
             if not effects:
                 return conversation
             now = self._clock()
-            event = AuditEvent(
-                "reopen", now, Actor.MODERATOR, {"moderator_id": moderator_id, "note": note}
-            )
-            return await self._store.commit_turn(conversation.id, ladder, now, (), (event,))
+            detail = {"moderator_id": moderator_id, "note": note}
+            events, _ = self._entries(effects, Actor.MODERATOR, detail, now)
+            return await self._store.commit_turn(conversation.id, ladder, now, (), events)
 
     async def feedback(self, conversation_id: str, user_id: str, text: str) -> None:
         """A user says an end was a mistake (or anything else about it); audited."""
         conversation = await self._require(conversation_id)
         now = self._clock()
-        await self._store.add_feedback(conversation.id, user_id, text, now)
         event = AuditEvent("feedback", now, Actor.USER, {"user_id": user_id, "text": text})
-        await self._store.add_events(conversation.id, (event,))
+        await self._store.add_feedback(conversation.id, user_id, text, now, (event,))
 
     async def branch(
         self,

@@ -163,8 +163,15 @@ class Store(Protocol):
     async def add_events(self, conversation_id: str, events: Sequence[AuditEvent]) -> None: ...
 
     async def add_feedback(
-        self, conversation_id: str, user_id: str, text: str, at: datetime
-    ) -> None: ...
+        self,
+        conversation_id: str,
+        user_id: str,
+        text: str,
+        at: datetime,
+        events: Sequence[AuditEvent] = (),
+    ) -> None:
+        """Keep what a user said about a conversation, with its audit `events`, at once."""
+        ...
 
     async def list_conversations(
         self, *, state: str | None = None, platform: str | None = None, limit: int = 100

@@ -330,10 +330,17 @@ class SqliteStore:
         await self._write(_add_events, conversation_id, event_rows)
 
     async def add_feedback(
-        self, conversation_id: str, user_id: str, text: str, at: datetime
+        self,
+        conversation_id: str,
+        user_id: str,
+        text: str,
+        at: datetime,
+        events: Sequence[AuditEvent] = (),
     ) -> None:
-        """Keep what a user said about a conversation; the engine audits it separately."""
-        await self._write(_add_feedback, (conversation_id, user_id, text, _to_text(at)))
+        """Keep what a user said about a conversation, and its audit events, in one write."""
+        await self._write(
+            _add_feedback, (conversation_id, user_id, text, _to_text(at)), _event_rows(events)
+        )
 
     async def forget_events_before(self, before: datetime) -> int:
         """Drop processed platform event ids older than `before` (see bot.ports.Store)."""
@@ -604,9 +611,12 @@ def _forget_events(db: sqlite3.Connection, before: str) -> int:
     return db.execute(_FORGET_EVENTS, (before,)).rowcount
 
 
-def _add_feedback(db: sqlite3.Connection, params: tuple[str, ...]) -> None:
+def _add_feedback(
+    db: sqlite3.Connection, params: tuple[str, ...], event_rows: list[tuple[Any, ...]]
+) -> None:
     if not db.execute(_INSERT_FEEDBACK_IF_EXISTS, params).fetchall():
         raise UnknownConversation(params[0])
+    _insert_events(db, params[0], event_rows)
 
 
 def _exclude(db: sqlite3.Connection, conversation_id: str, seq: int) -> None:

@@ -581,6 +581,14 @@ async def test_feedback_is_kept(store: SqliteStore) -> None:
         await store.add_feedback("cnothere22", "u1", "?", T0)
 
 
+async def test_feedback_and_its_audit_event_are_written_together(store: SqliteStore) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    event = AuditEvent("feedback", at(3), Actor.USER, {"text": "this was a mistake"})
+    await store.add_feedback(conversation.id, "u1", "this was a mistake", at(3), (event,))
+    assert await store.events(conversation.id) == [event]
+    assert len(await store.feedback(conversation.id)) == 1
+
+
 # --- values ------------------------------------------------------------------------------
 
 
