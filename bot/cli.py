@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import sys
 from collections.abc import Coroutine
 from typing import Any
 
+from bot import operator
 from bot.app import NO_KEY, build_runtime
 from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SettingsError, load_settings
@@ -112,8 +114,6 @@ def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import operator
-
     if args.command == "chat":
         return await _chat(args, settings)
     if args.command == "run":
@@ -154,8 +154,6 @@ async def _run_platforms(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    import importlib
-
     async with build_runtime(settings) as runtime:
         runs = []
         for name in adapters:

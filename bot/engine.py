@@ -64,6 +64,12 @@ class EngineConfig:
     max_message_chars: int = 16_000
 
 
+def may_end(conversation: Conversation, user_id: str) -> bool:
+    """Whether `user_id` may end `conversation` with the end command: only its starter may,
+    so one member of a shared thread cannot close everyone's conversation."""
+    return conversation.user_id == user_id
+
+
 @dataclass(slots=True)
 class _KeyLock:
     """One conversation's lock, and how many are holding or waiting for it; dropped at 0."""
@@ -278,7 +284,7 @@ class Engine:
             conversation = await self._store.current(key)
             if conversation is None:
                 raise ConversationNotFound(f"no conversation at {key.platform}:{key.place}")
-            if conversation.user_id != user_id:
+            if not may_end(conversation, user_id):
                 raise NotTheStarter("only the person who started this conversation can end it")
             ladder, effects = transition(
                 conversation.ladder,

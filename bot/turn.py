@@ -91,8 +91,7 @@ class Turn:
 
         async def on_text(delta: str) -> None:
             if self._new_round and self._parts:
-                self._new_round = False
-                await self._emit(reply, "\n\n")
+                await self._emit(reply, "\n\n")  # a later round's text starts a paragraph
             self._new_round = False
             await self._emit(reply, delta)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import discord
 
+from bot.engine import NotTheStarter
 from bot.notices import Notice, NoticeKind
 from platforms.discord import translate
 from platforms.discord.conversations import MENTION_USERS, Conversations
@@ -65,12 +66,13 @@ class Buttons:
                 content="This conversation has already ended.", view=None
             )
             return
-        if str(interaction.user.id) != conversation.user_id:
+        try:
+            outcome = await engine.end_by_user(key, str(interaction.user.id))
+        except NotTheStarter:
             await interaction.response.send_message(
                 "Only the person who started this conversation can end it.", ephemeral=True
             )
             return
-        outcome = await engine.end_by_user(key, str(interaction.user.id))
         await interaction.response.edit_message(content="You ended this conversation.", view=None)
         if isinstance(channel, discord.abc.Messageable):
             await self.conversations.show(channel, outcome.notices, outcome.conversation)

@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.conversation import Inbound
-from bot.engine import LimitReached
+from bot.engine import LimitReached, may_end
 from bot.notices import LIMIT_TEXT
 from platforms.discord import render, translate
 from platforms.discord.buttons import start_new
@@ -88,7 +88,7 @@ class ChatCommands(commands.Cog):
         if conversation is None or conversation.ladder.ended:
             await interaction.response.send_message(NOT_IN_CONVERSATION, ephemeral=True)
             return
-        if str(interaction.user.id) != conversation.user_id:
+        if not may_end(conversation, str(interaction.user.id)):
             await interaction.response.send_message(NOT_YOURS, ephemeral=True)
             return
         confirm = render.confirm_end()

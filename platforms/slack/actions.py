@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.engine import LimitReached
+from bot.engine import LimitReached, NotTheStarter
 from bot.notices import LIMIT_TEXT, Notice, NoticeKind, Outcome
 from platforms.slack.deps import Deps
 from platforms.slack.moderation import ModLog
@@ -65,10 +65,11 @@ class Actions:
         if conversation is None or conversation.ladder.ended:
             return
         channel, thread_ts = split_key(conversation.key)
-        if conversation.user_id != user:
+        try:
+            outcome = await self._deps.engine.end_by_user(conversation.key, user)
+        except NotTheStarter:
             await self._deps.ephemeral(channel, user, NOT_YOURS, thread_ts=thread_ts)
             return
-        outcome = await self._deps.engine.end_by_user(conversation.key, user)
         await self._threads.show(outcome, Where(channel, thread_ts, user, place))
 
     async def end_cancelled(self, body: dict[str, Any]) -> None:

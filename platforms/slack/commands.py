@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from slack_sdk.errors import SlackApiError
 
 from bot.conversation import Conversation
+from bot.engine import may_end
 from platforms.slack.deps import Deps
 from platforms.slack.moderation import (
     ModLog,
@@ -88,7 +89,7 @@ class Commands:
             return
         if conversation is None:
             await tell(NOT_FOUND)
-        elif conversation.user_id != user:
+        elif not may_end(conversation, user):
             await tell("Only the person who started this conversation can end it.")
         elif conversation.ladder.ended:
             await tell("This conversation has already ended.")
