@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
 from typing import Any, Literal
 
 import discord
@@ -20,6 +19,7 @@ from platforms.discord import render, translate
 from platforms.discord.attachments import read_attachments
 from platforms.discord.reply import TYPING_DELAY, ChannelReply
 from platforms.discord.stream import EDIT_INTERVAL
+from platforms.recent import Recent
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class Conversations:
         self._edit_interval = edit_interval
         self._told_missing: set[tuple[int, str]] = set()
         # Places known to hold a conversation; one never goes away, so no invalidation.
-        self._known = _Recent(KNOWN_PLACES)
+        self._known = Recent[ConversationKey](KNOWN_PLACES)
         self._turns: set[asyncio.Task[Any]] = set()
 
     # --- turns ----------------------------------------------------------------------------
@@ -294,20 +294,3 @@ def place_link(key: ConversationKey, user_id: str, guild_id: int | None) -> str:
     if guild_id is None:
         return f"<#{thread_id}>"
     return f"<#{thread_id}> · https://discord.com/channels/{guild_id}/{thread_id}"
-
-
-class _Recent:
-    """A bounded set that forgets the least recently added key first."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._keys: OrderedDict[ConversationKey, None] = OrderedDict()
-
-    def __contains__(self, key: ConversationKey) -> bool:
-        return key in self._keys
-
-    def add(self, key: ConversationKey) -> None:
-        self._keys[key] = None
-        self._keys.move_to_end(key)
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)

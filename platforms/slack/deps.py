@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,27 +19,6 @@ from platforms.slack.render import Blocks
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock, StreamingSupport
 
 log = logging.getLogger(__name__)
-
-
-class RecentIds:
-    """A bounded memory of handled event ids: Slack's retries and the second event for a
-    mention are dropped here cheaply; the engine's own dedupe is the durable guard."""
-
-    def __init__(self, size: int = 10_000) -> None:
-        self._size = size
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, event_id: str) -> bool:
-        """Remember `event_id`; False if it was already there."""
-        if event_id in self._ids:
-            return False
-        self._ids[event_id] = None
-        if len(self._ids) > self._size:
-            self._ids.popitem(last=False)
-        return True
-
-    def __contains__(self, event_id: str) -> bool:
-        return event_id in self._ids
 
 
 class Tasks:

@@ -10,7 +10,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.conversation import Attachment, Conversation, ConversationKey
 from bot.notices import NoticeKind, Outcome
-from platforms.slack.deps import Deps, RecentIds
+from platforms.recent import Recent
+from platforms.slack.deps import Deps
 from platforms.slack.files import fetch_attachments
 from platforms.slack.moderation import ModLog
 from platforms.slack.render import (
@@ -32,6 +33,8 @@ SUGGESTED_PROMPTS = (
 )
 TITLE_CHARS = 60
 PLACES_REMEMBERED = 50_000
+# Slack retries and the second event of a mention: dropped cheaply; the engine dedupes durably.
+SEEN_REMEMBERED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +53,9 @@ class Threads:
     def __init__(self, deps: Deps, modlog: ModLog) -> None:
         self._deps = deps
         self._modlog = modlog
-        self._seen = RecentIds()
+        self._seen = Recent[str](SEEN_REMEMBERED)
         self._places: dict[ConversationKey, Place] = {}
-        self._conversations = RecentIds(PLACES_REMEMBERED)  # threads known to hold one
+        self._conversations = Recent[str](PLACES_REMEMBERED)  # threads known to hold one
 
     def place_of(self, key: ConversationKey) -> Place:
         """Where a conversation lives; learnt from its messages, else guessed from its channel."""
