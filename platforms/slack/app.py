@@ -29,7 +29,7 @@ from platforms.slack.render import (
 )
 from platforms.slack.scopes import COMMAND
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock
-from platforms.slack.threads import Threads
+from platforms.slack.threads import Accept, Threads, accept_nothing
 from platforms.slack.translate import translate_assistant_thread, translate_event
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,12 @@ class SlackBot:
         session: aiohttp.ClientSession | None = None,
         clock: Clock = time.monotonic,
         interval: float = DEFAULT_INTERVAL,
+        accept: Accept = accept_nothing,
     ) -> None:
         client = client or build_client(settings.slack, session)
         self.deps = Deps(engine, settings, client, session, clock, interval)
         modlog = ModLog(self.deps)
-        self.threads = Threads(self.deps, modlog)
+        self.threads = Threads(self.deps, modlog, accept)
         self._commands = Commands(self.deps, self.threads, modlog)
         self._actions = Actions(self.deps, self.threads, modlog)
         self.app = self._build_app()
@@ -109,7 +110,7 @@ class SlackBot:
         self._learn(context)
         message = translate_event(event, self.deps.bot_user_id, str(context.team_id or ""))
         if message is not None:
-            self.threads.receive(message)
+            await self.threads.receive(message)
 
     async def _on_assistant_thread(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         self._learn(context)

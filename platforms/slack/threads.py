@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
-from bot.conversation import Attachment, Conversation, ConversationKey
+from bot.conversation import Attachment, Conversation, ConversationKey, Inbound
 from bot.notices import NoticeKind, Outcome
 from platforms.recent import Recent
 from platforms.slack.deps import Deps
@@ -37,6 +40,18 @@ PLACES_REMEMBERED = 50_000
 SEEN_REMEMBERED = 10_000
 
 
+Accept = Callable[[Inbound], Awaitable[None]]
+
+
+async def accept_nothing(inbound: Inbound) -> None:
+    """Today's `accept`: nothing is recorded before Slack's acknowledgement.
+
+    The core is to offer one quick durable call (claim the event and store the message)
+    for exactly this step; then an acknowledged message survives a kill (issue #9,
+    "delivered means kept"). Pass it to SlackBot as `accept` when it lands.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Where:
     """The thread an outcome is shown in, and who wrote the message it answers."""
@@ -50,12 +65,15 @@ class Where:
 class Threads:
     """Answers messages in threads and shows what the engine decided."""
 
-    def __init__(self, deps: Deps, modlog: ModLog) -> None:
+    def __init__(self, deps: Deps, modlog: ModLog, accept: Accept = accept_nothing) -> None:
         self._deps = deps
         self._modlog = modlog
         self._seen = Recent[str](SEEN_REMEMBERED)
         self._places: dict[ConversationKey, Place] = {}
         self._conversations = Recent[str](PLACES_REMEMBERED)  # threads known to hold one
+        self._refused: set[str] = set()  # events whose `accept` failed: Slack sends them again
+        self._queues: dict[ConversationKey, deque[tuple[SlackMessage, asyncio.Future[bool]]]] = {}
+        self._accept = accept
 
     def place_of(self, key: ConversationKey) -> Place:
         """Where a conversation lives; learnt from its messages, else guessed from its channel."""
@@ -74,18 +92,61 @@ class Threads:
         if len(self._places) > PLACES_REMEMBERED:
             self._places.pop(next(iter(self._places)))
 
-    def receive(self, message: SlackMessage) -> None:
-        """Called on Slack's event (already acknowledged): answer it in the background."""
+    async def receive(self, message: SlackMessage) -> None:
+        """Called by Slack's listener; Slack is acknowledged when this returns.
+
+        The message takes its place in its thread's queue before anything is awaited, so
+        messages are answered in the order Slack delivered them, whichever of them needs a
+        slower lookup (issue #9: a cache miss used to be overtaken by a later cache hit).
+        Then the one awaited step before the acknowledgement, `accept`, runs; if it fails
+        the exception reaches Bolt, Slack gets no 200 and sends the event again.
+        """
         if message.place is Place.CHANNEL and not (message.mentioned or message.threaded):
             return  # channel chatter that is not addressed to the app
-        if not self._seen.add(message.event_id):
+        if not self._seen.add(message.event_id) and message.event_id not in self._refused:
             return  # a retry, or the second event for one mention
+        self._refused.discard(message.event_id)
         # A DM thread under the app's own message (a new conversation or a branch) looks like
         # an assistant thread in the payload; what the app noted when it made one wins.
         place = self._places.get(message.key, message.place)
         message = replace(message, place=place)
         self.remember(message.key, place)
-        self._deps.tasks.spawn(self._answer(message), f"answer {message.event_id}")
+        accepted = self._queue(message)
+        try:
+            await self._accept(message.inbound())
+        except BaseException:
+            self._refused.add(message.event_id)  # Slack's retry must not be taken for a repeat
+            accepted.set_result(False)
+            raise
+        accepted.set_result(True)
+
+    def _queue(self, message: SlackMessage) -> asyncio.Future[bool]:
+        """Put a message last in its thread's queue (synchronously); its answer waits for
+        every earlier one in that thread, and for the returned future to say it was accepted."""
+        accepted: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        queue = self._queues.get(message.key)
+        if queue is None:
+            queue = self._queues[message.key] = deque()
+            self._deps.tasks.spawn(self._work_through(message.key, queue), f"thread {message.key}")
+        queue.append((message, accepted))
+        return accepted
+
+    async def _work_through(
+        self, key: ConversationKey, queue: deque[tuple[SlackMessage, asyncio.Future[bool]]]
+    ) -> None:
+        """Answer one thread's messages one after another, until its queue is empty."""
+        try:
+            while queue:
+                message, accepted = queue[0]
+                if await accepted:
+                    try:
+                        await self._answer(message)
+                    except Exception:
+                        log.exception("Slack answer to %s failed", message.event_id)
+                queue.popleft()
+        finally:
+            if self._queues.get(key) is queue:
+                del self._queues[key]
 
     async def _answer(self, message: SlackMessage) -> None:
         engine = self._deps.engine

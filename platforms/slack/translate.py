@@ -102,12 +102,15 @@ def translate_event(
     mentioned = event.get("type") == "app_mention" or (bool(bot_user_id) and mention in raw)
     thread_ts = event.get("thread_ts")
     return SlackMessage(
-        channel=channel,
-        ts=ts,
-        thread_ts=thread_ts or ts,
-        user_id=user,
-        team_id=str(event.get("team") or event.get("user_team") or team_id),
-        text=plain_text(raw.replace(mention, "")).strip(),
+        channel=safe(channel),
+        ts=safe(ts),
+        thread_ts=safe(thread_ts or ts),
+        user_id=safe(user),
+        # The recipient of a stream is the person's own team: for someone from another
+        # workspace in a Slack Connect channel that is `user_team`, not the channel's `team`
+        # (Bolt's extract_actor_team_id reads them in this order).
+        team_id=safe(str(event.get("user_team") or event.get("team") or team_id)),
+        text=safe(plain_text(raw.replace(mention, "")).strip()),
         place=_place(event, bot_user_id),
         mentioned=mentioned,
         threaded=thread_ts is not None and thread_ts != ts,
@@ -135,13 +138,22 @@ def _files(event: dict[str, Any]) -> list[FileRef]:
             continue
         refs.append(
             FileRef(
-                name=str(file.get("name") or file.get("title") or "file"),
-                media_type=str(file.get("mimetype") or "application/octet-stream"),
+                name=safe(str(file.get("name") or file.get("title") or "file")),
+                media_type=safe(str(file.get("mimetype") or "application/octet-stream")),
                 size=int(file.get("size") or 0),
-                url=str(url),
+                url=safe(str(url)),
             )
         )
     return refs
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def safe(text: str) -> str:
+    """Text that can be stored: JSON may carry a lone UTF-16 surrogate (`"\\ud800"`), which
+    no UTF-8 encoder accepts (SQLite's insert raises UnicodeEncodeError); it becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def plain_text(text: str) -> str:
@@ -169,7 +181,7 @@ def translate_assistant_thread(event: dict[str, Any]) -> AssistantThread | None:
     channel, thread_ts = thread.get("channel_id"), thread.get("thread_ts")
     if not channel or not thread_ts:
         return None
-    return AssistantThread(channel, thread_ts, str(thread.get("user_id") or ""))
+    return AssistantThread(safe(channel), safe(thread_ts), safe(str(thread.get("user_id") or "")))
 
 
 # --- commands ----------------------------------------------------------------------------

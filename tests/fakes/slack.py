@@ -56,6 +56,7 @@ class FakeSlack:
     scopes: str = DEFAULT_SCOPES
     admins: set[str] = field(default_factory=set)
     files: dict[str, bytes] = field(default_factory=dict)
+    hold_files: asyncio.Event | None = None  # set: file downloads are answered from then on
     calls: list[Call] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     _rate_limits: dict[str, _RateLimit] = field(default_factory=dict)
@@ -218,6 +219,8 @@ class FakeSlack:
             self.unexpected.append(f"file {name} fetched without the bot token")
             return web.Response(status=403)
         await self._record(Call(f"files:{name}", {}, BOT_TOKEN))
+        if self.hold_files is not None:
+            await self.hold_files.wait()
         if name not in self.files:
             self.unexpected.append(f"unknown file {name}")
             return web.Response(status=404)
