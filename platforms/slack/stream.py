@@ -1,10 +1,12 @@
 """One streamed reply in a Slack thread: Slack's chat streaming, or one message edited in pace.
 
 Slack's own streaming (`chat.startStream`/`appendStream`/`stopStream` through slack_sdk's
-`chat_stream` helper) is used while the workspace accepts it; after it fails once the adapter
-falls back to posting a message and updating it no faster than `interval`, splitting long
-replies into several messages. A reply that is complete before its first render is posted as
-one message. The pace is decided by an injected clock, so tests never sleep.
+`chat_stream` helper) is used while the workspace accepts it. When a stream cannot be started
+or breaks, that reply falls back to posting a message and updating it no faster than
+`interval`, splitting long replies into several messages; only an error saying streaming is
+not available to the app at all makes every later reply do so too. A reply that is complete
+before its first render is posted as one message. The pace is decided by an injected clock,
+so tests never sleep.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ DEFAULT_INTERVAL = 1.0
 # A streamed message is closed and a new one begun before it gets unwieldy to read.
 STREAM_MESSAGE_LIMIT = 36_000
 THINKING_STATUS = "is thinking..."
+# chat.startStream errors that mean the method is not there for this app at all (an old
+# workspace, a token or scope that does not allow it); only these switch streaming off until
+# restart. https://docs.slack.dev/reference/methods/chat.startStream lists the errors;
+# feature_not_enabled is what a workspace without the feature says.
+STREAMING_UNAVAILABLE = frozenset(
+    {"unknown_method", "missing_scope", "not_allowed_token_type", "feature_not_enabled"}
+)
 # Like slack_sdk's stream helper (256 characters), the first render waits for a little text
 # or one interval: a short reply then becomes one message instead of three stream calls.
 FIRST_RENDER_CHARS = 256
@@ -182,12 +191,16 @@ class SlackReply:
         )
 
     def _fall_back(self, exc: SlackApiError) -> None:
-        error = exc.response.get("error") if exc.response is not None else exc
+        error = str(exc.response.get("error") if exc.response is not None else exc)
         started = self._stream.ts if self._stream is not None else None
-        if started is None:
-            # Streaming was refused outright: this workspace does not support it.
+        if started is None and error in STREAMING_UNAVAILABLE:
+            # Streaming itself is not there for this app: learnt once, for every thread.
             self._support.enabled = False
             log.warning("Slack chat streaming unavailable (%s); editing messages instead", error)
+        elif started is None:
+            # Anything else (internal_error, ratelimited, an archived channel...) is about this
+            # reply or this moment: this reply is posted and edited, the next one streams.
+            log.warning("Slack could not start a stream (%s); this reply is edited instead", error)
         else:
             log.warning("Slack stream %s failed (%s); finishing it by editing", started, error)
         self._stream = None

@@ -43,6 +43,21 @@ class Call:
 
 
 @dataclass
+class _Failure:
+    error: str
+    times: int | None  # None: every call
+
+    def take(self) -> bool:
+        """Whether this call fails; counts a limited failure down."""
+        if self.times is None:
+            return True
+        if self.times <= 0:
+            return False
+        self.times -= 1
+        return True
+
+
+@dataclass
 class _RateLimit:
     times: int
     retry_after: int
@@ -60,7 +75,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     _rate_limits: dict[str, _RateLimit] = field(default_factory=dict)
-    _failures: dict[str, str] = field(default_factory=dict)
+    _failures: dict[str, _Failure] = field(default_factory=dict)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
@@ -103,9 +118,10 @@ class FakeSlack:
         """Answer the next `times` calls of `method` with 429 and `Retry-After`."""
         self._rate_limits[method] = _RateLimit(times, retry_after)
 
-    def fail(self, method: str, error: str) -> None:
-        """Answer every later call of `method` with `{"ok": false, "error": error}`."""
-        self._failures[method] = error
+    def fail(self, method: str, error: str, *, times: int | None = None) -> None:
+        """Answer later calls of `method` with `{"ok": false, "error": error}`: all of them,
+        or only the next `times` (a transient failure, such as `internal_error`)."""
+        self._failures[method] = _Failure(error, times)
 
     # --- inspecting --------------------------------------------------------------------
 
@@ -153,8 +169,10 @@ class FakeSlack:
         if token != expected:
             self.unexpected.append(f"{method} with token {token!r}")
             return web.json_response({"ok": False, "error": "invalid_auth"})
-        if method in self._failures:
-            return web.json_response({"ok": False, "error": self._failures[method]})
+        failure = self._failures.get(method)
+        if failure is not None and failure.take():
+            call.result = {"ok": False, "error": failure.error}
+            return web.json_response(call.result)
         handler = self._handlers().get(method)
         if handler is None:
             self.unexpected.append(f"unexpected method {method}")
@@ -207,8 +225,15 @@ class FakeSlack:
 
     def _start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
         if not self.streaming:
-            return {"ok": False, "error": "feature_not_enabled"}
-        return {"channel": args.get("channel"), "ts": self.next_ts()}
+            # What Slack answers for a method this workspace or token does not have.
+            return {"ok": False, "error": "unknown_method"}
+        # https://docs.slack.dev/reference/methods/chat.startStream: recipient_team_id and
+        # recipient_user_id are "required when streaming to channels" (not in DMs).
+        channel = str(args.get("channel") or "")
+        in_channel = channel.startswith(("C", "G"))
+        if in_channel and not (args.get("recipient_team_id") and args.get("recipient_user_id")):
+            self.unexpected.append(f"chat.startStream in {channel} without its recipient")
+        return {"channel": channel, "ts": self.next_ts()}
 
     def next_ts(self) -> str:
         return f"1700000000.{next(self._ts):06d}"

@@ -237,3 +237,31 @@ async def test_model_down_tells_the_poster_and_keeps_the_message(harness: SlackH
     assert conversation is not None
     messages, _ = await harness.runtime.engine.record(conversation.id)
     assert [m.text for m in messages] == ["are you there?"]
+
+
+async def test_a_slack_connect_user_is_streamed_to_on_their_own_team(
+    harness: SlackHarness,
+) -> None:
+    """`team` is the channel's workspace; the person's own is `user_team` (Slack Connect)."""
+    harness.claude.add(text(LONG))
+    event = mention("hi", ts=THREAD, user="U0GUEST", team="T0FAKE", user_team="T0OTHER")
+    await harness.send.event(event_callback(event))
+    await harness.settle()
+    [start] = harness.slack.calls_to("chat.startStream")
+    assert start["recipient_team_id"] == "T0OTHER" and start["recipient_user_id"] == "U0GUEST"
+
+
+async def test_one_failed_stream_start_leaves_streaming_on_for_other_threads(
+    harness: SlackHarness,
+) -> None:
+    harness.slack.fail("chat.startStream", "internal_error", times=1)
+    harness.claude.add(text(LONG), text(LONG))
+    await harness.send.event(event_callback(mention("one", ts=THREAD)))
+    await harness.settle()
+    await harness.send.event(event_callback(mention("two", ts="1700000100.000900")))
+    await harness.settle()
+    first, second = harness.slack.results_of("chat.startStream")
+    assert first["ok"] is False and second["ok"] is True
+    fallback = [c for c in posted(harness.slack) if c.get("thread_ts") == THREAD]
+    assert fallback and fallback[0]["text"].startswith("Hello!")
+    assert streamed(harness.slack).endswith(LONG)

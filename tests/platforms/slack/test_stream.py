@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
+import pytest
 import pytest_asyncio
 
 from bot.settings import SlackSettings
@@ -191,3 +192,47 @@ async def test_slack_429_is_retried_after_the_time_it_asks(
     assert waits.seconds == [3.0, 3.0]
     assert fake.methods().count("chat.postMessage:429") == 2
     assert len(fake.calls_to("chat.postMessage")) == 1 and ts
+
+
+async def test_a_transient_start_failure_falls_back_for_that_reply_only(
+    session: aiohttp.ClientSession,
+) -> None:
+    clock, support = Clock(), StreamingSupport()
+    async with FakeSlack() as fake:
+        fake.fail("chat.startStream", "internal_error", times=1)
+        first = reply_to(fake, session, clock, support)
+        await first.text("a" * FIRST_RENDER_CHARS)
+        await first.done()
+        assert support.enabled is True
+        assert fake.calls_to("chat.postMessage")[0]["text"] == "a" * FIRST_RENDER_CHARS
+
+        second = reply_to(fake, session, clock, support)
+        await second.text("b" * FIRST_RENDER_CHARS)
+        await second.done()
+        assert len(fake.calls_to("chat.startStream")) == 2  # the second reply streams again
+        assert fake.results_of("chat.startStream")[-1]["ok"] is True
+        assert not fake.unexpected
+
+
+@pytest.mark.parametrize(
+    ("error", "switched_off"),
+    [
+        ("unknown_method", True),
+        ("missing_scope", True),
+        ("not_allowed_token_type", True),
+        ("internal_error", False),
+        ("ratelimited", False),
+        ("channel_not_found", False),
+        ("is_archived", False),
+    ],
+)
+async def test_only_method_not_available_switches_streaming_off(
+    session: aiohttp.ClientSession, error: str, switched_off: bool
+) -> None:
+    support = StreamingSupport()
+    async with FakeSlack() as fake:
+        fake.fail("chat.startStream", error, times=1)
+        reply = reply_to(fake, session, Clock(), support)
+        await reply.text("x" * FIRST_RENDER_CHARS)
+        await reply.done()
+    assert support.enabled is not switched_off
