@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 
-from bot.engine import LimitReached, NotTheStarter
+from bot.conversation import Conversation
+from bot.engine import LimitReached, NotTheStarter, may_end
 from bot.notices import LIMIT_TEXT, Notice, NoticeKind, Outcome
 from platforms.slack.deps import Deps
 from platforms.slack.moderation import ModLog
-from platforms.slack.render import how_to_start_again, parse_action_value
+from platforms.slack.render import end_confirmation, how_to_start_again, parse_action_value
 from platforms.slack.threads import Threads, Where
 from platforms.slack.translate import Place, split_key, thread_key
 
@@ -22,6 +23,14 @@ KEEP_GOING = "OK, the conversation goes on."
 NOT_YOURS = "Only the person who started this conversation can end it."
 NOT_IN_CONVERSATION = "That message isn't part of a quitbot conversation."
 PICK_A_MESSAGE = "Pick a message from the conversation itself (yours or mine) to branch from."
+ALREADY_ENDED = "This conversation has already ended."
+NO_CONVERSATION_HERE = "I can't find a quitbot conversation there."
+
+
+class Tell(Protocol):
+    """Answer one person, visible to them only."""
+
+    async def __call__(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
 
 
 class Actions:
@@ -71,6 +80,31 @@ class Actions:
             await self._deps.ephemeral(channel, user, NOT_YOURS, thread_ts=thread_ts)
             return
         await self._threads.show(outcome, Where(channel, thread_ts, user, place))
+
+    async def end_shortcut(self, body: dict[str, Any]) -> None:
+        """ "End this conversation", a message shortcut: it works inside a thread, where Slack
+        runs no slash command. The message it was used on names the thread."""
+        user, channel = _who(body), _channel(body)
+        message = body.get("message") or {}
+        thread_ts = str(message.get("thread_ts") or message.get("ts") or body.get("message_ts"))
+        conversation = await self._deps.engine.find(thread_key(channel, thread_ts))
+
+        async def tell(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+            await self._deps.ephemeral(channel, user, text, blocks, thread_ts)
+
+        await self.ask_to_end(conversation, user, tell)
+
+    async def ask_to_end(self, conversation: Conversation | None, user: str, tell: Tell) -> None:
+        """Show the person the end confirmation, or why they cannot end this conversation."""
+        if conversation is None:
+            await tell(NO_CONVERSATION_HERE)
+        elif not may_end(conversation, user):
+            await tell(NOT_YOURS)
+        elif conversation.ladder.ended:
+            await tell(ALREADY_ENDED)
+        else:
+            place = self._threads.place_of(conversation.key)
+            await tell(*end_confirmation(conversation.id, place))
 
     async def end_cancelled(self, body: dict[str, Any]) -> None:
         await self._deps.ephemeral(_channel(body), _who(body), KEEP_GOING, thread_ts=_thread(body))

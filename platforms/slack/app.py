@@ -22,6 +22,7 @@ from platforms.slack.deps import Deps
 from platforms.slack.moderation import ModLog
 from platforms.slack.render import (
     BRANCH,
+    END,
     END_CANCEL,
     END_CONFIRM,
     MISTAKE,
@@ -56,8 +57,8 @@ class SlackBot:
         self.deps = Deps(engine, settings, client, session, clock, interval)
         modlog = ModLog(self.deps)
         self.threads = Threads(self.deps, modlog, accept)
-        self._commands = Commands(self.deps, self.threads, modlog)
         self._actions = Actions(self.deps, self.threads, modlog)
+        self._commands = Commands(self.deps, self._actions, modlog)
         self.app = self._build_app()
 
     async def drain(self, grace: float | None = None) -> None:
@@ -90,6 +91,7 @@ class SlackBot:
         app.action(END_CONFIRM)(self._later(self._actions.end_confirmed, "end"))
         app.action(END_CANCEL)(self._later(self._actions.end_cancelled, "end cancelled"))
         app.shortcut(BRANCH)(self._later(self._actions.branch, "branch"))
+        app.shortcut(END)(self._later(self._actions.end_shortcut, "end shortcut"))
         return app
 
     async def _skip_handled_retries(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.conversation import Conversation
-from bot.engine import may_end
+from platforms.slack.actions import Actions, Tell
 from platforms.slack.deps import Deps
 from platforms.slack.moderation import (
     ModLog,
@@ -18,38 +18,34 @@ from platforms.slack.moderation import (
     status_text,
     thread_link,
 )
-from platforms.slack.render import ENDED_REACTION, end_confirmation
-from platforms.slack.threads import Threads
-from platforms.slack.translate import Command, parse_command, split_key, thread_key
+from platforms.slack.render import ENDED_REACTION
+from platforms.slack.translate import Command, parse_command, split_key
 
 log = logging.getLogger(__name__)
 
 
-class Tell(Protocol):
-    """Answer the person who ran the command, visible to them only."""
-
-    async def __call__(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
-
-
+# Slack runs no slash command inside a thread (bolt-python#873), so the words never send
+# anyone to run one there: in a thread it is the message shortcut.
 HELP = (
-    "*/quitbot end* ends your conversation (run it in the conversation's thread, or add the "
-    "thread's link); you will be asked to confirm.\n"
+    "To end your conversation, use *End this conversation* on any message in its thread "
+    "(the message's ⋮ menu), or run */quitbot end <thread link>* in a channel; you will be "
+    "asked to confirm.\n"
     "Moderators: */quitbot reopen <thread link or id> [note]*, */quitbot status <link or id>*, "
     "*/quitbot audit <link or id>*."
 )
 NOT_A_MODERATOR = "Only moderators can use that command."
 NOT_FOUND = "I can't find a quitbot conversation there. Use a thread link or a conversation id."
 NO_TARGET = (
-    "Run `/quitbot end` in the conversation's thread, or add the thread's link: "
-    "`/quitbot end <link>`."
+    "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
+    "or add the thread's link here: `/quitbot end <link>`."
 )
 REOPENED_IN_THREAD = "A moderator reopened this conversation. You can continue here."
 
 
 class Commands:
-    def __init__(self, deps: Deps, threads: Threads, modlog: ModLog) -> None:
+    def __init__(self, deps: Deps, actions: Actions, modlog: ModLog) -> None:
         self._deps = deps
-        self._threads = threads
+        self._actions = actions
         self._modlog = modlog
 
     async def run(self, payload: dict[str, Any]) -> None:
@@ -57,13 +53,12 @@ class Commands:
         command = parse_command(str(payload.get("text") or ""))
         user = str(payload.get("user_id"))
         channel = str(payload.get("channel_id"))
-        thread_ts = str(payload.get("thread_ts") or "")
 
         async def tell(text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-            await self._deps.ephemeral(channel, user, text, blocks, thread_ts)
+            await self._deps.ephemeral(channel, user, text, blocks)
 
         if command.verb == "end":
-            await self._end(command, user, channel, thread_ts, tell)
+            await self._end(command, user, tell)
         elif command.verb in {"reopen", "status", "audit"}:
             if not await is_moderator(self._deps, user):
                 log.info("refused /quitbot %s to %s: not a moderator", command.verb, user)
@@ -77,27 +72,12 @@ class Commands:
         else:
             await tell(HELP)
 
-    async def _end(
-        self, command: Command, user: str, channel: str, thread_ts: str, tell: Tell
-    ) -> None:
-        if command.target:
-            conversation = await resolve(self._deps, command.target)
-        elif thread_ts:
-            conversation = await self._deps.engine.find(thread_key(channel, thread_ts))
-        else:
+    async def _end(self, command: Command, user: str, tell: Tell) -> None:
+        if not command.target:
             await tell(NO_TARGET)
             return
-        if conversation is None:
-            await tell(NOT_FOUND)
-        elif not may_end(conversation, user):
-            await tell("Only the person who started this conversation can end it.")
-        elif conversation.ladder.ended:
-            await tell("This conversation has already ended.")
-        else:
-            text, blocks = end_confirmation(
-                conversation.id, self._threads.place_of(conversation.key)
-            )
-            await tell(text, blocks)
+        conversation = await resolve(self._deps, command.target)
+        await self._actions.ask_to_end(conversation, user, tell)
 
     async def _reopen(
         self, conversation: Conversation, command: Command, user: str, tell: Tell

@@ -18,7 +18,8 @@ NEW_CONVERSATION = "quitbot_new_conversation"
 MISTAKE = "quitbot_mistake"
 END_CONFIRM = "quitbot_end_confirm"
 END_CANCEL = "quitbot_end_cancel"
-BRANCH = "quitbot_branch"
+BRANCH = "quitbot_branch"  # message shortcut callback ids (deploy/slack-manifest.yml)
+END = "quitbot_end"
 
 ENDED_REACTION = "no_entry_sign"
 ENDED_TITLE = "Ended conversation"

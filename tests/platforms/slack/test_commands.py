@@ -9,6 +9,7 @@ import pytest
 from bot.conversation import Conversation
 from platforms.slack.render import (
     BRANCH,
+    END,
     END_CANCEL,
     END_CONFIRM,
     MISTAKE,
@@ -56,10 +57,12 @@ def ephemerals(harness: SlackHarness) -> list[dict[str, Any]]:
     return harness.slack.calls_to("chat.postEphemeral")
 
 
-async def test_end_asks_for_confirmation_then_ends(harness: SlackHarness) -> None:
+async def test_end_from_inside_the_thread_asks_then_ends(harness: SlackHarness) -> None:
+    """Slack runs no slash command in a thread; the "End this conversation" shortcut works there."""
     conversation = await started(harness)
-    sent = await harness.send.command(command("end", thread_ts=THREAD))
-    assert sent.status == 200
+    reply_ts = harness.slack.results_of("chat.postMessage")[-1]["ts"]  # the app's answer
+    shortcut = message_shortcut(END, ts=reply_ts, thread_ts=THREAD, author=BOT_USER_ID)
+    assert (await harness.send.interaction(shortcut)).status == 200
     await harness.settle()
     [confirm] = ephemerals(harness)
     assert confirm["user"] == "U0ALICE" and confirm["thread_ts"] == THREAD
@@ -78,6 +81,34 @@ async def test_end_asks_for_confirmation_then_ends(harness: SlackHarness) -> Non
     assert end.detail["reason"] == "user_requested" and end.detail["user_id"] == "U0ALICE"
 
 
+async def test_the_end_shortcut_on_the_threads_first_message(harness: SlackHarness) -> None:
+    conversation = await started(harness)
+    await harness.send.interaction(message_shortcut(END, ts=THREAD, thread_ts=THREAD))
+    await harness.settle()
+    [confirm] = ephemerals(harness)
+    assert conversation.id in str(confirm["blocks"])
+
+
+async def test_end_by_thread_link_from_a_channel(harness: SlackHarness) -> None:
+    conversation = await started(harness)
+    assert (await harness.send.command(command(f"end <{LINK}>"))).status == 200
+    await harness.settle()
+    [confirm] = ephemerals(harness)
+    assert confirm["channel"] == "C0GENERAL" and "thread_ts" not in confirm
+    end_it = next(b for b in confirm["blocks"] if b["type"] == "actions")["elements"][0]
+    await harness.send.interaction(button(END_CONFIRM, end_it["value"]))
+    await harness.settle()
+    assert (await harness.runtime.engine.get(conversation.id)).state == "ended"  # type: ignore[union-attr]
+    assert harness.slack.calls_to("chat.postMessage")[-1]["thread_ts"] == THREAD
+
+
+async def test_the_end_shortcut_outside_a_conversation(harness: SlackHarness) -> None:
+    chatter = message_shortcut(END, ts="1700000555.000100", thread_ts=None)
+    await harness.send.interaction(chatter)
+    await harness.settle()
+    assert "can't find" in ephemerals(harness)[0]["text"]
+
+
 async def test_end_cancelled_keeps_it_going(harness: SlackHarness) -> None:
     conversation = await started(harness)
     value = action_value(conversation.id, Place.CHANNEL)
@@ -89,18 +120,23 @@ async def test_end_cancelled_keeps_it_going(harness: SlackHarness) -> None:
 
 async def test_only_the_starter_can_end_it(harness: SlackHarness) -> None:
     conversation = await started(harness)
-    await harness.send.command(command("end", user="U0MALLORY", thread_ts=THREAD))
+    await harness.send.interaction(
+        message_shortcut(END, ts=THREAD, thread_ts=THREAD, user="U0MALLORY", author="U0ALICE")
+    )
+    await harness.send.command(command(f"end {LINK}", user="U0MALLORY"))
     value = action_value(conversation.id, Place.CHANNEL)
     await harness.send.interaction(button(END_CONFIRM, value, user="U0MALLORY", thread_ts=THREAD))
     await harness.settle()
-    assert all("Only the person" in e["text"] for e in ephemerals(harness))
+    told = ephemerals(harness)
+    assert len(told) == 3 and all("Only the person" in e["text"] for e in told)
     assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
 
 
-async def test_end_without_a_thread_says_how(harness: SlackHarness) -> None:
+async def test_end_without_a_link_says_how(harness: SlackHarness) -> None:
     await harness.send.command(command("end"))
     await harness.settle()
-    assert "in the conversation's thread" in ephemerals(harness)[0]["text"]
+    text = ephemerals(harness)[0]["text"]
+    assert "End this conversation" in text and "/quitbot end <link>" in text
 
 
 async def test_help(harness: SlackHarness) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from platforms.slack.render import BRANCH
+from platforms.slack.render import BRANCH, END
 from platforms.slack.scopes import BOT_EVENTS, BOT_SCOPES, COMMAND
 
 MANIFEST = Path(__file__).parents[3] / "deploy" / "slack-manifest.yml"
@@ -39,6 +39,7 @@ def test_command_shortcut_and_both_modes() -> None:
     text = MANIFEST.read_text()
     assert f"- command: {COMMAND}" in text
     assert f"callback_id: {BRANCH}" in text
+    assert f"callback_id: {END}" in text  # ending from inside a thread
     assert "socket_mode_enabled: true" in text
     urls = [line for line in text.splitlines() if "/slack/events" in line and "#" not in line]
     assert len(urls) == 3  # commands, events and interactivity share the one endpoint
