@@ -13,6 +13,7 @@ from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SlackSettings
 from platforms.slack.app import SlackBot, build_slack_app
 from platforms.slack.client import build_client
+from platforms.slack.edge import HttpEdge, SocketEdge
 from platforms.slack.scopes import missing_scopes
 
 __all__ = ["SlackBot", "build_slack_app", "doctor", "run"]
@@ -74,22 +75,23 @@ async def start_http(bot: SlackBot, host: str, port: int) -> aiohttp.web.AppRunn
     """Serve the app's single endpoint; the caller cleans the runner up."""
     from aiohttp import web
 
-    runner = web.AppRunner(bot.app.web_app(path=EVENTS_PATH), handle_signals=False)
+    edge = HttpEdge(bot.app, _secret(bot.deps.settings.slack))
+    runner = web.AppRunner(edge.web_app(EVENTS_PATH), handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
 
 
-async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
-    from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
+def _secret(slack: SlackSettings) -> str:
+    return slack.signing_secret.get_secret_value() if slack.signing_secret else ""
 
+
+async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
     if slack.app_token is None:
         raise PlatformUnavailable(
             "SLACK_APP_TOKEN is needed for Socket Mode (or set QUITBOT_SLACK_MODE=http)"
         )
-    handler = AsyncSocketModeHandler(
-        bot.app, slack.app_token.get_secret_value(), web_client=bot.deps.client
-    )
+    handler = SocketEdge(bot.app, slack.app_token.get_secret_value(), web_client=bot.deps.client)
     try:
         try:
             await handler.connect_async()  # type: ignore[no-untyped-call]

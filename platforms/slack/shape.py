@@ -22,7 +22,7 @@ class Obj:
     """A JSON object whose named fields follow rules; `required` ones must be present."""
 
     fields: Mapping[str, Rule] = field(default_factory=dict)
-    required: frozenset[str] = frozenset()
+    required: tuple[str, ...] = ()  # checked in this order
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +46,7 @@ INT: Types = (int,)
 
 
 def _obj(required: str = "", **fields: Rule) -> Obj:
-    return Obj(fields, frozenset(required.split()))
+    return Obj(fields, tuple(required.split()))
 
 
 _ID_OBJ = _obj(id=STR, team_id=STR, name=STR, domain=STR, enterprise_id=STR)
@@ -75,6 +75,16 @@ _CONTEXT: dict[str, Rule] = {
     "response_urls": ListOf(_obj(response_url=STR)),
     "function_data": _obj(execution_id=STR, inputs=Obj()),
     "view": _obj(app_installed_team_id=STR, team_id=STR),
+    # Read by Bolt's middleware and matchers whatever the payload's type says it is.
+    "event": Obj(),
+    "message": Obj(),
+    "previous_message": Obj(),
+    "item": Obj(),
+    "assistant_thread": Obj(),
+    "container": Obj(),
+    "actions": ListOf(_obj(action_id=STR, block_id=STR, value=STR, type=STR)),
+    "callback_id": STR,
+    "command": STR,
     "authorizations": ListOf(
         _obj(team_id=STR, user_id=STR, enterprise_id=STR, is_enterprise_install=BOOL, is_bot=BOOL)
     ),
@@ -96,6 +106,10 @@ _FILE = _obj(
 )
 _MESSAGE = _with_context(
     "",
+    # In events these are plain ids, never the objects interaction payloads use.
+    user=STR,
+    channel=STR,
+    team=STR,
     text=STR,
     subtype=STR,
     bot_id=STR,
@@ -118,7 +132,7 @@ _EVENT = _with_context(
 
 _BY_TYPE: dict[str, Obj] = {
     # Events API: https://docs.slack.dev/apis/events-api/ (the event wrapper)
-    "event_callback": _with_context("event event_id", event=_EVENT, event_id=STR),
+    "event_callback": _with_context("event event_id team_id", event=_EVENT, event_id=STR),
     "url_verification": _obj("challenge", challenge=STR),
     # https://docs.slack.dev/reference/interaction-payloads/block_actions-payload
     "block_actions": _with_context(

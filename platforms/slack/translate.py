@@ -95,17 +95,19 @@ def translate_event(
     user = event.get("user")
     channel = event.get("channel")
     ts = event.get("ts")
-    if not user or not channel or not ts or user == bot_user_id:
+    if not _all_text(user, channel, ts) or user == bot_user_id:
+        return None  # (the edge already dropped payloads of the wrong shape; this stays safe)
+    thread_ts = event.get("thread_ts")
+    if thread_ts is not None and not _all_text(thread_ts):
         return None
     raw = str(event.get("text") or "")
     mention = f"<@{bot_user_id}>"
     mentioned = event.get("type") == "app_mention" or (bool(bot_user_id) and mention in raw)
-    thread_ts = event.get("thread_ts")
     return SlackMessage(
-        channel=safe(channel),
-        ts=safe(ts),
-        thread_ts=safe(thread_ts or ts),
-        user_id=safe(user),
+        channel=safe(str(channel)),
+        ts=safe(str(ts)),
+        thread_ts=safe(str(thread_ts or ts)),
+        user_id=safe(str(user)),
         # The recipient of a stream is the person's own team: for someone from another
         # workspace in a Slack Connect channel that is `user_team`, not the channel's `team`
         # (Bolt's extract_actor_team_id reads them in this order).
@@ -116,6 +118,10 @@ def translate_event(
         threaded=thread_ts is not None and thread_ts != ts,
         files=tuple(_files(event)),
     )
+
+
+def _all_text(*values: Any) -> bool:
+    return all(isinstance(value, str) and value for value in values)
 
 
 def _place(event: dict[str, Any], bot_user_id: str) -> Place:
@@ -133,6 +139,8 @@ def _place(event: dict[str, Any], bot_user_id: str) -> Place:
 def _files(event: dict[str, Any]) -> list[FileRef]:
     refs = []
     for file in event.get("files") or ():
+        if not isinstance(file, dict):
+            continue
         url = file.get("url_private_download") or file.get("url_private")
         if not url or file.get("mode") == "tombstone":
             continue

@@ -24,6 +24,9 @@ async def test_socket_mode_answers_events_and_commands(
     async with build_runtime(settings) as runtime:
         running = asyncio.create_task(run(runtime.engine, settings))
         try:
+            bad = event_callback(mention("x", ts="1700000100.000050", files=["nope"]))
+            dropped = await fake_slack.socket_send("events_api", bad)
+            assert "payload" not in dropped  # acknowledged (not redelivered) and dropped
             ack = await fake_slack.socket_send(
                 "events_api", event_callback(mention("hi", ts="1700000100.000100"))
             )
