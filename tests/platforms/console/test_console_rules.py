@@ -625,3 +625,18 @@ async def test_start_up_forgets_event_ids_older_than_a_week(
         )
         assert again.duplicate  # a restart within the week still deduplicates
         assert await runtime.store.forget_events_before(datetime.now(UTC) + EVENT_MEMORY) == 1
+
+
+async def test_a_reply_cut_at_max_tokens_says_so(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    screen = Screen()
+    console = chat(runtime, screen)
+    fake_anthropic.add(text("Here is the first half of a long", stop_reason="max_tokens"))
+    await console.handle_line("write me a long essay")
+    assert "first half" in screen.text
+    [cut] = screen.lines("cut_short")
+    assert "cut short" in cut
+    fake_anthropic.add(text("Short answer."))
+    await console.handle_line("thanks")
+    assert len(screen.lines("cut_short")) == 1
