@@ -105,8 +105,11 @@ class NoModLog:
 class Flows:
     """Every flow of one adapter, over the shared engine."""
 
-    def __init__(self, engine: Engine, places: Places, modlog: ModLog | None = None) -> None:
+    def __init__(
+        self, engine: Engine, platform: str, places: Places, modlog: ModLog | None = None
+    ) -> None:
         self.engine = engine
+        self._platform = platform
         self._places = places
         self._modlog = modlog or NoModLog()
         self._turns: set[asyncio.Task[Any]] = set()
@@ -132,6 +135,19 @@ class Flows:
             # Posting in an ended place may have reopened it (a moderator unlocked it).
             await _guarded(place.close(outcome.conversation), "close an ended place")
         return outcome
+
+    async def receive(self, inbound: Inbound) -> bool:
+        """Keep a just-delivered message before acknowledging it to the platform (see
+        `Engine.receive`); then `converse` answers it. False for an event seen before."""
+        return await self.engine.receive(inbound)
+
+    async def answer_pending(self) -> int:
+        """Answer, in order, the messages a previous run received but never handled (it
+        was killed); call once the platform is connected. How many there were."""
+        pending = [i for i in await self.engine.pending() if i.key.platform == self._platform]
+        for inbound in pending:
+            await self.converse(inbound, self._places.place(inbound.key))
+        return len(pending)
 
     async def _show(self, place: Place, outcome: Outcome, user_id: str) -> None:
         conversation = outcome.conversation
