@@ -29,6 +29,10 @@ async def run(engine: Engine, settings: Settings) -> None:
     async with aiohttp.ClientSession() as session:
         bot = SlackBot(engine, settings, build_client(settings.slack, session), session=session)
         await _check_token(bot)
+        # What a killed run received but never answered goes first in its thread's queue.
+        resumed = await bot.inbox.resume()
+        if resumed:
+            log.info("Slack: answering %d message(s) received before a restart", resumed)
         try:
             if settings.slack.mode == "http":
                 await _serve_http(bot, "0.0.0.0", settings.slack.http_port)
@@ -41,7 +45,7 @@ async def run(engine: Engine, settings: Settings) -> None:
 async def _check_token(bot: SlackBot) -> None:
     """Fail at start-up, in plain words, when Slack refuses the bot token or is unreachable."""
     try:
-        await bot.deps.client.auth_test()
+        response = await bot.deps.client.auth_test()
     except SlackApiError as exc:
         raise PlatformUnavailable(
             f"Slack refused SLACK_BOT_TOKEN ({exc.response.get('error')}): copy the Bot User "
@@ -49,6 +53,8 @@ async def _check_token(bot: SlackBot) -> None:
         ) from exc
     except aiohttp.ClientError as exc:
         raise PlatformUnavailable(f"could not reach Slack: {exc}") from exc
+    bot.deps.bot_user_id = str(response.get("user_id") or "")
+    bot.deps.team_id = str(response.get("team_id") or "")
 
 
 async def _serve_http(bot: SlackBot, host: str, port: int) -> None:

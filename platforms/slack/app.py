@@ -1,4 +1,4 @@
-"""The Bolt app: Slack's requests acknowledged at once, then handed to the adapter's parts."""
+"""The Bolt app: each Slack request translated and handed to the inbox or to one flow."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine import Engine
+from bot.flows import Flows
 from bot.settings import Settings
-from platforms.slack.actions import Actions
 from platforms.slack.client import build_client
-from platforms.slack.commands import Commands
 from platforms.slack.deps import Deps
-from platforms.slack.moderation import ModLog
+from platforms.slack.inbox import Inbox
+from platforms.slack.interact import Interactions
+from platforms.slack.place import SlackModLog, SlackPlaces
 from platforms.slack.render import (
     BRANCH,
     END,
@@ -30,8 +31,7 @@ from platforms.slack.render import (
 )
 from platforms.slack.scopes import COMMAND
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock
-from platforms.slack.threads import Accept, Threads, accept_nothing
-from platforms.slack.translate import translate_assistant_thread, translate_event
+from platforms.slack.translate import PLATFORM, translate_assistant_thread, translate_event
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,8 @@ Work = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
 
 class SlackBot:
-    """quitbot on Slack: the Bolt app plus the work it started after acknowledging Slack."""
+    """quitbot on Slack: the Bolt app, the core's flows over Slack's ports, and the work
+    started after acknowledging Slack."""
 
     def __init__(
         self,
@@ -51,19 +52,18 @@ class SlackBot:
         session: aiohttp.ClientSession | None = None,
         clock: Clock = time.monotonic,
         interval: float = DEFAULT_INTERVAL,
-        accept: Accept = accept_nothing,
     ) -> None:
         client = client or build_client(settings.slack, session)
-        self.deps = Deps(engine, settings, client, session, clock, interval)
-        modlog = ModLog(self.deps)
-        self.threads = Threads(self.deps, modlog, accept)
-        self._actions = Actions(self.deps, self.threads, modlog)
-        self._commands = Commands(self.deps, self._actions, modlog)
+        self.deps = Deps(settings, client, session, clock, interval)
+        self.places = SlackPlaces(self.deps)
+        self.flows = Flows(engine, PLATFORM, self.places, SlackModLog(self.deps))
+        self.inbox = Inbox(self.deps, self.flows, self.places)
+        self._interactions = Interactions(self.deps, self.flows, self.places)
         self.app = self._build_app()
 
     async def drain(self, grace: float | None = None) -> None:
         """Let replies already under way finish, for up to `grace` seconds (then, or if
-        this is cancelled, cut them short)."""
+        this is cancelled, cut them short: the core records them as interrupted)."""
         await self.deps.tasks.drain(grace)
 
     def _build_app(self) -> AsyncApp:
@@ -74,9 +74,9 @@ class SlackBot:
             client=self.deps.client,
             signing_secret=secret if http else "unused-in-socket-mode",
             request_verification_enabled=http,
-            # Every listener here only translates and hands work to `deps.tasks`, so running
-            # it before the response still acknowledges at once, and the work is tracked:
-            # nothing is left to Bolt's untracked background futures at shutdown.
+            # Listeners only translate, keep the message (the inbox) and hand work to
+            # `deps.tasks`; running them before the response keeps "acknowledged" meaning
+            # "kept", and the work is tracked: none is left to Bolt's background futures.
             process_before_response=True,
             logger=logging.getLogger("platforms.slack.bolt"),
         )
@@ -85,13 +85,14 @@ class SlackBot:
         app.event("message")(self._on_message)
         app.event("assistant_thread_started")(self._on_assistant_thread)
         app.event("assistant_thread_context_changed")(_nothing)
-        app.command(COMMAND)(self._later(self._commands.run, "command"))
-        app.action(NEW_CONVERSATION)(self._later(self._actions.start_new, "new conversation"))
-        app.action(MISTAKE)(self._later(self._actions.mistake, "feedback"))
-        app.action(END_CONFIRM)(self._later(self._actions.end_confirmed, "end"))
-        app.action(END_CANCEL)(self._later(self._actions.end_cancelled, "end cancelled"))
-        app.shortcut(BRANCH)(self._later(self._actions.branch, "branch"))
-        app.shortcut(END)(self._later(self._actions.end_shortcut, "end shortcut"))
+        act = self._interactions
+        app.command(COMMAND)(self._later(act.command, "command"))
+        app.action(NEW_CONVERSATION)(self._later(act.start_new, "new conversation"))
+        app.action(MISTAKE)(self._later(act.mistake, "feedback"))
+        app.action(END_CONFIRM)(self._later(act.confirm_end, "end"))
+        app.action(END_CANCEL)(self._later(act.keep_going, "keep talking"))
+        app.shortcut(BRANCH)(self._later(act.branch, "branch"))
+        app.shortcut(END)(self._later(act.end_shortcut, "end shortcut"))
         return app
 
     async def _skip_handled_retries(
@@ -100,10 +101,10 @@ class SlackBot:
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],
     ) -> BoltResponse | None:
-        """A retry of a message already being answered: acknowledge it and do nothing else."""
+        """A retry of a message already kept: acknowledge it and do nothing else."""
         if req.headers.get("x-slack-retry-num"):
             event = req.body.get("event") or {}
-            if self.threads.seen(f"{event.get('channel')}:{event.get('ts')}"):
+            if self.inbox.seen(f"{event.get('channel')}:{event.get('ts')}"):
                 log.info("acknowledged Slack retry of %s", req.body.get("event_id"))
                 return BoltResponse(status=200, body="")
         return await next()
@@ -112,16 +113,17 @@ class SlackBot:
         self._learn(context)
         message = translate_event(event, self.deps.bot_user_id, str(context.team_id or ""))
         if message is not None:
-            await self.threads.receive(message)
+            await self.inbox.receive(message)
 
     async def _on_assistant_thread(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         self._learn(context)
         thread = translate_assistant_thread(event)
         if thread is not None:
-            self.deps.tasks.spawn(self.threads.greet(thread), f"greet {thread.thread_ts}")
+            self.deps.tasks.spawn(self.inbox.greet(thread), f"greet {thread.thread_ts}")
 
     def _learn(self, context: AsyncBoltContext) -> None:
         self.deps.bot_user_id = self.deps.bot_user_id or str(context.bot_user_id or "")
+        self.deps.team_id = self.deps.team_id or str(context.team_id or "")
 
     def _later(self, work: Work, name: str) -> Callable[..., Awaitable[None]]:
         """A listener that acknowledges Slack first, then does `work` in the background."""

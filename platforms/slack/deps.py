@@ -1,4 +1,4 @@
-"""What every part of the Slack adapter shares: the engine, the client, and a few learnt facts."""
+"""What every part of the Slack adapter shares: the client, its work, and a few learnt facts."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.engine import Engine
 from bot.settings import Settings
 from platforms.slack.render import Blocks
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock, StreamingSupport
@@ -62,7 +61,6 @@ class Tasks:
 
 @dataclass
 class Deps:
-    engine: Engine
     settings: Settings
     client: AsyncWebClient
     session: aiohttp.ClientSession | None = None
@@ -71,6 +69,7 @@ class Deps:
     support: StreamingSupport = field(default_factory=StreamingSupport)
     tasks: Tasks = field(default_factory=Tasks)
     bot_user_id: str = ""  # learnt from Bolt's context (auth.test) with the first event
+    team_id: str = ""  # the app's workspace: a stream's recipient team when no event says
 
     @property
     def token(self) -> str:

@@ -1,17 +1,19 @@
 """Slack's requests before Bolt sees them: a body of the wrong shape is dropped at the edge.
 
 Bolt builds its request context from the body before any listener or middleware runs
-(slack_bolt/request/internals.py), and that code assumes Slack's shapes: an `event` that is
-a string, or a file entry that is a number, raised there or in our translator, a traceback
-and a 5xx (issue #9: 127 tracebacks and 95 5xx answers from 2,000 mutated payloads). Here the
-body is checked against `shape.problem` first; a mismatch is logged once at WARNING with the
-request's id and answered without Bolt: 200 for an Events API envelope (Slack would only
-retry the same bytes) and 400 for the rest. Signatures are checked before anything is parsed.
+(slack_bolt/request/internals.py: build_context and the extract_* helpers), assuming Slack's
+shapes; an `event` that is a list or a file entry that is a number raised there or in our
+translator, a traceback and a 5xx (issue #9). `problem` checks the fields Bolt and the
+adapter read against their JSON types (unknown fields are fine: Slack adds them often); a
+mismatch is logged once at WARNING with the request's id and answered without Bolt: 200 for
+an Events API envelope (a retry would send the same bytes), 400 for the rest.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -25,21 +27,167 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from platforms.slack.shape import problem, request_id
-
 log = logging.getLogger(__name__)
 
-
-def _dropped(body: Any, found: str) -> None:
-    log.warning("dropped a malformed Slack request %s: %s", request_id(body), found)
+# --- shapes --------------------------------------------------------------------------------
 
 
-def _is_event(body: Any) -> bool:
-    return isinstance(body, dict) and body.get("type") == "event_callback"
+@dataclass(frozen=True, slots=True)
+class Obj:
+    """A JSON object whose named fields follow rules (absent or null is fine unless required)."""
+
+    fields: Mapping[str, Rule]
+    required: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    item: Rule
+    min_items: int = 0
+
+
+Rule = tuple[type, ...] | Obj | ListOf  # a tuple: one of these JSON types
+STR, BOOL, INT = (str,), (bool,), (int,)
+_ANY_OBJ = Obj({})
+
+
+def _names(words: str) -> list[str]:
+    return words.split()
+
+
+def _obj(required: str = "", **fields: Rule) -> Obj:
+    return Obj(fields, tuple(required.split()))
+
+
+_ID_OBJ = _obj(id=STR, team_id=STR, name=STR, domain=STR, enterprise_id=STR)
+# What Bolt's context building reads, at the top and inside `event`/`message`; `team`, `user`,
+# `channel` and `enterprise` are ids in events and objects in interactions.
+_CONTEXT: dict[str, Rule] = {
+    **dict.fromkeys(["team", "user", "channel", "enterprise"], (str, dict)),
+    **dict.fromkeys(
+        _names(
+            "type team_id user_id user_team channel_id thread_ts ts enterprise_id callback_id "
+            "command function_execution_id bot_access_token response_url"
+        ),
+        STR,
+    ),
+    **dict.fromkeys(["is_enterprise_install", "is_ext_shared_channel"], BOOL),
+    **dict.fromkeys(
+        _names("event message previous_message item assistant_thread container view function_data"),
+        _ANY_OBJ,
+    ),
+    "actions": ListOf(_obj(action_id=STR, block_id=STR, value=STR, type=STR)),
+    "response_urls": ListOf(_obj(response_url=STR)),
+    "authorizations": ListOf(
+        _obj(team_id=STR, user_id=STR, enterprise_id=STR, is_enterprise_install=BOOL)
+    ),
+}
+
+
+def _with_context(required: str = "", **fields: Rule) -> Obj:
+    return _obj(required, **{**_CONTEXT, **fields})
+
+
+_FILE = Obj(
+    {
+        **dict.fromkeys(_names("name title mimetype mode url_private url_private_download"), STR),
+        "size": INT,
+    }
+)
+_MESSAGE_FIELDS: dict[str, Rule] = {
+    **dict.fromkeys(
+        _names("user channel team text subtype bot_id parent_user_id channel_type"), STR
+    ),
+    "files": ListOf(_FILE),
+}
+_MESSAGE = Obj({**_CONTEXT, **_MESSAGE_FIELDS})
+_EVENT = Obj(
+    {**_MESSAGE.fields, "message": _MESSAGE, "previous_message": _MESSAGE, "item": Obj(_CONTEXT)},
+    ("type",),
+)
+_BY_TYPE = {
+    "event_callback": _with_context("event event_id team_id", event=_EVENT, event_id=STR),
+    "url_verification": _obj("challenge", challenge=STR),
+    # https://docs.slack.dev/reference/interaction-payloads/block_actions-payload
+    "block_actions": _with_context(
+        "user actions",
+        user=_ID_OBJ,
+        channel=_ID_OBJ,
+        message=_MESSAGE,
+        container=_obj(message_ts=STR, channel_id=STR, thread_ts=STR, is_ephemeral=BOOL),
+        actions=ListOf(_obj("action_id", action_id=STR, value=STR, block_id=STR), min_items=1),
+    ),
+    # https://api.slack.com/reference/interaction-payloads/shortcuts (message shortcuts)
+    "message_action": _with_context(
+        "callback_id user channel message",
+        user=_ID_OBJ,
+        channel=_ID_OBJ,
+        message=Obj(_MESSAGE.fields, ("ts",)),
+        message_ts=STR,
+    ),
+}
+# A slash command is form-encoded, so every value is a string; only its names are checked.
+_COMMAND = _obj("command user_id channel_id")
+
+
+def problem(body: Any) -> str | None:
+    """What is wrong with a request body's shape, or None if the adapter can read it."""
+    if not isinstance(body, dict):
+        return "the body is not a JSON object"
+    if "command" in body:
+        return _check(body, _COMMAND, "")
+    kind = body.get("type")
+    return _check(
+        body, _BY_TYPE.get(kind, _with_context()) if isinstance(kind, str) else _with_context(), ""
+    )
+
+
+def _check(value: Any, rule: Rule, path: str) -> str | None:
+    where = path or "body"
+    if isinstance(rule, tuple):
+        # JSON true is not a number here, though Python's bool is an int.
+        if isinstance(value, rule) and not (isinstance(value, bool) and bool not in rule):
+            return None
+        return f"{where} should be {'/'.join(t.__name__ for t in rule)}, not {type(value).__name__}"
+    if isinstance(rule, ListOf):
+        if not isinstance(value, list) or len(value) < rule.min_items:
+            return f"{where} should be a list of at least {rule.min_items} item(s)"
+        problems = (_check(item, rule.item, f"{path}[{i}]") for i, item in enumerate(value))
+        return next((p for p in problems if p), None)
+    if not isinstance(value, dict):
+        return f"{where} should be an object, not {type(value).__name__}"
+    for name in rule.required:
+        if value.get(name) is None:
+            return f"{path}.{name} is missing".lstrip(".")
+    for name, inner in rule.fields.items():
+        item = value.get(name)
+        if item is not None and (found := _check(item, inner, f"{path}.{name}".lstrip("."))):
+            return found
+    for name in ("team", "user", "channel", "enterprise"):  # as objects they carry text ids
+        if isinstance(value.get(name), dict) and (found := _check(value[name], _ID_OBJ, name)):
+            return found
+    return None
+
+
+def _drop(body: Any, found: str) -> None:
+    ids = (
+        (body.get(k) for k in ("event_id", "trigger_id", "command"))
+        if isinstance(body, dict)
+        else ()
+    )
+    name = next((i for i in ids if isinstance(i, str)), "?")
+    log.warning(
+        "dropped a malformed Slack request %s: %s",
+        name.encode("ascii", "replace").decode()[:64],
+        found,
+    )
+
+
+# --- the two ways in -------------------------------------------------------------------------
 
 
 class HttpEdge:
-    """The aiohttp handler for `/slack/events` in HTTP mode."""
+    """The aiohttp handler for `/slack/events` in HTTP mode: signature, then shape, then Bolt."""
 
     def __init__(self, app: AsyncApp, signing_secret: str) -> None:
         self._app = app
@@ -52,39 +200,36 @@ class HttpEdge:
 
     async def handle(self, request: web.Request) -> web.Response:
         raw = await request.read()
-        if not self._verifier.is_valid(
-            raw,
-            request.headers.get("X-Slack-Request-Timestamp", ""),
-            request.headers.get("X-Slack-Signature", ""),
-        ):
+        headers = request.headers
+        stamp, signature = (
+            headers.get("X-Slack-Request-Timestamp", ""),
+            headers.get("X-Slack-Signature", ""),
+        )
+        if not self._verifier.is_valid(raw, stamp, signature):
             return web.Response(status=401)
         try:
             text = raw.decode("utf-8")
             body = parse_body(text, request.content_type)
-        except (UnicodeDecodeError, ValueError) as exc:
-            # A signed body that is not UTF-8 JSON or a form: nothing to log it by.
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             log.warning("dropped a Slack request that could not be parsed: %s", type(exc).__name__)
             return web.Response(status=400)
         found = problem(body)
         if found is not None:
-            _dropped(body, found)
-            return web.Response(status=200 if _is_event(body) else 400)
-        bolt_request = AsyncBoltRequest(
-            body=text,
-            query=request.query_string,
-            headers=request.headers,  # type: ignore[arg-type]  # as Bolt's own adapter does
-        )
-        return await to_aiohttp_response(await self._app.async_dispatch(bolt_request))
+            _drop(body, found)
+            event = isinstance(body, dict) and body.get("type") == "event_callback"
+            return web.Response(status=200 if event else 400)
+        bolt = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)  # type: ignore[arg-type]
+        return await to_aiohttp_response(await self._app.async_dispatch(bolt))
 
 
 class SocketEdge(AsyncSocketModeHandler):
-    """Socket Mode with the same check: a malformed envelope is acknowledged and dropped
-    (an unacknowledged one would only be delivered again)."""
+    """Socket Mode with the same check: a malformed envelope is acknowledged (so it is not
+    delivered again) and dropped."""
 
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         found = problem(req.payload)
-        if found is not None:
-            _dropped(req.payload, found)
-            await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+        if found is None:
+            await super().handle(client, req)
             return
-        await super().handle(client, req)
+        _drop(req.payload, found)
+        await client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))

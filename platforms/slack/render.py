@@ -127,7 +127,6 @@ def _cut_at(text: str, limit: int) -> int:
 # --- notices -------------------------------------------------------------------------------
 
 _ICONS = {
-    NoticeKind.DECLINE: "",
     NoticeKind.WARNING: ":warning:",
     NoticeKind.CRISIS: ":sos:",
     NoticeKind.END: ":no_entry_sign:",
@@ -135,12 +134,10 @@ _ICONS = {
     NoticeKind.MODEL_UNAVAILABLE: ":hourglass:",
     NoticeKind.LIMIT: ":hourglass:",
     NoticeKind.TOO_LONG: ":scissors:",
+    NoticeKind.CUT_SHORT: ":scissors:",
+    NoticeKind.STARTED: ":wave:",
+    NoticeKind.REOPENED: ":arrows_counterclockwise:",
 }
-
-# Notices that concern only the person who wrote; shown to them alone.
-EPHEMERAL = frozenset(
-    {NoticeKind.BLOCKED, NoticeKind.LIMIT, NoticeKind.TOO_LONG, NoticeKind.MODEL_UNAVAILABLE}
-)
 
 
 def how_to_start_again(place: Place, bot_user_id: str) -> str:
@@ -160,14 +157,14 @@ def render_notice(
             return notice.text, _warning(notice.text)
         case NoticeKind.END:
             return _end(notice, place, bot_user_id, conversation_id)
+        case NoticeKind.CONFIRM_END:
+            return notice.text, _confirm_end(notice.text, action_value(conversation_id, place))
         case NoticeKind.BLOCKED:
             text = f"{notice.text} {how_to_start_again(place, bot_user_id)}"
             return text, [_section(f"{_ICONS[notice.kind]} {escape(text)}")]
-        case NoticeKind.DECLINE:
-            return notice.text, [_section(escape(notice.text))]
         case _:
-            icon = _ICONS.get(notice.kind, ":information_source:")
-            return notice.text, [_section(f"{icon} {escape(notice.text)}")]
+            icon = _ICONS.get(notice.kind, "")
+            return notice.text, [_section(f"{icon} {escape(notice.text)}".strip())]
 
 
 def _section(mrkdwn: str) -> dict[str, Any]:
@@ -235,16 +232,17 @@ def parse_action_value(value: str) -> tuple[str, Place]:
     return conversation_id, Place(place) if place in Place._value2member_map_ else Place.CHANNEL
 
 
-def end_confirmation(conversation_id: str, place: Place) -> tuple[str, Blocks]:
-    text = "End this conversation? Nobody can continue it afterwards; you can start a new one."
-    return text, [
-        _section(text),
+def _confirm_end(text: str, value: str) -> Blocks:
+    """The end confirmation: for the end command (shown privately) and for the model's
+    proposal (in the thread); the core lets only the person who started it confirm."""
+    return [
+        _section(escape(text)),
         {
             "type": "actions",
             "block_id": "quitbot_end_confirm",
             "elements": [
-                _button("End it", END_CONFIRM, action_value(conversation_id, place), "danger"),
-                _button("Keep going", END_CANCEL, action_value(conversation_id, place)),
+                _button("End conversation", END_CONFIRM, value, "danger"),
+                _button("Keep talking", END_CANCEL, value),
             ],
         },
     ]

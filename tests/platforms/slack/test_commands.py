@@ -106,7 +106,7 @@ async def test_the_end_shortcut_outside_a_conversation(harness: SlackHarness) ->
     chatter = message_shortcut(END, ts="1700000555.000100", thread_ts=None)
     await harness.send.interaction(chatter)
     await harness.settle()
-    assert "can't find" in ephemerals(harness)[0]["text"]
+    assert "no conversation" in ephemerals(harness)[0]["text"]
 
 
 async def test_end_cancelled_keeps_it_going(harness: SlackHarness) -> None:
@@ -187,7 +187,7 @@ async def test_unknown_target(harness: SlackHarness) -> None:
     harness.slack.admins.add("U0ADMIN")
     await harness.send.command(command("status nope", user="U0ADMIN"))
     await harness.settle()
-    assert "can't find" in ephemerals(harness)[0]["text"]
+    assert "no conversation" in ephemerals(harness)[0]["text"]
 
 
 @pytest.mark.parametrize("slack_overrides", [{"modlog_channel": "C0MODLOG"}])
@@ -199,7 +199,7 @@ async def test_the_mistake_button_is_stored_audited_and_logged(harness: SlackHar
     _, events = await harness.runtime.engine.record(conversation.id)
     [feedback] = [e for e in events if e.kind == "feedback"]
     assert feedback.detail == {"user_id": "U0ALICE", "text": "This was a mistake"}
-    assert "Thanks" in ephemerals(harness)[-1]["text"]
+    assert "Thank you" in ephemerals(harness)[-1]["text"]
     modlog = [c for c in harness.slack.calls_to("chat.postMessage") if c["channel"] == "C0MODLOG"]
     assert len(modlog) == 2  # the end, then the feedback
     assert "ended by user" in modlog[0]["text"] and "fake.slack.com/archives" in modlog[0]["text"]
@@ -211,8 +211,10 @@ async def test_start_a_new_conversation_opens_a_fresh_thread(harness: SlackHarne
     value = action_value(conversation.id, Place.CHANNEL)
     await harness.send.interaction(button(NEW_CONVERSATION, value, thread_ts=THREAD))
     await harness.settle()
-    root = harness.slack.calls_to("chat.postMessage")[-1]
+    root, greeting = harness.slack.calls_to("chat.postMessage")[-2:]
     assert "thread_ts" not in root and "<@U0ALICE>" in root["text"]
+    assert "new conversation" in greeting["text"]
+    assert greeting["thread_ts"] == harness.slack.results_of("chat.postMessage")[-2]["ts"]
     fresh = await harness.runtime.store.list_conversations(state="active")
     assert len(fresh) == 1 and fresh[0].user_id == "U0ALICE"
 
@@ -229,8 +231,9 @@ async def test_branch_from_here_carries_history_up_to_the_message(harness: Slack
     shortcut = message_shortcut(BRANCH, ts=THREAD, thread_ts=THREAD)
     await harness.send.interaction(shortcut)
     await harness.settle()
-    root = harness.slack.calls_to("chat.postMessage")[-1]
+    root, greeting = harness.slack.calls_to("chat.postMessage")[-2:]
     assert "branched" in root["text"] and "thread_ts" not in root
+    assert "carries an earlier one" in greeting["text"]
     [branch] = await harness.runtime.store.list_conversations(state="active")
     assert branch.branched_from == conversation.id
     messages, _ = await harness.runtime.engine.record(branch.id)
@@ -242,7 +245,7 @@ async def test_branch_from_a_message_outside_the_conversation(harness: SlackHarn
     shortcut = message_shortcut(BRANCH, ts="1700000100.999999", thread_ts=THREAD)
     await harness.send.interaction(shortcut)
     await harness.settle()
-    assert "Pick a message" in ephemerals(harness)[-1]["text"]
+    assert "Pick one of this conversation's messages" in ephemerals(harness)[-1]["text"]
 
 
 async def test_a_new_dm_conversation_stays_a_dm(harness: SlackHarness) -> None:
@@ -255,7 +258,7 @@ async def test_a_new_dm_conversation_stays_a_dm(harness: SlackHarness) -> None:
     value = action_value(first.id, Place.DM)
     await harness.send.interaction(button(NEW_CONVERSATION, value, channel="D0ALICE"))
     await harness.settle()
-    root = harness.slack.results_of("chat.postMessage")[-1]["ts"]
+    root = harness.slack.results_of("chat.postMessage")[-2]["ts"]  # then its greeting
     harness.claude.add(text("Fresh."))
     reply = message(
         "again",

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from platforms.slack.edge import problem
 from platforms.slack.render import END, END_CONFIRM
-from platforms.slack.shape import problem
 from platforms.slack.translate import translate_event
 from tests.fakes.anthropic import text
 from tests.fakes.slack_requests import (

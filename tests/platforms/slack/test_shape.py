@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from platforms.slack.edge import problem
 from platforms.slack.render import BRANCH, END_CONFIRM
-from platforms.slack.shape import problem
 from tests.fakes.slack_requests import button, command, event_callback, mention, message_shortcut
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "slack"

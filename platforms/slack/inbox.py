@@ -1,0 +1,197 @@
+"""People's messages: kept in the order Slack delivered them, durably received before Slack is
+acknowledged, then answered one at a time per thread through the core's flows."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from functools import partial
+
+import aiohttp
+from slack_sdk.errors import SlackApiError
+
+from bot.conversation import Attachment, ConversationKey, Inbound
+from bot.flows import Flows
+from platforms.recent import Recent
+from platforms.slack.deps import Deps
+from platforms.slack.files import fetch_attachments
+from platforms.slack.place import SlackPlace, SlackPlaces, set_title
+from platforms.slack.translate import PLATFORM, AssistantThread, Place, SlackMessage
+
+log = logging.getLogger(__name__)
+
+GREETING = "Hi! I'm quitbot, an assistant backed by Claude. What can I help you with?"
+SUGGESTED_PROMPTS = (
+    ("Explain something", "Explain how public-key cryptography works, simply."),
+    ("Help me write", "Help me write a friendly reminder to my team about a deadline."),
+    ("Brainstorm", "Give me five ideas for a team offsite activity."),
+)
+TITLE_CHARS = 60
+KNOWN_REMEMBERED = 50_000
+# Slack retries and the second event of a mention: dropped cheaply; the core dedupes durably.
+SEEN_REMEMBERED = 10_000
+
+# What to do once a message is accepted: called with whether it starts its thread's
+# conversation (True), continues one (False), or is not for the app at all (None: skipped).
+Answer = Callable[[bool], Awaitable[None]]
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    answer: Answer
+    accepted: asyncio.Future[bool | None]
+    mentioned: bool  # a mention: the thread will hold a conversation once it is answered
+
+
+class Inbox:
+    def __init__(self, deps: Deps, flows: Flows, places: SlackPlaces) -> None:
+        self._deps = deps
+        self._flows = flows
+        self._places = places
+        self._seen = Recent[str](SEEN_REMEMBERED)
+        self._known = Recent[str](KNOWN_REMEMBERED)  # threads known to hold a conversation
+        self._refused: set[str] = set()  # events whose receiving failed: Slack sends them again
+        self._queues: dict[ConversationKey, deque[_Entry]] = {}
+
+    def seen(self, event_id: str) -> bool:
+        return event_id in self._seen and event_id not in self._refused
+
+    async def receive(self, message: SlackMessage) -> None:
+        """Called by Slack's listener; Slack is acknowledged when this returns.
+
+        The message takes its place in its thread's queue before anything is awaited, so
+        messages are answered in the order Slack delivered them, whichever of them needs a
+        slower lookup or download (issue #9: a cache miss was overtaken by a later cache hit).
+        Then it is accepted: the core keeps it durably (`Flows.receive`), so a kill after the
+        acknowledgement loses nothing. If that fails, Bolt answers 500 and Slack sends it again.
+        """
+        if message.place is Place.CHANNEL and not (message.mentioned or message.threaded):
+            return  # channel chatter that is not addressed to the app
+        if not self._seen.add(message.event_id) and message.event_id not in self._refused:
+            return  # a retry, or the second event for one mention
+        self._refused.discard(message.event_id)
+        # A DM thread under the app's own message (a new conversation or a branch) looks like
+        # an assistant thread in the payload; what the app noted when it made one wins.
+        message = replace(message, place=self._places.kind(message.key, message.place))
+        self._places.remember(message.key, message.place)
+        accepted = self._queue(
+            message.key, lambda first: self._answer(message, first), message.mentioned
+        )
+        try:
+            accepted.set_result(await self._accept(message))
+        except BaseException:
+            self._refused.add(message.event_id)
+            accepted.set_result(None)
+            raise
+
+    async def _accept(self, message: SlackMessage) -> bool | None:
+        """Whether the message is for the app (None if not) and starts a conversation; if it
+        is for the app, the core keeps it before Slack hears it arrived."""
+        known = await self._holds_conversation(message)
+        if not known and message.place is Place.CHANNEL and not message.mentioned:
+            return None  # a thread the app was never asked into
+        if not await self._flows.receive(message.inbound()):
+            return None  # received before (a retry after a restart): answered from there
+        return not known
+
+    async def _holds_conversation(self, message: SlackMessage) -> bool:
+        key = message.key
+        if key.place in self._known:
+            return True
+        if any(entry.mentioned for entry in self._queues.get(key, ())):
+            return True  # an earlier mention in this thread is starting one
+        if message.mentioned and message.place is Place.CHANNEL:
+            return False  # a mention starts one anyway: spare the lookup
+        if await self._flows.find(key) is None:
+            return False
+        self._known.add(key.place)
+        return True
+
+    def _queue(
+        self, key: ConversationKey, answer: Answer, mentioned: bool = False
+    ) -> asyncio.Future[bool | None]:
+        """Put work last in its thread's queue (synchronously); it runs after every earlier
+        entry of that thread, once the returned future says whether it was accepted."""
+        accepted: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = deque()
+            self._deps.tasks.spawn(self._work_through(key, queue), f"thread {key.place}")
+        queue.append(_Entry(answer, accepted, mentioned))
+        return accepted
+
+    async def _work_through(self, key: ConversationKey, queue: deque[_Entry]) -> None:
+        """Answer one thread's messages one after another, until its queue is empty."""
+        try:
+            while queue:
+                first = await queue[0].accepted
+                if first is not None:
+                    try:
+                        await queue[0].answer(first)
+                    except Exception:
+                        log.exception("Slack answer in %s failed", key.place)
+                queue.popleft()
+        finally:
+            if self._queues.get(key) is queue:
+                del self._queues[key]
+
+    async def _answer(self, message: SlackMessage, first: bool) -> None:
+        attachments = await self._attachments(message) if message.files else ()
+        place = SlackPlace(
+            self._deps,
+            message.channel,
+            message.thread_ts,
+            message.place,
+            message.user_id,
+            message.team_id,
+        )
+        outcome = await self._flows.converse(message.inbound(attachments), place)
+        if outcome.conversation is not None:
+            self._known.add(message.key.place)
+            if first and message.place is Place.ASSISTANT and not outcome.duplicate:
+                await set_title(self._deps, message.channel, message.thread_ts, _title(message))
+
+    async def _attachments(self, message: SlackMessage) -> tuple[Attachment, ...]:
+        limit = self._deps.settings.slack.max_attachment_bytes
+        if self._deps.session is not None:
+            return await fetch_attachments(
+                self._deps.session, self._deps.token, message.files, limit
+            )
+        async with aiohttp.ClientSession() as session:
+            return await fetch_attachments(session, self._deps.token, message.files, limit)
+
+    async def resume(self) -> int:
+        """Queue what a previous run received but never answered (it was killed), ahead of
+        anything new, so each thread is still answered in order. How many there were."""
+        pending = [i for i in await self._flows.engine.pending() if i.key.platform == PLATFORM]
+        for inbound in pending:
+            place = self._places.place(inbound.key, inbound.user_id)
+            answer = partial(self._converse, inbound, place)
+            self._queue(inbound.key, answer).set_result(False)
+        return len(pending)
+
+    async def _converse(self, inbound: Inbound, place: SlackPlace, first: bool) -> None:
+        await self._flows.converse(inbound, place)
+
+    async def greet(self, thread: AssistantThread) -> None:
+        """A new assistant thread: a greeting and a few suggested prompts."""
+        self._places.remember(thread.key, Place.ASSISTANT)
+        client = self._deps.client
+        await client.chat_postMessage(
+            channel=thread.channel, thread_ts=thread.thread_ts, text=GREETING
+        )
+        prompts = [{"title": title, "message": text} for title, text in SUGGESTED_PROMPTS]
+        try:
+            await client.assistant_threads_setSuggestedPrompts(
+                channel_id=thread.channel, thread_ts=thread.thread_ts, prompts=prompts
+            )
+        except SlackApiError as exc:
+            log.info("could not suggest prompts: %s", exc.response.get("error"))
+
+
+def _title(message: SlackMessage) -> str:
+    line = " ".join(message.text.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"

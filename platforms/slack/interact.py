@@ -1,0 +1,243 @@
+"""What people type and click: `/quitbot`, the message shortcuts and the buttons, each
+translated into one call of the core's flows; a refusal is shown to that person only."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any, Protocol
+
+from slack_sdk.errors import SlackApiError
+
+from bot.conversation import AuditEvent, Conversation, ConversationKey
+from bot.flows import REFUSAL_TEXT, Flows, Refusal
+from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
+from platforms.slack.deps import Deps
+from platforms.slack.place import SlackPlace, SlackPlaces
+from platforms.slack.render import escape, how_to_start_again, parse_action_value, render_notice
+from platforms.slack.translate import PLATFORM, Place, key_from_link, parse_command, thread_key
+
+log = logging.getLogger(__name__)
+
+# Slack runs no slash command inside a thread (bolt-python#873), so the words never send
+# anyone to run one there: in a thread it is the message shortcut.
+HELP = (
+    "To end your conversation, use *End this conversation* on any message in its thread "
+    "(the message's ⋮ menu), or run */quitbot end <thread link>* in a channel; you will be "
+    "asked to confirm.\n"
+    "Moderators: */quitbot reopen <thread link or id> [note]*, */quitbot status <link or id>*, "
+    "*/quitbot audit <link or id>*."
+)
+NO_TARGET = (
+    "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
+    "or add the thread's link here: `/quitbot end <link>`."
+)
+MISTAKE = "This was a mistake"
+AUDIT_LINES = 30
+
+
+class Tell(Protocol):
+    """Answer one person, visible to them only."""
+
+    async def __call__(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
+
+
+class Interactions:
+    def __init__(self, deps: Deps, flows: Flows, places: SlackPlaces) -> None:
+        self._deps = deps
+        self._flows = flows
+        self._places = places
+
+    def _tell(self, channel: str, user: str, thread_ts: str = "") -> Tell:
+        return partial(self._deps.ephemeral, channel, user, thread_ts=thread_ts)
+
+    # --- /quitbot ----------------------------------------------------------------------
+
+    async def command(self, payload: dict[str, Any]) -> None:
+        """One `/quitbot` invocation, already acknowledged; every answer is ephemeral."""
+        command = parse_command(str(payload.get("text") or ""))
+        user = str(payload.get("user_id"))
+        tell = self._tell(str(payload.get("channel_id")), user)
+        target: ConversationKey | str = key_from_link(command.target) or command.target
+        if command.verb == "end":
+            if not command.target:
+                await tell(NO_TARGET)
+            else:
+                await self._ask_to_end(target, user, tell)
+            return
+        if command.verb not in {"reopen", "status", "audit"}:
+            await tell(HELP)
+            return
+        moderator = await self._is_moderator(user)
+        if command.verb == "reopen":
+            result = await self._flows.reopen(target, user, command.note, is_moderator=moderator)
+        elif command.verb == "status":
+            result = await self._flows.status(target, is_moderator=moderator)
+        else:
+            result = await self._flows.audit(target, is_moderator=moderator)
+        if not moderator:
+            log.info("refused /quitbot %s to %s: not a moderator", command.verb, user)
+        if result.conversation is None or not result.ok:
+            await tell(result.text)
+        elif command.verb == "reopen":
+            await tell(f"Reopened `{result.conversation.id}`. {result.problem}".strip())
+        elif command.verb == "status":
+            await tell(status_text(result.conversation, await self._link(result.conversation)))
+        else:
+            await tell(audit_text(result.conversation, list(result.events)))
+
+    async def _ask_to_end(self, target: ConversationKey | str, user: str, tell: Tell) -> None:
+        key = target if isinstance(target, ConversationKey) else await self._key_of(target)
+        if key is None:
+            await tell(REFUSAL_TEXT[Refusal.NOT_FOUND])
+            return
+        result = await self._flows.ask_to_end(key, user)
+        if result.conversation is None or not result.ok:
+            await tell(result.text)
+            return
+        for notice in result.notices:
+            kind = self._places.kind(key)
+            await tell(*render_notice(notice, kind, self._deps.bot_user_id, result.conversation.id))
+
+    # --- message shortcuts ---------------------------------------------------------------
+
+    async def end_shortcut(self, body: dict[str, Any]) -> None:
+        """ "End this conversation": works inside a thread, where no slash command runs.
+        The message it was used on names the thread (its `thread_ts`, or its own `ts`)."""
+        user, channel, message = _who(body), _channel(body), body.get("message") or {}
+        thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
+        key = thread_key(channel, thread_ts)
+        await self._ask_to_end(key, user, self._tell(channel, user, thread_ts))
+
+    async def branch(self, body: dict[str, Any]) -> None:
+        """ "Branch from here": a new thread carrying the history up to the chosen message."""
+        user, channel, message = _who(body), _channel(body), body.get("message") or {}
+        ts = str(message.get("ts") or body.get("message_ts") or "")
+        source = thread_key(channel, str(message.get("thread_ts") or ts))
+        link = await self._deps.permalink(channel, ts)
+        picked = f"<{link}|this message>" if link else "an earlier message"
+        kind = Place.CHANNEL if self._places.kind(source) is Place.CHANNEL else Place.DM
+        intro = f"<@{user}> branched a conversation from {picked}."
+        opener = partial(self._open, channel, intro, kind)
+        result = await self._flows.branch(source, user, opener, upto_message_id=ts)
+        if not result.ok:
+            await self._deps.ephemeral(channel, user, result.text)
+
+    # --- buttons -------------------------------------------------------------------------
+
+    async def confirm_end(self, body: dict[str, Any]) -> None:
+        user, channel, key = _who(body), _channel(body), await self._button_key(body)
+        if key is None:
+            return
+        place = self._places.place(key, user)
+        result = await self._flows.confirm_end(key, user, place)
+        if not result.ok:
+            await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
+
+    async def keep_going(self, body: dict[str, Any]) -> None:
+        user, channel, key = _who(body), _channel(body), await self._button_key(body)
+        if key is None:
+            return
+        result = await self._flows.keep_going(key, user)
+        _, thread_ts = key.place.split(":", 1)
+        await self._tell(channel, user, thread_ts)(result.text or KEEP_GOING_TEXT)
+
+    async def start_new(self, body: dict[str, Any]) -> None:
+        """ "Start a new conversation": a fresh thread (the assistant pane makes its own)."""
+        user, channel, (_, kind) = _who(body), _channel(body), _value(body)
+        if kind is Place.ASSISTANT:
+            await self._deps.ephemeral(channel, user, how_to_start_again(kind, ""))
+            return
+        intro = "New conversation." if kind is Place.DM else f"New conversation with <@{user}>."
+        opener = partial(self._open, channel, intro, kind)
+        result = await self._flows.start_new(PLATFORM, user, opener)
+        if not result.ok:
+            await self._deps.ephemeral(channel, user, result.text)
+
+    async def mistake(self, body: dict[str, Any]) -> None:
+        """ "This was a mistake": the person's feedback, on the record and in the mod-log."""
+        user, channel, (conversation_id, _) = _who(body), _channel(body), _value(body)
+        result = await self._flows.feedback(conversation_id, user, MISTAKE)
+        thread_ts = str((body.get("container") or {}).get("thread_ts") or "")
+        await self._tell(channel, user, thread_ts)(result.text or FEEDBACK_THANKS)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _open(
+        self, channel: str, text: str, kind: Place
+    ) -> tuple[ConversationKey, SlackPlace] | None:
+        """A new thread for a conversation: a first message of the app's own in `channel`."""
+        try:
+            response = await self._deps.client.chat_postMessage(channel=channel, text=text)
+        except SlackApiError as exc:
+            log.warning("could not open a thread in %s: %s", channel, exc.response.get("error"))
+            return None
+        key = thread_key(channel, str(response["ts"]))
+        self._places.remember(key, kind)
+        return key, self._places.place(key)
+
+    async def _button_key(self, body: dict[str, Any]) -> ConversationKey | None:
+        return await self._key_of(_value(body)[0])
+
+    async def _key_of(self, conversation_id: str) -> ConversationKey | None:
+        conversation = await self._flows.engine.get(conversation_id) if conversation_id else None
+        return conversation.key if conversation is not None else None
+
+    async def _is_moderator(self, user_id: str) -> bool:
+        """A configured admin id, or a workspace admin or owner (users.info)."""
+        if user_id in self._deps.settings.slack.admin_user_ids:
+            return True
+        try:
+            response = await self._deps.client.users_info(user=user_id)
+        except SlackApiError as exc:
+            log.warning("users.info for %s failed: %s", user_id, exc.response.get("error"))
+            return False
+        user = response.get("user") or {}
+        return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
+
+    async def _link(self, conversation: Conversation) -> str:
+        channel, thread_ts = conversation.key.place.split(":", 1)
+        return await self._deps.permalink(channel, thread_ts)
+
+
+def status_text(conversation: Conversation, link: str) -> str:
+    ladder = conversation.ladder
+    thread = f"<{link}|thread>" if link else "thread"
+    lines = [
+        f"*Conversation* `{conversation.id}` ({thread}), started by <@{conversation.user_id}>",
+        f"State: *{conversation.state}*; redirects: {ladder.redirects}; "
+        f"warned: {'yes' if ladder.warned else 'no'}; crisis: {'yes' if ladder.crisis else 'no'}",
+    ]
+    if ladder.ended:
+        lines.append(f"Ended by {ladder.ended_by}: {ladder.ended_reason}")
+    if conversation.branched_from:
+        lines.append(f"Branched from `{conversation.branched_from}`")
+    return "\n".join(lines)
+
+
+def audit_text(conversation: Conversation, events: list[AuditEvent]) -> str:
+    if not events:
+        return f"No events recorded for `{conversation.id}`."
+    shown = events[-AUDIT_LINES:]
+    lines = [f"*Audit trail* of `{conversation.id}` (last {len(shown)} of {len(events)}):"]
+    for event in shown:
+        detail = ", ".join(f"{k}={v}" for k, v in event.detail.items() if v not in ("", None))
+        when = event.at.strftime("%Y-%m-%d %H:%M:%S")
+        lines.append(
+            f"• {when} *{event.kind}* by {event.actor}" + (f": {escape(detail)}" if detail else "")
+        )
+    return "\n".join(lines)
+
+
+def _who(body: dict[str, Any]) -> str:
+    return str((body.get("user") or {}).get("id") or "")
+
+
+def _channel(body: dict[str, Any]) -> str:
+    channel = (body.get("channel") or {}).get("id")
+    return str(channel or (body.get("container") or {}).get("channel_id") or "")
+
+
+def _value(body: dict[str, Any]) -> tuple[str, Place]:
+    actions = body.get("actions") or [{}]
+    return parse_action_value(str(actions[0].get("value") or ""))
