@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.fakes.anthropic import text, tool
 from tests.fakes.slack import BOT_USER_ID
-from tests.fakes.slack_requests import event_callback, message
+from tests.fakes.slack_requests import button, event_callback, message
 from tests.platforms.slack.conftest import SlackHarness
 
 CHANNEL = "D0ALICE"
@@ -61,13 +59,18 @@ async def test_thinking_status_then_reply_then_title(harness: SlackHarness) -> N
     assert len(harness.slack.calls_to("assistant.threads.setTitle")) == 1  # only the first
 
 
-@pytest.mark.xfail(
-    reason="the model's user_requested end is now a proposal; the Slack adapter moves to bot.flows"
-)
 async def test_an_ended_assistant_thread_says_so(harness: SlackHarness) -> None:
     end = {"reason": "user_requested", "explanation": "asked"}
-    harness.claude.add(tool("end_conversation", end, text="Okay, ending our chat."))
+    harness.claude.add(tool("end_conversation", end, text="Okay."), text("Please confirm."))
     await harness.send.event(event_callback(said("please end this conversation", "1700000300.2")))
+    await harness.settle()
+    proposal = harness.slack.calls_to("chat.postMessage")[-1]
+    actions = next(b for b in proposal["blocks"] if b["type"] == "actions")
+    end_it = actions["elements"][0]
+    assert end_it["text"]["text"] == "End conversation"
+    await harness.send.interaction(
+        button(end_it["action_id"], end_it["value"], channel=CHANNEL, thread_ts=THREAD)
+    )
     await harness.settle()
     titles = [c["title"] for c in harness.slack.calls_to("assistant.threads.setTitle")]
     assert titles[-1] == "Ended conversation"
@@ -78,4 +81,4 @@ async def test_an_ended_assistant_thread_says_so(harness: SlackHarness) -> None:
     await harness.settle()
     [blocked] = harness.slack.calls_to("chat.postEphemeral")
     assert blocked["channel"] == CHANNEL and "new chat" in blocked["text"]
-    assert len(harness.claude.requests) == 1
+    assert len(harness.claude.requests) == 2  # the proposal's turn only

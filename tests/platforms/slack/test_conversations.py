@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from platforms.slack.translate import thread_key
+from platforms.slack.render import END_CONFIRM, action_value
+from platforms.slack.translate import Place, thread_key
 from tests.fakes.anthropic import error, text, tool
 from tests.fakes.slack import BOT_USER_ID, FakeSlack
-from tests.fakes.slack_requests import event_callback, mention, message
+from tests.fakes.slack_requests import button, event_callback, mention, message
 from tests.platforms.slack.conftest import SlackHarness
 
 THREAD = "1700000100.000100"
@@ -209,13 +210,14 @@ async def test_url_verification_is_answered(harness: SlackHarness) -> None:
     assert sent.status == 200 and "c-123" in sent.body
 
 
-@pytest.mark.xfail(
-    reason="the model's user_requested end is now a proposal; the Slack adapter moves to bot.flows"
-)
 async def test_each_poster_in_an_ended_thread_is_told_once(harness: SlackHarness) -> None:
-    end = {"reason": "user_requested", "explanation": "asked"}
-    harness.claude.add(tool("end_conversation", end, text="Ending."))
-    await harness.send.event(event_callback(mention("end this please", ts=THREAD)))
+    await harness.send.event(event_callback(mention("hi", ts=THREAD)))
+    harness.claude.add(text("Hello."))
+    await harness.settle()
+    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
+    assert conversation is not None
+    value = action_value(conversation.id, Place.CHANNEL)
+    await harness.send.interaction(button(END_CONFIRM, value, thread_ts=THREAD))
     await harness.settle()
     for n, user in enumerate(["U0ALICE", "U0BOB", "U0ALICE", "U0BOB"]):
         late = message("hi", ts=f"1700000100.{n + 500:06d}", thread_ts=THREAD, user=user)

@@ -1,0 +1,115 @@
+"""The core's flows through Slack end to end: the model's end proposal (only the starter may
+confirm it, and it lapses when they write on), and "delivered means kept" across a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from bot.conversation import Conversation
+from platforms.slack import SlackBot
+from platforms.slack.render import END_CANCEL, END_CONFIRM
+from platforms.slack.translate import thread_key
+from tests.fakes.anthropic import text, tool
+from tests.fakes.slack_requests import button, event_callback, mention, message
+from tests.platforms.slack.conftest import SlackHarness
+
+THREAD = "1700000100.000100"
+ASKED = {"reason": "user_requested", "explanation": "they asked to stop"}
+
+
+async def proposed(harness: SlackHarness) -> tuple[Conversation, dict[str, Any]]:
+    """Alice asks in words; the model proposes the end; the proposal is posted in the thread."""
+    harness.claude.add(tool("end_conversation", ASKED, text="Okay."), text("Confirm above."))
+    await harness.send.event(event_callback(mention("please end this", ts=THREAD)))
+    await harness.settle()
+    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
+    assert conversation is not None and conversation.state == "active"
+    assert conversation.ladder.end_proposed
+    proposal = next(c for c in harness.slack.calls_to("chat.postMessage") if "blocks" in c)
+    assert proposal["thread_ts"] == THREAD  # in the thread, for everyone to see
+    [actions] = [b for b in proposal["blocks"] if b["type"] == "actions"]
+    return conversation, {e["action_id"]: e for e in actions["elements"]}
+
+
+async def test_the_starter_confirms_the_models_proposal(harness: SlackHarness) -> None:
+    conversation, buttons = await proposed(harness)
+    assert [b["text"]["text"] for b in buttons.values()] == ["End conversation", "Keep talking"]
+    await harness.send.interaction(
+        button(END_CONFIRM, buttons[END_CONFIRM]["value"], thread_ts=THREAD)
+    )
+    await harness.settle()
+    after = await harness.runtime.engine.get(conversation.id)
+    assert after is not None and after.state == "ended"
+    final = harness.slack.calls_to("chat.postMessage")[-1]
+    assert "you asked to end it" in final["text"] and final["thread_ts"] == THREAD
+    labels = [
+        e["text"]["text"] for b in final["blocks"] if b["type"] == "actions" for e in b["elements"]
+    ]
+    assert labels == ["Start a new conversation", "This was a mistake"]  # usable: no lock
+    assert harness.slack.calls_to("reactions.add")[0]["timestamp"] == THREAD
+
+
+async def test_nobody_else_can_confirm_it(harness: SlackHarness) -> None:
+    conversation, buttons = await proposed(harness)
+    value = buttons[END_CONFIRM]["value"]
+    await harness.send.interaction(button(END_CONFIRM, value, user="U0MALLORY", thread_ts=THREAD))
+    await harness.settle()
+    [refusal] = harness.slack.calls_to("chat.postEphemeral")
+    assert refusal["user"] == "U0MALLORY" and "Only the person" in refusal["text"]
+    after = await harness.runtime.engine.get(conversation.id)
+    assert after is not None and after.state == "active"
+
+
+async def test_keep_talking_withdraws_it(harness: SlackHarness) -> None:
+    conversation, buttons = await proposed(harness)
+    await harness.send.interaction(
+        button(END_CANCEL, buttons[END_CANCEL]["value"], thread_ts=THREAD)
+    )
+    await harness.settle()
+    assert "goes on" in harness.slack.calls_to("chat.postEphemeral")[-1]["text"]
+    after = await harness.runtime.engine.get(conversation.id)
+    assert after is not None and after.state == "active" and not after.ladder.end_proposed
+
+
+async def test_the_proposal_lapses_when_the_person_writes_on(harness: SlackHarness) -> None:
+    conversation, _ = await proposed(harness)
+    harness.claude.add(text("Sure, go on."))
+    later = message("actually, one more question", ts="1700000100.000300", thread_ts=THREAD)
+    await harness.send.event(event_callback(later))
+    await harness.settle()
+    after = await harness.runtime.engine.get(conversation.id)
+    assert after is not None and after.state == "active" and not after.ladder.end_proposed
+    _, events = await harness.runtime.engine.record(conversation.id)
+    assert [e.kind for e in events if "proposal" in e.kind] == ["end_proposal_lapsed"]
+
+
+async def test_an_acknowledged_message_survives_a_kill(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack's 200 comes only after the core kept the message; a run that dies before
+    answering it leaves it to the next run, which answers it once."""
+    killed = asyncio.Event()
+
+    async def never(*_: object) -> None:
+        await killed.wait()  # the process "dies" before the answer: nothing is answered
+
+    monkeypatch.setattr(harness.bot.inbox, "_answer", never)
+    sent = await harness.send.event(event_callback(mention("are you there?", ts=THREAD)))
+    assert sent.status == 200
+    [kept] = await harness.runtime.engine.pending()
+    assert kept.text == "are you there?"
+    await harness.bot.drain(0)  # the dead run's work is gone
+    assert harness.claude.requests == []
+
+    harness.claude.add(text("Yes, here."))
+    restarted = SlackBot(harness.runtime.engine, harness.bot.deps.settings, harness.bot.deps.client)
+    assert await restarted.inbox.resume() == 1
+    await restarted.drain()
+    assert await harness.runtime.engine.pending() == []
+    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
+    assert conversation is not None
+    messages, _ = await harness.runtime.engine.record(conversation.id)
+    assert [m.text for m in messages] == ["are you there?", "Yes, here."]
