@@ -6,17 +6,18 @@ import asyncio
 import logging
 
 import aiohttp
+from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
 from bot.engine import Engine
 from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SlackSettings
-from platforms.slack.app import SlackBot, build_slack_app
+from platforms.slack.app import SlackBot
 from platforms.slack.client import build_client
 from platforms.slack.edge import HttpEdge, SocketEdge
 from platforms.slack.scopes import missing_scopes
 
-__all__ = ["SlackBot", "build_slack_app", "doctor", "run"]
+__all__ = ["SlackBot", "doctor", "run", "start_http"]
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
             "set QUITBOT_SLACK_HTTP_PORT to a free port"
         ) from exc
     log.info(
-        "Slack: listening for Events API, commands and interactivity on %s:%s%s",
+        "Slack: listening for events, commands and interactivity on %s:%s%s",
         host,
         port,
         EVENTS_PATH,
@@ -77,19 +78,14 @@ async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-async def start_http(bot: SlackBot, host: str, port: int) -> aiohttp.web.AppRunner:
+async def start_http(bot: SlackBot, host: str, port: int) -> web.AppRunner:
     """Serve the app's single endpoint; the caller cleans the runner up."""
-    from aiohttp import web
-
-    edge = HttpEdge(bot.app, _secret(bot.deps.settings.slack))
+    signing_secret = bot.deps.settings.slack.signing_secret
+    edge = HttpEdge(bot.app, signing_secret.get_secret_value() if signing_secret else "")
     runner = web.AppRunner(edge.web_app(EVENTS_PATH), handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
-
-
-def _secret(slack: SlackSettings) -> str:
-    return slack.signing_secret.get_secret_value() if slack.signing_secret else ""
 
 
 async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
@@ -128,27 +124,14 @@ async def doctor(settings: Settings) -> list[tuple[bool, str]]:
         except aiohttp.ClientError as exc:
             lines.append((False, f"Slack: could not reach {client.base_url} ({exc})"))
             return lines
-    lines.append(
-        (
-            True,
-            f"Slack: token works for workspace {response.get('team')} as @{response.get('user')}",
-        )
-    )
-    granted = str(
-        response.headers.get("x-oauth-scopes") or response.headers.get("X-OAuth-Scopes") or ""
-    )
-    missing = missing_scopes(granted)
-    if missing:
-        lines.append(
-            (
-                False,
-                f"Slack: missing scopes {', '.join(missing)}; add them to the app "
-                "(see deploy/slack-manifest.yml) and reinstall it",
-            )
-        )
-    else:
-        lines.append((True, "Slack: every needed scope is granted"))
-    return lines
+    team, user = response.get("team"), response.get("user")
+    lines.append((True, f"Slack: token works for workspace {team} as @{user}"))
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    missing = missing_scopes(str(headers.get("x-oauth-scopes") or ""))
+    if not missing:
+        return [*lines, (True, "Slack: every needed scope is granted")]
+    add = "add them to the app (see deploy/slack-manifest.yml) and reinstall it"
+    return [*lines, (False, f"Slack: missing scopes {', '.join(missing)}; {add}")]
 
 
 def _mode_check(slack: SlackSettings) -> tuple[bool, str]:

@@ -9,8 +9,6 @@ from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine import Engine
@@ -21,14 +19,7 @@ from platforms.slack.deps import Deps
 from platforms.slack.inbox import Inbox
 from platforms.slack.interact import Interactions
 from platforms.slack.place import SlackModLog, SlackPlaces
-from platforms.slack.render import (
-    BRANCH,
-    END,
-    END_CANCEL,
-    END_CONFIRM,
-    MISTAKE,
-    NEW_CONVERSATION,
-)
+from platforms.slack.render import BRANCH, END, END_CANCEL, END_CONFIRM, MISTAKE, NEW_CONVERSATION
 from platforms.slack.scopes import COMMAND
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock
 from platforms.slack.translate import PLATFORM, translate_assistant_thread, translate_event
@@ -80,7 +71,6 @@ class SlackBot:
             process_before_response=True,
             logger=logging.getLogger("platforms.slack.bolt"),
         )
-        app.middleware(self._skip_handled_retries)
         app.event("app_mention")(self._on_message)
         app.event("message")(self._on_message)
         app.event("assistant_thread_started")(self._on_assistant_thread)
@@ -94,20 +84,6 @@ class SlackBot:
         app.shortcut(BRANCH)(self._later(act.branch, "branch"))
         app.shortcut(END)(self._later(act.end_shortcut, "end shortcut"))
         return app
-
-    async def _skip_handled_retries(
-        self,
-        req: AsyncBoltRequest,
-        resp: BoltResponse,
-        next: Callable[[], Awaitable[BoltResponse]],
-    ) -> BoltResponse | None:
-        """A retry of a message already kept: acknowledge it and do nothing else."""
-        if req.headers.get("x-slack-retry-num"):
-            event = req.body.get("event") or {}
-            if self.inbox.seen(f"{event.get('channel')}:{event.get('ts')}"):
-                log.info("acknowledged Slack retry of %s", req.body.get("event_id"))
-                return BoltResponse(status=200, body="")
-        return await next()
 
     async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         self._learn(context)
@@ -138,10 +114,3 @@ class SlackBot:
 
 async def _nothing() -> None:
     """Events the app subscribes to but needs no action for (acknowledged by Bolt)."""
-
-
-def build_slack_app(
-    engine: Engine, settings: Settings, client: AsyncWebClient | None = None
-) -> AsyncApp:
-    """The Bolt app for quitbot; keep a `SlackBot` instead to drain its work on shutdown."""
-    return SlackBot(engine, settings, client).app

@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import aiohttp
-from slack_sdk.http_retry.async_handler import AsyncRetryHandler
-from slack_sdk.http_retry.builtin_async_handlers import AsyncConnectionErrorRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
 from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
@@ -18,7 +20,7 @@ from bot.settings import SlackSettings
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class RetryAfter(AsyncRetryHandler):
+class RetryAfter(AsyncRateLimitErrorRetryHandler):
     """On 429, wait exactly as long as Slack's `Retry-After` says, then try again.
 
     slack_sdk's own handler adds up to a second of jitter; waiting what Slack asked keeps
@@ -28,16 +30,6 @@ class RetryAfter(AsyncRetryHandler):
     def __init__(self, max_retry_count: int = 3, sleep: Sleep = asyncio.sleep) -> None:
         super().__init__(max_retry_count=max_retry_count)
         self._sleep = sleep
-
-    async def _can_retry_async(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        return response is not None and response.status_code == 429
 
     async def prepare_for_next_attempt_async(
         self,

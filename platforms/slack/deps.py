@@ -47,16 +47,12 @@ class Tasks:
             async with asyncio.timeout(grace):
                 while self._running:
                     await asyncio.gather(*self._running, return_exceptions=True)
-        except TimeoutError:
-            await self._cancel_all()
-        except asyncio.CancelledError:
-            await self._cancel_all()
-            raise
-
-    async def _cancel_all(self) -> None:
-        for task in self._running:
-            task.cancel()
-        await asyncio.gather(*self._running, return_exceptions=True)
+        except (TimeoutError, asyncio.CancelledError):
+            for task in self._running:
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+            if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise
 
 
 @dataclass
@@ -81,11 +77,7 @@ class Deps:
         """Tell one person something; logged, not raised, if Slack will not show it."""
         try:
             await self.client.chat_postEphemeral(
-                channel=channel,
-                user=user,
-                text=text,
-                blocks=blocks,
-                thread_ts=thread_ts or None,
+                channel=channel, user=user, text=text, blocks=blocks, thread_ts=thread_ts or None
             )
         except SlackApiError as exc:
             log.warning("could not show %s a notice in %s: %s", user, channel, _error(exc))

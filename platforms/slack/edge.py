@@ -47,85 +47,82 @@ class ListOf:
 
 
 Rule = tuple[type, ...] | Obj | ListOf  # a tuple: one of these JSON types
-STR, BOOL, INT = (str,), (bool,), (int,)
-_ANY_OBJ = Obj({})
+STR, ID = (str,), (str, dict)  # an id is text in events, an object {id, ...} in interactions
 
 
-def _names(words: str) -> list[str]:
-    return words.split()
-
-
-def _obj(required: str = "", **fields: Rule) -> Obj:
-    return Obj(fields, tuple(required.split()))
-
-
-_ID_OBJ = _obj(id=STR, team_id=STR, name=STR, domain=STR, enterprise_id=STR)
-# What Bolt's context building reads, at the top and inside `event`/`message`; `team`, `user`,
-# `channel` and `enterprise` are ids in events and objects in interactions.
-_CONTEXT: dict[str, Rule] = {
-    **dict.fromkeys(["team", "user", "channel", "enterprise"], (str, dict)),
-    **dict.fromkeys(
-        _names(
-            "type team_id user_id user_team channel_id thread_ts ts enterprise_id callback_id "
-            "command function_execution_id bot_access_token response_url"
-        ),
-        STR,
-    ),
-    **dict.fromkeys(["is_enterprise_install", "is_ext_shared_channel"], BOOL),
-    **dict.fromkeys(
-        _names("event message previous_message item assistant_thread container view function_data"),
-        _ANY_OBJ,
-    ),
-    "actions": ListOf(_obj(action_id=STR, block_id=STR, value=STR, type=STR)),
-    "response_urls": ListOf(_obj(response_url=STR)),
-    "authorizations": ListOf(
-        _obj(team_id=STR, user_id=STR, enterprise_id=STR, is_enterprise_install=BOOL)
-    ),
-}
-
-
-def _with_context(required: str = "", **fields: Rule) -> Obj:
-    return _obj(required, **{**_CONTEXT, **fields})
-
-
-_FILE = Obj(
-    {
-        **dict.fromkeys(_names("name title mimetype mode url_private url_private_download"), STR),
-        "size": INT,
+def _obj(
+    required: str = "",
+    *,
+    base: Mapping[str, Rule] | None = None,
+    text: str = "",
+    flags: str = "",
+    objects: str = "",
+    **fields: Rule,
+) -> Obj:
+    """An Obj from `base` and space-separated names: `text` fields, boolean `flags`, nested
+    `objects`; then `fields`, each with its own rule."""
+    rules: dict[str, Rule] = {
+        **(base or {}),
+        **dict.fromkeys(text.split(), STR),
+        **dict.fromkeys(flags.split(), (bool,)),
+        **dict.fromkeys(objects.split(), Obj({})),
+        **fields,
     }
-)
-_MESSAGE_FIELDS: dict[str, Rule] = {
-    **dict.fromkeys(
-        _names("user channel team text subtype bot_id parent_user_id channel_type"), STR
+    return Obj(rules, tuple(required.split()))
+
+
+_ID_OBJ = _obj(text="id team_id name domain enterprise_id")
+# What Bolt's context building reads, at the top and inside `event` or `message`.
+_CONTEXT = _obj(
+    text="type team_id user_id user_team channel_id thread_ts ts enterprise_id callback_id "
+    "command function_execution_id bot_access_token response_url",
+    flags="is_enterprise_install is_ext_shared_channel",
+    objects="event message previous_message item assistant_thread container view function_data",
+    team=ID,
+    user=ID,
+    channel=ID,
+    enterprise=ID,
+    actions=ListOf(_obj(text="action_id block_id value type")),
+    response_urls=ListOf(_obj(text="response_url")),
+    authorizations=ListOf(
+        _obj(text="team_id user_id enterprise_id", flags="is_enterprise_install")
     ),
-    "files": ListOf(_FILE),
-}
-_MESSAGE = Obj({**_CONTEXT, **_MESSAGE_FIELDS})
-_EVENT = Obj(
-    {**_MESSAGE.fields, "message": _MESSAGE, "previous_message": _MESSAGE, "item": Obj(_CONTEXT)},
-    ("type",),
+).fields
+_FILE = _obj(text="name title mimetype mode url_private url_private_download", size=(int,))
+_MESSAGE = _obj(
+    base=_CONTEXT,
+    text="user channel team text subtype bot_id parent_user_id channel_type",
+    files=ListOf(_FILE),
 )
 _BY_TYPE = {
-    "event_callback": _with_context("event event_id team_id", event=_EVENT, event_id=STR),
-    "url_verification": _obj("challenge", challenge=STR),
+    "event_callback": _obj(
+        "event event_id team_id",
+        base=_CONTEXT,
+        event=Obj(
+            {**_MESSAGE.fields, "message": _MESSAGE, "previous_message": _MESSAGE}, ("type",)
+        ),
+    ),
+    "url_verification": _obj("challenge", text="challenge"),
     # https://docs.slack.dev/reference/interaction-payloads/block_actions-payload
-    "block_actions": _with_context(
+    "block_actions": _obj(
         "user actions",
+        base=_CONTEXT,
         user=_ID_OBJ,
         channel=_ID_OBJ,
         message=_MESSAGE,
-        container=_obj(message_ts=STR, channel_id=STR, thread_ts=STR, is_ephemeral=BOOL),
-        actions=ListOf(_obj("action_id", action_id=STR, value=STR, block_id=STR), min_items=1),
+        container=_obj(text="message_ts channel_id thread_ts", flags="is_ephemeral"),
+        actions=ListOf(_obj("action_id", text="action_id value block_id"), min_items=1),
     ),
     # https://api.slack.com/reference/interaction-payloads/shortcuts (message shortcuts)
-    "message_action": _with_context(
+    "message_action": _obj(
         "callback_id user channel message",
+        base=_CONTEXT,
         user=_ID_OBJ,
         channel=_ID_OBJ,
         message=Obj(_MESSAGE.fields, ("ts",)),
-        message_ts=STR,
     ),
 }
+_ANY = Obj(_CONTEXT)
 # A slash command is form-encoded, so every value is a string; only its names are checked.
 _COMMAND = _obj("command user_id channel_id")
 
@@ -137,9 +134,7 @@ def problem(body: Any) -> str | None:
     if "command" in body:
         return _check(body, _COMMAND, "")
     kind = body.get("type")
-    return _check(
-        body, _BY_TYPE.get(kind, _with_context()) if isinstance(kind, str) else _with_context(), ""
-    )
+    return _check(body, _BY_TYPE.get(kind, _ANY) if isinstance(kind, str) else _ANY, "")
 
 
 def _check(value: Any, rule: Rule, path: str) -> str | None:

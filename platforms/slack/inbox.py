@@ -13,13 +13,13 @@ from functools import partial
 import aiohttp
 from slack_sdk.errors import SlackApiError
 
+from bot.context import IMAGE_TYPES
 from bot.conversation import Attachment, ConversationKey, Inbound
 from bot.flows import Flows
 from platforms.recent import Recent
 from platforms.slack.deps import Deps
-from platforms.slack.files import fetch_attachments
 from platforms.slack.place import SlackPlace, SlackPlaces, set_title
-from platforms.slack.translate import PLATFORM, AssistantThread, Place, SlackMessage
+from platforms.slack.translate import PLATFORM, AssistantThread, FileRef, Place, SlackMessage
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,12 @@ KNOWN_REMEMBERED = 50_000
 # Slack retries and the second event of a mention: dropped cheaply; the core dedupes durably.
 SEEN_REMEMBERED = 10_000
 
-# What to do once a message is accepted: called with whether it starts its thread's
-# conversation (True), continues one (False), or is not for the app at all (None: skipped).
-Answer = Callable[[bool], Awaitable[None]]
-
 
 @dataclass(eq=False, slots=True)
 class _Entry:
-    answer: Answer
+    # Called once accepted says whether the message starts its thread's conversation
+    # (True) or continues one (False); None: it is not for the app, nothing is called.
+    answer: Callable[[bool], Awaitable[None]]
     accepted: asyncio.Future[bool | None]
     mentioned: bool  # a mention: the thread will hold a conversation once it is answered
 
@@ -111,7 +109,7 @@ class Inbox:
         return True
 
     def _queue(
-        self, key: ConversationKey, answer: Answer, mentioned: bool = False
+        self, key: ConversationKey, answer: Callable[[bool], Awaitable[None]], mentioned: bool
     ) -> asyncio.Future[bool | None]:
         """Put work last in its thread's queue (synchronously); it runs after every earlier
         entry of that thread, once the returned future says whether it was accepted."""
@@ -140,14 +138,8 @@ class Inbox:
 
     async def _answer(self, message: SlackMessage, first: bool) -> None:
         attachments = await self._attachments(message) if message.files else ()
-        place = SlackPlace(
-            self._deps,
-            message.channel,
-            message.thread_ts,
-            message.place,
-            message.user_id,
-            message.team_id,
-        )
+        m = message
+        place = SlackPlace(self._deps, m.channel, m.thread_ts, m.place, m.user_id, m.team_id)
         outcome = await self._flows.converse(message.inbound(attachments), place)
         if outcome.conversation is not None:
             self._known.add(message.key.place)
@@ -155,13 +147,11 @@ class Inbox:
                 await set_title(self._deps, message.channel, message.thread_ts, _title(message))
 
     async def _attachments(self, message: SlackMessage) -> tuple[Attachment, ...]:
-        limit = self._deps.settings.slack.max_attachment_bytes
+        limit, token = self._deps.settings.slack.max_attachment_bytes, self._deps.token
         if self._deps.session is not None:
-            return await fetch_attachments(
-                self._deps.session, self._deps.token, message.files, limit
-            )
+            return await fetch_attachments(self._deps.session, token, message.files, limit)
         async with aiohttp.ClientSession() as session:
-            return await fetch_attachments(session, self._deps.token, message.files, limit)
+            return await fetch_attachments(session, token, message.files, limit)
 
     async def resume(self) -> int:
         """Queue what a previous run received but never answered (it was killed), ahead of
@@ -170,7 +160,7 @@ class Inbox:
         for inbound in pending:
             place = self._places.place(inbound.key, inbound.user_id)
             answer = partial(self._converse, inbound, place)
-            self._queue(inbound.key, answer).set_result(False)
+            self._queue(inbound.key, answer, False).set_result(False)
         return len(pending)
 
     async def _converse(self, inbound: Inbound, place: SlackPlace, first: bool) -> None:
@@ -179,14 +169,12 @@ class Inbox:
     async def greet(self, thread: AssistantThread) -> None:
         """A new assistant thread: a greeting and a few suggested prompts."""
         self._places.remember(thread.key, Place.ASSISTANT)
-        client = self._deps.client
-        await client.chat_postMessage(
-            channel=thread.channel, thread_ts=thread.thread_ts, text=GREETING
-        )
+        client, channel, thread_ts = self._deps.client, thread.channel, thread.thread_ts
+        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=GREETING)
         prompts = [{"title": title, "message": text} for title, text in SUGGESTED_PROMPTS]
         try:
             await client.assistant_threads_setSuggestedPrompts(
-                channel_id=thread.channel, thread_ts=thread.thread_ts, prompts=prompts
+                channel_id=channel, thread_ts=thread_ts, prompts=prompts
             )
         except SlackApiError as exc:
             log.info("could not suggest prompts: %s", exc.response.get("error"))
@@ -195,3 +183,47 @@ class Inbox:
 def _title(message: SlackMessage) -> str:
     line = " ".join(message.text.split())
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+# --- files shared with a message: text read up to a limit, images fetched for Claude ---
+
+# The Messages API accepts images up to 5 MB.
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+_TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml"})
+
+
+def wanted_bytes(file: FileRef, max_text_bytes: int) -> int:
+    """How much of a file to download: a text file's head, a whole image, or nothing."""
+    if file.media_type.startswith("text/") or file.media_type in _TEXT_TYPES:
+        return max_text_bytes
+    if file.media_type in IMAGE_TYPES and 0 < file.size <= MAX_IMAGE_BYTES:
+        return file.size
+    return 0
+
+
+async def fetch_attachments(
+    session: aiohttp.ClientSession, token: str, files: tuple[FileRef, ...], max_text_bytes: int
+) -> tuple[Attachment, ...]:
+    """Download what Claude can use; a file that cannot be fetched is still named."""
+    attachments = []
+    for file in files:
+        limit = wanted_bytes(file, max_text_bytes)
+        data = await _download(session, token, file, limit) if limit else b""
+        attachments.append(Attachment(file.name, file.media_type, data, file.size or len(data)))
+    return tuple(attachments)
+
+
+async def _download(session: aiohttp.ClientSession, token: str, file: FileRef, limit: int) -> bytes:
+    try:
+        async with session.get(
+            file.url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=True
+        ) as response:
+            response.raise_for_status()
+            if "text/html" in response.headers.get("Content-Type", ""):
+                # Slack answers a missing files:read scope with its login page, not an error.
+                log.warning("could not download %s: is the files:read scope granted?", file.name)
+                return b""
+            return await response.content.read(limit)
+    except (aiohttp.ClientError, TimeoutError) as exc:  # the message goes on without it
+        log.warning("could not download %s: %s", file.name, exc)
+        return b""

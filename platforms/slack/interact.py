@@ -4,18 +4,26 @@ translated into one call of the core's flows; a refusal is shown to that person 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.conversation import AuditEvent, Conversation, ConversationKey
-from bot.flows import REFUSAL_TEXT, Flows, Refusal
+from bot.flows import Flows, Refusal, Result
 from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
 from platforms.slack.deps import Deps
 from platforms.slack.place import SlackPlace, SlackPlaces
 from platforms.slack.render import escape, how_to_start_again, parse_action_value, render_notice
-from platforms.slack.translate import PLATFORM, Place, key_from_link, parse_command, thread_key
+from platforms.slack.translate import (
+    PLATFORM,
+    Place,
+    key_from_link,
+    parse_command,
+    split_key,
+    thread_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +42,15 @@ NO_TARGET = (
 )
 MISTAKE = "This was a mistake"
 AUDIT_LINES = 30
-
-
-class Tell(Protocol):
-    """Answer one person, visible to them only."""
-
-    async def __call__(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None: ...
+Tell = Callable[..., Awaitable[None]]  # (text, blocks=None): to one person, privately
 
 
 class Interactions:
     def __init__(self, deps: Deps, flows: Flows, places: SlackPlaces) -> None:
-        self._deps = deps
-        self._flows = flows
-        self._places = places
+        self._deps, self._flows, self._places = deps, flows, places
 
     def _tell(self, channel: str, user: str, thread_ts: str = "") -> Tell:
         return partial(self._deps.ephemeral, channel, user, thread_ts=thread_ts)
-
-    # --- /quitbot ----------------------------------------------------------------------
 
     async def command(self, payload: dict[str, Any]) -> None:
         """One `/quitbot` invocation, already acknowledged; every answer is ephemeral."""
@@ -60,54 +59,46 @@ class Interactions:
         tell = self._tell(str(payload.get("channel_id")), user)
         target: ConversationKey | str = key_from_link(command.target) or command.target
         if command.verb == "end":
-            if not command.target:
-                await tell(NO_TARGET)
-            else:
-                await self._ask_to_end(target, user, tell)
+            await (self._ask_to_end(target, user, tell) if command.target else tell(NO_TARGET))
             return
         if command.verb not in {"reopen", "status", "audit"}:
             await tell(HELP)
             return
         moderator = await self._is_moderator(user)
+        result: Result
         if command.verb == "reopen":
             result = await self._flows.reopen(target, user, command.note, is_moderator=moderator)
-        elif command.verb == "status":
-            result = await self._flows.status(target, is_moderator=moderator)
         else:
-            result = await self._flows.audit(target, is_moderator=moderator)
-        if not moderator:
-            log.info("refused /quitbot %s to %s: not a moderator", command.verb, user)
-        if result.conversation is None or not result.ok:
+            result = await getattr(self._flows, command.verb)(target, is_moderator=moderator)
+        found = result.conversation
+        if found is None or not result.ok:
             await tell(result.text)
         elif command.verb == "reopen":
-            await tell(f"Reopened `{result.conversation.id}`. {result.problem}".strip())
+            await tell(f"Reopened `{found.id}`. {result.problem}".strip())
         elif command.verb == "status":
-            await tell(status_text(result.conversation, await self._link(result.conversation)))
+            await tell(status_text(found, await self._deps.permalink(*split_key(found.key))))
         else:
-            await tell(audit_text(result.conversation, list(result.events)))
+            await tell(audit_text(found, list(result.events)))
 
     async def _ask_to_end(self, target: ConversationKey | str, user: str, tell: Tell) -> None:
         key = target if isinstance(target, ConversationKey) else await self._key_of(target)
-        if key is None:
-            await tell(REFUSAL_TEXT[Refusal.NOT_FOUND])
-            return
-        result = await self._flows.ask_to_end(key, user)
+        result = (
+            await self._flows.ask_to_end(key, user) if key else Result(refusal=Refusal.NOT_FOUND)
+        )
         if result.conversation is None or not result.ok:
             await tell(result.text)
             return
         for notice in result.notices:
-            kind = self._places.kind(key)
+            kind = self._places.kind(result.conversation.key)
             await tell(*render_notice(notice, kind, self._deps.bot_user_id, result.conversation.id))
 
-    # --- message shortcuts ---------------------------------------------------------------
-
     async def end_shortcut(self, body: dict[str, Any]) -> None:
-        """ "End this conversation": works inside a thread, where no slash command runs.
-        The message it was used on names the thread (its `thread_ts`, or its own `ts`)."""
+        """ "End this conversation", a message shortcut: it works inside a thread, where no
+        slash command runs. Its message names the thread (its `thread_ts`, or its own `ts`)."""
         user, channel, message = _who(body), _channel(body), body.get("message") or {}
         thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
-        key = thread_key(channel, thread_ts)
-        await self._ask_to_end(key, user, self._tell(channel, user, thread_ts))
+        tell = self._tell(channel, user, thread_ts)
+        await self._ask_to_end(thread_key(channel, thread_ts), user, tell)
 
     async def branch(self, body: dict[str, Any]) -> None:
         """ "Branch from here": a new thread carrying the history up to the chosen message."""
@@ -117,30 +108,24 @@ class Interactions:
         link = await self._deps.permalink(channel, ts)
         picked = f"<{link}|this message>" if link else "an earlier message"
         kind = Place.CHANNEL if self._places.kind(source) is Place.CHANNEL else Place.DM
-        intro = f"<@{user}> branched a conversation from {picked}."
-        opener = partial(self._open, channel, intro, kind)
-        result = await self._flows.branch(source, user, opener, upto_message_id=ts)
+        opener = partial(self._open, channel, f"<@{user}> branched a conversation from {picked}.")
+        result = await self._flows.branch(source, user, partial(opener, kind), upto_message_id=ts)
         if not result.ok:
             await self._deps.ephemeral(channel, user, result.text)
 
-    # --- buttons -------------------------------------------------------------------------
-
     async def confirm_end(self, body: dict[str, Any]) -> None:
-        user, channel, key = _who(body), _channel(body), await self._button_key(body)
-        if key is None:
-            return
-        place = self._places.place(key, user)
-        result = await self._flows.confirm_end(key, user, place)
-        if not result.ok:
-            await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
+        user, channel, key = _who(body), _channel(body), await self._key_of(_value(body)[0])
+        if key is not None:
+            place = self._places.place(key, user)
+            result = await self._flows.confirm_end(key, user, place)
+            if not result.ok:
+                await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
 
     async def keep_going(self, body: dict[str, Any]) -> None:
-        user, channel, key = _who(body), _channel(body), await self._button_key(body)
-        if key is None:
-            return
-        result = await self._flows.keep_going(key, user)
-        _, thread_ts = key.place.split(":", 1)
-        await self._tell(channel, user, thread_ts)(result.text or KEEP_GOING_TEXT)
+        user, channel, key = _who(body), _channel(body), await self._key_of(_value(body)[0])
+        if key is not None:
+            result = await self._flows.keep_going(key, user)
+            await self._tell(channel, user, split_key(key)[1])(result.text or KEEP_GOING_TEXT)
 
     async def start_new(self, body: dict[str, Any]) -> None:
         """ "Start a new conversation": a fresh thread (the assistant pane makes its own)."""
@@ -149,8 +134,9 @@ class Interactions:
             await self._deps.ephemeral(channel, user, how_to_start_again(kind, ""))
             return
         intro = "New conversation." if kind is Place.DM else f"New conversation with <@{user}>."
-        opener = partial(self._open, channel, intro, kind)
-        result = await self._flows.start_new(PLATFORM, user, opener)
+        result = await self._flows.start_new(
+            PLATFORM, user, partial(self._open, channel, intro, kind)
+        )
         if not result.ok:
             await self._deps.ephemeral(channel, user, result.text)
 
@@ -160,8 +146,6 @@ class Interactions:
         result = await self._flows.feedback(conversation_id, user, MISTAKE)
         thread_ts = str((body.get("container") or {}).get("thread_ts") or "")
         await self._tell(channel, user, thread_ts)(result.text or FEEDBACK_THANKS)
-
-    # --- helpers -------------------------------------------------------------------------
 
     async def _open(
         self, channel: str, text: str, kind: Place
@@ -176,9 +160,6 @@ class Interactions:
         self._places.remember(key, kind)
         return key, self._places.place(key)
 
-    async def _button_key(self, body: dict[str, Any]) -> ConversationKey | None:
-        return await self._key_of(_value(body)[0])
-
     async def _key_of(self, conversation_id: str) -> ConversationKey | None:
         conversation = await self._flows.engine.get(conversation_id) if conversation_id else None
         return conversation.key if conversation is not None else None
@@ -188,21 +169,15 @@ class Interactions:
         if user_id in self._deps.settings.slack.admin_user_ids:
             return True
         try:
-            response = await self._deps.client.users_info(user=user_id)
+            user = (await self._deps.client.users_info(user=user_id)).get("user") or {}
         except SlackApiError as exc:
             log.warning("users.info for %s failed: %s", user_id, exc.response.get("error"))
             return False
-        user = response.get("user") or {}
         return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
-
-    async def _link(self, conversation: Conversation) -> str:
-        channel, thread_ts = conversation.key.place.split(":", 1)
-        return await self._deps.permalink(channel, thread_ts)
 
 
 def status_text(conversation: Conversation, link: str) -> str:
-    ladder = conversation.ladder
-    thread = f"<{link}|thread>" if link else "thread"
+    ladder, thread = conversation.ladder, f"<{link}|thread>" if link else "thread"
     lines = [
         f"*Conversation* `{conversation.id}` ({thread}), started by <@{conversation.user_id}>",
         f"State: *{conversation.state}*; redirects: {ladder.redirects}; "
@@ -223,9 +198,8 @@ def audit_text(conversation: Conversation, events: list[AuditEvent]) -> str:
     for event in shown:
         detail = ", ".join(f"{k}={v}" for k, v in event.detail.items() if v not in ("", None))
         when = event.at.strftime("%Y-%m-%d %H:%M:%S")
-        lines.append(
-            f"• {when} *{event.kind}* by {event.actor}" + (f": {escape(detail)}" if detail else "")
-        )
+        said = f": {escape(detail)}" if detail else ""
+        lines.append(f"• {when} *{event.kind}* by {event.actor}{said}")
     return "\n".join(lines)
 
 

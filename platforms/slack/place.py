@@ -12,7 +12,7 @@ from bot.notices import Notice, NoticeKind
 from bot.ports import ModLogEntry, ModLogKind
 from platforms.slack.deps import Deps
 from platforms.slack.render import ENDED_REACTION, ENDED_TITLE, escape, render_notice
-from platforms.slack.stream import SlackReply, Target
+from platforms.slack.stream import SlackReply
 from platforms.slack.translate import Place, split_key
 
 log = logging.getLogger(__name__)
@@ -31,12 +31,13 @@ class SlackPlace:
     user_id: str = ""
     team_id: str = ""
 
+    @property
+    def recipient_team_id(self) -> str:
+        return self.team_id or self.deps.team_id
+
     def reply(self) -> SlackReply:
-        target = Target(
-            self.channel, self.thread_ts, self.user_id, self.team_id or self.deps.team_id, self.kind
-        )
         d = self.deps
-        return SlackReply(d.client, target, d.support, clock=d.clock, interval=d.interval)
+        return SlackReply(d.client, self, d.support, d.clock, d.interval)
 
     async def post(self, notice: Notice, conversation: Conversation | None) -> str:
         text, blocks = self._render(notice, conversation)

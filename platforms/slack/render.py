@@ -171,55 +171,44 @@ def _section(mrkdwn: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn[:_SECTION_LIMIT]}}
 
 
-_WARNING_CONTEXT = "Continuing this way will end the conversation."
+def _context(mrkdwn: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn}]}
 
 
 def _warning(text: str) -> Blocks:
     return [
         _section(f":warning: *Warning*\n{escape(text)}"),
-        {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": _WARNING_CONTEXT}],
-        },
+        _context("Continuing this way will end the conversation."),
     ]
 
 
 def _end(
     notice: Notice, place: Place, bot_user_id: str, conversation_id: str
 ) -> tuple[str, Blocks]:
+    """The final notice. Slack cannot lock a thread, so its buttons stay usable there."""
     again = how_to_start_again(place, bot_user_id)
-    value = action_value(conversation_id, place)
     blocks: Blocks = [
         {"type": "header", "text": {"type": "plain_text", "text": "Conversation ended"}},
         _section(escape(notice.text)),
     ]
     if notice.resources:
         blocks.append(_section(f":sos: {escape(notice.resources)}"))
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": again}]})
-    blocks.append(
-        {
-            "type": "actions",
-            "block_id": "quitbot_end",
-            "elements": [
-                _button("Start a new conversation", NEW_CONVERSATION, value, "primary"),
-                _button("This was a mistake", MISTAKE, value),
-            ],
-        }
-    )
+    value = action_value(conversation_id, place)
+    new, mistake = ("Start a new conversation", NEW_CONVERSATION), ("This was a mistake", MISTAKE)
+    blocks += [_context(again), _actions("quitbot_end", value, new, mistake, style="primary")]
     text = " ".join(part for part in (notice.text, notice.resources, again) if part)
     return text, blocks
 
 
-def _button(label: str, action_id: str, value: str, style: str = "") -> dict[str, Any]:
-    button: dict[str, Any] = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": label},
-        "action_id": action_id,
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
+def _actions(block_id: str, value: str, *buttons: tuple[str, str], style: str) -> dict[str, Any]:
+    """A row of buttons carrying one value; the first one has `style`."""
+    elements = []
+    for index, (label, action_id) in enumerate(buttons):
+        button = {"type": "button", "text": {"type": "plain_text", "text": label}}
+        elements.append({**button, "action_id": action_id, "value": value})
+        if index == 0:
+            elements[0]["style"] = style
+    return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
 def action_value(conversation_id: str, place: Place) -> str:
@@ -235,14 +224,8 @@ def parse_action_value(value: str) -> tuple[str, Place]:
 def _confirm_end(text: str, value: str) -> Blocks:
     """The end confirmation: for the end command (shown privately) and for the model's
     proposal (in the thread); the core lets only the person who started it confirm."""
+    end, keep = ("End conversation", END_CONFIRM), ("Keep talking", END_CANCEL)
     return [
         _section(escape(text)),
-        {
-            "type": "actions",
-            "block_id": "quitbot_end_confirm",
-            "elements": [
-                _button("End conversation", END_CONFIRM, value, "danger"),
-                _button("Keep talking", END_CANCEL, value),
-            ],
-        },
+        _actions("quitbot_end_confirm", value, end, keep, style="danger"),
     ]

@@ -12,9 +12,9 @@ so tests never sleep.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
@@ -22,6 +22,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from platforms.slack.render import MESSAGE_LIMIT, STREAM_APPEND_LIMIT, split_text, to_mrkdwn
 from platforms.slack.translate import Place
+
+if TYPE_CHECKING:
+    from platforms.slack.place import SlackPlace
 
 log = logging.getLogger(__name__)
 
@@ -44,45 +47,11 @@ STREAMING_UNAVAILABLE = frozenset(
 FIRST_RENDER_CHARS = 256
 
 
-class Throttle:
-    """Says when enough time has passed to render again; the first render is due at once."""
-
-    def __init__(self, interval: float, clock: Clock) -> None:
-        self._interval = interval
-        self._clock = clock
-        self._last: float | None = None
-
-    def due(self) -> bool:
-        return self._last is None or self._clock() - self._last >= self._interval
-
-    def mark(self) -> None:
-        self._last = self._clock()
-
-
 @dataclass
 class StreamingSupport:
     """Whether this workspace accepts chat streaming; learnt once, shared by every reply."""
 
     enabled: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where a reply goes and who it answers (streaming in channels needs the recipient)."""
-
-    channel: str
-    thread_ts: str
-    user_id: str
-    team_id: str
-    place: Place
-
-
-@dataclass
-class _Messages:
-    """The fallback: the reply as a row of ordinary messages, each edited in place."""
-
-    ts: list[str] = field(default_factory=list)
-    shown: list[str] = field(default_factory=list)
 
 
 class SlackReply:
@@ -91,35 +60,36 @@ class SlackReply:
     def __init__(
         self,
         client: AsyncWebClient,
-        target: Target,
+        target: SlackPlace,  # where the reply goes and whom it answers
         support: StreamingSupport,
-        *,
-        clock: Clock = time.monotonic,
+        clock: Clock,
         interval: float = DEFAULT_INTERVAL,
     ) -> None:
-        self._client = client
-        self._target = target
-        self._support = support
-        self._throttle = Throttle(interval, clock)
+        self._client, self._target, self._support = client, target, support
+        self._clock, self._interval = clock, interval
+        self._rendered_at: float | None = None
         self._text = ""  # everything the model said so far
         self._sent = 0  # how much of it went into streams
         self._stream: AsyncChatStream | None = None
         self._stream_size = 0
         self._first_ts = ""
-        self._messages: _Messages | None = None
+        # The fallback: the reply as a row of ordinary messages, each edited in place.
+        self._posted: list[str] | None = None  # their ts
+        self._shown: list[str] = []  # what each shows now
         self._status_shown = False
 
     async def thinking(self) -> None:
-        if self._target.place is Place.ASSISTANT:
+        if self._target.kind is Place.ASSISTANT:
             await self._set_status(THINKING_STATUS)
             self._status_shown = True
 
     async def text(self, delta: str) -> None:
         if not self._text:
-            self._throttle.mark()  # the first render waits for more text, as below
+            self._rendered_at = self._clock()  # the first render waits for more text, as below
         self._text += delta
-        shown = self._first_ts or self._messages is not None
-        if self._throttle.due() or (not shown and len(self._text) >= FIRST_RENDER_CHARS):
+        due = self._rendered_at is None or self._clock() - self._rendered_at >= self._interval
+        shown = self._first_ts or self._posted is not None
+        if due or (not shown and len(self._text) >= FIRST_RENDER_CHARS):
             await self._render()
 
     async def done(self) -> str:
@@ -135,8 +105,8 @@ class SlackReply:
     # --- rendering ---------------------------------------------------------------------
 
     async def _render(self, final: bool = False) -> None:
-        self._throttle.mark()
-        if self._messages is None and self._support.enabled:
+        self._rendered_at = self._clock()
+        if self._posted is None and self._support.enabled:
             try:
                 if final and not self._first_ts and len(self._text) <= STREAM_APPEND_LIMIT:
                     await self._post_whole()
@@ -150,9 +120,7 @@ class SlackReply:
     async def _post_whole(self) -> None:
         """A reply complete before its first render needs no stream: one message says it."""
         response = await self._client.chat_postMessage(
-            channel=self._target.channel,
-            thread_ts=self._target.thread_ts,
-            markdown_text=self._text,
+            channel=self._target.channel, thread_ts=self._target.thread_ts, markdown_text=self._text
         )
         self._first_ts = str(response["ts"])
         self._sent = len(self._text)
@@ -180,18 +148,15 @@ class SlackReply:
             await self._stream.stop()
             self._stream = None
         if self._stream is None:
-            self._stream = await self._open_stream()
+            self._stream = await self._client.chat_stream(
+                channel=self._target.channel,
+                thread_ts=self._target.thread_ts,
+                recipient_team_id=self._target.recipient_team_id or None,
+                recipient_user_id=self._target.user_id,
+                buffer_size=1,  # the throttle decides when to send, not the helper's buffer
+            )
             self._stream_size = 0
         return self._stream
-
-    async def _open_stream(self) -> AsyncChatStream:
-        return await self._client.chat_stream(
-            channel=self._target.channel,
-            thread_ts=self._target.thread_ts,
-            recipient_team_id=self._target.team_id or None,
-            recipient_user_id=self._target.user_id,
-            buffer_size=1,  # the throttle decides when to send, not the helper's buffer
-        )
 
     def _fall_back(self, exc: SlackApiError) -> None:
         error = str(exc.response.get("error") if exc.response is not None else exc)
@@ -207,27 +172,24 @@ class SlackReply:
         else:
             log.warning("Slack stream %s failed (%s); finishing it by editing", started, error)
         self._stream = None
-        self._messages = _Messages(ts=[started] if started else [], shown=[""] if started else [])
-        if started:
-            self._first_ts = self._first_ts or started
+        self._posted, self._shown = ([started], [""]) if started else ([], [])
+        self._first_ts = self._first_ts or (started or "")
 
     async def _show_messages(self) -> None:
-        messages = self._messages = self._messages or _Messages()
+        posted = self._posted = self._posted if self._posted is not None else []
+        channel, thread_ts = self._target.channel, self._target.thread_ts
         for index, piece in enumerate(split_text(self._text, MESSAGE_LIMIT)):
             body = to_mrkdwn(piece)
-            if index < len(messages.ts):
-                if messages.shown[index] != body:
-                    await self._client.chat_update(
-                        channel=self._target.channel, ts=messages.ts[index], text=body
-                    )
-                    messages.shown[index] = body
-                continue
-            response = await self._client.chat_postMessage(
-                channel=self._target.channel, thread_ts=self._target.thread_ts, text=body
-            )
-            messages.ts.append(str(response["ts"]))
-            messages.shown.append(body)
-        self._first_ts = self._first_ts or (messages.ts[0] if messages.ts else "")
+            if index >= len(posted):
+                response = await self._client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, text=body
+                )
+                posted.append(str(response["ts"]))
+                self._shown.append(body)
+            elif self._shown[index] != body:
+                await self._client.chat_update(channel=channel, ts=posted[index], text=body)
+                self._shown[index] = body
+        self._first_ts = self._first_ts or (posted[0] if posted else "")
 
     async def _set_status(self, status: str) -> None:
         try:

@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from bot.conversation import Attachment, ConversationKey, Inbound
+from bot.conversation import storable as safe  # lone UTF-16 surrogates cannot be stored
 
 PLATFORM = "slack"
 
@@ -153,15 +154,6 @@ def _files(event: dict[str, Any]) -> list[FileRef]:
             )
         )
     return refs
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def safe(text: str) -> str:
-    """Text that can be stored: JSON may carry a lone UTF-16 surrogate (`"\\ud800"`), which
-    no UTF-8 encoder accepts (SQLite's insert raises UnicodeEncodeError); it becomes U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text)
 
 
 def plain_text(text: str) -> str:

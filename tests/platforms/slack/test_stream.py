@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aiohttp
 import pytest
@@ -11,10 +12,20 @@ import pytest_asyncio
 from bot.settings import SlackSettings
 from platforms.slack.client import build_client
 from platforms.slack.render import MESSAGE_LIMIT
-from platforms.slack.stream import FIRST_RENDER_CHARS, SlackReply, StreamingSupport, Target
+from platforms.slack.stream import FIRST_RENDER_CHARS, SlackReply, StreamingSupport
 from platforms.slack.translate import Place
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.platforms.slack.conftest import Clock
+
+
+@dataclass(frozen=True)
+class Target:
+    channel: str
+    thread_ts: str
+    user_id: str
+    recipient_team_id: str
+    kind: Place
+
 
 TARGET = Target("C0GENERAL", "1700000100.000100", "U0ALICE", "T0FAKE", Place.CHANNEL)
 
@@ -45,7 +56,7 @@ def reply_to(
         _env_file=None, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, api_url=fake.base_url
     )
     client = build_client(settings, session, sleep=waits or Waits())
-    return SlackReply(client, target, support or StreamingSupport(), clock=clock, interval=1.0)
+    return SlackReply(client, target, support or StreamingSupport(), clock, interval=1.0)
 
 
 def chunks(fake: FakeSlack, method: str) -> list[str]:
