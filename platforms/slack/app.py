@@ -15,10 +15,9 @@ from bot.engine import Engine
 from bot.flows import Flows
 from bot.settings import Settings
 from platforms.slack.client import build_client
-from platforms.slack.deps import Deps
 from platforms.slack.inbox import Inbox
 from platforms.slack.interact import Interactions
-from platforms.slack.place import SlackModLog, SlackPlaces
+from platforms.slack.place import Deps, SlackModLog, SlackPlaces
 from platforms.slack.render import BRANCH, END, END_CANCEL, END_CONFIRM, MISTAKE, NEW_CONVERSATION
 from platforms.slack.scopes import COMMAND
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock

@@ -165,17 +165,13 @@ def _check(value: Any, rule: Rule, path: str) -> str | None:
 
 
 def _drop(body: Any, found: str) -> None:
-    ids = (
-        (body.get(k) for k in ("event_id", "trigger_id", "command"))
+    named = (
+        [body.get(k) for k in ("event_id", "trigger_id", "command")]
         if isinstance(body, dict)
-        else ()
+        else []
     )
-    name = next((i for i in ids if isinstance(i, str)), "?")
-    log.warning(
-        "dropped a malformed Slack request %s: %s",
-        name.encode("ascii", "replace").decode()[:64],
-        found,
-    )
+    name = next((n for n in named if isinstance(n, str)), "?").encode("ascii", "replace")
+    log.warning("dropped a malformed Slack request %s: %s", name.decode()[:64], found)
 
 
 # --- the two ways in -------------------------------------------------------------------------
@@ -194,13 +190,9 @@ class HttpEdge:
         return server
 
     async def handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        headers = request.headers
-        stamp, signature = (
-            headers.get("X-Slack-Request-Timestamp", ""),
-            headers.get("X-Slack-Signature", ""),
-        )
-        if not self._verifier.is_valid(raw, stamp, signature):
+        raw, headers = await request.read(), request.headers
+        stamp = headers.get("X-Slack-Request-Timestamp", "")
+        if not self._verifier.is_valid(raw, stamp, headers.get("X-Slack-Signature", "")):
             return web.Response(status=401)
         try:
             text = raw.decode("utf-8")

@@ -17,8 +17,7 @@ from bot.context import IMAGE_TYPES
 from bot.conversation import Attachment, ConversationKey, Inbound
 from bot.flows import Flows
 from platforms.recent import Recent
-from platforms.slack.deps import Deps
-from platforms.slack.place import SlackPlace, SlackPlaces, set_title
+from platforms.slack.place import Deps, SlackPlace, SlackPlaces, set_title
 from platforms.slack.translate import PLATFORM, AssistantThread, FileRef, Place, SlackMessage
 
 log = logging.getLogger(__name__)

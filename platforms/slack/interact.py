@@ -13,8 +13,7 @@ from slack_sdk.errors import SlackApiError
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import Flows, Refusal, Result
 from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
-from platforms.slack.deps import Deps
-from platforms.slack.place import SlackPlace, SlackPlaces
+from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.render import escape, how_to_start_again, parse_action_value, render_notice
 from platforms.slack.translate import (
     PLATFORM,

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
-from slack_sdk.web.async_client import AsyncWebClient
 
 from platforms.slack.render import MESSAGE_LIMIT, STREAM_APPEND_LIMIT, split_text, to_mrkdwn
 from platforms.slack.translate import Place
@@ -57,16 +56,11 @@ class StreamingSupport:
 class SlackReply:
     """The engine's ReplyStream for one Slack thread."""
 
-    def __init__(
-        self,
-        client: AsyncWebClient,
-        target: SlackPlace,  # where the reply goes and whom it answers
-        support: StreamingSupport,
-        clock: Clock,
-        interval: float = DEFAULT_INTERVAL,
-    ) -> None:
-        self._client, self._target, self._support = client, target, support
-        self._clock, self._interval = clock, interval
+    def __init__(self, target: SlackPlace) -> None:
+        """`target`: where the reply goes and whom it answers; its deps hold the rest."""
+        deps = target.deps
+        self._client, self._target, self._support = deps.client, target, deps.support
+        self._clock, self._interval = deps.clock, deps.interval
         self._rendered_at: float | None = None
         self._text = ""  # everything the model said so far
         self._sent = 0  # how much of it went into streams

@@ -89,17 +89,14 @@ def translate_event(
     event: dict[str, Any], bot_user_id: str, team_id: str = ""
 ) -> SlackMessage | None:
     """A `message` or `app_mention` event as a SlackMessage, or None if it is not for us."""
-    if event.get("type") not in {"message", "app_mention"}:
-        return None
-    if event.get("subtype") not in _ANSWERED_SUBTYPES or event.get("bot_id"):
-        return None
-    user = event.get("user")
-    channel = event.get("channel")
-    ts = event.get("ts")
-    if not _all_text(user, channel, ts) or user == bot_user_id:
-        return None  # (the edge already dropped payloads of the wrong shape; this stays safe)
-    thread_ts = event.get("thread_ts")
-    if thread_ts is not None and not _all_text(thread_ts):
+    user, channel, ts, thread_ts = (event.get(k) for k in ("user", "channel", "ts", "thread_ts"))
+    if (
+        event.get("type") not in {"message", "app_mention"}
+        or event.get("subtype") not in _ANSWERED_SUBTYPES
+        or event.get("bot_id")
+        or user == bot_user_id
+        or not _all_text(user, channel, ts, thread_ts or "-")  # the edge checked; stay safe
+    ):
         return None
     raw = str(event.get("text") or "")
     mention = f"<@{bot_user_id}>"
@@ -126,33 +123,25 @@ def _all_text(*values: Any) -> bool:
 
 
 def _place(event: dict[str, Any], bot_user_id: str) -> Place:
-    is_dm = event.get("channel_type") == "im" or str(event.get("channel", "")).startswith("D")
-    if not is_dm:
+    if not (event.get("channel_type") == "im" or str(event.get("channel")).startswith("D")):
         return Place.CHANNEL
     # Messages in assistant threads carry `assistant_thread`; their root is the app's own.
-    if "assistant_thread" in event:
-        return Place.ASSISTANT
-    if event.get("thread_ts") and event.get("parent_user_id") == bot_user_id:
-        return Place.ASSISTANT
-    return Place.DM
+    mine = event.get("thread_ts") and event.get("parent_user_id") == bot_user_id
+    return Place.ASSISTANT if "assistant_thread" in event or mine else Place.DM
 
 
 def _files(event: dict[str, Any]) -> list[FileRef]:
     refs = []
     for file in event.get("files") or ():
-        if not isinstance(file, dict):
-            continue
-        url = file.get("url_private_download") or file.get("url_private")
+        url = isinstance(file, dict) and (
+            file.get("url_private_download") or file.get("url_private")
+        )
         if not url or file.get("mode") == "tombstone":
             continue
-        refs.append(
-            FileRef(
-                name=safe(str(file.get("name") or file.get("title") or "file")),
-                media_type=safe(str(file.get("mimetype") or "application/octet-stream")),
-                size=int(file.get("size") or 0),
-                url=safe(str(url)),
-            )
-        )
+        name, size = file.get("name") or file.get("title") or "file", file.get("size")
+        media_type = str(file.get("mimetype") or "application/octet-stream")
+        size = size if isinstance(size, int) else 0
+        refs.append(FileRef(safe(str(name)), safe(media_type), size, safe(str(url))))
     return refs
 
 

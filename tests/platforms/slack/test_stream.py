@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
-from bot.settings import SlackSettings
+from bot.settings import Settings, SlackSettings
 from platforms.slack.client import build_client
+from platforms.slack.place import Deps, SlackPlace
 from platforms.slack.render import MESSAGE_LIMIT
 from platforms.slack.stream import FIRST_RENDER_CHARS, SlackReply, StreamingSupport
 from platforms.slack.translate import Place
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.platforms.slack.conftest import Clock
 
-
-@dataclass(frozen=True)
-class Target:
-    channel: str
-    thread_ts: str
-    user_id: str
-    recipient_team_id: str
-    kind: Place
-
-
-TARGET = Target("C0GENERAL", "1700000100.000100", "U0ALICE", "T0FAKE", Place.CHANNEL)
+# Where a reply goes (a SlackPlace's channel, thread_ts, kind, user_id, team_id).
+TARGET = ("C0GENERAL", "1700000100.000100", Place.CHANNEL, "U0ALICE", "T0FAKE")
 
 
 class Waits:
@@ -50,13 +42,15 @@ def reply_to(
     clock: Clock,
     support: StreamingSupport | None = None,
     waits: Waits | None = None,
-    target: Target = TARGET,
+    target: tuple[Any, ...] = TARGET,
 ) -> SlackReply:
     settings = SlackSettings(  # type: ignore[call-arg]
         _env_file=None, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN=APP_TOKEN, api_url=fake.base_url
     )
     client = build_client(settings, session, sleep=waits or Waits())
-    return SlackReply(client, target, support or StreamingSupport(), clock, interval=1.0)
+    whole = Settings.model_construct(slack=settings)
+    deps = Deps(whole, client, session, clock, 1.0, support or StreamingSupport())
+    return SlackReply(SlackPlace(deps, *target))
 
 
 def chunks(fake: FakeSlack, method: str) -> list[str]:
@@ -124,7 +118,7 @@ async def test_falls_back_to_one_edited_message(session: aiohttp.ClientSession) 
         ts = await reply.done()
         assert support.enabled is False
         [post] = fake.calls_to("chat.postMessage")
-        assert post["text"] == "*Bold* start, more" and post["thread_ts"] == TARGET.thread_ts
+        assert post["text"] == "*Bold* start, more" and post["thread_ts"] == TARGET[1]
         updates = [u["text"] for u in fake.calls_to("chat.update")]
         assert updates == ["*Bold* start, more and <https://example.com|a link>"]
         assert ts == fake.calls_to("chat.update")[0]["ts"]
@@ -179,7 +173,7 @@ async def test_a_stream_that_breaks_midway_is_finished_by_editing(
 async def test_an_empty_reply_posts_nothing_and_clears_the_status(
     session: aiohttp.ClientSession,
 ) -> None:
-    assistant = Target("D0ALICE", "1700000300.000100", "U0ALICE", "T0FAKE", Place.ASSISTANT)
+    assistant = ("D0ALICE", "1700000300.000100", Place.ASSISTANT, "U0ALICE", "T0FAKE")
     async with FakeSlack() as fake:
         reply = reply_to(fake, session, Clock(), target=assistant)
         await reply.thinking()
