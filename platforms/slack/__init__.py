@@ -95,15 +95,14 @@ async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
         )
     handler = SocketEdge(bot.app, slack.app_token.get_secret_value(), web_client=bot.deps.client)
     try:
-        try:
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-        except SlackApiError as exc:
-            raise PlatformUnavailable(
-                f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')}): generate an "
-                "app-level token with connections:write under Basic Information"
-            ) from exc
+        await handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("Slack: connected in Socket Mode")
         await asyncio.Event().wait()
+    except SlackApiError as exc:
+        raise PlatformUnavailable(
+            f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')}): generate an "
+            "app-level token with connections:write under Basic Information"
+        ) from exc
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
 

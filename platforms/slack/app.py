@@ -23,9 +23,6 @@ from platforms.slack.scopes import COMMAND
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock
 from platforms.slack.translate import PLATFORM, translate_assistant_thread, translate_event
 
-log = logging.getLogger(__name__)
-
-Ack = Callable[..., Awaitable[None]]
 Work = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 
 
@@ -103,7 +100,9 @@ class SlackBot:
     def _later(self, work: Work, name: str) -> Callable[..., Awaitable[None]]:
         """A listener that acknowledges Slack first, then does `work` in the background."""
 
-        async def listener(ack: Ack, body: dict[str, Any], context: AsyncBoltContext) -> None:
+        async def listener(
+            ack: Callable[[], Awaitable[None]], body: dict[str, Any], context: AsyncBoltContext
+        ) -> None:
             await ack()
             self._learn(context)
             self.deps.tasks.spawn(work(body), name)

@@ -40,17 +40,10 @@ class RetryAfter(AsyncRateLimitErrorRetryHandler):
         error: Exception | None = None,
     ) -> None:
         state.next_attempt_requested = True
-        await self._sleep(retry_after(response))
+        headers = {k.lower(): v for k, v in (response.headers if response else {}).items()}
+        wait = (headers.get("retry-after") or ["1"])[0]  # seconds, a whole number per RFC 9110
+        await self._sleep(float(wait) if wait.isdigit() else 1.0)
         state.increment_current_attempt()
-
-
-def retry_after(response: HttpResponse | None) -> float:
-    headers = {k.lower(): v for k, v in (response.headers if response else {}).items()}
-    values = headers.get("retry-after") or ["1"]
-    try:
-        return max(0.0, float(values[0]))
-    except ValueError:
-        return 1.0
 
 
 def build_client(
@@ -58,10 +51,9 @@ def build_client(
 ) -> AsyncWebClient:
     """The bot-token client; without `api_url`, slack_sdk's default base is left alone."""
     token = settings.bot_token.get_secret_value() if settings.bot_token else None
-    client = AsyncWebClient(
+    return AsyncWebClient(
         token=token,
         session=session,
         retry_handlers=[AsyncConnectionErrorRetryHandler(), RetryAfter(sleep=sleep)],
         base_url=settings.api_url or AsyncWebClient.BASE_URL,
     )
-    return client

@@ -1,12 +1,10 @@
 """Slack's requests before Bolt sees them: a body of the wrong shape is dropped at the edge.
 
-Bolt builds its request context from the body before any listener or middleware runs
-(slack_bolt/request/internals.py: build_context and the extract_* helpers), assuming Slack's
-shapes; an `event` that is a list or a file entry that is a number raised there or in our
-translator, a traceback and a 5xx (issue #9). `problem` checks the fields Bolt and the
-adapter read against their JSON types (unknown fields are fine: Slack adds them often); a
-mismatch is logged once at WARNING with the request's id and answered without Bolt: 200 for
-an Events API envelope (a retry would send the same bytes), 400 for the rest.
+Bolt builds its request context from the body before any middleware runs (slack_bolt/request/
+internals.py), assuming Slack's shapes: an `event` that is a list raised there, a traceback and
+a 5xx (issue #9). `problem` checks the fields Bolt and the adapter read against their JSON
+types (unknown fields are fine); a mismatch is logged once at WARNING with the request's id
+and answered without Bolt: 200 for an Events API envelope (a retry would be the same), else 400.
 """
 
 from __future__ import annotations

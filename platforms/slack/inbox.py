@@ -11,13 +11,12 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 
 from bot.context import IMAGE_TYPES
 from bot.conversation import Attachment, ConversationKey, Inbound
 from bot.flows import Flows
 from platforms.recent import Recent
-from platforms.slack.place import Deps, SlackPlace, SlackPlaces, set_title
+from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.translate import PLATFORM, AssistantThread, FileRef, Place, SlackMessage
 
 log = logging.getLogger(__name__)
@@ -29,9 +28,6 @@ SUGGESTED_PROMPTS = (
     ("Brainstorm", "Give me five ideas for a team offsite activity."),
 )
 TITLE_CHARS = 60
-KNOWN_REMEMBERED = 50_000
-# Slack retries and the second event of a mention: dropped cheaply; the core dedupes durably.
-SEEN_REMEMBERED = 10_000
 
 
 @dataclass(eq=False, slots=True)
@@ -48,8 +44,9 @@ class Inbox:
         self._deps = deps
         self._flows = flows
         self._places = places
-        self._seen = Recent[str](SEEN_REMEMBERED)
-        self._known = Recent[str](KNOWN_REMEMBERED)  # threads known to hold a conversation
+        # Slack's retries and a mention's second event are dropped cheaply; the core dedupes
+        # durably. Threads known to hold a conversation spare a lookup.
+        self._seen, self._known = Recent[str](10_000), Recent[str](50_000)
         self._refused: set[str] = set()  # events whose receiving failed: Slack sends them again
         self._queues: dict[ConversationKey, deque[_Entry]] = {}
 
@@ -143,7 +140,7 @@ class Inbox:
         if outcome.conversation is not None:
             self._known.add(message.key.place)
             if first and message.place is Place.ASSISTANT and not outcome.duplicate:
-                await set_title(self._deps, message.channel, message.thread_ts, _title(message))
+                await self._deps.set_title(message.channel, message.thread_ts, _title(message))
 
     async def _attachments(self, message: SlackMessage) -> tuple[Attachment, ...]:
         limit, token = self._deps.settings.slack.max_attachment_bytes, self._deps.token
@@ -158,8 +155,9 @@ class Inbox:
         pending = [i for i in await self._flows.engine.pending() if i.key.platform == PLATFORM]
         for inbound in pending:
             place = self._places.place(inbound.key, inbound.user_id)
-            answer = partial(self._converse, inbound, place)
-            self._queue(inbound.key, answer, False).set_result(False)
+            self._queue(inbound.key, partial(self._converse, inbound, place), False).set_result(
+                False
+            )
         return len(pending)
 
     async def _converse(self, inbound: Inbound, place: SlackPlace, first: bool) -> None:
@@ -171,12 +169,12 @@ class Inbox:
         client, channel, thread_ts = self._deps.client, thread.channel, thread.thread_ts
         await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=GREETING)
         prompts = [{"title": title, "message": text} for title, text in SUGGESTED_PROMPTS]
-        try:
-            await client.assistant_threads_setSuggestedPrompts(
-                channel_id=channel, thread_ts=thread_ts, prompts=prompts
-            )
-        except SlackApiError as exc:
-            log.info("could not suggest prompts: %s", exc.response.get("error"))
+        await self._deps.attempt(
+            "assistant_threads_setSuggestedPrompts",
+            channel_id=channel,
+            thread_ts=thread_ts,
+            prompts=prompts,
+        )
 
 
 def _title(message: SlackMessage) -> str:

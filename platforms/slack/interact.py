@@ -3,12 +3,9 @@ translated into one call of the core's flows; a refusal is shown to that person 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
-
-from slack_sdk.errors import SlackApiError
 
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import Flows, Refusal, Result
@@ -23,8 +20,6 @@ from platforms.slack.translate import (
     split_key,
     thread_key,
 )
-
-log = logging.getLogger(__name__)
 
 # Slack runs no slash command inside a thread (bolt-python#873), so the words never send
 # anyone to run one there: in a thread it is the message shortcut.
@@ -150,12 +145,10 @@ class Interactions:
         self, channel: str, text: str, kind: Place
     ) -> tuple[ConversationKey, SlackPlace] | None:
         """A new thread for a conversation: a first message of the app's own in `channel`."""
-        try:
-            response = await self._deps.client.chat_postMessage(channel=channel, text=text)
-        except SlackApiError as exc:
-            log.warning("could not open a thread in %s: %s", channel, exc.response.get("error"))
+        data, _ = await self._deps.attempt("chat_postMessage", channel=channel, text=text)
+        if not data:
             return None
-        key = thread_key(channel, str(response["ts"]))
+        key = thread_key(channel, str(data["ts"]))
         self._places.remember(key, kind)
         return key, self._places.place(key)
 
@@ -167,11 +160,7 @@ class Interactions:
         """A configured admin id, or a workspace admin or owner (users.info)."""
         if user_id in self._deps.settings.slack.admin_user_ids:
             return True
-        try:
-            user = (await self._deps.client.users_info(user=user_id)).get("user") or {}
-        except SlackApiError as exc:
-            log.warning("users.info for %s failed: %s", user_id, exc.response.get("error"))
-            return False
+        user = (await self._deps.attempt("users_info", user=user_id))[0].get("user") or {}
         return bool(user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner"))
 
 

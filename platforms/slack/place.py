@@ -42,9 +42,7 @@ class Tasks:
     async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
         try:
             await work
-        except asyncio.CancelledError:
-            raise
-        except Exception:
+        except Exception:  # (CancelledError is not one: a cancelled task stays cancelled)
             log.exception("Slack %s failed", name)
 
     async def drain(self, grace: float | None = None) -> None:
@@ -78,28 +76,38 @@ class Deps:
     def token(self) -> str:
         return str(self.client.token or "")
 
+    async def attempt(self, method: str, **args: Any) -> tuple[dict[str, Any], str]:
+        """A Web API call whose failure is logged, not raised: (its data, "") or ({}, error)."""
+        try:
+            return dict((await getattr(self.client, method)(**args)).data), ""
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") if exc.response is not None else exc)
+            if error not in ("already_reacted", "no_reaction"):  # the state wanted is there
+                log.warning("Slack %s failed: %s", method, error)
+            return {}, error
+
     async def ephemeral(
         self, channel: str, user: str, text: str, blocks: Blocks | None = None, thread_ts: str = ""
     ) -> None:
-        """Tell one person something; logged, not raised, if Slack will not show it."""
-        try:
-            await self.client.chat_postEphemeral(
-                channel=channel, user=user, text=text, blocks=blocks, thread_ts=thread_ts or None
-            )
-        except SlackApiError as exc:
-            log.warning("could not show %s a notice in %s: %s", user, channel, _error(exc))
+        """Tell one person something (shown only if they are in the channel)."""
+        await self.attempt(
+            "chat_postEphemeral",
+            channel=channel,
+            user=user,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts or None,
+        )
 
     async def permalink(self, channel: str, ts: str) -> str:
-        try:
-            response = await self.client.chat_getPermalink(channel=channel, message_ts=ts)
-        except SlackApiError as exc:
-            log.info("no permalink for %s/%s: %s", channel, ts, _error(exc))
-            return ""
-        return str(response.get("permalink") or "")
+        data, _ = await self.attempt("chat_getPermalink", channel=channel, message_ts=ts)
+        return str(data.get("permalink") or "")
 
-
-def _error(exc: SlackApiError) -> str:
-    return str(exc.response.get("error") if exc.response is not None else exc)
+    async def set_title(self, channel: str, thread_ts: str, title: str) -> None:
+        """An assistant thread's title in the pane."""
+        await self.attempt(
+            "assistant_threads_setTitle", channel_id=channel, thread_ts=thread_ts, title=title
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +147,13 @@ class SlackPlace:
     async def close(self, conversation: Conversation) -> None:
         """Slack cannot lock a thread: mark its first message, and in the assistant pane
         retitle it; the engine keeps the conversation closed to the model."""
-        await self._call("reactions_add", name=ENDED_REACTION)
+        await self._react("reactions_add")
         if self.kind is Place.ASSISTANT:
-            await set_title(self.deps, self.channel, self.thread_ts, ENDED_TITLE)
+            await self.deps.set_title(self.channel, self.thread_ts, ENDED_TITLE)
         log.info("Slack thread %s:%s closed: its conversation ended", self.channel, self.thread_ts)
 
     async def reopen(self, conversation: Conversation) -> str:
-        problem = await self._call("reactions_remove", name=ENDED_REACTION)
+        problem = await self._react("reactions_remove")
         return "" if problem in ("", "no_reaction") else f"Slack said {problem}."
 
     def _render(
@@ -154,18 +162,10 @@ class SlackPlace:
         conversation_id = conversation.id if conversation else ""
         return render_notice(notice, self.kind, self.deps.bot_user_id, conversation_id)
 
-    async def _call(self, method: str, **args: str) -> str:
-        """A reaction on the thread's first message; the error, or "" if it went through."""
-        try:
-            await getattr(self.deps.client, method)(
-                channel=self.channel, timestamp=self.thread_ts, **args
-            )
-        except SlackApiError as exc:
-            error = str(exc.response.get("error"))
-            if error not in ("already_reacted", "no_reaction"):
-                log.warning("%s on thread %s failed: %s", method, self.thread_ts, error)
-            return error
-        return ""
+    async def _react(self, method: str) -> str:
+        """The ended mark on the thread's first message, added or removed; the error or ""."""
+        args = {"channel": self.channel, "timestamp": self.thread_ts, "name": ENDED_REACTION}
+        return (await self.deps.attempt(method, **args))[1]
 
 
 class SlackPlaces:
@@ -221,16 +221,4 @@ class SlackModLog:
             text = f":arrows_counterclockwise: {who} reopened `{conversation.id}`{why}."
         else:
             text = f":speech_balloon: {who} on `{conversation.id}`: {escape(entry.text)}"
-        try:
-            await self._deps.client.chat_postMessage(channel=self._channel, text=f"{text} {view}")
-        except SlackApiError as exc:
-            log.warning("mod-log post to %s failed: %s", self._channel, exc.response.get("error"))
-
-
-async def set_title(deps: Deps, channel: str, thread_ts: str, title: str) -> None:
-    try:
-        await deps.client.assistant_threads_setTitle(
-            channel_id=channel, thread_ts=thread_ts, title=title
-        )
-    except SlackApiError as exc:
-        log.info("could not title assistant thread %s: %s", thread_ts, exc.response)
+        await self._deps.attempt("chat_postMessage", channel=self._channel, text=f"{text} {view}")

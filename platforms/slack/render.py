@@ -47,13 +47,8 @@ def escape(text: str) -> str:
 
 def to_mrkdwn(markdown: str) -> str:
     """Claude's Markdown as Slack mrkdwn; an unclosed code fence (mid-stream) stays code."""
-    out = []
-    for part in _FENCE.split(markdown):
-        if part.startswith("```"):
-            out.append(_code_block(part))
-        else:
-            out.append(_prose(part))
-    return "".join(out)
+    parts = _FENCE.split(markdown)
+    return "".join(_code_block(p) if p.startswith("```") else _prose(p) for p in parts)
 
 
 def _code_block(block: str) -> str:
@@ -75,17 +70,13 @@ def _prose(text: str) -> str:
 def _inline(text: str) -> str:
     text = escape(text)
     text = _RULE.sub("──────────", text)
-    text = _HEADING.sub(lambda m: f"{_BOLD_MARK}{_strip_bold(m.group(1))}{_BOLD_MARK}", text)
+    text = _HEADING.sub(lambda m: _BOLD_MARK + _BOLD.sub(r"\2", m.group(1)) + _BOLD_MARK, text)
     text = _BULLET.sub(lambda m: f"{m.group(1)}• ", text)
     text = _BOLD.sub(lambda m: f"{_BOLD_MARK}{m.group(2)}{_BOLD_MARK}", text)
     text = _ITALIC.sub(r"_\1_", text)
     text = _STRIKE.sub(r"~\1~", text)
     text = _LINK.sub(lambda m: f"<{m.group(2)}|{m.group(1)}>", text)
     return text.replace(_BOLD_MARK, "*")
-
-
-def _strip_bold(text: str) -> str:
-    return _BOLD.sub(lambda m: m.group(2), text)
 
 
 # --- splitting -----------------------------------------------------------------------------

@@ -1,13 +1,7 @@
-"""One streamed reply in a Slack thread: Slack's chat streaming, or one message edited in pace.
-
-Slack's own streaming (`chat.startStream`/`appendStream`/`stopStream` through slack_sdk's
-`chat_stream` helper) is used while the workspace accepts it. When a stream cannot be started
-or breaks, that reply falls back to posting a message and updating it no faster than
-`interval`, splitting long replies into several messages; only an error saying streaming is
-not available to the app at all makes every later reply do so too. A reply that is complete
-before its first render is posted as one message. The pace is decided by an injected clock,
-so tests never sleep.
-"""
+"""One streamed reply in a Slack thread: Slack's chat streaming (slack_sdk's `chat_stream`),
+or, when a stream cannot start or breaks, messages posted and edited no faster than `interval`
+(an injected clock sets the pace, so tests never sleep). A reply complete before its first
+render is posted as one message."""
 
 from __future__ import annotations
 
@@ -34,10 +28,8 @@ DEFAULT_INTERVAL = 1.0
 # A streamed message is closed and a new one begun before it gets unwieldy to read.
 STREAM_MESSAGE_LIMIT = 36_000
 THINKING_STATUS = "is thinking..."
-# chat.startStream errors that mean the method is not there for this app at all (an old
-# workspace, a token or scope that does not allow it); only these switch streaming off until
-# restart. https://docs.slack.dev/reference/methods/chat.startStream lists the errors;
-# feature_not_enabled is what a workspace without the feature says.
+# chat.startStream errors (docs.slack.dev/reference/methods/chat.startStream) saying the method
+# is not there for this app at all; only these switch streaming off until restart.
 STREAMING_UNAVAILABLE = frozenset(
     {"unknown_method", "missing_scope", "not_allowed_token_type", "feature_not_enabled"}
 )
@@ -47,9 +39,7 @@ FIRST_RENDER_CHARS = 256
 
 
 @dataclass
-class StreamingSupport:
-    """Whether this workspace accepts chat streaming; learnt once, shared by every reply."""
-
+class StreamingSupport:  # whether this app may stream at all: learnt once, for every reply
     enabled: bool = True
 
 
@@ -186,9 +176,10 @@ class SlackReply:
         self._first_ts = self._first_ts or (posted[0] if posted else "")
 
     async def _set_status(self, status: str) -> None:
-        try:
-            await self._client.assistant_threads_setStatus(
-                channel_id=self._target.channel, thread_ts=self._target.thread_ts, status=status
-            )
-        except SlackApiError as exc:
-            log.info("could not set the assistant thread status: %s", exc.response.get("error"))
+        target = self._target
+        await target.deps.attempt(
+            "assistant_threads_setStatus",
+            channel_id=target.channel,
+            thread_ts=target.thread_ts,
+            status=status,
+        )

@@ -65,22 +65,14 @@ class SlackMessage:
         return f"{self.channel}:{self.ts}"
 
     def inbound(self, attachments: tuple[Attachment, ...] = ()) -> Inbound:
-        return Inbound(
-            key=self.key,
-            event_id=self.event_id,
-            user_id=self.user_id,
-            text=self.text,
-            message_id=self.ts,
-            attachments=attachments,
-        )
+        return Inbound(self.key, self.event_id, self.user_id, self.text, self.ts, attachments)
 
 
 def thread_key(channel: str, thread_ts: str) -> ConversationKey:
     return ConversationKey(PLATFORM, f"{channel}:{thread_ts}")
 
 
-def split_key(key: ConversationKey) -> tuple[str, str]:
-    """(channel, thread_ts) of a key made by `thread_key`."""
+def split_key(key: ConversationKey) -> tuple[str, str]:  # (channel, thread_ts)
     channel, _, thread_ts = key.place.partition(":")
     return channel, thread_ts
 
