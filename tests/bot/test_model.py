@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from anthropic import AsyncAnthropic
+from anthropic import AsyncAnthropic, DefaultAioHttpClient
 
 from bot.model import ClaudeModel, build_client
 from bot.ports import Model, ModelUnavailable
@@ -45,14 +45,20 @@ async def fake() -> AsyncIterator[FakeAnthropic]:
         assert server.pending == 0, "scripted responses were left unused"
 
 
-def _client(fake: FakeAnthropic, **options: Any) -> AsyncAnthropic:
+def _client(fake: FakeAnthropic, transport: str = "aiohttp", **options: Any) -> AsyncAnthropic:
     options = {"max_retries": 2, "timeout": 5.0, **options}
+    if transport == "aiohttp":
+        options["http_client"] = DefaultAioHttpClient()
     return AsyncAnthropic(api_key=KEY, base_url=fake.base_url, **options)
 
 
-@pytest_asyncio.fixture
-async def client(fake: FakeAnthropic) -> AsyncIterator[AsyncAnthropic]:
-    async with _client(fake) as sdk:
+# Production runs on the aiohttp transport (build_client); the SDK's default httpx2 one
+# must behave the same, so every test here runs on both.
+@pytest_asyncio.fixture(params=["aiohttp", "httpx2"])
+async def client(
+    fake: FakeAnthropic, request: pytest.FixtureRequest
+) -> AsyncIterator[AsyncAnthropic]:
+    async with _client(fake, request.param) as sdk:
         yield sdk
 
 
