@@ -98,14 +98,15 @@ class ClaudeModel:
             raise self._unavailable(exc) from exc
 
     def request(self, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """The Messages API request body (without `stream`), with three cache breakpoints:
-        the system prompt, the last tool (caching all tools) and the newest message."""
+        """The Messages API request body (without `stream`), with up to four cache
+        breakpoints: the system prompt, the last tool (caching all tools), and two in the
+        conversation (see `_cache_prefix`)."""
         return {
             "model": self._model,
             "max_tokens": self._max_tokens,
             "system": [{"type": "text", "text": self._system, "cache_control": _CACHE}],
             "tools": _cache_last_tool(self._tools),
-            "messages": _cache_last_message(messages),
+            "messages": _cache_prefix(messages),
         }
 
     async def check(self) -> str:
@@ -181,23 +182,29 @@ def _cache_last_tool(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [*tools[:-1], {**tools[-1], "cache_control": _CACHE}]
 
 
-def _cache_last_message(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A copy with a cache breakpoint on the newest message's last block; the caller's
+def _cache_prefix(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy with cache breakpoints on the newest message, which writes this request's
+    prefix for the next one, and on the message three from the end, where the previous
+    request ended (each request adds an assistant message and a user one), so that one is
+    read even when a turn added more blocks than the API looks back over. The caller's
     messages are never changed (they are the stored conversation)."""
     copied = list(messages)
-    if not copied:
-        return copied
-    last = copied[-1]
-    content = last.get("content")
+    for index in {len(copied) - 1, len(copied) - 3}:
+        if index >= 0:
+            copied[index] = _with_breakpoint(copied[index])
+    return copied
+
+
+def _with_breakpoint(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
     if isinstance(content, str):
         blocks: list[dict[str, Any]] = [{"type": "text", "text": content}]
     elif isinstance(content, list) and content:
         blocks = list(content)
     else:
-        return copied
+        return message
     blocks[-1] = {**blocks[-1], "cache_control": _CACHE}
-    copied[-1] = {**last, "content": blocks}
-    return copied
+    return {**message, "content": blocks}
 
 
 # --- errors ------------------------------------------------------------------------------

@@ -272,8 +272,25 @@ async def test_cache_breakpoints(fake: FakeAnthropic, model: ClaudeModel) -> Non
     assert all("cache_control" not in t for t in body["tools"][:-1])
     assert body["messages"][-1]["content"][-1]["cache_control"] == ephemeral
     assert "cache_control" not in body["messages"][-1]["content"][0]
-    assert _breakpoints(body["messages"][:-1]) == 0
-    assert _breakpoints(body) == 3
+    # Where the previous request ended, so its cached prefix is read.
+    assert body["messages"][0]["content"][-1]["cache_control"] == ephemeral
+    assert _breakpoints(body["messages"][1]) == 0
+    assert _breakpoints(body) == 4
+
+
+async def test_breakpoints_follow_the_conversation(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    # Each request's newest message is marked, and the next request marks it again.
+    history: list[dict[str, Any]] = [{"role": "user", "content": "one"}]
+    fake.add(text("first"), text("second"))
+    answer = await model.reply(history, Sink())
+    history += [
+        {"role": "assistant", "content": answer.content},
+        {"role": "user", "content": "two"},
+    ]
+    await model.reply(history, Sink())
+    first, second = (body["messages"] for body in fake.requests)
+    assert second[: len(first)] == first
+    assert _breakpoints(second) == 2
 
 
 async def test_string_content_gets_a_breakpoint(fake: FakeAnthropic, model: ClaudeModel) -> None:
