@@ -225,4 +225,3 @@ async def _in_daemon_thread(wait: Callable[[], None]) -> None:
 
     threading.Thread(target=run, name="quitbot-lock-wait", daemon=True).start()
     await done
-

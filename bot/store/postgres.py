@@ -50,8 +50,7 @@ _CURRENT = (
 _GET = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
 _EXISTS = "SELECT 1 FROM conversations WHERE id = $1"
 _RECENT = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 "
-    "ORDER BY seq DESC LIMIT $2"
+    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2"
 )
 _ALL_MESSAGES = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq"
 _EVENTS = "SELECT kind, at, actor, detail FROM events WHERE conversation_id = $1 ORDER BY n"
@@ -342,9 +341,10 @@ class PostgresStore:
                 raise UnknownConversation(conversation_id)
             await _insert_messages(db, conversation_id, message_rows)
             await _insert_events(db, conversation_id, event_rows)
-            if exclude_seq is not None and await db.fetchval(
-                _EXCLUDE, conversation_id, exclude_seq
-            ) is None:
+            if (
+                exclude_seq is not None
+                and await db.fetchval(_EXCLUDE, conversation_id, exclude_seq) is None
+            ):
                 raise LookupError(f"conversation {conversation_id} has no message {exclude_seq}")
         return _conversation(row)
 

@@ -166,8 +166,7 @@ async def _apply(db: asyncpg.Connection, migration: Migration) -> int:
             for statement in migration.statements:
                 await db.execute(statement)
             await db.execute(
-                "INSERT INTO schema_version (version, description, applied_at) "
-                "VALUES ($1, $2, $3)",
+                "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)",
                 migration.version,
                 migration.description,
                 datetime.now(UTC),
