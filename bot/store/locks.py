@@ -78,46 +78,67 @@ class KeyedLocks:
             held = self._held[key] = _KeyLock()
         held.users += 1
         try:
-            async with held.lock:
-                if self._shared is None:
-                    yield
-                    return
-                number = lock_number(key)
-                await _acquire_or_undo(self._shared, number)
-                try:
-                    yield
-                finally:
-                    # Shielded: a turn cancelled by shutdown must still let the others go.
-                    await asyncio.shield(self._shared.release(number))
-        finally:
-            held.users -= 1
-            if held.users == 0:
-                del self._held[key]
-
-
-async def _acquire_or_undo(shared: SharedLock, number: int) -> None:
-    """Acquire; if our caller is cancelled meanwhile, release once the acquire completes,
-    so a lock taken at the moment of cancelling is not left held."""
-    acquiring = asyncio.ensure_future(shared.acquire(number))
-    try:
-        await asyncio.shield(acquiring)
-    except asyncio.CancelledError:
-        acquiring.add_done_callback(_release_later(shared, number))
-        raise
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-def _release_later(shared: SharedLock, number: int) -> Callable[[asyncio.Future[None]], None]:
-    def done(acquiring: asyncio.Future[None]) -> None:
-        if acquiring.cancelled() or acquiring.exception() is not None:
+            await held.lock.acquire()
+        except BaseException:
+            self._leave(key, held)
+            raise
+        if self._shared is None:  # in-process only (an in-memory database)
+            try:
+                yield
+            finally:
+                self._leave(key, held, locked=True)
             return
-        task = asyncio.ensure_future(shared.release(number))
+        number = lock_number(key)
+        acquiring = asyncio.ensure_future(self._shared.acquire(number))
+        try:
+            await asyncio.shield(acquiring)
+        except asyncio.CancelledError:
+            # The shared lock may be granted a moment later. Until that is undone, this
+            # process keeps the key: another holder here would share the grant (one open
+            # file, one session) and lose it to the undo.
+            self._undo_later(key, held, number, acquiring)
+            raise
+        except BaseException:
+            self._leave(key, held, locked=True)
+            raise
+        try:
+            yield
+        finally:
+            try:
+                # Shielded: a turn cancelled by shutdown must still let the others go.
+                await asyncio.shield(self._shared.release(number))
+            finally:
+                self._leave(key, held, locked=True)
+
+    def _leave(self, key: ConversationKey, held: _KeyLock, *, locked: bool = False) -> None:
+        if locked:
+            held.lock.release()
+        held.users -= 1
+        if held.users == 0:
+            del self._held[key]
+
+    def _undo_later(
+        self, key: ConversationKey, held: _KeyLock, number: int, acquiring: asyncio.Future[None]
+    ) -> None:
+        shared = self._shared
+        assert shared is not None
+
+        async def undo() -> None:
+            try:
+                await acquiring
+                await shared.release(number)
+            except Exception:
+                log.exception("could not give back a conversation lock after a cancel")
+            finally:
+                self._leave(key, held, locked=True)
+
+        task = asyncio.ensure_future(undo())
         _background.add(task)
         task.add_done_callback(_background.discard)
 
-    return done
+
+# Undo tasks, kept referenced until done (the loop holds tasks only weakly).
+_background: set[asyncio.Task[None]] = set()
 
 
 # --- between processes on one host: byte-range locks on a file ------------------------------
@@ -201,7 +222,7 @@ class FileLocks:
 
 async def _in_daemon_thread(wait: Callable[[], None]) -> None:
     """Run a blocking `wait` on a daemon thread; if our caller is cancelled first, the lock
-    it then gets is given back (see `_acquire_or_undo`, which shields this)."""
+    it then gets is given back (`KeyedLocks.hold` shields this)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
 

@@ -505,3 +505,64 @@ async def test_old_event_ids_are_forgotten_recent_ones_still_deduplicate(
     )
     assert await store.begin_turn(conversation.id, inbound("old"), user_message("a", at(102)))
     assert await store.forget_events_before(at(50)) == 0
+
+
+# --- serialisation across stores (as across processes) ---------------------------------
+
+
+async def test_serialised_holds_a_conversation_against_a_second_store(database_url: str) -> None:
+    first = await open_any(database_url)
+    second = await open_any(database_url)
+    try:
+        order: list[str] = []
+        inside = asyncio.Event()
+
+        async def other() -> None:
+            async with second.serialised(KEY):
+                order.append("second")
+
+        async with first.serialised(KEY):
+            inside.set()
+            waiting = asyncio.create_task(other())
+            async with second.serialised(ConversationKey("discord", "elsewhere")):
+                order.append("elsewhere")  # another conversation is not held up
+            for _ in range(20):
+                await asyncio.sleep(0)  # every chance to slip in, were the lock broken
+            order.append("first")
+        await asyncio.wait_for(waiting, 30)
+        assert order == ["elsewhere", "first", "second"]
+        assert len(first._locks) == len(second._locks) == 0  # nothing stays behind
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_cancelled_waiter_leaves_the_conversation_free(database_url: str) -> None:
+    first = await open_any(database_url)
+    second = await open_any(database_url)
+    try:
+
+        async def wait_for_it() -> None:
+            async with second.serialised(KEY):
+                raise AssertionError("the holder never let go")
+
+        async with first.serialised(KEY):
+            waiting = asyncio.create_task(wait_for_it())
+            for _ in range(20):
+                await asyncio.sleep(0)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        for store in (second, first):
+            async with asyncio.timeout(30), store.serialised(KEY):
+                pass
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def open_any(url: str) -> AnyStore:
+    target = parse_database_url(url)
+    if target.backend == "sqlite":
+        return await SqliteStore.open(target.path)
+    return await PostgresStore.open(target.url)
