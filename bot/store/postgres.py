@@ -9,6 +9,7 @@ row locks, `ON CONFLICT` and advisory locks make every guarantee hold across pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -108,6 +109,13 @@ _NOTIFY_UNLESS_QUIET = (
     "INSERT INTO blocked_notices (conversation_id, user_id, at) VALUES ($1, $2, $3) "
     "ON CONFLICT (conversation_id, user_id) DO UPDATE SET at = excluded.at "
     "WHERE $4::timestamptz IS NOT NULL AND blocked_notices.at <= $4 RETURNING 1"
+)
+
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
 )
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
@@ -430,7 +438,8 @@ class _AdvisoryLocks:
     async def release(self, number: int) -> None:
         own = self._own.pop(number, None)
         if own is None:
-            await self._on_shared(_UNLOCK, number)
+            with contextlib.suppress(*_CONNECTION_LOST):  # the lock went with the session
+                await self._on_shared(_UNLOCK, number)
             return
         try:
             await own.close()  # the session ends, and its lock with it
@@ -445,7 +454,7 @@ class _AdvisoryLocks:
                 self._shared = await asyncpg.connect(self._url)
             try:
                 return bool(await self._shared.fetchval(sql, number))
-            except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError):
+            except _CONNECTION_LOST:
                 # A lost session lost every lock on it; the next call starts a new one.
                 log.error("lost the PostgreSQL connection holding conversation locks")
                 self._shared.terminate()
