@@ -2,7 +2,8 @@
 
 `copy` moves a deployment between SQLite and PostgreSQL (either way, or between two of one
 kind) row for row: conversations keep their ids and order, and every message, audit event,
-feedback, processed-event claim and blocked-notice time comes along, so a platform retry
+feedback, processed-event claim, blocked-notice time and message not yet answered
+comes along, so a platform retry
 after the move is still recognised. Counts are compared before the copy commits.
 """
 
@@ -31,6 +32,7 @@ TABLES = (
     "processed_events",
     "blocked_notices",
     "feedback",
+    "inbox",
 )
 _ORDER = {
     "conversations": "n",
@@ -39,12 +41,13 @@ _ORDER = {
     "processed_events": "platform, event_id",
     "blocked_notices": "conversation_id, user_id",
     "feedback": "n",
+    "inbox": "n",
 }
 # Columns whose SQLite form (text, integer) differs from PostgreSQL's (timestamptz, boolean).
 _TIMES = {"created_at", "updated_at", "ended_at", "at"}
 _FLAGS = {"warned", "crisis", "ended", "end_proposed", "in_context"}
 # PostgreSQL numbers these itself (GENERATED ALWAYS); a copy keeps the source's numbers.
-_IDENTITY_TABLES = {"conversations", "events", "feedback"}
+_IDENTITY_TABLES = {"conversations", "events", "feedback", "inbox"}
 _CHUNK = 1000
 
 

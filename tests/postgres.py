@@ -29,8 +29,6 @@ HOW_TO_START = (
     "or set QUITBOT_TEST_POSTGRES=0 to skip them"
 )
 
-TABLES = "conversations, messages, events, processed_events, blocked_notices, feedback"
-
 
 def server_url() -> str:
     return os.environ.get("QUITBOT_TEST_POSTGRES_URL", DEFAULT_SERVER)
@@ -72,9 +70,13 @@ async def empty(url: str) -> None:
     """Remove every row (and restart the numbering) but keep the schema."""
     db = await asyncpg.connect(url)
     try:
-        exists = await db.fetchval("SELECT to_regclass('conversations') IS NOT NULL")
-        if exists:
-            await db.execute(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE")
+        tables = await db.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename <> 'schema_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{row[0]}"' for row in tables)
+            await db.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
     finally:
         await db.close()
 

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 _CONVERSATION_COLUMNS = (
     "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
-    "created_at, updated_at, ended_at, branched_from"
+    "created_at, updated_at, ended_at, branched_from, end_proposed"
 )
 _MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
 
@@ -74,6 +74,18 @@ _CLAIM = (
     "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4) "
     "ON CONFLICT DO NOTHING RETURNING 1"
 )
+_RECEIVE = (
+    "INSERT INTO processed_events (platform, event_id, at) VALUES ($1, $2, $3) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+_INBOX = (
+    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+# A received event is handled by whoever takes its inbox row: the delete decides (a second
+# process deleting the same row waits for the first to commit, then finds nothing).
+_TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2 RETURNING 1"
+_PENDING = "SELECT platform, event_id, place, user_id, text, message_id FROM inbox ORDER BY n"
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
 _TOUCH = "UPDATE conversations SET updated_at = $1 WHERE id = $2"
@@ -96,8 +108,8 @@ _INSERT_FEEDBACK_IF_EXISTS = (
 _UPDATE_LADDER = (
     "UPDATE conversations SET redirects = $1, warned = $2, crisis = $3, ended = $4, "
     "ended_by = $5, ended_reason = $6, updated_at = $7, "
-    "ended_at = CASE WHEN NOT $4 THEN NULL WHEN ended THEN ended_at ELSE $7 END "
-    f"WHERE id = $8 RETURNING {_CONVERSATION_COLUMNS}"
+    "ended_at = CASE WHEN NOT $4 THEN NULL WHEN ended THEN ended_at ELSE $7 END, "
+    f"end_proposed = $9 WHERE id = $8 RETURNING {_CONVERSATION_COLUMNS}"
 )
 _EXCLUDE = (
     "UPDATE messages SET in_context = false WHERE conversation_id = $1 AND seq = $2 RETURNING 1"
@@ -310,12 +322,48 @@ class PostgresStore:
         claim = _claim_params(conversation_id, inbound, message.at)
         values = _message_values(message)
         async with self._transaction() as db:
-            if await db.fetchval(_CLAIM, *claim) is None:
+            if await db.fetchval(_CLAIM, *claim) is None and not await _take_received(db, claim):
                 await _unclaimed(db, claim)
                 return None
             await db.execute(_TOUCH, claim[2], conversation_id)
             seq = await db.fetchval(_INSERT_MESSAGE_RETURNING_SEQ, conversation_id, *values)
         return _stored(seq, message)
+
+    async def receive(self, inbound: Inbound, at: datetime) -> bool:
+        """Claim a just-delivered event and keep its message until a turn takes it.
+
+        False (storing nothing) if the event was received or handled before, here or by
+        any other process.
+        """
+        platform, event_id, stamp, _ = _claim_params("", inbound, at)
+        async with self._transaction() as db:
+            if await db.fetchval(_RECEIVE, platform, event_id, stamp) is None:
+                return False
+            await db.execute(
+                _INBOX,
+                platform,
+                event_id,
+                inbound.key.place,
+                inbound.user_id,
+                _text(inbound.text),
+                inbound.message_id,
+                stamp,
+            )
+        return True
+
+    async def settle(self, inbound: Inbound) -> None:
+        """Forget a received message that will not be stored (the limit stopped it)."""
+        async with self._connection() as db:
+            await db.execute(_TAKE_RECEIVED, inbound.key.platform, inbound.event_id)
+
+    async def pending(self) -> list[Inbound]:
+        """Messages received but not handled (a process stopped first), oldest first."""
+        async with self._connection() as db:
+            rows = await db.fetch(_PENDING)
+        return [
+            Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id)
+            for platform, event_id, place, user_id, text, message_id in rows
+        ]
 
     async def commit_turn(
         self,
@@ -340,6 +388,7 @@ class PostgresStore:
             None if ladder.ended_reason is None else ladder.ended_reason.value,
             _aware(at),
             conversation_id,
+            ladder.end_proposed,
         )
         message_rows = _message_rows(messages)
         event_rows = _event_rows(events)
@@ -367,7 +416,7 @@ class PostgresStore:
         claim = _claim_params(conversation_id, inbound, at)
         until = _quiet_until(claim[2], quiet)
         async with self._transaction() as db:
-            if await db.fetchval(_CLAIM, *claim) is None:
+            if await db.fetchval(_CLAIM, *claim) is None and not await _take_received(db, claim):
                 await _unclaimed(db, claim)
                 return BlockedOutcome.DUPLICATE
             notified = await db.fetchval(
@@ -480,6 +529,10 @@ async def _unclaimed(db: asyncpg.Connection, claim: tuple[Any, ...]) -> None:
     platform, event_id, _, conversation_id = claim
     if await db.fetchval(_CLAIMED, platform, event_id) is None:
         raise UnknownConversation(conversation_id)
+
+
+async def _take_received(db: asyncpg.Connection, claim: tuple[Any, ...]) -> bool:
+    return await db.fetchval(_TAKE_RECEIVED, claim[0], claim[1]) is not None
 
 
 async def _insert_messages(
@@ -607,6 +660,7 @@ def _conversation(row: Any) -> Conversation:
         updated_at,
         ended_at,
         branched_from,
+        end_proposed,
     ) = row
     ladder = LadderState(
         redirects=redirects,
@@ -615,6 +669,7 @@ def _conversation(row: Any) -> Conversation:
         ended=ended,
         ended_by=None if ended_by is None else _ACTORS[ended_by],
         ended_reason=None if ended_reason is None else _END_REASONS[ended_reason],
+        end_proposed=end_proposed,
     )
     return Conversation(
         id=conversation_id,

@@ -24,7 +24,8 @@ MIGRATION_LOCK = (0x71756974, 1)  # "quit", 1
 
 _V1 = Migration(
     1,
-    "conversations, messages, audit events, processed events, blocked notices, feedback",
+    "conversations (with end proposals), messages, audit events, processed events, "
+    "blocked notices, feedback, inbox",
     (
         # `n` gives "newest at a place" an insertion order that no clock can disturb;
         # `id` is the short code people type. JSON (messages.api, events.detail) is kept as
@@ -120,6 +121,21 @@ _V1 = Migration(
         )
         """,
         "CREATE INDEX feedback_of_conversation ON feedback (conversation_id, n)",
+        # Messages received but not yet handled, so a message a platform was told arrived
+        # is kept; whoever deletes a row handles its message.
+        """
+        CREATE TABLE inbox (
+            n          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            platform   TEXT NOT NULL,
+            event_id   TEXT NOT NULL,
+            place      TEXT NOT NULL,
+            user_id    TEXT NOT NULL,
+            text       TEXT NOT NULL,
+            message_id TEXT NOT NULL DEFAULT '',
+            at         TIMESTAMPTZ NOT NULL,
+            UNIQUE (platform, event_id)
+        )
+        """,
     ),
 )
 
