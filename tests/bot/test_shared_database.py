@@ -108,6 +108,21 @@ async def test_an_event_delivered_to_two_processes_is_answered_once(
     assert len(await stores[0].list_conversations()) == 1  # not one per process
 
 
+async def test_an_event_received_by_two_processes_is_kept_once_and_taken_once(
+    stores: tuple[Store, Store], model: CountingModel
+) -> None:
+    a, b = engines(stores, model)
+    kept = await asyncio.gather(a.receive(message("ev-1")), b.receive(message("ev-1")))
+    assert sorted(kept) == [False, True]
+    assert [i.event_id for i in await b.pending()] == ["ev-1"]
+    outcomes = await asyncio.gather(
+        a.handle(message("ev-1"), Silent()), b.handle(message("ev-1"), Silent())
+    )
+    assert sorted(o.duplicate for o in outcomes) == [False, True]
+    assert model.calls == 1
+    assert await a.pending() == []
+
+
 async def test_turns_of_one_conversation_never_overlap_across_processes(
     stores: tuple[Store, Store], model: CountingModel
 ) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -20,6 +23,8 @@ from bot.store.postgres import PostgresStore
 from bot.store.postgres_migrations import MIGRATIONS
 from tests import postgres
 from tests.bot.storekit import KEY, T0, assistant_message, at, event, inbound, user_message
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -147,3 +152,35 @@ async def test_a_lock_on_a_lost_connection_is_given_up_by_the_server(postgres_ur
         # Its next use makes a new shared connection; the store goes on.
         async with asyncio.timeout(30), store.serialised(KEY):
             assert await store.current(KEY) is None
+
+
+async def run_pytest(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_without_a_server_these_tests_fail_saying_how_to_start_one() -> None:
+    one = (
+        f"{Path(__file__).relative_to(ROOT)}::test_a_nul_in_text_is_kept_as_a_replacement_character"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUITBOT_TEST_POSTGRES")}
+    env["QUITBOT_TEST_POSTGRES_URL"] = "postgresql://postgres@127.0.0.1:1/postgres"
+    code, out = await run_pytest(env, one)
+    assert code == 1, out
+    assert "pg_ctlcluster --skip-systemctl-redirect" in out and "1 error" in out
+    code, out = await run_pytest({**env, "QUITBOT_TEST_POSTGRES": "0"}, one)
+    assert code == 0 and "1 skipped" in out, out
