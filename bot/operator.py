@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from typing import Any
 
+from bot.adapters import adapter, adapters
 from bot.app import UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, StoredMessage
 from bot.engine import ConversationNotFound, Engine
@@ -151,7 +151,7 @@ async def doctor(settings: Settings) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
     results: list[tuple[bool, str]] = [(True, "settings: loaded")]
     async with build_runtime(settings) as runtime:
-        results.append((True, f"database: {settings.database_url} opens and is migrated"))
+        results.append((True, f"database: {settings.database.shown} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
         if settings.anthropic_api_key is None:
             results.append((False, "model API: ANTHROPIC_API_KEY is not set"))
@@ -160,12 +160,11 @@ async def doctor(settings: Settings) -> int:
                 results.append((True, f"model API: {await check()}"))
             except ModelUnavailable as exc:
                 results.append((False, f"model API: {exc}"))
-    for name, section in (("discord", settings.discord), ("slack", settings.slack)):
-        if not section.enabled:
+    for name, platform in sorted(adapters().items()):
+        if not platform.configured(settings):
             results.append((True, f"{name}: not configured (skipped)"))
             continue
-        module = importlib.import_module(f"platforms.{name}")
-        results.extend(await module.doctor(settings))
+        results.extend(await platform.doctor(settings))
     for ok, line in results:
         print(f"{'ok  ' if ok else 'FAIL'} {line}")
     return 0 if all(ok for ok, _ in results) else 1
@@ -175,6 +174,5 @@ async def discord_invite_url(settings: Settings) -> int:
     if not settings.discord.enabled:
         print("quitbot: DISCORD_TOKEN is not set", file=sys.stderr)
         return 2
-    module = importlib.import_module("platforms.discord")
-    print(await module.invite_url(settings))
+    print(await adapter("discord").setup_help(settings))
     return 0

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from bot.engine import Engine
     from bot.settings import Settings
 
-__all__ = ["doctor", "invite_url", "run"]
+__all__ = ["DiscordAdapter", "adapter", "doctor", "invite_url", "run"]
 
 SHUTDOWN_GRACE_SECONDS = 10.0  # replies under way get this long to finish on shutdown
 
@@ -73,3 +73,24 @@ def _token(settings: Settings) -> str:
     if token is None or not token.get_secret_value():
         raise RuntimeError("DISCORD_TOKEN is not set")
     return token.get_secret_value()
+
+
+class DiscordAdapter:
+    """quitbot's Discord platform, as the core finds it (entry point `quitbot.platforms`)."""
+
+    name = "discord"
+
+    def configured(self, settings: Settings) -> bool:
+        return settings.discord.enabled
+
+    async def run(self, engine: Engine, settings: Settings) -> None:
+        await run(engine, settings)
+
+    async def doctor(self, settings: Settings) -> list[tuple[bool, str]]:
+        return await doctor(settings)
+
+    async def setup_help(self, settings: Settings) -> str:
+        return await invite_url(settings)
+
+
+adapter = DiscordAdapter()
