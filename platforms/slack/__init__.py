@@ -150,15 +150,10 @@ class SlackAdapter:
     """quitbot's Slack platform, as the core finds it (entry point `quitbot.platforms`)."""
 
     name = "slack"
+    run, doctor = staticmethod(run), staticmethod(doctor)
 
     def configured(self, settings: Settings) -> bool:
         return settings.slack.enabled
-
-    async def run(self, engine: Engine, settings: Settings) -> None:
-        await run(engine, settings)
-
-    async def doctor(self, settings: Settings) -> list[tuple[bool, str]]:
-        return await doctor(settings)
 
     async def setup_help(self, settings: Settings) -> str:
         return SETUP_HELP

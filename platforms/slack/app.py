@@ -70,7 +70,8 @@ class SlackBot:
         app.event("app_mention")(self._on_message)
         app.event("message")(self._on_message)
         app.event("assistant_thread_started")(self._on_assistant_thread)
-        app.event("assistant_thread_context_changed")(_nothing)
+        # Subscribed to (the assistant pane sends it), acknowledged, nothing else to do.
+        app.event("assistant_thread_context_changed")(self._learn)
         act = self._interactions
         app.command(COMMAND)(self._later(act.command, "command"))
         app.action(NEW_CONVERSATION)(self._later(act.start_new, "new conversation"))
@@ -82,18 +83,18 @@ class SlackBot:
         return app
 
     async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        self._learn(context)
+        await self._learn(context)
         message = translate_event(event, self.deps.bot_user_id, str(context.team_id or ""))
         if message is not None:
             await self.inbox.receive(message)
 
     async def _on_assistant_thread(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
-        self._learn(context)
+        await self._learn(context)
         thread = translate_assistant_thread(event)
         if thread is not None:
             self.deps.tasks.spawn(self.inbox.greet(thread), f"greet {thread.thread_ts}")
 
-    def _learn(self, context: AsyncBoltContext) -> None:
+    async def _learn(self, context: AsyncBoltContext) -> None:
         self.deps.bot_user_id = self.deps.bot_user_id or str(context.bot_user_id or "")
         self.deps.team_id = self.deps.team_id or str(context.team_id or "")
 
@@ -104,11 +105,7 @@ class SlackBot:
             ack: Callable[[], Awaitable[None]], body: dict[str, Any], context: AsyncBoltContext
         ) -> None:
             await ack()
-            self._learn(context)
+            await self._learn(context)
             self.deps.tasks.spawn(work(body), name)
 
         return listener
-
-
-async def _nothing() -> None:
-    """Events the app subscribes to but needs no action for (acknowledged by Bolt)."""

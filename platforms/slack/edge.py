@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response
@@ -30,16 +29,12 @@ log = logging.getLogger(__name__)
 # --- shapes --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Obj:
-    """A JSON object whose named fields follow rules (absent or null is fine unless required)."""
-
+class Obj(NamedTuple):  # a JSON object's fields' rules; absent or null is fine if not required
     fields: Mapping[str, Rule]
     required: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ListOf:
+class ListOf(NamedTuple):
     item: Rule
     min_items: int = 0
 
@@ -137,16 +132,16 @@ def problem(body: Any) -> str | None:
 
 def _check(value: Any, rule: Rule, path: str) -> str | None:
     where = path or "body"
-    if isinstance(rule, tuple):
-        # JSON true is not a number here, though Python's bool is an int.
-        if isinstance(value, rule) and not (isinstance(value, bool) and bool not in rule):
-            return None
-        return f"{where} should be {'/'.join(t.__name__ for t in rule)}, not {type(value).__name__}"
     if isinstance(rule, ListOf):
         if not isinstance(value, list) or len(value) < rule.min_items:
             return f"{where} should be a list of at least {rule.min_items} item(s)"
         problems = (_check(item, rule.item, f"{path}[{i}]") for i, item in enumerate(value))
         return next((p for p in problems if p), None)
+    if not isinstance(rule, Obj):  # a tuple of JSON types (Obj and ListOf are tuples too)
+        # JSON true is not a number here, though Python's bool is an int.
+        if isinstance(value, rule) and not (isinstance(value, bool) and bool not in rule):
+            return None
+        return f"{where} should be {'/'.join(t.__name__ for t in rule)}, not {type(value).__name__}"
     if not isinstance(value, dict):
         return f"{where} should be an object, not {type(value).__name__}"
     for name in rule.required:
@@ -163,12 +158,10 @@ def _check(value: Any, rule: Rule, path: str) -> str | None:
 
 
 def _drop(body: Any, found: str) -> None:
-    named = (
-        [body.get(k) for k in ("event_id", "trigger_id", "command")]
-        if isinstance(body, dict)
-        else []
+    keys = ("event_id", "trigger_id", "command") if isinstance(body, dict) else ()
+    name = next((body[k] for k in keys if isinstance(body.get(k), str)), "?").encode(
+        "ascii", "replace"
     )
-    name = next((n for n in named if isinstance(n, str)), "?").encode("ascii", "replace")
     log.warning("dropped a malformed Slack request %s: %s", name.decode()[:64], found)
 
 

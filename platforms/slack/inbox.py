@@ -54,14 +54,12 @@ class Inbox:
         return event_id in self._seen and event_id not in self._refused
 
     async def receive(self, message: SlackMessage) -> None:
-        """Called by Slack's listener; Slack is acknowledged when this returns.
+        """Called by Slack's listener; Slack is acknowledged when this returns (issue #9).
 
-        The message takes its place in its thread's queue before anything is awaited, so
-        messages are answered in the order Slack delivered them, whichever of them needs a
-        slower lookup or download (issue #9: a cache miss was overtaken by a later cache hit).
-        Then it is accepted: the core keeps it durably (`Flows.receive`), so a kill after the
-        acknowledgement loses nothing. If that fails, Bolt answers 500 and Slack sends it again.
-        """
+        The message takes its place in its thread's queue before anything is awaited, so it
+        is answered in the order Slack delivered it, however slow an earlier one's lookup or
+        download. Then the core keeps it durably (`Flows.receive`): a kill after the 200 loses
+        nothing. If that fails, Bolt answers 500 and Slack sends it again."""
         if message.place is Place.CHANNEL and not (message.mentioned or message.threaded):
             return  # channel chatter that is not addressed to the app
         if not self._seen.add(message.event_id) and message.event_id not in self._refused:

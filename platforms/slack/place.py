@@ -137,10 +137,7 @@ class SlackPlace:
 
     async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
         if notice.kind is NoticeKind.AFTER_END:
-            # Slack cannot lock a thread, so the END notice just posted in it keeps its
-            # "Start a new conversation" and "This was a mistake" buttons, which stay usable
-            # and, unlike an ephemeral message, survive a reload; repeating them is noise.
-            return
+            return  # the END notice keeps its buttons: usable (no lock), lasting (not ephemeral)
         text, blocks = self._render(notice, conversation)
         await self.deps.ephemeral(self.channel, user_id, text, blocks, self.thread_ts)
 

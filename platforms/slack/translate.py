@@ -6,7 +6,7 @@ import html
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
 from bot.conversation import Attachment, ConversationKey, Inbound
@@ -31,9 +31,7 @@ class Place(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class FileRef:
-    """A file shared with a message; downloaded later, only if the app wants it."""
-
+class FileRef:  # a file shared with a message; downloaded later, only if the app wants it
     name: str
     media_type: str
     size: int
@@ -144,10 +142,7 @@ def plain_text(text: str) -> str:
     return html.unescape(text)
 
 
-@dataclass(frozen=True, slots=True)
-class AssistantThread:
-    """An `assistant_thread_started` event: a user opened a thread in the assistant pane."""
-
+class AssistantThread(NamedTuple):  # assistant_thread_started: a new assistant pane thread
     channel: str
     thread_ts: str
     user_id: str
@@ -168,10 +163,7 @@ def translate_assistant_thread(event: dict[str, Any]) -> AssistantThread | None:
 # --- commands ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """`/quitbot <verb> [target] [note]`: target is a thread link or conversation id."""
-
+class Command(NamedTuple):  # /quitbot <verb> [target] [note]; target: a thread link or an id
     verb: str
     target: str = ""
     note: str = ""
