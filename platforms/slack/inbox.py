@@ -95,8 +95,8 @@ class Inbox:
             return True
         if any(entry.mentioned for entry in self._queues.get(key, ())):
             return True  # an earlier mention in this thread is starting one
-        if message.mentioned and message.place is Place.CHANNEL:
-            return False  # a mention starts one anyway: spare the lookup
+        if not message.threaded and message.place is not Place.ASSISTANT:
+            return False  # a mention or a DM opens a new thread: spare the lookup
         if await self._flows.find(key) is None:
             return False
         self._known.add(key.place)
