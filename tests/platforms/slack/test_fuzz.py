@@ -153,6 +153,12 @@ async def test_mutated_payloads_get_no_5xx_and_no_traceback(
     assert sent.status < 500, (sent, payload)
     assert not errors.records, [r.getMessage() for r in errors.records]
     assert not harness.slack.unexpected
+    # ...and a good message right after is still answered.
+    asked = len(harness.claude.requests)
+    good = await harness.send.event(event_callback(mention("still there?", ts=_ts())))
+    await harness.settle()
+    assert good.status == 200 and len(harness.claude.requests) == asked + 1
+    assert harness.claude.requests[-1]["messages"][-1]["content"][-1]["text"] == "still there?"
 
 
 async def test_the_app_still_answers_after_bad_input(
