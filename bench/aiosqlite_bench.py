@@ -211,10 +211,8 @@ async def main(count: int) -> None:
                     if group
                     else "aiosqlite, a transaction per call"
                 )
-                print(
-                    f"{name}: p50 %.0f µs; 100 at once: %.0f msg/s, %.0f µs CPU/msg"
-                    % await measure(create_in_aio, aio.engine_message, count)
-                )
+                figures = await measure(create_in_aio, aio.engine_message, count)
+                print(f"{name}: " + FIGURES % figures)
 
 
 if __name__ == "__main__":
