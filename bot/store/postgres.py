@@ -519,8 +519,11 @@ class _AdvisoryLocks:
         self._guard = asyncio.Lock()  # one query at a time on the shared connection
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
+        self._closed = False
 
     async def acquire(self, number: int) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
         if await self._on_shared(_TRY_LOCK, number):
             return
         await self._waiting.acquire()
@@ -542,6 +545,8 @@ class _AdvisoryLocks:
     async def release(self, number: int) -> None:
         own = self._own.pop(number, None)
         if own is None:
+            if self._closed:
+                return  # closing ended the session, and every lock on it
             with contextlib.suppress(*_CONNECTION_LOST):  # the lock went with the session
                 await self._on_shared(_UNLOCK, number)
             return
@@ -566,6 +571,7 @@ class _AdvisoryLocks:
                 raise
 
     async def close(self) -> None:
+        self._closed = True
         async with self._guard:
             if self._shared is not None:
                 await self._shared.close()
