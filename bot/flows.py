@@ -22,6 +22,7 @@ from bot.notices import (
     AFTER_END_TEXT,
     BRANCHED_TEXT,
     CONFIRM_END_TEXT,
+    FAILED_TEXT,
     LIMIT_TEXT,
     PRIVATE,
     REOPENED_TEXT,
@@ -125,6 +126,13 @@ class Flows:
         reply = place.reply()
         try:
             outcome = await self.engine.handle(inbound, reply)
+        except Exception:
+            # The outermost guard: whatever broke, the person hears of it, and what was
+            # received stays kept (`answer_pending` takes it up after a restart).
+            log.exception("handling message %s failed", inbound.event_id)
+            failed = Notice(NoticeKind.MODEL_UNAVAILABLE, FAILED_TEXT)
+            await _guarded(place.post(failed, None), "say a message failed")
+            return Outcome(None, notices=(failed,))
         finally:
             self._turns.discard(task)
             await _guarded(reply.close(), "stop a reply")

@@ -463,3 +463,41 @@ async def test_a_message_stopped_by_the_limit_is_not_pending_forever(tmp_path: P
         outcome = await s.flows.converse(inbound, s.world.place(elsewhere))
         assert [n.kind for n in outcome.notices] == [NoticeKind.LIMIT]
         assert await s.flows.engine.pending() == []
+
+
+# --- every fault ends in an answer or a notice ----------------------------------------------
+
+
+class Broken(Exception):
+    pass
+
+
+async def test_a_model_client_that_raises_anything_still_gets_the_person_a_notice(
+    setup: Setup,
+) -> None:
+    async def explode(messages: Sequence[dict[str, Any]], on_text: TextSink) -> ModelReply:
+        raise IndexError("content block 7 does not exist")
+
+    setup.model.reply = explode  # type: ignore[method-assign]
+    outcome = await setup.say("hello")
+    assert [n.kind for n in outcome.notices] == [NoticeKind.MODEL_UNAVAILABLE]
+    assert "model_unavailable" in await setup.kinds()
+    conversation = await setup.flows.find(HERE)
+    assert conversation is not None
+    [kept] = await setup.flows.engine.messages(conversation.id)
+    assert kept.text == "hello"
+
+
+async def test_a_failure_outside_the_model_is_told_and_the_message_stays_received(
+    setup: Setup,
+) -> None:
+    async def broken_current(key: ConversationKey) -> None:
+        raise Broken("database on fire")
+
+    inbound = Inbound(HERE, "ev-x", ALICE, "hello")
+    assert await setup.flows.receive(inbound)
+    setup.store.current = broken_current  # type: ignore[method-assign, assignment]
+    outcome = await setup.flows.converse(inbound, setup.here)
+    assert setup.here.kinds() == [NoticeKind.MODEL_UNAVAILABLE]
+    assert "went wrong" in setup.here.posted[0].text and outcome.conversation is None
+    assert [i.event_id for i in await setup.flows.engine.pending()] == ["ev-x"]
