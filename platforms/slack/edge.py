@@ -24,6 +24,8 @@ from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
+from bot.conversation import storable
+
 log = logging.getLogger(__name__)
 
 # --- shapes --------------------------------------------------------------------------------
@@ -117,7 +119,8 @@ _BY_TYPE = {
 }
 _ANY = Obj(_CONTEXT)
 # A slash command is form-encoded, so every value is a string; only its names are checked.
-_COMMAND = _obj("command user_id channel_id")
+_COMMAND = _obj("command user_id channel_id", text="command user_id channel_id")
+_FREE_TEXT = frozenset({"text", "name", "title", "mimetype"})
 
 
 def problem(body: Any) -> str | None:
@@ -148,9 +151,12 @@ def _check(value: Any, rule: Rule, path: str) -> str | None:
         if value.get(name) is None:
             return f"{path}.{name} is missing".lstrip(".")
     for name, inner in rule.fields.items():
-        item = value.get(name)
-        if item is not None and (found := _check(item, inner, f"{path}.{name}".lstrip("."))):
+        item, where = value.get(name), f"{path}.{name}".lstrip(".")
+        if item is not None and (found := _check(item, inner, where)):
             return found
+        # An id with a lone surrogate cannot be stored or queried (free text is made storable).
+        if isinstance(item, str) and name not in _FREE_TEXT and storable(item) != item:
+            return f"{where} holds a lone UTF-16 surrogate"
     for name in ("team", "user", "channel", "enterprise"):  # as objects they carry text ids
         if isinstance(value.get(name), dict) and (found := _check(value[name], _ID_OBJ, name)):
             return found

@@ -24,14 +24,12 @@ from platforms.slack.translate import Place, split_key
 
 log = logging.getLogger(__name__)
 
-PLACES_REMEMBERED = 50_000
 
-
+@dataclass
 class Tasks:
     """Work started after Slack was acknowledged; drained on shutdown so nothing is cut off."""
 
-    def __init__(self) -> None:
-        self._running: set[asyncio.Task[None]] = set()
+    _running: set[asyncio.Task[None]] = field(default_factory=set)
 
     def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(self._logged(work, name), name=name)
@@ -184,7 +182,7 @@ class SlackPlaces:
 
     def remember(self, key: ConversationKey, kind: Place) -> None:
         self._kinds[key] = kind
-        if len(self._kinds) > PLACES_REMEMBERED:
+        if len(self._kinds) > 50_000:  # bounded: the oldest are forgotten
             self._kinds.pop(next(iter(self._kinds)))
 
     def place(self, key: ConversationKey, user_id: str = "", team_id: str = "") -> SlackPlace:

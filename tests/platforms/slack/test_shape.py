@@ -47,6 +47,8 @@ def _event(**changes: Any) -> dict[str, Any]:
         ({"type": "block_actions", "user": {"id": "U1"}, "actions": []}, "actions should"),
         ({"type": "message_action", "callback_id": "x", "user": {"id": "U"}}, "channel is missing"),
         ({"command": "/quitbot", "user_id": "U1"}, "channel_id is missing"),
+        (message_shortcut(BRANCH, ts="1.2", thread_ts=None, channel="C\udfff"), "channel.id holds"),
+        (_event(ts="1.\ud800"), "event.ts holds a lone UTF-16 surrogate"),
     ],
 )
 def test_a_mismatch_is_named(body: Any, expected: str) -> None:
