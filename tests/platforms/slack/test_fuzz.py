@@ -191,3 +191,26 @@ def test_lone_surrogates_are_replaced_before_storing() -> None:
     assert translated is not None
     assert translated.text == "bad \ufffd text"
     translated.text.encode("utf-8")  # storable
+
+
+@pytest.mark.parametrize("kind", sorted(set(BASES) - {"command"}))
+async def test_a_lone_surrogate_in_any_text_field_is_harmless(
+    harness: SlackHarness, errors: Errors, kind: str
+) -> None:
+    """Each string in the payload in turn made to hold a lone surrogate (ids are refused at
+    the edge, free text is made storable): no 5xx, no ERROR record."""
+    harness.claude.default = text("ok")
+    strings = [p for p in paths(BASES[kind]()) if isinstance(_at(BASES[kind](), p), str)]
+    for path in strings:
+        payload = BASES[kind]()
+        mutate(payload, path, "replace", _at(payload, path) + "\udc80")
+        send = harness.send.interaction if kind in INTERACTIONS else harness.send.event
+        assert (await send(payload)).status < 500, path
+    await harness.settle()
+    assert not errors.records, [r.getMessage() for r in errors.records]
+
+
+def _at(value: Any, path: tuple[Any, ...]) -> Any:
+    for key in path:
+        value = value[key]
+    return value
