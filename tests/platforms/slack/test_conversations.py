@@ -270,3 +270,12 @@ async def test_one_failed_stream_start_leaves_streaming_on_for_other_threads(
     fallback = [c for c in posted(harness.slack) if c.get("thread_ts") == THREAD]
     assert fallback and fallback[0]["text"].startswith("Hello!")
     assert streamed(harness.slack).endswith(LONG)
+
+
+async def test_a_reply_cut_at_max_tokens_says_so(harness: SlackHarness) -> None:
+    harness.claude.add(text("The first half of a long answ", stop_reason="max_tokens"))
+    await harness.send.event(event_callback(mention("tell me everything", ts=THREAD)))
+    await harness.settle()
+    notice = posted(harness.slack)[-1]
+    assert notice["thread_ts"] == THREAD and "cut short" in notice["text"]
+    assert ":scissors:" in notice["blocks"][0]["text"]["text"]
