@@ -54,8 +54,7 @@ def _obj(
     objects: str = "",
     **fields: Rule,
 ) -> Obj:
-    """An Obj from `base` and space-separated names: `text` fields, boolean `flags`, nested
-    `objects`; then `fields`, each with its own rule."""
+    """`base`, then space-separated `text`, boolean `flags` and `objects` names, then `fields`."""
     rules: dict[str, Rule] = {
         **(base or {}),
         **dict.fromkeys(text.split(), STR),

@@ -138,10 +138,13 @@ class Inbox:
         if outcome.conversation is not None:
             self._known.add(message.key.place)
             if first and message.place is Place.ASSISTANT and not outcome.duplicate:
-                await self._deps.set_title(message.channel, message.thread_ts, _title(message))
+                line = " ".join(message.text.split())  # the first question titles the thread
+                title = line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+                await self._deps.set_title(message.channel, message.thread_ts, title)
 
     async def _attachments(self, message: SlackMessage) -> tuple[Attachment, ...]:
-        limit, token = self._deps.settings.slack.max_attachment_bytes, self._deps.token
+        limit = self._deps.settings.slack.max_attachment_bytes
+        token = str(self._deps.client.token or "")
         if self._deps.session is not None:
             return await fetch_attachments(self._deps.session, token, message.files, limit)
         async with aiohttp.ClientSession() as session:
@@ -173,11 +176,6 @@ class Inbox:
             thread_ts=thread_ts,
             prompts=prompts,
         )
-
-
-def _title(message: SlackMessage) -> str:
-    line = " ".join(message.text.split())
-    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
 
 
 # --- files shared with a message: text read up to a limit, images fetched for Claude ---

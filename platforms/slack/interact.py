@@ -114,12 +114,24 @@ class Interactions:
             result = await self._flows.confirm_end(key, user, place)
             if not result.ok:
                 await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
+            else:
+                await self._answered(body, "The conversation was ended.")
 
     async def keep_going(self, body: dict[str, Any]) -> None:
         user, channel, key = _who(body), _channel(body), await self._key_of(_value(body)[0])
         if key is not None:
             result = await self._flows.keep_going(key, user)
             await self._tell(channel, user, split_key(key)[1])(result.text or KEEP_GOING_TEXT)
+            if result.ok:
+                await self._answered(body, KEEP_GOING_TEXT)
+
+    async def _answered(self, body: dict[str, Any], text: str) -> None:
+        """An end confirmation was answered: in the thread it loses its buttons, so a stale
+        one cannot be clicked later (an ephemeral one vanishes on its own on reload)."""
+        container = body.get("container") or {}
+        if container.get("message_ts") and not container.get("is_ephemeral"):
+            ts, channel = container["message_ts"], _channel(body)
+            await self._deps.attempt("chat_update", channel=channel, ts=ts, text=text, blocks=[])
 
     async def start_new(self, body: dict[str, Any]) -> None:
         """ "Start a new conversation": a fresh thread (the assistant pane makes its own)."""

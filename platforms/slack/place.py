@@ -70,10 +70,6 @@ class Deps:
     bot_user_id: str = ""  # learnt from Bolt's context (auth.test) with the first event
     team_id: str = ""  # the app's workspace: a stream's recipient team when no event says
 
-    @property
-    def token(self) -> str:
-        return str(self.client.token or "")
-
     async def attempt(self, method: str, **args: Any) -> tuple[dict[str, Any], str]:
         """A Web API call whose failure is logged, not raised: (its data, "") or ({}, error)."""
         try:
@@ -118,10 +114,6 @@ class SlackPlace:
     kind: Place
     user_id: str = ""
     team_id: str = ""
-
-    @property
-    def recipient_team_id(self) -> str:
-        return self.team_id or self.deps.team_id
 
     def reply(self) -> SlackReply:
         return SlackReply(self)

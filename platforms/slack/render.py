@@ -132,11 +132,10 @@ _ICONS = {
 
 
 def how_to_start_again(place: Place, bot_user_id: str) -> str:
-    if place is Place.ASSISTANT:
-        return "To start again, open a new chat with me from the assistant pane."
-    if place is Place.DM:
-        return "To start again, send me a new message outside this thread."
-    return f"To start again, mention <@{bot_user_id}> in a new message in the channel."
+    return "To start again, " + {
+        Place.ASSISTANT: "open a new chat with me from the assistant pane.",
+        Place.DM: "send me a new message outside this thread.",
+    }.get(place, f"mention <@{bot_user_id}> in a new message in the channel.")
 
 
 def render_notice(

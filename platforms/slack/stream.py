@@ -135,7 +135,7 @@ class SlackReply:
             self._stream = await self._client.chat_stream(
                 channel=self._target.channel,
                 thread_ts=self._target.thread_ts,
-                recipient_team_id=self._target.recipient_team_id or None,
+                recipient_team_id=self._target.team_id or self._target.deps.team_id or None,
                 recipient_user_id=self._target.user_id,
                 buffer_size=1,  # the throttle decides when to send, not the helper's buffer
             )

@@ -65,11 +65,21 @@ async def test_nobody_else_can_confirm_it(harness: SlackHarness) -> None:
 
 async def test_keep_talking_withdraws_it(harness: SlackHarness) -> None:
     conversation, buttons = await proposed(harness)
-    await harness.send.interaction(
-        button(END_CANCEL, buttons[END_CANCEL]["value"], thread_ts=THREAD)
+    shown = next(
+        r["ts"]
+        for c, r in zip(
+            harness.slack.calls_to("chat.postMessage"),
+            harness.slack.results_of("chat.postMessage"),
+            strict=True,
+        )
+        if "blocks" in c
     )
+    value = buttons[END_CANCEL]["value"]
+    await harness.send.interaction(button(END_CANCEL, value, message_ts=shown, thread_ts=THREAD))
     await harness.settle()
     assert "goes on" in harness.slack.calls_to("chat.postEphemeral")[-1]["text"]
+    [tidied] = harness.slack.calls_to("chat.update")  # the proposal loses its buttons
+    assert tidied["ts"] == shown and not tidied.get("blocks") and "goes on" in tidied["text"]
     after = await harness.runtime.engine.get(conversation.id)
     assert after is not None and after.state == "active" and not after.ladder.end_proposed
 
