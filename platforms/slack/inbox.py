@@ -32,8 +32,8 @@ TITLE_CHARS = 60
 
 @dataclass(eq=False, slots=True)
 class _Entry:
-    # Called once accepted says whether the message starts its thread's conversation
-    # (True) or continues one (False); None: it is not for the app, nothing is called.
+    # Called once `accepted` says the message starts (True) or continues (False) its
+    # thread's conversation; not at all if it says None (the message is not for the app).
     answer: Callable[[bool], Awaitable[None]]
     accepted: asyncio.Future[bool | None]
     mentioned: bool  # a mention: the thread will hold a conversation once it is answered
@@ -41,17 +41,13 @@ class _Entry:
 
 class Inbox:
     def __init__(self, deps: Deps, flows: Flows, places: SlackPlaces) -> None:
-        self._deps = deps
-        self._flows = flows
-        self._places = places
+        self._deps, self._flows, self._places = deps, flows, places
         # Slack's retries and a mention's second event are dropped cheaply; the core dedupes
         # durably. Threads known to hold a conversation spare a lookup.
         self._seen, self._known = Recent[str](10_000), Recent[str](50_000)
-        self._refused: set[str] = set()  # events whose receiving failed: Slack sends them again
+        self._refused: set[str] = set()  # events whose keeping failed: Slack sends them again
+        self._accepting: dict[str, asyncio.Future[bool | None]] = {}  # being kept right now
         self._queues: dict[ConversationKey, deque[_Entry]] = {}
-
-    def seen(self, event_id: str) -> bool:
-        return event_id in self._seen and event_id not in self._refused
 
     async def receive(self, message: SlackMessage) -> None:
         """Called by Slack's listener; Slack is acknowledged when this returns (issue #9).
@@ -62,22 +58,29 @@ class Inbox:
         nothing. If that fails, Bolt answers 500 and Slack sends it again."""
         if message.place is Place.CHANNEL and not (message.mentioned or message.threaded):
             return  # channel chatter that is not addressed to the app
-        if not self._seen.add(message.event_id) and message.event_id not in self._refused:
-            return  # a retry, or the second event for one mention
-        self._refused.discard(message.event_id)
+        event_id = message.event_id
+        if not self._seen.add(event_id) and event_id not in self._refused:
+            # A retry, or a mention's second event: it gets its 200 only once the first copy
+            # is kept, and is handled itself if keeping that one failed.
+            if (earlier := self._accepting.get(event_id)) is not None:
+                await asyncio.shield(earlier)
+            if event_id not in self._refused:
+                return
+        self._refused.discard(event_id)
         # A DM thread under the app's own message (a new conversation or a branch) looks like
         # an assistant thread in the payload; what the app noted when it made one wins.
         message = replace(message, place=self._places.kind(message.key, message.place))
         self._places.remember(message.key, message.place)
-        accepted = self._queue(
-            message.key, lambda first: self._answer(message, first), message.mentioned
-        )
+        answer = partial(self._answer, message)
+        accepted = self._accepting[event_id] = self._queue(message.key, answer, message.mentioned)
         try:
             accepted.set_result(await self._accept(message))
         except BaseException:
-            self._refused.add(message.event_id)
+            self._refused.add(event_id)
             accepted.set_result(None)
             raise
+        finally:
+            self._accepting.pop(event_id, None)
 
     async def _accept(self, message: SlackMessage) -> bool | None:
         """Whether the message is for the app (None if not) and starts a conversation; if it

@@ -112,10 +112,9 @@ class Interactions:
         if key is not None:
             place = self._places.place(key, user)
             result = await self._flows.confirm_end(key, user, place)
-            if not result.ok:
-                await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
-            else:
-                await self._answered(body, "The conversation was ended.")
+            if result.ok:
+                return await self._answered(body, "The conversation was ended.")
+            await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
 
     async def keep_going(self, body: dict[str, Any]) -> None:
         user, channel, key = _who(body), _channel(body), await self._key_of(_value(body)[0])
@@ -126,8 +125,7 @@ class Interactions:
                 await self._answered(body, KEEP_GOING_TEXT)
 
     async def _answered(self, body: dict[str, Any], text: str) -> None:
-        """An end confirmation was answered: in the thread it loses its buttons, so a stale
-        one cannot be clicked later (an ephemeral one vanishes on its own on reload)."""
+        """An answered confirmation in the thread loses its buttons: no stale click later."""
         container = body.get("container") or {}
         if container.get("message_ts") and not container.get("is_ephemeral"):
             ts, channel = container["message_ts"], _channel(body)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation
+from bot.conversation import Conversation, Inbound
 from platforms.slack import SlackBot
 from platforms.slack.render import END_CANCEL, END_CONFIRM
 from platforms.slack.translate import thread_key
@@ -123,3 +123,44 @@ async def test_an_acknowledged_message_survives_a_kill(
     assert conversation is not None
     messages, _ = await harness.runtime.engine.record(conversation.id)
     assert [m.text for m in messages] == ["are you there?", "Yes, here."]
+
+
+async def test_a_retry_while_keeping_fails_is_not_acknowledged_in_vain(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keeping the first copy is slow (Slack retries after 3 s) and then fails: the retry,
+    already in, must not get its 200 before that is known, and then keeps the message."""
+    entered, fail = asyncio.Event(), asyncio.Event()
+    keep = harness.bot.flows.receive
+
+    async def slow_then_broken(inbound: Inbound) -> bool:
+        if not entered.is_set():
+            entered.set()
+            await fail.wait()
+            raise OSError("database is locked")
+        return await keep(inbound)
+
+    waiting = asyncio.Event()
+
+    class Watched(dict[str, Any]):
+        def get(self, key: str, default: Any = None) -> Any:
+            waiting.set()  # the retry looks for a first copy being kept
+            return super().get(key, default)
+
+    monkeypatch.setattr(harness.bot.flows, "receive", slow_then_broken)
+    monkeypatch.setattr(harness.bot.inbox, "_accepting", Watched())
+    harness.claude.add(text("Kept after all."))
+    payload = event_callback(mention("hello?", ts=THREAD))
+    first = asyncio.create_task(harness.send.event(payload))
+    await entered.wait()
+    retry = asyncio.create_task(harness.send.event(payload, retry_num=1))
+    await waiting.wait()
+    assert not retry.done()  # no 200 yet: the first copy is not kept
+    fail.set()
+    assert (await first).status == 500  # not kept: Slack will send it again
+    assert (await retry).status == 200  # ...and this copy is the one kept
+    await harness.settle()
+    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
+    assert conversation is not None
+    messages, _ = await harness.runtime.engine.record(conversation.id)
+    assert [m.text for m in messages] == ["hello?", "Kept after all."]
