@@ -31,8 +31,7 @@ async def run(engine: Engine, settings: Settings) -> None:
         bot = SlackBot(engine, settings, build_client(settings.slack, session), session=session)
         await _check_token(bot)
         # What a killed run received but never answered goes first in its thread's queue.
-        resumed = await bot.inbox.resume()
-        if resumed:
+        if resumed := await bot.inbox.resume():
             log.info("Slack: answering %d message(s) received before a restart", resumed)
         try:
             if settings.slack.mode == "http":
@@ -66,12 +65,8 @@ async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
             f"Slack HTTP mode cannot listen on port {port} ({exc.strerror}); "
             "set QUITBOT_SLACK_HTTP_PORT to a free port"
         ) from exc
-    log.info(
-        "Slack: listening for events, commands and interactivity on %s:%s%s",
-        host,
-        port,
-        EVENTS_PATH,
-    )
+    where = f"{host}:{port}{EVENTS_PATH}"
+    log.info("Slack: listening for events, commands and interactivity on %s", where)
     try:
         await asyncio.Event().wait()
     finally:
