@@ -80,7 +80,10 @@ async def test_end_asks_to_confirm_and_only_the_starter_may_end(
     kept = await fake.press("quitbot:keep", message=confirm, author=fake.alice)
     assert "goes on" in (await fake.response(kept)).body["data"]["content"]
     assert not fake.calls_to("PATCH", rf"/channels/{thread_id}")
+    assert fake.clickable(confirm) == []  # "Keep talking" took the buttons away
 
+    asked = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
+    confirm = (await fake.response(asked)).response["resource"]["message"]
     pressed = await fake.press("quitbot:end", message=confirm, author=fake.alice)
     await fake.response(pressed)
     final = await wait_bot_message(fake, thread_id, lambda m: bool(m["embeds"]))
