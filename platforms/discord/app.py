@@ -7,6 +7,7 @@ from typing import Any
 
 import discord
 import yarl
+from discord import app_commands
 from discord.ext import commands
 
 from bot.engine import Engine
@@ -54,6 +55,43 @@ def quiet_voice_warnings() -> None:
     discord.VoiceClient.warn_dave = False
 
 
+NO_LONGER_AVAILABLE = "This command is no longer available."
+SOMETHING_WENT_WRONG = "Something went wrong on my side. Please try again."
+
+
+class QuitBotTree(app_commands.CommandTree[discord.Client]):
+    """Answers every failed command in words instead of discord.py's logged traceback.
+
+    An unknown or stale command (one Discord still shows after an update, before the
+    new commands are synced everywhere) gets a short private note; our own errors are
+    logged once, and the person is told.
+    """
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
+    ) -> None:
+        if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+            log.info("stale or unknown command %r: %s", _command_name(interaction), error)
+            text = NO_LONGER_AVAILABLE
+        else:
+            log.error(
+                "command %r failed", _command_name(interaction), exc_info=error.__cause__ or error
+            )
+            text = SOMETHING_WENT_WRONG
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException as exc:
+            log.warning("could not answer a failed command: %s", exc)
+
+
+def _command_name(interaction: discord.Interaction) -> str:
+    data: dict[str, Any] = dict(interaction.data or {})
+    return str(data.get("name", "?"))
+
+
 class QuitBot(commands.Bot):
     """quitbot on Discord: one gateway connection."""
 
@@ -72,6 +110,7 @@ class QuitBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             chunk_guilds_at_startup=False,
+            tree_cls=QuitBotTree,
             **options,
         )
         self.conversations = Conversations(

@@ -103,31 +103,38 @@ class Buttons:
 
 
 async def start_new(conversations: Conversations, interaction: discord.Interaction) -> None:
-    """/new and the "Start a new conversation" button: a fresh DM conversation or thread."""
+    """/new and the "Start a new conversation" button: a fresh DM conversation or thread.
+
+    Opening a thread and writing the record can outlast Discord's 3-second deadline for
+    answering, so the interaction is deferred first and answered by follow-up.
+    """
     channel, user = interaction.channel, interaction.user
     engine = conversations.engine
     if channel is None:
         return
-    if translate.is_dm(channel):
+    in_dm = translate.is_dm(channel)
+    if not in_dm and not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return
+    await interaction.response.defer(ephemeral=not in_dm, thinking=True)
+    if in_dm:
         outcome = await engine.start_new(translate.dm_key(channel.id), str(user.id))
         text = _limit_text(outcome.notices) or "Started a new conversation. What's on your mind?"
-        await interaction.response.send_message(text)
+        await interaction.followup.send(text)
         return
-    if not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
-        return
+    assert isinstance(channel, discord.abc.GuildChannel | discord.Thread)
     thread = await conversations.new_thread(channel, user, "")
     if thread is None:
-        await interaction.response.send_message(
+        await interaction.followup.send(
             "I couldn't open a new thread here. Try mentioning me in a channel.", ephemeral=True
         )
         return
     outcome = await engine.start_new(translate.thread_key(thread.id), str(user.id))
     limit = _limit_text(outcome.notices)
     if limit:
-        await interaction.response.send_message(limit, ephemeral=True)
+        await interaction.followup.send(limit, ephemeral=True)
         await _delete(thread)
         return
-    await interaction.response.send_message(
+    await interaction.followup.send(
         f"Your new conversation is in {thread.mention}.", ephemeral=True
     )
     await thread.send(

@@ -46,8 +46,9 @@ class ChatCommands(commands.Cog):
         channel = interaction.channel
         if not isinstance(channel, discord.abc.Messageable):
             return
-        shown = f"**{interaction.user.display_name}:** {prompt}"
-        response = await interaction.response.send_message(shown)
+        response = await interaction.response.send_message(
+            **render.echo(interaction.user.display_name, prompt)
+        )
         message = response.resource
         place: discord.abc.Messageable = channel
         if isinstance(channel, discord.TextChannel) and isinstance(message, discord.Message):
@@ -97,17 +98,24 @@ class ChatCommands(commands.Cog):
         await interaction.response.send_message(confirm.content, view=view, ephemeral=True)
 
     async def branch(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        """A new conversation carrying the history up to `message` (included)."""
+        """A new conversation carrying the history up to `message` (included).
+
+        Opening a thread and writing the record can outlast Discord's 3-second deadline
+        for answering, so the interaction is deferred first and answered by follow-up.
+        """
         channel, engine = interaction.channel, self.conversations.engine
+        await interaction.response.defer(
+            ephemeral=channel is None or not translate.is_dm(channel), thinking=True
+        )
         conversation = await engine.find(translate.key_for(channel)) if channel else None
         if channel is None or conversation is None:
-            await interaction.response.send_message(
+            await interaction.followup.send(
                 "That message is not part of a conversation with me.", ephemeral=True
             )
             return
         messages, _ = await engine.record(conversation.id)
         if str(message.id) not in {m.platform_message_id for m in messages}:
-            await interaction.response.send_message(PICK_A_MESSAGE, ephemeral=True)
+            await interaction.followup.send(PICK_A_MESSAGE, ephemeral=True)
             return
         if translate.is_dm(channel):
             await self._branch_here(interaction, conversation.id, message)
@@ -127,9 +135,9 @@ class ChatCommands(commands.Cog):
                 upto_platform_message_id=str(message.id),
             )
         except LimitReached:
-            await interaction.response.send_message(LIMIT_TEXT, ephemeral=True)
+            await interaction.followup.send(LIMIT_TEXT, ephemeral=True)
             return
-        await interaction.response.send_message(
+        await interaction.followup.send(
             f"A new conversation starts here, carrying everything up to {message.jump_url}. "
             "Carry on from there."
         )
@@ -144,9 +152,7 @@ class ChatCommands(commands.Cog):
         user = interaction.user
         new = await self.conversations.new_thread(thread, user, f"Branch: {thread.name}")
         if new is None:
-            await interaction.response.send_message(
-                "I couldn't open a new thread here.", ephemeral=True
-            )
+            await interaction.followup.send("I couldn't open a new thread here.", ephemeral=True)
             return
         try:
             await self.conversations.engine.branch(
@@ -156,10 +162,10 @@ class ChatCommands(commands.Cog):
                 upto_platform_message_id=str(message.id),
             )
         except LimitReached:
-            await interaction.response.send_message(LIMIT_TEXT, ephemeral=True)
+            await interaction.followup.send(LIMIT_TEXT, ephemeral=True)
             await new.delete()
             return
-        await interaction.response.send_message(f"Your branch is in {new.mention}.", ephemeral=True)
+        await interaction.followup.send(f"Your branch is in {new.mention}.", ephemeral=True)
         await new.send(
             f"{user.mention}, this conversation carries {thread.mention} up to {message.jump_url}. "
             "Take it from there.",

@@ -55,6 +55,10 @@ class Conversations:
 
     async def start_from_message(self, message: discord.Message, text: str) -> None:
         """A mention in a channel: a public thread from that message, answered inside it."""
+        known = await self._thread_from(message)
+        if known is not None:  # the same mention again (a gateway replay): the engine dedupes
+            await self.converse_message(known, message, translate.thread_key(message.id), text)
+            return
         name = translate.thread_name(text, message.author.display_name)
         try:
             thread = await message.create_thread(
@@ -66,6 +70,22 @@ class Conversations:
                 return
             thread = existing  # the same message again: the engine will see a duplicate
         await self.converse_message(thread, message, translate.thread_key(thread.id), text)
+
+    async def _thread_from(self, message: discord.Message) -> discord.abc.Messageable | None:
+        """The thread already opened from `message`, known without asking Discord.
+
+        A thread started from a message has that message's id, so after a RESUME replays a
+        mention, the cache or the record of conversations tells us it exists.
+        """
+        cached = self.client.get_channel(message.id)
+        if isinstance(cached, discord.Thread):
+            return cached
+        if not await self.is_conversation(translate.thread_key(message.id)):
+            return None
+        return self.client.get_partial_messageable(
+            message.id, guild_id=message.guild.id if message.guild else None,
+            type=discord.ChannelType.public_thread,
+        )  # fmt: skip
 
     async def _existing_thread(
         self, message: discord.Message, exc: discord.HTTPException
@@ -192,6 +212,10 @@ class Conversations:
             self.missing_permission(thread.guild, "Manage Threads")
             return False
         try:
+            if thread.archived:
+                # An archived thread takes no edit but unarchiving (50083 "Thread is
+                # archived"; discord.js #8680): unarchive, then archive and lock together.
+                thread = await thread.edit(archived=False, reason="quitbot: to lock it")
             await thread.edit(archived=True, locked=True, reason="quitbot: conversation ended")
         except discord.Forbidden:
             self.missing_permission(thread.guild, "Manage Threads")

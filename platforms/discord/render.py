@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import discord
 
@@ -24,6 +25,7 @@ START_AGAIN_IN_DM = (
     "You can start a new conversation right away: press **Start a new conversation** or use `/new`."
 )
 MESSAGE_LIMIT = 2000
+EMBED_LIMIT = 4096  # an embed's description
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,20 @@ class Rendered:
     content: str | None = None
     embed: discord.Embed | None = None
     buttons: tuple[Button, ...] = field(default=())
+
+
+def echo(author: str, prompt: str) -> dict[str, Any]:
+    """/chat's prompt shown back in the channel, within Discord's limits (message content
+    up to 2,000 characters, embed description up to 4,096; beyond either, 400 / 50035).
+
+    A prompt too long for the content goes in an embed; /chat takes at most 4,000
+    characters, and the full prompt goes to the model whatever is shown.
+    """
+    shown = f"**{author}:** {prompt}"
+    if len(shown) <= MESSAGE_LIMIT:
+        return {"content": shown}
+    description = prompt if len(prompt) <= EMBED_LIMIT else prompt[: EMBED_LIMIT - 1] + "…"
+    return {"content": f"**{author}:**", "embed": discord.Embed(description=description)}
 
 
 def start_again(in_dm: bool) -> str:

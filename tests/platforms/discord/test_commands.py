@@ -48,10 +48,12 @@ async def test_new_opens_an_empty_conversation_thread(
 ) -> None:
     fake = fake_discord
     asked = await fake.slash("new", channel_id=fake.channel_id, author=fake.alice)
-    answer = await fake.response(asked)
+    deferred = await fake.response(asked)
+    assert deferred.body["type"] == 5 and deferred.body["data"]["flags"] & 64
+    answer = await fake.followup(asked)
     created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
     thread_id = created.response["id"]
-    assert answer.body["data"]["flags"] & 64 and thread_id in answer.body["data"]["content"]
+    assert answer.body["flags"] & 64 and thread_id in answer.body["content"]
     greeting = await wait_bot_message(fake, thread_id, lambda m: fake.alice["id"] in m["content"])
     assert "new conversation" in greeting["content"]
     key = ConversationKey("discord", thread_id)
@@ -106,10 +108,11 @@ async def test_branch_from_here_carries_the_history_up_to_that_message(
     assert target["channel_id"] == thread_id and first["id"] == thread_id
 
     asked = await fake.message_command("Branch from here", target, author=fake.alice)
-    answer = await fake.response(asked)
+    assert (await fake.response(asked)).body["type"] == 5
+    answer = await fake.followup(asked)
     created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
     branch_id = created.response["id"]
-    assert branch_id in answer.body["data"]["content"] and answer.body["data"]["flags"] & 64
+    assert branch_id in answer.body["content"] and answer.body["flags"] & 64
     branched = await bot.conversations.engine.find(ConversationKey("discord", branch_id))
     assert branched is not None and branched.branched_from == record.id
 
@@ -127,8 +130,8 @@ async def test_branch_refuses_a_message_outside_the_conversation(
     stranger = await fake.post(fake.channel_id, fake.bob, "unrelated")
     stranger["channel_id"] = thread_id  # as if it were in the thread but not recorded
     asked = await fake.message_command("Branch from here", stranger, author=fake.alice)
-    answer = await fake.response(asked)
-    assert "Pick one of this conversation's messages" in answer.body["data"]["content"]
+    answer = await fake.followup(asked)
+    assert "Pick one of this conversation's messages" in answer.body["content"]
     assert not fake.calls_to("POST", rf"/channels/{fake.channel_id}/threads")
 
 

@@ -34,8 +34,9 @@ async def test_dm_conversation_end_blocked_notices_and_a_fresh_start(
     await fake.dm(fake.alice, "hello??")  # within the minute: no second notice
 
     pressed = await fake.press("quitbot:new", message=final, author=fake.alice)
-    started = await fake.response(pressed)
-    assert "new conversation" in started.body["data"]["content"]
+    assert (await fake.response(pressed)).body["type"] == 5  # deferred before the slow part
+    started = await fake.followup(pressed)
+    assert "new conversation" in started.body["content"]
     fake_anthropic.add(text("Fresh start!"))
     await fake.dm(fake.alice, "hello again")
     await wait_bot_message(fake, dm_id, lambda m: m["content"] == "Fresh start!")

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 from pathlib import Path
 
 import pytest
 
-from platforms.discord import doctor
+from platforms.discord import doctor, translate
 from platforms.discord.app import QuitBot
-from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.anthropic import FakeAnthropic, hold, text
 from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.conftest import running_bot, settings_for
 from tests.platforms.discord.helpers import (
@@ -40,7 +42,8 @@ async def test_a_message_replayed_after_resume_is_answered_once(
 
     assert fake.resumes == 1 and len(fake.identifies) == 1
     threads = fake.calls_to("POST", rf"/channels/{fake.channel_id}/messages/{thread_id}/threads")
-    assert [c.status for c in threads] == [201, 400]  # the replayed mention found its thread
+    # A thread opened from a message has its id: the replay is known without asking Discord.
+    assert [c.status for c in threads] == [201]
     assert [m["content"] for m in bot_messages(fake, thread_id)] == [
         "First answer.",
         "Second answer.",
@@ -152,3 +155,78 @@ async def test_editing_or_deleting_earlier_messages_reopens_nothing(
     await wait_bot_message(fake, other["id"], lambda m: m["content"] == "Hello again.")
     assert not [c for c in fake.calls[calls:] if thread_id in c.path]
     assert len(fake_anthropic.requests) == requests + 1
+
+
+# --- issue 9: every fault ends in an answer or a notice --------------------------------------
+
+
+def _closed_port() -> int:
+    """A local port nobody listens on: connecting is refused at once, no network needed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_file_that_cannot_be_downloaded_never_drops_the_message(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    unreachable = fake.add_file("notes.txt", "text/plain", b"never read")
+    unreachable["url"] = unreachable["proxy_url"] = f"http://127.0.0.1:{_closed_port()}/notes.txt"
+    fake_anthropic.add(text("I could not open your file, but here goes."))
+    opening = await fake.post(
+        fake.channel_id,
+        fake.alice,
+        f"<@{fake.bot_id}> read this",
+        mention_bot=True,
+        attachments=[unreachable],
+    )
+    await wait_bot_message(fake, opening["id"], lambda m: "here goes" in m["content"])
+    sent = str(fake_anthropic.requests[0]["messages"][-1]["content"])
+    assert "read this" in sent and "notes.txt" in sent and "not read" in sent
+    conversation = await bot.conversations.engine.find(translate.thread_key(int(opening["id"])))
+    assert conversation is not None
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [("retired", []), ("quitbot", [{"type": 1, "name": "retired", "options": []}])],
+)
+async def test_an_unknown_or_stale_command_is_answered_without_a_traceback(
+    bot: QuitBot,
+    fake_discord: FakeDiscord,
+    caplog: pytest.LogCaptureFixture,
+    name: str,
+    options: list[dict[str, object]],
+) -> None:
+    fake = fake_discord
+    caplog.set_level(logging.INFO)
+    asked = await fake.slash(name, options, channel_id=fake.channel_id, author=fake.alice)
+    answer = (await fake.response(asked)).body["data"]
+    assert answer["content"] == "This command is no longer available." and answer["flags"] & 64
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_when_the_first_send_of_a_reply_fails_the_rest_still_arrives(
+    bot: QuitBot,
+    fake_discord: FakeDiscord,
+    fake_anthropic: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = fake_discord
+    asked, midway = asyncio.Event(), asyncio.Event()
+    reply = "The first half of the answer, and then the second half of it."
+    fake_anthropic.add(hold(text(reply), before=asked, midway=midway))
+    opening = await mention(fake, "tell me")
+    thread_id = opening["id"]
+    fake.fail_next("POST", rf"/channels/{thread_id}/messages", status=403, code=50001)
+    asked.set()
+    await fake.wait_call("POST", rf"/channels/{thread_id}/messages", ok_only=False)
+    midway.set()
+    await wait_bot_message(fake, thread_id, lambda m: m["content"] == reply)
+    assert not [r for r in caplog.records if r.exc_info]
+    conversation = await bot.conversations.engine.find(translate.thread_key(int(thread_id)))
+    assert conversation is not None
+    messages, _ = await bot.conversations.engine.record(conversation.id)
+    shown = next(m for m in bot_messages(fake, thread_id) if m["content"] == reply)
+    assert messages[-1].platform_message_id == shown["id"]

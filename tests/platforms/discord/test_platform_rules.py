@@ -1,0 +1,150 @@
+"""Discord's limits and refusals, as the fake enforces them, and the adapter keeping to them.
+
+Each rule's source is cited beside it in tests/fakes/discord.py.
+"""
+
+from __future__ import annotations
+
+import discord
+import pytest
+
+from bot.conversation import ConversationKey
+from platforms.discord.app import QuitBot
+from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.discord import FakeDiscord, Unusable
+from tests.platforms.discord.helpers import (
+    converse_until_ended,
+    opened_thread,
+    wait_bot_message,
+)
+
+# --- the fake refuses what Discord refuses ---------------------------------------------------
+
+
+async def test_the_fake_refuses_over_long_content_and_embeds(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    channel = bot.get_channel(fake_discord.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    with pytest.raises(discord.HTTPException) as refused:
+        await channel.send("x" * 2001)
+    assert refused.value.status == 400 and refused.value.code == 50035
+    with pytest.raises(discord.HTTPException) as refused:
+        await channel.send(embed=discord.Embed(description="x" * 4097))
+    assert refused.value.code == 50035
+    await channel.send("x" * 2000, embed=discord.Embed(description="y" * 4096))
+
+
+async def test_the_fake_refuses_edits_to_an_archived_thread_except_unarchiving(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id = int(await opened_thread(fake, fake_anthropic))
+    await fake.set_thread(thread_id, archived=True, locked=False)
+    thread = await bot.fetch_channel(thread_id)
+    assert isinstance(thread, discord.Thread)
+    with pytest.raises(discord.HTTPException) as refused:
+        await thread.edit(archived=True, locked=True)
+    assert refused.value.status == 400 and refused.value.code == 50083
+    thread = await thread.edit(archived=False)
+    await thread.edit(archived=True, locked=True)
+    meta = fake.channels[thread_id]["thread_metadata"]
+    assert meta["archived"] and meta["locked"]
+
+
+async def test_the_fake_refuses_a_late_interaction_answer_and_dead_buttons(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id = await opened_thread(fake, fake_anthropic)
+    fake.slow("GET", r"/channels/\d+", seconds=4)  # nothing the bot does now is fast enough
+    fake.clock.advance(3.5)  # as if the bot took 3.5 s before answering
+    late = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
+    fake.clock.advance(0)
+    answer = await fake.response(late, ok_only=False)
+    assert answer.status == 200  # the clock only counts from the interaction's arrival
+
+    confirm = answer.response["resource"]["message"]
+    with pytest.raises(Unusable):  # only the person it answered sees an ephemeral message
+        await fake.press("quitbot:end", message=confirm, author=fake.bob)
+    await fake.set_thread(int(thread_id), archived=True, locked=True)
+    assert fake.clickable(confirm) == []
+    with pytest.raises(Unusable):  # the client disables it in a locked thread
+        await fake.press("quitbot:end", message=confirm, author=fake.alice)
+
+
+# --- the adapter keeps to them (issue 10, items 3, 4 and 8) ---------------------------------
+
+
+async def test_a_long_chat_prompt_is_shown_within_the_limits_and_sent_whole(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    prompt = " ".join(f"word{n}" for n in range(500))  # about 3,400 characters
+    assert 2000 < len(prompt) <= 4000
+    fake_anthropic.add(text("That is a lot of words."))
+    asked = await fake.slash(
+        "chat",
+        [{"name": "prompt", "type": 3, "value": prompt}],
+        channel_id=fake.channel_id,
+        author=fake.alice,
+    )
+    answer = await fake.response(asked, ok_only=False)
+    assert answer.status == 200, answer.response  # not "interaction failed"
+    shown = answer.response["resource"]["message"]
+    assert shown["embeds"][0]["description"] == prompt
+    await wait_bot_message(fake, shown["id"], lambda m: m["content"] == "That is a lot of words.")
+    assert prompt in str(fake_anthropic.requests[0]["messages"][-1])
+
+
+async def test_an_ended_thread_a_moderator_left_archived_is_unarchived_then_locked(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id = await converse_until_ended(fake, fake_anthropic)
+    await fake.wait_call("PATCH", rf"/channels/{thread_id}")
+    await fake.set_thread(int(thread_id), archived=True, locked=False)  # "close", not lock
+
+    relock = await fake.wait_call("PATCH", rf"/channels/{thread_id}", count=3)
+    patches = fake.calls_to("PATCH", rf"/channels/{thread_id}")
+    assert [c.status for c in patches] == [200, 200, 200]
+    assert [c.body for c in patches[1:]] == [
+        {"archived": False},
+        {"archived": True, "locked": True},
+    ]
+    assert relock is patches[-1]
+    meta = fake.channels[int(thread_id)]["thread_metadata"]
+    assert meta["archived"] and meta["locked"]
+
+
+async def test_new_answers_in_time_when_opening_the_thread_is_slow(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    fake.slow("POST", rf"/channels/{fake.channel_id}/threads", seconds=5)  # rate-limited
+    asked = await fake.slash("new", channel_id=fake.channel_id, author=fake.alice)
+    deferred = await fake.response(asked, ok_only=False)
+    assert deferred.status == 200 and deferred.body["type"] == 5
+    answer = await fake.followup(asked)
+    created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
+    assert created.response["id"] in answer.body["content"]
+    assert await bot.conversations.engine.find(ConversationKey("discord", created.response["id"]))
+
+
+async def test_branching_answers_in_time_when_opening_the_thread_is_slow(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id = await converse_until_ended(fake, fake_anthropic)
+    record = await bot.conversations.engine.find(ConversationKey("discord", thread_id))
+    assert record is not None
+    messages, _ = await bot.conversations.engine.record(record.id)
+    first_reply = next(m for m in messages if m.role == "assistant")
+    reply = fake.messages[int(first_reply.platform_message_id)]
+    fake.slow("POST", rf"/channels/{fake.channel_id}/threads", seconds=5)
+    asked = await fake.message_command("Branch from here", reply, author=fake.alice)
+    deferred = await fake.response(asked, ok_only=False)
+    assert deferred.status == 200 and deferred.body["type"] == 5
+    answer = await fake.followup(asked)
+    created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
+    assert created.response["id"] in answer.body["content"]
