@@ -6,7 +6,7 @@ import argparse
 import importlib
 import json
 import sys
-from typing import Any
+from typing import Any, Literal
 
 from bot.app import UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, StoredMessage
@@ -147,9 +147,15 @@ def _describe(shown: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# A check's status: True (ok), False (fails: quitbot cannot work as set up) or "warn" (it
+# works, with less); only failures make `doctor` exit non-zero.
+CheckStatus = bool | Literal["warn"]
+_LABELS = {True: "ok  ", False: "FAIL", "warn": "WARN"}
+
+
 async def doctor(settings: Settings) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
-    results: list[tuple[bool, str]] = [(True, "settings: loaded")]
+    results: list[tuple[CheckStatus, str]] = [(True, "settings: loaded")]
     async with build_runtime(settings) as runtime:
         results.append((True, f"database: {settings.database_url} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
@@ -166,9 +172,9 @@ async def doctor(settings: Settings) -> int:
             continue
         module = importlib.import_module(f"platforms.{name}")
         results.extend(await module.doctor(settings))
-    for ok, line in results:
-        print(f"{'ok  ' if ok else 'FAIL'} {line}")
-    return 0 if all(ok for ok, _ in results) else 1
+    for status, line in results:
+        print(f"{_LABELS[status]} {line}")
+    return 1 if any(status is False for status, _ in results) else 0
 
 
 async def discord_invite_url(settings: Settings) -> int:

@@ -6,7 +6,7 @@ costs nothing for a Slack-only deployment.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -53,8 +53,11 @@ async def run(
             await bot.conversations.drain(shutdown_grace)
 
 
-async def doctor(settings: Settings) -> list[tuple[bool, str]]:
-    """Check the token, the message-content intent and Manage Threads, in plain words."""
+async def doctor(settings: Settings) -> list[tuple[bool | Literal["warn"], str]]:
+    """Check the token, the message-content intent and the permissions, in plain words.
+
+    Each check is (True | False | "warn", line); a missing Manage Threads is only a warning.
+    """
     from platforms.discord.checks import run_checks
 
     return await run_checks(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import discord
 
@@ -13,7 +13,10 @@ from bot.settings import Settings
 from platforms.discord.app import configure_endpoints
 from platforms.discord.permissions import missing
 
-Check = tuple[bool, str]
+# True: fine; False: quitbot cannot work as set up; "warn": it works, with less (e.g. no
+# thread locking without Manage Threads, which deploy/discord.md calls optional).
+Check = tuple[bool | Literal["warn"], str]
+OPTIONAL = frozenset({"Manage Threads"})
 
 INTENT_OFF = (
     "discord: the Message Content intent is off. It is a privileged intent: without it I "
@@ -43,7 +46,9 @@ async def application_id(settings: Settings) -> int:
 async def run_checks(settings: Settings) -> list[Check]:
     try:
         async with _logged_in(settings) as (http, me):
-            checks = [(True, f"discord: the token works (logged in as {me['username']})")]
+            checks: list[Check] = [
+                (True, f"discord: the token works (logged in as {me['username']})")
+            ]
             app = await http.application_info()
             checks.append(_intent(dict(app)))
             checks += _permissions([dict(guild) for guild in await http.get_guilds(200)])
@@ -69,10 +74,16 @@ def _permissions(guilds: list[dict[str, Any]]) -> list[Check]:
     for guild in guilds:
         lacking = missing(discord.Permissions(int(guild.get("permissions") or 0)))
         name = guild.get("name", guild["id"])
-        if lacking:
-            checks.append((False, f"discord: in server {name!r} I am missing {', '.join(lacking)}; "
+        required = ", ".join(p for p in lacking if p not in OPTIONAL)
+        optional = [p for p in lacking if p in OPTIONAL]
+        if required:
+            checks.append((False, f"discord: in server {name!r} I am missing {required}; "
                                   "grant them to my role or re-invite me with the URL from "
                                   "`quitbot discord invite-url`"))  # fmt: skip
-        else:
+        if optional:
+            checks.append(("warn", f"discord: in server {name!r} I am missing Manage Threads: "
+                                   "ended conversations still end, but their threads stay open "
+                                   "and moderators cannot reopen them from Discord"))  # fmt: skip
+        if not lacking:
             checks.append((True, f"discord: in server {name!r} I have every permission I need"))
     return checks

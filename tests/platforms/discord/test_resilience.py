@@ -112,7 +112,8 @@ async def test_without_manage_threads_the_end_holds_and_the_operator_is_told_onc
         warnings = [r.getMessage() for r in caplog.records if "Manage Threads" in r.getMessage()]
         assert len(warnings) == 1 and str(fake.guild_id) in warnings[0]
         checks = await doctor(settings)
-        assert any(not ok and "Manage Threads" in line for ok, line in checks)
+        [(status, line)] = [check for check in checks if "Manage Threads" in check[1]]
+        assert status == "warn" and "threads stay open" in line  # optional: not a failure
         assert fake.unexpected == []
 
 
