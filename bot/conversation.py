@@ -58,7 +58,12 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
-    """One message from a person, normalised by an adapter."""
+    """One message from a person, normalised by an adapter.
+
+    Its text is made safe to store on construction: a lone UTF-16 surrogate (which no
+    platform should send, but a client bug or a fuzzer can) becomes U+FFFD instead of
+    failing the database insert after the platform was told the message arrived.
+    """
 
     key: ConversationKey
     event_id: str
@@ -66,6 +71,19 @@ class Inbound:
     text: str
     message_id: str = ""
     attachments: tuple[Attachment, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", storable(self.text))
+
+
+def storable(text: str) -> str:
+    """`text` with any lone surrogate replaced by U+FFFD, so it encodes as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # UTF-16 joins a well-formed pair back into one character; only lone halves are replaced.
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +96,9 @@ class LadderState:
     ended: bool = False
     ended_by: Actor | None = None
     ended_reason: EndReason | None = None
+    # The model proposed ending on the person's behalf and the bot asked them to confirm;
+    # cleared when they confirm, decline, or simply write on (the proposal lapses).
+    end_proposed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from bot.notices import (
     Outcome,
     too_long_text,
 )
-from bot.policy import Effect, EndRequest, Reopen, Rules, transition
+from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, transition
 from bot.ports import BlockedOutcome, Model, NewMessage, ReplyStream, Store
 from bot.turn import Turn, TurnResult, effect_entry
 
@@ -249,18 +249,20 @@ class Engine:
         history: tuple[NewMessage, ...] = (),
         events: tuple[AuditEvent, ...] = (),
     ) -> Conversation:
-        now = self._clock()
-        limit = self._config.max_ended_per_day
-        if (
-            limit
-            and await self._store.ended_count(key.platform, user_id, now - timedelta(days=1))
-            >= limit
-        ):
+        if not await self.may_start(key.platform, user_id):
             log.info("user %s on %s reached the ended-conversation limit", user_id, key.platform)
             raise LimitReached(LIMIT_TEXT)
         return await self._store.create(
-            key, user_id, now, branched_from=branched_from, history=history, events=events
+            key, user_id, self._clock(), branched_from=branched_from, history=history, events=events
         )
+
+    async def may_start(self, platform: str, user_id: str) -> bool:
+        """Whether the operator's limit on ended conversations lets this user start one."""
+        limit = self._config.max_ended_per_day
+        if not limit:
+            return True
+        since = self._clock() - timedelta(days=1)
+        return await self._store.ended_count(platform, user_id, since) < limit
 
     async def start_new(self, key: ConversationKey, user_id: str) -> Outcome:
         """Start a fresh conversation at `key` (`/new`); the old one stays as it was.
@@ -311,6 +313,24 @@ class Engine:
             tuple(event for event, _ in pairs if event is not None),
             tuple(notice for _, notice in pairs if notice is not None),
         )
+
+    async def keep_going(self, key: ConversationKey, user_id: str) -> Conversation | None:
+        """The person chose "keep talking" at an end confirmation; a proposed end lapses.
+
+        Returns the conversation (None if none lives at `key`); records only if a proposal
+        was pending.
+        """
+        async with self._serialised(key):
+            conversation = await self._store.current(key)
+            if conversation is None:
+                return None
+            ladder, effects = transition(conversation.ladder, KeepGoing(), self._config.rules)
+            if not effects:
+                return conversation
+            now = self._clock()
+            detail = {"user_id": user_id, "via": "keep_talking"}
+            events, _ = self._entries(effects, Actor.USER, detail, now)
+            return await self._store.commit_turn(conversation.id, ladder, now, (), events)
 
     async def reopen(self, conversation_id: str, moderator_id: str, note: str = "") -> Conversation:
         """A moderator makes an ended conversation active again (on the record).
@@ -377,6 +397,10 @@ class Engine:
 
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._store.get(conversation_id)
+
+    async def messages(self, conversation_id: str) -> list[StoredMessage]:
+        """A conversation's messages, oldest first."""
+        return await self._store.messages((await self._require(conversation_id)).id)
 
     async def record(self, conversation_id: str) -> tuple[list[StoredMessage], list[AuditEvent]]:
         """A conversation's messages and audit trail, for moderators and the CLI."""

@@ -17,6 +17,17 @@ class NoticeKind(StrEnum):
     MODEL_UNAVAILABLE = "model_unavailable"  # could not reach the model; message kept
     LIMIT = "limit"  # the operator's limit on ended conversations was reached
     TOO_LONG = "too_long"  # the message was over the size limit; nothing was sent
+    CUT_SHORT = "cut_short"  # the reply stopped at the most tokens a reply may have
+    CONFIRM_END = "confirm_end"  # asks the person who started it to confirm ending it
+    AFTER_END = "after_end"  # to the starter, privately: start again, or say it was a mistake
+    STARTED = "started"  # a new conversation (or a branch) starts in this place
+    REOPENED = "reopened"  # a moderator reopened the conversation
+
+
+# Shown only to the person concerned (an ephemeral message, a DM), never to the whole place.
+PRIVATE = frozenset(
+    {NoticeKind.BLOCKED, NoticeKind.LIMIT, NoticeKind.TOO_LONG, NoticeKind.AFTER_END}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,25 @@ def end_text(reason: EndReason) -> str:
 
 
 BLOCKED_TEXT = "This conversation has ended, so I won't reply here."
+CUT_SHORT_TEXT = (
+    "(My reply was cut short: it reached the longest reply I may give. Ask me to go on if "
+    "you want the rest.)"
+)
+CONFIRM_END_TEXT = (
+    "Do you want to end this conversation? Nobody will be able to continue it, and you can "
+    "start a new one at once."
+)
+KEEP_GOING_TEXT = "Okay, the conversation goes on."
+AFTER_END_TEXT = (
+    "Your conversation has ended. You can start a new one at once, or tell the moderators "
+    "if you think ending it was a mistake."
+)
+STARTED_TEXT = "This is your new conversation. What would you like to talk about?"
+BRANCHED_TEXT = (
+    "This conversation carries an earlier one up to the message you picked. Take it from there."
+)
+REOPENED_TEXT = "A moderator reopened this conversation. You can continue here."
+FEEDBACK_THANKS = "Thank you. Your feedback is on the record, and moderators can review it."
 
 
 def too_long_text(limit: int) -> str:

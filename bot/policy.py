@@ -42,10 +42,17 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class EndRequest:
-    """The model called `end_conversation`, or the user confirmed the end command."""
+    """The model called `end_conversation` (`by` MODEL), or the person confirmed an end
+    (`by` USER, reason USER_REQUESTED). The model's word alone never ends a conversation
+    outside the ladder: its `user_requested` call is only a proposal the person confirms."""
 
     reason: EndReason
     by: Actor = Actor.MODEL
+
+
+@dataclass(frozen=True, slots=True)
+class KeepGoing:
+    """The person answered an end confirmation with "keep talking"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +60,7 @@ class Reopen:
     """A moderator reopened the conversation."""
 
 
-Signal = UserMessage | Concern | Refusal | EndRequest | Reopen
+Signal = UserMessage | Concern | Refusal | EndRequest | KeepGoing | Reopen
 
 
 # --- effects: what must follow -----------------------------------------------------------
@@ -95,6 +102,16 @@ class EndDeclined:
 
 
 @dataclass(frozen=True, slots=True)
+class EndProposed:
+    """The model asked to end on the person's behalf: show them the end confirmation."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProposalLapsed:
+    """A proposed end was not confirmed: the person wrote on, or chose to keep talking."""
+
+
+@dataclass(frozen=True, slots=True)
 class Blocked:
     """A message reached an ended conversation: no model call."""
 
@@ -104,7 +121,17 @@ class Reopened:
     """A moderator made the conversation active again."""
 
 
-Effect = Redirected | Warned | CrisisFlagged | Ended | EndDeclined | Blocked | Reopened
+Effect = (
+    Redirected
+    | Warned
+    | CrisisFlagged
+    | Ended
+    | EndDeclined
+    | EndProposed
+    | ProposalLapsed
+    | Blocked
+    | Reopened
+)
 
 _REDIRECT_KINDS = frozenset({ConcernKind.HARMFUL_REQUEST, ConcernKind.ABUSE})
 
@@ -122,7 +149,9 @@ def transition(
             return state, (Blocked(),)
         return state, ()
     match signal:
-        case UserMessage() | Reopen():
+        case UserMessage() | KeepGoing() if state.end_proposed:
+            return replace(state, end_proposed=False), (ProposalLapsed(),)
+        case UserMessage() | KeepGoing() | Reopen():
             return state, ()
         case Refusal():
             return _redirect(state, rules)
@@ -146,11 +175,15 @@ def _redirect(state: LadderState, rules: Rules) -> tuple[LadderState, tuple[Effe
 def _end(
     state: LadderState, reason: EndReason, by: Actor, rules: Rules
 ) -> tuple[LadderState, tuple[Effect, ...]]:
+    if reason is EndReason.USER_REQUESTED and by is not Actor.USER:
+        if state.end_proposed:
+            return state, ()
+        return replace(state, end_proposed=True), (EndProposed(),)
     if reason is not EndReason.USER_REQUESTED:
         why = _why_not(state, rules)
         if why is not None:
             return state, (EndDeclined(why),)
-    ended = replace(state, ended=True, ended_by=by, ended_reason=reason)
+    ended = replace(state, ended=True, ended_by=by, ended_reason=reason, end_proposed=False)
     return ended, (Ended(reason, by, state.crisis),)
 
 

@@ -16,6 +16,7 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
+from bot.notices import Notice
 
 # --- the adapter's side ------------------------------------------------------------------
 
@@ -31,6 +32,69 @@ class ReplyStream(Protocol):
 
     async def done(self) -> str:
         """The reply is complete; return the platform id of its (first) message, or ""."""
+
+    async def close(self) -> None:
+        """The turn is over, whatever happened: stop anything still running (typing)."""
+
+
+class Place(Protocol):
+    """One conversation's place on a platform (a Discord thread or DM, a Slack thread, a
+    terminal session): everything the core's flows do there goes through these calls.
+
+    Rendering is the adapter's business: it decides how a notice looks and which controls
+    it carries, so that every control it shows can be used where it is shown.
+    """
+
+    def reply(self) -> ReplyStream:
+        """A fresh stream for one reply in this place."""
+        ...
+
+    async def post(self, notice: Notice, conversation: Conversation | None) -> str:
+        """Show `notice` to everyone in the place; its platform message id, or ""."""
+        ...
+
+    async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
+        """Show `notice` to one person only (an ephemeral message, a DM)."""
+        ...
+
+    async def close(self, conversation: Conversation) -> None:
+        """The conversation ended: stop people posting here where the platform can (lock
+        the thread), or at least mark the place as ended."""
+        ...
+
+    async def reopen(self, conversation: Conversation) -> str:
+        """Undo `close` after a moderator reopened it; "" or what went wrong, in plain words."""
+        ...
+
+
+class Places(Protocol):
+    """How the core reaches a conversation's place that no event is in flight for
+    (a moderator reopening another thread, a feedback form sent from a DM)."""
+
+    def place(self, key: ConversationKey) -> Place: ...
+
+
+class ModLogKind(StrEnum):
+    ENDED = "ended"
+    REOPENED = "reopened"
+    FEEDBACK = "feedback"
+
+
+@dataclass(frozen=True, slots=True)
+class ModLogEntry:
+    """One line for the moderators' log channel: what happened to which conversation."""
+
+    kind: ModLogKind
+    conversation: Conversation
+    actor_id: str = ""  # the moderator who reopened it, or the person giving feedback
+    text: str = ""  # the reopen note, or the feedback
+    message_id: str = ""  # the platform message to link to (the final notice), if any
+
+
+class ModLog(Protocol):
+    """The moderators' log channel; writing to it never fails the flow that wrote."""
+
+    async def write(self, entry: ModLogEntry) -> None: ...
 
 
 class PlatformUnavailable(Exception):

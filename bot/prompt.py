@@ -32,10 +32,10 @@ bot decides whether the end is allowed, and the tool result tells you what happe
 - If the end was declined, the conversation goes on. Carry on politely and keep redirecting.
 - If the conversation ended, write nothing more; the bot tells the person in its own words.
 
-If the person clearly asks to end the conversation, first confirm it with them in words \
-(for example "Do you want me to end this conversation? You won't be able to continue it, \
-but you can always start a new one."). Once they confirm, say a short goodbye and call \
-`end_conversation` with reason `user_requested`. That end is always honoured.
+If the person clearly asks to end the conversation, call `end_conversation` with reason \
+`user_requested` right away and do not ask them to confirm in words: the bot shows them a \
+confirmation of its own, and the conversation ends only if they confirm it. If they write \
+on instead, simply carry on.
 
 ## When someone may be at risk
 If the person may be at risk of harming themselves, or of harming someone else, call \

@@ -159,7 +159,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("ANTHROPIC_BASE_URL")
     )
     model: str = DEFAULT_MODEL
-    max_tokens: int = Field(default=1024, ge=1, le=64_000)
+    max_tokens: int = Field(default=4096, ge=1, le=64_000)
     context_tokens: int = Field(default=20_000, ge=500)
     model_timeout_seconds: float = Field(default=60.0, gt=0)
     model_max_retries: int = Field(default=2, ge=0, le=10)

@@ -47,10 +47,10 @@ _END_CONVERSATION_TOOL: dict[str, Any] = {
     "description": (
         "End this conversation for good; nobody can write in it afterwards, though the user "
         "can start a new one. A last resort: use it only after repeated redirects and a "
-        "warning have failed to stop persistent harmful requests or abuse, or when the user "
-        "has clearly asked to end the conversation and you have confirmed it with them "
-        "('user_requested'). The bot decides whether the end is allowed; the tool result "
-        "tells you. If it ended, write nothing more."
+        "warning have failed to stop persistent harmful requests or abuse; or, with "
+        "'user_requested', when the user clearly asks to end it (the bot then asks the user "
+        "to confirm; do not ask them yourself). The bot decides whether the end is allowed; "
+        "the tool result tells you. If it ended, write nothing more."
     ),
     "input_schema": {
         "type": "object",

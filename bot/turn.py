@@ -8,7 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from bot.conversation import Actor, AuditEvent, LadderState
-from bot.notices import REFUSAL_DECLINE, WARNING_TEXT, Notice, NoticeKind, end_text
+from bot.notices import (
+    CONFIRM_END_TEXT,
+    CUT_SHORT_TEXT,
+    REFUSAL_DECLINE,
+    WARNING_TEXT,
+    Notice,
+    NoticeKind,
+    end_text,
+)
 from bot.policy import (
     Blocked,
     Concern,
@@ -16,12 +24,15 @@ from bot.policy import (
     Effect,
     EndDeclined,
     Ended,
+    EndProposed,
     EndRequest,
+    ProposalLapsed,
     Redirected,
     Refusal,
     Reopened,
     Rules,
     Signal,
+    UserMessage,
     Warned,
     transition,
 )
@@ -88,6 +99,7 @@ class Turn:
         self, ladder: LadderState, context: list[dict[str, Any]], reply: ReplyStream
     ) -> TurnResult:
         result = self.result = TurnResult(ladder)
+        self._apply(result, UserMessage(), Actor.USER, via="wrote_on")
 
         async def on_text(delta: str) -> None:
             if self._new_round and self._parts:
@@ -103,6 +115,8 @@ class Turn:
                     self._refused(result, answer)
                     break
                 result.api.append({"role": "assistant", "content": answer.content})
+                if answer.stop_reason == "max_tokens":
+                    result.notices.append(Notice(NoticeKind.CUT_SHORT, CUT_SHORT_TEXT))
                 if not answer.tool_uses:
                     break
                 if self._use_tools(result, answer) or answer.stop_reason != "tool_use":
@@ -162,14 +176,15 @@ class Turn:
                 )
                 return _concern_result(result.ladder, effects), False, False
             case EndConversationCall(reason=reason, explanation=explanation):
-                by = Actor.USER if reason.value == "user_requested" else Actor.MODEL
                 effects = self._apply(
-                    result, EndRequest(reason, by), Actor.MODEL, explanation=explanation
+                    result, EndRequest(reason, Actor.MODEL), Actor.MODEL, explanation=explanation
                 )
                 if any(isinstance(e, Ended) for e in effects):
                     return "The conversation has ended. Say nothing more.", False, True
-                why = next(e.why.value for e in effects if isinstance(e, EndDeclined))
-                return _DECLINE_REASONS[why], False, False
+                declined = [e.why.value for e in effects if isinstance(e, EndDeclined)]
+                if declined:
+                    return _DECLINE_REASONS[declined[0]], False, False
+                return _PROPOSED, False, False
             case InvalidToolCall(name=name, error=error):
                 result.events.append(
                     self._event("invalid_tool_call", Actor.MODEL, tool=name, error=error)
@@ -204,6 +219,13 @@ class Turn:
         if not self.message_id:
             return dict(detail)
         return {"message_id": self.message_id, **detail}
+
+
+_PROPOSED = (
+    "The bot is asking the person to confirm that they want to end the conversation; it "
+    "ends only if they confirm. Do not ask them to confirm yourself. If they write on "
+    "instead, the conversation simply continues."
+)
 
 
 def _concern_result(ladder: LadderState, effects: tuple[Effect, ...]) -> str:
@@ -241,6 +263,13 @@ def effect_entry(
                 AuditEvent("end", at, by, {**detail, "reason": reason.value}),
                 Notice(NoticeKind.END, end_text(reason), resources),
             )
+        case EndProposed():
+            return (
+                AuditEvent("end_proposed", at, actor, dict(detail)),
+                Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),
+            )
+        case ProposalLapsed():
+            return AuditEvent("end_proposal_lapsed", at, actor, dict(detail)), None
         case Reopened():
             return AuditEvent("reopen", at, actor, dict(detail)), None
         case Blocked():

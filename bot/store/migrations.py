@@ -114,7 +114,13 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    2,
+    "a proposed end awaiting the person's confirmation",
+    ("ALTER TABLE conversations ADD COLUMN end_proposed INTEGER NOT NULL DEFAULT 0",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 
 
 def schema_version(db: sqlite3.Connection) -> int:

@@ -48,7 +48,7 @@ _ID_LENGTH = 9  # after the leading "c": 31**9 is about 2.6e13 ids
 # the unpacking in `_conversation` / `_messages` must stay in the same order.
 _CONVERSATION_COLUMNS = (
     "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
-    "created_at, updated_at, ended_at, branched_from"
+    "created_at, updated_at, ended_at, branched_from, end_proposed"
 )
 _MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
 
@@ -109,8 +109,8 @@ _INSERT_FEEDBACK_IF_EXISTS = (
 _UPDATE_LADDER = (
     "UPDATE conversations SET redirects = ?1, warned = ?2, crisis = ?3, ended = ?4, "
     "ended_by = ?5, ended_reason = ?6, updated_at = ?7, "
-    "ended_at = CASE WHEN NOT ?4 THEN NULL WHEN ended THEN ended_at ELSE ?7 END "
-    f"WHERE id = ?8 RETURNING {_CONVERSATION_COLUMNS}"
+    "ended_at = CASE WHEN NOT ?4 THEN NULL WHEN ended THEN ended_at ELSE ?7 END, "
+    f"end_proposed = ?9 WHERE id = ?8 RETURNING {_CONVERSATION_COLUMNS}"
 )
 _EXCLUDE = "UPDATE messages SET in_context = 0 WHERE conversation_id = ? AND seq = ? RETURNING 1"
 # Record a notice unless this person was notified less than `quiet` ago: the row is only
@@ -300,6 +300,7 @@ class SqliteStore:
             None if ladder.ended_reason is None else ladder.ended_reason.value,
             _to_text(at),
             conversation_id,
+            ladder.end_proposed,
         )
         return await self._write(
             _commit_turn,
@@ -815,6 +816,7 @@ def _conversation(row: Any) -> Conversation:
         updated_at,
         ended_at,
         branched_from,
+        end_proposed,
     ) = row
     ladder = LadderState(
         redirects=redirects,
@@ -823,6 +825,7 @@ def _conversation(row: Any) -> Conversation:
         ended=bool(ended),
         ended_by=None if ended_by is None else _ACTORS[ended_by],
         ended_reason=None if ended_reason is None else _END_REASONS[ended_reason],
+        end_proposed=bool(end_proposed),
     )
     return Conversation(
         id=conversation_id,

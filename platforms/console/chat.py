@@ -10,10 +10,12 @@ from typing import TextIO
 
 from bot.conversation import Conversation, ConversationKey, Inbound
 from bot.engine import ConversationNotFound, Engine, LimitReached
-from bot.notices import Notice, NoticeKind, Outcome
+from bot.flows import Flows, Refusal
+from bot.notices import KEEP_GOING_TEXT, Notice, NoticeKind
 
 PLATFORM = "console"
 RESTART_HINT = "Type /new to start a new conversation."
+CONFIRM_HINT = "Type yes to confirm."
 HELP = "Commands: /new (fresh conversation), /end (end this one), /quit (leave)."
 
 
@@ -46,6 +48,40 @@ class ConsoleReply:
             self._write(text + "\n")
         return ""
 
+    async def close(self) -> None:
+        return None
+
+
+class ConsolePlace:
+    """The terminal as a conversation's place: notices are tagged lines, nothing to lock."""
+
+    def __init__(self, write: Callable[[str], None], interactive: bool) -> None:
+        self._write = write
+        self._interactive = interactive
+
+    def reply(self) -> ConsoleReply:
+        return ConsoleReply(self._write, self._interactive)
+
+    async def post(self, notice: Notice, conversation: Conversation | None) -> str:
+        if notice.kind is NoticeKind.CONFIRM_END:
+            self._write(f"[confirm] {notice.text} {CONFIRM_HINT}\n")
+        elif notice.kind is not NoticeKind.STARTED:  # the [conversation] line says it
+            self._write(f"[{notice.kind.value}] {render(notice)}\n")
+        return ""
+
+    async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
+        if notice.kind is not NoticeKind.AFTER_END:  # the END line already says how to go on
+            await self.post(notice, conversation)
+
+    async def close(self, conversation: Conversation) -> None:
+        return None
+
+    async def reopen(self, conversation: Conversation) -> str:
+        return ""
+
+    def place(self, key: ConversationKey) -> ConsolePlace:
+        return self
+
 
 class ConsoleChat:
     """One person at a terminal (or a script on standard input) talking to the engine."""
@@ -58,9 +94,9 @@ class ConsoleChat:
         interactive: bool,
         user_id: str = "console-user",
     ) -> None:
-        self._engine = engine
+        self._place = ConsolePlace(write, interactive)
+        self._flows = Flows(engine, self._place)
         self._write = write
-        self._interactive = interactive
         self._user_id = user_id
         self.key = _new_key()
         self._confirming_end = False
@@ -69,7 +105,7 @@ class ConsoleChat:
         self._write(f"[{kind}] {text}\n")
 
     async def resume(self, conversation_id: str) -> Conversation:
-        conversation = await self._engine.get(conversation_id)
+        conversation = await self._flows.engine.get(conversation_id)
         if conversation is None:
             raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
         self.key = conversation.key
@@ -78,11 +114,20 @@ class ConsoleChat:
         return conversation
 
     async def branch(self, conversation_id: str, upto: int) -> Conversation:
-        key = _new_key()
-        conversation = await self._engine.branch(conversation_id, key, self._user_id, upto=upto)
-        self.key = key
-        self._say("conversation", f"{conversation.id} (branched from {conversation_id})")
-        return conversation
+        result = await self._flows.branch(conversation_id, self._user_id, self._open, upto=upto)
+        if result.refusal is Refusal.NOT_A_MESSAGE:
+            count = len(await self._flows.engine.messages(conversation_id))
+            raise ValueError(f"pick a message from 0 to {count}")
+        if result.refusal is Refusal.NOT_FOUND:
+            raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
+        if result.refusal is not None or result.conversation is None:
+            raise LimitReached(result.text)
+        self.key = result.conversation.key
+        self._say("conversation", f"{result.conversation.id} (branched from {conversation_id})")
+        return result.conversation
+
+    async def _open(self) -> tuple[ConversationKey, ConsolePlace]:
+        return _new_key(), self._place
 
     async def handle_line(self, line: str) -> bool:
         """Handle one line of input; False when the person asked to quit."""
@@ -92,7 +137,8 @@ class ConsoleChat:
             if line.strip().lower() in {"yes", "y"}:
                 await self._end()
                 return True
-            self._say("info", "Not ended; the conversation goes on.")
+            await self._flows.keep_going(self.key, self._user_id)
+            self._say("info", KEEP_GOING_TEXT)
             if line.strip().lower() in {"no", "n", ""}:
                 return True
         if line.startswith("/"):
@@ -109,8 +155,7 @@ class ConsoleChat:
         if command == "/new":
             await self._start_new()
         elif command == "/end":
-            self._confirming_end = True
-            self._say("confirm", "End this conversation? Type yes to confirm.")
+            await self._ask_to_end()
         elif command == "/help":
             self._say("info", HELP)
         else:
@@ -118,30 +163,44 @@ class ConsoleChat:
         return True
 
     async def _start_new(self) -> None:
-        key = _new_key()
-        outcome = await self._engine.start_new(key, self._user_id)
-        if outcome.conversation is not None:
-            self.key = key
-            self._say("conversation", f"{outcome.conversation.id} (new)")
-        self._show(outcome)
+        result = await self._flows.start_new(PLATFORM, self._user_id, self._open)
+        if result.conversation is None:
+            self._say(_tag(result.refusal), result.text)
+            return
+        self.key = result.conversation.key
+        self._say("conversation", f"{result.conversation.id} (new)")
+
+    async def _ask_to_end(self) -> None:
+        result = await self._flows.ask_to_end(self.key, self._user_id)
+        if result.refusal is Refusal.NOT_FOUND:
+            self._say("info", "There is no conversation to end yet.")
+        elif result.refusal is Refusal.ALREADY_ENDED:
+            self._say("info", f"{result.text} {RESTART_HINT}")
+        elif result.refusal is not None:
+            self._say("info", result.text)
+        else:
+            self._confirm()
+
+    def _confirm(self) -> None:
+        self._confirming_end = True
+        self._say("confirm", f"End this conversation? {CONFIRM_HINT}")
 
     async def _end(self) -> None:
-        try:
-            outcome = await self._engine.end_by_user(self.key, self._user_id)
-        except ConversationNotFound:
+        result = await self._flows.confirm_end(self.key, self._user_id, self._place)
+        if result.refusal is Refusal.NOT_FOUND:
             self._say("info", "There is no conversation to end yet.")
-            return
-        if not outcome.just_ended:
-            self._say("info", "This conversation has already ended. " + RESTART_HINT)
-        self._show(outcome)
+        elif result.refusal is Refusal.ALREADY_ENDED:
+            self._say("info", f"{result.text} {RESTART_HINT}")
+        elif result.refusal is not None:
+            self._say("info", result.text)
 
     async def _message(self, text: str) -> None:
-        if await self._engine.find(self.key) is None:
-            started = await self._engine.start_new(self.key, self._user_id)
-            self._show(started)
-            if started.conversation is None:
+        if await self._flows.find(self.key) is None:
+            result = await self._flows.start_new(PLATFORM, self._user_id, self._here)
+            if result.conversation is None:
+                self._say(_tag(result.refusal), result.text)
                 return
-            self._say("conversation", f"{started.conversation.id} (new)")
+            self._say("conversation", f"{result.conversation.id} (new)")
         inbound = Inbound(
             key=self.key,
             event_id=uuid.uuid4().hex,
@@ -149,12 +208,16 @@ class ConsoleChat:
             text=text,
             message_id=uuid.uuid4().hex[:12],
         )
-        outcome = await self._engine.handle(inbound, ConsoleReply(self._write, self._interactive))
-        self._show(outcome)
+        outcome = await self._flows.converse(inbound, self._place)
+        if any(n.kind is NoticeKind.CONFIRM_END for n in outcome.notices):
+            self._confirming_end = True
 
-    def _show(self, outcome: Outcome) -> None:
-        for notice in outcome.notices:
-            self._say(notice.kind.value, render(notice))
+    async def _here(self) -> tuple[ConversationKey, ConsolePlace]:
+        return self.key, self._place
+
+
+def _tag(refusal: Refusal | None) -> str:
+    return "limit" if refusal is Refusal.LIMIT else "info"
 
 
 def render(notice: Notice) -> str:

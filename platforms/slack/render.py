@@ -165,7 +165,7 @@ def render_notice(
         case NoticeKind.DECLINE:
             return notice.text, [_section(escape(notice.text))]
         case _:
-            icon = _ICONS[notice.kind]
+            icon = _ICONS.get(notice.kind, ":information_source:")
             return notice.text, [_section(f"{icon} {escape(notice.text)}")]
 
 

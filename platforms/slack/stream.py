@@ -120,6 +120,9 @@ class SlackReply:
             await self._set_status("")  # Slack clears it only when a reply is posted
         return self._first_ts
 
+    async def close(self) -> None:
+        return None
+
     # --- rendering ---------------------------------------------------------------------
 
     async def _render(self, final: bool = False) -> None:

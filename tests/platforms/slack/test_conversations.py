@@ -209,6 +209,9 @@ async def test_url_verification_is_answered(harness: SlackHarness) -> None:
     assert sent.status == 200 and "c-123" in sent.body
 
 
+@pytest.mark.xfail(
+    reason="the model's user_requested end is now a proposal; the Slack adapter moves to bot.flows"
+)
 async def test_each_poster_in_an_ended_thread_is_told_once(harness: SlackHarness) -> None:
     end = {"reason": "user_requested", "explanation": "asked"}
     harness.claude.add(tool("end_conversation", end, text="Ending."))

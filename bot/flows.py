@@ -1,0 +1,335 @@
+"""The conversation service: every flow that makes up quitting, written once for every platform.
+
+An adapter translates a platform event into one call here and hands over its ports (a
+`Place` for the conversation's place, `Places` to reach others, a `ModLog`); the flow
+decides everything else: what is shown publicly or privately, when a place is closed or
+reopened, what goes to the mod-log. Expected refusals (not the starter, the limit, not
+found...) come back as a `Result` carrying a `Refusal`, never as an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from bot.conversation import AuditEvent, Conversation, ConversationKey, Inbound, storable
+from bot.engine import ConversationNotFound, Engine, LimitReached, NotTheStarter, may_end
+from bot.notices import (
+    AFTER_END_TEXT,
+    BRANCHED_TEXT,
+    CONFIRM_END_TEXT,
+    LIMIT_TEXT,
+    PRIVATE,
+    REOPENED_TEXT,
+    STARTED_TEXT,
+    Notice,
+    NoticeKind,
+    Outcome,
+)
+from bot.ports import ModLog, ModLogEntry, ModLogKind, Place, Places
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+OpenPlace = Callable[[], Awaitable[tuple[ConversationKey, Place] | None]]
+"""Opens a new place for a conversation (a thread, a DM); None if the platform would not."""
+
+
+class Refusal(StrEnum):
+    """Why a flow did nothing; `REFUSAL_TEXT` has the words to show the person."""
+
+    NOT_FOUND = "not_found"
+    NOT_STARTER = "not_starter"
+    ALREADY_ENDED = "already_ended"
+    NOT_ENDED = "not_ended"
+    LIMIT = "limit"
+    NOT_A_MESSAGE = "not_a_message"
+    NO_PLACE = "no_place"
+    NOT_MODERATOR = "not_moderator"
+
+
+REFUSAL_TEXT = {
+    Refusal.NOT_FOUND: "There is no conversation with me there.",
+    Refusal.NOT_STARTER: "Only the person who started this conversation can end it.",
+    Refusal.ALREADY_ENDED: "This conversation has already ended.",
+    Refusal.NOT_ENDED: "That conversation is active; there is nothing to reopen.",
+    Refusal.LIMIT: LIMIT_TEXT,
+    Refusal.NOT_A_MESSAGE: (
+        "Pick one of this conversation's messages (for a reply in several parts, its first)."
+    ),
+    Refusal.NO_PLACE: "I couldn't open a new conversation here.",
+    Refusal.NOT_MODERATOR: "Only moderators can do that.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a flow came to: a conversation, or a refusal and nothing changed.
+
+    `notices` are for the adapter to show to the person who asked (privately), e.g. the
+    end confirmation; `events` carries the audit trail for `audit`; `problem` says in plain
+    words what the platform would not do although the flow itself went through.
+    """
+
+    conversation: Conversation | None = None
+    refusal: Refusal | None = None
+    notices: tuple[Notice, ...] = ()
+    events: tuple[AuditEvent, ...] = ()
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def text(self) -> str:
+        """The refusal in plain words ("" when the flow went through)."""
+        return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
+
+
+def _refused(refusal: Refusal, conversation: Conversation | None = None) -> Result:
+    return Result(conversation, refusal)
+
+
+class NoModLog:
+    """For deployments without a mod-log channel."""
+
+    async def write(self, entry: ModLogEntry) -> None:
+        return None
+
+
+class Flows:
+    """Every flow of one adapter, over the shared engine."""
+
+    def __init__(self, engine: Engine, places: Places, modlog: ModLog | None = None) -> None:
+        self.engine = engine
+        self._places = places
+        self._modlog = modlog or NoModLog()
+        self._turns: set[asyncio.Task[Any]] = set()
+
+    # --- converse, then close ------------------------------------------------------------
+
+    async def converse(self, inbound: Inbound, place: Place) -> Outcome:
+        """One message: the reply streamed into `place`, its notices shown, and if the
+        conversation ended, the place closed and the starter offered a way on."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._turns.add(task)
+        reply = place.reply()
+        try:
+            outcome = await self.engine.handle(inbound, reply)
+        finally:
+            self._turns.discard(task)
+            await _guarded(reply.close(), "stop a reply")
+        if outcome.duplicate:
+            return outcome
+        await self._show(place, outcome, inbound.user_id)
+        if outcome.blocked and outcome.conversation is not None:
+            # Posting in an ended place may have reopened it (a moderator unlocked it).
+            await _guarded(place.close(outcome.conversation), "close an ended place")
+        return outcome
+
+    async def _show(self, place: Place, outcome: Outcome, user_id: str) -> None:
+        conversation = outcome.conversation
+        for notice in outcome.notices:
+            if notice.kind in PRIVATE:
+                await _guarded(place.tell(user_id, notice, conversation), "tell a person")
+                continue
+            shown = await _guarded(place.post(notice, conversation), "post a notice")
+            if notice.kind is NoticeKind.END and conversation is not None:
+                await self._closed(place, conversation, shown or "")
+
+    async def _closed(self, place: Place, conversation: Conversation, final_id: str) -> None:
+        """After the final notice: close the place, then offer the starter a way on where
+        they can act on it (the closed place may no longer take clicks)."""
+        await _guarded(place.close(conversation), "close the place")
+        offer = Notice(NoticeKind.AFTER_END, AFTER_END_TEXT)
+        await _guarded(place.tell(conversation.user_id, offer, conversation), "offer a way on")
+        entry = ModLogEntry(ModLogKind.ENDED, conversation, message_id=final_id)
+        await _guarded(self._modlog.write(entry), "write to the mod-log")
+
+    async def drain(self, grace: float) -> None:
+        """On shutdown: let replies under way finish for up to `grace` seconds, then cut
+        them short (the engine records them as interrupted and says so in the reply)."""
+        if not self._turns:
+            return
+        log.info("waiting up to %ss for %d replies under way", grace, len(self._turns))
+        _, late = await asyncio.wait(set(self._turns), timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+
+    # --- end with a confirmation ---------------------------------------------------------
+
+    async def ask_to_end(self, key: ConversationKey, user_id: str) -> Result:
+        """The end command: the confirmation to show the person, or why not."""
+        conversation = await self.engine.find(key)
+        if conversation is None:
+            return _refused(Refusal.NOT_FOUND)
+        if conversation.ladder.ended:
+            return _refused(Refusal.ALREADY_ENDED, conversation)
+        if not may_end(conversation, user_id):
+            return _refused(Refusal.NOT_STARTER, conversation)
+        return Result(conversation, notices=(Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),))
+
+    async def confirm_end(self, key: ConversationKey, user_id: str, place: Place) -> Result:
+        """The person confirmed an end (the command's or the model's proposal): end it now,
+        show the final notice, close the place."""
+        try:
+            outcome = await self.engine.end_by_user(key, user_id)
+        except ConversationNotFound:
+            return _refused(Refusal.NOT_FOUND)
+        except NotTheStarter:
+            return _refused(Refusal.NOT_STARTER, await self.engine.find(key))
+        if not outcome.just_ended:
+            return _refused(Refusal.ALREADY_ENDED, outcome.conversation)
+        await self._show(place, outcome, user_id)
+        return Result(outcome.conversation)
+
+    async def keep_going(self, key: ConversationKey, user_id: str) -> Result:
+        """The person chose to keep talking at an end confirmation."""
+        conversation = await self.engine.find(key)
+        if conversation is None:
+            return _refused(Refusal.NOT_FOUND)
+        if not may_end(conversation, user_id):
+            return _refused(Refusal.NOT_STARTER, conversation)
+        return Result(await self.engine.keep_going(key, user_id))
+
+    # --- start afresh, branch ------------------------------------------------------------
+
+    async def start_new(self, platform: str, user_id: str, open_place: OpenPlace) -> Result:
+        """A fresh conversation in a place opened for it, unless the operator's limit on
+        ended conversations stops this user (checked first, so no place is opened in vain)."""
+        if not await self.engine.may_start(platform, user_id):
+            return _refused(Refusal.LIMIT)
+        opened = await open_place()
+        if opened is None:
+            return _refused(Refusal.NO_PLACE)
+        key, place = opened
+        outcome = await self.engine.start_new(key, user_id)
+        if outcome.conversation is None:
+            return _refused(Refusal.LIMIT)
+        notice = Notice(NoticeKind.STARTED, STARTED_TEXT)
+        await _guarded(place.post(notice, outcome.conversation), "greet a new conversation")
+        return Result(outcome.conversation)
+
+    async def branch(
+        self,
+        source: ConversationKey | str,
+        user_id: str,
+        open_place: OpenPlace,
+        *,
+        upto: int | None = None,
+        upto_message_id: str | None = None,
+    ) -> Result:
+        """A new conversation carrying another's history up to a message the person picked
+        (by platform message id, or the first `upto` messages)."""
+        conversation = await self._resolve(source)
+        if conversation is None:
+            return _refused(Refusal.NOT_FOUND)
+        messages = await self.engine.messages(conversation.id)
+        if upto_message_id is not None:
+            if upto_message_id not in {m.platform_message_id for m in messages}:
+                return _refused(Refusal.NOT_A_MESSAGE, conversation)
+        elif upto is None or not 0 <= upto <= len(messages):
+            return _refused(Refusal.NOT_A_MESSAGE, conversation)
+        if not await self.engine.may_start(conversation.key.platform, user_id):
+            return _refused(Refusal.LIMIT, conversation)
+        opened = await open_place()
+        if opened is None:
+            return _refused(Refusal.NO_PLACE, conversation)
+        key, place = opened
+        try:
+            created = await self.engine.branch(
+                conversation.id, key, user_id, upto=upto, upto_platform_message_id=upto_message_id
+            )
+        except LimitReached:
+            return _refused(Refusal.LIMIT, conversation)
+        notice = Notice(NoticeKind.STARTED, BRANCHED_TEXT)
+        await _guarded(place.post(notice, created), "greet a branch")
+        return Result(created)
+
+    # --- feedback, moderators ------------------------------------------------------------
+
+    async def feedback(self, conversation_id: str, user_id: str, text: str) -> Result:
+        """What a person said about a conversation (usually "this was a mistake"): on the
+        record and in the mod-log."""
+        conversation = await self.engine.get(conversation_id)
+        if conversation is None:
+            return _refused(Refusal.NOT_FOUND)
+        text = storable(text)
+        await self.engine.feedback(conversation.id, user_id, text)
+        entry = ModLogEntry(ModLogKind.FEEDBACK, conversation, actor_id=user_id, text=text)
+        await _guarded(self._modlog.write(entry), "write to the mod-log")
+        return Result(conversation)
+
+    async def reopen(
+        self,
+        target: ConversationKey | str,
+        moderator_id: str,
+        note: str = "",
+        *,
+        is_moderator: bool,
+        place: Place | None = None,
+    ) -> Result:
+        """A moderator reopens an ended conversation: on the record, the place opened again
+        and told, the mod-log written."""
+        if not is_moderator:
+            return _refused(Refusal.NOT_MODERATOR)
+        conversation = await self._resolve(target)
+        if conversation is None:
+            return _refused(Refusal.NOT_FOUND)
+        if not conversation.ladder.ended:
+            return _refused(Refusal.NOT_ENDED, conversation)
+        reopened = await self.engine.reopen(conversation.id, moderator_id, storable(note))
+        where = place or self._places.place(reopened.key)
+        problem = await _guarded(where.reopen(reopened), "reopen the place")
+        if problem is None:
+            problem = "I could not reopen its place on the platform."
+        if not problem:
+            notice = Notice(NoticeKind.REOPENED, REOPENED_TEXT)
+            await _guarded(where.post(notice, reopened), "say it was reopened")
+        entry = ModLogEntry(ModLogKind.REOPENED, reopened, actor_id=moderator_id, text=note)
+        await _guarded(self._modlog.write(entry), "write to the mod-log")
+        return Result(reopened, problem=problem)
+
+    async def status(self, target: ConversationKey | str, *, is_moderator: bool) -> Result:
+        """A conversation's state, for moderators."""
+        if not is_moderator:
+            return _refused(Refusal.NOT_MODERATOR)
+        conversation = await self._resolve(target)
+        if conversation is None:
+            return _refused(Refusal.NOT_FOUND)
+        return Result(conversation)
+
+    async def audit(self, target: ConversationKey | str, *, is_moderator: bool) -> Result:
+        """A conversation's audit trail, oldest first, for moderators."""
+        found = await self.status(target, is_moderator=is_moderator)
+        if found.conversation is None:
+            return found
+        _, events = await self.engine.record(found.conversation.id)
+        return Result(found.conversation, events=tuple(events))
+
+    async def find(self, key: ConversationKey) -> Conversation | None:
+        """The newest conversation at `key`, if any."""
+        return await self.engine.find(key)
+
+    async def _resolve(self, target: ConversationKey | str) -> Conversation | None:
+        if isinstance(target, ConversationKey):
+            return await self.engine.find(target)
+        return await self.engine.get(target)
+
+
+async def _guarded(call: Awaitable[T], what: str) -> T | None:
+    """A platform call inside a flow: its failure is logged and the flow goes on, because
+    what the flow recorded must not be lost to a platform hiccup."""
+    try:
+        return await call
+    except Exception:
+        log.exception("the platform adapter could not %s", what)
+        return None
