@@ -50,7 +50,7 @@ async def run(
         except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as exc:
             raise PlatformUnavailable(f"could not connect to Discord: {exc}") from exc
         finally:
-            await bot.conversations.drain(shutdown_grace)
+            await bot.flows.drain(shutdown_grace)
 
 
 async def doctor(settings: Settings) -> list[tuple[bool | Literal["warn"], str]]:

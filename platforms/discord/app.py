@@ -11,11 +11,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine import Engine
+from bot.flows import Flows
 from bot.settings import DiscordSettings, Settings
 from platforms.discord.cog import ConversationCog
-from platforms.discord.commands import ChatCommands
-from platforms.discord.conversations import Conversations
-from platforms.discord.moderation import Moderation
+from platforms.discord.commands import ChatCommands, Moderation
+from platforms.discord.places import Discord, DiscordModLog
 from platforms.discord.reply import TYPING_DELAY
 from platforms.discord.stream import EDIT_INTERVAL
 
@@ -83,7 +83,7 @@ class QuitBotTree(app_commands.CommandTree[discord.Client]):
                 await interaction.followup.send(text, ephemeral=True)
             else:
                 await interaction.response.send_message(text, ephemeral=True)
-        except discord.HTTPException as exc:
+        except Exception as exc:  # an error handler must not raise in its turn
             log.warning("could not answer a failed command: %s", exc)
 
 
@@ -113,18 +113,19 @@ class QuitBot(commands.Bot):
             tree_cls=QuitBotTree,
             **options,
         )
-        self.conversations = Conversations(
-            self, engine, settings, edit_interval=edit_interval, typing_delay=typing_delay
+        self.discord = Discord(
+            self, settings, edit_interval=edit_interval, typing_delay=typing_delay
         )
+        self.flows = Flows(engine, self.discord, DiscordModLog(self.discord))
 
     async def setup_hook(self) -> None:
-        await self.add_cog(ConversationCog(self.conversations))
-        await self.add_cog(ChatCommands(self.tree, self.conversations))
-        await self.add_cog(Moderation(self.conversations))
+        await self.add_cog(ConversationCog(self.discord, self.flows))
+        await self.add_cog(ChatCommands(self.tree, self.discord, self.flows))
+        await self.add_cog(Moderation(self.discord, self.flows))
         await self.sync_commands()
 
     async def sync_commands(self) -> None:
-        guild_id = self.conversations.settings.dev_guild_id
+        guild_id = self.discord.settings.dev_guild_id
         if guild_id:
             guild = discord.Object(guild_id)
             self.tree.copy_global_to(guild=guild)

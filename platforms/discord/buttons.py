@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import discord
 
-from bot.engine import NotTheStarter
-from bot.notices import Notice, NoticeKind
+from bot.conversation import ConversationKey
+from bot.flows import Flows
+from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
 from platforms.discord import translate
-from platforms.discord.conversations import MENTION_USERS, Conversations
-
-log = logging.getLogger(__name__)
+from platforms.discord.places import Discord, DiscordPlace, answer
 
 MISTAKE = "This was a mistake"
+ENDED_HERE = "This conversation was ended by the person who started it."
 
 
 class FeedbackForm(discord.ui.Modal):
@@ -36,119 +35,73 @@ class FeedbackForm(discord.ui.Modal):
 
 
 class Buttons:
-    def __init__(self, conversations: Conversations) -> None:
-        self.conversations = conversations
+    def __init__(self, discord_: Discord, flows: Flows) -> None:
+        self.d, self.flows = discord_, flows
 
     async def handle(self, interaction: discord.Interaction, action: translate.Action) -> None:
-        match action.name:
-            case "new":
-                await start_new(self.conversations, interaction)
-            case "end":
-                await self._end(interaction)
-            case "keep":
-                await interaction.response.edit_message(
-                    content="Okay, the conversation goes on.", view=None
-                )
-            case "mistake":
-                await interaction.response.send_modal(FeedbackForm(action.conversation_id))
-            case "feedback":
-                await self._feedback(interaction, action.conversation_id)
-
-    async def _end(self, interaction: discord.Interaction) -> None:
-        channel = interaction.channel
+        channel, user_id = interaction.channel, str(interaction.user.id)
         if channel is None:
             return
         key = translate.key_for(channel)
-        engine = self.conversations.engine
-        conversation = await engine.find(key)
-        if conversation is None or conversation.ladder.ended:
-            await interaction.response.edit_message(
-                content="This conversation has already ended.", view=None
-            )
-            return
-        try:
-            outcome = await engine.end_by_user(key, str(interaction.user.id))
-        except NotTheStarter:
-            await interaction.response.send_message(
-                "Only the person who started this conversation can end it.", ephemeral=True
-            )
-            return
-        await interaction.response.edit_message(content="You ended this conversation.", view=None)
-        if isinstance(channel, discord.abc.Messageable):
-            await self.conversations.show(channel, outcome.notices, outcome.conversation)
-        await self.conversations.after_end(key, outcome)
-
-    async def _feedback(self, interaction: discord.Interaction, conversation_id: str) -> None:
-        engine = self.conversations.engine
-        conversation = await engine.get(conversation_id)
-        if conversation is None:
-            await interaction.response.send_message(
-                "I couldn't find that conversation.", ephemeral=True
-            )
-            return
-        data: dict[str, Any] = dict(interaction.data or {})
-        written = translate.modal_text(list(data.get("components", [])))
-        text = f"{MISTAKE}: {written}" if written else MISTAKE
-        await engine.feedback(conversation_id, str(interaction.user.id), text)
-        await interaction.response.send_message(
-            "Thank you. Your feedback is on the record, and moderators can review it.",
-            ephemeral=True,
-        )
-        await self.conversations.modlog(
-            "Feedback on an ended conversation",
-            conversation,
-            feedback=text,
-            sent_by=f"<@{interaction.user.id}>",
-        )
+        match action.name:
+            case "new":
+                origin = int(action.target) if action.target else None
+                await start_new(self.d, self.flows, interaction, origin)
+            case "end":
+                # Refusals first (a read), so the buttons stay for the starter if someone
+                # else pressed; then the buttons go, before the thread is locked.
+                asked = await self.flows.ask_to_end(key, user_id)
+                if not asked.ok:
+                    await answer(interaction, asked.text)
+                    return
+                await interaction.response.edit_message(content=ENDED_HERE, view=None)
+                place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
+                ended = await self.flows.confirm_end(key, user_id, place)
+                if not ended.ok:
+                    await answer(interaction, ended.text)
+            case "keep":
+                kept = await self.flows.keep_going(key, user_id)
+                if not kept.ok:
+                    await answer(interaction, kept.text)
+                    return
+                await interaction.response.edit_message(content=KEEP_GOING_TEXT, view=None)
+            case "mistake":
+                await interaction.response.send_modal(FeedbackForm(action.target))
+            case "feedback":
+                await interaction.response.defer(ephemeral=True, thinking=True)
+                data: dict[str, Any] = dict(interaction.data or {})
+                written = translate.modal_text(list(data.get("components", [])))
+                text = f"{MISTAKE}: {written}" if written else MISTAKE
+                result = await self.flows.feedback(action.target, user_id, text)
+                await answer(interaction, FEEDBACK_THANKS if result.ok else result.text)
 
 
-async def start_new(conversations: Conversations, interaction: discord.Interaction) -> None:
-    """/new and the "Start a new conversation" button: a fresh DM conversation or thread.
+async def start_new(
+    d: Discord, flows: Flows, interaction: discord.Interaction, origin: int | None = None
+) -> None:
+    """/new and "Start a new conversation": a fresh thread (in `origin`, the channel an
+    ended server conversation started from, when given), or a clean slate in a DM.
 
     Opening a thread and writing the record can outlast Discord's 3-second deadline for
     answering, so the interaction is deferred first and answered by follow-up.
     """
     channel, user = interaction.channel, interaction.user
-    engine = conversations.engine
-    if channel is None:
-        return
-    in_dm = translate.is_dm(channel)
-    if not in_dm and not isinstance(channel, discord.abc.GuildChannel | discord.Thread):
-        return
+    in_dm = origin is None and translate.is_dm(channel)
+    parent = d.client.get_channel(origin) if origin is not None else channel
     await interaction.response.defer(ephemeral=not in_dm, thinking=True)
-    if in_dm:
-        outcome = await engine.start_new(translate.dm_key(channel.id), str(user.id))
-        text = _limit_text(outcome.notices) or "Started a new conversation. What's on your mind?"
-        await interaction.followup.send(text)
-        return
-    assert isinstance(channel, discord.abc.GuildChannel | discord.Thread)
-    thread = await conversations.new_thread(channel, user, "")
-    if thread is None:
-        await interaction.followup.send(
-            "I couldn't open a new thread here. Try mentioning me in a channel.", ephemeral=True
+
+    async def open_place() -> tuple[ConversationKey, DiscordPlace] | None:
+        if in_dm and isinstance(channel, discord.abc.Messageable):
+            return translate.key_for(channel), DiscordPlace(d, channel, answering=interaction)
+        thread = await d.new_thread(parent, translate.thread_name("", user.display_name))
+        return (
+            None if thread is None else (translate.thread_key(thread.id), DiscordPlace(d, thread))
         )
-        return
-    outcome = await engine.start_new(translate.thread_key(thread.id), str(user.id))
-    limit = _limit_text(outcome.notices)
-    if limit:
-        await interaction.followup.send(limit, ephemeral=True)
-        await _delete(thread)
-        return
-    await interaction.followup.send(
-        f"Your new conversation is in {thread.mention}.", ephemeral=True
-    )
-    await thread.send(
-        f"{user.mention}, this is your new conversation. What would you like to talk about?",
-        allowed_mentions=MENTION_USERS,
-    )
 
-
-def _limit_text(notices: tuple[Notice, ...]) -> str:
-    return next((n.text for n in notices if n.kind is NoticeKind.LIMIT), "")
-
-
-async def _delete(thread: discord.Thread) -> None:
-    try:
-        await thread.delete()
-    except discord.HTTPException as exc:
-        log.warning("could not delete unused thread %s: %s", thread.id, exc)
+    result = await flows.start_new(translate.PLATFORM, str(user.id), open_place)
+    if not result.ok or result.conversation is None:
+        await answer(interaction, result.text)
+    elif not in_dm:
+        await answer(
+            interaction, f"Your new conversation is in <#{result.conversation.key.place}>."
+        )

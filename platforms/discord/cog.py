@@ -8,36 +8,88 @@ from typing import Any
 import discord
 from discord.ext import commands
 
+from bot.conversation import ConversationKey
+from bot.flows import Flows
 from platforms.discord import translate
+from platforms.discord.attachments import read_attachments
 from platforms.discord.buttons import Buttons
-from platforms.discord.conversations import Conversations
+from platforms.discord.places import THREAD_ARCHIVE_MINUTES, Discord, DiscordPlace
 
 log = logging.getLogger(__name__)
 
+THREAD_EXISTS = 160004  # Discord: a thread was already created from this message
+
 
 class ConversationCog(commands.Cog):
-    """Turns gateway events into engine calls through `Conversations`."""
+    """Turns gateway events into calls on the core's flows."""
 
-    def __init__(self, conversations: Conversations) -> None:
-        self.conversations = conversations
-        self.buttons = Buttons(conversations)
-
-    @property
-    def _bot_id(self) -> int:
-        user = self.conversations.client.user
-        return user.id if user else 0
+    def __init__(self, discord_: Discord, flows: Flows) -> None:
+        self.d, self.flows = discord_, flows
+        self.buttons = Buttons(discord_, flows)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        match translate.route(message, self._bot_id):
+        user = self.d.client.user
+        match translate.route(message, user.id if user else 0):
             case translate.StartThread(text):
-                await self.conversations.start_from_message(message, text)
+                await self._start_thread(message, text)
             case translate.Converse(key, text, known_only):
-                if known_only and not await self.conversations.is_conversation(key):
-                    return
-                await self.conversations.converse_message(message.channel, message, key, text)
+                if not known_only or await self._is_conversation(key):
+                    await self._converse(message, key, text, DiscordPlace(self.d, message.channel))
             case translate.Ignore():
                 return
+
+    async def _start_thread(self, message: discord.Message, text: str) -> None:
+        """A mention in a channel: a public thread from that message, answered inside it.
+
+        A thread started from a message has that message's id, so a mention the gateway
+        replays after a RESUME is recognised (cache, then the record) without a second
+        thread-create call; the engine then sees the duplicate.
+        """
+        key = translate.thread_key(message.id)
+        thread = self.d.client.get_channel(message.id)
+        if isinstance(thread, discord.Thread):
+            place = DiscordPlace(self.d, thread)
+        elif await self._is_conversation(key):
+            place = self.d.place(key)
+        else:
+            created = await self._create_thread(message, text)
+            if created is None:
+                return
+            place = DiscordPlace(self.d, created)
+        await self._converse(message, key, text, place)
+
+    async def _create_thread(self, message: discord.Message, text: str) -> discord.Thread | None:
+        name = translate.thread_name(text, message.author.display_name)
+        try:
+            return await message.create_thread(
+                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS:
+                return await self.d.thread(message.id)
+            if isinstance(exc, discord.Forbidden) and message.guild is not None:
+                self.d.missing_permission(message.guild, "Create Public Threads")
+            else:
+                log.warning("could not open a thread from message %s: %s", message.id, exc)
+            return None
+
+    async def _converse(
+        self, message: discord.Message, key: ConversationKey, text: str, place: DiscordPlace
+    ) -> None:
+        files = await read_attachments(message.attachments, self.d.settings.max_attachment_bytes)
+        outcome = await self.flows.converse(translate.inbound(message, key, text, files), place)
+        if outcome.conversation is not None:
+            self.d.known.add(key)
+
+    async def _is_conversation(self, key: ConversationKey) -> bool:
+        """Whether a conversation lives at `key` (threads are only answered if so)."""
+        if key in self.d.known:
+            return True
+        if await self.flows.find(key) is None:
+            return False
+        self.d.known.add(key)
+        return True
 
     @commands.Cog.listener()
     async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
@@ -48,12 +100,11 @@ class ConversationCog(commands.Cog):
         """
         if payload.data.get("thread_metadata", {}).get("locked", False):
             return
-        conversation = await self.conversations.engine.find(translate.thread_key(payload.thread_id))
+        key = translate.thread_key(payload.thread_id)
+        conversation = await self.flows.find(key)
         if conversation is not None and conversation.ladder.ended:
-            log.info(
-                "ended conversation's thread %s was unlocked; locking it again", payload.thread_id
-            )
-            await self.conversations.close_thread(payload.thread_id)
+            log.info("ended conversation's thread %s was unlocked; locking it again", key.place)
+            await self.d.place(key).close(conversation)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:

@@ -164,9 +164,16 @@ def attachment_kind(attachment: discord.Attachment) -> AttachmentKind:
 NEW_CONVERSATION = "quitbot:new"
 CONFIRM_END = "quitbot:end"
 CANCEL_END = "quitbot:keep"
+_NEW_IN = "quitbot:new:"
 _MISTAKE = "quitbot:mistake:"
 _FEEDBACK = "quitbot:feedback:"
 FEEDBACK_FIELD = "quitbot:feedback-text"
+
+
+def new_id(channel_id: int | None) -> str:
+    """ "Start a new conversation": in the channel a server conversation started from (the
+    button may be pressed in a DM), or where it is pressed."""
+    return NEW_CONVERSATION if channel_id is None else f"{_NEW_IN}{channel_id}"
 
 
 def mistake_id(conversation_id: str) -> str:
@@ -179,10 +186,11 @@ def feedback_modal_id(conversation_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """What a quitbot button or modal asks for; `conversation_id` when it names one."""
+    """What a quitbot button or modal asks for; `target` names the conversation (mistake,
+    feedback) or the channel to start a new one in ("new" from a DM), when there is one."""
 
     name: Literal["new", "end", "keep", "mistake", "feedback"]
-    conversation_id: str = ""
+    target: str = ""
 
 
 def parse_custom_id(custom_id: str) -> Action | None:
@@ -190,10 +198,10 @@ def parse_custom_id(custom_id: str) -> Action | None:
     simple = {NEW_CONVERSATION: "new", CONFIRM_END: "end", CANCEL_END: "keep"}
     if custom_id in simple:
         return Action(simple[custom_id])  # type: ignore[arg-type]
-    if custom_id.startswith(_MISTAKE) and len(custom_id) > len(_MISTAKE):
-        return Action("mistake", custom_id.removeprefix(_MISTAKE))
-    if custom_id.startswith(_FEEDBACK) and len(custom_id) > len(_FEEDBACK):
-        return Action("feedback", custom_id.removeprefix(_FEEDBACK))
+    for prefix, name in ((_NEW_IN, "new"), (_MISTAKE, "mistake"), (_FEEDBACK, "feedback")):
+        rest = custom_id.removeprefix(prefix)
+        if rest != custom_id and rest and (name != "new" or rest.isdigit()):
+            return Action(name, rest)  # type: ignore[arg-type]
     return None
 
 

@@ -128,7 +128,7 @@ async def test_new_answers_in_time_when_opening_the_thread_is_slow(
     answer = await fake.followup(asked)
     created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
     assert created.response["id"] in answer.body["content"]
-    assert await bot.conversations.engine.find(ConversationKey("discord", created.response["id"]))
+    assert await bot.flows.engine.find(ConversationKey("discord", created.response["id"]))
 
 
 async def test_branching_answers_in_time_when_opening_the_thread_is_slow(
@@ -136,9 +136,9 @@ async def test_branching_answers_in_time_when_opening_the_thread_is_slow(
 ) -> None:
     fake = fake_discord
     thread_id = await converse_until_ended(fake, fake_anthropic)
-    record = await bot.conversations.engine.find(ConversationKey("discord", thread_id))
+    record = await bot.flows.engine.find(ConversationKey("discord", thread_id))
     assert record is not None
-    messages, _ = await bot.conversations.engine.record(record.id)
+    messages, _ = await bot.flows.engine.record(record.id)
     first_reply = next(m for m in messages if m.role == "assistant")
     reply = fake.messages[int(first_reply.platform_message_id)]
     fake.slow("POST", rf"/channels/{fake.channel_id}/threads", seconds=5)

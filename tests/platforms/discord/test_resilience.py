@@ -18,6 +18,7 @@ from tests.platforms.discord.helpers import (
     ENDED_TITLE,
     bot_messages,
     converse_until_ended,
+    dm_id,
     mention,
     opened_thread,
     wait_bot_message,
@@ -99,7 +100,7 @@ async def test_without_manage_threads_the_end_holds_and_the_operator_is_told_onc
             )
             for words in ("still there?", "hello?"):
                 await fake.post(int(thread_id), fake.alice, words)
-            await wait_bot_message(fake, thread_id, lambda m: "won't reply" in m["content"])
+            await wait_bot_message(fake, dm_id(fake, fake.alice), lambda m: "won't" in m["content"])
             await fake.set_thread(int(thread_id), archived=False, locked=False)
             fake_anthropic.add(text("New thread, new talk."))
             other = await mention(fake, "a fresh question")
@@ -131,7 +132,7 @@ async def test_after_a_restart_an_ended_thread_stays_ended(
         relock = await fake.wait_call("PATCH", rf"/channels/{thread_id}", count=2)
         assert relock.body == {"archived": True, "locked": True}
         await fake.post(int(thread_id), fake.alice, "remember me?")
-        await wait_bot_message(fake, thread_id, lambda m: "won't reply" in m["content"])
+        await wait_bot_message(fake, dm_id(fake, fake.alice), lambda m: "won't" in m["content"])
     assert len(fake_anthropic.requests) == requests and len(fake.identifies) == 2
 
 
@@ -185,7 +186,7 @@ async def test_a_file_that_cannot_be_downloaded_never_drops_the_message(
     await wait_bot_message(fake, opening["id"], lambda m: "here goes" in m["content"])
     sent = str(fake_anthropic.requests[0]["messages"][-1]["content"])
     assert "read this" in sent and "notes.txt" in sent and "not read" in sent
-    conversation = await bot.conversations.engine.find(translate.thread_key(int(opening["id"])))
+    conversation = await bot.flows.engine.find(translate.thread_key(int(opening["id"])))
     assert conversation is not None
 
 
@@ -226,8 +227,8 @@ async def test_when_the_first_send_of_a_reply_fails_the_rest_still_arrives(
     midway.set()
     await wait_bot_message(fake, thread_id, lambda m: m["content"] == reply)
     assert not [r for r in caplog.records if r.exc_info]
-    conversation = await bot.conversations.engine.find(translate.thread_key(int(thread_id)))
+    conversation = await bot.flows.engine.find(translate.thread_key(int(thread_id)))
     assert conversation is not None
-    messages, _ = await bot.conversations.engine.record(conversation.id)
+    messages, _ = await bot.flows.engine.record(conversation.id)
     shown = next(m for m in bot_messages(fake, thread_id) if m["content"] == reply)
     assert messages[-1].platform_message_id == shown["id"]

@@ -129,7 +129,7 @@ async def test_shard_settings_choose_discord_py_auto_sharding(
         )
         await wait_bot_message(fake, opening["id"], lambda m: m["content"] == "Sharded hello.")
     assert fake.identifies[0]["shard"] == [0, 1]
-    plain = build_bot(bot.conversations.engine, settings_for(tmp_path, fake_anthropic, fake))
+    plain = build_bot(bot.flows.engine, settings_for(tmp_path, fake_anthropic, fake))
     assert not isinstance(plain, ShardedQuitBot)
     await plain.close()
 
