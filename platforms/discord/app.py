@@ -15,7 +15,7 @@ from bot.flows import Flows
 from bot.settings import DiscordSettings, Settings
 from platforms.discord.cog import ConversationCog
 from platforms.discord.commands import ChatCommands, Moderation
-from platforms.discord.places import Discord, DiscordModLog
+from platforms.discord.places import Discord, DiscordModLog, answer
 from platforms.discord.reply import TYPING_DELAY
 from platforms.discord.stream import EDIT_INTERVAL
 
@@ -70,26 +70,13 @@ class QuitBotTree(app_commands.CommandTree[discord.Client]):
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
+        data: dict[str, Any] = dict(interaction.data or {})
         if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
-            log.info("stale or unknown command %r: %s", _command_name(interaction), error)
-            text = NO_LONGER_AVAILABLE
+            log.info("stale or unknown command %r: %s", data.get("name"), error)
+            await answer(interaction, NO_LONGER_AVAILABLE)
         else:
-            log.error(
-                "command %r failed", _command_name(interaction), exc_info=error.__cause__ or error
-            )
-            text = SOMETHING_WENT_WRONG
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
-        except Exception as exc:  # an error handler must not raise in its turn
-            log.warning("could not answer a failed command: %s", exc)
-
-
-def _command_name(interaction: discord.Interaction) -> str:
-    data: dict[str, Any] = dict(interaction.data or {})
-    return str(data.get("name", "?"))
+            log.error("command %r failed", data.get("name"), exc_info=error.__cause__ or error)
+            await answer(interaction, SOMETHING_WENT_WRONG)
 
 
 class QuitBot(commands.Bot):

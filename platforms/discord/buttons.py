@@ -6,7 +6,6 @@ from typing import Any
 
 import discord
 
-from bot.conversation import ConversationKey
 from bot.flows import Flows
 from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
 from platforms.discord import translate
@@ -90,14 +89,8 @@ async def start_new(
     parent = d.client.get_channel(origin) if origin is not None else channel
     await interaction.response.defer(ephemeral=not in_dm, thinking=True)
 
-    async def open_place() -> tuple[ConversationKey, DiscordPlace] | None:
-        if in_dm and isinstance(channel, discord.abc.Messageable):
-            return translate.key_for(channel), DiscordPlace(d, channel, answering=interaction)
-        thread = await d.new_thread(parent, translate.thread_name("", user.display_name))
-        return (
-            None if thread is None else (translate.thread_key(thread.id), DiscordPlace(d, thread))
-        )
-
+    name = translate.thread_name("", user.display_name)
+    open_place = d.opener(parent, name, interaction, in_dm=in_dm)
     result = await flows.start_new(translate.PLATFORM, str(user.id), open_place)
     if not result.ok or result.conversation is None:
         await answer(interaction, result.text)

@@ -13,11 +13,9 @@ from bot.flows import Flows
 from platforms.discord import translate
 from platforms.discord.attachments import read_attachments
 from platforms.discord.buttons import Buttons
-from platforms.discord.places import THREAD_ARCHIVE_MINUTES, Discord, DiscordPlace
+from platforms.discord.places import Discord, DiscordPlace
 
 log = logging.getLogger(__name__)
-
-THREAD_EXISTS = 160004  # Discord: a thread was already created from this message
 
 
 class ConversationCog(commands.Cog):
@@ -53,26 +51,12 @@ class ConversationCog(commands.Cog):
         elif await self._is_conversation(key):
             place = self.d.place(key)
         else:
-            created = await self._create_thread(message, text)
+            name = translate.thread_name(text, message.author.display_name)
+            created = await self.d.thread_from(message, name)
             if created is None:
                 return
             place = DiscordPlace(self.d, created)
         await self._converse(message, key, text, place)
-
-    async def _create_thread(self, message: discord.Message, text: str) -> discord.Thread | None:
-        name = translate.thread_name(text, message.author.display_name)
-        try:
-            return await message.create_thread(
-                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
-            )
-        except discord.HTTPException as exc:
-            if exc.code == THREAD_EXISTS:
-                return await self.d.thread(message.id)
-            if isinstance(exc, discord.Forbidden) and message.guild is not None:
-                self.d.missing_permission(message.guild, "Create Public Threads")
-            else:
-                log.warning("could not open a thread from message %s: %s", message.id, exc)
-            return None
 
     async def _converse(
         self, message: discord.Message, key: ConversationKey, text: str, place: DiscordPlace

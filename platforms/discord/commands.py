@@ -48,15 +48,11 @@ class ChatCommands(commands.Cog):
         message = response.resource
         place: discord.abc.Messageable = channel
         if isinstance(channel, discord.TextChannel) and isinstance(message, discord.Message):
-            try:
-                place = await message.create_thread(
-                    name=translate.thread_name(prompt, interaction.user.display_name)
-                )
-            except discord.HTTPException as exc:
-                if isinstance(exc, discord.Forbidden) and message.guild is not None:
-                    self.d.missing_permission(message.guild, "Create Public Threads")
-                log.warning("could not open a thread for /chat: %s", exc)
+            name = translate.thread_name(prompt, interaction.user.display_name)
+            thread = await self.d.thread_from(message, name)
+            if thread is None:
                 return
+            place = thread
         inbound = Inbound(
             key=translate.key_for(place),  # type: ignore[arg-type]
             event_id=translate.interaction_event_id(interaction.id),
@@ -92,21 +88,10 @@ class ChatCommands(commands.Cog):
             return
         in_dm = translate.is_dm(channel)
         await interaction.response.defer(ephemeral=not in_dm, thinking=True)
-        key = translate.key_for(channel)
-
-        async def open_place() -> tuple[ConversationKey, DiscordPlace] | None:
-            if in_dm and isinstance(channel, discord.abc.Messageable):
-                return key, DiscordPlace(self.d, channel, answering=interaction)
-            name = f"Branch: {getattr(channel, 'name', '')}"
-            thread = await self.d.new_thread(channel, translate.thread_name(name, user.name))
-            return (
-                None
-                if thread is None
-                else (translate.thread_key(thread.id), DiscordPlace(self.d, thread))
-            )
-
+        name = translate.thread_name(f"Branch: {getattr(channel, 'name', '')}", user.name)
+        open_place = self.d.opener(channel, name, interaction, in_dm=in_dm)
         result = await self.flows.branch(
-            key, str(user.id), open_place, upto_message_id=str(message.id)
+            translate.key_for(channel), str(user.id), open_place, upto_message_id=str(message.id)
         )
         if not result.ok or result.conversation is None:
             await answer(interaction, result.text)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import discord
 
 from bot.conversation import Conversation, ConversationKey
+from bot.flows import OpenPlace
 from bot.notices import Notice
 from bot.ports import ModLogEntry
 from bot.settings import DiscordSettings
@@ -26,6 +27,7 @@ from platforms.recent import Recent
 log = logging.getLogger(__name__)
 
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440
+THREAD_EXISTS = 160004  # Discord: a thread was already created from this message
 KNOWN_PLACES = 50_000
 MENTION_USERS = discord.AllowedMentions(users=True, everyone=False, roles=False)
 _CONSEQUENCE = {
@@ -64,15 +66,34 @@ class Discord:
         self, key: ConversationKey, interaction: discord.Interaction | None = None
     ) -> DiscordPlace:
         thread_id = translate.thread_id_of(key)
-        channel_id = thread_id if thread_id is not None else int(key.place.removeprefix("dm:"))
-        cached = self.client.get_channel(channel_id)
+        channel_id = thread_id or int(key.place.removeprefix("dm:"))
+        found = self.client.get_channel(channel_id)
+        if isinstance(found, discord.abc.Messageable):
+            return DiscordPlace(self, found, interaction)
         kind = discord.ChannelType.public_thread if thread_id else discord.ChannelType.private
-        channel = (
-            cached
-            if isinstance(cached, discord.abc.Messageable)
-            else self.client.get_partial_messageable(channel_id, type=kind)
-        )
-        return DiscordPlace(self, channel, interaction)
+        partial = self.client.get_partial_messageable(channel_id, type=kind)
+        return DiscordPlace(self, partial, interaction)
+
+    def opener(
+        self, parent: object, name: str, interaction: discord.Interaction, *, in_dm: bool
+    ) -> OpenPlace:
+        """How the flows open a place for a new conversation: a thread in `parent`, or,
+        in a DM, the DM itself (where the first notice answers the deferred interaction)."""
+
+        async def open_place() -> tuple[ConversationKey, DiscordPlace] | None:
+            channel = interaction.channel
+            if in_dm and isinstance(channel, discord.abc.Messageable):
+                return translate.key_for(channel), DiscordPlace(
+                    self, channel, answering=interaction
+                )
+            thread = await self.new_thread(parent, name)
+            return (
+                None
+                if thread is None
+                else (translate.thread_key(thread.id), DiscordPlace(self, thread))
+            )
+
+        return open_place
 
     # --- threads --------------------------------------------------------------------------
 
@@ -126,6 +147,20 @@ class Discord:
             return f"I could not unlock the thread: {exc.text or exc.status}"
         return ""
 
+    async def thread_from(self, message: discord.Message, name: str) -> discord.Thread | None:
+        """A public thread started from `message` (it gets the message's id)."""
+        try:
+            return await message.create_thread(
+                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS:
+                return await self.thread(message.id)
+            if isinstance(exc, discord.Forbidden) and message.guild is not None:
+                self.missing_permission(message.guild, "Create Public Threads")
+            log.warning("could not open a thread from message %s: %s", message.id, exc)
+            return None
+
     async def new_thread(self, parent: object, name: str) -> discord.Thread | None:
         """A fresh public thread in `parent` (a text channel; for a thread, its parent)."""
         if isinstance(parent, discord.Thread):
@@ -149,14 +184,11 @@ class Discord:
         if (guild.id, permission) in self._told_missing:
             return
         self._told_missing.add((guild.id, permission))
+        consequence = _CONSEQUENCE.get(permission, "some actions fail")
         log.warning(
             "missing permission %r in server %s (%s): %s. Grant it to the bot's role "
-            "(see `quitbot doctor`).",
-            permission,
-            guild.name,
-            guild.id,
-            _CONSEQUENCE.get(permission, "some actions fail"),
-        )
+            "(see `quitbot doctor`).", permission, guild.name, guild.id, consequence,
+        )  # fmt: skip
 
     # --- messages -------------------------------------------------------------------------
 
