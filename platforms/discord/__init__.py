@@ -54,10 +54,7 @@ async def run(
 
 
 async def doctor(settings: Settings) -> list[tuple[bool | Literal["warn"], str]]:
-    """Check the token, the message-content intent and the permissions, in plain words.
-
-    Each check is (True | False | "warn", line); a missing Manage Threads is only a warning.
-    """
+    """Token, Message Content intent, permissions: (True | False | "warn", plain words)."""
     from platforms.discord.checks import run_checks
 
     return await run_checks(settings)

@@ -28,12 +28,7 @@ def intents() -> discord.Intents:
     Message content is privileged: without it the bot only sees mentions and DMs, so it
     could not follow a conversation's thread (`quitbot doctor` explains how to turn it on).
     """
-    chosen = discord.Intents.none()
-    chosen.guilds = True
-    chosen.guild_messages = True
-    chosen.dm_messages = True
-    chosen.message_content = True
-    return chosen
+    return discord.Intents(guilds=True, guild_messages=True, dm_messages=True, message_content=True)
 
 
 def configure_endpoints(settings: DiscordSettings) -> None:
@@ -107,7 +102,11 @@ class QuitBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         await self.add_cog(ConversationCog(self.discord, self.flows))
-        await self.add_cog(ChatCommands(self.tree, self.discord, self.flows))
+        chat = ChatCommands(self.discord, self.flows)
+        await self.add_cog(chat)
+        self.tree.add_command(
+            app_commands.ContextMenu(name="Branch from here", callback=chat.branch)
+        )
         await self.add_cog(Moderation(self.discord, self.flows))
         await self.sync_commands()
 

@@ -88,13 +88,12 @@ async def start_new(
     in_dm = origin is None and translate.is_dm(channel)
     parent = d.client.get_channel(origin) if origin is not None else channel
     await interaction.response.defer(ephemeral=not in_dm, thinking=True)
-
-    name = translate.thread_name("", user.display_name)
-    open_place = d.opener(parent, name, interaction, in_dm=in_dm)
+    open_place = d.opener(
+        parent, translate.thread_name("", user.display_name), interaction, in_dm=in_dm
+    )
     result = await flows.start_new(translate.PLATFORM, str(user.id), open_place)
     if not result.ok or result.conversation is None:
         await answer(interaction, result.text)
     elif not in_dm:
-        await answer(
-            interaction, f"Your new conversation is in <#{result.conversation.key.place}>."
-        )
+        where = result.conversation.key.place
+        await answer(interaction, f"Your new conversation is in <#{where}>.")

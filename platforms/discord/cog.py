@@ -46,17 +46,14 @@ class ConversationCog(commands.Cog):
         """
         key = translate.thread_key(message.id)
         thread = self.d.client.get_channel(message.id)
-        if isinstance(thread, discord.Thread):
-            place = DiscordPlace(self.d, thread)
-        elif await self._is_conversation(key):
-            place = self.d.place(key)
-        else:
-            name = translate.thread_name(text, message.author.display_name)
-            created = await self.d.thread_from(message, name)
-            if created is None:
+        if not isinstance(thread, discord.Thread) and not await self._is_conversation(key):
+            thread = await self.d.thread_from(
+                message, translate.thread_name(text, message.author.display_name)
+            )
+            if thread is None:
                 return
-            place = DiscordPlace(self.d, created)
-        await self._converse(message, key, text, place)
+        place = DiscordPlace(self.d, thread) if isinstance(thread, discord.Thread) else None
+        await self._converse(message, key, text, place or self.d.place(key))
 
     async def _converse(
         self, message: discord.Message, key: ConversationKey, text: str, place: DiscordPlace

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import discord
 from discord import app_commands
 from discord.ext import commands
@@ -14,25 +12,15 @@ from platforms.discord import render, translate
 from platforms.discord.buttons import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
 
-log = logging.getLogger(__name__)
-
 NO_THREAD = "Run this inside a conversation's thread, or name one with the `thread` option."
 ThreadOption = app_commands.AppCommandThread | None
 
 
 class ChatCommands(commands.Cog):
-    def __init__(
-        self, tree: app_commands.CommandTree[discord.Client], discord_: Discord, flows: Flows
-    ) -> None:
+    """The commands for everyone; `branch` is registered as a message command by the bot."""
+
+    def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
-        self._tree = tree
-        self._branch_menu = app_commands.ContextMenu(name="Branch from here", callback=self.branch)
-
-    async def cog_load(self) -> None:
-        self._tree.add_command(self._branch_menu)
-
-    async def cog_unload(self) -> None:
-        self._tree.remove_command(self._branch_menu.name, type=self._branch_menu.type)
 
     @app_commands.command(name="chat", description="Talk to the assistant: opens a thread here")
     @app_commands.describe(prompt="What you want to say")
@@ -53,13 +41,10 @@ class ChatCommands(commands.Cog):
             if thread is None:
                 return
             place = thread
-        inbound = Inbound(
-            key=translate.key_for(place),  # type: ignore[arg-type]
-            event_id=translate.interaction_event_id(interaction.id),
-            user_id=str(interaction.user.id),
-            text=prompt,
-            message_id=str(message.id) if isinstance(message, discord.Message) else "",
-        )
+        shown = str(message.id) if isinstance(message, discord.Message) else ""
+        event = translate.interaction_event_id(interaction.id)
+        key = translate.key_for(place)  # type: ignore[arg-type]
+        inbound = Inbound(key, event, str(interaction.user.id), prompt, shown)
         await self.flows.converse(inbound, DiscordPlace(self.d, place, interaction))
 
     @app_commands.command(name="new", description="Start a fresh conversation")
@@ -72,10 +57,8 @@ class ChatCommands(commands.Cog):
             return
         key = translate.key_for(interaction.channel)
         result = await self.flows.ask_to_end(key, str(interaction.user.id))
-        if not result.ok:
-            await answer(interaction, result.text)
-            return
-        await answer(interaction, render.notice(result.notices[0], in_dm=False))
+        confirm = render.notice(result.notices[0], in_dm=False) if result.ok else result.text
+        await answer(interaction, confirm)
 
     async def branch(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """A new conversation carrying the history up to `message` (included).

@@ -115,11 +115,7 @@ class Discord:
         if thread is None or (thread.archived and thread.locked):
             return
         me = thread.guild.me
-        if (
-            me is not None
-            and thread.parent is not None
-            and not thread.permissions_for(me).manage_threads
-        ):
+        if me and thread.parent and not thread.permissions_for(me).manage_threads:
             self.missing_permission(thread.guild, "Manage Threads")
             return
         try:

@@ -23,6 +23,7 @@ START_AGAIN_IN_SERVER = (
     "or `/new`."
 )
 START_AGAIN_IN_DM = "You can start a new conversation right away: use `/new`, or just write."
+_START_AGAIN = {True: START_AGAIN_IN_DM, False: START_AGAIN_IN_SERVER}
 MESSAGE_LIMIT = 2000
 EMBED_LIMIT = 4096  # an embed's description
 END_TITLE = "This conversation has ended"
@@ -69,10 +70,6 @@ def echo(author: str, prompt: str) -> dict[str, Any]:
     return {"content": f"**{author}:**", "embed": discord.Embed(description=description)}
 
 
-def start_again(in_dm: bool) -> str:
-    return START_AGAIN_IN_DM if in_dm else START_AGAIN_IN_SERVER
-
-
 def notice(
     item: Notice,
     *,
@@ -93,10 +90,10 @@ def notice(
             title = "You don't have to go through this alone"
             return Rendered(embed=_embed(title, item.text, CRISIS_COLOUR))
         case NoticeKind.END:
-            parts = [item.text, start_again(in_dm), item.resources]
+            parts = [item.text, _START_AGAIN[in_dm], item.resources]
             return Rendered(embed=_embed(END_TITLE, "\n\n".join(p for p in parts if p), END_COLOUR))
         case NoticeKind.BLOCKED:
-            return Rendered(f"{item.text}\n{start_again(in_dm)}", buttons=(_new(origin),))
+            return Rendered(f"{item.text}\n{_START_AGAIN[in_dm]}", buttons=(_new(origin),))
         case NoticeKind.CONFIRM_END:
             return Rendered(item.text, buttons=CONFIRM_BUTTONS)
         case NoticeKind.AFTER_END:

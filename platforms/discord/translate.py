@@ -113,28 +113,16 @@ def thread_name(text: str, author: str) -> str:
     return cut + "…"
 
 
-def message_event_id(message_id: int) -> str:
-    return f"message:{message_id}"
-
-
 def interaction_event_id(interaction_id: int) -> str:
     return f"interaction:{interaction_id}"
 
 
 def inbound(
-    message: discord.Message,
-    key: ConversationKey,
-    text: str,
-    attachments: tuple[Attachment, ...] = (),
+    message: discord.Message, key: ConversationKey, text: str, files: tuple[Attachment, ...] = ()
 ) -> Inbound:
-    return Inbound(
-        key=key,
-        event_id=message_event_id(message.id),
-        user_id=str(message.author.id),
-        text=text,
-        message_id=str(message.id),
-        attachments=attachments,
-    )
+    """A message as the core's Inbound; its event id is the message's (replays dedupe)."""
+    author, message_id = str(message.author.id), str(message.id)
+    return Inbound(key, f"message:{message_id}", author, text, message_id, files)
 
 
 # --- attachments ---------------------------------------------------------------------------
@@ -152,11 +140,8 @@ def attachment_kind(attachment: discord.Attachment) -> AttachmentKind:
     if kind in IMAGE_TYPES:
         return "image"
     extension = attachment.filename.rsplit(".", 1)[-1].lower() if "." in attachment.filename else ""
-    if kind.startswith("text/") or kind in {"application/json", "application/xml"}:
-        return "text"
-    if extension in TEXT_EXTENSIONS:
-        return "text"
-    return "other"
+    textual = kind.startswith("text/") or kind in {"application/json", "application/xml"}
+    return "text" if textual or extension in TEXT_EXTENSIONS else "other"
 
 
 # --- buttons and modals --------------------------------------------------------------------
@@ -171,8 +156,8 @@ FEEDBACK_FIELD = "quitbot:feedback-text"
 
 
 def new_id(channel_id: int | None) -> str:
-    """ "Start a new conversation": in the channel a server conversation started from (the
-    button may be pressed in a DM), or where it is pressed."""
+    """The "Start a new conversation" button: in `channel_id` (where an ended server
+    conversation began; the button may be pressed in a DM), or where it is pressed."""
     return NEW_CONVERSATION if channel_id is None else f"{_NEW_IN}{channel_id}"
 
 
