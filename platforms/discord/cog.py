@@ -59,9 +59,8 @@ class ConversationCog(commands.Cog):
         self, message: discord.Message, key: ConversationKey, text: str, place: DiscordPlace
     ) -> None:
         files = await read_attachments(message.attachments, self.d.settings.max_attachment_bytes)
-        outcome = await self.flows.converse(translate.inbound(message, key, text, files), place)
-        if outcome.conversation is not None:
-            self.d.known.add(key)
+        await self.flows.converse(translate.inbound(message, key, text, files), place)
+        self.d.known.add(key)  # answered here once: later messages need no mention
 
     async def _is_conversation(self, key: ConversationKey) -> bool:
         """Whether a conversation lives at `key` (threads are only answered if so)."""
