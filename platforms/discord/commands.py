@@ -98,9 +98,6 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
         key = await self._target(interaction, thread)
         if key is None:
             return
-        if not self._is_moderator(interaction):
-            await answer(interaction, REFUSAL_TEXT[Refusal.NOT_MODERATOR])
-            return
         await interaction.response.defer(ephemeral=True, thinking=True)  # unlocking is slow
         result = await self.flows.reopen(
             key, str(interaction.user.id), note, is_moderator=True, place=self.d.place(key)
@@ -114,7 +111,7 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
     async def status(self, interaction: discord.Interaction, thread: ThreadOption = None) -> None:
         key = await self._target(interaction, thread)
         if key is not None:
-            result = await self.flows.status(key, is_moderator=self._is_moderator(interaction))
+            result = await self.flows.status(key, is_moderator=True)
             shown = result.conversation if result.ok else None
             await answer(interaction, render.status(shown) if shown else result.text)
 
@@ -123,22 +120,24 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
     async def audit(self, interaction: discord.Interaction, thread: ThreadOption = None) -> None:
         key = await self._target(interaction, thread)
         if key is not None:
-            result = await self.flows.audit(key, is_moderator=self._is_moderator(interaction))
+            result = await self.flows.audit(key, is_moderator=True)
             await answer(interaction, render.audit(result.events) if result.ok else result.text)
 
     async def _target(
         self, interaction: discord.Interaction, thread: ThreadOption
     ) -> ConversationKey | None:
-        """The thread the command acts on: the option, or the thread it runs in."""
+        """The thread the command acts on (the option, or the thread it runs in), for a
+        moderator; None once the person was told why not."""
         channel = interaction.channel
-        thread_id = thread.id if thread is not None else None
-        if thread_id is None and isinstance(channel, discord.Thread):
-            thread_id = channel.id
-        if thread_id is None:
-            refused = not self._is_moderator(interaction)
-            await answer(interaction, REFUSAL_TEXT[Refusal.NOT_MODERATOR] if refused else NO_THREAD)
-            return None
-        return translate.thread_key(thread_id)
+        here = channel.id if isinstance(channel, discord.Thread) else None
+        thread_id = thread.id if thread is not None else here
+        if not self._is_moderator(interaction):
+            await answer(interaction, REFUSAL_TEXT[Refusal.NOT_MODERATOR])
+        elif thread_id is None:
+            await answer(interaction, NO_THREAD)
+        else:
+            return translate.thread_key(thread_id)
+        return None
 
     def _is_moderator(self, interaction: discord.Interaction) -> bool:
         """Manage Threads in the channel, or the configured moderator role."""

@@ -59,20 +59,21 @@ class Discord:
         self.edit_interval = edit_interval
         self.typing_delay = typing_delay
         self._told_missing: set[tuple[int, str]] = set()
+        # Threads being locked now: our own unarchive step fires a THREAD_UPDATE that
+        # looks like someone reopening the thread; it must not start a second lock.
+        self._locking: set[int] = set()
         # Places known to hold a conversation; one never goes away, so no invalidation.
         self.known = Recent[ConversationKey](KNOWN_PLACES)
 
-    def place(
-        self, key: ConversationKey, interaction: discord.Interaction | None = None
-    ) -> DiscordPlace:
+    def place(self, key: ConversationKey) -> DiscordPlace:
         thread_id = translate.thread_id_of(key)
         channel_id = thread_id or int(key.place.removeprefix("dm:"))
         found = self.client.get_channel(channel_id)
         if isinstance(found, discord.abc.Messageable):
-            return DiscordPlace(self, found, interaction)
+            return DiscordPlace(self, found)
         kind = discord.ChannelType.public_thread if thread_id else discord.ChannelType.private
         partial = self.client.get_partial_messageable(channel_id, type=kind)
-        return DiscordPlace(self, partial, interaction)
+        return DiscordPlace(self, partial)
 
     def opener(
         self, parent: object, name: str, interaction: discord.Interaction, *, in_dm: bool
@@ -83,15 +84,12 @@ class Discord:
         async def open_place() -> tuple[ConversationKey, DiscordPlace] | None:
             channel = interaction.channel
             if in_dm and isinstance(channel, discord.abc.Messageable):
-                return translate.key_for(channel), DiscordPlace(
-                    self, channel, answering=interaction
-                )
+                here = DiscordPlace(self, channel, answering=interaction)
+                return translate.key_for(channel), here
             thread = await self.new_thread(parent, name)
-            return (
-                None
-                if thread is None
-                else (translate.thread_key(thread.id), DiscordPlace(self, thread))
-            )
+            if thread is None:
+                return None
+            return translate.thread_key(thread.id), DiscordPlace(self, thread)
 
         return open_place
 
@@ -111,6 +109,15 @@ class Discord:
 
     async def lock(self, thread_id: int) -> None:
         """Archive and lock an ended conversation's thread so members cannot post in it."""
+        if thread_id in self._locking:
+            return
+        self._locking.add(thread_id)
+        try:
+            await self._lock(thread_id)
+        finally:
+            self._locking.discard(thread_id)
+
+    async def _lock(self, thread_id: int) -> None:
         thread = await self.thread(thread_id)
         if thread is None or (thread.archived and thread.locked):
             return

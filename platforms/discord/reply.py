@@ -50,10 +50,6 @@ class ChannelReply:
         self._more = asyncio.Event()
         self._finished = asyncio.Event()
 
-    @property
-    def message_ids(self) -> list[int]:
-        return [message.id for message in self._messages if message is not None]
-
     async def thinking(self) -> None:
         # In the background: the model request should not wait for Discord.
         self._typing = asyncio.create_task(self._show_typing())
@@ -73,8 +69,8 @@ class ChannelReply:
         for index, message in enumerate(self._messages):
             if message is None:  # a part that never got out: one more try
                 self._messages[index] = await self._send(self._editor.shown[index])
-        ids = self.message_ids
-        return str(ids[0]) if ids else ""
+        first = next((message for message in self._messages if message is not None), None)
+        return str(first.id) if first is not None else ""
 
     async def close(self) -> None:
         """Stop typing and any flushing still running (after an error or a cancel)."""

@@ -14,6 +14,7 @@ from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.discord import FakeDiscord, Unusable
 from tests.platforms.discord.helpers import (
     converse_until_ended,
+    mention,
     opened_thread,
     wait_bot_message,
 )
@@ -98,7 +99,10 @@ async def test_a_long_chat_prompt_is_shown_within_the_limits_and_sent_whole(
 
 
 async def test_an_ended_thread_a_moderator_left_archived_is_unarchived_then_locked(
-    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+    bot: QuitBot,
+    fake_discord: FakeDiscord,
+    fake_anthropic: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     fake = fake_discord
     thread_id = await converse_until_ended(fake, fake_anthropic)
@@ -115,6 +119,12 @@ async def test_an_ended_thread_a_moderator_left_archived_is_unarchived_then_lock
     assert relock is patches[-1]
     meta = fake.channels[int(thread_id)]["thread_metadata"]
     assert meta["archived"] and meta["locked"]
+    # Our own unarchive step looks like a reopening; it must not start a second lock.
+    fake_anthropic.add(text("Elsewhere."))
+    elsewhere = await mention(fake, "a round trip through the gateway")
+    await wait_bot_message(fake, elsewhere["id"], lambda m: m["content"] == "Elsewhere.")
+    assert len(fake.calls_to("PATCH", rf"/channels/{thread_id}")) == 3
+    assert not [r for r in caplog.records if r.exc_info]
 
 
 async def test_new_answers_in_time_when_opening_the_thread_is_slow(
