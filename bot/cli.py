@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import logging
 import signal
 import sys
@@ -13,6 +12,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from bot import operator
+from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, build_runtime
 from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SettingsError, load_settings
@@ -126,8 +126,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _chat(args: argparse.Namespace, settings: Settings) -> int:
-    from platforms.console import run_console
-
+    run_console = chat_runner()
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
@@ -141,12 +140,8 @@ async def _run_platforms(settings: Settings) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
-    adapters = []
-    if settings.discord.enabled:
-        adapters.append("discord")
-    if settings.slack.enabled:
-        adapters.append("slack")
-    if not adapters:
+    chosen = [adapter for adapter in adapters().values() if adapter.configured(settings)]
+    if not chosen:
         print(
             "quitbot: no platform is configured. Set DISCORD_TOKEN for Discord, or "
             "SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET "
@@ -156,10 +151,9 @@ async def _run_platforms(settings: Settings) -> int:
         return 2
     async with build_runtime(settings) as runtime:
         runs = []
-        for name in adapters:
-            module = importlib.import_module(f"platforms.{name}")
-            log.info("starting the %s adapter", name)
-            runs.append(module.run(runtime.engine, settings))
+        for adapter in chosen:
+            log.info("starting the %s adapter", adapter.name)
+            runs.append(adapter.run(runtime.engine, settings))
         try:
             await asyncio.gather(*runs)
         except PlatformUnavailable as exc:

@@ -49,26 +49,79 @@ def _is_text(attachment: Attachment) -> bool:
     return attachment.media_type.startswith("text/") or attachment.media_type in _TEXT_TYPES
 
 
-def build_context(history: Sequence[StoredMessage], budget_tokens: int) -> list[ApiMessage]:
-    """The newest in-context messages that fit `budget_tokens`, as a valid API message list.
+# Trimming happens in steps so that the prompt prefix stays byte-identical from one turn to
+# the next, and the API's prefix cache is read (0.1x input price) instead of rewritten
+# (1.25x). Dropping the oldest message on every turn, as a sliding window does, changes the
+# prefix each time. Instead the context may only start at a user message that opens a block
+# of seq numbers (1, 17, 33... for blocks of 16): positions fixed by the conversation, not by
+# how much history the caller happened to read, so the start stays put as the history grows
+# and moves forward a whole block at a time. Finer blocks (8, 4, 2, 1) are used only when a
+# whole block is so large that cutting it would leave less than half the budget.
+STEP_MESSAGES = 16
+_BLOCK_SIZES = (STEP_MESSAGES, 8, 4, 2, 1)
+_KEEP_AT_LEAST = 0.5  # of the budget, before a finer step is taken instead
 
-    Whole stored messages are dropped from the oldest end; the newest one is always kept.
-    Refused turns are left out, consecutive same-role messages are merged, and tool blocks
-    without their partner (e.g. cut by a branch) are removed.
+
+def build_context(history: Sequence[StoredMessage], budget_tokens: int) -> list[ApiMessage]:
+    """The in-context messages that fit `budget_tokens`, as a valid API message list.
+
+    `history` is the newest stored messages, oldest first, with no gaps in `seq`. The
+    context starts at a step boundary (see STEP_MESSAGES) so that consecutive turns share
+    their prefix; when no boundary fits, whole messages are dropped from the oldest end and
+    the newest one is always kept. Refused turns are left out, consecutive same-role
+    messages are merged, and tool blocks without their partner (e.g. cut by a branch) are
+    removed.
     """
-    kept: list[StoredMessage] = []
-    spent = 0
-    for message in reversed(history):
-        if not message.in_context:
-            continue
-        cost = estimate_tokens(message.api)
-        if kept and spent + cost > budget_tokens:
-            break
-        kept.append(message)
-        spent += cost
-    kept.reverse()
-    flat = [api for message in kept for api in message.api]
+    live = [message for message in history if message.in_context]
+    if not live:
+        return []
+    costs = [estimate_tokens(message.api) for message in live]
+    start = _stepped_start(live, costs, history[0].seq, budget_tokens)
+    if start is None:
+        start = _newest_that_fit(costs, budget_tokens)
+    flat = [api for message in live[start:] for api in message.api]
     return _valid(_merge(flat))
+
+
+def _stepped_start(
+    live: Sequence[StoredMessage], costs: Sequence[int], first_seq: int, budget: int
+) -> int | None:
+    """Index in `live` of the step boundary to start at, or None if none fits."""
+    suffix = list(itertools.accumulate(reversed(costs)))[::-1]  # tokens from i to the end
+    for size in _BLOCK_SIZES:
+        starts = _block_starts(live, first_seq, size)
+        fitting = next((i for i in starts if suffix[i] <= budget), None)
+        if fitting is None:
+            continue
+        if fitting == starts[0] or suffix[fitting] >= budget * _KEEP_AT_LEAST:
+            return fitting
+    return None
+
+
+def _block_starts(live: Sequence[StoredMessage], first_seq: int, size: int) -> list[int]:
+    """Indexes of the user messages that are the first user message of their block of
+    `size` seq numbers. A block that began before `first_seq` is not seen whole, so its
+    first user message is unknown and it offers no start."""
+    starts: list[int] = []
+    last_block = -1
+    for index, message in enumerate(live):
+        if message.role != "user":
+            continue
+        block = (message.seq - 1) // size
+        if block != last_block and block * size + 1 >= first_seq:
+            starts.append(index)
+        last_block = block
+    return starts
+
+
+def _newest_that_fit(costs: Sequence[int], budget: int) -> int:
+    """Whole messages from the newest back while they fit; the newest always."""
+    spent = 0
+    start = len(costs)
+    while start > 0 and (start == len(costs) or spent + costs[start - 1] <= budget):
+        start -= 1
+        spent += costs[start]
+    return start
 
 
 def estimate_tokens(messages: Iterable[ApiMessage]) -> int:

@@ -136,8 +136,24 @@ class Engine:
                 try:
                     conversation = await self._create(inbound.key, inbound.user_id)
                 except LimitReached:
+                    await self._store.settle(inbound)
                     return _LIMIT
             return await self._turn(conversation, inbound, reply)
+
+    async def receive(self, inbound: Inbound) -> bool:
+        """Keep a just-delivered message durably, before the platform is told it arrived, so
+        a crash at any instant after that loses nothing (`pending` finds it again).
+
+        Cheap (one small write, no lock) so that acknowledging stays fast; False if the event
+        came before. A message too long to accept is not kept: `handle` says so.
+        """
+        if len(inbound.text) > self._config.max_message_chars:
+            return True
+        return await self._store.receive(inbound, self._clock())
+
+    async def pending(self) -> list[Inbound]:
+        """Messages received but never handled (a crash, a kill), oldest first."""
+        return await self._store.pending()
 
     async def _blocked(self, conversation: Conversation, inbound: Inbound) -> Outcome:
         quiet = timedelta(seconds=self._config.blocked_notice_seconds)

@@ -22,6 +22,7 @@ from bot.notices import (
     AFTER_END_TEXT,
     BRANCHED_TEXT,
     CONFIRM_END_TEXT,
+    FAILED_TEXT,
     LIMIT_TEXT,
     PRIVATE,
     REOPENED_TEXT,
@@ -105,8 +106,11 @@ class NoModLog:
 class Flows:
     """Every flow of one adapter, over the shared engine."""
 
-    def __init__(self, engine: Engine, places: Places, modlog: ModLog | None = None) -> None:
+    def __init__(
+        self, engine: Engine, platform: str, places: Places, modlog: ModLog | None = None
+    ) -> None:
         self.engine = engine
+        self._platform = platform
         self._places = places
         self._modlog = modlog or NoModLog()
         self._turns: set[asyncio.Task[Any]] = set()
@@ -122,6 +126,13 @@ class Flows:
         reply = place.reply()
         try:
             outcome = await self.engine.handle(inbound, reply)
+        except Exception:
+            # The outermost guard: whatever broke, the person hears of it, and what was
+            # received stays kept (`answer_pending` takes it up after a restart).
+            log.exception("handling message %s failed", inbound.event_id)
+            failed = Notice(NoticeKind.MODEL_UNAVAILABLE, FAILED_TEXT)
+            await _guarded(place.post(failed, None), "say a message failed")
+            return Outcome(None, notices=(failed,))
         finally:
             self._turns.discard(task)
             await _guarded(reply.close(), "stop a reply")
@@ -132,6 +143,19 @@ class Flows:
             # Posting in an ended place may have reopened it (a moderator unlocked it).
             await _guarded(place.close(outcome.conversation), "close an ended place")
         return outcome
+
+    async def receive(self, inbound: Inbound) -> bool:
+        """Keep a just-delivered message before acknowledging it to the platform (see
+        `Engine.receive`); then `converse` answers it. False for an event seen before."""
+        return await self.engine.receive(inbound)
+
+    async def answer_pending(self) -> int:
+        """Answer, in order, the messages a previous run received but never handled (it
+        was killed); call once the platform is connected. How many there were."""
+        pending = [i for i in await self.engine.pending() if i.key.platform == self._platform]
+        for inbound in pending:
+            await self.converse(inbound, self._places.place(inbound.key))
+        return len(pending)
 
     async def _show(self, place: Place, outcome: Outcome, user_id: str) -> None:
         conversation = outcome.conversation

@@ -1,19 +1,23 @@
 """Claude behind the `Model` port: streaming, the two tools, prompt caching, plain errors.
 
 One `AsyncAnthropic` client is built at start-up (`build_client`) and shared: building one
-per message costs tens of milliseconds. The SDK retries 408/409/429/5xx/529 itself; what
-is left after its retries becomes `ModelUnavailable` with a message fit for a log line.
+per message costs tens of milliseconds. It runs on the SDK's aiohttp transport, which costs
+far less CPU per streamed reply than the default httpx2 pool once many replies stream at
+once (see bench/README.md). The SDK retries 408/409/429/5xx/529 itself; whatever else goes
+wrong while a reply streams (the API, the transport, or a stream the SDK cannot parse)
+becomes `ModelUnavailable` with a message fit for a log line, so the person is always told.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import anthropic
 import httpx2
-from anthropic import AsyncAnthropic
+from anthropic import AsyncAnthropic, DefaultAioHttpClient
 from anthropic.lib.streaming import AsyncMessageStream
 
 from bot.ports import ModelReply, ModelUnavailable, TextSink
@@ -27,7 +31,11 @@ _CACHE = {"type": "ephemeral"}
 
 
 def build_client(settings: Settings) -> AsyncAnthropic:
-    """The one client for the process; without a key the SDK looks for other credentials."""
+    """The one client for the process; without a key the SDK looks for other credentials.
+
+    The SDK's own timeout and retries stay in charge; only the transport underneath is
+    aiohttp's (its session is opened on the first request, inside the running loop).
+    """
     key = settings.anthropic_api_key
     try:
         return AsyncAnthropic(
@@ -35,6 +43,7 @@ def build_client(settings: Settings) -> AsyncAnthropic:
             base_url=settings.anthropic_base_url,
             max_retries=settings.model_max_retries,
             timeout=settings.model_timeout_seconds,
+            http_client=DefaultAioHttpClient(),
         )
     except anthropic.AnthropicError as exc:  # e.g. a broken credentials profile on disk
         raise ModelUnavailable(f"no usable Anthropic credentials: {exc}") from exc
@@ -75,19 +84,29 @@ class ClaudeModel:
         try:
             async with self._client.messages.stream(**request) as stream:
                 return await _collect(stream, on_text)
-        except (anthropic.AnthropicError, httpx2.TransportError) as exc:
-            # A connection lost mid-stream reaches us as the transport's own error.
+        except _SinkFailed as failed:
+            # The adapter could not show the text: not the model's fault, so not hidden
+            # behind "try again".
+            raise failed.error from None
+        except ModelUnavailable:
+            raise
+        except Exception as exc:
+            # Anything else the stream raises: the API's errors, the transport's (httpx2 or
+            # aiohttp), and IndexError/KeyError/TypeError/ValueError/AttributeError/
+            # AssertionError from an event the SDK cannot apply. Cancellation is a
+            # BaseException and passes through.
             raise self._unavailable(exc) from exc
 
     def request(self, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        """The Messages API request body (without `stream`), with three cache breakpoints:
-        the system prompt, the last tool (caching all tools) and the newest message."""
+        """The Messages API request body (without `stream`), with up to four cache
+        breakpoints: the system prompt, the last tool (caching all tools), and two in the
+        conversation (see `_cache_prefix`)."""
         return {
             "model": self._model,
             "max_tokens": self._max_tokens,
             "system": [{"type": "text", "text": self._system, "cache_control": _CACHE}],
             "tools": _cache_last_tool(self._tools),
-            "messages": _cache_last_message(messages),
+            "messages": _cache_prefix(messages),
         }
 
     async def check(self) -> str:
@@ -95,7 +114,7 @@ class ClaudeModel:
         self._require_credentials()
         try:
             info = await self._client.models.retrieve(self._model)
-        except anthropic.AnthropicError as exc:
+        except Exception as exc:
             raise self._unavailable(exc) from exc
         return f"Claude model {info.id} ({info.display_name}) answers with this key"
 
@@ -110,7 +129,10 @@ class ClaudeModel:
         key = self._client.api_key
         if key and len(key) >= 8:
             reason = reason.replace(key, "[API key]")
-        log.warning("model unavailable: %s", reason)
+        # The traceback is for operators: a malformed stream is only diagnosable with it.
+        # API status errors are plain enough without one.
+        trace = not isinstance(exc, anthropic.APIStatusError)
+        log.warning("model unavailable: %s", reason, exc_info=exc if trace else None)
         return ModelUnavailable(reason)
 
 
@@ -119,30 +141,20 @@ class ClaudeModel:
 
 async def _collect(stream: AsyncMessageStream[Any], on_text: TextSink) -> ModelReply:
     ending = False
-    async for event in _events(stream):
+    async for event in stream:
         if event.type == "content_block_start":
             block = event.content_block
             ending = ending or (block.type == "tool_use" and block.name == END_CONVERSATION)
         elif event.type == "text" and not ending and event.text:
-            await on_text(event.text)
+            try:
+                await on_text(event.text)
+            except Exception as exc:
+                raise _SinkFailed(exc) from exc
     message = await stream.get_final_message()
     if message.stop_reason is None:
         raise ModelUnavailable("the reply stream ended before the reply was complete")
     details = message.stop_details.to_dict() if message.stop_details is not None else None
     return ModelReply(_blocks(message.content), message.stop_reason, details)
-
-
-async def _events(stream: AsyncMessageStream[Any]) -> AsyncIterator[Any]:
-    """The stream's events; a reply the SDK cannot parse is the API's fault, not ours."""
-    iterator = aiter(stream)
-    while True:
-        try:
-            event = await anext(iterator)
-        except StopAsyncIteration:
-            return
-        except ValueError as exc:  # e.g. tool input that is not JSON
-            raise _Unreadable(str(exc)) from exc
-        yield event
 
 
 def _blocks(content: Sequence[Any]) -> list[dict[str, Any]]:
@@ -170,30 +182,40 @@ def _cache_last_tool(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [*tools[:-1], {**tools[-1], "cache_control": _CACHE}]
 
 
-def _cache_last_message(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A copy with a cache breakpoint on the newest message's last block; the caller's
+def _cache_prefix(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy with cache breakpoints on the newest message, which writes this request's
+    prefix for the next one, and on the message three from the end, where the previous
+    request ended (each request adds an assistant message and a user one), so that one is
+    read even when a turn added more blocks than the API looks back over. The caller's
     messages are never changed (they are the stored conversation)."""
     copied = list(messages)
-    if not copied:
-        return copied
-    last = copied[-1]
-    content = last.get("content")
+    for index in {len(copied) - 1, len(copied) - 3}:
+        if index >= 0:
+            copied[index] = _with_breakpoint(copied[index])
+    return copied
+
+
+def _with_breakpoint(message: dict[str, Any]) -> dict[str, Any]:
+    content = message.get("content")
     if isinstance(content, str):
         blocks: list[dict[str, Any]] = [{"type": "text", "text": content}]
     elif isinstance(content, list) and content:
         blocks = list(content)
     else:
-        return copied
+        return message
     blocks[-1] = {**blocks[-1], "cache_control": _CACHE}
-    copied[-1] = {**last, "content": blocks}
-    return copied
+    return {**message, "content": blocks}
 
 
 # --- errors ------------------------------------------------------------------------------
 
 
-class _Unreadable(anthropic.AnthropicError):
-    """The API sent a reply the SDK could not parse."""
+class _SinkFailed(Exception):
+    """`on_text` raised: kept apart from the stream's own failures."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _reason(exc: BaseException, model: str, base_url: str) -> str:
@@ -220,8 +242,13 @@ def _reason(exc: BaseException, model: str, base_url: str) -> str:
             return f"the Anthropic API did not answer in time ({base_url})"
         case anthropic.APIConnectionError():
             return f"could not connect to the Anthropic API at {base_url}"
-        case httpx2.TransportError():
+        case httpx2.TimeoutException():
+            return f"the Anthropic API stopped sending in the middle of a reply ({base_url})"
+        case httpx2.HTTPError() | httpx2.StreamError() | aiohttp.ClientError() | OSError():
             return f"the connection to the Anthropic API broke off ({type(exc).__name__})"
-        case _Unreadable():
-            return f"the Anthropic API sent a reply that could not be read: {exc}"
-    return f"the Anthropic API could not be used: {type(exc).__name__}"
+        case anthropic.AnthropicError():
+            return f"the Anthropic API could not be used: {type(exc).__name__}: {exc}"
+    # The SDK could not apply an event of the stream to the reply (IndexError, KeyError,
+    # TypeError, ValueError, AttributeError, AssertionError...): the API's fault, not ours.
+    detail = str(exc)[:200]
+    return f"the Anthropic API sent a reply that could not be read ({type(exc).__name__}: {detail})"

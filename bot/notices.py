@@ -80,6 +80,9 @@ MODEL_UNAVAILABLE_TEXT = (
     "I couldn't reach the model just now, so there is no reply yet. Your message is saved; "
     "please try again in a moment."
 )
+FAILED_TEXT = (
+    "Something went wrong on my side, so there is no reply yet. Please try again in a moment."
+)
 INTERRUPTED_TEXT = "\n\n(This reply was interrupted. Please send your message again.)"
 LIMIT_TEXT = (
     "Several of your conversations have ended recently, so you can't start a new one right "

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
-from typing import Any, Literal
+from typing import Any
 
+from bot.adapters import Check, adapter, adapters
 from bot.app import UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, StoredMessage
 from bot.engine import ConversationNotFound, Engine
@@ -147,15 +147,12 @@ def _describe(shown: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# A check's status: True (ok), False (fails: quitbot cannot work as set up) or "warn" (it
-# works, with less); only failures make `doctor` exit non-zero.
-CheckStatus = bool | Literal["warn"]
 _LABELS = {True: "ok  ", False: "FAIL", "warn": "WARN"}
 
 
 async def doctor(settings: Settings) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
-    results: list[tuple[CheckStatus, str]] = [(True, "settings: loaded")]
+    results: list[Check] = [(True, "settings: loaded")]
     async with build_runtime(settings) as runtime:
         results.append((True, f"database: {settings.database_url} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
@@ -166,12 +163,11 @@ async def doctor(settings: Settings) -> int:
                 results.append((True, f"model API: {await check()}"))
             except ModelUnavailable as exc:
                 results.append((False, f"model API: {exc}"))
-    for name, section in (("discord", settings.discord), ("slack", settings.slack)):
-        if not section.enabled:
+    for name, platform in sorted(adapters().items()):
+        if not platform.configured(settings):
             results.append((True, f"{name}: not configured (skipped)"))
             continue
-        module = importlib.import_module(f"platforms.{name}")
-        results.extend(await module.doctor(settings))
+        results.extend(await platform.doctor(settings))
     for status, line in results:
         print(f"{_LABELS[status]} {line}")
     return 1 if any(status is False for status, _ in results) else 0
@@ -181,6 +177,5 @@ async def discord_invite_url(settings: Settings) -> int:
     if not settings.discord.enabled:
         print("quitbot: DISCORD_TOKEN is not set", file=sys.stderr)
         return 2
-    module = importlib.import_module("platforms.discord")
-    print(await module.invite_url(settings))
+    print(await adapter("discord").setup_help(settings))
     return 0

@@ -186,10 +186,24 @@ class Store(Protocol):
         events: Sequence[AuditEvent] = (),
     ) -> Conversation: ...
 
+    async def receive(self, inbound: Inbound, at: datetime) -> bool:
+        """Claim a just-delivered event and keep its message until a turn takes it, in one
+        small write; False, storing nothing, if the event was received before."""
+        ...
+
+    async def settle(self, inbound: Inbound) -> None:
+        """Forget a received message that will never be stored (the limit stopped it)."""
+        ...
+
+    async def pending(self) -> list[Inbound]:
+        """Messages received but never handled (the process stopped first), oldest first."""
+        ...
+
     async def begin_turn(
         self, conversation_id: str, inbound: Inbound, message: NewMessage
     ) -> StoredMessage | None:
-        """Claim the inbound event and store the user's message in one transaction.
+        """Claim the inbound event (or take it from those received) and store the user's
+        message in one transaction.
 
         Returns None, storing nothing, if the platform event was handled before.
         """

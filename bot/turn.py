@@ -126,6 +126,13 @@ class Turn:
         except ModelUnavailable as exc:
             result.unavailable = True
             result.events.append(self._event("model_unavailable", Actor.BOT, error=str(exc)))
+        except Exception as exc:
+            # Whatever else a model client raises (a malformed stream, a transport bug), the
+            # person still gets the "try again" notice and the turn is recorded.
+            log.exception("the model call failed unexpectedly")
+            result.unavailable = True
+            error = f"{type(exc).__name__}: {exc}"
+            result.events.append(self._event("model_unavailable", Actor.BOT, error=error))
         result.text = "".join(self._parts)
         return result
 

@@ -1,4 +1,4 @@
-"""The core never knows a platform: nothing under bot/ imports discord or slack."""
+"""The core never knows a platform: nothing under bot/ imports discord, slack or platforms/."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PLATFORM_MODULES = ("discord", "slack_bolt", "slack_sdk", "slack")
+PLATFORM_MODULES = ("discord", "slack_bolt", "slack_sdk", "slack", "platforms")
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -46,3 +46,22 @@ def test_importing_every_core_module_loads_no_platform_sdk() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def test_no_module_name_of_a_platform_is_held_in_a_core_string() -> None:
+    """Platforms are found through entry points, not `importlib` on names in strings."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "bot").rglob("*.py"))
+        if "platforms." in path.read_text() or "import_module" in path.read_text()
+    ]
+    assert offenders == []
+
+
+def test_the_installed_platforms_are_found_through_entry_points() -> None:
+    from bot.adapters import adapters, chat_runner
+
+    found = adapters()
+    assert {"discord", "slack"} <= set(found)
+    assert all(adapter.name == name for name, adapter in found.items())
+    assert callable(chat_runner())

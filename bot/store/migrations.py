@@ -120,7 +120,27 @@ _V2 = Migration(
     ("ALTER TABLE conversations ADD COLUMN end_proposed INTEGER NOT NULL DEFAULT 0",),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    3,
+    "messages received but not yet handled, so a message a platform was told arrived is kept",
+    (
+        """
+        CREATE TABLE inbox (
+            n          INTEGER PRIMARY KEY,
+            platform   TEXT NOT NULL,
+            event_id   TEXT NOT NULL,
+            place      TEXT NOT NULL,
+            user_id    TEXT NOT NULL,
+            text       TEXT NOT NULL,
+            message_id TEXT NOT NULL DEFAULT '',
+            at         TEXT NOT NULL,
+            UNIQUE (platform, event_id)
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 
 
 def schema_version(db: sqlite3.Connection) -> int:

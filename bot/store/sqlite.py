@@ -83,6 +83,17 @@ _CLAIM = (
     "ON CONFLICT DO NOTHING RETURNING 1"
 )
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < ?"
+_RECEIVE = (
+    "INSERT INTO processed_events (platform, event_id, at) VALUES (?, ?, ?) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+_INBOX = (
+    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# A received event is handled by whoever takes its inbox row: the delete decides.
+_TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
+_PENDING = "SELECT platform, event_id, place, user_id, text, message_id FROM inbox ORDER BY n"
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
 _TOUCH = "UPDATE conversations SET updated_at = ? WHERE id = ?"
 # The seq is computed in the INSERT: one past the conversation's last message.
@@ -276,6 +287,23 @@ class SqliteStore:
         touch = (_to_text(message.at), conversation_id)
         values = (conversation_id, *_message_values(message))
         return await self._write(_begin_turn, claim, touch, values, message)
+
+    async def receive(self, inbound: Inbound, at: datetime) -> bool:
+        """Claim a just-delivered event and keep its message until a turn takes it.
+
+        False (storing nothing) if the event was received or handled before.
+        """
+        claim = _claim_params("", inbound, at)[:3]
+        row = (*claim[:2], inbound.key.place, inbound.user_id, inbound.text)
+        return await self._write(_receive, claim, (*row, inbound.message_id, claim[2]))
+
+    async def settle(self, inbound: Inbound) -> None:
+        """Forget a received message that will not be stored (the limit stopped it)."""
+        await self._write(_take_received, (inbound.key.platform, inbound.event_id))
+
+    async def pending(self) -> list[Inbound]:
+        """Messages received but not handled (the process stopped first), oldest first."""
+        return await self._read(_pending)
 
     async def commit_turn(
         self,
@@ -561,7 +589,7 @@ def _begin_turn(
     values: tuple[Any, ...],
     message: NewMessage,
 ) -> StoredMessage | None:
-    if not db.execute(_CLAIM, claim).fetchall():
+    if not db.execute(_CLAIM, claim).fetchall() and not _take_received(db, claim[:2]):
         _unclaimed(db, claim)
         return None
     db.execute(_TOUCH, touch)
@@ -590,7 +618,7 @@ def _commit_turn(
 def _record_blocked(
     db: sqlite3.Connection, claim: tuple[str, ...], notice: tuple[str, ...]
 ) -> BlockedOutcome:
-    if not db.execute(_CLAIM, claim).fetchall():
+    if not db.execute(_CLAIM, claim).fetchall() and not _take_received(db, claim[:2]):
         _unclaimed(db, claim)
         return BlockedOutcome.DUPLICATE
     if not db.execute(_NOTIFY_UNLESS_QUIET, notice).fetchall():
@@ -624,6 +652,24 @@ def _exclude(db: sqlite3.Connection, conversation_id: str, seq: int) -> None:
     """Mark an earlier message out of context (a refused turn)."""
     if not db.execute(_EXCLUDE, (conversation_id, seq)).fetchall():
         raise LookupError(f"conversation {conversation_id} has no message {seq}")
+
+
+def _receive(db: sqlite3.Connection, claim: tuple[str, ...], row: tuple[str, ...]) -> bool:
+    if not db.execute(_RECEIVE, claim).fetchall():
+        return False
+    db.execute(_INBOX, row)
+    return True
+
+
+def _take_received(db: sqlite3.Connection, event: tuple[str, ...]) -> bool:
+    return bool(db.execute(_TAKE_RECEIVED, event).fetchall())
+
+
+def _pending(db: sqlite3.Connection) -> list[Inbound]:
+    return [
+        Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id)
+        for platform, event_id, place, user_id, text, message_id in db.execute(_PENDING)
+    ]
 
 
 def _unclaimed(db: sqlite3.Connection, claim: tuple[str, ...]) -> None:

@@ -95,7 +95,7 @@ class ConsoleChat:
         user_id: str = "console-user",
     ) -> None:
         self._place = ConsolePlace(write, interactive)
-        self._flows = Flows(engine, self._place)
+        self._flows = Flows(engine, PLATFORM, self._place)
         self._write = write
         self._user_id = user_id
         self.key = _new_key()

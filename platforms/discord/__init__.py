@@ -6,13 +6,14 @@ costs nothing for a Slack-only deployment.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bot.adapters import Check
     from bot.engine import Engine
     from bot.settings import Settings
 
-__all__ = ["doctor", "invite_url", "run"]
+__all__ = ["DiscordAdapter", "adapter", "doctor", "invite_url", "run"]
 
 SHUTDOWN_GRACE_SECONDS = 10.0  # replies under way get this long to finish on shutdown
 
@@ -53,7 +54,7 @@ async def run(
             await bot.flows.drain(shutdown_grace)
 
 
-async def doctor(settings: Settings) -> list[tuple[bool | Literal["warn"], str]]:
+async def doctor(settings: Settings) -> list[Check]:
     """Token, Message Content intent, permissions: (True | False | "warn", plain words)."""
     from platforms.discord.checks import run_checks
 
@@ -73,3 +74,24 @@ def _token(settings: Settings) -> str:
     if token is None or not token.get_secret_value():
         raise RuntimeError("DISCORD_TOKEN is not set")
     return token.get_secret_value()
+
+
+class DiscordAdapter:
+    """quitbot's Discord platform, as the core finds it (entry point `quitbot.platforms`)."""
+
+    name = "discord"
+
+    def configured(self, settings: Settings) -> bool:
+        return settings.discord.enabled
+
+    async def run(self, engine: Engine, settings: Settings) -> None:
+        await run(engine, settings)
+
+    async def doctor(self, settings: Settings) -> list[Check]:
+        return await doctor(settings)
+
+    async def setup_help(self, settings: Settings) -> str:
+        return await invite_url(settings)
+
+
+adapter = DiscordAdapter()

@@ -18,6 +18,7 @@ from platforms.discord.commands import ChatCommands, Moderation
 from platforms.discord.places import Discord, DiscordModLog, answer
 from platforms.discord.reply import TYPING_DELAY
 from platforms.discord.stream import EDIT_INTERVAL
+from platforms.discord.translate import PLATFORM
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class QuitBot(commands.Bot):
         self.discord = Discord(
             self, settings, edit_interval=edit_interval, typing_delay=typing_delay
         )
-        self.flows = Flows(engine, self.discord, DiscordModLog(self.discord))
+        self.flows = Flows(engine, PLATFORM, self.discord, DiscordModLog(self.discord))
 
     async def setup_hook(self) -> None:
         await self.add_cog(ConversationCog(self.discord, self.flows))

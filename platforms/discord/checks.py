@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from typing import Any
 
 import discord
 
+from bot.adapters import Check
 from bot.settings import Settings
 from platforms.discord.app import configure_endpoints
 from platforms.discord.permissions import missing
 
-# True: fine; False: quitbot cannot work as set up; "warn": it works, with less (e.g. no
-# thread locking without Manage Threads, which deploy/discord.md calls optional).
-Check = tuple[bool | Literal["warn"], str]
+# Without Manage Threads quitbot works, with less (ended threads stay open): a warning.
 OPTIONAL = frozenset({"Manage Threads"})
 
 INTENT_OFF = (

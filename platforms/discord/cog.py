@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -24,6 +25,7 @@ class ConversationCog(commands.Cog):
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
         self.buttons = Buttons(discord_, flows)
+        self._caught_up = False
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -58,9 +60,23 @@ class ConversationCog(commands.Cog):
     async def _converse(
         self, message: discord.Message, key: ConversationKey, text: str, place: DiscordPlace
     ) -> None:
+        inbound = translate.inbound(message, key, text)
+        # Kept before anything slow (files, the model): a crash from here on loses nothing,
+        # `answer_pending` takes it up after a restart. A replay (seen before) stops here.
+        if not await self.flows.receive(inbound):
+            return
         files = await read_attachments(message.attachments, self.d.settings.max_attachment_bytes)
-        await self.flows.converse(translate.inbound(message, key, text, files), place)
+        await self.flows.converse(replace(inbound, attachments=files), place)
         self.d.known.add(key)  # answered here once: later messages need no mention
+
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        """Once connected: answer what a previous run received but never handled."""
+        if not self._caught_up:
+            self._caught_up = True
+            answered = await self.flows.answer_pending()
+            if answered:
+                log.info("answered %d messages a previous run had received", answered)
 
     async def _is_conversation(self, key: ConversationKey) -> bool:
         """Whether a conversation lives at `key` (threads are only answered if so)."""

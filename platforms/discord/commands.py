@@ -45,7 +45,8 @@ class ChatCommands(commands.Cog):
         event = translate.interaction_event_id(interaction.id)
         key = translate.key_for(place)  # type: ignore[arg-type]
         inbound = Inbound(key, event, str(interaction.user.id), prompt, shown)
-        await self.flows.converse(inbound, DiscordPlace(self.d, place, interaction))
+        if await self.flows.receive(inbound):  # kept first: a crash now loses nothing
+            await self.flows.converse(inbound, DiscordPlace(self.d, place, interaction))
 
     @app_commands.command(name="new", description="Start a fresh conversation")
     async def new(self, interaction: discord.Interaction) -> None:

@@ -15,7 +15,7 @@ from platforms.slack.app import SlackBot, build_slack_app
 from platforms.slack.client import build_client
 from platforms.slack.scopes import missing_scopes
 
-__all__ = ["SlackBot", "build_slack_app", "doctor", "run"]
+__all__ = ["SlackAdapter", "SlackBot", "adapter", "build_slack_app", "doctor", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +154,29 @@ def _mode_check(slack: SlackSettings) -> tuple[bool, str]:
     if not token.startswith("xapp-"):
         return False, "Slack: SLACK_APP_TOKEN should be an app-level token starting with xapp-"
     return True, "Slack: Socket Mode with an app-level token"
+
+
+class SlackAdapter:
+    """quitbot's Slack platform, as the core finds it (entry point `quitbot.platforms`)."""
+
+    name = "slack"
+
+    def configured(self, settings: Settings) -> bool:
+        return settings.slack.enabled
+
+    async def run(self, engine: Engine, settings: Settings) -> None:
+        await run(engine, settings)
+
+    async def doctor(self, settings: Settings) -> list[tuple[bool, str]]:
+        return await doctor(settings)
+
+    async def setup_help(self, settings: Settings) -> str:
+        return SETUP_HELP
+
+
+SETUP_HELP = (
+    "Create the Slack app from deploy/slack-manifest.yml (api.slack.com/apps -> Create New "
+    "App -> From a manifest), install it, then set SLACK_BOT_TOKEN and SLACK_APP_TOKEN "
+    "(Socket Mode) or SLACK_SIGNING_SECRET (HTTP mode). Walkthrough: deploy/slack.md"
+)
+adapter = SlackAdapter()

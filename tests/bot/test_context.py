@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.context import build_context, estimate_tokens, user_content
+from bot.context import STEP_MESSAGES, build_context, estimate_tokens, user_content
 from bot.conversation import Attachment, StoredMessage
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -114,3 +116,100 @@ def test_user_content_reads_text_passes_images_names_others() -> None:
 
 def test_empty_message_still_has_text() -> None:
     assert user_content("   ", ()) == [{"type": "text", "text": "(empty message)"}]
+
+
+# --- trimming in steps, so the prompt prefix (and the API's prefix cache) survives turns ---
+
+ENGINE_WINDOW = 60  # stored messages the engine reads per turn (bot/engine.py _HISTORY_LIMIT)
+
+
+def _conversation(
+    turns: int, user_chars: int, reply_chars: int, tool_every: int = 0
+) -> Iterator[list[StoredMessage]]:
+    """Per turn, (the history the engine reads before the model call, the turn's reply)."""
+    history: list[StoredMessage] = []
+    for turn in range(1, turns + 1):
+        history.append(user(len(history) + 1, f"question {turn} " + "q" * user_chars))
+        yield history
+        reply = said(f"answer {turn} " + "a" * reply_chars)
+        if tool_every and turn % tool_every == 0:
+            use = {"type": "tool_use", "id": f"t{turn}", "name": "note_concern", "input": {}}
+            result = {"type": "tool_result", "tool_use_id": f"t{turn}", "content": "Noted."}
+            api = [
+                {"role": "assistant", "content": [use]},
+                {"role": "user", "content": [result]},
+                reply,
+            ]
+            history.append(assistant(len(history) + 1, *api))
+        else:
+            history.append(assistant(len(history) + 1, reply))
+
+
+def _requests(turns: int, budget: int, window: int | None, **sizes: int) -> list[list[Any]]:
+    """The context of each turn's first request, as the engine builds it."""
+    contexts = []
+    for history in _conversation(turns, **sizes):
+        seen = history[-window:] if window else history
+        contexts.append(build_context(seen, budget))
+    return contexts
+
+
+def _shares_prefix(before: list[Any], after: list[Any]) -> bool:
+    return after[: len(before)] == before
+
+
+def _check(contexts: list[list[Any]], budget: int) -> int:
+    """Every request valid and within budget; returns how many times the prefix changed."""
+    changes = 0
+    for n, context in enumerate(contexts):
+        assert context[0]["role"] == "user"
+        assert context[0]["content"][0]["type"] == "text"  # never a bare tool_result
+        assert estimate_tokens(context) <= budget, n
+        if n and not _shares_prefix(contexts[n - 1], context):
+            changes += 1
+    return changes
+
+
+def test_a_long_thread_within_the_engine_window_changes_prefix_once_per_step() -> None:
+    # Short messages: the engine's 60-message window binds before the token budget does.
+    contexts = _requests(200, 20_000, ENGINE_WINDOW, user_chars=200, reply_chars=800)
+    changes = _check(contexts, 20_000)
+    # A sliding window would change the prefix on each of the last ~170 turns; steps of 16
+    # messages (8 turns) change it at most once per 8 turns after the window fills.
+    assert changes <= (200 - ENGINE_WINDOW // 2) // 8 + 1
+    assert all(len(c) >= ENGINE_WINDOW - STEP_MESSAGES for c in contexts[ENGINE_WINDOW // 2 :])
+
+
+def test_a_long_thread_over_the_token_budget_is_cut_in_steps() -> None:
+    budget = 6_000
+    contexts = _requests(200, budget, None, user_chars=400, reply_chars=2_000)
+    changes = _check(contexts, budget)
+    assert estimate_tokens(contexts[199]) <= budget  # turn 200
+    # The budget holds about ten exchanges here; a sliding window would change the prefix on
+    # each of the last ~190 turns.
+    assert changes <= 52
+    moved = [n for n in range(1, 200) if not _shares_prefix(contexts[n - 1], contexts[n])]
+    assert min(b - a for a, b in itertools.pairwise(moved)) >= 3
+    # Between steps, every turn sends the previous request plus the new exchange.
+    unchanged = sum(_shares_prefix(a, b) for a, b in itertools.pairwise(contexts))
+    assert unchanged >= 199 - changes
+    # After a cut at least half the budget stays in context.
+    assert min(estimate_tokens(c) for c in contexts[50:]) >= budget // 2
+
+
+def test_steps_with_tool_exchanges_keep_the_tool_loop_valid() -> None:
+    budget = 4_000
+    contexts = _requests(200, budget, ENGINE_WINDOW, user_chars=300, reply_chars=900, tool_every=3)
+    changes = _check(contexts, budget)
+    assert changes <= 200 // 4
+    for context in contexts:
+        for a, b in itertools.pairwise(context):
+            uses = {x["id"] for x in a["content"] if x["type"] == "tool_use"}
+            results = {x["tool_use_id"] for x in b["content"] if x["type"] == "tool_result"}
+            assert uses == (results if a["role"] == "assistant" else uses)
+
+
+def test_huge_messages_fall_back_to_the_newest_that_fit() -> None:
+    history = [user(1, "x" * 40_000), assistant(2, said("y" * 40_000)), user(3, "latest")]
+    context = build_context(history, 1_000)
+    assert context == [{"role": "user", "content": [{"type": "text", "text": "latest"}]}]

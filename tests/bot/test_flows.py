@@ -182,7 +182,7 @@ def make(store: SqliteStore, **config: Any) -> Setup:
     engine = Engine(
         store, model, EngineConfig(rules=Rules(1, 1), crisis_message="call 988", **config)
     )
-    return Setup(Flows(engine, world, world), model, world, store)
+    return Setup(Flows(engine, "test", world, world), model, world, store)
 
 
 @asynccontextmanager
@@ -414,3 +414,90 @@ async def test_drain_cuts_a_reply_still_going_after_the_grace(setup: Setup) -> N
     assert setup.here.replies[-1].endswith(
         "(This reply was interrupted. Please send your message again.)"
     )
+
+
+# --- delivered means kept -------------------------------------------------------------------
+
+
+async def test_a_received_message_survives_a_crash_and_is_answered_once(tmp_path: Path) -> None:
+    async with await_store(tmp_path) as store:
+        before = make(store)
+        inbound = Inbound(HERE, "ev-crash", ALICE, "are you there?", message_id="m-crash")
+        assert await before.flows.receive(inbound)
+        assert not await before.flows.receive(inbound)  # a platform retry is not kept twice
+    # The process died here: received (and acknowledged), never answered.
+    async with await_store(tmp_path) as store:
+        after = make(store)
+        after.model.script = [text("Yes, here.")]
+        assert await after.flows.answer_pending() == 1
+        assert after.here.replies == ["Yes, here."]
+        conversation = await after.flows.find(HERE)
+        assert conversation is not None
+        messages = await after.flows.engine.messages(conversation.id)
+        assert [(m.role, m.text) for m in messages] == [
+            ("user", "are you there?"),
+            ("assistant", "Yes, here."),
+        ]
+        assert await after.flows.answer_pending() == 0
+        again = await after.flows.converse(inbound, after.here)  # the live copy, too late
+        assert again.duplicate and after.model.calls == 1
+
+
+async def test_a_received_message_in_an_ended_conversation_is_blocked_once(setup: Setup) -> None:
+    await end_by_ladder(setup)
+    inbound = Inbound(HERE, "ev-late", BOB, "hi?")
+    assert await setup.flows.receive(inbound)
+    first = await setup.flows.converse(inbound, setup.here)
+    second = await setup.flows.converse(inbound, setup.here)
+    assert first.blocked and second.duplicate
+    assert await setup.flows.engine.pending() == []
+
+
+async def test_a_message_stopped_by_the_limit_is_not_pending_forever(tmp_path: Path) -> None:
+    async with await_store(tmp_path) as store:
+        s = make(store, max_ended_per_day=1)
+        await end_by_ladder(s)
+        elsewhere = ConversationKey("test", "elsewhere")
+        inbound = Inbound(elsewhere, "ev-limit", ALICE, "new chat")
+        assert await s.flows.receive(inbound)
+        outcome = await s.flows.converse(inbound, s.world.place(elsewhere))
+        assert [n.kind for n in outcome.notices] == [NoticeKind.LIMIT]
+        assert await s.flows.engine.pending() == []
+
+
+# --- every fault ends in an answer or a notice ----------------------------------------------
+
+
+class Broken(Exception):
+    pass
+
+
+async def test_a_model_client_that_raises_anything_still_gets_the_person_a_notice(
+    setup: Setup,
+) -> None:
+    async def explode(messages: Sequence[dict[str, Any]], on_text: TextSink) -> ModelReply:
+        raise IndexError("content block 7 does not exist")
+
+    setup.model.reply = explode  # type: ignore[method-assign]
+    outcome = await setup.say("hello")
+    assert [n.kind for n in outcome.notices] == [NoticeKind.MODEL_UNAVAILABLE]
+    assert "model_unavailable" in await setup.kinds()
+    conversation = await setup.flows.find(HERE)
+    assert conversation is not None
+    [kept] = await setup.flows.engine.messages(conversation.id)
+    assert kept.text == "hello"
+
+
+async def test_a_failure_outside_the_model_is_told_and_the_message_stays_received(
+    setup: Setup,
+) -> None:
+    async def broken_current(key: ConversationKey) -> None:
+        raise Broken("database on fire")
+
+    inbound = Inbound(HERE, "ev-x", ALICE, "hello")
+    assert await setup.flows.receive(inbound)
+    setup.store.current = broken_current  # type: ignore[method-assign, assignment]
+    outcome = await setup.flows.converse(inbound, setup.here)
+    assert setup.here.kinds() == [NoticeKind.MODEL_UNAVAILABLE]
+    assert "went wrong" in setup.here.posted[0].text and outcome.conversation is None
+    assert [i.event_id for i in await setup.flows.engine.pending()] == ["ev-x"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from anthropic import AsyncAnthropic
+from anthropic import AsyncAnthropic, DefaultAioHttpClient
 
 from bot.model import ClaudeModel, build_client
 from bot.ports import Model, ModelUnavailable
@@ -45,14 +45,20 @@ async def fake() -> AsyncIterator[FakeAnthropic]:
         assert server.pending == 0, "scripted responses were left unused"
 
 
-def _client(fake: FakeAnthropic, **options: Any) -> AsyncAnthropic:
+def _client(fake: FakeAnthropic, transport: str = "aiohttp", **options: Any) -> AsyncAnthropic:
     options = {"max_retries": 2, "timeout": 5.0, **options}
+    if transport == "aiohttp":
+        options["http_client"] = DefaultAioHttpClient()
     return AsyncAnthropic(api_key=KEY, base_url=fake.base_url, **options)
 
 
-@pytest_asyncio.fixture
-async def client(fake: FakeAnthropic) -> AsyncIterator[AsyncAnthropic]:
-    async with _client(fake) as sdk:
+# Production runs on the aiohttp transport (build_client); the SDK's default httpx2 one
+# must behave the same, so every test here runs on both.
+@pytest_asyncio.fixture(params=["aiohttp", "httpx2"])
+async def client(
+    fake: FakeAnthropic, request: pytest.FixtureRequest
+) -> AsyncIterator[AsyncAnthropic]:
+    async with _client(fake, request.param) as sdk:
         yield sdk
 
 
@@ -266,8 +272,25 @@ async def test_cache_breakpoints(fake: FakeAnthropic, model: ClaudeModel) -> Non
     assert all("cache_control" not in t for t in body["tools"][:-1])
     assert body["messages"][-1]["content"][-1]["cache_control"] == ephemeral
     assert "cache_control" not in body["messages"][-1]["content"][0]
-    assert _breakpoints(body["messages"][:-1]) == 0
-    assert _breakpoints(body) == 3
+    # Where the previous request ended, so its cached prefix is read.
+    assert body["messages"][0]["content"][-1]["cache_control"] == ephemeral
+    assert _breakpoints(body["messages"][1]) == 0
+    assert _breakpoints(body) == 4
+
+
+async def test_breakpoints_follow_the_conversation(fake: FakeAnthropic, model: ClaudeModel) -> None:
+    # Each request's newest message is marked, and the next request marks it again.
+    history: list[dict[str, Any]] = [{"role": "user", "content": "one"}]
+    fake.add(text("first"), text("second"))
+    answer = await model.reply(history, Sink())
+    history += [
+        {"role": "assistant", "content": answer.content},
+        {"role": "user", "content": "two"},
+    ]
+    await model.reply(history, Sink())
+    first, second = (body["messages"] for body in fake.requests)
+    assert second[: len(first)] == first
+    assert _breakpoints(second) == 2
 
 
 async def test_string_content_gets_a_breakpoint(fake: FakeAnthropic, model: ClaudeModel) -> None:

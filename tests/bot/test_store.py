@@ -307,6 +307,40 @@ async def test_begin_turn_handles_a_platform_event_once(store: SqliteStore) -> N
     assert unchanged is not None and unchanged.updated_at == T0
 
 
+async def test_a_received_event_is_kept_until_a_turn_takes_it(store: SqliteStore) -> None:
+    assert await store.receive(inbound("e1"), at(1))
+    assert not await store.receive(inbound("e1"), at(2))  # a retry is not kept twice
+    [kept] = await store.pending()
+    assert (kept.key, kept.event_id, kept.user_id, kept.text) == (KEY, "e1", "u1", "hello")
+    conversation = await store.create(KEY, "u1", T0)
+    taken = await store.begin_turn(conversation.id, inbound("e1"), user_message("hi"))
+    assert taken is not None and await store.pending() == []
+    again = await store.begin_turn(conversation.id, inbound("e1"), user_message("hi"))
+    assert again is None
+
+
+async def test_a_received_event_to_an_ended_conversation_is_taken_once(
+    store: SqliteStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    assert await store.receive(inbound("e1"), at(1))
+    quiet = timedelta(minutes=1)
+    assert await store.record_blocked(conversation.id, inbound("e1"), at(1), quiet) is (
+        BlockedOutcome.NOTIFY
+    )
+    assert await store.record_blocked(conversation.id, inbound("e1"), at(2), quiet) is (
+        BlockedOutcome.DUPLICATE
+    )
+    assert await store.pending() == []
+
+
+async def test_settle_forgets_a_received_event(store: SqliteStore) -> None:
+    assert await store.receive(inbound("e1"), at(1))
+    await store.settle(inbound("e1"))
+    assert await store.pending() == []
+    assert not await store.receive(inbound("e1"), at(2))  # still handled once
+
+
 async def test_event_ids_are_per_platform(store: SqliteStore) -> None:
     slack = ConversationKey("slack", "C1:1.0")
     discord_conversation = await store.create(KEY, "u1", T0)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import build_runtime
+from bot.conversation import Inbound
 from platforms.discord import doctor, translate
 from platforms.discord.app import QuitBot
 from tests.fakes.anthropic import FakeAnthropic, hold, text
@@ -232,3 +234,21 @@ async def test_when_the_first_send_of_a_reply_fails_the_rest_still_arrives(
     messages, _ = await bot.flows.engine.record(conversation.id)
     shown = next(m for m in bot_messages(fake, thread_id) if m["content"] == reply)
     assert messages[-1].platform_message_id == shown["id"]
+
+
+async def test_a_message_kept_but_never_answered_is_answered_after_a_restart(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    settings = settings_for(tmp_path, fake_anthropic, fake)
+    async with running_bot(fake, settings):
+        thread_id = await opened_thread(fake, fake_anthropic)
+    # The process kept the next message, then died before answering it.
+    key = translate.thread_key(int(thread_id))
+    kept = Inbound(key, "message:4242", fake.alice["id"], "are you still there?", "4242")
+    async with build_runtime(settings) as runtime:
+        assert await runtime.engine.receive(kept)
+    fake_anthropic.add(text("Still here."))
+    async with running_bot(fake, settings):
+        await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Still here.")
+    assert "are you still there?" in str(fake_anthropic.requests[-1]["messages"][-1])

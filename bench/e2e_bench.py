@@ -1,0 +1,595 @@
+"""What a user pays: the real `quitbot run` beside a minimal Claude bot, end to end.
+
+    .venv/bin/python bench/e2e_bench.py [--platform discord|slack|both] [--bots ...]
+        [--threads 100] [--burst 2000] [--rate 100] [--paced-seconds 10] [--long-turns 200]
+        [--quitbot-src DIR] [--runs N] [--profile DIR]
+
+Every bot is a child process; Discord (REST + gateway), Slack (Web API) and the Messages
+API (HTTP + SSE, a zero-latency model) are the loopback fakes of tests/fakes/, run by this
+process, so each bot talks to them through its real SDKs: discord.py or slack-bolt, and the
+anthropic SDK. Bots:
+
+  quitbot          `python -m bot run`: SQLite file, the ladder, streaming replies, all on
+  minimal-httpx    bench/minimal_{discord,slack}.py on the SDK's default transport
+  minimal-aiohttp  the same on the SDK's aiohttp transport
+
+Phases, per bot and platform: warm-up (a mention starts each thread), a paced phase
+(`--rate` messages/s round-robin over the threads for `--paced-seconds`), a burst
+(`--burst` messages as fast as the fake can send them; Slack: 16 requests in flight), then
+one long thread of `--long-turns` turns, one at a time. Figures: burst replies/s, the bot
+process's CPU ms per burst message (/proc, every thread of it), the first reply's p50/p99
+in the paced phase (from sending the message to the bot's first reply call), Slack's ack
+p50/p99 in both phases, RSS after the warm-up and after the burst, and for the long thread
+the input tokens sent at turns 1, 50 and 200 with the share a prefix cache would serve
+(the leading part identical to the thread's previous request). Prints figures; it is a
+benchmark, not a test (pytest does not collect bench/).
+
+`--quitbot-src DIR` runs quitbot from another source tree (e.g. `git archive` of an older
+commit), for before/after figures in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes.anthropic import FakeAnthropic, Response, text  # noqa: E402
+from tests.fakes.discord import Call, FakeDiscord  # noqa: E402
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack  # noqa: E402
+from tests.fakes.slack import Call as SlackCall  # noqa: E402
+from tests.fakes.slack_requests import SlackSender, event_callback, mention, message  # noqa: E402
+
+SHORT_REPLY = "Sure, here is a short answer to that."
+LONG_REPLY = " ".join(["This is a longer answer that goes on for a while."] * 24)  # ~1,200 ch
+LONG_QUESTION = "Tell me more about it, in detail please. " * 8  # ~330 characters
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+WAIT = 120.0
+
+
+# --- the bot process -----------------------------------------------------------------------
+
+
+class Bot:
+    """A bot child process with its CPU time and RSS read from /proc."""
+
+    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+        self.process = process
+        self.log = log
+
+    def cpu(self) -> float:
+        """User + system seconds of every thread of the process so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                async with asyncio.timeout(15):
+                    await self.process.wait()
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("QUITBOT_", "ANTHROPIC_", "DISCORD_", "SLACK_", "MINIMAL_"))
+    }
+    env.update(extra)
+    return env
+
+
+@contextlib.asynccontextmanager
+async def start_bot(
+    kind: str, platform: str, tmp: Path, env: dict[str, str], source: str | None, profile: str
+) -> AsyncIterator[Bot]:
+    env = dict(env)
+    if kind == "quitbot":
+        env["QUITBOT_DATABASE_URL"] = f"sqlite:///{tmp / 'quitbot.db'}"
+        env["QUITBOT_LOG_LEVEL"] = "WARNING"
+        if source:
+            env["PYTHONPATH"] = source
+        args = ["-m", "bot", "run"]
+    else:
+        env["MINIMAL_TRANSPORT"] = kind.removeprefix("minimal-")
+        args = [str(ROOT / "bench" / f"minimal_{platform}.py")]
+    if profile:
+        args = ["-m", "cProfile", "-o", profile, *args]
+    log = tmp / f"{kind}-{platform}.log"
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, *args, stdout=out, stderr=out, cwd=tmp, env=env
+        )
+    bot = Bot(process, log)
+    try:
+        yield bot
+    finally:
+        await bot.stop()
+
+
+# --- the model -----------------------------------------------------------------------------
+
+
+@dataclass
+class Model:
+    """The zero-latency Messages API: a short reply, or a long one in the long phase."""
+
+    fake: FakeAnthropic
+    long: bool = False
+
+    def __post_init__(self) -> None:
+        short, long = text(SHORT_REPLY), text(LONG_REPLY)
+        self.fake.responder = lambda body: long if self.long else short
+
+    def mark(self) -> int:
+        return len(self.fake.requests)
+
+
+def _units(body: dict[str, Any]) -> list[str]:
+    """A request as cacheable units in prefix order: system, tools, each message block."""
+
+    def plain(block: Any) -> str:
+        if isinstance(block, dict):
+            block = {k: v for k, v in block.items() if k != "cache_control"}
+        return json.dumps(block, sort_keys=True)
+
+    system = body.get("system") or []
+    units = [plain(b) for b in (system if isinstance(system, list) else [system])]
+    units += [plain(t) for t in body.get("tools") or []]
+    for m in body["messages"]:
+        content = m["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        units += [m["role"] + plain(b) for b in blocks]
+    return units
+
+
+def token_report(requests: list[dict[str, Any]], turns: list[int]) -> dict[int, tuple[int, float]]:
+    """For each turn: (estimated input tokens, share a prefix cache would serve)."""
+    out: dict[int, tuple[int, float]] = {}
+    previous: list[str] = []
+    for n, body in enumerate(requests, start=1):
+        units = _units(body)
+        shared = 0
+        for a, b in zip(previous, units, strict=False):
+            if a != b:
+                break
+            shared += len(a)
+        total = sum(len(u) for u in units)
+        if n in turns:
+            out[n] = (total // 4, shared / total if total else 0.0)
+        previous = units
+    return out
+
+
+# --- figures -------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    bot: str
+    platform: str
+    burst_rate: float = 0.0
+    cpu_ms: float = 0.0
+    paced_cpu_ms: float = 0.0
+    first: list[float] = field(default_factory=list)
+    paced_acks: list[float] = field(default_factory=list)
+    burst_acks: list[float] = field(default_factory=list)
+    rss_warm: float = 0.0
+    rss_after: float = 0.0
+    tokens: dict[int, tuple[int, float]] = field(default_factory=dict)
+    long_requests: int = 0
+    driver_cpu: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- replies as the fakes see them ---------------------------------------------------------
+
+
+class Replies:
+    """Counts reply starts and completions per thread and matches them to sent messages."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.pending: dict[str, deque[float]] = defaultdict(deque)
+        self.first: list[float] | None = None
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def sent(self, thread: str) -> None:
+        self.pending[thread].append(time.perf_counter())
+
+    def started(self, thread: str, at: float) -> None:
+        queue = self.pending.get(thread)
+        if queue:
+            sent = queue.popleft()
+            if self.first is not None:
+                self.first.append((at - sent) * 1000)
+
+    def completed(self) -> None:
+        self.done += 1
+        still = []
+        for count, future in self._waiters:
+            if self.done >= count and not future.done():
+                future.set_result(None)
+            elif not future.done():
+                still.append((count, future))
+        self._waiters = still
+
+    async def wait(self, count: int, within: float = WAIT) -> None:
+        if self.done >= count:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((count, future))
+        async with asyncio.timeout(within):
+            await future
+
+
+_MESSAGES = re.compile(r"/channels/(\d+)/messages")
+
+
+class DiscordReplies(Replies):
+    """Plugged into FakeDiscord's call observers: a reply is a POST of a message."""
+
+    future: asyncio.Future[Call]  # FakeDiscord's observers carry one; never completed here
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.future = asyncio.get_running_loop().create_future()
+
+    def see(self, call: Call) -> None:
+        if call.method != "POST" or call.status >= 300:
+            return
+        match = _MESSAGES.fullmatch(call.path)
+        if match:
+            self.started(match.group(1), call.at)
+            self.completed()
+
+
+class ObservedSlack(FakeSlack):
+    replies: Replies | None = None
+
+    async def _record(self, call: SlackCall) -> None:
+        await super()._record(call)
+        replies = self.replies
+        if replies is None:
+            return
+        thread = call.args.get("thread_ts")
+        if call.method in {"chat.postMessage", "chat.startStream"} and thread:
+            replies.started(str(thread), time.perf_counter())
+        if (call.method == "chat.postMessage" and thread) or call.method == "chat.stopStream":
+            replies.completed()
+
+
+# --- Discord -------------------------------------------------------------------------------
+
+
+async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: str) -> Figures:
+    figures = Figures(kind, "discord")
+    async with FakeAnthropic() as anthropic_fake, FakeDiscord() as fake:
+        model = Model(anthropic_fake)
+        threads = [fake.add_thread(f"bench {n}") for n in range(args.threads)]
+        long_thread = fake.add_thread("long thread")
+        replies = DiscordReplies()
+        fake._waiters.append(replies)  # type: ignore[arg-type]  # sees every REST call
+        env = _child_env(
+            ANTHROPIC_API_KEY="test-key",
+            ANTHROPIC_BASE_URL=anthropic_fake.base_url,
+            DISCORD_TOKEN=fake.token,
+            QUITBOT_DISCORD_API_BASE=fake.api_base,
+            QUITBOT_DISCORD_GATEWAY_URL=fake.gateway_url,
+            BENCH_DISCORD_API_BASE=fake.api_base,
+            BENCH_DISCORD_GATEWAY=fake.gateway_url,
+        )
+        async with start_bot(kind, "discord", tmp, env, args.quitbot_src, profile) as bot:
+            async with asyncio.timeout(60):
+                await fake.guild_ready.wait()
+            ids = [str(t["id"]) for t in threads]
+
+            async def say(thread: str, words: str, *, mention_bot: bool = False) -> None:
+                replies.sent(thread)
+                content = f"<@{fake.bot_id}> {words}" if mention_bot else words
+                await fake.post(int(thread), fake.alice, content, mention_bot=mention_bot)
+
+            await _until_answered(replies, lambda: say(ids[0], "hello", mention_bot=True))
+            for thread in ids[1:]:
+                await say(thread, "hello", mention_bot=True)
+            await replies.wait(len(ids))
+            for n, thread in enumerate(ids):  # one ordinary message each, still warming up
+                await say(thread, f"warm {n}")
+            await replies.wait(2 * len(ids))
+            figures.rss_warm = bot.rss_mb()
+            await _phases(figures, bot, replies, ids, args, say, None)
+            figures.rss_after = bot.rss_mb()
+            mark = model.mark()
+            model.long = True
+            await _long_thread(replies, str(long_thread["id"]), args.long_turns, say)
+            figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
+            figures.long_requests = len(anthropic_fake.requests) - mark
+    return figures
+
+
+async def _until_answered(replies: Replies, send: Callable[[], Any]) -> None:
+    """The first message, repeated until the bot is up and answers it."""
+    want = replies.done + 1
+    for _ in range(60):
+        await send()
+        with contextlib.suppress(TimeoutError):
+            await replies.wait(want, within=1.0)
+            return
+        for queue in replies.pending.values():
+            queue.clear()
+    raise TimeoutError("the bot never answered")
+
+
+async def _phases(
+    figures: Figures,
+    bot: Bot,
+    replies: Replies,
+    ids: list[str],
+    args: argparse.Namespace,
+    say: Callable[..., Any],
+    slack: SlackDriver | None,
+) -> None:
+    loop = asyncio.get_running_loop()
+    # Paced: `rate` messages a second, round robin, on a fixed schedule (not waiting).
+    count = int(args.rate * args.paced_seconds)
+    base = replies.done
+    replies.first = figures.first
+    cpu = bot.cpu()
+    started = loop.time()
+    tasks = []
+    for n in range(count):
+        delay = started + n / args.rate - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        thread = ids[n % len(ids)]
+        if slack is not None:
+            tasks.append(asyncio.create_task(slack.send(thread, f"paced {n}", figures.paced_acks)))
+        else:
+            await say(thread, f"paced {n}")
+    await asyncio.gather(*tasks)
+    await replies.wait(base + count)
+    figures.paced_cpu_ms = (bot.cpu() - cpu) * 1000 / count
+    replies.first = None
+    # Burst: everything at once (Slack: 16 requests in flight, as Slack itself would).
+    total = args.burst
+    base = replies.done
+    cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
+    if slack is not None:
+        gate = asyncio.Semaphore(16)
+
+        async def send(n: int) -> None:
+            async with gate:
+                await slack.send(ids[n % len(ids)], f"burst {n}", figures.burst_acks)
+
+        await asyncio.gather(*(send(n) for n in range(total)))
+    else:
+        for n in range(total):
+            await say(ids[n % len(ids)], f"burst {n}")
+    await replies.wait(base + total)
+    elapsed = time.perf_counter() - start
+    figures.burst_rate = total / elapsed
+    figures.cpu_ms = (bot.cpu() - cpu) * 1000 / total
+    figures.driver_cpu = (time.process_time() - driver) / elapsed
+
+
+async def _long_thread(
+    replies: Replies, thread: str, turns: int, say: Callable[..., Any]
+) -> None:
+    for turn in range(1, turns + 1):
+        want = replies.done + 1
+        await say(thread, f"{turn}: {LONG_QUESTION}", mention_bot=turn == 1)
+        await replies.wait(want)
+
+
+# --- Slack ---------------------------------------------------------------------------------
+
+
+class SlackDriver:
+    """Signed Events API requests to the bot's HTTP endpoint; acks timed."""
+
+    def __init__(self, url: str, session: aiohttp.ClientSession, replies: Replies) -> None:
+        self.sender = SlackSender(url, session)
+        self.replies = replies
+        self.roots: set[str] = set()
+        self._ts = 0
+
+    def _next_ts(self) -> str:
+        self._ts += 1
+        return f"1700100000.{self._ts:06d}"
+
+    async def send(self, thread: str, words: str, acks: list[float] | None = None) -> None:
+        if thread not in self.roots:
+            self.roots.add(thread)
+            payload = event_callback(mention(f"<@U0QUITBOT> {words}", ts=thread))
+        else:
+            payload = event_callback(message(words, ts=self._next_ts(), thread_ts=thread))
+        self.replies.sent(thread)
+        start = time.perf_counter()
+        sent = await self.sender.event(payload)
+        if acks is not None:
+            acks.append((time.perf_counter() - start) * 1000)
+        if sent.status != 200:
+            raise RuntimeError(f"the bot answered {sent.status}: {sent.body[:200]}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _listening(port: int, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str) -> Figures:
+    figures = Figures(kind, "slack")
+    async with FakeAnthropic() as anthropic_fake, ObservedSlack() as fake:
+        model = Model(anthropic_fake)
+        replies = Replies()
+        fake.replies = replies
+        port = _free_port()
+        env = _child_env(
+            ANTHROPIC_API_KEY="test-key",
+            ANTHROPIC_BASE_URL=anthropic_fake.base_url,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            QUITBOT_SLACK_MODE="http",
+            QUITBOT_SLACK_HTTP_PORT=str(port),
+            QUITBOT_SLACK_API_URL=fake.base_url,
+            BENCH_SLACK_API=fake.base_url,
+            BENCH_SLACK_PORT=str(port),
+        )
+        async with (
+            start_bot(kind, "slack", tmp, env, args.quitbot_src, profile) as bot,
+            aiohttp.ClientSession() as session,
+        ):
+            await _listening(port)
+            driver = SlackDriver(f"http://127.0.0.1:{port}/slack/events", session, replies)
+            ids = [f"1700000000.{n:06d}" for n in range(args.threads)]
+
+            async def say(thread: str, words: str, *, mention_bot: bool = False) -> None:
+                await driver.send(thread, words)
+
+            for thread in ids:
+                await say(thread, "hello")
+            await replies.wait(len(ids))
+            for n, thread in enumerate(ids):
+                await say(thread, f"warm {n}")
+            await replies.wait(2 * len(ids))
+            figures.rss_warm = bot.rss_mb()
+            await _phases(figures, bot, replies, ids, args, say, driver)
+            figures.rss_after = bot.rss_mb()
+            mark = model.mark()
+            model.long = True
+            await _long_thread(replies, "1700200000.000001", args.long_turns, say)
+            figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
+            figures.long_requests = len(anthropic_fake.requests) - mark
+            if fake.unexpected:
+                figures.notes.append(f"fake Slack saw unexpected calls: {fake.unexpected[:3]}")
+    return figures
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def show(all_figures: list[Figures]) -> None:
+    print()
+    print(
+        f"{'bot':<26}{'burst/s':>9}{'CPU ms/msg':>11}{'paced CPU':>10}{'1st p50':>9}"
+        f"{'1st p99':>9}{'ack p50':>9}{'ack p99':>9}{'burst ack p99':>14}"
+        f"{'RSS warm':>10}{'after':>8}{'driver':>8}"
+    )
+    for f in all_figures:
+        acks = f.paced_acks
+        print(
+            f"{f.bot + ', ' + f.platform:<26}{f.burst_rate:>9.0f}{f.cpu_ms:>11.2f}"
+            f"{f.paced_cpu_ms:>10.2f}{statistics.median(f.first) if f.first else 0:>9.1f}"
+            f"{pct(f.first, 0.99):>9.1f}"
+            f"{(statistics.median(acks) if acks else float('nan')):>9.1f}{pct(acks, 0.99):>9.1f}"
+            f"{pct(f.burst_acks, 0.99):>14.1f}{f.rss_warm:>10.1f}{f.rss_after:>8.1f}"
+            f"{f.driver_cpu:>7.0%}"
+        )
+    print("\nlong thread: estimated input tokens sent / share a prefix cache would serve")
+    for f in all_figures:
+        cells = "   ".join(
+            f"turn {turn}: {tokens:>6} tok {share:>4.0%}"
+            for turn, (tokens, share) in sorted(f.tokens.items())
+        )
+        print(f"{f.bot + ', ' + f.platform:<26}{cells}   ({f.long_requests} requests)")
+    for f in all_figures:
+        for note in f.notes:
+            print(f"note ({f.bot}, {f.platform}): {note}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--platform", choices=["discord", "slack", "both"], default="both")
+    parser.add_argument(
+        "--bots", nargs="+", default=["minimal-httpx", "minimal-aiohttp", "quitbot"]
+    )
+    parser.add_argument("--threads", type=int, default=100)
+    parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--paced-seconds", type=float, default=10.0)
+    parser.add_argument("--long-turns", type=int, default=200)
+    parser.add_argument("--quitbot-src", default=None, help="run quitbot from this tree")
+    parser.add_argument("--quitbot-label", default="quitbot")
+    parser.add_argument("--runs", type=int, default=1, help="interleaved repetitions")
+    parser.add_argument("--profile", default="", help="directory for cProfile output of bots")
+    args = parser.parse_args()
+    platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
+    runners = {"discord": run_discord, "slack": run_slack}
+    results: list[Figures] = []
+    for run in range(args.runs):
+        for platform in platforms:
+            for kind in args.bots:
+                with tempfile.TemporaryDirectory() as tmp:
+                    profile = (
+                        str(Path(args.profile) / f"{kind}-{platform}-{run}.prof")
+                        if args.profile
+                        else ""
+                    )
+                    try:
+                        figures = await runners[platform](kind, args, Path(tmp), profile)
+                    except Exception as exc:
+                        log = Path(tmp) / f"{kind}-{platform}.log"
+                        tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+                        print(f"{kind} on {platform} failed: {exc!r}\n{tail}", file=sys.stderr)
+                        continue
+                if kind == "quitbot":
+                    figures.bot = args.quitbot_label
+                results.append(figures)
+                show([figures])
+    print("\n=== all runs ===")
+    show(results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
