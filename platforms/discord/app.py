@@ -110,6 +110,11 @@ class QuitBot(commands.Bot):
         )
         await self.add_cog(Moderation(self.discord, self.flows))
         await self.sync_commands()
+        # What a previous run kept but never answered, in order, before the gateway brings
+        # anything new: answered later, it would race the same messages still in flight.
+        answered = await self.flows.answer_pending()
+        if answered:
+            log.info("answered %d messages a previous run had received", answered)
 
     async def sync_commands(self) -> None:
         guild_id = self.discord.settings.dev_guild_id

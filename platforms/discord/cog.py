@@ -11,12 +11,15 @@ from discord.ext import commands
 
 from bot.conversation import ConversationKey
 from bot.flows import Flows
-from platforms.discord import translate
+from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
+from platforms.discord import render, translate
 from platforms.discord.attachments import read_attachments
-from platforms.discord.buttons import Buttons
-from platforms.discord.places import Discord, DiscordPlace
+from platforms.discord.commands import start_new
+from platforms.discord.places import Discord, DiscordPlace, answer
 
 log = logging.getLogger(__name__)
+
+ENDED_HERE = "This conversation was ended by the person who started it."
 
 
 class ConversationCog(commands.Cog):
@@ -24,8 +27,6 @@ class ConversationCog(commands.Cog):
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
-        self.buttons = Buttons(discord_, flows)
-        self._caught_up = False
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -69,15 +70,6 @@ class ConversationCog(commands.Cog):
         await self.flows.converse(replace(inbound, attachments=files), place)
         self.d.known.add(key)  # answered here once: later messages need no mention
 
-    @commands.Cog.listener()
-    async def on_ready(self) -> None:
-        """Once connected: answer what a previous run received but never handled."""
-        if not self._caught_up:
-            self._caught_up = True
-            answered = await self.flows.answer_pending()
-            if answered:
-                log.info("answered %d messages a previous run had received", answered)
-
     async def _is_conversation(self, key: ConversationKey) -> bool:
         """Whether a conversation lives at `key` (threads are only answered if so)."""
         if key in self.d.known:
@@ -112,4 +104,41 @@ class ConversationCog(commands.Cog):
         data: dict[str, Any] = dict(interaction.data or {})
         action = translate.parse_custom_id(str(data.get("custom_id", "")))
         if action is not None:
-            await self.buttons.handle(interaction, action)
+            await self._act(interaction, action)
+
+    async def _act(self, interaction: discord.Interaction, action: translate.Action) -> None:
+        channel, user_id = interaction.channel, str(interaction.user.id)
+        if channel is None:
+            return
+        key = translate.key_for(channel)
+        match action.name:
+            case "new":
+                origin = int(action.target) if action.target else None
+                await start_new(self.d, self.flows, interaction, origin)
+            case "end":
+                # Refusals first (a read), so the buttons stay for the starter if someone
+                # else pressed; then the buttons go, before the thread is locked.
+                asked = await self.flows.ask_to_end(key, user_id)
+                if not asked.ok:
+                    await answer(interaction, asked.text)
+                    return
+                await interaction.response.edit_message(content=ENDED_HERE, view=None)
+                place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
+                ended = await self.flows.confirm_end(key, user_id, place)
+                if not ended.ok:
+                    await answer(interaction, ended.text)
+            case "keep":
+                kept = await self.flows.keep_going(key, user_id)
+                if not kept.ok:
+                    await answer(interaction, kept.text)
+                    return
+                await interaction.response.edit_message(content=KEEP_GOING_TEXT, view=None)
+            case "mistake":
+                await interaction.response.send_modal(render.FeedbackForm(action.target))
+            case "feedback":
+                await interaction.response.defer(ephemeral=True, thinking=True)
+                data: dict[str, Any] = dict(interaction.data or {})
+                written = translate.modal_text(list(data.get("components", [])))
+                text = f"{render.MISTAKE}: {written}" if written else render.MISTAKE
+                result = await self.flows.feedback(action.target, user_id, text)
+                await answer(interaction, FEEDBACK_THANKS if result.ok else result.text)

@@ -9,7 +9,6 @@ from discord.ext import commands
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import REFUSAL_TEXT, Flows, Refusal
 from platforms.discord import render, translate
-from platforms.discord.buttons import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
 
 NO_THREAD = "Run this inside a conversation's thread, or name one with the `thread` option."
@@ -81,6 +80,30 @@ class ChatCommands(commands.Cog):
             await answer(interaction, result.text)
         elif not in_dm:
             await answer(interaction, f"Your branch is in <#{result.conversation.key.place}>.")
+
+
+async def start_new(
+    d: Discord, flows: Flows, interaction: discord.Interaction, origin: int | None = None
+) -> None:
+    """/new and "Start a new conversation": a fresh thread (in `origin`, the channel an
+    ended server conversation started from, when given), or a clean slate in a DM.
+
+    Opening a thread and writing the record can outlast Discord's 3-second deadline for
+    answering, so the interaction is deferred first and answered by follow-up.
+    """
+    channel, user = interaction.channel, interaction.user
+    in_dm = origin is None and translate.is_dm(channel)
+    parent = d.client.get_channel(origin) if origin is not None else channel
+    await interaction.response.defer(ephemeral=not in_dm, thinking=True)
+    open_place = d.opener(
+        parent, translate.thread_name("", user.display_name), interaction, in_dm=in_dm
+    )
+    result = await flows.start_new(translate.PLATFORM, str(user.id), open_place)
+    if not result.ok or result.conversation is None:
+        await answer(interaction, result.text)
+    elif not in_dm:
+        where = result.conversation.key.place
+        await answer(interaction, f"Your new conversation is in <#{where}>.")
 
 
 @app_commands.guild_only()

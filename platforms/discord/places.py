@@ -20,6 +20,7 @@ from bot.notices import Notice
 from bot.ports import ModLogEntry
 from bot.settings import DiscordSettings
 from platforms.discord import render, translate
+from platforms.discord.permissions import NEEDED
 from platforms.discord.reply import TYPING_DELAY, ChannelReply
 from platforms.discord.stream import EDIT_INTERVAL
 from platforms.recent import Recent
@@ -30,13 +31,6 @@ THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440
 THREAD_EXISTS = 160004  # Discord: a thread was already created from this message
 KNOWN_PLACES = 50_000
 MENTION_USERS = discord.AllowedMentions(users=True, everyone=False, roles=False)
-_CONSEQUENCE = {
-    "Manage Threads": (
-        "ended conversations still end (I never reply in them), but their threads cannot be "
-        "archived and locked, and moderators cannot reopen them"
-    ),
-    "Create Public Threads": "mentions and /chat cannot open a conversation thread",
-}
 
 
 class Discord:
@@ -187,10 +181,10 @@ class Discord:
         if (guild.id, permission) in self._told_missing:
             return
         self._told_missing.add((guild.id, permission))
-        consequence = _CONSEQUENCE.get(permission, "some actions fail")
+        why = NEEDED.get(permission.lower().replace(" ", "_"), "work here")
         log.warning(
-            "missing permission %r in server %s (%s): %s. Grant it to the bot's role "
-            "(see `quitbot doctor`).", permission, guild.name, guild.id, consequence,
+            "missing permission %r in server %s (%s): I need it to %s. Grant it to the bot's "
+            "role (see `quitbot doctor`).", permission, guild.name, guild.id, why,
         )  # fmt: skip
 
     # --- messages -------------------------------------------------------------------------

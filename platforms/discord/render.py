@@ -27,6 +27,7 @@ _START_AGAIN = {True: START_AGAIN_IN_DM, False: START_AGAIN_IN_SERVER}
 MESSAGE_LIMIT = 2000
 EMBED_LIMIT = 4096  # an embed's description
 END_TITLE = "This conversation has ended"
+MISTAKE = "This was a mistake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ def notice(
         case NoticeKind.AFTER_END:
             buttons = [_new(origin)]
             if conversation is not None:
-                buttons.append(Button("This was a mistake", translate.mistake_id(conversation.id)))
+                buttons.append(Button(MISTAKE, translate.mistake_id(conversation.id)))
             return Rendered(item.text, buttons=tuple(buttons))
         case NoticeKind.STARTED if conversation is not None and not in_dm:
             return Rendered(f"<@{conversation.user_id}>, {item.text}")
@@ -134,6 +135,24 @@ def view(buttons: Sequence[Button]) -> discord.ui.View:
         )
     built.stop()
     return built
+
+
+class FeedbackForm(discord.ui.Modal):
+    """Asks why an end was a mistake; answered by custom id in the cog, even after a restart."""
+
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(
+            title=MISTAKE, custom_id=translate.feedback_modal_id(conversation_id), timeout=600
+        )
+        self.add_item(
+            discord.ui.TextInput(
+                label="What went wrong? (optional)",
+                custom_id=translate.FEEDBACK_FIELD,
+                style=discord.TextStyle.paragraph,
+                required=False,
+                max_length=1000,
+            )
+        )
 
 
 # --- moderators ----------------------------------------------------------------------------
