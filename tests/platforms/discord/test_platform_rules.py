@@ -5,6 +5,7 @@ Each rule's source is cited beside it in tests/fakes/discord.py.
 
 from __future__ import annotations
 
+import aiohttp
 import discord
 import pytest
 
@@ -53,18 +54,13 @@ async def test_the_fake_refuses_edits_to_an_archived_thread_except_unarchiving(
     assert meta["archived"] and meta["locked"]
 
 
-async def test_the_fake_refuses_a_late_interaction_answer_and_dead_buttons(
+async def test_the_fake_disables_buttons_in_locked_threads_and_hides_ephemeral_ones(
     bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
 ) -> None:
     fake = fake_discord
     thread_id = await opened_thread(fake, fake_anthropic)
-    fake.slow("GET", r"/channels/\d+", seconds=4)  # nothing the bot does now is fast enough
-    fake.clock.advance(3.5)  # as if the bot took 3.5 s before answering
-    late = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
-    fake.clock.advance(0)
-    answer = await fake.response(late, ok_only=False)
-    assert answer.status == 200  # the clock only counts from the interaction's arrival
-
+    asked = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
+    answer = await fake.response(asked)
     confirm = answer.response["resource"]["message"]
     with pytest.raises(Unusable):  # only the person it answered sees an ephemeral message
         await fake.press("quitbot:end", message=confirm, author=fake.bob)
@@ -158,3 +154,27 @@ async def test_branching_answers_in_time_when_opening_the_thread_is_slow(
     answer = await fake.followup(asked)
     created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
     assert created.response["id"] in answer.body["content"]
+
+
+async def test_the_fake_answers_interaction_callbacks_as_discord_does() -> None:
+    """Raw HTTP, no bot: the callback's body only with ?with_response, one answer per
+    interaction, follow-ups only after it, and nothing after the deadline."""
+    async with FakeDiscord() as fake, aiohttp.ClientSession() as http:
+        first = await fake.slash("new", channel_id=fake.channel_id, author=fake.alice)
+        callback = f"{fake.api_base}/interactions/{first['id']}/{first['token']}/callback"
+        followup = f"{fake.api_base}/webhooks/{fake.app_id}/{first['token']}"
+        message = {"type": 4, "data": {"content": "hi"}}
+        async with http.post(followup, json={"content": "too early"}) as early:
+            assert early.status == 404 and (await early.json())["code"] == 10015
+        async with http.post(callback, json=message) as plain:
+            assert plain.status == 204 and not await plain.read()
+        async with http.post(callback, params={"with_response": "1"}, json=message) as again:
+            assert again.status == 400 and (await again.json())["code"] == 40060
+        async with http.post(followup, json={"content": "later"}) as later:
+            assert later.status == 200
+
+        second = await fake.slash("new", channel_id=fake.channel_id, author=fake.alice)
+        fake.clock.advance(3.01)
+        callback = f"{fake.api_base}/interactions/{second['id']}/{second['token']}/callback"
+        async with http.post(callback, params={"with_response": "1"}, json=message) as late:
+            assert late.status == 404 and (await late.json())["code"] == 10062
