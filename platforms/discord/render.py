@@ -22,7 +22,7 @@ START_AGAIN_IN_SERVER = (
     "You can start a new conversation right away: mention me in a channel, or use `/chat` "
     "or `/new`."
 )
-START_AGAIN_IN_DM = "You can start a new conversation right away: use `/new`, or just write."
+START_AGAIN_IN_DM = "You can start a new conversation right away with `/new`."
 _START_AGAIN = {True: START_AGAIN_IN_DM, False: START_AGAIN_IN_SERVER}
 MESSAGE_LIMIT = 2000
 EMBED_LIMIT = 4096  # an embed's description
