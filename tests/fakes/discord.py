@@ -124,6 +124,7 @@ class _Interaction:
     created: float
     message_id: int | None = None
     answered: int | None = None  # the callback type once answered
+    response_id: int | None = None  # the message the answer created, if any
 
 
 class FakeDiscord:
@@ -882,6 +883,7 @@ class FakeDiscord:
             elif self.echo_own_messages:
                 await self.dispatch("MESSAGE_CREATE", message)
             resource["message"] = _public(message)
+            interaction.response_id = int(message["id"])
             answer |= {
                 "response_message_id": message["id"],
                 "response_message_loading": kind == 5,
@@ -927,9 +929,13 @@ class FakeDiscord:
     async def _edit_original(
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
+        # The original response: the message the answer created, or for a component's
+        # UPDATE_MESSAGE / DEFERRED_UPDATE_MESSAGE, the message the component is on.
         interaction = self._answered(match[2])
         _check_message(body or {})
-        return 200, _public(self._bot_message(self.channels[interaction.channel_id], body or {}))
+        message = self._message(interaction.response_id or interaction.message_id or 0)
+        _update(message, body or {})
+        return 200, _public(message)
 
     async def _file(self, request: web.Request) -> web.Response:
         content_type, data = self.files[request.match_info["name"]]
