@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +22,26 @@ from platforms.discord.places import Discord, DiscordPlace, answer
 
 log = logging.getLogger(__name__)
 
+
+class KeyedLocks:
+    """One FIFO lock per conversation place (asyncio's locks are fair), dropped when idle."""
+
+    def __init__(self) -> None:
+        self._held: dict[ConversationKey, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
+        lock, users = self._held.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._held[key]
+
+
 ENDED_HERE = "This conversation was ended by the person who started it."
 
 
@@ -27,48 +50,57 @@ class ConversationCog(commands.Cog):
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
+        self._arriving, self._answering = KeyedLocks(), KeyedLocks()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         user = self.d.client.user
         match translate.route(message, user.id if user else 0):
             case translate.StartThread(text):
-                await self._start_thread(message, text)
+                key, known_only, starts = translate.thread_key(message.id), False, True
             case translate.Converse(key, text, known_only):
-                if not known_only or await self._is_conversation(key):
-                    await self._converse(message, key, text, DiscordPlace(self.d, message.channel))
+                starts = False
             case translate.Ignore():
                 return
+        # Queued before anything is awaited, so a conversation's messages are kept and
+        # answered in the order Discord sent them, however slow an earlier one's lookup
+        # or files. Each is kept (`receive`) as soon as the one before it was.
+        async with AsyncExitStack() as turn:
+            async with self._arriving.hold(key):
+                place = await self._place(message, key, text, starts=starts, known_only=known_only)
+                inbound = translate.inbound(message, key, text)
+                # A replay (seen before) stops here; a kept one survives a crash from now on.
+                if place is None or not await self.flows.receive(inbound):
+                    return
+                await turn.enter_async_context(self._answering.hold(key))
+            files = await read_attachments(
+                message.attachments, self.d.settings.max_attachment_bytes
+            )
+            await self.flows.converse(replace(inbound, attachments=files), place)
+            self.d.known.add(key)  # answered here once: later messages need no mention
 
-    async def _start_thread(self, message: discord.Message, text: str) -> None:
-        """A mention in a channel: a public thread from that message, answered inside it.
-
-        A thread started from a message has that message's id, so a mention the gateway
-        replays after a RESUME is recognised (cache, then the record) without a second
-        thread-create call; the engine then sees the duplicate.
-        """
-        key = translate.thread_key(message.id)
+    async def _place(
+        self, message: discord.Message, key: ConversationKey, text: str, *, starts: bool,
+        known_only: bool,
+    ) -> DiscordPlace | None:  # fmt: skip
+        """Where to answer, or None if the message is not for us. A mention in a channel
+        opens a thread from the message; that thread has the message's id, so a mention the
+        gateway replays after a RESUME finds it (cache, then the record) without a second
+        thread-create call."""
+        if not starts:
+            if known_only and not await self._is_conversation(key):
+                return None
+            return DiscordPlace(self.d, message.channel)
         thread = self.d.client.get_channel(message.id)
         if not isinstance(thread, discord.Thread) and not await self._is_conversation(key):
-            thread = await self.d.thread_from(
-                message, translate.thread_name(text, message.author.display_name)
-            )
-            if thread is None:
-                return
-        place = DiscordPlace(self.d, thread) if isinstance(thread, discord.Thread) else None
-        await self._converse(message, key, text, place or self.d.place(key))
-
-    async def _converse(
-        self, message: discord.Message, key: ConversationKey, text: str, place: DiscordPlace
-    ) -> None:
-        inbound = translate.inbound(message, key, text)
-        # Kept before anything slow (files, the model): a crash from here on loses nothing,
-        # `answer_pending` takes it up after a restart. A replay (seen before) stops here.
-        if not await self.flows.receive(inbound):
-            return
-        files = await read_attachments(message.attachments, self.d.settings.max_attachment_bytes)
-        await self.flows.converse(replace(inbound, attachments=files), place)
-        self.d.known.add(key)  # answered here once: later messages need no mention
+            name = translate.thread_name(text, message.author.display_name)
+            if (thread := await self.d.thread_from(message, name)) is None:
+                return None
+        return (
+            DiscordPlace(self.d, thread)
+            if isinstance(thread, discord.Thread)
+            else self.d.place(key)
+        )
 
     async def _is_conversation(self, key: ConversationKey) -> bool:
         """Whether a conversation lives at `key` (threads are only answered if so)."""

@@ -162,6 +162,8 @@ class FakeDiscord:
         }
         self.messages: dict[int, Json] = {}
         self.files: dict[str, tuple[str, bytes]] = {}
+        self._held_files: dict[str, asyncio.Event] = {}
+        self.downloads: list[str] = []  # file names, as requested
         self.calls: list[Call] = []
         self.unexpected: list[Call] = []
         self.identifies: list[Json] = []
@@ -230,9 +232,14 @@ class FakeDiscord:
         self.channels[thread_id] = thread
         return thread
 
-    def add_file(self, filename: str, content_type: str, data: bytes) -> Json:
+    def add_file(
+        self, filename: str, content_type: str, data: bytes, *, held: asyncio.Event | None = None
+    ) -> Json:
+        """A file on the CDN; with `held`, downloading it waits until the event is set."""
         name = f"{p.snowflake()}-{filename}"
         self.files[name] = (content_type, data)
+        if held is not None:
+            self._held_files[name] = held
         url = f"{self.base_url}/attachments/{name}"
         return p.attachment(p.snowflake(), filename, content_type, len(data), url)
 
@@ -938,7 +945,13 @@ class FakeDiscord:
         return 200, _public(message)
 
     async def _file(self, request: web.Request) -> web.Response:
-        content_type, data = self.files[request.match_info["name"]]
+        name = request.match_info["name"]
+        self.downloads.append(name)
+        async with self._changed:
+            self._changed.notify_all()
+        if name in self._held_files:
+            await self._held_files[name].wait()
+        content_type, data = self.files[name]
         return web.Response(body=data, headers={"Content-Type": content_type})
 
     def _channel(self, channel_id: int) -> Json:

@@ -252,3 +252,27 @@ async def test_a_message_kept_but_never_answered_is_answered_after_a_restart(
     async with running_bot(fake, settings):
         await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Still here.")
     assert "are you still there?" in str(fake_anthropic.requests[-1]["messages"][-1])
+
+
+async def test_messages_are_answered_in_the_order_they_arrived_even_if_a_file_is_slow(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id = await opened_thread(fake, fake_anthropic)
+    fake_anthropic.add(text("One."), text("Two."), text("Elsewhere."))
+    slow = asyncio.Event()
+    notes = fake.add_file("notes.txt", "text/plain", b"first file", held=slow)
+    await fake.post(int(thread_id), fake.alice, "first, with a file", attachments=[notes])
+    await fake.wait_until(lambda: bool(fake.downloads))  # its file is being read
+    await fake.post(int(thread_id), fake.alice, "second, right after")
+    # A round trip through the gateway: by the time another thread is answered, the
+    # second message has long been dispatched (and, unordered, would have overtaken).
+    other = await mention(fake, "meanwhile, elsewhere")
+    await wait_bot_message(fake, other["id"], lambda m: bool(m["content"]))
+    slow.set()
+    await fake_anthropic.wait_requests(4)
+    asked = [str(r["messages"][-1]["content"]) for r in fake_anthropic.requests]
+    first = next(i for i, words in enumerate(asked) if "first, with a file" in words)
+    second = next(i for i, words in enumerate(asked) if "second, right after" in words)
+    assert first < second
+    assert "first file" in asked[first]
