@@ -28,11 +28,8 @@ class DiscordAdapter:
     async def run(
         self, engine: Engine, settings: Settings, *, shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
     ) -> None:
-        """Run the bot until cancelled; everything is closed on the way out.
-
-        Replies under way get `shutdown_grace` seconds to finish; any still going are then
-        cut short, and say so.
-        """
+        """Run the bot until cancelled, then close everything; replies under way get
+        `shutdown_grace` seconds to finish, and any still going are cut short and say so."""
         import discord
 
         from bot.ports import PlatformUnavailable

@@ -51,10 +51,6 @@ def quiet_voice_warnings() -> None:
     discord.VoiceClient.warn_dave = False
 
 
-NO_LONGER_AVAILABLE = "This command is no longer available."
-SOMETHING_WENT_WRONG = "Something went wrong on my side. Please try again."
-
-
 class QuitBotTree(app_commands.CommandTree[discord.Client]):
     """Answers every failed command in words instead of discord.py's logged traceback.
 
@@ -69,10 +65,10 @@ class QuitBotTree(app_commands.CommandTree[discord.Client]):
         data: dict[str, Any] = dict(interaction.data or {})
         if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
             log.info("stale or unknown command %r: %s", data.get("name"), error)
-            await answer(interaction, NO_LONGER_AVAILABLE)
+            await answer(interaction, "This command is no longer available.")
         else:
             log.error("command %r failed", data.get("name"), exc_info=error.__cause__ or error)
-            await answer(interaction, SOMETHING_WENT_WRONG)
+            await answer(interaction, "Something went wrong on my side. Please try again.")
 
 
 class QuitBot(commands.Bot):
@@ -118,14 +114,12 @@ class QuitBot(commands.Bot):
 
     async def sync_commands(self) -> None:
         guild_id = self.discord.settings.dev_guild_id
-        if guild_id:
-            guild = discord.Object(guild_id)
+        guild = discord.Object(guild_id) if guild_id else None
+        if guild is not None:  # a development server sees them at once
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to development server %s", len(synced), guild_id)
-        else:
-            synced = await self.tree.sync()
-            log.info("synced %d commands globally (may take a while to appear)", len(synced))
+        synced = await self.tree.sync(guild=guild)
+        where = f"to server {guild_id}" if guild else "globally (may take a while to appear)"
+        log.info("synced %d commands %s", len(synced), where)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the cog answers messages."""

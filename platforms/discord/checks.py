@@ -74,12 +74,11 @@ def _permissions(guilds: list[dict[str, Any]]) -> list[Check]:
         lacking = missing(discord.Permissions(int(guild.get("permissions") or 0)))
         name = guild.get("name", guild["id"])
         required = ", ".join(p for p in lacking if p not in OPTIONAL)
-        optional = [p for p in lacking if p in OPTIONAL]
         if required:
             checks.append((False, f"discord: in server {name!r} I am missing {required}; "
                                   "grant them to my role or re-invite me with the URL from "
                                   "`quitbot discord invite-url`"))  # fmt: skip
-        if optional:
+        if OPTIONAL.intersection(lacking):
             checks.append(("warn", f"discord: in server {name!r} I am missing Manage Threads: "
                                    "ended conversations still end, but their threads stay open "
                                    "and moderators cannot reopen them from Discord"))  # fmt: skip

@@ -43,6 +43,7 @@ class KeyedLocks:
 
 
 ENDED_HERE = "This conversation was ended by the person who started it."
+_OURS = (discord.InteractionType.component, discord.InteractionType.modal_submit)
 
 
 class ConversationCog(commands.Cog):
@@ -104,12 +105,9 @@ class ConversationCog(commands.Cog):
 
     async def _is_conversation(self, key: ConversationKey) -> bool:
         """Whether a conversation lives at `key` (threads are only answered if so)."""
-        if key in self.d.known:
-            return True
-        if await self.flows.find(key) is None:
-            return False
-        self.d.known.add(key)
-        return True
+        if key not in self.d.known and await self.flows.find(key) is not None:
+            self.d.known.add(key)
+        return key in self.d.known
 
     @commands.Cog.listener()
     async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
@@ -128,10 +126,7 @@ class ConversationCog(commands.Cog):
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        if interaction.type not in (
-            discord.InteractionType.component,
-            discord.InteractionType.modal_submit,
-        ):
+        if interaction.type not in _OURS:  # slash commands go to the command tree
             return
         data: dict[str, Any] = dict(interaction.data or {})
         action = translate.parse_custom_id(str(data.get("custom_id", "")))
@@ -166,7 +161,7 @@ class ConversationCog(commands.Cog):
                     return
                 await interaction.response.edit_message(content=KEEP_GOING_TEXT, view=None)
             case "mistake":
-                await interaction.response.send_modal(render.FeedbackForm(action.target))
+                await interaction.response.send_modal(render.feedback_form(action.target))
             case "feedback":
                 await interaction.response.defer(ephemeral=True, thinking=True)
                 data: dict[str, Any] = dict(interaction.data or {})

@@ -7,7 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.conversation import ConversationKey, Inbound
-from bot.flows import REFUSAL_TEXT, Flows, Refusal
+from bot.flows import REFUSAL_TEXT, Flows, Refusal, Result
 from platforms.discord import render, translate
 from platforms.discord.places import Discord, DiscordPlace, answer
 
@@ -76,10 +76,7 @@ class ChatCommands(commands.Cog):
         result = await self.flows.branch(
             translate.key_for(channel), str(user.id), open_place, upto_message_id=str(message.id)
         )
-        if not result.ok or result.conversation is None:
-            await answer(interaction, result.text)
-        elif not in_dm:
-            await answer(interaction, f"Your branch is in <#{result.conversation.key.place}>.")
+        await _opened(interaction, result, "Your branch", in_dm=in_dm)
 
 
 async def start_new(
@@ -99,11 +96,17 @@ async def start_new(
         parent, translate.thread_name("", user.display_name), interaction, in_dm=in_dm
     )
     result = await flows.start_new(translate.PLATFORM, str(user.id), open_place)
+    await _opened(interaction, result, "Your new conversation", in_dm=in_dm)
+
+
+async def _opened(
+    interaction: discord.Interaction, result: Result, what: str, *, in_dm: bool
+) -> None:
+    """Answer a deferred start or branch: why not, or where (in a DM the notice answered)."""
     if not result.ok or result.conversation is None:
         await answer(interaction, result.text)
     elif not in_dm:
-        where = result.conversation.key.place
-        await answer(interaction, f"Your new conversation is in <#{where}>.")
+        await answer(interaction, f"{what} is in <#{result.conversation.key.place}>.")
 
 
 @app_commands.guild_only()

@@ -87,8 +87,6 @@ class Discord:
 
         return open_place
 
-    # --- threads --------------------------------------------------------------------------
-
     async def thread(self, thread_id: int) -> discord.Thread | None:
         """A thread from the cache, or fetched (archived threads leave the cache)."""
         cached = self.client.get_channel(thread_id)
@@ -186,8 +184,6 @@ class Discord:
             "missing permission %r in server %s (%s): I need it to %s. Grant it to the bot's "
             "role (see `quitbot doctor`).", permission, guild.name, guild.id, why,
         )  # fmt: skip
-
-    # --- messages -------------------------------------------------------------------------
 
     async def send(
         self, channel: discord.abc.Messageable, rendered: render.Rendered, **extra: Any

@@ -58,12 +58,8 @@ class Rendered:
 
 
 def echo(author: str, prompt: str) -> dict[str, Any]:
-    """/chat's prompt shown back in the channel, within Discord's limits (message content
-    up to 2,000 characters, embed description up to 4,096; beyond either, 400 / 50035).
-
-    A prompt too long for the content goes in an embed; /chat takes at most 4,000
-    characters, and the full prompt goes to the model whatever is shown.
-    """
+    """/chat's prompt (up to 4,000 characters) shown back within Discord's limits: content
+    up to 2,000, else an embed (description up to 4,096; beyond either, 400 / 50035)."""
     shown = f"**{author}:** {prompt}"
     if len(shown) <= MESSAGE_LIMIT:
         return {"content": shown}
@@ -137,22 +133,16 @@ def view(buttons: Sequence[Button]) -> discord.ui.View:
     return built
 
 
-class FeedbackForm(discord.ui.Modal):
+def feedback_form(conversation_id: str) -> discord.ui.Modal:
     """Asks why an end was a mistake; answered by custom id in the cog, even after a restart."""
-
-    def __init__(self, conversation_id: str) -> None:
-        super().__init__(
-            title=MISTAKE, custom_id=translate.feedback_modal_id(conversation_id), timeout=600
-        )
-        self.add_item(
-            discord.ui.TextInput(
-                label="What went wrong? (optional)",
-                custom_id=translate.FEEDBACK_FIELD,
-                style=discord.TextStyle.paragraph,
-                required=False,
-                max_length=1000,
-            )
-        )
+    form = discord.ui.Modal(
+        title=MISTAKE, custom_id=translate.feedback_modal_id(conversation_id), timeout=600
+    )
+    field: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="What went wrong? (optional)", custom_id=translate.FEEDBACK_FIELD,
+        style=discord.TextStyle.paragraph, required=False, max_length=1000,
+    )  # fmt: skip
+    return form.add_item(field)
 
 
 # --- moderators ----------------------------------------------------------------------------

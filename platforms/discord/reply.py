@@ -50,6 +50,10 @@ class ChannelReply:
         self._more = asyncio.Event()
         self._finished = asyncio.Event()
 
+    @property
+    def _where(self) -> object:
+        return getattr(self._channel, "id", self._channel)
+
     async def thinking(self) -> None:
         # In the background: the model request should not wait for Discord.
         self._typing = asyncio.create_task(self._show_typing())
@@ -85,7 +89,7 @@ class ChannelReply:
             try:
                 await self._channel.typing()  # one call shows it for about ten seconds
             except discord.HTTPException as exc:
-                log.warning("could not show typing in %s: %s", _where(self._channel), exc)
+                log.warning("could not show typing in %s: %s", self._where, exc)
                 return
             finally:
                 self._typing_sent.set()
@@ -126,7 +130,7 @@ class ChannelReply:
             return await self._channel.send(content)
         except discord.HTTPException as exc:
             # The reply is stored whatever happens here; the part is posted anew later.
-            log.warning("could not post a reply in %s: %s", _where(self._channel), exc)
+            log.warning("could not post a reply in %s: %s", self._where, exc)
             return None
 
     async def _edit(self, op: Edit) -> None:
@@ -138,7 +142,7 @@ class ChannelReply:
             self._messages[op.index] = await message.edit(content=op.content)
         except discord.HTTPException as exc:
             # The next edit brings the message up to date.
-            log.warning("could not edit a reply in %s: %s", _where(self._channel), exc)
+            log.warning("could not edit a reply in %s: %s", self._where, exc)
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
@@ -146,7 +150,3 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def _where(channel: discord.abc.Messageable) -> str:
-    return str(getattr(channel, "id", channel))
