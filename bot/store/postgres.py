@@ -69,7 +69,10 @@ _INSERT_CONVERSATION = (
     "VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (id) DO NOTHING "
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
-_PENDING = "SELECT platform, event_id, place, user_id, text, message_id FROM inbox ORDER BY n"
+_PENDING = (
+    "SELECT platform, event_id, place, user_id, text, message_id FROM inbox "
+    "WHERE at < $1 ORDER BY n"
+)
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2"
@@ -393,10 +396,11 @@ class PostgresStore:
         async with self._connection() as db:
             await db.execute(_TAKE_RECEIVED, inbound.key.platform, inbound.event_id)
 
-    async def pending(self) -> list[Inbound]:
-        """Messages received but not handled (a process stopped first), oldest first."""
+    async def pending(self, before: datetime) -> list[Inbound]:
+        """Messages received before `before` but not handled (a process stopped first),
+        oldest first."""
         async with self._connection() as db:
-            rows = await db.fetch(_PENDING)
+            rows = await db.fetch(_PENDING, before)
         return [
             Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id)
             for platform, event_id, place, user_id, text, message_id in rows

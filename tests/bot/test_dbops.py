@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from tests.bot.storekit import (
     user_message,
 )
 from tests.processes import clean_env, quitbot
+
+# Later than anything a test receives: every kept message is pending before it.
+LATER = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 async def fill(store: Store) -> list[str]:
@@ -61,7 +65,7 @@ async def fill(store: Store) -> list[str]:
 
 async def everything(store: Store) -> list[Any]:
     """All a store says about its conversations, for comparing two stores."""
-    seen: list[Any] = [await store.pending()]
+    seen: list[Any] = [await store.pending(LATER)]
     for conversation in await store.list_conversations(limit=1000):
         seen.append(
             (
