@@ -66,6 +66,7 @@ class KeyedLocks:
     def __init__(self, shared: SharedLock | None = None) -> None:
         self._held: dict[ConversationKey, _KeyLock] = {}
         self._shared = shared
+        self._undoing: set[asyncio.Task[None]] = set()  # referenced until done
 
     def __len__(self) -> int:
         """Keys held or waited for now (0 when idle: nothing stays behind)."""
@@ -133,12 +134,8 @@ class KeyedLocks:
                 self._leave(key, held, locked=True)
 
         task = asyncio.ensure_future(undo())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-
-
-# Undo tasks, kept referenced until done (the loop holds tasks only weakly).
-_background: set[asyncio.Task[None]] = set()
+        self._undoing.add(task)  # the loop holds tasks only weakly
+        task.add_done_callback(self._undoing.discard)
 
 
 # --- between processes on one host: byte-range locks on a file ------------------------------

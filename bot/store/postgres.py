@@ -175,9 +175,11 @@ _UNLOCK = "SELECT pg_advisory_unlock($1)"
 class PostgresStore:
     """`bot.ports.Store` on PostgreSQL, for one or many processes on one database.
 
-    Each call takes a pooled connection for one transaction (READ COMMITTED), so calls run
-    side by side up to the pool's size. Build it with `await PostgresStore.open(url)`;
-    `close()` waits for calls under way, then closes the pool.
+    Each call takes a pooled connection for one statement or one transaction (READ
+    COMMITTED), so calls run side by side up to the pool's size; the hot paths (a turn's
+    begin and commit, a blocked message, a received event) are one statement each.
+    Build it with `await PostgresStore.open(url)`; `close()` waits for calls under way,
+    then closes the pool.
 
     `serialised` holds a conversation with a session-level advisory lock: on one shared
     connection when it is free (one round trip), on a connection of its own when another
