@@ -41,7 +41,15 @@ def lock_number(key: ConversationKey) -> int:
 
 
 class SharedLock(Protocol):
-    """A lock on a number that other processes see."""
+    """A lock on a number that other processes see.
+
+    `try_now` and `release_now` are the fast path where no I/O is needed (a system call on
+    a lock file): True when done at once, False to fall back to the awaitable form.
+    """
+
+    def try_now(self, number: int) -> bool: ...
+
+    def release_now(self, number: int) -> bool: ...
 
     async def acquire(self, number: int) -> None: ...
 
@@ -90,6 +98,21 @@ class KeyedLocks:
                 self._leave(key, held, locked=True)
             return
         number = lock_number(key)
+        try:
+            taken = self._shared.try_now(number)
+        except BaseException:
+            self._leave(key, held, locked=True)
+            raise
+        if taken:
+            try:
+                yield
+            finally:
+                try:
+                    if not self._shared.release_now(number):
+                        await asyncio.shield(self._shared.release(number))
+                finally:
+                    self._leave(key, held, locked=True)
+            return
         acquiring = asyncio.ensure_future(self._shared.acquire(number))
         try:
             await asyncio.shield(acquiring)
@@ -107,7 +130,8 @@ class KeyedLocks:
         finally:
             try:
                 # Shielded: a turn cancelled by shutdown must still let the others go.
-                await asyncio.shield(self._shared.release(number))
+                if not self._shared.release_now(number):
+                    await asyncio.shield(self._shared.release(number))
             finally:
                 self._leave(key, held, locked=True)
 
@@ -148,6 +172,11 @@ _OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
 _BUSY = {errno.EAGAIN, errno.EACCES}
 
 
+def _offset(number: int) -> int:
+    """The lock file byte for `number`: non-negative, and far from off_t's end."""
+    return number & (2**62 - 1)
+
+
 def _ofd_request(kind: int, offset: int) -> bytes:
     # struct flock: l_type, l_whence, l_start, l_len, l_pid (must be 0 for OFD locks).
     return struct.pack("hhqqi4x", kind, os.SEEK_SET, offset, 1, 0)
@@ -175,20 +204,27 @@ class FileLocks:
             os.close(self._fd)
             self._fd = -1
 
+    def try_now(self, number: int) -> bool:
+        return self._try(_offset(number))
+
+    def release_now(self, number: int) -> bool:
+        if self._fd < 0:
+            return True  # closed: the lock went with the file
+        offset = _offset(number)
+        if _OFD_SETLK is not None:
+            fcntl.fcntl(self._fd, _OFD_SETLK, _ofd_request(fcntl.F_UNLCK, offset))
+        else:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+        return True
+
     async def acquire(self, number: int) -> None:
-        offset = number & (2**62 - 1)  # non-negative, and far from off_t's end
+        offset = _offset(number)
         if self._try(offset):
             return
         await _in_daemon_thread(lambda: self._wait(offset))
 
     async def release(self, number: int) -> None:
-        offset = number & (2**62 - 1)
-        if self._fd < 0:
-            return  # closed: the lock went with the file
-        if _OFD_SETLK is not None:
-            fcntl.fcntl(self._fd, _OFD_SETLK, _ofd_request(fcntl.F_UNLCK, offset))
-        else:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+        self.release_now(number)
 
     def _try(self, offset: int) -> bool:
         try:

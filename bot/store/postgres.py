@@ -523,6 +523,12 @@ class _AdvisoryLocks:
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
         self._closed = False
 
+    def try_now(self, number: int) -> bool:
+        return False  # every lock operation is a round trip
+
+    def release_now(self, number: int) -> bool:
+        return False
+
     async def acquire(self, number: int) -> None:
         if self._closed:
             raise StoreError("the store is closed")
