@@ -241,4 +241,4 @@ async def test_doctor_checks_a_postgres_database_without_showing_its_password(
     code, out, err = await quitbot(tmp_path, env, "doctor")
     assert code == 0, out + err
     assert ":***@" in out and "ok   database: postgresql://" in out
-    assert password not in out + err
+    assert f":{password}@" not in out + err
