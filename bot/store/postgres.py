@@ -178,9 +178,11 @@ _UNLOCK = "SELECT pg_advisory_unlock($1)"
 class PostgresStore:
     """`bot.ports.Store` on PostgreSQL, for one or many processes on one database.
 
-    Each call takes a pooled connection for one transaction (READ COMMITTED), so calls run
-    side by side up to the pool's size. Build it with `await PostgresStore.open(url)`;
-    `close()` waits for calls under way, then closes the pool.
+    Each call takes a pooled connection for one statement or one transaction (READ
+    COMMITTED), so calls run side by side up to the pool's size; the hot paths (a turn's
+    begin and commit, a blocked message, a received event) are one statement each.
+    Build it with `await PostgresStore.open(url)`; `close()` waits for calls under way,
+    then closes the pool.
 
     `serialised` holds a conversation with a session-level advisory lock: on one shared
     connection when it is free (one round trip), on a connection of its own when another
@@ -524,6 +526,12 @@ class _AdvisoryLocks:
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
         self._closed = False
+
+    def try_now(self, number: int) -> bool:
+        return False  # every lock operation is a round trip
+
+    def release_now(self, number: int) -> bool:
+        return False
 
     async def acquire(self, number: int) -> None:
         if self._closed:

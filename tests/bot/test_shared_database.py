@@ -231,10 +231,9 @@ async def probe_is_free(url: str, key: ConversationKey) -> bool:
     if target.backend == "sqlite":
         locks = FileLocks.open(Path(target.path + ".lock"))
         try:
-            offset = lock_number(key) & (2**62 - 1)
-            free = locks._try(offset)
+            free = locks.try_now(lock_number(key))
             if free:
-                await locks.release(lock_number(key))
+                locks.release_now(lock_number(key))
             return free
         finally:
             locks.close()
