@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from bot.app import engine_config
 from bot.conversation import Conversation, Inbound
+from bot.engine import Engine
 from platforms.slack import SlackBot
 from platforms.slack.render import END_CANCEL, END_CONFIRM
 from platforms.slack.translate import thread_key
@@ -107,21 +109,25 @@ async def test_an_acknowledged_message_survives_a_kill(
         await killed.wait()  # the process "dies" before the answer: nothing is answered
 
     monkeypatch.setattr(harness.bot.inbox, "_answer", never)
-    sent = await harness.send.event(event_callback(mention("are you there?", ts=THREAD)))
-    assert sent.status == 200
-    [kept] = await harness.runtime.engine.pending()
-    assert kept.text == "are you there?"
-    await harness.bot.drain(0)  # the dead run's work is gone
+    try:
+        sent = await harness.send.event(event_callback(mention("are you there?", ts=THREAD)))
+        assert sent.status == 200
+    finally:
+        await harness.bot.drain(0)  # the run dies: its work is gone
     assert harness.claude.requests == []
 
     harness.claude.add(text("Yes, here."))
-    restarted = SlackBot(harness.runtime.engine, harness.bot.deps.settings, harness.bot.deps.client)
+    rt = harness.runtime  # the next run: a new engine over the same database
+    engine = Engine(rt.store, rt.model, engine_config(rt.settings))
+    [kept] = await engine.pending()
+    assert kept.text == "are you there?"
+    restarted = SlackBot(engine, rt.settings, harness.bot.deps.client)
     assert await restarted.inbox.resume() == 1
     await restarted.drain()
-    assert await harness.runtime.engine.pending() == []
-    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
+    assert await engine.pending() == []
+    conversation = await engine.find(thread_key("C0GENERAL", THREAD))
     assert conversation is not None
-    messages, _ = await harness.runtime.engine.record(conversation.id)
+    messages, _ = await engine.record(conversation.id)
     assert [m.text for m in messages] == ["are you there?", "Yes, here."]
 
 
