@@ -28,8 +28,8 @@ DEFAULT_INTERVAL = 1.0
 # A streamed message is closed and a new one begun before it gets unwieldy to read.
 STREAM_MESSAGE_LIMIT = 36_000
 THINKING_STATUS = "is thinking..."
-# chat.startStream errors (docs.slack.dev/reference/methods/chat.startStream) saying the method
-# is not there for this app at all; only these switch streaming off until restart.
+# chat.startStream errors saying the method is not there for this app at all (issue #10);
+# only these switch streaming off until restart, any other is about one reply or moment.
 STREAMING_UNAVAILABLE = frozenset(
     {"unknown_method", "missing_scope", "not_allowed_token_type", "feature_not_enabled"}
 )

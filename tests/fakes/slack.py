@@ -120,9 +120,9 @@ class FakeSlack:
 
     def fail(self, method: str, error: str, *, times: int | None = None) -> None:
         """Answer later calls of `method` with `{"ok": false, "error": error}`: all of them,
-        or only the next `times` (a transient failure, such as `internal_error`: Slack lists
-        internal_error, ratelimited, channel_not_found, is_archived among chat.startStream's
-        errors, https://docs.slack.dev/reference/methods/chat.startStream)."""
+        or only the next `times`: a transient failure, such as `internal_error` (Slack's
+        method pages warn that errors beyond their table come "in the case where the service
+        is down", e.g. https://docs.slack.dev/reference/methods/conversations.archive)."""
         self._failures[method] = _Failure(error, times)
 
     # --- inspecting --------------------------------------------------------------------
