@@ -11,7 +11,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from bot import operator
+from bot import logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, build_runtime
 from bot.ports import PlatformUnavailable
@@ -81,14 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(f"  {line}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # One INFO line per HTTP request drowns the chat and the bot's own logs.
-    for chatty in ("httpx", "httpx2", "httpcore", "httpcore2"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
     try:
         return _run_until_signalled(_dispatch(args, settings))
+    except PlatformUnavailable as exc:  # e.g. the health port is in use
+        print(f"quitbot: {exc}", file=sys.stderr)
+        return 1
     except (StoreError, SchemaTooNew) as exc:
         print(f"quitbot: database: {exc}", file=sys.stderr)
         return 2
@@ -149,7 +147,10 @@ async def _run_platforms(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    async with build_runtime(settings) as runtime:
+    # Imported here: aiohttp and prometheus_client are for `run` only, not every command.
+    from bot.service import serve
+
+    async with serve(settings, [adapter.name for adapter in chosen]) as runtime:
         runs = []
         for adapter in chosen:
             log.info("starting the %s adapter", adapter.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +20,7 @@ from bot.conversation import (
     Inbound,
     StoredMessage,
 )
+from bot.logs import about
 from bot.notices import (
     BLOCKED_TEXT,
     INTERRUPTED_TEXT,
@@ -31,11 +32,31 @@ from bot.notices import (
     too_long_text,
 )
 from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, transition
-from bot.ports import BlockedOutcome, Model, NewMessage, ReplyStream, Store
+from bot.ports import BlockedOutcome, Model, NewMessage, NoObserver, Observer, ReplyStream, Store
+from bot.readiness import Readiness
 from bot.turn import Turn, TurnResult, effect_entry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Audit events worth a log line at INFO, and the parts of their detail that are not text
+# anyone wrote (notes, explanations and feedback stay in the record, out of the logs).
+_LOGGED = frozenset(
+    {
+        "redirect",
+        "warning",
+        "end_declined",
+        "end",
+        "crisis_flagged",
+        "reopen",
+        "feedback",
+        "model_unavailable",
+        "end_proposed",
+        "end_proposal_lapsed",
+        "branched",
+    }
+)
+_LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error")
 
 _HISTORY_LIMIT = 60  # stored messages read per turn (bounds CPU); the token budget trims further
 
@@ -90,6 +111,9 @@ class Engine:
 
     Messages in one conversation are handled one at a time, different conversations
     concurrently. Nothing about a conversation stays in memory after its turn.
+
+    `observer` hears of every message, reply and committed audit event (metrics);
+    `readiness` is where adapters report that their platform is connected (/readyz).
     """
 
     def __init__(
@@ -99,11 +123,15 @@ class Engine:
         config: EngineConfig,
         *,
         clock: Callable[[], datetime] = _utcnow,
+        observer: Observer | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self._store = store
         self._model = model
         self._config = config
         self._clock = clock
+        self.observer: Observer = observer or NoObserver()
+        self.readiness = readiness or Readiness()
         self._locks: dict[ConversationKey, _KeyLock] = {}
 
     @asynccontextmanager
@@ -128,17 +156,21 @@ class Engine:
         async with self._serialised(inbound.key):
             conversation = await self._store.current(inbound.key)
             if conversation is not None and conversation.ladder.ended:
-                return await self._blocked(conversation, inbound)
+                with about(conversation.id):
+                    return await self._blocked(conversation, inbound)
             if len(inbound.text) > self._config.max_message_chars:
+                self.observer.received(inbound.key.platform)
                 notice = Notice(NoticeKind.TOO_LONG, too_long_text(self._config.max_message_chars))
                 return Outcome(conversation, notices=(notice,))
             if conversation is None:
                 try:
                     conversation = await self._create(inbound.key, inbound.user_id)
                 except LimitReached:
+                    self.observer.received(inbound.key.platform)
                     await self._store.settle(inbound)
                     return _LIMIT
-            return await self._turn(conversation, inbound, reply)
+            with about(conversation.id):
+                return await self._turn(conversation, inbound, reply)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message durably, before the platform is told it arrived, so
@@ -160,6 +192,10 @@ class Engine:
         result = await self._store.record_blocked(conversation.id, inbound, self._clock(), quiet)
         if result is BlockedOutcome.DUPLICATE:
             return Outcome(conversation, duplicate=True)
+        platform = conversation.key.platform
+        self.observer.received(platform)
+        self.observer.blocked(platform)
+        log.info("message from user %s blocked: the conversation has ended", inbound.user_id)
         if result is BlockedOutcome.NOTIFY:
             return Outcome(conversation, notices=(Notice(NoticeKind.BLOCKED, BLOCKED_TEXT),))
         return Outcome(conversation)
@@ -180,6 +216,11 @@ class Engine:
         stored = await self._store.begin_turn(conversation.id, inbound, message)
         if stored is None:
             return Outcome(conversation, duplicate=True)
+        self.observer.received(conversation.key.platform)
+        log.info("message %s from user %s", inbound.message_id or inbound.event_id, inbound.user_id)
+        # What people write is theirs: it reaches the logs only when the operator asks for
+        # DEBUG, never at INFO.
+        log.debug("message text: %r", inbound.text)
         history = await self._store.recent_messages(conversation.id, _HISTORY_LIMIT)
         context = build_context(history, self._config.context_tokens)
         turn = Turn(
@@ -189,15 +230,16 @@ class Engine:
             at,
             message_id=inbound.message_id,
         )
-        await _shielded(reply.thinking())
+        platform = conversation.key.platform
+        await self._shielded(reply.thinking(), platform, "show thinking")
         try:
             result = await turn.run(conversation.ladder, context, reply)
         except asyncio.CancelledError:
-            await _shielded(reply.text(INTERRUPTED_TEXT))
+            await self._shielded(reply.text(INTERRUPTED_TEXT), platform, "show a reply")
             await self._record_interrupted(conversation, stored, turn)
             raise
         finally:
-            reply_id = await _shielded(reply.done())
+            reply_id = await self._shielded(reply.done(), platform, "finish a reply")
         return await self._commit(conversation, stored, result, reply_id or "")
 
     async def _record_interrupted(
@@ -254,7 +296,23 @@ class Engine:
             result.events,
             exclude_seq=stored.seq if result.refused else None,
         )
+        self._recorded(updated, result.events)
+        if result.text or result.refused:
+            self.observer.replied(updated.key.platform)
+            log.debug("reply text: %r", text)
         return Outcome(updated, reply=result.text, notices=tuple(notices))
+
+    def _recorded(self, conversation: Conversation, events: Sequence[AuditEvent]) -> None:
+        """Committed events reach the observer and, as one line each, the log (their kinds,
+        reasons and who; never what anyone wrote)."""
+        if not events:
+            return
+        self.observer.recorded(conversation.key.platform, events)
+        with about(conversation.id):
+            for event in events:
+                if event.kind in _LOGGED:
+                    why = {k: event.detail[k] for k in _LOGGED_DETAIL if k in event.detail}
+                    log.info("%s by %s %s", event.kind, event.actor.value, why or "")
 
     async def _create(
         self,
@@ -315,6 +373,7 @@ class Engine:
             detail = {"user_id": user_id, "via": "command"}
             events, notices = self._entries(effects, Actor.USER, detail, now)
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            self._recorded(updated, events)
             return Outcome(updated, notices=notices)
 
     def _entries(
@@ -346,7 +405,9 @@ class Engine:
             now = self._clock()
             detail = {"user_id": user_id, "via": "keep_talking"}
             events, _ = self._entries(effects, Actor.USER, detail, now)
-            return await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            self._recorded(updated, events)
+            return updated
 
     async def reopen(self, conversation_id: str, moderator_id: str, note: str = "") -> Conversation:
         """A moderator makes an ended conversation active again (on the record).
@@ -362,7 +423,9 @@ class Engine:
             now = self._clock()
             detail = {"moderator_id": moderator_id, "note": note}
             events, _ = self._entries(effects, Actor.MODERATOR, detail, now)
-            return await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            self._recorded(updated, events)
+            return updated
 
     async def feedback(self, conversation_id: str, user_id: str, text: str) -> None:
         """A user says an end was a mistake (or anything else about it); audited."""
@@ -370,6 +433,7 @@ class Engine:
         now = self._clock()
         event = AuditEvent("feedback", now, Actor.USER, {"user_id": user_id, "text": text})
         await self._store.add_feedback(conversation.id, user_id, text, now, (event,))
+        self._recorded(conversation, (event,))
 
     async def branch(
         self,
@@ -405,6 +469,8 @@ class Engine:
             "branched_to", now, Actor.USER, {"user_id": user_id, "to": created.id, "upto": count}
         )
         await self._store.add_events(source.id, (note,))
+        self._recorded(created, (started,))
+        self._recorded(source, (note,))
         return created
 
     async def find(self, key: ConversationKey) -> Conversation | None:
@@ -432,14 +498,15 @@ class Engine:
             raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
         return conversation
 
-
-async def _shielded(call: Awaitable[T]) -> T | None:
-    """Await an adapter call; a platform error is logged, never lets a turn go unrecorded."""
-    try:
-        return await call
-    except Exception:
-        log.exception("the platform adapter failed to show part of a reply")
-        return None
+    async def _shielded(self, call: Awaitable[T], platform: str, what: str) -> T | None:
+        """Await an adapter call; a platform error is logged and counted, and never lets a
+        turn go unrecorded."""
+        try:
+            return await call
+        except Exception:
+            log.exception("the platform adapter could not %s", what)
+            self.observer.platform_error(platform, what)
+            return None
 
 
 def _branch_point(

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from bot.conversation import AuditEvent, Conversation, ConversationKey, Inbound, storable
 from bot.engine import ConversationNotFound, Engine, LimitReached, NotTheStarter, may_end
+from bot.logs import about
 from bot.notices import (
     AFTER_END_TEXT,
     BRANCHED_TEXT,
@@ -131,17 +132,18 @@ class Flows:
             # received stays kept (`answer_pending` takes it up after a restart).
             log.exception("handling message %s failed", inbound.event_id)
             failed = Notice(NoticeKind.MODEL_UNAVAILABLE, FAILED_TEXT)
-            await _guarded(place.post(failed, None), "say a message failed")
+            await self._guarded(place.post(failed, None), "say a message failed")
             return Outcome(None, notices=(failed,))
         finally:
             self._turns.discard(task)
-            await _guarded(reply.close(), "stop a reply")
+            await self._guarded(reply.close(), "stop a reply")
         if outcome.duplicate:
             return outcome
-        await self._show(place, outcome, inbound.user_id)
-        if outcome.blocked and outcome.conversation is not None:
-            # Posting in an ended place may have reopened it (a moderator unlocked it).
-            await _guarded(place.close(outcome.conversation), "close an ended place")
+        with about(outcome.conversation.id if outcome.conversation else None):
+            await self._show(place, outcome, inbound.user_id)
+            if outcome.blocked and outcome.conversation is not None:
+                # Posting in an ended place may have reopened it (a moderator unlocked it).
+                await self._guarded(place.close(outcome.conversation), "close an ended place")
         return outcome
 
     async def receive(self, inbound: Inbound) -> bool:
@@ -161,20 +163,20 @@ class Flows:
         conversation = outcome.conversation
         for notice in outcome.notices:
             if notice.kind in PRIVATE:
-                await _guarded(place.tell(user_id, notice, conversation), "tell a person")
+                await self._guarded(place.tell(user_id, notice, conversation), "tell a person")
                 continue
-            shown = await _guarded(place.post(notice, conversation), "post a notice")
+            shown = await self._guarded(place.post(notice, conversation), "post a notice")
             if notice.kind is NoticeKind.END and conversation is not None:
                 await self._closed(place, conversation, shown or "")
 
     async def _closed(self, place: Place, conversation: Conversation, final_id: str) -> None:
         """After the final notice: close the place, then offer the starter a way on where
         they can act on it (the closed place may no longer take clicks)."""
-        await _guarded(place.close(conversation), "close the place")
+        await self._guarded(place.close(conversation), "close the place")
         offer = Notice(NoticeKind.AFTER_END, AFTER_END_TEXT)
-        await _guarded(place.tell(conversation.user_id, offer, conversation), "offer a way on")
+        await self._guarded(place.tell(conversation.user_id, offer, conversation), "offer a way on")
         entry = ModLogEntry(ModLogKind.ENDED, conversation, message_id=final_id)
-        await _guarded(self._modlog.write(entry), "write to the mod-log")
+        await self._guarded(self._modlog.write(entry), "write to the mod-log")
 
     async def drain(self, grace: float) -> None:
         """On shutdown: let replies under way finish for up to `grace` seconds, then cut
@@ -239,7 +241,7 @@ class Flows:
         if outcome.conversation is None:
             return _refused(Refusal.LIMIT)
         notice = Notice(NoticeKind.STARTED, STARTED_TEXT)
-        await _guarded(place.post(notice, outcome.conversation), "greet a new conversation")
+        await self._guarded(place.post(notice, outcome.conversation), "greet a new conversation")
         return Result(outcome.conversation)
 
     async def branch(
@@ -275,7 +277,7 @@ class Flows:
         except LimitReached:
             return _refused(Refusal.LIMIT, conversation)
         notice = Notice(NoticeKind.STARTED, BRANCHED_TEXT)
-        await _guarded(place.post(notice, created), "greet a branch")
+        await self._guarded(place.post(notice, created), "greet a branch")
         return Result(created)
 
     # --- feedback, moderators ------------------------------------------------------------
@@ -289,7 +291,7 @@ class Flows:
         text = storable(text)
         await self.engine.feedback(conversation.id, user_id, text)
         entry = ModLogEntry(ModLogKind.FEEDBACK, conversation, actor_id=user_id, text=text)
-        await _guarded(self._modlog.write(entry), "write to the mod-log")
+        await self._guarded(self._modlog.write(entry), "write to the mod-log")
         return Result(conversation)
 
     async def reopen(
@@ -312,14 +314,14 @@ class Flows:
             return _refused(Refusal.NOT_ENDED, conversation)
         reopened = await self.engine.reopen(conversation.id, moderator_id, storable(note))
         where = place or self._places.place(reopened.key)
-        problem = await _guarded(where.reopen(reopened), "reopen the place")
+        problem = await self._guarded(where.reopen(reopened), "reopen the place")
         if problem is None:
             problem = "I could not reopen its place on the platform."
         if not problem:
             notice = Notice(NoticeKind.REOPENED, REOPENED_TEXT)
-            await _guarded(where.post(notice, reopened), "say it was reopened")
+            await self._guarded(where.post(notice, reopened), "say it was reopened")
         entry = ModLogEntry(ModLogKind.REOPENED, reopened, actor_id=moderator_id, text=note)
-        await _guarded(self._modlog.write(entry), "write to the mod-log")
+        await self._guarded(self._modlog.write(entry), "write to the mod-log")
         return Result(reopened, problem=problem)
 
     async def status(self, target: ConversationKey | str, *, is_moderator: bool) -> Result:
@@ -348,12 +350,12 @@ class Flows:
             return await self.engine.find(target)
         return await self.engine.get(target)
 
-
-async def _guarded(call: Awaitable[T], what: str) -> T | None:
-    """A platform call inside a flow: its failure is logged and the flow goes on, because
-    what the flow recorded must not be lost to a platform hiccup."""
-    try:
-        return await call
-    except Exception:
-        log.exception("the platform adapter could not %s", what)
-        return None
+    async def _guarded(self, call: Awaitable[T], what: str) -> T | None:
+        """A platform call inside a flow: its failure is logged and counted and the flow
+        goes on, because what the flow recorded must not be lost to a platform hiccup."""
+        try:
+            return await call
+        except Exception:
+            log.exception("the platform adapter could not %s", what)
+            self.engine.observer.platform_error(self._platform, what)
+            return None

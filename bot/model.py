@@ -20,7 +20,7 @@ import httpx2
 from anthropic import AsyncAnthropic, DefaultAioHttpClient
 from anthropic.lib.streaming import AsyncMessageStream
 
-from bot.ports import ModelReply, ModelUnavailable, TextSink
+from bot.ports import ModelReply, ModelUnavailable, TextSink, Usage
 from bot.prompt import system_prompt
 from bot.settings import Settings
 from bot.tools import END_CONVERSATION, TOOLS
@@ -154,7 +154,18 @@ async def _collect(stream: AsyncMessageStream[Any], on_text: TextSink) -> ModelR
     if message.stop_reason is None:
         raise ModelUnavailable("the reply stream ended before the reply was complete")
     details = message.stop_details.to_dict() if message.stop_details is not None else None
-    return ModelReply(_blocks(message.content), message.stop_reason, details)
+    return ModelReply(_blocks(message.content), message.stop_reason, details, _usage(message))
+
+
+def _usage(message: Any) -> Usage:
+    """The response's token counts, for metrics (cache fields are None when unused)."""
+    usage = message.usage
+    return Usage(
+        usage.input_tokens or 0,
+        usage.output_tokens or 0,
+        usage.cache_read_input_tokens or 0,
+        usage.cache_creation_input_tokens or 0,
+    )
 
 
 def _blocks(content: Sequence[Any]) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
-from bot.ports import BlockedOutcome, NewMessage
+from bot.ports import EVENT_TEXT_KEYS, BlockedOutcome, NewMessage, PersonRecord, Purged
 from bot.store.migrations import MIGRATIONS, Migration, migrate
 
 log = logging.getLogger(__name__)
@@ -375,6 +375,26 @@ class SqliteStore:
         """Drop processed platform event ids older than `before` (see bot.ports.Store)."""
         forgotten: int = await self._write(_forget_events, _to_text(before))
         return forgotten
+
+    # --- retention, privacy, review ---------------------------------------------------------
+
+    async def purge_text(self, before: datetime) -> Purged:
+        """Empty message, feedback and audit text older than `before` (see bot.ports.Store)."""
+        return await self._write(_purge_text, _to_text(before))
+
+    async def forget_user(self, platform: str, user_id: str, event: AuditEvent) -> Purged:
+        """Delete what one person wrote on `platform` (see bot.ports.Store)."""
+        return await self._write(_forget_user, platform, user_id, _event_rows([event])[0])
+
+    async def person(self, platform: str, user_id: str) -> PersonRecord:
+        """Everything kept that names this person."""
+        return await self._read(_person, platform, user_id)
+
+    async def awaiting_review(
+        self, platform: str | None = None, limit: int = 100
+    ) -> list[Conversation]:
+        """Ended conversations with unanswered feedback, the longest-waiting first."""
+        return await self._read(_awaiting_review, platform, limit)
 
     # --- the queue ---------------------------------------------------------------------------
 
@@ -897,3 +917,113 @@ def _list_filter(state: str | None, platform: str | None) -> tuple[str, list[Any
         clauses.append("platform = ?")
         params.append(platform)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+# --- retention, privacy, review ------------------------------------------------------------
+
+# json_remove paths for the free-text keys of event details, and a test that any is there.
+_TEXT_PATHS = ", ".join(f"'$.{key}'" for key in EVENT_TEXT_KEYS)
+_HAS_TEXT = " OR ".join(f"json_type(detail, '$.{key}') IS NOT NULL" for key in EVENT_TEXT_KEYS)
+_STRIP_EVENT_TEXT = f"detail = json_remove(detail, {_TEXT_PATHS})"
+
+_PURGE_MESSAGES = (
+    "UPDATE messages SET text = '', api = '[]', in_context = 0 "
+    "WHERE at < ? AND (text != '' OR api != '[]')"
+)
+_PURGE_FEEDBACK = "UPDATE feedback SET text = '' WHERE at < ? AND text != ''"
+_PURGE_EVENTS = f"UPDATE events SET {_STRIP_EVENT_TEXT} WHERE at < ? AND ({_HAS_TEXT})"
+_PURGE_INBOX = "DELETE FROM inbox WHERE at < ?"
+
+_OWN = "SELECT id FROM conversations WHERE platform = ?1 AND user_id = ?2"
+_ON_PLATFORM = "SELECT id FROM conversations WHERE platform = ?1"
+_TOUCHED = (
+    f"SELECT id FROM conversations WHERE platform = ?1 AND user_id = ?2 "
+    f"UNION SELECT conversation_id FROM messages WHERE user_id = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) "
+    f"UNION SELECT conversation_id FROM feedback WHERE user_id = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_REPLIES = f"DELETE FROM messages WHERE role = 'assistant' AND conversation_id IN ({_OWN})"
+_FORGET_MESSAGES = (
+    f"DELETE FROM messages WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_FEEDBACK = (
+    f"DELETE FROM feedback WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_INBOX = "DELETE FROM inbox WHERE platform = ?1 AND user_id = ?2"
+_FORGET_NOTICES = (
+    f"DELETE FROM blocked_notices WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+# In their own conversations every note and explanation may quote them; elsewhere, the
+# feedback they gave.
+_FORGET_EVENT_TEXT = (
+    f"UPDATE events SET {_STRIP_EVENT_TEXT} WHERE ({_HAS_TEXT}) AND ("
+    f"conversation_id IN ({_OWN}) OR (json_extract(detail, '$.user_id') = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM})))"
+)
+
+_PERSON_CONVERSATIONS = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations " + (
+    "WHERE platform = ?1 AND user_id = ?2 ORDER BY n"
+)
+_PERSON_MESSAGES = (
+    f"SELECT conversation_id, {_MESSAGE_COLUMNS} FROM messages WHERE user_id = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY at, conversation_id, seq"
+)
+_PERSON_FEEDBACK = (
+    f"SELECT conversation_id, text, at FROM feedback WHERE user_id = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
+)
+
+# Feedback newer than the conversation's last decision (a review, or any reopen) waits.
+_AWAITING_REVIEW = (
+    f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
+    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
+    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
+    "AND e.kind IN ('review', 'reopen')), '')) AS waiting_since "
+    "FROM conversations c WHERE c.ended = 1 AND (?1 IS NULL OR c.platform = ?1)) AS q "
+    "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
+)
+
+
+def _purge_text(db: sqlite3.Connection, before: str) -> Purged:
+    return Purged(
+        messages=db.execute(_PURGE_MESSAGES, (before,)).rowcount,
+        feedback=db.execute(_PURGE_FEEDBACK, (before,)).rowcount,
+        events=db.execute(_PURGE_EVENTS, (before,)).rowcount,
+        pending=db.execute(_PURGE_INBOX, (before,)).rowcount,
+    )
+
+
+def _forget_user(
+    db: sqlite3.Connection, platform: str, user_id: str, event_row: tuple[Any, ...]
+) -> Purged:
+    who = (platform, user_id)
+    touched = [row[0] for row in db.execute(_TOUCHED, who).fetchall()]
+    replies = db.execute(_FORGET_REPLIES, who).rowcount
+    messages = db.execute(_FORGET_MESSAGES, who).rowcount
+    feedback = db.execute(_FORGET_FEEDBACK, who).rowcount
+    pending = db.execute(_FORGET_INBOX, who).rowcount
+    db.execute(_FORGET_NOTICES, who)
+    events = db.execute(_FORGET_EVENT_TEXT, who).rowcount
+    db.executemany(_INSERT_EVENT, [(conversation_id, *event_row) for conversation_id in touched])
+    return Purged(replies + messages, feedback, events, pending)
+
+
+def _person(db: sqlite3.Connection, platform: str, user_id: str) -> PersonRecord:
+    who = (platform, user_id)
+    conversations = [_conversation(row) for row in db.execute(_PERSON_CONVERSATIONS, who)]
+    rows = db.execute(_PERSON_MESSAGES, who).fetchall()
+    messages = _messages([row[1:] for row in rows])
+    feedback = [(row[0], row[1], _from_text(row[2])) for row in db.execute(_PERSON_FEEDBACK, who)]
+    return PersonRecord(
+        conversations,
+        [(row[0], message) for row, message in zip(rows, messages, strict=True)],
+        feedback,
+    )
+
+
+def _awaiting_review(
+    db: sqlite3.Connection, platform: str | None, limit: int
+) -> list[Conversation]:
+    rows = db.execute(_AWAITING_REVIEW, (platform, limit)).fetchall()
+    return [_conversation(row[:-1]) for row in rows]
