@@ -11,7 +11,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from bot import logs, operator
+from bot import housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, build_runtime
 from bot.ports import PlatformUnavailable
@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     reopen.add_argument("--by", default="cli-operator", help="who is reopening it")
     export = ops.add_parser("export", help="conversations as JSON Lines, with messages and events")
     export.add_argument("ids", nargs="*", metavar="ID", help="default: all")
+    housekeeping.add_commands(commands, ops, export)
 
     discord = commands.add_parser("discord", help="Discord helpers")
     discord_ops = discord.add_subparsers(dest="operation", required=True, metavar="OPERATION")
@@ -112,6 +113,9 @@ def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:  # subcommands that name their own (bot/housekeeping.py)
+        return int(await handler(args, settings))
     if args.command == "chat":
         return await _chat(args, settings)
     if args.command == "run":

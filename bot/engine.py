@@ -50,13 +50,14 @@ _LOGGED = frozenset(
         "crisis_flagged",
         "reopen",
         "feedback",
+        "review",
         "model_unavailable",
         "end_proposed",
         "end_proposal_lapsed",
         "branched",
     }
 )
-_LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error")
+_LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "decision")
 
 _HISTORY_LIMIT = 60  # stored messages read per turn (bounds CPU); the token budget trims further
 
@@ -426,6 +427,41 @@ class Engine:
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
             self._recorded(updated, events)
             return updated
+
+    async def review(
+        self, conversation_id: str, moderator_id: str, *, reopen: bool, note: str = ""
+    ) -> Conversation:
+        """A moderator's decision on a conversation in the review queue, on the record as a
+        `review` event (`decision` "reopened" or "upheld"); with `reopen` the conversation is
+        reopened in the same write. Raises ConversationNotFound."""
+        conversation = await self._require(conversation_id)
+        async with self._serialised(conversation.key):
+            conversation = await self._require(conversation_id)
+            now = self._clock()
+            decision = "reopened" if reopen else "upheld"
+            detail = {"moderator_id": moderator_id, "decision": decision, "note": note}
+            events = [AuditEvent("review", now, Actor.MODERATOR, detail)]
+            ladder = conversation.ladder
+            if reopen:
+                ladder, effects = transition(ladder, Reopen(), self._config.rules)
+                reopened, _ = self._entries(
+                    effects, Actor.MODERATOR, {"moderator_id": moderator_id, "note": note}, now
+                )
+                events += reopened
+            updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            self._recorded(updated, events)
+            return updated
+
+    async def awaiting_review(
+        self, platform: str | None = None, limit: int = 100
+    ) -> list[Conversation]:
+        """Ended conversations whose person said the end was a mistake and no moderator has
+        decided on since, the longest-waiting first."""
+        return await self._store.awaiting_review(platform, limit)
+
+    async def feedback_on(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
+        """(user_id, text, at) of what people said about a conversation, oldest first."""
+        return await self._store.feedback(conversation_id)
 
     async def feedback(self, conversation_id: str, user_id: str, text: str) -> None:
         """A user says an end was a mistake (or anything else about it); audited."""

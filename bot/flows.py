@@ -33,6 +33,7 @@ from bot.notices import (
     Outcome,
 )
 from bot.ports import ModLog, ModLogEntry, ModLogKind, Place, Places
+from bot.review import Decision, ReviewItem, review_queue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,6 +91,22 @@ class Result:
     @property
     def text(self) -> str:
         """The refusal in plain words ("" when the flow went through)."""
+        return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewQueue:
+    """The review queue as a flow returns it: the items, or a refusal."""
+
+    items: tuple[ReviewItem, ...] = ()
+    refusal: Refusal | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def text(self) -> str:
         return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
 
 
@@ -313,6 +330,12 @@ class Flows:
         if not conversation.ladder.ended:
             return _refused(Refusal.NOT_ENDED, conversation)
         reopened = await self.engine.reopen(conversation.id, moderator_id, storable(note))
+        return await self._reopened(reopened, moderator_id, note, place)
+
+    async def _reopened(
+        self, reopened: Conversation, moderator_id: str, note: str, place: Place | None
+    ) -> Result:
+        """After a reopen is on the record: the place opened again and told, the mod-log."""
         where = place or self._places.place(reopened.key)
         problem = await self._guarded(where.reopen(reopened), "reopen the place")
         if problem is None:
@@ -323,6 +346,42 @@ class Flows:
         entry = ModLogEntry(ModLogKind.REOPENED, reopened, actor_id=moderator_id, text=note)
         await self._guarded(self._modlog.write(entry), "write to the mod-log")
         return Result(reopened, problem=problem)
+
+    async def review_queue(self, *, is_moderator: bool, limit: int = 10) -> ReviewQueue:
+        """This platform's review queue (ended conversations someone called a mistake),
+        longest-waiting first, for moderators."""
+        if not is_moderator:
+            return ReviewQueue(refusal=Refusal.NOT_MODERATOR)
+        return ReviewQueue(
+            tuple(await review_queue(self.engine, platform=self._platform, limit=limit))
+        )
+
+    async def resolve_review(
+        self,
+        target: ConversationKey | str,
+        moderator_id: str,
+        decision: Decision,
+        note: str = "",
+        *,
+        is_moderator: bool,
+        place: Place | None = None,
+    ) -> Result:
+        """A moderator's decision on a conversation in the queue, on the record. Reopening
+        also opens its place again, tells the people there and writes the mod-log."""
+        if not is_moderator:
+            return _refused(Refusal.NOT_MODERATOR)
+        conversation = await self._resolve(target)
+        if conversation is None:
+            return _refused(Refusal.NOT_FOUND)
+        if not conversation.ladder.ended:
+            return _refused(Refusal.NOT_ENDED, conversation)
+        reopen = decision is Decision.REOPEN
+        decided = await self.engine.review(
+            conversation.id, moderator_id, reopen=reopen, note=storable(note)
+        )
+        if not reopen:
+            return Result(decided)
+        return await self._reopened(decided, moderator_id, note, place)
 
     async def status(self, target: ConversationKey | str, *, is_moderator: bool) -> Result:
         """A conversation's state, for moderators."""

@@ -74,6 +74,12 @@ class Metrics:
             ["platform"],
             registry=r,
         )
+        self._reviews = Counter(
+            "quitbot_reviews",
+            "Moderators' decisions on the review queue (reopened, upheld)",
+            ["platform", "decision"],
+            registry=r,
+        )
         self._feedback = Counter(
             "quitbot_feedback",
             'Feedback given ("this was a mistake")',
@@ -146,6 +152,8 @@ class Metrics:
                     self._reopens.labels(platform).inc()
                 case "feedback":
                     self._feedback.labels(platform).inc()
+                case "review":
+                    self._reviews.labels(platform, str(detail.get("decision", ""))).inc()
 
     def model_call(self, first_token: float | None, total: float, usage: Usage) -> None:
         if first_token is not None:
