@@ -11,7 +11,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from bot import housekeeping, logs, operator
+from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, build_runtime
 from bot.ports import PlatformUnavailable
@@ -62,6 +62,22 @@ def _parser() -> argparse.ArgumentParser:
     export = ops.add_parser("export", help="conversations as JSON Lines, with messages and events")
     export.add_argument("ids", nargs="*", metavar="ID", help="default: all")
     housekeeping.add_commands(commands, ops, export)
+
+    db = commands.add_parser("db", help="database upkeep: migrate, move, back up")
+    db_ops = db.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    db_ops.add_parser("upgrade", help="apply pending migrations to QUITBOT_DATABASE_URL")
+    copy = db_ops.add_parser(
+        "copy", help="copy every conversation from one database to another (SQLite, PostgreSQL)"
+    )
+    copy.add_argument("--from", dest="source", required=True, metavar="URL")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL")
+    copy.add_argument(
+        "--replace", action="store_true", help="empty a target that holds conversations first"
+    )
+    backup = db_ops.add_parser(
+        "backup", help="consistent copy of a live SQLite database (PostgreSQL: prints pg_dump)"
+    )
+    backup.add_argument("path", help="the new file to write")
 
     discord = commands.add_parser("discord", help="Discord helpers")
     discord_ops = discord.add_subparsers(dest="operation", required=True, metavar="OPERATION")
@@ -124,6 +140,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await operator.doctor(settings)
     if args.command == "discord":
         return await operator.discord_invite_url(settings)
+    if args.command == "db":
+        return await dbops.command(args, settings)
     return await operator.conversations(args, settings)
 
 

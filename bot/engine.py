@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -92,14 +92,6 @@ def may_end(conversation: Conversation, user_id: str) -> bool:
     return conversation.user_id == user_id
 
 
-@dataclass(slots=True)
-class _KeyLock:
-    """One conversation's lock, and how many are holding or waiting for it; dropped at 0."""
-
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
-
-
 _LIMIT = Outcome(None, notices=(Notice(NoticeKind.LIMIT, LIMIT_TEXT),))
 
 
@@ -133,19 +125,10 @@ class Engine:
         self._clock = clock
         self.observer: Observer = observer or NoObserver()
         self.readiness = readiness or Readiness()
-        self._locks: dict[ConversationKey, _KeyLock] = {}
 
-    @asynccontextmanager
-    async def _serialised(self, key: ConversationKey) -> AsyncIterator[None]:
-        held = self._locks.setdefault(key, _KeyLock())
-        held.users += 1
-        try:
-            async with held.lock:
-                yield
-        finally:
-            held.users -= 1
-            if held.users == 0:
-                del self._locks[key]
+    def _serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        # The store holds the lock, so that it holds across every process on the database.
+        return self._store.serialised(key)
 
     async def handle(self, inbound: Inbound, reply: ReplyStream) -> Outcome:
         """Handle one message: a reply streamed into `reply`, notices in the outcome.

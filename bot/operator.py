@@ -151,7 +151,7 @@ async def doctor(settings: Settings) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
     results: list[tuple[bool, str]] = [(True, "settings: loaded")]
     async with build_runtime(settings) as runtime:
-        results.append((True, f"database: {settings.database_url} opens and is migrated"))
+        results.append((True, f"database: {settings.database.shown} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
         if settings.anthropic_api_key is None:
             results.append((False, "model API: ANTHROPIC_API_KEY is not set"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -266,6 +267,14 @@ class BlockedOutcome(StrEnum):
 
 class Store(Protocol):
     """Persistence of conversations, messages, audit events, processed events and feedback."""
+
+    def serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        """Hold the conversation at `key` against every other holder, in this process and in
+        every other process sharing the database, until the block exits.
+
+        A process that dies holding it (even by SIGKILL) lets it go at once.
+        """
+        ...
 
     async def current(self, key: ConversationKey) -> Conversation | None:
         """The newest conversation at `key`, if any."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     AliasChoices,
@@ -33,24 +34,42 @@ class DatabaseUrlError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class DatabaseTarget:
-    """A parsed QUITBOT_DATABASE_URL."""
+    """A parsed QUITBOT_DATABASE_URL (with the pool size, for PostgreSQL)."""
 
-    backend: Literal["sqlite"]
-    path: str  # a filesystem path, or ":memory:"
+    backend: Literal["sqlite", "postgresql"]
+    path: str = ""  # SQLite: a filesystem path, or ":memory:"
+    url: str = ""  # PostgreSQL: a libpq-style URL, as the driver takes it
+    pool_size: int = 10
+
+    @property
+    def shown(self) -> str:
+        """The target for logs and messages, without a password."""
+        if self.backend == "sqlite":
+            return f"sqlite:///{self.path}"
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+_POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+asyncpg"}
 
 
 def parse_database_url(url: str) -> DatabaseTarget:
-    """Parse SQLAlchemy-style URLs: `sqlite:///relative.db`, `sqlite:////abs/path.db`."""
+    """Parse SQLAlchemy-style URLs: `sqlite:///relative.db`, `sqlite:////abs/path.db`,
+    `postgresql://user:password@host:5432/dbname`."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise DatabaseUrlError(f"{url!r} is not a URL; use e.g. sqlite:///quitbot.db")
-    if scheme in {"postgresql", "postgres", "postgresql+asyncpg", "postgresql+psycopg"}:
-        raise DatabaseUrlError(
-            "PostgreSQL is not supported yet; use sqlite:///quitbot.db (relative) or "
-            "sqlite:////var/lib/quitbot/quitbot.db (absolute)"
-        )
+    if scheme in _POSTGRES_SCHEMES:
+        return _parse_postgres_url(rest)
     if scheme not in {"sqlite", "sqlite+aiosqlite"}:
-        raise DatabaseUrlError(f"unknown database scheme {scheme!r}; use sqlite:///quitbot.db")
+        raise DatabaseUrlError(
+            f"unknown database scheme {scheme!r}; use sqlite:///quitbot.db or "
+            "postgresql://user:password@host:5432/dbname"
+        )
     if not rest.startswith("/") or rest == "/":
         raise DatabaseUrlError(
             f"{url!r} has no file path; use sqlite:///quitbot.db or sqlite:////abs/path.db"
@@ -61,6 +80,25 @@ def parse_database_url(url: str) -> DatabaseTarget:
     if "?" in path:
         raise DatabaseUrlError(f"{url!r}: query options are not supported")
     return DatabaseTarget("sqlite", path)
+
+
+def _parse_postgres_url(rest: str) -> DatabaseTarget:
+    """Check what the driver would only find out when connecting; the URL may hold a password,
+    so no message repeats it."""
+    url = "postgresql://" + rest
+    example = "use postgresql://user:password@host:5432/dbname"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise DatabaseUrlError(f"the PostgreSQL URL has a bad host or port; {example}") from None
+    if parts.fragment:
+        raise DatabaseUrlError(f"the PostgreSQL URL has a '#' part; {example}")
+    if not parts.hostname and "host=" not in parts.query:
+        raise DatabaseUrlError(f"the PostgreSQL URL names no host; {example}")
+    if not parts.path.strip("/"):
+        raise DatabaseUrlError(f"the PostgreSQL URL names no database; {example}")
+    return DatabaseTarget("postgresql", url=url)
 
 
 # populate_by_name: tests and callers may write DiscordSettings(token=...) as well as the
@@ -173,6 +211,7 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(default=16_000, ge=100)
 
     database_url: str = "sqlite:///quitbot.db"
+    database_pool_size: int = Field(default=10, ge=1, le=1000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
     # 0 turns the HTTP health and metrics endpoints off; loopback unless told otherwise,
@@ -204,7 +243,7 @@ class Settings(BaseSettings):
 
     @property
     def database(self) -> DatabaseTarget:
-        return parse_database_url(self.database_url)
+        return replace(parse_database_url(self.database_url), pool_size=self.database_pool_size)
 
     def secrets(self) -> list[str]:
         """Every credential's value, for the log formatter to mask wherever one turns up."""
@@ -259,7 +298,8 @@ def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list
         name = _env_name(loc[0], prefix, cls)
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
-        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET"))
+        # A database URL may carry a password.
+        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL"))
         shown = "" if not loc or secret or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{name}: {message}{shown}")
     return lines

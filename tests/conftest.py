@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from bot.app import Runtime, build_runtime
 from bot.settings import DiscordSettings, Settings, SlackSettings
+from tests import postgres
 from tests.fakes.anthropic import FakeAnthropic, fake_anthropic
 
 __all__ = ["fake_anthropic"]
@@ -39,3 +40,30 @@ def settings(tmp_path: Path, fake_anthropic: FakeAnthropic) -> Settings:
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     async with build_runtime(settings) as built:
         yield built
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """One throw-away PostgreSQL database for the whole run, dropped at its end."""
+    if not postgres.enabled():
+        pytest.skip("QUITBOT_TEST_POSTGRES=0: PostgreSQL tests skipped on request")
+    url = str(postgres.run(postgres.create_database()))
+    try:
+        yield url
+    finally:
+        postgres.run(postgres.drop_database(url))
+
+
+@pytest.fixture
+def postgres_url(postgres_database: str) -> str:
+    """The run's PostgreSQL database, emptied for this test."""
+    postgres.run(postgres.empty(postgres_database))
+    return postgres_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each backend, as a QUITBOT_DATABASE_URL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'quitbot.db'}"
+    return str(request.getfixturevalue("postgres_url"))

@@ -12,7 +12,8 @@ from typing import Any
 from bot.conversation import Actor, AuditEvent, ConversationKey, LadderState
 from bot.ports import NewMessage
 from bot.progress import Progress
-from bot.store.sqlite import SqliteStore
+from bot.settings import parse_database_url
+from bot.store import open_store
 from tests.fakes.anthropic import FakeAnthropic, text, tool
 from tests.processes import clean_env, quitbot
 
@@ -34,23 +35,26 @@ async def ended_by_model(tmp_path: Path, fake: FakeAnthropic, env: dict[str, str
     return str(listed["id"])
 
 
-async def give_feedback(tmp_path: Path, conversation_id: str, words: str) -> None:
+async def give_feedback(env: dict[str, str], conversation_id: str, words: str) -> None:
     """What the platforms' "This was a mistake" button stores (the console has none)."""
-    async with await SqliteStore.open(str(tmp_path / "cli.db")) as store:
+    store = await open_store(parse_database_url(env["QUITBOT_DATABASE_URL"]))
+    try:
         at = datetime.now(UTC)
         event = AuditEvent("feedback", at, Actor.USER, {"user_id": "console-user", "text": words})
         await store.add_feedback(conversation_id, "console-user", words, at, [event])
+    finally:
+        await store.close()
 
 
 async def test_review_queue_from_the_command_line(
-    tmp_path: Path, fake_anthropic: FakeAnthropic
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database_url: str
 ) -> None:
-    env = clean_env(tmp_path, fake_anthropic)
+    env = clean_env(tmp_path, fake_anthropic, QUITBOT_DATABASE_URL=database_url)
     conversation_id = await ended_by_model(tmp_path, fake_anthropic, env)
     code, out, _ = await quitbot(tmp_path, env, "review", "list")
     assert code == 0 and out.strip() == "Nothing to review."
 
-    await give_feedback(tmp_path, conversation_id, "I was joking, this was a mistake")
+    await give_feedback(env, conversation_id, "I was joking, this was a mistake")
     code, out, err = await quitbot(tmp_path, env, "review", "list", "--json")
     assert code == 0, err
     [item] = json.loads(out)
@@ -69,7 +73,7 @@ async def test_review_queue_from_the_command_line(
     code, out, _ = await quitbot(tmp_path, env, "review", "list", "--json")
     assert json.loads(out) == []
 
-    await give_feedback(tmp_path, conversation_id, "please look again")
+    await give_feedback(env, conversation_id, "please look again")
     code, out, err = await quitbot(
         tmp_path, env, "review", "resolve", conversation_id, "--reopen", "--note", "on reflection"
     )
@@ -113,11 +117,11 @@ async def test_markdown_transcript_has_the_audit_events_in_place(
 
 
 async def test_a_persons_data_exported_then_forgotten(
-    tmp_path: Path, fake_anthropic: FakeAnthropic
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database_url: str
 ) -> None:
-    env = clean_env(tmp_path, fake_anthropic)
+    env = clean_env(tmp_path, fake_anthropic, QUITBOT_DATABASE_URL=database_url)
     conversation_id = await ended_by_model(tmp_path, fake_anthropic, env)
-    await give_feedback(tmp_path, conversation_id, "mistake!")
+    await give_feedback(env, conversation_id, "mistake!")
 
     code, out, err = await quitbot(tmp_path, env, "users", "export", PERSON)
     assert code == 0, err
@@ -147,9 +151,10 @@ async def test_a_persons_data_exported_then_forgotten(
     assert code == 1 and "PLATFORM:USER_ID" in err
 
 
-async def test_purge_removes_old_text_on_demand(tmp_path: Path) -> None:
+async def test_purge_removes_old_text_on_demand(tmp_path: Path, database_url: str) -> None:
     long_ago = datetime.now(UTC) - timedelta(days=40)
-    async with await SqliteStore.open(str(tmp_path / "cli.db")) as store:
+    store = await open_store(parse_database_url(database_url))
+    try:
         conversation = await store.create(ConversationKey("discord", "t"), "alice", long_ago)
         api: list[dict[str, Any]] = [{"role": "user", "content": "old secret"}]
         await store.commit_turn(
@@ -158,7 +163,9 @@ async def test_purge_removes_old_text_on_demand(tmp_path: Path) -> None:
             long_ago,
             [NewMessage("user", "old secret", api, long_ago, user_id="alice")],
         )
-    env = clean_env(tmp_path, None)
+    finally:
+        await store.close()
+    env = clean_env(tmp_path, None, QUITBOT_DATABASE_URL=database_url)
     code, _, err = await quitbot(tmp_path, env, "conversations", "purge")
     assert code == 2 and "QUITBOT_RETENTION_DAYS" in err
     env["QUITBOT_RETENTION_DAYS"] = "30"

@@ -1,4 +1,4 @@
-"""Persistence behind `bot.ports.Store`; SQLite is the default (and, for now, only) backend."""
+"""Persistence behind `bot.ports.Store`: SQLite by default, PostgreSQL for several processes."""
 
 from __future__ import annotations
 
@@ -18,4 +18,13 @@ async def open_store(target: DatabaseTarget) -> Store:
     """
     if target.backend == "sqlite":
         return await SqliteStore.open(target.path)
+    if target.backend == "postgresql":
+        try:
+            # Imported here: only PostgreSQL deployments install (and pay to import) it.
+            from bot.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(
+                "PostgreSQL needs the asyncpg driver: pip install 'quitbot[postgres]'"
+            ) from exc
+        return await PostgresStore.open(target.url, pool_size=target.pool_size)
     raise StoreError(f"unsupported database backend {target.backend!r}")

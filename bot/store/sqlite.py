@@ -11,6 +11,7 @@ import secrets
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -29,6 +30,7 @@ from bot.conversation import (
     StoredMessage,
 )
 from bot.ports import EVENT_TEXT_KEYS, BlockedOutcome, NewMessage, PersonRecord, Purged
+from bot.store.locks import FileLocks, KeyedLocks
 from bot.store.migrations import MIGRATIONS, Migration, migrate
 
 log = logging.getLogger(__name__)
@@ -172,10 +174,20 @@ class SqliteStore:
 
     Build it with `await SqliteStore.open(path)`; `close()` lets every operation already
     asked for finish, then closes the connection and ends the thread.
+
+    Per-conversation serialisation (`serialised`) is an asyncio lock in this process and a
+    byte-range lock on `<database>.lock` for the other processes on this host.
     """
 
-    def __init__(self, db: sqlite3.Connection, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        file_locks: FileLocks | None = None,
+    ) -> None:
         self._db = db
+        self._file_locks = file_locks
+        self._locks = KeyedLocks(file_locks)
         self._executor = executor  # one thread: the only user of `_db`
         self._loop = asyncio.get_running_loop()
         self._queue: list[_Op] = []  # asked for, not yet sent to the thread
@@ -185,8 +197,13 @@ class SqliteStore:
     @classmethod
     async def open(cls, path: str, *, migrations: Sequence[Migration] = MIGRATIONS) -> SqliteStore:
         """Open (creating it owner-only if new) and migrate the database at `path`."""
-        if path != ":memory:":
+        file_locks = None
+        if path != ":memory:":  # no other process can open an in-memory database
             _create_private(Path(path))
+            try:
+                file_locks = FileLocks.open(Path(path + ".lock"))
+            except OSError as exc:
+                raise StoreError(f"cannot open the lock file {path}.lock: {exc.strerror}") from exc
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quitbot-sqlite")
         # submit + wrap_future is run_in_executor keeping hold of the thread's future, so a
         # failed or cancelled open can close whatever the thread opened.
@@ -197,8 +214,14 @@ class SqliteStore:
             executor.shutdown(wait=True)  # lets a connect already under way finish
             if not connecting.cancelled() and connecting.exception() is None:
                 connecting.result().close()
+            if file_locks is not None:
+                file_locks.close()
             raise
-        return cls(db, executor)
+        return cls(db, executor, file_locks)
+
+    def serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        """Hold `key`'s conversation against every other turn, in any process on this host."""
+        return self._locks.hold(key)
 
     async def close(self) -> None:
         """Close the connection on its thread, after every operation already asked for."""
@@ -208,6 +231,8 @@ class SqliteStore:
                 self._dispatch()  # idle: close at once
         await asyncio.shield(self._closing)  # cancelled or not, the connection gets closed
         self._executor.shutdown(wait=True)  # the thread has nothing left to do: join it
+        if self._file_locks is not None:
+            self._file_locks.close()
 
     async def __aenter__(self) -> SqliteStore:
         return self

@@ -90,14 +90,14 @@ async def test_bad_settings_exit_2_with_one_line_each(tmp_path: Path) -> None:
         tmp_path,
         None,
         QUITBOT_REDIRECTS_BEFORE_WARNING="many",
-        QUITBOT_DATABASE_URL="postgresql://db/quitbot",
+        QUITBOT_DATABASE_URL="postgresql://db",
         QUITBOT_SLACK_MODE="carrier-pigeon",
     )
     code, _out, err = await quitbot(tmp_path, env, "conversations", "list")
     assert code == 2
     assert "Traceback" not in err
     assert "QUITBOT_REDIRECTS_BEFORE_WARNING: Input should be a valid integer" in err
-    assert "QUITBOT_DATABASE_URL: PostgreSQL is not supported yet" in err
+    assert "QUITBOT_DATABASE_URL: the PostgreSQL URL names no database" in err
     assert "QUITBOT_SLACK_MODE: Input should be 'socket' or 'http'" in err
 
 

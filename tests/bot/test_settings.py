@@ -95,9 +95,46 @@ def test_database_urls(url: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://quitbot:s3cret@db.internal:5432/quitbot",
+        "postgres://db/quitbot",
+        "postgresql+asyncpg://db/quitbot?sslmode=require",
+        "postgresql:///quitbot?host=/var/run/postgresql",
+    ],
+)
+def test_postgres_urls_select_postgres(url: str) -> None:
+    target = parse_database_url(url)
+    assert target.backend == "postgresql"
+    assert target.url.startswith("postgresql://")
+    assert "s3cret" not in target.shown
+
+
+def test_pool_size_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUITBOT_DATABASE_URL", "postgresql://db/quitbot")
+    monkeypatch.setenv("QUITBOT_DATABASE_POOL_SIZE", "25")
+    assert load_settings(None).database.pool_size == 25
+    monkeypatch.setenv("QUITBOT_DATABASE_POOL_SIZE", "0")
+    with pytest.raises(SettingsError, match="QUITBOT_DATABASE_POOL_SIZE"):
+        load_settings(None)
+
+
+def test_a_bad_database_url_is_not_repeated_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUITBOT_DATABASE_URL", "postgresql://quitbot:s3cret@db:port/quitbot")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None)
+    assert caught.value.lines == [
+        "QUITBOT_DATABASE_URL: the PostgreSQL URL has a bad host or port; "
+        "use postgresql://user:password@host:5432/dbname"
+    ]
+
+
+@pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://localhost/quitbot", "not supported yet"),
+        ("postgresql://localhost", "names no database"),
+        ("postgresql:///quitbot", "names no host"),
+        ("postgresql://db:port/quitbot", "bad host or port"),
         ("quitbot.db", "not a URL"),
         ("sqlite://", "no file path"),
         ("sqlite:///", "no file path"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,9 @@ ENDED = LadderState(redirects=3, warned=True, ended=True, ended_by=Actor.MODEL)
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Any]:
-    opened = await open_store(parse_database_url(f"sqlite:///{tmp_path / 'data' / 'quitbot.db'}"))
+async def store(database_url: str) -> AsyncIterator[Any]:
+    """An empty store of each backend (SQLite, PostgreSQL)."""
+    opened = await open_store(parse_database_url(database_url))
     try:
         yield opened
     finally:

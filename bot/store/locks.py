@@ -1,0 +1,248 @@
+"""One turn at a time per conversation, in this process and across processes.
+
+Every store serialises in two steps: an in-process `asyncio.Lock` per conversation key (the
+fast path, and what keeps a second coroutine of this process off the shared lock), then a
+lock that other processes see: an advisory lock in PostgreSQL, a byte-range lock on a file
+next to a SQLite database. Both kinds are dropped by the server or the kernel when the
+process holding them dies, so a SIGKILLed process leaves no conversation locked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import struct
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from bot.conversation import ConversationKey
+
+log = logging.getLogger(__name__)
+
+
+def lock_number(key: ConversationKey) -> int:
+    """A stable signed 64-bit number for `key`, the same in every process and version.
+
+    A collision only makes two conversations wait for each other now and then.
+    """
+    digest = hashlib.blake2b(
+        f"{key.platform}\x00{key.place}".encode(), digest_size=8, person=b"quitbot-lock"
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class SharedLock(Protocol):
+    """A lock on a number that other processes see."""
+
+    async def acquire(self, number: int) -> None: ...
+
+    async def release(self, number: int) -> None: ...
+
+
+@dataclass(slots=True)
+class _KeyLock:
+    """One key's lock, and how many are holding or waiting for it; dropped at 0."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class KeyedLocks:
+    """Per-conversation serialisation: in-process first, then `shared` across processes.
+
+    Only one coroutine per key of this process ever waits on the shared lock, so what it
+    costs is paid once per turn, never per waiter.
+    """
+
+    def __init__(self, shared: SharedLock | None = None) -> None:
+        self._held: dict[ConversationKey, _KeyLock] = {}
+        self._shared = shared
+
+    def __len__(self) -> int:
+        """Keys held or waited for now (0 when idle: nothing stays behind)."""
+        return len(self._held)
+
+    @asynccontextmanager
+    async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = _KeyLock()
+        held.users += 1
+        try:
+            await held.lock.acquire()
+        except BaseException:
+            self._leave(key, held)
+            raise
+        if self._shared is None:  # in-process only (an in-memory database)
+            try:
+                yield
+            finally:
+                self._leave(key, held, locked=True)
+            return
+        number = lock_number(key)
+        acquiring = asyncio.ensure_future(self._shared.acquire(number))
+        try:
+            await asyncio.shield(acquiring)
+        except asyncio.CancelledError:
+            # The shared lock may be granted a moment later. Until that is undone, this
+            # process keeps the key: another holder here would share the grant (one open
+            # file, one session) and lose it to the undo.
+            self._undo_later(key, held, number, acquiring)
+            raise
+        except BaseException:
+            self._leave(key, held, locked=True)
+            raise
+        try:
+            yield
+        finally:
+            try:
+                # Shielded: a turn cancelled by shutdown must still let the others go.
+                await asyncio.shield(self._shared.release(number))
+            finally:
+                self._leave(key, held, locked=True)
+
+    def _leave(self, key: ConversationKey, held: _KeyLock, *, locked: bool = False) -> None:
+        if locked:
+            held.lock.release()
+        held.users -= 1
+        if held.users == 0:
+            del self._held[key]
+
+    def _undo_later(
+        self, key: ConversationKey, held: _KeyLock, number: int, acquiring: asyncio.Future[None]
+    ) -> None:
+        shared = self._shared
+        assert shared is not None
+
+        async def undo() -> None:
+            try:
+                await acquiring
+                await shared.release(number)
+            except Exception:
+                log.exception("could not give back a conversation lock after a cancel")
+            finally:
+                self._leave(key, held, locked=True)
+
+        task = asyncio.ensure_future(undo())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+
+# Undo tasks, kept referenced until done (the loop holds tasks only weakly).
+_background: set[asyncio.Task[None]] = set()
+
+
+# --- between processes on one host: byte-range locks on a file ------------------------------
+
+# Open-file-description locks (Linux): owned by the open file, not the process, so two
+# stores in one process exclude each other like two processes do, and no deadlock detection
+# reports false cycles between unrelated conversations. Elsewhere, POSIX record locks.
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
+_OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
+_BUSY = {errno.EAGAIN, errno.EACCES}
+
+
+def _ofd_request(kind: int, offset: int) -> bytes:
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid (must be 0 for OFD locks).
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, offset, 1, 0)
+
+
+class FileLocks:
+    """`SharedLock` for processes on one host: one byte of a lock file per number.
+
+    The kernel drops the locks of a process that dies. A lock that is free costs one system
+    call; a busy one is waited for on a thread of its own (daemon, so a wait that never ends
+    cannot keep the process from exiting).
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    @classmethod
+    def open(cls, path: Path) -> FileLocks:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        return cls(fd)
+
+    def close(self) -> None:
+        """Close the lock file, dropping every lock still held through it."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    async def acquire(self, number: int) -> None:
+        offset = number & (2**62 - 1)  # non-negative, and far from off_t's end
+        if self._try(offset):
+            return
+        await _in_daemon_thread(lambda: self._wait(offset))
+
+    async def release(self, number: int) -> None:
+        offset = number & (2**62 - 1)
+        if self._fd < 0:
+            return  # closed: the lock went with the file
+        if _OFD_SETLK is not None:
+            fcntl.fcntl(self._fd, _OFD_SETLK, _ofd_request(fcntl.F_UNLCK, offset))
+        else:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+
+    def _try(self, offset: int) -> bool:
+        try:
+            if _OFD_SETLK is not None:
+                fcntl.fcntl(self._fd, _OFD_SETLK, _ofd_request(fcntl.F_WRLCK, offset))
+            else:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+        except OSError as exc:
+            if exc.errno in _BUSY:
+                return False
+            raise
+        return True
+
+    def _wait(self, offset: int) -> None:
+        if _OFD_SETLKW is not None:
+            fcntl.fcntl(self._fd, _OFD_SETLKW, _ofd_request(fcntl.F_WRLCK, offset))
+            return
+        while True:
+            try:
+                fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, offset)
+                return
+            except OSError as exc:
+                # POSIX locks belong to the process, so the kernel may see a cycle that
+                # is not one (our other coroutines hold other conversations): wait again.
+                if exc.errno != errno.EDEADLK:
+                    raise
+
+
+async def _in_daemon_thread(wait: Callable[[], None]) -> None:
+    """Run a blocking `wait` on a daemon thread; if our caller is cancelled first, the lock
+    it then gets is given back (`KeyedLocks.hold` shields this)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.cancelled():
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            wait()
+        except BaseException as exc:
+            error = exc
+        # A closed loop raises RuntimeError: the process is ending, and so is its need.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name="quitbot-lock-wait", daemon=True).start()
+    await done

@@ -1,0 +1,826 @@
+"""The store for several processes: PostgreSQL through asyncpg, with a pool of connections.
+
+Behaviour is SQLite's (bot/store/sqlite.py), statement for statement where the dialects
+allow; the store contract tests run against both. What differs is underneath: no group
+commit (the pool runs operations side by side and the server commits them together), and
+row locks, `ON CONFLICT` and advisory locks make every guarantee hold across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from bot.conversation import (
+    Actor,
+    AuditEvent,
+    Conversation,
+    ConversationKey,
+    EndReason,
+    Inbound,
+    LadderState,
+    StoredMessage,
+)
+from bot.ports import EVENT_TEXT_KEYS, BlockedOutcome, NewMessage, PersonRecord, Purged
+from bot.store.locks import KeyedLocks
+from bot.store.migrations import Migration
+from bot.store.postgres_migrations import MIGRATIONS, migrate
+from bot.store.sqlite import StoreError, UnknownConversation, new_conversation_id
+
+log = logging.getLogger(__name__)
+
+_CONVERSATION_COLUMNS = (
+    "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
+    "created_at, updated_at, ended_at, branched_from, end_proposed"
+)
+_MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
+
+_CURRENT = (
+    f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+    "WHERE platform = $1 AND place = $2 ORDER BY n DESC LIMIT 1"
+)
+_GET = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
+_EXISTS = "SELECT 1 FROM conversations WHERE id = $1"
+_RECENT = (
+    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2"
+)
+_ALL_MESSAGES = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq"
+_EVENTS = "SELECT kind, at, actor, detail FROM events WHERE conversation_id = $1 ORDER BY n"
+_FEEDBACK = "SELECT user_id, text, at FROM feedback WHERE conversation_id = $1 ORDER BY n"
+_ENDED_COUNT = (
+    "SELECT COUNT(*) FROM conversations WHERE platform = $1 AND user_id = $2 "
+    "AND ended_at >= $3 AND ended AND ended_reason IS DISTINCT FROM $4"
+)
+_INSERT_CONVERSATION = (
+    "INSERT INTO conversations "
+    "(id, platform, place, user_id, created_at, updated_at, branched_from) "
+    "VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (id) DO NOTHING "
+    f"RETURNING {_CONVERSATION_COLUMNS}"
+)
+# A concurrent claim of the same event waits for ours to commit, then inserts nothing: of
+# two processes handed one platform event, exactly one goes on.
+_CLAIM = (
+    "INSERT INTO processed_events (platform, event_id, at) "
+    "SELECT $1::text, $2::text, $3::timestamptz "
+    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+_RECEIVE = (
+    "INSERT INTO processed_events (platform, event_id, at) VALUES ($1, $2, $3) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+_INBOX = (
+    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+# A received event is handled by whoever takes its inbox row: the delete decides (a second
+# process deleting the same row waits for the first to commit, then finds nothing).
+_TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2 RETURNING 1"
+_PENDING = "SELECT platform, event_id, place, user_id, text, message_id FROM inbox ORDER BY n"
+_CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
+_FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
+_TOUCH = "UPDATE conversations SET updated_at = $1 WHERE id = $2"
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
+    "platform_message_id, in_context) "
+    "SELECT $1::text, COALESCE(MAX(seq), 0) + 1, $2::text, $3::text, $4::text, "
+    "$5::timestamptz, $6::text, $7::text, $8::boolean "
+    "FROM messages WHERE conversation_id = $1"
+)
+_INSERT_MESSAGE_RETURNING_SEQ = _INSERT_MESSAGE + " RETURNING seq"
+_INSERT_EVENT = (
+    "INSERT INTO events (conversation_id, kind, at, actor, detail) VALUES ($1, $2, $3, $4, $5)"
+)
+_INSERT_FEEDBACK_IF_EXISTS = (
+    "INSERT INTO feedback (conversation_id, user_id, text, at) "
+    "SELECT $1::text, $2::text, $3::text, $4::timestamptz "
+    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $1) RETURNING 1"
+)
+_UPDATE_LADDER = (
+    "UPDATE conversations SET redirects = $1, warned = $2, crisis = $3, ended = $4, "
+    "ended_by = $5, ended_reason = $6, updated_at = $7, "
+    "ended_at = CASE WHEN NOT $4 THEN NULL WHEN ended THEN ended_at ELSE $7 END, "
+    f"end_proposed = $9 WHERE id = $8 RETURNING {_CONVERSATION_COLUMNS}"
+)
+_EXCLUDE = (
+    "UPDATE messages SET in_context = false WHERE conversation_id = $1 AND seq = $2 RETURNING 1"
+)
+# ON CONFLICT DO UPDATE locks the row and re-checks the WHERE on its newest version, so two
+# processes' blocked messages from one person cannot both notify within `quiet`.
+# A NULL $4 means "quiet forever" (an interval beyond the calendar).
+_NOTIFY_UNLESS_QUIET = (
+    "INSERT INTO blocked_notices (conversation_id, user_id, at) VALUES ($1, $2, $3) "
+    "ON CONFLICT (conversation_id, user_id) DO UPDATE SET at = excluded.at "
+    "WHERE $4::timestamptz IS NOT NULL AND blocked_notices.at <= $4 RETURNING 1"
+)
+
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+)
+
+_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+_LOCK = "SELECT pg_advisory_lock($1)"
+_UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+
+class PostgresStore:
+    """`bot.ports.Store` on PostgreSQL, for one or many processes on one database.
+
+    Each call takes a pooled connection for one transaction (READ COMMITTED), so calls run
+    side by side up to the pool's size. Build it with `await PostgresStore.open(url)`;
+    `close()` waits for calls under way, then closes the pool.
+
+    `serialised` holds a conversation with a session-level advisory lock: on one shared
+    connection when it is free (one round trip), on a connection of its own when another
+    process holds it (the wait must block on the server). A process that dies loses its
+    connections, and the server lets its locks go.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, url: str, pool_size: int) -> None:
+        self._pool = pool
+        self._advisory = _AdvisoryLocks(url, pool_size)
+        self._locks = KeyedLocks(self._advisory)
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls, url: str, *, pool_size: int = 10, migrations: Sequence[Migration] = MIGRATIONS
+    ) -> PostgresStore:
+        """Connect, migrate (once, whoever else starts at the same time) and pool."""
+        try:
+            first = await asyncpg.connect(url)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
+        try:
+            await migrate(first, migrations)
+        finally:
+            await first.close()
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreError(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
+        return cls(pool, url, pool_size)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._advisory.close()
+        await self._pool.close()
+
+    async def __aenter__(self) -> PostgresStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
+        """Hold `key`'s conversation against every other turn, in any process."""
+        return self._locks.hold(key)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        async with self._pool.acquire() as db:
+            yield db
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._connection() as db, db.transaction():
+            yield db
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def current(self, key: ConversationKey) -> Conversation | None:
+        """The newest conversation at `key`, if any."""
+        async with self._connection() as db:
+            row = await db.fetchrow(_CURRENT, key.platform, key.place)
+        return None if row is None else _conversation(row)
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        async with self._connection() as db:
+            row = await db.fetchrow(_GET, conversation_id)
+        return None if row is None else _conversation(row)
+
+    async def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
+        """The newest `limit` messages, oldest first."""
+        if limit <= 0:
+            return []
+        async with self._connection() as db:
+            rows = await db.fetch(_RECENT, conversation_id, limit)
+        rows.reverse()
+        return _messages(rows)
+
+    async def messages(self, conversation_id: str) -> list[StoredMessage]:
+        async with self._connection() as db:
+            return _messages(await db.fetch(_ALL_MESSAGES, conversation_id))
+
+    async def events(self, conversation_id: str) -> list[AuditEvent]:
+        async with self._connection() as db:
+            rows = await db.fetch(_EVENTS, conversation_id)
+        details = _json_list([row[3] for row in rows])
+        return [
+            AuditEvent(row[0], _utc(row[1]), _ACTORS[row[2]], detail)
+            for row, detail in zip(rows, details, strict=True)
+        ]
+
+    async def list_conversations(
+        self, *, state: str | None = None, platform: str | None = None, limit: int = 100
+    ) -> list[Conversation]:
+        """Newest first, optionally only `state` ("active" | "ended") or one platform."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if state is not None:
+            if state not in {"active", "ended"}:
+                raise ValueError(f"state must be 'active' or 'ended', not {state!r}")
+            params.append(state == "ended")
+            clauses.append(f"ended = ${len(params)}")
+        if platform is not None:
+            params.append(platform)
+            clauses.append(f"platform = ${len(params)}")
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        params.append(limit)
+        sql = (
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} "
+            f"ORDER BY n DESC LIMIT ${len(params)}"
+        )
+        async with self._connection() as db:
+            return [_conversation(row) for row in await db.fetch(sql, *params)]
+
+    async def ended_count(self, platform: str, user_id: str, since: datetime) -> int:
+        """How many of the user's conversations were ended (not at their request) since then."""
+        async with self._connection() as db:
+            count = await db.fetchval(
+                _ENDED_COUNT, platform, user_id, _aware(since), EndReason.USER_REQUESTED.value
+            )
+        return int(count)
+
+    async def feedback(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
+        """(user_id, text, at) of each feedback row, oldest first."""
+        async with self._connection() as db:
+            rows = await db.fetch(_FEEDBACK, conversation_id)
+        return [(row[0], row[1], _utc(row[2])) for row in rows]
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def create(
+        self,
+        key: ConversationKey,
+        user_id: str,
+        at: datetime,
+        *,
+        branched_from: str | None = None,
+        history: Sequence[NewMessage] = (),
+        events: Sequence[AuditEvent] = (),
+    ) -> Conversation:
+        stamp = _aware(at)
+        message_rows = _message_rows(history)
+        event_rows = _event_rows(events)
+        async with self._transaction() as db:
+            while True:  # until the random id is new
+                conversation_id = new_conversation_id()
+                row = await db.fetchrow(
+                    _INSERT_CONVERSATION,
+                    conversation_id,
+                    key.platform,
+                    key.place,
+                    user_id,
+                    stamp,
+                    branched_from,
+                )
+                if row is not None:
+                    break
+            await _insert_messages(db, conversation_id, message_rows)
+            await _insert_events(db, conversation_id, event_rows)
+        return _conversation(row)
+
+    async def begin_turn(
+        self, conversation_id: str, inbound: Inbound, message: NewMessage
+    ) -> StoredMessage | None:
+        """Claim the inbound event and store the user's message in one transaction.
+
+        Returns None, storing nothing, if the platform event was handled before.
+        """
+        claim = _claim_params(conversation_id, inbound, message.at)
+        values = _message_values(message)
+        async with self._transaction() as db:
+            if await db.fetchval(_CLAIM, *claim) is None and not await _take_received(db, claim):
+                await _unclaimed(db, claim)
+                return None
+            await db.execute(_TOUCH, claim[2], conversation_id)
+            seq = await db.fetchval(_INSERT_MESSAGE_RETURNING_SEQ, conversation_id, *values)
+        return _stored(seq, message)
+
+    async def receive(self, inbound: Inbound, at: datetime) -> bool:
+        """Claim a just-delivered event and keep its message until a turn takes it.
+
+        False (storing nothing) if the event was received or handled before, here or by
+        any other process.
+        """
+        platform, event_id, stamp, _ = _claim_params("", inbound, at)
+        async with self._transaction() as db:
+            if await db.fetchval(_RECEIVE, platform, event_id, stamp) is None:
+                return False
+            await db.execute(
+                _INBOX,
+                platform,
+                event_id,
+                inbound.key.place,
+                inbound.user_id,
+                _text(inbound.text),
+                inbound.message_id,
+                stamp,
+            )
+        return True
+
+    async def settle(self, inbound: Inbound) -> None:
+        """Forget a received message that will not be stored (the limit stopped it)."""
+        async with self._connection() as db:
+            await db.execute(_TAKE_RECEIVED, inbound.key.platform, inbound.event_id)
+
+    async def pending(self) -> list[Inbound]:
+        """Messages received but not handled (a process stopped first), oldest first."""
+        async with self._connection() as db:
+            rows = await db.fetch(_PENDING)
+        return [
+            Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id)
+            for platform, event_id, place, user_id, text, message_id in rows
+        ]
+
+    async def commit_turn(
+        self,
+        conversation_id: str,
+        ladder: LadderState,
+        at: datetime,
+        messages: Sequence[NewMessage] = (),
+        events: Sequence[AuditEvent] = (),
+        exclude_seq: int | None = None,
+    ) -> Conversation:
+        """Store the turn's messages, the new ladder state and its events in one transaction.
+
+        `exclude_seq` marks that earlier message as out of context (a refused turn). Ending
+        stamps `ended_at`; reopening clears it.
+        """
+        update = (
+            ladder.redirects,
+            ladder.warned,
+            ladder.crisis,
+            ladder.ended,
+            None if ladder.ended_by is None else ladder.ended_by.value,
+            None if ladder.ended_reason is None else ladder.ended_reason.value,
+            _aware(at),
+            conversation_id,
+            ladder.end_proposed,
+        )
+        message_rows = _message_rows(messages)
+        event_rows = _event_rows(events)
+        async with self._transaction() as db:
+            row = await db.fetchrow(_UPDATE_LADDER, *update)
+            if row is None:
+                raise UnknownConversation(conversation_id)
+            await _insert_messages(db, conversation_id, message_rows)
+            await _insert_events(db, conversation_id, event_rows)
+            if (
+                exclude_seq is not None
+                and await db.fetchval(_EXCLUDE, conversation_id, exclude_seq) is None
+            ):
+                raise LookupError(f"conversation {conversation_id} has no message {exclude_seq}")
+        return _conversation(row)
+
+    async def record_blocked(
+        self, conversation_id: str, inbound: Inbound, at: datetime, quiet: timedelta
+    ) -> BlockedOutcome:
+        """Claim a message sent to an ended conversation; decide whether to notify its poster.
+
+        Notify on the first such message from a person since the end, then at most once per
+        `quiet` per person.
+        """
+        claim = _claim_params(conversation_id, inbound, at)
+        until = _quiet_until(claim[2], quiet)
+        async with self._transaction() as db:
+            if await db.fetchval(_CLAIM, *claim) is None and not await _take_received(db, claim):
+                await _unclaimed(db, claim)
+                return BlockedOutcome.DUPLICATE
+            notified = await db.fetchval(
+                _NOTIFY_UNLESS_QUIET, conversation_id, inbound.user_id, claim[2], until
+            )
+        return BlockedOutcome.QUIET if notified is None else BlockedOutcome.NOTIFY
+
+    async def add_events(self, conversation_id: str, events: Sequence[AuditEvent]) -> None:
+        event_rows = _event_rows(events)
+        async with self._transaction() as db:
+            # FOR KEY SHARE: the conversation cannot vanish before the inserts below.
+            if await db.fetchval(_EXISTS + " FOR KEY SHARE", conversation_id) is None:
+                raise UnknownConversation(conversation_id)
+            await _insert_events(db, conversation_id, event_rows)
+
+    async def add_feedback(
+        self,
+        conversation_id: str,
+        user_id: str,
+        text: str,
+        at: datetime,
+        events: Sequence[AuditEvent] = (),
+    ) -> None:
+        """Keep what a user said about a conversation, and its audit events, in one write."""
+        params = (conversation_id, user_id, _text(text), _aware(at))
+        event_rows = _event_rows(events)
+        async with self._transaction() as db:
+            if await db.fetchval(_INSERT_FEEDBACK_IF_EXISTS, *params) is None:
+                raise UnknownConversation(conversation_id)
+            await _insert_events(db, conversation_id, event_rows)
+
+    async def forget_events_before(self, before: datetime) -> int:
+        """Drop processed platform event ids older than `before` (see bot.ports.Store)."""
+        async with self._connection() as db:
+            status = await db.execute(_FORGET_EVENTS, _aware(before))
+        return int(status.rsplit(" ", 1)[-1])
+
+    # --- retention, privacy, review ---------------------------------------------------------
+
+    async def purge_text(self, before: datetime) -> Purged:
+        """Empty message, feedback and audit text older than `before` (see bot.ports.Store)."""
+        stamp = _aware(before)
+        async with self._transaction() as db:
+            messages = _count(await db.execute(_PURGE_MESSAGES, stamp))
+            feedback = _count(await db.execute(_PURGE_FEEDBACK, stamp))
+            events = await _strip_event_text(db, await db.fetch(_EVENTS_WITH_TEXT_BEFORE, stamp))
+            pending = _count(await db.execute(_PURGE_INBOX, stamp))
+        return Purged(messages, feedback, events, pending)
+
+    async def forget_user(self, platform: str, user_id: str, event: AuditEvent) -> Purged:
+        """Delete what one person wrote on `platform` (see bot.ports.Store)."""
+        event_rows = _event_rows([event])
+        async with self._transaction() as db:
+            touched = sorted(row[0] for row in await db.fetch(_TOUCHED, platform, user_id))
+            own = {row[0] for row in await db.fetch(_OWN, platform, user_id)}
+            replies = _count(await db.execute(_FORGET_REPLIES, platform, user_id))
+            messages = _count(await db.execute(_FORGET_MESSAGES, platform, user_id))
+            feedback = _count(await db.execute(_FORGET_FEEDBACK, platform, user_id))
+            pending = _count(await db.execute(_FORGET_INBOX, platform, user_id))
+            await db.execute(_FORGET_NOTICES, platform, user_id)
+            rows = await db.fetch(_EVENTS_WITH_TEXT_ON_PLATFORM, platform)
+            # In their own conversations every note and explanation may quote them;
+            # elsewhere, the feedback they gave.
+            about_them = [
+                row
+                for row in rows
+                if row["conversation_id"] in own
+                or json.loads(row["detail"]).get("user_id") == user_id
+            ]
+            events = await _strip_event_text(db, about_them)
+            for conversation_id in touched:
+                await _insert_events(db, conversation_id, event_rows)
+        return Purged(replies + messages, feedback, events, pending)
+
+    async def person(self, platform: str, user_id: str) -> PersonRecord:
+        """Everything kept that names this person."""
+        async with self._connection() as db:
+            conversations = await db.fetch(_PERSON_CONVERSATIONS, platform, user_id)
+            messages = await db.fetch(_PERSON_MESSAGES, platform, user_id)
+            feedback = await db.fetch(_PERSON_FEEDBACK, platform, user_id)
+        stored = _messages([tuple(row)[1:] for row in messages])
+        return PersonRecord(
+            [_conversation(row) for row in conversations],
+            [(row[0], message) for row, message in zip(messages, stored, strict=True)],
+            [(row[0], row[1], _utc(row[2])) for row in feedback],
+        )
+
+    async def awaiting_review(
+        self, platform: str | None = None, limit: int = 100
+    ) -> list[Conversation]:
+        """Ended conversations with unanswered feedback, the longest-waiting first."""
+        async with self._connection() as db:
+            rows = await db.fetch(_AWAITING_REVIEW, platform, limit)
+        return [_conversation(tuple(row)[:-1]) for row in rows]
+
+
+class _AdvisoryLocks:
+    """`SharedLock` by PostgreSQL session-level advisory locks (see PostgresStore)."""
+
+    def __init__(self, url: str, waiters: int) -> None:
+        self._url = url
+        self._shared: asyncpg.Connection | None = None
+        self._guard = asyncio.Lock()  # one query at a time on the shared connection
+        self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
+        self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
+
+    async def acquire(self, number: int) -> None:
+        if await self._on_shared(_TRY_LOCK, number):
+            return
+        await self._waiting.acquire()
+        try:
+            own = await asyncpg.connect(self._url)
+        except BaseException:
+            self._waiting.release()
+            raise
+        try:
+            await own.execute(_LOCK, number)
+        except BaseException:
+            # Cancelled or failed while waiting: the server may have granted it meanwhile,
+            # and dropping the session is what surely lets it go.
+            own.terminate()
+            self._waiting.release()
+            raise
+        self._own[number] = own
+
+    async def release(self, number: int) -> None:
+        own = self._own.pop(number, None)
+        if own is None:
+            with contextlib.suppress(*_CONNECTION_LOST):  # the lock went with the session
+                await self._on_shared(_UNLOCK, number)
+            return
+        try:
+            await own.close()  # the session ends, and its lock with it
+        except Exception:
+            own.terminate()
+        finally:
+            self._waiting.release()
+
+    async def _on_shared(self, sql: str, number: int) -> bool:
+        async with self._guard:
+            if self._shared is None or self._shared.is_closed():
+                self._shared = await asyncpg.connect(self._url)
+            try:
+                return bool(await self._shared.fetchval(sql, number))
+            except _CONNECTION_LOST:
+                # A lost session lost every lock on it; the next call starts a new one.
+                log.error("lost the PostgreSQL connection holding conversation locks")
+                self._shared.terminate()
+                self._shared = None
+                raise
+
+    async def close(self) -> None:
+        async with self._guard:
+            if self._shared is not None:
+                await self._shared.close()
+                self._shared = None
+        for own in self._own.values():
+            own.terminate()
+        self._own.clear()
+
+
+# --- statements that several calls share ------------------------------------------------------
+
+
+async def _unclaimed(db: asyncpg.Connection, claim: tuple[Any, ...]) -> None:
+    """After `_CLAIM` inserted nothing: return if the event was handled before, else the
+    conversation is unknown (a handled event wins, as if checked first)."""
+    platform, event_id, _, conversation_id = claim
+    if await db.fetchval(_CLAIMED, platform, event_id) is None:
+        raise UnknownConversation(conversation_id)
+
+
+async def _take_received(db: asyncpg.Connection, claim: tuple[Any, ...]) -> bool:
+    return await db.fetchval(_TAKE_RECEIVED, claim[0], claim[1]) is not None
+
+
+async def _insert_messages(
+    db: asyncpg.Connection, conversation_id: str, rows: list[tuple[Any, ...]]
+) -> None:
+    """Append after the conversation's last message, in order."""
+    if len(rows) == 1:
+        await db.execute(_INSERT_MESSAGE, conversation_id, *rows[0])
+    elif rows:
+        await db.executemany(_INSERT_MESSAGE, [(conversation_id, *row) for row in rows])
+
+
+async def _insert_events(
+    db: asyncpg.Connection, conversation_id: str, rows: list[tuple[Any, ...]]
+) -> None:
+    if len(rows) == 1:
+        await db.execute(_INSERT_EVENT, conversation_id, *rows[0])
+    elif rows:
+        await db.executemany(_INSERT_EVENT, [(conversation_id, *row) for row in rows])
+
+
+# --- rows and values -----------------------------------------------------------------------
+
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_ACTORS = {actor.value: actor for actor in Actor}
+_END_REASONS = {reason.value: reason for reason in EndReason}
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _aware(at: datetime) -> datetime:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"naive datetime {at!r}: the store takes timezone-aware times")
+    return at
+
+
+def _utc(at: datetime) -> datetime:
+    return at if at.tzinfo is UTC else at.astimezone(UTC)
+
+
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL, which SQLite keeps; U+FFFD stands in for it."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _json_list(texts: list[str]) -> list[Any]:
+    """Decode many stored JSON values with one json.loads call (they are valid JSON each)."""
+    if not texts:
+        return []
+    decoded: list[Any] = json.loads("[" + ",".join(texts) + "]")
+    return decoded
+
+
+def _quiet_until(at: datetime, quiet: timedelta) -> datetime | None:
+    """The time a person's last notice must be at or before to be notified again; None for
+    never again (SQLite's text times order the same way at the calendar's ends)."""
+    try:
+        return at - quiet
+    except OverflowError:
+        return None if quiet > timedelta(0) else datetime.max.replace(tzinfo=UTC)
+
+
+def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple[Any, ...]:
+    if not inbound.event_id:
+        raise ValueError("inbound.event_id is empty; adapters must give every event an id")
+    return (inbound.key.platform, inbound.event_id, _aware(at), conversation_id)
+
+
+def _message_values(message: NewMessage) -> tuple[Any, ...]:
+    return (
+        message.role,
+        _text(message.text),
+        _encode_json(message.api),
+        _aware(message.at),
+        message.user_id,
+        message.platform_message_id,
+        message.in_context,
+    )
+
+
+def _message_rows(messages: Sequence[NewMessage]) -> list[tuple[Any, ...]]:
+    return [_message_values(message) for message in messages]
+
+
+def _event_rows(events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
+    return [(e.kind, _aware(e.at), e.actor.value, _encode_json(e.detail)) for e in events]
+
+
+def _stored(seq: int, message: NewMessage) -> StoredMessage:
+    return StoredMessage(
+        seq=seq,
+        role=message.role,
+        text=message.text,
+        api=message.api,
+        at=message.at.astimezone(UTC),
+        user_id=message.user_id,
+        platform_message_id=message.platform_message_id,
+        in_context=message.in_context,
+    )
+
+
+def _messages(rows: list[Any]) -> list[StoredMessage]:
+    apis = _json_list([row[7] for row in rows])
+    return [
+        StoredMessage(seq, role, text, api, _utc(at), user_id, pmid, in_context)
+        for (seq, role, text, at, user_id, pmid, in_context, _), api in zip(rows, apis, strict=True)
+    ]
+
+
+def _conversation(row: Any) -> Conversation:
+    (
+        conversation_id,
+        platform,
+        place,
+        user_id,
+        redirects,
+        warned,
+        crisis,
+        ended,
+        ended_by,
+        ended_reason,
+        created_at,
+        updated_at,
+        ended_at,
+        branched_from,
+        end_proposed,
+    ) = row
+    ladder = LadderState(
+        redirects=redirects,
+        warned=warned,
+        crisis=crisis,
+        ended=ended,
+        ended_by=None if ended_by is None else _ACTORS[ended_by],
+        ended_reason=None if ended_reason is None else _END_REASONS[ended_reason],
+        end_proposed=end_proposed,
+    )
+    return Conversation(
+        id=conversation_id,
+        key=ConversationKey(platform, place),
+        user_id=user_id,
+        ladder=ladder,
+        created_at=_utc(created_at),
+        updated_at=_utc(updated_at),
+        ended_at=None if ended_at is None else _utc(ended_at),
+        branched_from=branched_from,
+    )
+
+
+# --- retention, privacy, review ------------------------------------------------------------
+
+# Event details are JSON kept as text (see the migrations), so their free-text keys are
+# removed in Python, which keeps the other keys in their order; LIKE only narrows the rows.
+_MAY_HAVE_TEXT = " OR ".join(f"detail LIKE '%\"{key}\"%'" for key in EVENT_TEXT_KEYS)
+_EVENTS_WITH_TEXT_BEFORE = (
+    f"SELECT n, conversation_id, detail FROM events WHERE at < $1 AND ({_MAY_HAVE_TEXT})"
+)
+_ON_PLATFORM = "SELECT id FROM conversations WHERE platform = $1"
+_EVENTS_WITH_TEXT_ON_PLATFORM = (
+    f"SELECT n, conversation_id, detail FROM events "
+    f"WHERE conversation_id IN ({_ON_PLATFORM}) AND ({_MAY_HAVE_TEXT})"
+)
+_UPDATE_DETAIL = "UPDATE events SET detail = $2 WHERE n = $1"
+_PURGE_MESSAGES = (
+    "UPDATE messages SET text = '', api = '[]', in_context = false "
+    "WHERE at < $1 AND (text <> '' OR api <> '[]')"
+)
+_PURGE_FEEDBACK = "UPDATE feedback SET text = '' WHERE at < $1 AND text <> ''"
+_PURGE_INBOX = "DELETE FROM inbox WHERE at < $1"
+
+_OWN = "SELECT id FROM conversations WHERE platform = $1 AND user_id = $2"
+_TOUCHED = (
+    f"{_OWN} "
+    f"UNION SELECT conversation_id FROM messages WHERE user_id = $2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) "
+    f"UNION SELECT conversation_id FROM feedback WHERE user_id = $2 "
+    f"AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_REPLIES = f"DELETE FROM messages WHERE role = 'assistant' AND conversation_id IN ({_OWN})"
+_FORGET_MESSAGES = (
+    f"DELETE FROM messages WHERE user_id = $2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_FEEDBACK = (
+    f"DELETE FROM feedback WHERE user_id = $2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_INBOX = "DELETE FROM inbox WHERE platform = $1 AND user_id = $2"
+_FORGET_NOTICES = (
+    f"DELETE FROM blocked_notices WHERE user_id = $2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+
+_PERSON_CONVERSATIONS = (
+    f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+    "WHERE platform = $1 AND user_id = $2 ORDER BY n"
+)
+_PERSON_MESSAGES = (
+    f"SELECT conversation_id, {_MESSAGE_COLUMNS} FROM messages WHERE user_id = $2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY at, conversation_id, seq"
+)
+_PERSON_FEEDBACK = (
+    f"SELECT conversation_id, text, at FROM feedback WHERE user_id = $2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
+)
+
+# Feedback newer than the conversation's last decision (a review, or any reopen) waits.
+_AWAITING_REVIEW = (
+    f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
+    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
+    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
+    "AND e.kind IN ('review', 'reopen')), '-infinity'::timestamptz)) AS waiting_since "
+    "FROM conversations c WHERE c.ended AND ($1::text IS NULL OR c.platform = $1)) AS q "
+    "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
+)
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as "UPDATE 3"."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _strip_event_text(db: asyncpg.Connection, rows: Sequence[Any]) -> int:
+    """Remove `EVENT_TEXT_KEYS` from these events' details; how many changed."""
+    updates = []
+    for row in rows:
+        detail = json.loads(row["detail"])
+        if not isinstance(detail, dict):
+            continue
+        kept = {key: value for key, value in detail.items() if key not in EVENT_TEXT_KEYS}
+        if len(kept) != len(detail):
+            updates.append((row["n"], _encode_json(kept)))
+    if updates:
+        await db.executemany(_UPDATE_DETAIL, updates)
+    return len(updates)

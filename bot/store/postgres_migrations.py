@@ -1,0 +1,199 @@
+"""The PostgreSQL schema as numbered migrations, applied in order at start-up.
+
+The same tables as SQLite's (bot/store/migrations.py), in PostgreSQL's types. Numbering is
+PostgreSQL's own: append a `Migration` to change the schema; never edit one that has shipped.
+
+Several processes may start at once: migrating happens under a transaction-scoped advisory
+lock, and each migration re-reads the version under it, so each is applied exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from bot.store.migrations import Migration, SchemaTooNew
+
+if TYPE_CHECKING:
+    import asyncpg
+
+# pg_advisory_xact_lock(int, int): a key space apart from the per-conversation locks, which
+# use the one-bigint form.
+MIGRATION_LOCK = (0x71756974, 1)  # "quit", 1
+
+_V1 = Migration(
+    1,
+    "conversations (with end proposals), messages, audit events, processed events, "
+    "blocked notices, feedback, inbox",
+    (
+        # `n` gives "newest at a place" an insertion order that no clock can disturb;
+        # `id` is the short code people type. JSON (messages.api, events.detail) is kept as
+        # text: jsonb would reorder keys and refuse the \u0000 escape that SQLite keeps.
+        """
+        CREATE TABLE conversations (
+            n             BIGINT  GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id            TEXT    NOT NULL UNIQUE,
+            platform      TEXT    NOT NULL,
+            place         TEXT    NOT NULL,
+            user_id       TEXT    NOT NULL,
+            redirects     INTEGER NOT NULL DEFAULT 0,
+            warned        BOOLEAN NOT NULL DEFAULT false,
+            crisis        BOOLEAN NOT NULL DEFAULT false,
+            ended         BOOLEAN NOT NULL DEFAULT false,
+            end_proposed  BOOLEAN NOT NULL DEFAULT false,
+            ended_by      TEXT,
+            ended_reason  TEXT,
+            created_at    TIMESTAMPTZ NOT NULL,
+            updated_at    TIMESTAMPTZ NOT NULL,
+            ended_at      TIMESTAMPTZ,
+            branched_from TEXT    REFERENCES conversations (id)
+        )
+        """,
+        "CREATE INDEX conversations_at_place ON conversations (platform, place, n)",
+        "CREATE INDEX conversations_ended_by_user ON conversations (platform, user_id, ended_at)",
+        """
+        CREATE TABLE messages (
+            conversation_id     TEXT    NOT NULL REFERENCES conversations (id),
+            seq                 INTEGER NOT NULL CHECK (seq >= 1),
+            role                TEXT    NOT NULL CHECK (role IN ('user', 'assistant')),
+            text                TEXT    NOT NULL,
+            api                 TEXT    NOT NULL,
+            at                  TIMESTAMPTZ NOT NULL,
+            user_id             TEXT    NOT NULL DEFAULT '',
+            platform_message_id TEXT    NOT NULL DEFAULT '',
+            in_context          BOOLEAN NOT NULL DEFAULT true,
+            PRIMARY KEY (conversation_id, seq)
+        )
+        """,
+        """
+        CREATE TABLE events (
+            n               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            kind            TEXT NOT NULL,
+            at              TIMESTAMPTZ NOT NULL,
+            actor           TEXT NOT NULL,
+            detail          TEXT NOT NULL DEFAULT '{}'
+        )
+        """,
+        "CREATE INDEX events_of_conversation ON events (conversation_id, n)",
+        # `at` is kept so old rows can be pruned once platforms stop retrying them.
+        """
+        CREATE TABLE processed_events (
+            platform TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            at       TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (platform, event_id)
+        )
+        """,
+        "CREATE INDEX processed_events_at ON processed_events (at)",
+        """
+        CREATE TABLE blocked_notices (
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            user_id         TEXT NOT NULL,
+            at              TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (conversation_id, user_id)
+        )
+        """,
+        # A fresh end must notify again, whatever was said after an earlier end.
+        """
+        CREATE FUNCTION quitbot_forget_blocked_notices() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM blocked_notices WHERE conversation_id = NEW.id;
+            RETURN NULL;
+        END
+        $$
+        """,
+        """
+        CREATE TRIGGER blocked_notices_forgotten_on_state_change
+        AFTER UPDATE OF ended ON conversations
+        FOR EACH ROW WHEN (NEW.ended IS DISTINCT FROM OLD.ended)
+        EXECUTE FUNCTION quitbot_forget_blocked_notices()
+        """,
+        """
+        CREATE TABLE feedback (
+            n               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            conversation_id TEXT NOT NULL REFERENCES conversations (id),
+            user_id         TEXT NOT NULL,
+            text            TEXT NOT NULL,
+            at              TIMESTAMPTZ NOT NULL
+        )
+        """,
+        "CREATE INDEX feedback_of_conversation ON feedback (conversation_id, n)",
+        # Messages received but not yet handled, so a message a platform was told arrived
+        # is kept; whoever deletes a row handles its message.
+        """
+        CREATE TABLE inbox (
+            n          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            platform   TEXT NOT NULL,
+            event_id   TEXT NOT NULL,
+            place      TEXT NOT NULL,
+            user_id    TEXT NOT NULL,
+            text       TEXT NOT NULL,
+            message_id TEXT NOT NULL DEFAULT '',
+            at         TIMESTAMPTZ NOT NULL,
+            UNIQUE (platform, event_id)
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+
+_VERSION_TABLE = (
+    "CREATE TABLE IF NOT EXISTS schema_version "
+    "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+)
+_VERSION = "SELECT COALESCE(MAX(version), 0) FROM schema_version"
+
+
+async def schema_version(db: asyncpg.Connection) -> int:
+    """The highest migration applied; 0 for a new database."""
+    exists = await db.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+    return int(await db.fetchval(_VERSION)) if exists else 0
+
+
+async def migrate(db: asyncpg.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Bring the schema up to date, one transaction per migration; return the version.
+
+    Re-running is a no-op. Each step takes the migration lock and re-reads the version
+    under it, so processes starting together apply each migration once; a failing one
+    leaves the previous version whole.
+    """
+    latest = migrations[-1].version if migrations else 0
+    current = await schema_version(db)
+    _refuse_newer(current, latest)
+    if current == latest:
+        return current  # the common start: no lock, no write
+    for migration in migrations:
+        if migration.version > current:
+            current = await _apply(db, migration)
+            _refuse_newer(current, latest)
+    return current
+
+
+async def _apply(db: asyncpg.Connection, migration: Migration) -> int:
+    async with db.transaction():
+        await db.execute("SELECT pg_advisory_xact_lock($1, $2)", *MIGRATION_LOCK)
+        await db.execute(_VERSION_TABLE)
+        current = int(await db.fetchval(_VERSION))
+        if migration.version > current:
+            for statement in migration.statements:
+                await db.execute(statement)
+            await db.execute(
+                "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)",
+                migration.version,
+                migration.description,
+                datetime.now(UTC),
+            )
+            current = migration.version
+    return current
+
+
+def _refuse_newer(current: int, latest: int) -> None:
+    if current > latest:
+        raise SchemaTooNew(
+            f"the database is at schema version {current}, but this quitbot only knows up to "
+            f"version {latest}; upgrade quitbot (or point QUITBOT_DATABASE_URL elsewhere)"
+        )

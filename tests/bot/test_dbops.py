@@ -1,0 +1,218 @@
+"""`quitbot db upgrade | copy | backup`: moving a deployment loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.conversation import ConversationKey
+from bot.dbops import CopyError, backup_sqlite, copy
+from bot.ports import BlockedOutcome, Store
+from bot.settings import parse_database_url
+from bot.store import open_store
+from tests.bot.storekit import (
+    ENDED,
+    KEY,
+    QUIET,
+    T0,
+    assistant_message,
+    at,
+    event,
+    inbound,
+    user_message,
+)
+from tests.processes import clean_env, quitbot
+
+
+async def fill(store: Store) -> list[str]:
+    """A bit of everything a deployment holds; the conversation ids."""
+    first = await store.create(KEY, "u1", T0)
+    await store.begin_turn(
+        first.id, inbound("e1"), user_message("hi", at(1), platform_message_id="m1")
+    )
+    await store.commit_turn(
+        first.id,
+        ENDED,
+        at(2),
+        [assistant_message("bye", at(2))],
+        [event("end", at(2), explanation="kept at it", ids=["m1"])],
+        exclude_seq=1,
+    )
+    assert await store.record_blocked(first.id, inbound("e2"), at(3), QUIET) == "notify"
+    await store.add_feedback(first.id, "u1", "this was a mistake", at(4), [event("feedback")])
+    branch = await store.create(
+        ConversationKey("discord", "thread-2"),
+        "u1",
+        at(5),
+        branched_from=first.id,
+        history=[user_message("hi", at(1))],
+        events=[event("branched", at(5), source=first.id)],
+    )
+    other = await store.create(ConversationKey("slack", "C1:1.0"), "u2", at(6))
+    await store.begin_turn(other.id, inbound("s1", key=other.key), user_message("yo", at(7)))
+    assert await store.receive(inbound("r1", key=other.key), at(8))  # not answered yet
+    return [first.id, branch.id, other.id]
+
+
+async def everything(store: Store) -> list[Any]:
+    """All a store says about its conversations, for comparing two stores."""
+    seen: list[Any] = [await store.pending()]
+    for conversation in await store.list_conversations(limit=1000):
+        seen.append(
+            (
+                conversation,
+                await store.messages(conversation.id),
+                await store.events(conversation.id),
+                await store.feedback(conversation.id),  # type: ignore[attr-defined]
+            )
+        )
+    return seen
+
+
+async def opened(url: str) -> Store:
+    return await open_store(parse_database_url(url))
+
+
+async def test_copy_sqlite_to_postgres_and_back_loses_nothing(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    original_url = f"sqlite:///{tmp_path / 'original.db'}"
+    back_url = f"sqlite:///{tmp_path / 'back.db'}"
+    store = await opened(original_url)
+    try:
+        ids = await fill(store)
+        before = await everything(store)
+    finally:
+        await store.close()
+
+    report = await copy(
+        parse_database_url(original_url), parse_database_url(postgres_url), replace=False
+    )
+    assert report.counts == {
+        "conversations": 3,
+        "messages": 4,
+        "events": 3,
+        "processed_events": 4,
+        "blocked_notices": 1,
+        "feedback": 1,
+        "inbox": 1,
+    }
+    await copy(parse_database_url(postgres_url), parse_database_url(back_url), replace=False)
+
+    for url in (postgres_url, back_url):
+        store = await opened(url)
+        try:
+            assert await everything(store) == before
+            # Claims came along: a platform retry after the move is still a duplicate...
+            again = inbound("s1", key=ConversationKey("slack", "C1:1.0"))
+            assert await store.begin_turn(ids[2], again, user_message("yo")) is None
+            # ...and so did the last notice time: no second notice within the interval.
+            blocked = await store.record_blocked(ids[0], inbound("e9"), at(10), QUIET)
+            assert blocked is BlockedOutcome.QUIET
+            # New rows number on after the copied ones.
+            newest = await store.create(KEY, "u3", at(20))
+            assert (await store.current(KEY)) == newest
+            await store.add_events(newest.id, [event("later")])
+        finally:
+            await store.close()
+
+
+async def test_copy_refuses_a_target_with_conversations_unless_told(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    source_url = f"sqlite:///{tmp_path / 'source.db'}"
+    for url in (source_url, postgres_url):
+        store = await opened(url)
+        try:
+            await store.create(KEY, "someone", T0)
+        finally:
+            await store.close()
+    source, target = parse_database_url(source_url), parse_database_url(postgres_url)
+    with pytest.raises(CopyError, match="already holds 1 conversations"):
+        await copy(source, target, replace=False)
+    report = await copy(source, target, replace=True)
+    assert report.counts["conversations"] == 1
+    with pytest.raises(CopyError, match="same database"):
+        await copy(source, source, replace=True)
+
+
+async def test_the_cli_prints_the_same_json_on_either_backend(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    store = await opened(sqlite_url)
+    try:
+        ids = await fill(store)
+    finally:
+        await store.close()
+    env = clean_env(tmp_path, None)
+    code, out, err = await quitbot(
+        tmp_path, env, "db", "copy", "--from", sqlite_url, "--to", postgres_url
+    )
+    assert code == 0, err
+    assert "the counts match" in out and "3 conversations" in out
+
+    async def cli_json(url: str, *args: str) -> Any:
+        code, out, err = await quitbot(tmp_path, {**env, "QUITBOT_DATABASE_URL": url}, *args)
+        assert code == 0, err
+        return json.loads(out)
+
+    for args in (
+        ("conversations", "list", "--json"),
+        *(("conversations", "show", conversation_id, "--json") for conversation_id in ids),
+    ):
+        on_sqlite, on_postgres = await asyncio.gather(
+            cli_json(sqlite_url, *args), cli_json(postgres_url, *args)
+        )
+        assert on_sqlite == on_postgres
+    code, _, err = await quitbot(
+        tmp_path, env, "db", "copy", "--from", sqlite_url, "--to", postgres_url
+    )
+    assert code == 1 and "--replace" in err
+
+
+async def test_db_upgrade_migrates_either_backend(tmp_path: Path, postgres_url: str) -> None:
+    for url, name in ((f"sqlite:///{tmp_path / 'new.db'}", "new.db"), (postgres_url, "")):
+        env = clean_env(tmp_path, None, QUITBOT_DATABASE_URL=url)
+        code, out, err = await quitbot(tmp_path, env, "db", "upgrade")
+        assert code == 0, err
+        assert "is at schema version" in out and name in out
+        code, out, _ = await quitbot(tmp_path, env, "conversations", "list", "--json")
+        assert code == 0 and json.loads(out) == []
+
+
+async def test_backup_copies_a_live_sqlite_database(tmp_path: Path) -> None:
+    live = tmp_path / "live.db"
+    store = await opened(f"sqlite:///{live}")
+    try:
+        await fill(store)
+        env = clean_env(tmp_path, None, QUITBOT_DATABASE_URL=f"sqlite:///{live}")
+        code, out, err = await quitbot(tmp_path, env, "db", "backup", str(tmp_path / "b.db"))
+        assert code == 0, err
+        assert "3 conversations" in out
+        await store.create(KEY, "u9", at(30))  # the store goes on while and after it is copied
+    finally:
+        await store.close()
+    copied = sqlite3.connect(tmp_path / "b.db")
+    try:
+        assert copied.execute("SELECT COUNT(*) FROM conversations").fetchall() == [(3,)]
+        assert copied.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        copied.close()
+    assert (tmp_path / "b.db").stat().st_mode & 0o777 == 0o600
+    with pytest.raises(CopyError, match="already exists"):
+        backup_sqlite(str(live), tmp_path / "b.db")
+
+
+async def test_backup_of_postgres_prints_the_pg_dump_command(tmp_path: Path) -> None:
+    url = "postgresql://quitbot:s3cret@db.internal:5432/quitbot"
+    env = clean_env(tmp_path, None, QUITBOT_DATABASE_URL=url)
+    code, out, err = await quitbot(tmp_path, env, "db", "backup", "/backups/q.dump")
+    assert code == 0, err
+    assert "pg_dump --format=custom --file='/backups/q.dump'" in out
+    assert "db.internal:5432/quitbot" in out and "s3cret" not in out

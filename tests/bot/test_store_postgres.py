@@ -1,0 +1,186 @@
+"""What only the PostgreSQL store has: migrations under a lock, the pool, the server's own
+rules. The behaviour both backends share is in test_store.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bot.conversation import LadderState
+from bot.settings import parse_database_url
+from bot.store import SchemaTooNew, StoreError, open_store
+from bot.store.locks import lock_number
+from bot.store.migrations import Migration
+from bot.store.postgres import PostgresStore
+from bot.store.postgres_migrations import MIGRATIONS
+from tests import postgres
+from tests.bot.storekit import KEY, T0, assistant_message, at, event, inbound, user_message
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def fresh_url() -> AsyncIterator[str]:
+    """A database of its own, never migrated (the run's shared one already is)."""
+    if not postgres.enabled():
+        pytest.skip("QUITBOT_TEST_POSTGRES=0: PostgreSQL tests skipped on request")
+    url = await postgres.create_database("quitbot_test_fresh")
+    try:
+        yield url
+    finally:
+        await postgres.drop_database(url)
+
+
+async def fetch(url: str, sql: str) -> list[tuple[object, ...]]:
+    db = await asyncpg.connect(url)
+    try:
+        return [tuple(row) for row in await db.fetch(sql)]
+    finally:
+        await db.close()
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_processes_starting_together_migrate_once(fresh_url: str) -> None:
+    stores = await asyncio.gather(*(PostgresStore.open(fresh_url) for _ in range(4)))
+    try:
+        conversation = await stores[0].create(KEY, "u1", T0)
+        assert await stores[3].get(conversation.id) == conversation
+    finally:
+        for store in stores:
+            await store.close()
+    versions = await fetch(fresh_url, "SELECT version FROM schema_version ORDER BY version")
+    assert versions == [(m.version,) for m in MIGRATIONS]
+
+
+async def test_a_database_from_a_newer_quitbot_is_refused(postgres_url: str) -> None:
+    async with await PostgresStore.open(postgres_url):
+        pass
+    db = await asyncpg.connect(postgres_url)
+    try:
+        await db.execute(
+            "INSERT INTO schema_version VALUES (99, 'from the future', $1)", datetime.now(UTC)
+        )
+        with pytest.raises(SchemaTooNew, match=r"schema version 99.*upgrade quitbot"):
+            await PostgresStore.open(postgres_url)
+    finally:
+        await db.execute("DELETE FROM schema_version WHERE version = 99")
+        await db.close()
+
+
+async def test_a_failing_migration_leaves_the_previous_version_whole(fresh_url: str) -> None:
+    broken = Migration(2, "half a change", ("CREATE TABLE notes (text TEXT)", "NOT SQL AT ALL"))
+    with pytest.raises(asyncpg.PostgresSyntaxError):
+        await PostgresStore.open(fresh_url, migrations=(*MIGRATIONS[:1], broken))
+    assert await fetch(fresh_url, "SELECT MAX(version) FROM schema_version") == [(1,)]
+    assert await fetch(fresh_url, "SELECT to_regclass('notes') IS NULL") == [(True,)]
+    fixed = Migration(2, "notes", ("CREATE TABLE notes (text TEXT)",))
+    async with await PostgresStore.open(fresh_url, migrations=(*MIGRATIONS[:1], fixed)):
+        pass
+    assert await fetch(fresh_url, "SELECT MAX(version) FROM schema_version") == [(2,)]
+
+
+async def test_an_unreachable_or_missing_database_is_a_clear_error(postgres_url: str) -> None:
+    missing = postgres.with_database(postgres_url, "quitbot_no_such_database")
+    with pytest.raises(StoreError, match=r"cannot connect to PostgreSQL.*does not exist"):
+        await open_store(parse_database_url(missing))
+    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+        await open_store(parse_database_url("postgresql://postgres@127.0.0.1:1/quitbot"))
+
+
+async def test_a_nul_in_text_is_kept_as_a_replacement_character(postgres_url: str) -> None:
+    async with await PostgresStore.open(postgres_url) as store:
+        conversation = await store.create(KEY, "u1", T0)
+        await store.begin_turn(conversation.id, inbound("e1"), user_message("a\x00b"))
+        await store.add_feedback(conversation.id, "u1", "x\x00", T0)
+        assert [m.text for m in await store.messages(conversation.id)] == ["a\ufffdb"]
+        assert [text for _, text, _ in await store.feedback(conversation.id)] == ["x\ufffd"]
+
+
+async def test_a_cancelled_commit_is_all_or_nothing(postgres_url: str) -> None:
+    async with await PostgresStore.open(postgres_url) as store:
+        conversation = await store.create(KEY, "u1", T0)
+        for yields in range(12):
+            before = await store.get(conversation.id)
+            assert before is not None
+            task = asyncio.create_task(
+                store.commit_turn(
+                    conversation.id,
+                    LadderState(redirects=before.ladder.redirects + 1),
+                    at(yields),
+                    messages=[assistant_message(f"a{yields}")],
+                    events=[event("turn", n=yields)],
+                )
+            )
+            for _ in range(yields):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            state = await store.get(conversation.id)
+            assert state is not None
+            messages = await store.messages(conversation.id)
+            events = await store.events(conversation.id)
+            assert len(messages) == len(events) == state.ladder.redirects
+
+
+async def test_a_lock_on_a_lost_connection_is_given_up_by_the_server(postgres_url: str) -> None:
+    async with await PostgresStore.open(postgres_url) as store:
+        async with store.serialised(KEY):
+            holder = await asyncpg.connect(postgres_url)
+            try:
+                taken = await holder.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
+                assert taken is False
+                # The server ends the session that holds it, as when its process dies.
+                await holder.execute(
+                    "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                )
+                assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
+            finally:
+                await holder.close()
+        # Its next use makes a new shared connection; the store goes on.
+        async with asyncio.timeout(30), store.serialised(KEY):
+            assert await store.current(KEY) is None
+
+
+async def run_pytest(env: dict[str, str], *args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, out.decode()
+
+
+async def test_without_a_server_these_tests_fail_saying_how_to_start_one() -> None:
+    one = (
+        f"{Path(__file__).relative_to(ROOT)}::test_a_nul_in_text_is_kept_as_a_replacement_character"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUITBOT_TEST_POSTGRES")}
+    env["QUITBOT_TEST_POSTGRES_URL"] = "postgresql://postgres@127.0.0.1:1/postgres"
+    code, out = await run_pytest(env, one)
+    assert code == 1, out
+    assert "pg_ctlcluster --skip-systemctl-redirect" in out and "1 error" in out
+    code, out = await run_pytest({**env, "QUITBOT_TEST_POSTGRES": "0"}, one)
+    assert code == 0 and "1 skipped" in out, out
