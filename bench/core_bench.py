@@ -1,6 +1,8 @@
 """What the core adds to a message, with the model faked in-process at zero latency.
 
-Prints figures; not a pass/fail test. Run: .venv/bin/python bench/core_bench.py
+Prints figures; not a pass/fail test. Run: .venv/bin/python bench/core_bench.py [URL]
+(URL: a QUITBOT_DATABASE_URL, e.g. postgresql://postgres@127.0.0.1/bench, whose database
+must be empty; default a fresh SQLite file).
 Targets (issue #2): p99 overhead < 5 ms; >= 1,000 messages/s on one core; a message to an
 ended conversation < 1 ms p99 with zero model calls; memory flat as conversations accumulate.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import resource
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -110,12 +113,12 @@ class Bench:
         return points
 
 
-async def main() -> None:
+async def main(url: str | None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             anthropic_api_key="unused",
-            database_url=f"sqlite:///{folder}/bench.db",
+            database_url=url or f"sqlite:///{folder}/bench.db",
         )
         model = InstantModel()
         async with build_runtime(settings, model=model) as runtime:
@@ -146,8 +149,9 @@ async def main() -> None:
                 "max RSS as conversations accumulate: "
                 + ", ".join(f"{n:,}: {mib:.0f} MiB" for n, mib in points)
             )
-            print(f"engine locks held after all turns: {len(runtime.engine._locks)}")
+            held = len(runtime.store._locks)  # type: ignore[attr-defined]
+            print(f"conversation locks held after all turns: {held}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -52,7 +52,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.anthropic import FakeAnthropic, Response, text  # noqa: E402
+from tests.fakes.anthropic import FakeAnthropic, text  # noqa: E402
 from tests.fakes.discord import Call, FakeDiscord  # noqa: E402
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack  # noqa: E402
 from tests.fakes.slack import Call as SlackCall  # noqa: E402

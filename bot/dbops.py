@@ -317,6 +317,11 @@ class _PostgresSide:
         await self._db.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
 
     async def renumber(self, tables: set[str]) -> None:
+        # SQLite has no last_seq column: number on from each conversation's last message.
+        await self._db.execute(
+            "UPDATE conversations c SET last_seq = COALESCE("
+            "(SELECT MAX(seq) FROM messages m WHERE m.conversation_id = c.id), 0)"
+        )
         for table in sorted(tables):
             await self._db.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'n'), "

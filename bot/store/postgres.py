@@ -60,43 +60,23 @@ _ENDED_COUNT = (
     "SELECT COUNT(*) FROM conversations WHERE platform = $1 AND user_id = $2 "
     "AND ended_at >= $3 AND ended AND ended_reason IS DISTINCT FROM $4"
 )
+# `last_seq` numbers a conversation's messages. It is raised by the UPDATE that also locks
+# the conversation's row, and PostgreSQL re-reads a row it waited for, so two processes
+# appending at once get different numbers (MAX(seq) + 1 would read a stale snapshot).
 _INSERT_CONVERSATION = (
     "INSERT INTO conversations "
-    "(id, platform, place, user_id, created_at, updated_at, branched_from) "
-    "VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (id) DO NOTHING "
+    "(id, platform, place, user_id, created_at, updated_at, branched_from, last_seq) "
+    "VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (id) DO NOTHING "
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
-# A concurrent claim of the same event waits for ours to commit, then inserts nothing: of
-# two processes handed one platform event, exactly one goes on.
-_CLAIM = (
-    "INSERT INTO processed_events (platform, event_id, at) "
-    "SELECT $1::text, $2::text, $3::timestamptz "
-    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
-)
-_RECEIVE = (
-    "INSERT INTO processed_events (platform, event_id, at) VALUES ($1, $2, $3) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
-)
-_INBOX = (
-    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7)"
-)
-# A received event is handled by whoever takes its inbox row: the delete decides (a second
-# process deleting the same row waits for the first to commit, then finds nothing).
-_TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2 RETURNING 1"
 _PENDING = "SELECT platform, event_id, place, user_id, text, message_id FROM inbox ORDER BY n"
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
-_TOUCH = "UPDATE conversations SET updated_at = $1 WHERE id = $2"
+_TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2"
 _INSERT_MESSAGE = (
     "INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
-    "platform_message_id, in_context) "
-    "SELECT $1::text, COALESCE(MAX(seq), 0) + 1, $2::text, $3::text, $4::text, "
-    "$5::timestamptz, $6::text, $7::text, $8::boolean "
-    "FROM messages WHERE conversation_id = $1"
+    "platform_message_id, in_context) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 )
-_INSERT_MESSAGE_RETURNING_SEQ = _INSERT_MESSAGE + " RETURNING seq"
 _INSERT_EVENT = (
     "INSERT INTO events (conversation_id, kind, at, actor, detail) VALUES ($1, $2, $3, $4, $5)"
 )
@@ -105,22 +85,79 @@ _INSERT_FEEDBACK_IF_EXISTS = (
     "SELECT $1::text, $2::text, $3::text, $4::timestamptz "
     "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $1) RETURNING 1"
 )
+# $10: how many messages the turn adds.
 _UPDATE_LADDER = (
     "UPDATE conversations SET redirects = $1, warned = $2, crisis = $3, ended = $4, "
     "ended_by = $5, ended_reason = $6, updated_at = $7, "
     "ended_at = CASE WHEN NOT $4 THEN NULL WHEN ended THEN ended_at ELSE $7 END, "
-    f"end_proposed = $9 WHERE id = $8 RETURNING {_CONVERSATION_COLUMNS}"
+    "end_proposed = $9, last_seq = last_seq + $10::integer "
+    f"WHERE id = $8 RETURNING {_CONVERSATION_COLUMNS}, last_seq"
 )
 _EXCLUDE = (
     "UPDATE messages SET in_context = false WHERE conversation_id = $1 AND seq = $2 RETURNING 1"
 )
-# ON CONFLICT DO UPDATE locks the row and re-checks the WHERE on its newest version, so two
-# processes' blocked messages from one person cannot both notify within `quiet`.
-# A NULL $4 means "quiet forever" (an interval beyond the calendar).
-_NOTIFY_UNLESS_QUIET = (
-    "INSERT INTO blocked_notices (conversation_id, user_id, at) VALUES ($1, $2, $3) "
+
+# The hot paths are one statement each: one round trip, and atomic without BEGIN/COMMIT.
+# Every WITH part runs to completion whether or not the rest reads it (PostgreSQL's rule).
+#
+# `go` holds a row when this call claims the event, or takes it from those received (a
+# received event's claim exists already, so at most one of the two can succeed). A claim of
+# the same event by another process waits for ours to commit, then inserts nothing; of two
+# deleting one inbox row, the second finds it gone: either way one process goes on.
+_CLAIM_OR_TAKE = (
+    "WITH claimed AS ("
+    "INSERT INTO processed_events (platform, event_id, at) "
+    "SELECT $1::text, $2::text, $3::timestamptz "
+    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4::text) "
+    "ON CONFLICT DO NOTHING RETURNING 1), "
+    "taken AS (DELETE FROM inbox WHERE platform = $1 AND event_id = $2 "
+    "AND EXISTS (SELECT 1 FROM conversations WHERE id = $4) RETURNING 1), "
+    "go AS (SELECT 1 FROM claimed UNION ALL SELECT 1 FROM taken)"
+)
+_BEGIN_TURN = (
+    f"{_CLAIM_OR_TAKE}, "
+    "touched AS (UPDATE conversations SET updated_at = $3, last_seq = last_seq + 1 "
+    "WHERE id = $4 AND EXISTS (SELECT 1 FROM go) RETURNING last_seq) "
+    "INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
+    "platform_message_id, in_context) "
+    "SELECT $4, last_seq, $5::text, $6::text, $7::text, $3, $8::text, $9::text, $10::boolean "
+    "FROM touched RETURNING seq"
+)
+# (claimed or taken, notified). ON CONFLICT DO UPDATE locks the row and re-checks the WHERE
+# on its newest version, so two processes' blocked messages from one person cannot both
+# notify within `quiet`: the row is only (re)written when the last notice is at or before
+# $6 = at - quiet. A NULL $6 means "quiet for ever" (an interval beyond the calendar).
+_RECORD_BLOCKED = (
+    f"{_CLAIM_OR_TAKE}, "
+    "notified AS (INSERT INTO blocked_notices (conversation_id, user_id, at) "
+    "SELECT $4, $5::text, $3 WHERE EXISTS (SELECT 1 FROM go) "
     "ON CONFLICT (conversation_id, user_id) DO UPDATE SET at = excluded.at "
-    "WHERE $4::timestamptz IS NOT NULL AND blocked_notices.at <= $4 RETURNING 1"
+    "WHERE $6::timestamptz IS NOT NULL AND blocked_notices.at <= $6 RETURNING 1) "
+    "SELECT EXISTS (SELECT 1 FROM go), EXISTS (SELECT 1 FROM notified)"
+)
+_RECEIVE = (
+    "WITH claimed AS (INSERT INTO processed_events (platform, event_id, at) "
+    "VALUES ($1, $2, $7) ON CONFLICT DO NOTHING RETURNING 1) "
+    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
+    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7 "
+    "WHERE EXISTS (SELECT 1 FROM claimed) RETURNING 1"
+)
+# The turn's messages and events go in as arrays, in order, after the last message.
+_COMMIT_TURN = (
+    f"WITH updated AS ({_UPDATE_LADDER}), "
+    "added AS (INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
+    "platform_message_id, in_context) "
+    "SELECT $8, updated.last_seq - $10 + m.ord, m.role, m.text, m.api, m.at, m.user_id, "
+    "m.pmid, m.in_context "
+    "FROM updated, unnest($11::text[], $12::text[], $13::text[], $14::timestamptz[], "
+    "$15::text[], $16::text[], $17::boolean[]) "
+    "WITH ORDINALITY AS m(role, text, api, at, user_id, pmid, in_context, ord)), "
+    "logged AS (INSERT INTO events (conversation_id, kind, at, actor, detail) "
+    "SELECT $8, e.kind, e.at, e.actor, e.detail "
+    "FROM unnest($18::text[], $19::timestamptz[], $20::text[], $21::text[]) "
+    "WITH ORDINALITY AS e(kind, at, actor, detail, ord) "
+    "WHERE EXISTS (SELECT 1 FROM updated) ORDER BY e.ord) "
+    f"SELECT {_CONVERSATION_COLUMNS} FROM updated"
 )
 
 _CONNECTION_LOST = (
@@ -168,7 +205,9 @@ class PostgresStore:
         finally:
             await first.close()
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=pool_size, reset=_keep_session
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
         return cls(pool, url, pool_size)
@@ -305,10 +344,11 @@ class PostgresStore:
                     user_id,
                     stamp,
                     branched_from,
+                    len(message_rows),
                 )
                 if row is not None:
                     break
-            await _insert_messages(db, conversation_id, message_rows)
+            await _insert_messages(db, conversation_id, 1, message_rows)
             await _insert_events(db, conversation_id, event_rows)
         return _conversation(row)
 
@@ -320,13 +360,12 @@ class PostgresStore:
         Returns None, storing nothing, if the platform event was handled before.
         """
         claim = _claim_params(conversation_id, inbound, message.at)
-        values = _message_values(message)
-        async with self._transaction() as db:
-            if await db.fetchval(_CLAIM, *claim) is None and not await _take_received(db, claim):
+        role, text, api, _, user_id, pmid, in_context = _message_values(message)
+        async with self._connection() as db:
+            seq = await db.fetchval(_BEGIN_TURN, *claim, role, text, api, user_id, pmid, in_context)
+            if seq is None:
                 await _unclaimed(db, claim)
                 return None
-            await db.execute(_TOUCH, claim[2], conversation_id)
-            seq = await db.fetchval(_INSERT_MESSAGE_RETURNING_SEQ, conversation_id, *values)
         return _stored(seq, message)
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
@@ -336,11 +375,9 @@ class PostgresStore:
         any other process.
         """
         platform, event_id, stamp, _ = _claim_params("", inbound, at)
-        async with self._transaction() as db:
-            if await db.fetchval(_RECEIVE, platform, event_id, stamp) is None:
-                return False
-            await db.execute(
-                _INBOX,
+        async with self._connection() as db:
+            kept = await db.fetchval(
+                _RECEIVE,
                 platform,
                 event_id,
                 inbound.key.place,
@@ -349,7 +386,7 @@ class PostgresStore:
                 inbound.message_id,
                 stamp,
             )
-        return True
+        return kept is not None
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -392,11 +429,25 @@ class PostgresStore:
         )
         message_rows = _message_rows(messages)
         event_rows = _event_rows(events)
-        async with self._transaction() as db:
-            row = await db.fetchrow(_UPDATE_LADDER, *update)
+        if exclude_seq is None:  # every turn but a refused one: a single statement
+            async with self._connection() as db:
+                row = await db.fetchrow(
+                    _COMMIT_TURN,
+                    *update,
+                    len(message_rows),
+                    *_columns(message_rows, 7),
+                    *_columns(event_rows, 4),
+                )
             if row is None:
                 raise UnknownConversation(conversation_id)
-            await _insert_messages(db, conversation_id, message_rows)
+            return _conversation(row)
+        # A refused turn also hides an earlier message, and fails whole if there is none.
+        async with self._transaction() as db:
+            row = await db.fetchrow(_UPDATE_LADDER, *update, len(message_rows))
+            if row is None:
+                raise UnknownConversation(conversation_id)
+            first = row["last_seq"] - len(message_rows) + 1
+            await _insert_messages(db, conversation_id, first, message_rows)
             await _insert_events(db, conversation_id, event_rows)
             if (
                 exclude_seq is not None
@@ -415,14 +466,12 @@ class PostgresStore:
         """
         claim = _claim_params(conversation_id, inbound, at)
         until = _quiet_until(claim[2], quiet)
-        async with self._transaction() as db:
-            if await db.fetchval(_CLAIM, *claim) is None and not await _take_received(db, claim):
+        async with self._connection() as db:
+            go, notified = await db.fetchrow(_RECORD_BLOCKED, *claim, inbound.user_id, until)
+            if not go:
                 await _unclaimed(db, claim)
                 return BlockedOutcome.DUPLICATE
-            notified = await db.fetchval(
-                _NOTIFY_UNLESS_QUIET, conversation_id, inbound.user_id, claim[2], until
-            )
-        return BlockedOutcome.QUIET if notified is None else BlockedOutcome.NOTIFY
+        return BlockedOutcome.NOTIFY if notified else BlockedOutcome.QUIET
 
     async def add_events(self, conversation_id: str, events: Sequence[AuditEvent]) -> None:
         event_rows = _event_rows(events)
@@ -513,6 +562,12 @@ class PostgresStore:
         return [_conversation(tuple(row)[:-1]) for row in rows]
 
 
+async def _keep_session(db: asyncpg.Connection) -> None:
+    """Pooled connections hold no session state of ours (locks live elsewhere), so a
+    connection going back to the pool needs no RESET ALL round trip; asyncpg still rolls
+    back a transaction left open."""
+
+
 class _AdvisoryLocks:
     """`SharedLock` by PostgreSQL session-level advisory locks (see PostgresStore)."""
 
@@ -522,8 +577,11 @@ class _AdvisoryLocks:
         self._guard = asyncio.Lock()  # one query at a time on the shared connection
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
+        self._closed = False
 
     async def acquire(self, number: int) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
         if await self._on_shared(_TRY_LOCK, number):
             return
         await self._waiting.acquire()
@@ -545,6 +603,8 @@ class _AdvisoryLocks:
     async def release(self, number: int) -> None:
         own = self._own.pop(number, None)
         if own is None:
+            if self._closed:
+                return  # closing ended the session, and every lock on it
             with contextlib.suppress(*_CONNECTION_LOST):  # the lock went with the session
                 await self._on_shared(_UNLOCK, number)
             return
@@ -569,6 +629,7 @@ class _AdvisoryLocks:
                 raise
 
     async def close(self) -> None:
+        self._closed = True
         async with self._guard:
             if self._shared is not None:
                 await self._shared.close()
@@ -582,25 +643,22 @@ class _AdvisoryLocks:
 
 
 async def _unclaimed(db: asyncpg.Connection, claim: tuple[Any, ...]) -> None:
-    """After `_CLAIM` inserted nothing: return if the event was handled before, else the
+    """After a claim inserted nothing: return if the event was handled before, else the
     conversation is unknown (a handled event wins, as if checked first)."""
     platform, event_id, _, conversation_id = claim
     if await db.fetchval(_CLAIMED, platform, event_id) is None:
         raise UnknownConversation(conversation_id)
 
 
-async def _take_received(db: asyncpg.Connection, claim: tuple[Any, ...]) -> bool:
-    return await db.fetchval(_TAKE_RECEIVED, claim[0], claim[1]) is not None
-
-
 async def _insert_messages(
-    db: asyncpg.Connection, conversation_id: str, rows: list[tuple[Any, ...]]
+    db: asyncpg.Connection, conversation_id: str, first: int, rows: list[tuple[Any, ...]]
 ) -> None:
-    """Append after the conversation's last message, in order."""
-    if len(rows) == 1:
-        await db.execute(_INSERT_MESSAGE, conversation_id, *rows[0])
-    elif rows:
-        await db.executemany(_INSERT_MESSAGE, [(conversation_id, *row) for row in rows])
+    """Insert `rows` numbered from `first` (the caller raised last_seq for them)."""
+    numbered = [(conversation_id, first + n, *row) for n, row in enumerate(rows)]
+    if len(numbered) == 1:
+        await db.execute(_INSERT_MESSAGE, *numbered[0])
+    elif numbered:
+        await db.executemany(_INSERT_MESSAGE, numbered)
 
 
 async def _insert_events(
@@ -636,6 +694,11 @@ def _utc(at: datetime) -> datetime:
 def _text(value: str) -> str:
     """PostgreSQL text cannot hold NUL, which SQLite keeps; U+FFFD stands in for it."""
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` column arrays, for unnest()."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
 def _json_list(texts: list[str]) -> list[Any]:
@@ -719,7 +782,7 @@ def _conversation(row: Any) -> Conversation:
         ended_at,
         branched_from,
         end_proposed,
-    ) = row
+    ) = tuple(row)[:15]  # a ladder update also returns last_seq
     ladder = LadderState(
         redirects=redirects,
         warned=warned,

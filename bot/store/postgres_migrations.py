@@ -28,7 +28,8 @@ _V1 = Migration(
     "blocked notices, feedback, inbox",
     (
         # `n` gives "newest at a place" an insertion order that no clock can disturb;
-        # `id` is the short code people type. JSON (messages.api, events.detail) is kept as
+        # `id` is the short code people type; `last_seq` numbers its messages (see
+        # bot/store/postgres.py). JSON (messages.api, events.detail) is kept as
         # text: jsonb would reorder keys and refuse the \u0000 escape that SQLite keeps.
         """
         CREATE TABLE conversations (
@@ -47,7 +48,8 @@ _V1 = Migration(
             created_at    TIMESTAMPTZ NOT NULL,
             updated_at    TIMESTAMPTZ NOT NULL,
             ended_at      TIMESTAMPTZ,
-            branched_from TEXT    REFERENCES conversations (id)
+            branched_from TEXT    REFERENCES conversations (id),
+            last_seq      INTEGER NOT NULL DEFAULT 0
         )
         """,
         "CREATE INDEX conversations_at_place ON conversations (platform, place, n)",

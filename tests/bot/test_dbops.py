@@ -216,3 +216,13 @@ async def test_backup_of_postgres_prints_the_pg_dump_command(tmp_path: Path) -> 
     assert code == 0, err
     assert "pg_dump --format=custom --file='/backups/q.dump'" in out
     assert "db.internal:5432/quitbot" in out and "s3cret" not in out
+
+
+async def test_copy_with_a_bad_url_or_missing_source_says_so(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, None)
+    code, _, err = await quitbot(
+        tmp_path, env, "db", "copy", "--from", "mysql://x/y", "--to", "sqlite:///b.db"
+    )
+    assert code == 2 and "unknown database scheme" in err
+    code, _, err = await quitbot(tmp_path, env, "db", "backup", str(tmp_path / "b.db"))
+    assert code == 1 and "there is no database" in err

@@ -143,8 +143,11 @@ async def test_a_lock_on_a_lost_connection_is_given_up_by_the_server(postgres_ur
                 assert taken is False
                 # The server ends the session that holds it, as when its process dies.
                 await holder.execute(
+                    # Only this database's: other test runs share the server.
                     "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks "
-                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid()"
+                    "WHERE locktype = 'advisory' AND granted AND pid <> pg_backend_pid() "
+                    "AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())"
                 )
                 assert await holder.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
             finally:
