@@ -104,7 +104,7 @@ async def _export_conversations(args: argparse.Namespace, settings: Settings) ->
 
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
         engine, store = runtime.engine, runtime.store
-        ids = args.ids or [c.id for c in reversed(await store.list_conversations(limit=10**9))]
+        ids = args.ids or [c.id for c in await store.list_conversations(limit=10**9)]
         progress = Progress("exported", len(ids))
         for index, conversation_id in enumerate(ids):
             conversation = await engine.get(conversation_id)

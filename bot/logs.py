@@ -100,6 +100,8 @@ class JsonFormatter(logging.Formatter):
         )
 
 
+_HANDLER = "quitbot"
+
 # Libraries that log one line per HTTP request drown the bot's own lines at INFO.
 _CHATTY = ("httpx", "httpx2", "httpcore", "httpcore2", "aiohttp.access")
 
@@ -113,17 +115,19 @@ def configure(
 ) -> logging.Handler:
     """Send every log line to `stream` (stderr) in the chosen format; returns the handler.
 
-    Replaces handlers already on the root logger, so calling it again (tests) does not
-    duplicate lines.
+    Replaces the handler an earlier call installed (and only that one), so calling it again
+    does not duplicate lines and handlers others installed (a test runner's) stay.
     """
     handler = logging.StreamHandler(stream)
+    handler.set_name(_HANDLER)
     formatter: logging.Formatter = (
         JsonFormatter(secrets) if log_format == "json" else TextFormatter(secrets)
     )
     handler.setFormatter(formatter)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old.get_name() == _HANDLER:
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
     for chatty in _CHATTY:
