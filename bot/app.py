@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,14 +74,22 @@ async def build_runtime(
     """
     store = await open_store(settings.database)
 
-    def engine(chosen: Model) -> Engine:
-        if observer is not None:
-            # Imported here: prometheus_client is only needed when metrics are wanted.
-            from bot.metrics import MeteredModel
+    def metered(chosen: Model) -> Model:
+        if observer is None:
+            return chosen
+        # Imported here: prometheus_client is only needed when metrics are wanted.
+        from bot.metrics import MeteredModel
 
-            chosen = MeteredModel(chosen, observer)
+        return MeteredModel(chosen, observer)
+
+    def engine(chosen: Model, with_extra: Callable[[str], Model] | None = None) -> Engine:
         return Engine(
-            store, chosen, engine_config(settings), observer=observer, readiness=readiness
+            store,
+            metered(chosen),
+            engine_config(settings),
+            observer=observer,
+            readiness=readiness,
+            model_with_extra=with_extra,
         )
 
     try:
@@ -98,11 +106,27 @@ async def build_runtime(
         # Imported here: the SDK takes a second or two to import, and operator commands
         # that never call the model should not pay for it.
         from bot.model import ClaudeModel, build_client
+        from bot.prompt import system_prompt
 
         client = build_client(settings)
+        # One model per distinct community instructions, all on the one client (a model is
+        # only its request settings); bounded by the number of communities.
+        with_extras: dict[str, Model] = {}
+
+        def with_extra(extra: str) -> Model:
+            if extra not in with_extras:
+                own = ClaudeModel(
+                    client,
+                    settings.model,
+                    max_tokens=settings.max_tokens,
+                    system=system_prompt(extra),
+                )
+                with_extras[extra] = metered(own)
+            return with_extras[extra]
+
         try:
             claude = ClaudeModel.from_settings(client, settings)
-            yield Runtime(settings, engine(claude), store, claude)
+            yield Runtime(settings, engine(claude, with_extra), store, claude)
         finally:
             await client.close()
     finally:

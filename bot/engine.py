@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from bot.communities import CommunitySettings
 from bot.context import build_context, user_content
 from bot.conversation import (
     Actor,
@@ -99,6 +100,15 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class _Knobs:
+    """What one conversation's turns run with (its community's settings, or the defaults)."""
+
+    model: Model
+    rules: Rules
+    crisis_message: str
+
+
 class Engine:
     """The platform-neutral heart: every adapter drives conversations through these calls.
 
@@ -118,6 +128,7 @@ class Engine:
         clock: Callable[[], datetime] = _utcnow,
         observer: Observer | None = None,
         readiness: Readiness | None = None,
+        model_with_extra: Callable[[str], Model] | None = None,
     ) -> None:
         self._store = store
         self._model = model
@@ -125,6 +136,9 @@ class Engine:
         self._clock = clock
         self.observer: Observer = observer or NoObserver()
         self.readiness = readiness or Readiness()
+        # A model whose system prompt carries a community's own instructions instead of the
+        # operator's (None: community instructions are not applied).
+        self._model_with_extra = model_with_extra
 
     def _serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
         # The store holds the lock, so that it holds across every process on the database.
@@ -148,7 +162,9 @@ class Engine:
                 return Outcome(conversation, notices=(notice,))
             if conversation is None:
                 try:
-                    conversation = await self._create(inbound.key, inbound.user_id)
+                    conversation = await self._create(
+                        inbound.key, inbound.user_id, community=inbound.community
+                    )
                 except LimitReached:
                     self.observer.received(inbound.key.platform)
                     await self._store.settle(inbound)
@@ -207,12 +223,9 @@ class Engine:
         log.debug("message text: %r", inbound.text)
         history = await self._store.recent_messages(conversation.id, _HISTORY_LIMIT)
         context = build_context(history, self._config.context_tokens)
+        knobs = await self._knobs(conversation)
         turn = Turn(
-            self._model,
-            self._config.rules,
-            self._config.crisis_message,
-            at,
-            message_id=inbound.message_id,
+            knobs.model, knobs.rules, knobs.crisis_message, at, message_id=inbound.message_id
         )
         platform = conversation.key.platform
         await self._shielded(reply.thinking(), platform, "show thinking")
@@ -306,12 +319,61 @@ class Engine:
         branched_from: str | None = None,
         history: tuple[NewMessage, ...] = (),
         events: tuple[AuditEvent, ...] = (),
+        community: str = "",
     ) -> Conversation:
         if not await self.may_start(key.platform, user_id):
             log.info("user %s on %s reached the ended-conversation limit", user_id, key.platform)
             raise LimitReached(LIMIT_TEXT)
         return await self._store.create(
-            key, user_id, self._clock(), branched_from=branched_from, history=history, events=events
+            key,
+            user_id,
+            self._clock(),
+            branched_from=branched_from,
+            history=history,
+            events=events,
+            community=community,
+        )
+
+    async def _knobs(self, conversation: Conversation) -> _Knobs:
+        """The model, thresholds and crisis message for this conversation: its community's
+        own where it set them, the process-wide ones otherwise. Read at every turn, so a
+        change applies at once in every process."""
+        default = _Knobs(self._model, self._config.rules, self._config.crisis_message)
+        if not conversation.community:
+            return default
+        own = await self._store.community_settings(
+            conversation.key.platform, conversation.community
+        )
+        if own is None:
+            return default
+        model = self._model
+        if own.system_prompt_extra is not None and self._model_with_extra is not None:
+            model = self._model_with_extra(own.system_prompt_extra)
+        return _Knobs(
+            model, own.rules(self._config.rules), own.crisis_message or default.crisis_message
+        )
+
+    async def community_settings(self, platform: str, community: str) -> CommunitySettings:
+        """A community's own settings (all None: it uses the process-wide ones)."""
+        return await self._store.community_settings(platform, community) or CommunitySettings()
+
+    async def set_community_settings(
+        self, platform: str, community: str, changes: CommunitySettings, by: str
+    ) -> CommunitySettings:
+        """Change some of a community's settings (those `changes` sets); the result.
+
+        Raises BadCommunitySettings when the ladder would no longer warn before it ends.
+        """
+        current = await self.community_settings(platform, community)
+        updated = current.merged(changes)
+        updated.check(self._config.rules)
+        await self._store.set_community_settings(platform, community, updated, self._clock(), by)
+        return updated
+
+    async def reset_community_settings(self, platform: str, community: str, by: str) -> None:
+        """Back to the process-wide settings for this community."""
+        await self._store.set_community_settings(
+            platform, community, CommunitySettings(), self._clock(), by
         )
 
     async def may_start(self, platform: str, user_id: str) -> bool:
@@ -322,7 +384,9 @@ class Engine:
         since = self._clock() - timedelta(days=1)
         return await self._store.ended_count(platform, user_id, since) < limit
 
-    async def start_new(self, key: ConversationKey, user_id: str) -> Outcome:
+    async def start_new(
+        self, key: ConversationKey, user_id: str, *, community: str = ""
+    ) -> Outcome:
         """Start a fresh conversation at `key` (`/new`); the old one stays as it was.
 
         The outcome carries a LIMIT notice and no conversation if the operator's limit on
@@ -330,7 +394,7 @@ class Engine:
         """
         async with self._serialised(key):
             try:
-                return Outcome(await self._create(key, user_id))
+                return Outcome(await self._create(key, user_id, community=community))
             except LimitReached:
                 return _LIMIT
 
@@ -346,28 +410,35 @@ class Engine:
                 raise ConversationNotFound(f"no conversation at {key.platform}:{key.place}")
             if not may_end(conversation, user_id):
                 raise NotTheStarter("only the person who started this conversation can end it")
+            knobs = await self._knobs(conversation)
             ladder, effects = transition(
                 conversation.ladder,
                 EndRequest(EndReason.USER_REQUESTED, Actor.USER),
-                self._config.rules,
+                knobs.rules,
             )
             if not effects:
                 return Outcome(conversation)
             now = self._clock()
             detail = {"user_id": user_id, "via": "command"}
-            events, notices = self._entries(effects, Actor.USER, detail, now)
+            events, notices = self._entries(
+                effects, Actor.USER, detail, now, crisis_message=knobs.crisis_message
+            )
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
             self._recorded(updated, events)
             return Outcome(updated, notices=notices)
 
     def _entries(
-        self, effects: tuple[Effect, ...], actor: Actor, detail: dict[str, Any], now: datetime
+        self,
+        effects: tuple[Effect, ...],
+        actor: Actor,
+        detail: dict[str, Any],
+        now: datetime,
+        *,
+        crisis_message: str | None = None,
     ) -> tuple[tuple[AuditEvent, ...], tuple[Notice, ...]]:
         """The audit events and notices that ladder effects outside a turn call for."""
-        pairs = [
-            effect_entry(effect, actor, detail, self._config.crisis_message, now)
-            for effect in effects
-        ]
+        crisis = self._config.crisis_message if crisis_message is None else crisis_message
+        pairs = [effect_entry(effect, actor, detail, crisis, now) for effect in effects]
         return (
             tuple(event for event, _ in pairs if event is not None),
             tuple(notice for _, notice in pairs if notice is not None),
@@ -482,7 +553,12 @@ class Engine:
         )
         async with self._serialised(new_key):
             created = await self._create(
-                new_key, user_id, branched_from=source.id, history=history, events=(started,)
+                new_key,
+                user_id,
+                branched_from=source.id,
+                history=history,
+                events=(started,),
+                community=source.community,
             )
         note = AuditEvent(
             "branched_to", now, Actor.USER, {"user_id": user_id, "to": created.id, "upto": count}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from bot.communities import BadCommunitySettings, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey, Inbound, storable
 from bot.engine import ConversationNotFound, Engine, LimitReached, NotTheStarter, may_end
 from bot.logs import about
@@ -53,6 +54,7 @@ class Refusal(StrEnum):
     NOT_A_MESSAGE = "not_a_message"
     NO_PLACE = "no_place"
     NOT_MODERATOR = "not_moderator"
+    BAD_SETTINGS = "bad_settings"
 
 
 REFUSAL_TEXT = {
@@ -66,6 +68,7 @@ REFUSAL_TEXT = {
     ),
     Refusal.NO_PLACE: "I couldn't open a new conversation here.",
     Refusal.NOT_MODERATOR: "Only moderators can do that.",
+    Refusal.BAD_SETTINGS: "Those settings would let me end a conversation before warning.",
 }
 
 
@@ -91,6 +94,26 @@ class Result:
     @property
     def text(self) -> str:
         """The refusal in plain words ("" when the flow went through)."""
+        return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityResult:
+    """A community's settings as a flow returns them, or a refusal (`problem` says what is
+    wrong with settings that were refused)."""
+
+    settings: CommunitySettings | None = None
+    refusal: Refusal | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def text(self) -> str:
+        if self.problem:
+            return self.problem
         return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
 
 
@@ -245,16 +268,19 @@ class Flows:
 
     # --- start afresh, branch ------------------------------------------------------------
 
-    async def start_new(self, platform: str, user_id: str, open_place: OpenPlace) -> Result:
+    async def start_new(
+        self, platform: str, user_id: str, open_place: OpenPlace, *, community: str = ""
+    ) -> Result:
         """A fresh conversation in a place opened for it, unless the operator's limit on
-        ended conversations stops this user (checked first, so no place is opened in vain)."""
+        ended conversations stops this user (checked first, so no place is opened in vain).
+        `community` (a guild or team id) picks whose settings apply."""
         if not await self.engine.may_start(platform, user_id):
             return _refused(Refusal.LIMIT)
         opened = await open_place()
         if opened is None:
             return _refused(Refusal.NO_PLACE)
         key, place = opened
-        outcome = await self.engine.start_new(key, user_id)
+        outcome = await self.engine.start_new(key, user_id, community=community)
         if outcome.conversation is None:
             return _refused(Refusal.LIMIT)
         notice = Notice(NoticeKind.STARTED, STARTED_TEXT)
@@ -382,6 +408,34 @@ class Flows:
         if not reopen:
             return Result(decided)
         return await self._reopened(decided, moderator_id, note, place)
+
+    async def community_settings(self, community: str, *, is_moderator: bool) -> CommunityResult:
+        """A community's own settings (None where it uses the process-wide value), for
+        its moderators."""
+        if not is_moderator:
+            return CommunityResult(refusal=Refusal.NOT_MODERATOR)
+        own = await self.engine.community_settings(self._platform, community)
+        return CommunityResult(own)
+
+    async def set_community_settings(
+        self,
+        community: str,
+        changes: CommunitySettings,
+        moderator_id: str,
+        *,
+        is_moderator: bool,
+    ) -> CommunityResult:
+        """A community's moderators change some of its settings (those `changes` sets);
+        they apply from the next message in every conversation of that community."""
+        if not is_moderator:
+            return CommunityResult(refusal=Refusal.NOT_MODERATOR)
+        try:
+            updated = await self.engine.set_community_settings(
+                self._platform, community, changes, moderator_id
+            )
+        except BadCommunitySettings as exc:
+            return CommunityResult(refusal=Refusal.BAD_SETTINGS, problem=str(exc))
+        return CommunityResult(updated)
 
     async def status(self, target: ConversationKey | str, *, is_moderator: bool) -> Result:
         """A conversation's state, for moderators."""

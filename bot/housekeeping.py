@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.app import UnconfiguredModel, build_runtime
+from bot.communities import BadCommunitySettings, CommunitySettings
 from bot.engine import ConversationNotFound
+from bot.policy import Rules
 from bot.privacy import BadPerson, export, forget, parse_person
 from bot.progress import Progress
 from bot.retention import purge
@@ -67,6 +70,27 @@ def add_commands(
     resolve.add_argument("--note", required=True, help="why (kept in the audit trail)")
     resolve.add_argument("--by", default="cli-operator", help="who decided")
     resolve.set_defaults(handler=_review_resolve)
+
+    communities = commands.add_parser("communities", help="a server's or workspace's own settings")
+    community_ops = communities.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    showing = community_ops.add_parser("show", help="communities with settings of their own")
+    showing.add_argument("community", nargs="?", metavar="PLATFORM:COMMUNITY_ID")
+    showing.add_argument("--json", action="store_true")
+    showing.set_defaults(handler=_communities_show)
+    setting = community_ops.add_parser(
+        "set", help="override some settings for one community (a guild id, a team id)"
+    )
+    setting.add_argument("community", metavar="PLATFORM:COMMUNITY_ID")
+    setting.add_argument("--redirects-before-warning", type=int)
+    setting.add_argument("--redirects-before-end", type=int)
+    setting.add_argument("--crisis-message")
+    setting.add_argument("--system-prompt-extra")
+    setting.add_argument("--by", default="cli-operator", help="who changed them")
+    setting.set_defaults(handler=_communities_set)
+    resetting = community_ops.add_parser("reset", help="back to the process-wide settings")
+    resetting.add_argument("community", metavar="PLATFORM:COMMUNITY_ID")
+    resetting.add_argument("--by", default="cli-operator", help="who reset them")
+    resetting.set_defaults(handler=_communities_reset)
 
 
 def _now() -> datetime:
@@ -213,3 +237,97 @@ def _describe(item: ReviewItem) -> str:
         text = " ".join(m.text.split()) or "(text removed)"
         lines.append(f"    {m.role}: {text[:200]}")
     return "\n".join(lines)
+
+
+# --- per-community settings -------------------------------------------------------------
+
+
+def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
+    defaults = Rules(settings.redirects_before_warning, settings.redirects_before_end)
+    rules = own.rules(defaults)
+    return {
+        "redirects_before_warning": rules.redirects_before_warning,
+        "redirects_before_end": rules.redirects_before_end,
+        "crisis_message": own.crisis_message or settings.crisis_message,
+        "system_prompt_extra": (
+            own.system_prompt_extra
+            if own.system_prompt_extra is not None
+            else settings.system_prompt_extra
+        ),
+    }
+
+
+async def _communities_show(args: argparse.Namespace, settings: Settings) -> int:
+    wanted: tuple[str, str] | None = None
+    if args.community:
+        try:
+            wanted = parse_person(args.community)
+        except BadPerson:
+            return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        records = await runtime.store.communities(wanted[0] if wanted else None)
+    if wanted is not None:
+        records = [r for r in records if r.community == wanted[1]]
+    shown: list[dict[str, Any]] = [
+        {
+            "platform": r.platform,
+            "community": r.community,
+            "own": {k: v for k, v in asdict(r.settings).items() if v is not None},
+            "effective": _effective(settings, r.settings),
+            "updated_at": r.updated_at.isoformat(),
+            "updated_by": r.updated_by,
+        }
+        for r in records
+    ]
+    if args.json:
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+        return 0
+    if not shown:
+        print("No community has settings of its own; the process-wide settings apply.")
+        return 0
+    for entry in shown:
+        print(
+            f"{entry['platform']}:{entry['community']} (by {entry['updated_by']}, "
+            f"{entry['updated_at']})"
+        )
+        effective: dict[str, Any] = entry["effective"]
+        for key, value in effective.items():
+            mark = "own" if key in entry["own"] else "default"
+            print(f"  {key} = {' '.join(str(value).split())[:120]} ({mark})")
+    return 0
+
+
+async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        platform, community = parse_person(args.community)
+    except BadPerson:
+        return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
+    changes = CommunitySettings(
+        args.redirects_before_warning,
+        args.redirects_before_end,
+        args.crisis_message,
+        args.system_prompt_extra,
+    )
+    if changes == CommunitySettings():
+        return _fail("nothing to set: give at least one --option (see --help)")
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        try:
+            updated = await runtime.engine.set_community_settings(
+                platform, community, changes, args.by
+            )
+        except BadCommunitySettings as exc:
+            return _fail(str(exc))
+    own = ", ".join(f"{k}={v!r}" for k, v in asdict(updated).items() if v is not None)
+    print(f"{platform}:{community} now has: {own}")
+    return 0
+
+
+async def _communities_reset(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        platform, community = parse_person(args.community)
+    except BadPerson:
+        return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        await runtime.engine.reset_community_settings(platform, community, args.by)
+    print(f"{platform}:{community} uses the process-wide settings again.")
+    return 0

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.communities import CommunitySettings
 from bot.conversation import (
     AuditEvent,
     Conversation,
@@ -259,6 +260,17 @@ class PersonRecord:
     feedback: list[tuple[str, str, datetime]]  # (conversation id, text, at)
 
 
+@dataclass(frozen=True, slots=True)
+class CommunityRecord:
+    """One community's stored settings, and who changed them last."""
+
+    platform: str
+    community: str
+    settings: CommunitySettings
+    updated_at: datetime
+    updated_by: str
+
+
 class BlockedOutcome(StrEnum):
     DUPLICATE = "duplicate"  # this platform event was already handled
     NOTIFY = "notify"  # tell the poster the conversation has ended
@@ -291,6 +303,7 @@ class Store(Protocol):
         branched_from: str | None = None,
         history: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
+        community: str = "",
     ) -> Conversation: ...
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
@@ -392,6 +405,20 @@ class Store(Protocol):
 
     async def person(self, platform: str, user_id: str) -> PersonRecord:
         """Everything kept that names this person (for a data export)."""
+        ...
+
+    async def community_settings(self, platform: str, community: str) -> CommunitySettings | None:
+        """A community's own settings (None: it has none)."""
+        ...
+
+    async def set_community_settings(
+        self, platform: str, community: str, settings: CommunitySettings, at: datetime, by: str
+    ) -> None:
+        """Replace a community's settings, remembering when and by whom."""
+        ...
+
+    async def communities(self, platform: str | None = None) -> list[CommunityRecord]:
+        """Every community with settings of its own."""
         ...
 
     async def awaiting_review(

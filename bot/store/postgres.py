@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from bot.communities import CommunitySettings
 from bot.conversation import (
     Actor,
     AuditEvent,
@@ -30,7 +31,14 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
-from bot.ports import EVENT_TEXT_KEYS, BlockedOutcome, NewMessage, PersonRecord, Purged
+from bot.ports import (
+    EVENT_TEXT_KEYS,
+    BlockedOutcome,
+    CommunityRecord,
+    NewMessage,
+    PersonRecord,
+    Purged,
+)
 from bot.store.locks import KeyedLocks
 from bot.store.migrations import Migration
 from bot.store.postgres_migrations import MIGRATIONS, migrate
@@ -40,7 +48,7 @@ log = logging.getLogger(__name__)
 
 _CONVERSATION_COLUMNS = (
     "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
-    "created_at, updated_at, ended_at, branched_from, end_proposed"
+    "created_at, updated_at, ended_at, branched_from, end_proposed, community"
 )
 _MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
 
@@ -65,8 +73,8 @@ _ENDED_COUNT = (
 # appending at once get different numbers (MAX(seq) + 1 would read a stale snapshot).
 _INSERT_CONVERSATION = (
     "INSERT INTO conversations "
-    "(id, platform, place, user_id, created_at, updated_at, branched_from, last_seq) "
-    "VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (id) DO NOTHING "
+    "(id, platform, place, user_id, created_at, updated_at, branched_from, last_seq, community) "
+    "VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING "
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 _PENDING = "SELECT platform, event_id, place, user_id, text, message_id FROM inbox ORDER BY n"
@@ -329,6 +337,7 @@ class PostgresStore:
         branched_from: str | None = None,
         history: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
+        community: str = "",
     ) -> Conversation:
         stamp = _aware(at)
         message_rows = _message_rows(history)
@@ -345,6 +354,7 @@ class PostgresStore:
                     stamp,
                     branched_from,
                     len(message_rows),
+                    community,
                 )
                 if row is not None:
                     break
@@ -552,6 +562,30 @@ class PostgresStore:
             [(row[0], message) for row, message in zip(messages, stored, strict=True)],
             [(row[0], row[1], _utc(row[2])) for row in feedback],
         )
+
+    async def community_settings(self, platform: str, community: str) -> CommunitySettings | None:
+        """A community's own settings, if it has any."""
+        async with self._connection() as db:
+            settings = await db.fetchval(_COMMUNITY, platform, community)
+        return None if settings is None else CommunitySettings.from_json(settings)
+
+    async def set_community_settings(
+        self, platform: str, community: str, settings: CommunitySettings, at: datetime, by: str
+    ) -> None:
+        """Replace a community's settings (all defaults again when `settings` sets nothing)."""
+        async with self._connection() as db:
+            await db.execute(
+                _SET_COMMUNITY, platform, community, settings.to_json(), _aware(at), by
+            )
+
+    async def communities(self, platform: str | None = None) -> list[CommunityRecord]:
+        """Every community with settings of its own, by platform and id."""
+        async with self._connection() as db:
+            rows = await db.fetch(_COMMUNITIES, platform)
+        return [
+            CommunityRecord(p, c, CommunitySettings.from_json(settings), _utc(at), by)
+            for p, c, settings, at, by in rows
+        ]
 
     async def awaiting_review(
         self, platform: str | None = None, limit: int = 100
@@ -782,7 +816,8 @@ def _conversation(row: Any) -> Conversation:
         ended_at,
         branched_from,
         end_proposed,
-    ) = tuple(row)[:15]  # a ladder update also returns last_seq
+        community,
+    ) = tuple(row)[:16]  # a ladder update also returns last_seq
     ladder = LadderState(
         redirects=redirects,
         warned=warned,
@@ -801,6 +836,7 @@ def _conversation(row: Any) -> Conversation:
         updated_at=_utc(updated_at),
         ended_at=None if ended_at is None else _utc(ended_at),
         branched_from=branched_from,
+        community=community,
     )
 
 
@@ -887,3 +923,18 @@ async def _strip_event_text(db: asyncpg.Connection, rows: Sequence[Any]) -> int:
     if updates:
         await db.executemany(_UPDATE_DETAIL, updates)
     return len(updates)
+
+
+# --- per-community settings ------------------------------------------------------------
+
+_COMMUNITY = "SELECT settings FROM communities WHERE platform = $1 AND community = $2"
+_SET_COMMUNITY = (
+    "INSERT INTO communities (platform, community, settings, updated_at, updated_by) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, community) DO UPDATE SET "
+    "settings = excluded.settings, updated_at = excluded.updated_at, "
+    "updated_by = excluded.updated_by"
+)
+_COMMUNITIES = (
+    "SELECT platform, community, settings, updated_at, updated_by FROM communities "
+    "WHERE ($1::text IS NULL OR platform = $1) ORDER BY platform, community"
+)

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from bot.communities import CommunitySettings
 from bot.conversation import (
     Actor,
     AuditEvent,
@@ -29,7 +30,14 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
-from bot.ports import EVENT_TEXT_KEYS, BlockedOutcome, NewMessage, PersonRecord, Purged
+from bot.ports import (
+    EVENT_TEXT_KEYS,
+    BlockedOutcome,
+    CommunityRecord,
+    NewMessage,
+    PersonRecord,
+    Purged,
+)
 from bot.store.locks import FileLocks, KeyedLocks
 from bot.store.migrations import MIGRATIONS, Migration, migrate
 
@@ -50,7 +58,7 @@ _ID_LENGTH = 9  # after the leading "c": 31**9 is about 2.6e13 ids
 # the unpacking in `_conversation` / `_messages` must stay in the same order.
 _CONVERSATION_COLUMNS = (
     "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
-    "created_at, updated_at, ended_at, branched_from, end_proposed"
+    "created_at, updated_at, ended_at, branched_from, end_proposed, community"
 )
 _MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
 
@@ -73,8 +81,8 @@ _ENDED_COUNT = (
 )
 _INSERT_CONVERSATION = (
     "INSERT INTO conversations "
-    "(id, platform, place, user_id, created_at, updated_at, branched_from) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING "
+    "(id, platform, place, user_id, created_at, updated_at, branched_from, community) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING "
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 # Claims the platform event only if the conversation exists, so the existence check costs
@@ -296,9 +304,10 @@ class SqliteStore:
         branched_from: str | None = None,
         history: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
+        community: str = "",
     ) -> Conversation:
         stamp = _to_text(at)
-        values = (key.platform, key.place, user_id, stamp, stamp, branched_from)
+        values = (key.platform, key.place, user_id, stamp, stamp, branched_from, community)
         return await self._write(_create, values, _message_rows(history), _event_rows(events))
 
     async def begin_turn(
@@ -414,6 +423,22 @@ class SqliteStore:
     async def person(self, platform: str, user_id: str) -> PersonRecord:
         """Everything kept that names this person."""
         return await self._read(_person, platform, user_id)
+
+    async def community_settings(self, platform: str, community: str) -> CommunitySettings | None:
+        """A community's own settings, if it has any."""
+        return await self._read(_community_settings, platform, community)
+
+    async def set_community_settings(
+        self, platform: str, community: str, settings: CommunitySettings, at: datetime, by: str
+    ) -> None:
+        """Replace a community's settings (all defaults again when `settings` sets nothing)."""
+        await self._write(
+            _set_community, (platform, community, settings.to_json(), _to_text(at), by)
+        )
+
+    async def communities(self, platform: str | None = None) -> list[CommunityRecord]:
+        """Every community with settings of its own, by platform and id."""
+        return await self._read(_communities, platform)
 
     async def awaiting_review(
         self, platform: str | None = None, limit: int = 100
@@ -908,6 +933,7 @@ def _conversation(row: Any) -> Conversation:
         ended_at,
         branched_from,
         end_proposed,
+        community,
     ) = row
     ladder = LadderState(
         redirects=redirects,
@@ -927,6 +953,7 @@ def _conversation(row: Any) -> Conversation:
         updated_at=_from_text(updated_at),
         ended_at=None if ended_at is None else _from_text(ended_at),
         branched_from=branched_from,
+        community=community,
     )
 
 
@@ -1052,3 +1079,36 @@ def _awaiting_review(
 ) -> list[Conversation]:
     rows = db.execute(_AWAITING_REVIEW, (platform, limit)).fetchall()
     return [_conversation(row[:-1]) for row in rows]
+
+
+# --- per-community settings ------------------------------------------------------------
+
+_COMMUNITY = "SELECT settings FROM communities WHERE platform = ? AND community = ?"
+_SET_COMMUNITY = (
+    "INSERT INTO communities (platform, community, settings, updated_at, updated_by) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, community) DO UPDATE SET "
+    "settings = excluded.settings, updated_at = excluded.updated_at, "
+    "updated_by = excluded.updated_by"
+)
+_COMMUNITIES = (
+    "SELECT platform, community, settings, updated_at, updated_by FROM communities "
+    "WHERE (?1 IS NULL OR platform = ?1) ORDER BY platform, community"
+)
+
+
+def _community_settings(
+    db: sqlite3.Connection, platform: str, community: str
+) -> CommunitySettings | None:
+    rows = db.execute(_COMMUNITY, (platform, community)).fetchall()
+    return CommunitySettings.from_json(rows[0][0]) if rows else None
+
+
+def _set_community(db: sqlite3.Connection, values: tuple[str, ...]) -> None:
+    db.execute(_SET_COMMUNITY, values)
+
+
+def _communities(db: sqlite3.Connection, platform: str | None) -> list[CommunityRecord]:
+    return [
+        CommunityRecord(p, c, CommunitySettings.from_json(settings), _from_text(at), by)
+        for p, c, settings, at, by in db.execute(_COMMUNITIES, (platform,))
+    ]
