@@ -53,6 +53,12 @@ class InstantModel:
 class InstantEngine:
     """Replaces the engine to isolate the adapter's own cost: streams a reply, stores nothing."""
 
+    async def receive(self, inbound: Inbound) -> bool:
+        return True  # nothing kept: every message is new
+
+    async def pending(self) -> list[Inbound]:
+        return []
+
     async def handle(self, inbound: Inbound, reply: ReplyStream) -> Outcome:
         await reply.thinking()
         await reply.text("Sure, here is an answer.")

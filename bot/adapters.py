@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 PLATFORMS = "quitbot.platforms"
 CHAT = "quitbot.chat"
 
-Check = tuple[bool, str]
+# A check's status: True (ok), False (quitbot cannot work as set up) or "warn" (it works,
+# with less, e.g. a missing optional permission); only False makes `doctor` exit non-zero.
+CheckStatus = bool | Literal["warn"]
+Check = tuple[CheckStatus, str]
 ChatRunner = Callable[..., Awaitable[int]]
 
 
@@ -37,7 +40,7 @@ class Adapter(Protocol):
         ...
 
     async def doctor(self, settings: Settings) -> list[Check]:
-        """Check credentials and permissions: (ok, what) lines."""
+        """Check credentials and permissions: (status, what) lines."""
         ...
 
     async def setup_help(self, settings: Settings) -> str:

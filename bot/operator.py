@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from bot.adapters import adapter, adapters
+from bot.adapters import Check, adapter, adapters
 from bot.app import UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, StoredMessage
 from bot.engine import ConversationNotFound, Engine
@@ -147,9 +147,12 @@ def _describe(shown: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_LABELS = {True: "ok  ", False: "FAIL", "warn": "WARN"}
+
+
 async def doctor(settings: Settings) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
-    results: list[tuple[bool, str]] = [(True, "settings: loaded")]
+    results: list[Check] = [(True, "settings: loaded")]
     async with build_runtime(settings) as runtime:
         results.append((True, f"database: {settings.database.shown} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
@@ -165,9 +168,9 @@ async def doctor(settings: Settings) -> int:
             results.append((True, f"{name}: not configured (skipped)"))
             continue
         results.extend(await platform.doctor(settings))
-    for ok, line in results:
-        print(f"{'ok  ' if ok else 'FAIL'} {line}")
-    return 0 if all(ok for ok, _ in results) else 1
+    for status, line in results:
+        print(f"{_LABELS[status]} {line}")
+    return 1 if any(status is False for status, _ in results) else 0
 
 
 async def discord_invite_url(settings: Settings) -> int:

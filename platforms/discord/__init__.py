@@ -1,6 +1,7 @@
-"""quitbot on Discord: `run` the bot, `doctor` its set-up, print its `invite_url`.
+"""quitbot on Discord, as the core finds it (entry point `quitbot.platforms`): run the bot,
+`doctor` its set-up, and help set it up with the invite URL.
 
-discord.py is imported lazily inside these functions so that `import platforms.discord`
+discord.py is imported lazily inside these methods so that `import platforms.discord`
 costs nothing for a Slack-only deployment.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from bot.adapters import Check
     from bot.engine import Engine
     from bot.settings import Settings
 
@@ -17,80 +19,60 @@ __all__ = ["DiscordAdapter", "adapter", "doctor", "invite_url", "run"]
 SHUTDOWN_GRACE_SECONDS = 10.0  # replies under way get this long to finish on shutdown
 
 
-async def run(
-    engine: Engine, settings: Settings, *, shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
-) -> None:
-    """Run the bot until cancelled; everything is closed on the way out.
-
-    Replies under way get `shutdown_grace` seconds to finish; any still going are then cut
-    short, and say so.
-    """
-    import discord
-
-    from bot.ports import PlatformUnavailable
-    from platforms.discord.app import build_bot, configure_endpoints, quiet_voice_warnings
-
-    token = _token(settings)
-    configure_endpoints(settings.discord)
-    quiet_voice_warnings()
-    bot = build_bot(engine, settings)
-    async with bot:
-        try:
-            await bot.start(token)
-        except discord.LoginFailure as exc:
-            raise PlatformUnavailable(
-                "Discord refused DISCORD_TOKEN: copy the bot's token from the Developer "
-                "Portal (Applications -> your app -> Bot -> Reset Token)"
-            ) from exc
-        except discord.PrivilegedIntentsRequired as exc:
-            raise PlatformUnavailable(
-                "Discord: turn on the Message Content intent (Developer Portal -> your app -> "
-                "Bot -> Privileged Gateway Intents); quitbot needs it to follow threads"
-            ) from exc
-        except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as exc:
-            raise PlatformUnavailable(f"could not connect to Discord: {exc}") from exc
-        finally:
-            await bot.conversations.drain(shutdown_grace)
-
-
-async def doctor(settings: Settings) -> list[tuple[bool, str]]:
-    """Check the token, the message-content intent and Manage Threads, in plain words."""
-    from platforms.discord.checks import run_checks
-
-    return await run_checks(settings)
-
-
-async def invite_url(settings: Settings) -> str:
-    """The OAuth2 URL that adds the bot with exactly the permissions it needs."""
-    from platforms.discord.checks import application_id
-    from platforms.discord.permissions import invite_url_for
-
-    return invite_url_for(await application_id(settings))
-
-
-def _token(settings: Settings) -> str:
-    token = settings.discord.token
-    if token is None or not token.get_secret_value():
-        raise RuntimeError("DISCORD_TOKEN is not set")
-    return token.get_secret_value()
-
-
 class DiscordAdapter:
-    """quitbot's Discord platform, as the core finds it (entry point `quitbot.platforms`)."""
-
     name = "discord"
 
     def configured(self, settings: Settings) -> bool:
         return settings.discord.enabled
 
-    async def run(self, engine: Engine, settings: Settings) -> None:
-        await run(engine, settings)
+    async def run(
+        self, engine: Engine, settings: Settings, *, shutdown_grace: float = SHUTDOWN_GRACE_SECONDS
+    ) -> None:
+        """Run the bot until cancelled, then close everything; replies under way get
+        `shutdown_grace` seconds to finish, and any still going are cut short and say so."""
+        import discord
 
-    async def doctor(self, settings: Settings) -> list[tuple[bool, str]]:
-        return await doctor(settings)
+        from bot.ports import PlatformUnavailable
+        from platforms.discord.app import build_bot, configure_endpoints, quiet_voice_warnings
+
+        token = settings.discord.token
+        if token is None or not token.get_secret_value():
+            raise RuntimeError("DISCORD_TOKEN is not set")
+        configure_endpoints(settings.discord)
+        quiet_voice_warnings()
+        bot = build_bot(engine, settings)
+        async with bot:
+            try:
+                await bot.start(token.get_secret_value())
+            except discord.LoginFailure as exc:
+                raise PlatformUnavailable(
+                    "Discord refused DISCORD_TOKEN: copy the bot's token from the Developer "
+                    "Portal (Applications -> your app -> Bot -> Reset Token)"
+                ) from exc
+            except discord.PrivilegedIntentsRequired as exc:
+                raise PlatformUnavailable(
+                    "Discord: turn on the Message Content intent (Developer Portal -> your app "
+                    "-> Bot -> Privileged Gateway Intents); quitbot needs it to follow threads"
+                ) from exc
+            except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as exc:
+                raise PlatformUnavailable(f"could not connect to Discord: {exc}") from exc
+            finally:
+                await bot.flows.drain(shutdown_grace)
+
+    async def doctor(self, settings: Settings) -> list[Check]:
+        """Token, Message Content intent, permissions, in plain words (a missing Manage
+        Threads is only a warning: quitbot works without it, with less)."""
+        from platforms.discord.checks import run_checks
+
+        return await run_checks(settings)
 
     async def setup_help(self, settings: Settings) -> str:
-        return await invite_url(settings)
+        """The OAuth2 URL that adds the bot with exactly the permissions it needs."""
+        from platforms.discord.checks import application_id
+        from platforms.discord.permissions import invite_url_for
+
+        return invite_url_for(await application_id(settings))
 
 
 adapter = DiscordAdapter()
+run, doctor, invite_url = adapter.run, adapter.doctor, adapter.setup_help

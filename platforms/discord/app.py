@@ -7,16 +7,18 @@ from typing import Any
 
 import discord
 import yarl
+from discord import app_commands
 from discord.ext import commands
 
 from bot.engine import Engine
+from bot.flows import Flows
 from bot.settings import DiscordSettings, Settings
 from platforms.discord.cog import ConversationCog
-from platforms.discord.commands import ChatCommands
-from platforms.discord.conversations import Conversations
-from platforms.discord.moderation import Moderation
+from platforms.discord.commands import ChatCommands, Moderation
+from platforms.discord.places import Discord, DiscordModLog, answer
 from platforms.discord.reply import TYPING_DELAY
 from platforms.discord.stream import EDIT_INTERVAL
+from platforms.discord.translate import PLATFORM
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,7 @@ def intents() -> discord.Intents:
     Message content is privileged: without it the bot only sees mentions and DMs, so it
     could not follow a conversation's thread (`quitbot doctor` explains how to turn it on).
     """
-    chosen = discord.Intents.none()
-    chosen.guilds = True
-    chosen.guild_messages = True
-    chosen.dm_messages = True
-    chosen.message_content = True
-    return chosen
+    return discord.Intents(guilds=True, guild_messages=True, dm_messages=True, message_content=True)
 
 
 def configure_endpoints(settings: DiscordSettings) -> None:
@@ -54,6 +51,26 @@ def quiet_voice_warnings() -> None:
     discord.VoiceClient.warn_dave = False
 
 
+class QuitBotTree(app_commands.CommandTree[discord.Client]):
+    """Answers every failed command in words instead of discord.py's logged traceback.
+
+    An unknown or stale command (one Discord still shows after an update, before the
+    new commands are synced everywhere) gets a short private note; our own errors are
+    logged once, and the person is told.
+    """
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
+    ) -> None:
+        data: dict[str, Any] = dict(interaction.data or {})
+        if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+            log.info("stale or unknown command %r: %s", data.get("name"), error)
+            await answer(interaction, "This command is no longer available.")
+        else:
+            log.error("command %r failed", data.get("name"), exc_info=error.__cause__ or error)
+            await answer(interaction, "Something went wrong on my side. Please try again.")
+
+
 class QuitBot(commands.Bot):
     """quitbot on Discord: one gateway connection."""
 
@@ -72,28 +89,37 @@ class QuitBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             chunk_guilds_at_startup=False,
+            tree_cls=QuitBotTree,
             **options,
         )
-        self.conversations = Conversations(
-            self, engine, settings, edit_interval=edit_interval, typing_delay=typing_delay
+        self.discord = Discord(
+            self, settings, edit_interval=edit_interval, typing_delay=typing_delay
         )
+        self.flows = Flows(engine, PLATFORM, self.discord, DiscordModLog(self.discord))
 
     async def setup_hook(self) -> None:
-        await self.add_cog(ConversationCog(self.conversations))
-        await self.add_cog(ChatCommands(self.tree, self.conversations))
-        await self.add_cog(Moderation(self.conversations))
+        await self.add_cog(ConversationCog(self.discord, self.flows))
+        chat = ChatCommands(self.discord, self.flows)
+        await self.add_cog(chat)
+        self.tree.add_command(
+            app_commands.ContextMenu(name="Branch from here", callback=chat.branch)
+        )
+        await self.add_cog(Moderation(self.discord, self.flows))
         await self.sync_commands()
+        # What a previous run kept but never answered, in order, before the gateway brings
+        # anything new: answered later, it would race the same messages still in flight.
+        answered = await self.flows.answer_pending()
+        if answered:
+            log.info("answered %d messages a previous run had received", answered)
 
     async def sync_commands(self) -> None:
-        guild_id = self.conversations.settings.dev_guild_id
-        if guild_id:
-            guild = discord.Object(guild_id)
+        guild_id = self.discord.settings.dev_guild_id
+        guild = discord.Object(guild_id) if guild_id else None
+        if guild is not None:  # a development server sees them at once
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to development server %s", len(synced), guild_id)
-        else:
-            synced = await self.tree.sync()
-            log.info("synced %d commands globally (may take a while to appear)", len(synced))
+        synced = await self.tree.sync(guild=guild)
+        where = f"to server {guild_id}" if guild else "globally (may take a while to appear)"
+        log.info("synced %d commands %s", len(synced), where)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the cog answers messages."""

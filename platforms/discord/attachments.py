@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 import discord
 
 from bot.conversation import Attachment
@@ -13,6 +14,10 @@ log = logging.getLogger(__name__)
 
 # The Messages API takes images up to 5 MB base64-encoded, about 3.75 MB of raw bytes.
 MAX_IMAGE_BYTES = 3_750_000
+# Whatever reading a file from the CDN can raise: Discord's answers, the HTTP transport's
+# errors, timeouts and sockets (TimeoutError is an OSError). The message must never be
+# lost for a file: the file is only named instead.
+READ_ERRORS = (discord.DiscordException, aiohttp.ClientError, OSError, ValueError)
 
 
 async def read_attachments(
@@ -28,8 +33,8 @@ async def _read(attachment: discord.Attachment, max_text_bytes: int) -> Attachme
         return named
     try:
         data = await attachment.read()
-    except (discord.HTTPException, discord.NotFound) as exc:
-        log.warning("could not read attachment %s: %s", attachment.filename, exc)
+    except READ_ERRORS as exc:
+        log.warning("could not read attachment %s: %r", attachment.filename, exc)
         return named
     if kind == "image":
         return Attachment(attachment.filename, named.media_type, data, attachment.size)

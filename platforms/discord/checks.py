@@ -9,11 +9,13 @@ from typing import Any
 
 import discord
 
+from bot.adapters import Check
 from bot.settings import Settings
 from platforms.discord.app import configure_endpoints
 from platforms.discord.permissions import missing
 
-Check = tuple[bool, str]
+# Without Manage Threads quitbot works, with less (ended threads stay open): a warning.
+OPTIONAL = frozenset({"Manage Threads"})
 
 INTENT_OFF = (
     "discord: the Message Content intent is off. It is a privileged intent: without it I "
@@ -43,7 +45,9 @@ async def application_id(settings: Settings) -> int:
 async def run_checks(settings: Settings) -> list[Check]:
     try:
         async with _logged_in(settings) as (http, me):
-            checks = [(True, f"discord: the token works (logged in as {me['username']})")]
+            checks: list[Check] = [
+                (True, f"discord: the token works (logged in as {me['username']})")
+            ]
             app = await http.application_info()
             checks.append(_intent(dict(app)))
             checks += _permissions([dict(guild) for guild in await http.get_guilds(200)])
@@ -69,10 +73,15 @@ def _permissions(guilds: list[dict[str, Any]]) -> list[Check]:
     for guild in guilds:
         lacking = missing(discord.Permissions(int(guild.get("permissions") or 0)))
         name = guild.get("name", guild["id"])
-        if lacking:
-            checks.append((False, f"discord: in server {name!r} I am missing {', '.join(lacking)}; "
+        required = ", ".join(p for p in lacking if p not in OPTIONAL)
+        if required:
+            checks.append((False, f"discord: in server {name!r} I am missing {required}; "
                                   "grant them to my role or re-invite me with the URL from "
                                   "`quitbot discord invite-url`"))  # fmt: skip
-        else:
+        if OPTIONAL.intersection(lacking):
+            checks.append(("warn", f"discord: in server {name!r} I am missing Manage Threads: "
+                                   "ended conversations still end, but their threads stay open "
+                                   "and moderators cannot reopen them from Discord"))  # fmt: skip
+        if not lacking:
             checks.append((True, f"discord: in server {name!r} I have every permission I need"))
     return checks

@@ -2,42 +2,112 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import discord
 from discord.ext import commands
 
-from platforms.discord import translate
-from platforms.discord.buttons import Buttons
-from platforms.discord.conversations import Conversations
+from bot.conversation import ConversationKey
+from bot.flows import Flows
+from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
+from platforms.discord import render, translate
+from platforms.discord.attachments import read_attachments
+from platforms.discord.commands import start_new
+from platforms.discord.places import Discord, DiscordPlace, answer
 
 log = logging.getLogger(__name__)
 
 
+class KeyedLocks:
+    """One FIFO lock per conversation place (asyncio's locks are fair), dropped when idle."""
+
+    def __init__(self) -> None:
+        self._held: dict[ConversationKey, tuple[asyncio.Lock, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
+        lock, users = self._held.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._held[key]
+
+
+ENDED_HERE = "This conversation was ended by the person who started it."
+_OURS = (discord.InteractionType.component, discord.InteractionType.modal_submit)
+
+
 class ConversationCog(commands.Cog):
-    """Turns gateway events into engine calls through `Conversations`."""
+    """Turns gateway events into calls on the core's flows."""
 
-    def __init__(self, conversations: Conversations) -> None:
-        self.conversations = conversations
-        self.buttons = Buttons(conversations)
-
-    @property
-    def _bot_id(self) -> int:
-        user = self.conversations.client.user
-        return user.id if user else 0
+    def __init__(self, discord_: Discord, flows: Flows) -> None:
+        self.d, self.flows = discord_, flows
+        self._arriving, self._answering = KeyedLocks(), KeyedLocks()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
-        match translate.route(message, self._bot_id):
+        user = self.d.client.user
+        match translate.route(message, user.id if user else 0):
             case translate.StartThread(text):
-                await self.conversations.start_from_message(message, text)
+                key, known_only, starts = translate.thread_key(message.id), False, True
             case translate.Converse(key, text, known_only):
-                if known_only and not await self.conversations.is_conversation(key):
-                    return
-                await self.conversations.converse_message(message.channel, message, key, text)
+                starts = False
             case translate.Ignore():
                 return
+        # Queued before anything is awaited, so a conversation's messages are kept and
+        # answered in the order Discord sent them, however slow an earlier one's lookup
+        # or files. Each is kept (`receive`) as soon as the one before it was.
+        async with AsyncExitStack() as turn:
+            async with self._arriving.hold(key):
+                place = await self._place(message, key, text, starts=starts, known_only=known_only)
+                inbound = translate.inbound(message, key, text)
+                # A replay (seen before) stops here; a kept one survives a crash from now on.
+                if place is None or not await self.flows.receive(inbound):
+                    return
+                await turn.enter_async_context(self._answering.hold(key))
+            files = await read_attachments(
+                message.attachments, self.d.settings.max_attachment_bytes
+            )
+            await self.flows.converse(replace(inbound, attachments=files), place)
+            self.d.known.add(key)  # answered here once: later messages need no mention
+
+    async def _place(
+        self, message: discord.Message, key: ConversationKey, text: str, *, starts: bool,
+        known_only: bool,
+    ) -> DiscordPlace | None:  # fmt: skip
+        """Where to answer, or None if the message is not for us. A mention in a channel
+        opens a thread from the message; that thread has the message's id, so a mention the
+        gateway replays after a RESUME finds it (cache, then the record) without a second
+        thread-create call."""
+        if not starts:
+            if known_only and not await self._is_conversation(key):
+                return None
+            return DiscordPlace(self.d, message.channel)
+        thread = self.d.client.get_channel(message.id)
+        if not isinstance(thread, discord.Thread) and not await self._is_conversation(key):
+            name = translate.thread_name(text, message.author.display_name)
+            if (thread := await self.d.thread_from(message, name)) is None:
+                return None
+        return (
+            DiscordPlace(self.d, thread)
+            if isinstance(thread, discord.Thread)
+            else self.d.place(key)
+        )
+
+    async def _is_conversation(self, key: ConversationKey) -> bool:
+        """Whether a conversation lives at `key` (threads are only answered if so)."""
+        if key not in self.d.known and await self.flows.find(key) is not None:
+            self.d.known.add(key)
+        return key in self.d.known
 
     @commands.Cog.listener()
     async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
@@ -48,21 +118,54 @@ class ConversationCog(commands.Cog):
         """
         if payload.data.get("thread_metadata", {}).get("locked", False):
             return
-        conversation = await self.conversations.engine.find(translate.thread_key(payload.thread_id))
+        key = translate.thread_key(payload.thread_id)
+        conversation = await self.flows.find(key)
         if conversation is not None and conversation.ladder.ended:
-            log.info(
-                "ended conversation's thread %s was unlocked; locking it again", payload.thread_id
-            )
-            await self.conversations.close_thread(payload.thread_id)
+            log.info("ended conversation's thread %s was unlocked; locking it again", key.place)
+            await self.d.place(key).close(conversation)
 
     @commands.Cog.listener()
     async def on_interaction(self, interaction: discord.Interaction) -> None:
-        if interaction.type not in (
-            discord.InteractionType.component,
-            discord.InteractionType.modal_submit,
-        ):
+        if interaction.type not in _OURS:  # slash commands go to the command tree
             return
         data: dict[str, Any] = dict(interaction.data or {})
         action = translate.parse_custom_id(str(data.get("custom_id", "")))
         if action is not None:
-            await self.buttons.handle(interaction, action)
+            await self._act(interaction, action)
+
+    async def _act(self, interaction: discord.Interaction, action: translate.Action) -> None:
+        channel, user_id = interaction.channel, str(interaction.user.id)
+        if channel is None:
+            return
+        key = translate.key_for(channel)
+        match action.name:
+            case "new":
+                origin = int(action.target) if action.target else None
+                await start_new(self.d, self.flows, interaction, origin)
+            case "end":
+                # Refusals first (a read), so the buttons stay for the starter if someone
+                # else pressed; then the buttons go, before the thread is locked.
+                asked = await self.flows.ask_to_end(key, user_id)
+                if not asked.ok:
+                    await answer(interaction, asked.text)
+                    return
+                await interaction.response.edit_message(content=ENDED_HERE, view=None)
+                place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
+                ended = await self.flows.confirm_end(key, user_id, place)
+                if not ended.ok:
+                    await answer(interaction, ended.text)
+            case "keep":
+                kept = await self.flows.keep_going(key, user_id)
+                if not kept.ok:
+                    await answer(interaction, kept.text)
+                    return
+                await interaction.response.edit_message(content=KEEP_GOING_TEXT, view=None)
+            case "mistake":
+                await interaction.response.send_modal(render.feedback_form(action.target))
+            case "feedback":
+                await interaction.response.defer(ephemeral=True, thinking=True)
+                data: dict[str, Any] = dict(interaction.data or {})
+                written = translate.modal_text(list(data.get("components", [])))
+                text = f"{render.MISTAKE}: {written}" if written else render.MISTAKE
+                result = await self.flows.feedback(action.target, user_id, text)
+                await answer(interaction, FEEDBACK_THANKS if result.ok else result.text)

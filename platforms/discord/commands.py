@@ -1,42 +1,25 @@
-"""/chat, /new, /end and the "Branch from here" message command."""
+"""/chat, /new, /end, the "Branch from here" message command, and /quitbot for moderators."""
 
 from __future__ import annotations
-
-import logging
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.conversation import Inbound
-from bot.engine import LimitReached, may_end
-from bot.notices import LIMIT_TEXT
+from bot.conversation import ConversationKey, Inbound
+from bot.flows import REFUSAL_TEXT, Flows, Refusal, Result
 from platforms.discord import render, translate
-from platforms.discord.buttons import start_new
-from platforms.discord.conversations import MENTION_USERS, Conversations
+from platforms.discord.places import Discord, DiscordPlace, answer
 
-log = logging.getLogger(__name__)
-
-NOT_IN_CONVERSATION = "There is no active conversation with me here."
-NOT_YOURS = "Only the person who started this conversation can end it."
-PICK_A_MESSAGE = (
-    "Pick one of this conversation's messages (for a reply in several parts, its first part)."
-)
+NO_THREAD = "Run this inside a conversation's thread, or name one with the `thread` option."
+ThreadOption = app_commands.AppCommandThread | None
 
 
 class ChatCommands(commands.Cog):
-    def __init__(
-        self, tree: app_commands.CommandTree[discord.Client], conversations: Conversations
-    ) -> None:
-        self.conversations = conversations
-        self._tree = tree
-        self._branch_menu = app_commands.ContextMenu(name="Branch from here", callback=self.branch)
+    """The commands for everyone; `branch` is registered as a message command by the bot."""
 
-    async def cog_load(self) -> None:
-        self._tree.add_command(self._branch_menu)
-
-    async def cog_unload(self) -> None:
-        self._tree.remove_command(self._branch_menu.name, type=self._branch_menu.type)
+    def __init__(self, discord_: Discord, flows: Flows) -> None:
+        self.d, self.flows = discord_, flows
 
     @app_commands.command(name="chat", description="Talk to the assistant: opens a thread here")
     @app_commands.describe(prompt="What you want to say")
@@ -46,122 +29,152 @@ class ChatCommands(commands.Cog):
         channel = interaction.channel
         if not isinstance(channel, discord.abc.Messageable):
             return
-        shown = f"**{interaction.user.display_name}:** {prompt}"
-        response = await interaction.response.send_message(shown)
+        response = await interaction.response.send_message(
+            **render.echo(interaction.user.display_name, prompt)
+        )
         message = response.resource
         place: discord.abc.Messageable = channel
         if isinstance(channel, discord.TextChannel) and isinstance(message, discord.Message):
-            thread = await self._thread_for(message, prompt)
+            name = translate.thread_name(prompt, interaction.user.display_name)
+            thread = await self.d.thread_from(message, name)
             if thread is None:
                 return
             place = thread
-        inbound = Inbound(
-            key=translate.key_for(place),  # type: ignore[arg-type]
-            event_id=translate.interaction_event_id(interaction.id),
-            user_id=str(interaction.user.id),
-            text=prompt,
-            message_id=str(message.id) if isinstance(message, discord.Message) else "",
-        )
-        await self.conversations.converse(place, inbound)
-
-    async def _thread_for(self, message: discord.Message, prompt: str) -> discord.Thread | None:
-        try:
-            return await message.create_thread(
-                name=translate.thread_name(prompt, message.author.display_name)
-            )
-        except discord.HTTPException as exc:
-            if isinstance(exc, discord.Forbidden) and message.guild is not None:
-                self.conversations.missing_permission(message.guild, "Create Public Threads")
-            log.warning("could not open a thread for /chat: %s", exc)
-            return None
+        shown = str(message.id) if isinstance(message, discord.Message) else ""
+        event = translate.interaction_event_id(interaction.id)
+        key = translate.key_for(place)  # type: ignore[arg-type]
+        inbound = Inbound(key, event, str(interaction.user.id), prompt, shown)
+        if await self.flows.receive(inbound):  # kept first: a crash now loses nothing
+            await self.flows.converse(inbound, DiscordPlace(self.d, place, interaction))
 
     @app_commands.command(name="new", description="Start a fresh conversation")
     async def new(self, interaction: discord.Interaction) -> None:
-        await start_new(self.conversations, interaction)
+        await start_new(self.d, self.flows, interaction)
 
     @app_commands.command(name="end", description="End this conversation (asks to confirm)")
     async def end(self, interaction: discord.Interaction) -> None:
         if interaction.channel is None:
             return
         key = translate.key_for(interaction.channel)
-        conversation = await self.conversations.engine.find(key)
-        if conversation is None or conversation.ladder.ended:
-            await interaction.response.send_message(NOT_IN_CONVERSATION, ephemeral=True)
-            return
-        if not may_end(conversation, str(interaction.user.id)):
-            await interaction.response.send_message(NOT_YOURS, ephemeral=True)
-            return
-        confirm = render.confirm_end()
-        view = render.view(confirm.buttons)
-        assert view is not None
-        await interaction.response.send_message(confirm.content, view=view, ephemeral=True)
+        result = await self.flows.ask_to_end(key, str(interaction.user.id))
+        confirm = render.notice(result.notices[0], in_dm=False) if result.ok else result.text
+        await answer(interaction, confirm)
 
     async def branch(self, interaction: discord.Interaction, message: discord.Message) -> None:
-        """A new conversation carrying the history up to `message` (included)."""
-        channel, engine = interaction.channel, self.conversations.engine
-        conversation = await engine.find(translate.key_for(channel)) if channel else None
-        if channel is None or conversation is None:
-            await interaction.response.send_message(
-                "That message is not part of a conversation with me.", ephemeral=True
-            )
-            return
-        messages, _ = await engine.record(conversation.id)
-        if str(message.id) not in {m.platform_message_id for m in messages}:
-            await interaction.response.send_message(PICK_A_MESSAGE, ephemeral=True)
-            return
-        if translate.is_dm(channel):
-            await self._branch_here(interaction, conversation.id, message)
-        elif isinstance(channel, discord.Thread):
-            await self._branch_to_thread(interaction, channel, conversation.id, message)
+        """A new conversation carrying the history up to `message` (included).
 
-    async def _branch_here(
-        self, interaction: discord.Interaction, conversation_id: str, message: discord.Message
-    ) -> None:
-        assert interaction.channel is not None
-        key = translate.key_for(interaction.channel)
-        try:
-            await self.conversations.engine.branch(
-                conversation_id,
-                key,
-                str(interaction.user.id),
-                upto_platform_message_id=str(message.id),
-            )
-        except LimitReached:
-            await interaction.response.send_message(LIMIT_TEXT, ephemeral=True)
+        Opening a thread and writing the record can outlast Discord's 3-second deadline
+        for answering, so the interaction is deferred first and answered by follow-up.
+        """
+        channel, user = interaction.channel, interaction.user
+        if channel is None:
             return
-        await interaction.response.send_message(
-            f"A new conversation starts here, carrying everything up to {message.jump_url}. "
-            "Carry on from there."
+        in_dm = translate.is_dm(channel)
+        await interaction.response.defer(ephemeral=not in_dm, thinking=True)
+        name = translate.thread_name(f"Branch: {getattr(channel, 'name', '')}", user.name)
+        open_place = self.d.opener(channel, name, interaction, in_dm=in_dm)
+        result = await self.flows.branch(
+            translate.key_for(channel), str(user.id), open_place, upto_message_id=str(message.id)
+        )
+        await _opened(interaction, result, "Your branch", in_dm=in_dm)
+
+
+async def start_new(
+    d: Discord, flows: Flows, interaction: discord.Interaction, origin: int | None = None
+) -> None:
+    """/new and "Start a new conversation": a fresh thread (in `origin`, the channel an
+    ended server conversation started from, when given), or a clean slate in a DM.
+
+    Opening a thread and writing the record can outlast Discord's 3-second deadline for
+    answering, so the interaction is deferred first and answered by follow-up.
+    """
+    channel, user = interaction.channel, interaction.user
+    in_dm = origin is None and translate.is_dm(channel)
+    parent = d.client.get_channel(origin) if origin is not None else channel
+    await interaction.response.defer(ephemeral=not in_dm, thinking=True)
+    open_place = d.opener(
+        parent, translate.thread_name("", user.display_name), interaction, in_dm=in_dm
+    )
+    result = await flows.start_new(translate.PLATFORM, str(user.id), open_place)
+    await _opened(interaction, result, "Your new conversation", in_dm=in_dm)
+
+
+async def _opened(
+    interaction: discord.Interaction, result: Result, what: str, *, in_dm: bool
+) -> None:
+    """Answer a deferred start or branch: why not, or where (in a DM the notice answered)."""
+    if not result.ok or result.conversation is None:
+        await answer(interaction, result.text)
+    elif not in_dm:
+        await answer(interaction, f"{what} is in <#{result.conversation.key.place}>.")
+
+
+@app_commands.guild_only()
+class Moderation(commands.GroupCog, group_name="quitbot", group_description="Moderator tools"):
+    """/quitbot reopen | status | audit: moderators' tools, all answered privately."""
+
+    def __init__(self, discord_: Discord, flows: Flows) -> None:
+        self.d, self.flows = discord_, flows
+        super().__init__()
+
+    @app_commands.command(description="Reopen an ended conversation and unlock its thread")
+    @app_commands.describe(thread="The conversation's thread (default: this one)", note="Why")
+    async def reopen(
+        self, interaction: discord.Interaction, thread: ThreadOption = None, note: str = ""
+    ) -> None:
+        key = await self._target(interaction, thread)
+        if key is None:
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)  # unlocking is slow
+        result = await self.flows.reopen(
+            key, str(interaction.user.id), note, is_moderator=True, place=self.d.place(key)
+        )
+        await answer(
+            interaction, result.text or f"Reopened <#{key.place}>. {result.problem}".strip()
         )
 
-    async def _branch_to_thread(
-        self,
-        interaction: discord.Interaction,
-        thread: discord.Thread,
-        conversation_id: str,
-        message: discord.Message,
-    ) -> None:
+    @app_commands.command(description="Show a conversation's state")
+    @app_commands.describe(thread="The conversation's thread (default: this one)")
+    async def status(self, interaction: discord.Interaction, thread: ThreadOption = None) -> None:
+        key = await self._target(interaction, thread)
+        if key is not None:
+            result = await self.flows.status(key, is_moderator=True)
+            shown = result.conversation if result.ok else None
+            await answer(interaction, render.status(shown) if shown else result.text)
+
+    @app_commands.command(description="Show a conversation's audit trail")
+    @app_commands.describe(thread="The conversation's thread (default: this one)")
+    async def audit(self, interaction: discord.Interaction, thread: ThreadOption = None) -> None:
+        key = await self._target(interaction, thread)
+        if key is not None:
+            result = await self.flows.audit(key, is_moderator=True)
+            await answer(interaction, render.audit(result.events) if result.ok else result.text)
+
+    async def _target(
+        self, interaction: discord.Interaction, thread: ThreadOption
+    ) -> ConversationKey | None:
+        """The thread the command acts on (the option, or the thread it runs in), for a
+        moderator; None once the person was told why not."""
+        channel = interaction.channel
+        here = channel.id if isinstance(channel, discord.Thread) else None
+        thread_id = thread.id if thread is not None else here
+        if not self._is_moderator(interaction):
+            await answer(interaction, REFUSAL_TEXT[Refusal.NOT_MODERATOR])
+        elif thread_id is None:
+            await answer(interaction, NO_THREAD)
+        else:
+            return translate.thread_key(thread_id)
+        return None
+
+    def _is_moderator(self, interaction: discord.Interaction) -> bool:
+        """Manage Threads in the channel, or the configured moderator role."""
+        permissions = interaction.permissions
+        if permissions.manage_threads or permissions.administrator:
+            return True
+        role_id = self.d.settings.moderator_role_id
         user = interaction.user
-        new = await self.conversations.new_thread(thread, user, f"Branch: {thread.name}")
-        if new is None:
-            await interaction.response.send_message(
-                "I couldn't open a new thread here.", ephemeral=True
-            )
-            return
-        try:
-            await self.conversations.engine.branch(
-                conversation_id,
-                translate.thread_key(new.id),
-                str(user.id),
-                upto_platform_message_id=str(message.id),
-            )
-        except LimitReached:
-            await interaction.response.send_message(LIMIT_TEXT, ephemeral=True)
-            await new.delete()
-            return
-        await interaction.response.send_message(f"Your branch is in {new.mention}.", ephemeral=True)
-        await new.send(
-            f"{user.mention}, this conversation carries {thread.mention} up to {message.jump_url}. "
-            "Take it from there.",
-            allowed_mentions=MENTION_USERS,
+        return (
+            role_id is not None
+            and isinstance(user, discord.Member)
+            and any(role.id == role_id for role in user.roles)
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import discord
 
 from bot.conversation import AuditEvent, Conversation
 from bot.notices import Notice, NoticeKind
+from bot.ports import ModLogEntry, ModLogKind
 from platforms.discord import translate
 
 WARNING_COLOUR = discord.Colour(0xE67E22)
@@ -17,13 +19,15 @@ CRISIS_COLOUR = discord.Colour(0x3498DB)
 MODLOG_COLOUR = discord.Colour(0x95A5A6)
 
 START_AGAIN_IN_SERVER = (
-    "You can start a new conversation right away: press **Start a new conversation**, "
-    "mention me in a channel, or use `/chat`."
+    "You can start a new conversation right away: mention me in a channel, or use `/chat` "
+    "or `/new`."
 )
-START_AGAIN_IN_DM = (
-    "You can start a new conversation right away: press **Start a new conversation** or use `/new`."
-)
+START_AGAIN_IN_DM = "You can start a new conversation right away with `/new`."
+_START_AGAIN = {True: START_AGAIN_IN_DM, False: START_AGAIN_IN_SERVER}
 MESSAGE_LIMIT = 2000
+EMBED_LIMIT = 4096  # an embed's description
+END_TITLE = "This conversation has ended"
+MISTAKE = "This was a mistake"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,77 +45,85 @@ class Rendered:
     embed: discord.Embed | None = None
     buttons: tuple[Button, ...] = field(default=())
 
+    def kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for discord.py's send(); call inside the event loop."""
+        sent: dict[str, Any] = {"content": self.content, "embed": self.embed}
+        if self.buttons:
+            sent["view"] = view(self.buttons)
+        return sent
 
-def start_again(in_dm: bool) -> str:
-    return START_AGAIN_IN_DM if in_dm else START_AGAIN_IN_SERVER
+    def addressed(self, user_id: str) -> Rendered:
+        """The same message, starting with a mention of the person it is for."""
+        return replace(self, content=f"<@{user_id}> {self.content or ''}".strip())
 
 
-def notice(item: Notice, *, in_dm: bool, conversation_id: str = "") -> Rendered:
-    """How a notice looks on Discord; END and BLOCKED add how to start again here."""
+def echo(author: str, prompt: str) -> dict[str, Any]:
+    """/chat's prompt (up to 4,000 characters) shown back within Discord's limits: content
+    up to 2,000, else an embed (description up to 4,096; beyond either, 400 / 50035)."""
+    shown = f"**{author}:** {prompt}"
+    if len(shown) <= MESSAGE_LIMIT:
+        return {"content": shown}
+    description = prompt if len(prompt) <= EMBED_LIMIT else prompt[: EMBED_LIMIT - 1] + "…"
+    return {"content": f"**{author}:**", "embed": discord.Embed(description=description)}
+
+
+def notice(
+    item: Notice,
+    *,
+    in_dm: bool,
+    conversation: Conversation | None = None,
+    origin: int | None = None,
+) -> Rendered:
+    """How a notice looks on Discord. `origin` is the channel a conversation in a server
+    started from, where "Start a new conversation" opens the next thread.
+
+    The final notice (END) carries no buttons: it stays in a thread that is then locked,
+    where Discord disables them. The starter gets them with AFTER_END, where they work.
+    """
     match item.kind:
         case NoticeKind.WARNING:
-            embed = discord.Embed(title="Warning", description=item.text, colour=WARNING_COLOUR)
-            return Rendered(embed=embed)
+            return Rendered(embed=_embed("Warning", item.text, WARNING_COLOUR))
         case NoticeKind.CRISIS:
-            embed = discord.Embed(
-                title="You don't have to go through this alone",
-                description=item.text,
-                colour=CRISIS_COLOUR,
-            )
-            return Rendered(embed=embed)
+            title = "You don't have to go through this alone"
+            return Rendered(embed=_embed(title, item.text, CRISIS_COLOUR))
         case NoticeKind.END:
-            return _end(item, in_dm=in_dm, conversation_id=conversation_id)
+            parts = [item.text, _START_AGAIN[in_dm], item.resources]
+            return Rendered(embed=_embed(END_TITLE, "\n\n".join(p for p in parts if p), END_COLOUR))
         case NoticeKind.BLOCKED:
-            return Rendered(
-                content=f"{item.text}\n{start_again(in_dm)}",
-                buttons=(_new_button(),),
-            )
+            return Rendered(f"{item.text}\n{_START_AGAIN[in_dm]}", buttons=(_new(origin),))
+        case NoticeKind.CONFIRM_END:
+            return Rendered(item.text, buttons=CONFIRM_BUTTONS)
+        case NoticeKind.AFTER_END:
+            buttons = [_new(origin)]
+            if conversation is not None:
+                buttons.append(Button(MISTAKE, translate.mistake_id(conversation.id)))
+            return Rendered(item.text, buttons=tuple(buttons))
+        case NoticeKind.STARTED if conversation is not None and not in_dm:
+            return Rendered(f"<@{conversation.user_id}>, {item.text}")
         case _:
             return Rendered(content=item.text)
 
 
-def _end(item: Notice, *, in_dm: bool, conversation_id: str) -> Rendered:
-    parts = [item.text, start_again(in_dm)]
-    if item.resources:
-        parts.append(item.resources)
-    embed = discord.Embed(
-        title="This conversation has ended",
-        description="\n\n".join(parts),
-        colour=END_COLOUR,
-    )
-    buttons = [_new_button()]
-    if conversation_id:
-        buttons.append(Button("This was a mistake", translate.mistake_id(conversation_id)))
-    return Rendered(embed=embed, buttons=tuple(buttons))
+CONFIRM_BUTTONS = (
+    Button("End conversation", translate.CONFIRM_END, discord.ButtonStyle.danger),
+    Button("Keep talking", translate.CANCEL_END),
+)
 
 
-def _new_button() -> Button:
-    return Button(
-        "Start a new conversation", translate.NEW_CONVERSATION, discord.ButtonStyle.primary
-    )
+def _embed(title: str, description: str, colour: discord.Colour) -> discord.Embed:
+    return discord.Embed(title=title, description=description[:EMBED_LIMIT], colour=colour)
 
 
-def confirm_end() -> Rendered:
-    return Rendered(
-        content=(
-            "End this conversation? Nobody will be able to continue it, and you can start a "
-            "new one at once."
-        ),
-        buttons=(
-            Button("End conversation", translate.CONFIRM_END, discord.ButtonStyle.danger),
-            Button("Keep talking", translate.CANCEL_END),
-        ),
-    )
+def _new(origin: int | None) -> Button:
+    return Button("Start a new conversation", translate.new_id(origin), discord.ButtonStyle.primary)
 
 
-def view(buttons: Sequence[Button]) -> discord.ui.View | None:
+def view(buttons: Sequence[Button]) -> discord.ui.View:
     """A view for these buttons; call inside the event loop (discord.py needs one).
 
     Our buttons are answered from `on_interaction` by custom id, which survives restarts,
     so the view is stopped before sending: discord.py then keeps no callback state for it.
     """
-    if not buttons:
-        return None
     built = discord.ui.View(timeout=None)
     for button in buttons:
         built.add_item(
@@ -119,6 +131,18 @@ def view(buttons: Sequence[Button]) -> discord.ui.View | None:
         )
     built.stop()
     return built
+
+
+def feedback_form(conversation_id: str) -> discord.ui.Modal:
+    """Asks why an end was a mistake; answered by custom id in the cog, even after a restart."""
+    form = discord.ui.Modal(
+        title=MISTAKE, custom_id=translate.feedback_modal_id(conversation_id), timeout=600
+    )
+    field: discord.ui.TextInput[Any] = discord.ui.TextInput(
+        label="What went wrong? (optional)", custom_id=translate.FEEDBACK_FIELD,
+        style=discord.TextStyle.paragraph, required=False, max_length=1000,
+    )  # fmt: skip
+    return form.add_item(field)
 
 
 # --- moderators ----------------------------------------------------------------------------
@@ -164,12 +188,42 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-def modlog(title: str, conversation: Conversation, link: str, **fields: str) -> discord.Embed:
+_MODLOG_TITLES = {
+    ModLogKind.ENDED: "Conversation ended",
+    ModLogKind.REOPENED: "Conversation reopened",
+    ModLogKind.FEEDBACK: "Feedback on an ended conversation",
+}
+
+
+def modlog(entry: ModLogEntry, guild_id: int | None) -> discord.Embed:
     """A mod-log entry: what happened to which conversation, with a link to its place."""
-    embed = discord.Embed(title=title, description=link, colour=MODLOG_COLOUR)
+    conversation = entry.conversation
+    embed = discord.Embed(
+        title=_MODLOG_TITLES[entry.kind],
+        description=place_link(conversation, guild_id, entry.message_id),
+        colour=MODLOG_COLOUR,
+    )
     embed.add_field(name="Conversation", value=f"`{conversation.id}`", inline=True)
     embed.add_field(name="Started by", value=f"<@{conversation.user_id}>", inline=True)
+    ladder = conversation.ladder
+    fields = {
+        "Reason": ladder.ended_reason.value if ladder.ended_reason else "",
+        "Ended by": ladder.ended_by.value if ladder.ended_by else "",
+    } if entry.kind is ModLogKind.ENDED else {
+        "By": f"<@{entry.actor_id}>" if entry.actor_id else "",
+        "Note" if entry.kind is ModLogKind.REOPENED else "Feedback": entry.text,
+    }  # fmt: skip
     for name, value in fields.items():
         if value:
-            embed.add_field(name=name.replace("_", " ").capitalize(), value=value[:1024])
+            embed.add_field(name=name, value=value[:1024])
     return embed
+
+
+def place_link(conversation: Conversation, guild_id: int | None, message_id: str = "") -> str:
+    thread_id = translate.thread_id_of(conversation.key)
+    if thread_id is None:
+        return f"A direct message with <@{conversation.user_id}>"
+    if guild_id is None:
+        return f"<#{thread_id}>"
+    link = f"https://discord.com/channels/{guild_id}/{thread_id}"
+    return f"<#{thread_id}> · {link}/{message_id}" if message_id else f"<#{thread_id}> · {link}"

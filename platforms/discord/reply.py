@@ -3,6 +3,8 @@
 Discord calls happen in a background flusher, so a slow Discord never slows the model's
 stream: text() only records the text, and the flusher posts the newest text whenever the
 ThrottledEditor allows. A reply that arrives all at once is posted as one message.
+A part whose first send failed is posted anew at its next change (or when the reply is
+done), so one refused call never loses the rest of the reply.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class ChannelReply:
         self._interval = interval
         self._editor = ThrottledEditor(clock, interval=interval)
         self._text = ""
-        self._messages: list[discord.Message] = []
+        # One slot per part the editor planned; None while that part's send has failed.
+        self._messages: list[discord.Message | None] = []
         self._typing: asyncio.Task[None] | None = None
         self._typing_sent = asyncio.Event()
         self._typing_sent.set()
@@ -48,8 +51,8 @@ class ChannelReply:
         self._finished = asyncio.Event()
 
     @property
-    def message_ids(self) -> list[int]:
-        return [message.id for message in self._messages]
+    def _where(self) -> object:
+        return getattr(self._channel, "id", self._channel)
 
     async def thinking(self) -> None:
         # In the background: the model request should not wait for Discord.
@@ -67,7 +70,11 @@ class ChannelReply:
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush())
         await self._flusher
-        return str(self._messages[0].id) if self._messages else ""
+        for index, message in enumerate(self._messages):
+            if message is None:  # a part that never got out: one more try
+                self._messages[index] = await self._send(self._editor.shown[index])
+        first = next((message for message in self._messages if message is not None), None)
+        return str(first.id) if first is not None else ""
 
     async def close(self) -> None:
         """Stop typing and any flushing still running (after an error or a cancel)."""
@@ -82,7 +89,7 @@ class ChannelReply:
             try:
                 await self._channel.typing()  # one call shows it for about ten seconds
             except discord.HTTPException as exc:
-                log.warning("could not show typing in %s: %s", _where(self._channel), exc)
+                log.warning("could not show typing in %s: %s", self._where, exc)
                 return
             finally:
                 self._typing_sent.set()
@@ -113,18 +120,29 @@ class ChannelReply:
         if ops:
             await self._stop_typing()
         for op in ops:
-            try:
-                if isinstance(op, Send):
-                    self._messages.append(await self._channel.send(op.content))
-                elif isinstance(op, Edit):
-                    self._messages[op.index] = await self._messages[op.index].edit(
-                        content=op.content
-                    )
-            except discord.HTTPException as exc:
-                # The reply is stored whatever happens here; a later edit catches up.
-                log.warning("could not post a reply in %s: %s", _where(self._channel), exc)
-                if isinstance(op, Send):
-                    return
+            if isinstance(op, Send):
+                self._messages.append(await self._send(op.content))
+            elif isinstance(op, Edit):
+                await self._edit(op)
+
+    async def _send(self, content: str) -> discord.Message | None:
+        try:
+            return await self._channel.send(content)
+        except discord.HTTPException as exc:
+            # The reply is stored whatever happens here; the part is posted anew later.
+            log.warning("could not post a reply in %s: %s", self._where, exc)
+            return None
+
+    async def _edit(self, op: Edit) -> None:
+        message = self._messages[op.index]
+        if message is None:  # its first send failed: the rest goes out as a new message
+            self._messages[op.index] = await self._send(op.content)
+            return
+        try:
+            self._messages[op.index] = await message.edit(content=op.content)
+        except discord.HTTPException as exc:
+            # The next edit brings the message up to date.
+            log.warning("could not edit a reply in %s: %s", self._where, exc)
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
@@ -132,7 +150,3 @@ async def _cancel(task: asyncio.Task[None] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def _where(channel: discord.abc.Messageable) -> str:
-    return str(getattr(channel, "id", channel))

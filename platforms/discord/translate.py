@@ -113,28 +113,16 @@ def thread_name(text: str, author: str) -> str:
     return cut + "…"
 
 
-def message_event_id(message_id: int) -> str:
-    return f"message:{message_id}"
-
-
 def interaction_event_id(interaction_id: int) -> str:
     return f"interaction:{interaction_id}"
 
 
 def inbound(
-    message: discord.Message,
-    key: ConversationKey,
-    text: str,
-    attachments: tuple[Attachment, ...] = (),
+    message: discord.Message, key: ConversationKey, text: str, files: tuple[Attachment, ...] = ()
 ) -> Inbound:
-    return Inbound(
-        key=key,
-        event_id=message_event_id(message.id),
-        user_id=str(message.author.id),
-        text=text,
-        message_id=str(message.id),
-        attachments=attachments,
-    )
+    """A message as the core's Inbound; its event id is the message's (replays dedupe)."""
+    author, message_id = str(message.author.id), str(message.id)
+    return Inbound(key, f"message:{message_id}", author, text, message_id, files)
 
 
 # --- attachments ---------------------------------------------------------------------------
@@ -152,11 +140,8 @@ def attachment_kind(attachment: discord.Attachment) -> AttachmentKind:
     if kind in IMAGE_TYPES:
         return "image"
     extension = attachment.filename.rsplit(".", 1)[-1].lower() if "." in attachment.filename else ""
-    if kind.startswith("text/") or kind in {"application/json", "application/xml"}:
-        return "text"
-    if extension in TEXT_EXTENSIONS:
-        return "text"
-    return "other"
+    textual = kind.startswith("text/") or kind in {"application/json", "application/xml"}
+    return "text" if textual or extension in TEXT_EXTENSIONS else "other"
 
 
 # --- buttons and modals --------------------------------------------------------------------
@@ -164,9 +149,16 @@ def attachment_kind(attachment: discord.Attachment) -> AttachmentKind:
 NEW_CONVERSATION = "quitbot:new"
 CONFIRM_END = "quitbot:end"
 CANCEL_END = "quitbot:keep"
+_NEW_IN = "quitbot:new:"
 _MISTAKE = "quitbot:mistake:"
 _FEEDBACK = "quitbot:feedback:"
 FEEDBACK_FIELD = "quitbot:feedback-text"
+
+
+def new_id(channel_id: int | None) -> str:
+    """The "Start a new conversation" button: in `channel_id` (where an ended server
+    conversation began; the button may be pressed in a DM), or where it is pressed."""
+    return NEW_CONVERSATION if channel_id is None else f"{_NEW_IN}{channel_id}"
 
 
 def mistake_id(conversation_id: str) -> str:
@@ -179,10 +171,11 @@ def feedback_modal_id(conversation_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """What a quitbot button or modal asks for; `conversation_id` when it names one."""
+    """What a quitbot button or modal asks for; `target` names the conversation (mistake,
+    feedback) or the channel to start a new one in ("new" from a DM), when there is one."""
 
     name: Literal["new", "end", "keep", "mistake", "feedback"]
-    conversation_id: str = ""
+    target: str = ""
 
 
 def parse_custom_id(custom_id: str) -> Action | None:
@@ -190,10 +183,10 @@ def parse_custom_id(custom_id: str) -> Action | None:
     simple = {NEW_CONVERSATION: "new", CONFIRM_END: "end", CANCEL_END: "keep"}
     if custom_id in simple:
         return Action(simple[custom_id])  # type: ignore[arg-type]
-    if custom_id.startswith(_MISTAKE) and len(custom_id) > len(_MISTAKE):
-        return Action("mistake", custom_id.removeprefix(_MISTAKE))
-    if custom_id.startswith(_FEEDBACK) and len(custom_id) > len(_FEEDBACK):
-        return Action("feedback", custom_id.removeprefix(_FEEDBACK))
+    for prefix, name in ((_NEW_IN, "new"), (_MISTAKE, "mistake"), (_FEEDBACK, "feedback")):
+        rest = custom_id.removeprefix(prefix)
+        if rest != custom_id and rest and (name != "new" or rest.isdigit()):
+            return Action(name, rest)  # type: ignore[arg-type]
     return None
 
 

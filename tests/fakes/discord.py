@@ -11,6 +11,12 @@ also recorded in `unexpected`, so a test can assert that nothing unexpected happ
 Gateway: HELLO, IDENTIFY -> READY (with resume_gateway_url) + GUILD_CREATE, heartbeat/ACK,
 RESUME (replays what the client missed, or on request events it already saw), and the
 dispatches a test drives: MESSAGE_CREATE, THREAD_UPDATE, INTERACTION_CREATE.
+
+It refuses what Discord refuses (each rule cites its source beside it): over-long content
+and embeds, edits to an archived thread, late or repeated interaction answers, and presses
+on components a Discord client would not let a person use. Discord's clock here is a
+`ManualClock` that only moves when a test moves it (directly, or with `slow()`), so the
+3-second interaction deadline is tested without sleeping.
 """
 
 from __future__ import annotations
@@ -30,6 +36,20 @@ from tests.fakes import discord_payloads as p
 Json = dict[str, Any]
 Handler = Callable[["re.Match[str]", Any, dict[str, str]], Awaitable[tuple[int, Any]]]
 WAIT_SECONDS = 10.0
+
+# https://discord.com/developers/docs/resources/message#create-message: content is "up to
+# 2000 characters"; https://discord.com/developers/docs/resources/message#embed-object-embed-limits
+# lists the embed limits. Past any of them Discord answers 400, code 50035 Invalid Form Body.
+CONTENT_LIMIT = 2000
+EMBED_LIMITS = {"title": 256, "description": 4096}
+EMBED_FIELD_VALUE_LIMIT = 1024
+EMBED_TOTAL_LIMIT = 6000
+# https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction:
+# "you must send an initial response within 3 seconds of receiving the event"; a late one
+# gets 404, code 10062 Unknown interaction. Follow-ups work for 15 minutes afterwards.
+INTERACTION_DEADLINE = 3.0
+FOLLOWUP_WINDOW = 15 * 60.0
+DEFERRED_TYPES = (5, 6)  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_UPDATE_MESSAGE
 
 
 @dataclass
@@ -55,12 +75,16 @@ class _Session:
 class _Waiter:
     """Counts matching successful calls as they arrive (no rescans: benchmarks use it too)."""
 
-    def __init__(self, method: str, pattern: re.Pattern[str], count: int) -> None:
-        self.method, self.pattern, self.count = method, pattern, count
+    def __init__(
+        self, method: str, pattern: re.Pattern[str], count: int, *, ok_only: bool = True
+    ) -> None:
+        self.method, self.pattern, self.count, self.ok_only = method, pattern, count, ok_only
         self.future: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
 
     def see(self, call: Call) -> None:
-        if self.future.done() or call.method != self.method or call.status >= 300:
+        if self.future.done() or call.method != self.method:
+            return
+        if self.ok_only and call.status >= 300:
             return
         if self.pattern.fullmatch(call.path):
             self.count -= 1
@@ -69,9 +93,38 @@ class _Waiter:
 
 
 class DiscordError(Exception):
-    def __init__(self, status: int, code: int, message: str) -> None:
+    def __init__(self, status: int, code: int, message: str, errors: Json | None = None) -> None:
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.errors = status, code, message, errors
+
+
+class Unusable(AssertionError):
+    """A test tried to press a component that a person could not use in the Discord client."""
+
+
+class ManualClock:
+    """Discord's side of time: moves only when a test (or `slow()`) moves it."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class _Interaction:
+    """What the fake remembers about an interaction it dispatched."""
+
+    channel_id: int
+    user_id: str
+    created: float
+    message_id: int | None = None
+    answered: int | None = None  # the callback type once answered
+    response_id: int | None = None  # the message the answer created, if any
 
 
 class FakeDiscord:
@@ -81,6 +134,7 @@ class FakeDiscord:
         message_content_intent: bool = True,
         bot_can_manage_threads: bool = True,
         echo_own_messages: bool = True,
+        interaction_deadline: float = INTERACTION_DEADLINE,
     ) -> None:
         self.token = "fake-discord-token"
         self.app_id = p.snowflake()
@@ -108,6 +162,8 @@ class FakeDiscord:
         }
         self.messages: dict[int, Json] = {}
         self.files: dict[str, tuple[str, bytes]] = {}
+        self._held_files: dict[str, asyncio.Event] = {}
+        self.downloads: list[str] = []  # file names, as requested
         self.calls: list[Call] = []
         self.unexpected: list[Call] = []
         self.identifies: list[Json] = []
@@ -123,6 +179,12 @@ class FakeDiscord:
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self._dms: dict[int, int] = {}
+        self.closed_dms: set[int] = set()  # users who do not accept DMs from the bot
+        self.clock = ManualClock()
+        self.interaction_deadline = interaction_deadline
+        self._interactions: dict[str, _Interaction] = {}
+        self._slow: list[tuple[str, re.Pattern[str], float]] = []
+        self._failures: list[tuple[str, re.Pattern[str], DiscordError]] = []
         self.base_url = ""
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._add_routes()
@@ -170,9 +232,14 @@ class FakeDiscord:
         self.channels[thread_id] = thread
         return thread
 
-    def add_file(self, filename: str, content_type: str, data: bytes) -> Json:
+    def add_file(
+        self, filename: str, content_type: str, data: bytes, *, held: asyncio.Event | None = None
+    ) -> Json:
+        """A file on the CDN; with `held`, downloading it waits until the event is set."""
         name = f"{p.snowflake()}-{filename}"
         self.files[name] = (content_type, data)
+        if held is not None:
+            self._held_files[name] = held
         url = f"{self.base_url}/attachments/{name}"
         return p.attachment(p.snowflake(), filename, content_type, len(data), url)
 
@@ -252,11 +319,45 @@ class FakeDiscord:
         author: Json,
         permissions: int = p.MEMBER_PERMISSIONS,
     ) -> Json:
+        current = self.messages.get(int(message["id"]), message)
+        self._check_usable(current, custom_id, author)
         data = {"custom_id": custom_id, "component_type": 2}
-        channel_id = int(message["channel_id"])
+        channel_id = int(current["channel_id"])
         return await self.interact(
-            3, data, channel_id, author, permissions=permissions, message=message
+            3, data, channel_id, author, permissions=permissions, message=current
         )
+
+    def clickable(self, message: Json) -> list[str]:
+        """The custom ids of the buttons a person could press on `message` right now."""
+        current = self.messages.get(int(message["id"]), message)
+        if self._in_locked_thread(current):
+            return []
+        return [
+            c["custom_id"]
+            for row in current.get("components") or []
+            for c in row.get("components") or []
+            if c.get("type") == 2 and c.get("style") != 5 and not c.get("disabled")
+        ]
+
+    def _check_usable(self, message: Json, custom_id: str, author: Json) -> None:
+        # The Discord client disables every non-link component on a message in a locked
+        # thread, ephemeral ones included, whatever the person's permissions
+        # (discord-api-docs #6907, #7900), so no interaction can come from it.
+        if self._in_locked_thread(message):
+            raise Unusable(f"{custom_id!r} is on a message in a locked thread; it is disabled")
+        if custom_id not in self.clickable(message):
+            raise Unusable(f"no usable button {custom_id!r} on message {message['id']}")
+        # An ephemeral message is shown only to the person it answered
+        # (https://discord.com/developers/docs/resources/message#message-object-message-flags).
+        shown_to = message.get("_shown_to")
+        if int(message.get("flags") or 0) & 64 and shown_to and shown_to != author["id"]:
+            raise Unusable(
+                f"message {message['id']} is ephemeral; {author['username']} cannot see it"
+            )
+
+    def _in_locked_thread(self, message: Json) -> bool:
+        channel = self.channels.get(int(message["channel_id"]), {})
+        return bool((channel.get("thread_metadata") or {}).get("locked"))
 
     async def submit(
         self, custom_id: str, field_id: str, value: str, *, channel_id: int, author: Json
@@ -314,14 +415,26 @@ class FakeDiscord:
             payload["authorizing_integration_owners"] = {"1": author["id"]}
             payload["user"] = author
         if message is not None:
-            payload["message"] = message
+            payload["message"] = {k: v for k, v in message.items() if not k.startswith("_")}
+        self._interactions[str(interaction_id)] = _Interaction(
+            channel_id,
+            str(author["id"]),
+            self.clock(),
+            int(message["id"]) if message is not None else None,
+        )
         await self.dispatch("INTERACTION_CREATE", payload)
         return payload
 
-    async def response(self, interaction: Json) -> Call:
-        """The bot's callback to an interaction (waits for it)."""
+    async def response(self, interaction: Json, *, ok_only: bool = True) -> Call:
+        """The bot's callback to an interaction (waits for it); with `ok_only=False` a
+        refused one counts too."""
         path = f"/interactions/{interaction['id']}/{interaction['token']}/callback"
-        return await self.wait_call("POST", re.escape(path))
+        return await self.wait_call("POST", re.escape(path), ok_only=ok_only)
+
+    async def followup(self, interaction: Json, *, count: int = 1) -> Call:
+        """The bot's `count`-th follow-up message to an interaction (waits for it)."""
+        path = f"/webhooks/{self.app_id}/{interaction['token']}"
+        return await self.wait_call("POST", re.escape(path), count=count)
 
     # --- gateway --------------------------------------------------------------------------
 
@@ -448,13 +561,28 @@ class FakeDiscord:
         """Answer the next matching request with a 429 (with `Via`, as Discord's API does)."""
         self._limits.append((method, re.compile(path), retry_after))
 
+    def slow(self, method: str, path: str, *, seconds: float) -> None:
+        """Every matching request takes `seconds` of Discord's time (the clock moves on),
+        as calls do under rate limits; nothing really waits."""
+        self._slow.append((method, re.compile(path), seconds))
+
+    def fail_next(
+        self, method: str, path: str, *, status: int = 403, code: int = 50001,
+        message: str = "Missing Access",
+    ) -> None:  # fmt: skip
+        """Refuse the next matching request (a status discord.py does not retry)."""
+        self._failures.append((method, re.compile(path), DiscordError(status, code, message)))
+
     def calls_to(self, method: str, path: str) -> list[Call]:
         pattern = re.compile(path)
         return [c for c in self.calls if c.method == method and pattern.fullmatch(c.path)]
 
-    async def wait_call(self, method: str, path: str, *, count: int = 1) -> Call:
-        """Wait until `count` successful calls match; return the `count`-th of them."""
-        waiter = _Waiter(method, re.compile(path), count)
+    async def wait_call(
+        self, method: str, path: str, *, count: int = 1, ok_only: bool = True
+    ) -> Call:
+        """Wait until `count` successful calls match (any calls, with `ok_only=False`);
+        return the `count`-th of them."""
+        waiter = _Waiter(method, re.compile(path), count, ok_only=ok_only)
         for call in self.calls:
             waiter.see(call)
         if not waiter.future.done():
@@ -504,6 +632,14 @@ class FakeDiscord:
         return request.headers.get("Authorization") == f"Bot {self.token}"
 
     async def _answer(self, call: Call) -> tuple[int, Any, dict[str, str]]:
+        for method, pattern, seconds in self._slow:
+            if method == call.method and pattern.fullmatch(call.path):
+                self.clock.advance(seconds)
+        for failure in self._failures:
+            method, pattern, error = failure
+            if method == call.method and pattern.fullmatch(call.path):
+                self._failures.remove(failure)
+                return error.status, {"message": error.message, "code": error.code}, {}
         for limit in self._limits:
             method, pattern, retry_after = limit
             if method == call.method and pattern.fullmatch(call.path):
@@ -528,7 +664,10 @@ class FakeDiscord:
                 try:
                     status, payload = await handler(match, call.body, call.query)
                 except DiscordError as exc:
-                    return exc.status, {"message": exc.message, "code": exc.code}, {}
+                    body: Json = {"message": exc.message, "code": exc.code}
+                    if exc.errors is not None:
+                        body["errors"] = exc.errors
+                    return exc.status, body, {}
                 return status, payload, {}
         self.unexpected.append(call)
         return 404, {"message": "404: Not Found", "code": 0}, {}
@@ -540,6 +679,7 @@ class FakeDiscord:
             ("GET", r"/oauth2/applications/@me", self._application),
             ("GET", r"/gateway/bot", self._gateway_bot),
             ("GET", r"/users/@me/guilds", self._my_guilds),
+            ("POST", r"/users/@me/channels", self._open_dm),
             ("PUT", rf"/applications/{snowflake}/commands", self._sync),
             ("PUT", rf"/applications/{snowflake}/guilds/{snowflake}/commands", self._sync),
             ("POST", rf"/channels/{snowflake}/typing", self._typing),
@@ -594,6 +734,16 @@ class FakeDiscord:
         guild = {"id": str(self.guild_id), "name": "Test Server", "icon": None, "owner": False}
         return 200, [guild | {"permissions": str(self.bot_permissions), "features": []}]
 
+    async def _open_dm(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        recipient = next(
+            (u for u in (self.alice, self.bob) if u["id"] == str(body["recipient_id"])), None
+        )
+        if recipient is None:
+            raise DiscordError(404, 10013, "Unknown User")
+        return 200, self.dm_channel_of(recipient)
+
     async def _sync(
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
@@ -615,6 +765,7 @@ class FakeDiscord:
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
         channel = self._channel(int(match[1]))
+        _check_message(body or {})
         await self._may_post(channel)
         message = self._bot_message(channel, body or {})
         if self.echo_own_messages:
@@ -622,6 +773,9 @@ class FakeDiscord:
         return 200, message
 
     async def _may_post(self, channel: Json) -> None:
+        if channel.get("type") == 1 and int(channel["recipients"][0]["id"]) in self.closed_dms:
+            # https://discord.com/developers/docs/topics/opcodes-and-status-codes#json
+            raise DiscordError(403, 50007, "Cannot send messages to this user")
         meta = channel.get("thread_metadata")
         if meta is None:
             return
@@ -643,12 +797,8 @@ class FakeDiscord:
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
         message = self._message(int(match[2]))
-        for key in ("content", "embeds", "components"):
-            if key in body:
-                message[key] = (
-                    body[key] if body[key] is not None else ([] if key != "content" else "")
-                )
-        message["edited_timestamp"] = p.now_iso()
+        _check_message(body or {})
+        _update(message, body or {})
         return 200, message
 
     async def _get_message(
@@ -687,6 +837,12 @@ class FakeDiscord:
         meta = thread.get("thread_metadata")
         if meta is None:
             raise DiscordError(403, 50013, "Missing Permissions")
+        if meta["archived"] and body.get("archived") is not False:
+            # An archived thread takes no edit but unarchiving: "Requires the thread to have
+            # archived set to false or be set to false in the request" (discord-api-docs
+            # PR #5365); otherwise 400, code 50083 (discord.js #8680, discord-api-docs #6928).
+            # To lock it: unarchive first, then archive and lock in one PATCH.
+            raise DiscordError(400, 50083, "Thread is archived")
         touches_lock = "locked" in body or meta["locked"]
         if touches_lock and not self._can_manage_threads():
             raise DiscordError(403, 50013, "Missing Permissions")
@@ -711,45 +867,91 @@ class FakeDiscord:
     async def _callback(
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
-        interaction_id, kind = match[1], int(body["type"])
+        interaction = self._interaction(match[1])
+        kind = int(body["type"])
+        if interaction.answered is not None:
+            raise DiscordError(400, 40060, "Interaction has already been acknowledged.")
+        if self.clock() - interaction.created > self.interaction_deadline:
+            # Answered after the 3-second deadline (see INTERACTION_DEADLINE): the person
+            # already saw "This interaction failed".
+            raise DiscordError(404, 10062, "Unknown interaction")
         data = body.get("data") or {}
-        answer: Json = {"id": interaction_id, "type": 2}
+        if kind in (4, 7):
+            _check_message(data)
+        interaction.answered = kind
+        channel = self.channels[interaction.channel_id]
+        answer: Json = {"id": match[1], "type": body["type"]}
         resource: Json = {"type": kind}
         if kind in (4, 5):
             ephemeral = bool(int(data.get("flags") or 0) & 64)
-            channel = self._interaction_channel(interaction_id)
             message = self._bot_message(channel, data)
-            if not ephemeral and self.echo_own_messages:
+            if ephemeral:
+                message["_shown_to"] = interaction.user_id
+            elif self.echo_own_messages:
                 await self.dispatch("MESSAGE_CREATE", message)
-            resource["message"] = message
+            resource["message"] = _public(message)
+            interaction.response_id = int(message["id"])
             answer |= {
                 "response_message_id": message["id"],
                 "response_message_loading": kind == 5,
                 "response_message_ephemeral": ephemeral,
             }
+        elif kind == 7 and interaction.message_id is not None:
+            # UPDATE_MESSAGE edits the message the component was on.
+            message = self._message(interaction.message_id)
+            _update(message, data)
+            resource["message"] = _public(message)
+        # https://discord.com/developers/docs/interactions/receiving-and-responding#create-interaction-response:
+        # the callback object comes back only with ?with_response=true; otherwise 204.
+        if query.get("with_response") not in ("1", "true", "True"):
+            return 204, None
         return 200, {"interaction": answer, "resource": resource}
 
-    def _interaction_channel(self, interaction_id: str) -> Json:
-        for seq_event in reversed(self._session.log if self._session else []):
-            _, event, payload = seq_event
-            if event == "INTERACTION_CREATE" and payload["id"] == interaction_id:
-                return self.channels[int(payload["channel_id"])]
-        raise DiscordError(404, 10062, "Unknown interaction")
+    def _interaction(self, interaction_id: str) -> _Interaction:
+        if interaction_id not in self._interactions:
+            raise DiscordError(404, 10062, "Unknown interaction")
+        return self._interactions[interaction_id]
+
+    def _answered(self, token: str) -> _Interaction:
+        """The interaction behind a webhook token, if follow-ups may use it now."""
+        interaction = self._interaction(token.removeprefix("token-"))
+        # Follow-ups need the initial response first, and last 15 minutes
+        # (https://discord.com/developers/docs/interactions/receiving-and-responding#followup-messages).
+        if interaction.answered is None:
+            raise DiscordError(404, 10015, "Unknown Webhook")
+        if self.clock() - interaction.created > FOLLOWUP_WINDOW:
+            raise DiscordError(401, 50027, "Invalid Webhook Token")
+        return interaction
 
     async def _followup(
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
-        interaction_id = match[2].removeprefix("token-")
-        return 200, self._bot_message(self._interaction_channel(interaction_id), body or {})
+        interaction = self._answered(match[2])
+        _check_message(body or {})
+        message = self._bot_message(self.channels[interaction.channel_id], body or {})
+        if int(message["flags"]) & 64:
+            message["_shown_to"] = interaction.user_id
+        return 200, _public(message)
 
     async def _edit_original(
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
-        interaction_id = match[2].removeprefix("token-")
-        return 200, self._bot_message(self._interaction_channel(interaction_id), body or {})
+        # The original response: the message the answer created, or for a component's
+        # UPDATE_MESSAGE / DEFERRED_UPDATE_MESSAGE, the message the component is on.
+        interaction = self._answered(match[2])
+        _check_message(body or {})
+        message = self._message(interaction.response_id or interaction.message_id or 0)
+        _update(message, body or {})
+        return 200, _public(message)
 
     async def _file(self, request: web.Request) -> web.Response:
-        content_type, data = self.files[request.match_info["name"]]
+        name = request.match_info["name"]
+        self.downloads.append(name)
+        async with self._changed:
+            self._changed.notify_all()
+        if name in self._held_files:
+            await self._held_files[name].wait()
+        content_type, data = self.files[name]
         return web.Response(body=data, headers={"Content-Type": content_type})
 
     def _channel(self, channel_id: int) -> Json:
@@ -764,3 +966,48 @@ class FakeDiscord:
 
     def _can_manage_threads(self) -> bool:
         return bool(self.bot_permissions & (p.MANAGE_THREADS | p.ADMINISTRATOR))
+
+
+def _update(message: Json, body: Json) -> None:
+    for key in ("content", "embeds", "components"):
+        if key in body:
+            message[key] = body[key] if body[key] is not None else ([] if key != "content" else "")
+    message["edited_timestamp"] = p.now_iso()
+
+
+def _public(message: Json) -> Json:
+    """A message as Discord sends it (without the fake's own bookkeeping keys)."""
+    return {k: v for k, v in message.items() if not k.startswith("_")}
+
+
+def _check_message(body: Json) -> None:
+    """Discord's size limits on a message body (see CONTENT_LIMIT and EMBED_LIMITS)."""
+    errors: Json = {}
+    content = body.get("content")
+    if isinstance(content, str) and len(content) > CONTENT_LIMIT:
+        errors["content"] = _too_long(CONTENT_LIMIT)
+    for index, embed in enumerate(body.get("embeds") or []):
+        total = 0
+        for name, limit in EMBED_LIMITS.items():
+            value = embed.get(name) or ""
+            total += len(value)
+            if len(value) > limit:
+                errors[f"embeds.{index}.{name}"] = _too_long(limit)
+        for field_index, item in enumerate(embed.get("fields") or []):
+            total += len(item.get("name") or "") + len(item.get("value") or "")
+            if len(item.get("value") or "") > EMBED_FIELD_VALUE_LIMIT:
+                errors[f"embeds.{index}.fields.{field_index}.value"] = _too_long(
+                    EMBED_FIELD_VALUE_LIMIT
+                )
+        if total > EMBED_TOTAL_LIMIT:
+            errors[f"embeds.{index}"] = _too_long(EMBED_TOTAL_LIMIT)
+    if errors:
+        raise DiscordError(400, 50035, "Invalid Form Body", errors)
+
+
+def _too_long(limit: int) -> Json:
+    return {
+        "_errors": [
+            {"code": "BASE_TYPE_MAX_LENGTH", "message": f"Must be {limit} or fewer in length."}
+        ]
+    }

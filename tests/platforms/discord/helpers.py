@@ -44,6 +44,18 @@ async def wait_bot_message(
     return found[0]
 
 
+def dm_id(fake: FakeDiscord, user: Json) -> int:
+    """The DM channel between the bot and `user`."""
+    return int(fake.dm_channel_of(user)["id"])
+
+
+async def after_end(fake: FakeDiscord, user: Json) -> Json:
+    """The private "start again / this was a mistake" message the bot DMs a starter."""
+    return await wait_bot_message(
+        fake, dm_id(fake, user), lambda m: "Your conversation has ended" in m["content"]
+    )
+
+
 async def mention(fake: FakeDiscord, words: str, author: Json | None = None) -> Json:
     return await fake.post(
         fake.channel_id, author or fake.alice, f"<@{fake.bot_id}> {words}", mention_bot=True

@@ -11,6 +11,7 @@ from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.conftest import running_bot, settings_for
 from tests.platforms.discord.helpers import (
     ENDED_TITLE,
+    after_end,
     buttons,
     converse_until_ended,
     opened_thread,
@@ -48,14 +49,16 @@ async def test_new_opens_an_empty_conversation_thread(
 ) -> None:
     fake = fake_discord
     asked = await fake.slash("new", channel_id=fake.channel_id, author=fake.alice)
-    answer = await fake.response(asked)
+    deferred = await fake.response(asked)
+    assert deferred.body["type"] == 5 and deferred.body["data"]["flags"] & 64
+    answer = await fake.followup(asked)
     created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
     thread_id = created.response["id"]
-    assert answer.body["data"]["flags"] & 64 and thread_id in answer.body["data"]["content"]
+    assert answer.body["flags"] & 64 and thread_id in answer.body["content"]
     greeting = await wait_bot_message(fake, thread_id, lambda m: fake.alice["id"] in m["content"])
     assert "new conversation" in greeting["content"]
     key = ConversationKey("discord", thread_id)
-    conversation = await bot.conversations.engine.find(key)
+    conversation = await bot.flows.engine.find(key)
     assert conversation is not None and conversation.user_id == fake.alice["id"]
 
     fake_anthropic.add(text("Sure."))
@@ -80,7 +83,10 @@ async def test_end_asks_to_confirm_and_only_the_starter_may_end(
     kept = await fake.press("quitbot:keep", message=confirm, author=fake.alice)
     assert "goes on" in (await fake.response(kept)).body["data"]["content"]
     assert not fake.calls_to("PATCH", rf"/channels/{thread_id}")
+    assert fake.clickable(confirm) == []  # "Keep talking" took the buttons away
 
+    asked = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
+    confirm = (await fake.response(asked)).response["resource"]["message"]
     pressed = await fake.press("quitbot:end", message=confirm, author=fake.alice)
     await fake.response(pressed)
     final = await wait_bot_message(fake, thread_id, lambda m: bool(m["embeds"]))
@@ -95,19 +101,20 @@ async def test_branch_from_here_carries_the_history_up_to_that_message(
     fake = fake_discord
     thread_id = await converse_until_ended(fake, fake_anthropic)
     first = fake.messages[int(thread_id)]  # the mention that opened the thread
-    record = await bot.conversations.engine.find(ConversationKey("discord", thread_id))
+    record = await bot.flows.engine.find(ConversationKey("discord", thread_id))
     assert record is not None
-    messages, _ = await bot.conversations.engine.record(record.id)
+    messages, _ = await bot.flows.engine.record(record.id)
     first_reply = next(m for m in messages if m.role == "assistant")
     target = fake.messages[int(first_reply.platform_message_id)]
     assert target["channel_id"] == thread_id and first["id"] == thread_id
 
     asked = await fake.message_command("Branch from here", target, author=fake.alice)
-    answer = await fake.response(asked)
+    assert (await fake.response(asked)).body["type"] == 5
+    answer = await fake.followup(asked)
     created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
     branch_id = created.response["id"]
-    assert branch_id in answer.body["data"]["content"] and answer.body["data"]["flags"] & 64
-    branched = await bot.conversations.engine.find(ConversationKey("discord", branch_id))
+    assert branch_id in answer.body["content"] and answer.body["flags"] & 64
+    branched = await bot.flows.engine.find(ConversationKey("discord", branch_id))
     assert branched is not None and branched.branched_from == record.id
 
     fake_anthropic.add(text("Where were we?"))
@@ -124,8 +131,8 @@ async def test_branch_refuses_a_message_outside_the_conversation(
     stranger = await fake.post(fake.channel_id, fake.bob, "unrelated")
     stranger["channel_id"] = thread_id  # as if it were in the thread but not recorded
     asked = await fake.message_command("Branch from here", stranger, author=fake.alice)
-    answer = await fake.response(asked)
-    assert "Pick one of this conversation's messages" in answer.body["data"]["content"]
+    answer = await fake.followup(asked)
+    assert "Pick one of this conversation's messages" in answer.body["content"]
     assert not fake.calls_to("POST", rf"/channels/{fake.channel_id}/threads")
 
 
@@ -136,9 +143,10 @@ async def test_this_was_a_mistake_records_feedback_and_tells_the_mod_log(
     settings = settings_for(tmp_path, fake_anthropic, fake, modlog_channel_id=fake.channel_id)
     async with running_bot(fake, settings) as bot:
         thread_id = await converse_until_ended(fake, fake_anthropic)
-        final = await wait_bot_message(fake, thread_id, lambda m: bool(m["components"]))
-        mistake = buttons(final)[1]
-        pressed = await fake.press(mistake, message=final, author=fake.alice)
+        await fake.wait_call("PATCH", rf"/channels/{thread_id}")  # locked
+        offer = await after_end(fake, fake.alice)  # by DM: the thread's buttons would be dead
+        mistake = buttons(offer)[1]
+        pressed = await fake.press(mistake, message=offer, author=fake.alice)
         modal = (await fake.response(pressed)).body
         assert modal["type"] == 9
         conversation_id = mistake.rsplit(":", 1)[1]
@@ -146,12 +154,13 @@ async def test_this_was_a_mistake_records_feedback_and_tells_the_mod_log(
             modal["data"]["custom_id"],
             "quitbot:feedback-text",
             "I was quoting a song",
-            channel_id=int(thread_id),
+            channel_id=int(offer["channel_id"]),
             author=fake.alice,
         )
-        thanks = await fake.response(submitted)
-        assert thanks.body["data"]["flags"] & 64
-        _, events = await bot.conversations.engine.record(conversation_id)
+        assert (await fake.response(submitted)).body["data"]["flags"] & 64
+        thanks = await fake.followup(submitted)
+        assert "on the record" in thanks.body["content"]
+        _, events = await bot.flows.engine.record(conversation_id)
         feedback = [e for e in events if e.kind == "feedback"]
         assert feedback and "I was quoting a song" in feedback[0].detail["text"]
         logged = await wait_bot_message(

@@ -11,9 +11,11 @@ from tests.fakes.anthropic import FakeAnthropic, error, hold, text
 from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.helpers import (
     ENDED_TITLE,
+    after_end,
     bot_messages,
     buttons,
     converse_until_ended,
+    dm_id,
     wait_bot_message,
 )
 
@@ -74,8 +76,16 @@ async def test_persistent_abuse_is_warned_then_ended_and_the_thread_locked_after
     final = notices[-1]
     assert "abusive" in final["embeds"][0]["description"]
     assert "/chat" in final["embeds"][0]["description"]  # how to start again
-    assert buttons(final)[0] == "quitbot:new"
-    assert buttons(final)[1].startswith("quitbot:mistake:")
+    # Nothing to click is left in the locked thread (the client would disable it) ...
+    assert not [m for m in bot_messages(fake, thread_id) if buttons(m)]
+    # ... the starter gets the controls by DM, where they work.
+    offer = await after_end(fake, fake.alice)
+    ended = await bot.flows.engine.find(translate.thread_key(int(thread_id)))
+    assert ended is not None
+    assert fake.clickable(offer) == [
+        f"quitbot:new:{fake.channel_id}",
+        f"quitbot:mistake:{ended.id}",
+    ]
     final_post = next(
         c
         for c in fake.calls_to("POST", rf"/channels/{thread_id}/messages")
@@ -101,8 +111,12 @@ async def test_an_unlocked_ended_thread_is_locked_again_and_never_reaches_the_mo
 
     await fake.set_thread(int(thread_id), archived=False, locked=True)  # as a post would
     await fake.post(int(thread_id), fake.alice, "let me back in")
-    blocked = await wait_bot_message(fake, thread_id, lambda m: "won't reply" in m["content"])
-    assert "/chat" in blocked["content"] and buttons(blocked) == ["quitbot:new"]
+    # Told privately, with a button that works there.
+    blocked = await wait_bot_message(
+        fake, dm_id(fake, fake.alice), lambda m: "won't reply" in m["content"]
+    )
+    assert "/chat" in blocked["content"]
+    assert fake.clickable(blocked) == [f"quitbot:new:{fake.channel_id}"]
     third = await fake.wait_call("PATCH", rf"/channels/{thread_id}", count=3)
     assert third.body == {"archived": True, "locked": True}
     assert len(fake_anthropic.requests) == requests
@@ -118,7 +132,7 @@ async def test_model_down_says_so_in_the_thread_and_keeps_the_message(
         fake, message["id"], lambda m: "couldn't reach the model" in str(m)
     )
     assert notice
-    conversation = await bot.conversations.engine.find(translate.thread_key(int(message["id"])))
+    conversation = await bot.flows.engine.find(translate.thread_key(int(message["id"])))
     assert conversation is not None
-    messages, _ = await bot.conversations.engine.record(conversation.id)
+    messages, _ = await bot.flows.engine.record(conversation.id)
     assert [m.text for m in messages] == ["are you there?"]

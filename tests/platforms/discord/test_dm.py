@@ -27,15 +27,19 @@ async def test_dm_conversation_end_blocked_notices_and_a_fresh_start(
     assert "you asked" in final["embeds"][0]["description"]
     assert "/new" in final["embeds"][0]["description"]
     assert not fake.calls_to("PATCH", rf"/channels/{dm_id}")  # nothing to lock in a DM
+    # The way on comes as the answer to the press that ended it: private, and usable.
+    offer = (await fake.followup(pressed)).response
+    assert offer["flags"] & 64 and buttons(offer)[0] == "quitbot:new"
 
     await fake.dm(fake.alice, "are you there?")
     blocked = await wait_bot_message(fake, dm_id, lambda m: "won't reply" in m["content"])
     assert "/new" in blocked["content"]
     await fake.dm(fake.alice, "hello??")  # within the minute: no second notice
 
-    pressed = await fake.press("quitbot:new", message=final, author=fake.alice)
-    started = await fake.response(pressed)
-    assert "new conversation" in started.body["data"]["content"]
+    pressed = await fake.press("quitbot:new", message=offer, author=fake.alice)
+    assert (await fake.response(pressed)).body["type"] == 5  # deferred before the slow part
+    started = await fake.followup(pressed)
+    assert "new conversation" in started.body["content"]
     fake_anthropic.add(text("Fresh start!"))
     await fake.dm(fake.alice, "hello again")
     await wait_bot_message(fake, dm_id, lambda m: m["content"] == "Fresh start!")

@@ -12,7 +12,7 @@ from bot.conversation import (
     EndReason,
     LadderState,
 )
-from bot.notices import BLOCKED_TEXT, WARNING_TEXT, Notice, NoticeKind, end_text
+from bot.notices import AFTER_END_TEXT, BLOCKED_TEXT, WARNING_TEXT, Notice, NoticeKind, end_text
 from platforms.discord import render
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -24,14 +24,28 @@ def test_warning_is_a_distinct_embed() -> None:
     assert shown.embed.title == "Warning" and shown.embed.colour == render.WARNING_COLOUR
 
 
-def test_end_adds_how_to_start_again_resources_and_both_buttons() -> None:
+def test_end_adds_how_to_start_again_and_resources_but_no_buttons() -> None:
     notice = Notice(NoticeKind.END, end_text(EndReason.USER_REQUESTED), resources="Call 988.")
-    shown = render.notice(notice, in_dm=True, conversation_id="c1")
+    shown = render.notice(notice, in_dm=True)
     assert shown.embed is not None and shown.embed.description is not None
     assert "you asked" in shown.embed.description
     assert render.START_AGAIN_IN_DM in shown.embed.description
     assert shown.embed.description.endswith("Call 988.")
-    assert [b.custom_id for b in shown.buttons] == ["quitbot:new", "quitbot:mistake:c1"]
+    assert shown.buttons == ()  # it stays in a thread about to be locked: they would be dead
+
+
+def test_after_end_offers_a_new_conversation_where_it_began_and_feedback() -> None:
+    conversation = Conversation(
+        "c1", ConversationKey("discord", "42"), "7", LadderState(), NOW, NOW
+    )
+    shown = render.notice(
+        Notice(NoticeKind.AFTER_END, AFTER_END_TEXT),
+        in_dm=False,
+        conversation=conversation,
+        origin=99,
+    )
+    assert shown.content == AFTER_END_TEXT
+    assert [b.custom_id for b in shown.buttons] == ["quitbot:new:99", "quitbot:mistake:c1"]
 
 
 def test_blocked_says_how_to_start_again_in_a_server() -> None:

@@ -9,8 +9,10 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import discord
+import pytest
 from pydantic import SecretStr
 
+from bot import operator
 from bot.app import build_runtime
 from bot.settings import Settings
 from platforms.discord import doctor, invite_url, run
@@ -74,6 +76,17 @@ async def test_doctor_checks_token_intent_and_permissions(
         assert not ok and "rejected" in line
 
 
+async def test_doctor_warns_without_manage_threads_and_still_exits_0(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with FakeDiscord(bot_can_manage_threads=False) as fake:
+        code = await operator.doctor(settings_for(tmp_path, fake_anthropic, fake))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "WARN discord: in server 'Test Server' I am missing Manage Threads" in out
+    assert "FAIL" not in out
+
+
 async def test_invite_url_asks_for_exactly_the_needed_permissions(
     tmp_path: Path, fake_anthropic: FakeAnthropic
 ) -> None:
@@ -116,7 +129,7 @@ async def test_shard_settings_choose_discord_py_auto_sharding(
         )
         await wait_bot_message(fake, opening["id"], lambda m: m["content"] == "Sharded hello.")
     assert fake.identifies[0]["shard"] == [0, 1]
-    plain = build_bot(bot.conversations.engine, settings_for(tmp_path, fake_anthropic, fake))
+    plain = build_bot(bot.flows.engine, settings_for(tmp_path, fake_anthropic, fake))
     assert not isinstance(plain, ShardedQuitBot)
     await plain.close()
 
@@ -165,3 +178,14 @@ async def test_shutdown_mid_reply_says_so_and_is_recorded(
         conversations = await runtime.store.list_conversations()
         _, events = await runtime.engine.record(conversations[0].id)
         assert events[-1].kind == "reply_interrupted"
+
+
+def test_start_up_and_health_do_not_run_doctor() -> None:
+    """doctor calls live APIs: a network blip or an optional permission must not keep
+    quitbot from starting or mark it unhealthy (issue 10, item 9)."""
+    deploy = Path(__file__).parents[3] / "deploy"
+    unit = (deploy / "quitbot.service").read_text().splitlines()
+    starts = [line for line in unit if line.startswith(("ExecStart", "ExecStartPre"))]
+    assert starts and not [line for line in starts if "doctor" in line]
+    dockerfile = (deploy / "Dockerfile").read_text().splitlines()
+    assert not [line for line in dockerfile if line.startswith("HEALTHCHECK") and "doctor" in line]

@@ -1,0 +1,315 @@
+"""The core's ports on Discord: a conversation's place (a thread or a DM) and the mod-log.
+
+The flows decide what happens; this only says how it happens on Discord. The one rule
+that shapes it: the Discord client disables every non-link component on a message in a
+locked thread, ephemeral ones included (discord-api-docs #6907, #7900). So nothing a
+person must click is ever left in a thread that is about to be locked: controls meant
+for after an end go to the person by DM (or as an ephemeral answer outside the thread).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Literal
+
+import discord
+
+from bot.conversation import Conversation, ConversationKey
+from bot.flows import OpenPlace
+from bot.notices import Notice
+from bot.ports import ModLogEntry
+from bot.settings import DiscordSettings
+from platforms.discord import render, translate
+from platforms.discord.permissions import NEEDED
+from platforms.discord.reply import TYPING_DELAY, ChannelReply
+from platforms.discord.stream import EDIT_INTERVAL
+from platforms.recent import Recent
+
+log = logging.getLogger(__name__)
+
+THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440
+THREAD_EXISTS = 160004  # Discord: a thread was already created from this message
+KNOWN_PLACES = 50_000
+MENTION_USERS = discord.AllowedMentions(users=True, everyone=False, roles=False)
+
+
+class Discord:
+    """What every place shares: the client, the settings, and the thread operations.
+
+    It is also the core's `Places`: `place(key)` reaches a conversation's place when no
+    event is in flight there (a moderator reopening another thread).
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        settings: DiscordSettings,
+        *,
+        edit_interval: float = EDIT_INTERVAL,
+        typing_delay: float = TYPING_DELAY,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.edit_interval = edit_interval
+        self.typing_delay = typing_delay
+        self._told_missing: set[tuple[int, str]] = set()
+        # Threads being locked now: our own unarchive step fires a THREAD_UPDATE that
+        # looks like someone reopening the thread; it must not start a second lock.
+        self._locking: set[int] = set()
+        # Places known to hold a conversation; one never goes away, so no invalidation.
+        self.known = Recent[ConversationKey](KNOWN_PLACES)
+
+    def place(self, key: ConversationKey) -> DiscordPlace:
+        thread_id = translate.thread_id_of(key)
+        channel_id = thread_id or int(key.place.removeprefix("dm:"))
+        found = self.client.get_channel(channel_id)
+        if isinstance(found, discord.abc.Messageable):
+            return DiscordPlace(self, found)
+        kind = discord.ChannelType.public_thread if thread_id else discord.ChannelType.private
+        partial = self.client.get_partial_messageable(channel_id, type=kind)
+        return DiscordPlace(self, partial)
+
+    def opener(
+        self, parent: object, name: str, interaction: discord.Interaction, *, in_dm: bool
+    ) -> OpenPlace:
+        """How the flows open a place for a new conversation: a thread in `parent`, or,
+        in a DM, the DM itself (where the first notice answers the deferred interaction)."""
+
+        async def open_place() -> tuple[ConversationKey, DiscordPlace] | None:
+            channel = interaction.channel
+            if in_dm and isinstance(channel, discord.abc.Messageable):
+                here = DiscordPlace(self, channel, answering=interaction)
+                return translate.key_for(channel), here
+            thread = await self.new_thread(parent, name)
+            if thread is None:
+                return None
+            return translate.thread_key(thread.id), DiscordPlace(self, thread)
+
+        return open_place
+
+    async def thread(self, thread_id: int) -> discord.Thread | None:
+        """A thread from the cache, or fetched (archived threads leave the cache)."""
+        cached = self.client.get_channel(thread_id)
+        if isinstance(cached, discord.Thread):
+            return cached
+        try:
+            fetched = await self.client.fetch_channel(thread_id)
+        except discord.HTTPException as exc:
+            log.warning("could not fetch thread %s: %s", thread_id, exc)
+            return None
+        return fetched if isinstance(fetched, discord.Thread) else None
+
+    async def lock(self, thread_id: int) -> None:
+        """Archive and lock an ended conversation's thread so members cannot post in it."""
+        if thread_id in self._locking:
+            return
+        self._locking.add(thread_id)
+        try:
+            await self._lock(thread_id)
+        finally:
+            self._locking.discard(thread_id)
+
+    async def _lock(self, thread_id: int) -> None:
+        thread = await self.thread(thread_id)
+        if thread is None or (thread.archived and thread.locked):
+            return
+        me = thread.guild.me
+        if me and thread.parent and not thread.permissions_for(me).manage_threads:
+            self.missing_permission(thread.guild, "Manage Threads")
+            return
+        try:
+            if thread.archived:
+                # An archived thread takes no edit but unarchiving (50083 "Thread is
+                # archived"; discord.js #8680): unarchive, then archive and lock together.
+                thread = await thread.edit(archived=False, reason="quitbot: to lock it")
+            await thread.edit(archived=True, locked=True, reason="quitbot: conversation ended")
+        except discord.Forbidden:
+            self.missing_permission(thread.guild, "Manage Threads")
+            return
+        log.info("thread %s archived and locked: its conversation ended", thread_id)
+
+    async def unlock(self, thread_id: int) -> str:
+        """Unlock and unarchive a reopened conversation's thread; "" or what went wrong."""
+        thread = await self.thread(thread_id)
+        if thread is None:
+            return "I could not find that thread."
+        try:
+            await thread.edit(archived=False, locked=False, reason="quitbot: reopened")
+        except discord.Forbidden:
+            self.missing_permission(thread.guild, "Manage Threads")
+            return "I could not unlock the thread: I need the Manage Threads permission."
+        except discord.HTTPException as exc:
+            return f"I could not unlock the thread: {exc.text or exc.status}"
+        return ""
+
+    async def thread_from(self, message: discord.Message, name: str) -> discord.Thread | None:
+        """A public thread started from `message` (it gets the message's id)."""
+        try:
+            return await message.create_thread(
+                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_EXISTS:
+                return await self.thread(message.id)
+            if isinstance(exc, discord.Forbidden) and message.guild is not None:
+                self.missing_permission(message.guild, "Create Public Threads")
+            log.warning("could not open a thread from message %s: %s", message.id, exc)
+            return None
+
+    async def new_thread(self, parent: object, name: str) -> discord.Thread | None:
+        """A fresh public thread in `parent` (a text channel; for a thread, its parent)."""
+        if isinstance(parent, discord.Thread):
+            parent = parent.parent
+        if not isinstance(parent, discord.TextChannel):
+            return None
+        try:
+            return await parent.create_thread(
+                name=name,
+                type=discord.ChannelType.public_thread,
+                auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+            )
+        except discord.HTTPException as exc:
+            if isinstance(exc, discord.Forbidden):
+                self.missing_permission(parent.guild, "Create Public Threads")
+            log.warning("could not create a thread in %s: %s", parent.id, exc)
+            return None
+
+    def missing_permission(self, guild: discord.Guild, permission: str) -> None:
+        """Say once per server which permission is missing (operators read the logs)."""
+        if (guild.id, permission) in self._told_missing:
+            return
+        self._told_missing.add((guild.id, permission))
+        why = NEEDED.get(permission.lower().replace(" ", "_"), "work here")
+        log.warning(
+            "missing permission %r in server %s (%s): I need it to %s. Grant it to the bot's "
+            "role (see `quitbot doctor`).", permission, guild.name, guild.id, why,
+        )  # fmt: skip
+
+    async def send(
+        self, channel: discord.abc.Messageable, rendered: render.Rendered, **extra: Any
+    ) -> discord.Message | None:
+        try:
+            return await channel.send(**rendered.kwargs(), **extra)
+        except discord.HTTPException as exc:
+            log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
+            return None
+
+    async def direct(self, user_id: str, rendered: render.Rendered) -> bool:
+        """Send to a person's DMs; False if they do not take DMs from the bot."""
+        try:
+            channel = await self.client.create_dm(discord.Object(int(user_id)))
+            await channel.send(**rendered.kwargs())
+        except discord.HTTPException as exc:
+            log.info("could not DM user %s: %s", user_id, exc)
+            return False
+        return True
+
+
+class DiscordPlace:
+    """One conversation's place: a thread, or a DM. `interaction` is the one being answered,
+    if the event came from one (its follow-ups can reach the person privately).
+    `answering` is a deferred interaction that the first notice posted here answers."""
+
+    def __init__(
+        self,
+        discord_: Discord,
+        channel: discord.abc.Messageable,
+        interaction: discord.Interaction | None = None,
+        *,
+        answering: discord.Interaction | None = None,
+    ) -> None:
+        self._d = discord_
+        self.channel = channel
+        self._interaction = interaction or answering
+        self._answering = answering
+        self.in_dm = translate.is_dm(channel)
+        # Where the person can start again in the server: the thread's parent channel.
+        self._origin = None if self.in_dm else getattr(channel, "parent_id", None)
+
+    def reply(self) -> ChannelReply:
+        return ChannelReply(
+            self.channel, interval=self._d.edit_interval, typing_delay=self._d.typing_delay
+        )
+
+    def _render(self, notice: Notice, conversation: Conversation | None) -> render.Rendered:
+        return render.notice(
+            notice, in_dm=self.in_dm, conversation=conversation, origin=self._origin
+        )
+
+    async def post(self, notice: Notice, conversation: Conversation | None) -> str:
+        rendered = self._render(notice, conversation)
+        if self._answering is not None:  # the deferred interaction's answer ("thinking...")
+            interaction, self._answering = self._answering, None
+            sent = await answer(interaction, rendered, ephemeral=False)
+        else:
+            sent = await self._d.send(self.channel, rendered, allowed_mentions=MENTION_USERS)
+        return str(sent.id) if sent is not None else ""
+
+    async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
+        rendered = self._render(notice, conversation)
+        interaction = self._interaction
+        if (
+            interaction is not None
+            and str(interaction.user.id) == user_id
+            and (self.in_dm or not rendered.buttons)  # buttons in a thread die with its lock
+            and not interaction.is_expired()
+        ):
+            await answer(interaction, rendered)
+        elif self.in_dm:
+            await self._d.send(self.channel, rendered)
+        elif not await self._d.direct(user_id, rendered):
+            # Their DMs are closed: say it where they can act on it, the unlocked parent
+            # channel, addressed to them (less private, but the end was public anyway).
+            parent = self._d.client.get_channel(self._origin or 0)
+            if isinstance(parent, discord.abc.Messageable):
+                await self._d.send(
+                    parent, rendered.addressed(user_id), allowed_mentions=MENTION_USERS
+                )
+
+    async def close(self, conversation: Conversation) -> None:
+        thread_id = translate.thread_id_of(conversation.key)
+        if thread_id is not None:
+            await self._d.lock(thread_id)
+
+    async def reopen(self, conversation: Conversation) -> str:
+        thread_id = translate.thread_id_of(conversation.key)
+        return "" if thread_id is None else await self._d.unlock(thread_id)
+
+
+async def answer(
+    interaction: discord.Interaction, shown: render.Rendered | str, *, ephemeral: bool = True
+) -> discord.Message | None:
+    """Answer an interaction (privately by default), or follow it up if already answered.
+
+    After a deferral the first follow-up replaces the "thinking..." message and keeps the
+    deferral's visibility.
+    """
+    rendered = render.Rendered(shown) if isinstance(shown, str) else shown
+    try:
+        if interaction.response.is_done():
+            return await interaction.followup.send(
+                **rendered.kwargs(), ephemeral=ephemeral, wait=True
+            )
+        await interaction.response.send_message(**rendered.kwargs(), ephemeral=ephemeral)
+    except discord.HTTPException as exc:
+        log.warning("could not answer interaction %s: %s", interaction.id, exc)
+    return None
+
+
+class DiscordModLog:
+    """The moderators' log channel (QUITBOT_DISCORD_MODLOG_CHANNEL_ID), if one is set."""
+
+    def __init__(self, discord_: Discord) -> None:
+        self._d = discord_
+
+    async def write(self, entry: ModLogEntry) -> None:
+        channel_id = self._d.settings.modlog_channel_id
+        if not channel_id:
+            return
+        channel = self._d.client.get_channel(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            log.warning("mod-log channel %s is not a text channel I can see", channel_id)
+            return
+        guild = getattr(channel, "guild", None)
+        embed = render.modlog(entry, guild.id if guild else None)
+        await self._d.send(channel, render.Rendered(embed=embed))
