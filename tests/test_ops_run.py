@@ -94,3 +94,45 @@ async def test_a_busy_health_port_stops_run_plainly(
     assert process.returncode == 1
     assert f"quitbot: cannot serve health and metrics on 127.0.0.1:{port}" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_run_purges_old_text_at_start_and_on_a_schedule(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.conversation import ConversationKey, LadderState
+    from bot.ports import NewMessage
+    from bot.settings import parse_database_url
+    from bot.store import open_store
+
+    env = clean_env(tmp_path, fake_anthropic, QUITBOT_RETENTION_DAYS="30")
+    store = await open_store(parse_database_url(env["QUITBOT_DATABASE_URL"]))
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    try:
+        conversation = await store.create(ConversationKey("slack", "C1:1"), "U1", long_ago)
+        old = NewMessage("user", "from last season", [], long_ago, user_id="U1")
+        await store.commit_turn(conversation.id, LadderState(), long_ago, [old])
+    finally:
+        await store.close()
+    async with FakeSlack() as slack:
+        env |= {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "QUITBOT_SLACK_API_URL": slack.base_url,
+        }
+        process = await start_quitbot(tmp_path, env, "run")
+        assert process.stderr is not None
+        lines: list[str] = []
+        try:
+            await asyncio.wait_for(read_until(process.stderr, "retention: emptied 1", lines), 30)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await process.communicate()
+    assert process.returncode == 0
+    store = await open_store(parse_database_url(env["QUITBOT_DATABASE_URL"]))
+    try:
+        [message] = await store.messages(conversation.id)
+        assert message.text == "" and message.user_id == "U1"
+    finally:
+        await store.close()
