@@ -89,3 +89,52 @@ async def test_json_lines_carry_the_conversation_id(
     [conversation_id] = ids
     assert str(conversation_id).startswith("c")
     assert any(e["message"].startswith("redirect by model") for e in about)
+
+
+async def test_run_at_debug_with_both_platforms_never_logs_a_token(tmp_path: Path) -> None:
+    import signal
+
+    from tests.fakes.discord import FakeDiscord
+    from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+    from tests.processes import start_quitbot
+
+    async with (
+        FakeAnthropic(api_key=API_KEY) as fake,
+        FakeDiscord() as discord,
+        FakeSlack() as slack,
+    ):
+        env = clean_env(
+            tmp_path,
+            fake,
+            QUITBOT_LOG_LEVEL="DEBUG",
+            DISCORD_TOKEN=discord.token,
+            QUITBOT_DISCORD_API_BASE=discord.api_base,
+            QUITBOT_DISCORD_GATEWAY_URL=discord.gateway_url,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_APP_TOKEN=APP_TOKEN,
+            QUITBOT_SLACK_API_URL=slack.base_url,
+        )
+        env["ANTHROPIC_API_KEY"] = API_KEY
+        process = await start_quitbot(tmp_path, env, "run")
+        try:
+            await discord.wait_until(lambda: discord.guild_creates == 1)
+            await slack.wait_socket_open()
+            fake.add(text("Hello from a real process."))
+            opening = await discord.post(
+                discord.channel_id, discord.alice, f"<@{discord.bot_id}> hi", mention_bot=True
+            )
+            await discord.wait_until(
+                lambda: any(
+                    m["content"] == "Hello from a real process."
+                    for m in discord.messages.values()
+                    if m["channel_id"] == opening["id"]
+                )
+            )
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, err = await process.communicate()
+    logs = err.decode()
+    assert process.returncode == 0, logs
+    assert "DEBUG" in logs
+    for secret in (API_KEY, discord.token, BOT_TOKEN, APP_TOKEN):
+        assert secret not in logs, secret
