@@ -77,7 +77,9 @@ _INSERT_CONVERSATION = (
     "VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING "
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
-_PENDING = "SELECT platform, event_id, place, user_id, text, message_id FROM inbox ORDER BY n"
+_PENDING = (
+    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox ORDER BY n"
+)
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2"
@@ -146,8 +148,8 @@ _RECORD_BLOCKED = (
 _RECEIVE = (
     "WITH claimed AS (INSERT INTO processed_events (platform, event_id, at) "
     "VALUES ($1, $2, $7) ON CONFLICT DO NOTHING RETURNING 1) "
-    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
-    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7 "
+    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at, community) "
+    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7, $8::text "
     "WHERE EXISTS (SELECT 1 FROM claimed) RETURNING 1"
 )
 # The turn's messages and events go in as arrays, in order, after the last message.
@@ -395,6 +397,7 @@ class PostgresStore:
                 _text(inbound.text),
                 inbound.message_id,
                 stamp,
+                inbound.community,
             )
         return kept is not None
 
@@ -408,8 +411,8 @@ class PostgresStore:
         async with self._connection() as db:
             rows = await db.fetch(_PENDING)
         return [
-            Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id)
-            for platform, event_id, place, user_id, text, message_id in rows
+            Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id, (), c)
+            for platform, event_id, place, user_id, text, message_id, c in rows
         ]
 
     async def commit_turn(

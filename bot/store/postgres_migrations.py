@@ -146,6 +146,7 @@ _V2 = Migration(
     "per-community settings, and which community each conversation belongs to",
     (
         "ALTER TABLE conversations ADD COLUMN community TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE inbox ADD COLUMN community TEXT NOT NULL DEFAULT ''",
         """
         CREATE TABLE communities (
             platform   TEXT NOT NULL,

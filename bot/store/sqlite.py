@@ -98,12 +98,14 @@ _RECEIVE = (
     "ON CONFLICT DO NOTHING RETURNING 1"
 )
 _INBOX = (
-    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at, community) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
-_PENDING = "SELECT platform, event_id, place, user_id, text, message_id FROM inbox ORDER BY n"
+_PENDING = (
+    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox ORDER BY n"
+)
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
 _TOUCH = "UPDATE conversations SET updated_at = ? WHERE id = ?"
 # The seq is computed in the INSERT: one past the conversation's last message.
@@ -329,7 +331,8 @@ class SqliteStore:
         """
         claim = _claim_params("", inbound, at)[:3]
         row = (*claim[:2], inbound.key.place, inbound.user_id, inbound.text)
-        return await self._write(_receive, claim, (*row, inbound.message_id, claim[2]))
+        kept = (*row, inbound.message_id, claim[2], inbound.community)
+        return await self._write(_receive, claim, kept)
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -737,8 +740,8 @@ def _take_received(db: sqlite3.Connection, event: tuple[str, ...]) -> bool:
 
 def _pending(db: sqlite3.Connection) -> list[Inbound]:
     return [
-        Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id)
-        for platform, event_id, place, user_id, text, message_id in db.execute(_PENDING)
+        Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id, (), c)
+        for platform, event_id, place, user_id, text, message_id, c in db.execute(_PENDING)
     ]
 
 

@@ -208,3 +208,15 @@ async def test_communities_from_the_command_line(tmp_path: Path) -> None:
     assert code == 0
     code, out, _ = await quitbot(tmp_path, env, "communities", "show", "--json")
     assert json.loads(out)[0]["own"] == {}
+
+
+async def test_a_kept_message_remembers_its_community(database_url: str) -> None:
+    """A message received before a crash starts its conversation in the right community."""
+    store = await open_store(parse_database_url(database_url))
+    try:
+        key = ConversationKey("discord", "t")
+        kept = Inbound(key, "e1", "alice", "hi", "m1", community="g1")
+        assert await store.receive(kept, datetime(2026, 3, 1, tzinfo=UTC))
+        assert await store.pending() == [kept]
+    finally:
+        await store.close()
