@@ -195,7 +195,7 @@ class Engine:
         platform = conversation.key.platform
         self.observer.received(platform)
         self.observer.blocked(platform)
-        log.info("message from user %s blocked: the conversation has ended", inbound.user_id)
+        log.debug("message from user %s blocked: the conversation has ended", inbound.user_id)
         if result is BlockedOutcome.NOTIFY:
             return Outcome(conversation, notices=(Notice(NoticeKind.BLOCKED, BLOCKED_TEXT),))
         return Outcome(conversation)
@@ -217,10 +217,14 @@ class Engine:
         if stored is None:
             return Outcome(conversation, duplicate=True)
         self.observer.received(conversation.key.platform)
-        log.info("message %s from user %s", inbound.message_id or inbound.event_id, inbound.user_id)
-        # What people write is theirs: it reaches the logs only when the operator asks for
-        # DEBUG, never at INFO.
-        log.debug("message text: %r", inbound.text)
+        # One line per message is for DEBUG (INFO has a line per ladder event instead), and
+        # what people write is theirs: it reaches the logs only at DEBUG, never at INFO.
+        log.debug(
+            "message %s from user %s: %r",
+            inbound.message_id or inbound.event_id,
+            inbound.user_id,
+            inbound.text,
+        )
         history = await self._store.recent_messages(conversation.id, _HISTORY_LIMIT)
         context = build_context(history, self._config.context_tokens)
         knobs = await self._knobs(conversation)
