@@ -139,6 +139,7 @@ class Engine:
         # A model whose system prompt carries a community's own instructions instead of the
         # operator's (None: community instructions are not applied).
         self._model_with_extra = model_with_extra
+        self._started = clock()
 
     def _serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
         # The store holds the lock, so that it holds across every process on the database.
@@ -184,8 +185,10 @@ class Engine:
         return await self._store.receive(inbound, self._clock())
 
     async def pending(self) -> list[Inbound]:
-        """Messages received but never handled (a crash, a kill), oldest first."""
-        return await self._store.pending()
+        """Messages received before this engine started but never handled (a crash, a
+        kill), oldest first. Later ones belong to turns under way, here or in another
+        process sharing the database."""
+        return await self._store.pending(self._started)
 
     async def _blocked(self, conversation: Conversation, inbound: Inbound) -> Outcome:
         quiet = timedelta(seconds=self._config.blocked_notice_seconds)

@@ -315,8 +315,9 @@ class Store(Protocol):
         """Forget a received message that will never be stored (the limit stopped it)."""
         ...
 
-    async def pending(self) -> list[Inbound]:
-        """Messages received but never handled (the process stopped first), oldest first."""
+    async def pending(self, before: datetime) -> list[Inbound]:
+        """Messages received before `before` but never handled (the process that received
+        them stopped first), oldest first."""
         ...
 
     async def begin_turn(

@@ -41,7 +41,15 @@ def lock_number(key: ConversationKey) -> int:
 
 
 class SharedLock(Protocol):
-    """A lock on a number that other processes see."""
+    """A lock on a number that other processes see.
+
+    `try_now` and `release_now` are the fast path where no I/O is needed (a system call on
+    a lock file): True when done at once, False to fall back to the awaitable form.
+    """
+
+    def try_now(self, number: int) -> bool: ...
+
+    def release_now(self, number: int) -> bool: ...
 
     async def acquire(self, number: int) -> None: ...
 
@@ -66,6 +74,7 @@ class KeyedLocks:
     def __init__(self, shared: SharedLock | None = None) -> None:
         self._held: dict[ConversationKey, _KeyLock] = {}
         self._shared = shared
+        self._undoing: set[asyncio.Task[None]] = set()  # referenced until done
 
     def __len__(self) -> int:
         """Keys held or waited for now (0 when idle: nothing stays behind)."""
@@ -89,6 +98,21 @@ class KeyedLocks:
                 self._leave(key, held, locked=True)
             return
         number = lock_number(key)
+        try:
+            taken = self._shared.try_now(number)
+        except BaseException:
+            self._leave(key, held, locked=True)
+            raise
+        if taken:
+            try:
+                yield
+            finally:
+                try:
+                    if not self._shared.release_now(number):
+                        await asyncio.shield(self._shared.release(number))
+                finally:
+                    self._leave(key, held, locked=True)
+            return
         acquiring = asyncio.ensure_future(self._shared.acquire(number))
         try:
             await asyncio.shield(acquiring)
@@ -106,7 +130,8 @@ class KeyedLocks:
         finally:
             try:
                 # Shielded: a turn cancelled by shutdown must still let the others go.
-                await asyncio.shield(self._shared.release(number))
+                if not self._shared.release_now(number):
+                    await asyncio.shield(self._shared.release(number))
             finally:
                 self._leave(key, held, locked=True)
 
@@ -133,12 +158,8 @@ class KeyedLocks:
                 self._leave(key, held, locked=True)
 
         task = asyncio.ensure_future(undo())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-
-
-# Undo tasks, kept referenced until done (the loop holds tasks only weakly).
-_background: set[asyncio.Task[None]] = set()
+        self._undoing.add(task)  # the loop holds tasks only weakly
+        task.add_done_callback(self._undoing.discard)
 
 
 # --- between processes on one host: byte-range locks on a file ------------------------------
@@ -149,6 +170,11 @@ _background: set[asyncio.Task[None]] = set()
 _OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)
 _OFD_SETLKW: int | None = getattr(fcntl, "F_OFD_SETLKW", None)
 _BUSY = {errno.EAGAIN, errno.EACCES}
+
+
+def _offset(number: int) -> int:
+    """The lock file byte for `number`: non-negative, and far from off_t's end."""
+    return number & (2**62 - 1)
 
 
 def _ofd_request(kind: int, offset: int) -> bytes:
@@ -178,20 +204,27 @@ class FileLocks:
             os.close(self._fd)
             self._fd = -1
 
+    def try_now(self, number: int) -> bool:
+        return self._try(_offset(number))
+
+    def release_now(self, number: int) -> bool:
+        if self._fd < 0:
+            return True  # closed: the lock went with the file
+        offset = _offset(number)
+        if _OFD_SETLK is not None:
+            fcntl.fcntl(self._fd, _OFD_SETLK, _ofd_request(fcntl.F_UNLCK, offset))
+        else:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+        return True
+
     async def acquire(self, number: int) -> None:
-        offset = number & (2**62 - 1)  # non-negative, and far from off_t's end
+        offset = _offset(number)
         if self._try(offset):
             return
         await _in_daemon_thread(lambda: self._wait(offset))
 
     async def release(self, number: int) -> None:
-        offset = number & (2**62 - 1)
-        if self._fd < 0:
-            return  # closed: the lock went with the file
-        if _OFD_SETLK is not None:
-            fcntl.fcntl(self._fd, _OFD_SETLK, _ofd_request(fcntl.F_UNLCK, offset))
-        else:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+        self.release_now(number)
 
     def _try(self, offset: int) -> bool:
         try:

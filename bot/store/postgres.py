@@ -78,7 +78,8 @@ _INSERT_CONVERSATION = (
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 _PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox ORDER BY n"
+    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox "
+    "WHERE at < $1 ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
@@ -185,9 +186,11 @@ _UNLOCK = "SELECT pg_advisory_unlock($1)"
 class PostgresStore:
     """`bot.ports.Store` on PostgreSQL, for one or many processes on one database.
 
-    Each call takes a pooled connection for one transaction (READ COMMITTED), so calls run
-    side by side up to the pool's size. Build it with `await PostgresStore.open(url)`;
-    `close()` waits for calls under way, then closes the pool.
+    Each call takes a pooled connection for one statement or one transaction (READ
+    COMMITTED), so calls run side by side up to the pool's size; the hot paths (a turn's
+    begin and commit, a blocked message, a received event) are one statement each.
+    Build it with `await PostgresStore.open(url)`; `close()` waits for calls under way,
+    then closes the pool.
 
     `serialised` holds a conversation with a session-level advisory lock: on one shared
     connection when it is free (one round trip), on a connection of its own when another
@@ -406,10 +409,11 @@ class PostgresStore:
         async with self._connection() as db:
             await db.execute(_TAKE_RECEIVED, inbound.key.platform, inbound.event_id)
 
-    async def pending(self) -> list[Inbound]:
-        """Messages received but not handled (a process stopped first), oldest first."""
+    async def pending(self, before: datetime) -> list[Inbound]:
+        """Messages received before `before` but not handled (a process stopped first),
+        oldest first."""
         async with self._connection() as db:
-            rows = await db.fetch(_PENDING)
+            rows = await db.fetch(_PENDING, before)
         return [
             Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id, (), c)
             for platform, event_id, place, user_id, text, message_id, c in rows
@@ -615,6 +619,12 @@ class _AdvisoryLocks:
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
         self._closed = False
+
+    def try_now(self, number: int) -> bool:
+        return False  # every lock operation is a round trip
+
+    def release_now(self, number: int) -> bool:
+        return False
 
     async def acquire(self, number: int) -> None:
         if self._closed:

@@ -104,7 +104,8 @@ _INBOX = (
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
 _PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox ORDER BY n"
+    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox "
+    "WHERE at < ? ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
 _TOUCH = "UPDATE conversations SET updated_at = ? WHERE id = ?"
@@ -338,9 +339,10 @@ class SqliteStore:
         """Forget a received message that will not be stored (the limit stopped it)."""
         await self._write(_take_received, (inbound.key.platform, inbound.event_id))
 
-    async def pending(self) -> list[Inbound]:
-        """Messages received but not handled (the process stopped first), oldest first."""
-        return await self._read(_pending)
+    async def pending(self, before: datetime) -> list[Inbound]:
+        """Messages received before `before` but not handled (the process stopped first),
+        oldest first."""
+        return await self._read(_pending, _to_text(before))
 
     async def commit_turn(
         self,
@@ -738,10 +740,12 @@ def _take_received(db: sqlite3.Connection, event: tuple[str, ...]) -> bool:
     return bool(db.execute(_TAKE_RECEIVED, event).fetchall())
 
 
-def _pending(db: sqlite3.Connection) -> list[Inbound]:
+def _pending(db: sqlite3.Connection, before: str) -> list[Inbound]:
     return [
         Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id, (), c)
-        for platform, event_id, place, user_id, text, message_id, c in db.execute(_PENDING)
+        for platform, event_id, place, user_id, text, message_id, c in db.execute(
+            _PENDING, (before,)
+        )
     ]
 
 

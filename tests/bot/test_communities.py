@@ -217,6 +217,6 @@ async def test_a_kept_message_remembers_its_community(database_url: str) -> None
         key = ConversationKey("discord", "t")
         kept = Inbound(key, "e1", "alice", "hi", "m1", community="g1")
         assert await store.receive(kept, datetime(2026, 3, 1, tzinfo=UTC))
-        assert await store.pending() == [kept]
+        assert await store.pending(datetime(2026, 3, 2, tzinfo=UTC)) == [kept]
     finally:
         await store.close()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -27,7 +29,11 @@ from tests.bot.storekit import (
     inbound,
     user_message,
 )
+from tests.fakes.anthropic import FakeAnthropic
 from tests.processes import clean_env, quitbot
+
+# Later than anything a test receives: every kept message is pending before it.
+LATER = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 async def fill(store: Store) -> list[str]:
@@ -64,7 +70,7 @@ async def fill(store: Store) -> list[str]:
 
 async def everything(store: Store) -> list[Any]:
     """All a store says about its conversations, for comparing two stores."""
-    seen: list[Any] = [await store.pending(), await store.communities()]
+    seen: list[Any] = [await store.pending(LATER), await store.communities()]
     for conversation in await store.list_conversations(limit=1000):
         seen.append(
             (
@@ -230,3 +236,17 @@ async def test_copy_with_a_bad_url_or_missing_source_says_so(tmp_path: Path) -> 
     assert code == 2 and "unknown database scheme" in err
     code, _, err = await quitbot(tmp_path, env, "db", "backup", str(tmp_path / "b.db"))
     assert code == 1 and "there is no database" in err
+
+
+async def test_doctor_checks_a_postgres_database_without_showing_its_password(
+    tmp_path: Path, postgres_url: str, fake_anthropic: FakeAnthropic
+) -> None:
+    parts = urlsplit(postgres_url)
+    password = parts.password or "s3cret"  # a server that trusts ignores it
+    netloc = f"{parts.username or 'postgres'}:{password}@{parts.hostname}:{parts.port or 5432}"
+    url = urlunsplit(parts._replace(netloc=netloc))
+    env = clean_env(tmp_path, fake_anthropic, QUITBOT_DATABASE_URL=url)
+    code, out, err = await quitbot(tmp_path, env, "doctor")
+    assert code == 0, out + err
+    assert ":***@" in out and "ok   database: postgresql://" in out
+    assert f":{password}@" not in out + err

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from bot.store.sqlite import SqliteStore
 
 ALICE, BOB, MOD = "alice", "bob", "mod"
 HERE = ConversationKey("test", "here")
+LATER = datetime(2999, 1, 1, tzinfo=UTC)
 
 
 def text(words: str) -> ModelReply:
@@ -450,7 +452,7 @@ async def test_a_received_message_in_an_ended_conversation_is_blocked_once(setup
     first = await setup.flows.converse(inbound, setup.here)
     second = await setup.flows.converse(inbound, setup.here)
     assert first.blocked and second.duplicate
-    assert await setup.flows.engine.pending() == []
+    assert await setup.store.pending(LATER) == []
 
 
 async def test_a_message_stopped_by_the_limit_is_not_pending_forever(tmp_path: Path) -> None:
@@ -462,7 +464,7 @@ async def test_a_message_stopped_by_the_limit_is_not_pending_forever(tmp_path: P
         assert await s.flows.receive(inbound)
         outcome = await s.flows.converse(inbound, s.world.place(elsewhere))
         assert [n.kind for n in outcome.notices] == [NoticeKind.LIMIT]
-        assert await s.flows.engine.pending() == []
+        assert await store.pending(LATER) == []
 
 
 # --- every fault ends in an answer or a notice ----------------------------------------------
@@ -500,4 +502,13 @@ async def test_a_failure_outside_the_model_is_told_and_the_message_stays_receive
     outcome = await setup.flows.converse(inbound, setup.here)
     assert setup.here.kinds() == [NoticeKind.MODEL_UNAVAILABLE]
     assert "went wrong" in setup.here.posted[0].text and outcome.conversation is None
-    assert [i.event_id for i in await setup.flows.engine.pending()] == ["ev-x"]
+    assert [i.event_id for i in await setup.store.pending(LATER)] == ["ev-x"]
+
+
+async def test_answer_pending_leaves_messages_received_since_start_to_their_turns(
+    setup: Setup,
+) -> None:
+    """Another process sharing the database may be answering them right now."""
+    assert await setup.flows.receive(Inbound(HERE, "ev-live", ALICE, "hi"))
+    assert await setup.flows.answer_pending() == 0
+    assert setup.model.calls == 0

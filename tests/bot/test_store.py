@@ -34,6 +34,9 @@ from tests.bot.storekit import (
     user_message,
 )
 
+# Later than anything a test receives: every kept message is pending before it.
+LATER = datetime(2999, 1, 1, tzinfo=UTC)
+
 AnyStore = SqliteStore | PostgresStore
 
 
@@ -134,11 +137,11 @@ async def test_begin_turn_handles_a_platform_event_once(store: AnyStore) -> None
 async def test_a_received_event_is_kept_until_a_turn_takes_it(store: AnyStore) -> None:
     assert await store.receive(inbound("e1"), at(1))
     assert not await store.receive(inbound("e1"), at(2))  # a retry is not kept twice
-    [kept] = await store.pending()
+    [kept] = await store.pending(LATER)
     assert (kept.key, kept.event_id, kept.user_id, kept.text) == (KEY, "e1", "u1", "hello")
     conversation = await store.create(KEY, "u1", T0)
     taken = await store.begin_turn(conversation.id, inbound("e1"), user_message("hi"))
-    assert taken is not None and await store.pending() == []
+    assert taken is not None and await store.pending(LATER) == []
     again = await store.begin_turn(conversation.id, inbound("e1"), user_message("hi"))
     assert again is None
 
@@ -155,13 +158,13 @@ async def test_a_received_event_to_an_ended_conversation_is_taken_once(
     assert await store.record_blocked(conversation.id, inbound("e1"), at(2), quiet) is (
         BlockedOutcome.DUPLICATE
     )
-    assert await store.pending() == []
+    assert await store.pending(LATER) == []
 
 
 async def test_settle_forgets_a_received_event(store: AnyStore) -> None:
     assert await store.receive(inbound("e1"), at(1))
     await store.settle(inbound("e1"))
-    assert await store.pending() == []
+    assert await store.pending(LATER) == []
     assert not await store.receive(inbound("e1"), at(2))  # still handled once
 
 
