@@ -12,7 +12,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
 
 from bot.conversation import AuditEvent
 from bot.ports import Model, ModelReply, ModelUnavailable, Observer, TextSink, Usage
@@ -32,6 +40,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # Memory, CPU, open files and the Python version: what a process running for months
+        # is watched for (the standard process_* and python_* series).
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
         self._received = Counter(
             "quitbot_messages_received", "Messages taken in from people", ["platform"], registry=r
         )

@@ -107,7 +107,7 @@ def test_the_grafana_dashboard_uses_only_metrics_quitbot_serves() -> None:
     used = set()
     for panel in dashboard["panels"]:
         for target in panel["targets"]:
-            used |= set(re.findall(r"quitbot_[a-z_]+", target["expr"]))
+            used |= set(re.findall(r"(?:quitbot|process|python)_[a-z_]+", target["expr"]))
     assert used and used <= served, f"unknown: {sorted(used - served)}"
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
     for topic in ("latency", "tokens", "ends", "errors"):

@@ -222,6 +222,7 @@ async def test_health_ready_and_metrics_over_http(tmp_path: Path) -> None:
                 page = await response.text()
             assert 'quitbot_messages_received_total{platform="discord"} 1.0' in page
             assert 'quitbot_model_tokens_total{type="cache_read"} 0.0' in page
+            assert "process_resident_memory_bytes" in page and "python_info" in page
 
             readiness.set("slack", True)
             await store.close()
