@@ -514,11 +514,12 @@ class Engine:
             return updated
 
     async def awaiting_review(
-        self, platform: str | None = None, limit: int = 100
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
         """Ended conversations whose person said the end was a mistake and no moderator has
-        decided on since, the longest-waiting first."""
-        return await self._store.awaiting_review(platform, limit)
+        decided on since (on `platform`, in `community`, when given), the longest-waiting
+        first."""
+        return await self._store.awaiting_review(platform, limit, community=community)
 
     async def feedback_on(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
         """(user_id, text, at) of what people said about a conversation, oldest first."""

@@ -373,14 +373,18 @@ class Flows:
         await self._guarded(self._modlog.write(entry), "write to the mod-log")
         return Result(reopened, problem=problem)
 
-    async def review_queue(self, *, is_moderator: bool, limit: int = 10) -> ReviewQueue:
+    async def review_queue(
+        self, *, is_moderator: bool, community: str | None = None, limit: int = 10
+    ) -> ReviewQueue:
         """This platform's review queue (ended conversations someone called a mistake),
-        longest-waiting first, for moderators."""
+        longest-waiting first, for moderators; pass `community` (the guild or team the
+        moderator moderates) to see only its conversations."""
         if not is_moderator:
             return ReviewQueue(refusal=Refusal.NOT_MODERATOR)
-        return ReviewQueue(
-            tuple(await review_queue(self.engine, platform=self._platform, limit=limit))
+        items = await review_queue(
+            self.engine, platform=self._platform, community=community, limit=limit
         )
+        return ReviewQueue(tuple(items))
 
     async def resolve_review(
         self,
@@ -390,14 +394,17 @@ class Flows:
         note: str = "",
         *,
         is_moderator: bool,
+        community: str | None = None,
         place: Place | None = None,
     ) -> Result:
         """A moderator's decision on a conversation in the queue, on the record. Reopening
-        also opens its place again, tells the people there and writes the mod-log."""
+        also opens its place again, tells the people there and writes the mod-log. With
+        `community`, a conversation of another community is not found (a moderator of one
+        server cannot decide for another)."""
         if not is_moderator:
             return _refused(Refusal.NOT_MODERATOR)
         conversation = await self._resolve(target)
-        if conversation is None:
+        if conversation is None or (community is not None and conversation.community != community):
             return _refused(Refusal.NOT_FOUND)
         if not conversation.ladder.ended:
             return _refused(Refusal.NOT_ENDED, conversation)

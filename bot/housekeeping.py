@@ -60,6 +60,7 @@ def add_commands(
     listing = review_ops.add_parser("list", help="the queue, longest-waiting first")
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--platform")
+    listing.add_argument("--community", help="one server's or workspace's id")
     listing.add_argument("--limit", type=int, default=50)
     listing.set_defaults(handler=_review_list)
     resolve = review_ops.add_parser("resolve", help="decide: reopen it, or uphold the end")
@@ -174,7 +175,9 @@ async def _export_person(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
-        items = await review_queue(runtime.engine, platform=args.platform, limit=args.limit)
+        items = await review_queue(
+            runtime.engine, platform=args.platform, community=args.community, limit=args.limit
+        )
     if args.json:
         print(json.dumps([_item_json(item) for item in items], indent=2, ensure_ascii=False))
     elif not items:

@@ -423,10 +423,10 @@ class Store(Protocol):
         ...
 
     async def awaiting_review(
-        self, platform: str | None = None, limit: int = 100
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
-        """Ended conversations (on `platform`, or any) with feedback that no `review` or
-        `reopen` event has answered since, the longest-waiting first."""
+        """Ended conversations (on `platform` and in `community`, or any) with feedback that
+        no `review` or `reopen` event has answered since, the longest-waiting first."""
         ...
 
     async def close(self) -> None: ...

@@ -50,11 +50,17 @@ class ReviewItem:
 
 
 async def review_queue(
-    engine: Engine, *, platform: str | None = None, limit: int = 20, last: int = 4
+    engine: Engine,
+    *,
+    platform: str | None = None,
+    community: str | None = None,
+    limit: int = 20,
+    last: int = 4,
 ) -> list[ReviewItem]:
-    """The queue, longest-waiting first: at most `limit` items with their `last` messages."""
+    """The queue (of one platform and community, when given), longest-waiting first: at
+    most `limit` items with their `last` messages."""
     items = []
-    for conversation in await engine.awaiting_review(platform, limit):
+    for conversation in await engine.awaiting_review(platform, limit, community=community):
         messages, events = await engine.record(conversation.id)
         decided = _last_decision(events)
         feedback = tuple(

@@ -595,11 +595,11 @@ class PostgresStore:
         ]
 
     async def awaiting_review(
-        self, platform: str | None = None, limit: int = 100
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
         """Ended conversations with unanswered feedback, the longest-waiting first."""
         async with self._connection() as db:
-            rows = await db.fetch(_AWAITING_REVIEW, platform, limit)
+            rows = await db.fetch(_AWAITING_REVIEW, platform, limit, community)
         return [_conversation(tuple(row)[:-1]) for row in rows]
 
 
@@ -913,7 +913,8 @@ _AWAITING_REVIEW = (
     "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
     "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
     "AND e.kind IN ('review', 'reopen')), '-infinity'::timestamptz)) AS waiting_since "
-    "FROM conversations c WHERE c.ended AND ($1::text IS NULL OR c.platform = $1)) AS q "
+    "FROM conversations c WHERE c.ended AND ($1::text IS NULL OR c.platform = $1) "
+    "AND ($3::text IS NULL OR c.community = $3)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
 )
 

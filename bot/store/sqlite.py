@@ -446,10 +446,10 @@ class SqliteStore:
         return await self._read(_communities, platform)
 
     async def awaiting_review(
-        self, platform: str | None = None, limit: int = 100
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
         """Ended conversations with unanswered feedback, the longest-waiting first."""
-        return await self._read(_awaiting_review, platform, limit)
+        return await self._read(_awaiting_review, platform, limit, community)
 
     # --- the queue ---------------------------------------------------------------------------
 
@@ -1039,7 +1039,8 @@ _AWAITING_REVIEW = (
     "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
     "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
     "AND e.kind IN ('review', 'reopen')), '')) AS waiting_since "
-    "FROM conversations c WHERE c.ended = 1 AND (?1 IS NULL OR c.platform = ?1)) AS q "
+    "FROM conversations c WHERE c.ended = 1 AND (?1 IS NULL OR c.platform = ?1) "
+    "AND (?3 IS NULL OR c.community = ?3)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
 )
 
@@ -1082,9 +1083,9 @@ def _person(db: sqlite3.Connection, platform: str, user_id: str) -> PersonRecord
 
 
 def _awaiting_review(
-    db: sqlite3.Connection, platform: str | None, limit: int
+    db: sqlite3.Connection, platform: str | None, limit: int, community: str | None
 ) -> list[Conversation]:
-    rows = db.execute(_AWAITING_REVIEW, (platform, limit)).fetchall()
+    rows = db.execute(_AWAITING_REVIEW, (platform, limit, community)).fetchall()
     return [_conversation(row[:-1]) for row in rows]
 
 

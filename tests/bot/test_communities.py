@@ -18,6 +18,7 @@ from bot.engine import Engine, EngineConfig
 from bot.flows import Flows, Refusal
 from bot.notices import NoticeKind
 from bot.policy import Rules
+from bot.review import Decision
 from bot.settings import parse_database_url
 from bot.store import open_store
 from tests.bot.test_flows import Reply, ScriptedModel, World, text, tool
@@ -220,3 +221,32 @@ async def test_a_kept_message_remembers_its_community(database_url: str) -> None
         assert await store.pending(datetime(2026, 3, 2, tzinfo=UTC)) == [kept]
     finally:
         await store.close()
+
+
+async def test_a_moderator_reviews_only_their_own_communitys_conversations(rig: Rig) -> None:
+    for place, community in (("a", "g1"), ("b", "g2")):
+        await rig.say("hello", place, community)
+        await rig.flows.confirm_end(
+            ConversationKey("discord", place),
+            "alice",
+            rig.world.place(ConversationKey("discord", place)),
+        )
+        ended = await rig.flows.find(ConversationKey("discord", place))
+        assert ended is not None
+        await rig.flows.feedback(ended.id, "alice", "mistake")
+    everything = await rig.flows.review_queue(is_moderator=True)
+    assert len(everything.items) == 2
+    mine = await rig.flows.review_queue(is_moderator=True, community="g1")
+    [item] = mine.items
+    assert item.conversation.community == "g1"
+    other = await rig.flows.find(ConversationKey("discord", "b"))
+    assert other is not None
+    refused = await rig.flows.resolve_review(
+        other.id, "mod", Decision.REOPEN, "x", is_moderator=True, community="g1"
+    )
+    assert refused.refusal is Refusal.NOT_FOUND
+    done = await rig.flows.resolve_review(
+        item.conversation.id, "mod", Decision.UPHOLD, "fair", is_moderator=True, community="g1"
+    )
+    assert done.ok
+    assert (await rig.flows.review_queue(is_moderator=True, community="g1")).items == ()
