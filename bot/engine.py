@@ -244,6 +244,8 @@ class Engine:
             raise
         finally:
             reply_id = await self._shielded(reply.done(), platform, "finish a reply")
+        if result.display_failed:
+            self.observer.platform_error(platform, "show a reply")
         return await self._commit(conversation, stored, result, reply_id or "")
 
     async def _record_interrupted(

@@ -250,3 +250,16 @@ def test_two_metrics_objects_never_share_counters() -> None:
         second.registry.get_sample_value("quitbot_messages_received_total", {"platform": "discord"})
         is None
     )
+
+
+class FailingReply(Reply):
+    async def text(self, delta: str) -> None:
+        raise ConnectionError("the platform dropped the edit")
+
+
+async def test_a_reply_the_platform_could_not_show_counts_as_a_platform_error(rig: Rig) -> None:
+    inbound = Inbound(HERE, "e-fail", "alice", "hello", "m-fail")
+    outcome = await rig.engine.handle(inbound, FailingReply([]))
+    assert outcome.reply == "ok"  # recorded all the same
+    failed = {"platform": "test", "operation": "show a reply"}
+    assert rig.value("quitbot_platform_errors_total", **failed) == 1
