@@ -25,7 +25,8 @@ the input tokens sent at turns 1, 50 and 200 with the share a prefix cache would
 benchmark, not a test (pytest does not collect bench/).
 
 `--quitbot-src DIR` runs quitbot from another source tree (e.g. `git archive` of an older
-commit), for before/after figures in the same run.
+commit); or name variants in `--bots`, e.g. `quitbot-before=/tmp/base quitbot`, for
+before/after figures in the same run.
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import sys
@@ -52,7 +55,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.anthropic import FakeAnthropic, Response, text  # noqa: E402
+from tests.fakes.anthropic import FakeAnthropic, text  # noqa: E402
 from tests.fakes.discord import Call, FakeDiscord  # noqa: E402
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack  # noqa: E402
 from tests.fakes.slack import Call as SlackCall  # noqa: E402
@@ -112,7 +115,9 @@ async def start_bot(
     kind: str, platform: str, tmp: Path, env: dict[str, str], source: str | None, profile: str
 ) -> AsyncIterator[Bot]:
     env = dict(env)
-    if kind == "quitbot":
+    if kind.startswith("quitbot"):
+        kind, _, tree = kind.partition("=")
+        source = tree or source
         env["QUITBOT_DATABASE_URL"] = f"sqlite:///{tmp / 'quitbot.db'}"
         env["QUITBOT_LOG_LEVEL"] = "WARNING"
         if source:
@@ -298,7 +303,7 @@ class ObservedSlack(FakeSlack):
 
 
 async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: str) -> Figures:
-    figures = Figures(kind, "discord")
+    figures = Figures(kind.partition("=")[0], "discord")
     async with FakeAnthropic() as anthropic_fake, FakeDiscord() as fake:
         model = Model(anthropic_fake)
         threads = [fake.add_thread(f"bench {n}") for n in range(args.threads)]
@@ -388,6 +393,7 @@ async def _phases(
     # Burst: everything at once (Slack: 16 requests in flight, as Slack itself would).
     total = args.burst
     base = replies.done
+    spy = await _py_spy(bot, figures, args.py_spy)
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
     if slack is not None:
         gate = asyncio.Semaphore(16)
@@ -405,11 +411,37 @@ async def _phases(
     figures.burst_rate = total / elapsed
     figures.cpu_ms = (bot.cpu() - cpu) * 1000 / total
     figures.driver_cpu = (time.process_time() - driver) / elapsed
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
 
 
-async def _long_thread(
-    replies: Replies, thread: str, turns: int, say: Callable[..., Any]
-) -> None:
+async def _py_spy(bot: Bot, figures: Figures, directory: str) -> asyncio.subprocess.Process | None:
+    """A sampling profile of the bot (every thread) for the burst, as collapsed stacks."""
+    if not directory:
+        return None
+    out = Path(directory) / f"{figures.bot}-{figures.platform}.txt"
+    spy = await asyncio.create_subprocess_exec(
+        "py-spy",
+        "record",
+        "--pid",
+        str(bot.process.pid),
+        "--format",
+        "raw",
+        "--threads",
+        "--nonblocking",
+        "--rate",
+        "250",
+        "-o",
+        str(out),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.0)  # py-spy attaches before the burst starts
+    return spy
+
+
+async def _long_thread(replies: Replies, thread: str, turns: int, say: Callable[..., Any]) -> None:
     for turn in range(1, turns + 1):
         want = replies.done + 1
         await say(thread, f"{turn}: {LONG_QUESTION}", mention_bot=turn == 1)
@@ -469,7 +501,7 @@ async def _listening(port: int, within: float = 60.0) -> None:
 
 
 async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str) -> Figures:
-    figures = Figures(kind, "slack")
+    figures = Figures(kind.partition("=")[0], "slack")
     async with FakeAnthropic() as anthropic_fake, ObservedSlack() as fake:
         model = Model(anthropic_fake)
         replies = Replies()
@@ -549,6 +581,9 @@ def show(all_figures: list[Figures]) -> None:
 
 
 async def main() -> None:
+    # This process runs the fakes and keeps every request; a full collection of that heap
+    # stalls them for a while and shows up as the bots' latency. Not the bots' cost.
+    gc.disable()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platform", choices=["discord", "slack", "both"], default="both")
     parser.add_argument(
@@ -560,9 +595,12 @@ async def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--long-turns", type=int, default=200)
     parser.add_argument("--quitbot-src", default=None, help="run quitbot from this tree")
-    parser.add_argument("--quitbot-label", default="quitbot")
+    parser.add_argument("--quitbot-label", default="")
     parser.add_argument("--runs", type=int, default=1, help="interleaved repetitions")
     parser.add_argument("--profile", default="", help="directory for cProfile output of bots")
+    parser.add_argument(
+        "--py-spy", default="", help="directory for py-spy profiles of the bots' bursts"
+    )
     args = parser.parse_args()
     platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
     runners = {"discord": run_discord, "slack": run_slack}
@@ -583,7 +621,7 @@ async def main() -> None:
                         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                         print(f"{kind} on {platform} failed: {exc!r}\n{tail}", file=sys.stderr)
                         continue
-                if kind == "quitbot":
+                if kind == "quitbot" and args.quitbot_label:
                     figures.bot = args.quitbot_label
                 results.append(figures)
                 show([figures])
