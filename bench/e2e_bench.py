@@ -344,7 +344,15 @@ async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: s
             await _long_thread(replies, str(long_thread["id"]), args.long_turns, say)
             figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
             figures.long_requests = len(anthropic_fake.requests) - mark
+        _gc_note(figures, tmp)
     return figures
+
+
+def _gc_note(figures: Figures, tmp: Path) -> None:
+    """What bench/gc_stats recorded in the bot, when it ran with it."""
+    stats = tmp / "gc-stats.txt"
+    if stats.exists():
+        figures.notes.append(stats.read_text())
 
 
 async def _until_answered(replies: Replies, send: Callable[[], Any]) -> None:
@@ -545,6 +553,7 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
             figures.long_requests = len(anthropic_fake.requests) - mark
             if fake.unexpected:
                 figures.notes.append(f"fake Slack saw unexpected calls: {fake.unexpected[:3]}")
+        _gc_note(figures, tmp)
     return figures
 
 
