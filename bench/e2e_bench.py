@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -341,7 +342,8 @@ async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: s
             figures.rss_after = bot.rss_mb()
             mark = model.mark()
             model.long = True
-            await _long_thread(replies, str(long_thread["id"]), args.long_turns, say)
+            if args.long_turns:
+                await _long_thread(replies, str(long_thread["id"]), args.long_turns, say)
             figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
             figures.long_requests = len(anthropic_fake.requests) - mark
         _gc_note(figures, tmp)
@@ -548,7 +550,8 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
             figures.rss_after = bot.rss_mb()
             mark = model.mark()
             model.long = True
-            await _long_thread(replies, "1700200000.000001", args.long_turns, say)
+            if args.long_turns:
+                await _long_thread(replies, "1700200000.000001", args.long_turns, say)
             figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
             figures.long_requests = len(anthropic_fake.requests) - mark
             if fake.unexpected:
@@ -610,7 +613,14 @@ async def main() -> None:
     parser.add_argument(
         "--py-spy", default="", help="directory for py-spy profiles of the bots' bursts"
     )
+    parser.add_argument("--save", default="", help="append each run's figures to this file")
+    parser.add_argument("--report", nargs="+", default=[], help="medians of saved figures")
     args = parser.parse_args()
+    if args.report:
+        saved = _load(args.report)
+        show(saved)
+        medians(saved)
+        return
     platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
     runners = {"discord": run_discord, "slack": run_slack}
     results: list[Figures] = []
@@ -633,9 +643,59 @@ async def main() -> None:
                 if kind == "quitbot" and args.quitbot_label:
                     figures.bot = args.quitbot_label
                 results.append(figures)
+                if args.save:
+                    _save(args.save, figures)
                 show([figures])
     print("\n=== all runs ===")
     show(results)
+    if args.runs > 1:
+        medians(results)
+
+
+def _save(path: str, figures: Figures) -> None:
+    with open(path, "a") as saved:
+        saved.write(json.dumps(dataclasses.asdict(figures)) + "\n")
+
+
+def _load(paths: list[str]) -> list[Figures]:
+    return [
+        Figures(**json.loads(line))
+        for path in paths
+        for line in Path(path).read_text().splitlines()
+        if line.strip()
+    ]
+
+
+def medians(results: list[Figures]) -> None:
+    """Per bot and platform, the median of each figure over the runs, and the burst rate
+    against the minimal bot on the SDK's aiohttp transport (its fastest) in the same runs."""
+    groups: dict[tuple[str, str], list[Figures]] = defaultdict(list)
+    for f in results:
+        groups[(f.bot, f.platform)].append(f)
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    print(f"\n=== medians of {max(len(g) for g in groups.values())} interleaved runs ===")
+    print(
+        f"{'bot':<26}{'burst/s':>9}{'x minimal':>10}{'CPU ms/msg':>11}{'1st p50':>9}"
+        f"{'1st p99':>9}{'ack p50':>9}{'ack p99':>9}{'burst ack p99':>14}{'RSS warm':>10}"
+        f"{'after':>8}"
+    )
+    for (bot, platform), runs in groups.items():
+        base = groups.get(("minimal-aiohttp", platform), [])
+        rate = med([f.burst_rate for f in runs])
+        ratio = rate / med([f.burst_rate for f in base]) if base else float("nan")
+        print(
+            f"{bot + ', ' + platform:<26}{rate:>9.0f}{ratio:>10.2f}"
+            f"{med([f.cpu_ms for f in runs]):>11.2f}"
+            f"{med([statistics.median(f.first) for f in runs if f.first]):>9.1f}"
+            f"{med([pct(f.first, 0.99) for f in runs]):>9.1f}"
+            f"{med([statistics.median(f.paced_acks) for f in runs if f.paced_acks]):>9.1f}"
+            f"{med([pct(f.paced_acks, 0.99) for f in runs]):>9.1f}"
+            f"{med([pct(f.burst_acks, 0.99) for f in runs]):>14.1f}"
+            f"{med([f.rss_warm for f in runs]):>10.1f}{med([f.rss_after for f in runs]):>8.1f}"
+        )
 
 
 if __name__ == "__main__":
