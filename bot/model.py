@@ -65,7 +65,9 @@ class ClaudeModel:
         self._model = model
         self._max_tokens = max_tokens
         self._system = system if system is not None else system_prompt()
-        self._tools = list(tools)
+        # Built once: they are the same in every request (and the cached part of it).
+        self._system_blocks = [{"type": "text", "text": self._system, "cache_control": _CACHE}]
+        self._tool_blocks = _cache_last_tool(list(tools))
 
     @classmethod
     def from_settings(cls, client: AsyncAnthropic, settings: Settings) -> ClaudeModel:
@@ -107,8 +109,8 @@ class ClaudeModel:
         return {
             "model": self._model,
             "max_tokens": self._max_tokens,
-            "system": [{"type": "text", "text": self._system, "cache_control": _CACHE}],
-            "tools": _cache_last_tool(self._tools),
+            "system": self._system_blocks,
+            "tools": self._tool_blocks,
             "messages": _cache_prefix(messages),
         }
 
