@@ -25,7 +25,8 @@ the input tokens sent at turns 1, 50 and 200 with the share a prefix cache would
 benchmark, not a test (pytest does not collect bench/).
 
 `--quitbot-src DIR` runs quitbot from another source tree (e.g. `git archive` of an older
-commit), for before/after figures in the same run.
+commit); or name variants in `--bots`, e.g. `quitbot-before=/tmp/base quitbot`, for
+before/after figures in the same run.
 """
 
 from __future__ import annotations
@@ -33,9 +34,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import gc
 import json
 import os
 import re
+import signal
 import socket
 import statistics
 import sys
@@ -112,7 +116,9 @@ async def start_bot(
     kind: str, platform: str, tmp: Path, env: dict[str, str], source: str | None, profile: str
 ) -> AsyncIterator[Bot]:
     env = dict(env)
-    if kind == "quitbot":
+    if kind.startswith("quitbot"):
+        kind, _, tree = kind.partition("=")
+        source = tree or source
         env["QUITBOT_DATABASE_URL"] = f"sqlite:///{tmp / 'quitbot.db'}"
         env["QUITBOT_LOG_LEVEL"] = "WARNING"
         if source:
@@ -298,7 +304,7 @@ class ObservedSlack(FakeSlack):
 
 
 async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: str) -> Figures:
-    figures = Figures(kind, "discord")
+    figures = Figures(kind.partition("=")[0], "discord")
     async with FakeAnthropic() as anthropic_fake, FakeDiscord() as fake:
         model = Model(anthropic_fake)
         threads = [fake.add_thread(f"bench {n}") for n in range(args.threads)]
@@ -336,10 +342,19 @@ async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: s
             figures.rss_after = bot.rss_mb()
             mark = model.mark()
             model.long = True
-            await _long_thread(replies, str(long_thread["id"]), args.long_turns, say)
+            if args.long_turns:
+                await _long_thread(replies, str(long_thread["id"]), args.long_turns, say)
             figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
             figures.long_requests = len(anthropic_fake.requests) - mark
+        _gc_note(figures, tmp)
     return figures
+
+
+def _gc_note(figures: Figures, tmp: Path) -> None:
+    """What bench/gc_stats recorded in the bot, when it ran with it."""
+    stats = tmp / "gc-stats.txt"
+    if stats.exists():
+        figures.notes.append(stats.read_text())
 
 
 async def _until_answered(replies: Replies, send: Callable[[], Any]) -> None:
@@ -388,6 +403,7 @@ async def _phases(
     # Burst: everything at once (Slack: 16 requests in flight, as Slack itself would).
     total = args.burst
     base = replies.done
+    spy = await _py_spy(bot, figures, args.py_spy)
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
     if slack is not None:
         gate = asyncio.Semaphore(16)
@@ -405,11 +421,37 @@ async def _phases(
     figures.burst_rate = total / elapsed
     figures.cpu_ms = (bot.cpu() - cpu) * 1000 / total
     figures.driver_cpu = (time.process_time() - driver) / elapsed
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await spy.wait()
 
 
-async def _long_thread(
-    replies: Replies, thread: str, turns: int, say: Callable[..., Any]
-) -> None:
+async def _py_spy(bot: Bot, figures: Figures, directory: str) -> asyncio.subprocess.Process | None:
+    """A sampling profile of the bot (every thread) for the burst, as collapsed stacks."""
+    if not directory:
+        return None
+    out = Path(directory) / f"{figures.bot}-{figures.platform}.txt"
+    spy = await asyncio.create_subprocess_exec(
+        "py-spy",
+        "record",
+        "--pid",
+        str(bot.process.pid),
+        "--format",
+        "raw",
+        "--threads",
+        "--nonblocking",
+        "--rate",
+        "250",
+        "-o",
+        str(out),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.0)  # py-spy attaches before the burst starts
+    return spy
+
+
+async def _long_thread(replies: Replies, thread: str, turns: int, say: Callable[..., Any]) -> None:
     for turn in range(1, turns + 1):
         want = replies.done + 1
         await say(thread, f"{turn}: {LONG_QUESTION}", mention_bot=turn == 1)
@@ -469,7 +511,7 @@ async def _listening(port: int, within: float = 60.0) -> None:
 
 
 async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str) -> Figures:
-    figures = Figures(kind, "slack")
+    figures = Figures(kind.partition("=")[0], "slack")
     async with FakeAnthropic() as anthropic_fake, ObservedSlack() as fake:
         model = Model(anthropic_fake)
         replies = Replies()
@@ -508,11 +550,13 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
             figures.rss_after = bot.rss_mb()
             mark = model.mark()
             model.long = True
-            await _long_thread(replies, "1700200000.000001", args.long_turns, say)
+            if args.long_turns:
+                await _long_thread(replies, "1700200000.000001", args.long_turns, say)
             figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
             figures.long_requests = len(anthropic_fake.requests) - mark
             if fake.unexpected:
                 figures.notes.append(f"fake Slack saw unexpected calls: {fake.unexpected[:3]}")
+        _gc_note(figures, tmp)
     return figures
 
 
@@ -549,6 +593,9 @@ def show(all_figures: list[Figures]) -> None:
 
 
 async def main() -> None:
+    # This process runs the fakes and keeps every request; a full collection of that heap
+    # stalls them for a while and shows up as the bots' latency. Not the bots' cost.
+    gc.disable()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--platform", choices=["discord", "slack", "both"], default="both")
     parser.add_argument(
@@ -560,10 +607,20 @@ async def main() -> None:
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--long-turns", type=int, default=200)
     parser.add_argument("--quitbot-src", default=None, help="run quitbot from this tree")
-    parser.add_argument("--quitbot-label", default="quitbot")
+    parser.add_argument("--quitbot-label", default="")
     parser.add_argument("--runs", type=int, default=1, help="interleaved repetitions")
     parser.add_argument("--profile", default="", help="directory for cProfile output of bots")
+    parser.add_argument(
+        "--py-spy", default="", help="directory for py-spy profiles of the bots' bursts"
+    )
+    parser.add_argument("--save", default="", help="append each run's figures to this file")
+    parser.add_argument("--report", nargs="+", default=[], help="medians of saved figures")
     args = parser.parse_args()
+    if args.report:
+        saved = _load(args.report)
+        show(saved)
+        medians(saved)
+        return
     platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
     runners = {"discord": run_discord, "slack": run_slack}
     results: list[Figures] = []
@@ -583,12 +640,62 @@ async def main() -> None:
                         tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
                         print(f"{kind} on {platform} failed: {exc!r}\n{tail}", file=sys.stderr)
                         continue
-                if kind == "quitbot":
+                if kind == "quitbot" and args.quitbot_label:
                     figures.bot = args.quitbot_label
                 results.append(figures)
+                if args.save:
+                    _save(args.save, figures)
                 show([figures])
     print("\n=== all runs ===")
     show(results)
+    if args.runs > 1:
+        medians(results)
+
+
+def _save(path: str, figures: Figures) -> None:
+    with open(path, "a") as saved:
+        saved.write(json.dumps(dataclasses.asdict(figures)) + "\n")
+
+
+def _load(paths: list[str]) -> list[Figures]:
+    return [
+        Figures(**json.loads(line))
+        for path in paths
+        for line in Path(path).read_text().splitlines()
+        if line.strip()
+    ]
+
+
+def medians(results: list[Figures]) -> None:
+    """Per bot and platform, the median of each figure over the runs, and the burst rate
+    against the minimal bot on the SDK's aiohttp transport (its fastest) in the same runs."""
+    groups: dict[tuple[str, str], list[Figures]] = defaultdict(list)
+    for f in results:
+        groups[(f.bot, f.platform)].append(f)
+
+    def med(values: list[float]) -> float:
+        return statistics.median(values) if values else float("nan")
+
+    print(f"\n=== medians of {max(len(g) for g in groups.values())} interleaved runs ===")
+    print(
+        f"{'bot':<26}{'burst/s':>9}{'x minimal':>10}{'CPU ms/msg':>11}{'1st p50':>9}"
+        f"{'1st p99':>9}{'ack p50':>9}{'ack p99':>9}{'burst ack p99':>14}{'RSS warm':>10}"
+        f"{'after':>8}"
+    )
+    for (bot, platform), runs in groups.items():
+        base = groups.get(("minimal-aiohttp", platform), [])
+        rate = med([f.burst_rate for f in runs])
+        ratio = rate / med([f.burst_rate for f in base]) if base else float("nan")
+        print(
+            f"{bot + ', ' + platform:<26}{rate:>9.0f}{ratio:>10.2f}"
+            f"{med([f.cpu_ms for f in runs]):>11.2f}"
+            f"{med([statistics.median(f.first) for f in runs if f.first]):>9.1f}"
+            f"{med([pct(f.first, 0.99) for f in runs]):>9.1f}"
+            f"{med([statistics.median(f.paced_acks) for f in runs if f.paced_acks]):>9.1f}"
+            f"{med([pct(f.paced_acks, 0.99) for f in runs]):>9.1f}"
+            f"{med([pct(f.burst_acks, 0.99) for f in runs]):>14.1f}"
+            f"{med([f.rss_warm for f in runs]):>10.1f}{med([f.rss_after for f in runs]):>8.1f}"
+        )
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +11,8 @@ from typing import Any
 
 from bot.engine import Engine, EngineConfig
 from bot.policy import Rules
-from bot.ports import Model, ModelReply, ModelUnavailable, Store, TextSink
+from bot.ports import Model, ModelReply, ModelUnavailable, Observer, Store, TextSink
+from bot.readiness import Readiness
 from bot.settings import Settings
 from bot.store import open_store
 
@@ -59,33 +60,73 @@ def engine_config(settings: Settings) -> EngineConfig:
 
 @asynccontextmanager
 async def build_runtime(
-    settings: Settings, *, model: Model | None = None
+    settings: Settings,
+    *,
+    model: Model | None = None,
+    observer: Observer | None = None,
+    readiness: Readiness | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the store, build the one Claude client, wire the engine; close all on exit.
 
-    Pass `model` to use another Model (benchmarks use an in-process one).
+    Pass `model` to use another Model (benchmarks use an in-process one); `observer` to be
+    told of what happens (metrics: each model call is then timed too); `readiness` for the
+    adapters to report their connection on.
     """
     store = await open_store(settings.database)
+
+    def metered(chosen: Model) -> Model:
+        if observer is None:
+            return chosen
+        # Imported here: prometheus_client is only needed when metrics are wanted.
+        from bot.metrics import MeteredModel
+
+        return MeteredModel(chosen, observer)
+
+    def engine(chosen: Model, with_extra: Callable[[str], Model] | None = None) -> Engine:
+        return Engine(
+            store,
+            metered(chosen),
+            engine_config(settings),
+            observer=observer,
+            readiness=readiness,
+            model_with_extra=with_extra,
+        )
+
     try:
         forgotten = await store.forget_events_before(datetime.now(UTC) - EVENT_MEMORY)
         if forgotten:
             log.info("forgot %d platform event ids older than %s", forgotten, EVENT_MEMORY)
         if model is not None:
-            yield Runtime(settings, Engine(store, model, engine_config(settings)), store, model)
+            yield Runtime(settings, engine(model), store, model)
             return
         if settings.anthropic_api_key is None:
             fallback = UnconfiguredModel()
-            engine = Engine(store, fallback, engine_config(settings))
-            yield Runtime(settings, engine, store, fallback)
+            yield Runtime(settings, engine(fallback), store, fallback)
             return
         # Imported here: the SDK takes a second or two to import, and operator commands
         # that never call the model should not pay for it.
         from bot.model import ClaudeModel, build_client
+        from bot.prompt import system_prompt
 
         client = build_client(settings)
+        # One model per distinct community instructions, all on the one client (a model is
+        # only its request settings); bounded by the number of communities.
+        with_extras: dict[str, Model] = {}
+
+        def with_extra(extra: str) -> Model:
+            if extra not in with_extras:
+                own = ClaudeModel(
+                    client,
+                    settings.model,
+                    max_tokens=settings.max_tokens,
+                    system=system_prompt(extra),
+                )
+                with_extras[extra] = metered(own)
+            return with_extras[extra]
+
         try:
             claude = ClaudeModel.from_settings(client, settings)
-            yield Runtime(settings, Engine(store, claude, engine_config(settings)), store, claude)
+            yield Runtime(settings, engine(claude, with_extra), store, claude)
         finally:
             await client.close()
     finally:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Coroutine
 from typing import Any
 
-from bot import dbops, operator
+from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, build_runtime
 from bot.ports import PlatformUnavailable
@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     reopen.add_argument("--by", default="cli-operator", help="who is reopening it")
     export = ops.add_parser("export", help="conversations as JSON Lines, with messages and events")
     export.add_argument("ids", nargs="*", metavar="ID", help="default: all")
+    housekeeping.add_commands(commands, ops, export)
 
     db = commands.add_parser("db", help="database upkeep: migrate, move, back up")
     db_ops = db.add_subparsers(dest="operation", required=True, metavar="OPERATION")
@@ -97,14 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(f"  {line}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # One INFO line per HTTP request drowns the chat and the bot's own logs.
-    for chatty in ("httpx", "httpx2", "httpcore", "httpcore2"):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    logs.configure(settings.log_level, settings.log_format, settings.secrets())
     try:
         return _run_until_signalled(_dispatch(args, settings))
+    except PlatformUnavailable as exc:  # e.g. the health port is in use
+        print(f"quitbot: {exc}", file=sys.stderr)
+        return 1
     except (StoreError, SchemaTooNew) as exc:
         print(f"quitbot: database: {exc}", file=sys.stderr)
         return 2
@@ -130,6 +129,9 @@ def _run_until_signalled(coro: Coroutine[Any, Any, int]) -> int:
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    handler = getattr(args, "handler", None)
+    if handler is not None:  # subcommands that name their own (bot/housekeeping.py)
+        return int(await handler(args, settings))
     if args.command == "chat":
         return await _chat(args, settings)
     if args.command == "run":
@@ -167,7 +169,10 @@ async def _run_platforms(settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    async with build_runtime(settings) as runtime:
+    # Imported here: aiohttp and prometheus_client are for `run` only, not every command.
+    from bot.service import serve
+
+    async with serve(settings, [adapter.name for adapter in chosen]) as runtime:
         runs = []
         for adapter in chosen:
             log.info("starting the %s adapter", adapter.name)

@@ -80,6 +80,11 @@ def build_context(history: Sequence[StoredMessage], budget_tokens: int) -> list[
     if start is None:
         start = _newest_that_fit(costs, budget_tokens)
     flat = [api for message in live[start:] for api in message.api]
+    if _already_valid(flat):
+        # The usual case. The stored messages' own dicts are passed on rather than copied:
+        # the SDK copies the whole request anyway, and every copy here is garbage the
+        # collector has to walk (see bench/README.md). Callers treat the result as read-only.
+        return flat
     return _valid(_merge(flat))
 
 
@@ -184,6 +189,29 @@ def _valid(messages: list[ApiMessage]) -> list[ApiMessage]:
     while out and out[0]["role"] != "user":
         out.pop(0)
     return _merge(out) if _has_adjacent_roles(out) else out
+
+
+def _already_valid(messages: list[ApiMessage]) -> bool:
+    """Whether `_valid(_merge(messages))` would give back `messages` unchanged: roles
+    alternate from a user message, no content is empty, and each assistant message's
+    tool_use ids are exactly the next message's tool_result ids."""
+    asked: set[str] = set()
+    role = "assistant"
+    for message in messages:
+        content = message.get("content")
+        if message.get("role") == role or not isinstance(content, list) or not content:
+            return False
+        role = message["role"]
+        answered = {str(b.get("tool_use_id")) for b in content if b.get("type") == "tool_result"}
+        if role == "user":
+            if answered != asked:
+                return False
+            asked = set()
+        else:
+            if answered:
+                return False
+            asked = {str(b.get("id")) for b in content if b.get("type") == "tool_use"}
+    return not asked
 
 
 def _has(content: list[dict[str, Any]], kind: str) -> bool:

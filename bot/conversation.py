@@ -71,6 +71,9 @@ class Inbound:
     text: str
     message_id: str = ""
     attachments: tuple[Attachment, ...] = ()
+    # The server or workspace it came from (a Discord guild id, a Slack team id), whose own
+    # settings apply to the conversation it starts; "" for none (a DM, the console).
+    community: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text", storable(self.text))
@@ -113,6 +116,7 @@ class Conversation:
     updated_at: datetime
     ended_at: datetime | None = None
     branched_from: str | None = None
+    community: str = ""  # whose per-community settings apply ("" = the process-wide ones)
 
     @property
     def state(self) -> str:

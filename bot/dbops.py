@@ -33,6 +33,7 @@ TABLES = (
     "blocked_notices",
     "feedback",
     "inbox",
+    "communities",
 )
 _ORDER = {
     "conversations": "n",
@@ -42,6 +43,7 @@ _ORDER = {
     "blocked_notices": "conversation_id, user_id",
     "feedback": "n",
     "inbox": "n",
+    "communities": "platform, community",
 }
 # Columns whose SQLite form (text, integer) differs from PostgreSQL's (timestamptz, boolean).
 _TIMES = {"created_at", "updated_at", "ended_at", "at"}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from bot.communities import CommunitySettings
 from bot.context import build_context, user_content
 from bot.conversation import (
     Actor,
@@ -20,6 +21,7 @@ from bot.conversation import (
     Inbound,
     StoredMessage,
 )
+from bot.logs import about
 from bot.notices import (
     BLOCKED_TEXT,
     INTERRUPTED_TEXT,
@@ -31,11 +33,32 @@ from bot.notices import (
     too_long_text,
 )
 from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, transition
-from bot.ports import BlockedOutcome, Model, NewMessage, ReplyStream, Store
+from bot.ports import BlockedOutcome, Model, NewMessage, NoObserver, Observer, ReplyStream, Store
+from bot.readiness import Readiness
 from bot.turn import Turn, TurnResult, effect_entry
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Audit events worth a log line at INFO, and the parts of their detail that are not text
+# anyone wrote (notes, explanations and feedback stay in the record, out of the logs).
+_LOGGED = frozenset(
+    {
+        "redirect",
+        "warning",
+        "end_declined",
+        "end",
+        "crisis_flagged",
+        "reopen",
+        "feedback",
+        "review",
+        "model_unavailable",
+        "end_proposed",
+        "end_proposal_lapsed",
+        "branched",
+    }
+)
+_LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "decision")
 
 _HISTORY_LIMIT = 60  # stored messages read per turn (bounds CPU); the token budget trims further
 
@@ -77,11 +100,23 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass(frozen=True, slots=True)
+class _Knobs:
+    """What one conversation's turns run with (its community's settings, or the defaults)."""
+
+    model: Model
+    rules: Rules
+    crisis_message: str
+
+
 class Engine:
     """The platform-neutral heart: every adapter drives conversations through these calls.
 
     Messages in one conversation are handled one at a time, different conversations
     concurrently. Nothing about a conversation stays in memory after its turn.
+
+    `observer` hears of every message, reply and committed audit event (metrics);
+    `readiness` is where adapters report that their platform is connected (/readyz).
     """
 
     def __init__(
@@ -91,11 +126,19 @@ class Engine:
         config: EngineConfig,
         *,
         clock: Callable[[], datetime] = _utcnow,
+        observer: Observer | None = None,
+        readiness: Readiness | None = None,
+        model_with_extra: Callable[[str], Model] | None = None,
     ) -> None:
         self._store = store
         self._model = model
         self._config = config
         self._clock = clock
+        self.observer: Observer = observer or NoObserver()
+        self.readiness = readiness or Readiness()
+        # A model whose system prompt carries a community's own instructions instead of the
+        # operator's (None: community instructions are not applied).
+        self._model_with_extra = model_with_extra
         self._started = clock()
 
     def _serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
@@ -112,17 +155,23 @@ class Engine:
         async with self._serialised(inbound.key):
             conversation = await self._store.current(inbound.key)
             if conversation is not None and conversation.ladder.ended:
-                return await self._blocked(conversation, inbound)
+                with about(conversation.id):
+                    return await self._blocked(conversation, inbound)
             if len(inbound.text) > self._config.max_message_chars:
+                self.observer.received(inbound.key.platform)
                 notice = Notice(NoticeKind.TOO_LONG, too_long_text(self._config.max_message_chars))
                 return Outcome(conversation, notices=(notice,))
             if conversation is None:
                 try:
-                    conversation = await self._create(inbound.key, inbound.user_id)
+                    conversation = await self._create(
+                        inbound.key, inbound.user_id, community=inbound.community
+                    )
                 except LimitReached:
+                    self.observer.received(inbound.key.platform)
                     await self._store.settle(inbound)
                     return _LIMIT
-            return await self._turn(conversation, inbound, reply)
+            with about(conversation.id):
+                return await self._turn(conversation, inbound, reply)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message durably, before the platform is told it arrived, so
@@ -146,6 +195,10 @@ class Engine:
         result = await self._store.record_blocked(conversation.id, inbound, self._clock(), quiet)
         if result is BlockedOutcome.DUPLICATE:
             return Outcome(conversation, duplicate=True)
+        platform = conversation.key.platform
+        self.observer.received(platform)
+        self.observer.blocked(platform)
+        log.debug("message from user %s blocked: the conversation has ended", inbound.user_id)
         if result is BlockedOutcome.NOTIFY:
             return Outcome(conversation, notices=(Notice(NoticeKind.BLOCKED, BLOCKED_TEXT),))
         return Outcome(conversation)
@@ -166,24 +219,33 @@ class Engine:
         stored = await self._store.begin_turn(conversation.id, inbound, message)
         if stored is None:
             return Outcome(conversation, duplicate=True)
+        self.observer.received(conversation.key.platform)
+        # One line per message is for DEBUG (INFO has a line per ladder event instead), and
+        # what people write is theirs: it reaches the logs only at DEBUG, never at INFO.
+        log.debug(
+            "message %s from user %s: %r",
+            inbound.message_id or inbound.event_id,
+            inbound.user_id,
+            inbound.text,
+        )
         history = await self._store.recent_messages(conversation.id, _HISTORY_LIMIT)
         context = build_context(history, self._config.context_tokens)
+        knobs = await self._knobs(conversation)
         turn = Turn(
-            self._model,
-            self._config.rules,
-            self._config.crisis_message,
-            at,
-            message_id=inbound.message_id,
+            knobs.model, knobs.rules, knobs.crisis_message, at, message_id=inbound.message_id
         )
-        await _shielded(reply.thinking())
+        platform = conversation.key.platform
+        await self._shielded(reply.thinking(), platform, "show thinking")
         try:
             result = await turn.run(conversation.ladder, context, reply)
         except asyncio.CancelledError:
-            await _shielded(reply.text(INTERRUPTED_TEXT))
+            await self._shielded(reply.text(INTERRUPTED_TEXT), platform, "show a reply")
             await self._record_interrupted(conversation, stored, turn)
             raise
         finally:
-            reply_id = await _shielded(reply.done())
+            reply_id = await self._shielded(reply.done(), platform, "finish a reply")
+        if result.display_failed:
+            self.observer.platform_error(platform, "show a reply")
         return await self._commit(conversation, stored, result, reply_id or "")
 
     async def _record_interrupted(
@@ -240,7 +302,23 @@ class Engine:
             result.events,
             exclude_seq=stored.seq if result.refused else None,
         )
+        self._recorded(updated, result.events)
+        if result.text or result.refused:
+            self.observer.replied(updated.key.platform)
+            log.debug("reply text: %r", text)
         return Outcome(updated, reply=result.text, notices=tuple(notices))
+
+    def _recorded(self, conversation: Conversation, events: Sequence[AuditEvent]) -> None:
+        """Committed events reach the observer and, as one line each, the log (their kinds,
+        reasons and who; never what anyone wrote)."""
+        if not events:
+            return
+        self.observer.recorded(conversation.key.platform, events)
+        with about(conversation.id):
+            for event in events:
+                if event.kind in _LOGGED:
+                    why = {k: event.detail[k] for k in _LOGGED_DETAIL if k in event.detail}
+                    log.info("%s by %s %s", event.kind, event.actor.value, why or "")
 
     async def _create(
         self,
@@ -250,12 +328,61 @@ class Engine:
         branched_from: str | None = None,
         history: tuple[NewMessage, ...] = (),
         events: tuple[AuditEvent, ...] = (),
+        community: str = "",
     ) -> Conversation:
         if not await self.may_start(key.platform, user_id):
             log.info("user %s on %s reached the ended-conversation limit", user_id, key.platform)
             raise LimitReached(LIMIT_TEXT)
         return await self._store.create(
-            key, user_id, self._clock(), branched_from=branched_from, history=history, events=events
+            key,
+            user_id,
+            self._clock(),
+            branched_from=branched_from,
+            history=history,
+            events=events,
+            community=community,
+        )
+
+    async def _knobs(self, conversation: Conversation) -> _Knobs:
+        """The model, thresholds and crisis message for this conversation: its community's
+        own where it set them, the process-wide ones otherwise. Read at every turn, so a
+        change applies at once in every process."""
+        default = _Knobs(self._model, self._config.rules, self._config.crisis_message)
+        if not conversation.community:
+            return default
+        own = await self._store.community_settings(
+            conversation.key.platform, conversation.community
+        )
+        if own is None:
+            return default
+        model = self._model
+        if own.system_prompt_extra is not None and self._model_with_extra is not None:
+            model = self._model_with_extra(own.system_prompt_extra)
+        return _Knobs(
+            model, own.rules(self._config.rules), own.crisis_message or default.crisis_message
+        )
+
+    async def community_settings(self, platform: str, community: str) -> CommunitySettings:
+        """A community's own settings (all None: it uses the process-wide ones)."""
+        return await self._store.community_settings(platform, community) or CommunitySettings()
+
+    async def set_community_settings(
+        self, platform: str, community: str, changes: CommunitySettings, by: str
+    ) -> CommunitySettings:
+        """Change some of a community's settings (those `changes` sets); the result.
+
+        Raises BadCommunitySettings when the ladder would no longer warn before it ends.
+        """
+        current = await self.community_settings(platform, community)
+        updated = current.merged(changes)
+        updated.check(self._config.rules)
+        await self._store.set_community_settings(platform, community, updated, self._clock(), by)
+        return updated
+
+    async def reset_community_settings(self, platform: str, community: str, by: str) -> None:
+        """Back to the process-wide settings for this community."""
+        await self._store.set_community_settings(
+            platform, community, CommunitySettings(), self._clock(), by
         )
 
     async def may_start(self, platform: str, user_id: str) -> bool:
@@ -266,7 +393,9 @@ class Engine:
         since = self._clock() - timedelta(days=1)
         return await self._store.ended_count(platform, user_id, since) < limit
 
-    async def start_new(self, key: ConversationKey, user_id: str) -> Outcome:
+    async def start_new(
+        self, key: ConversationKey, user_id: str, *, community: str = ""
+    ) -> Outcome:
         """Start a fresh conversation at `key` (`/new`); the old one stays as it was.
 
         The outcome carries a LIMIT notice and no conversation if the operator's limit on
@@ -274,7 +403,7 @@ class Engine:
         """
         async with self._serialised(key):
             try:
-                return Outcome(await self._create(key, user_id))
+                return Outcome(await self._create(key, user_id, community=community))
             except LimitReached:
                 return _LIMIT
 
@@ -290,27 +419,35 @@ class Engine:
                 raise ConversationNotFound(f"no conversation at {key.platform}:{key.place}")
             if not may_end(conversation, user_id):
                 raise NotTheStarter("only the person who started this conversation can end it")
+            knobs = await self._knobs(conversation)
             ladder, effects = transition(
                 conversation.ladder,
                 EndRequest(EndReason.USER_REQUESTED, Actor.USER),
-                self._config.rules,
+                knobs.rules,
             )
             if not effects:
                 return Outcome(conversation)
             now = self._clock()
             detail = {"user_id": user_id, "via": "command"}
-            events, notices = self._entries(effects, Actor.USER, detail, now)
+            events, notices = self._entries(
+                effects, Actor.USER, detail, now, crisis_message=knobs.crisis_message
+            )
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            self._recorded(updated, events)
             return Outcome(updated, notices=notices)
 
     def _entries(
-        self, effects: tuple[Effect, ...], actor: Actor, detail: dict[str, Any], now: datetime
+        self,
+        effects: tuple[Effect, ...],
+        actor: Actor,
+        detail: dict[str, Any],
+        now: datetime,
+        *,
+        crisis_message: str | None = None,
     ) -> tuple[tuple[AuditEvent, ...], tuple[Notice, ...]]:
         """The audit events and notices that ladder effects outside a turn call for."""
-        pairs = [
-            effect_entry(effect, actor, detail, self._config.crisis_message, now)
-            for effect in effects
-        ]
+        crisis = self._config.crisis_message if crisis_message is None else crisis_message
+        pairs = [effect_entry(effect, actor, detail, crisis, now) for effect in effects]
         return (
             tuple(event for event, _ in pairs if event is not None),
             tuple(notice for _, notice in pairs if notice is not None),
@@ -332,7 +469,9 @@ class Engine:
             now = self._clock()
             detail = {"user_id": user_id, "via": "keep_talking"}
             events, _ = self._entries(effects, Actor.USER, detail, now)
-            return await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            self._recorded(updated, events)
+            return updated
 
     async def reopen(self, conversation_id: str, moderator_id: str, note: str = "") -> Conversation:
         """A moderator makes an ended conversation active again (on the record).
@@ -348,7 +487,45 @@ class Engine:
             now = self._clock()
             detail = {"moderator_id": moderator_id, "note": note}
             events, _ = self._entries(effects, Actor.MODERATOR, detail, now)
-            return await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            self._recorded(updated, events)
+            return updated
+
+    async def review(
+        self, conversation_id: str, moderator_id: str, *, reopen: bool, note: str = ""
+    ) -> Conversation:
+        """A moderator's decision on a conversation in the review queue, on the record as a
+        `review` event (`decision` "reopened" or "upheld"); with `reopen` the conversation is
+        reopened in the same write. Raises ConversationNotFound."""
+        conversation = await self._require(conversation_id)
+        async with self._serialised(conversation.key):
+            conversation = await self._require(conversation_id)
+            now = self._clock()
+            decision = "reopened" if reopen else "upheld"
+            detail = {"moderator_id": moderator_id, "decision": decision, "note": note}
+            events = [AuditEvent("review", now, Actor.MODERATOR, detail)]
+            ladder = conversation.ladder
+            if reopen:
+                ladder, effects = transition(ladder, Reopen(), self._config.rules)
+                reopened, _ = self._entries(
+                    effects, Actor.MODERATOR, {"moderator_id": moderator_id, "note": note}, now
+                )
+                events += reopened
+            updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
+            self._recorded(updated, events)
+            return updated
+
+    async def awaiting_review(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[Conversation]:
+        """Ended conversations whose person said the end was a mistake and no moderator has
+        decided on since (on `platform`, in `community`, when given), the longest-waiting
+        first."""
+        return await self._store.awaiting_review(platform, limit, community=community)
+
+    async def feedback_on(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
+        """(user_id, text, at) of what people said about a conversation, oldest first."""
+        return await self._store.feedback(conversation_id)
 
     async def feedback(self, conversation_id: str, user_id: str, text: str) -> None:
         """A user says an end was a mistake (or anything else about it); audited."""
@@ -356,6 +533,7 @@ class Engine:
         now = self._clock()
         event = AuditEvent("feedback", now, Actor.USER, {"user_id": user_id, "text": text})
         await self._store.add_feedback(conversation.id, user_id, text, now, (event,))
+        self._recorded(conversation, (event,))
 
     async def branch(
         self,
@@ -385,12 +563,19 @@ class Engine:
         )
         async with self._serialised(new_key):
             created = await self._create(
-                new_key, user_id, branched_from=source.id, history=history, events=(started,)
+                new_key,
+                user_id,
+                branched_from=source.id,
+                history=history,
+                events=(started,),
+                community=source.community,
             )
         note = AuditEvent(
             "branched_to", now, Actor.USER, {"user_id": user_id, "to": created.id, "upto": count}
         )
         await self._store.add_events(source.id, (note,))
+        self._recorded(created, (started,))
+        self._recorded(source, (note,))
         return created
 
     async def find(self, key: ConversationKey) -> Conversation | None:
@@ -418,14 +603,15 @@ class Engine:
             raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
         return conversation
 
-
-async def _shielded(call: Awaitable[T]) -> T | None:
-    """Await an adapter call; a platform error is logged, never lets a turn go unrecorded."""
-    try:
-        return await call
-    except Exception:
-        log.exception("the platform adapter failed to show part of a reply")
-        return None
+    async def _shielded(self, call: Awaitable[T], platform: str, what: str) -> T | None:
+        """Await an adapter call; a platform error is logged and counted, and never lets a
+        turn go unrecorded."""
+        try:
+            return await call
+        except Exception:
+            log.exception("the platform adapter could not %s", what)
+            self.observer.platform_error(platform, what)
+            return None
 
 
 def _branch_point(

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from bot.communities import BadCommunitySettings, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey, Inbound, storable
 from bot.engine import ConversationNotFound, Engine, LimitReached, NotTheStarter, may_end
+from bot.logs import about
 from bot.notices import (
     AFTER_END_TEXT,
     BRANCHED_TEXT,
@@ -32,6 +34,7 @@ from bot.notices import (
     Outcome,
 )
 from bot.ports import ModLog, ModLogEntry, ModLogKind, Place, Places
+from bot.review import Decision, ReviewItem, review_queue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +54,7 @@ class Refusal(StrEnum):
     NOT_A_MESSAGE = "not_a_message"
     NO_PLACE = "no_place"
     NOT_MODERATOR = "not_moderator"
+    BAD_SETTINGS = "bad_settings"
 
 
 REFUSAL_TEXT = {
@@ -64,6 +68,7 @@ REFUSAL_TEXT = {
     ),
     Refusal.NO_PLACE: "I couldn't open a new conversation here.",
     Refusal.NOT_MODERATOR: "Only moderators can do that.",
+    Refusal.BAD_SETTINGS: "Those settings would let me end a conversation before warning.",
 }
 
 
@@ -89,6 +94,42 @@ class Result:
     @property
     def text(self) -> str:
         """The refusal in plain words ("" when the flow went through)."""
+        return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityResult:
+    """A community's settings as a flow returns them, or a refusal (`problem` says what is
+    wrong with settings that were refused)."""
+
+    settings: CommunitySettings | None = None
+    refusal: Refusal | None = None
+    problem: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def text(self) -> str:
+        if self.problem:
+            return self.problem
+        return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewQueue:
+    """The review queue as a flow returns it: the items, or a refusal."""
+
+    items: tuple[ReviewItem, ...] = ()
+    refusal: Refusal | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def text(self) -> str:
         return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
 
 
@@ -131,17 +172,18 @@ class Flows:
             # received stays kept (`answer_pending` takes it up after a restart).
             log.exception("handling message %s failed", inbound.event_id)
             failed = Notice(NoticeKind.MODEL_UNAVAILABLE, FAILED_TEXT)
-            await _guarded(place.post(failed, None), "say a message failed")
+            await self._guarded(place.post(failed, None), "say a message failed")
             return Outcome(None, notices=(failed,))
         finally:
             self._turns.discard(task)
-            await _guarded(reply.close(), "stop a reply")
+            await self._guarded(reply.close(), "stop a reply")
         if outcome.duplicate:
             return outcome
-        await self._show(place, outcome, inbound.user_id)
-        if outcome.blocked and outcome.conversation is not None:
-            # Posting in an ended place may have reopened it (a moderator unlocked it).
-            await _guarded(place.close(outcome.conversation), "close an ended place")
+        with about(outcome.conversation.id if outcome.conversation else None):
+            await self._show(place, outcome, inbound.user_id)
+            if outcome.blocked and outcome.conversation is not None:
+                # Posting in an ended place may have reopened it (a moderator unlocked it).
+                await self._guarded(place.close(outcome.conversation), "close an ended place")
         return outcome
 
     async def receive(self, inbound: Inbound) -> bool:
@@ -161,20 +203,20 @@ class Flows:
         conversation = outcome.conversation
         for notice in outcome.notices:
             if notice.kind in PRIVATE:
-                await _guarded(place.tell(user_id, notice, conversation), "tell a person")
+                await self._guarded(place.tell(user_id, notice, conversation), "tell a person")
                 continue
-            shown = await _guarded(place.post(notice, conversation), "post a notice")
+            shown = await self._guarded(place.post(notice, conversation), "post a notice")
             if notice.kind is NoticeKind.END and conversation is not None:
                 await self._closed(place, conversation, shown or "")
 
     async def _closed(self, place: Place, conversation: Conversation, final_id: str) -> None:
         """After the final notice: close the place, then offer the starter a way on where
         they can act on it (the closed place may no longer take clicks)."""
-        await _guarded(place.close(conversation), "close the place")
+        await self._guarded(place.close(conversation), "close the place")
         offer = Notice(NoticeKind.AFTER_END, AFTER_END_TEXT)
-        await _guarded(place.tell(conversation.user_id, offer, conversation), "offer a way on")
+        await self._guarded(place.tell(conversation.user_id, offer, conversation), "offer a way on")
         entry = ModLogEntry(ModLogKind.ENDED, conversation, message_id=final_id)
-        await _guarded(self._modlog.write(entry), "write to the mod-log")
+        await self._guarded(self._modlog.write(entry), "write to the mod-log")
 
     async def drain(self, grace: float) -> None:
         """On shutdown: let replies under way finish for up to `grace` seconds, then cut
@@ -226,20 +268,23 @@ class Flows:
 
     # --- start afresh, branch ------------------------------------------------------------
 
-    async def start_new(self, platform: str, user_id: str, open_place: OpenPlace) -> Result:
+    async def start_new(
+        self, platform: str, user_id: str, open_place: OpenPlace, *, community: str = ""
+    ) -> Result:
         """A fresh conversation in a place opened for it, unless the operator's limit on
-        ended conversations stops this user (checked first, so no place is opened in vain)."""
+        ended conversations stops this user (checked first, so no place is opened in vain).
+        `community` (a guild or team id) picks whose settings apply."""
         if not await self.engine.may_start(platform, user_id):
             return _refused(Refusal.LIMIT)
         opened = await open_place()
         if opened is None:
             return _refused(Refusal.NO_PLACE)
         key, place = opened
-        outcome = await self.engine.start_new(key, user_id)
+        outcome = await self.engine.start_new(key, user_id, community=community)
         if outcome.conversation is None:
             return _refused(Refusal.LIMIT)
         notice = Notice(NoticeKind.STARTED, STARTED_TEXT)
-        await _guarded(place.post(notice, outcome.conversation), "greet a new conversation")
+        await self._guarded(place.post(notice, outcome.conversation), "greet a new conversation")
         return Result(outcome.conversation)
 
     async def branch(
@@ -275,7 +320,7 @@ class Flows:
         except LimitReached:
             return _refused(Refusal.LIMIT, conversation)
         notice = Notice(NoticeKind.STARTED, BRANCHED_TEXT)
-        await _guarded(place.post(notice, created), "greet a branch")
+        await self._guarded(place.post(notice, created), "greet a branch")
         return Result(created)
 
     # --- feedback, moderators ------------------------------------------------------------
@@ -289,7 +334,7 @@ class Flows:
         text = storable(text)
         await self.engine.feedback(conversation.id, user_id, text)
         entry = ModLogEntry(ModLogKind.FEEDBACK, conversation, actor_id=user_id, text=text)
-        await _guarded(self._modlog.write(entry), "write to the mod-log")
+        await self._guarded(self._modlog.write(entry), "write to the mod-log")
         return Result(conversation)
 
     async def reopen(
@@ -311,16 +356,93 @@ class Flows:
         if not conversation.ladder.ended:
             return _refused(Refusal.NOT_ENDED, conversation)
         reopened = await self.engine.reopen(conversation.id, moderator_id, storable(note))
+        return await self._reopened(reopened, moderator_id, note, place)
+
+    async def _reopened(
+        self, reopened: Conversation, moderator_id: str, note: str, place: Place | None
+    ) -> Result:
+        """After a reopen is on the record: the place opened again and told, the mod-log."""
         where = place or self._places.place(reopened.key)
-        problem = await _guarded(where.reopen(reopened), "reopen the place")
+        problem = await self._guarded(where.reopen(reopened), "reopen the place")
         if problem is None:
             problem = "I could not reopen its place on the platform."
         if not problem:
             notice = Notice(NoticeKind.REOPENED, REOPENED_TEXT)
-            await _guarded(where.post(notice, reopened), "say it was reopened")
+            await self._guarded(where.post(notice, reopened), "say it was reopened")
         entry = ModLogEntry(ModLogKind.REOPENED, reopened, actor_id=moderator_id, text=note)
-        await _guarded(self._modlog.write(entry), "write to the mod-log")
+        await self._guarded(self._modlog.write(entry), "write to the mod-log")
         return Result(reopened, problem=problem)
+
+    async def review_queue(
+        self, *, is_moderator: bool, community: str | None = None, limit: int = 10
+    ) -> ReviewQueue:
+        """This platform's review queue (ended conversations someone called a mistake),
+        longest-waiting first, for moderators; pass `community` (the guild or team the
+        moderator moderates) to see only its conversations."""
+        if not is_moderator:
+            return ReviewQueue(refusal=Refusal.NOT_MODERATOR)
+        items = await review_queue(
+            self.engine, platform=self._platform, community=community, limit=limit
+        )
+        return ReviewQueue(tuple(items))
+
+    async def resolve_review(
+        self,
+        target: ConversationKey | str,
+        moderator_id: str,
+        decision: Decision,
+        note: str = "",
+        *,
+        is_moderator: bool,
+        community: str | None = None,
+        place: Place | None = None,
+    ) -> Result:
+        """A moderator's decision on a conversation in the queue, on the record. Reopening
+        also opens its place again, tells the people there and writes the mod-log. With
+        `community`, a conversation of another community is not found (a moderator of one
+        server cannot decide for another)."""
+        if not is_moderator:
+            return _refused(Refusal.NOT_MODERATOR)
+        conversation = await self._resolve(target)
+        if conversation is None or (community is not None and conversation.community != community):
+            return _refused(Refusal.NOT_FOUND)
+        if not conversation.ladder.ended:
+            return _refused(Refusal.NOT_ENDED, conversation)
+        reopen = decision is Decision.REOPEN
+        decided = await self.engine.review(
+            conversation.id, moderator_id, reopen=reopen, note=storable(note)
+        )
+        if not reopen:
+            return Result(decided)
+        return await self._reopened(decided, moderator_id, note, place)
+
+    async def community_settings(self, community: str, *, is_moderator: bool) -> CommunityResult:
+        """A community's own settings (None where it uses the process-wide value), for
+        its moderators."""
+        if not is_moderator:
+            return CommunityResult(refusal=Refusal.NOT_MODERATOR)
+        own = await self.engine.community_settings(self._platform, community)
+        return CommunityResult(own)
+
+    async def set_community_settings(
+        self,
+        community: str,
+        changes: CommunitySettings,
+        moderator_id: str,
+        *,
+        is_moderator: bool,
+    ) -> CommunityResult:
+        """A community's moderators change some of its settings (those `changes` sets);
+        they apply from the next message in every conversation of that community."""
+        if not is_moderator:
+            return CommunityResult(refusal=Refusal.NOT_MODERATOR)
+        try:
+            updated = await self.engine.set_community_settings(
+                self._platform, community, changes, moderator_id
+            )
+        except BadCommunitySettings as exc:
+            return CommunityResult(refusal=Refusal.BAD_SETTINGS, problem=str(exc))
+        return CommunityResult(updated)
 
     async def status(self, target: ConversationKey | str, *, is_moderator: bool) -> Result:
         """A conversation's state, for moderators."""
@@ -348,12 +470,12 @@ class Flows:
             return await self.engine.find(target)
         return await self.engine.get(target)
 
-
-async def _guarded(call: Awaitable[T], what: str) -> T | None:
-    """A platform call inside a flow: its failure is logged and the flow goes on, because
-    what the flow recorded must not be lost to a platform hiccup."""
-    try:
-        return await call
-    except Exception:
-        log.exception("the platform adapter could not %s", what)
-        return None
+    async def _guarded(self, call: Awaitable[T], what: str) -> T | None:
+        """A platform call inside a flow: its failure is logged and counted and the flow
+        goes on, because what the flow recorded must not be lost to a platform hiccup."""
+        try:
+            return await call
+        except Exception:
+            log.exception("the platform adapter could not %s", what)
+            self.engine.observer.platform_error(self._platform, what)
+            return None

@@ -10,17 +10,17 @@ becomes `ModelUnavailable` with a message fit for a log line, so the person is a
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import aiohttp
 import anthropic
 import httpx2
 from anthropic import AsyncAnthropic, DefaultAioHttpClient
-from anthropic.lib.streaming import AsyncMessageStream
 
-from bot.ports import ModelReply, ModelUnavailable, TextSink
+from bot.ports import ModelReply, ModelUnavailable, TextSink, Usage
 from bot.prompt import system_prompt
 from bot.settings import Settings
 from bot.tools import END_CONVERSATION, TOOLS
@@ -65,7 +65,9 @@ class ClaudeModel:
         self._model = model
         self._max_tokens = max_tokens
         self._system = system if system is not None else system_prompt()
-        self._tools = list(tools)
+        # Built once: they are the same in every request (and the cached part of it).
+        self._system_blocks = [{"type": "text", "text": self._system, "cache_control": _CACHE}]
+        self._tool_blocks = _cache_last_tool(list(tools))
 
     @classmethod
     def from_settings(cls, client: AsyncAnthropic, settings: Settings) -> ClaudeModel:
@@ -82,8 +84,12 @@ class ClaudeModel:
         request = self.request(messages)
         self._require_credentials()
         try:
-            async with self._client.messages.stream(**request) as stream:
-                return await _collect(stream, on_text)
+            # The raw event stream, not the SDK's `messages.stream` helper: the helper
+            # rebuilds a snapshot of the whole message and a pydantic event for every delta,
+            # which doubled the CPU cost of a streamed reply (bench/README.md).
+            stream = await self._client.messages.create(**request, stream=True)
+            async with stream:
+                return await _Collector(on_text).collect(stream)
         except _SinkFailed as failed:
             # The adapter could not show the text: not the model's fault, so not hidden
             # behind "try again".
@@ -92,9 +98,8 @@ class ClaudeModel:
             raise
         except Exception as exc:
             # Anything else the stream raises: the API's errors, the transport's (httpx2 or
-            # aiohttp), and IndexError/KeyError/TypeError/ValueError/AttributeError/
-            # AssertionError from an event the SDK cannot apply. Cancellation is a
-            # BaseException and passes through.
+            # aiohttp), and IndexError/KeyError/TypeError/ValueError/AttributeError from an
+            # event that cannot be applied. Cancellation is a BaseException and passes through.
             raise self._unavailable(exc) from exc
 
     def request(self, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -104,8 +109,8 @@ class ClaudeModel:
         return {
             "model": self._model,
             "max_tokens": self._max_tokens,
-            "system": [{"type": "text", "text": self._system, "cache_control": _CACHE}],
-            "tools": _cache_last_tool(self._tools),
+            "system": self._system_blocks,
+            "tools": self._tool_blocks,
             "messages": _cache_prefix(messages),
         }
 
@@ -139,38 +144,115 @@ class ClaudeModel:
 # --- the stream --------------------------------------------------------------------------
 
 
-async def _collect(stream: AsyncMessageStream[Any], on_text: TextSink) -> ModelReply:
-    ending = False
-    async for event in stream:
-        if event.type == "content_block_start":
-            block = event.content_block
-            ending = ending or (block.type == "tool_use" and block.name == END_CONVERSATION)
-        elif event.type == "text" and not ending and event.text:
-            try:
-                await on_text(event.text)
-            except Exception as exc:
-                raise _SinkFailed(exc) from exc
-    message = await stream.get_final_message()
-    if message.stop_reason is None:
-        raise ModelUnavailable("the reply stream ended before the reply was complete")
-    details = message.stop_details.to_dict() if message.stop_details is not None else None
-    return ModelReply(_blocks(message.content), message.stop_reason, details)
+class _Collector:
+    """Assembles one response from the raw stream events, passing text on as it comes.
 
+    Text after an `end_conversation` tool_use is neither passed on nor kept (the person
+    never sees it), empty text blocks are dropped, and only text and tool_use blocks are
+    kept: that is what goes back to the API next time.
+    """
 
-def _blocks(content: Sequence[Any]) -> list[dict[str, Any]]:
-    """Content to send back next time: text and tool_use only, no empty text, and no text
-    after an `end_conversation` call (the person never saw it)."""
-    blocks: list[dict[str, Any]] = []
-    ending = False
-    for block in content:
+    def __init__(self, on_text: TextSink) -> None:
+        self._on_text = on_text
+        self._blocks: list[dict[str, Any] | None] = []  # None: a block type we do not keep
+        self._parts: dict[int, list[str]] = {}  # text pieces or partial tool JSON, per block
+        self._ending = False
+        self._started = False
+        self._stop_reason: str | None = None
+        self._stop_details: dict[str, Any] | None = None
+        self._usage = Usage()
+
+    async def collect(self, events: AsyncIterator[Any]) -> ModelReply:
+        stopped = False
+        async for event in events:
+            kind = event.type
+            if kind == "content_block_delta":
+                await self._delta(event.index, event.delta)
+            elif kind == "content_block_start":
+                self._require_start()
+                self._start_block(event.index, event.content_block)
+            elif kind == "message_start":
+                if event.message is None or self._started:
+                    raise _Malformed("a message_start without a message, or a second one")
+                self._started = True
+                self._count(event.message.usage)
+            elif kind == "message_delta":
+                self._require_start()
+                self._stop_reason = event.delta.stop_reason
+                details = event.delta.stop_details
+                self._stop_details = details.to_dict() if details is not None else None
+                self._count(getattr(event, "usage", None))
+            elif kind == "message_stop":
+                stopped = True
+        if not stopped or self._stop_reason is None:
+            raise ModelUnavailable("the reply stream ended before the reply was complete")
+        return ModelReply(self._content(), self._stop_reason, self._stop_details, self._usage)
+
+    def _count(self, usage: Any) -> None:
+        """Token counts, for metrics: message_start has them all, message_delta the final
+        output (and, from newer APIs, the rest again); a field left out keeps its value."""
+        if usage is None:
+            return
+        old = self._usage
+
+        def field(name: str, before: int) -> int:
+            value = getattr(usage, name, None)
+            return before if value is None else int(value)
+
+        self._usage = Usage(
+            field("input_tokens", old.input_tokens),
+            field("output_tokens", old.output_tokens),
+            field("cache_read_input_tokens", old.cache_read_tokens),
+            field("cache_creation_input_tokens", old.cache_write_tokens),
+        )
+
+    def _require_start(self) -> None:
+        if not self._started:
+            raise _Malformed("content arrived before message_start")
+
+    def _start_block(self, index: int, block: Any) -> None:
+        if index != len(self._blocks):
+            raise _Malformed(f"content block {index} started out of order")
+        kept: dict[str, Any] | None = None
         if block.type == "tool_use":
-            ending = ending or block.name == END_CONVERSATION
-            blocks.append(
-                {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-            )
-        elif block.type == "text" and block.text and not ending:
-            blocks.append({"type": "text", "text": block.text})
-    return blocks
+            kept = {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+            self._ending = self._ending or block.name == END_CONVERSATION
+        elif block.type == "text" and not self._ending:
+            kept = {"type": "text", "text": block.text}
+        self._blocks.append(kept)
+        self._parts[index] = []
+
+    async def _delta(self, index: int, delta: Any) -> None:
+        block = self._blocks[index]
+        if block is None:
+            return
+        if delta.type == "text_delta" and block["type"] == "text":
+            self._parts[index].append(delta.text)
+            if delta.text:
+                try:
+                    await self._on_text(delta.text)
+                except Exception as exc:
+                    raise _SinkFailed(exc) from exc
+        elif delta.type == "input_json_delta" and block["type"] == "tool_use":
+            self._parts[index].append(delta.partial_json)
+
+    def _content(self) -> list[dict[str, Any]]:
+        content: list[dict[str, Any]] = []
+        for index, block in enumerate(self._blocks):
+            if block is None:
+                continue
+            parts = "".join(self._parts[index])
+            if block["type"] == "text":
+                text = block["text"] + parts
+                if text:
+                    content.append({"type": "text", "text": text})
+                continue
+            if parts:
+                block["input"] = json.loads(parts)  # a ValueError is the API's fault
+            if not isinstance(block["input"], dict):
+                raise _Malformed(f"tool input that is not an object: {parts[:100]!r}")
+            content.append(block)
+        return content
 
 
 # --- caching -----------------------------------------------------------------------------
@@ -208,6 +290,10 @@ def _with_breakpoint(message: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- errors ------------------------------------------------------------------------------
+
+
+class _Malformed(ValueError):
+    """The stream's events do not make up a message."""
 
 
 class _SinkFailed(Exception):

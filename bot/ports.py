@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.communities import CommunitySettings
 from bot.conversation import (
     AuditEvent,
     Conversation,
@@ -114,12 +115,23 @@ class ModelUnavailable(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """The tokens one Messages API response was billed for (the API's `usage`)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ModelReply:
     """One Messages API response, assembled from the stream."""
 
     content: list[dict[str, Any]]  # assistant content blocks: text and tool_use
     stop_reason: str
     stop_details: dict[str, Any] | None = None
+    usage: Usage = Usage()
 
     @property
     def refused(self) -> bool:
@@ -145,6 +157,64 @@ class Model(Protocol):
         ...
 
 
+# --- the operator's side ----------------------------------------------------------------
+
+
+class Observer(Protocol):
+    """What the core reports as it goes, for metrics: one call per thing that happened.
+
+    The engine calls it at its one choke point, the commit of a turn's audit events, so
+    every metric agrees with the record. Calls must be cheap and must not raise.
+    """
+
+    def received(self, platform: str) -> None:
+        """A person's message was taken in (not a duplicate delivery)."""
+
+    def replied(self, platform: str) -> None:
+        """The assistant answered (with text, or the bot's own decline)."""
+
+    def blocked(self, platform: str) -> None:
+        """A message arrived in an ended conversation; no model call was made."""
+
+    def recorded(self, platform: str, events: Sequence[AuditEvent]) -> None:
+        """Audit events were committed for a conversation on `platform`."""
+
+    def model_call(self, first_token: float | None, total: float, usage: Usage) -> None:
+        """One Messages API response: seconds to its first text (None without text), to
+        its end, and the tokens it used."""
+
+    def model_error(self, kind: str) -> None:
+        """A model call failed; `kind` is the error's class in snake case."""
+
+    def platform_error(self, platform: str, operation: str) -> None:
+        """A call to the platform's API failed (`operation` says what was attempted)."""
+
+
+class NoObserver:
+    """Observes nothing: the default when no metrics are wanted (tests, operator commands)."""
+
+    def received(self, platform: str) -> None:
+        return None
+
+    def replied(self, platform: str) -> None:
+        return None
+
+    def blocked(self, platform: str) -> None:
+        return None
+
+    def recorded(self, platform: str, events: Sequence[AuditEvent]) -> None:
+        return None
+
+    def model_call(self, first_token: float | None, total: float, usage: Usage) -> None:
+        return None
+
+    def model_error(self, kind: str) -> None:
+        return None
+
+    def platform_error(self, platform: str, operation: str) -> None:
+        return None
+
+
 # --- the store's side --------------------------------------------------------------------
 
 
@@ -159,6 +229,46 @@ class NewMessage:
     user_id: str = ""
     platform_message_id: str = ""
     in_context: bool = True
+
+
+# Keys of an audit event's detail that hold free text (what a person wrote as feedback, a
+# moderator's note, the model's explanation): retention and forgetting remove these and
+# keep the rest (kinds, reasons, ids, counts).
+EVENT_TEXT_KEYS = ("text", "note", "explanation")
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    """What a retention purge or a forget removed (or emptied), by table."""
+
+    messages: int = 0
+    feedback: int = 0
+    events: int = 0
+    pending: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.messages + self.feedback + self.events + self.pending
+
+
+@dataclass(frozen=True, slots=True)
+class PersonRecord:
+    """Everything the store keeps that names one person on one platform."""
+
+    conversations: list[Conversation]  # the ones they started, oldest first
+    messages: list[tuple[str, StoredMessage]]  # (conversation id, message) they wrote anywhere
+    feedback: list[tuple[str, str, datetime]]  # (conversation id, text, at)
+
+
+@dataclass(frozen=True, slots=True)
+class CommunityRecord:
+    """One community's stored settings, and who changed them last."""
+
+    platform: str
+    community: str
+    settings: CommunitySettings
+    updated_at: datetime
+    updated_by: str
 
 
 class BlockedOutcome(StrEnum):
@@ -193,6 +303,7 @@ class Store(Protocol):
         branched_from: str | None = None,
         history: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
+        community: str = "",
     ) -> Conversation: ...
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
@@ -274,6 +385,48 @@ class Store(Protocol):
 
         Platforms retry an event within minutes, so old ids only take up space.
         """
+        ...
+
+    async def feedback(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
+        """(user_id, text, at) of each feedback row, oldest first."""
+        ...
+
+    async def purge_text(self, before: datetime) -> Purged:
+        """Empty the text of every message older than `before` (its text and API content;
+        it leaves the model's context), of feedback, and the `EVENT_TEXT_KEYS` of audit
+        events; drop messages received before then and never handled. One transaction."""
+        ...
+
+    async def forget_user(self, platform: str, user_id: str, event: AuditEvent) -> Purged:
+        """Delete what one person wrote on `platform`: their messages everywhere, the replies
+        in conversations they started, their feedback and unhandled messages, and the
+        `EVENT_TEXT_KEYS` of the audit events about them; then add `event` (which must carry
+        no content) to every conversation this touched. One transaction."""
+        ...
+
+    async def person(self, platform: str, user_id: str) -> PersonRecord:
+        """Everything kept that names this person (for a data export)."""
+        ...
+
+    async def community_settings(self, platform: str, community: str) -> CommunitySettings | None:
+        """A community's own settings (None: it has none)."""
+        ...
+
+    async def set_community_settings(
+        self, platform: str, community: str, settings: CommunitySettings, at: datetime, by: str
+    ) -> None:
+        """Replace a community's settings, remembering when and by whom."""
+        ...
+
+    async def communities(self, platform: str | None = None) -> list[CommunityRecord]:
+        """Every community with settings of its own."""
+        ...
+
+    async def awaiting_review(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[Conversation]:
+        """Ended conversations (on `platform` and in `community`, or any) with feedback that
+        no `review` or `reopen` event has answered since, the longest-waiting first."""
         ...
 
     async def close(self) -> None: ...

@@ -213,6 +213,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///quitbot.db"
     database_pool_size: int = Field(default=10, ge=1, le=1000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    # 0 turns the HTTP health and metrics endpoints off; loopback unless told otherwise,
+    # because /metrics tells anyone who can reach it how busy the bot is.
+    health_port: int = Field(default=0, ge=0, le=65535)
+    health_host: str = "127.0.0.1"
+    # 0 keeps message text for ever.
+    retention_days: int = Field(default=0, ge=0)
 
     discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings.model_construct())
     slack: SlackSettings = Field(default_factory=lambda: SlackSettings.model_construct())
@@ -237,6 +244,17 @@ class Settings(BaseSettings):
     @property
     def database(self) -> DatabaseTarget:
         return replace(parse_database_url(self.database_url), pool_size=self.database_pool_size)
+
+    def secrets(self) -> list[str]:
+        """Every credential's value, for the log formatter to mask wherever one turns up."""
+        found = [
+            self.anthropic_api_key,
+            self.discord.token,
+            self.slack.bot_token,
+            self.slack.app_token,
+            self.slack.signing_secret,
+        ]
+        return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
 
 class SettingsError(Exception):

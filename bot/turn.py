@@ -71,6 +71,7 @@ class TurnResult:
     refused: bool = False
     unavailable: bool = False
     interrupted: bool = False
+    display_failed: bool = False  # the platform could not show (all of) the reply
 
 
 @dataclass(slots=True)
@@ -146,6 +147,8 @@ class Turn:
             # The platform failing to show the reply must not lose the turn's record.
             log.exception("showing the reply failed; the turn goes on and is recorded")
             self._display_failed = True
+            if self.result is not None:
+                self.result.display_failed = True
 
     def _refused(self, result: TurnResult, answer: ModelReply) -> None:
         result.refused = True

@@ -140,7 +140,26 @@ _V3 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+_V4 = Migration(
+    4,
+    "per-community settings, and which community each conversation belongs to",
+    (
+        "ALTER TABLE conversations ADD COLUMN community TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE inbox ADD COLUMN community TEXT NOT NULL DEFAULT ''",
+        """
+        CREATE TABLE communities (
+            platform   TEXT NOT NULL,
+            community  TEXT NOT NULL,
+            settings   TEXT NOT NULL DEFAULT '{}',
+            updated_at TEXT NOT NULL,
+            updated_by TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (platform, community)
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 
 
 def schema_version(db: sqlite3.Connection) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from bot.communities import CommunitySettings
 from bot.conversation import (
     Actor,
     AuditEvent,
@@ -30,7 +31,14 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
-from bot.ports import BlockedOutcome, NewMessage
+from bot.ports import (
+    EVENT_TEXT_KEYS,
+    BlockedOutcome,
+    CommunityRecord,
+    NewMessage,
+    PersonRecord,
+    Purged,
+)
 from bot.store.locks import KeyedLocks
 from bot.store.migrations import Migration
 from bot.store.postgres_migrations import MIGRATIONS, migrate
@@ -40,7 +48,7 @@ log = logging.getLogger(__name__)
 
 _CONVERSATION_COLUMNS = (
     "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
-    "created_at, updated_at, ended_at, branched_from, end_proposed"
+    "created_at, updated_at, ended_at, branched_from, end_proposed, community"
 )
 _MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
 
@@ -65,12 +73,12 @@ _ENDED_COUNT = (
 # appending at once get different numbers (MAX(seq) + 1 would read a stale snapshot).
 _INSERT_CONVERSATION = (
     "INSERT INTO conversations "
-    "(id, platform, place, user_id, created_at, updated_at, branched_from, last_seq) "
-    "VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT (id) DO NOTHING "
+    "(id, platform, place, user_id, created_at, updated_at, branched_from, last_seq, community) "
+    "VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING "
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 _PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id FROM inbox "
+    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox "
     "WHERE at < $1 ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
@@ -141,8 +149,8 @@ _RECORD_BLOCKED = (
 _RECEIVE = (
     "WITH claimed AS (INSERT INTO processed_events (platform, event_id, at) "
     "VALUES ($1, $2, $7) ON CONFLICT DO NOTHING RETURNING 1) "
-    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
-    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7 "
+    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at, community) "
+    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7, $8::text "
     "WHERE EXISTS (SELECT 1 FROM claimed) RETURNING 1"
 )
 # The turn's messages and events go in as arrays, in order, after the last message.
@@ -334,6 +342,7 @@ class PostgresStore:
         branched_from: str | None = None,
         history: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
+        community: str = "",
     ) -> Conversation:
         stamp = _aware(at)
         message_rows = _message_rows(history)
@@ -350,6 +359,7 @@ class PostgresStore:
                     stamp,
                     branched_from,
                     len(message_rows),
+                    community,
                 )
                 if row is not None:
                     break
@@ -390,6 +400,7 @@ class PostgresStore:
                 _text(inbound.text),
                 inbound.message_id,
                 stamp,
+                inbound.community,
             )
         return kept is not None
 
@@ -404,8 +415,8 @@ class PostgresStore:
         async with self._connection() as db:
             rows = await db.fetch(_PENDING, before)
         return [
-            Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id)
-            for platform, event_id, place, user_id, text, message_id in rows
+            Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id, (), c)
+            for platform, event_id, place, user_id, text, message_id, c in rows
         ]
 
     async def commit_turn(
@@ -508,6 +519,88 @@ class PostgresStore:
         async with self._connection() as db:
             status = await db.execute(_FORGET_EVENTS, _aware(before))
         return int(status.rsplit(" ", 1)[-1])
+
+    # --- retention, privacy, review ---------------------------------------------------------
+
+    async def purge_text(self, before: datetime) -> Purged:
+        """Empty message, feedback and audit text older than `before` (see bot.ports.Store)."""
+        stamp = _aware(before)
+        async with self._transaction() as db:
+            messages = _count(await db.execute(_PURGE_MESSAGES, stamp))
+            feedback = _count(await db.execute(_PURGE_FEEDBACK, stamp))
+            events = await _strip_event_text(db, await db.fetch(_EVENTS_WITH_TEXT_BEFORE, stamp))
+            pending = _count(await db.execute(_PURGE_INBOX, stamp))
+        return Purged(messages, feedback, events, pending)
+
+    async def forget_user(self, platform: str, user_id: str, event: AuditEvent) -> Purged:
+        """Delete what one person wrote on `platform` (see bot.ports.Store)."""
+        event_rows = _event_rows([event])
+        async with self._transaction() as db:
+            touched = sorted(row[0] for row in await db.fetch(_TOUCHED, platform, user_id))
+            own = {row[0] for row in await db.fetch(_OWN, platform, user_id)}
+            replies = _count(await db.execute(_FORGET_REPLIES, platform, user_id))
+            messages = _count(await db.execute(_FORGET_MESSAGES, platform, user_id))
+            feedback = _count(await db.execute(_FORGET_FEEDBACK, platform, user_id))
+            pending = _count(await db.execute(_FORGET_INBOX, platform, user_id))
+            await db.execute(_FORGET_NOTICES, platform, user_id)
+            rows = await db.fetch(_EVENTS_WITH_TEXT_ON_PLATFORM, platform)
+            # In their own conversations every note and explanation may quote them;
+            # elsewhere, the feedback they gave.
+            about_them = [
+                row
+                for row in rows
+                if row["conversation_id"] in own
+                or json.loads(row["detail"]).get("user_id") == user_id
+            ]
+            events = await _strip_event_text(db, about_them)
+            for conversation_id in touched:
+                await _insert_events(db, conversation_id, event_rows)
+        return Purged(replies + messages, feedback, events, pending)
+
+    async def person(self, platform: str, user_id: str) -> PersonRecord:
+        """Everything kept that names this person."""
+        async with self._connection() as db:
+            conversations = await db.fetch(_PERSON_CONVERSATIONS, platform, user_id)
+            messages = await db.fetch(_PERSON_MESSAGES, platform, user_id)
+            feedback = await db.fetch(_PERSON_FEEDBACK, platform, user_id)
+        stored = _messages([tuple(row)[1:] for row in messages])
+        return PersonRecord(
+            [_conversation(row) for row in conversations],
+            [(row[0], message) for row, message in zip(messages, stored, strict=True)],
+            [(row[0], row[1], _utc(row[2])) for row in feedback],
+        )
+
+    async def community_settings(self, platform: str, community: str) -> CommunitySettings | None:
+        """A community's own settings, if it has any."""
+        async with self._connection() as db:
+            settings = await db.fetchval(_COMMUNITY, platform, community)
+        return None if settings is None else CommunitySettings.from_json(settings)
+
+    async def set_community_settings(
+        self, platform: str, community: str, settings: CommunitySettings, at: datetime, by: str
+    ) -> None:
+        """Replace a community's settings (all defaults again when `settings` sets nothing)."""
+        async with self._connection() as db:
+            await db.execute(
+                _SET_COMMUNITY, platform, community, settings.to_json(), _aware(at), by
+            )
+
+    async def communities(self, platform: str | None = None) -> list[CommunityRecord]:
+        """Every community with settings of its own, by platform and id."""
+        async with self._connection() as db:
+            rows = await db.fetch(_COMMUNITIES, platform)
+        return [
+            CommunityRecord(p, c, CommunitySettings.from_json(settings), _utc(at), by)
+            for p, c, settings, at, by in rows
+        ]
+
+    async def awaiting_review(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[Conversation]:
+        """Ended conversations with unanswered feedback, the longest-waiting first."""
+        async with self._connection() as db:
+            rows = await db.fetch(_AWAITING_REVIEW, platform, limit, community)
+        return [_conversation(tuple(row)[:-1]) for row in rows]
 
 
 async def _keep_session(db: asyncpg.Connection) -> None:
@@ -736,7 +829,8 @@ def _conversation(row: Any) -> Conversation:
         ended_at,
         branched_from,
         end_proposed,
-    ) = tuple(row)[:15]  # a ladder update also returns last_seq
+        community,
+    ) = tuple(row)[:16]  # a ladder update also returns last_seq
     ladder = LadderState(
         redirects=redirects,
         warned=warned,
@@ -755,4 +849,106 @@ def _conversation(row: Any) -> Conversation:
         updated_at=_utc(updated_at),
         ended_at=None if ended_at is None else _utc(ended_at),
         branched_from=branched_from,
+        community=community,
     )
+
+
+# --- retention, privacy, review ------------------------------------------------------------
+
+# Event details are JSON kept as text (see the migrations), so their free-text keys are
+# removed in Python, which keeps the other keys in their order; LIKE only narrows the rows.
+_MAY_HAVE_TEXT = " OR ".join(f"detail LIKE '%\"{key}\"%'" for key in EVENT_TEXT_KEYS)
+_EVENTS_WITH_TEXT_BEFORE = (
+    f"SELECT n, conversation_id, detail FROM events WHERE at < $1 AND ({_MAY_HAVE_TEXT})"
+)
+_ON_PLATFORM = "SELECT id FROM conversations WHERE platform = $1"
+_EVENTS_WITH_TEXT_ON_PLATFORM = (
+    f"SELECT n, conversation_id, detail FROM events "
+    f"WHERE conversation_id IN ({_ON_PLATFORM}) AND ({_MAY_HAVE_TEXT})"
+)
+_UPDATE_DETAIL = "UPDATE events SET detail = $2 WHERE n = $1"
+_PURGE_MESSAGES = (
+    "UPDATE messages SET text = '', api = '[]', in_context = false "
+    "WHERE at < $1 AND (text <> '' OR api <> '[]')"
+)
+_PURGE_FEEDBACK = "UPDATE feedback SET text = '' WHERE at < $1 AND text <> ''"
+_PURGE_INBOX = "DELETE FROM inbox WHERE at < $1"
+
+_OWN = "SELECT id FROM conversations WHERE platform = $1 AND user_id = $2"
+_TOUCHED = (
+    f"{_OWN} "
+    f"UNION SELECT conversation_id FROM messages WHERE user_id = $2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) "
+    f"UNION SELECT conversation_id FROM feedback WHERE user_id = $2 "
+    f"AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_REPLIES = f"DELETE FROM messages WHERE role = 'assistant' AND conversation_id IN ({_OWN})"
+_FORGET_MESSAGES = (
+    f"DELETE FROM messages WHERE user_id = $2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_FEEDBACK = (
+    f"DELETE FROM feedback WHERE user_id = $2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_INBOX = "DELETE FROM inbox WHERE platform = $1 AND user_id = $2"
+_FORGET_NOTICES = (
+    f"DELETE FROM blocked_notices WHERE user_id = $2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+
+_PERSON_CONVERSATIONS = (
+    f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+    "WHERE platform = $1 AND user_id = $2 ORDER BY n"
+)
+_PERSON_MESSAGES = (
+    f"SELECT conversation_id, {_MESSAGE_COLUMNS} FROM messages WHERE user_id = $2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY at, conversation_id, seq"
+)
+_PERSON_FEEDBACK = (
+    f"SELECT conversation_id, text, at FROM feedback WHERE user_id = $2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
+)
+
+# Feedback newer than the conversation's last decision (a review, or any reopen) waits.
+_AWAITING_REVIEW = (
+    f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
+    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
+    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
+    "AND e.kind IN ('review', 'reopen')), '-infinity'::timestamptz)) AS waiting_since "
+    "FROM conversations c WHERE c.ended AND ($1::text IS NULL OR c.platform = $1) "
+    "AND ($3::text IS NULL OR c.community = $3)) AS q "
+    "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
+)
+
+
+def _count(status: str) -> int:
+    """The row count of a command status such as "UPDATE 3"."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def _strip_event_text(db: asyncpg.Connection, rows: Sequence[Any]) -> int:
+    """Remove `EVENT_TEXT_KEYS` from these events' details; how many changed."""
+    updates = []
+    for row in rows:
+        detail = json.loads(row["detail"])
+        if not isinstance(detail, dict):
+            continue
+        kept = {key: value for key, value in detail.items() if key not in EVENT_TEXT_KEYS}
+        if len(kept) != len(detail):
+            updates.append((row["n"], _encode_json(kept)))
+    if updates:
+        await db.executemany(_UPDATE_DETAIL, updates)
+    return len(updates)
+
+
+# --- per-community settings ------------------------------------------------------------
+
+_COMMUNITY = "SELECT settings FROM communities WHERE platform = $1 AND community = $2"
+_SET_COMMUNITY = (
+    "INSERT INTO communities (platform, community, settings, updated_at, updated_by) "
+    "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (platform, community) DO UPDATE SET "
+    "settings = excluded.settings, updated_at = excluded.updated_at, "
+    "updated_by = excluded.updated_by"
+)
+_COMMUNITIES = (
+    "SELECT platform, community, settings, updated_at, updated_by FROM communities "
+    "WHERE ($1::text IS NULL OR platform = $1) ORDER BY platform, community"
+)

@@ -141,7 +141,26 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    2,
+    "per-community settings, and which community each conversation belongs to",
+    (
+        "ALTER TABLE conversations ADD COLUMN community TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE inbox ADD COLUMN community TEXT NOT NULL DEFAULT ''",
+        """
+        CREATE TABLE communities (
+            platform   TEXT NOT NULL,
+            community  TEXT NOT NULL,
+            settings   TEXT NOT NULL DEFAULT '{}',
+            updated_at TIMESTAMPTZ NOT NULL,
+            updated_by TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (platform, community)
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 
 _VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_version "

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from bot.communities import CommunitySettings
 from bot.conversation import (
     Actor,
     AuditEvent,
@@ -29,7 +30,14 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
-from bot.ports import BlockedOutcome, NewMessage
+from bot.ports import (
+    EVENT_TEXT_KEYS,
+    BlockedOutcome,
+    CommunityRecord,
+    NewMessage,
+    PersonRecord,
+    Purged,
+)
 from bot.store.locks import FileLocks, KeyedLocks
 from bot.store.migrations import MIGRATIONS, Migration, migrate
 
@@ -50,7 +58,7 @@ _ID_LENGTH = 9  # after the leading "c": 31**9 is about 2.6e13 ids
 # the unpacking in `_conversation` / `_messages` must stay in the same order.
 _CONVERSATION_COLUMNS = (
     "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
-    "created_at, updated_at, ended_at, branched_from, end_proposed"
+    "created_at, updated_at, ended_at, branched_from, end_proposed, community"
 )
 _MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
 
@@ -73,8 +81,8 @@ _ENDED_COUNT = (
 )
 _INSERT_CONVERSATION = (
     "INSERT INTO conversations "
-    "(id, platform, place, user_id, created_at, updated_at, branched_from) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING "
+    "(id, platform, place, user_id, created_at, updated_at, branched_from, community) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING "
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 # Claims the platform event only if the conversation exists, so the existence check costs
@@ -90,13 +98,13 @@ _RECEIVE = (
     "ON CONFLICT DO NOTHING RETURNING 1"
 )
 _INBOX = (
-    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at, community) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
 _PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id FROM inbox "
+    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox "
     "WHERE at < ? ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
@@ -299,9 +307,10 @@ class SqliteStore:
         branched_from: str | None = None,
         history: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
+        community: str = "",
     ) -> Conversation:
         stamp = _to_text(at)
-        values = (key.platform, key.place, user_id, stamp, stamp, branched_from)
+        values = (key.platform, key.place, user_id, stamp, stamp, branched_from, community)
         return await self._write(_create, values, _message_rows(history), _event_rows(events))
 
     async def begin_turn(
@@ -323,7 +332,8 @@ class SqliteStore:
         """
         claim = _claim_params("", inbound, at)[:3]
         row = (*claim[:2], inbound.key.place, inbound.user_id, inbound.text)
-        return await self._write(_receive, claim, (*row, inbound.message_id, claim[2]))
+        kept = (*row, inbound.message_id, claim[2], inbound.community)
+        return await self._write(_receive, claim, kept)
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -404,6 +414,42 @@ class SqliteStore:
         """Drop processed platform event ids older than `before` (see bot.ports.Store)."""
         forgotten: int = await self._write(_forget_events, _to_text(before))
         return forgotten
+
+    # --- retention, privacy, review ---------------------------------------------------------
+
+    async def purge_text(self, before: datetime) -> Purged:
+        """Empty message, feedback and audit text older than `before` (see bot.ports.Store)."""
+        return await self._write(_purge_text, _to_text(before))
+
+    async def forget_user(self, platform: str, user_id: str, event: AuditEvent) -> Purged:
+        """Delete what one person wrote on `platform` (see bot.ports.Store)."""
+        return await self._write(_forget_user, platform, user_id, _event_rows([event])[0])
+
+    async def person(self, platform: str, user_id: str) -> PersonRecord:
+        """Everything kept that names this person."""
+        return await self._read(_person, platform, user_id)
+
+    async def community_settings(self, platform: str, community: str) -> CommunitySettings | None:
+        """A community's own settings, if it has any."""
+        return await self._read(_community_settings, platform, community)
+
+    async def set_community_settings(
+        self, platform: str, community: str, settings: CommunitySettings, at: datetime, by: str
+    ) -> None:
+        """Replace a community's settings (all defaults again when `settings` sets nothing)."""
+        await self._write(
+            _set_community, (platform, community, settings.to_json(), _to_text(at), by)
+        )
+
+    async def communities(self, platform: str | None = None) -> list[CommunityRecord]:
+        """Every community with settings of its own, by platform and id."""
+        return await self._read(_communities, platform)
+
+    async def awaiting_review(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[Conversation]:
+        """Ended conversations with unanswered feedback, the longest-waiting first."""
+        return await self._read(_awaiting_review, platform, limit, community)
 
     # --- the queue ---------------------------------------------------------------------------
 
@@ -696,8 +742,10 @@ def _take_received(db: sqlite3.Connection, event: tuple[str, ...]) -> bool:
 
 def _pending(db: sqlite3.Connection, before: str) -> list[Inbound]:
     return [
-        Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id)
-        for platform, event_id, place, user_id, text, message_id in db.execute(_PENDING, (before,))
+        Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id, (), c)
+        for platform, event_id, place, user_id, text, message_id, c in db.execute(
+            _PENDING, (before,)
+        )
     ]
 
 
@@ -892,6 +940,7 @@ def _conversation(row: Any) -> Conversation:
         ended_at,
         branched_from,
         end_proposed,
+        community,
     ) = row
     ladder = LadderState(
         redirects=redirects,
@@ -911,6 +960,7 @@ def _conversation(row: Any) -> Conversation:
         updated_at=_from_text(updated_at),
         ended_at=None if ended_at is None else _from_text(ended_at),
         branched_from=branched_from,
+        community=community,
     )
 
 
@@ -926,3 +976,147 @@ def _list_filter(state: str | None, platform: str | None) -> tuple[str, list[Any
         clauses.append("platform = ?")
         params.append(platform)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+# --- retention, privacy, review ------------------------------------------------------------
+
+# json_remove paths for the free-text keys of event details, and a test that any is there.
+_TEXT_PATHS = ", ".join(f"'$.{key}'" for key in EVENT_TEXT_KEYS)
+_HAS_TEXT = " OR ".join(f"json_type(detail, '$.{key}') IS NOT NULL" for key in EVENT_TEXT_KEYS)
+_STRIP_EVENT_TEXT = f"detail = json_remove(detail, {_TEXT_PATHS})"
+
+_PURGE_MESSAGES = (
+    "UPDATE messages SET text = '', api = '[]', in_context = 0 "
+    "WHERE at < ? AND (text != '' OR api != '[]')"
+)
+_PURGE_FEEDBACK = "UPDATE feedback SET text = '' WHERE at < ? AND text != ''"
+_PURGE_EVENTS = f"UPDATE events SET {_STRIP_EVENT_TEXT} WHERE at < ? AND ({_HAS_TEXT})"
+_PURGE_INBOX = "DELETE FROM inbox WHERE at < ?"
+
+_OWN = "SELECT id FROM conversations WHERE platform = ?1 AND user_id = ?2"
+_ON_PLATFORM = "SELECT id FROM conversations WHERE platform = ?1"
+_TOUCHED = (
+    f"SELECT id FROM conversations WHERE platform = ?1 AND user_id = ?2 "
+    f"UNION SELECT conversation_id FROM messages WHERE user_id = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) "
+    f"UNION SELECT conversation_id FROM feedback WHERE user_id = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_REPLIES = f"DELETE FROM messages WHERE role = 'assistant' AND conversation_id IN ({_OWN})"
+_FORGET_MESSAGES = (
+    f"DELETE FROM messages WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_FEEDBACK = (
+    f"DELETE FROM feedback WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+_FORGET_INBOX = "DELETE FROM inbox WHERE platform = ?1 AND user_id = ?2"
+_FORGET_NOTICES = (
+    f"DELETE FROM blocked_notices WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
+)
+# In their own conversations every note and explanation may quote them; elsewhere, the
+# feedback they gave.
+_FORGET_EVENT_TEXT = (
+    f"UPDATE events SET {_STRIP_EVENT_TEXT} WHERE ({_HAS_TEXT}) AND ("
+    f"conversation_id IN ({_OWN}) OR (json_extract(detail, '$.user_id') = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM})))"
+)
+
+_PERSON_CONVERSATIONS = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations " + (
+    "WHERE platform = ?1 AND user_id = ?2 ORDER BY n"
+)
+_PERSON_MESSAGES = (
+    f"SELECT conversation_id, {_MESSAGE_COLUMNS} FROM messages WHERE user_id = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY at, conversation_id, seq"
+)
+_PERSON_FEEDBACK = (
+    f"SELECT conversation_id, text, at FROM feedback WHERE user_id = ?2 "
+    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
+)
+
+# Feedback newer than the conversation's last decision (a review, or any reopen) waits.
+_AWAITING_REVIEW = (
+    f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
+    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
+    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
+    "AND e.kind IN ('review', 'reopen')), '')) AS waiting_since "
+    "FROM conversations c WHERE c.ended = 1 AND (?1 IS NULL OR c.platform = ?1) "
+    "AND (?3 IS NULL OR c.community = ?3)) AS q "
+    "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
+)
+
+
+def _purge_text(db: sqlite3.Connection, before: str) -> Purged:
+    return Purged(
+        messages=db.execute(_PURGE_MESSAGES, (before,)).rowcount,
+        feedback=db.execute(_PURGE_FEEDBACK, (before,)).rowcount,
+        events=db.execute(_PURGE_EVENTS, (before,)).rowcount,
+        pending=db.execute(_PURGE_INBOX, (before,)).rowcount,
+    )
+
+
+def _forget_user(
+    db: sqlite3.Connection, platform: str, user_id: str, event_row: tuple[Any, ...]
+) -> Purged:
+    who = (platform, user_id)
+    touched = [row[0] for row in db.execute(_TOUCHED, who).fetchall()]
+    replies = db.execute(_FORGET_REPLIES, who).rowcount
+    messages = db.execute(_FORGET_MESSAGES, who).rowcount
+    feedback = db.execute(_FORGET_FEEDBACK, who).rowcount
+    pending = db.execute(_FORGET_INBOX, who).rowcount
+    db.execute(_FORGET_NOTICES, who)
+    events = db.execute(_FORGET_EVENT_TEXT, who).rowcount
+    db.executemany(_INSERT_EVENT, [(conversation_id, *event_row) for conversation_id in touched])
+    return Purged(replies + messages, feedback, events, pending)
+
+
+def _person(db: sqlite3.Connection, platform: str, user_id: str) -> PersonRecord:
+    who = (platform, user_id)
+    conversations = [_conversation(row) for row in db.execute(_PERSON_CONVERSATIONS, who)]
+    rows = db.execute(_PERSON_MESSAGES, who).fetchall()
+    messages = _messages([row[1:] for row in rows])
+    feedback = [(row[0], row[1], _from_text(row[2])) for row in db.execute(_PERSON_FEEDBACK, who)]
+    return PersonRecord(
+        conversations,
+        [(row[0], message) for row, message in zip(rows, messages, strict=True)],
+        feedback,
+    )
+
+
+def _awaiting_review(
+    db: sqlite3.Connection, platform: str | None, limit: int, community: str | None
+) -> list[Conversation]:
+    rows = db.execute(_AWAITING_REVIEW, (platform, limit, community)).fetchall()
+    return [_conversation(row[:-1]) for row in rows]
+
+
+# --- per-community settings ------------------------------------------------------------
+
+_COMMUNITY = "SELECT settings FROM communities WHERE platform = ? AND community = ?"
+_SET_COMMUNITY = (
+    "INSERT INTO communities (platform, community, settings, updated_at, updated_by) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, community) DO UPDATE SET "
+    "settings = excluded.settings, updated_at = excluded.updated_at, "
+    "updated_by = excluded.updated_by"
+)
+_COMMUNITIES = (
+    "SELECT platform, community, settings, updated_at, updated_by FROM communities "
+    "WHERE (?1 IS NULL OR platform = ?1) ORDER BY platform, community"
+)
+
+
+def _community_settings(
+    db: sqlite3.Connection, platform: str, community: str
+) -> CommunitySettings | None:
+    rows = db.execute(_COMMUNITY, (platform, community)).fetchall()
+    return CommunitySettings.from_json(rows[0][0]) if rows else None
+
+
+def _set_community(db: sqlite3.Connection, values: tuple[str, ...]) -> None:
+    db.execute(_SET_COMMUNITY, values)
+
+
+def _communities(db: sqlite3.Connection, platform: str | None) -> list[CommunityRecord]:
+    return [
+        CommunityRecord(p, c, CommunitySettings.from_json(settings), _from_text(at), by)
+        for p, c, settings, at, by in db.execute(_COMMUNITIES, (platform,))
+    ]

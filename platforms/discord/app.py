@@ -124,6 +124,16 @@ class QuitBot(commands.Bot):
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the cog answers messages."""
 
+    # Connection state for /readyz: ready once READY (or a RESUME) came, not while away.
+    async def on_ready(self) -> None:
+        self.flows.engine.readiness.set(PLATFORM, True)
+
+    async def on_resumed(self) -> None:
+        self.flows.engine.readiness.set(PLATFORM, True)
+
+    async def on_disconnect(self) -> None:
+        self.flows.engine.readiness.set(PLATFORM, False)
+
 
 class ShardedQuitBot(QuitBot, commands.AutoShardedBot):
     """quitbot for large bots: discord.py's own auto-sharding."""

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.context import STEP_MESSAGES, build_context, estimate_tokens, user_content
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.context import (
+    STEP_MESSAGES,
+    _already_valid,
+    _merge,
+    _valid,
+    build_context,
+    estimate_tokens,
+    user_content,
+)
 from bot.conversation import Attachment, StoredMessage
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -213,3 +225,40 @@ def test_huge_messages_fall_back_to_the_newest_that_fit() -> None:
     history = [user(1, "x" * 40_000), assistant(2, said("y" * 40_000)), user(3, "latest")]
     context = build_context(history, 1_000)
     assert context == [{"role": "user", "content": [{"type": "text", "text": "latest"}]}]
+
+
+@st.composite
+def _conversations(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Mostly well-formed exchanges (so the no-copy path is taken), sometimes broken."""
+    messages: list[dict[str, Any]] = []
+    asked: list[str] = []
+    for n in range(draw(st.integers(0, 8))):
+        role = "user" if n % 2 == 0 else "assistant"
+        if draw(st.integers(0, 9)) == 0:
+            role = draw(st.sampled_from(["user", "assistant"]))  # breaks alternation
+        content: list[dict[str, Any]] = []
+        if role == "user":
+            answered = asked if draw(st.integers(0, 4)) else draw(st.lists(_IDS, max_size=2))
+            content += [
+                {"type": "tool_result", "tool_use_id": i, "content": "ok"} for i in answered
+            ]
+            asked = []
+        if draw(st.booleans()) or not content:
+            content.append({"type": "text", "text": "x"})
+        if role == "assistant":
+            asked = draw(st.lists(_IDS, max_size=2, unique=True))
+            content += [{"type": "tool_use", "id": i, "name": "n", "input": {}} for i in asked]
+        if draw(st.integers(0, 19)) == 0:
+            content = []
+        messages.append({"role": role, "content": content})
+    return messages
+
+
+_IDS = st.sampled_from(["a", "b", "c"])
+
+
+@given(_conversations())
+def test_the_no_copy_path_gives_what_the_repair_would(messages: list[dict[str, Any]]) -> None:
+    # A context passed on as stored must be exactly what repairing it would have produced.
+    if _already_valid(messages):
+        assert _valid(_merge(copy.deepcopy(messages))) == messages

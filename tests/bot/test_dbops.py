@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bot.communities import CommunitySettings
 from bot.conversation import ConversationKey
 from bot.dbops import CopyError, backup_sqlite, copy
 from bot.ports import BlockedOutcome, Store
@@ -59,7 +60,9 @@ async def fill(store: Store) -> list[str]:
         history=[user_message("hi", at(1))],
         events=[event("branched", at(5), source=first.id)],
     )
-    other = await store.create(ConversationKey("slack", "C1:1.0"), "u2", at(6))
+    other = await store.create(ConversationKey("slack", "C1:1.0"), "u2", at(6), community="T1")
+    strict = CommunitySettings(redirects_before_warning=1, crisis_message="call 112")
+    await store.set_community_settings("slack", "T1", strict, at(6), "admin")
     await store.begin_turn(other.id, inbound("s1", key=other.key), user_message("yo", at(7)))
     assert await store.receive(inbound("r1", key=other.key), at(8))  # not answered yet
     return [first.id, branch.id, other.id]
@@ -67,7 +70,7 @@ async def fill(store: Store) -> list[str]:
 
 async def everything(store: Store) -> list[Any]:
     """All a store says about its conversations, for comparing two stores."""
-    seen: list[Any] = [await store.pending(LATER)]
+    seen: list[Any] = [await store.pending(LATER), await store.communities()]
     for conversation in await store.list_conversations(limit=1000):
         seen.append(
             (
@@ -107,6 +110,7 @@ async def test_copy_sqlite_to_postgres_and_back_loses_nothing(
         "blocked_notices": 1,
         "feedback": 1,
         "inbox": 1,
+        "communities": 1,
     }
     await copy(parse_database_url(postgres_url), parse_database_url(back_url), replace=False)
 

@@ -75,12 +75,19 @@ _TOOL_START: Event = (
     },
 )
 
-# What the SDK raises for each (checked against anthropic 2.14): the point is that none of
-# these escapes as itself.
+_STOP_0: Event = ("content_block_stop", {"type": "content_block_stop", "index": 0})
+_TOOL_END: Event = (
+    "message_delta",
+    {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}},
+)
+_MESSAGE_STOP: Event = ("message_stop", {"type": "message_stop"})
+
+# Each raises inside the SDK or in assembling the reply (IndexError, TypeError,
+# AttributeError, ValueError...): the point is that none of these escapes as itself.
 MALFORMED: dict[str, list[Event]] = {
     # IndexError: a delta for a content block that was never started (issue 9, item 3).
     "delta_for_a_missing_block": [_START, _text_start(0), _said(0, "Hi "), _said(3, "there")],
-    # AssertionError inside the SDK: content before message_start.
+    # Content before message_start (the SDK's own helper asserted on this).
     "block_before_message_start": [_text_start(0), _said(0, "Hi")],
     # TypeError: an index that is not a number.
     "index_not_a_number": [_START, _text_start(0), _said("first", "Hi")],
@@ -88,20 +95,35 @@ MALFORMED: dict[str, list[Event]] = {
     "event_not_an_object": [_START, ("content_block_delta", [1, 2])],
     # AttributeError: message_start without its message.
     "message_start_without_message": [("message_start", {"type": "message_start"})],
-    # AttributeError: message_delta without usage.
-    "message_delta_without_usage": [
+    # AttributeError: message_delta without its delta.
+    "message_delta_without_delta": [
         _START,
         _text_start(0),
         _said(0, "Hi"),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
+        _STOP_0,
+        ("message_delta", {"type": "message_delta", "usage": {"output_tokens": 3}}),
+        _MESSAGE_STOP,
     ],
     # ValueError: tool input that is not JSON.
     "tool_input_not_json": [
         _START,
         _TOOL_START,
         _delta(0, {"type": "input_json_delta", "partial_json": "}}{{"}),
+        _STOP_0,
+        _TOOL_END,
+        _MESSAGE_STOP,
     ],
+    # A tool input that is JSON but not an object.
+    "tool_input_not_an_object": [
+        _START,
+        _TOOL_START,
+        _delta(0, {"type": "input_json_delta", "partial_json": "[1, 2]"}),
+        _STOP_0,
+        _TOOL_END,
+        _MESSAGE_STOP,
+    ],
+    # A block that skips an index: later deltas would land in the wrong block.
+    "block_out_of_order": [_START, _text_start(1), _said(1, "Hi")],
 }
 
 RAW_BYTES: dict[str, bytes] = {
@@ -299,3 +321,45 @@ async def test_build_client_uses_the_aiohttp_transport_and_keeps_the_sdk_setting
         assert (sdk.max_retries, sdk.timeout) == (3, 9.0)
         answer = await ClaudeModel(sdk, MODEL).reply(HELLO, Sink())
     assert answer.content == [{"type": "text", "text": "ok"}]
+
+
+async def test_a_stream_cut_before_message_stop_is_incomplete(fake: FakeAnthropic) -> None:
+    fake.add(raw(events=[_START, _text_start(0), _said(0, "Hi"), _STOP_0, _TOOL_END]))
+    async with _client(fake.base_url, "aiohttp") as sdk:
+        with pytest.raises(ModelUnavailable, match="before the reply was complete"):
+            await ClaudeModel(sdk, MODEL).reply(HELLO, Sink())
+
+
+async def test_blocks_and_events_we_do_not_use_are_passed_over(fake: FakeAnthropic) -> None:
+    thinking = {"type": "thinking", "thinking": "", "signature": ""}
+    fake.add(
+        raw(
+            events=[
+                _START,
+                ("ping", {"type": "ping"}),
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": thinking},
+                ),
+                _delta(0, {"type": "thinking_delta", "thinking": "hmm"}),
+                _STOP_0,
+                _text_start(1),
+                _said(1, "Hello"),
+                ("content_block_stop", {"type": "content_block_stop", "index": 1}),
+                (
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "delta": {"stop_reason": "end_turn"},
+                        "usage": {"output_tokens": 2},
+                    },
+                ),
+                _MESSAGE_STOP,
+            ]
+        )
+    )
+    sink = Sink()
+    async with _client(fake.base_url, "aiohttp") as sdk:
+        answer = await ClaudeModel(sdk, MODEL).reply(HELLO, sink)
+    assert answer.content == [{"type": "text", "text": "Hello"}]
+    assert sink.deltas == ["Hello"]

@@ -189,3 +189,18 @@ def test_start_up_and_health_do_not_run_doctor() -> None:
     assert starts and not [line for line in starts if "doctor" in line]
     dockerfile = (deploy / "Dockerfile").read_text().splitlines()
     assert not [line for line in dockerfile if line.startswith("HEALTHCHECK") and "doctor" in line]
+
+
+async def test_the_bot_reports_itself_ready_once_connected(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    settings = settings_for(tmp_path, fake_anthropic, fake_discord)
+    async with running_bot(fake_discord, settings) as bot:
+        await bot.wait_until_ready()
+        for _ in range(100):  # on_ready runs as its own task right after; no time passes
+            if bot.flows.engine.readiness.platforms().get("discord"):
+                break
+            await asyncio.sleep(0)
+        assert bot.flows.engine.readiness.platforms() == {"discord": True}
+        await bot.on_disconnect()  # what discord.py calls when the gateway drops
+        assert not bot.flows.engine.readiness.ready

@@ -1,0 +1,3 @@
+"""GC statistics for a bot started with this directory on PYTHONPATH; see sitecustomize_stats."""
+
+import sitecustomize_stats  # noqa: F401

@@ -1,0 +1,61 @@
+"""Per-community settings: a server's or workspace's own thresholds, crisis message and
+extra instructions, stored in the database, overriding the process-wide settings for that
+community's conversations only."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from bot.policy import Rules
+
+
+class BadCommunitySettings(ValueError):
+    """The values would break the ladder (e.g. ending before warning)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommunitySettings:
+    """A community's overrides; None keeps the process-wide value."""
+
+    redirects_before_warning: int | None = None
+    redirects_before_end: int | None = None
+    crisis_message: str | None = None
+    system_prompt_extra: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
+
+    @classmethod
+    def from_json(cls, text: str) -> CommunitySettings:
+        data: dict[str, Any] = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def merged(self, changes: CommunitySettings) -> CommunitySettings:
+        """These settings with every value `changes` sets replaced."""
+        given = {f.name: getattr(changes, f.name) for f in fields(changes)}
+        return replace(self, **{k: v for k, v in given.items() if v is not None})
+
+    def rules(self, defaults: Rules) -> Rules:
+        """The ladder's thresholds for this community."""
+        return Rules(
+            self.redirects_before_warning or defaults.redirects_before_warning,
+            self.redirects_before_end or defaults.redirects_before_end,
+        )
+
+    def check(self, defaults: Rules) -> None:
+        """Raise BadCommunitySettings unless the ladder still warns before it can end."""
+        for name in ("redirects_before_warning", "redirects_before_end"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise BadCommunitySettings(f"{name} must be at least 1")
+        if self.crisis_message is not None and not self.crisis_message.strip():
+            raise BadCommunitySettings("crisis_message cannot be empty")
+        rules = self.rules(defaults)
+        if rules.redirects_before_end < rules.redirects_before_warning:
+            raise BadCommunitySettings(
+                f"redirects_before_end ({rules.redirects_before_end}) must be at least "
+                f"redirects_before_warning ({rules.redirects_before_warning})"
+            )

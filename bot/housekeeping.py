@@ -1,0 +1,336 @@
+"""Operator commands for running quitbot for months: `conversations purge`, `conversations
+export --format md`, `users forget|export`, `review list|resolve`.
+
+Each subcommand carries its handler (`set_defaults(handler=...)`), so the CLI's dispatch
+needs one line for all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.app import UnconfiguredModel, build_runtime
+from bot.communities import BadCommunitySettings, CommunitySettings
+from bot.engine import ConversationNotFound
+from bot.policy import Rules
+from bot.privacy import BadPerson, export, forget, parse_person
+from bot.progress import Progress
+from bot.retention import purge
+from bot.review import ReviewItem, review_queue
+from bot.settings import Settings
+from bot.transcript import markdown
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    conversations: argparse._SubParsersAction[argparse.ArgumentParser],
+    export_parser: argparse.ArgumentParser,
+) -> None:
+    """Add the subcommands to the `quitbot` parser."""
+    purging = conversations.add_parser(
+        "purge", help="remove message text older than QUITBOT_RETENTION_DAYS (or --days)"
+    )
+    purging.add_argument("--days", type=int, help="default: QUITBOT_RETENTION_DAYS")
+    purging.set_defaults(handler=_purge)
+    export_parser.add_argument(
+        "--format",
+        choices=["jsonl", "md"],
+        default="jsonl",
+        help="jsonl (default; one conversation per line) or md (a readable transcript)",
+    )
+    export_parser.set_defaults(handler=_export_conversations)
+
+    users = commands.add_parser("users", help="a person's data: forget it, export it")
+    user_ops = users.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    forgetting = user_ops.add_parser("forget", help="delete a person's messages and feedback")
+    forgetting.add_argument("person", metavar="PLATFORM:USER_ID")
+    forgetting.add_argument("--by", default="cli-operator", help="who asked (kept in the audit)")
+    forgetting.set_defaults(handler=_forget)
+    exporting = user_ops.add_parser("export", help="everything kept about a person, as JSON")
+    exporting.add_argument("person", metavar="PLATFORM:USER_ID")
+    exporting.set_defaults(handler=_export_person)
+
+    review = commands.add_parser("review", help="ended conversations someone called a mistake")
+    review_ops = review.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    listing = review_ops.add_parser("list", help="the queue, longest-waiting first")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--platform")
+    listing.add_argument("--community", help="one server's or workspace's id")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.set_defaults(handler=_review_list)
+    resolve = review_ops.add_parser("resolve", help="decide: reopen it, or uphold the end")
+    resolve.add_argument("id")
+    decision = resolve.add_mutually_exclusive_group(required=True)
+    decision.add_argument("--reopen", action="store_true", help="the end was a mistake")
+    decision.add_argument("--uphold", action="store_true", help="the end stands")
+    resolve.add_argument("--note", required=True, help="why (kept in the audit trail)")
+    resolve.add_argument("--by", default="cli-operator", help="who decided")
+    resolve.set_defaults(handler=_review_resolve)
+
+    communities = commands.add_parser("communities", help="a server's or workspace's own settings")
+    community_ops = communities.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    showing = community_ops.add_parser("show", help="communities with settings of their own")
+    showing.add_argument("community", nargs="?", metavar="PLATFORM:COMMUNITY_ID")
+    showing.add_argument("--json", action="store_true")
+    showing.set_defaults(handler=_communities_show)
+    setting = community_ops.add_parser(
+        "set", help="override some settings for one community (a guild id, a team id)"
+    )
+    setting.add_argument("community", metavar="PLATFORM:COMMUNITY_ID")
+    setting.add_argument("--redirects-before-warning", type=int)
+    setting.add_argument("--redirects-before-end", type=int)
+    setting.add_argument("--crisis-message")
+    setting.add_argument("--system-prompt-extra")
+    setting.add_argument("--by", default="cli-operator", help="who changed them")
+    setting.set_defaults(handler=_communities_set)
+    resetting = community_ops.add_parser("reset", help="back to the process-wide settings")
+    resetting.add_argument("community", metavar="PLATFORM:COMMUNITY_ID")
+    resetting.add_argument("--by", default="cli-operator", help="who reset them")
+    resetting.set_defaults(handler=_communities_reset)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fail(message: str) -> int:
+    print(f"quitbot: {message}", file=sys.stderr)
+    return 1
+
+
+async def _purge(args: argparse.Namespace, settings: Settings) -> int:
+    days = args.days if args.days is not None else settings.retention_days
+    if days <= 0:
+        print(
+            "quitbot: nothing to purge by: set QUITBOT_RETENTION_DAYS or pass --days N",
+            file=sys.stderr,
+        )
+        return 2
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        progress = Progress(f"removing text older than {days} days…", 1)
+        purged = await purge(runtime.store, days, _now())
+        progress.step()
+        progress.finish()
+    print(
+        f"Removed the text of {purged.messages} messages, {purged.feedback} feedback and "
+        f"{purged.events} audit events older than {days} days; dropped {purged.pending} "
+        "unhandled messages."
+    )
+    return 0
+
+
+async def _export_conversations(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.operator import full_json
+
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        engine, store = runtime.engine, runtime.store
+        ids = args.ids or [c.id for c in await store.list_conversations(limit=10**9)]
+        progress = Progress("exported", len(ids))
+        for index, conversation_id in enumerate(ids):
+            conversation = await engine.get(conversation_id)
+            if conversation is None:
+                progress.finish()
+                return _fail(f"no conversation with id {conversation_id!r}")
+            if args.format == "md":
+                messages, events = await engine.record(conversation.id)
+                separator = "\n---\n\n" if index else ""
+                sys.stdout.write(separator + markdown(conversation, messages, events))
+            else:
+                print(json.dumps(await full_json(engine, conversation)))
+            progress.step()
+        progress.finish()
+    return 0
+
+
+async def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        platform, user_id = parse_person(args.person)
+    except BadPerson as exc:
+        return _fail(str(exc))
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        purged = await forget(runtime.store, platform, user_id, args.by, _now())
+    print(
+        f"Forgot {platform}:{user_id}: deleted {purged.messages} messages, "
+        f"{purged.feedback} feedback and {purged.pending} unhandled messages; removed text "
+        f"from {purged.events} audit events. The deletion is on each conversation's record."
+    )
+    return 0
+
+
+async def _export_person(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        platform, user_id = parse_person(args.person)
+    except BadPerson as exc:
+        return _fail(str(exc))
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        exported = await export(runtime.store, platform, user_id, _now())
+    print(json.dumps(exported, indent=2, ensure_ascii=False))
+    return 0
+
+
+async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        items = await review_queue(
+            runtime.engine, platform=args.platform, community=args.community, limit=args.limit
+        )
+    if args.json:
+        print(json.dumps([_item_json(item) for item in items], indent=2, ensure_ascii=False))
+    elif not items:
+        print("Nothing to review.")
+    else:
+        print("\n\n".join(_describe(item) for item in items))
+    return 0
+
+
+async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        conversation = await runtime.engine.get(args.id)
+        if conversation is None:
+            return _fail(f"no conversation with id {args.id!r}")
+        if not conversation.ladder.ended:
+            return _fail(f"{conversation.id} is not ended; there is nothing to decide")
+        try:
+            await runtime.engine.review(
+                conversation.id, args.by, reopen=args.reopen, note=args.note
+            )
+        except ConversationNotFound as exc:
+            return _fail(str(exc))
+    if args.reopen:
+        print(
+            f"{conversation.id} reopened in quitbot. Its place on the platform (a locked "
+            "Discord thread) is not reopened from here; the platform's moderator command "
+            "(/quitbot review or reopen) reopens it there and tells the person."
+        )
+    else:
+        print(f"{conversation.id}: the end is upheld.")
+    return 0
+
+
+def _item_json(item: ReviewItem) -> dict[str, Any]:
+    from bot.operator import conversation_json, message_json
+
+    return {
+        **conversation_json(item.conversation),
+        "stated_reason": item.stated_reason,
+        "waiting_since": item.waiting_since.isoformat(),
+        "feedback": [
+            {"user_id": f.user_id, "text": f.text, "at": f.at.isoformat()} for f in item.feedback
+        ],
+        "last_messages": [message_json(m) for m in item.last_messages],
+    }
+
+
+def _describe(item: ReviewItem) -> str:
+    c = item.conversation
+    ended = f"{c.ladder.ended_by.value if c.ladder.ended_by else '?'}: {c.ladder.ended_reason}"
+    lines = [
+        f"{c.id} on {c.key.platform}, started by {c.user_id}; waiting since "
+        f"{item.waiting_since:%Y-%m-%d %H:%M} UTC",
+        f"  ended by {ended}; redirects {item.redirects}",
+        f"  the model said: {item.stated_reason or '(no explanation)'}",
+    ]
+    lines += [f"  feedback from {f.user_id}: {f.text}" for f in item.feedback]
+    lines.append("  last messages:")
+    for m in item.last_messages:
+        text = " ".join(m.text.split()) or "(text removed)"
+        lines.append(f"    {m.role}: {text[:200]}")
+    return "\n".join(lines)
+
+
+# --- per-community settings -------------------------------------------------------------
+
+
+def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
+    defaults = Rules(settings.redirects_before_warning, settings.redirects_before_end)
+    rules = own.rules(defaults)
+    return {
+        "redirects_before_warning": rules.redirects_before_warning,
+        "redirects_before_end": rules.redirects_before_end,
+        "crisis_message": own.crisis_message or settings.crisis_message,
+        "system_prompt_extra": (
+            own.system_prompt_extra
+            if own.system_prompt_extra is not None
+            else settings.system_prompt_extra
+        ),
+    }
+
+
+async def _communities_show(args: argparse.Namespace, settings: Settings) -> int:
+    wanted: tuple[str, str] | None = None
+    if args.community:
+        try:
+            wanted = parse_person(args.community)
+        except BadPerson:
+            return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        records = await runtime.store.communities(wanted[0] if wanted else None)
+    if wanted is not None:
+        records = [r for r in records if r.community == wanted[1]]
+    shown: list[dict[str, Any]] = [
+        {
+            "platform": r.platform,
+            "community": r.community,
+            "own": {k: v for k, v in asdict(r.settings).items() if v is not None},
+            "effective": _effective(settings, r.settings),
+            "updated_at": r.updated_at.isoformat(),
+            "updated_by": r.updated_by,
+        }
+        for r in records
+    ]
+    if args.json:
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+        return 0
+    if not shown:
+        print("No community has settings of its own; the process-wide settings apply.")
+        return 0
+    for entry in shown:
+        print(
+            f"{entry['platform']}:{entry['community']} (by {entry['updated_by']}, "
+            f"{entry['updated_at']})"
+        )
+        effective: dict[str, Any] = entry["effective"]
+        for key, value in effective.items():
+            mark = "own" if key in entry["own"] else "default"
+            print(f"  {key} = {' '.join(str(value).split())[:120]} ({mark})")
+    return 0
+
+
+async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        platform, community = parse_person(args.community)
+    except BadPerson:
+        return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
+    changes = CommunitySettings(
+        args.redirects_before_warning,
+        args.redirects_before_end,
+        args.crisis_message,
+        args.system_prompt_extra,
+    )
+    if changes == CommunitySettings():
+        return _fail("nothing to set: give at least one --option (see --help)")
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        try:
+            updated = await runtime.engine.set_community_settings(
+                platform, community, changes, args.by
+            )
+        except BadCommunitySettings as exc:
+            return _fail(str(exc))
+    own = ", ".join(f"{k}={v!r}" for k, v in asdict(updated).items() if v is not None)
+    print(f"{platform}:{community} now has: {own}")
+    return 0
+
+
+async def _communities_reset(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        platform, community = parse_person(args.community)
+    except BadPerson:
+        return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
+    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        await runtime.engine.reset_community_settings(platform, community, args.by)
+    print(f"{platform}:{community} uses the process-wide settings again.")
+    return 0

@@ -1,0 +1,66 @@
+"""A person's data: forgetting it and exporting it (`quitbot users forget|export`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bot.conversation import Actor, AuditEvent
+from bot.ports import Purged, Store
+
+
+class BadPerson(ValueError):
+    """Not PLATFORM:USER_ID."""
+
+
+def parse_person(value: str) -> tuple[str, str]:
+    """`discord:123456` -> ("discord", "123456")."""
+    platform, sep, user_id = value.partition(":")
+    if not sep or not platform or not user_id:
+        raise BadPerson(
+            f"{value!r} is not PLATFORM:USER_ID (e.g. discord:123456789 or slack:U0123)"
+        )
+    return platform, user_id
+
+
+async def forget(store: Store, platform: str, user_id: str, by: str, now: datetime) -> Purged:
+    """Delete what this person wrote; each conversation touched records that it happened
+    (who asked and whom it was about), never what was deleted."""
+    event = AuditEvent(
+        "user_forgotten", now, Actor.MODERATOR, {"user_id": user_id, "platform": platform, "by": by}
+    )
+    return await store.forget_user(platform, user_id, event)
+
+
+async def export(store: Store, platform: str, user_id: str, now: datetime) -> dict[str, Any]:
+    """Everything kept about this person, as one JSON-ready object: the conversations they
+    started (with every message and audit event), what they wrote elsewhere, their feedback."""
+    # Imported here: the operator module pulls in the adapters' registry.
+    from bot.operator import conversation_json, event_json, message_json
+
+    record = await store.person(platform, user_id)
+    conversations = []
+    for conversation in record.conversations:
+        conversations.append(
+            {
+                **conversation_json(conversation),
+                "messages": [message_json(m) for m in await store.messages(conversation.id)],
+                "events": [event_json(e) for e in await store.events(conversation.id)],
+            }
+        )
+    started = {c.id for c in record.conversations}
+    return {
+        "platform": platform,
+        "user_id": user_id,
+        "exported_at": now.isoformat(),
+        "conversations_started": conversations,
+        "messages_elsewhere": [
+            {"conversation_id": cid, **message_json(m)}
+            for cid, m in record.messages
+            if cid not in started
+        ],
+        "feedback": [
+            {"conversation_id": cid, "text": text, "at": at.isoformat()}
+            for cid, text, at in record.feedback
+        ],
+    }

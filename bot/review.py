@@ -1,0 +1,87 @@
+"""The moderators' review queue: ended conversations whose person said "this was a
+mistake", with what a moderator needs to decide, and the decision.
+
+The CLI (`quitbot review list|resolve`) and the adapters' moderator commands (through
+`Flows.review_queue` / `Flows.resolve_review`) share this one reading of the queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from bot.conversation import AuditEvent, Conversation, StoredMessage
+from bot.engine import Engine
+
+
+class Decision(StrEnum):
+    """What a moderator decides about an end someone called a mistake."""
+
+    REOPEN = "reopen"  # the end was a mistake: the conversation becomes active again
+    UPHOLD = "uphold"  # the end stands
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """One thing a person said about a conversation."""
+
+    user_id: str
+    text: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """One conversation awaiting a moderator's decision."""
+
+    conversation: Conversation
+    feedback: tuple[Feedback, ...]  # oldest first; the ones since the last decision
+    stated_reason: str  # the model's own explanation when it ended it ("" if none)
+    last_messages: tuple[StoredMessage, ...]  # the conversation's last few, oldest first
+
+    @property
+    def redirects(self) -> int:
+        return self.conversation.ladder.redirects
+
+    @property
+    def waiting_since(self) -> datetime:
+        return self.feedback[0].at if self.feedback else self.conversation.updated_at
+
+
+async def review_queue(
+    engine: Engine,
+    *,
+    platform: str | None = None,
+    community: str | None = None,
+    limit: int = 20,
+    last: int = 4,
+) -> list[ReviewItem]:
+    """The queue (of one platform and community, when given), longest-waiting first: at
+    most `limit` items with their `last` messages."""
+    items = []
+    for conversation in await engine.awaiting_review(platform, limit, community=community):
+        messages, events = await engine.record(conversation.id)
+        decided = _last_decision(events)
+        feedback = tuple(
+            Feedback(user_id, text, at)
+            for user_id, text, at in await engine.feedback_on(conversation.id)
+            if decided is None or at > decided
+        )
+        items.append(
+            ReviewItem(conversation, feedback, _stated_reason(events), tuple(messages[-last:]))
+        )
+    return items
+
+
+def _last_decision(events: list[AuditEvent]) -> datetime | None:
+    decisions = [e.at for e in events if e.kind in {"review", "reopen"}]
+    return max(decisions) if decisions else None
+
+
+def _stated_reason(events: list[AuditEvent]) -> str:
+    """The explanation the model gave with its last `end_conversation`."""
+    for event in reversed(events):
+        if event.kind == "end":
+            return str(event.detail.get("explanation", ""))
+    return ""

@@ -1,0 +1,47 @@
+"""What `quitbot run` runs beside the platforms: metrics, the health endpoints, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from bot.app import Runtime, build_runtime
+from bot.health import health_app, serving
+from bot.metrics import Metrics
+from bot.readiness import Readiness
+from bot.retention import RETENTION_INTERVAL, keep_purging
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def serve(settings: Settings, platforms: Sequence[str]) -> AsyncIterator[Runtime]:
+    """The runtime for `quitbot run`: an engine that feeds one process-wide `Metrics` and
+    a `Readiness` expecting `platforms`, the health endpoints when QUITBOT_HEALTH_PORT is
+    set, and the retention purge when QUITBOT_RETENTION_DAYS is; all stopped on exit."""
+    metrics = Metrics()
+    readiness = Readiness(platforms)
+    async with (
+        build_runtime(settings, observer=metrics, readiness=readiness) as runtime,
+        AsyncExitStack() as running,
+    ):
+        if settings.health_port:
+            app = health_app(readiness, runtime.store, metrics)
+            await running.enter_async_context(
+                serving(app, settings.health_host, settings.health_port)
+            )
+        if settings.retention_days:
+            purging = asyncio.create_task(
+                keep_purging(runtime.store, settings.retention_days, RETENTION_INTERVAL),
+                name="quitbot-retention",
+            )
+            running.push_async_callback(_stop, purging)
+        yield runtime
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,138 @@
+"""`quitbot run` as an operator monitors it: the health endpoints of a real process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+from pathlib import Path
+
+import aiohttp
+
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from tests.processes import clean_env, start_quitbot
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> None:
+    """Read log lines until one contains `needle` (the process says when it listens)."""
+    while True:
+        line = (await stream.readline()).decode()
+        if not line:
+            raise AssertionError(f"the process ended before logging {needle!r}: {seen}")
+        seen.append(line)
+        if needle in line:
+            return
+
+
+async def test_run_serves_health_and_metrics_and_logs_json(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    port = free_port()
+    async with FakeSlack() as slack:
+        env = clean_env(
+            tmp_path,
+            fake_anthropic,
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_APP_TOKEN=APP_TOKEN,
+            QUITBOT_SLACK_API_URL=slack.base_url,
+            QUITBOT_HEALTH_PORT=str(port),
+            QUITBOT_LOG_FORMAT="json",
+        )
+        process = await start_quitbot(tmp_path, env, "run")
+        assert process.stderr is not None
+        lines: list[str] = []
+        try:
+            await asyncio.wait_for(read_until(process.stderr, "health and metrics", lines), 30)
+            await slack.wait_socket_open()
+            base = f"http://127.0.0.1:{port}"
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{base}/healthz") as response:
+                    assert response.status == 200
+                async with http.get(f"{base}/readyz") as response:
+                    body = await response.json()
+                    assert body["database"] is True and "slack" in body["platforms"]
+                async with http.get(f"{base}/metrics") as response:
+                    assert response.status == 200
+                    assert "quitbot_model_tokens_total" in await response.text()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, rest = await process.communicate()
+        lines += rest.decode().splitlines()
+    assert process.returncode == 0, "".join(lines)
+    for line in filter(str.strip, lines):
+        entry = json.loads(line)
+        assert {"at", "level", "logger", "message"} <= set(entry)
+    assert any(f"127.0.0.1:{port}" in json.loads(line)["message"] for line in lines)
+
+
+async def test_a_busy_health_port_stops_run_plainly(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with FakeSlack() as slack:
+            env = clean_env(
+                tmp_path,
+                fake_anthropic,
+                SLACK_BOT_TOKEN=BOT_TOKEN,
+                SLACK_APP_TOKEN=APP_TOKEN,
+                QUITBOT_SLACK_API_URL=slack.base_url,
+                QUITBOT_HEALTH_PORT=str(port),
+            )
+            process = await start_quitbot(tmp_path, env, "run")
+            _, err = await process.communicate()
+    assert process.returncode == 1
+    assert f"quitbot: cannot serve health and metrics on 127.0.0.1:{port}" in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+async def test_run_purges_old_text_at_start_and_on_a_schedule(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from bot.conversation import ConversationKey, LadderState
+    from bot.ports import NewMessage
+    from bot.settings import parse_database_url
+    from bot.store import open_store
+
+    env = clean_env(tmp_path, fake_anthropic, QUITBOT_RETENTION_DAYS="30")
+    store = await open_store(parse_database_url(env["QUITBOT_DATABASE_URL"]))
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    try:
+        conversation = await store.create(ConversationKey("slack", "C1:1"), "U1", long_ago)
+        old = NewMessage("user", "from last season", [], long_ago, user_id="U1")
+        await store.commit_turn(conversation.id, LadderState(), long_ago, [old])
+    finally:
+        await store.close()
+    async with FakeSlack() as slack:
+        env |= {
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "QUITBOT_SLACK_API_URL": slack.base_url,
+        }
+        process = await start_quitbot(tmp_path, env, "run")
+        assert process.stderr is not None
+        lines: list[str] = []
+        try:
+            await asyncio.wait_for(read_until(process.stderr, "retention: emptied 1", lines), 30)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await process.communicate()
+    assert process.returncode == 0
+    store = await open_store(parse_database_url(env["QUITBOT_DATABASE_URL"]))
+    try:
+        [message] = await store.messages(conversation.id)
+        assert message.text == "" and message.user_id == "U1"
+    finally:
+        await store.close()
