@@ -68,7 +68,7 @@ async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
     where = f"{host}:{port}{EVENTS_PATH}"
     log.info("Slack: listening for events, commands and interactivity on %s", where)
     try:
-        await asyncio.Event().wait()
+        await _ready(bot)
     finally:
         await runner.cleanup()
 
@@ -92,7 +92,7 @@ async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]
         log.info("Slack: connected in Socket Mode")
-        await asyncio.Event().wait()
+        await _ready(bot)
     except SlackApiError as exc:
         raise PlatformUnavailable(
             f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')}): generate an "
@@ -100,6 +100,14 @@ async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
         ) from exc
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
+
+
+async def _ready(bot: SlackBot) -> None:  # connected until cancelled, for /readyz
+    try:
+        bot.flows.engine.readiness.set("slack", True)
+        await asyncio.Event().wait()
+    finally:
+        bot.flows.engine.readiness.set("slack", False)
 
 
 async def doctor(settings: Settings) -> list[tuple[bool, str]]:
@@ -113,11 +121,9 @@ async def doctor(settings: Settings) -> list[tuple[bool, str]]:
         try:
             response = await client.auth_test()
         except SlackApiError as exc:
-            lines.append((False, f"Slack: the bot token was refused ({exc.response.get('error')})"))
-            return lines
+            return [*lines, (False, f"Slack: the bot token was refused ({exc.response['error']})")]
         except aiohttp.ClientError as exc:
-            lines.append((False, f"Slack: could not reach {client.base_url} ({exc})"))
-            return lines
+            return [*lines, (False, f"Slack: could not reach {client.base_url} ({exc})")]
     team, user = response.get("team"), response.get("user")
     lines.append((True, f"Slack: token works for workspace {team} as @{user}"))
     headers = {k.lower(): v for k, v in response.headers.items()}

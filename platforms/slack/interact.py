@@ -35,7 +35,6 @@ NO_TARGET = (
     "or add the thread's link here: `/quitbot end <link>`."
 )
 MISTAKE = "This was a mistake"
-AUDIT_LINES = 30
 Tell = Callable[..., Awaitable[None]]  # (text, blocks=None): to one person, privately
 
 
@@ -191,7 +190,7 @@ def status_text(conversation: Conversation, link: str) -> str:
 def audit_text(conversation: Conversation, events: list[AuditEvent]) -> str:
     if not events:
         return f"No events recorded for `{conversation.id}`."
-    shown = events[-AUDIT_LINES:]
+    shown = events[-30:]  # the latest: a Slack message should stay readable
     lines = [f"*Audit trail* of `{conversation.id}` (last {len(shown)} of {len(events)}):"]
     for event in shown:
         detail = ", ".join(f"{k}={v}" for k, v in event.detail.items() if v not in ("", None))

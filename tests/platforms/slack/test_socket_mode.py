@@ -35,10 +35,12 @@ async def test_socket_mode_answers_events_and_commands(
             await fake_slack.socket_send("slash_commands", command("help"))
             [helped] = await fake_slack.wait_for("chat.postEphemeral")
             assert "/quitbot end" in helped["text"]
+            assert runtime.engine.readiness.platforms() == {"slack": True}  # for /readyz
         finally:
             running.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await running
+        assert runtime.engine.readiness.platforms() == {"slack": False}
     [opened] = [c for c in fake_slack.calls if c.method == "apps.connections.open"]
     assert opened.token == APP_TOKEN
     assert len(fake_anthropic.requests) == 1
