@@ -89,6 +89,9 @@ class QuitBot(commands.Bot):
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             chunk_guilds_at_startup=False,
+            # Nothing here reads discord.py's cache of recent messages (edits and deletes
+            # are not acted on), and 1,000 cached messages grow the heap under a burst.
+            max_messages=None,
             tree_cls=QuitBotTree,
             **options,
         )
