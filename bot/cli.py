@@ -99,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.lines:
             print(f"  {line}", file=sys.stderr)
         return 2
-    logs.configure(settings.log_level, settings.log_format, settings.secrets())
+    level = settings.log_level
+    if args.command == "chat" and "log_level" not in settings.model_fields_set:
+        level = "WARNING"  # the terminal is the conversation: audit lines would interleave
+    logs.configure(level, settings.log_format, settings.secrets())
     try:
         return _run_until_signalled(_dispatch(args, settings))
     except PlatformUnavailable as exc:  # e.g. the health port is in use

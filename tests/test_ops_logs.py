@@ -138,3 +138,14 @@ async def test_run_at_debug_with_both_platforms_never_logs_a_token(tmp_path: Pat
     assert "DEBUG" in logs
     for secret in (API_KEY, discord.token, BOT_TOKEN, APP_TOKEN):
         assert secret not in logs, secret
+
+
+async def test_the_terminal_chat_keeps_info_lines_off_the_conversation_unless_asked(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.add(tool("note_concern", ABUSE, text="Let's keep it civil."), text("Go on."))
+    env = clean_env(tmp_path, fake_anthropic)
+    env.pop("QUITBOT_LOG_LEVEL", None)
+    code, out, err = await quitbot(tmp_path, env, "chat", stdin="you are useless\n")
+    assert code == 0 and "keep it civil" in out
+    assert "redirect by model" not in err
