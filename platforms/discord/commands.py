@@ -175,7 +175,7 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
         name="review-resolve", description="Decide on a conversation in the review queue"
     )
     @app_commands.describe(
-        conversation="The conversation's id (from /quitbot review)",
+        conversation="The conversation's id (from /quitbot review), or its thread",
         decision="reopen: the end was a mistake; uphold: the end stands",
         note="Why (kept on the record)",
     )
@@ -188,7 +188,7 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # unlocking is slow
         result = await self.flows.resolve_review(
-            conversation.strip().strip("`"),
+            translate.conversation_target(conversation),
             str(interaction.user.id),
             Decision(decision),
             note,

@@ -53,6 +53,14 @@ def community_of(source: object) -> str:
     return ""
 
 
+def conversation_target(text: str) -> ConversationKey | str:
+    """What a moderator typed to name a conversation: its thread (a #mention, a link or
+    the bare id) as a key, else the text as a conversation id."""
+    text = text.strip().strip("`")
+    named = re.fullmatch(r"<#(\d+)>|(?:https?://\S+/)?(\d+)/?", text)
+    return thread_key(int(named.group(1) or named.group(2))) if named else text
+
+
 def thread_id_of(key: ConversationKey) -> int | None:
     """The Discord thread a key names, or None for a DM."""
     return None if key.place.startswith("dm:") else int(key.place)

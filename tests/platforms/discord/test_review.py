@@ -113,7 +113,7 @@ async def test_uphold_records_the_decision_and_leaves_the_thread_locked(
     asked = await moderator(
         fake,
         "review-resolve",
-        option("conversation", conversation_id),
+        option("conversation", f"<#{thread_id}>"),  # by its thread, as a moderator sees it
         option("decision", "uphold"),
         option("note", "it was abuse"),
     )

@@ -135,3 +135,14 @@ def test_feedback_text_from_a_modal_with_labels_or_rows() -> None:
     ]
     assert translate.modal_text(rows) == "x"
     assert translate.modal_text([]) == ""
+
+
+def test_a_moderator_names_a_conversation_by_id_or_by_its_thread() -> None:
+    thread = ConversationKey("discord", "1300000000000000100")
+    assert translate.conversation_target(" `cab12` ") == "cab12"
+    for typed in (
+        "<#1300000000000000100>",
+        "1300000000000000100",
+        "https://discord.com/channels/1100000000000000001/1300000000000000100",
+    ):
+        assert translate.conversation_target(typed) == thread
