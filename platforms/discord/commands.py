@@ -206,13 +206,7 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
 
     @app_commands.command(description="Show this server's own settings")
     async def settings(self, interaction: discord.Interaction) -> None:
-        result = await self.flows.community_settings(
-            translate.community_of(interaction), is_moderator=self._is_moderator(interaction)
-        )
-        await answer(
-            interaction,
-            render.community_settings(result.settings) if result.settings else result.text,
-        )
+        await self._settings(interaction, None)
 
     @app_commands.command(name="settings-set", description="Change this server's own settings")
     @app_commands.describe(
@@ -232,16 +226,22 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
         changes = CommunitySettings(
             redirects_before_warning, redirects_before_end, crisis_message, system_prompt_extra
         )
-        result = await self.flows.set_community_settings(
-            translate.community_of(interaction),
-            changes,
-            str(interaction.user.id),
-            is_moderator=self._is_moderator(interaction),
+        await self._settings(interaction, changes)
+
+    async def _settings(
+        self, interaction: discord.Interaction, changes: CommunitySettings | None
+    ) -> None:
+        """Show the server's own settings, once `changes` (if any) are made; or why not."""
+        community, moderates = translate.community_of(interaction), self._is_moderator(interaction)
+        result = await (
+            self.flows.community_settings(community, is_moderator=moderates)
+            if changes is None
+            else self.flows.set_community_settings(
+                community, changes, str(interaction.user.id), is_moderator=moderates
+            )
         )
-        await answer(
-            interaction,
-            render.community_settings(result.settings) if result.settings else result.text,
-        )
+        shown = render.community_settings(result.settings) if result.settings else result.text
+        await answer(interaction, shown)
 
     async def _target(
         self, interaction: discord.Interaction, thread: ThreadOption
