@@ -226,7 +226,7 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
         changes = CommunitySettings(
             redirects_before_warning, redirects_before_end, crisis_message, system_prompt_extra
         )
-        await self._settings(interaction, changes)
+        await self._settings(interaction, changes if changes != CommunitySettings() else None)
 
     async def _settings(
         self, interaction: discord.Interaction, changes: CommunitySettings | None
