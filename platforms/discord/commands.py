@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.communities import CommunitySettings
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import REFUSAL_TEXT, Flows, Refusal, Result
+from bot.review import Decision
 from platforms.discord import render, translate
 from platforms.discord.places import Discord, DiscordPlace, answer
 
 NO_THREAD = "Run this inside a conversation's thread, or name one with the `thread` option."
 ThreadOption = app_commands.AppCommandThread | None
+Threshold = app_commands.Range[int, 1, 100] | None
 
 
 class ChatCommands(commands.Cog):
@@ -43,7 +48,8 @@ class ChatCommands(commands.Cog):
         shown = str(message.id) if isinstance(message, discord.Message) else ""
         event = translate.interaction_event_id(interaction.id)
         key = translate.key_for(place)  # type: ignore[arg-type]
-        inbound = Inbound(key, event, str(interaction.user.id), prompt, shown)
+        user_id, community = str(interaction.user.id), translate.community_of(interaction)
+        inbound = Inbound(key, event, user_id, prompt, shown, community=community)
         if await self.flows.receive(inbound):  # kept first: a crash now loses nothing
             await self.flows.converse(inbound, DiscordPlace(self.d, place, interaction))
 
@@ -95,7 +101,10 @@ async def start_new(
     open_place = d.opener(
         parent, translate.thread_name("", user.display_name), interaction, in_dm=in_dm
     )
-    result = await flows.start_new(translate.PLATFORM, str(user.id), open_place)
+    community = "" if in_dm else translate.community_of(parent)
+    result = await flows.start_new(
+        translate.PLATFORM, str(user.id), open_place, community=community
+    )
     await _opened(interaction, result, "Your new conversation", in_dm=in_dm)
 
 
@@ -111,7 +120,8 @@ async def _opened(
 
 @app_commands.guild_only()
 class Moderation(commands.GroupCog, group_name="quitbot", group_description="Moderator tools"):
-    """/quitbot reopen | status | audit: moderators' tools, all answered privately."""
+    """/quitbot reopen | status | audit | review | review-resolve | settings | settings-set:
+    moderators' tools, all answered privately; review and settings are the server's own."""
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
@@ -149,6 +159,89 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
         if key is not None:
             result = await self.flows.audit(key, is_moderator=True)
             await answer(interaction, render.audit(result.events) if result.ok else result.text)
+
+    @app_commands.command(description="List conversations whose end someone called a mistake")
+    async def review(self, interaction: discord.Interaction) -> None:
+        queue = await self.flows.review_queue(
+            is_moderator=self._is_moderator(interaction),
+            community=translate.community_of(interaction),
+        )
+        await answer(
+            interaction,
+            render.review_queue(queue.items, interaction.guild_id) if queue.ok else queue.text,
+        )
+
+    @app_commands.command(
+        name="review-resolve", description="Decide on a conversation in the review queue"
+    )
+    @app_commands.describe(
+        conversation="The conversation's id (from /quitbot review), or its thread",
+        decision="reopen: the end was a mistake; uphold: the end stands",
+        note="Why (kept on the record)",
+    )
+    async def review_resolve(
+        self,
+        interaction: discord.Interaction,
+        conversation: str,
+        decision: Literal["reopen", "uphold"],
+        note: str = "",
+    ) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # unlocking is slow
+        result = await self.flows.resolve_review(
+            translate.conversation_target(conversation),
+            str(interaction.user.id),
+            Decision(decision),
+            note,
+            is_moderator=self._is_moderator(interaction),
+            community=translate.community_of(interaction),
+        )
+        if not result.ok or result.conversation is None:
+            await answer(interaction, result.text)
+            return
+        done = "Reopened" if decision == "reopen" else "Upheld the end of"
+        where = render.place_link(result.conversation, interaction.guild_id)
+        await answer(
+            interaction, f"{done} `{result.conversation.id}` ({where}). {result.problem}".strip()
+        )
+
+    @app_commands.command(description="Show this server's own settings")
+    async def settings(self, interaction: discord.Interaction) -> None:
+        await self._settings(interaction, None)
+
+    @app_commands.command(name="settings-set", description="Change this server's own settings")
+    @app_commands.describe(
+        redirects_before_warning="Redirected messages before the warning",
+        redirects_before_end="Redirected messages before I may end a conversation",
+        crisis_message="What I show someone who may be in crisis",
+        system_prompt_extra="Extra instructions for me in this server",
+    )
+    async def settings_set(
+        self,
+        interaction: discord.Interaction,
+        redirects_before_warning: Threshold = None,
+        redirects_before_end: Threshold = None,
+        crisis_message: app_commands.Range[str, 1, 1500] | None = None,
+        system_prompt_extra: app_commands.Range[str, 1, 4000] | None = None,
+    ) -> None:
+        changes = CommunitySettings(
+            redirects_before_warning, redirects_before_end, crisis_message, system_prompt_extra
+        )
+        await self._settings(interaction, changes if changes != CommunitySettings() else None)
+
+    async def _settings(
+        self, interaction: discord.Interaction, changes: CommunitySettings | None
+    ) -> None:
+        """Show the server's own settings, once `changes` (if any) are made; or why not."""
+        community, moderates = translate.community_of(interaction), self._is_moderator(interaction)
+        result = await (
+            self.flows.community_settings(community, is_moderator=moderates)
+            if changes is None
+            else self.flows.set_community_settings(
+                community, changes, str(interaction.user.id), is_moderator=moderates
+            )
+        )
+        shown = render.community_settings(result.settings) if result.settings else result.text
+        await answer(interaction, shown)
 
     async def _target(
         self, interaction: discord.Interaction, thread: ThreadOption

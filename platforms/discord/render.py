@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import discord
 
+from bot.communities import CommunitySettings
 from bot.conversation import AuditEvent, Conversation
 from bot.notices import Notice, NoticeKind
 from bot.ports import ModLogEntry, ModLogKind
+from bot.review import ReviewItem
 from platforms.discord import translate
 
 WARNING_COLOUR = discord.Colour(0xE67E22)
@@ -182,6 +184,55 @@ def _event_line(event: AuditEvent) -> str:
     when = f"<t:{int(event.at.timestamp())}:f>"
     line = f"{when} **{event.kind}** by {event.actor.value}"
     return f"{line} ({detail})"[:300] if detail else line
+
+
+def review_queue(items: Sequence[ReviewItem], guild_id: int | None) -> Rendered:
+    """The review queue, longest-waiting first, in one embed (items that do not fit in
+    its 4,096 characters are counted, not shown)."""
+    if not items:
+        return Rendered("Nothing to review: no one has called an end a mistake lately.")
+    shown: list[str] = []
+    for index, item in enumerate(items):
+        entry = _review_item(item, guild_id)
+        more = f"\n\n…and {len(items) - index - 1} more" if index + 1 < len(items) else ""
+        if len("\n\n".join([*shown, entry])) + len(more) > EMBED_LIMIT:
+            shown.append(f"…and {len(items) - index} more")
+            break
+        shown.append(entry)
+    content = (
+        f"**{len(items)} to review.** Decide with `/quitbot review-resolve` "
+        "(`reopen` unlocks the thread and tells the person; `uphold` records only)."
+    )
+    return Rendered(content, embed=_embed("Review queue", "\n\n".join(shown), MODLOG_COLOUR))
+
+
+def _review_item(item: ReviewItem, guild_id: int | None) -> str:
+    conversation = item.conversation
+    why = conversation.ladder.ended_reason.value if conversation.ladder.ended_reason else "?"
+    lines = [
+        f"**`{conversation.id}`** · {place_link(conversation, guild_id)}",
+        f"Waiting since <t:{int(item.waiting_since.timestamp())}:R> · ended: {why} · "
+        f"redirects: {item.redirects}",
+    ]
+    if item.stated_reason:
+        lines.append(f"Model's reason: {_clip(item.stated_reason, 200)}")
+    lines += [f"Feedback from <@{f.user_id}>: {_clip(f.text, 250)}" for f in item.feedback[-2:]]
+    lines += [f"> **{m.role}:** {_clip(m.text, 120)}" for m in item.last_messages[-2:]]
+    return "\n".join(lines)
+
+
+def _clip(text: str, limit: int) -> str:
+    words = " ".join(text.split())
+    return words if len(words) <= limit else words[: limit - 1] + "…"
+
+
+def community_settings(own: CommunitySettings) -> str:
+    """A server's own settings; unset ones use the bot's defaults."""
+    lines = ["**This server's settings** (unset: the bot's default applies)"]
+    for item in fields(own):
+        value = getattr(own, item.name)
+        lines.append(f"`{item.name}`: {'default' if value is None else _clip(str(value), 700)}")
+    return "\n".join(lines)
 
 
 def _yes(flag: bool) -> str:

@@ -42,6 +42,25 @@ def key_for(channel: discord.abc.Snowflake) -> ConversationKey:
     return dm_key(channel.id) if is_dm(channel) else thread_key(channel.id)
 
 
+def community_of(source: object) -> str:
+    """The server (guild id) a message, channel or interaction belongs to, whose own
+    settings apply there; "" for a DM."""
+    for known in (source, getattr(source, "channel", None)):  # a message's channel knows too
+        guild = getattr(known, "guild", None)
+        guild_id = guild.id if guild is not None else getattr(known, "guild_id", None)
+        if guild_id:
+            return str(guild_id)
+    return ""
+
+
+def conversation_target(text: str) -> ConversationKey | str:
+    """What a moderator typed to name a conversation: its thread (a #mention, a link or
+    the bare id) as a key, else the text as a conversation id."""
+    text = text.strip().strip("`")
+    named = re.fullmatch(r"<#(\d+)>|(?:https?://\S+/)?(\d+)/?", text)
+    return thread_key(int(named.group(1) or named.group(2))) if named else text
+
+
 def thread_id_of(key: ConversationKey) -> int | None:
     """The Discord thread a key names, or None for a DM."""
     return None if key.place.startswith("dm:") else int(key.place)
@@ -122,7 +141,8 @@ def inbound(
 ) -> Inbound:
     """A message as the core's Inbound; its event id is the message's (replays dedupe)."""
     author, message_id = str(message.author.id), str(message.id)
-    return Inbound(key, f"message:{message_id}", author, text, message_id, files)
+    event = f"message:{message_id}"
+    return Inbound(key, event, author, text, message_id, files, community_of(message))
 
 
 # --- attachments ---------------------------------------------------------------------------

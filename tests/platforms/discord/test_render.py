@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from bot.communities import CommunitySettings
 from bot.conversation import (
     Actor,
     AuditEvent,
@@ -13,6 +14,7 @@ from bot.conversation import (
     LadderState,
 )
 from bot.notices import AFTER_END_TEXT, BLOCKED_TEXT, WARNING_TEXT, Notice, NoticeKind, end_text
+from bot.review import Feedback, ReviewItem
 from platforms.discord import render
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -72,3 +74,34 @@ def test_status_and_audit_for_moderators() -> None:
     audit = render.audit(events)
     assert len(audit) <= 2000 and audit.startswith("…") and "**warning** by bot" in audit
     assert render.audit([]).startswith("No events")
+
+
+def test_the_review_queue_fits_one_embed_and_counts_what_did_not_fit() -> None:
+    ended = LadderState(redirects=3, warned=True, ended=True, ended_by=Actor.MODEL)
+    items = [
+        ReviewItem(
+            Conversation(f"c{n}", ConversationKey("discord", str(100 + n)), "7", ended, NOW, NOW),
+            (Feedback("7", "no! " * 500, NOW),),
+            "why " * 500,
+            (),
+        )
+        for n in range(30)
+    ]
+    shown = render.review_queue(items, guild_id=1)
+    assert shown.content is not None and len(shown.content) <= render.MESSAGE_LIMIT
+    assert shown.embed is not None and shown.embed.description is not None
+    assert len(shown.embed.description) <= render.EMBED_LIMIT
+    assert "`c0`" in shown.embed.description and "https://discord.com/channels/1/100" in (
+        shown.embed.description
+    )
+    assert shown.embed.description.endswith("more")
+    assert "Nothing to review" in (render.review_queue([], guild_id=1).content or "")
+
+
+def test_community_settings_show_what_is_the_servers_own() -> None:
+    shown = render.community_settings(CommunitySettings(redirects_before_warning=1))
+    assert "`redirects_before_warning`: 1" in shown and "`crisis_message`: default" in shown
+    assert (
+        len(render.community_settings(CommunitySettings(None, None, "x" * 5000, "y" * 5000)))
+        <= 2000
+    )

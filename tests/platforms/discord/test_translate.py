@@ -81,6 +81,12 @@ async def test_inbound_carries_ids_for_dedupe_and_branching(state: Any) -> None:
     assert inbound.event_id == "message:1441050794938515456"
     assert inbound.message_id == "1441050794938515456"
     assert inbound.user_id == "1200000000000000007"
+    assert inbound.community == "1100000000000000001"  # the server's settings apply
+
+
+async def test_a_dm_belongs_to_no_community(state: Any) -> None:
+    msg = message(state, "message_create_dm")
+    assert translate.inbound(msg, translate.key_for(msg.channel), "hi").community == ""
 
 
 async def test_attachment_kinds(state: Any) -> None:
@@ -129,3 +135,14 @@ def test_feedback_text_from_a_modal_with_labels_or_rows() -> None:
     ]
     assert translate.modal_text(rows) == "x"
     assert translate.modal_text([]) == ""
+
+
+def test_a_moderator_names_a_conversation_by_id_or_by_its_thread() -> None:
+    thread = ConversationKey("discord", "1300000000000000100")
+    assert translate.conversation_target(" `cab12` ") == "cab12"
+    for typed in (
+        "<#1300000000000000100>",
+        "1300000000000000100",
+        "https://discord.com/channels/1100000000000000001/1300000000000000100",
+    ):
+        assert translate.conversation_target(typed) == thread
