@@ -3,15 +3,24 @@ translated into one call of the core's flows; a refusal is shown to that person 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import fields
 from functools import partial
 from typing import Any
 
+from bot.communities import CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
-from bot.flows import Flows, Refusal, Result
+from bot.flows import CommunityResult, Flows, Refusal, Result
 from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
+from bot.review import Decision, ReviewItem
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
-from platforms.slack.render import escape, how_to_start_again, parse_action_value, render_notice
+from platforms.slack.render import (
+    MESSAGE_LIMIT,
+    escape,
+    how_to_start_again,
+    parse_action_value,
+    render_notice,
+)
 from platforms.slack.translate import (
     PLATFORM,
     Place,
@@ -28,7 +37,10 @@ HELP = (
     "(the message's ⋮ menu), or run */quitbot end <thread link>* in a channel; you will be "
     "asked to confirm.\n"
     "Moderators: */quitbot reopen <thread link or id> [note]*, */quitbot status <link or id>*, "
-    "*/quitbot audit <link or id>*."
+    "*/quitbot audit <link or id>*; */quitbot review* lists ends called a mistake, "
+    "*/quitbot review resolve <link or id> reopen|uphold [note]* decides one; "
+    "*/quitbot settings* shows this workspace's settings, "
+    "*/quitbot settings set <name> <value>* changes one."
 )
 NO_TARGET = (
     "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
@@ -47,9 +59,13 @@ class Interactions:
 
     async def command(self, payload: dict[str, Any]) -> None:
         """One `/quitbot` invocation, already acknowledged; every answer is ephemeral."""
-        command = parse_command(str(payload.get("text") or ""))
-        user = str(payload.get("user_id"))
+        text = str(payload.get("text") or "")
+        command, user = parse_command(text), str(payload.get("user_id"))
         tell = self._tell(str(payload.get("channel_id")), user)
+        if command.verb in {"review", "settings"}:
+            words = text.split(maxsplit=4 if command.verb == "review" else 3)[1:]
+            team = str(payload.get("team_id") or "")
+            return await tell(await self._manage(command.verb, words, user, team))
         target: ConversationKey | str = key_from_link(command.target) or command.target
         if command.verb == "end":
             await (self._ask_to_end(target, user, tell) if command.target else tell(NO_TARGET))
@@ -72,6 +88,62 @@ class Interactions:
             await tell(status_text(found, await self._deps.permalink(*split_key(found.key))))
         else:
             await tell(audit_text(found, list(result.events)))
+
+    async def _manage(self, verb: str, words: list[str], user: str, team: str) -> str:
+        """`review [resolve <link or id> reopen|uphold [note]]` or `settings [set <name>
+        <value>]`, for a moderator of this workspace (`team`), about it only."""
+        moderator, flows = await self._is_moderator(user), self._flows
+        if not words and verb == "settings":
+            return settings_text(await flows.community_settings(team, is_moderator=moderator))
+        if not words:
+            queue = await flows.review_queue(is_moderator=moderator, community=team)
+            return queue.text or await self._queue_text(queue.items)
+        if verb == "settings" and len(words) == 3 and words[0] == "set":
+            name, value, number = words[1], words[2], words[1].startswith("redirects_")
+            if name not in {f.name for f in fields(CommunitySettings)}:
+                return f"There is no setting `{escape(name)}`; `/quitbot settings` lists them."
+            if number and not value.isdigit():
+                return f"`{name}` takes a whole number."
+            given: dict[str, Any] = {name: int(value) if number else value}
+            saved = flows.set_community_settings(
+                team, CommunitySettings(**given), user, is_moderator=moderator
+            )
+            return settings_text(await saved, "Saved. ")
+        decision = words[2].lower() if len(words) > 2 and words[0] == "resolve" else ""
+        if verb == "settings" or decision not in set(Decision):
+            return HELP
+        target = words[1].strip("<>").split("|")[0]
+        note = words[3] if len(words) > 3 else ""
+        result = await flows.resolve_review(
+            key_from_link(target) or target,
+            user,
+            Decision(decision),
+            note,
+            is_moderator=moderator,
+            community=team,
+        )
+        if result.conversation is None or not result.ok:
+            return result.text
+        done = "Reopened" if decision == Decision.REOPEN else "Upheld the end of"
+        return f"{done} `{result.conversation.id}`. {result.problem}".strip()
+
+    async def _queue_text(self, items: Sequence[ReviewItem]) -> str:
+        """The queue, oldest first, as one message within Slack's advised length."""
+        text = "Nothing awaits review in this workspace." if not items else "*Review queue*"
+        for shown, item in enumerate(items):
+            found = item.conversation
+            said = "; ".join(f"<@{f.user_id}>: {_clip(f.text)}" for f in item.feedback)
+            lines = [
+                status_text(found, await self._deps.permalink(*split_key(found.key))),
+                f"The model's reason: {_clip(item.stated_reason) or '(none given)'}",
+                f"Feedback: {said or '(none)'}",
+                *(f"> {m.role}: {_clip(m.text)}" for m in item.last_messages[-2:]),
+                f"`/quitbot review resolve {found.id} reopen|uphold [note]`",
+            ]
+            if len(text) + sum(len(line) + 1 for line in lines) > MESSAGE_LIMIT - 60:
+                return text + f"\n…and {len(items) - shown} more: decide these first."
+            text += "\n\n" + "\n".join(lines)
+        return text
 
     async def _ask_to_end(self, target: ConversationKey | str, user: str, tell: Tell) -> None:
         key = target if isinstance(target, ConversationKey) else await self._key_of(target)
@@ -137,9 +209,8 @@ class Interactions:
             await self._deps.ephemeral(channel, user, how_to_start_again(kind, ""))
             return
         intro = "New conversation." if kind is Place.DM else f"New conversation with <@{user}>."
-        result = await self._flows.start_new(
-            PLATFORM, user, partial(self._open, channel, intro, kind)
-        )
+        opener, team = partial(self._open, channel, intro, kind), (body.get("team") or {}).get("id")
+        result = await self._flows.start_new(PLATFORM, user, opener, community=str(team or ""))
         if not result.ok:
             await self._deps.ephemeral(channel, user, result.text)
 
@@ -198,6 +269,22 @@ def audit_text(conversation: Conversation, events: list[AuditEvent]) -> str:
         said = f": {escape(detail)}" if detail else ""
         lines.append(f"• {when} *{event.kind}* by {event.actor}{said}")
     return "\n".join(lines)
+
+
+def settings_text(result: CommunityResult, done: str = "") -> str:
+    if result.settings is None:
+        return result.text
+    own = {f.name: getattr(result.settings, f.name) for f in fields(result.settings)}
+    lines = [f"{done}*This workspace's settings* (unset: the process-wide default):"]
+    lines += [
+        f"• `{name}`: {_clip(str(v)) if v is not None else '(unset)'}" for name, v in own.items()
+    ]
+    return "\n".join(lines)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return escape(line if len(line) <= limit else line[: limit - 1] + "…")
 
 
 def _who(body: dict[str, Any]) -> str:
