@@ -3,12 +3,14 @@ settings, end to end against the fake Slack (a slash command never carries threa
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from bot.conversation import Conversation
-from platforms.slack.render import MISTAKE, action_value
+from bot.conversation import Conversation, StoredMessage
+from bot.review import Feedback, review_queue
+from platforms.slack.render import MESSAGE_LIMIT, MISTAKE, action_value
 from platforms.slack.translate import Place, thread_key
 from tests.fakes.anthropic import text, tool
 from tests.fakes.slack import TEAM_ID
@@ -143,3 +145,15 @@ async def test_a_workspaces_threshold_applies_there_only(harness: SlackHarness) 
     await harness.send.event(in_team(event_callback(reply), "T1"))
     await harness.settle()
     assert len(harness.claude.requests) == 7
+
+
+async def test_a_long_queue_stays_within_slacks_advised_length(harness: SlackHarness) -> None:
+    """Slack advises at most 4,000 characters a message (chat.postEphemeral's `text`)."""
+    conversation = await called_a_mistake(harness)
+    [item] = await review_queue(harness.runtime.engine, platform="slack")
+    long = StoredMessage(9, "user", "x " * 3000, [], item.last_messages[0].at)
+    feedback = Feedback("U0ALICE", "y" * 5000, item.feedback[0].at)
+    big = replace(item, feedback=(feedback,), stated_reason="z" * 5000, last_messages=(long,))
+    shown = await harness.bot._interactions._queue_text([big] * 12)
+    assert len(shown) <= MESSAGE_LIMIT and shown.count(conversation.id) < 12 * 2
+    assert shown.endswith("more: decide these first.")
