@@ -36,11 +36,9 @@ HELP = (
     "To end your conversation, use *End this conversation* on any message in its thread "
     "(the message's ⋮ menu), or run */quitbot end <thread link>* in a channel; you will be "
     "asked to confirm.\n"
-    "Moderators: */quitbot reopen <thread link or id> [note]*, */quitbot status <link or id>*, "
-    "*/quitbot audit <link or id>*; */quitbot review* lists ends called a mistake, "
-    "*/quitbot review resolve <link or id> reopen|uphold [note]* decides one; "
-    "*/quitbot settings* shows this workspace's settings, "
-    "*/quitbot settings set <name> <value>* changes one."
+    "Moderators: */quitbot reopen|status|audit <thread link or id>* (reopen takes a note), "
+    "*/quitbot review* (ends called a mistake; *review resolve <link or id> reopen|uphold "
+    "[note]* decides one), */quitbot settings* (*settings set <name> <value>*: this workspace's)."
 )
 NO_TARGET = (
     "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
@@ -112,15 +110,10 @@ class Interactions:
         decision = words[2].lower() if len(words) > 2 and words[0] == "resolve" else ""
         if verb == "settings" or decision not in set(Decision):
             return HELP
-        target = words[1].strip("<>").split("|")[0]
-        note = words[3] if len(words) > 3 else ""
+        target, note = words[1].strip("<>").split("|")[0], " ".join(words[3:])
+        key, decided = key_from_link(target) or target, Decision(decision)
         result = await flows.resolve_review(
-            key_from_link(target) or target,
-            user,
-            Decision(decision),
-            note,
-            is_moderator=moderator,
-            community=team,
+            key, user, decided, note, is_moderator=moderator, community=team
         )
         if result.conversation is None or not result.ok:
             return result.text

@@ -115,8 +115,8 @@ async def test_settings_show_set_and_refuse(harness: SlackHarness) -> None:
     assert "must be at least" in await run(harness, "settings set redirects_before_end 1")
     assert "whole number" in await run(harness, "settings set redirects_before_end many")
     assert "no setting" in await run(harness, "settings set colour blue")
-    assert "/quitbot settings set" in await run(harness, "settings frobnicate")
-    assert "/quitbot review resolve" in await run(harness, "review resolve x maybe")
+    assert "settings set <name> <value>" in await run(harness, "settings frobnicate")
+    assert "review resolve <link or id>" in await run(harness, "review resolve x maybe")
     own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
     assert own.crisis_message == "Call 116 123, any time." and own.redirects_before_end is None
 
