@@ -157,3 +157,25 @@ async def test_a_long_queue_stays_within_slacks_advised_length(harness: SlackHar
     shown = await harness.bot._interactions._queue_text([big] * 12)
     assert len(shown) <= MESSAGE_LIMIT and shown.count(conversation.id) < 12 * 2
     assert shown.endswith("more: decide these first.")
+
+
+@MODERATOR
+async def test_the_queue_shows_the_models_reason_for_an_end(harness: SlackHarness) -> None:
+    """In a workspace that ends after one redirect, the model ends it; the person objects."""
+    await run(harness, "settings set redirects_before_warning 1", team="T1")
+    await run(harness, "settings set redirects_before_end 1", team="T1")
+    thread = "1700000600.000100"
+    assert await redirected_once(harness, "T1", thread)
+    end = {"reason": "persistent_harmful_requests", "explanation": "kept asking for malware"}
+    harness.claude.add(tool("end_conversation", end, text="I'm ending this."))
+    again = message("ransomware!", ts="1700000600.000200", thread_ts=thread)
+    await harness.send.event(in_team(event_callback(again), "T1"))
+    await harness.settle()
+    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", thread))
+    assert conversation is not None and conversation.state == "ended"
+    value = action_value(conversation.id, Place.CHANNEL)
+    await harness.send.interaction(button(MISTAKE, value, thread_ts=thread))
+    await harness.settle()
+    queue = await run(harness, "review", team="T1")
+    assert "The model's reason: kept asking for malware" in queue and "redirects: 1" in queue
+    assert "Nothing awaits review" in await run(harness, "review")  # another workspace's
