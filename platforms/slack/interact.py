@@ -23,6 +23,7 @@ from platforms.slack.render import (
 )
 from platforms.slack.translate import (
     PLATFORM,
+    Command,
     Place,
     key_from_link,
     parse_command,
@@ -57,68 +58,64 @@ class Interactions:
 
     async def command(self, payload: dict[str, Any]) -> None:
         """One `/quitbot` invocation, already acknowledged; every answer is ephemeral."""
-        text = str(payload.get("text") or "")
-        command, user = parse_command(text), str(payload.get("user_id"))
+        command, user = parse_command(str(payload.get("text") or "")), str(payload.get("user_id"))
         tell = self._tell(str(payload.get("channel_id")), user)
-        if command.verb in {"review", "settings"}:
-            words = text.split(maxsplit=4 if command.verb == "review" else 3)[1:]
-            team = str(payload.get("team_id") or "")
-            return await tell(await self._manage(command.verb, words, user, team))
         target: ConversationKey | str = key_from_link(command.target) or command.target
         if command.verb == "end":
             await (self._ask_to_end(target, user, tell) if command.target else tell(NO_TARGET))
-            return
-        if command.verb not in {"reopen", "status", "audit"}:
+        elif command.verb in {"reopen", "status", "audit", "review", "settings"}:
+            await tell(await self._moderate(command, target, user, str(payload.get("team_id"))))
+        else:
             await tell(HELP)
-            return
-        moderator = await self._is_moderator(user)
-        result: Result
-        if command.verb == "reopen":
-            result = await self._flows.reopen(target, user, command.note, is_moderator=moderator)
-        else:
-            result = await getattr(self._flows, command.verb)(target, is_moderator=moderator)
-        found = result.conversation
-        if found is None or not result.ok:
-            await tell(result.text)
-        elif command.verb == "reopen":
-            await tell(f"Reopened `{found.id}`. {result.problem}".strip())
-        elif command.verb == "status":
-            await tell(status_text(found, await self._deps.permalink(*split_key(found.key))))
-        else:
-            await tell(audit_text(found, list(result.events)))
 
-    async def _manage(self, verb: str, words: list[str], user: str, team: str) -> str:
-        """`review [resolve <link or id> reopen|uphold [note]]` or `settings [set <name>
-        <value>]`, for a moderator of this workspace (`team`), about it only."""
-        moderator, flows = await self._is_moderator(user), self._flows
-        if not words and verb == "settings":
-            return settings_text(await flows.community_settings(team, is_moderator=moderator))
-        if not words:
+    async def _moderate(
+        self, command: Command, target: ConversationKey | str, user: str, team: str
+    ) -> str:
+        """A moderator's command; `review` and `settings` are about this workspace only."""
+        moderator, flows, verb = await self._is_moderator(user), self._flows, command.verb
+        link, decision, note = [*command.note.split(maxsplit=2), "", "", ""][:3]
+        if verb == "settings" and command.target in {"", "set"}:
+            return await self._settings(command.note, user, team, moderator)
+        if verb == "review" and not command.target:
             queue = await flows.review_queue(is_moderator=moderator, community=team)
             return queue.text or await self._queue_text(queue.items)
-        if verb == "settings" and len(words) == 3 and words[0] == "set":
-            name, value, number = words[1], words[2], words[1].startswith("redirects_")
-            if name not in {f.name for f in fields(CommunitySettings)}:
-                return f"There is no setting `{escape(name)}`; `/quitbot settings` lists them."
-            if number and not value.isdigit():
-                return f"`{name}` takes a whole number."
-            given: dict[str, Any] = {name: int(value) if number else value}
-            saved = flows.set_community_settings(
-                team, CommunitySettings(**given), user, is_moderator=moderator
+        result: Result
+        if verb == "review" and command.target == "resolve" and decision in set(Decision):
+            target = key_from_link(link) or link.strip("<>").split("|")[0]
+            result = await flows.resolve_review(
+                target, user, Decision(decision), note, is_moderator=moderator, community=team
             )
-            return settings_text(await saved, "Saved. ")
-        decision = words[2].lower() if len(words) > 2 and words[0] == "resolve" else ""
-        if verb == "settings" or decision not in set(Decision):
+        elif verb == "reopen":
+            result = await flows.reopen(target, user, command.note, is_moderator=moderator)
+        elif verb in {"status", "audit"}:
+            result = await getattr(flows, verb)(target, is_moderator=moderator)
+        else:
             return HELP
-        target, note = words[1].strip("<>").split("|")[0], " ".join(words[3:])
-        key, decided = key_from_link(target) or target, Decision(decision)
-        result = await flows.resolve_review(
-            key, user, decided, note, is_moderator=moderator, community=team
-        )
-        if result.conversation is None or not result.ok:
+        found = result.conversation
+        if found is None or not result.ok:
             return result.text
-        done = "Reopened" if decision == Decision.REOPEN else "Upheld the end of"
-        return f"{done} `{result.conversation.id}`. {result.problem}".strip()
+        if verb == "status":
+            return status_text(found, await self._deps.permalink(*split_key(found.key)))
+        if verb == "audit":
+            return audit_text(found, list(result.events))
+        done = "Upheld the end of" if decision == Decision.UPHOLD else "Reopened"
+        return f"{done} `{found.id}`. {result.problem}".strip()
+
+    async def _settings(self, words: str, user: str, team: str, moderator: bool) -> str:
+        """Show this workspace's settings, or `set <name> <value>` one of them."""
+        if not words:
+            return settings_text(await self._flows.community_settings(team, is_moderator=moderator))
+        name, _, value = words.partition(" ")
+        number, value = name.startswith("redirects_"), value.strip()
+        if name not in {f.name for f in fields(CommunitySettings)}:
+            return f"There is no setting `{escape(name)}`; `/quitbot settings` lists them."
+        if (number and not value.isdigit()) or not value:
+            return f"`{name}` takes {'a whole number' if number else 'some text'}."
+        given: dict[str, Any] = {name: int(value) if number else value}
+        saved = self._flows.set_community_settings(
+            team, CommunitySettings(**given), user, is_moderator=moderator
+        )
+        return settings_text(await saved, "Saved. ")
 
     async def _queue_text(self, items: Sequence[ReviewItem]) -> str:
         """The queue, oldest first, as one message within Slack's advised length."""
