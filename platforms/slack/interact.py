@@ -64,7 +64,8 @@ class Interactions:
         if command.verb == "end":
             await (self._ask_to_end(target, user, tell) if command.target else tell(NO_TARGET))
         elif command.verb in {"reopen", "status", "audit", "review", "settings"}:
-            await tell(await self._moderate(command, target, user, str(payload.get("team_id"))))
+            team = str(payload.get("team_id") or "")
+            await tell(await self._moderate(command, target, user, team))
         else:
             await tell(HELP)
 
