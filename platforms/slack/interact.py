@@ -3,17 +3,27 @@ translated into one call of the core's flows; a refusal is shown to that person 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import fields
 from functools import partial
 from typing import Any
 
+from bot.communities import CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
-from bot.flows import Flows, Refusal, Result
+from bot.flows import CommunityResult, Flows, Refusal, Result
 from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
+from bot.review import Decision, ReviewItem
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
-from platforms.slack.render import escape, how_to_start_again, parse_action_value, render_notice
+from platforms.slack.render import (
+    MESSAGE_LIMIT,
+    escape,
+    how_to_start_again,
+    parse_action_value,
+    render_notice,
+)
 from platforms.slack.translate import (
     PLATFORM,
+    Command,
     Place,
     key_from_link,
     parse_command,
@@ -27,8 +37,9 @@ HELP = (
     "To end your conversation, use *End this conversation* on any message in its thread "
     "(the message's ⋮ menu), or run */quitbot end <thread link>* in a channel; you will be "
     "asked to confirm.\n"
-    "Moderators: */quitbot reopen <thread link or id> [note]*, */quitbot status <link or id>*, "
-    "*/quitbot audit <link or id>*."
+    "Moderators: */quitbot reopen|status|audit <thread link or id>* (reopen takes a note), "
+    "*/quitbot review* (ends called a mistake; *review resolve <link or id> reopen|uphold "
+    "[note]* decides one), */quitbot settings* (*settings set <name> <value>*: this workspace's)."
 )
 NO_TARGET = (
     "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
@@ -47,31 +58,83 @@ class Interactions:
 
     async def command(self, payload: dict[str, Any]) -> None:
         """One `/quitbot` invocation, already acknowledged; every answer is ephemeral."""
-        command = parse_command(str(payload.get("text") or ""))
-        user = str(payload.get("user_id"))
+        command, user = parse_command(str(payload.get("text") or "")), str(payload.get("user_id"))
         tell = self._tell(str(payload.get("channel_id")), user)
         target: ConversationKey | str = key_from_link(command.target) or command.target
         if command.verb == "end":
             await (self._ask_to_end(target, user, tell) if command.target else tell(NO_TARGET))
-            return
-        if command.verb not in {"reopen", "status", "audit"}:
-            await tell(HELP)
-            return
-        moderator = await self._is_moderator(user)
-        result: Result
-        if command.verb == "reopen":
-            result = await self._flows.reopen(target, user, command.note, is_moderator=moderator)
+        elif command.verb in {"reopen", "status", "audit", "review", "settings"}:
+            team = str(payload.get("team_id") or "")
+            await tell(await self._moderate(command, target, user, team))
         else:
-            result = await getattr(self._flows, command.verb)(target, is_moderator=moderator)
+            await tell(HELP)
+
+    async def _moderate(
+        self, command: Command, target: ConversationKey | str, user: str, team: str
+    ) -> str:
+        """A moderator's command; `review` and `settings` are about this workspace only."""
+        moderator, flows, verb = await self._is_moderator(user), self._flows, command.verb
+        link, decision, note = [*command.note.split(maxsplit=2), "", "", ""][:3]
+        if verb == "settings" and command.target in {"", "set"}:
+            return await self._settings(command.note, user, team, moderator)
+        if verb == "review" and not command.target:
+            queue = await flows.review_queue(is_moderator=moderator, community=team)
+            return queue.text or await self._queue_text(queue.items)
+        result: Result
+        if verb == "review" and command.target == "resolve" and decision in set(Decision):
+            target = key_from_link(link) or link.strip("<>").split("|")[0]
+            result = await flows.resolve_review(
+                target, user, Decision(decision), note, is_moderator=moderator, community=team
+            )
+        elif verb == "reopen":
+            result = await flows.reopen(target, user, command.note, is_moderator=moderator)
+        elif verb in {"status", "audit"}:
+            result = await getattr(flows, verb)(target, is_moderator=moderator)
+        else:
+            return HELP
         found = result.conversation
         if found is None or not result.ok:
-            await tell(result.text)
-        elif command.verb == "reopen":
-            await tell(f"Reopened `{found.id}`. {result.problem}".strip())
-        elif command.verb == "status":
-            await tell(status_text(found, await self._deps.permalink(*split_key(found.key))))
-        else:
-            await tell(audit_text(found, list(result.events)))
+            return result.text
+        if verb == "status":
+            return status_text(found, await self._deps.permalink(*split_key(found.key)))
+        if verb == "audit":
+            return audit_text(found, list(result.events))
+        done = "Upheld the end of" if decision == Decision.UPHOLD else "Reopened"
+        return f"{done} `{found.id}`. {result.problem}".strip()
+
+    async def _settings(self, words: str, user: str, team: str, moderator: bool) -> str:
+        """Show this workspace's settings, or `set <name> <value>` one of them."""
+        if not words:
+            return settings_text(await self._flows.community_settings(team, is_moderator=moderator))
+        name, _, value = words.partition(" ")
+        number, value = name.startswith("redirects_"), value.strip()
+        if name not in {f.name for f in fields(CommunitySettings)}:
+            return f"There is no setting `{escape(name)}`; `/quitbot settings` lists them."
+        if (number and not value.isdigit()) or not value:
+            return f"`{name}` takes {'a whole number' if number else 'some text'}."
+        given: dict[str, Any] = {name: int(value) if number else value}
+        saved = self._flows.set_community_settings(
+            team, CommunitySettings(**given), user, is_moderator=moderator
+        )
+        return settings_text(await saved, "Saved. ")
+
+    async def _queue_text(self, items: Sequence[ReviewItem]) -> str:
+        """The queue, oldest first, as one message within Slack's advised length."""
+        text = "Nothing awaits review in this workspace." if not items else "*Review queue*"
+        for shown, item in enumerate(items):
+            found = item.conversation
+            said = "; ".join(f"<@{f.user_id}>: {_clip(f.text)}" for f in item.feedback)
+            lines = [
+                status_text(found, await self._deps.permalink(*split_key(found.key))),
+                f"The model's reason: {_clip(item.stated_reason) or '(none given)'}",
+                f"Feedback: {said or '(none)'}",
+                *(f"> {m.role}: {_clip(m.text)}" for m in item.last_messages[-2:]),
+                f"`/quitbot review resolve {found.id} reopen|uphold [note]`",
+            ]
+            if len(text) + sum(len(line) + 1 for line in lines) > MESSAGE_LIMIT - 60:
+                return text + f"\n…and {len(items) - shown} more: decide these first."
+            text += "\n\n" + "\n".join(lines)
+        return text
 
     async def _ask_to_end(self, target: ConversationKey | str, user: str, tell: Tell) -> None:
         key = target if isinstance(target, ConversationKey) else await self._key_of(target)
@@ -137,9 +200,8 @@ class Interactions:
             await self._deps.ephemeral(channel, user, how_to_start_again(kind, ""))
             return
         intro = "New conversation." if kind is Place.DM else f"New conversation with <@{user}>."
-        result = await self._flows.start_new(
-            PLATFORM, user, partial(self._open, channel, intro, kind)
-        )
+        opener, team = partial(self._open, channel, intro, kind), (body.get("team") or {}).get("id")
+        result = await self._flows.start_new(PLATFORM, user, opener, community=str(team or ""))
         if not result.ok:
             await self._deps.ephemeral(channel, user, result.text)
 
@@ -198,6 +260,22 @@ def audit_text(conversation: Conversation, events: list[AuditEvent]) -> str:
         said = f": {escape(detail)}" if detail else ""
         lines.append(f"• {when} *{event.kind}* by {event.actor}{said}")
     return "\n".join(lines)
+
+
+def settings_text(result: CommunityResult, done: str = "") -> str:
+    if result.settings is None:
+        return result.text
+    own = {f.name: getattr(result.settings, f.name) for f in fields(result.settings)}
+    lines = [f"{done}*This workspace's settings* (unset: the process-wide default):"]
+    lines += [
+        f"• `{name}`: {_clip(str(v)) if v is not None else '(unset)'}" for name, v in own.items()
+    ]
+    return "\n".join(lines)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return escape(line if len(line) <= limit else line[: limit - 1] + "…")
 
 
 def _who(body: dict[str, Any]) -> str:

@@ -52,6 +52,7 @@ class SlackMessage:
     mentioned: bool  # the app was @-mentioned: it may start a conversation here
     threaded: bool  # a reply inside an existing thread
     files: tuple[FileRef, ...] = ()
+    community: str = ""  # the workspace the app serves it in: whose settings apply
 
     @property
     def key(self) -> ConversationKey:
@@ -63,7 +64,8 @@ class SlackMessage:
         return f"{self.channel}:{self.ts}"
 
     def inbound(self, attachments: tuple[Attachment, ...] = ()) -> Inbound:
-        return Inbound(self.key, self.event_id, self.user_id, self.text, self.ts, attachments)
+        m = self
+        return Inbound(m.key, m.event_id, m.user_id, m.text, m.ts, attachments, m.community)
 
 
 def thread_key(channel: str, thread_ts: str) -> ConversationKey:
@@ -105,6 +107,7 @@ def translate_event(
         mentioned=mentioned,
         threaded=thread_ts is not None and thread_ts != ts,
         files=tuple(_files(event)),
+        community=safe(team_id or str(event.get("team") or "")),
     )
 
 

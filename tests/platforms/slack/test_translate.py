@@ -43,6 +43,16 @@ def test_a_mention_starts_a_thread_under_the_message() -> None:
     assert message.team_id == "T0FAKE"
 
 
+def test_the_workspace_serving_a_message_is_its_community() -> None:
+    """Whose settings apply: the team Bolt's context names (the install), else the event's;
+    not `user_team`, the writer's own team in a Slack Connect channel."""
+    shared = {**event("app_mention"), "user_team": "T0GUEST"}
+    served = translate_event(shared, BOT, "T0HOST")
+    assert served is not None and served.inbound().community == "T0HOST"
+    alone = translate_event(event("app_mention"), BOT)
+    assert alone is not None and alone.inbound().community == "T0FAKE"
+
+
 def test_a_mention_and_its_message_event_are_one_inbound_event() -> None:
     mention = translate_event(event("app_mention"), BOT)
     also = translate_event(event("message_with_mention"), BOT)
