@@ -75,6 +75,7 @@ class Interactions:
         """A moderator's command; `review` and `settings` are about this workspace only."""
         moderator, flows, verb = await self._is_moderator(user), self._flows, command.verb
         link, decision, note = [*command.note.split(maxsplit=2), "", "", ""][:3]
+        decision = decision.lower()
         if verb == "settings" and command.target in {"", "set"}:
             return await self._settings(command.note, user, team, moderator)
         if verb == "review" and not command.target:

@@ -72,7 +72,7 @@ async def test_a_mistake_waits_in_the_queue_and_a_reopen_tells_the_thread(
 async def test_uphold_records_the_decision_only(harness: SlackHarness) -> None:
     conversation = await called_a_mistake(harness)
     posts = len(harness.slack.calls_to("chat.postMessage"))
-    answer = await run(harness, f"review resolve {conversation.id} uphold rules are rules")
+    answer = await run(harness, f"review resolve {conversation.id} Uphold rules are rules")
     assert answer == f"Upheld the end of `{conversation.id}`."
     after = await harness.runtime.engine.get(conversation.id)
     assert after is not None and after.state == "ended"
