@@ -96,8 +96,7 @@ _INBOX = (
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
 _PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id FROM inbox "
-    "WHERE at < ? ORDER BY n"
+    "SELECT platform, event_id, place, user_id, text, message_id FROM inbox WHERE at < ? ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
 _TOUCH = "UPDATE conversations SET updated_at = ? WHERE id = ?"

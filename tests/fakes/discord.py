@@ -658,9 +658,11 @@ class FakeDiscord:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
-    async def wait_until(self, check: Callable[[], bool]) -> None:
-        """Wait until `check()` holds; it is re-checked after every REST call."""
-        async with asyncio.timeout(WAIT_SECONDS), self._changed:
+    async def wait_until(
+        self, check: Callable[[], bool], *, give_up_after: float | None = None
+    ) -> None:
+        """Wait until `check()` holds; it is re-checked after every REST call and IDENTIFY."""
+        async with asyncio.timeout(give_up_after or WAIT_SECONDS), self._changed:
             await self._changed.wait_for(check)
 
     async def _rest(self, request: web.Request) -> web.Response:
