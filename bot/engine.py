@@ -133,7 +133,10 @@ class Engine:
         """
         if len(inbound.text) > self._config.max_message_chars:
             return True
-        return await self._store.receive(inbound, self._clock())
+        kept = await self._store.receive(inbound, self._clock())
+        if kept:
+            log.debug("kept %s for %s", inbound.event_id, inbound.key.place)
+        return kept
 
     async def pending(self) -> list[Inbound]:
         """Messages received before this engine started but never handled (a crash, a

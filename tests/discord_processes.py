@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,20 +29,32 @@ class Running:
     process: asyncio.subprocess.Process
     output: list[str] = field(default_factory=list)  # stderr and stdout lines, as they came
     readers: list[asyncio.Task[None]] = field(default_factory=list)
+    _grew: asyncio.Condition = field(default_factory=asyncio.Condition)
 
     @property
     def log(self) -> str:
         return "".join(self.output)
 
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
+    # Event ids the process said it kept (logged at DEBUG once durably recorded).
+    kept: list[str] = field(default_factory=list)
+
+    async def wait_output(self, check: Callable[[], bool]) -> None:
+        """Wait until `check()` holds, re-checked on every line the process writes."""
+        async with asyncio.timeout(START_SECONDS), self._grew:
+            await self._grew.wait_for(check)
+
+    async def drain(self, stream: asyncio.StreamReader | None) -> None:
+        if stream is None:
+            return
+        while line := (await stream.readline()).decode(errors="replace"):
+            self.output.append(line)
+            if found := KEPT.search(line):
+                self.kept.append(found[1])
+            async with self._grew:
+                self._grew.notify_all()
 
 
-async def _drain(stream: asyncio.StreamReader | None, into: list[str]) -> None:
-    if stream is None:
-        return
-    while line := await stream.readline():
-        into.append(line.decode(errors="replace"))
+KEPT = re.compile(r"DEBUG bot\.engine: kept (\S+) for ")
 
 
 @asynccontextmanager
@@ -76,8 +88,8 @@ async def quitbot_discord(
     process = await start_quitbot(tmp_path, env, "run")
     running = Running(process)
     running.readers = [
-        asyncio.create_task(_drain(process.stderr, running.output)),
-        asyncio.create_task(_drain(process.stdout, running.output)),
+        asyncio.create_task(running.drain(process.stderr)),
+        asyncio.create_task(running.drain(process.stdout)),
     ]
     try:
         ready = asyncio.create_task(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +43,39 @@ class KeyedLocks:
                 del self._held[key]
 
 
+class Turns:
+    """Per conversation place, answers taken in the order their tickets were drawn.
+
+    Drawing is immediate (no waiting), so a message can be kept and take its place in line
+    without holding up the next one's arrival: every message Discord delivered is kept at
+    once, however long the turn ahead of it takes, and still answered in order.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[ConversationKey, deque[asyncio.Future[None]]] = {}
+
+    def draw(self, key: ConversationKey) -> asyncio.Future[None]:
+        """A place in `key`'s line; done when it is its turn. Give it back with `leave`."""
+        line = self._lines.setdefault(key, deque())
+        ticket = asyncio.get_running_loop().create_future()
+        if not line:
+            ticket.set_result(None)
+        line.append(ticket)
+        return ticket
+
+    def leave(self, key: ConversationKey, ticket: asyncio.Future[None]) -> None:
+        """Done (or given up): the next in line, if any, takes its turn. (A next one whose
+        wait was cancelled takes it and passes it on when it leaves in turn.)"""
+        line = self._lines[key]
+        was_first = line[0] is ticket
+        line.remove(ticket)
+        ticket.cancel()
+        if not line:
+            del self._lines[key]
+        elif was_first and not line[0].done():
+            line[0].set_result(None)
+
+
 ENDED_HERE = "This conversation was ended by the person who started it."
 _OURS = (discord.InteractionType.component, discord.InteractionType.modal_submit)
 
@@ -51,7 +85,7 @@ class ConversationCog(commands.Cog):
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
-        self._arriving, self._answering = KeyedLocks(), KeyedLocks()
+        self._arriving, self._answering = KeyedLocks(), Turns()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -65,15 +99,20 @@ class ConversationCog(commands.Cog):
                 return
         # Queued before anything is awaited, so a conversation's messages are kept and
         # answered in the order Discord sent them, however slow an earlier one's lookup
-        # or files. Each is kept (`receive`) as soon as the one before it was.
-        async with AsyncExitStack() as turn:
+        # or files. Each is kept (`receive`) as soon as the one before it was, never
+        # waiting for an answer, so a crash at any point loses none that were delivered.
+        with ExitStack() as turn:
             async with self._arriving.hold(key):
                 place = await self._place(message, key, text, starts=starts, known_only=known_only)
                 inbound = translate.inbound(message, key, text)
                 # A replay (seen before) stops here; a kept one survives a crash from now on.
                 if place is None or not await self.flows.receive(inbound):
                     return
-                await turn.enter_async_context(self._answering.hold(key))
+                if starts:  # its thread holds a conversation from now on (kept, answered soon)
+                    self.d.known.add(key)
+                ticket = self._answering.draw(key)
+                turn.callback(self._answering.leave, key, ticket)
+            await ticket
             files = await read_attachments(
                 message.attachments, self.d.settings.max_attachment_bytes
             )
