@@ -183,14 +183,14 @@ class Engine:
             result = await turn.run(conversation.ladder, context, reply)
         except asyncio.CancelledError:
             await _shielded(reply.text(INTERRUPTED_TEXT))
-            await self._record_interrupted(conversation, stored, turn)
+            await self._record_interrupted(conversation, stored, turn, inbound)
             raise
         finally:
             reply_id = await _shielded(reply.done())
-        return await self._commit(conversation, stored, result, reply_id or "")
+        return await self._commit(conversation, stored, result, reply_id or "", inbound)
 
     async def _record_interrupted(
-        self, conversation: Conversation, stored: StoredMessage, turn: Turn
+        self, conversation: Conversation, stored: StoredMessage, turn: Turn, inbound: Inbound
     ) -> None:
         """Keep what a turn cut short by a shutdown had come to, marked as interrupted.
 
@@ -204,7 +204,7 @@ class Engine:
             AuditEvent("reply_interrupted", self._clock(), Actor.BOT, {"chars": len(result.text)})
         )
         try:
-            await self._commit(conversation, stored, result, "")
+            await self._commit(conversation, stored, result, "", inbound)
         except Exception:
             log.exception("could not record an interrupted turn in %s", conversation.id)
 
@@ -214,6 +214,7 @@ class Engine:
         stored: StoredMessage,
         result: TurnResult,
         reply_id: str,
+        answered: Inbound,
     ) -> Outcome:
         notices = list(result.notices)
         messages: list[NewMessage] = []
@@ -242,6 +243,7 @@ class Engine:
             messages,
             result.events,
             exclude_seq=stored.seq if result.refused else None,
+            answered=answered,
         )
         return Outcome(updated, reply=result.text, notices=tuple(notices))
 

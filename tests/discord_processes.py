@@ -107,12 +107,14 @@ async def quitbot_discord(
         ended.cancel()
         ready.result()
         yield running
+    except BaseException:
+        print(f"--- quitbot run (pid {process.pid}) ---\n{running.log}")  # shown on failure
+        raise
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
         await process.wait()
         await asyncio.gather(*running.readers)
-        print(f"--- quitbot run (pid {process.pid}) ---\n{running.log}")  # shown on failure
 
 
 TOKEN = re.compile(r"\bm-[\w-]+\b")
