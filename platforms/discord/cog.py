@@ -77,6 +77,9 @@ class Turns:
 
 
 ENDED_HERE = "This conversation was ended by the person who started it."
+# What reading a payload of the wrong shape raises (Discord never sends one; see
+# `app.drop_malformed_events` for those discord.py cannot parse at all).
+MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
 _OURS = (discord.InteractionType.component, discord.InteractionType.modal_submit)
 
 
@@ -90,7 +93,12 @@ class ConversationCog(commands.Cog):
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         user = self.d.client.user
-        match translate.route(message, user.id if user else 0):
+        try:
+            routed = translate.route(message, user.id if user else 0)
+        except MALFORMED as exc:  # discord.py let through a message missing a field
+            log.warning("dropped a malformed message %s: %r", message.id, exc)
+            return
+        match routed:
             case translate.StartThread(text):
                 key, known_only, starts = translate.thread_key(message.id), False, True
             case translate.Converse(key, text, known_only):

@@ -458,6 +458,12 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return payload
 
+    async def dispatch_interaction(self, payload: Json, channel_id: int, user_id: str) -> None:
+        """Dispatch an INTERACTION_CREATE built elsewhere (a test's odd shapes), answerable
+        as if it were the fake's own."""
+        self._interactions[str(payload.get("id"))] = _Interaction(channel_id, user_id, self.clock())
+        await self.dispatch("INTERACTION_CREATE", payload)
+
     async def response(self, interaction: Json, *, ok_only: bool = True) -> Call:
         """The bot's callback to an interaction (waits for it); with `ok_only=False` a
         refused one counts too."""
