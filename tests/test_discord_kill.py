@@ -5,6 +5,7 @@ SQLite database is intact."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.platforms.discord.helpers import bot_messages, dm_id
 
 THREADS = 4  # conversations opened by a mention
 FOLLOW_UPS = 4  # messages after the first in each conversation, sent back to back
-BURST = 12  # more, sent back to back with the kill right after the last
+BURST = 12  # more, back to back; the kill comes once the process has kept one of them
 
 
 @pytest.fixture(autouse=True)
@@ -29,10 +30,9 @@ def _patient_fake(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def test_a_kill_with_turns_in_flight_loses_nothing_kept_and_answers_once(
-    tmp_path: Path, fake_anthropic: FakeAnthropic
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database_url: str
 ) -> None:
-    path = tmp_path / "kill.db"
-    url = f"sqlite:///{path}"
+    url = database_url
     never = asyncio.Event()  # the first run's model never answers: its turns stay in flight
     fake_anthropic.responder = lambda body: hold(echo(body), before=never)
     sent: dict[str, list[str]] = {}  # conversation place -> tokens, in dispatch order
@@ -72,11 +72,20 @@ async def test_a_kill_with_turns_in_flight_loses_nothing_kept_and_answers_once(
                 lambda: {f"message:{ids[t]}" for t in first_part} <= set(first.kept)
             )
             await fake_anthropic.wait_requests(THREADS + 1)
-            # More, back to back, and the kill right after the last is on the wire.
+            # More, back to back; the kill comes as soon as the process has kept one of
+            # them, with the others somewhere between the wire and the database.
             places = [p for p in sent if not p.startswith("dm:")]
+            burst: list[str] = []
+            one_kept = asyncio.create_task(
+                first.wait_output(lambda: not set(burst).isdisjoint(first.kept))
+            )
             for n in range(BURST):
+                if one_kept.done():
+                    break
                 place = places[n % len(places)]
                 await say(place, place, f"m-b{n}")
+                burst.append(f"message:{ids[f'm-b{n}']}")
+            await one_kept
             first.process.kill()
             await first.process.wait()
         kept_by_first = set(first.kept)
@@ -90,8 +99,9 @@ async def test_a_kill_with_turns_in_flight_loses_nothing_kept_and_answers_once(
         never.set()
 
     assert "Traceback" not in second.log, second.log
-    integrity = sqlite3.connect(path).execute("PRAGMA integrity_check").fetchall()
-    assert integrity == [("ok",)]
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     async with build_runtime(make_settings(tmp_path, fake_anthropic, database_url=url)) as rt:
         stored: dict[str, list[str]] = {}
         for conversation in await rt.store.list_conversations():
@@ -122,7 +132,8 @@ async def test_a_kill_with_turns_in_flight_loses_nothing_kept_and_answers_once(
         for t in tokens(body["messages"][-1]["content"])[-1:]
     ]
     print(
-        f"kill test: sent {len(everything)}, kept {len(kept)} (the first run logged "
+        f"kill test ({url.split(':')[0]}): sent {len(everything)}, kept {len(kept)} "
+        f"(the first run logged "
         f"{len(kept_by_first)}), answered once {len(answered)}, duplicates {len(duplicates)}, "
         f"out of order {len(out_of_order)}, turns in flight at the kill {in_flight}, "
         f"answered after the restart {len(asked_again)}"
