@@ -14,6 +14,7 @@ from discord.ext import commands
 from bot.engine import Engine
 from bot.flows import Flows
 from bot.settings import DiscordSettings, Settings
+from platforms.discord import translate
 from platforms.discord.cog import ConversationCog
 from platforms.discord.commands import ChatCommands, Moderation
 from platforms.discord.places import Discord, DiscordModLog, answer
@@ -100,13 +101,16 @@ class QuitBotTree(app_commands.CommandTree[discord.Client]):
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
-        data: dict[str, Any] = dict(interaction.data or {})
+        data = translate.payload_data(interaction.data)
         if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
             log.info("stale or unknown command %r: %s", data.get("name"), error)
             await answer(interaction, "This command is no longer available.")
-        else:
+        elif isinstance(error, app_commands.CommandInvokeError):  # raised in our own code
             log.error("command %r failed", data.get("name"), exc_info=error.__cause__ or error)
             await answer(interaction, "Something went wrong on my side. Please try again.")
+        else:  # refused before our code ran: a failed check, options discord.py cannot read
+            log.warning("command %r refused: %s", data.get("name"), error)
+            await answer(interaction, "This command cannot be used like that here.")
 
 
 class QuitBot(commands.Bot):

@@ -8,7 +8,6 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import replace
-from typing import Any
 
 import discord
 from discord.ext import commands
@@ -175,10 +174,14 @@ class ConversationCog(commands.Cog):
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type not in _OURS:  # slash commands go to the command tree
             return
-        data: dict[str, Any] = dict(interaction.data or {})
+        data = translate.payload_data(interaction.data)
         action = translate.parse_custom_id(str(data.get("custom_id", "")))
-        if action is not None:
-            await self._act(interaction, action)
+        if action is None:
+            return
+        if not isinstance(interaction.user, discord.User | discord.Member):
+            log.warning("dropped a malformed interaction %s: it has no user", interaction.id)
+            return
+        await self._act(interaction, action)
 
     async def _act(self, interaction: discord.Interaction, action: translate.Action) -> None:
         channel, user_id = interaction.channel, str(interaction.user.id)
@@ -211,8 +214,8 @@ class ConversationCog(commands.Cog):
                 await interaction.response.send_modal(render.feedback_form(action.target))
             case "feedback":
                 await interaction.response.defer(ephemeral=True, thinking=True)
-                data: dict[str, Any] = dict(interaction.data or {})
-                written = translate.modal_text(list(data.get("components", [])))
+                data = translate.payload_data(interaction.data)
+                written = translate.modal_text(data.get("components"))
                 text = f"{render.MISTAKE}: {written}" if written else render.MISTAKE
                 result = await self.flows.feedback(action.target, user_id, text)
                 await answer(interaction, FEEDBACK_THANKS if result.ok else result.text)

@@ -129,3 +129,11 @@ def test_feedback_text_from_a_modal_with_labels_or_rows() -> None:
     ]
     assert translate.modal_text(rows) == "x"
     assert translate.modal_text([]) == ""
+
+
+def test_odd_interaction_data_reads_as_nothing() -> None:
+    """Shapes Discord never sends (found by the fuzz test) are read as empty, not raised."""
+    assert translate.modal_text([[1, 2], "row", None, {"components": 5}]) == ""
+    assert translate.modal_text({"components": []}) == ""
+    assert translate.payload_data([("custom_id", "x")]) == {}
+    assert translate.payload_data({"custom_id": "x"}) == {"custom_id": "x"}
