@@ -141,6 +141,15 @@ async def test_two_processes_serve_one_shard_each_on_one_database(
         )
         for token in tokens(body["messages"][-1]["content"])[-1:]
     ]
+    by_shard = {s: sum(1 for _, k in asked if k == KEYS[s]) for s in (0, 1)}
+    wrong = [t for t, k in asked if k != KEYS[threads[t][0]]]
+    once = [t for t, (_, place) in threads.items() if answered(discord, place, t) == 1]
+    print(
+        f"shard test ({database_url.split(':')[0]}): sent {len(threads) + 1} (1 to an ended "
+        f"conversation), model calls {len(asked)} (shard 0: {by_shard[0]}, shard 1: "
+        f"{by_shard[1]}), answered once {len(once)}, by the wrong process {len(wrong)}, "
+        f"duplicates {len(asked) - len(set(asked))}"
+    )
     assert sorted(asked) == sorted((token, KEYS[shard]) for token, (shard, _) in threads.items())
     for token, (_, place) in threads.items():
         assert answered(discord, place, token) == 1, token
