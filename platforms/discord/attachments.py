@@ -43,6 +43,8 @@ async def _read_or_name(attachment: discord.Attachment, max_text_bytes: int) -> 
 
 
 async def _read(attachment: discord.Attachment, max_text_bytes: int) -> Attachment:
+    if not isinstance(attachment.filename, str) or not isinstance(attachment.size, int):
+        raise TypeError("a file's name or size is of the wrong type")
     kind = attachment_kind(attachment)
     named = Attachment(attachment.filename, media_type(attachment), b"", attachment.size)
     if kind == "other" or (kind == "image" and attachment.size > MAX_IMAGE_BYTES):

@@ -212,14 +212,17 @@ async def test_a_file_with_fields_of_the_wrong_type_never_drops_the_message(
     bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
 ) -> None:
     """Found by the fuzz test: a file whose url is not a string made the download raise
-    TypeError, and the message, already kept, went unanswered."""
+    TypeError, and the message, already kept, went unanswered; a size that is not a number
+    failed the turn."""
     fake = fake_discord
     odd = fake.add_file("notes.txt", "text/plain", b"never read")
     odd["url"] = odd["proxy_url"] = 12345
+    sized = fake.add_file("sized.txt", "text/plain", b"never read")
+    sized["size"] = {"bytes": 10}
     fake_anthropic.add(text("Answered anyway."))
     opening = await fake.post(
         fake.channel_id, fake.alice, f"<@{fake.bot_id}> read this", mention_bot=True,
-        attachments=[odd],
+        attachments=[odd, sized],
     )  # fmt: skip
     await wait_bot_message(fake, opening["id"], lambda m: m["content"] == "Answered anyway.")
     assert "notes.txt" in str(fake_anthropic.requests[0]["messages"][-1]["content"])
