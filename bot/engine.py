@@ -182,7 +182,10 @@ class Engine:
         """
         if len(inbound.text) > self._config.max_message_chars:
             return True
-        return await self._store.receive(inbound, self._clock())
+        kept = await self._store.receive(inbound, self._clock())
+        if kept:
+            log.debug("kept %s for %s", inbound.event_id, inbound.key.place)
+        return kept
 
     async def pending(self) -> list[Inbound]:
         """Messages received before this engine started but never handled (a crash, a
@@ -240,16 +243,16 @@ class Engine:
             result = await turn.run(conversation.ladder, context, reply)
         except asyncio.CancelledError:
             await self._shielded(reply.text(INTERRUPTED_TEXT), platform, "show a reply")
-            await self._record_interrupted(conversation, stored, turn)
+            await self._record_interrupted(conversation, stored, turn, inbound)
             raise
         finally:
             reply_id = await self._shielded(reply.done(), platform, "finish a reply")
         if result.display_failed:
             self.observer.platform_error(platform, "show a reply")
-        return await self._commit(conversation, stored, result, reply_id or "")
+        return await self._commit(conversation, stored, result, reply_id or "", inbound)
 
     async def _record_interrupted(
-        self, conversation: Conversation, stored: StoredMessage, turn: Turn
+        self, conversation: Conversation, stored: StoredMessage, turn: Turn, inbound: Inbound
     ) -> None:
         """Keep what a turn cut short by a shutdown had come to, marked as interrupted.
 
@@ -263,7 +266,7 @@ class Engine:
             AuditEvent("reply_interrupted", self._clock(), Actor.BOT, {"chars": len(result.text)})
         )
         try:
-            await self._commit(conversation, stored, result, "")
+            await self._commit(conversation, stored, result, "", inbound)
         except Exception:
             log.exception("could not record an interrupted turn in %s", conversation.id)
 
@@ -273,6 +276,7 @@ class Engine:
         stored: StoredMessage,
         result: TurnResult,
         reply_id: str,
+        answered: Inbound,
     ) -> Outcome:
         notices = list(result.notices)
         messages: list[NewMessage] = []
@@ -301,6 +305,7 @@ class Engine:
             messages,
             result.events,
             exclude_seq=stored.seq if result.refused else None,
+            answered=answered,
         )
         self._recorded(updated, result.events)
         if result.text or result.refused:

@@ -161,9 +161,17 @@ class Flows:
     async def converse(self, inbound: Inbound, place: Place) -> Outcome:
         """One message: the reply streamed into `place`, its notices shown, and if the
         conversation ended, the place closed and the starter offered a way on."""
+        # Tracked to the end, notices and closing included, so that `drain` lets them
+        # finish before the platform's client is closed.
         task = asyncio.current_task()
         if task is not None:
             self._turns.add(task)
+        try:
+            return await self._converse(inbound, place)
+        finally:
+            self._turns.discard(task)
+
+    async def _converse(self, inbound: Inbound, place: Place) -> Outcome:
         reply = place.reply()
         try:
             outcome = await self.engine.handle(inbound, reply)
@@ -175,7 +183,6 @@ class Flows:
             await self._guarded(place.post(failed, None), "say a message failed")
             return Outcome(None, notices=(failed,))
         finally:
-            self._turns.discard(task)
             await self._guarded(reply.close(), "stop a reply")
         if outcome.duplicate:
             return outcome

@@ -323,8 +323,10 @@ class Store(Protocol):
     async def begin_turn(
         self, conversation_id: str, inbound: Inbound, message: NewMessage
     ) -> StoredMessage | None:
-        """Claim the inbound event (or take it from those received) and store the user's
-        message in one transaction.
+        """Claim the inbound event (or find it among those received) and store the user's
+        message in one transaction. A received message stays received until `commit_turn`
+        answers it; if a turn for it began before (its process died), the message stored
+        then is returned and nothing is stored again.
 
         Returns None, storing nothing, if the platform event was handled before.
         """
@@ -338,10 +340,12 @@ class Store(Protocol):
         messages: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
         exclude_seq: int | None = None,
+        answered: Inbound | None = None,
     ) -> Conversation:
         """Store the turn's messages, the new ladder state and its events in one transaction.
 
-        `exclude_seq` marks that earlier message as out of context (a refused turn).
+        `exclude_seq` marks that earlier message as out of context (a refused turn);
+        `answered` (the message the turn answered) leaves the received ones with it.
         """
         ...
 

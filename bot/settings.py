@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
@@ -120,8 +120,20 @@ class DiscordSettings(BaseSettings):
     moderator_role_id: int | None = None
     modlog_channel_id: int | None = None
     shard_count: int | None = Field(default=None, ge=1)
-    shard_ids: list[int] | None = None
+    # NoDecode: the raw text reaches `_shard_list`, so `0`, `0,1` and `[0,1]` all work.
+    shard_ids: Annotated[list[int] | None, NoDecode] = None
     max_attachment_bytes: int = Field(default=100_000, ge=0)
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: Any) -> Any:
+        """One shard (`0`), a comma-separated list (`0,1`) or a JSON list (`[0,1]`)."""
+        if isinstance(value, int):
+            return [value]
+        if isinstance(value, str):
+            text = value.strip().removeprefix("[").removesuffix("]")
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @property
     def enabled(self) -> bool:

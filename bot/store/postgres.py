@@ -125,8 +125,27 @@ _CLAIM_OR_TAKE = (
     "AND EXISTS (SELECT 1 FROM conversations WHERE id = $4) RETURNING 1), "
     "go AS (SELECT 1 FROM claimed UNION ALL SELECT 1 FROM taken)"
 )
+# For a turn: claimed now, or received before. The received row stays until the turn
+# commits, so that a process dying mid-turn leaves it for the next start-up (`pending`).
+_CLAIM_OR_RECEIVED = (
+    "WITH claimed AS ("
+    "INSERT INTO processed_events (platform, event_id, at) "
+    "SELECT $1::text, $2::text, $3::timestamptz "
+    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4::text) "
+    "ON CONFLICT DO NOTHING RETURNING 1), "
+    "received AS (SELECT 1 FROM inbox WHERE platform = $1 AND event_id = $2 "
+    "AND EXISTS (SELECT 1 FROM conversations WHERE id = $4)), "
+    "go AS (SELECT 1 FROM claimed UNION ALL SELECT 1 FROM received)"
+)
+# The user's message of a turn begun before, by a process that died before finishing it.
+_BEGUN = (
+    "SELECT m.seq FROM messages m WHERE m.conversation_id = $1 AND m.role = 'user' "
+    "AND m.platform_message_id = $2 "
+    "AND EXISTS (SELECT 1 FROM inbox WHERE platform = $3 AND event_id = $4) "
+    "ORDER BY m.seq DESC LIMIT 1"
+)
 _BEGIN_TURN = (
-    f"{_CLAIM_OR_TAKE}, "
+    f"{_CLAIM_OR_RECEIVED}, "
     "touched AS (UPDATE conversations SET updated_at = $3, last_seq = last_seq + 1 "
     "WHERE id = $4 AND EXISTS (SELECT 1 FROM go) RETURNING last_seq) "
     "INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
@@ -377,6 +396,10 @@ class PostgresStore:
         claim = _claim_params(conversation_id, inbound, message.at)
         role, text, api, _, user_id, pmid, in_context = _message_values(message)
         async with self._connection() as db:
+            if pmid:
+                begun = await db.fetchval(_BEGUN, conversation_id, pmid, *claim[:2])
+                if begun is not None:  # stored by a turn that never finished: not again
+                    return _stored(begun, message)
             seq = await db.fetchval(_BEGIN_TURN, *claim, role, text, api, user_id, pmid, in_context)
             if seq is None:
                 await _unclaimed(db, claim)
@@ -427,11 +450,13 @@ class PostgresStore:
         messages: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
         exclude_seq: int | None = None,
+        answered: Inbound | None = None,
     ) -> Conversation:
         """Store the turn's messages, the new ladder state and its events in one transaction.
 
         `exclude_seq` marks that earlier message as out of context (a refused turn). Ending
-        stamps `ended_at`; reopening clears it.
+        stamps `ended_at`; reopening clears it. `answered`, the message the turn answered,
+        leaves the received ones in the same transaction.
         """
         update = (
             ladder.redirects,
@@ -446,7 +471,7 @@ class PostgresStore:
         )
         message_rows = _message_rows(messages)
         event_rows = _event_rows(events)
-        if exclude_seq is None:  # every turn but a refused one: a single statement
+        if exclude_seq is None and answered is None:  # a single statement
             async with self._connection() as db:
                 row = await db.fetchrow(
                     _COMMIT_TURN,
@@ -458,11 +483,14 @@ class PostgresStore:
             if row is None:
                 raise UnknownConversation(conversation_id)
             return _conversation(row)
-        # A refused turn also hides an earlier message, and fails whole if there is none.
+        # A refused turn also hides an earlier message, and fails whole if there is none;
+        # an answer also takes its message from the received ones.
         async with self._transaction() as db:
             row = await db.fetchrow(_UPDATE_LADDER, *update, len(message_rows))
             if row is None:
                 raise UnknownConversation(conversation_id)
+            if answered is not None:
+                await db.execute(_TAKE_RECEIVED, answered.key.platform, answered.event_id)
             first = row["last_seq"] - len(message_rows) + 1
             await _insert_messages(db, conversation_id, first, message_rows)
             await _insert_events(db, conversation_id, event_rows)

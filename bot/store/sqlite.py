@@ -108,6 +108,12 @@ _PENDING = (
     "WHERE at < ? ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
+_RECEIVED = "SELECT 1 FROM inbox WHERE platform = ? AND event_id = ?"
+# The user's message of a turn begun before, by a process that died before finishing it.
+_BEGUN = (
+    "SELECT seq FROM messages WHERE conversation_id = ? AND role = 'user' "
+    "AND platform_message_id = ? ORDER BY seq DESC LIMIT 1"
+)
 _TOUCH = "UPDATE conversations SET updated_at = ? WHERE id = ?"
 # The seq is computed in the INSERT: one past the conversation's last message.
 _INSERT_MESSAGE = (
@@ -352,11 +358,13 @@ class SqliteStore:
         messages: Sequence[NewMessage] = (),
         events: Sequence[AuditEvent] = (),
         exclude_seq: int | None = None,
+        answered: Inbound | None = None,
     ) -> Conversation:
         """Store the turn's messages, the new ladder state and its events in one transaction.
 
         `exclude_seq` marks that earlier message as out of context (a refused turn). Ending
-        stamps `ended_at`; reopening clears it.
+        stamps `ended_at`; reopening clears it. `answered`, the message the turn answered,
+        leaves the received ones in the same transaction.
         """
         update = (
             ladder.redirects,
@@ -376,6 +384,7 @@ class SqliteStore:
             _message_rows(messages),
             _event_rows(events),
             exclude_seq,
+            None if answered is None else (answered.key.platform, answered.event_id),
         )
 
     async def record_blocked(
@@ -664,9 +673,16 @@ def _begin_turn(
     values: tuple[Any, ...],
     message: NewMessage,
 ) -> StoredMessage | None:
-    if not db.execute(_CLAIM, claim).fetchall() and not _take_received(db, claim[:2]):
-        _unclaimed(db, claim)
-        return None
+    # A received message stays received until its turn commits, so that a process dying
+    # mid-turn leaves it for the next start-up (`pending`).
+    if not db.execute(_CLAIM, claim).fetchall():
+        if not db.execute(_RECEIVED, claim[:2]).fetchall():
+            _unclaimed(db, claim)
+            return None
+        if message.platform_message_id:
+            begun = db.execute(_BEGUN, (claim[3], message.platform_message_id)).fetchall()
+            if begun:  # stored by a turn that never finished: answered now, not stored again
+                return _stored(begun[0][0], message)
     db.execute(_TOUCH, touch)
     seq = db.execute(_INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
     return _stored(seq, message)
@@ -679,10 +695,13 @@ def _commit_turn(
     message_rows: list[tuple[Any, ...]],
     event_rows: list[tuple[Any, ...]],
     exclude_seq: int | None,
+    answered: tuple[str, str] | None = None,
 ) -> Conversation:
     rows = db.execute(_UPDATE_LADDER, update).fetchall()
     if not rows:
         raise UnknownConversation(conversation_id)
+    if answered is not None:
+        _take_received(db, answered)
     _insert_messages(db, conversation_id, message_rows)
     _insert_events(db, conversation_id, event_rows)
     if exclude_seq is not None:

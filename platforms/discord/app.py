@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -13,6 +14,7 @@ from discord.ext import commands
 from bot.engine import Engine
 from bot.flows import Flows
 from bot.settings import DiscordSettings, Settings
+from platforms.discord import translate
 from platforms.discord.cog import ConversationCog
 from platforms.discord.commands import ChatCommands, Moderation
 from platforms.discord.places import Discord, DiscordModLog, answer
@@ -51,6 +53,31 @@ def quiet_voice_warnings() -> None:
     discord.VoiceClient.warn_dave = False
 
 
+def drop_malformed_events(client: discord.Client) -> None:
+    """Refuse a gateway event discord.py cannot read, at the edge: logged once at WARNING
+    and dropped.
+
+    discord.py calls its parsers straight from the gateway loop, so a payload of the wrong
+    shape (a field missing or of another JSON type) would raise out of `Client.start` and
+    stop the whole bot. Discord does not send such payloads, but a proxy, a gateway
+    replacement or a future API change could; one bad event must not cost every other.
+    """
+    parsers: dict[str, Callable[[Any], None]] = client._connection.parsers
+    for event, parse in list(parsers.items()):
+        parsers[event] = _dropping(event, parse)
+
+
+def _dropping(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+    def parse_or_drop(data: Any) -> None:
+        try:
+            parse(data)
+        except Exception as exc:
+            found = data.get("id") if isinstance(data, dict) else None
+            log.warning("dropped a malformed %s event (id %r): %r", event, found, exc)
+
+    return parse_or_drop
+
+
 class QuitBotTree(app_commands.CommandTree[discord.Client]):
     """Answers every failed command in words instead of discord.py's logged traceback.
 
@@ -59,16 +86,31 @@ class QuitBotTree(app_commands.CommandTree[discord.Client]):
     logged once, and the person is told.
     """
 
+    async def _call(self, interaction: discord.Interaction[discord.Client]) -> None:
+        """discord.py's own reading of a command's data lets a malformed one escape as a
+        bare KeyError or TypeError (logged by asyncio as an unretrieved task exception):
+        such a command is refused here, like an unknown one."""
+        try:
+            await super()._call(interaction)
+        except app_commands.AppCommandError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            log.warning("dropped a malformed command interaction %s: %r", interaction.id, exc)
+            await answer(interaction, "This command is no longer available.")
+
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
-        data: dict[str, Any] = dict(interaction.data or {})
+        data = translate.payload_data(interaction.data)
         if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
             log.info("stale or unknown command %r: %s", data.get("name"), error)
             await answer(interaction, "This command is no longer available.")
-        else:
+        elif isinstance(error, app_commands.CommandInvokeError):  # raised in our own code
             log.error("command %r failed", data.get("name"), exc_info=error.__cause__ or error)
             await answer(interaction, "Something went wrong on my side. Please try again.")
+        else:  # refused before our code ran: a failed check, options discord.py cannot read
+            log.warning("command %r refused: %s", data.get("name"), error)
+            await answer(interaction, "This command cannot be used like that here.")
 
 
 class QuitBot(commands.Bot):
@@ -99,6 +141,7 @@ class QuitBot(commands.Bot):
             self, settings, edit_interval=edit_interval, typing_delay=typing_delay
         )
         self.flows = Flows(engine, PLATFORM, self.discord, DiscordModLog(self.discord))
+        drop_malformed_events(self)
 
     async def setup_hook(self) -> None:
         await self.add_cog(ConversationCog(self.discord, self.flows))

@@ -20,13 +20,31 @@ MAX_IMAGE_BYTES = 3_750_000
 READ_ERRORS = (discord.DiscordException, aiohttp.ClientError, OSError, ValueError)
 
 
+# What an attachment whose fields have the wrong JSON types raises when read (Discord never
+# sends one, but the message must not be lost for it either).
+MALFORMED = (TypeError, AttributeError, ValueError)
+
+
 async def read_attachments(
     attachments: list[discord.Attachment], max_text_bytes: int
 ) -> tuple[Attachment, ...]:
-    return tuple([await _read(attachment, max_text_bytes) for attachment in attachments])
+    return tuple([await _read_or_name(attachment, max_text_bytes) for attachment in attachments])
+
+
+async def _read_or_name(attachment: discord.Attachment, max_text_bytes: int) -> Attachment:
+    try:
+        return await _read(attachment, max_text_bytes)
+    except MALFORMED as exc:
+        log.warning("attachment %r is malformed: %r", getattr(attachment, "id", None), exc)
+        name = getattr(attachment, "filename", None)
+        return Attachment(
+            name if isinstance(name, str) else "file", "application/octet-stream", b"", 0
+        )
 
 
 async def _read(attachment: discord.Attachment, max_text_bytes: int) -> Attachment:
+    if not isinstance(attachment.filename, str) or not isinstance(attachment.size, int):
+        raise TypeError("a file's name or size is of the wrong type")
     kind = attachment_kind(attachment)
     named = Attachment(attachment.filename, media_type(attachment), b"", attachment.size)
     if kind == "other" or (kind == "image" and attachment.size > MAX_IMAGE_BYTES):

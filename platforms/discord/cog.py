@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import replace
-from typing import Any
 
 import discord
 from discord.ext import commands
@@ -42,7 +42,43 @@ class KeyedLocks:
                 del self._held[key]
 
 
+class Turns:
+    """Per conversation place, answers taken in the order their tickets were drawn.
+
+    Drawing is immediate (no waiting), so a message can be kept and take its place in line
+    without holding up the next one's arrival: every message Discord delivered is kept at
+    once, however long the turn ahead of it takes, and still answered in order.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[ConversationKey, deque[asyncio.Future[None]]] = {}
+
+    def draw(self, key: ConversationKey) -> asyncio.Future[None]:
+        """A place in `key`'s line; done when it is its turn. Give it back with `leave`."""
+        line = self._lines.setdefault(key, deque())
+        ticket = asyncio.get_running_loop().create_future()
+        if not line:
+            ticket.set_result(None)
+        line.append(ticket)
+        return ticket
+
+    def leave(self, key: ConversationKey, ticket: asyncio.Future[None]) -> None:
+        """Done (or given up): the next in line, if any, takes its turn. (A next one whose
+        wait was cancelled takes it and passes it on when it leaves in turn.)"""
+        line = self._lines[key]
+        was_first = line[0] is ticket
+        line.remove(ticket)
+        ticket.cancel()
+        if not line:
+            del self._lines[key]
+        elif was_first and not line[0].done():
+            line[0].set_result(None)
+
+
 ENDED_HERE = "This conversation was ended by the person who started it."
+# What reading a payload of the wrong shape raises (Discord never sends one; see
+# `app.drop_malformed_events` for those discord.py cannot parse at all).
+MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
 _OURS = (discord.InteractionType.component, discord.InteractionType.modal_submit)
 
 
@@ -51,12 +87,17 @@ class ConversationCog(commands.Cog):
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
-        self._arriving, self._answering = KeyedLocks(), KeyedLocks()
+        self._arriving, self._answering = KeyedLocks(), Turns()
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
         user = self.d.client.user
-        match translate.route(message, user.id if user else 0):
+        try:
+            routed = translate.route(message, user.id if user else 0)
+        except MALFORMED as exc:  # discord.py let through a message missing a field
+            log.warning("dropped a malformed message %s: %r", message.id, exc)
+            return
+        match routed:
             case translate.StartThread(text):
                 key, known_only, starts = translate.thread_key(message.id), False, True
             case translate.Converse(key, text, known_only):
@@ -65,15 +106,20 @@ class ConversationCog(commands.Cog):
                 return
         # Queued before anything is awaited, so a conversation's messages are kept and
         # answered in the order Discord sent them, however slow an earlier one's lookup
-        # or files. Each is kept (`receive`) as soon as the one before it was.
-        async with AsyncExitStack() as turn:
+        # or files. Each is kept (`receive`) as soon as the one before it was, never
+        # waiting for an answer, so a crash at any point loses none that were delivered.
+        with ExitStack() as turn:
             async with self._arriving.hold(key):
                 place = await self._place(message, key, text, starts=starts, known_only=known_only)
                 inbound = translate.inbound(message, key, text)
                 # A replay (seen before) stops here; a kept one survives a crash from now on.
                 if place is None or not await self.flows.receive(inbound):
                     return
-                await turn.enter_async_context(self._answering.hold(key))
+                if starts:  # its thread holds a conversation from now on (kept, answered soon)
+                    self.d.known.add(key)
+                ticket = self._answering.draw(key)
+                turn.callback(self._answering.leave, key, ticket)
+            await ticket
             files = await read_attachments(
                 message.attachments, self.d.settings.max_attachment_bytes
             )
@@ -128,10 +174,14 @@ class ConversationCog(commands.Cog):
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         if interaction.type not in _OURS:  # slash commands go to the command tree
             return
-        data: dict[str, Any] = dict(interaction.data or {})
+        data = translate.payload_data(interaction.data)
         action = translate.parse_custom_id(str(data.get("custom_id", "")))
-        if action is not None:
-            await self._act(interaction, action)
+        if action is None:
+            return
+        if not isinstance(interaction.user, discord.User | discord.Member):
+            log.warning("dropped a malformed interaction %s: it has no user", interaction.id)
+            return
+        await self._act(interaction, action)
 
     async def _act(self, interaction: discord.Interaction, action: translate.Action) -> None:
         channel, user_id = interaction.channel, str(interaction.user.id)
@@ -164,8 +214,8 @@ class ConversationCog(commands.Cog):
                 await interaction.response.send_modal(render.feedback_form(action.target))
             case "feedback":
                 await interaction.response.defer(ephemeral=True, thinking=True)
-                data: dict[str, Any] = dict(interaction.data or {})
-                written = translate.modal_text(list(data.get("components", [])))
+                data = translate.payload_data(interaction.data)
+                written = translate.modal_text(data.get("components"))
                 text = f"{render.MISTAKE}: {written}" if written else render.MISTAKE
                 result = await self.flows.feedback(action.target, user_id, text)
                 await answer(interaction, FEEDBACK_THANKS if result.ok else result.text)

@@ -96,8 +96,8 @@ async def start_new(
     """
     channel, user = interaction.channel, interaction.user
     in_dm = origin is None and translate.is_dm(channel)
-    parent = d.client.get_channel(origin) if origin is not None else channel
     await interaction.response.defer(ephemeral=not in_dm, thinking=True)
+    parent = await d.channel(origin) if origin is not None else channel
     open_place = d.opener(
         parent, translate.thread_name("", user.display_name), interaction, in_dm=in_dm
     )

@@ -87,6 +87,18 @@ class Discord:
 
         return open_place
 
+    async def channel(self, channel_id: int) -> object | None:
+        """A channel from the cache, or fetched: a server on another shard (or process) is
+        not in this one's cache, yet a button pressed in a DM (shard 0) may name it."""
+        cached = self.client.get_channel(channel_id)
+        if cached is not None:
+            return cached
+        try:
+            return await self.client.fetch_channel(channel_id)
+        except discord.HTTPException as exc:
+            log.warning("could not fetch channel %s: %s", channel_id, exc)
+            return None
+
     async def thread(self, thread_id: int) -> discord.Thread | None:
         """A thread from the cache, or fetched (archived threads leave the cache)."""
         cached = self.client.get_channel(thread_id)

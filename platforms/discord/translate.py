@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import discord
 
@@ -210,9 +210,18 @@ def parse_custom_id(custom_id: str) -> Action | None:
     return None
 
 
-def modal_text(components: list[dict[str, object]]) -> str:
-    """The feedback text field's value from a MODAL_SUBMIT's component rows."""
-    for row in components:
+def payload_data(data: object) -> dict[str, Any]:
+    """An interaction's `data`, or {} if it is not an object (Discord always sends one)."""
+    return dict(data) if isinstance(data, dict) else {}
+
+
+def modal_text(components: object) -> str:
+    """The feedback text field's value from a MODAL_SUBMIT's component rows ("" if there
+    is none, or the rows are not of the shape Discord sends)."""
+    rows = components if isinstance(components, list) else []
+    for row in rows:
+        if not isinstance(row, dict):
+            continue
         inner = row.get("components")  # an action row holds a list; a label holds one
         items = inner if isinstance(inner, list) else [row.get("component"), row]
         for item in items:

@@ -418,6 +418,31 @@ async def test_drain_cuts_a_reply_still_going_after_the_grace(setup: Setup) -> N
     )
 
 
+async def test_drain_waits_for_the_notices_and_closing_that_follow_a_reply(setup: Setup) -> None:
+    """A shutdown during a message's notices (here: re-closing an ended place) lets them
+    finish: the platform's client is closed only after drain returns."""
+    await end_by_ladder(setup)
+    entered, held = asyncio.Event(), asyncio.Event()
+    close = setup.here.close
+
+    async def slow_close(conversation: Conversation) -> None:
+        entered.set()
+        await held.wait()
+        await close(conversation)
+
+    setup.here.close = slow_close  # type: ignore[method-assign]
+    closed_before = setup.here.closed
+    talking = asyncio.create_task(setup.say("let me back in"))
+    await entered.wait()
+    draining = asyncio.create_task(setup.flows.drain(60))
+    closed_when_drained: list[int] = []
+    draining.add_done_callback(lambda _: closed_when_drained.append(setup.here.closed))
+    asyncio.get_running_loop().call_soon(held.set)  # runs after drain has looked at the turns
+    await draining
+    await talking
+    assert closed_when_drained == [closed_before + 1]
+
+
 # --- delivered means kept -------------------------------------------------------------------
 
 

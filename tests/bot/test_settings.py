@@ -179,3 +179,21 @@ def test_slack_mode_needs_its_secret(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings(None)
     monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cret")
     assert load_settings(None).slack.enabled
+
+
+@pytest.mark.parametrize(
+    ("written", "shards"), [("0", [0]), ("1", [1]), ("0,1", [0, 1]), ("[0, 1]", [0, 1])]
+)
+def test_shard_ids_take_one_number_a_list_or_json(
+    monkeypatch: pytest.MonkeyPatch, written: str, shards: list[int]
+) -> None:
+    monkeypatch.setenv("QUITBOT_DISCORD_SHARD_COUNT", "2")
+    monkeypatch.setenv("QUITBOT_DISCORD_SHARD_IDS", written)
+    assert load_settings(None).discord.shard_ids == shards
+
+
+def test_shard_ids_that_are_not_numbers_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUITBOT_DISCORD_SHARD_COUNT", "2")
+    monkeypatch.setenv("QUITBOT_DISCORD_SHARD_IDS", "first")
+    with pytest.raises(SettingsError, match="QUITBOT_DISCORD_SHARD_IDS"):
+        load_settings(None)

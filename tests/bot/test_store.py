@@ -141,9 +141,35 @@ async def test_a_received_event_is_kept_until_a_turn_takes_it(store: AnyStore) -
     assert (kept.key, kept.event_id, kept.user_id, kept.text) == (KEY, "e1", "u1", "hello")
     conversation = await store.create(KEY, "u1", T0)
     taken = await store.begin_turn(conversation.id, inbound("e1"), user_message("hi"))
-    assert taken is not None and await store.pending(LATER) == []
+    assert taken is not None and taken.seq == 1
+    # Until the turn commits, the message stays received: a process dying mid-turn
+    # leaves it to the next start-up, which answers it without storing it again.
+    assert [i.event_id for i in await store.pending(LATER)] == ["e1"]
+    answered = await store.commit_turn(
+        conversation.id, LadderState(), at(3), [assistant_message("hello")], answered=inbound("e1")
+    )
+    assert answered.id == conversation.id and await store.pending(LATER) == []
     again = await store.begin_turn(conversation.id, inbound("e1"), user_message("hi"))
     assert again is None
+
+
+async def test_a_turn_begun_by_a_process_that_died_is_taken_up_once(store: AnyStore) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    received = replace(inbound("e1"), message_id="m1")
+    assert await store.receive(received, at(1))
+    message = user_message("hi", platform_message_id="m1")
+    first = await store.begin_turn(conversation.id, received, message)
+    # The process died here; the next one's start-up takes the message up again.
+    [pending] = await store.pending(LATER)
+    again = await store.begin_turn(conversation.id, pending, message)
+    assert first is not None and again is not None and again.seq == first.seq
+    await store.commit_turn(
+        conversation.id, LadderState(), at(3), [assistant_message("hello")], answered=pending
+    )
+    messages = await store.messages(conversation.id)
+    assert [(m.role, m.text) for m in messages] == [("user", "hi"), ("assistant", "hello")]
+    assert await store.pending(LATER) == []
+    assert await store.begin_turn(conversation.id, pending, message) is None
 
 
 async def test_a_received_event_to_an_ended_conversation_is_taken_once(

@@ -10,7 +10,9 @@ Every REST call is recorded in `calls`; a route the fake does not know answers 4
 also recorded in `unexpected`, so a test can assert that nothing unexpected happened.
 Gateway: HELLO, IDENTIFY -> READY (with resume_gateway_url) + GUILD_CREATE, heartbeat/ACK,
 RESUME (replays what the client missed, or on request events it already saw), and the
-dispatches a test drives: MESSAGE_CREATE, THREAD_UPDATE, INTERACTION_CREATE.
+dispatches a test drives: MESSAGE_CREATE, THREAD_UPDATE, INTERACTION_CREATE. With
+`shard_count`, each shard has its own session and connection, and every dispatch goes only
+to the shard Discord would send it on (`shard_for`); `add_guild` adds a server on a shard.
 
 It refuses what Discord refuses (each rule cites its source beside it): over-long content
 and embeds, edits to an archived thread, late or repeated interaction answers, and presses
@@ -135,15 +137,17 @@ class FakeDiscord:
         bot_can_manage_threads: bool = True,
         echo_own_messages: bool = True,
         interaction_deadline: float = INTERACTION_DEADLINE,
+        shard_count: int = 1,
     ) -> None:
         self.token = "fake-discord-token"
+        self.shard_count = shard_count
         self.app_id = p.snowflake()
         self.bot = p.user(p.snowflake(), "quitbot", bot=True)
         self.bot_id = int(self.bot["id"])
         self.alice = p.user(p.snowflake(), "alice")
         self.bob = p.user(p.snowflake(), "bob")
         self.other_bot = p.user(p.snowflake(), "otherbot", bot=True)
-        self.guild_id = p.snowflake()
+        self.guild_id = self._guild_snowflake(0)
         self.channel_id = p.snowflake()
         self.message_content_intent = message_content_intent
         self.echo_own_messages = echo_own_messages
@@ -160,6 +164,7 @@ class FakeDiscord:
         self.channels: dict[int, Json] = {
             self.channel_id: p.text_channel(self.channel_id, self.guild_id, "general")
         }
+        self.guilds: dict[int, str] = {self.guild_id: "Test Server"}  # id -> name
         self.messages: dict[int, Json] = {}
         self.files: dict[str, tuple[str, bytes]] = {}
         self._held_files: dict[str, asyncio.Event] = {}
@@ -168,14 +173,18 @@ class FakeDiscord:
         self.unexpected: list[Call] = []
         self.identifies: list[Json] = []
         self.resumes = 0
-        self.guild_creates = 0  # one per IDENTIFY: a restarted bot connects anew
+        self.guild_creates = 0  # one per IDENTIFY and guild: a restarted bot connects anew
+        self.ready_shards: list[int] = []  # the shard of each IDENTIFY answered with READY
+        # What each shard's connection was sent: (shard id, event, payload), in order.
+        self.dispatched: list[tuple[int, str, Json]] = []
         self.guild_ready = asyncio.Event()
         self._changed = asyncio.Condition()
         self._waiters: list[_Waiter] = []
         self._limits: list[tuple[str, re.Pattern[str], float]] = []
-        self._session: _Session | None = None
-        self._seq = 0
-        self._ws: web.WebSocketResponse | None = None
+        # One gateway session (and connection) per shard, as Discord keeps them.
+        self._sessions: dict[int, _Session] = {}
+        self._seqs: dict[int, int] = {}
+        self._wss: dict[int, web.WebSocketResponse] = {}
         self._sockets: set[web.WebSocketResponse] = set()
         self._runner: web.AppRunner | None = None
         self._dms: dict[int, int] = {}
@@ -224,6 +233,30 @@ class FakeDiscord:
     @property
     def bot_permissions(self) -> int:
         return int(self.roles[0]["permissions"]) | int(self.roles[1]["permissions"])
+
+    def shard_of_guild(self, guild_id: int) -> int:
+        """The shard Discord sends a guild's events on.
+
+        https://discord.com/developers/docs/events/gateway#sharding: "shard_id = (guild_id >>
+        22) % num_shards"; "DMs will only be sent to shard 0".
+        """
+        return (guild_id >> 22) % self.shard_count
+
+    def _guild_snowflake(self, shard: int) -> int:
+        """A new guild id on `shard` (its timestamp part moved forward by < shard_count ms)."""
+        guild_id = p.snowflake()
+        stamp = guild_id >> 22
+        stamp += (shard - stamp) % self.shard_count
+        return (stamp << 22) | (guild_id & 0x3FFFFF)
+
+    def add_guild(self, name: str, *, shard: int) -> tuple[int, int]:
+        """Another server with the bot in it, whose events go to `shard`; (guild id, id of
+        its text channel). Sent in GUILD_CREATE to that shard's connection."""
+        guild_id = self._guild_snowflake(shard)
+        channel_id = p.snowflake()
+        self.guilds[guild_id] = name
+        self.channels[channel_id] = p.text_channel(channel_id, guild_id, "general")
+        return guild_id, channel_id
 
     def add_thread(self, name: str, *, owner_id: int | None = None) -> Json:
         """A thread that exists before the bot connects (sent in GUILD_CREATE)."""
@@ -425,6 +458,12 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return payload
 
+    async def dispatch_interaction(self, payload: Json, channel_id: int, user_id: str) -> None:
+        """Dispatch an INTERACTION_CREATE built elsewhere (a test's odd shapes), answerable
+        as if it were the fake's own."""
+        self._interactions[str(payload.get("id"))] = _Interaction(channel_id, user_id, self.clock())
+        await self.dispatch("INTERACTION_CREATE", payload)
+
     async def response(self, interaction: Json, *, ok_only: bool = True) -> Call:
         """The bot's callback to an interaction (waits for it); with `ok_only=False` a
         refused one counts too."""
@@ -438,29 +477,42 @@ class FakeDiscord:
 
     # --- gateway --------------------------------------------------------------------------
 
-    async def dispatch(self, event: str, data: Json) -> None:
-        """Send an event to the connected client; kept for RESUME if nobody is connected."""
-        self._seq += 1
-        if self._session is not None:
-            self._session.log.append((self._seq, event, data))
-        if self._ws is not None and not self._ws.closed:
-            await self._send(self._ws, {"op": 0, "t": event, "s": self._seq, "d": data})
+    def shard_for(self, data: Any) -> int:
+        """The shard an event goes to: its guild's (see `shard_of_guild`), else shard 0
+        (DMs, and anything without a readable guild id)."""
+        guild_id = data.get("guild_id") if isinstance(data, dict) else None
+        try:
+            return self.shard_of_guild(int(guild_id)) if guild_id is not None else 0
+        except (TypeError, ValueError):
+            return 0
 
-    async def reconnect(self, *, replay: Json | None = None) -> None:
+    async def dispatch(self, event: str, data: Json, *, shard: int | None = None) -> None:
+        """Send an event to the connection of its shard (see `shard_for`); kept for RESUME
+        if that shard's client is not connected."""
+        shard = self.shard_for(data) if shard is None else shard
+        seq = self._seqs[shard] = self._seqs.get(shard, 0) + 1
+        session = self._sessions.get(shard)
+        if session is not None:
+            session.log.append((seq, event, data))
+        ws = self._wss.get(shard)
+        if ws is not None and not ws.closed:
+            self.dispatched.append((shard, event, data))
+            await self._send(ws, {"op": 0, "t": event, "s": seq, "d": data})
+
+    async def reconnect(self, *, replay: Json | None = None, shard: int = 0) -> None:
         """Ask the client to reconnect (op 7); on its RESUME, resend what it missed.
 
         Discord may deliver an event again after a resume: with `replay` (a message the
         client already got), everything from that message's MESSAGE_CREATE on is resent.
         """
-        assert self._session is not None and self._ws is not None
-        self._session.replay_from = self._seq + 1
+        session, ws = self._sessions[shard], self._wss.pop(shard)
+        session.replay_from = self._seqs[shard] + 1
         if replay is not None:
-            self._session.replay_from = next(
+            session.replay_from = next(
                 seq
-                for seq, event, payload in self._session.log
+                for seq, event, payload in session.log
                 if event == "MESSAGE_CREATE" and payload["id"] == replay["id"]
             )
-        ws, self._ws = self._ws, None
         await self._send(ws, {"op": 7, "d": None})
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
@@ -475,8 +527,9 @@ class FakeDiscord:
                 await self._on_gateway(ws, json.loads(frame.data))
         finally:
             self._sockets.discard(ws)
-            if self._ws is ws:
-                self._ws = None
+            for shard, open_ws in list(self._wss.items()):
+                if open_ws is ws:
+                    del self._wss[shard]
         return ws
 
     async def _on_gateway(self, ws: web.WebSocketResponse, message: Json) -> None:
@@ -497,13 +550,21 @@ class FakeDiscord:
         if data.get("intents", 0) & (1 << 15) and not self.message_content_intent:
             await ws.close(code=4014, message=b"Disallowed intent(s).")
             return
-        self._session = _Session(id=f"session-{p.snowflake()}")
-        self._ws = ws
+        shard_id, shard_count = data.get("shard") or (0, 1)
+        if shard_count != self.shard_count or not 0 <= shard_id < shard_count:
+            # https://discord.com/developers/docs/topics/opcodes-and-status-codes#gateway-gateway-close-event-codes:
+            # 4010 Invalid shard; 4011 Sharding required.
+            code = 4011 if shard_count < self.shard_count else 4010
+            await ws.close(code=code, message=b"Invalid shard.")
+            return
+        session = self._sessions[shard_id] = _Session(id=f"session-{p.snowflake()}")
+        self._wss[shard_id] = ws
+        mine = [g for g in self.guilds if self.shard_of_guild(g) == shard_id]
         ready = {
             "v": 10,
             "user": self.bot,
-            "guilds": [{"id": str(self.guild_id), "unavailable": True}],
-            "session_id": self._session.id,
+            "guilds": [{"id": str(g), "unavailable": True} for g in mine],
+            "session_id": session.id,
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(self.app_id), "flags": self._app_flags()},
             "private_channels": [],
@@ -511,28 +572,34 @@ class FakeDiscord:
         }
         if data.get("shard"):
             ready["shard"] = data["shard"]
-        await self.dispatch("READY", ready)
-        await self.dispatch("GUILD_CREATE", self._guild_payload())
-        self.guild_creates += 1
+        await self.dispatch("READY", ready, shard=shard_id)
+        for guild_id in mine:
+            await self.dispatch("GUILD_CREATE", self._guild_payload(guild_id), shard=shard_id)
+            self.guild_creates += 1
+        self.ready_shards.append(shard_id)
         self.guild_ready.set()
         async with self._changed:
             self._changed.notify_all()
 
     async def _resume(self, ws: web.WebSocketResponse, data: Json) -> None:
-        session = self._session
-        if session is None or data.get("session_id") != session.id:
+        shard = next(
+            (s for s, session in self._sessions.items() if session.id == data.get("session_id")),
+            None,
+        )
+        if shard is None:
             await self._send(ws, {"op": 9, "d": False})
             return
+        session = self._sessions[shard]
         self.resumes += 1
-        self._ws = ws
+        self._wss[shard] = ws
         seen = int(data.get("seq") or 0)
         first = min(seen + 1, session.replay_from or seen + 1)
         session.replay_from = 0
         for seq, event, payload in list(session.log):
             if seq >= first:
                 await self._send(ws, {"op": 0, "t": event, "s": seq, "d": payload})
-        self._seq += 1
-        await self._send(ws, {"op": 0, "t": "RESUMED", "s": self._seq, "d": {}})
+        self._seqs[shard] += 1
+        await self._send(ws, {"op": 0, "t": "RESUMED", "s": self._seqs[shard], "d": {}})
 
     async def _send(self, ws: web.WebSocketResponse, message: Json) -> None:
         if not ws.closed:
@@ -541,15 +608,18 @@ class FakeDiscord:
     def _app_flags(self) -> int:
         return p.GATEWAY_MESSAGE_CONTENT if self.message_content_intent else 0
 
-    def _guild_payload(self) -> Json:
-        channels = [c for c in self.channels.values() if c.get("type") == 0]
-        threads = [c for c in self.channels.values() if c.get("type") == 11]
+    def _guild_payload(self, guild_id: int) -> Json:
+        here = [c for c in self.channels.values() if c.get("guild_id") == str(guild_id)]
+        channels = [c for c in here if c.get("type") == 0]
+        threads = [c for c in here if c.get("type") == 11]
         members = [p.member(self.bot, [self.bot_role_id])]
+        # The @everyone role has the guild's id; the other roles are alike in every guild.
+        roles = [self.roles[0] | {"id": str(guild_id)}, *self.roles[1:]]
         return p.guild(
-            self.guild_id,
-            "Test Server",
+            guild_id,
+            self.guilds[guild_id],
             owner_id=int(self.alice["id"]),
-            roles=self.roles,
+            roles=roles,
             channels=channels,
             threads=threads,
             members=members,
@@ -594,9 +664,11 @@ class FakeDiscord:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
-    async def wait_until(self, check: Callable[[], bool]) -> None:
-        """Wait until `check()` holds; it is re-checked after every REST call."""
-        async with asyncio.timeout(WAIT_SECONDS), self._changed:
+    async def wait_until(
+        self, check: Callable[[], bool], *, give_up_after: float | None = None
+    ) -> None:
+        """Wait until `check()` holds; it is re-checked after every REST call and IDENTIFY."""
+        async with asyncio.timeout(give_up_after or WAIT_SECONDS), self._changed:
             await self._changed.wait_for(check)
 
     async def _rest(self, request: web.Request) -> web.Response:
@@ -726,13 +798,20 @@ class FakeDiscord:
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
         limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
-        return 200, {"url": self.gateway_url, "shards": 1, "session_start_limit": limit}
+        return 200, {
+            "url": self.gateway_url,
+            "shards": self.shard_count,
+            "session_start_limit": limit,
+        }
 
     async def _my_guilds(
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
-        guild = {"id": str(self.guild_id), "name": "Test Server", "icon": None, "owner": False}
-        return 200, [guild | {"permissions": str(self.bot_permissions), "features": []}]
+        return 200, [
+            {"id": str(guild_id), "name": name, "icon": None, "owner": False}
+            | {"permissions": str(self.bot_permissions), "features": []}
+            for guild_id, name in self.guilds.items()
+        ]
 
     async def _open_dm(
         self, match: re.Match[str], body: Any, query: dict[str, str]
@@ -825,7 +904,8 @@ class FakeDiscord:
     async def _new_thread(self, parent: Json, name: str, *, thread_id: int) -> Json:
         if parent.get("type") != 0:
             raise DiscordError(400, 50024, "Cannot execute action on this channel type")
-        thread = p.thread(thread_id, self.guild_id, int(parent["id"]), self.bot_id, name)
+        guild_id = int(parent["guild_id"])
+        thread = p.thread(thread_id, guild_id, int(parent["id"]), self.bot_id, name)
         self.channels[thread_id] = thread
         await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
         return thread

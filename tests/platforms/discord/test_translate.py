@@ -146,3 +146,11 @@ def test_a_moderator_names_a_conversation_by_id_or_by_its_thread() -> None:
         "https://discord.com/channels/1100000000000000001/1300000000000000100",
     ):
         assert translate.conversation_target(typed) == thread
+
+
+def test_odd_interaction_data_reads_as_nothing() -> None:
+    """Shapes Discord never sends (found by the fuzz test) are read as empty, not raised."""
+    assert translate.modal_text([[1, 2], "row", None, {"components": 5}]) == ""
+    assert translate.modal_text({"components": []}) == ""
+    assert translate.payload_data([("custom_id", "x")]) == {}
+    assert translate.payload_data({"custom_id": "x"}) == {"custom_id": "x"}
