@@ -39,6 +39,7 @@ from bot.ports import (
     PersonRecord,
     Purged,
 )
+from bot.store import rows as codec
 from bot.store.locks import KeyedLocks
 from bot.store.migrations import Migration
 from bot.store.postgres_migrations import MIGRATIONS, migrate
@@ -747,7 +748,6 @@ async def _insert_events(
 
 # --- rows and values -----------------------------------------------------------------------
 
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _ACTORS = {actor.value: actor for actor in Actor}
 _END_REASONS = {reason.value: reason for reason in EndReason}
 
@@ -776,14 +776,6 @@ def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
-def _json_list(texts: list[str]) -> list[Any]:
-    """Decode many stored JSON values with one json.loads call (they are valid JSON each)."""
-    if not texts:
-        return []
-    decoded: list[Any] = json.loads("[" + ",".join(texts) + "]")
-    return decoded
-
-
 def _quiet_until(at: datetime, quiet: timedelta) -> datetime | None:
     """The time a person's last notice must be at or before to be notified again; None for
     never again (SQLite's text times order the same way at the calendar's ends)."""
@@ -797,47 +789,6 @@ def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple
     if not inbound.event_id:
         raise ValueError("inbound.event_id is empty; adapters must give every event an id")
     return (inbound.key.platform, inbound.event_id, _aware(at), conversation_id)
-
-
-def _message_values(message: NewMessage) -> tuple[Any, ...]:
-    return (
-        message.role,
-        _text(message.text),
-        _encode_json(message.api),
-        _aware(message.at),
-        message.user_id,
-        message.platform_message_id,
-        message.in_context,
-    )
-
-
-def _message_rows(messages: Sequence[NewMessage]) -> list[tuple[Any, ...]]:
-    return [_message_values(message) for message in messages]
-
-
-def _event_rows(events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
-    return [(e.kind, _aware(e.at), e.actor.value, _encode_json(e.detail)) for e in events]
-
-
-def _stored(seq: int, message: NewMessage) -> StoredMessage:
-    return StoredMessage(
-        seq=seq,
-        role=message.role,
-        text=message.text,
-        api=message.api,
-        at=message.at.astimezone(UTC),
-        user_id=message.user_id,
-        platform_message_id=message.platform_message_id,
-        in_context=message.in_context,
-    )
-
-
-def _messages(rows: list[Any]) -> list[StoredMessage]:
-    apis = _json_list([row[7] for row in rows])
-    return [
-        StoredMessage(seq, role, text, api, _utc(at), user_id, pmid, in_context)
-        for (seq, role, text, at, user_id, pmid, in_context, _), api in zip(rows, apis, strict=True)
-    ]
 
 
 def _conversation(row: Any) -> Conversation:
@@ -980,3 +931,26 @@ _COMMUNITIES = (
     "SELECT platform, community, settings, updated_at, updated_by FROM communities "
     "WHERE ($1::text IS NULL OR platform = $1) ORDER BY platform, community"
 )
+
+
+# --- rows: the shared codec (bot/store/rows.py) with this backend's time format ----------
+
+_encode_json = codec.encode_json
+_json_list = codec.json_list
+_stored = codec.stored
+
+
+def _message_values(message: NewMessage) -> tuple[Any, ...]:
+    return codec.message_values(message, _aware, _text)
+
+
+def _message_rows(messages: Sequence[NewMessage]) -> list[tuple[Any, ...]]:
+    return codec.message_rows(messages, _aware, _text)
+
+
+def _event_rows(events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
+    return codec.event_rows(events, _aware)
+
+
+def _messages(found: Sequence[Any]) -> list[StoredMessage]:
+    return codec.messages(found, _utc)

@@ -4,7 +4,6 @@ only a worker thread of the store's own ever uses."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -38,6 +37,7 @@ from bot.ports import (
     PersonRecord,
     Purged,
 )
+from bot.store import rows as codec
 from bot.store.locks import FileLocks, KeyedLocks
 from bot.store.migrations import MIGRATIONS, Migration, migrate
 
@@ -855,7 +855,6 @@ def _configure(db: sqlite3.Connection, path: str) -> None:
 # --- rows and values -----------------------------------------------------------------------
 
 # One encoder, not one per call (json.dumps builds a new one whenever options are given).
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _ACTORS = {actor.value: actor for actor in Actor}
 _END_REASONS = {reason.value: reason for reason in EndReason}
 
@@ -871,14 +870,6 @@ def _from_text(text: str) -> datetime:
     at = datetime.fromisoformat(text)
     # The store writes "+00:00", which fromisoformat already gives as UTC itself.
     return at if at.tzinfo is UTC else at.astimezone(UTC)
-
-
-def _json_list(texts: list[str]) -> list[Any]:
-    """Decode many stored JSON values with one json.loads call (they are valid JSON each)."""
-    if not texts:
-        return []
-    decoded: list[Any] = json.loads("[" + ",".join(texts) + "]")
-    return decoded
 
 
 def _quiet_until(at: datetime, quiet: timedelta) -> str:
@@ -897,48 +888,6 @@ def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple
     if not inbound.event_id:
         raise ValueError("inbound.event_id is empty; adapters must give every event an id")
     return (inbound.key.platform, inbound.event_id, _to_text(at), conversation_id)
-
-
-def _message_values(message: NewMessage) -> tuple[Any, ...]:
-    return (
-        message.role,
-        message.text,
-        _encode_json(message.api),
-        _to_text(message.at),
-        message.user_id,
-        message.platform_message_id,
-        message.in_context,
-    )
-
-
-def _message_rows(messages: Sequence[NewMessage]) -> list[tuple[Any, ...]]:
-    return [_message_values(message) for message in messages]
-
-
-def _event_rows(events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
-    return [(e.kind, _to_text(e.at), e.actor.value, _encode_json(e.detail)) for e in events]
-
-
-def _stored(seq: int, message: NewMessage) -> StoredMessage:
-    return StoredMessage(
-        seq=seq,
-        role=message.role,
-        text=message.text,
-        api=message.api,
-        at=message.at.astimezone(UTC),
-        user_id=message.user_id,
-        platform_message_id=message.platform_message_id,
-        in_context=message.in_context,
-    )
-
-
-def _messages(rows: list[Any]) -> list[StoredMessage]:
-    """Rows of `_MESSAGE_COLUMNS`, in the order given."""
-    apis = _json_list([row[7] for row in rows])
-    return [
-        StoredMessage(seq, role, text, api, _from_text(at), user_id, pmid, bool(in_context))
-        for (seq, role, text, at, user_id, pmid, in_context, _), api in zip(rows, apis, strict=True)
-    ]
 
 
 def _conversation(row: Any) -> Conversation:
@@ -1139,3 +1088,26 @@ def _communities(db: sqlite3.Connection, platform: str | None) -> list[Community
         CommunityRecord(p, c, CommunitySettings.from_json(settings), _from_text(at), by)
         for p, c, settings, at, by in db.execute(_COMMUNITIES, (platform,))
     ]
+
+
+# --- rows: the shared codec (bot/store/rows.py) with this backend's time format ----------
+
+_encode_json = codec.encode_json
+_json_list = codec.json_list
+_stored = codec.stored
+
+
+def _message_values(message: NewMessage) -> tuple[Any, ...]:
+    return codec.message_values(message, _to_text)
+
+
+def _message_rows(messages: Sequence[NewMessage]) -> list[tuple[Any, ...]]:
+    return codec.message_rows(messages, _to_text)
+
+
+def _event_rows(events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
+    return codec.event_rows(events, _to_text)
+
+
+def _messages(found: Sequence[Any]) -> list[StoredMessage]:
+    return codec.messages(found, _from_text)

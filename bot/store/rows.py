@@ -1,0 +1,84 @@
+"""Messages and events as database rows, shared by both backends.
+
+The backends differ only in how a time is stored (SQLite: fixed-width UTC text;
+PostgreSQL: timestamptz) and in what text a column can hold, so each passes its own codecs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.conversation import AuditEvent, StoredMessage
+from bot.ports import NewMessage
+
+encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def json_list(texts: list[str]) -> list[Any]:
+    """Decode many stored JSON values with one json.loads call (they are valid JSON each)."""
+    if not texts:
+        return []
+    decoded: list[Any] = json.loads("[" + ",".join(texts) + "]")
+    return decoded
+
+
+def message_values(
+    message: NewMessage, at: Callable[[datetime], Any], text: Callable[[str], str] = _same
+) -> tuple[Any, ...]:
+    """(role, text, api, at, user_id, platform_message_id, in_context) for an insert."""
+    return (
+        message.role,
+        text(message.text),
+        encode_json(message.api),
+        at(message.at),
+        message.user_id,
+        message.platform_message_id,
+        message.in_context,
+    )
+
+
+def message_rows(
+    messages: Sequence[NewMessage],
+    at: Callable[[datetime], Any],
+    text: Callable[[str], str] = _same,
+) -> list[tuple[Any, ...]]:
+    return [message_values(message, at, text) for message in messages]
+
+
+def event_rows(
+    events: Sequence[AuditEvent], at: Callable[[datetime], Any]
+) -> list[tuple[Any, ...]]:
+    """(kind, at, actor, detail) for each event."""
+    return [(e.kind, at(e.at), e.actor.value, encode_json(e.detail)) for e in events]
+
+
+def stored(seq: int, message: NewMessage) -> StoredMessage:
+    """The message as stored under `seq`, without reading it back."""
+    return StoredMessage(
+        seq=seq,
+        role=message.role,
+        text=message.text,
+        api=message.api,
+        at=message.at.astimezone(UTC),
+        user_id=message.user_id,
+        platform_message_id=message.platform_message_id,
+        in_context=message.in_context,
+    )
+
+
+def messages(rows: Sequence[Any], at: Callable[[Any], datetime]) -> list[StoredMessage]:
+    """Rows of (seq, role, text, at, user_id, platform_message_id, in_context, api)."""
+    apis = json_list([row[7] for row in rows])
+    return [
+        StoredMessage(seq, role, text, api, at(when), user_id, pmid, bool(in_context))
+        for (seq, role, text, when, user_id, pmid, in_context, _), api in zip(
+            rows, apis, strict=True
+        )
+    ]
