@@ -59,7 +59,9 @@ class Refusal(StrEnum):
 
 REFUSAL_TEXT = {
     Refusal.NOT_FOUND: "There is no conversation with me there.",
-    Refusal.NOT_STARTER: "Only the person who started this conversation can end it.",
+    Refusal.NOT_STARTER: (
+        "Only the person who started this conversation can decide whether it ends."
+    ),
     Refusal.ALREADY_ENDED: "This conversation has already ended.",
     Refusal.NOT_ENDED: "That conversation is active; there is nothing to reopen.",
     Refusal.LIMIT: LIMIT_TEXT,
