@@ -116,10 +116,14 @@ async def start_bot(
     kind: str, platform: str, tmp: Path, env: dict[str, str], source: str | None, profile: str
 ) -> AsyncIterator[Bot]:
     env = dict(env)
+    database: str | None = None
     if kind.startswith("quitbot"):
         kind, _, tree = kind.partition("=")
         source = tree or source
         env["QUITBOT_DATABASE_URL"] = f"sqlite:///{tmp / 'quitbot.db'}"
+        if kind.endswith("-pg"):  # the same bot on a throw-away PostgreSQL database
+            database = await _create_database()
+            env["QUITBOT_DATABASE_URL"] = f"{POSTGRES}/{database}"
         env["QUITBOT_LOG_LEVEL"] = "WARNING"
         if source:
             env["PYTHONPATH"] = source
@@ -139,6 +143,34 @@ async def start_bot(
         yield bot
     finally:
         await bot.stop()
+        if database is not None:
+            await _drop_database(database)
+
+
+# The machine's PostgreSQL (trust auth), as the tests use it.
+POSTGRES = os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+async def _create_database() -> str:
+    import asyncpg
+
+    name = f"quitbot_bench_{os.getpid()}_{int(time.monotonic() * 1000)}"
+    connection = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return name
+
+
+async def _drop_database(name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(f"{POSTGRES}/postgres")
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
 
 
 # --- the model -----------------------------------------------------------------------------
