@@ -94,7 +94,8 @@ class ClaudeModel:
             # The adapter could not show the text: not the model's fault, so not hidden
             # behind "try again".
             raise failed.error from None
-        except ModelUnavailable:
+        except ModelUnavailable as exc:  # the stream ended early: said plainly already
+            log.warning("model unavailable: %s", exc)
             raise
         except Exception as exc:
             # Anything else the stream raises: the API's errors, the transport's (httpx2 or
