@@ -10,7 +10,7 @@ from typing import TextIO
 
 from bot.conversation import Conversation, ConversationKey, Inbound
 from bot.engine import ConversationNotFound, Engine, LimitReached
-from bot.flows import Flows, Refusal
+from bot.flows import Flows, Refusal, Result
 from bot.notices import KEEP_GOING_TEXT, Notice, NoticeKind
 
 PLATFORM = "console"
@@ -172,26 +172,23 @@ class ConsoleChat:
 
     async def _ask_to_end(self) -> None:
         result = await self._flows.ask_to_end(self.key, self._user_id)
-        if result.refusal is Refusal.NOT_FOUND:
-            self._say("info", "There is no conversation to end yet.")
-        elif result.refusal is Refusal.ALREADY_ENDED:
-            self._say("info", f"{result.text} {RESTART_HINT}")
-        elif result.refusal is not None:
-            self._say("info", result.text)
+        if result.ok:
+            self._confirming_end = True
+            self._say("confirm", f"End this conversation? {CONFIRM_HINT}")
         else:
-            self._confirm()
-
-    def _confirm(self) -> None:
-        self._confirming_end = True
-        self._say("confirm", f"End this conversation? {CONFIRM_HINT}")
+            self._say_refused(result)
 
     async def _end(self) -> None:
         result = await self._flows.confirm_end(self.key, self._user_id, self._place)
+        if not result.ok:
+            self._say_refused(result)
+
+    def _say_refused(self, result: Result) -> None:
         if result.refusal is Refusal.NOT_FOUND:
             self._say("info", "There is no conversation to end yet.")
         elif result.refusal is Refusal.ALREADY_ENDED:
             self._say("info", f"{result.text} {RESTART_HINT}")
-        elif result.refusal is not None:
+        else:
             self._say("info", result.text)
 
     async def _message(self, text: str) -> None:

@@ -229,25 +229,9 @@ async def test_a_proposed_end_lapses_when_the_person_writes_on(
     await console.handle_line("actually, tell me a joke instead")
     assert not screen.lines("end") and "Sure, here is one." in screen.text
     kinds = await events(runtime, console)
-    assert "end_proposal_lapsed" in kinds and "end" not in kinds
+    assert kinds.count("end_proposal_lapsed") == 1 and "end" not in kinds
     conversation = await runtime.engine.find(console.key)
     assert conversation is not None and not conversation.ladder.end_proposed
-
-
-async def test_a_proposed_end_lapses_when_the_person_types_a_message_at_the_prompt(
-    runtime: Runtime, fake_anthropic: FakeAnthropic
-) -> None:
-    screen = Screen()
-    console = chat(runtime, screen)
-    fake_anthropic.add(
-        tool("end_conversation", {"reason": "user_requested", "explanation": "asked"}),
-        text("Okay."),
-    )
-    await console.handle_line("end this")
-    fake_anthropic.add(text("Still here."))
-    await console.handle_line("no wait, one more question")
-    kinds = await events(runtime, console)
-    assert kinds.count("end_proposal_lapsed") == 1 and "end" not in kinds
 
 
 async def test_crisis_blocks_ending_shows_resources_and_user_can_still_leave(
