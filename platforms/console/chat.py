@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TextIO
 
 from bot.conversation import Conversation, ConversationKey, Inbound
-from bot.engine import ConversationNotFound, Engine, LimitReached
+from bot.engine import Engine
 from bot.flows import Flows, Refusal, Result
 from bot.notices import KEEP_GOING_TEXT, Notice, NoticeKind
 
@@ -17,6 +17,10 @@ PLATFORM = "console"
 RESTART_HINT = "Type /new to start a new conversation."
 CONFIRM_HINT = "Type yes to confirm."
 HELP = "Commands: /new (fresh conversation), /end (end this one), /quit (leave)."
+
+
+class CannotStart(Exception):
+    """`--resume` or `--branch` named something the chat cannot start from; says why."""
 
 
 def _new_key() -> ConversationKey:
@@ -107,7 +111,7 @@ class ConsoleChat:
     async def resume(self, conversation_id: str) -> Conversation:
         conversation = await self._flows.engine.get(conversation_id)
         if conversation is None:
-            raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
+            raise CannotStart(f"no conversation with id {conversation_id!r}")
         self.key = conversation.key
         state = "ended; /new starts a fresh one" if conversation.ladder.ended else "resumed"
         self._say("conversation", f"{conversation.id} ({state})")
@@ -117,11 +121,11 @@ class ConsoleChat:
         result = await self._flows.branch(conversation_id, self._user_id, self._open, upto=upto)
         if result.refusal is Refusal.NOT_A_MESSAGE:
             count = len(await self._flows.engine.messages(conversation_id))
-            raise ValueError(f"pick a message from 0 to {count}")
+            raise CannotStart(f"pick a message from 0 to {count}")
         if result.refusal is Refusal.NOT_FOUND:
-            raise ConversationNotFound(f"no conversation with id {conversation_id!r}")
-        if result.refusal is not None or result.conversation is None:
-            raise LimitReached(result.text)
+            raise CannotStart(f"no conversation with id {conversation_id!r}")
+        if result.conversation is None:
+            raise CannotStart(result.text)
         self.key = result.conversation.key
         self._say("conversation", f"{result.conversation.id} (branched from {conversation_id})")
         return result.conversation
@@ -261,7 +265,7 @@ async def run_console(
             await chat.resume(resume)
         elif branch:
             await chat.branch(branch, upto or 0)
-    except (ConversationNotFound, ValueError, LimitReached) as exc:
+    except CannotStart as exc:
         write(f"[error] {exc}\n")
         return 1
     if interactive:
