@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import ExitStack, asynccontextmanager
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Generic, TypeVar
 
 import discord
 from discord.ext import commands
 
-from bot.conversation import ConversationKey
+from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows
 from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
 from platforms.discord import render, translate
@@ -21,6 +22,7 @@ from platforms.discord.commands import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class KeyedLocks:
@@ -31,7 +33,10 @@ class KeyedLocks:
 
     @asynccontextmanager
     async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
-        lock, users = self._held.setdefault(key, (asyncio.Lock(), [0]))
+        held = self._held.get(key)
+        if held is None:
+            held = self._held[key] = (asyncio.Lock(), [0])
+        lock, users = held
         users[0] += 1
         try:
             async with lock:
@@ -42,37 +47,45 @@ class KeyedLocks:
                 del self._held[key]
 
 
-class Turns:
-    """Per conversation place, answers taken in the order their tickets were drawn.
+class Lines(Generic[T]):
+    """Per conversation place, kept messages answered one at a time in the order they were
+    added, by one task per place that ends when its line is empty.
 
-    Drawing is immediate (no waiting), so a message can be kept and take its place in line
-    without holding up the next one's arrival: every message Discord delivered is kept at
-    once, however long the turn ahead of it takes, and still answered in order.
+    A waiting message is only its item: not a task, nor the discord.Message with its
+    member and payload. In a burst, thousands of delivered messages can wait at once, and
+    each was kept already (a crash loses none), so what each costs in memory is what counts.
     """
 
-    def __init__(self) -> None:
-        self._lines: dict[ConversationKey, deque[asyncio.Future[None]]] = {}
+    def __init__(self, answer: Callable[[T], Awaitable[None]]) -> None:
+        self._answer = answer
+        self._lines: dict[ConversationKey, deque[T]] = {}
+        self._workers: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
-    def draw(self, key: ConversationKey) -> asyncio.Future[None]:
-        """A place in `key`'s line; done when it is its turn. Give it back with `leave`."""
-        line = self._lines.setdefault(key, deque())
-        ticket = asyncio.get_running_loop().create_future()
-        if not line:
-            ticket.set_result(None)
-        line.append(ticket)
-        return ticket
+    def add(self, key: ConversationKey, item: T) -> None:
+        """Put `item` last in `key`'s line (at once, nothing awaited)."""
+        line = self._lines.get(key)
+        if line is not None:
+            line.append(item)
+            return
+        line = self._lines[key] = deque((item,))
+        worker = asyncio.get_running_loop().create_task(
+            self._work_through(key, line), name=f"line {key.place}"
+        )
+        self._workers.add(worker)
+        worker.add_done_callback(self._workers.discard)
 
-    def leave(self, key: ConversationKey, ticket: asyncio.Future[None]) -> None:
-        """Done (or given up): the next in line, if any, takes its turn. (A next one whose
-        wait was cancelled takes it and passes it on when it leaves in turn.)"""
-        line = self._lines[key]
-        was_first = line[0] is ticket
-        line.remove(ticket)
-        ticket.cancel()
-        if not line:
+    async def _work_through(self, key: ConversationKey, line: deque[T]) -> None:
+        try:
+            while line:
+                try:
+                    await self._answer(line[0])
+                except Exception:
+                    log.exception("answering a message in %s failed", key.place)
+                line.popleft()
+        finally:
+            # Cancelled (shutdown): those still in line stay kept in the store, for the next
+            # run's `answer_pending`.
             del self._lines[key]
-        elif was_first and not line[0].done():
-            line[0].set_result(None)
 
 
 ENDED_HERE = "This conversation was ended by the person who started it."
@@ -82,12 +95,22 @@ MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
 _OURS = (discord.InteractionType.component, discord.InteractionType.modal_submit)
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A kept message waiting for its turn: what answering it needs, and no more."""
+
+    inbound: Inbound
+    place: DiscordPlace
+    files: list[discord.Attachment]
+
+
 class ConversationCog(commands.Cog):
     """Turns gateway events into calls on the core's flows."""
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
-        self._arriving, self._answering = KeyedLocks(), Turns()
+        self._arriving = KeyedLocks()
+        self._lines = Lines[Kept](self._answer)
 
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -104,27 +127,24 @@ class ConversationCog(commands.Cog):
                 starts = False
             case translate.Ignore():
                 return
-        # Queued before anything is awaited, so a conversation's messages are kept and
-        # answered in the order Discord sent them, however slow an earlier one's lookup
-        # or files. Each is kept (`receive`) as soon as the one before it was, never
-        # waiting for an answer, so a crash at any point loses none that were delivered.
-        with ExitStack() as turn:
-            async with self._arriving.hold(key):
-                place = await self._place(message, key, text, starts=starts, known_only=known_only)
-                inbound = translate.inbound(message, key, text)
-                # A replay (seen before) stops here; a kept one survives a crash from now on.
-                if place is None or not await self.flows.receive(inbound):
-                    return
-                if starts:  # its thread holds a conversation from now on (kept, answered soon)
-                    self.d.known.add(key)
-                ticket = self._answering.draw(key)
-                turn.callback(self._answering.leave, key, ticket)
-            await ticket
-            files = await read_attachments(
-                message.attachments, self.d.settings.max_attachment_bytes
-            )
-            await self.flows.converse(replace(inbound, attachments=files), place)
-            self.d.known.add(key)  # answered here once: later messages need no mention
+        # Kept (`receive`) under the place's lock, in the order Discord sent them, however
+        # slow an earlier one's lookup; each waits in its line only once kept, so a crash at
+        # any point loses none that were delivered, and they are answered in that order.
+        async with self._arriving.hold(key):
+            place = await self._place(message, key, text, starts=starts, known_only=known_only)
+            inbound = translate.inbound(message, key, text)
+            # A replay (seen before) stops here; a kept one survives a crash from now on.
+            if place is None or not await self.flows.receive(inbound):
+                return
+            if starts:  # its thread holds a conversation from now on (kept, answered soon)
+                self.d.known.add(key)
+            self._lines.add(key, Kept(inbound, place, message.attachments))
+
+    async def _answer(self, kept: Kept) -> None:
+        """A kept message's turn: its files read, then the core's answer."""
+        files = await read_attachments(kept.files, self.d.settings.max_attachment_bytes)
+        await self.flows.converse(replace(kept.inbound, attachments=files), kept.place)
+        self.d.known.add(kept.inbound.key)  # answered here once: later messages need no mention
 
     async def _place(
         self, message: discord.Message, key: ConversationKey, text: str, *, starts: bool,
