@@ -141,10 +141,11 @@ class QuitBot(commands.Bot):
             self, settings, edit_interval=edit_interval, typing_delay=typing_delay
         )
         self.flows = Flows(engine, PLATFORM, self.discord, DiscordModLog(self.discord))
+        self._conversations = ConversationCog(self.discord, self.flows)
         drop_malformed_events(self)
 
     async def setup_hook(self) -> None:
-        await self.add_cog(ConversationCog(self.discord, self.flows))
+        await self.add_cog(self._conversations)
         chat = ChatCommands(self.discord, self.flows)
         await self.add_cog(chat)
         self.tree.add_command(
@@ -168,7 +169,9 @@ class QuitBot(commands.Bot):
         log.info("synced %d commands %s", len(synced), where)
 
     async def on_message(self, message: discord.Message, /) -> None:
-        """No prefix commands: the cog answers messages."""
+        """No prefix commands: the conversations cog takes every message (not as a cog
+        listener, which would cost a second task per message)."""
+        self._conversations.arrive(message)
 
     # Connection state for /readyz: ready once READY (or a RESUME) came, not while away.
     async def on_ready(self) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
@@ -25,39 +24,17 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class KeyedLocks:
-    """One FIFO lock per conversation place (asyncio's locks are fair), dropped when idle."""
-
-    def __init__(self) -> None:
-        self._held: dict[ConversationKey, tuple[asyncio.Lock, list[int]]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
-        held = self._held.get(key)
-        if held is None:
-            held = self._held[key] = (asyncio.Lock(), [0])
-        lock, users = held
-        users[0] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            users[0] -= 1
-            if not users[0]:
-                del self._held[key]
-
-
 class Lines(Generic[T]):
-    """Per conversation place, kept messages answered one at a time in the order they were
-    added, by one task per place that ends when its line is empty.
+    """Per conversation place, items handled one at a time in the order they were added,
+    by one task per place that ends when its line is empty.
 
     A waiting message is only its item: not a task, nor the discord.Message with its
-    member and payload. In a burst, thousands of delivered messages can wait at once, and
-    each was kept already (a crash loses none), so what each costs in memory is what counts.
+    member and payload. In a burst, thousands of delivered messages can wait at once, so
+    what each costs in memory while it waits is what counts.
     """
 
-    def __init__(self, answer: Callable[[T], Awaitable[None]]) -> None:
-        self._answer = answer
+    def __init__(self, handle: Callable[[T], Awaitable[None]], what: str) -> None:
+        self._handle, self._what = handle, what
         self._lines: dict[ConversationKey, deque[T]] = {}
         self._workers: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
@@ -78,9 +55,9 @@ class Lines(Generic[T]):
         try:
             while line:
                 try:
-                    await self._answer(line[0])
+                    await self._handle(line[0])
                 except Exception:
-                    log.exception("answering a message in %s failed", key.place)
+                    log.exception("%s in %s failed", self._what, key.place)
                 line.popleft()
         finally:
             # Cancelled (shutdown): those still in line stay kept in the store, for the next
@@ -93,6 +70,17 @@ ENDED_HERE = "This conversation was ended by the person who started it."
 # `app.drop_malformed_events` for those discord.py cannot parse at all).
 MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
 _OURS = (discord.InteractionType.component, discord.InteractionType.modal_submit)
+
+
+@dataclass(frozen=True, slots=True)
+class Arrived:
+    """A message for a conversation, waiting to be kept: what keeping it needs."""
+
+    inbound: Inbound
+    channel: discord.abc.Messageable
+    files: list[discord.Attachment]
+    known_only: bool  # a thread message: answered only if the thread holds a conversation
+    start: discord.Message | None  # a mention that opens a thread from itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,36 +97,45 @@ class ConversationCog(commands.Cog):
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
-        self._arriving = KeyedLocks()
-        self._lines = Lines[Kept](self._answer)
+        # Two lines per place: one keeps messages (`receive`) as they arrive, never waiting
+        # for an answer, so a crash loses none that were kept; the other answers them.
+        self._arrivals = Lines[Arrived](self._keep, "keeping a message")
+        self._answers = Lines[Kept](self._answer, "answering a message")
 
-    @commands.Cog.listener()
-    async def on_message(self, message: discord.Message) -> None:
+    def arrive(self, message: discord.Message) -> None:
+        """A message from the gateway: put in its conversation's line, nothing awaited (the
+        bot's `on_message` calls this, so a message costs one task, and only for a moment)."""
         user = self.d.client.user
         try:
             routed = translate.route(message, user.id if user else 0)
         except MALFORMED as exc:  # discord.py let through a message missing a field
             log.warning("dropped a malformed message %s: %r", message.id, exc)
             return
+        start: discord.Message | None = None
         match routed:
             case translate.StartThread(text):
-                key, known_only, starts = translate.thread_key(message.id), False, True
+                key, known_only, start = translate.thread_key(message.id), False, message
             case translate.Converse(key, text, known_only):
-                starts = False
+                pass
             case translate.Ignore():
                 return
-        # Kept (`receive`) under the place's lock, in the order Discord sent them, however
-        # slow an earlier one's lookup; each waits in its line only once kept, so a crash at
-        # any point loses none that were delivered, and they are answered in that order.
-        async with self._arriving.hold(key):
-            place = await self._place(message, key, text, starts=starts, known_only=known_only)
-            inbound = translate.inbound(message, key, text)
-            # A replay (seen before) stops here; a kept one survives a crash from now on.
-            if place is None or not await self.flows.receive(inbound):
-                return
-            if starts:  # its thread holds a conversation from now on (kept, answered soon)
-                self.d.known.add(key)
-            self._lines.add(key, Kept(inbound, place, message.attachments))
+        # In line at once, nothing awaited: a conversation's messages are kept, then
+        # answered, in the order Discord sent them, however slow an earlier one's lookup.
+        # Only a mention that opens a thread holds on to its discord.Message.
+        inbound = translate.inbound(message, key, text)
+        arrived = Arrived(inbound, message.channel, message.attachments, known_only, start)
+        self._arrivals.add(key, arrived)
+
+    async def _keep(self, arrived: Arrived) -> None:
+        """Keep a message for the core, then put it in line to be answered; not if it is
+        not for us, or a replay (seen before)."""
+        place = await self._place(arrived)
+        if place is None or not await self.flows.receive(arrived.inbound):
+            return
+        key = arrived.inbound.key
+        if arrived.start is not None:  # its thread holds a conversation from now on
+            self.d.known.add(key)
+        self._answers.add(key, Kept(arrived.inbound, place, arrived.files))
 
     async def _answer(self, kept: Kept) -> None:
         """A kept message's turn: its files read, then the core's answer."""
@@ -146,21 +143,19 @@ class ConversationCog(commands.Cog):
         await self.flows.converse(replace(kept.inbound, attachments=files), kept.place)
         self.d.known.add(kept.inbound.key)  # answered here once: later messages need no mention
 
-    async def _place(
-        self, message: discord.Message, key: ConversationKey, text: str, *, starts: bool,
-        known_only: bool,
-    ) -> DiscordPlace | None:  # fmt: skip
+    async def _place(self, arrived: Arrived) -> DiscordPlace | None:
         """Where to answer, or None if the message is not for us. A mention in a channel
         opens a thread from the message; that thread has the message's id, so a mention the
         gateway replays after a RESUME finds it (cache, then the record) without a second
         thread-create call."""
-        if not starts:
-            if known_only and not await self._is_conversation(key):
+        key, message = arrived.inbound.key, arrived.start
+        if message is None:
+            if arrived.known_only and not await self._is_conversation(key):
                 return None
-            return DiscordPlace(self.d, message.channel)
+            return DiscordPlace(self.d, arrived.channel)
         thread = self.d.client.get_channel(message.id)
         if not isinstance(thread, discord.Thread) and not await self._is_conversation(key):
-            name = translate.thread_name(text, message.author.display_name)
+            name = translate.thread_name(arrived.inbound.text, message.author.display_name)
             if (thread := await self.d.thread_from(message, name)) is None:
                 return None
         return (
@@ -180,7 +175,7 @@ class ConversationCog(commands.Cog):
         """Someone unlocked an ended conversation's thread: archive and lock it again.
 
         Only an unlock is acted on here; a post in a still-locked thread (a moderator's)
-        comes through on_message, which answers it and closes the thread again.
+        arrives as a message: it is answered, and the thread closed again.
         """
         if payload.data.get("thread_metadata", {}).get("locked", False):
             return

@@ -94,7 +94,10 @@ Route = Ignore | StartThread | Converse
 
 
 def route(message: discord.Message, bot_id: int) -> Route:
-    """Decide what a new message means for the bot, from the message alone."""
+    """Decide what a new message means for the bot, from the message alone. Raises
+    ValueError for ids that are no snowflake (discord.py reads any integer)."""
+    if not (_snowflake(message.id) and _snowflake(message.channel.id)):
+        raise ValueError(f"message {message.id} in channel {message.channel.id}: not snowflakes")
     if message.author.bot or message.author.id == bot_id or message.type not in _CHAT_TYPES:
         return Ignore()
     mentioned = any(user.id == bot_id for user in message.mentions)
@@ -109,6 +112,11 @@ def route(message: discord.Message, bot_id: int) -> Route:
         # conversation's place can be answered without knowing what the channel is.
         return Converse(thread_key(channel.id), text, known_only=True)
     return StartThread(text) if mentioned else Ignore()
+
+
+def _snowflake(value: int) -> bool:
+    """Whether `value` can be a Discord id: an unsigned 64-bit integer (0 is never one)."""
+    return 0 < value < 2**64
 
 
 def _typed(channel: object) -> discord.ChannelType | None:

@@ -44,7 +44,7 @@ class Answers:
 
 async def test_one_at_a_time_per_place_in_the_order_added() -> None:
     answers = Answers()
-    lines = Lines[str](answers)
+    lines = Lines[str](answers, "answering a message")
     lines.add(HERE, "first")
     lines.add(HERE, "second")
     lines.add(THERE, "elsewhere")
@@ -62,7 +62,7 @@ async def test_one_at_a_time_per_place_in_the_order_added() -> None:
 
 async def test_a_place_whose_line_ran_dry_gets_a_new_one() -> None:
     answers = Answers()
-    lines = Lines[str](answers)
+    lines = Lines[str](answers, "answering a message")
     answers.let("first")
     answers.let("later")
     lines.add(HERE, "first")
@@ -77,7 +77,7 @@ async def test_a_failed_answer_is_logged_and_the_line_goes_on(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     answers = Answers(failing=frozenset({"broken"}))
-    lines = Lines[str](answers)
+    lines = Lines[str](answers, "answering a message")
     for item in ("broken", "next"):
         answers.let(item)
         lines.add(HERE, item)
@@ -89,7 +89,7 @@ async def test_a_failed_answer_is_logged_and_the_line_goes_on(
 
 async def test_a_cancelled_line_leaves_the_rest_for_the_next_run_and_starts_afresh() -> None:
     answers = Answers()
-    lines = Lines[str](answers)
+    lines = Lines[str](answers, "answering a message")
     lines.add(HERE, "under way")
     lines.add(HERE, "waiting")  # kept in the store: the next run's answer_pending has it
     await answers.began("under way")

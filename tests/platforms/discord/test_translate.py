@@ -154,3 +154,17 @@ def test_odd_interaction_data_reads_as_nothing() -> None:
     assert translate.modal_text({"components": []}) == ""
     assert translate.payload_data([("custom_id", "x")]) == {}
     assert translate.payload_data({"custom_id": "x"}) == {"custom_id": "x"}
+
+
+@pytest.mark.parametrize("field", ["id", "channel_id"])
+@pytest.mark.parametrize("bad", [-1, 0, 2**64])
+async def test_ids_that_are_no_snowflake_are_refused(state: Any, field: str, bad: int) -> None:
+    """Found by the fuzz test: discord.py reads any integer as an id, and a negative one
+    made the bot open a thread at a path Discord does not have."""
+    data = payload("message_create_mention") | {field: str(bad)}
+    channel = discord.PartialMessageable(
+        state=state, id=int(data["channel_id"]), type=discord.ChannelType.text
+    )
+    odd = discord.Message(state=state, channel=channel, data=data)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not snowflakes"):
+        translate.route(odd, BOT_ID)
