@@ -231,8 +231,13 @@ class Engine:
             inbound.user_id,
             inbound.text,
         )
-        history = await self._store.recent_messages(conversation.id, _HISTORY_LIMIT)
-        context = build_context(history, self._config.context_tokens)
+        # Not bound to a name: the stored messages (their text a second copy of what their
+        # API blocks hold) go as soon as the context is built, not after the model's reply;
+        # with many turns under way at once that is most of what each one holds.
+        context = build_context(
+            await self._store.recent_messages(conversation.id, _HISTORY_LIMIT),
+            self._config.context_tokens,
+        )
         knobs = await self._knobs(conversation)
         turn = Turn(
             knobs.model, knobs.rules, knobs.crisis_message, at, message_id=inbound.message_id
