@@ -157,12 +157,18 @@ class Flows:
         self._places = places
         self._modlog = modlog or NoModLog()
         self._turns: set[asyncio.Task[Any]] = set()
+        self._draining = False
 
     # --- converse, then close ------------------------------------------------------------
 
     async def converse(self, inbound: Inbound, place: Place) -> Outcome:
         """One message: the reply streamed into `place`, its notices shown, and if the
         conversation ended, the place closed and the starter offered a way on."""
+        if self._draining:
+            # Shutting down: a turn begun now would outlive the platform's client. The
+            # message stays kept, and the next run's `answer_pending` answers it.
+            log.info("shutting down: %s is left for the next run", inbound.event_id)
+            return Outcome(None)
         # Tracked to the end, notices and closing included, so that `drain` lets them
         # finish before the platform's client is closed.
         task = asyncio.current_task()
@@ -229,7 +235,9 @@ class Flows:
 
     async def drain(self, grace: float) -> None:
         """On shutdown: let replies under way finish for up to `grace` seconds, then cut
-        them short (the engine records them as interrupted and says so in the reply)."""
+        them short (the engine records them as interrupted and says so in the reply). No
+        new turn begins from now on."""
+        self._draining = True
         if not self._turns:
             return
         log.info("waiting up to %ss for %d replies under way", grace, len(self._turns))

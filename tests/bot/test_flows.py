@@ -443,6 +443,24 @@ async def test_drain_waits_for_the_notices_and_closing_that_follow_a_reply(setup
     assert closed_when_drained == [closed_before + 1]
 
 
+async def test_no_turn_begins_once_draining_and_the_message_stays_kept(setup: Setup) -> None:
+    """A message whose turn comes during a shutdown (the next in its line) is left for the
+    next run rather than begun on a platform client about to close."""
+    setup.model.hold = asyncio.Event()
+    talking = asyncio.create_task(setup.say("first"))
+    await setup.model.started.wait()
+    draining = asyncio.create_task(setup.flows.drain(60))
+    await asyncio.sleep(0)  # drain has begun: it is waiting for "first"
+    waiting = Inbound(HERE, "ev-next", ALICE, "second", message_id="m-next")
+    assert await setup.flows.receive(waiting)
+    left = asyncio.create_task(setup.flows.converse(waiting, setup.here))
+    setup.model.hold.set()
+    await draining
+    await talking
+    assert (await left).conversation is None and setup.model.calls == 1
+    assert [i.event_id for i in await setup.store.pending(LATER)] == ["ev-next"]
+
+
 # --- delivered means kept -------------------------------------------------------------------
 
 
