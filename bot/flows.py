@@ -18,7 +18,14 @@ from typing import Any, TypeVar
 
 from bot.communities import BadCommunitySettings, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey, Inbound, storable
-from bot.engine import ConversationNotFound, Engine, LimitReached, NotTheStarter, may_end
+from bot.engine import (
+    ConversationNotFound,
+    Engine,
+    LimitReached,
+    NotProposed,
+    NotTheStarter,
+    may_end,
+)
 from bot.logs import about
 from bot.notices import (
     AFTER_END_TEXT,
@@ -49,6 +56,7 @@ class Refusal(StrEnum):
     NOT_FOUND = "not_found"
     NOT_STARTER = "not_starter"
     ALREADY_ENDED = "already_ended"
+    NOT_ASKED = "not_asked"
     NOT_ENDED = "not_ended"
     LIMIT = "limit"
     NOT_A_MESSAGE = "not_a_message"
@@ -63,6 +71,9 @@ REFUSAL_TEXT = {
         "Only the person who started this conversation can decide whether it ends."
     ),
     Refusal.ALREADY_ENDED: "This conversation has already ended.",
+    Refusal.NOT_ASKED: (
+        "That is no longer asked: the conversation went on after it, so nothing was ended."
+    ),
     Refusal.NOT_ENDED: "That conversation is active; there is nothing to reopen.",
     Refusal.LIMIT: LIMIT_TEXT,
     Refusal.NOT_A_MESSAGE: (
@@ -215,8 +226,12 @@ class Flows:
                 await self._guarded(place.tell(user_id, notice, conversation), "tell a person")
                 continue
             shown = await self._guarded(place.post(notice, conversation), "post a notice")
-            if notice.kind is NoticeKind.END and conversation is not None:
+            if conversation is None:
+                continue
+            if notice.kind is NoticeKind.END:
                 await self._closed(place, conversation, shown or "")
+            elif notice.kind is NoticeKind.CONFIRM_END and shown:
+                await self.engine.confirmation_shown(conversation, shown)
 
     async def _closed(self, place: Place, conversation: Conversation, final_id: str) -> None:
         """After the final notice: close the place, then offer the starter a way on where
@@ -241,8 +256,12 @@ class Flows:
 
     # --- end with a confirmation ---------------------------------------------------------
 
-    async def ask_to_end(self, key: ConversationKey, user_id: str) -> Result:
-        """The end command: the confirmation to show the person, or why not."""
+    async def ask_to_end(
+        self, key: ConversationKey, user_id: str, *, proposal: bool = False
+    ) -> Result:
+        """The end command: the confirmation to show the person, or why not. With
+        `proposal` (an answer to the model's proposal is coming), why not also when no
+        proposal is open any more."""
         conversation = await self.engine.find(key)
         if conversation is None:
             return _refused(Refusal.NOT_FOUND)
@@ -250,17 +269,24 @@ class Flows:
             return _refused(Refusal.ALREADY_ENDED, conversation)
         if not may_end(conversation, user_id):
             return _refused(Refusal.NOT_STARTER, conversation)
+        if proposal and not conversation.ladder.end_proposed:
+            return _refused(Refusal.NOT_ASKED, conversation)
         return Result(conversation, notices=(Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),))
 
-    async def confirm_end(self, key: ConversationKey, user_id: str, place: Place) -> Result:
-        """The person confirmed an end (the command's or the model's proposal): end it now,
-        show the final notice, close the place."""
+    async def confirm_end(
+        self, key: ConversationKey, user_id: str, place: Place, *, proposal: bool = False
+    ) -> Result:
+        """The person confirmed an end (the command's, or with `proposal` the model's
+        proposal, which must still be open): end it now, show the final notice, close the
+        place."""
         try:
-            outcome = await self.engine.end_by_user(key, user_id)
+            outcome = await self.engine.end_by_user(key, user_id, proposal=proposal)
         except ConversationNotFound:
             return _refused(Refusal.NOT_FOUND)
         except NotTheStarter:
             return _refused(Refusal.NOT_STARTER, await self.engine.find(key))
+        except NotProposed:
+            return _refused(Refusal.NOT_ASKED, await self.engine.find(key))
         if not outcome.just_ended:
             return _refused(Refusal.ALREADY_ENDED, outcome.conversation)
         await self._show(place, outcome, user_id)

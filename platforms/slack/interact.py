@@ -174,7 +174,10 @@ class Interactions:
         user, channel, key = _who(body), _channel(body), await self._key_of(_value(body)[0])
         if key is not None:
             place = self._places.place(key, user)
-            result = await self._flows.confirm_end(key, user, place)
+            # The end command's confirmation is ephemeral; one in the thread is the model's
+            # proposal, which must still be open.
+            proposal = not (body.get("container") or {}).get("is_ephemeral")
+            result = await self._flows.confirm_end(key, user, place, proposal=proposal)
             if result.ok:
                 return await self._answered(body, "The conversation was ended.")
             await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
