@@ -428,11 +428,20 @@ class Engine:
         await self._store.set_community_settings(platform, community, updated, self._clock(), by)
         return updated
 
-    async def reset_community_settings(self, platform: str, community: str, by: str) -> None:
-        """Back to the process-wide settings for this community."""
-        await self._store.set_community_settings(
-            platform, community, CommunitySettings(), self._clock(), by
-        )
+    async def reset_community_settings(
+        self, platform: str, community: str, by: str, name: str | None = None
+    ) -> CommunitySettings:
+        """Back to the process-wide value for one of this community's settings (`name`), or
+        for all of them; the result.
+
+        Raises UnknownSetting for a name that is no setting's, and BadCommunitySettings when
+        the ladder would no longer warn before it ends (the other threshold stays its own).
+        """
+        current = await self.community_settings(platform, community)
+        updated = current.cleared(name)
+        updated.check(self._config.rules)
+        await self._store.set_community_settings(platform, community, updated, self._clock(), by)
+        return updated
 
     async def may_start(self, platform: str, user_id: str) -> bool:
         """Whether the operator's limit on ended conversations lets this user start one."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from bot.communities import BadCommunitySettings, CommunitySettings
+from bot.communities import BadCommunitySettings, CommunitySettings, UnknownSetting
 from bot.conversation import AuditEvent, Conversation, ConversationKey, Inbound, storable
 from bot.engine import (
     ConversationNotFound,
@@ -63,6 +63,7 @@ class Refusal(StrEnum):
     NO_PLACE = "no_place"
     NOT_MODERATOR = "not_moderator"
     BAD_SETTINGS = "bad_settings"
+    UNKNOWN_SETTING = "unknown_setting"
 
 
 REFUSAL_TEXT = {
@@ -82,6 +83,7 @@ REFUSAL_TEXT = {
     Refusal.NO_PLACE: "I couldn't open a new conversation here.",
     Refusal.NOT_MODERATOR: "Only moderators can do that.",
     Refusal.BAD_SETTINGS: "Those settings would let me end a conversation before warning.",
+    Refusal.UNKNOWN_SETTING: "There is no setting by that name.",
 }
 
 
@@ -469,15 +471,37 @@ class Flows:
     ) -> CommunityResult:
         """A community's moderators change some of its settings (those `changes` sets);
         they apply from the next message in every conversation of that community."""
+        return await self._community_change(
+            lambda: self.engine.set_community_settings(
+                self._platform, community, changes, moderator_id
+            ),
+            is_moderator=is_moderator,
+        )
+
+    async def reset_community_settings(
+        self, community: str, name: str | None, moderator_id: str, *, is_moderator: bool
+    ) -> CommunityResult:
+        """A community's moderators put one of its settings (`name`), or all of them (None),
+        back to the process-wide value, from the next message on."""
+        return await self._community_change(
+            lambda: self.engine.reset_community_settings(
+                self._platform, community, moderator_id, name
+            ),
+            is_moderator=is_moderator,
+        )
+
+    async def _community_change(
+        self, change: Callable[[], Awaitable[CommunitySettings]], *, is_moderator: bool
+    ) -> CommunityResult:
+        """A moderator's change to their community's settings, or why it was refused."""
         if not is_moderator:
             return CommunityResult(refusal=Refusal.NOT_MODERATOR)
         try:
-            updated = await self.engine.set_community_settings(
-                self._platform, community, changes, moderator_id
-            )
+            return CommunityResult(await change())
+        except UnknownSetting as exc:
+            return CommunityResult(refusal=Refusal.UNKNOWN_SETTING, problem=str(exc))
         except BadCommunitySettings as exc:
             return CommunityResult(refusal=Refusal.BAD_SETTINGS, problem=str(exc))
-        return CommunityResult(updated)
 
     async def status(self, target: ConversationKey | str, *, is_moderator: bool) -> Result:
         """A conversation's state, for moderators."""
