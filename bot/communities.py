@@ -15,6 +15,10 @@ class BadCommunitySettings(ValueError):
     """The values would break the ladder (e.g. ending before warning)."""
 
 
+class UnknownSetting(ValueError):
+    """No community setting has the name given."""
+
+
 @dataclass(frozen=True, slots=True)
 class CommunitySettings:
     """A community's overrides; None keeps the process-wide value."""
@@ -38,6 +42,19 @@ class CommunitySettings:
         given = {f.name: getattr(changes, f.name) for f in fields(changes)}
         return replace(self, **{k: v for k, v in given.items() if v is not None})
 
+    def cleared(self, name: str | None = None) -> CommunitySettings:
+        """These settings with `name` back to the process-wide value; without a name, all.
+
+        Raises UnknownSetting for a name that is no setting's.
+        """
+        if name is None:
+            return CommunitySettings()
+        if name not in SETTING_NAMES:
+            raise UnknownSetting(
+                f"There is no setting {name!r}. The settings are: {', '.join(SETTING_NAMES)}."
+            )
+        return replace(self, **{name: None})
+
     def rules(self, defaults: Rules) -> Rules:
         """The ladder's thresholds for this community."""
         return Rules(
@@ -59,3 +76,6 @@ class CommunitySettings:
                 f"redirects_before_end ({rules.redirects_before_end}) must be at least "
                 f"redirects_before_warning ({rules.redirects_before_warning})"
             )
+
+
+SETTING_NAMES = tuple(f.name for f in fields(CommunitySettings))

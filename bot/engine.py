@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -60,6 +60,11 @@ _LOGGED = frozenset(
 )
 _LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "decision")
 
+# The audit event that keeps the platform id of the end confirmation shown for the model's
+# proposal: the turn that sees the proposal lapse may run in another process, or after a
+# restart, and must still find the confirmation to withdraw it.
+CONFIRMATION_SHOWN = "end_confirmation_shown"
+
 _HISTORY_LIMIT = 60  # stored messages read per turn (bounds CPU); the token budget trims further
 
 
@@ -69,6 +74,11 @@ class ConversationNotFound(LookupError):
 
 class NotTheStarter(PermissionError):
     """Only the person who started a conversation may end it with the end command."""
+
+
+class NotProposed(LookupError):
+    """The end confirmation answered was the model's proposal, and no proposal is open any
+    more (the person wrote on): answering it ends nothing."""
 
 
 class LimitReached(Exception):
@@ -283,7 +293,7 @@ class Engine:
         reply_id: str,
         answered: Inbound,
     ) -> Outcome:
-        notices = list(result.notices)
+        notices = await self._withdrawals(conversation.id, result.notices)
         messages: list[NewMessage] = []
         if result.unavailable:
             notices.append(Notice(NoticeKind.MODEL_UNAVAILABLE, MODEL_UNAVAILABLE_TEXT))
@@ -317,6 +327,35 @@ class Engine:
             self.observer.replied(updated.key.platform)
             log.debug("reply text: %r", text)
         return Outcome(updated, reply=result.text, notices=tuple(notices))
+
+    async def _withdrawals(self, conversation_id: str, notices: Sequence[Notice]) -> list[Notice]:
+        """The turn's notices, a lapsed proposal's naming the confirmation it withdraws; where
+        none was shown (its post failed, or the platform keeps no ids) there is nothing to
+        withdraw and the notice goes."""
+        if not any(n.kind is NoticeKind.END_LAPSED for n in notices):
+            return list(notices)
+        shown = await self._confirmation(conversation_id)
+        return [
+            replace(n, replaces=shown) if n.kind is NoticeKind.END_LAPSED else n
+            for n in notices
+            if shown or n.kind is not NoticeKind.END_LAPSED
+        ]
+
+    async def _confirmation(self, conversation_id: str) -> str:
+        """The platform id of the confirmation shown for the latest proposal, or ""."""
+        for event in reversed(await self._store.events(conversation_id)):
+            if event.kind == CONFIRMATION_SHOWN:
+                return str(event.detail.get("message_id") or "")
+            if event.kind == "end_proposed":
+                return ""
+        return ""
+
+    async def confirmation_shown(self, conversation: Conversation, message_id: str) -> None:
+        """The end confirmation for the model's proposal was posted as `message_id`."""
+        now = self._clock()
+        event = AuditEvent(CONFIRMATION_SHOWN, now, Actor.BOT, {"message_id": message_id})
+        await self._store.add_events(conversation.id, (event,))
+        self._recorded(conversation, (event,))
 
     def _recorded(self, conversation: Conversation, events: Sequence[AuditEvent]) -> None:
         """Committed events reach the observer and, as one line each, the log (their kinds,
@@ -389,11 +428,20 @@ class Engine:
         await self._store.set_community_settings(platform, community, updated, self._clock(), by)
         return updated
 
-    async def reset_community_settings(self, platform: str, community: str, by: str) -> None:
-        """Back to the process-wide settings for this community."""
-        await self._store.set_community_settings(
-            platform, community, CommunitySettings(), self._clock(), by
-        )
+    async def reset_community_settings(
+        self, platform: str, community: str, by: str, name: str | None = None
+    ) -> CommunitySettings:
+        """Back to the process-wide value for one of this community's settings (`name`), or
+        for all of them; the result.
+
+        Raises UnknownSetting for a name that is no setting's, and BadCommunitySettings when
+        the ladder would no longer warn before it ends (the other threshold stays its own).
+        """
+        current = await self.community_settings(platform, community)
+        updated = current.cleared(name)
+        updated.check(self._config.rules)
+        await self._store.set_community_settings(platform, community, updated, self._clock(), by)
+        return updated
 
     async def may_start(self, platform: str, user_id: str) -> bool:
         """Whether the operator's limit on ended conversations lets this user start one."""
@@ -417,11 +465,16 @@ class Engine:
             except LimitReached:
                 return _LIMIT
 
-    async def end_by_user(self, key: ConversationKey, user_id: str) -> Outcome:
-        """The user confirmed the end command: end the conversation at `key` at once.
+    async def end_by_user(
+        self, key: ConversationKey, user_id: str, *, proposal: bool = False
+    ) -> Outcome:
+        """The user confirmed the end command (or, with `proposal`, the model's proposal to
+        end): end the conversation at `key` at once.
 
         Raises NotTheStarter for anyone but the person who started it (in a shared thread,
         one member cannot close everyone's conversation); moderators have their own tools.
+        Raises NotProposed when `proposal` is answered after it lapsed: checked under the
+        conversation's lock, so a click racing the person's next message cannot end it.
         """
         async with self._serialised(key):
             conversation = await self._store.current(key)
@@ -429,6 +482,8 @@ class Engine:
                 raise ConversationNotFound(f"no conversation at {key.platform}:{key.place}")
             if not may_end(conversation, user_id):
                 raise NotTheStarter("only the person who started this conversation can end it")
+            if proposal and not conversation.ladder.ended and not conversation.ladder.end_proposed:
+                raise NotProposed("the proposal to end this conversation lapsed")
             knobs = await self._knobs(conversation)
             ladder, effects = transition(
                 conversation.ladder,

@@ -16,9 +16,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from bot.communities import BadCommunitySettings, CommunitySettings
+from bot.communities import BadCommunitySettings, CommunitySettings, UnknownSetting
 from bot.conversation import AuditEvent, Conversation, ConversationKey, Inbound, storable
-from bot.engine import ConversationNotFound, Engine, LimitReached, NotTheStarter, may_end
+from bot.engine import (
+    ConversationNotFound,
+    Engine,
+    LimitReached,
+    NotProposed,
+    NotTheStarter,
+    may_end,
+)
 from bot.logs import about
 from bot.notices import (
     AFTER_END_TEXT,
@@ -49,12 +56,14 @@ class Refusal(StrEnum):
     NOT_FOUND = "not_found"
     NOT_STARTER = "not_starter"
     ALREADY_ENDED = "already_ended"
+    NOT_ASKED = "not_asked"
     NOT_ENDED = "not_ended"
     LIMIT = "limit"
     NOT_A_MESSAGE = "not_a_message"
     NO_PLACE = "no_place"
     NOT_MODERATOR = "not_moderator"
     BAD_SETTINGS = "bad_settings"
+    UNKNOWN_SETTING = "unknown_setting"
 
 
 REFUSAL_TEXT = {
@@ -63,6 +72,9 @@ REFUSAL_TEXT = {
         "Only the person who started this conversation can decide whether it ends."
     ),
     Refusal.ALREADY_ENDED: "This conversation has already ended.",
+    Refusal.NOT_ASKED: (
+        "That is no longer asked: the conversation went on after it, so nothing was ended."
+    ),
     Refusal.NOT_ENDED: "That conversation is active; there is nothing to reopen.",
     Refusal.LIMIT: LIMIT_TEXT,
     Refusal.NOT_A_MESSAGE: (
@@ -71,6 +83,7 @@ REFUSAL_TEXT = {
     Refusal.NO_PLACE: "I couldn't open a new conversation here.",
     Refusal.NOT_MODERATOR: "Only moderators can do that.",
     Refusal.BAD_SETTINGS: "Those settings would let me end a conversation before warning.",
+    Refusal.UNKNOWN_SETTING: "There is no setting by that name.",
 }
 
 
@@ -221,8 +234,12 @@ class Flows:
                 await self._guarded(place.tell(user_id, notice, conversation), "tell a person")
                 continue
             shown = await self._guarded(place.post(notice, conversation), "post a notice")
-            if notice.kind is NoticeKind.END and conversation is not None:
+            if conversation is None:
+                continue
+            if notice.kind is NoticeKind.END:
                 await self._closed(place, conversation, shown or "")
+            elif notice.kind is NoticeKind.CONFIRM_END and shown:
+                await self.engine.confirmation_shown(conversation, shown)
 
     async def _closed(self, place: Place, conversation: Conversation, final_id: str) -> None:
         """After the final notice: close the place, then offer the starter a way on where
@@ -249,8 +266,12 @@ class Flows:
 
     # --- end with a confirmation ---------------------------------------------------------
 
-    async def ask_to_end(self, key: ConversationKey, user_id: str) -> Result:
-        """The end command: the confirmation to show the person, or why not."""
+    async def ask_to_end(
+        self, key: ConversationKey, user_id: str, *, proposal: bool = False
+    ) -> Result:
+        """The end command: the confirmation to show the person, or why not. With
+        `proposal` (an answer to the model's proposal is coming), why not also when no
+        proposal is open any more."""
         conversation = await self.engine.find(key)
         if conversation is None:
             return _refused(Refusal.NOT_FOUND)
@@ -258,17 +279,24 @@ class Flows:
             return _refused(Refusal.ALREADY_ENDED, conversation)
         if not may_end(conversation, user_id):
             return _refused(Refusal.NOT_STARTER, conversation)
+        if proposal and not conversation.ladder.end_proposed:
+            return _refused(Refusal.NOT_ASKED, conversation)
         return Result(conversation, notices=(Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),))
 
-    async def confirm_end(self, key: ConversationKey, user_id: str, place: Place) -> Result:
-        """The person confirmed an end (the command's or the model's proposal): end it now,
-        show the final notice, close the place."""
+    async def confirm_end(
+        self, key: ConversationKey, user_id: str, place: Place, *, proposal: bool = False
+    ) -> Result:
+        """The person confirmed an end (the command's, or with `proposal` the model's
+        proposal, which must still be open): end it now, show the final notice, close the
+        place."""
         try:
-            outcome = await self.engine.end_by_user(key, user_id)
+            outcome = await self.engine.end_by_user(key, user_id, proposal=proposal)
         except ConversationNotFound:
             return _refused(Refusal.NOT_FOUND)
         except NotTheStarter:
             return _refused(Refusal.NOT_STARTER, await self.engine.find(key))
+        except NotProposed:
+            return _refused(Refusal.NOT_ASKED, await self.engine.find(key))
         if not outcome.just_ended:
             return _refused(Refusal.ALREADY_ENDED, outcome.conversation)
         await self._show(place, outcome, user_id)
@@ -451,15 +479,37 @@ class Flows:
     ) -> CommunityResult:
         """A community's moderators change some of its settings (those `changes` sets);
         they apply from the next message in every conversation of that community."""
+        return await self._community_change(
+            lambda: self.engine.set_community_settings(
+                self._platform, community, changes, moderator_id
+            ),
+            is_moderator=is_moderator,
+        )
+
+    async def reset_community_settings(
+        self, community: str, name: str | None, moderator_id: str, *, is_moderator: bool
+    ) -> CommunityResult:
+        """A community's moderators put one of its settings (`name`), or all of them (None),
+        back to the process-wide value, from the next message on."""
+        return await self._community_change(
+            lambda: self.engine.reset_community_settings(
+                self._platform, community, moderator_id, name
+            ),
+            is_moderator=is_moderator,
+        )
+
+    async def _community_change(
+        self, change: Callable[[], Awaitable[CommunitySettings]], *, is_moderator: bool
+    ) -> CommunityResult:
+        """A moderator's change to their community's settings, or why it was refused."""
         if not is_moderator:
             return CommunityResult(refusal=Refusal.NOT_MODERATOR)
         try:
-            updated = await self.engine.set_community_settings(
-                self._platform, community, changes, moderator_id
-            )
+            return CommunityResult(await change())
+        except UnknownSetting as exc:
+            return CommunityResult(refusal=Refusal.UNKNOWN_SETTING, problem=str(exc))
         except BadCommunitySettings as exc:
             return CommunityResult(refusal=Refusal.BAD_SETTINGS, problem=str(exc))
-        return CommunityResult(updated)
 
     async def status(self, target: ConversationKey | str, *, is_moderator: bool) -> Result:
         """A conversation's state, for moderators."""

@@ -19,6 +19,7 @@ class NoticeKind(StrEnum):
     TOO_LONG = "too_long"  # the message was over the size limit; nothing was sent
     CUT_SHORT = "cut_short"  # the reply stopped at the most tokens a reply may have
     CONFIRM_END = "confirm_end"  # asks the person who started it to confirm ending it
+    END_LAPSED = "end_lapsed"  # the model's proposed end went unanswered: no longer asked
     AFTER_END = "after_end"  # to the starter, privately: start again, or say it was a mistake
     STARTED = "started"  # a new conversation (or a branch) starts in this place
     REOPENED = "reopened"  # a moderator reopened the conversation
@@ -37,11 +38,16 @@ class Notice:
     END and BLOCKED notices say *that* it ended and why; the adapter adds how to start again
     on its platform. An END notice in a conversation flagged for crisis carries the crisis
     resources in `resources`, to be shown as part of the same final notice.
+
+    A notice that `replaces` names an earlier message posted in the place (its platform id)
+    takes that message's place, controls and all: an END_LAPSED notice withdraws the end
+    confirmation nobody answered, so that no stale button can end the conversation later.
     """
 
     kind: NoticeKind
     text: str
     resources: str = ""
+    replaces: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,7 @@ CONFIRM_END_TEXT = (
     "start a new one at once."
 )
 KEEP_GOING_TEXT = "Okay, the conversation goes on."
+END_LAPSED_TEXT = "The conversation went on, so ending it is no longer asked."
 AFTER_END_TEXT = (
     "Your conversation has ended. You can start a new one at once, or tell the moderators "
     "if you think ending it was a mistake."

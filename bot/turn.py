@@ -11,6 +11,7 @@ from bot.conversation import Actor, AuditEvent, LadderState
 from bot.notices import (
     CONFIRM_END_TEXT,
     CUT_SHORT_TEXT,
+    END_LAPSED_TEXT,
     REFUSAL_DECLINE,
     WARNING_TEXT,
     Notice,
@@ -279,7 +280,10 @@ def effect_entry(
                 Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),
             )
         case ProposalLapsed():
-            return AuditEvent("end_proposal_lapsed", at, actor, dict(detail)), None
+            return (
+                AuditEvent("end_proposal_lapsed", at, actor, dict(detail)),
+                Notice(NoticeKind.END_LAPSED, END_LAPSED_TEXT),
+            )
         case Reopened():
             return AuditEvent("reopen", at, actor, dict(detail)), None
         case Blocked():

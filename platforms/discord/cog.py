@@ -210,13 +210,14 @@ class ConversationCog(commands.Cog):
             case "end":
                 # Refusals first (a read), so the buttons stay for the starter if someone
                 # else pressed; then the buttons go, before the thread is locked.
-                asked = await self.flows.ask_to_end(key, user_id)
+                proposal = translate.answers_proposal(interaction.message)
+                asked = await self.flows.ask_to_end(key, user_id, proposal=proposal)
                 if not asked.ok:
                     await answer(interaction, asked.text)
                     return
                 await interaction.response.edit_message(content=ENDED_HERE, view=None)
                 place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
-                ended = await self.flows.confirm_end(key, user_id, place)
+                ended = await self.flows.confirm_end(key, user_id, place, proposal=proposal)
                 if not ended.ok:
                     await answer(interaction, ended.text)
             case "keep":

@@ -8,9 +8,9 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.communities import CommunitySettings
+from bot.communities import SETTING_NAMES, CommunitySettings
 from bot.conversation import ConversationKey, Inbound
-from bot.flows import REFUSAL_TEXT, Flows, Refusal, Result
+from bot.flows import REFUSAL_TEXT, CommunityResult, Flows, Refusal, Result
 from bot.review import Decision
 from platforms.discord import render, translate
 from platforms.discord.places import Discord, DiscordPlace, answer
@@ -18,6 +18,8 @@ from platforms.discord.places import Discord, DiscordPlace, answer
 NO_THREAD = "Run this inside a conversation's thread, or name one with the `thread` option."
 ThreadOption = app_commands.AppCommandThread | None
 Threshold = app_commands.Range[int, 1, 100] | None
+EVERY_SETTING = "all"
+RESETTABLE = [app_commands.Choice(name=n, value=n) for n in (*SETTING_NAMES, EVERY_SETTING)]
 
 
 class ChatCommands(commands.Cog):
@@ -120,8 +122,9 @@ async def _opened(
 
 @app_commands.guild_only()
 class Moderation(commands.GroupCog, group_name="quitbot", group_description="Moderator tools"):
-    """/quitbot reopen | status | audit | review | review-resolve | settings | settings-set:
-    moderators' tools, all answered privately; review and settings are the server's own."""
+    """/quitbot reopen | status | audit | review | review-resolve | settings | settings-set |
+    settings-reset: moderators' tools, all answered privately; review and settings are the
+    server's own."""
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
@@ -228,6 +231,22 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
         )
         await self._settings(interaction, changes if changes != CommunitySettings() else None)
 
+    @app_commands.command(
+        name="settings-reset", description="Put one of this server's settings, or all, back"
+    )
+    @app_commands.describe(setting="The setting to use the bot's default for again, or all")
+    @app_commands.choices(setting=RESETTABLE)
+    async def settings_reset(self, interaction: discord.Interaction, setting: str) -> None:
+        # Discord offers only the choices, but a stale command registration may send any
+        # name: the core refuses one that is no setting's.
+        result = await self.flows.reset_community_settings(
+            translate.community_of(interaction),
+            None if setting == EVERY_SETTING else setting,
+            str(interaction.user.id),
+            is_moderator=self._is_moderator(interaction),
+        )
+        await _show_settings(interaction, result)
+
     async def _settings(
         self, interaction: discord.Interaction, changes: CommunitySettings | None
     ) -> None:
@@ -240,8 +259,7 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
                 community, changes, str(interaction.user.id), is_moderator=moderates
             )
         )
-        shown = render.community_settings(result.settings) if result.settings else result.text
-        await answer(interaction, shown)
+        await _show_settings(interaction, result)
 
     async def _target(
         self, interaction: discord.Interaction, thread: ThreadOption
@@ -271,3 +289,9 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
             and isinstance(user, discord.Member)
             and any(role.id == role_id for role in user.roles)
         )
+
+
+async def _show_settings(interaction: discord.Interaction, result: CommunityResult) -> None:
+    """The server's own settings as a flow returned them, or why not, to the moderator."""
+    shown = render.community_settings(result.settings) if result.settings else result.text
+    await answer(interaction, shown)

@@ -206,6 +206,18 @@ class Discord:
             log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
             return None
 
+    async def replace(
+        self, channel: discord.abc.Messageable, message_id: str, rendered: render.Rendered
+    ) -> discord.Message | None:
+        """Show `rendered` in place of an earlier message of ours, without its buttons
+        unless `rendered` has its own."""
+        try:
+            earlier = discord.PartialMessage(channel=channel, id=int(message_id))  # type: ignore[arg-type]
+            return await earlier.edit(**{"view": None, **rendered.kwargs()})
+        except (TypeError, ValueError, discord.HTTPException) as exc:
+            log.warning("could not edit message %s: %s", message_id, exc)
+            return None
+
     async def direct(self, user_id: str, rendered: render.Rendered) -> bool:
         """Send to a person's DMs; False if they do not take DMs from the bot."""
         try:
@@ -250,7 +262,9 @@ class DiscordPlace:
 
     async def post(self, notice: Notice, conversation: Conversation | None) -> str:
         rendered = self._render(notice, conversation)
-        if self._answering is not None:  # the deferred interaction's answer ("thinking...")
+        if notice.replaces:
+            sent = await self._d.replace(self.channel, notice.replaces, rendered)
+        elif self._answering is not None:  # the deferred interaction's answer ("thinking...")
             interaction, self._answering = self._answering, None
             sent = await answer(interaction, rendered, ephemeral=False)
         else:

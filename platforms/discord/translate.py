@@ -218,6 +218,13 @@ def parse_custom_id(custom_id: str) -> Action | None:
     return None
 
 
+def answers_proposal(message: discord.Message | None) -> bool:
+    """Whether an end button is on the model's proposal, which lapses, rather than on the
+    end command's confirmation: the command answers privately (an ephemeral message), the
+    proposal's confirmation is posted in the conversation's place for all to see."""
+    return message is not None and not message.flags.ephemeral
+
+
 def payload_data(data: object) -> dict[str, Any]:
     """An interaction's `data`, or {} if it is not an object (Discord always sends one)."""
     return dict(data) if isinstance(data, dict) else {}

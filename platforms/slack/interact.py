@@ -39,13 +39,15 @@ HELP = (
     "asked to confirm.\n"
     "Moderators: */quitbot reopen|status|audit <thread link or id>* (reopen takes a note), "
     "*/quitbot review* (ends called a mistake; *review resolve <link or id> reopen|uphold "
-    "[note]* decides one), */quitbot settings* (*settings set <name> <value>*: this workspace's)."
+    "[note]* decides one), */quitbot settings* (*settings set <name> <value>*, *settings reset "
+    "<name>|all*: this workspace's)."
 )
 NO_TARGET = (
     "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
     "or add the thread's link here: `/quitbot end <link>`."
 )
 MISTAKE = "This was a mistake"
+EVERY_SETTING = "all"  # `/quitbot settings reset all`
 Tell = Callable[..., Awaitable[None]]  # (text, blocks=None): to one person, privately
 
 
@@ -76,6 +78,8 @@ class Interactions:
         moderator, flows, verb = await self._is_moderator(user), self._flows, command.verb
         link, decision, note = [*command.note.split(maxsplit=2), "", "", ""][:3]
         decision = decision.lower()
+        if verb == "settings" and command.target == "reset":
+            return await self._reset_settings(command.note.strip(), user, team, moderator)
         if verb == "settings" and command.target in {"", "set"}:
             return await self._settings(command.note, user, team, moderator)
         if verb == "review" and not command.target:
@@ -118,6 +122,17 @@ class Interactions:
             team, CommunitySettings(**given), user, is_moderator=moderator
         )
         return settings_text(await saved, "Saved. ")
+
+    async def _reset_settings(self, name: str, user: str, team: str, moderator: bool) -> str:
+        """`reset <name>`: one of this workspace's settings back to the default; `reset all`."""
+        if not name:
+            return (
+                f"Which one? `/quitbot settings reset <name>`, or `{EVERY_SETTING}` for every one."
+            )
+        reset = self._flows.reset_community_settings(
+            team, None if name == EVERY_SETTING else name, user, is_moderator=moderator
+        )
+        return settings_text(await reset, "Reset. ")
 
     async def _queue_text(self, items: Sequence[ReviewItem]) -> str:
         """The queue, oldest first, as one message within Slack's advised length."""
@@ -174,7 +189,10 @@ class Interactions:
         user, channel, key = _who(body), _channel(body), await self._key_of(_value(body)[0])
         if key is not None:
             place = self._places.place(key, user)
-            result = await self._flows.confirm_end(key, user, place)
+            # The end command's confirmation is ephemeral; one in the thread is the model's
+            # proposal, which must still be open.
+            proposal = not (body.get("container") or {}).get("is_ephemeral")
+            result = await self._flows.confirm_end(key, user, place, proposal=proposal)
             if result.ok:
                 return await self._answered(body, "The conversation was ended.")
             await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)

@@ -120,6 +120,10 @@ class SlackPlace:
 
     async def post(self, notice: Notice, conversation: Conversation | None) -> str:
         text, blocks = self._render(notice, conversation)
+        if notice.replaces:  # its buttons go with the message it replaces: none left stale
+            edit = {"channel": self.channel, "ts": notice.replaces, "text": text, "blocks": blocks}
+            data, _ = await self.deps.attempt("chat_update", **edit)
+            return str(data.get("ts") or "")
         response = await self.deps.client.chat_postMessage(
             channel=self.channel, thread_ts=self.thread_ts, text=text, blocks=blocks
         )

@@ -135,6 +135,30 @@ async def test_moderators_change_settings_within_the_ladder_rules(rig: Rig) -> N
     )
 
 
+async def test_moderators_reset_one_setting_or_all_within_the_ladder_rules(rig: Rig) -> None:
+    own = CommunitySettings(5, 6, "Call 112.", "Gardening only.")
+    await rig.flows.set_community_settings("g1", own, "mod", is_moderator=True)
+    refused = await rig.flows.reset_community_settings(
+        "g1", "redirects_before_warning", "bob", is_moderator=False
+    )
+    assert refused.refusal is Refusal.NOT_MODERATOR
+    unknown = await rig.flows.reset_community_settings("g1", "colour", "mod", is_moderator=True)
+    assert unknown.refusal is Refusal.UNKNOWN_SETTING and "crisis_message" in unknown.text
+    # Back to the default end (3) would end before this community's warning (5).
+    bad = await rig.flows.reset_community_settings(
+        "g1", "redirects_before_end", "mod", is_moderator=True
+    )
+    assert bad.refusal is Refusal.BAD_SETTINGS and "redirects_before_end (3)" in bad.text
+    one = await rig.flows.reset_community_settings("g1", "crisis_message", "mod", is_moderator=True)
+    assert one.settings == CommunitySettings(5, 6, None, "Gardening only.")
+    assert (await rig.flows.community_settings("g1", is_moderator=True)).settings == one.settings
+    every = await rig.flows.reset_community_settings("g1", None, "mod", is_moderator=True)
+    assert every.settings == CommunitySettings()
+    assert (await rig.flows.community_settings("g1", is_moderator=True)).settings == (
+        CommunitySettings()
+    )
+
+
 async def test_the_store_keeps_communities_apart(database_url: str) -> None:
     store = await open_store(parse_database_url(database_url))
     at = datetime(2026, 3, 1, tzinfo=UTC)

@@ -294,10 +294,45 @@ async def test_the_models_proposal_shows_a_confirmation_and_ends_nothing(setup: 
     conversation = await setup.flows.find(HERE)
     assert conversation is not None and not conversation.ladder.ended
     assert conversation.ladder.end_proposed
-    result = await setup.flows.confirm_end(HERE, ALICE, setup.here)
+    result = await setup.flows.confirm_end(HERE, ALICE, setup.here, proposal=True)
     assert result.ok and result.conversation is not None
     assert result.conversation.ladder.ended_reason == "user_requested"
-    assert (await setup.kinds())[-2:] == ["end_proposed", "end"]
+    assert (await setup.kinds())[-3:] == ["end_proposed", "end_confirmation_shown", "end"]
+
+
+async def test_writing_on_withdraws_the_confirmation_that_was_shown(setup: Setup) -> None:
+    setup.model.script = [ask_to_end(), text("Sure."), text("Go on then.")]
+    await setup.say("please end this")
+    shown = f"msg-{setup.here.kinds().index(NoticeKind.CONFIRM_END) + 1}"
+    outcome = await setup.say("actually, one more thing")
+    [lapsed] = [n for n in outcome.notices if n.kind is NoticeKind.END_LAPSED]
+    assert lapsed.replaces == shown and setup.here.posted[-1] == lapsed
+    assert (await setup.kinds())[-1] == "end_proposal_lapsed"
+
+
+async def test_an_answer_to_a_lapsed_proposal_ends_nothing(setup: Setup) -> None:
+    setup.model.script = [ask_to_end(), text("Sure."), text("Go on then.")]
+    await setup.say("please end this")
+    await setup.say("actually, one more thing")
+    asked = await setup.flows.ask_to_end(HERE, ALICE, proposal=True)
+    assert asked.refusal is Refusal.NOT_ASKED and asked.text
+    late = await setup.flows.confirm_end(HERE, ALICE, setup.here, proposal=True)
+    assert late.refusal is Refusal.NOT_ASKED
+    assert late.conversation is not None and not late.conversation.ladder.ended
+    assert NoticeKind.END not in setup.here.kinds()
+    # The end command needs no proposal: its own confirmation ends it.
+    assert (await setup.flows.confirm_end(HERE, ALICE, setup.here)).ok
+
+
+async def test_a_confirmation_never_shown_has_nothing_to_withdraw(setup: Setup) -> None:
+    setup.model.script = [ask_to_end(), text("Sure."), text("Go on then.")]
+    setup.here.broken = True  # the confirmation could not be posted
+    await setup.say("please end this")
+    setup.here.broken = False
+    outcome = await setup.say("actually, one more thing")
+    assert not [n for n in outcome.notices if n.kind is NoticeKind.END_LAPSED]
+    assert NoticeKind.END_LAPSED not in setup.here.kinds()
+    assert (await setup.kinds())[-1] == "end_proposal_lapsed"
 
 
 async def test_keep_talking_lets_the_proposal_lapse_on_the_record(setup: Setup) -> None:

@@ -119,8 +119,10 @@ def button(
     message_ts: str = "1700000000.999999",
     thread_ts: str | None = None,
     container_channel_type: str = "channel",
+    ephemeral: bool = False,
 ) -> dict[str, Any]:
-    """A click on a button (type `block_actions`).
+    """A click on a button (type `block_actions`); `ephemeral` for one on a message shown
+    to that person only (the end command's confirmation).
 
     Shape per https://docs.slack.dev/reference/interaction-payloads/block_actions-payload:
     `user` {id, team_id}, `container` {type: message, message_ts, channel_id, is_ephemeral,
@@ -140,7 +142,7 @@ def button(
             "type": "message",
             "message_ts": message_ts,
             "channel_id": channel,
-            "is_ephemeral": False,
+            "is_ephemeral": ephemeral,
             "thread_ts": thread_ts,
         },
         "trigger_id": f"trigger-{next(_ids)}",

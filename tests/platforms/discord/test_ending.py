@@ -3,7 +3,8 @@ proposal confirmed only by the starter, and every control after an end usable.""
 
 from __future__ import annotations
 
-from bot.notices import CUT_SHORT_TEXT
+from bot.flows import REFUSAL_TEXT, Refusal
+from bot.notices import CUT_SHORT_TEXT, END_LAPSED_TEXT
 from platforms.discord import translate
 from platforms.discord.app import QuitBot
 from tests.fakes.anthropic import FakeAnthropic, text, tool
@@ -60,15 +61,53 @@ async def test_the_models_end_proposal_lapses_when_the_person_writes_on(
     bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
 ) -> None:
     fake = fake_discord
-    thread_id, _ = await proposal(fake, fake_anthropic)
+    thread_id, confirm = await proposal(fake, fake_anthropic)
     fake_anthropic.add(text("Happy to keep going."))
     await fake.post(int(thread_id), fake.alice, "actually, one more question")
     await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Happy to keep going.")
+    # The confirmation loses its buttons and says so: no stale End can end it later.
+    await fake.wait_call("PATCH", rf"/channels/{thread_id}/messages/{confirm['id']}")
+    assert fake.clickable(confirm) == []
+    assert fake.messages[int(confirm["id"])]["content"] == END_LAPSED_TEXT
     conversation = await bot.flows.engine.find(translate.thread_key(int(thread_id)))
     assert conversation is not None and not conversation.ladder.ended
     _, events = await bot.flows.engine.record(conversation.id)
-    assert [e.kind for e in events][-2:] == ["end_proposed", "end_proposal_lapsed"]
+    assert [e.kind for e in events][-3:] == [
+        "end_proposed",
+        "end_confirmation_shown",
+        "end_proposal_lapsed",
+    ]
+    assert events[-2].detail["message_id"] == confirm["id"]
     assert not fake.calls_to("PATCH", rf"/channels/{thread_id}")
+
+
+async def test_an_end_button_left_from_a_lapsed_proposal_ends_nothing(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    thread_id, confirm = await proposal(fake, fake_anthropic)
+    confirmation = rf"/channels/{thread_id}/messages/{confirm['id']}"
+    fake.fail_next("PATCH", confirmation)  # the withdrawal fails: the buttons stay
+    fake_anthropic.add(text("Happy to keep going."))
+    await fake.post(int(thread_id), fake.alice, "actually, one more question")
+    await fake.wait_call("PATCH", confirmation, ok_only=False)
+    assert fake.clickable(confirm) == ["quitbot:end", "quitbot:keep"]
+
+    pressed = await fake.press("quitbot:end", message=confirm, author=fake.alice)
+    refused = (await fake.response(pressed)).body["data"]
+    assert refused["flags"] & 64 and refused["content"] == REFUSAL_TEXT[Refusal.NOT_ASKED]
+    conversation = await bot.flows.engine.find(translate.thread_key(int(thread_id)))
+    assert conversation is not None and not conversation.ladder.ended
+    assert not fake.calls_to("PATCH", rf"/channels/{thread_id}")
+
+    # The end command's own confirmation still ends it: no proposal is needed for that.
+    asked = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
+    private = (await fake.response(asked)).response["resource"]["message"]
+    ending = await fake.press("quitbot:end", message=private, author=fake.alice)
+    assert (await fake.response(ending)).body["type"] == 7
+    await fake.wait_call("PATCH", rf"/channels/{thread_id}")
+    ended = await bot.flows.engine.find(translate.thread_key(int(thread_id)))
+    assert ended is not None and ended.ladder.ended
 
 
 async def test_ending_with_the_end_command_in_a_thread_offers_the_way_on_by_dm(

@@ -141,6 +141,7 @@ async def test_plain_members_are_refused_review_and_settings(
         ("review", ()),
         ("settings", ()),
         ("settings-set", (option("redirects_before_warning", 1),)),
+        ("settings-reset", (option("setting", "all"),)),
     ):
         asked = await moderator(fake, command, *options, **member)
         assert "Only moderators" in (await answer(fake, asked))["content"]
@@ -207,3 +208,39 @@ async def test_a_servers_own_thresholds_apply_there_only(
     assert "Warning" not in titles(fake, dm)
     in_dm = await engine.find(ConversationKey("discord", f"dm:{dm}"))
     assert in_dm is not None and in_dm.community == ""
+
+
+async def test_a_moderator_resets_one_setting_or_all(
+    bot: QuitBot, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    own = await answer(
+        fake,
+        await moderator(
+            fake,
+            "settings-set",
+            option("redirects_before_warning", 4),
+            option("redirects_before_end", 5),
+            option("crisis_message", "Call 116 123, any time."),
+        ),
+    )
+    assert "`redirects_before_end`: 5" in own["content"]
+
+    async def reset(setting: str) -> str:
+        asked = await moderator(fake, "settings-reset", option("setting", setting))
+        shown = await answer(fake, asked)
+        assert shown["flags"] & 64
+        return str(shown["content"])
+
+    # The bot's default (3) would end before this server's warning (4): refused, unchanged.
+    assert "redirects_before_end (3) must be at least" in await reset("redirects_before_end")
+    one = await reset("redirects_before_warning")
+    assert "`redirects_before_warning`: default" in one and "`redirects_before_end`: 5" in one
+    assert "Call 116 123, any time." in one
+    assert "There is no setting 'colour'" in await reset("colour")
+    every = await reset("all")
+    assert "Call 116 123" not in every and "`redirects_before_end`: default" in every
+    assert (
+        await bot.flows.engine.community_settings("discord", str(fake.guild_id))
+        == CommunitySettings()
+    )

@@ -46,7 +46,7 @@ async def started(harness: SlackHarness) -> Conversation:
 async def ended(harness: SlackHarness) -> Conversation:
     conversation = await started(harness)
     value = action_value(conversation.id, Place.CHANNEL)
-    await harness.send.interaction(button(END_CONFIRM, value, thread_ts=THREAD))
+    await harness.send.interaction(button(END_CONFIRM, value, thread_ts=THREAD, ephemeral=True))
     await harness.settle()
     after = await harness.runtime.engine.get(conversation.id)
     assert after is not None and after.state == "ended"
@@ -71,7 +71,9 @@ async def test_end_from_inside_the_thread_asks_then_ends(harness: SlackHarness) 
     assert end_it["action_id"] == END_CONFIRM
     assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
 
-    await harness.send.interaction(button(END_CONFIRM, end_it["value"], thread_ts=THREAD))
+    await harness.send.interaction(
+        button(END_CONFIRM, end_it["value"], thread_ts=THREAD, ephemeral=True)
+    )
     await harness.settle()
     final = harness.slack.calls_to("chat.postMessage")[-1]
     assert final["thread_ts"] == THREAD and "you asked to end it" in final["text"]
@@ -96,7 +98,7 @@ async def test_end_by_thread_link_from_a_channel(harness: SlackHarness) -> None:
     [confirm] = ephemerals(harness)
     assert confirm["channel"] == "C0GENERAL" and "thread_ts" not in confirm
     end_it = next(b for b in confirm["blocks"] if b["type"] == "actions")["elements"][0]
-    await harness.send.interaction(button(END_CONFIRM, end_it["value"]))
+    await harness.send.interaction(button(END_CONFIRM, end_it["value"], ephemeral=True))
     await harness.settle()
     assert (await harness.runtime.engine.get(conversation.id)).state == "ended"  # type: ignore[union-attr]
     assert harness.slack.calls_to("chat.postMessage")[-1]["thread_ts"] == THREAD

@@ -217,7 +217,7 @@ async def test_each_poster_in_an_ended_thread_is_told_once(harness: SlackHarness
     conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
     assert conversation is not None
     value = action_value(conversation.id, Place.CHANNEL)
-    await harness.send.interaction(button(END_CONFIRM, value, thread_ts=THREAD))
+    await harness.send.interaction(button(END_CONFIRM, value, thread_ts=THREAD, ephemeral=True))
     await harness.settle()
     for n, user in enumerate(["U0ALICE", "U0BOB", "U0ALICE", "U0BOB"]):
         late = message("hi", ts=f"1700000100.{n + 500:06d}", thread_ts=THREAD, user=user)

@@ -11,6 +11,8 @@ import pytest
 from bot.app import engine_config
 from bot.conversation import Conversation, Inbound
 from bot.engine import Engine
+from bot.flows import REFUSAL_TEXT, Refusal
+from bot.notices import END_LAPSED_TEXT
 from platforms.slack import SlackBot
 from platforms.slack.render import END_CANCEL, END_CONFIRM
 from platforms.slack.translate import thread_key
@@ -34,6 +36,19 @@ async def proposed(harness: SlackHarness) -> tuple[Conversation, dict[str, Any]]
     assert proposal["thread_ts"] == THREAD  # in the thread, for everyone to see
     [actions] = [b for b in proposal["blocks"] if b["type"] == "actions"]
     return conversation, {e["action_id"]: e for e in actions["elements"]}
+
+
+def proposal_ts(harness: SlackHarness) -> str:
+    """The ts of the posted proposal (the first message of the app's with blocks)."""
+    return next(
+        str(r["ts"])
+        for c, r in zip(
+            harness.slack.calls_to("chat.postMessage"),
+            harness.slack.results_of("chat.postMessage"),
+            strict=True,
+        )
+        if "blocks" in c
+    )
 
 
 async def test_the_starter_confirms_the_models_proposal(harness: SlackHarness) -> None:
@@ -67,15 +82,7 @@ async def test_nobody_else_can_confirm_it(harness: SlackHarness) -> None:
 
 async def test_keep_talking_withdraws_it(harness: SlackHarness) -> None:
     conversation, buttons = await proposed(harness)
-    shown = next(
-        r["ts"]
-        for c, r in zip(
-            harness.slack.calls_to("chat.postMessage"),
-            harness.slack.results_of("chat.postMessage"),
-            strict=True,
-        )
-        if "blocks" in c
-    )
+    shown = proposal_ts(harness)
     value = buttons[END_CANCEL]["value"]
     await harness.send.interaction(button(END_CANCEL, value, message_ts=shown, thread_ts=THREAD))
     await harness.settle()
@@ -86,16 +93,36 @@ async def test_keep_talking_withdraws_it(harness: SlackHarness) -> None:
     assert after is not None and after.state == "active" and not after.ladder.end_proposed
 
 
-async def test_the_proposal_lapses_when_the_person_writes_on(harness: SlackHarness) -> None:
-    conversation, _ = await proposed(harness)
+async def write_on(harness: SlackHarness) -> None:
     harness.claude.add(text("Sure, go on."))
     later = message("actually, one more question", ts="1700000100.000300", thread_ts=THREAD)
     await harness.send.event(event_callback(later))
     await harness.settle()
+
+
+async def test_the_proposal_lapses_when_the_person_writes_on(harness: SlackHarness) -> None:
+    conversation, _ = await proposed(harness)
+    await write_on(harness)
     after = await harness.runtime.engine.get(conversation.id)
     assert after is not None and after.state == "active" and not after.ladder.end_proposed
     _, events = await harness.runtime.engine.record(conversation.id)
     assert [e.kind for e in events if "proposal" in e.kind] == ["end_proposal_lapsed"]
+    [withdrawn] = harness.slack.calls_to("chat.update")  # its buttons go: none left stale
+    assert withdrawn["ts"] == proposal_ts(harness) and withdrawn["text"] == END_LAPSED_TEXT
+    assert not [b for b in withdrawn["blocks"] if b["type"] == "actions"]
+
+
+async def test_a_button_left_from_a_lapsed_proposal_ends_nothing(harness: SlackHarness) -> None:
+    conversation, buttons = await proposed(harness)
+    harness.slack.fail("chat.update", "internal_error", times=1)  # the buttons stay
+    await write_on(harness)
+    value, shown = buttons[END_CONFIRM]["value"], proposal_ts(harness)
+    await harness.send.interaction(button(END_CONFIRM, value, message_ts=shown, thread_ts=THREAD))
+    await harness.settle()
+    [refusal] = harness.slack.calls_to("chat.postEphemeral")
+    assert refusal["user"] == "U0ALICE" and refusal["text"] == REFUSAL_TEXT[Refusal.NOT_ASKED]
+    after = await harness.runtime.engine.get(conversation.id)
+    assert after is not None and after.state == "active"
 
 
 async def test_an_acknowledged_message_survives_a_kill(

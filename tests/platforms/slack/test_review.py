@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bot.communities import CommunitySettings
 from bot.conversation import Conversation, StoredMessage
 from bot.review import Feedback, review_queue
 from platforms.slack.render import MESSAGE_LIMIT, MISTAKE, action_value
@@ -99,6 +100,7 @@ async def test_members_are_refused(harness: SlackHarness) -> None:
         f"review resolve {conversation.id} reopen",
         "settings",
         "settings set redirects_before_warning 1",
+        "settings reset all",
     ):
         assert "Only moderators" in await run(harness, words, user="U0MEMBER")
     assert (await harness.runtime.engine.get(conversation.id)).state == "ended"  # type: ignore[union-attr]
@@ -119,6 +121,23 @@ async def test_settings_show_set_and_refuse(harness: SlackHarness) -> None:
     assert "review resolve <link or id>" in await run(harness, "review resolve x maybe")
     own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
     assert own.crisis_message == "Call 116 123, any time." and own.redirects_before_end is None
+
+
+@MODERATOR
+async def test_settings_reset_one_or_all(harness: SlackHarness) -> None:
+    for words in ("redirects_before_end 5", "redirects_before_warning 4", "crisis_message Hi"):
+        assert "Saved." in await run(harness, f"settings set {words}")
+    # The default (3) would end before this workspace's warning (4): refused, unchanged.
+    assert "must be at least" in await run(harness, "settings reset redirects_before_end")
+    one = await run(harness, "settings reset redirects_before_warning")
+    assert one.startswith("Reset.") and "`redirects_before_warning`: (unset)" in one
+    assert "`redirects_before_end`: 5" in one and "`crisis_message`: Hi" in one
+    assert "There is no setting 'colour'" in await run(harness, "settings reset colour")
+    assert "settings reset <name>" in await run(harness, "settings reset")
+    every = await run(harness, "settings reset all")
+    assert every.startswith("Reset.") and "`crisis_message`: (unset)" in every
+    own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
+    assert own == CommunitySettings()
 
 
 async def redirected_once(harness: SlackHarness, team: str, thread: str) -> bool:
