@@ -315,8 +315,9 @@ class Store(Protocol):
     ) -> Conversation: ...
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
-        """Claim a just-delivered event and keep its message until a turn takes it, in one
-        small write; False, storing nothing, if the event was received before."""
+        """Claim a just-delivered event and keep its message (with its `files`, where to
+        read them; never their contents) until a turn takes it, in one small write; False,
+        storing nothing, if the event was received before."""
         ...
 
     async def settle(self, inbound: Inbound) -> None:
