@@ -57,6 +57,27 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class FileRef:
+    """Where a file a user sent can be read, kept with the message until its turn (never
+    the file's contents). `locator` is the adapter's own (a download URL): the core only
+    keeps it and hands it back to the adapter that made it.
+    """
+
+    name: str
+    media_type: str
+    size: int = 0
+    locator: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("name", "media_type", "locator"):
+            object.__setattr__(self, name, storable(getattr(self, name)))
+
+    def unread(self) -> Attachment:
+        """The file only named: what the model is told of a file that could not be read."""
+        return Attachment(self.name, self.media_type, b"", self.size)
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
     """One message from a person, normalised by an adapter.
 
@@ -74,6 +95,9 @@ class Inbound:
     # The server or workspace it came from (a Discord guild id, a Slack team id), whose own
     # settings apply to the conversation it starts; "" for none (a DM, the console).
     community: str = ""
+    # Where its files can be read again: kept with the message, so that a message answered
+    # after a restart still has them (`attachments` are read only when its turn comes).
+    files: tuple[FileRef, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "text", storable(self.text))

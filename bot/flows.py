@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -224,8 +224,18 @@ class Flows:
         was killed); call once the platform is connected. How many there were."""
         pending = [i for i in await self.engine.pending() if i.key.platform == self._platform]
         for inbound in pending:
-            await self.converse(inbound, self._places.place(inbound.key))
+            await self.converse(await self.recall(inbound), self._places.place(inbound.key))
         return len(pending)
+
+    async def recall(self, inbound: Inbound) -> Inbound:
+        """A message a previous run kept, with its files read again by the adapter (their
+        contents were never kept); if reading fails, the model is still told their names."""
+        if not inbound.files:
+            return inbound
+        read = await self._guarded(self._places.read(inbound.files), "read a message's files")
+        if read is None:
+            read = tuple(file.unread() for file in inbound.files)
+        return replace(inbound, attachments=read)
 
     async def _show(self, place: Place, outcome: Outcome, user_id: str) -> None:
         conversation = outcome.conversation

@@ -11,9 +11,11 @@ from typing import Any, Protocol
 
 from bot.communities import CommunitySettings
 from bot.conversation import (
+    Attachment,
     AuditEvent,
     Conversation,
     ConversationKey,
+    FileRef,
     Inbound,
     LadderState,
     StoredMessage,
@@ -71,9 +73,15 @@ class Place(Protocol):
 
 class Places(Protocol):
     """How the core reaches a conversation's place that no event is in flight for
-    (a moderator reopening another thread, a feedback form sent from a DM)."""
+    (a moderator reopening another thread, a feedback form sent from a DM), and the
+    files of a message no event is in flight for (kept by a run that stopped)."""
 
     def place(self, key: ConversationKey) -> Place: ...
+
+    async def read(self, files: Sequence[FileRef]) -> tuple[Attachment, ...]:
+        """The files as the model gets them, read within the platform's limits; one that
+        cannot be read any more (gone, expired) is only named (`FileRef.unread`)."""
+        ...
 
 
 class ModLogKind(StrEnum):
@@ -307,8 +315,9 @@ class Store(Protocol):
     ) -> Conversation: ...
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
-        """Claim a just-delivered event and keep its message until a turn takes it, in one
-        small write; False, storing nothing, if the event was received before."""
+        """Claim a just-delivered event and keep its message (with its `files`, where to
+        read them; never their contents) until a turn takes it, in one small write; False,
+        storing nothing, if the event was received before."""
         ...
 
     async def settle(self, inbound: Inbound) -> None:

@@ -79,7 +79,7 @@ _INSERT_CONVERSATION = (
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 _PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox "
+    "SELECT platform, event_id, place, user_id, text, message_id, community, files FROM inbox "
     "WHERE at < $1 ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
@@ -169,8 +169,9 @@ _RECORD_BLOCKED = (
 _RECEIVE = (
     "WITH claimed AS (INSERT INTO processed_events (platform, event_id, at) "
     "VALUES ($1, $2, $7) ON CONFLICT DO NOTHING RETURNING 1) "
-    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at, community) "
-    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7, $8::text "
+    "INSERT INTO inbox "
+    "(platform, event_id, place, user_id, text, message_id, at, community, files) "
+    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7, $8::text, $9::text "
     "WHERE EXISTS (SELECT 1 FROM claimed) RETURNING 1"
 )
 # The turn's messages and events go in as arrays, in order, after the last message.
@@ -425,6 +426,7 @@ class PostgresStore:
                 inbound.message_id,
                 stamp,
                 inbound.community,
+                codec.files_json(inbound.files),
             )
         return kept is not None
 
@@ -438,10 +440,7 @@ class PostgresStore:
         oldest first."""
         async with self._connection() as db:
             rows = await db.fetch(_PENDING, before)
-        return [
-            Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id, (), c)
-            for platform, event_id, place, user_id, text, message_id, c in rows
-        ]
+        return codec.received(rows)
 
     async def commit_turn(
         self,

@@ -160,7 +160,14 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+# A constant default: PostgreSQL (11 and later) adds the column without rewriting the table.
+_V3 = Migration(
+    3,
+    "where a received message's files can be read again, so a restart does not lose them",
+    ("ALTER TABLE inbox ADD COLUMN files TEXT NOT NULL DEFAULT '[]'",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 
 _VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_version "

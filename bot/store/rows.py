@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.conversation import AuditEvent, StoredMessage
+from bot.conversation import AuditEvent, ConversationKey, FileRef, Inbound, StoredMessage
 from bot.ports import NewMessage
 
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -27,6 +28,39 @@ def json_list(texts: list[str]) -> list[Any]:
         return []
     decoded: list[Any] = json.loads("[" + ",".join(texts) + "]")
     return decoded
+
+
+NO_FILES = "[]"  # most messages come without files: no JSON work for them either way
+
+
+def files_json(files: Sequence[FileRef]) -> str:
+    """A received message's file references as the inbox keeps them."""
+    if not files:
+        return NO_FILES
+    return encode_json([asdict(file) for file in files])  # by field name: a new field is no break
+
+
+def files_from_json(text: str) -> tuple[FileRef, ...]:
+    if text == NO_FILES:
+        return ()
+    return tuple(FileRef(**fields) for fields in json.loads(text))
+
+
+def received(rows: Sequence[Any]) -> list[Inbound]:
+    """Inbox rows of (platform, event_id, place, user_id, text, message_id, community, files)
+    as the messages they keep."""
+    return [
+        Inbound(
+            ConversationKey(platform, place),
+            event_id,
+            user_id,
+            text,
+            message_id,
+            community=community,
+            files=files_from_json(files),
+        )
+        for platform, event_id, place, user_id, text, message_id, community, files in rows
+    ]
 
 
 def message_values(

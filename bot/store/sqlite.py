@@ -98,13 +98,14 @@ _RECEIVE = (
     "ON CONFLICT DO NOTHING RETURNING 1"
 )
 _INBOX = (
-    "INSERT INTO inbox (platform, event_id, place, user_id, text, message_id, at, community) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inbox "
+    "(platform, event_id, place, user_id, text, message_id, at, community, files) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
 _PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id, community FROM inbox "
+    "SELECT platform, event_id, place, user_id, text, message_id, community, files FROM inbox "
     "WHERE at < ? ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
@@ -338,7 +339,13 @@ class SqliteStore:
         """
         claim = _claim_params("", inbound, at)[:3]
         row = (*claim[:2], inbound.key.place, inbound.user_id, inbound.text)
-        kept = (*row, inbound.message_id, claim[2], inbound.community)
+        kept = (
+            *row,
+            inbound.message_id,
+            claim[2],
+            inbound.community,
+            codec.files_json(inbound.files),
+        )
         return await self._write(_receive, claim, kept)
 
     async def settle(self, inbound: Inbound) -> None:
@@ -760,12 +767,7 @@ def _take_received(db: sqlite3.Connection, event: tuple[str, ...]) -> bool:
 
 
 def _pending(db: sqlite3.Connection, before: str) -> list[Inbound]:
-    return [
-        Inbound(ConversationKey(platform, place), event_id, user_id, text, message_id, (), c)
-        for platform, event_id, place, user_id, text, message_id, c in db.execute(
-            _PENDING, (before,)
-        )
-    ]
+    return codec.received(db.execute(_PENDING, (before,)).fetchall())
 
 
 def _unclaimed(db: sqlite3.Connection, claim: tuple[str, ...]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TextIO
 
-from bot.conversation import Conversation, ConversationKey, Inbound
+from bot.conversation import Attachment, Conversation, ConversationKey, FileRef, Inbound
 from bot.engine import Engine
 from bot.flows import Flows, Refusal, Result
 from bot.notices import KEEP_GOING_TEXT, Notice, NoticeKind
@@ -85,6 +85,9 @@ class ConsolePlace:
 
     def place(self, key: ConversationKey) -> ConsolePlace:
         return self
+
+    async def read(self, files: Sequence[FileRef]) -> tuple[Attachment, ...]:
+        return tuple(file.unread() for file in files)  # the terminal sends no files
 
 
 class ConsoleChat:

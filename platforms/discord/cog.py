@@ -16,7 +16,6 @@ from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows
 from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
 from platforms.discord import render, translate
-from platforms.discord.attachments import read_attachments
 from platforms.discord.commands import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
 
@@ -78,7 +77,6 @@ class Arrived:
 
     inbound: Inbound
     channel: discord.abc.Messageable
-    files: list[discord.Attachment]
     known_only: bool  # a thread message: answered only if the thread holds a conversation
     start: discord.Message | None  # a mention that opens a thread from itself
 
@@ -89,7 +87,6 @@ class Kept:
 
     inbound: Inbound
     place: DiscordPlace
-    files: list[discord.Attachment]
 
 
 class ConversationCog(commands.Cog):
@@ -123,7 +120,7 @@ class ConversationCog(commands.Cog):
         # answered, in the order Discord sent them, however slow an earlier one's lookup.
         # Only a mention that opens a thread holds on to its discord.Message.
         inbound = translate.inbound(message, key, text)
-        arrived = Arrived(inbound, message.channel, message.attachments, known_only, start)
+        arrived = Arrived(inbound, message.channel, known_only, start)
         self._arrivals.add(key, arrived)
 
     async def _keep(self, arrived: Arrived) -> None:
@@ -135,11 +132,11 @@ class ConversationCog(commands.Cog):
         key = arrived.inbound.key
         if arrived.start is not None:  # its thread holds a conversation from now on
             self.d.known.add(key)
-        self._answers.add(key, Kept(arrived.inbound, place, arrived.files))
+        self._answers.add(key, Kept(arrived.inbound, place))
 
     async def _answer(self, kept: Kept) -> None:
         """A kept message's turn: its files read, then the core's answer."""
-        files = await read_attachments(kept.files, self.d.settings.max_attachment_bytes)
+        files = await self.d.read(kept.inbound.files) if kept.inbound.files else ()
         await self.flows.converse(replace(kept.inbound, attachments=files), kept.place)
         self.d.known.add(kept.inbound.key)  # answered here once: later messages need no mention
 

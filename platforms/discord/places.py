@@ -10,16 +10,18 @@ for after an end go to the person by DM (or as an ephemeral answer outside the t
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import discord
 
-from bot.conversation import Conversation, ConversationKey
+from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
 from bot.flows import OpenPlace
 from bot.notices import Notice
 from bot.ports import ModLogEntry
 from bot.settings import DiscordSettings
 from platforms.discord import render, translate
+from platforms.discord.attachments import read_files
 from platforms.discord.permissions import NEEDED
 from platforms.discord.reply import TYPING_DELAY, ChannelReply
 from platforms.discord.stream import EDIT_INTERVAL
@@ -68,6 +70,16 @@ class Discord:
         kind = discord.ChannelType.public_thread if thread_id else discord.ChannelType.private
         partial = self.client.get_partial_messageable(channel_id, type=kind)
         return DiscordPlace(self, partial)
+
+    async def read(self, files: Sequence[FileRef]) -> tuple[Attachment, ...]:
+        """A message's files, read from the CDN as discord.py reads an attachment.
+
+        Discord signs attachment addresses with an expiry time (their `ex` parameter,
+        https://discord.com/developers/docs/reference#signed-attachment-cdn-urls; about a
+        day in practice), and an expired one answers 404. The files of a message kept
+        before a long stop are then only named, as any file that cannot be read is."""
+        fetch = self.client.http.get_from_cdn
+        return await read_files(files, fetch, self.settings.max_attachment_bytes)
 
     def opener(
         self, parent: object, name: str, interaction: discord.Interaction, *, in_dm: bool

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import discord
 
-from bot.conversation import Attachment, ConversationKey, Inbound
+from bot.conversation import ConversationKey, FileRef, Inbound
 
 PLATFORM = "discord"
 THREAD_NAME_LIMIT = 100
@@ -144,30 +144,48 @@ def interaction_event_id(interaction_id: int) -> str:
     return f"interaction:{interaction_id}"
 
 
-def inbound(
-    message: discord.Message, key: ConversationKey, text: str, files: tuple[Attachment, ...] = ()
-) -> Inbound:
-    """A message as the core's Inbound; its event id is the message's (replays dedupe)."""
+def inbound(message: discord.Message, key: ConversationKey, text: str) -> Inbound:
+    """A message as the core's Inbound; its event id is the message's (replays dedupe).
+    Its files are only referred to: they are read when its turn comes."""
     author, message_id = str(message.author.id), str(message.id)
     event = f"message:{message_id}"
-    return Inbound(key, event, author, text, message_id, files, community_of(message))
+    files = tuple(file_ref(attachment) for attachment in message.attachments)
+    return Inbound(
+        key, event, author, text, message_id, community=community_of(message), files=files
+    )
 
 
 # --- attachments ---------------------------------------------------------------------------
 
 AttachmentKind = Literal["text", "image", "other"]
+OCTET_STREAM = "application/octet-stream"
+# What reading an attachment whose fields have the wrong JSON types raises (Discord never
+# sends one, but the message must not be lost for it).
+MALFORMED = (TypeError, AttributeError, ValueError)
+
+
+def file_ref(attachment: discord.Attachment) -> FileRef:
+    """A file as the core keeps it: its CDN address, to be read when the message's turn
+    comes. One with fields of the wrong types can only be named."""
+    name = attachment.filename if isinstance(attachment.filename, str) else "file"
+    try:
+        if not isinstance(attachment.size, int) or not isinstance(attachment.url, str):
+            raise TypeError("a file's size or address is of the wrong type")
+        return FileRef(name, media_type(attachment), attachment.size, attachment.url)
+    except MALFORMED:
+        return FileRef(name, OCTET_STREAM)
 
 
 def media_type(attachment: discord.Attachment) -> str:
     raw = attachment.content_type or ""
-    return raw.split(";", 1)[0].strip().lower() or "application/octet-stream"
+    return raw.split(";", 1)[0].strip().lower() or OCTET_STREAM
 
 
-def attachment_kind(attachment: discord.Attachment) -> AttachmentKind:
-    kind = media_type(attachment)
+def attachment_kind(file: FileRef) -> AttachmentKind:
+    kind = file.media_type
     if kind in IMAGE_TYPES:
         return "image"
-    extension = attachment.filename.rsplit(".", 1)[-1].lower() if "." in attachment.filename else ""
+    extension = file.name.rsplit(".", 1)[-1].lower() if "." in file.name else ""
     textual = kind.startswith("text/") or kind in {"application/json", "application/xml"}
     return "text" if textual or extension in TEXT_EXTENSIONS else "other"
 

@@ -10,14 +10,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
-import aiohttp
-
-from bot.context import IMAGE_TYPES
-from bot.conversation import Attachment, ConversationKey, Inbound
+from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows
 from platforms.recent import Recent
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
-from platforms.slack.translate import PLATFORM, AssistantThread, FileRef, Place, SlackMessage
+from platforms.slack.translate import PLATFORM, AssistantThread, Place, SlackMessage
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +131,7 @@ class Inbox:
                 del self._queues[key]
 
     async def _answer(self, message: SlackMessage, first: bool) -> None:
-        attachments = await self._attachments(message) if message.files else ()
+        attachments = await self._places.read(message.files) if message.files else ()
         m = message
         place = SlackPlace(self._deps, m.channel, m.thread_ts, m.place, m.user_id, m.team_id)
         outcome = await self._flows.converse(message.inbound(attachments), place)
@@ -144,14 +141,6 @@ class Inbox:
                 line = " ".join(message.text.split())  # the first question titles the thread
                 title = line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
                 await self._deps.set_title(message.channel, message.thread_ts, title)
-
-    async def _attachments(self, message: SlackMessage) -> tuple[Attachment, ...]:
-        limit = self._deps.settings.slack.max_attachment_bytes
-        token = str(self._deps.client.token or "")
-        if self._deps.session is not None:
-            return await fetch_attachments(self._deps.session, token, message.files, limit)
-        async with aiohttp.ClientSession() as session:
-            return await fetch_attachments(session, token, message.files, limit)
 
     async def resume(self) -> int:
         """Queue what a previous run received but never answered (it was killed), ahead of
@@ -165,7 +154,7 @@ class Inbox:
         return len(pending)
 
     async def _converse(self, inbound: Inbound, place: SlackPlace, first: bool) -> None:
-        await self._flows.converse(inbound, place)
+        await self._flows.converse(await self._flows.recall(inbound), place)
 
     async def greet(self, thread: AssistantThread) -> None:
         """A new assistant thread: a greeting and a few suggested prompts."""
@@ -179,47 +168,3 @@ class Inbox:
             thread_ts=thread_ts,
             prompts=prompts,
         )
-
-
-# --- files shared with a message: text read up to a limit, images fetched for Claude ---
-
-# The Messages API accepts images up to 5 MB.
-MAX_IMAGE_BYTES = 5 * 1024 * 1024
-_TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml"})
-
-
-def wanted_bytes(file: FileRef, max_text_bytes: int) -> int:
-    """How much of a file to download: a text file's head, a whole image, or nothing."""
-    if file.media_type.startswith("text/") or file.media_type in _TEXT_TYPES:
-        return max_text_bytes
-    if file.media_type in IMAGE_TYPES and 0 < file.size <= MAX_IMAGE_BYTES:
-        return file.size
-    return 0
-
-
-async def fetch_attachments(
-    session: aiohttp.ClientSession, token: str, files: tuple[FileRef, ...], max_text_bytes: int
-) -> tuple[Attachment, ...]:
-    """Download what Claude can use; a file that cannot be fetched is still named."""
-    attachments = []
-    for file in files:
-        limit = wanted_bytes(file, max_text_bytes)
-        data = await _download(session, token, file, limit) if limit else b""
-        attachments.append(Attachment(file.name, file.media_type, data, file.size or len(data)))
-    return tuple(attachments)
-
-
-async def _download(session: aiohttp.ClientSession, token: str, file: FileRef, limit: int) -> bytes:
-    try:
-        async with session.get(
-            file.url, headers={"Authorization": f"Bearer {token}"}, allow_redirects=True
-        ) as response:
-            response.raise_for_status()
-            if "text/html" in response.headers.get("Content-Type", ""):
-                # Slack answers a missing files:read scope with its login page, not an error.
-                log.warning("could not download %s: is the files:read scope granted?", file.name)
-                return b""
-            return await response.content.read(limit)
-    except (aiohttp.ClientError, TimeoutError) as exc:  # the message goes on without it
-        log.warning("could not download %s: %s", file.name, exc)
-        return b""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,10 +14,11 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.conversation import Conversation, ConversationKey
+from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
 from bot.notices import Notice, NoticeKind
 from bot.ports import ModLogEntry, ModLogKind
 from bot.settings import Settings
+from platforms.slack.files import fetch_attachments
 from platforms.slack.render import ENDED_REACTION, ENDED_TITLE, Blocks, escape, render_notice
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock, SlackReply, StreamingSupport
 from platforms.slack.translate import Place, split_key
@@ -184,6 +185,14 @@ class SlackPlaces:
     def place(self, key: ConversationKey, user_id: str = "", team_id: str = "") -> SlackPlace:
         channel, thread_ts = split_key(key)
         return SlackPlace(self._deps, channel, thread_ts, self.kind(key), user_id, team_id)
+
+    async def read(self, files: Sequence[FileRef]) -> tuple[Attachment, ...]:
+        limit = self._deps.settings.slack.max_attachment_bytes
+        token = str(self._deps.client.token or "")
+        if self._deps.session is not None:
+            return await fetch_attachments(self._deps.session, token, files, limit)
+        async with aiohttp.ClientSession() as session:
+            return await fetch_attachments(session, token, files, limit)
 
 
 class SlackModLog:

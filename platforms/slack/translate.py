@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
-from bot.conversation import Attachment, ConversationKey, Inbound
+from bot.conversation import Attachment, ConversationKey, FileRef, Inbound
 from bot.conversation import storable as safe  # lone UTF-16 surrogates cannot be stored
 
 PLATFORM = "slack"
@@ -31,14 +31,6 @@ class Place(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class FileRef:  # a file shared with a message; downloaded later, only if the app wants it
-    name: str
-    media_type: str
-    size: int
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
 class SlackMessage:
     """One person's message as the adapter needs it: what to tell the core, where to answer."""
 
@@ -51,7 +43,7 @@ class SlackMessage:
     place: Place
     mentioned: bool  # the app was @-mentioned: it may start a conversation here
     threaded: bool  # a reply inside an existing thread
-    files: tuple[FileRef, ...] = ()
+    files: tuple[FileRef, ...] = ()  # downloaded when its turn comes, only if the app wants them
     community: str = ""  # the workspace the app serves it in: whose settings apply
 
     @property
@@ -65,7 +57,9 @@ class SlackMessage:
 
     def inbound(self, attachments: tuple[Attachment, ...] = ()) -> Inbound:
         m = self
-        return Inbound(m.key, m.event_id, m.user_id, m.text, m.ts, attachments, m.community)
+        return Inbound(
+            m.key, m.event_id, m.user_id, m.text, m.ts, attachments, m.community, m.files
+        )
 
 
 def thread_key(channel: str, thread_ts: str) -> ConversationKey:
@@ -134,7 +128,7 @@ def _files(event: dict[str, Any]) -> list[FileRef]:
         name, size = file.get("name") or file.get("title") or "file", file.get("size")
         media_type = str(file.get("mimetype") or "application/octet-stream")
         size = size if isinstance(size, int) else 0
-        refs.append(FileRef(safe(str(name)), safe(media_type), size, safe(str(url))))
+        refs.append(FileRef(str(name), media_type, size, str(url)))  # FileRef makes them safe
     return refs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from bot.communities import CommunitySettings
-from bot.conversation import ConversationKey
+from bot.conversation import ConversationKey, FileRef
 from bot.dbops import CopyError, backup_sqlite, copy
 from bot.ports import BlockedOutcome, Store
 from bot.settings import parse_database_url
@@ -64,7 +65,9 @@ async def fill(store: Store) -> list[str]:
     strict = CommunitySettings(redirects_before_warning=1, crisis_message="call 112")
     await store.set_community_settings("slack", "T1", strict, at(6), "admin")
     await store.begin_turn(other.id, inbound("s1", key=other.key), user_message("yo", at(7)))
-    assert await store.receive(inbound("r1", key=other.key), at(8))  # not answered yet
+    # Not answered yet; its file is kept by reference, for the answer after a restart.
+    notes = FileRef("notes.txt", "text/plain", 5, "https://files.example/notes.txt")
+    assert await store.receive(replace(inbound("r1", key=other.key), files=(notes,)), at(8))
     return [first.id, branch.id, other.id]
 
 
@@ -96,6 +99,8 @@ async def test_copy_sqlite_to_postgres_and_back_loses_nothing(
     try:
         ids = await fill(store)
         before = await everything(store)
+        [received] = before[0]
+        assert [f.name for f in received.files] == ["notes.txt"]
     finally:
         await store.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.conversation import Conversation, ConversationKey, Inbound
+from bot.conversation import Attachment, Conversation, ConversationKey, FileRef, Inbound
 from bot.engine import Engine, EngineConfig
 from bot.flows import Flows, Refusal
 from bot.notices import Notice, NoticeKind
@@ -45,11 +45,13 @@ class ScriptedModel:
     def __init__(self) -> None:
         self.script: list[ModelReply] = []
         self.calls = 0
+        self.asked: list[list[dict[str, Any]]] = []
         self.hold: asyncio.Event | None = None
         self.started = asyncio.Event()
 
     async def reply(self, messages: Sequence[dict[str, Any]], on_text: TextSink) -> ModelReply:
         self.calls += 1
+        self.asked.append(list(messages))
         self.started.set()
         if self.hold is not None:
             await self.hold.wait()
@@ -131,9 +133,21 @@ class World:
     places: dict[ConversationKey, MemoryPlace] = field(default_factory=dict)
     modlog: list[ModLogEntry] = field(default_factory=list)
     opened: int = 0
+    files: dict[str, bytes] = field(default_factory=dict)  # by locator; others are gone
+    files_broken: bool = False
 
     def place(self, key: ConversationKey) -> MemoryPlace:
         return self.places.setdefault(key, MemoryPlace(key))
+
+    async def read(self, files: Sequence[FileRef]) -> tuple[Attachment, ...]:
+        if self.files_broken:
+            raise ConnectionError("platform down")
+        return tuple(
+            replace(file.unread(), data=self.files[file.locator])
+            if file.locator in self.files
+            else file.unread()
+            for file in files
+        )
 
     async def write(self, entry: ModLogEntry) -> None:
         self.modlog.append(entry)
@@ -521,6 +535,39 @@ async def test_a_received_message_survives_a_crash_and_is_answered_once(tmp_path
         assert await after.flows.answer_pending() == 0
         again = await after.flows.converse(inbound, after.here)  # the live copy, too late
         assert again.duplicate and after.model.calls == 1
+
+
+NOTES = FileRef("notes.txt", "text/plain", 11, "files/notes.txt")
+
+
+async def received_with_a_file(tmp_path: Path) -> None:
+    """A message with a file kept by a run that stopped before answering it."""
+    async with await_store(tmp_path) as store:
+        inbound = Inbound(HERE, "ev-file", ALICE, "read this", "m-file", files=(NOTES,))
+        assert await make(store).flows.receive(inbound)
+
+
+async def test_a_received_messages_files_are_read_again_after_a_crash(tmp_path: Path) -> None:
+    await received_with_a_file(tmp_path)
+    async with await_store(tmp_path) as store:
+        after = make(store)
+        after.world.files[NOTES.locator] = b"hello notes"
+        assert await after.flows.answer_pending() == 1
+        [asked] = after.model.asked
+        [told] = asked[-1]["content"]
+        assert told["text"] == 'read this\n\n<file name="notes.txt">\nhello notes\n</file>'
+
+
+async def test_files_that_cannot_be_read_again_are_still_named(tmp_path: Path) -> None:
+    await received_with_a_file(tmp_path)
+    async with await_store(tmp_path) as store:
+        after = make(store)
+        after.world.files_broken = True
+        assert await after.flows.answer_pending() == 1
+        [asked] = after.model.asked
+        [told] = asked[-1]["content"]
+        assert told["text"].startswith("read this")
+        assert "notes.txt (text/plain, 11 bytes); it was not read" in told["text"]
 
 
 async def test_a_received_message_in_an_ended_conversation_is_blocked_once(setup: Setup) -> None:

@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from bot.conversation import Actor, AuditEvent, ConversationKey, EndReason, LadderState
+from bot.conversation import (
+    Actor,
+    Attachment,
+    AuditEvent,
+    ConversationKey,
+    EndReason,
+    FileRef,
+    LadderState,
+)
 from bot.ports import BlockedOutcome, NewMessage
 from bot.settings import parse_database_url
 from bot.store import SqliteStore, UnknownConversation
@@ -151,6 +159,25 @@ async def test_a_received_event_is_kept_until_a_turn_takes_it(store: AnyStore) -
     assert answered.id == conversation.id and await store.pending(LATER) == []
     again = await store.begin_turn(conversation.id, inbound("e1"), user_message("hi"))
     assert again is None
+
+
+async def test_a_received_messages_files_are_kept_by_reference_until_its_turn(
+    store: AnyStore,
+) -> None:
+    """Where to read them again, never their contents: a restart reads them afresh."""
+    files = (
+        FileRef("notes.txt", "text/plain", 12, "https://cdn.example/a/notes.txt?ex=1&hm=f"),
+        FileRef("naïve\x00 \ud83d.png", "image/png"),  # NUL, and half an emoji
+    )
+    read = (Attachment("notes.txt", "text/plain", b"the contents", 12),)
+    assert await store.receive(replace(inbound("e1"), files=files, attachments=read), at(1))
+    assert await store.receive(inbound("e2"), at(2))
+    with_files, without = await store.pending(LATER)
+    assert with_files.files == (
+        files[0],
+        FileRef("naïve\x00 \ufffd.png", "image/png", 0, ""),
+    )
+    assert with_files.attachments == () and without.files == ()
 
 
 async def test_a_turn_begun_by_a_process_that_died_is_taken_up_once(store: AnyStore) -> None:

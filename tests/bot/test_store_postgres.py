@@ -187,3 +187,23 @@ async def test_without_a_server_these_tests_fail_saying_how_to_start_one() -> No
     assert "pg_ctlcluster --skip-systemctl-redirect" in out and "1 error" in out
     code, out = await run_pytest({**env, "QUITBOT_TEST_POSTGRES": "0"}, one)
     assert code == 0 and "1 skipped" in out, out
+
+
+async def test_a_message_received_before_files_were_kept_comes_back_without_any(
+    fresh_url: str,
+) -> None:
+    """Migration 3 keeps what an older quitbot received: its files were never recorded."""
+    async with await PostgresStore.open(fresh_url, migrations=MIGRATIONS[:2]):
+        pass
+    db = await asyncpg.connect(fresh_url)
+    try:
+        await db.execute(
+            "INSERT INTO inbox (platform, event_id, place, user_id, text, at) "
+            "VALUES ('discord', 'e1', 'thread-1', 'u1', 'hello', $1)",
+            at(1),
+        )
+    finally:
+        await db.close()
+    async with await PostgresStore.open(fresh_url) as store:
+        [kept] = await store.pending(at(2))
+    assert (kept.event_id, kept.text, kept.files) == ("e1", "hello", ())

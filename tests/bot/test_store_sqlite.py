@@ -194,6 +194,23 @@ async def test_a_failing_migration_leaves_the_previous_version_whole(db_path: Pa
     assert query(db_path, "SELECT MAX(version) FROM schema_version") == [(2,)]
 
 
+async def test_a_message_received_before_files_were_kept_comes_back_without_any(
+    db_path: Path,
+) -> None:
+    """Migration 5 keeps what an older quitbot received: its files were never recorded."""
+    async with await SqliteStore.open(str(db_path), migrations=MIGRATIONS[:4]):
+        pass
+    with contextlib.closing(sqlite3.connect(db_path)) as connection, connection:
+        connection.execute(
+            "INSERT INTO inbox (platform, event_id, place, user_id, text, at) "
+            "VALUES ('discord', 'e1', 'thread-1', 'u1', 'hello', ?)",
+            (at(1).isoformat(timespec="microseconds"),),
+        )
+    async with await SqliteStore.open(str(db_path)) as store:
+        [kept] = await store.pending(at(2))
+    assert (kept.event_id, kept.text, kept.files) == ("e1", "hello", ())
+
+
 def plan(path: Path, sql: str) -> str:
     rows = query(path, f"EXPLAIN QUERY PLAN {sql}")
     return " | ".join(str(row[-1]) for row in rows)

@@ -15,8 +15,9 @@ dispatches a test drives: MESSAGE_CREATE, THREAD_UPDATE, INTERACTION_CREATE. Wit
 to the shard Discord would send it on (`shard_for`); `add_guild` adds a server on a shard.
 
 It refuses what Discord refuses (each rule cites its source beside it): over-long content
-and embeds, edits to an archived thread, late or repeated interaction answers, and presses
-on components a Discord client would not let a person use. Discord's clock here is a
+and embeds, edits to an archived thread, late or repeated interaction answers, presses
+on components a Discord client would not let a person use, and downloads of attachments
+whose signed address has expired. Discord's clock here is a
 `ManualClock` that only moves when a test moves it (directly, or with `slow()`), so the
 3-second interaction deadline is tested without sleeping.
 """
@@ -24,10 +25,11 @@ on components a Discord client would not let a person use. Discord's clock here 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,14 @@ EMBED_TOTAL_LIMIT = 6000
 INTERACTION_DEADLINE = 3.0
 FOLLOWUP_WINDOW = 15 * 60.0
 DEFERRED_TYPES = (5, 6)  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_UPDATE_MESSAGE
+# https://discord.com/developers/docs/reference#signed-attachment-cdn-urls: attachment CDN
+# addresses are signed, `ex` (hex Unix time it expires), `is` (hex time issued) and `hm`
+# (the signature); an expired or unsigned one answers 404 "This content is no longer
+# available." (github.com/useapi/discord-cdn-proxy shows the answer). The lifetime is not
+# documented; a day is what people see (ClearURLs/Rules#312).
+CDN_URL_SECONDS = 24 * 3600.0
+CDN_EXPIRED = "This content is no longer available."
+_CDN_EPOCH = 1_700_000_000  # the fake clock's 0, as a Unix time
 
 
 @dataclass
@@ -102,6 +112,10 @@ class DiscordError(Exception):
 
 class Unusable(AssertionError):
     """A test tried to press a component that a person could not use in the Discord client."""
+
+
+def _cdn_signature(name: str, expires: int, issued: int) -> str:
+    return hashlib.sha256(f"fake-cdn:{name}:{expires}:{issued}".encode()).hexdigest()
 
 
 class ManualClock:
@@ -273,7 +287,10 @@ class FakeDiscord:
         self.files[name] = (content_type, data)
         if held is not None:
             self._held_files[name] = held
-        url = f"{self.base_url}/attachments/{name}"
+        issued = int(_CDN_EPOCH + self.clock())
+        expires = int(issued + CDN_URL_SECONDS)
+        signed = f"ex={expires:x}&is={issued:x}&hm={_cdn_signature(name, expires, issued)}&"
+        url = f"{self.base_url}/attachments/{name}?{signed}"
         return p.attachment(p.snowflake(), filename, content_type, len(data), url)
 
     def dm_channel_of(self, author: Json) -> Json:
@@ -1029,10 +1046,21 @@ class FakeDiscord:
         self.downloads.append(name)
         async with self._changed:
             self._changed.notify_all()
+        if not self._cdn_valid(name, request.query):
+            return web.Response(status=404, text=CDN_EXPIRED)
         if name in self._held_files:
             await self._held_files[name].wait()
         content_type, data = self.files[name]
         return web.Response(body=data, headers={"Content-Type": content_type})
+
+    def _cdn_valid(self, name: str, query: Mapping[str, str]) -> bool:
+        """Whether an attachment address is signed, unaltered and not yet expired."""
+        try:
+            expires, issued = int(query["ex"], 16), int(query["is"], 16)
+        except (KeyError, ValueError):
+            return False
+        signed = query.get("hm") == _cdn_signature(name, expires, issued)
+        return signed and _CDN_EPOCH + self.clock() < expires
 
     def _channel(self, channel_id: int) -> Json:
         if channel_id not in self.channels:

@@ -56,9 +56,15 @@ async def after_end(fake: FakeDiscord, user: Json) -> Json:
     )
 
 
-async def mention(fake: FakeDiscord, words: str, author: Json | None = None) -> Json:
+async def mention(
+    fake: FakeDiscord, words: str, author: Json | None = None, files: list[Json] | None = None
+) -> Json:
     return await fake.post(
-        fake.channel_id, author or fake.alice, f"<@{fake.bot_id}> {words}", mention_bot=True
+        fake.channel_id,
+        author or fake.alice,
+        f"<@{fake.bot_id}> {words}",
+        mention_bot=True,
+        attachments=files,
     )
 
 

@@ -11,10 +11,12 @@ import pytest
 
 from bot.app import build_runtime
 from bot.conversation import Inbound
+from bot.settings import Settings
 from platforms.discord import doctor, translate
 from platforms.discord.app import QuitBot
+from platforms.discord.cog import ConversationCog, Kept
 from tests.fakes.anthropic import FakeAnthropic, hold, text
-from tests.fakes.discord import FakeDiscord
+from tests.fakes.discord import CDN_URL_SECONDS, FakeDiscord, Json
 from tests.platforms.discord.conftest import running_bot, settings_for
 from tests.platforms.discord.helpers import (
     ENDED_TITLE,
@@ -178,13 +180,7 @@ async def test_a_file_that_cannot_be_downloaded_never_drops_the_message(
     unreachable = fake.add_file("notes.txt", "text/plain", b"never read")
     unreachable["url"] = unreachable["proxy_url"] = f"http://127.0.0.1:{_closed_port()}/notes.txt"
     fake_anthropic.add(text("I could not open your file, but here goes."))
-    opening = await fake.post(
-        fake.channel_id,
-        fake.alice,
-        f"<@{fake.bot_id}> read this",
-        mention_bot=True,
-        attachments=[unreachable],
-    )
+    opening = await mention(fake, "read this", files=[unreachable])
     await wait_bot_message(fake, opening["id"], lambda m: "here goes" in m["content"])
     sent = str(fake_anthropic.requests[0]["messages"][-1]["content"])
     assert "read this" in sent and "notes.txt" in sent and "not read" in sent
@@ -276,3 +272,69 @@ async def test_messages_are_answered_in_the_order_they_arrived_even_if_a_file_is
     second = next(i for i, words in enumerate(asked) if "second, right after" in words)
     assert first < second
     assert "first file" in asked[first]
+
+
+async def kept_then_stopped(
+    fake: FakeDiscord, settings: Settings, monkeypatch: pytest.MonkeyPatch, file: Json
+) -> str:
+    """A run keeps a mention with a file and stops before answering it (no file is read
+    yet); the id of the thread it opened."""
+    answer = ConversationCog._answer
+    reached, stopped = asyncio.Event(), asyncio.Event()
+
+    async def stop_first(cog: ConversationCog, kept: Kept) -> None:
+        reached.set()  # kept: answering comes next, and the run stops here
+        await stopped.wait()
+
+    monkeypatch.setattr(ConversationCog, "_answer", stop_first)
+    async with running_bot(fake, settings):
+        opening = await mention(fake, "sum this up", files=[file])
+        await reached.wait()
+    stopped.set()
+    monkeypatch.setattr(ConversationCog, "_answer", answer)
+    assert fake.downloads == []
+    return str(opening["id"])
+
+
+async def test_a_kept_messages_file_is_read_by_the_next_run(
+    tmp_path: Path,
+    fake_discord: FakeDiscord,
+    fake_anthropic: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the file's address was kept; the next run reads it from the CDN and the model
+    gets its contents."""
+    fake = fake_discord
+    settings = settings_for(tmp_path, fake_anthropic, fake)
+    agenda = fake.add_file("agenda.txt", "text/plain", b"1. budget 2. hiring")
+    thread_id = await kept_then_stopped(fake, settings, monkeypatch, agenda)
+    fake_anthropic.add(text("Budget, then hiring."))
+    async with running_bot(fake, settings):
+        await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Budget, then hiring.")
+    [asked] = fake_anthropic.requests
+    told = asked["messages"][-1]["content"][-1]["text"]
+    assert told == 'sum this up\n\n<file name="agenda.txt">\n1. budget 2. hiring\n</file>'
+    assert len(fake.downloads) == 1
+
+
+async def test_a_file_whose_address_expired_before_the_next_run_is_named(
+    tmp_path: Path,
+    fake_discord: FakeDiscord,
+    fake_anthropic: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Discord's CDN addresses expire: after a long stop the file is gone from reach, and
+    the message is still answered, the model told the file's name."""
+    fake = fake_discord
+    settings = settings_for(tmp_path, fake_anthropic, fake)
+    agenda = fake.add_file("agenda.txt", "text/plain", b"1. budget 2. hiring")
+    thread_id = await kept_then_stopped(fake, settings, monkeypatch, agenda)
+    fake.clock.advance(CDN_URL_SECONDS + 1)
+    fake_anthropic.add(text("I could not open it."))
+    async with running_bot(fake, settings):
+        await wait_bot_message(fake, thread_id, lambda m: m["content"] == "I could not open it.")
+    [asked] = fake_anthropic.requests
+    told = asked["messages"][-1]["content"][-1]["text"]
+    assert told.startswith("sum this up")
+    assert "agenda.txt (text/plain, 19 bytes); it was not read" in told
+    assert len(fake.downloads) == 1  # tried, and refused with a 404

@@ -91,7 +91,7 @@ async def test_a_dm_belongs_to_no_community(state: Any) -> None:
 
 async def test_attachment_kinds(state: Any) -> None:
     msg = message(state, "message_create_mention")
-    kinds = {a.filename: translate.attachment_kind(a) for a in msg.attachments}
+    kinds = {a.filename: translate.attachment_kind(translate.file_ref(a)) for a in msg.attachments}
     assert kinds == {
         "leaf.png": "image",
         "draft.py": "text",

@@ -125,37 +125,73 @@ async def test_a_button_left_from_a_lapsed_proposal_ends_nothing(harness: SlackH
     assert after is not None and after.state == "active"
 
 
-async def test_an_acknowledged_message_survives_a_kill(
-    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+async def kept_then_killed(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch, event: dict[str, Any]
 ) -> None:
-    """Slack's 200 comes only after the core kept the message; a run that dies before
-    answering it leaves it to the next run, which answers it once."""
+    """Slack's 200 comes only after the core kept the message; the run dies before
+    answering it (nothing is answered, no file is read)."""
     killed = asyncio.Event()
 
     async def never(*_: object) -> None:
-        await killed.wait()  # the process "dies" before the answer: nothing is answered
+        await killed.wait()
 
     monkeypatch.setattr(harness.bot.inbox, "_answer", never)
     try:
-        sent = await harness.send.event(event_callback(mention("are you there?", ts=THREAD)))
+        sent = await harness.send.event(event_callback(event))
         assert sent.status == 200
     finally:
         await harness.bot.drain(0)  # the run dies: its work is gone
     assert harness.claude.requests == []
 
-    harness.claude.add(text("Yes, here."))
-    rt = harness.runtime  # the next run: a new engine over the same database
+
+async def next_run(harness: SlackHarness) -> Engine:
+    """A new engine and bot over the same database; its start-up answers what was kept."""
+    rt = harness.runtime
     engine = Engine(rt.store, rt.model, engine_config(rt.settings))
-    [kept] = await engine.pending()
-    assert kept.text == "are you there?"
-    restarted = SlackBot(engine, rt.settings, harness.bot.deps.client)
+    restarted = SlackBot(
+        engine, rt.settings, harness.bot.deps.client, session=harness.bot.deps.session
+    )
     assert await restarted.inbox.resume() == 1
     await restarted.drain()
     assert await engine.pending() == []
+    return engine
+
+
+async def test_an_acknowledged_message_survives_a_kill(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that dies before answering leaves it to the next run, which answers it once."""
+    await kept_then_killed(harness, monkeypatch, mention("are you there?", ts=THREAD))
+    harness.claude.add(text("Yes, here."))
+    engine = await next_run(harness)
     conversation = await engine.find(thread_key("C0GENERAL", THREAD))
     assert conversation is not None
     messages, _ = await engine.record(conversation.id)
     assert [m.text for m in messages] == ["are you there?", "Yes, here."]
+
+
+async def test_a_kept_messages_files_are_read_by_the_next_run(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only where to read the file was kept; the next run downloads it (with the bot token,
+    which the fake Slack checks) and the model gets its contents."""
+    harness.slack.files["agenda.txt"] = b"1. budget 2. hiring"
+    shared = {
+        "id": "F1",
+        "name": "agenda.txt",
+        "mimetype": "text/plain",
+        "size": 19,
+        "url_private_download": harness.slack.file_url("agenda.txt"),
+    }
+    event = mention("sum this up", ts=THREAD, subtype="file_share", files=[shared])
+    await kept_then_killed(harness, monkeypatch, event)
+    assert harness.slack.calls_to("files:agenda.txt") == []
+    harness.claude.add(text("Budget, then hiring."))
+    await next_run(harness)
+    [asked] = harness.claude.requests
+    told = asked["messages"][-1]["content"][-1]["text"]
+    assert told == 'sum this up\n\n<file name="agenda.txt">\n1. budget 2. hiring\n</file>'
+    assert len(harness.slack.calls_to("files:agenda.txt")) == 1
 
 
 async def test_a_retry_while_keeping_fails_is_not_acknowledged_in_vain(

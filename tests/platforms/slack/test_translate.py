@@ -115,7 +115,7 @@ def test_shared_files_are_kept_and_tombstones_dropped() -> None:
     assert message is not None
     assert [f.name for f in message.files] == ["notes.txt"]
     assert message.files[0].media_type == "text/plain"
-    assert message.files[0].url.endswith("/download/notes.txt")
+    assert message.files[0].locator.endswith("/download/notes.txt")
     assert message.files[0].size == 11
 
 
