@@ -275,7 +275,7 @@ class FakeSlack:
         if request.query.get("ticket") not in self._issued:
             self.unexpected.append(f"Socket Mode connection to {request.path_qs}")
             return web.Response(status=401)
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(autoping=False)  # pongs are the fake's, so it can stop
         await ws.prepare(request)
         link = _Link(ws, request.transport)
         self._links.append(link)
@@ -298,13 +298,15 @@ class FakeSlack:
             self._changed.notify_all()
         self._socket_open.set()
         try:
-            await self._receive_acks(ws)
+            await self._receive(link)
         finally:
             self._links.remove(link)
         return ws
 
-    async def _receive_acks(self, ws: web.WebSocketResponse) -> None:
-        async for message in ws:
+    async def _receive(self, link: _Link) -> None:
+        async for message in link.ws:
+            if message.type is WSMsgType.PING and not link.silent:
+                await link.ws.pong(message.data)
             if message.type is not WSMsgType.TEXT:
                 continue
             ack = json.loads(message.data)
@@ -358,11 +360,18 @@ class FakeSlack:
         if reason != "warning":
             await link.ws.close()
 
-    def drop(self) -> None:
-        """Lose the newest connection without a close frame, as a network failure does."""
-        transport = self._links[-1].transport
-        assert transport is not None, "the connection has no transport to drop"
-        transport.abort()
+    async def lose(self, how: str) -> None:
+        """Lose the newest connection without a `disconnect` message: `drop` it (the TCP
+        connection ends, no close frame), `close` it (a close frame, as a server going away
+        sends), or fall `silent` (nothing arrives any more, not even pongs: a dead network)."""
+        link = self._links[-1]
+        if how == "silent":
+            link.silent = True
+        elif how == "close":
+            await link.ws.close()
+        else:
+            assert link.transport is not None, "the connection has no transport to drop"
+            link.transport.abort()
 
 
 @dataclass
@@ -371,6 +380,7 @@ class _Link:
 
     ws: web.WebSocketResponse
     transport: asyncio.Transport | None
+    silent: bool = False
 
 
 def permalink(channel: str, ts: str) -> str:

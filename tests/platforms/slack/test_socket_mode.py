@@ -105,8 +105,9 @@ async def test_socket_mode_answers_events_and_commands(
     assert len(fake_anthropic.requests) == 1
 
 
-async def test_readyz_follows_a_connection_that_drops_and_comes_back(
-    socket_settings: Settings, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+@pytest.mark.parametrize("how", ["drop", "close", "silent"])
+async def test_readyz_follows_a_connection_that_is_lost_and_comes_back(
+    socket_settings: Settings, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, how: str
 ) -> None:
     readiness = WatchedReadiness(["slack"])
     async with (
@@ -122,7 +123,7 @@ async def test_readyz_follows_a_connection_that_drops_and_comes_back(
         await readiness.until(True)
         assert await readyz() == 200
         fake_slack.hold_connections = asyncio.Event()  # the reconnect waits for the test
-        fake_slack.drop()
+        await fake_slack.lose(how)
         await fake_slack.wait_for("apps.connections.open", count=2)
         await readiness.until(False)
         assert await readyz() == 503
