@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
@@ -31,6 +31,7 @@ DEFAULT_SCOPES = (
 WAIT = 5.0  # seconds before a wait fails the test loudly
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+Lost = Literal["drop", "close", "silent"]  # how a Socket Mode connection can be lost
 
 
 @dataclass
@@ -360,7 +361,7 @@ class FakeSlack:
         if reason != "warning":
             await link.ws.close()
 
-    async def lose(self, how: str) -> None:
+    async def lose(self, how: Lost) -> None:
         """Lose the newest connection without a `disconnect` message: `drop` it (the TCP
         connection ends, no close frame), `close` it (a close frame, as a server going away
         sends), or fall `silent` (nothing arrives any more, not even pongs: a dead network)."""
@@ -369,7 +370,7 @@ class FakeSlack:
             link.silent = True
         elif how == "close":
             await link.ws.close()
-        else:
+        else:  # drop
             assert link.transport is not None, "the connection has no transport to drop"
             link.transport.abort()
 

@@ -18,7 +18,7 @@ from bot.settings import Settings
 from platforms.slack import run
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, text
-from tests.fakes.slack import APP_TOKEN, WAIT, FakeSlack
+from tests.fakes.slack import APP_TOKEN, WAIT, FakeSlack, Lost
 from tests.fakes.slack_requests import command, event_callback, mention
 from tests.platforms.slack.conftest import slack_settings
 
@@ -107,7 +107,7 @@ async def test_socket_mode_answers_events_and_commands(
 
 @pytest.mark.parametrize("how", ["drop", "close", "silent"])
 async def test_readyz_follows_a_connection_that_is_lost_and_comes_back(
-    socket_settings: Settings, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, how: str
+    socket_settings: Settings, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, how: Lost
 ) -> None:
     readiness = WatchedReadiness(["slack"])
     async with (
