@@ -11,8 +11,9 @@ class Readiness:
     `quitbot run` builds one, naming every platform it starts (each starts as not
     connected), and hands it to the adapters as `engine.readiness`. An adapter calls
     `engine.readiness.set("discord", True)` once it is connected and able to answer (Discord:
-    on READY / `on_ready`; Slack: once Socket Mode is connected or the HTTP server listens),
-    and `set(..., False)` when it loses the connection (a gateway disconnect) until it is back.
+    on READY / `on_ready`; Slack: on each Socket Mode connection's `hello`, or once the HTTP
+    server listens), and `set(..., False)` when it loses the connection (a gateway
+    disconnect, a Socket Mode connection closing or being replaced) until it is back.
     """
 
     def __init__(self, platforms: Iterable[str] = ()) -> None:

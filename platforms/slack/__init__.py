@@ -14,8 +14,10 @@ from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SlackSettings
 from platforms.slack.app import SlackBot
 from platforms.slack.client import build_client
+from platforms.slack.connection import PING_SECONDS, ReportingSocketClient
 from platforms.slack.edge import HttpEdge, SocketEdge
 from platforms.slack.scopes import missing_scopes
+from platforms.slack.translate import PLATFORM
 
 __all__ = ["SlackAdapter", "SlackBot", "adapter", "doctor", "run", "start_http"]
 
@@ -25,8 +27,9 @@ EVENTS_PATH = "/slack/events"
 SHUTDOWN_GRACE_SECONDS = 10.0  # replies under way get this long to finish on shutdown
 
 
-async def run(engine: Engine, settings: Settings) -> None:
-    """Serve Slack until cancelled; then stop taking requests, finish replies, close all."""
+async def run(engine: Engine, settings: Settings, *, ping_interval: float = PING_SECONDS) -> None:
+    """Serve Slack until cancelled; then stop taking requests, finish replies, close all.
+    In Socket Mode a connection that drops is noticed within `ping_interval` seconds."""
     async with aiohttp.ClientSession() as session:
         bot = SlackBot(engine, settings, build_client(settings.slack, session), session=session)
         await _check_token(bot)
@@ -37,7 +40,7 @@ async def run(engine: Engine, settings: Settings) -> None:
             if settings.slack.mode == "http":
                 await _serve_http(bot, "0.0.0.0", settings.slack.http_port)
             else:
-                await _serve_socket_mode(bot, settings.slack)
+                await _serve_socket_mode(bot, settings.slack, ping_interval)
         finally:
             await bot.drain(SHUTDOWN_GRACE_SECONDS)
 
@@ -83,16 +86,24 @@ async def start_http(bot: SlackBot, host: str, port: int) -> web.AppRunner:
     return runner
 
 
-async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
+async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings, ping_interval: float) -> None:
     if slack.app_token is None:
         raise PlatformUnavailable(
             "SLACK_APP_TOKEN is needed for Socket Mode (or set QUITBOT_SLACK_MODE=http)"
         )
-    handler = SocketEdge(bot.app, slack.app_token.get_secret_value(), web_client=bot.deps.client)
+    readiness = bot.flows.engine.readiness
+    client = ReportingSocketClient(
+        slack.app_token.get_secret_value(),
+        bot.deps.client,
+        lambda connected: readiness.set(PLATFORM, connected),
+        ping_interval=ping_interval,
+        logger=bot.app.logger,
+    )
+    handler = SocketEdge(bot.app, client)
     try:
         await handler.connect_async()  # type: ignore[no-untyped-call]
-        log.info("Slack: connected in Socket Mode")
-        await _ready(bot)
+        # The SDK keeps a connection (and reports it) until cancelled.
+        await asyncio.Event().wait()
     except SlackApiError as exc:
         raise PlatformUnavailable(
             f"Slack refused SLACK_APP_TOKEN ({exc.response.get('error')}): generate an "
@@ -100,14 +111,15 @@ async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings) -> None:
         ) from exc
     finally:
         await handler.close_async()  # type: ignore[no-untyped-call]
+        readiness.set(PLATFORM, False)
 
 
-async def _ready(bot: SlackBot) -> None:  # connected until cancelled, for /readyz
+async def _ready(bot: SlackBot) -> None:  # HTTP mode: ready while it listens, for /readyz
     try:
-        bot.flows.engine.readiness.set("slack", True)
+        bot.flows.engine.readiness.set(PLATFORM, True)
         await asyncio.Event().wait()
     finally:
-        bot.flows.engine.readiness.set("slack", False)
+        bot.flows.engine.readiness.set(PLATFORM, False)
 
 
 async def doctor(settings: Settings) -> list[tuple[bool, str]]:

@@ -209,6 +209,11 @@ class SocketEdge(AsyncSocketModeHandler):
     """Socket Mode with the same check: a malformed envelope is acknowledged (so it is not
     delivered again) and dropped."""
 
+    def __init__(self, app: AsyncApp, client: SocketModeClient) -> None:
+        # Not Bolt's __init__: it would build a second client, with its own session and task.
+        self.app, self.app_token, self.client = app, client.app_token, client
+        client.socket_mode_request_listeners.append(self.handle)  # type: ignore[arg-type]
+
     async def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
         found = problem(req.payload)
         if found is None:

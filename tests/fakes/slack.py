@@ -12,7 +12,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
@@ -22,6 +22,7 @@ SIGNING_SECRET = "test-signing-secret"
 TEAM_ID = "T0FAKE"
 BOT_USER_ID = "U0QUITBOT"
 BOT_ID = "B0QUITBOT"
+APP_ID = "A0QUITBOT"
 DEFAULT_SCOPES = (
     "app_mentions:read,assistant:write,channels:history,chat:write,commands,files:read,"
     "groups:history,im:history,mpim:history,reactions:write,users:read"
@@ -30,6 +31,7 @@ DEFAULT_SCOPES = (
 WAIT = 5.0  # seconds before a wait fails the test loudly
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
+Lost = Literal["drop", "close", "silent"]  # how a Socket Mode connection can be lost
 
 
 @dataclass
@@ -72,6 +74,8 @@ class FakeSlack:
     admins: set[str] = field(default_factory=set)
     files: dict[str, bytes] = field(default_factory=dict)
     hold_files: asyncio.Event | None = None  # set: file downloads are answered from then on
+    # Set: apps.connections.open is answered from then on (a reconnect that takes a while).
+    hold_connections: asyncio.Event | None = None
     calls: list[Call] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     _rate_limits: dict[str, _RateLimit] = field(default_factory=dict)
@@ -79,7 +83,10 @@ class FakeSlack:
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
-    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _links: list[_Link] = field(default_factory=list)
+    _tickets: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _issued: set[str] = field(default_factory=set)
+    connections: int = 0  # Socket Mode connections opened so far (each got its hello)
     _acks: dict[str, asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
     _socket_open: asyncio.Event = field(default_factory=asyncio.Event)
     port: int = 0
@@ -91,7 +98,7 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/files/{name}", self._file)
-        app.router.add_get("/socket", self._socket)
+        app.router.add_get("/link/", self._socket)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -100,8 +107,8 @@ class FakeSlack:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for ws in list(self._sockets):
-            await ws.close()
+        for link in list(self._links):
+            await link.ws.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -167,6 +174,8 @@ class FakeSlack:
             )
         call = Call(method, args, token)
         await self._record(call)
+        if method == "apps.connections.open" and self.hold_connections is not None:
+            await self.hold_connections.wait()
         expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if token != expected:
             self.unexpected.append(f"{method} with token {token!r}")
@@ -222,7 +231,7 @@ class FakeSlack:
                     "is_owner": False,
                 }
             },
-            "apps.connections.open": lambda a: {"url": f"ws://127.0.0.1:{self.port}/socket"},
+            "apps.connections.open": lambda a: {"url": self._link_url()},
         }
 
     def _start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -253,15 +262,52 @@ class FakeSlack:
             return web.Response(status=404)
         return web.Response(body=self.files[name])
 
-    # --- Socket Mode -------------------------------------------------------------------
+    # --- Socket Mode (https://api.slack.com/apis/socket-mode) ---------------------------
+
+    def _link_url(self) -> str:
+        # Slack answers a URL of this shape, wss://wss-....slack.com/link/?ticket=...&app_id=...
+        # (https://docs.slack.dev/reference/methods/apps.connections.open), made for this
+        # call. Here it is ws:// on loopback: the SDK connects to either alike.
+        ticket = f"ticket-{next(self._tickets)}"
+        self._issued.add(ticket)
+        return f"ws://127.0.0.1:{self.port}/link/?ticket={ticket}&app_id={APP_ID}"
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse()
+        if request.query.get("ticket") not in self._issued:
+            self.unexpected.append(f"Socket Mode connection to {request.path_qs}")
+            return web.Response(status=401)
+        ws = web.WebSocketResponse(autoping=False)  # pongs are the fake's, so it can stop
         await ws.prepare(request)
-        self._sockets.append(ws)
-        await ws.send_json({"type": "hello", "num_connections": 1, "debug_info": {}})
+        link = _Link(ws, request.transport)
+        self._links.append(link)
+        # Slack's first message on every connection, with these fields; events come only
+        # after it (https://api.slack.com/apis/socket-mode).
+        await ws.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(self._links),
+                "debug_info": {
+                    "host": "applink-fake",
+                    "build_number": 1,
+                    "approximate_connection_time": 18060,
+                },
+                "connection_info": {"app_id": APP_ID},
+            }
+        )
+        async with self._changed:
+            self.connections += 1
+            self._changed.notify_all()
         self._socket_open.set()
-        async for message in ws:
+        try:
+            await self._receive(link)
+        finally:
+            self._links.remove(link)
+        return ws
+
+    async def _receive(self, link: _Link) -> None:
+        async for message in link.ws:
+            if message.type is WSMsgType.PING and not link.silent:
+                await link.ws.pong(message.data)
             if message.type is not WSMsgType.TEXT:
                 continue
             ack = json.loads(message.data)
@@ -270,17 +316,20 @@ class FakeSlack:
                 self.unexpected.append(f"socket message {message.data}")
             elif not future.done():
                 future.set_result(ack)
-        self._sockets.remove(ws)
-        return ws
+
+    async def wait_connections(self, count: int, within: float = WAIT) -> None:
+        """Wait until the app has opened `count` Socket Mode connections in all."""
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: self.connections >= count)
 
     async def socket_send(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Send one envelope to the connected app; return its acknowledgement."""
+        """Send one envelope on the newest connection; return its acknowledgement."""
         async with asyncio.timeout(WAIT):
             await self._socket_open.wait()
         envelope_id = f"env-{next(self._ts)}"
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._acks[envelope_id] = future
-        await self._sockets[-1].send_json(
+        await self._links[-1].ws.send_json(
             {
                 "envelope_id": envelope_id,
                 "type": kind,
@@ -292,6 +341,47 @@ class FakeSlack:
         )
         async with asyncio.timeout(WAIT):
             return await future
+
+    async def disconnect(self, reason: str) -> None:
+        """Close the newest connection as Slack does: a `disconnect` message first
+        (https://api.slack.com/apis/socket-mode, "disconnect" and its reasons).
+
+        `warning`: the connection closes in a while, so it stays open here (the app replaces
+        it). `refresh_requested`: it closes now. `link_disabled`: Socket Mode was turned off in
+        the app's settings; it closes and no new connection is granted. The docs do not say
+        what apps.connections.open answers then; the fake uses `access_denied` from its
+        documented errors.
+        """
+        link = self._links[-1]
+        if reason == "link_disabled":
+            self.fail("apps.connections.open", "access_denied")
+        await link.ws.send_json(
+            {"type": "disconnect", "reason": reason, "debug_info": {"host": "applink-fake"}}
+        )
+        if reason != "warning":
+            await link.ws.close()
+
+    async def lose(self, how: Lost) -> None:
+        """Lose the newest connection without a `disconnect` message: `drop` it (the TCP
+        connection ends, no close frame), `close` it (a close frame, as a server going away
+        sends), or fall `silent` (nothing arrives any more, not even pongs: a dead network)."""
+        link = self._links[-1]
+        if how == "silent":
+            link.silent = True
+        elif how == "close":
+            await link.ws.close()
+        else:  # drop
+            assert link.transport is not None, "the connection has no transport to drop"
+            link.transport.abort()
+
+
+@dataclass
+class _Link:
+    """One open Socket Mode connection."""
+
+    ws: web.WebSocketResponse
+    transport: asyncio.Transport | None
+    silent: bool = False
 
 
 def permalink(channel: str, ts: str) -> str:

@@ -4,15 +4,74 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
-from bot.app import build_runtime
+import aiohttp
+import pytest
+
+from bot.app import Runtime, build_runtime
+from bot.health import health_app, serving
+from bot.metrics import Metrics
+from bot.readiness import Readiness
+from bot.settings import Settings
 from platforms.slack import run
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, text
-from tests.fakes.slack import APP_TOKEN, FakeSlack
+from tests.fakes.slack import APP_TOKEN, WAIT, FakeSlack, Lost
 from tests.fakes.slack_requests import command, event_callback, mention
 from tests.platforms.slack.conftest import slack_settings
+
+# Short, so that the SDK's monitor notices a dropped connection within the test's wait; not
+# shorter, or a busy machine would miss the SDK's pongs and reconnect on its own.
+PING_SECONDS = 1.0
+
+
+class WatchedReadiness(Readiness):
+    """A Readiness a test can wait on, instead of sleeping."""
+
+    def __init__(self, platforms: Iterable[str]) -> None:
+        super().__init__(platforms)
+        self._changed = asyncio.Event()
+
+    def set(self, platform: str, connected: bool) -> None:
+        super().set(platform, connected)
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def until(self, connected: bool) -> None:
+        async with asyncio.timeout(WAIT):
+            while self.ready != connected:
+                await self._changed.wait()
+
+
+@pytest.fixture
+def socket_settings(
+    tmp_path: Path, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic
+) -> Settings:
+    return make_settings(tmp_path, fake_anthropic, slack=slack_settings(fake_slack, mode="socket"))
+
+
+async def answered(fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, ts: str) -> None:
+    """A mention sent now over the newest connection is answered."""
+    fake_anthropic.add(text("Answered."))
+    await fake_slack.socket_send("events_api", event_callback(mention("still there?", ts=ts)))
+    await fake_slack.wait_for("chat.postMessage")
+    assert len(fake_anthropic.requests) == 1
+
+
+@contextlib.asynccontextmanager
+async def running_slack(
+    settings: Settings, readiness: Readiness, *, ping_interval: float = PING_SECONDS
+) -> AsyncIterator[Runtime]:
+    async with build_runtime(settings, readiness=readiness) as runtime:
+        task = asyncio.create_task(run(runtime.engine, settings, ping_interval=ping_interval))
+        try:
+            yield runtime
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def test_socket_mode_answers_events_and_commands(
@@ -44,3 +103,63 @@ async def test_socket_mode_answers_events_and_commands(
     [opened] = [c for c in fake_slack.calls if c.method == "apps.connections.open"]
     assert opened.token == APP_TOKEN
     assert len(fake_anthropic.requests) == 1
+
+
+@pytest.mark.parametrize("how", ["drop", "close", "silent"])
+async def test_readyz_follows_a_connection_that_is_lost_and_comes_back(
+    socket_settings: Settings, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, how: Lost
+) -> None:
+    readiness = WatchedReadiness(["slack"])
+    async with (
+        running_slack(socket_settings, readiness) as runtime,
+        serving(health_app(readiness, runtime.store, Metrics()), "127.0.0.1", 0) as port,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def readyz() -> int:
+            async with http.get(f"http://127.0.0.1:{port}/readyz") as response:
+                return response.status
+
+        await readiness.until(True)
+        assert await readyz() == 200
+        fake_slack.hold_connections = asyncio.Event()  # the reconnect waits for the test
+        await fake_slack.lose(how)
+        await fake_slack.wait_for("apps.connections.open", count=2)
+        await readiness.until(False)
+        assert await readyz() == 503
+        fake_slack.hold_connections.set()
+        await fake_slack.wait_connections(2)
+        await readiness.until(True)
+        assert await readyz() == 200
+        await answered(fake_slack, fake_anthropic, ts="1700000100.000200")
+
+
+@pytest.mark.parametrize("reason", ["refresh_requested", "warning"])
+async def test_readiness_follows_slack_replacing_a_connection(
+    socket_settings: Settings, fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, reason: str
+) -> None:
+    readiness = WatchedReadiness(["slack"])
+    # Slack's disconnect message, not the SDK's ping, starts the replacement.
+    async with running_slack(socket_settings, readiness, ping_interval=10.0):
+        await readiness.until(True)
+        fake_slack.hold_connections = asyncio.Event()
+        await fake_slack.disconnect(reason)
+        await fake_slack.wait_for("apps.connections.open", count=2)
+        await readiness.until(False)
+        fake_slack.hold_connections.set()
+        await fake_slack.wait_connections(2)
+        await readiness.until(True)
+        await answered(fake_slack, fake_anthropic, ts="1700000100.000300")
+
+
+async def test_socket_mode_turned_off_leaves_slack_not_ready(
+    socket_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    readiness = WatchedReadiness(["slack"])
+    async with running_slack(socket_settings, readiness, ping_interval=10.0):
+        await readiness.until(True)
+        await fake_slack.disconnect("link_disabled")
+        await fake_slack.wait_for("apps.connections.open", count=2)
+        await readiness.until(False)
+        assert fake_slack.connections == 1
+    assert fake_slack.results_of("apps.connections.open")[-1]["ok"] is False
