@@ -88,13 +88,10 @@ _MESSAGE = _obj(
     text="user channel team text subtype bot_id parent_user_id channel_type",
     files=ListOf(_FILE),
 )
+_EVENT_FIELDS = {**_MESSAGE.fields, "message": _MESSAGE, "previous_message": _MESSAGE}
 _BY_TYPE = {
     "event_callback": _obj(
-        "event event_id team_id",
-        base=_CONTEXT,
-        event=Obj(
-            {**_MESSAGE.fields, "message": _MESSAGE, "previous_message": _MESSAGE}, ("type",)
-        ),
+        "event event_id team_id", base=_CONTEXT, event=Obj(_EVENT_FIELDS, ("type",))
     ),
     "url_verification": _obj("challenge", text="challenge"),
     # https://docs.slack.dev/reference/interaction-payloads/block_actions-payload
@@ -116,7 +113,10 @@ _BY_TYPE = {
         message=Obj(_MESSAGE.fields, ("ts",)),
     ),
 }
-_ANY = Obj(_CONTEXT)
+# A body of no known type still reaches Bolt's context building, which reads the user,
+# channel and team inside `event`, `message` and `previous_message` too.
+_ANY = Obj({**_CONTEXT, "event": Obj(_EVENT_FIELDS), "message": _MESSAGE,
+            "previous_message": _MESSAGE})  # fmt: skip
 # A slash command is form-encoded, so every value is a string; only its names are checked.
 _COMMAND = _obj("command user_id channel_id", text="command user_id channel_id")
 _FREE_TEXT = frozenset({"text", "name", "title", "mimetype"})

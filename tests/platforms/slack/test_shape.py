@@ -49,6 +49,10 @@ def _event(**changes: Any) -> dict[str, Any]:
         ({"command": "/quitbot", "user_id": "U1"}, "channel_id is missing"),
         (message_shortcut(BRANCH, ts="1.2", thread_ts=None, channel="C\udfff"), "channel.id holds"),
         (_event(ts="1.\ud800"), "event.ts holds a lone UTF-16 surrogate"),
+        # Bolt reads the user inside `event` and `message` whatever the body's type.
+        ({"event": {"user": False}}, "event.user should be str, not bool"),
+        ({"type": "whatever", "message": {"user": False}}, "message.user should be str"),
+        ({"previous_message": {"channel": 1}}, "previous_message.channel should be str"),
     ],
 )
 def test_a_mismatch_is_named(body: Any, expected: str) -> None:
