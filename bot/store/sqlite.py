@@ -185,6 +185,11 @@ class SqliteStore:
 
     Batches run one at a time, operations in the order they were asked for, so nothing
     interleaves and no lock is needed; while one batch runs, the next gathers in the queue.
+    One exception: receiving a just-delivered message goes ahead, in a batch of receipts
+    only, because the platform is waiting for it (Slack's acknowledgement) while replies
+    are not, and nothing queued can depend on it (whoever uses a kept message awaited its
+    receipt first). Under a burst this keeps an acknowledgement from waiting behind a
+    queue of replies' writes.
 
     Cancellation: an operation whose caller is cancelled while it waits in the queue never
     runs; once its batch has been sent to the thread, it runs to its end (and commits with
@@ -209,6 +214,7 @@ class SqliteStore:
         self._executor = executor  # one thread: the only user of `_db`
         self._loop = asyncio.get_running_loop()
         self._queue: list[_Op] = []  # asked for, not yet sent to the thread
+        self._receipts: list[_Op] = []  # likewise, receipts: sent before `_queue`
         self._running: asyncio.Future[Any] | None = None  # the batch (or close) on the thread
         self._closing: asyncio.Future[None] | None = None  # set once close() is called
 
@@ -346,7 +352,8 @@ class SqliteStore:
             inbound.community,
             codec.files_json(inbound.files),
         )
-        return await self._write(_receive, claim, kept)
+        kept_now: bool = await self._enqueue(_receive, (claim, kept), writes=True, ahead=True)
+        return kept_now
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -479,19 +486,26 @@ class SqliteStore:
         result: _T = await self._enqueue(operation, args, writes=True)
         return result
 
-    async def _enqueue(self, call: Callable[..., Any], args: tuple[Any, ...], writes: bool) -> Any:
+    async def _enqueue(
+        self, call: Callable[..., Any], args: tuple[Any, ...], writes: bool, ahead: bool = False
+    ) -> Any:
         if self._closing is not None:
             raise StoreError("the store is closed")
         future = self._loop.create_future()
-        self._queue.append(_Op(call, args, writes, future))
+        (self._receipts if ahead else self._queue).append(_Op(call, args, writes, future))
         if self._running is None:
             self._dispatch()  # idle: a batch of one, sent at once
         return await future
 
     def _dispatch(self) -> None:
-        """Send what is queued (up to MAX_BATCH), less operations whose callers gave up."""
-        self._queue = [op for op in self._queue if not op.future.cancelled()]
-        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        """Send what is queued (up to MAX_BATCH, receipts first and alone), less operations
+        whose callers gave up."""
+        self._receipts = [op for op in self._receipts if not op.future.cancelled()]
+        if self._receipts:
+            batch, self._receipts = self._receipts[:MAX_BATCH], self._receipts[MAX_BATCH:]
+        else:
+            self._queue = [op for op in self._queue if not op.future.cancelled()]
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
         if batch:
             self._running = self._loop.run_in_executor(self._executor, _run_batch, self._db, batch)
             self._running.add_done_callback(partial(self._settle, batch))

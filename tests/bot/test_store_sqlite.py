@@ -342,6 +342,28 @@ async def test_a_backlog_is_committed_in_batches_of_at_most_max_batch(
     assert [m.text for m in await store.messages(conversation.id)] == ["1", "2", "3", "4", "5"]
 
 
+async def test_a_receipt_goes_ahead_of_queued_writes_in_a_batch_of_its_own(
+    store: SqliteStore,
+) -> None:
+    """The platform waits on a receipt (Slack's acknowledgement); replies' writes do not."""
+    conversation = await store.create(KEY, "u1", T0)
+    statements = await traced_on_thread(store)
+    async with thread_held(store):
+        turns = [
+            await queued(
+                store.begin_turn(conversation.id, inbound(f"e{n}"), user_message(str(n), at(n)))
+            )
+            for n in (1, 2)
+        ]
+        receipts = [await queued(store.receive(inbound(f"r{n}"), at(9))) for n in (1, 2)]
+    assert all([await task for task in (*receipts, *turns)])
+    inserts = [s.split(" (")[0] for s in statements if s.startswith("INSERT INTO")]
+    assert inserts == [*["INSERT INTO processed_events", "INSERT INTO inbox"] * 2,
+                       *["INSERT INTO processed_events", "INSERT INTO messages"] * 2]  # fmt: skip
+    assert transactions(statements).count("COMMIT") == 2  # the receipts', then the turns'
+    assert [m.text for m in await store.messages(conversation.id)] == ["1", "2"]
+
+
 async def test_a_lone_operation_is_a_transaction_of_its_own_without_savepoints(
     store: SqliteStore,
 ) -> None:
