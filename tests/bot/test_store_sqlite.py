@@ -8,7 +8,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -290,6 +290,18 @@ async def queued(call: Any) -> asyncio.Task[Any]:
     return task
 
 
+async def queued_turns(
+    store: SqliteStore, conversation_id: str, numbers: Iterable[int]
+) -> list[asyncio.Task[Any]]:
+    """A turn per number (event `e<n>`, text `<n>`), each in the store's queue in order."""
+    return [
+        await queued(
+            store.begin_turn(conversation_id, inbound(f"e{n}"), user_message(str(n), at(n)))
+        )
+        for n in numbers
+    ]
+
+
 async def traced_on_thread(store: SqliteStore) -> list[str]:
     """Start tracing on the store's thread; the list fills as statements run."""
     statements: list[str] = []
@@ -331,12 +343,7 @@ async def test_a_backlog_is_committed_in_batches_of_at_most_max_batch(
     conversation = await store.create(KEY, "u1", T0)
     statements = await traced_on_thread(store)
     async with thread_held(store):
-        turns = [
-            await queued(
-                store.begin_turn(conversation.id, inbound(f"e{n}"), user_message(str(n), at(n)))
-            )
-            for n in range(1, 6)
-        ]
+        turns = await queued_turns(store, conversation.id, range(1, 6))
     assert all([await turn for turn in turns])
     assert transactions(statements).count("COMMIT") == 3  # 2 + 2 + 1
     assert [m.text for m in await store.messages(conversation.id)] == ["1", "2", "3", "4", "5"]
@@ -349,12 +356,7 @@ async def test_a_receipt_goes_ahead_of_queued_writes_in_a_batch_of_its_own(
     conversation = await store.create(KEY, "u1", T0)
     statements = await traced_on_thread(store)
     async with thread_held(store):
-        turns = [
-            await queued(
-                store.begin_turn(conversation.id, inbound(f"e{n}"), user_message(str(n), at(n)))
-            )
-            for n in (1, 2)
-        ]
+        turns = await queued_turns(store, conversation.id, (1, 2))
         receipts = [await queued(store.receive(inbound(f"r{n}"), at(9))) for n in (1, 2)]
     assert all([await task for task in (*receipts, *turns)])
     inserts = [s.split(" (")[0] for s in statements if s.startswith("INSERT INTO")]
