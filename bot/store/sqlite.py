@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
@@ -185,15 +186,18 @@ class SqliteStore:
 
     Batches run one at a time, operations in the order they were asked for, so nothing
     interleaves and no lock is needed; while one batch runs, the next gathers in the queue.
-    One exception: receiving a just-delivered message goes ahead, in a batch of receipts
-    only, because the platform is waiting for it (Slack's acknowledgement) while replies
-    are not, and nothing queued can depend on it (whoever uses a kept message awaited its
-    receipt first). Under a burst this keeps an acknowledgement from waiting behind a
-    queue of replies' writes.
+    One exception: receiving a just-delivered message (a receipt) goes ahead, because the
+    platform is waiting for it (Slack's acknowledgement) while replies are not, and nothing
+    queued can depend on it (whoever uses a kept message awaited its receipt first). Idle,
+    the store sends waiting receipts before anything else; busy, the thread takes them in
+    between two operations of the batch under way, commits them with what ran before
+    them, and goes on with the rest of the batch in a new transaction. So under a burst an
+    acknowledgement waits for one operation, not for a queue or a batch of replies' writes.
 
     Cancellation: an operation whose caller is cancelled while it waits in the queue never
     runs; once its batch has been sent to the thread, it runs to its end (and commits with
     the batch), so a transaction never stops half-way because a coroutine stopped waiting.
+    A receipt the thread takes mid-batch runs even if its caller has given up.
 
     Build it with `await SqliteStore.open(path)`; `close()` lets every operation already
     asked for finish, then closes the connection and ends the thread.
@@ -214,7 +218,9 @@ class SqliteStore:
         self._executor = executor  # one thread: the only user of `_db`
         self._loop = asyncio.get_running_loop()
         self._queue: list[_Op] = []  # asked for, not yet sent to the thread
-        self._receipts: list[_Op] = []  # likewise, receipts: sent before `_queue`
+        # Receipts, likewise: sent before `_queue`, or taken by the thread mid-batch. Both
+        # sides use it only through deque's thread-safe append and popleft.
+        self._receipts: deque[_Op] = deque()
         self._running: asyncio.Future[Any] | None = None  # the batch (or close) on the thread
         self._closing: asyncio.Future[None] | None = None  # set once close() is called
 
@@ -499,15 +505,17 @@ class SqliteStore:
 
     def _dispatch(self) -> None:
         """Send what is queued (up to MAX_BATCH, receipts first and alone), less operations
-        whose callers gave up."""
-        self._receipts = [op for op in self._receipts if not op.future.cancelled()]
-        if self._receipts:
-            batch, self._receipts = self._receipts[:MAX_BATCH], self._receipts[MAX_BATCH:]
-        else:
+        whose callers gave up. Called only while nothing is on the thread."""
+        receipts = self._receipts
+        batch = [receipts.popleft() for _ in range(min(MAX_BATCH, len(receipts)))]
+        batch = [op for op in batch if not op.future.cancelled()]
+        if not batch:
             self._queue = [op for op in self._queue if not op.future.cancelled()]
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
         if batch:
-            self._running = self._loop.run_in_executor(self._executor, _run_batch, self._db, batch)
+            self._running = self._loop.run_in_executor(
+                self._executor, _run_batch, self._db, batch, receipts, self._report
+            )
             self._running.add_done_callback(partial(self._settle, batch))
         elif self._closing is not None:
             self._running = self._loop.run_in_executor(self._executor, self._db.close)
@@ -515,14 +523,18 @@ class SqliteStore:
         else:
             self._running = None
 
-    def _settle(self, batch: list[_Op], running: asyncio.Future[list[Any]]) -> None:
+    def _report(self, outcomes: _Outcomes) -> None:
+        """Called on the thread: outcomes committed before the batch is over (receipts cut
+        in), given to their callers at once."""
+        self._loop.call_soon_threadsafe(_resolve_all, outcomes)
+
+    def _settle(self, batch: list[_Op], running: asyncio.Future[_Outcomes]) -> None:
         """Give each caller its outcome now the batch is over, then send the next batch."""
         try:
             outcomes = running.result()
-        except BaseException as exc:  # the batch failed as one (its COMMIT, say): so does each op
-            outcomes = [_Failed(exc)] * len(batch)
-        for op, outcome in zip(batch, outcomes, strict=True):
-            _resolve(op.future, outcome)
+        except BaseException as exc:  # not expected: `_run_batch` fails operations, not itself
+            outcomes = [(op, _Failed(exc)) for op in batch if not op.future.done()]
+        _resolve_all(outcomes)
         self._dispatch()
 
     def _finish_closing(self, closing: asyncio.Future[None]) -> None:
@@ -557,6 +569,14 @@ class _Failed:
     error: BaseException
 
 
+_Outcomes = list[tuple[_Op, Any]]
+
+
+def _resolve_all(outcomes: _Outcomes) -> None:
+    for op, outcome in outcomes:
+        _resolve(op.future, outcome)
+
+
 def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
     if future.cancelled():  # the caller gave up after the batch was sent; it ran regardless
         if isinstance(outcome, _Failed):
@@ -572,27 +592,65 @@ def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
 # --- batches: each runs whole on the connection's thread -----------------------------------
 
 
-def _run_batch(db: sqlite3.Connection, batch: list[_Op]) -> list[Any]:
-    """Run `batch` in order; return each operation's result, or `_Failed` with its error.
+def _run_batch(
+    db: sqlite3.Connection,
+    batch: list[_Op],
+    receipts: deque[_Op],
+    report: Callable[[_Outcomes], object],
+) -> _Outcomes:
+    """Run `batch` in order; return each operation run with its result, or `_Failed`.
 
-    Raises, with nothing written, if the batch's transaction as a whole fails. IMMEDIATE
-    takes SQLite's write lock up front, so another process (the CLI) makes us wait up to the
-    busy timeout instead of failing half-way through.
+    Receipts that arrive meanwhile (`receipts`, appended to by the event loop) cut in after
+    the operation under way: they run, everything so far is committed and handed to
+    `report`, and the rest of the batch goes on in a transaction of its own. If a
+    transaction fails as a whole (its BEGIN or COMMIT), nothing of it is written and its
+    operations fail, with the rest of the batch.
     """
-    if not any(op.writes for op in batch):
-        return [_read_outcome(db, op) for op in batch]
-    db.execute("BEGIN IMMEDIATE")
+    rest = batch
+    while True:
+        ran, rest = _run_transaction(db, rest, receipts)
+        if not rest:
+            return ran
+        report(ran)
+
+
+def _run_transaction(
+    db: sqlite3.Connection, ops: list[_Op], receipts: deque[_Op]
+) -> tuple[_Outcomes, list[_Op]]:
+    """Run `ops` from the front in one transaction until they are done or receipts are
+    waiting, then those receipts, and commit: what ran, with its outcomes, and what is left.
+
+    IMMEDIATE takes SQLite's write lock up front, so another process (the CLI) makes us
+    wait up to the busy timeout instead of failing half-way through.
+    """
+    if not any(op.writes for op in ops):
+        return [(op, _read_outcome(db, op)) for op in ops], []
+    ran: list[_Op] = []
+    outcomes: list[Any] = []
+    taken = 0  # of `ops`
     try:
-        if len(batch) == 1:  # alone: its error rolls back the transaction, below
-            outcomes = [batch[0].run(db)]
+        db.execute("BEGIN IMMEDIATE")
+        if len(ops) == 1:  # alone: its error rolls back the transaction, below
+            ran.append(ops[0])
+            taken = 1
+            outcomes.append(ops[0].run(db))
         else:
-            outcomes = [_in_savepoint(db, op) for op in batch]
+            for op in ops:
+                ran.append(op)
+                taken += 1
+                outcomes.append(_in_savepoint(db, op))
+                if receipts:
+                    break
+        while receipts:
+            ran.append(op := receipts.popleft())
+            outcomes.append(_in_savepoint(db, op))
         db.execute("COMMIT")
-    except BaseException:
+    except BaseException as exc:
         if db.in_transaction:  # SQLite rolls back after some errors by itself
             db.execute("ROLLBACK")
-        raise
-    return outcomes
+        failed = _Failed(exc)
+        return [(op, failed) for op in (*ran, *ops[taken:])], []
+    return list(zip(ran, outcomes, strict=True)), ops[taken:]
 
 
 def _read_outcome(db: sqlite3.Connection, op: _Op) -> Any:

@@ -366,6 +366,33 @@ async def test_a_receipt_goes_ahead_of_queued_writes_in_a_batch_of_its_own(
     assert [m.text for m in await store.messages(conversation.id)] == ["1", "2"]
 
 
+async def test_a_receipt_cuts_into_the_batch_under_way(store: SqliteStore) -> None:
+    """It waits for the operation under way, not for the rest of the batch: it commits with
+    what ran before it, and the batch goes on in a transaction of its own."""
+    conversation = await store.create(KEY, "u1", T0)
+    statements = await traced_on_thread(store)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(db: sqlite3.Connection) -> bool:
+        started.set()
+        return release.wait(10)
+
+    async with thread_held(store):
+        held = await queued(store._write(hold))
+        turns = await queued_turns(store, conversation.id, (1, 2))
+    assert await asyncio.to_thread(started.wait, 10)  # `held`, `e1`, `e2`: one batch, begun
+    receipt = await queued(store.receive(inbound("r1"), at(9)))
+    release.set()
+    assert await receipt and await held and all([await turn for turn in turns])
+    inserts = [s.split(" (")[0] for s in statements if s.startswith("INSERT INTO")]
+    assert inserts == [
+        *["INSERT INTO processed_events", "INSERT INTO inbox"],
+        *["INSERT INTO processed_events", "INSERT INTO messages"] * 2,
+    ]
+    two_ops = ["BEGIN IMMEDIATE", *["SAVEPOINT op", "RELEASE op"] * 2, "COMMIT"]
+    assert transactions(statements) == two_ops * 2  # `held` and the receipt, then the turns
+
+
 async def test_a_lone_operation_is_a_transaction_of_its_own_without_savepoints(
     store: SqliteStore,
 ) -> None:
