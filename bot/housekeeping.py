@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.app import UnconfiguredModel, build_runtime
-from bot.communities import BadCommunitySettings, CommunitySettings
+from bot.communities import SETTING_NAMES, BadCommunitySettings, CommunitySettings
 from bot.engine import ConversationNotFound
 from bot.policy import Rules
 from bot.privacy import BadPerson, export, forget, parse_person
@@ -90,6 +90,9 @@ def add_commands(
     setting.set_defaults(handler=_communities_set)
     resetting = community_ops.add_parser("reset", help="back to the process-wide settings")
     resetting.add_argument("community", metavar="PLATFORM:COMMUNITY_ID")
+    resetting.add_argument(
+        "--setting", choices=SETTING_NAMES, help="only this one (without it: all of them)"
+    )
     resetting.add_argument("--by", default="cli-operator", help="who reset them")
     resetting.set_defaults(handler=_communities_reset)
 
@@ -331,6 +334,14 @@ async def _communities_reset(args: argparse.Namespace, settings: Settings) -> in
     except BadPerson:
         return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
-        await runtime.engine.reset_community_settings(platform, community, args.by)
-    print(f"{platform}:{community} uses the process-wide settings again.")
+        try:
+            await runtime.engine.reset_community_settings(
+                platform, community, args.by, args.setting
+            )
+        except BadCommunitySettings as exc:  # the other threshold, left alone, breaks the ladder
+            return _fail(f"{args.setting} cannot go back to the process-wide value: {exc}")
+    if args.setting is None:
+        print(f"{platform}:{community} uses the process-wide settings again.")
+    else:
+        print(f"{platform}:{community} uses the process-wide {args.setting} again.")
     return 0

@@ -229,7 +229,22 @@ async def test_communities_from_the_command_line(tmp_path: Path) -> None:
     assert (
         "redirects_before_warning = 1 (own)" in out and "redirects_before_end = 3 (default)" in out
     )
-    code, out, _ = await quitbot(tmp_path, env, "communities", "reset", "discord:1234")
+    reset = ("communities", "reset", "discord:1234")
+    code, out, err = await quitbot(tmp_path, env, *reset, "--setting", "crisis_message")
+    assert code == 0 and "process-wide crisis_message" in out, err
+    code, out, _ = await quitbot(tmp_path, env, "communities", "show", "--json")
+    assert json.loads(out)[0]["own"] == {"redirects_before_warning": 1}
+    code, _, err = await quitbot(tmp_path, env, *reset, "--setting", "crisis")
+    assert code == 2 and "invalid choice: 'crisis'" in err
+    changing = ("communities", "set", "discord:1234")
+    code, _, err = await quitbot(tmp_path, env, *changing, "--redirects-before-end", "1")
+    assert code == 0, err
+    # The process-wide warning threshold (2) would come after this community's end (1).
+    code, _, err = await quitbot(tmp_path, env, *reset, "--setting", "redirects_before_warning")
+    assert code == 1 and "redirects_before_warning cannot go back" in err
+    code, out, _ = await quitbot(tmp_path, env, "communities", "show", "--json")
+    assert json.loads(out)[0]["own"] == {"redirects_before_warning": 1, "redirects_before_end": 1}
+    code, out, _ = await quitbot(tmp_path, env, *reset)
     assert code == 0
     code, out, _ = await quitbot(tmp_path, env, "communities", "show", "--json")
     assert json.loads(out)[0]["own"] == {}
