@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
@@ -266,6 +266,8 @@ class PersonRecord:
     conversations: list[Conversation]  # the ones they started, oldest first
     messages: list[tuple[str, StoredMessage]]  # (conversation id, message) they wrote anywhere
     feedback: list[tuple[str, str, datetime]]  # (conversation id, text, at)
+    # Received but not yet answered (a turn under way, or a run that stopped first).
+    waiting: list[Inbound] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

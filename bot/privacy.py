@@ -34,7 +34,8 @@ async def forget(store: Store, platform: str, user_id: str, by: str, now: dateti
 
 async def export(store: Store, platform: str, user_id: str, now: datetime) -> dict[str, Any]:
     """Everything kept about this person, as one JSON-ready object: the conversations they
-    started (with every message and audit event), what they wrote elsewhere, their feedback."""
+    started (with every message and audit event), what they wrote elsewhere, their feedback,
+    and what they sent that is kept but not answered yet."""
     # Imported here: the operator module pulls in the adapters' registry.
     from bot.operator import conversation_json, event_json, message_json
 
@@ -62,5 +63,14 @@ async def export(store: Store, platform: str, user_id: str, now: datetime) -> di
         "feedback": [
             {"conversation_id": cid, "text": text, "at": at.isoformat()}
             for cid, text, at in record.feedback
+        ],
+        "messages_waiting": [
+            {
+                "place": inbound.key.place,
+                "text": inbound.text,
+                "files": [file.name for file in inbound.files],
+                "community": inbound.community,
+            }
+            for inbound in record.waiting
         ],
     }

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.conversation import Actor, AuditEvent, ConversationKey, LadderState
+from bot.conversation import Actor, AuditEvent, ConversationKey, FileRef, Inbound, LadderState
 from bot.ports import NewMessage
 from bot.progress import Progress
 from bot.settings import parse_database_url
@@ -122,10 +122,30 @@ async def test_a_persons_data_exported_then_forgotten(
     env = clean_env(tmp_path, fake_anthropic, QUITBOT_DATABASE_URL=database_url)
     conversation_id = await ended_by_model(tmp_path, fake_anthropic, env)
     await give_feedback(env, conversation_id, "mistake!")
+    store = await open_store(parse_database_url(database_url))
+    try:  # kept, not answered yet (a run stopped first): theirs too
+        waiting = Inbound(
+            ConversationKey("console", "elsewhere"),
+            "e-waiting",
+            "console-user",
+            "my address is 1 Main St",
+            files=(FileRef("id.png", "image/png", 10, "https://files.example/id.png"),),
+        )
+        assert await store.receive(waiting, datetime.now(UTC))
+    finally:
+        await store.close()
 
     code, out, err = await quitbot(tmp_path, env, "users", "export", PERSON)
     assert code == 0, err
     exported = json.loads(out)
+    assert exported["messages_waiting"] == [
+        {
+            "place": "elsewhere",
+            "text": "my address is 1 Main St",
+            "files": ["id.png"],
+            "community": "",
+        }
+    ]
     assert exported["platform"] == "console" and exported["user_id"] == "console-user"
     [started] = exported["conversations_started"]
     assert started["id"] == conversation_id
@@ -134,7 +154,7 @@ async def test_a_persons_data_exported_then_forgotten(
 
     code, out, err = await quitbot(tmp_path, env, "users", "forget", PERSON, "--by", "dpo")
     assert code == 0, err
-    assert "deleted 10 messages, 1 feedback" in out
+    assert "deleted 10 messages, 1 feedback and 1 unhandled messages" in out
     code, out, _ = await quitbot(tmp_path, env, "conversations", "show", conversation_id, "--json")
     shown = json.loads(out)
     assert shown["messages"] == []
@@ -147,6 +167,7 @@ async def test_a_persons_data_exported_then_forgotten(
     code, out, _ = await quitbot(tmp_path, env, "users", "export", PERSON)
     after = json.loads(out)
     assert after["conversations_started"][0]["messages"] == [] and after["feedback"] == []
+    assert after["messages_waiting"] == []
     code, _, err = await quitbot(tmp_path, env, "users", "forget", "console-user")
     assert code == 1 and "PLATFORM:USER_ID" in err
 

@@ -591,11 +591,13 @@ class PostgresStore:
             conversations = await db.fetch(_PERSON_CONVERSATIONS, platform, user_id)
             messages = await db.fetch(_PERSON_MESSAGES, platform, user_id)
             feedback = await db.fetch(_PERSON_FEEDBACK, platform, user_id)
+            waiting = await db.fetch(_PERSON_WAITING, platform, user_id)
         stored = _messages([tuple(row)[1:] for row in messages])
         return PersonRecord(
             [_conversation(row) for row in conversations],
             [(row[0], message) for row, message in zip(messages, stored, strict=True)],
             [(row[0], row[1], _utc(row[2])) for row in feedback],
+            codec.received(waiting),
         )
 
     async def community_settings(self, platform: str, community: str) -> CommunitySettings | None:
@@ -883,6 +885,10 @@ _PERSON_MESSAGES = (
 _PERSON_FEEDBACK = (
     f"SELECT conversation_id, text, at FROM feedback WHERE user_id = $2 "
     f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
+)
+_PERSON_WAITING = (
+    "SELECT platform, event_id, place, user_id, text, message_id, community, files FROM inbox "
+    "WHERE platform = $1 AND user_id = $2 ORDER BY n"
 )
 
 # Feedback newer than the conversation's last decision (a review, or any reopen) waits.

@@ -1074,6 +1074,10 @@ _PERSON_FEEDBACK = (
     f"SELECT conversation_id, text, at FROM feedback WHERE user_id = ?2 "
     f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
 )
+_PERSON_WAITING = (
+    "SELECT platform, event_id, place, user_id, text, message_id, community, files FROM inbox "
+    "WHERE platform = ?1 AND user_id = ?2 ORDER BY n"
+)
 
 # Feedback newer than the conversation's last decision (a review, or any reopen) waits.
 _AWAITING_REVIEW = (
@@ -1121,6 +1125,7 @@ def _person(db: sqlite3.Connection, platform: str, user_id: str) -> PersonRecord
         conversations,
         [(row[0], message) for row, message in zip(rows, messages, strict=True)],
         feedback,
+        codec.received(db.execute(_PERSON_WAITING, who).fetchall()),
     )
 
 
