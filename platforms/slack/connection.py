@@ -14,7 +14,8 @@ from collections.abc import Callable
 from logging import Logger
 from typing import Any
 
-from aiohttp import WSMessage
+from aiohttp import ClientError, WSMessage
+from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -25,6 +26,13 @@ log = logging.getLogger(__name__)
 PING_SECONDS = 10.0
 
 Report = Callable[[bool], None]
+
+# apps.connections.open errors worth retrying; any other means the app token is refused
+# (invalid_auth, not_authed, not_allowed_token_type for a bot token, token_revoked, ...):
+# https://docs.slack.dev/reference/methods/apps.connections.open
+TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 
 
 class ReportingSocketClient(SocketModeClient):
@@ -55,6 +63,20 @@ class ReportingSocketClient(SocketModeClient):
             on_error_listeners=[self._on_lost],
         )
         self._report = report
+
+    async def connect(self) -> None:
+        """The SDK's connect, which retries every failure forever (a refused app token
+        included, so it would never be said); here the first URL is asked for once first,
+        and a refused token raises its SlackApiError."""
+        if self.wss_uri is None and not self.closed:
+            try:
+                self.wss_uri = await self.issue_new_wss_url()
+            except SlackApiError as exc:
+                if exc.response.get("error") not in TRANSIENT_ERRORS:
+                    raise
+            except (ClientError, TimeoutError):
+                pass  # Slack unreachable for now: the SDK's loop retries
+        await super().connect()  # type: ignore[no-untyped-call]
 
     async def issue_new_wss_url(self) -> str:
         self._report(False)  # nothing is delivered until the new connection's hello

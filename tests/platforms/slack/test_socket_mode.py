@@ -13,6 +13,7 @@ import pytest
 from bot.app import Runtime, build_runtime
 from bot.health import health_app, serving
 from bot.metrics import Metrics
+from bot.ports import PlatformUnavailable
 from bot.readiness import Readiness
 from bot.settings import Settings
 from platforms.slack import run
@@ -103,6 +104,31 @@ async def test_socket_mode_answers_events_and_commands(
     [opened] = [c for c in fake_slack.calls if c.method == "apps.connections.open"]
     assert opened.token == APP_TOKEN
     assert len(fake_anthropic.requests) == 1
+
+
+async def test_a_refused_app_token_stops_the_run_saying_what_to_do(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    """slack_sdk's connect retries every failure forever; one refusal is enough to say so."""
+    async with FakeSlack() as fake:  # not the fixture: this test's call is refused on purpose
+        slack = slack_settings(fake, mode="socket", SLACK_APP_TOKEN="xapp-1-wrong")
+        settings = make_settings(tmp_path, fake_anthropic, slack=slack)
+        async with build_runtime(settings) as runtime, asyncio.timeout(WAIT):
+            with pytest.raises(PlatformUnavailable, match=r"SLACK_APP_TOKEN \(invalid_auth\)"):
+                await run(runtime.engine, settings)
+            assert runtime.engine.readiness.platforms() == {"slack": False}
+        assert fake.unexpected == ["apps.connections.open with token 'xapp-1-wrong'"]
+        assert fake.connections == 0
+
+
+async def test_slack_failing_for_a_moment_is_retried_not_taken_for_a_refusal(
+    socket_settings: Settings, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail("apps.connections.open", "internal_error", times=1)
+    readiness = WatchedReadiness(["slack"])
+    async with running_slack(socket_settings, readiness):
+        await readiness.until(True)
+    assert len(fake_slack.calls_to("apps.connections.open")) == 2 and fake_slack.connections == 1
 
 
 @pytest.mark.parametrize("how", ["drop", "close", "silent"])
