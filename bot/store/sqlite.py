@@ -11,7 +11,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -646,8 +646,10 @@ def _run_transaction(
             outcomes.append(_in_savepoint(db, op))
         db.execute("COMMIT")
     except BaseException as exc:
-        if db.in_transaction:  # SQLite rolls back after some errors by itself
-            db.execute("ROLLBACK")
+        # Not raised on: the receipts taken above are known only here, and must be answered.
+        with suppress(sqlite3.Error):
+            if db.in_transaction:  # SQLite rolls back after some errors by itself
+                db.execute("ROLLBACK")
         failed = _Failed(exc)
         return [(op, failed) for op in (*ran, *ops[taken:])], []
     return list(zip(ran, outcomes, strict=True)), ops[taken:]

@@ -466,6 +466,36 @@ async def test_a_failed_commit_fails_every_operation_in_the_batch(store: SqliteS
     assert await store.begin_turn(conversation.id, inbound("e1"), user_message("a")) is not None
 
 
+async def test_a_receipt_cut_into_a_transaction_that_fails_fails_with_it(
+    store: SqliteStore,
+) -> None:
+    """Nobody is left waiting: the receipt, the operation before it and the rest all fail."""
+    conversation = await store.create(KEY, "u1", T0)
+    started, release = threading.Event(), threading.Event()
+
+    def orphan_event_then_hold(db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA defer_foreign_keys = ON")  # checked by COMMIT, not by the INSERT
+        db.execute(
+            "INSERT INTO events (conversation_id, kind, at, actor, detail) "
+            "VALUES ('cnothere22', 'x', '', 'model', '{}')"
+        )
+        started.set()
+        release.wait(10)
+
+    async with thread_held(store):
+        doomed = await queued(store._write(orphan_event_then_hold))
+        [turn] = await queued_turns(store, conversation.id, (1,))
+    assert await asyncio.to_thread(started.wait, 10)
+    receipt = await queued(store.receive(inbound("r1"), at(9)))
+    release.set()
+    for task in (doomed, receipt, turn):
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            await task
+    assert await store.messages(conversation.id) == []
+    assert await store.pending(at(99)) == []
+    assert await store.receive(inbound("r1"), at(10))  # Slack's retry is kept this time
+
+
 async def test_an_error_that_ends_the_whole_transaction_fails_the_whole_batch(
     store: SqliteStore,
 ) -> None:
