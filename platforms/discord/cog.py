@@ -13,8 +13,8 @@ import discord
 from discord.ext import commands
 
 from bot.conversation import ConversationKey, Inbound
-from bot.flows import Flows
-from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
+from bot.flows import Flows, Refusal
+from bot.notices import END_LAPSED_TEXT, FEEDBACK_THANKS, KEEP_GOING_TEXT
 from platforms.discord import render, translate
 from platforms.discord.commands import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
@@ -209,6 +209,9 @@ class ConversationCog(commands.Cog):
                 # else pressed; then the buttons go, before the thread is locked.
                 proposal = translate.answers_proposal(interaction.message)
                 asked = await self.flows.ask_to_end(key, user_id, proposal=proposal)
+                if asked.refusal is Refusal.NOT_ASKED:
+                    # Left from a proposal whose withdrawal failed: withdraw it now.
+                    await interaction.response.edit_message(content=END_LAPSED_TEXT, view=None)
                 if not asked.ok:
                     await answer(interaction, asked.text)
                     return

@@ -11,7 +11,7 @@ from typing import Any
 from bot.communities import CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import CommunityResult, Flows, Refusal, Result
-from bot.notices import FEEDBACK_THANKS, KEEP_GOING_TEXT
+from bot.notices import END_LAPSED_TEXT, FEEDBACK_THANKS, KEEP_GOING_TEXT
 from bot.review import Decision, ReviewItem
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.render import (
@@ -195,6 +195,9 @@ class Interactions:
             result = await self._flows.confirm_end(key, user, place, proposal=proposal)
             if result.ok:
                 return await self._answered(body, "The conversation was ended.")
+            if result.refusal is Refusal.NOT_ASKED:
+                # Left from a proposal whose withdrawal failed: withdraw it now.
+                await self._answered(body, END_LAPSED_TEXT)
             await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
 
     async def keep_going(self, body: dict[str, Any]) -> None:

@@ -94,7 +94,10 @@ async def test_an_end_button_left_from_a_lapsed_proposal_ends_nothing(
     assert fake.clickable(confirm) == ["quitbot:end", "quitbot:keep"]
 
     pressed = await fake.press("quitbot:end", message=confirm, author=fake.alice)
-    refused = (await fake.response(pressed)).body["data"]
+    withdrawn = (await fake.response(pressed)).body
+    assert withdrawn["type"] == 7 and withdrawn["data"]["content"] == END_LAPSED_TEXT
+    assert fake.clickable(confirm) == []  # withdrawn now: no stale button left
+    refused = (await fake.followup(pressed)).body
     assert refused["flags"] & 64 and refused["content"] == REFUSAL_TEXT[Refusal.NOT_ASKED]
     conversation = await bot.flows.engine.find(translate.thread_key(int(thread_id)))
     assert conversation is not None and not conversation.ladder.ended

@@ -123,6 +123,11 @@ async def test_a_button_left_from_a_lapsed_proposal_ends_nothing(harness: SlackH
     assert refusal["user"] == "U0ALICE" and refusal["text"] == REFUSAL_TEXT[Refusal.NOT_ASKED]
     after = await harness.runtime.engine.get(conversation.id)
     assert after is not None and after.state == "active"
+    # Withdrawn now: no stale button left.
+    failed, withdrawn = harness.slack.calls_to("chat.update")
+    assert failed["ts"] == withdrawn["ts"]  # the first try, when the person wrote on
+    assert withdrawn["ts"] == shown and withdrawn["text"] == END_LAPSED_TEXT
+    assert not [b for b in withdrawn["blocks"] if b["type"] == "actions"]
 
 
 async def kept_then_killed(
