@@ -24,20 +24,25 @@ Fetch = Callable[[str], Awaitable[bytes]]
 """Downloads a CDN address (discord.py's `HTTPClient.get_from_cdn`, which
 `discord.Attachment.read` uses too)."""
 
+Refresh = Callable[[str], Awaitable[str | None]]
+"""A fresh signed address for an expired one, or None if Discord gives none."""
+
 
 async def read_files(
-    files: Sequence[FileRef], fetch: Fetch, max_text_bytes: int
+    files: Sequence[FileRef], fetch: Fetch, max_text_bytes: int, refresh: Refresh | None = None
 ) -> tuple[Attachment, ...]:
-    return tuple([await _read(file, fetch, max_text_bytes) for file in files])
+    return tuple([await _read(file, fetch, max_text_bytes, refresh) for file in files])
 
 
-async def _read(file: FileRef, fetch: Fetch, max_text_bytes: int) -> Attachment:
+async def _read(
+    file: FileRef, fetch: Fetch, max_text_bytes: int, refresh: Refresh | None
+) -> Attachment:
     kind = attachment_kind(file)
     named = file.unread()
     if kind == "other" or not file.locator or (kind == "image" and file.size > MAX_IMAGE_BYTES):
         return named
     try:
-        data = await fetch(file.locator)
+        data = await _download(file.locator, fetch, refresh)
     except READ_ERRORS as exc:
         log.warning("could not read attachment %s: %r", file.name, exc)
         return named
@@ -48,3 +53,15 @@ async def _read(file: FileRef, fetch: Fetch, max_text_bytes: int) -> Attachment:
     if file.media_type in {"application/json", "application/xml"}:
         text_type = file.media_type
     return Attachment(file.name, text_type, data[:max_text_bytes], file.size)
+
+
+async def _download(url: str, fetch: Fetch, refresh: Refresh | None) -> bytes:
+    try:
+        return await fetch(url)
+    except discord.NotFound:
+        # Most likely the signed address expired (a message kept over a long stop): one
+        # fresh address is asked for, and read.
+        renewed = await refresh(url) if refresh is not None else None
+        if renewed is None:
+            raise
+        return await fetch(renewed)

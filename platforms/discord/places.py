@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import aiohttp
 import discord
 
 from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
@@ -76,10 +77,22 @@ class Discord:
 
         Discord signs attachment addresses with an expiry time (their `ex` parameter,
         https://discord.com/developers/docs/reference#signed-attachment-cdn-urls; about a
-        day in practice), and an expired one answers 404. The files of a message kept
-        before a long stop are then only named, as any file that cannot be read is."""
+        day in practice), and an expired one answers 404: a message kept over a long stop
+        has its addresses refreshed (POST /attachments/refresh-urls, same page). A file
+        that still cannot be read is only named."""
         fetch = self.client.http.get_from_cdn
-        return await read_files(files, fetch, self.settings.max_attachment_bytes)
+        limit = self.settings.max_attachment_bytes
+        return await read_files(files, fetch, limit, self._refreshed_url)
+
+    async def _refreshed_url(self, url: str) -> str | None:
+        route = discord.http.Route("POST", "/attachments/refresh-urls")
+        try:
+            answer = await self.client.http.request(route, json={"attachment_urls": [url]})
+            renewed = [item["refreshed"] for item in answer["refreshed_urls"]]
+        except (discord.HTTPException, aiohttp.ClientError, KeyError, TypeError) as exc:
+            log.warning("could not refresh an attachment's address: %r", exc)
+            return None
+        return str(renewed[0]) if renewed else None
 
     def opener(
         self, parent: object, name: str, interaction: discord.Interaction, *, in_dm: bool

@@ -287,11 +287,15 @@ class FakeDiscord:
         self.files[name] = (content_type, data)
         if held is not None:
             self._held_files[name] = held
+        url = self._signed_url(name)
+        return p.attachment(p.snowflake(), filename, content_type, len(data), url)
+
+    def _signed_url(self, name: str) -> str:
+        """A CDN address for file `name`, signed now, expiring CDN_URL_SECONDS later."""
         issued = int(_CDN_EPOCH + self.clock())
         expires = int(issued + CDN_URL_SECONDS)
         signed = f"ex={expires:x}&is={issued:x}&hm={_cdn_signature(name, expires, issued)}&"
-        url = f"{self.base_url}/attachments/{name}?{signed}"
-        return p.attachment(p.snowflake(), filename, content_type, len(data), url)
+        return f"{self.base_url}/attachments/{name}?{signed}"
 
     def dm_channel_of(self, author: Json) -> Json:
         user_id = int(author["id"])
@@ -786,6 +790,7 @@ class FakeDiscord:
             ("DELETE", rf"/channels/{snowflake}", self._delete_channel),
             ("POST", rf"/interactions/{snowflake}/{token}/callback", self._callback),
             ("POST", rf"/webhooks/{snowflake}/{token}", self._followup),
+            ("POST", r"/attachments/refresh-urls", self._refresh_urls),
             ("PATCH", rf"/webhooks/{snowflake}/{token}/messages/@original", self._edit_original),
         ]
         self._routes = [(m, re.compile(path), handler) for m, path, handler in table]
@@ -896,6 +901,25 @@ class FakeDiscord:
         _check_message(body or {})
         _update(message, body or {})
         return 200, message
+
+    async def _refresh_urls(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        """Attachment addresses signed anew, expired or not: `attachment_urls` in,
+        `refreshed_urls` of {original, refreshed} out (Discord's reference, "Signed
+        Attachment CDN URLs"; the shape as Oceanic types it, RawRefreshAttachmentURLsResponse).
+        What Discord does with an address that is none of its attachments is not
+        documented; here it is left out of the answer."""
+        urls = body.get("attachment_urls") if isinstance(body, dict) else None
+        if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
+            raise DiscordError(400, 50035, "Invalid Form Body", {"attachment_urls": {}})
+        prefix = f"{self.base_url}/attachments/"
+        refreshed = []
+        for url in urls:
+            name = url.removeprefix(prefix).partition("?")[0]
+            if url.startswith(prefix) and name in self.files:
+                refreshed.append({"original": url, "refreshed": self._signed_url(name)})
+        return 200, {"refreshed_urls": refreshed}
 
     async def _get_message(
         self, match: re.Match[str], body: Any, query: dict[str, str]

@@ -317,19 +317,44 @@ async def test_a_kept_messages_file_is_read_by_the_next_run(
     assert len(fake.downloads) == 1
 
 
-async def test_a_file_whose_address_expired_before_the_next_run_is_named(
+async def test_a_file_whose_address_expired_before_the_next_run_is_read_anew(
     tmp_path: Path,
     fake_discord: FakeDiscord,
     fake_anthropic: FakeAnthropic,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Discord's CDN addresses expire: after a long stop the file is gone from reach, and
-    the message is still answered, the model told the file's name."""
+    """Discord's CDN addresses expire: after a long stop the kept one answers 404, a fresh
+    one is asked for, and the model gets the file's contents."""
     fake = fake_discord
     settings = settings_for(tmp_path, fake_anthropic, fake)
     agenda = fake.add_file("agenda.txt", "text/plain", b"1. budget 2. hiring")
     thread_id = await kept_then_stopped(fake, settings, monkeypatch, agenda)
     fake.clock.advance(CDN_URL_SECONDS + 1)
+    fake_anthropic.add(text("Budget, then hiring."))
+    async with running_bot(fake, settings):
+        await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Budget, then hiring.")
+    [asked] = fake_anthropic.requests
+    told = asked["messages"][-1]["content"][-1]["text"]
+    assert told.endswith('<file name="agenda.txt">\n1. budget 2. hiring\n</file>')
+    [refresh] = fake.calls_to("POST", r"/attachments/refresh-urls")
+    assert refresh.body == {"attachment_urls": [agenda["url"]]}
+    assert len(fake.downloads) == 2  # the expired address, refused; then the fresh one
+
+
+async def test_a_file_whose_address_cannot_be_refreshed_is_named(
+    tmp_path: Path,
+    fake_discord: FakeDiscord,
+    fake_anthropic: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past its expiry and with no fresh address to be had, the file is out of reach; the
+    message is still answered, the model told the file's name."""
+    fake = fake_discord
+    settings = settings_for(tmp_path, fake_anthropic, fake)
+    agenda = fake.add_file("agenda.txt", "text/plain", b"1. budget 2. hiring")
+    thread_id = await kept_then_stopped(fake, settings, monkeypatch, agenda)
+    fake.clock.advance(CDN_URL_SECONDS + 1)
+    fake.fail_next("POST", r"/attachments/refresh-urls")
     fake_anthropic.add(text("I could not open it."))
     async with running_bot(fake, settings):
         await wait_bot_message(fake, thread_id, lambda m: m["content"] == "I could not open it.")
