@@ -317,6 +317,26 @@ async def test_a_kept_messages_file_is_read_by_the_next_run(
     assert len(fake.downloads) == 1
 
 
+async def told_after_a_long_stop(
+    tmp_path: Path,
+    fake: FakeDiscord,
+    fake_anthropic: FakeAnthropic,
+    monkeypatch: pytest.MonkeyPatch,
+    reply: str,
+) -> tuple[Json, str]:
+    """A message with a file, kept by a run that stopped for longer than the file's CDN
+    address lives, answered (`reply`) by the next run: the file, and what the model read."""
+    settings = settings_for(tmp_path, fake_anthropic, fake)
+    agenda = fake.add_file("agenda.txt", "text/plain", b"1. budget 2. hiring")
+    thread_id = await kept_then_stopped(fake, settings, monkeypatch, agenda)
+    fake.clock.advance(CDN_URL_SECONDS + 1)
+    fake_anthropic.add(text(reply))
+    async with running_bot(fake, settings):
+        await wait_bot_message(fake, thread_id, lambda m: m["content"] == reply)
+    [asked] = fake_anthropic.requests
+    return agenda, asked["messages"][-1]["content"][-1]["text"]
+
+
 async def test_a_file_whose_address_expired_before_the_next_run_is_read_anew(
     tmp_path: Path,
     fake_discord: FakeDiscord,
@@ -326,15 +346,9 @@ async def test_a_file_whose_address_expired_before_the_next_run_is_read_anew(
     """Discord's CDN addresses expire: after a long stop the kept one answers 404, a fresh
     one is asked for, and the model gets the file's contents."""
     fake = fake_discord
-    settings = settings_for(tmp_path, fake_anthropic, fake)
-    agenda = fake.add_file("agenda.txt", "text/plain", b"1. budget 2. hiring")
-    thread_id = await kept_then_stopped(fake, settings, monkeypatch, agenda)
-    fake.clock.advance(CDN_URL_SECONDS + 1)
-    fake_anthropic.add(text("Budget, then hiring."))
-    async with running_bot(fake, settings):
-        await wait_bot_message(fake, thread_id, lambda m: m["content"] == "Budget, then hiring.")
-    [asked] = fake_anthropic.requests
-    told = asked["messages"][-1]["content"][-1]["text"]
+    agenda, told = await told_after_a_long_stop(
+        tmp_path, fake, fake_anthropic, monkeypatch, "Budget, then hiring."
+    )
     assert told.endswith('<file name="agenda.txt">\n1. budget 2. hiring\n</file>')
     [refresh] = fake.calls_to("POST", r"/attachments/refresh-urls")
     assert refresh.body == {"attachment_urls": [agenda["url"]]}
@@ -350,16 +364,10 @@ async def test_a_file_whose_address_cannot_be_refreshed_is_named(
     """Past its expiry and with no fresh address to be had, the file is out of reach; the
     message is still answered, the model told the file's name."""
     fake = fake_discord
-    settings = settings_for(tmp_path, fake_anthropic, fake)
-    agenda = fake.add_file("agenda.txt", "text/plain", b"1. budget 2. hiring")
-    thread_id = await kept_then_stopped(fake, settings, monkeypatch, agenda)
-    fake.clock.advance(CDN_URL_SECONDS + 1)
     fake.fail_next("POST", r"/attachments/refresh-urls")
-    fake_anthropic.add(text("I could not open it."))
-    async with running_bot(fake, settings):
-        await wait_bot_message(fake, thread_id, lambda m: m["content"] == "I could not open it.")
-    [asked] = fake_anthropic.requests
-    told = asked["messages"][-1]["content"][-1]["text"]
+    _, told = await told_after_a_long_stop(
+        tmp_path, fake, fake_anthropic, monkeypatch, "I could not open it."
+    )
     assert told.startswith("sum this up")
     assert "agenda.txt (text/plain, 19 bytes); it was not read" in told
     assert len(fake.downloads) == 1  # tried, and refused with a 404
