@@ -17,7 +17,7 @@ from typing import Any
 
 from tests.fakes.anthropic import FakeAnthropic, Response, text
 from tests.fakes.discord import FakeDiscord
-from tests.processes import clean_env, start_quitbot
+from tests.processes import clean_env, reaching_discord, start_quitbot
 
 # How long a real process may take to start on a loaded machine: a guard against hanging,
 # never what a test measures.
@@ -73,9 +73,7 @@ async def quitbot_discord(
     env = clean_env(
         tmp_path,
         anthropic,
-        DISCORD_TOKEN=discord.token,
-        QUITBOT_DISCORD_API_BASE=discord.api_base,
-        QUITBOT_DISCORD_GATEWAY_URL=discord.gateway_url,
+        **reaching_discord(discord),
         QUITBOT_DATABASE_URL=database_url,
         QUITBOT_LOG_LEVEL=extra.pop("QUITBOT_LOG_LEVEL", "INFO"),
         ANTHROPIC_API_KEY=api_key,

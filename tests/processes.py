@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 
 def clean_env(tmp_path: Path, fake: FakeAnthropic | None, **extra: str) -> dict[str, str]:
@@ -24,6 +26,26 @@ def clean_env(tmp_path: Path, fake: FakeAnthropic | None, **extra: str) -> dict[
         env["ANTHROPIC_BASE_URL"] = fake.base_url
     env.update(extra)
     return env
+
+
+def reaching_discord(fake: FakeDiscord) -> dict[str, str]:
+    """The settings that point `quitbot run` at a fake Discord."""
+    return {
+        "DISCORD_TOKEN": fake.token,
+        "QUITBOT_DISCORD_API_BASE": fake.api_base,
+        "QUITBOT_DISCORD_GATEWAY_URL": fake.gateway_url,
+    }
+
+
+def reaching_slack_http(fake: FakeSlack, port: int) -> dict[str, str]:
+    """The settings that point `quitbot run` at a fake Slack, in HTTP mode on `port`."""
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "QUITBOT_SLACK_MODE": "http",
+        "QUITBOT_SLACK_HTTP_PORT": str(port),
+        "QUITBOT_SLACK_API_URL": fake.base_url,
+    }
 
 
 async def start_quitbot(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from tests.fakes.anthropic import FakeAnthropic, error, stream_error, text, tool
-from tests.processes import clean_env, quitbot
+from tests.processes import clean_env, quitbot, reaching_discord
 
 API_KEY = "sk-ant-api03-Secret-Key-0123456789abcdef"
 WRONG_KEY = "sk-ant-api03-Wrong-Key-fedcba9876543210"
@@ -107,9 +107,7 @@ async def test_run_at_debug_with_both_platforms_never_logs_a_token(tmp_path: Pat
             tmp_path,
             fake,
             QUITBOT_LOG_LEVEL="DEBUG",
-            DISCORD_TOKEN=discord.token,
-            QUITBOT_DISCORD_API_BASE=discord.api_base,
-            QUITBOT_DISCORD_GATEWAY_URL=discord.gateway_url,
+            **reaching_discord(discord),
             SLACK_BOT_TOKEN=BOT_TOKEN,
             SLACK_APP_TOKEN=APP_TOKEN,
             QUITBOT_SLACK_API_URL=slack.base_url,

@@ -16,9 +16,9 @@ from pathlib import Path
 import aiohttp
 
 from tests.fakes.anthropic import FakeAnthropic, hold, text
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_requests import SlackSender, event_callback, mention, message
-from tests.processes import clean_env, start_quitbot
+from tests.processes import clean_env, reaching_slack_http, start_quitbot
 
 THREAD = "1700000000.000100"
 
@@ -39,11 +39,7 @@ async def quitbot_http(
     env = clean_env(
         tmp_path,
         fake,
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        QUITBOT_SLACK_MODE="http",
-        QUITBOT_SLACK_HTTP_PORT=str(port),
-        QUITBOT_SLACK_API_URL=slack.base_url,
+        **reaching_slack_http(slack, port),
         QUITBOT_DATABASE_URL=database_url,
         QUITBOT_LOG_LEVEL="INFO",
     )

@@ -15,7 +15,7 @@ from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.platforms.slack.conftest import slack_settings
-from tests.processes import clean_env, start_quitbot
+from tests.processes import clean_env, reaching_discord, start_quitbot
 
 
 async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
@@ -25,9 +25,7 @@ async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
         env = clean_env(
             tmp_path,
             fake_anthropic,
-            DISCORD_TOKEN=discord.token,
-            QUITBOT_DISCORD_API_BASE=discord.api_base,
-            QUITBOT_DISCORD_GATEWAY_URL=discord.gateway_url,
+            **reaching_discord(discord),
             SLACK_BOT_TOKEN=BOT_TOKEN,
             SLACK_APP_TOKEN=APP_TOKEN,
             QUITBOT_SLACK_API_URL=slack.base_url,
@@ -62,9 +60,7 @@ async def test_run_with_a_refused_discord_token_says_so_plainly(
         env = clean_env(
             tmp_path,
             fake_anthropic,
-            DISCORD_TOKEN="not-the-token",
-            QUITBOT_DISCORD_API_BASE=discord.api_base,
-            QUITBOT_DISCORD_GATEWAY_URL=discord.gateway_url,
+            **{**reaching_discord(discord), "DISCORD_TOKEN": "not-the-token"},
         )
         process = await start_quitbot(tmp_path, env, "run")
         _, err = await process.communicate()

@@ -13,9 +13,9 @@ from pathlib import Path
 import aiohttp
 
 from tests.fakes.anthropic import FakeAnthropic, hold, text
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_requests import SlackSender, event_callback, mention, message
-from tests.processes import clean_env, start_quitbot
+from tests.processes import clean_env, reaching_slack_http, start_quitbot
 
 THREADS = 10
 
@@ -46,11 +46,7 @@ async def test_a_kill_right_after_the_acks_loses_nothing(
         env = clean_env(
             tmp_path,
             fake_anthropic,
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_SIGNING_SECRET=SIGNING_SECRET,
-            QUITBOT_SLACK_MODE="http",
-            QUITBOT_SLACK_HTTP_PORT=str(port),
-            QUITBOT_SLACK_API_URL=slack.base_url,
+            **reaching_slack_http(slack, port),
         )
         send = SlackSender(f"http://127.0.0.1:{port}/slack/events", session)
         first = await started(tmp_path, env)
