@@ -61,6 +61,7 @@ DEFERRED_TYPES = (5, 6)  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_UPDATE
 # documented; a day is what people see (ClearURLs/Rules#312).
 CDN_URL_SECONDS = 24 * 3600.0
 CDN_EXPIRED = "This content is no longer available."
+REFRESH_URLS_LIMIT = 50  # addresses per POST /attachments/refresh-urls, as clients batch them
 _CDN_EPOCH = 1_700_000_000  # the fake clock's 0, as a Unix time
 
 
@@ -906,12 +907,17 @@ class FakeDiscord:
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
         """Attachment addresses signed anew, expired or not: `attachment_urls` in,
-        `refreshed_urls` of {original, refreshed} out (Discord's reference, "Signed
-        Attachment CDN URLs"; the shape as Oceanic types it, RawRefreshAttachmentURLsResponse).
-        What Discord does with an address that is none of its attachments is not
-        documented; here it is left out of the answer."""
+        `refreshed_urls` of {original, refreshed} out. Not in Discord's published route
+        list; the shape is Oceanic's (RawRefreshAttachmentURLsResponse), bots call it with
+        their token (pypi.org/project/discord-cdn-link-refresher), and clients send at most
+        REFRESH_URLS_LIMIT a request, so more is refused here. What Discord does with an
+        address that is none of its attachments is not known; here it is left out."""
         urls = body.get("attachment_urls") if isinstance(body, dict) else None
-        if not isinstance(urls, list) or not all(isinstance(url, str) for url in urls):
+        if (
+            not isinstance(urls, list)
+            or not all(isinstance(url, str) for url in urls)
+            or not 0 < len(urls) <= REFRESH_URLS_LIMIT
+        ):
             raise DiscordError(400, 50035, "Invalid Form Body", {"attachment_urls": {}})
         prefix = f"{self.base_url}/attachments/"
         refreshed = []

@@ -179,7 +179,12 @@ class FakeSlack:
         expected = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
         if token != expected:
             self.unexpected.append(f"{method} with token {token!r}")
-            return web.json_response({"ok": False, "error": "invalid_auth"})
+            # https://docs.slack.dev/reference/methods/apps.connections.open: an app-level
+            # token only; another kind of token is not_allowed_token_type, a bad one
+            # invalid_auth.
+            known = token in (APP_TOKEN, BOT_TOKEN)
+            error = "not_allowed_token_type" if known else "invalid_auth"
+            return web.json_response({"ok": False, "error": error})
         failure = self._failures.get(method)
         if failure is not None and failure.take():
             call.result = {"ok": False, "error": failure.error}

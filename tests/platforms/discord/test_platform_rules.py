@@ -12,7 +12,7 @@ import pytest
 from bot.conversation import ConversationKey
 from platforms.discord.app import QuitBot
 from tests.fakes.anthropic import FakeAnthropic, text
-from tests.fakes.discord import FakeDiscord, Unusable
+from tests.fakes.discord import CDN_URL_SECONDS, REFRESH_URLS_LIMIT, FakeDiscord, Unusable
 from tests.platforms.discord.helpers import (
     converse_until_ended,
     mention,
@@ -35,6 +35,25 @@ async def test_the_fake_refuses_over_long_content_and_embeds(
         await channel.send(embed=discord.Embed(description="x" * 4097))
     assert refused.value.code == 50035
     await channel.send("x" * 2000, embed=discord.Embed(description="y" * 4096))
+
+
+async def test_the_fake_cdn_refuses_an_expired_address_and_refreshes_it_in_batches(
+    bot: QuitBot, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    url = fake.add_file("a.txt", "text/plain", b"hello")["url"]
+    fake.clock.advance(CDN_URL_SECONDS + 1)
+    with pytest.raises(discord.NotFound):
+        await bot.http.get_from_cdn(url)
+    route = discord.http.Route("POST", "/attachments/refresh-urls")
+    too_many = {"attachment_urls": [url] * (REFRESH_URLS_LIMIT + 1)}
+    with pytest.raises(discord.HTTPException) as refused:
+        await bot.http.request(route, json=too_many)
+    assert refused.value.status == 400 and refused.value.code == 50035
+    answer = await bot.http.request(route, json={"attachment_urls": [url]})
+    [item] = answer["refreshed_urls"]
+    assert item["original"] == url
+    assert await bot.http.get_from_cdn(item["refreshed"]) == b"hello"
 
 
 async def test_the_fake_refuses_edits_to_an_archived_thread_except_unarchiving(

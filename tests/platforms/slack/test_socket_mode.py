@@ -19,7 +19,7 @@ from bot.settings import Settings
 from platforms.slack import run
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, text
-from tests.fakes.slack import APP_TOKEN, WAIT, FakeSlack, Lost
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, WAIT, FakeSlack, Lost
 from tests.fakes.slack_requests import command, event_callback, mention
 from tests.platforms.slack.conftest import slack_settings
 
@@ -106,18 +106,22 @@ async def test_socket_mode_answers_events_and_commands(
     assert len(fake_anthropic.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("token", "error"),
+    [("xapp-1-wrong", "invalid_auth"), (BOT_TOKEN, "not_allowed_token_type")],
+)
 async def test_a_refused_app_token_stops_the_run_saying_what_to_do(
-    tmp_path: Path, fake_anthropic: FakeAnthropic
+    tmp_path: Path, fake_anthropic: FakeAnthropic, token: str, error: str
 ) -> None:
     """slack_sdk's connect retries every failure forever; one refusal is enough to say so."""
     async with FakeSlack() as fake:  # not the fixture: this test's call is refused on purpose
-        slack = slack_settings(fake, mode="socket", SLACK_APP_TOKEN="xapp-1-wrong")
+        slack = slack_settings(fake, mode="socket", SLACK_APP_TOKEN=token)
         settings = make_settings(tmp_path, fake_anthropic, slack=slack)
         async with build_runtime(settings) as runtime, asyncio.timeout(WAIT):
-            with pytest.raises(PlatformUnavailable, match=r"SLACK_APP_TOKEN \(invalid_auth\)"):
+            with pytest.raises(PlatformUnavailable, match=rf"SLACK_APP_TOKEN \({error}\)"):
                 await run(runtime.engine, settings)
             assert runtime.engine.readiness.platforms() == {"slack": False}
-        assert fake.unexpected == ["apps.connections.open with token 'xapp-1-wrong'"]
+        assert fake.unexpected == [f"apps.connections.open with token {token!r}"]
         assert fake.connections == 0
 
 
