@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
 
 import discord
 from discord.ext import commands
@@ -18,50 +14,9 @@ from bot.notices import END_LAPSED_TEXT, FEEDBACK_THANKS, KEEP_GOING_TEXT
 from platforms.discord import render, translate
 from platforms.discord.commands import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
+from platforms.lines import Lines
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-class Lines(Generic[T]):
-    """Per conversation place, items handled one at a time in the order they were added,
-    by one task per place that ends when its line is empty.
-
-    A waiting message is only its item: not a task, nor the discord.Message with its
-    member and payload. In a burst, thousands of delivered messages can wait at once, so
-    what each costs in memory while it waits is what counts.
-    """
-
-    def __init__(self, handle: Callable[[T], Awaitable[None]], what: str) -> None:
-        self._handle, self._what = handle, what
-        self._lines: dict[ConversationKey, deque[T]] = {}
-        self._workers: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
-
-    def add(self, key: ConversationKey, item: T) -> None:
-        """Put `item` last in `key`'s line (at once, nothing awaited)."""
-        line = self._lines.get(key)
-        if line is not None:
-            line.append(item)
-            return
-        line = self._lines[key] = deque((item,))
-        worker = asyncio.get_running_loop().create_task(
-            self._work_through(key, line), name=f"line {key.place}"
-        )
-        self._workers.add(worker)
-        worker.add_done_callback(self._workers.discard)
-
-    async def _work_through(self, key: ConversationKey, line: deque[T]) -> None:
-        try:
-            while line:
-                try:
-                    await self._handle(line[0])
-                except Exception:
-                    log.exception("%s in %s failed", self._what, key.place)
-                line.popleft()
-        finally:
-            # Cancelled (shutdown): those still in line stay kept in the store, for the next
-            # run's `answer_pending`.
-            del self._lines[key]
 
 
 ENDED_HERE = "This conversation was ended by the person who started it."

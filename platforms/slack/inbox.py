@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows
+from platforms.lines import Lines
 from platforms.recent import Recent
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.translate import PLATFORM, AssistantThread, Place, SlackMessage
@@ -44,7 +44,7 @@ class Inbox:
         self._seen, self._known = Recent[str](10_000), Recent[str](50_000)
         self._refused: set[str] = set()  # events whose keeping failed: Slack sends them again
         self._accepting: dict[str, asyncio.Future[bool | None]] = {}  # being kept right now
-        self._queues: dict[ConversationKey, deque[_Entry]] = {}
+        self._lines = Lines[_Entry](_take, "answering a Slack message", deps.tasks.spawn)
 
     async def receive(self, message: SlackMessage) -> None:
         """Called by Slack's listener; Slack is acknowledged when this returns (issue #9).
@@ -93,7 +93,7 @@ class Inbox:
         key = message.key
         if key.place in self._known:
             return True
-        if any(entry.mentioned for entry in self._queues.get(key, ())):
+        if any(entry.mentioned for entry in self._lines.waiting(key)):
             return True  # an earlier mention in this thread is starting one
         if not message.threaded and message.place is not Place.ASSISTANT:
             return False  # a mention or a DM opens a new thread: spare the lookup
@@ -108,27 +108,8 @@ class Inbox:
         """Put work last in its thread's queue (synchronously); it runs after every earlier
         entry of that thread, once the returned future says whether it was accepted."""
         accepted: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
-        queue = self._queues.get(key)
-        if queue is None:
-            queue = self._queues[key] = deque()
-            self._deps.tasks.spawn(self._work_through(key, queue), f"thread {key.place}")
-        queue.append(_Entry(answer, accepted, mentioned))
+        self._lines.add(key, _Entry(answer, accepted, mentioned))
         return accepted
-
-    async def _work_through(self, key: ConversationKey, queue: deque[_Entry]) -> None:
-        """Answer one thread's messages one after another, until its queue is empty."""
-        try:
-            while queue:
-                first = await queue[0].accepted
-                if first is not None:
-                    try:
-                        await queue[0].answer(first)
-                    except Exception:
-                        log.exception("Slack answer in %s failed", key.place)
-                queue.popleft()
-        finally:
-            if self._queues.get(key) is queue:
-                del self._queues[key]
 
     async def _answer(self, message: SlackMessage, first: bool) -> None:
         attachments = await self._places.read(message.files) if message.files else ()
@@ -168,3 +149,10 @@ class Inbox:
             thread_ts=thread_ts,
             prompts=prompts,
         )
+
+
+async def _take(entry: _Entry) -> None:
+    """An entry's turn in its thread's line: answered once its keeping says it is for us."""
+    first = await entry.accepted
+    if first is not None:
+        await entry.answer(first)

@@ -1,4 +1,4 @@
-"""The per-conversation lines the Discord cog answers kept messages in (no network)."""
+"""The per-conversation lines both adapters keep messages and answers in (no network)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bot.conversation import ConversationKey
-from platforms.discord.cog import Lines
+from platforms.lines import Lines
 
 HERE = ConversationKey("discord", "1")
 THERE = ConversationKey("discord", "2")
