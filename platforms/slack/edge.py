@@ -120,6 +120,9 @@ _ANY = Obj({**_CONTEXT, "event": Obj(_EVENT_FIELDS), "message": _MESSAGE,
 # A slash command is form-encoded, so every value is a string; only its names are checked.
 _COMMAND = _obj("command user_id channel_id", text="command user_id channel_id")
 _FREE_TEXT = frozenset({"text", "name", "title", "mimetype"})
+# Keys Bolt reads as `body.get(key, {}).get(...)` (slack_bolt/request/internals.py, the
+# ignoring-self-events and message-matching middleware): absent is fine, null crashes it.
+_NEVER_NULL = frozenset({"event", "view", "function", "tokens"})
 
 
 def problem(body: Any) -> str | None:
@@ -151,6 +154,8 @@ def _check(value: Any, rule: Rule, path: str) -> str | None:
             return f"{path}.{name} is missing".lstrip(".")
     for name, inner in rule.fields.items():
         item, where = value.get(name), f"{path}.{name}".lstrip(".")
+        if item is None and name in _NEVER_NULL and name in value:
+            return f"{where} should be an object, not null"
         if item is not None and (found := _check(item, inner, where)):
             return found
         # An id with a lone surrogate cannot be stored or queried (free text is made storable).

@@ -53,6 +53,9 @@ def _event(**changes: Any) -> dict[str, Any]:
         ({"event": {"user": False}}, "event.user should be str, not bool"),
         ({"type": "whatever", "message": {"user": False}}, "message.user should be str"),
         ({"previous_message": {"channel": 1}}, "previous_message.channel should be str"),
+        # Bolt reads `body.get("event", {}).get(...)`: null, unlike absent, breaks it.
+        ({"type": None, "event": None}, "event should be an object, not null"),
+        ({"type": "view_submission", "view": None}, "view should be an object, not null"),
     ],
 )
 def test_a_mismatch_is_named(body: Any, expected: str) -> None:
