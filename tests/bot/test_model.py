@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from anthropic import AsyncAnthropic, DefaultAioHttpClient
+from anthropic._utils._json import openapi_dumps
 
 from bot.model import ClaudeModel, build_client
 from bot.ports import Model, ModelUnavailable
@@ -108,6 +110,22 @@ async def test_text_is_streamed_in_pieces(fake: FakeAnthropic, model: ClaudeMode
     assert answer.stop_reason == "end_turn"
     assert not answer.refused
     assert answer.tool_uses == []
+
+
+async def test_body_is_encoded_as_the_sdk_encodes_it(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    # The model posts its own encoding (`ClaudeModel.encoded`): it must be the SDK's byte
+    # for byte (UTF-8 kept, compact), or a prompt cache keyed on the request would miss.
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": [{"type": "text", "text": 'Grüße, 日本 🙂 "quoted"'}]}
+    ]
+    fake.add(text("hi"))
+    await model.reply(messages, Sink())
+    expected = openapi_dumps({**model.request(messages), "stream": True})
+    assert model.encoded(messages) == expected
+    assert fake.requests[0] == json.loads(expected)
+    assert fake.request_headers[0]["content-type"] == "application/json"
 
 
 async def test_request_is_streamed_with_model_tools_and_system(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -121,6 +122,23 @@ async def test_unknown_path_and_missing_key(fake: FakeAnthropic) -> None:
         async with session.post(f"{fake.base_url}/v1/messages", json={}, headers=headers) as answer:
             assert answer.status == 401
     assert len(fake.unexpected) == 2
+
+
+async def test_a_body_not_declared_json_is_refused(fake: FakeAnthropic) -> None:
+    fake.default = text("never")
+    headers = {"anthropic-version": "2023-06-01", "x-api-key": "k"}
+    body = json.dumps(_body(HELLO))
+    async with aiohttp.ClientSession() as session:
+        plain = {**headers, "content-type": "text/plain"}
+        async with session.post(f"{fake.base_url}/v1/messages", data=body, headers=plain) as answer:
+            assert answer.status == 400
+        declared = {**headers, "content-type": "application/json"}
+        async with session.post(
+            f"{fake.base_url}/v1/messages", data=body, headers=declared
+        ) as answer:
+            assert answer.status == 200
+    assert len(fake.unexpected) == 1
+    assert "not JSON" in fake.unexpected[0]
 
 
 async def test_invalid_requests_get_400_and_are_recorded(
