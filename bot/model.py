@@ -83,9 +83,9 @@ class ClaudeModel:
     async def reply(self, messages: Sequence[dict[str, Any]], on_text: TextSink) -> ModelReply:
         """Stream one response; text after an `end_conversation` call is neither passed on
         nor returned, because after an end the model says nothing more."""
-        body = self.encoded(messages)
         self._require_credentials()
         try:
+            body = self.encoded(messages)  # what cannot be sent as JSON fails like the API
             # The raw event stream, not the SDK's `messages.stream` helper: the helper
             # rebuilds a snapshot of the whole message and a pydantic event for every delta,
             # which doubled the CPU cost of a streamed reply (bench/README.md).

@@ -217,6 +217,18 @@ async def test_a_malformed_stream_makes_the_model_unavailable(
     assert _logged_with_traceback(caplog)
 
 
+@pytest.mark.parametrize("value", [float("nan"), {1, 2}, b"bytes"])
+async def test_a_context_json_cannot_carry_is_not_sent(fake: FakeAnthropic, value: object) -> None:
+    # The body is encoded by ClaudeModel itself; what JSON cannot carry (NaN, a set, bytes)
+    # fails as the SDK's own encoding would, as ModelUnavailable, before anything is sent.
+    tool_use = {"type": "tool_use", "id": "toolu_1", "name": "note_concern", "input": {"x": value}}
+    history = [*HELLO, {"role": "assistant", "content": [tool_use]}]
+    async with _client(fake.base_url, "aiohttp") as sdk:
+        with pytest.raises(ModelUnavailable):
+            await ClaudeModel(sdk, MODEL).reply(history, Sink())
+    assert fake.requests == []
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 @pytest.mark.parametrize("case", sorted(RAW_BYTES))
 async def test_unreadable_bytes_make_the_model_unavailable(
