@@ -79,3 +79,5 @@ class CommunitySettings:
 
 
 SETTING_NAMES = tuple(f.name for f in fields(CommunitySettings))
+# What a moderator names to reset every setting at once, on any platform.
+EVERY_SETTING = "all"

@@ -422,11 +422,7 @@ class Engine:
 
         Raises BadCommunitySettings when the ladder would no longer warn before it ends.
         """
-        current = await self.community_settings(platform, community)
-        updated = current.merged(changes)
-        updated.check(self._config.rules)
-        await self._store.set_community_settings(platform, community, updated, self._clock(), by)
-        return updated
+        return await self._change_community(platform, community, by, lambda s: s.merged(changes))
 
     async def reset_community_settings(
         self, platform: str, community: str, by: str, name: str | None = None
@@ -437,8 +433,16 @@ class Engine:
         Raises UnknownSetting for a name that is no setting's, and BadCommunitySettings when
         the ladder would no longer warn before it ends (the other threshold stays its own).
         """
-        current = await self.community_settings(platform, community)
-        updated = current.cleared(name)
+        return await self._change_community(platform, community, by, lambda s: s.cleared(name))
+
+    async def _change_community(
+        self,
+        platform: str,
+        community: str,
+        by: str,
+        change: Callable[[CommunitySettings], CommunitySettings],
+    ) -> CommunitySettings:
+        updated = change(await self.community_settings(platform, community))
         updated.check(self._config.rules)
         await self._store.set_community_settings(platform, community, updated, self._clock(), by)
         return updated

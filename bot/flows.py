@@ -228,8 +228,9 @@ class Flows:
         return len(pending)
 
     async def recall(self, inbound: Inbound) -> Inbound:
-        """A message a previous run kept, with its files read again by the adapter (their
-        contents were never kept); if reading fails, the model is still told their names."""
+        """A kept message with its files read by the adapter (their contents are never
+        kept, so a message a previous run kept has them read again); if reading fails, the
+        model is still told their names."""
         if not inbound.files:
             return inbound
         read = await self._guarded(self._places.read(inbound.files), "read a message's files")

@@ -78,10 +78,7 @@ _INSERT_CONVERSATION = (
     "VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING "
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
-_PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id, community, files FROM inbox "
-    "WHERE at < $1 ORDER BY n"
-)
+_PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < $1 ORDER BY n"
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2"
@@ -887,8 +884,7 @@ _PERSON_FEEDBACK = (
     f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
 )
 _PERSON_WAITING = (
-    "SELECT platform, event_id, place, user_id, text, message_id, community, files FROM inbox "
-    "WHERE platform = $1 AND user_id = $2 ORDER BY n"
+    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = $1 AND user_id = $2 ORDER BY n"
 )
 
 # Feedback newer than the conversation's last decision (a review, or any reopen) waits.

@@ -46,9 +46,12 @@ def files_from_json(text: str) -> tuple[FileRef, ...]:
     return tuple(FileRef(**fields) for fields in json.loads(text))
 
 
+# The inbox columns `received` reads, in its order; both stores select them so.
+INBOX_COLUMNS = "platform, event_id, place, user_id, text, message_id, community, files"
+
+
 def received(rows: Sequence[Any]) -> list[Inbound]:
-    """Inbox rows of (platform, event_id, place, user_id, text, message_id, community, files)
-    as the messages they keep."""
+    """Inbox rows of INBOX_COLUMNS as the messages they keep."""
     return [
         Inbound(
             ConversationKey(platform, place),

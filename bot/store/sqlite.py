@@ -105,10 +105,7 @@ _INBOX = (
 )
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
-_PENDING = (
-    "SELECT platform, event_id, place, user_id, text, message_id, community, files FROM inbox "
-    "WHERE at < ? ORDER BY n"
-)
+_PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < ? ORDER BY n"
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
 _RECEIVED = "SELECT 1 FROM inbox WHERE platform = ? AND event_id = ?"
 # The user's message of a turn begun before, by a process that died before finishing it.
@@ -1077,8 +1074,7 @@ _PERSON_FEEDBACK = (
     f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
 )
 _PERSON_WAITING = (
-    "SELECT platform, event_id, place, user_id, text, message_id, community, files FROM inbox "
-    "WHERE platform = ?1 AND user_id = ?2 ORDER BY n"
+    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = ?1 AND user_id = ?2 ORDER BY n"
 )
 
 # Feedback newer than the conversation's last decision (a review, or any reopen) waits.

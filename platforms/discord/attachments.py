@@ -29,14 +29,12 @@ Refresh = Callable[[str], Awaitable[str | None]]
 
 
 async def read_files(
-    files: Sequence[FileRef], fetch: Fetch, max_text_bytes: int, refresh: Refresh | None = None
+    files: Sequence[FileRef], fetch: Fetch, max_text_bytes: int, refresh: Refresh
 ) -> tuple[Attachment, ...]:
     return tuple([await _read(file, fetch, max_text_bytes, refresh) for file in files])
 
 
-async def _read(
-    file: FileRef, fetch: Fetch, max_text_bytes: int, refresh: Refresh | None
-) -> Attachment:
+async def _read(file: FileRef, fetch: Fetch, max_text_bytes: int, refresh: Refresh) -> Attachment:
     kind = attachment_kind(file)
     named = file.unread()
     if kind == "other" or not file.locator or (kind == "image" and file.size > MAX_IMAGE_BYTES):
@@ -55,13 +53,13 @@ async def _read(
     return Attachment(file.name, text_type, data[:max_text_bytes], file.size)
 
 
-async def _download(url: str, fetch: Fetch, refresh: Refresh | None) -> bytes:
+async def _download(url: str, fetch: Fetch, refresh: Refresh) -> bytes:
     try:
         return await fetch(url)
     except discord.NotFound:
         # Most likely the signed address expired (a message kept over a long stop): one
         # fresh address is asked for, and read.
-        renewed = await refresh(url) if refresh is not None else None
+        renewed = await refresh(url)
         if renewed is None:
             raise
         return await fetch(renewed)

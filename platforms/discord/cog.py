@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import discord
 from discord.ext import commands
@@ -91,8 +91,7 @@ class ConversationCog(commands.Cog):
 
     async def _answer(self, kept: Kept) -> None:
         """A kept message's turn: its files read, then the core's answer."""
-        files = await self.d.read(kept.inbound.files) if kept.inbound.files else ()
-        await self.flows.converse(replace(kept.inbound, attachments=files), kept.place)
+        await self.flows.converse(await self.flows.recall(kept.inbound), kept.place)
         self.d.known.add(kept.inbound.key)  # answered here once: later messages need no mention
 
     async def _place(self, arrived: Arrived) -> DiscordPlace | None:

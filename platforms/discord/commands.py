@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.communities import SETTING_NAMES, CommunitySettings
+from bot.communities import EVERY_SETTING, SETTING_NAMES, CommunitySettings
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import REFUSAL_TEXT, CommunityResult, Flows, Refusal, Result
 from bot.review import Decision
@@ -18,7 +18,6 @@ from platforms.discord.places import Discord, DiscordPlace, answer
 NO_THREAD = "Run this inside a conversation's thread, or name one with the `thread` option."
 ThreadOption = app_commands.AppCommandThread | None
 Threshold = app_commands.Range[int, 1, 100] | None
-EVERY_SETTING = "all"
 RESETTABLE = [app_commands.Choice(name=n, value=n) for n in (*SETTING_NAMES, EVERY_SETTING)]
 
 

@@ -112,10 +112,9 @@ class Inbox:
         return accepted
 
     async def _answer(self, message: SlackMessage, first: bool) -> None:
-        attachments = await self._places.read(message.files) if message.files else ()
         m = message
         place = SlackPlace(self._deps, m.channel, m.thread_ts, m.place, m.user_id, m.team_id)
-        outcome = await self._flows.converse(message.inbound(attachments), place)
+        outcome = await self._flows.converse(await self._flows.recall(message.inbound()), place)
         if outcome.conversation is not None:
             self._known.add(message.key.place)
             if first and message.place is Place.ASSISTANT and not outcome.duplicate:

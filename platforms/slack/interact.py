@@ -8,7 +8,7 @@ from dataclasses import fields
 from functools import partial
 from typing import Any
 
-from bot.communities import CommunitySettings
+from bot.communities import EVERY_SETTING, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import CommunityResult, Flows, Refusal, Result
 from bot.notices import END_LAPSED_TEXT, FEEDBACK_THANKS, KEEP_GOING_TEXT
@@ -47,7 +47,6 @@ NO_TARGET = (
     "or add the thread's link here: `/quitbot end <link>`."
 )
 MISTAKE = "This was a mistake"
-EVERY_SETTING = "all"  # `/quitbot settings reset all`
 Tell = Callable[..., Awaitable[None]]  # (text, blocks=None): to one person, privately
 
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlparse
 
-from bot.conversation import Attachment, ConversationKey, FileRef, Inbound
+from bot.conversation import ConversationKey, FileRef, Inbound
 from bot.conversation import storable as safe  # lone UTF-16 surrogates cannot be stored
 
 PLATFORM = "slack"
@@ -55,11 +55,9 @@ class SlackMessage:
         """The same for a message's `app_mention` and `message` events and Slack's retries."""
         return f"{self.channel}:{self.ts}"
 
-    def inbound(self, attachments: tuple[Attachment, ...] = ()) -> Inbound:
+    def inbound(self) -> Inbound:
         m = self
-        return Inbound(
-            m.key, m.event_id, m.user_id, m.text, m.ts, attachments, m.community, m.files
-        )
+        return Inbound(m.key, m.event_id, m.user_id, m.text, m.ts, (), m.community, m.files)
 
 
 def thread_key(channel: str, thread_ts: str) -> ConversationKey:
