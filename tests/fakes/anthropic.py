@@ -529,8 +529,9 @@ class FakeAnthropic:
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         # "The Anthropic API always accepts JSON in request bodies ... You will need to send
-        # the content-type: application/json header in requests" (docs.anthropic.com,
-        # API overview, "Content types"). What status it answers without one is a guess.
+        # the content-type: application/json header in requests" (API overview, "Content
+        # types": https://docs.claude.com/en/api/overview). What status it answers without
+        # one is a guess.
         if request.content_type != "application/json":
             return self._unexpected(
                 f"POST /v1/messages: content-type {request.content_type!r}, not JSON", 400

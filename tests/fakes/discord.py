@@ -61,8 +61,11 @@ DEFERRED_TYPES = (5, 6)  # DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE, DEFERRED_UPDATE
 # documented; a day is what people see (ClearURLs/Rules#312).
 CDN_URL_SECONDS = 24 * 3600.0
 CDN_EXPIRED = "This content is no longer available."
-REFRESH_URLS_LIMIT = 50  # addresses per POST /attachments/refresh-urls, as clients batch them
+# `attachment_urls` takes 1-50 addresses (discord-userdoccers, "Refresh Attachment URLs":
+# https://docs.discord.food/resources/message#refresh-attachment-urls).
+REFRESH_URLS_LIMIT = 50
 _CDN_EPOCH = 1_700_000_000  # the fake clock's 0, as a Unix time
+_SIGNING = frozenset({"ex", "is", "hm"})
 
 
 @dataclass
@@ -908,23 +911,29 @@ class FakeDiscord:
     ) -> tuple[int, Any]:
         """Attachment addresses signed anew, expired or not: `attachment_urls` in,
         `refreshed_urls` of {original, refreshed} out. Not in Discord's published route
-        list; the shape is Oceanic's (RawRefreshAttachmentURLsResponse), bots call it with
-        their token (pypi.org/project/discord-cdn-link-refresher), and clients send at most
-        REFRESH_URLS_LIMIT a request, so more is refused here. What Discord does with an
-        address that is none of its attachments is not known; here it is left out."""
+        list; the shape is discord-userdoccers' and Oceanic's
+        (RawRefreshAttachmentURLsResponse), and bots call it with their token
+        (pypi.org/project/discord-cdn-link-refresher). Per discord-userdoccers an address
+        need not be valid or signed, and its other query parameters are kept: any CDN
+        attachment path is signed anew (reading it still fails if there is no such file).
+        What Discord does with an address off its CDN is not known; here it is left out."""
         urls = body.get("attachment_urls") if isinstance(body, dict) else None
         if (
             not isinstance(urls, list)
             or not all(isinstance(url, str) for url in urls)
             or not 0 < len(urls) <= REFRESH_URLS_LIMIT
         ):
-            raise DiscordError(400, 50035, "Invalid Form Body", {"attachment_urls": {}})
+            errors = {"attachment_urls": _too_long(REFRESH_URLS_LIMIT)}
+            raise DiscordError(400, 50035, "Invalid Form Body", errors)
         prefix = f"{self.base_url}/attachments/"
         refreshed = []
         for url in urls:
-            name = url.removeprefix(prefix).partition("?")[0]
-            if url.startswith(prefix) and name in self.files:
-                refreshed.append({"original": url, "refreshed": self._signed_url(name)})
+            if not url.startswith(prefix):
+                continue
+            name, _, query = url.removeprefix(prefix).partition("?")
+            kept = [part for part in query.split("&") if part.split("=")[0] not in _SIGNING]
+            signed = self._signed_url(name) + "&".join(part for part in kept if part)
+            refreshed.append({"original": url, "refreshed": signed})
         return 200, {"refreshed_urls": refreshed}
 
     async def _get_message(
@@ -1076,7 +1085,7 @@ class FakeDiscord:
         self.downloads.append(name)
         async with self._changed:
             self._changed.notify_all()
-        if not self._cdn_valid(name, request.query):
+        if name not in self.files or not self._cdn_valid(name, request.query):
             return web.Response(status=404, text=CDN_EXPIRED)
         if name in self._held_files:
             await self._held_files[name].wait()

@@ -162,7 +162,12 @@ class FakeSlack:
         method = request.match_info["method"]
         args = await _arguments(request)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        token = token or str(args.pop("token", ""))
+        in_body = str(args.pop("token", ""))
+        if method != "apps.connections.open":
+            # apps.connections.open takes its token in the Authorization header only:
+            # "Passing it as a POST parameter will result in an error" (its method page,
+            # https://docs.slack.dev/reference/methods/apps.connections.open).
+            token = token or in_body
         limit = self._rate_limits.get(method)
         if limit is not None and limit.times > 0:
             limit.times -= 1
@@ -180,10 +185,13 @@ class FakeSlack:
         if token != expected:
             self.unexpected.append(f"{method} with token {token!r}")
             # https://docs.slack.dev/reference/methods/apps.connections.open: an app-level
-            # token only; another kind of token is not_allowed_token_type, a bad one
-            # invalid_auth.
+            # token only; another kind of token is not_allowed_token_type
+            # (github.com/slack-ruby/slack-ruby-client/issues/363), a bad one invalid_auth,
+            # none not_authed (the method's error list, github.com/slack-ruby/slack-api-ref);
+            # one sent as a POST parameter is invalid_auth (issue 363 again).
             known = token in (APP_TOKEN, BOT_TOKEN)
-            error = "not_allowed_token_type" if known else "invalid_auth"
+            sent = token or in_body
+            error = "not_allowed_token_type" if known else "invalid_auth" if sent else "not_authed"
             return web.json_response({"ok": False, "error": error})
         failure = self._failures.get(method)
         if failure is not None and failure.take():
@@ -279,6 +287,7 @@ class FakeSlack:
 
     async def _socket(self, request: web.Request) -> web.StreamResponse:
         if request.query.get("ticket") not in self._issued:
+            # What Slack answers a ticket it never issued is not documented; 401 is a guess.
             self.unexpected.append(f"Socket Mode connection to {request.path_qs}")
             return web.Response(status=401)
         ws = web.WebSocketResponse(autoping=False)  # pongs are the fake's, so it can stop

@@ -54,6 +54,13 @@ async def test_the_fake_cdn_refuses_an_expired_address_and_refreshes_it_in_batch
     [item] = answer["refreshed_urls"]
     assert item["original"] == url
     assert await bot.http.get_from_cdn(item["refreshed"]) == b"hello"
+    # Any CDN attachment path is signed anew, its other parameters kept; off the CDN, none.
+    unknown = f"{url.partition('?')[0]}-gone?size=64"
+    answer = await bot.http.request(route, json={"attachment_urls": [unknown, "https://x.test/a"]})
+    [item] = answer["refreshed_urls"]
+    assert item["original"] == unknown and item["refreshed"].endswith("&size=64")
+    with pytest.raises(discord.NotFound):
+        await bot.http.get_from_cdn(item["refreshed"])
 
 
 async def test_the_fake_refuses_edits_to_an_archived_thread_except_unarchiving(

@@ -125,6 +125,20 @@ async def test_a_refused_app_token_stops_the_run_saying_what_to_do(
         assert fake.connections == 0
 
 
+async def test_the_fake_takes_the_app_token_from_the_header_only() -> None:
+    """Slack's rules for apps.connections.open, as the fake keeps them: no token is
+    not_authed, and the app token as a POST parameter is refused (invalid_auth), not read."""
+    async with FakeSlack() as fake, aiohttp.ClientSession() as session:
+        url = f"{fake.base_url}apps.connections.open"
+        async with session.post(url) as answer:
+            assert (await answer.json())["error"] == "not_authed"
+        async with session.post(url, data={"token": APP_TOKEN}) as answer:
+            assert (await answer.json())["error"] == "invalid_auth"
+        headers = {"Authorization": f"Bearer {APP_TOKEN}"}
+        async with session.post(url, headers=headers) as answer:
+            assert (await answer.json())["ok"] is True
+
+
 async def test_slack_failing_for_a_moment_is_retried_not_taken_for_a_refusal(
     socket_settings: Settings, fake_slack: FakeSlack
 ) -> None:
