@@ -12,6 +12,10 @@ from bot.conversation import Attachment, StoredMessage
 
 ApiMessage = dict[str, Any]
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+# The Messages API refuses an image whose base64 data is over 5 MB ("image exceeds 5 MB
+# maximum: 6275800 bytes > 5242880 bytes", github.com/lobehub/lobehub/pull/14711 and
+# anthropics/claude-code#19631): about 3.9 MB of raw bytes. Larger images are named instead.
+MAX_IMAGE_BYTES = 3_750_000
 _TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml"})
 _IMAGE_TOKENS = 1_600  # the API's own estimate for a large image
 _CHARS_PER_TOKEN = 4
@@ -22,7 +26,7 @@ def user_content(text: str, attachments: Sequence[Attachment]) -> list[dict[str,
     blocks: list[dict[str, Any]] = []
     notes: list[str] = []
     for attachment in attachments:
-        if attachment.media_type in IMAGE_TYPES and attachment.data:
+        if attachment.media_type in IMAGE_TYPES and 0 < len(attachment.data) <= MAX_IMAGE_BYTES:
             data = base64.b64encode(attachment.data).decode("ascii")
             blocks.append(
                 {

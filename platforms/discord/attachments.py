@@ -8,13 +8,12 @@ from collections.abc import Awaitable, Callable, Sequence
 import aiohttp
 import discord
 
+from bot.context import MAX_IMAGE_BYTES
 from bot.conversation import Attachment, FileRef
 from platforms.discord.translate import attachment_kind
 
 log = logging.getLogger(__name__)
 
-# The Messages API takes images up to 5 MB base64-encoded, about 3.75 MB of raw bytes.
-MAX_IMAGE_BYTES = 3_750_000
 # Whatever reading a file from the CDN can raise: Discord's answers (an expired address is
 # a 404, NotFound), the HTTP transport's errors, timeouts and sockets (TimeoutError is an
 # OSError). The message must never be lost for a file: the file is only named instead.

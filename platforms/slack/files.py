@@ -13,13 +13,11 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from bot.context import IMAGE_TYPES
+from bot.context import IMAGE_TYPES, MAX_IMAGE_BYTES
 from bot.conversation import Attachment, FileRef
 
 log = logging.getLogger(__name__)
 
-# The Messages API accepts images up to 5 MB.
-MAX_IMAGE_BYTES = 5 * 1024 * 1024
 _TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml"})
 
 

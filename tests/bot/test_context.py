@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import itertools
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.context import (
+    MAX_IMAGE_BYTES,
     STEP_MESSAGES,
     _already_valid,
     _merge,
@@ -124,6 +126,17 @@ def test_user_content_reads_text_passes_images_names_others() -> None:
     assert '<file name="notes.txt">\nhello\n</file>' in text
     assert '<file name="big.log" (truncated)>' in text
     assert "app.exe (application/octet-stream, 2,048 bytes); it was not read" in text
+
+
+def test_an_image_the_api_would_refuse_as_too_large_is_named_instead() -> None:
+    # 3.75 MB of bytes is 5 MB of base64, the API's limit (bot/context.MAX_IMAGE_BYTES).
+    fits = Attachment("fits.png", "image/png", b"x" * MAX_IMAGE_BYTES, MAX_IMAGE_BYTES)
+    big = Attachment("big.png", "image/png", b"x" * (MAX_IMAGE_BYTES + 1), MAX_IMAGE_BYTES + 1)
+    blocks = user_content("look", (fits, big))
+    assert len(base64.b64decode(blocks[0]["source"]["data"])) == MAX_IMAGE_BYTES
+    assert len(blocks[0]["source"]["data"]) <= 5 * 1024 * 1024
+    assert [b["type"] for b in blocks] == ["image", "text"]
+    assert "big.png (image/png, 3,750,001 bytes); it was not read" in blocks[1]["text"]
 
 
 def test_empty_message_still_has_text() -> None:

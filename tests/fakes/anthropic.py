@@ -342,11 +342,30 @@ def _validate_block(where: str, block: Any, role: str) -> list[str]:
             problems.append(f"{where}: Extra inputs are not permitted: {sorted(extra)}")
     if block["type"] == "tool_result":
         problems += _validate_tool_result(where, block)
+    if block["type"] == "image":
+        problems += _validate_image(where, block)
     if block["type"] == "text":
         extra = set(block) - {"type", "text", "cache_control", "citations"}
         if extra:
             problems.append(f"{where}: Extra inputs are not permitted: {sorted(extra)}")
     return problems
+
+
+# The API's limit is on the base64 data, not the image's bytes: "image exceeds 5 MB maximum:
+# 6275800 bytes > 5242880 bytes" (github.com/lobehub/lobehub/pull/14711,
+# anthropics/claude-code#19631).
+IMAGE_BASE64_LIMIT = 5 * 1024 * 1024
+
+
+def _validate_image(where: str, block: dict[str, Any]) -> list[str]:
+    source = block.get("source")
+    if not isinstance(source, dict) or source.get("type") != "base64":
+        return []  # url and file sources: nothing to measure here
+    size = len(str(source.get("data", "")))
+    if size > IMAGE_BASE64_LIMIT:
+        limit = IMAGE_BASE64_LIMIT
+        return [f"{where}.source.base64: image exceeds 5 MB maximum: {size} bytes > {limit} bytes"]
+    return []
 
 
 def _validate_tool_result(where: str, block: dict[str, Any]) -> list[str]:

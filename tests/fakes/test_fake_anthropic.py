@@ -158,6 +158,11 @@ def _result(id: str = "toolu_1") -> dict[str, Any]:
     return {"type": "tool_result", "tool_use_id": id, "content": "Noted."}
 
 
+def _image(base64_chars: int) -> dict[str, Any]:
+    source = {"type": "base64", "media_type": "image/png", "data": "A" * base64_chars}
+    return {"type": "image", "source": source}
+
+
 def _body(messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
     return {"model": "m", "max_tokens": 5, "messages": messages, **extra}
 
@@ -196,6 +201,7 @@ _cc = {"type": "ephemeral"}
         (_body([{"role": "user", "content": ""}]), "non-empty"),
         (_body([{"role": "user", "content": []}]), "non-empty"),
         (_body([{"role": "user", "content": [{"type": "text", "text": ""}]}]), "whitespace"),
+        (_body([{"role": "user", "content": [_image(5 * 1024 * 1024 + 1)]}]), "exceeds 5 MB"),
         (
             _body([*HELLO, {"role": "assistant", "content": [_tool_use()]}]),
             "no tool_result",

@@ -204,6 +204,31 @@ async def test_shared_images_go_to_claude_as_images(harness: SlackHarness) -> No
     assert content[0]["type"] == "image" and content[0]["source"]["media_type"] == "image/png"
 
 
+async def test_an_image_too_large_for_the_api_is_named_not_fetched(
+    harness: SlackHarness,
+) -> None:
+    # 4 MB of image is over 5 MB once base64-encoded: the API would refuse the whole turn.
+    harness.slack.files["big.png"] = b"\x89PNG"
+    harness.claude.add(text("I can't see it."))
+    size = 4_000_000
+    url = harness.slack.file_url("big.png")
+    files = [
+        {
+            "id": "F3",
+            "name": "big.png",
+            "mimetype": "image/png",
+            "size": size,
+            "url_private_download": url,
+        }
+    ]
+    event = mention("what is this?", ts=THREAD, subtype="file_share", files=files)
+    await harness.send.event(event_callback(event))
+    await harness.settle()
+    content = harness.claude.requests[0]["messages"][-1]["content"]
+    assert [block["type"] for block in content] == ["text"]
+    assert "big.png (image/png, 4,000,000 bytes); it was not read" in content[0]["text"]
+
+
 async def test_url_verification_is_answered(harness: SlackHarness) -> None:
     challenge = {"token": "x", "challenge": "c-123", "type": "url_verification"}
     sent = await harness.send.event(challenge)
