@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, overload
 
-from bot.conversation import Attachment, StoredMessage
+from bot.conversation import Attachment, ContextEntry
 
 ApiMessage = dict[str, Any]
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -66,7 +66,7 @@ _BLOCK_SIZES = (STEP_MESSAGES, 8, 4, 2, 1)
 _KEEP_AT_LEAST = 0.5  # of the budget, before a finer step is taken instead
 
 
-def build_context(history: Sequence[StoredMessage], budget_tokens: int) -> list[ApiMessage]:
+def build_context(history: Sequence[ContextEntry], budget_tokens: int) -> Context:
     """The in-context messages that fit `budget_tokens`, as a valid API message list.
 
     `history` is the newest stored messages, oldest first, with no gaps in `seq`. The
@@ -76,24 +76,127 @@ def build_context(history: Sequence[StoredMessage], budget_tokens: int) -> list[
     messages are merged, and tool blocks without their partner (e.g. cut by a branch) are
     removed.
     """
-    live = [message for message in history if message.in_context]
+    live = [entry for entry in history if entry.in_context]
     if not live:
-        return []
-    costs = [estimate_tokens(message.api) for message in live]
+        return Context(())
+    read = [_read(entry.api_json) for entry in live]
+    costs = [cost for cost, _ in read]
     start = _stepped_start(live, costs, history[0].seq, budget_tokens)
     if start is None:
         start = _newest_that_fit(costs, budget_tokens)
-    flat = [api for message in live[start:] for api in message.api]
-    if _already_valid(flat):
-        # The usual case. The stored messages' own dicts are passed on rather than copied:
-        # the SDK copies the whole request anyway, and every copy here is garbage the
-        # collector has to walk (see bench/README.md). Callers treat the result as read-only.
-        return flat
-    return _valid(_merge(flat))
+    flat = [item for _, items in read[start:] for item in items]
+    if _already_valid([_shape(item) for item in flat]):
+        # The usual case: passed on as stored, plain messages never decoded (see Context).
+        return Context(flat)
+    return Context(_valid(_merge(_decoded(item) for item in flat)))
+
+
+class Context(Sequence[ApiMessage]):
+    """The model's context: API messages, each plain one (one text block) still the JSON
+    text the store keeps.
+
+    A model that posts JSON takes `json_items` and sends stored text on as it is. With a
+    hundred turns under way, their decoded histories (seven Python objects for each plain
+    message) were a third of what the bot held at its peak (bench/README.md). Reading an
+    item decodes it, for models that look at the messages; treat what it gives as read-only.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Iterable[_Item]) -> None:
+        self._items = tuple(items)
+
+    def plus(self, more: Iterable[ApiMessage]) -> Context:
+        """This context followed by `more` (a turn's own messages, e.g. tool results)."""
+        return Context((*self._items, *more))
+
+    def json_items(self, encode: Callable[[ApiMessage], str]) -> list[str]:
+        """Every message as JSON text: stored text as it is, the others through `encode`."""
+        return [item if isinstance(item, str) else encode(item) for item in self._items]
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> ApiMessage: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ApiMessage]: ...
+
+    def __getitem__(self, index: int | slice) -> ApiMessage | list[ApiMessage]:
+        if isinstance(index, slice):
+            return [_decoded(item) for item in self._items[index]]
+        return _decoded(self._items[index])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Context | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # a sequence compared by value
+
+    def __repr__(self) -> str:
+        return f"Context({list(self)!r})"
+
+
+# One stored API message: its JSON text when it is plain, else decoded.
+_Item = str | ApiMessage
+
+# A plain stored message is exactly `[{"role":R,"content":[{"type":"text","text":"…"}]}]`,
+# as `bot/store/rows.encode_json` writes it. Checked on the text without decoding it: inside
+# a JSON string every quote is escaped, so `"type":` and `"role":` occur there only as keys.
+_PLAIN_HEADS = {
+    f'[{{"role":"{role}","content":[{{"type":"text","text":"': role
+    for role in ("user", "assistant")
+}
+_PLAIN_TAIL = '"}]}]'
+_PLAIN_SHAPES = {
+    role: {"role": role, "content": [{"type": "text"}]} for role in ("user", "assistant")
+}
+
+
+def _read(api_json: str) -> tuple[int, list[_Item]]:
+    """A stored message's token estimate and its API messages: a plain one as its JSON text
+    (the array's only element), any other decoded."""
+    text_length = _plain_text_length(api_json)
+    if text_length is None:
+        api: list[ApiMessage] = json.loads(api_json)
+        return estimate_tokens(api), list(api)
+    return text_length // _CHARS_PER_TOKEN + 1, [api_json[1:-1]]
+
+
+def _plain_text_length(api_json: str) -> int | None:
+    """The length of a plain stored message's text, read from its JSON; None if not plain."""
+    head = next((h for h in _PLAIN_HEADS if api_json.startswith(h)), None)
+    if (
+        head is None
+        or not api_json.endswith(_PLAIN_TAIL)
+        or api_json.count('"type":') != 1
+        or api_json.count('"role":') != 1
+    ):
+        return None
+    encoded = api_json[len(head) - 1 : -len(_PLAIN_TAIL) + 1]  # the text, in its quotes
+    if "\\" not in encoded:
+        return len(encoded) - 2
+    return len(json.loads(encoded))  # escapes: its decoded length, as the estimate counts
+
+
+def _shape(item: _Item) -> ApiMessage:
+    """What `_already_valid` needs of an item: a plain one is a role and one text block."""
+    if isinstance(item, str):
+        return _PLAIN_SHAPES["user" if item.startswith('{"role":"user"') else "assistant"]
+    return item
+
+
+def _decoded(item: _Item) -> ApiMessage:
+    if isinstance(item, str):
+        decoded: ApiMessage = json.loads(item)
+        return decoded
+    return item
 
 
 def _stepped_start(
-    live: Sequence[StoredMessage], costs: Sequence[int], first_seq: int, budget: int
+    live: Sequence[ContextEntry], costs: Sequence[int], first_seq: int, budget: int
 ) -> int | None:
     """Index in `live` of the step boundary to start at, or None if none fits."""
     suffix = list(itertools.accumulate(reversed(costs)))[::-1]  # tokens from i to the end
@@ -107,7 +210,7 @@ def _stepped_start(
     return None
 
 
-def _block_starts(live: Sequence[StoredMessage], first_seq: int, size: int) -> list[int]:
+def _block_starts(live: Sequence[ContextEntry], first_seq: int, size: int) -> list[int]:
     """Indexes of the user messages that are the first user message of their block of
     `size` seq numbers. A block that began before `first_seq` is not seen whole, so its
     first user message is unknown and it offers no start."""

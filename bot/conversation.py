@@ -167,6 +167,18 @@ class StoredMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ContextEntry:
+    """A stored message as the model's context needs it: its API messages still the JSON
+    text the store keeps (`StoredMessage.api` encoded). Most are sent on as that text,
+    never decoded (see bot/context.py)."""
+
+    seq: int
+    role: str  # "user" | "assistant"
+    api_json: str
+    in_context: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class AuditEvent:
     """One entry of a conversation's record: who, when, why, and the platform message ids."""
 

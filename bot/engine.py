@@ -241,11 +241,10 @@ class Engine:
             inbound.user_id,
             inbound.text,
         )
-        # Not bound to a name: the stored messages (their text a second copy of what their
-        # API blocks hold) go as soon as the context is built, not after the model's reply;
-        # with many turns under way at once that is most of what each one holds.
+        # Not bound to a name: the stored rows go as soon as the context is built, not after
+        # the model's reply; with many turns under way at once that counts.
         context = build_context(
-            await self._store.recent_messages(conversation.id, _HISTORY_LIMIT),
+            await self._store.recent_context(conversation.id, _HISTORY_LIMIT),
             self._config.context_tokens,
         )
         knobs = await self._knobs(conversation)

@@ -20,6 +20,7 @@ import anthropic
 import httpx2
 from anthropic import AsyncAnthropic, DefaultAioHttpClient
 
+from bot.context import Context
 from bot.ports import ModelReply, ModelUnavailable, TextSink, Usage
 from bot.prompt import system_prompt
 from bot.settings import Settings
@@ -70,6 +71,9 @@ class ClaudeModel:
         # Built once: they are the same in every request (and the cached part of it).
         self._system_blocks = [{"type": "text", "text": self._system, "cache_control": _CACHE}]
         self._tool_blocks = _cache_last_tool(list(tools))
+        # The body up to its messages, encoded once: `encoded` adds the messages after it.
+        head = {k: v for k, v in self.request(()).items() if k != "messages"}
+        self._body_head = _ENCODER.encode(head)[:-1] + ',"messages":['
 
     @classmethod
     def from_settings(cls, client: AsyncAnthropic, settings: Settings) -> ClaudeModel:
@@ -132,7 +136,11 @@ class ClaudeModel:
         (`AsyncStream._options`). With a hundred replies under way that copy was a third of
         what each one held, and the copying a tenth of the CPU (bench/README.md).
         """
-        return _ENCODER.encode({**self.request(messages), "stream": True}).encode()
+        context = messages if isinstance(messages, Context) else Context(messages)
+        items = context.json_items(_ENCODER.encode)  # stored text as it is (see Context)
+        for index in _breakpoints(len(items)):
+            items[index] = _ENCODER.encode(_with_breakpoint(context[index]))
+        return (self._body_head + ",".join(items) + '],"stream":true}').encode()
 
     async def check(self) -> str:
         """Prove the key and the model id work with one cheap call (no tokens spent)."""
@@ -291,10 +299,13 @@ def _cache_prefix(messages: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     read even when a turn added more blocks than the API looks back over. The caller's
     messages are never changed (they are the stored conversation)."""
     copied = list(messages)
-    for index in {len(copied) - 1, len(copied) - 3}:
-        if index >= 0:
-            copied[index] = _with_breakpoint(copied[index])
+    for index in _breakpoints(len(copied)):
+        copied[index] = _with_breakpoint(copied[index])
     return copied
+
+
+def _breakpoints(count: int) -> set[int]:
+    return {index for index in (count - 1, count - 3) if index >= 0}
 
 
 def _with_breakpoint(message: dict[str, Any]) -> dict[str, Any]:

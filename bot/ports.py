@@ -13,6 +13,7 @@ from bot.communities import CommunitySettings
 from bot.conversation import (
     Attachment,
     AuditEvent,
+    ContextEntry,
     Conversation,
     ConversationKey,
     FileRef,
@@ -366,8 +367,8 @@ class Store(Protocol):
         """Claim a message sent to an ended conversation; decide whether to notify its poster."""
         ...
 
-    async def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
-        """The newest `limit` messages, oldest first."""
+    async def recent_context(self, conversation_id: str, limit: int) -> list[ContextEntry]:
+        """The newest `limit` messages, oldest first, as the model's context needs them."""
         ...
 
     async def messages(self, conversation_id: str) -> list[StoredMessage]: ...

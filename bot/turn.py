@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.context import Context
 from bot.conversation import Actor, AuditEvent, LadderState
 from bot.notices import (
     CONFIRM_END_TEXT,
@@ -98,9 +100,10 @@ class Turn:
         return self.result
 
     async def run(
-        self, ladder: LadderState, context: list[dict[str, Any]], reply: ReplyStream
+        self, ladder: LadderState, context: Sequence[dict[str, Any]], reply: ReplyStream
     ) -> TurnResult:
         result = self.result = TurnResult(ladder)
+        stored = context if isinstance(context, Context) else Context(context)
         self._apply(result, UserMessage(), Actor.USER, via="wrote_on")
 
         async def on_text(delta: str) -> None:
@@ -112,7 +115,7 @@ class Turn:
         try:
             for _ in range(MAX_TOOL_ROUNDS):
                 self._new_round = True
-                answer = await self.model.reply([*context, *result.api], on_text)
+                answer = await self.model.reply(stored.plus(result.api), on_text)
                 if answer.refused:
                     self._refused(result, answer)
                     break

@@ -24,6 +24,7 @@ from bot.communities import CommunitySettings
 from bot.conversation import (
     Actor,
     AuditEvent,
+    ContextEntry,
     Conversation,
     ConversationKey,
     EndReason,
@@ -60,7 +61,8 @@ _CURRENT = (
 _GET = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = $1"
 _EXISTS = "SELECT 1 FROM conversations WHERE id = $1"
 _RECENT = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq DESC LIMIT $2"
+    f"SELECT {codec.CONTEXT_COLUMNS} FROM messages WHERE conversation_id = $1 "
+    "ORDER BY seq DESC LIMIT $2"
 )
 _ALL_MESSAGES = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq"
 _EVENTS = "SELECT kind, at, actor, detail FROM events WHERE conversation_id = $1 ORDER BY n"
@@ -290,14 +292,14 @@ class PostgresStore:
             row = await db.fetchrow(_GET, conversation_id)
         return None if row is None else _conversation(row)
 
-    async def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
-        """The newest `limit` messages, oldest first."""
+    async def recent_context(self, conversation_id: str, limit: int) -> list[ContextEntry]:
+        """The newest `limit` messages, oldest first, their API messages as stored text."""
         if limit <= 0:
             return []
         async with self._connection() as db:
             rows = await db.fetch(_RECENT, conversation_id, limit)
         rows.reverse()
-        return _messages(rows)
+        return codec.context_entries(rows)
 
     async def messages(self, conversation_id: str) -> list[StoredMessage]:
         async with self._connection() as db:

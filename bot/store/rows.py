@@ -12,7 +12,14 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.conversation import AuditEvent, ConversationKey, FileRef, Inbound, StoredMessage
+from bot.conversation import (
+    AuditEvent,
+    ContextEntry,
+    ConversationKey,
+    FileRef,
+    Inbound,
+    StoredMessage,
+)
 from bot.ports import NewMessage
 
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -108,6 +115,15 @@ def stored(seq: int, message: NewMessage) -> StoredMessage:
         platform_message_id=message.platform_message_id,
         in_context=message.in_context,
     )
+
+
+# The columns `context_entries` reads, in its order.
+CONTEXT_COLUMNS = "seq, role, in_context, api"
+
+
+def context_entries(rows: Sequence[Any]) -> list[ContextEntry]:
+    """Rows of CONTEXT_COLUMNS; the API JSON is left as text (bot/context.py reads it)."""
+    return [ContextEntry(seq, role, api, bool(in_context)) for seq, role, in_context, api in rows]
 
 
 def messages(rows: Sequence[Any], at: Callable[[Any], datetime]) -> list[StoredMessage]:

@@ -23,6 +23,7 @@ from bot.communities import CommunitySettings
 from bot.conversation import (
     Actor,
     AuditEvent,
+    ContextEntry,
     Conversation,
     ConversationKey,
     EndReason,
@@ -71,7 +72,8 @@ _CURRENT = (
 _GET = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?"
 _EXISTS = "SELECT 1 FROM conversations WHERE id = ?"
 _RECENT = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?"
+    f"SELECT {codec.CONTEXT_COLUMNS} FROM messages WHERE conversation_id = ? "
+    "ORDER BY seq DESC LIMIT ?"
 )
 _ALL_MESSAGES = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq"
 _EVENTS = "SELECT kind, at, actor, detail FROM events WHERE conversation_id = ? ORDER BY n"
@@ -281,11 +283,11 @@ class SqliteStore:
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._read(_get, conversation_id)
 
-    async def recent_messages(self, conversation_id: str, limit: int) -> list[StoredMessage]:
-        """The newest `limit` messages, oldest first."""
+    async def recent_context(self, conversation_id: str, limit: int) -> list[ContextEntry]:
+        """The newest `limit` messages, oldest first, their API messages as stored text."""
         if limit <= 0:
             return []
-        return await self._read(_recent_messages, conversation_id, limit)
+        return await self._read(_recent_context, conversation_id, limit)
 
     async def messages(self, conversation_id: str) -> list[StoredMessage]:
         return await self._read(_all_messages, conversation_id)
@@ -687,12 +689,10 @@ def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:
     return _conversation(rows[0]) if rows else None
 
 
-def _recent_messages(
-    db: sqlite3.Connection, conversation_id: str, limit: int
-) -> list[StoredMessage]:
+def _recent_context(db: sqlite3.Connection, conversation_id: str, limit: int) -> list[ContextEntry]:
     rows = db.execute(_RECENT, (conversation_id, limit)).fetchall()
     rows.reverse()
-    return _messages(rows)
+    return codec.context_entries(rows)
 
 
 def _all_messages(db: sqlite3.Connection, conversation_id: str) -> list[StoredMessage]:

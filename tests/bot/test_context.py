@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import itertools
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,25 +16,28 @@ from hypothesis import strategies as st
 from bot.context import (
     MAX_IMAGE_BYTES,
     STEP_MESSAGES,
+    Context,
     _already_valid,
     _merge,
+    _read,
     _valid,
     build_context,
     estimate_tokens,
     user_content,
 )
-from bot.conversation import Attachment, StoredMessage
+from bot.conversation import Attachment, ContextEntry
+from bot.store.rows import encode_json
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def user(seq: int, text: str, *, in_context: bool = True) -> StoredMessage:
+def user(seq: int, text: str, *, in_context: bool = True) -> ContextEntry:
     api = [{"role": "user", "content": [{"type": "text", "text": text}]}]
-    return StoredMessage(seq, "user", text, api, AT, in_context=in_context)
+    return ContextEntry(seq, "user", encode_json(api), in_context)
 
 
-def assistant(seq: int, *api: dict[str, Any], in_context: bool = True) -> StoredMessage:
-    return StoredMessage(seq, "assistant", "", list(api), AT, in_context=in_context)
+def assistant(seq: int, *api: dict[str, Any], in_context: bool = True) -> ContextEntry:
+    return ContextEntry(seq, "assistant", encode_json(list(api)), in_context)
 
 
 def said(text: str) -> dict[str, Any]:
@@ -84,7 +88,7 @@ def test_orphan_tool_result_and_leading_assistant_are_removed() -> None:
     history = [
         assistant(1, said("hi")),
         user(2, "x"),
-        StoredMessage(3, "user", "", [TOOL_RESULT], AT),
+        ContextEntry(3, "user", encode_json([TOOL_RESULT])),
     ]
     context = build_context(history, 10_000)
     assert context == [{"role": "user", "content": [{"type": "text", "text": "x"}]}]
@@ -150,9 +154,9 @@ ENGINE_WINDOW = 60  # stored messages the engine reads per turn (bot/engine.py _
 
 def _conversation(
     turns: int, user_chars: int, reply_chars: int, tool_every: int = 0
-) -> Iterator[list[StoredMessage]]:
+) -> Iterator[list[ContextEntry]]:
     """Per turn, (the history the engine reads before the model call, the turn's reply)."""
-    history: list[StoredMessage] = []
+    history: list[ContextEntry] = []
     for turn in range(1, turns + 1):
         history.append(user(len(history) + 1, f"question {turn} " + "q" * user_chars))
         yield history
@@ -275,3 +279,83 @@ def test_the_no_copy_path_gives_what_the_repair_would(messages: list[dict[str, A
     # A context passed on as stored must be exactly what repairing it would have produced.
     if _already_valid(messages):
         assert _valid(_merge(copy.deepcopy(messages))) == messages
+
+
+# --- stored text sent on as it is ----------------------------------------------------------
+
+# Text that looks like the JSON around it: quotes, escapes, the plain shape's own tail, keys.
+_AWKWARD = st.text() | st.sampled_from(
+    ['"}]}]', '"type":"image"', "\\", '\\"', "a\nb\tc", "\x00\x1f", "é 日本 🙂", '","role":"x']
+)
+
+
+@st.composite
+def _stored_histories(draw: st.DrawFn) -> list[list[dict[str, Any]]]:
+    """Each stored message's API messages: mostly one text block, sometimes more or tools."""
+    history: list[list[dict[str, Any]]] = []
+    for n in range(draw(st.integers(1, 12))):
+        role = "user" if n % 2 == 0 else "assistant"
+        blocks = [{"type": "text", "text": draw(_AWKWARD)} for _ in range(draw(st.integers(1, 2)))]
+        api = [{"role": role, "content": blocks}]
+        if role == "assistant" and draw(st.integers(0, 4)) == 0:
+            use = {"type": "tool_use", "id": f"t{n}", "name": "note_concern", "input": {}}
+            result = {"type": "tool_result", "tool_use_id": f"t{n}", "content": "Noted."}
+            api = [{"role": role, "content": [use]}, {"role": "user", "content": [result]}, *api]
+        history.append(api)
+    return history
+
+
+@given(_stored_histories(), st.integers(50, 2_000), st.integers(0, 3))
+def test_stored_text_gives_the_context_decoding_would(
+    history: list[list[dict[str, Any]]], budget: int, refused: int
+) -> None:
+    # Spaced JSON is never the plain shape, so it is always decoded: the reference.
+    def entries(encode: Any) -> list[ContextEntry]:
+        return [
+            ContextEntry(n + 1, api[-1]["role"], encode(api), n != refused)
+            for n, api in enumerate(history)
+        ]
+
+    compact, decoded = (
+        build_context(entries(encode_json), budget),
+        build_context(entries(json.dumps), budget),
+    )
+    assert compact == decoded
+    assert [json.loads(text) for text in compact.json_items(encode_json)] == list(decoded)
+    for api in history:  # the same token estimate, so the same trimming at every budget
+        assert _read(encode_json(api))[0] == _read(json.dumps(api))[0] == estimate_tokens(api)
+
+
+def test_only_one_message_with_one_text_block_is_plain() -> None:
+    two = [
+        {"role": "user", "content": [{"type": "text", "text": "a"}]},
+        {"role": "assistant", "content": [{"text": "b"}]},  # no block type to give it away
+    ]
+    assert _read(encode_json(two)) == (estimate_tokens(two), two)
+
+
+def test_a_plain_stored_message_is_sent_as_stored_text() -> None:
+    history = [user(1, 'say "hi"\n'), assistant(2, said("hi é")), user(3, "and?")]
+    context = build_context(history, 10_000)
+    assert context.json_items(lambda _: "decoded") == [e.api_json[1:-1] for e in history]
+    assert context[0] == {"role": "user", "content": [{"type": "text", "text": 'say "hi"\n'}]}
+    # Only the turn's own messages are encoded; the stored ones stay as they were.
+    more = context.plus([{"role": "assistant", "content": [{"type": "text", "text": "x"}]}])
+    assert more.json_items(lambda _: "new")[2:] == [
+        '{"role":"user","content":[{"type":"text","text":"and?"}]}',
+        "new",
+    ]
+    assert len(more) == 4 and more[-1]["content"][0]["text"] == "x"
+
+
+def test_a_message_of_another_shape_is_decoded() -> None:
+    image = {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "AA=="},
+    }
+    shaped = [{"role": "user", "content": [image, {"type": "text", "text": "look"}]}]
+    history = [ContextEntry(1, "user", encode_json(shaped))]
+    context = build_context(history, 10_000)
+    assert context.json_items(lambda _: "decoded") == ["decoded"]
+    assert context == shaped
+    assert Context(shaped) == shaped and Context(shaped) != "not a sequence of messages"

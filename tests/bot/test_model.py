@@ -14,10 +14,13 @@ import pytest_asyncio
 from anthropic import AsyncAnthropic, DefaultAioHttpClient
 from anthropic._utils._json import openapi_dumps
 
+from bot.context import build_context
+from bot.conversation import ContextEntry
 from bot.model import ClaudeModel, build_client
 from bot.ports import Model, ModelUnavailable
 from bot.prompt import system_prompt
 from bot.settings import Settings
+from bot.store.rows import encode_json
 from bot.tools import TOOLS
 from tests.fakes.anthropic import (
     FakeAnthropic,
@@ -126,6 +129,33 @@ async def test_body_is_encoded_as_the_sdk_encodes_it(
     assert model.encoded(messages) == expected
     assert fake.requests[0] == json.loads(expected)
     assert fake.request_headers[0]["content-type"] == "application/json"
+
+
+async def test_stored_text_is_sent_as_the_sdk_would_encode_it(
+    fake: FakeAnthropic, model: ClaudeModel
+) -> None:
+    # A context of stored text (bot/context.Context), tool results of the turn after it,
+    # cache breakpoints on two of its messages: still the SDK's encoding, byte for byte.
+    apis = [
+        [{"role": "user", "content": [{"type": "text", "text": 'Grüße "x"\n\\'}]}],
+        [{"role": "assistant", "content": [{"type": "text", "text": "日本 🙂"}]}],
+        [{"role": "user", "content": [{"type": "text", "text": "go on"}]}],
+    ]
+    stored = [ContextEntry(n + 1, api[0]["role"], encode_json(api)) for n, api in enumerate(apis)]
+    use = {"type": "tool_use", "id": "t1", "name": "note_concern", "input": {}}
+    context = build_context(stored, 10_000).plus(
+        [
+            {"role": "assistant", "content": [use]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1"}]},
+        ]
+    )
+    fake.add(text("hi"))
+    await model.reply(context, Sink())
+    expected = openapi_dumps({**model.request(list(context)), "stream": True})
+    assert model.encoded(context) == expected
+    assert fake.requests[0] == json.loads(expected)
+    marked = [m for m in fake.requests[0]["messages"] if "cache_control" in m["content"][-1]]
+    assert len(marked) == 2
 
 
 async def test_request_is_streamed_with_model_tools_and_system(

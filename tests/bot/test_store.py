@@ -7,6 +7,7 @@ migrations lock) is tested in test_store_sqlite.py and test_store_postgres.py.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -19,6 +20,7 @@ from bot.conversation import (
     Actor,
     Attachment,
     AuditEvent,
+    ContextEntry,
     ConversationKey,
     EndReason,
     FileRef,
@@ -380,15 +382,22 @@ async def test_record_blocked_in_an_unknown_conversation_claims_nothing(
 # --- reading -----------------------------------------------------------------------------
 
 
-async def test_recent_messages_are_the_newest_oldest_first(store: AnyStore) -> None:
+async def test_recent_context_is_the_newest_oldest_first_as_stored_text(
+    store: AnyStore,
+) -> None:
     conversation = await store.create(KEY, "u1", T0)
     for n in range(1, 11):
         await store.begin_turn(conversation.id, inbound(f"e{n}"), user_message(f"m{n}", at(n)))
-    recent = await store.recent_messages(conversation.id, 3)
-    assert [m.text for m in recent] == ["m8", "m9", "m10"]
-    assert [m.seq for m in await store.recent_messages(conversation.id, 50)] == list(range(1, 11))
-    assert await store.recent_messages(conversation.id, 0) == []
-    assert await store.recent_messages("cnothere22", 5) == []
+    await store.commit_turn(conversation.id, LadderState(), at(11), [assistant_message("é\n")])
+    recent = await store.recent_context(conversation.id, 3)
+    assert [json.loads(m.api_json)[0]["content"][0]["text"] for m in recent] == ["m9", "m10", "é\n"]
+    # As the store wrote it (compact, UTF-8): what bot/context sends on without decoding.
+    assert recent[-1] == ContextEntry(
+        11, "assistant", '[{"role":"assistant","content":[{"type":"text","text":"é\\n"}]}]'
+    )
+    assert [m.seq for m in await store.recent_context(conversation.id, 50)] == list(range(1, 12))
+    assert await store.recent_context(conversation.id, 0) == []
+    assert await store.recent_context("cnothere22", 5) == []
 
 
 async def test_events_keep_their_order_and_detail(store: AnyStore) -> None:

@@ -577,7 +577,7 @@ async def test_only_the_store_thread_touches_the_connection(store: SqliteStore) 
     await store.begin_turn(conversation.id, inbound("e1"), user_message("a"))
     await store.commit_turn(conversation.id, ENDED, at(1), [assistant_message("b")])
     await store.record_blocked(conversation.id, inbound("e2"), at(2), QUIET)
-    await store.recent_messages(conversation.id, 10)
+    await store.recent_context(conversation.id, 10)
     assert len(threads) == 1
     assert next(iter(threads)).startswith("quitbot-sqlite")
 
