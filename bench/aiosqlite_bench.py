@@ -7,7 +7,7 @@
 3. aiosqlite with group commit: queued writes share one transaction, each in a SAVEPOINT.
 
 Each runs the same SQL (the store's own statements) for an engine message: current,
-begin_turn (claim, touch, append), recent_messages(60), commit_turn (ladder, append), one
+begin_turn (claim, touch, append), recent_context(60), commit_turn (ladder, append), one
 conversation at a time and then 100 at once. Figures, not pass/fail; needs aiosqlite
 (`pip install aiosqlite`), which quitbot itself does not depend on.
 
@@ -35,6 +35,7 @@ import aiosqlite
 from bot.conversation import ConversationKey, Inbound, LadderState
 from bot.ports import NewMessage
 from bot.store import SqliteStore
+from bot.store import rows as codec
 from bot.store import sqlite as s
 
 FIGURES = "p50 %.0f µs; 100 at once: %.0f msg/s, %.0f µs CPU/msg"
@@ -108,7 +109,7 @@ class AioStore:
         )
         recent = await self.read(s._RECENT, (conversation_id, 60))
         recent.reverse()
-        s._messages(recent)
+        codec.context_entries(recent)
         reply = message("assistant", TEXT * 4)
         ladder = (0, False, False, False, None, None, s._to_text(reply.at), conversation_id, False)
         await self.write(
@@ -125,7 +126,7 @@ async def store_message(
     await store.current(key)
     inbound = Inbound(key, f"{key.place}-{n}", "u1", TEXT)
     await store.begin_turn(conversation_id, inbound, message("user", TEXT))
-    await store.recent_messages(conversation_id, 60)
+    await store.recent_context(conversation_id, 60)
     await store.commit_turn(
         conversation_id, LadderState(), datetime.now(UTC), [message("assistant", TEXT * 4)]
     )

@@ -3,7 +3,7 @@
     .venv/bin/python bench/store_bench.py [turns]
 
 Prints p50/p99 of one turn (begin_turn + commit_turn), of one whole message as the engine
-handles it (current + begin_turn + recent_messages(60) + commit_turn), of record_blocked (a
+handles it (current + begin_turn + recent_context(60) + commit_turn), of record_blocked (a
 message to an ended conversation), and how many SQL statements an engine message runs (each
 store call is one hop to the store's thread, the main cost); then the same store calls from
 100 conversations at once, where group commit runs many per hop and per transaction.
@@ -94,7 +94,7 @@ async def bench_messages(store: SqliteStore, count: int) -> list[float]:
         await store.begin_turn(
             conversation.id, Inbound(key, f"m{n}", "u1", text), message("user", text)
         )
-        await store.recent_messages(conversation.id, 60)
+        await store.recent_context(conversation.id, 60)
         await store.commit_turn(
             conversation.id,
             conversation.ladder,
@@ -130,7 +130,7 @@ async def bench_concurrent(store: SqliteStore, conversations: int, each: int) ->
             assert conversation is not None
             inbound = Inbound(key, f"{key.place}-{n}", "u1", text)
             await store.begin_turn(conversation.id, inbound, message("user", text))
-            await store.recent_messages(conversation.id, 60)
+            await store.recent_context(conversation.id, 60)
             await store.commit_turn(
                 conversation.id,
                 conversation.ladder,
@@ -183,14 +183,14 @@ async def main(turns: int) -> None:
             )
             recent: list[float] = []
             for _ in range(1000):
-                await timed(recent, lambda: store.recent_messages("x", 40))
-            report("recent_messages(limit=40), empty", recent)
+                await timed(recent, lambda: store.recent_context("x", 40))
+            report("recent_context(limit=40), empty", recent)
             conversation = await store.current(ConversationKey("bench", f"turns-{turns}"))
             assert conversation is not None
             window: list[float] = []
             for _ in range(1000):
-                await timed(window, lambda: store.recent_messages(conversation.id, 40))
-            report(f"recent_messages(40) of {2 * turns}", window)
+                await timed(window, lambda: store.recent_context(conversation.id, 40))
+            report(f"recent_context(40) of {2 * turns}", window)
             await bench_concurrent(store, 100, 20)
 
 
@@ -204,7 +204,7 @@ async def count_message_statements(store: SqliteStore) -> int:
             await statements(
                 store, lambda: store.begin_turn(conversation.id, inbound, message("user", "hi"))
             ),
-            await statements(store, lambda: store.recent_messages(conversation.id, 60)),
+            await statements(store, lambda: store.recent_context(conversation.id, 60)),
             await statements(
                 store,
                 lambda: store.commit_turn(

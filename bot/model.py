@@ -89,7 +89,15 @@ class ClaudeModel:
         nor returned, because after an end the model says nothing more."""
         self._require_credentials()
         try:
-            body = self.encoded(messages)  # what cannot be sent as JSON fails like the API
+            body = self.encoded(messages)
+        except (TypeError, ValueError) as exc:
+            # Our fault, not the API's: nothing was sent. Still ModelUnavailable, as it was
+            # when the SDK encoded the body, so the turn is recorded and the person told.
+            log.warning("the context could not be encoded", exc_info=exc)
+            raise ModelUnavailable(
+                f"the conversation holds what JSON cannot carry ({type(exc).__name__}: {exc})"
+            ) from exc
+        try:
             # The raw event stream, not the SDK's `messages.stream` helper: the helper
             # rebuilds a snapshot of the whole message and a pydantic event for every delta,
             # which doubled the CPU cost of a streamed reply (bench/README.md).

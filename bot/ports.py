@@ -161,7 +161,9 @@ class Model(Protocol):
         """Stream one response to `messages`, passing text deltas to `on_text`.
 
         Text that follows an `end_conversation` tool_use block is not passed on.
-        Raises ModelUnavailable when the API cannot answer.
+        Raises ModelUnavailable when the API cannot answer. `messages` is read-only; the
+        engine passes a `bot.context.Context`, whose stored messages a model that posts
+        JSON can send on as text (`Context.json_items`) instead of reading them.
         """
         ...
 

@@ -224,7 +224,7 @@ async def test_a_context_json_cannot_carry_is_not_sent(fake: FakeAnthropic, valu
     tool_use = {"type": "tool_use", "id": "toolu_1", "name": "note_concern", "input": {"x": value}}
     history = [*HELLO, {"role": "assistant", "content": [tool_use]}]
     async with _client(fake.base_url, "aiohttp") as sdk:
-        with pytest.raises(ModelUnavailable):
+        with pytest.raises(ModelUnavailable, match="JSON cannot carry"):
             await ClaudeModel(sdk, MODEL).reply(history, Sink())
     assert fake.requests == []
 
