@@ -6,7 +6,7 @@ import base64
 import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, overload
+from typing import Any, Literal, overload
 
 from bot.conversation import Attachment, ContextEntry
 
@@ -17,6 +17,12 @@ IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 # anthropics/claude-code#19631): about 3.9 MB of raw bytes. Larger images are named instead.
 MAX_IMAGE_BYTES = 3_750_000
 _TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml"})
+# Files recognised by their name: platforms often send these with no type, or a generic one.
+TEXT_EXTENSIONS = frozenset(
+    {"txt", "md", "py", "js", "ts", "json", "yaml", "yml", "toml", "csv", "log", "html", "css",
+     "xml", "sh", "c", "h", "cpp", "rs", "go", "java", "rb", "sql", "ini", "cfg"}
+)  # fmt: skip
+FileKind = Literal["text", "image", "other"]
 _IMAGE_TOKENS = 1_600  # the API's own estimate for a large image
 _CHARS_PER_TOKEN = 4
 
@@ -50,7 +56,26 @@ def user_content(text: str, attachments: Sequence[Attachment]) -> list[dict[str,
 
 
 def _is_text(attachment: Attachment) -> bool:
-    return attachment.media_type.startswith("text/") or attachment.media_type in _TEXT_TYPES
+    return _is_text_type(attachment.media_type)
+
+
+def _is_text_type(media_type: str) -> bool:
+    return media_type.startswith("text/") or media_type in _TEXT_TYPES
+
+
+def file_kind(name: str, media_type: str) -> FileKind:
+    """How Claude can take a shared file, the same on every platform: as an image, as text
+    (by its type or its name's extension), or only named."""
+    if media_type in IMAGE_TYPES:
+        return "image"
+    extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return "text" if _is_text_type(media_type) or extension in TEXT_EXTENSIONS else "other"
+
+
+def text_type(media_type: str) -> str:
+    """The type a text file is read under: its own if that says text, else text/plain (one
+    recognised by its extension may come as application/octet-stream)."""
+    return media_type if _is_text_type(media_type) else "text/plain"
 
 
 # Trimming happens in steps so that the prompt prefix stays byte-identical from one turn to

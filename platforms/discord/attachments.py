@@ -8,9 +8,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import aiohttp
 import discord
 
-from bot.context import MAX_IMAGE_BYTES
+from bot.context import MAX_IMAGE_BYTES, file_kind, text_type
 from bot.conversation import Attachment, FileRef
-from platforms.discord.translate import attachment_kind
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ async def read_files(
 
 
 async def _read(file: FileRef, fetch: Fetch, max_text_bytes: int, refresh: Refresh) -> Attachment:
-    kind = attachment_kind(file)
+    kind = file_kind(file.name, file.media_type)
     named = file.unread()
     if kind == "other" or not file.locator or (kind == "image" and file.size > MAX_IMAGE_BYTES):
         return named
@@ -45,11 +44,7 @@ async def _read(file: FileRef, fetch: Fetch, max_text_bytes: int, refresh: Refre
         return named
     if kind == "image":
         return Attachment(file.name, file.media_type, data, file.size)
-    # Files recognised by their extension may come without a text/* type.
-    text_type = file.media_type if file.media_type.startswith("text/") else "text/plain"
-    if file.media_type in {"application/json", "application/xml"}:
-        text_type = file.media_type
-    return Attachment(file.name, text_type, data[:max_text_bytes], file.size)
+    return Attachment(file.name, text_type(file.media_type), data[:max_text_bytes], file.size)
 
 
 async def _download(url: str, fetch: Fetch, refresh: Refresh) -> bytes:

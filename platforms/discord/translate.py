@@ -12,11 +12,6 @@ from bot.conversation import ConversationKey, FileRef, Inbound
 
 PLATFORM = "discord"
 THREAD_NAME_LIMIT = 100
-IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-TEXT_EXTENSIONS = frozenset(
-    {"txt", "md", "py", "js", "ts", "json", "yaml", "yml", "toml", "csv", "log", "html", "css",
-     "xml", "sh", "c", "h", "cpp", "rs", "go", "java", "rb", "sql", "ini", "cfg"}
-)  # fmt: skip
 _CHAT_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
 _THREAD_TYPES = frozenset({discord.ChannelType.public_thread, discord.ChannelType.private_thread})
 
@@ -157,7 +152,6 @@ def inbound(message: discord.Message, key: ConversationKey, text: str) -> Inboun
 
 # --- attachments ---------------------------------------------------------------------------
 
-AttachmentKind = Literal["text", "image", "other"]
 OCTET_STREAM = "application/octet-stream"
 # What reading an attachment whose fields have the wrong JSON types raises (Discord never
 # sends one, but the message must not be lost for it).
@@ -179,15 +173,6 @@ def file_ref(attachment: discord.Attachment) -> FileRef:
 def media_type(attachment: discord.Attachment) -> str:
     raw = attachment.content_type or ""
     return raw.split(";", 1)[0].strip().lower() or OCTET_STREAM
-
-
-def attachment_kind(file: FileRef) -> AttachmentKind:
-    kind = file.media_type
-    if kind in IMAGE_TYPES:
-        return "image"
-    extension = file.name.rsplit(".", 1)[-1].lower() if "." in file.name else ""
-    textual = kind.startswith("text/") or kind in {"application/json", "application/xml"}
-    return "text" if textual or extension in TEXT_EXTENSIONS else "other"
 
 
 # --- buttons and modals --------------------------------------------------------------------

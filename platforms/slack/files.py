@@ -13,19 +13,18 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from bot.context import IMAGE_TYPES, MAX_IMAGE_BYTES
+from bot.context import MAX_IMAGE_BYTES, file_kind, text_type
 from bot.conversation import Attachment, FileRef
 
 log = logging.getLogger(__name__)
 
-_TEXT_TYPES = frozenset({"application/json", "application/xml", "application/x-yaml"})
-
 
 def wanted_bytes(file: FileRef, max_text_bytes: int) -> int:
     """How much of a file to download: a text file's head, a whole image, or nothing."""
-    if file.media_type.startswith("text/") or file.media_type in _TEXT_TYPES:
+    kind = file_kind(file.name, file.media_type)
+    if kind == "text":
         return max_text_bytes
-    if file.media_type in IMAGE_TYPES and 0 < file.size <= MAX_IMAGE_BYTES:
+    if kind == "image" and 0 < file.size <= MAX_IMAGE_BYTES:
         return file.size
     return 0
 
@@ -38,7 +37,9 @@ async def fetch_attachments(
     for file in files:
         limit = wanted_bytes(file, max_text_bytes)
         data = await _download(session, token, file, limit) if limit else b""
-        attachments.append(Attachment(file.name, file.media_type, data, file.size or len(data)))
+        kind = file_kind(file.name, file.media_type)
+        shown = text_type(file.media_type) if kind == "text" else file.media_type
+        attachments.append(Attachment(file.name, shown, data, file.size or len(data)))
     return tuple(attachments)
 
 

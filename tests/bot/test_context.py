@@ -23,6 +23,8 @@ from bot.context import (
     _valid,
     build_context,
     estimate_tokens,
+    file_kind,
+    text_type,
     user_content,
 )
 from bot.conversation import Attachment, ContextEntry
@@ -359,3 +361,16 @@ def test_a_message_of_another_shape_is_decoded() -> None:
     assert context.json_items(lambda _: "decoded") == ["decoded"]
     assert context == shaped
     assert Context(shaped) == shaped and Context(shaped) != "not a sequence of messages"
+
+
+def test_a_file_is_known_by_its_type_or_its_name_on_every_platform() -> None:
+    assert file_kind("cat.png", "image/png") == "image"
+    assert file_kind("cat.PNG", "application/octet-stream") == "other"  # not sent as an image
+    assert file_kind("notes", "text/markdown") == "text"
+    assert file_kind("deploy.yaml", "application/x-yaml") == "text"
+    assert file_kind("Config.TOML", "application/octet-stream") == "text"
+    assert file_kind("song.mp3", "audio/mpeg") == "other"
+    assert file_kind("archive.tar.gz", "application/gzip") == "other"
+    assert text_type("application/octet-stream") == "text/plain"
+    assert text_type("application/json") == "application/json"
+    assert text_type("text/csv") == "text/csv"

@@ -11,6 +11,7 @@ import discord
 import pytest
 import pytest_asyncio
 
+from bot.context import file_kind
 from bot.conversation import ConversationKey
 from platforms.discord import translate
 
@@ -91,7 +92,8 @@ async def test_a_dm_belongs_to_no_community(state: Any) -> None:
 
 async def test_attachment_kinds(state: Any) -> None:
     msg = message(state, "message_create_mention")
-    kinds = {a.filename: translate.attachment_kind(translate.file_ref(a)) for a in msg.attachments}
+    files = [translate.file_ref(a) for a in msg.attachments]
+    kinds = {f.name: file_kind(f.name, f.media_type) for f in files}
     assert kinds == {
         "leaf.png": "image",
         "draft.py": "text",

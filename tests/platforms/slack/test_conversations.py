@@ -184,6 +184,27 @@ async def test_shared_text_files_are_read_up_to_the_limit(harness: SlackHarness)
     assert "01234" in sent and "56789" not in sent and "truncated" in sent
 
 
+async def test_a_text_file_is_known_by_its_name_as_on_discord(harness: SlackHarness) -> None:
+    # Slack's mimetype for an upload is not always what the file is (slackapi/bolt-js#2454):
+    # a file named as text is read as text whatever its type (bot/context.file_kind).
+    harness.slack.files["config.toml"] = b'name = "quitbot"'
+    harness.claude.add(text("Read it."))
+    files = [
+        {
+            "id": "F4",
+            "name": "config.toml",
+            "mimetype": "application/octet-stream",
+            "size": 16,
+            "url_private_download": harness.slack.file_url("config.toml"),
+        }
+    ]
+    event = mention("check this", ts=THREAD, subtype="file_share", files=files)
+    await harness.send.event(event_callback(event))
+    await harness.settle()
+    sent = harness.claude.requests[0]["messages"][-1]["content"][-1]["text"]
+    assert '<file name="config.toml">\nname = "quitbot"\n</file>' in sent
+
+
 async def test_shared_images_go_to_claude_as_images(harness: SlackHarness) -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
     harness.slack.files["cat.png"] = png
