@@ -164,19 +164,26 @@ async def test_persistent_abuse_is_warned_then_ended(harness: SlackHarness) -> N
     assert "ended" in blocked["text"] and "mention" in blocked["text"]
 
 
+def shared_file(
+    harness: SlackHarness, file_id: str, name: str, mimetype: str, size: int
+) -> dict[str, Any]:
+    """A file the fake Slack holds, as a message event lists it
+    (https://api.slack.com/types/file)."""
+    url = harness.slack.file_url(name)
+    return {
+        "id": file_id,
+        "name": name,
+        "mimetype": mimetype,
+        "size": size,
+        "url_private_download": url,
+    }
+
+
 @pytest.mark.parametrize("slack_overrides", [{"max_attachment_bytes": 5}])
 async def test_shared_text_files_are_read_up_to_the_limit(harness: SlackHarness) -> None:
     harness.slack.files["notes.txt"] = b"0123456789"
     harness.claude.add(text("Read it."))
-    files = [
-        {
-            "id": "F1",
-            "name": "notes.txt",
-            "mimetype": "text/plain",
-            "size": 10,
-            "url_private_download": harness.slack.file_url("notes.txt"),
-        }
-    ]
+    files = [shared_file(harness, "F1", "notes.txt", "text/plain", 10)]
     event = mention("read this", ts=THREAD, subtype="file_share", files=files)
     await harness.send.event(event_callback(event))
     await harness.settle()
@@ -189,15 +196,7 @@ async def test_a_text_file_is_known_by_its_name_as_on_discord(harness: SlackHarn
     # a file named as text is read as text whatever its type (bot/context.file_kind).
     harness.slack.files["config.toml"] = b'name = "quitbot"'
     harness.claude.add(text("Read it."))
-    files = [
-        {
-            "id": "F4",
-            "name": "config.toml",
-            "mimetype": "application/octet-stream",
-            "size": 16,
-            "url_private_download": harness.slack.file_url("config.toml"),
-        }
-    ]
+    files = [shared_file(harness, "F4", "config.toml", "application/octet-stream", 16)]
     event = mention("check this", ts=THREAD, subtype="file_share", files=files)
     await harness.send.event(event_callback(event))
     await harness.settle()
@@ -209,15 +208,7 @@ async def test_shared_images_go_to_claude_as_images(harness: SlackHarness) -> No
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
     harness.slack.files["cat.png"] = png
     harness.claude.add(text("A cat."))
-    files = [
-        {
-            "id": "F2",
-            "name": "cat.png",
-            "mimetype": "image/png",
-            "size": len(png),
-            "url_private_download": harness.slack.file_url("cat.png"),
-        }
-    ]
+    files = [shared_file(harness, "F2", "cat.png", "image/png", len(png))]
     event = mention("what is this?", ts=THREAD, subtype="file_share", files=files)
     await harness.send.event(event_callback(event))
     await harness.settle()
@@ -232,16 +223,7 @@ async def test_an_image_too_large_for_the_api_is_named_not_fetched(
     harness.slack.files["big.png"] = b"\x89PNG"
     harness.claude.add(text("I can't see it."))
     size = 4_000_000
-    url = harness.slack.file_url("big.png")
-    files = [
-        {
-            "id": "F3",
-            "name": "big.png",
-            "mimetype": "image/png",
-            "size": size,
-            "url_private_download": url,
-        }
-    ]
+    files = [shared_file(harness, "F3", "big.png", "image/png", size)]
     event = mention("what is this?", ts=THREAD, subtype="file_share", files=files)
     await harness.send.event(event_callback(event))
     await harness.settle()
