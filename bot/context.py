@@ -8,7 +8,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, overload
 
-from bot.conversation import Attachment, ContextEntry
+from bot.conversation import Attachment, ContextEntry, FileRef
 
 ApiMessage = dict[str, Any]
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -70,6 +70,17 @@ def file_kind(name: str, media_type: str) -> FileKind:
         return "image"
     extension = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     return "text" if _is_text_type(media_type) or extension in TEXT_EXTENSIONS else "other"
+
+
+def bytes_to_read(file: FileRef, max_text_bytes: int) -> int:
+    """How much of a shared file to download: a text file's head, a whole image the API
+    takes (its size known), or nothing (the file is only named)."""
+    kind = file_kind(file.name, file.media_type)
+    if kind == "text":
+        return max_text_bytes
+    if kind == "image" and 0 < file.size <= MAX_IMAGE_BYTES:
+        return file.size
+    return 0
 
 
 def text_type(media_type: str) -> str:

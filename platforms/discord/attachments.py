@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import aiohttp
 import discord
 
-from bot.context import MAX_IMAGE_BYTES, file_kind, text_type
+from bot.context import bytes_to_read, file_kind, text_type
 from bot.conversation import Attachment, FileRef
 
 log = logging.getLogger(__name__)
@@ -33,18 +33,18 @@ async def read_files(
 
 
 async def _read(file: FileRef, fetch: Fetch, max_text_bytes: int, refresh: Refresh) -> Attachment:
-    kind = file_kind(file.name, file.media_type)
     named = file.unread()
-    if kind == "other" or not file.locator or (kind == "image" and file.size > MAX_IMAGE_BYTES):
+    limit = bytes_to_read(file, max_text_bytes)
+    if not limit or not file.locator:
         return named
     try:
         data = await _download(file.locator, fetch, refresh)
     except READ_ERRORS as exc:
         log.warning("could not read attachment %s: %r", file.name, exc)
         return named
-    if kind == "image":
+    if file_kind(file.name, file.media_type) == "image":
         return Attachment(file.name, file.media_type, data, file.size)
-    return Attachment(file.name, text_type(file.media_type), data[:max_text_bytes], file.size)
+    return Attachment(file.name, text_type(file.media_type), data[:limit], file.size)
 
 
 async def _download(url: str, fetch: Fetch, refresh: Refresh) -> bytes:

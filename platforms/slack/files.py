@@ -13,20 +13,10 @@ from collections.abc import Sequence
 
 import aiohttp
 
-from bot.context import MAX_IMAGE_BYTES, file_kind, text_type
+from bot.context import bytes_to_read, file_kind, text_type
 from bot.conversation import Attachment, FileRef
 
 log = logging.getLogger(__name__)
-
-
-def wanted_bytes(file: FileRef, max_text_bytes: int) -> int:
-    """How much of a file to download: a text file's head, a whole image, or nothing."""
-    kind = file_kind(file.name, file.media_type)
-    if kind == "text":
-        return max_text_bytes
-    if kind == "image" and 0 < file.size <= MAX_IMAGE_BYTES:
-        return file.size
-    return 0
 
 
 async def fetch_attachments(
@@ -35,7 +25,7 @@ async def fetch_attachments(
     """Download what Claude can use; a file that cannot be fetched is still named."""
     attachments = []
     for file in files:
-        limit = wanted_bytes(file, max_text_bytes)
+        limit = bytes_to_read(file, max_text_bytes)
         data = await _download(session, token, file, limit) if limit else b""
         kind = file_kind(file.name, file.media_type)
         shown = text_type(file.media_type) if kind == "text" else file.media_type

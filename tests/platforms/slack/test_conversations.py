@@ -164,55 +164,43 @@ async def test_persistent_abuse_is_warned_then_ended(harness: SlackHarness) -> N
     assert "ended" in blocked["text"] and "mention" in blocked["text"]
 
 
-def shared_file(
-    harness: SlackHarness, file_id: str, name: str, mimetype: str, size: int
-) -> dict[str, Any]:
-    """A file the fake Slack holds, as a message event lists it
-    (https://api.slack.com/types/file)."""
-    url = harness.slack.file_url(name)
-    return {
-        "id": file_id,
+async def claude_sees(
+    harness: SlackHarness, mimetype: str, name: str, data: bytes, size: int | None = None
+) -> list[dict[str, Any]]:
+    """The content Claude is sent for a mention sharing one file the fake Slack holds
+    (as a message event lists a file: https://api.slack.com/types/file)."""
+    harness.slack.files[name] = data
+    harness.claude.add(text("Seen."))
+    shared = {
+        "id": "F1",
         "name": name,
         "mimetype": mimetype,
-        "size": size,
-        "url_private_download": url,
+        "size": len(data) if size is None else size,
+        "url_private_download": harness.slack.file_url(name),
     }
+    event = mention("look at this", ts=THREAD, subtype="file_share", files=[shared])
+    await harness.send.event(event_callback(event))
+    await harness.settle()
+    content: list[dict[str, Any]] = harness.claude.requests[0]["messages"][-1]["content"]
+    return content
 
 
 @pytest.mark.parametrize("slack_overrides", [{"max_attachment_bytes": 5}])
 async def test_shared_text_files_are_read_up_to_the_limit(harness: SlackHarness) -> None:
-    harness.slack.files["notes.txt"] = b"0123456789"
-    harness.claude.add(text("Read it."))
-    files = [shared_file(harness, "F1", "notes.txt", "text/plain", 10)]
-    event = mention("read this", ts=THREAD, subtype="file_share", files=files)
-    await harness.send.event(event_callback(event))
-    await harness.settle()
-    sent = harness.claude.requests[0]["messages"][-1]["content"][-1]["text"]
+    sent = (await claude_sees(harness, "text/plain", "notes.txt", b"0123456789"))[-1]["text"]
     assert "01234" in sent and "56789" not in sent and "truncated" in sent
 
 
 async def test_a_text_file_is_known_by_its_name_as_on_discord(harness: SlackHarness) -> None:
     # Slack's mimetype for an upload is not always what the file is (slackapi/bolt-js#2454):
     # a file named as text is read as text whatever its type (bot/context.file_kind).
-    harness.slack.files["config.toml"] = b'name = "quitbot"'
-    harness.claude.add(text("Read it."))
-    files = [shared_file(harness, "F4", "config.toml", "application/octet-stream", 16)]
-    event = mention("check this", ts=THREAD, subtype="file_share", files=files)
-    await harness.send.event(event_callback(event))
-    await harness.settle()
-    sent = harness.claude.requests[0]["messages"][-1]["content"][-1]["text"]
-    assert '<file name="config.toml">\nname = "quitbot"\n</file>' in sent
+    content = await claude_sees(harness, "application/octet-stream", "config.toml", b"a = 1")
+    assert '<file name="config.toml">\na = 1\n</file>' in content[-1]["text"]
 
 
 async def test_shared_images_go_to_claude_as_images(harness: SlackHarness) -> None:
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
-    harness.slack.files["cat.png"] = png
-    harness.claude.add(text("A cat."))
-    files = [shared_file(harness, "F2", "cat.png", "image/png", len(png))]
-    event = mention("what is this?", ts=THREAD, subtype="file_share", files=files)
-    await harness.send.event(event_callback(event))
-    await harness.settle()
-    content = harness.claude.requests[0]["messages"][-1]["content"]
+    content = await claude_sees(harness, "image/png", "cat.png", png)
     assert content[0]["type"] == "image" and content[0]["source"]["media_type"] == "image/png"
 
 
@@ -220,14 +208,7 @@ async def test_an_image_too_large_for_the_api_is_named_not_fetched(
     harness: SlackHarness,
 ) -> None:
     # 4 MB of image is over 5 MB once base64-encoded: the API would refuse the whole turn.
-    harness.slack.files["big.png"] = b"\x89PNG"
-    harness.claude.add(text("I can't see it."))
-    size = 4_000_000
-    files = [shared_file(harness, "F3", "big.png", "image/png", size)]
-    event = mention("what is this?", ts=THREAD, subtype="file_share", files=files)
-    await harness.send.event(event_callback(event))
-    await harness.settle()
-    content = harness.claude.requests[0]["messages"][-1]["content"]
+    content = await claude_sees(harness, "image/png", "big.png", b"\x89PNG", size=4_000_000)
     assert [block["type"] for block in content] == ["text"]
     assert "big.png (image/png, 4,000,000 bytes); it was not read" in content[0]["text"]
 
