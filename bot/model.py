@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -97,6 +98,8 @@ class ClaudeModel:
             raise ModelUnavailable(
                 f"the conversation holds what JSON cannot carry ({type(exc).__name__}: {exc})"
             ) from exc
+        collector = _Collector(on_text)
+        connected = False
         try:
             # The raw event stream, not the SDK's `messages.stream` helper: the helper
             # rebuilds a snapshot of the whole message and a pydantic event for every delta,
@@ -108,8 +111,9 @@ class ClaudeModel:
                 stream=True,
                 stream_cls=anthropic.AsyncStream[anthropic.types.RawMessageStreamEvent],
             )
+            connected = True
             async with stream:
-                return await _Collector(on_text).collect(stream)
+                return await collector.collect(stream)
         except _SinkFailed as failed:
             # The adapter could not show the text: not the model's fault, so not hidden
             # behind "try again".
@@ -121,7 +125,7 @@ class ClaudeModel:
             # Anything else the stream raises: the API's errors, the transport's (httpx2 or
             # aiohttp), and IndexError/KeyError/TypeError/ValueError/AttributeError from an
             # event that cannot be applied. Cancellation is a BaseException and passes through.
-            raise self._unavailable(exc) from exc
+            raise self._unavailable(exc, _Progress(connected, collector.began)) from exc
 
     def request(self, messages: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """The Messages API request body (without `stream`), with up to four cache
@@ -165,8 +169,10 @@ class ClaudeModel:
         if not (client.api_key or client.auth_token or getattr(client, "credentials", None)):
             raise ModelUnavailable("no Anthropic API key is configured; set ANTHROPIC_API_KEY")
 
-    def _unavailable(self, exc: BaseException) -> ModelUnavailable:
-        reason = _reason(exc, self._model, str(self._client.base_url))
+    def _unavailable(
+        self, exc: BaseException, progress: _Progress | None = None
+    ) -> ModelUnavailable:
+        reason = _reason(exc, self._model, str(self._client.base_url), progress or _Progress())
         key = self._client.api_key
         if key and len(key) >= 8:
             reason = reason.replace(key, "[API key]")
@@ -194,6 +200,7 @@ class _Collector:
         self._parts: dict[int, list[str]] = {}  # text pieces or partial tool JSON, per block
         self._ending = False
         self._started = False
+        self.began = False  # any event arrived: the reply had begun
         self._stop_reason: str | None = None
         self._stop_details: dict[str, Any] | None = None
         self._usage = Usage()
@@ -201,6 +208,7 @@ class _Collector:
     async def collect(self, events: AsyncIterator[Any]) -> ModelReply:
         stopped = False
         async for event in events:
+            self.began = True
             kind = event.type
             if kind == "content_block_delta":
                 await self._delta(event.index, event.delta)
@@ -343,7 +351,32 @@ class _SinkFailed(Exception):
         self.error = error
 
 
-def _reason(exc: BaseException, model: str, base_url: str) -> str:
+@dataclass(frozen=True)
+class _Progress:
+    """How far a request had come when it failed: the failure is named from this, not from
+    the exception's class (anthropic 2.17 raises its own APIConnectionError and
+    APITimeoutError for a stream that breaks off midway; earlier versions let the
+    transport's error through)."""
+
+    connected: bool = False  # the API answered 200 and the stream opened
+    midway: bool = False  # an event of the reply had arrived
+
+
+_TIMEOUTS = (anthropic.APITimeoutError, httpx2.TimeoutException, TimeoutError)
+_BROKEN_LINKS = (
+    anthropic.APIConnectionError,
+    httpx2.HTTPError,
+    httpx2.StreamError,
+    aiohttp.ClientError,
+    OSError,
+)
+
+
+def _reason(exc: BaseException, model: str, base_url: str, progress: _Progress) -> str:
+    if isinstance(exc, _TIMEOUTS) and progress.midway:
+        return f"the Anthropic API stopped sending in the middle of a reply ({base_url})"
+    if isinstance(exc, _BROKEN_LINKS) and progress.connected and not isinstance(exc, _TIMEOUTS):
+        return f"the connection to the Anthropic API broke off ({type(exc).__name__})"
     match exc:
         case anthropic.AuthenticationError():
             return "the Anthropic API rejected the API key (401); check ANTHROPIC_API_KEY"
@@ -363,14 +396,10 @@ def _reason(exc: BaseException, model: str, base_url: str) -> str:
         case anthropic.APIStatusError():
             detail = exc.api_message or exc.type or "no detail"
             return f"the Anthropic API refused the request ({exc.status_code}): {detail}"
-        case anthropic.APITimeoutError():
+        case _ if isinstance(exc, _TIMEOUTS):
             return f"the Anthropic API did not answer in time ({base_url})"
-        case anthropic.APIConnectionError():
+        case _ if isinstance(exc, _BROKEN_LINKS):
             return f"could not connect to the Anthropic API at {base_url}"
-        case httpx2.TimeoutException():
-            return f"the Anthropic API stopped sending in the middle of a reply ({base_url})"
-        case httpx2.HTTPError() | httpx2.StreamError() | aiohttp.ClientError() | OSError():
-            return f"the connection to the Anthropic API broke off ({type(exc).__name__})"
         case anthropic.AnthropicError():
             return f"the Anthropic API could not be used: {type(exc).__name__}: {exc}"
     # The SDK could not apply an event of the stream to the reply (IndexError, KeyError,
