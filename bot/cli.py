@@ -73,7 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     copy.add_argument("--from", dest="source", required=True, metavar="URL")
     copy.add_argument("--to", dest="target", required=True, metavar="URL")
     copy.add_argument(
-        "--replace", action="store_true", help="empty a target that holds conversations first"
+        "--replace",
+        action="store_true",
+        help="replace the target's conversations (kept until the copy has committed)",
+    )
+    copy.add_argument(
+        "--allow-empty-source",
+        action="store_true",
+        help="with --replace: let a source with no conversations empty the target",
     )
     backup = db_ops.add_parser(
         "backup", help="consistent copy of a live SQLite database (PostgreSQL: prints pg_dump)"

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,15 +75,25 @@ async def upgrade(target: DatabaseTarget) -> int:
         await side.close()
 
 
-async def copy(source: DatabaseTarget, target: DatabaseTarget, *, replace: bool) -> CopyReport:
+async def copy(
+    source: DatabaseTarget,
+    target: DatabaseTarget,
+    *,
+    replace: bool,
+    allow_empty_source: bool = False,
+) -> CopyReport:
     """Copy every row of `source` into `target` in one transaction of the target.
 
-    Both are migrated first. A target that holds any conversation is refused unless
-    `replace`, which empties it first (in the same transaction). Raises CopyError, with
-    nothing written, if the target's counts do not match the source's at the end.
+    The source must already be a quitbot database: nothing is created, migrated or written
+    where a mistyped `--from` points. Both are then migrated. A target that holds any
+    conversation is refused unless `replace`, which empties it first in the same
+    transaction, so the old rows stay until the copy commits; a source with no
+    conversations replaces one only with `allow_empty_source` too. Raises CopyError, with
+    nothing written, when refused or when the target's counts do not match the source's.
     """
     if source == target:
         raise CopyError("--from and --to name the same database")
+    await _require_quitbot_database(source)
     for end in (source, target):
         store = await open_store(end)
         await store.close()
@@ -91,14 +101,14 @@ async def copy(source: DatabaseTarget, target: DatabaseTarget, *, replace: bool)
     try:
         writer = await _open_side(target)
         try:
-            return await _copy(reader, writer, replace=replace)
+            return await _copy(reader, writer, replace=replace, allow_empty=allow_empty_source)
         finally:
             await writer.close()
     finally:
         await reader.close()
 
 
-async def _copy(reader: _Side, writer: _Side, *, replace: bool) -> CopyReport:
+async def _copy(reader: _Side, writer: _Side, *, replace: bool, allow_empty: bool) -> CopyReport:
     counts: dict[str, int] = {}
     async with reader.snapshot(), writer.transaction():
         present = await writer.count("conversations")
@@ -106,6 +116,13 @@ async def _copy(reader: _Side, writer: _Side, *, replace: bool) -> CopyReport:
             raise CopyError(
                 f"the target already holds {present} conversations; copy into an empty "
                 "database, or pass --replace to empty it first"
+            )
+        if present and not allow_empty and not await reader.count("conversations"):
+            lost = ", ".join([f"{await writer.count(t)} {t}" for t in TABLES])
+            raise CopyError(
+                f"the source holds no conversations: --replace would delete the target's "
+                f"rows ({lost}) and put nothing in their place. Check --from; if an empty "
+                "database is really what you want, pass --allow-empty-source as well"
             )
         if replace:
             await writer.clear(TABLES)
@@ -184,6 +201,48 @@ class _Side(Protocol):
     async def renumber(self, tables: set[str]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+async def _require_quitbot_database(source: DatabaseTarget) -> None:
+    """Refuse a source that is not a quitbot database, without creating or changing it
+    (opening a store there would create an empty one, and copy that over the target)."""
+    if source.backend == "sqlite":
+        found = _sqlite_has_schema(source.path)
+    else:
+        found = await _postgres_has_schema(source)
+    if not found:
+        raise CopyError(f"{source.shown} holds no quitbot tables; check --from")
+
+
+def _sqlite_has_schema(path_text: str) -> bool:
+    if path_text == ":memory:":
+        raise CopyError("an in-memory database cannot be copied from or to")
+    path = Path(path_text).resolve()
+    if not path.is_file():
+        raise CopyError(f"there is no database at {path}; check --from")
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+            return bool(db.execute(_HAS_SCHEMA_SQLITE).fetchall())
+    except sqlite3.Error as exc:
+        raise CopyError(f"{path} is not a database quitbot can read: {exc}") from exc
+
+
+async def _postgres_has_schema(source: DatabaseTarget) -> bool:
+    import asyncpg
+
+    try:
+        db = await asyncpg.connect(source.url)
+    except asyncpg.InvalidCatalogNameError:
+        raise CopyError(f"there is no database at {source.shown}; check --from") from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CopyError(f"cannot open {source.shown}: {exc}") from exc
+    try:
+        return await db.fetchval("SELECT to_regclass('schema_version')") is not None
+    finally:
+        await db.close()
+
+
+_HAS_SCHEMA_SQLITE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
 
 
 async def _open_side(target: DatabaseTarget) -> _Side:
@@ -378,7 +437,12 @@ async def command(args: argparse.Namespace, settings: Settings) -> int:
             except DatabaseUrlError as exc:
                 print(f"quitbot: {exc}", file=sys.stderr)
                 return 2
-            report = await copy(source, target, replace=args.replace)
+            report = await copy(
+                source,
+                target,
+                replace=args.replace,
+                allow_empty_source=args.allow_empty_source,
+            )
             copied = ", ".join(f"{count} {table}" for table, count in report.counts.items())
             print(f"copied {source.shown} to {target.shown}: {copied}; the counts match")
         elif args.operation == "backup":
