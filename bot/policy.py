@@ -1,7 +1,11 @@
 """The escalation ladder: redirect -> warn -> end, as a pure function.
 
-`transition(state, signal, rules)` does no I/O and never raises for any state and signal;
-the engine turns its effects into stored events and notices.
+`transition(state, signal, rules, speaker)` does no I/O and never raises for any state and
+signal; the engine turns its effects into stored events and notices.
+
+A shared place (a thread others can write in) holds one ladder per participant: the
+starter's is the conversation's own, and its end ends the conversation; anyone else's end
+only shuts that person out of it (DESIGN.md rule 8). `speaker` says whose ladder `state` is.
 """
 
 from __future__ import annotations
@@ -63,6 +67,19 @@ class Reopen:
 Signal = UserMessage | Concern | Refusal | EndRequest | KeepGoing | Reopen
 
 
+@dataclass(frozen=True, slots=True)
+class Speaker:
+    """Whose ladder a transition applies to, in a place others can write in too."""
+
+    # The person who started the conversation: their end is the conversation's.
+    starter: bool = True
+    # Someone else in the conversation was flagged at risk: the model may not end it.
+    others_at_risk: bool = False
+
+
+STARTER = Speaker()
+
+
 # --- effects: what must follow -----------------------------------------------------------
 
 
@@ -97,6 +114,20 @@ class Ended:
 
 
 @dataclass(frozen=True, slots=True)
+class ShutOut:
+    """Someone other than the starter earned the end: only they are shut out; the
+    starter's conversation goes on."""
+
+    reason: EndReason
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """Someone other than the starter asked to end: they leave, on the record; the
+    conversation goes on (only its starter can end it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class EndDeclined:
     why: DeclineWhy
 
@@ -126,6 +157,8 @@ Effect = (
     | Warned
     | CrisisFlagged
     | Ended
+    | ShutOut
+    | Left
     | EndDeclined
     | EndProposed
     | ProposalLapsed
@@ -137,9 +170,10 @@ _REDIRECT_KINDS = frozenset({ConcernKind.HARMFUL_REQUEST, ConcernKind.ABUSE})
 
 
 def transition(
-    state: LadderState, signal: Signal, rules: Rules
+    state: LadderState, signal: Signal, rules: Rules, speaker: Speaker = STARTER
 ) -> tuple[LadderState, tuple[Effect, ...]]:
-    """Apply one signal to the ladder. Ended is absorbing until a `Reopen`."""
+    """Apply one signal to one person's ladder. Ended (for someone other than the starter:
+    shut out) is absorbing until a `Reopen`."""
     if state.ended:
         if isinstance(signal, Reopen):
             return LadderState(
@@ -161,8 +195,10 @@ def transition(
             if state.crisis:
                 return state, ()
             return replace(state, crisis=True), (CrisisFlagged(),)
+        case EndRequest(reason, by) if not speaker.starter:
+            return _shut_out(state, reason, rules)
         case EndRequest(reason, by):
-            return _end(state, reason, by, rules)
+            return _end(state, reason, by, rules, speaker.others_at_risk)
 
 
 def _redirect(state: LadderState, rules: Rules) -> tuple[LadderState, tuple[Effect, ...]]:
@@ -173,18 +209,32 @@ def _redirect(state: LadderState, rules: Rules) -> tuple[LadderState, tuple[Effe
 
 
 def _end(
-    state: LadderState, reason: EndReason, by: Actor, rules: Rules
+    state: LadderState, reason: EndReason, by: Actor, rules: Rules, others_at_risk: bool
 ) -> tuple[LadderState, tuple[Effect, ...]]:
     if reason is EndReason.USER_REQUESTED and by is not Actor.USER:
         if state.end_proposed:
             return state, ()
         return replace(state, end_proposed=True), (EndProposed(),)
     if reason is not EndReason.USER_REQUESTED:
-        why = _why_not(state, rules)
+        why = DeclineWhy.CRISIS if others_at_risk else _why_not(state, rules)
         if why is not None:
             return state, (EndDeclined(why),)
     ended = replace(state, ended=True, ended_by=by, ended_reason=reason, end_proposed=False)
     return ended, (Ended(reason, by, state.crisis),)
+
+
+def _shut_out(
+    state: LadderState, reason: EndReason, rules: Rules
+) -> tuple[LadderState, tuple[Effect, ...]]:
+    """An end earned by someone other than the starter. Their own request (in words or by
+    the end command) makes them leave, with no confirmation: leaving closes nothing."""
+    if reason is EndReason.USER_REQUESTED:
+        return replace(state, end_proposed=False), (Left(),)
+    why = _why_not(state, rules)
+    if why is not None:
+        return state, (EndDeclined(why),)
+    shut = replace(state, ended=True, ended_by=Actor.MODEL, ended_reason=reason)
+    return shut, (ShutOut(reason),)
 
 
 def _why_not(state: LadderState, rules: Rules) -> DeclineWhy | None:

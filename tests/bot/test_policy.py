@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -19,19 +20,24 @@ from bot.policy import (
     EndProposed,
     EndRequest,
     KeepGoing,
+    Left,
     ProposalLapsed,
     Redirected,
     Refusal,
     Reopen,
     Reopened,
     Rules,
+    ShutOut,
     Signal,
+    Speaker,
     UserMessage,
     Warned,
     transition,
 )
 
 RULES = Rules(redirects_before_warning=2, redirects_before_end=3)
+SPEAKERS = [Speaker(starter, at_risk) for starter in (True, False) for at_risk in (False, True)]
+OTHER = Speaker(starter=False)
 MODEL_REASONS = [EndReason.PERSISTENT_HARMFUL_REQUESTS, EndReason.PERSISTENT_ABUSE]
 
 signals = st.one_of(
@@ -173,9 +179,10 @@ def test_reopen_of_active_conversation_does_nothing() -> None:
     ),
 )
 def test_transition_is_total(state: LadderState, signal: Signal) -> None:
-    new_state, effects = transition(state, signal, RULES)
-    assert isinstance(new_state, LadderState)
-    assert isinstance(effects, tuple)
+    for speaker in SPEAKERS:
+        new_state, effects = transition(state, signal, RULES, speaker)
+        assert isinstance(new_state, LadderState)
+        assert isinstance(effects, tuple)
 
 
 @settings(max_examples=400)
@@ -224,3 +231,84 @@ def test_effects_match_state_changes(seq: list[Signal]) -> None:
         assert (EndProposed() in effects) == (state.end_proposed and not before.end_proposed)
         lapsed = before.end_proposed and not state.end_proposed and not state.ended
         assert (ProposalLapsed() in effects) == (lapsed and not isinstance(signal, Reopen))
+
+
+# --- a shared place: someone other than the starter (DESIGN.md rule 8) ---------------------
+
+
+def climb(speaker: Speaker, rules: Rules = RULES) -> LadderState:
+    """A ladder warned with enough redirects to be ended."""
+    state = LadderState()
+    for _ in range(rules.redirects_before_end):
+        state, _effects = transition(state, Concern(ConcernKind.ABUSE), rules, speaker)
+    return state
+
+
+@pytest.mark.parametrize("reason", MODEL_REASONS)
+def test_someone_else_earning_the_end_is_only_shut_out(reason: EndReason) -> None:
+    earned = climb(OTHER)
+    assert earned.warned and earned.redirects == 3
+    state, effects = transition(earned, EndRequest(reason), RULES, OTHER)
+    assert effects == (ShutOut(reason),)
+    assert state.ended and state.ended_reason is reason and state.ended_by is Actor.MODEL
+    state, effects = transition(state, UserMessage(), RULES, OTHER)
+    assert effects == (Blocked(),)  # their later messages never reach the model
+    state, effects = transition(state, Reopen(), RULES, OTHER)
+    assert effects == (Reopened(),) and not state.ended
+
+
+def test_someone_else_is_declined_like_anyone_before_the_ladder_is_climbed() -> None:
+    reason = EndReason.PERSISTENT_ABUSE
+    _, effects = transition(LadderState(), EndRequest(reason), RULES, OTHER)
+    assert effects == (EndDeclined(DeclineWhy.NOT_WARNED),)
+    at_risk = replace(climb(OTHER), crisis=True)
+    _, effects = transition(at_risk, EndRequest(reason), RULES, OTHER)
+    assert effects == (EndDeclined(DeclineWhy.CRISIS),)
+
+
+@pytest.mark.parametrize("by", [Actor.USER, Actor.MODEL])
+def test_someone_else_asking_to_end_just_leaves(by: Actor) -> None:
+    state, effects = transition(
+        LadderState(), EndRequest(EndReason.USER_REQUESTED, by), RULES, OTHER
+    )
+    assert effects == (Left(),)
+    assert state == LadderState()  # nothing to confirm, nothing closed
+
+
+def test_the_starter_cannot_be_ended_by_the_model_while_anyone_is_at_risk() -> None:
+    at_risk = Speaker(starter=True, others_at_risk=True)
+    earned = climb(at_risk)
+    state, effects = transition(earned, EndRequest(EndReason.PERSISTENT_ABUSE), RULES, at_risk)
+    assert effects == (EndDeclined(DeclineWhy.CRISIS),) and not state.ended
+    # ...but their own confirmed end is still their choice
+    mine = EndRequest(EndReason.USER_REQUESTED, Actor.USER)
+    state, effects = transition(earned, mine, RULES, at_risk)
+    assert state.ended and effects == (Ended(EndReason.USER_REQUESTED, Actor.USER, False),)
+
+
+speakers = st.builds(Speaker, st.booleans(), st.booleans())
+
+
+@settings(max_examples=400)
+@given(st.lists(st.tuples(signals, speakers), max_size=40), rules)
+def test_only_the_starter_ends_the_conversation(
+    seq: list[tuple[Signal, Speaker]], rules: Rules
+) -> None:
+    """Whatever anyone else does, their ladder never ends the conversation or asks the
+    starter to confirm anything; the starter's never shuts anyone out."""
+    for speaker_is_starter in (True, False):
+        state = LadderState()
+        for signal, speaker in seq:
+            speaker = replace(speaker, starter=speaker_is_starter)
+            before = state
+            state, effects = transition(state, signal, rules, speaker)
+            kinds = {type(e) for e in effects}
+            if speaker.starter:
+                assert not kinds & {ShutOut, Left}
+                if Ended in kinds and before.ended_reason is None and speaker.others_at_risk:
+                    assert state.ended_reason is EndReason.USER_REQUESTED
+            else:
+                assert not kinds & {Ended, EndProposed}
+                if ShutOut in kinds:
+                    assert before.warned and not before.crisis
+                    assert before.redirects >= rules.redirects_before_end
