@@ -34,6 +34,7 @@ TABLES = (
     "feedback",
     "inbox",
     "communities",
+    "participants",
 )
 _ORDER = {
     "conversations": "n",
@@ -44,10 +45,11 @@ _ORDER = {
     "feedback": "n",
     "inbox": "n",
     "communities": "platform, community",
+    "participants": "conversation_id, user_id",
 }
 # Columns whose SQLite form (text, integer) differs from PostgreSQL's (timestamptz, boolean).
-_TIMES = {"created_at", "updated_at", "ended_at", "at"}
-_FLAGS = {"warned", "crisis", "ended", "end_proposed", "in_context"}
+_TIMES = {"created_at", "updated_at", "ended_at", "at", "shut_out_at"}
+_FLAGS = {"warned", "crisis", "ended", "end_proposed", "in_context", "shut_out"}
 # PostgreSQL numbers these itself (GENERATED ALWAYS); a copy keeps the source's numbers.
 _IDENTITY_TABLES = {"conversations", "events", "feedback", "inbox"}
 _CHUNK = 1000

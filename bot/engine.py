@@ -19,6 +19,7 @@ from bot.conversation import (
     ConversationKey,
     EndReason,
     Inbound,
+    LadderState,
     StoredMessage,
 )
 from bot.logs import about
@@ -27,12 +28,13 @@ from bot.notices import (
     INTERRUPTED_TEXT,
     LIMIT_TEXT,
     MODEL_UNAVAILABLE_TEXT,
+    SHUT_OUT_BLOCKED_TEXT,
     Notice,
     NoticeKind,
     Outcome,
     too_long_text,
 )
-from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, transition
+from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, Speaker, transition
 from bot.ports import BlockedOutcome, Model, NewMessage, NoObserver, Observer, ReplyStream, Store
 from bot.readiness import Readiness
 from bot.turn import Turn, TurnResult, effect_entry
@@ -56,6 +58,8 @@ _LOGGED = frozenset(
         "end_proposed",
         "end_proposal_lapsed",
         "branched",
+        "participant_shut_out",
+        "participant_left",
     }
 )
 _LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "decision")
@@ -65,6 +69,7 @@ _LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "
 # restart, and must still find the confirmation to withdraw it.
 CONFIRMATION_SHOWN = "end_confirmation_shown"
 
+_NEWCOMER = LadderState()  # someone other than the starter, writing here for the first time
 _HISTORY_LIMIT = 60  # stored messages read per turn (bounds CPU); the token budget trims further
 
 
@@ -167,6 +172,10 @@ class Engine:
             if conversation is not None and conversation.ladder.ended:
                 with about(conversation.id):
                     return await self._blocked(conversation, inbound)
+            others = await self._others(conversation, inbound.user_id)
+            if conversation is not None and others.get(inbound.user_id, _NEWCOMER).ended:
+                with about(conversation.id):
+                    return await self._blocked(conversation, inbound, shut_out=True)
             if len(inbound.text) > self._config.max_message_chars:
                 self.observer.received(inbound.key.platform)
                 notice = Notice(NoticeKind.TOO_LONG, too_long_text(self._config.max_message_chars))
@@ -181,7 +190,16 @@ class Engine:
                     await self._store.settle(inbound)
                     return _LIMIT
             with about(conversation.id):
-                return await self._turn(conversation, inbound, reply)
+                return await self._turn(conversation, inbound, reply, others)
+
+    async def _others(
+        self, conversation: Conversation | None, author: str
+    ) -> dict[str, LadderState]:
+        """The ladders of everyone but the starter who wrote in the conversation: whose turn
+        it is decides whose ladder climbs, and anyone at risk keeps the model from ending it."""
+        if conversation is None:
+            return {}
+        return await self._store.participants(conversation.id)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message durably, before the platform is told it arrived, so
@@ -203,7 +221,9 @@ class Engine:
         process sharing the database."""
         return await self._store.pending(self._started)
 
-    async def _blocked(self, conversation: Conversation, inbound: Inbound) -> Outcome:
+    async def _blocked(
+        self, conversation: Conversation, inbound: Inbound, *, shut_out: bool = False
+    ) -> Outcome:
         quiet = timedelta(seconds=self._config.blocked_notice_seconds)
         result = await self._store.record_blocked(conversation.id, inbound, self._clock(), quiet)
         if result is BlockedOutcome.DUPLICATE:
@@ -213,11 +233,16 @@ class Engine:
         self.observer.blocked(platform)
         log.debug("message from user %s blocked: the conversation has ended", inbound.user_id)
         if result is BlockedOutcome.NOTIFY:
-            return Outcome(conversation, notices=(Notice(NoticeKind.BLOCKED, BLOCKED_TEXT),))
+            text = SHUT_OUT_BLOCKED_TEXT if shut_out else BLOCKED_TEXT
+            return Outcome(conversation, notices=(Notice(NoticeKind.BLOCKED, text),))
         return Outcome(conversation)
 
     async def _turn(
-        self, conversation: Conversation, inbound: Inbound, reply: ReplyStream
+        self,
+        conversation: Conversation,
+        inbound: Inbound,
+        reply: ReplyStream,
+        others: dict[str, LadderState],
     ) -> Outcome:
         at = self._clock()
         content = user_content(inbound.text, inbound.attachments)
@@ -248,13 +273,23 @@ class Engine:
             self._config.context_tokens,
         )
         knobs = await self._knobs(conversation)
+        author = inbound.user_id
+        starter = author == conversation.user_id
+        at_risk = any(ladder.crisis for person, ladder in others.items() if person != author)
         turn = Turn(
-            knobs.model, knobs.rules, knobs.crisis_message, at, message_id=inbound.message_id
+            knobs.model,
+            knobs.rules,
+            knobs.crisis_message,
+            at,
+            message_id=inbound.message_id,
+            speaker=Speaker(starter=starter, others_at_risk=at_risk),
+            author=author,
         )
+        ladder = conversation.ladder if starter else others.get(author, _NEWCOMER)
         platform = conversation.key.platform
         await self._shielded(reply.thinking(), platform, "show thinking")
         try:
-            result = await turn.run(conversation.ladder, context, reply)
+            result = await turn.run(ladder, context, reply)
         except asyncio.CancelledError:
             await self._shielded(reply.text(INTERRUPTED_TEXT), platform, "show a reply")
             await self._record_interrupted(conversation, stored, turn, inbound)
@@ -312,14 +347,16 @@ class Engine:
                     in_context=not (result.refused or result.interrupted),
                 )
             )
+        starter = answered.user_id == conversation.user_id
         updated = await self._store.commit_turn(
             conversation.id,
-            result.ladder,
+            result.ladder if starter else conversation.ladder,
             self._clock(),
             messages,
             result.events,
             exclude_seq=stored.seq if result.refused else None,
             answered=answered,
+            participant=None if starter else (answered.user_id, result.ladder),
         )
         self._recorded(updated, result.events)
         if result.text or result.refused:
@@ -520,6 +557,19 @@ class Engine:
             tuple(event for event, _ in pairs if event is not None),
             tuple(notice for _, notice in pairs if notice is not None),
         )
+
+    async def leave(self, conversation: Conversation, user_id: str, via: str) -> None:
+        """Someone other than the starter asked to end: they leave it, on the record; it
+        goes on (only its starter can end it)."""
+        event = AuditEvent(
+            "participant_left", self._clock(), Actor.USER, {"participant": user_id, "via": via}
+        )
+        await self._store.add_events(conversation.id, (event,))
+        self._recorded(conversation, (event,))
+
+    async def participants(self, conversation_id: str) -> dict[str, LadderState]:
+        """The ladder of each person other than the starter who wrote in the conversation."""
+        return await self._store.participants(conversation_id)
 
     async def keep_going(self, key: ConversationKey, user_id: str) -> Conversation | None:
         """The person chose "keep talking" at an end confirmation; a proposed end lapses.

@@ -32,6 +32,7 @@ from bot.notices import (
     BRANCHED_TEXT,
     CONFIRM_END_TEXT,
     FAILED_TEXT,
+    LEFT_TEXT,
     LIMIT_TEXT,
     PRIVATE,
     REOPENED_TEXT,
@@ -64,6 +65,7 @@ class Refusal(StrEnum):
     NOT_MODERATOR = "not_moderator"
     BAD_SETTINGS = "bad_settings"
     UNKNOWN_SETTING = "unknown_setting"
+    NOT_CONCERNED = "not_concerned"
 
 
 REFUSAL_TEXT = {
@@ -84,6 +86,9 @@ REFUSAL_TEXT = {
     Refusal.NOT_MODERATOR: "Only moderators can do that.",
     Refusal.BAD_SETTINGS: "Those settings would let me end a conversation before warning.",
     Refusal.UNKNOWN_SETTING: "There is no setting by that name.",
+    Refusal.NOT_CONCERNED: (
+        "Only the person whose conversation it was, or who was shut out of it, can say that."
+    ),
 }
 
 
@@ -241,8 +246,11 @@ class Flows:
     async def _show(self, place: Place, outcome: Outcome, user_id: str) -> None:
         conversation = outcome.conversation
         for notice in outcome.notices:
-            if notice.kind in PRIVATE:
-                await self._guarded(place.tell(user_id, notice, conversation), "tell a person")
+            if notice.kind in PRIVATE or notice.to:
+                person = notice.to or user_id
+                await self._guarded(place.tell(person, notice, conversation), "tell a person")
+                if notice.kind is NoticeKind.SHUT_OUT and conversation is not None:
+                    await self._shut_out(conversation, person, notice)
                 continue
             shown = await self._guarded(place.post(notice, conversation), "post a notice")
             if conversation is None:
@@ -259,6 +267,10 @@ class Flows:
         offer = Notice(NoticeKind.AFTER_END, AFTER_END_TEXT)
         await self._guarded(place.tell(conversation.user_id, offer, conversation), "offer a way on")
         entry = ModLogEntry(ModLogKind.ENDED, conversation, message_id=final_id)
+        await self._guarded(self._modlog.write(entry), "write to the mod-log")
+
+    async def _shut_out(self, conversation: Conversation, person: str, notice: Notice) -> None:
+        entry = ModLogEntry(ModLogKind.SHUT_OUT, conversation, actor_id=person, text=notice.text)
         await self._guarded(self._modlog.write(entry), "write to the mod-log")
 
     async def drain(self, grace: float) -> None:
@@ -289,7 +301,11 @@ class Flows:
         if conversation.ladder.ended:
             return _refused(Refusal.ALREADY_ENDED, conversation)
         if not may_end(conversation, user_id):
-            return _refused(Refusal.NOT_STARTER, conversation)
+            if proposal:
+                return _refused(Refusal.NOT_STARTER, conversation)
+            # Someone else asking to end leaves it: only its starter can end it.
+            await self.engine.leave(conversation, user_id, via="command")
+            return Result(conversation, notices=(Notice(NoticeKind.LEFT, LEFT_TEXT),))
         if proposal and not conversation.ladder.end_proposed:
             return _refused(Refusal.NOT_ASKED, conversation)
         return Result(conversation, notices=(Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),))
@@ -387,11 +403,21 @@ class Flows:
         conversation = await self.engine.get(conversation_id)
         if conversation is None:
             return _refused(Refusal.NOT_FOUND)
+        if not await self._concerns(conversation, user_id):
+            return _refused(Refusal.NOT_CONCERNED, conversation)
         text = storable(text)
         await self.engine.feedback(conversation.id, user_id, text)
         entry = ModLogEntry(ModLogKind.FEEDBACK, conversation, actor_id=user_id, text=text)
         await self._guarded(self._modlog.write(entry), "write to the mod-log")
         return Result(conversation)
+
+    async def _concerns(self, conversation: Conversation, user_id: str) -> bool:
+        """Whether what happened in `conversation` is this person's to dispute: it is theirs,
+        or they were shut out of it."""
+        if conversation.user_id == user_id:
+            return True
+        ladder = (await self.engine.participants(conversation.id)).get(user_id)
+        return ladder is not None and ladder.ended
 
     async def reopen(
         self,

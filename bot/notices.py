@@ -23,11 +23,20 @@ class NoticeKind(StrEnum):
     AFTER_END = "after_end"  # to the starter, privately: start again, or say it was a mistake
     STARTED = "started"  # a new conversation (or a branch) starts in this place
     REOPENED = "reopened"  # a moderator reopened the conversation
+    SHUT_OUT = "shut_out"  # to someone other than the starter: they may no longer take part
+    LEFT = "left"  # to someone other than the starter who asked to end: they left it
 
 
 # Shown only to the person concerned (an ephemeral message, a DM), never to the whole place.
 PRIVATE = frozenset(
-    {NoticeKind.BLOCKED, NoticeKind.LIMIT, NoticeKind.TOO_LONG, NoticeKind.AFTER_END}
+    {
+        NoticeKind.BLOCKED,
+        NoticeKind.LIMIT,
+        NoticeKind.TOO_LONG,
+        NoticeKind.AFTER_END,
+        NoticeKind.SHUT_OUT,
+        NoticeKind.LEFT,
+    }
 )
 
 
@@ -42,12 +51,16 @@ class Notice:
     A notice that `replaces` names an earlier message posted in the place (its platform id)
     takes that message's place, controls and all: an END_LAPSED notice withdraws the end
     confirmation nobody answered, so that no stale button can end the conversation later.
+
+    A notice `to` someone is shown to that person only: in a shared place, the warning and
+    crisis resources for someone other than the starter are theirs, not the starter's.
     """
 
     kind: NoticeKind
     text: str
     resources: str = ""
     replaces: str = ""
+    to: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,21 +108,48 @@ LIMIT_TEXT = (
     "now. Please try again later."
 )
 
-_END_REASONS = {
+# What the person kept doing: an end earned by the ladder, said of the conversation ("it")
+# or of the person shut out of someone else's ("you").
+_KEPT = {
     EndReason.PERSISTENT_HARMFUL_REQUESTS: (
-        "it kept asking for harmful content after being redirected and warned"
+        "kept asking for harmful content after being redirected and warned"
     ),
-    EndReason.PERSISTENT_ABUSE: "it kept being abusive after being redirected and warned",
-    EndReason.USER_REQUESTED: "you asked to end it",
+    EndReason.PERSISTENT_ABUSE: "kept being abusive after being redirected and warned",
 }
 
 
 def end_text(reason: EndReason) -> str:
     """The final notice's reason in plain words."""
-    return f"This conversation has ended because {_END_REASONS[reason]}."
+    why = "you asked to end it" if reason is EndReason.USER_REQUESTED else f"it {_KEPT[reason]}"
+    return f"This conversation has ended because {why}."
 
 
 BLOCKED_TEXT = "This conversation has ended, so I won't reply here."
+PARTICIPANT_WARNING_TEXT = (
+    "Heads up: I've had to decline several of your requests in this conversation, which "
+    "someone else started. If this continues, you will no longer be able to take part in it. "
+    "You're welcome to ask about something else."
+)
+SHUT_OUT_BLOCKED_TEXT = (
+    "You can no longer take part in this conversation, so I won't reply to you here. You can "
+    "start a conversation of your own at any time."
+)
+LEFT_TEXT = (
+    "You've left this conversation; it goes on for the person who started it. Only they can "
+    "end it. You can start a conversation of your own at any time."
+)
+
+
+def shut_out_text(reason: EndReason) -> str:
+    """What someone other than the starter is told, privately, when shut out."""
+    why = "you asked to leave it" if reason is EndReason.USER_REQUESTED else f"you {_KEPT[reason]}"
+    return (
+        f"You can no longer take part in this conversation because {why}. "
+        "It goes on for the person who started it. You can start a conversation of your own "
+        "at any time."
+    )
+
+
 CUT_SHORT_TEXT = (
     "(My reply was cut short: it reached the longest reply I may give. Ask me to go on if "
     "you want the rest.)"

@@ -89,6 +89,7 @@ class ModLogKind(StrEnum):
     ENDED = "ended"
     REOPENED = "reopened"
     FEEDBACK = "feedback"
+    SHUT_OUT = "shut_out"  # someone other than the starter may no longer take part
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +98,9 @@ class ModLogEntry:
 
     kind: ModLogKind
     conversation: Conversation
-    actor_id: str = ""  # the moderator who reopened it, or the person giving feedback
-    text: str = ""  # the reopen note, or the feedback
+    # the moderator who reopened it, the person giving feedback, or the person shut out
+    actor_id: str = ""
+    text: str = ""  # the reopen note, the feedback, or why someone was shut out
     message_id: str = ""  # the platform message to link to (the final notice), if any
 
 
@@ -355,12 +357,19 @@ class Store(Protocol):
         events: Sequence[AuditEvent] = (),
         exclude_seq: int | None = None,
         answered: Inbound | None = None,
+        participant: tuple[str, LadderState] | None = None,
     ) -> Conversation:
         """Store the turn's messages, the new ladder state and its events in one transaction.
 
         `exclude_seq` marks that earlier message as out of context (a refused turn);
-        `answered` (the message the turn answered) leaves the received ones with it.
+        `answered` (the message the turn answered) leaves the received ones with it;
+        `participant` (user id, ladder) is the ladder of someone other than the starter
+        whose message the turn answered (shut out when it has ended).
         """
+        ...
+
+    async def participants(self, conversation_id: str) -> dict[str, LadderState]:
+        """The ladder of each person other than the starter who wrote in the conversation."""
         ...
 
     async def record_blocked(
@@ -395,7 +404,8 @@ class Store(Protocol):
     ) -> list[Conversation]: ...
 
     async def ended_count(self, platform: str, user_id: str, since: datetime) -> int:
-        """How many of the user's conversations were ended (not at their request) since then."""
+        """How many ends this person earned since then: their own conversations ended (not
+        at their request), and the conversations of others they were shut out of."""
         ...
 
     async def forget_events_before(self, before: datetime) -> int:

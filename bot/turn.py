@@ -14,11 +14,14 @@ from bot.notices import (
     CONFIRM_END_TEXT,
     CUT_SHORT_TEXT,
     END_LAPSED_TEXT,
+    LEFT_TEXT,
+    PARTICIPANT_WARNING_TEXT,
     REFUSAL_DECLINE,
     WARNING_TEXT,
     Notice,
     NoticeKind,
     end_text,
+    shut_out_text,
 )
 from bot.policy import (
     Blocked,
@@ -29,12 +32,15 @@ from bot.policy import (
     Ended,
     EndProposed,
     EndRequest,
+    Left,
     ProposalLapsed,
     Redirected,
     Refusal,
     Reopened,
     Rules,
+    ShutOut,
     Signal,
+    Speaker,
     UserMessage,
     Warned,
     transition,
@@ -79,13 +85,20 @@ class TurnResult:
 
 @dataclass(slots=True)
 class Turn:
-    """Runs the tool-use loop for one user message against the ladder."""
+    """Runs the tool-use loop for one user message against its author's ladder.
+
+    In a shared place the author may not be the starter (`speaker`): what their ladder
+    earns (a warning, crisis resources, being shut out) is theirs alone, so its notices go
+    to them (`author`), not to the place.
+    """
 
     model: Model
     rules: Rules
     crisis_message: str
     at: datetime
     message_id: str = ""
+    speaker: Speaker = field(default_factory=Speaker)
+    author: str = ""
     _parts: list[str] = field(default_factory=list)
     _new_round: bool = False
     _display_failed: bool = False
@@ -188,13 +201,17 @@ class Turn:
                 effects = self._apply(
                     result, Concern(kind), Actor.MODEL, kind=kind.value, note=note
                 )
-                return _concern_result(result.ladder, effects), False, False
+                return _concern_result(result.ladder, effects, self.speaker), False, False
             case EndConversationCall(reason=reason, explanation=explanation):
                 effects = self._apply(
                     result, EndRequest(reason, Actor.MODEL), Actor.MODEL, explanation=explanation
                 )
                 if any(isinstance(e, Ended) for e in effects):
                     return "The conversation has ended. Say nothing more.", False, True
+                if any(isinstance(e, ShutOut) for e in effects):
+                    return _SHUT_OUT, False, True
+                if any(isinstance(e, Left) for e in effects):
+                    return _LEFT, False, False
                 declined = [e.why.value for e in effects if isinstance(e, EndDeclined)]
                 if declined:
                     return _DECLINE_REASONS[declined[0]], False, False
@@ -209,7 +226,7 @@ class Turn:
     def _apply(
         self, result: TurnResult, signal: Signal, actor: Actor, **detail: Any
     ) -> tuple[Effect, ...]:
-        result.ladder, effects = transition(result.ladder, signal, self.rules)
+        result.ladder, effects = transition(result.ladder, signal, self.rules, self.speaker)
         for effect in effects:
             self._record(result, effect, actor, detail)
         return effects
@@ -220,6 +237,10 @@ class Turn:
         event, notice = effect_entry(
             effect, actor, self._detail(detail), self.crisis_message, self.at
         )
+        if not self.speaker.starter and notice is not None:
+            notice = _to_participant(notice, self.author)
+        if not self.speaker.starter and event is not None:
+            event.detail.setdefault("participant", self.author)
         if event is not None:
             result.events.append(event)
         if notice is not None:
@@ -242,14 +263,41 @@ _PROPOSED = (
 )
 
 
-def _concern_result(ladder: LadderState, effects: tuple[Effect, ...]) -> str:
+_SHUT_OUT = (
+    "This person did not start the conversation: they are now shut out of it and get no "
+    "more replies here. The conversation goes on for the person who started it. Say "
+    "nothing more to the one shut out."
+)
+_LEFT = (
+    "This person did not start the conversation, so they cannot end it: they have left it "
+    "instead, and it goes on for the person who started it."
+)
+
+
+def _concern_result(ladder: LadderState, effects: tuple[Effect, ...], speaker: Speaker) -> str:
     """Tell the model where the ladder stands, so it knows when ending is even possible."""
     if any(isinstance(e, CrisisFlagged) for e in effects):
         return "Noted. Crisis resources are being shown to the person. Stay with them."
-    parts = [f"Noted. Redirects so far in this conversation: {ladder.redirects}."]
+    whose = "in this conversation" if speaker.starter else "from this person"
+    parts = [f"Noted. Redirects so far {whose}: {ladder.redirects}."]
     if any(isinstance(e, Warned) for e in effects):
-        parts.append("The bot has now warned the person that continuing will end it.")
+        if speaker.starter:
+            parts.append("The bot has now warned the person that continuing will end it.")
+        else:
+            parts.append(
+                "The bot has now warned this person (who did not start the conversation) "
+                "that continuing will shut them out of it."
+            )
     return " ".join(parts)
+
+
+def _to_participant(notice: Notice, author: str) -> Notice:
+    """A notice of someone else's ladder goes to them alone, in words that fit them."""
+    if notice.kind is NoticeKind.WARNING:
+        return Notice(NoticeKind.WARNING, PARTICIPANT_WARNING_TEXT, to=author)
+    if notice.kind is NoticeKind.CRISIS:
+        return Notice(NoticeKind.CRISIS, notice.text, to=author)
+    return notice
 
 
 def effect_entry(
@@ -286,6 +334,18 @@ def effect_entry(
             return (
                 AuditEvent("end_proposal_lapsed", at, actor, dict(detail)),
                 Notice(NoticeKind.END_LAPSED, END_LAPSED_TEXT),
+            )
+        case ShutOut(reason):
+            return (
+                AuditEvent(
+                    "participant_shut_out", at, Actor.MODEL, {**detail, "reason": reason.value}
+                ),
+                Notice(NoticeKind.SHUT_OUT, shut_out_text(reason)),
+            )
+        case Left():
+            return (
+                AuditEvent("participant_left", at, Actor.USER, dict(detail)),
+                Notice(NoticeKind.LEFT, LEFT_TEXT),
             )
         case Reopened():
             return AuditEvent("reopen", at, actor, dict(detail)), None

@@ -165,7 +165,30 @@ _V5 = Migration(
     ("ALTER TABLE inbox ADD COLUMN files TEXT NOT NULL DEFAULT '[]'",),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
+# Existing conversations keep their state: the starter's ladder stays the conversation's own,
+# and nobody else has written in them as a participant of their own yet.
+_V6 = Migration(
+    6,
+    "the ladder of each participant other than the starter (a shared place)",
+    (
+        """
+        CREATE TABLE participants (
+            conversation_id TEXT    NOT NULL REFERENCES conversations (id),
+            user_id         TEXT    NOT NULL,
+            redirects       INTEGER NOT NULL DEFAULT 0,
+            warned          INTEGER NOT NULL DEFAULT 0,
+            crisis          INTEGER NOT NULL DEFAULT 0,
+            shut_out        INTEGER NOT NULL DEFAULT 0,
+            shut_out_reason TEXT,
+            shut_out_at     TEXT,
+            PRIMARY KEY (conversation_id, user_id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX participants_shut_out ON participants (user_id, shut_out_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 
 
 def schema_version(db: sqlite3.Connection) -> int:

@@ -67,9 +67,23 @@ _RECENT = (
 _ALL_MESSAGES = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 ORDER BY seq"
 _EVENTS = "SELECT kind, at, actor, detail FROM events WHERE conversation_id = $1 ORDER BY n"
 _FEEDBACK = "SELECT user_id, text, at FROM feedback WHERE conversation_id = $1 ORDER BY n"
+# Ends a person earned: their own conversations ended, and others' they were shut out of.
 _ENDED_COUNT = (
-    "SELECT COUNT(*) FROM conversations WHERE platform = $1 AND user_id = $2 "
-    "AND ended_at >= $3 AND ended AND ended_reason IS DISTINCT FROM $4"
+    "SELECT (SELECT COUNT(*) FROM conversations WHERE platform = $1 AND user_id = $2 "
+    "AND ended_at >= $3 AND ended AND ended_reason IS DISTINCT FROM $4) + "
+    "(SELECT COUNT(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id "
+    "WHERE p.user_id = $2 AND p.shut_out AND p.shut_out_at >= $3 AND c.platform = $1)"
+)
+_PARTICIPANTS = f"SELECT {codec.PARTICIPANT_COLUMNS} FROM participants WHERE conversation_id = $1"
+# Shut out stamps `shut_out_at` once; a moderator letting them back in clears it.
+_SAVE_PARTICIPANT = (
+    "INSERT INTO participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
+    "shut_out_reason, shut_out_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+    "CASE WHEN $6 THEN $8::timestamptz END) "
+    "ON CONFLICT (conversation_id, user_id) DO UPDATE SET redirects = excluded.redirects, "
+    "warned = excluded.warned, crisis = excluded.crisis, shut_out = excluded.shut_out, "
+    "shut_out_reason = excluded.shut_out_reason, shut_out_at = CASE WHEN NOT excluded.shut_out "
+    "THEN NULL WHEN participants.shut_out THEN participants.shut_out_at ELSE $8 END"
 )
 # `last_seq` numbers a conversation's messages. It is raised by the UPDATE that also locks
 # the conversation's row, and PostgreSQL re-reads a row it waited for, so two processes
@@ -345,6 +359,12 @@ class PostgresStore:
             )
         return int(count)
 
+    async def participants(self, conversation_id: str) -> dict[str, LadderState]:
+        """The ladder of each person other than the starter who wrote in the conversation."""
+        async with self._connection() as db:
+            rows = await db.fetch(_PARTICIPANTS, conversation_id)
+        return codec.participant_ladders(rows)
+
     async def feedback(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
         """(user_id, text, at) of each feedback row, oldest first."""
         async with self._connection() as db:
@@ -450,12 +470,14 @@ class PostgresStore:
         events: Sequence[AuditEvent] = (),
         exclude_seq: int | None = None,
         answered: Inbound | None = None,
+        participant: tuple[str, LadderState] | None = None,
     ) -> Conversation:
         """Store the turn's messages, the new ladder state and its events in one transaction.
 
         `exclude_seq` marks that earlier message as out of context (a refused turn). Ending
         stamps `ended_at`; reopening clears it. `answered`, the message the turn answered,
-        leaves the received ones in the same transaction.
+        leaves the received ones in the same transaction; `participant` (user id, ladder) is
+        saved with them.
         """
         update = (
             ladder.redirects,
@@ -470,7 +492,7 @@ class PostgresStore:
         )
         message_rows = _message_rows(messages)
         event_rows = _event_rows(events)
-        if exclude_seq is None and answered is None:  # a single statement
+        if exclude_seq is None and answered is None and participant is None:  # one statement
             async with self._connection() as db:
                 row = await db.fetchrow(
                     _COMMIT_TURN,
@@ -490,6 +512,9 @@ class PostgresStore:
                 raise UnknownConversation(conversation_id)
             if answered is not None:
                 await db.execute(_TAKE_RECEIVED, answered.key.platform, answered.event_id)
+            if participant is not None:
+                values = codec.participant_values(conversation_id, *participant, _aware(at))
+                await db.execute(_SAVE_PARTICIPANT, *values)
             first = row["last_seq"] - len(message_rows) + 1
             await _insert_messages(db, conversation_id, first, message_rows)
             await _insert_events(db, conversation_id, event_rows)

@@ -167,7 +167,30 @@ _V3 = Migration(
     ("ALTER TABLE inbox ADD COLUMN files TEXT NOT NULL DEFAULT '[]'",),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+# Existing conversations keep their state: the starter's ladder stays the conversation's own,
+# and nobody else has written in them as a participant of their own yet.
+_V4 = Migration(
+    4,
+    "the ladder of each participant other than the starter (a shared place)",
+    (
+        """
+        CREATE TABLE participants (
+            conversation_id TEXT    NOT NULL REFERENCES conversations (id),
+            user_id         TEXT    NOT NULL,
+            redirects       INTEGER NOT NULL DEFAULT 0,
+            warned          BOOLEAN NOT NULL DEFAULT false,
+            crisis          BOOLEAN NOT NULL DEFAULT false,
+            shut_out        BOOLEAN NOT NULL DEFAULT false,
+            shut_out_reason TEXT,
+            shut_out_at     TIMESTAMPTZ,
+            PRIMARY KEY (conversation_id, user_id)
+        )
+        """,
+        "CREATE INDEX participants_shut_out ON participants (user_id, shut_out_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 
 _VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_version "

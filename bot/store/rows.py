@@ -13,11 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.conversation import (
+    Actor,
     AuditEvent,
     ContextEntry,
     ConversationKey,
+    EndReason,
     FileRef,
     Inbound,
+    LadderState,
     StoredMessage,
 )
 from bot.ports import NewMessage
@@ -135,3 +138,41 @@ def messages(rows: Sequence[Any], at: Callable[[Any], datetime]) -> list[StoredM
             rows, apis, strict=True
         )
     ]
+
+
+# The participants' columns `participant_ladders` reads, in its order. A participant is
+# anyone but the starter who wrote in a conversation; the starter's ladder is the
+# conversation's own. Shut out is their ended ladder (only the model shuts anyone out).
+PARTICIPANT_COLUMNS = "user_id, redirects, warned, crisis, shut_out, shut_out_reason"
+
+
+def participant_ladders(rows: Sequence[Any]) -> dict[str, LadderState]:
+    """Rows of PARTICIPANT_COLUMNS as each participant's ladder."""
+    return {
+        user_id: LadderState(
+            redirects=redirects,
+            warned=bool(warned),
+            crisis=bool(crisis),
+            ended=bool(shut_out),
+            ended_by=Actor.MODEL if shut_out else None,
+            ended_reason=None if reason is None else EndReason(reason),
+        )
+        for user_id, redirects, warned, crisis, shut_out, reason in rows
+    }
+
+
+def participant_values(
+    conversation_id: str, user_id: str, ladder: LadderState, at: Any
+) -> tuple[Any, ...]:
+    """(conversation_id, user_id, redirects, warned, crisis, shut_out, reason, at)."""
+    reason = None if ladder.ended_reason is None else ladder.ended_reason.value
+    return (
+        conversation_id,
+        user_id,
+        ladder.redirects,
+        ladder.warned,
+        ladder.crisis,
+        ladder.ended,
+        reason,
+        at,
+    )

@@ -78,9 +78,22 @@ _RECENT = (
 _ALL_MESSAGES = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq"
 _EVENTS = "SELECT kind, at, actor, detail FROM events WHERE conversation_id = ? ORDER BY n"
 _FEEDBACK = "SELECT user_id, text, at FROM feedback WHERE conversation_id = ? ORDER BY n"
+# Ends a person earned: their own conversations ended, and others' they were shut out of.
 _ENDED_COUNT = (
-    "SELECT COUNT(*) FROM conversations WHERE platform = ? AND user_id = ? "
-    "AND ended_at >= ? AND ended = 1 AND ended_reason IS NOT ?"
+    "SELECT (SELECT COUNT(*) FROM conversations WHERE platform = ?1 AND user_id = ?2 "
+    "AND ended_at >= ?3 AND ended = 1 AND ended_reason IS NOT ?4) + "
+    "(SELECT COUNT(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id "
+    "WHERE p.user_id = ?2 AND p.shut_out = 1 AND p.shut_out_at >= ?3 AND c.platform = ?1)"
+)
+_PARTICIPANTS = f"SELECT {codec.PARTICIPANT_COLUMNS} FROM participants WHERE conversation_id = ?"
+# Shut out stamps `shut_out_at` once; a moderator letting them back in clears it.
+_SAVE_PARTICIPANT = (
+    "INSERT INTO participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
+    "shut_out_reason, shut_out_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?6 THEN ?8 END) "
+    "ON CONFLICT (conversation_id, user_id) DO UPDATE SET redirects = excluded.redirects, "
+    "warned = excluded.warned, crisis = excluded.crisis, shut_out = excluded.shut_out, "
+    "shut_out_reason = excluded.shut_out_reason, shut_out_at = CASE WHEN NOT excluded.shut_out "
+    "THEN NULL WHEN participants.shut_out THEN participants.shut_out_at ELSE ?8 END"
 )
 _INSERT_CONVERSATION = (
     "INSERT INTO conversations "
@@ -308,6 +321,10 @@ class SqliteStore:
         params = (platform, user_id, _to_text(since), EndReason.USER_REQUESTED.value)
         return await self._read(_ended_count, params)
 
+    async def participants(self, conversation_id: str) -> dict[str, LadderState]:
+        """The ladder of each person other than the starter who wrote in the conversation."""
+        return await self._read(_participants, conversation_id)
+
     async def feedback(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
         """(user_id, text, at) of each feedback row, oldest first."""
         return await self._read(_feedback, conversation_id)
@@ -378,12 +395,14 @@ class SqliteStore:
         events: Sequence[AuditEvent] = (),
         exclude_seq: int | None = None,
         answered: Inbound | None = None,
+        participant: tuple[str, LadderState] | None = None,
     ) -> Conversation:
         """Store the turn's messages, the new ladder state and its events in one transaction.
 
         `exclude_seq` marks that earlier message as out of context (a refused turn). Ending
         stamps `ended_at`; reopening clears it. `answered`, the message the turn answered,
-        leaves the received ones in the same transaction.
+        leaves the received ones in the same transaction; `participant` (user id, ladder) is
+        saved with them.
         """
         update = (
             ladder.redirects,
@@ -404,6 +423,9 @@ class SqliteStore:
             _event_rows(events),
             exclude_seq,
             None if answered is None else (answered.key.platform, answered.event_id),
+            None
+            if participant is None
+            else codec.participant_values(conversation_id, *participant, _to_text(at)),
         )
 
     async def record_blocked(
@@ -723,6 +745,10 @@ def _ended_count(db: sqlite3.Connection, params: tuple[str, ...]) -> int:
     return int(db.execute(_ENDED_COUNT, params).fetchall()[0][0])
 
 
+def _participants(db: sqlite3.Connection, conversation_id: str) -> dict[str, LadderState]:
+    return codec.participant_ladders(db.execute(_PARTICIPANTS, (conversation_id,)).fetchall())
+
+
 def _require(db: sqlite3.Connection, conversation_id: str) -> None:
     if not db.execute(_EXISTS, (conversation_id,)).fetchall():
         raise UnknownConversation(conversation_id)
@@ -774,10 +800,13 @@ def _commit_turn(
     event_rows: list[tuple[Any, ...]],
     exclude_seq: int | None,
     answered: tuple[str, str] | None = None,
+    participant: tuple[Any, ...] | None = None,
 ) -> Conversation:
     rows = db.execute(_UPDATE_LADDER, update).fetchall()
     if not rows:
         raise UnknownConversation(conversation_id)
+    if participant is not None:
+        db.execute(_SAVE_PARTICIPANT, participant)
     if answered is not None:
         _take_received(db, answered)
     _insert_messages(db, conversation_id, message_rows)

@@ -243,7 +243,9 @@ _MODLOG_TITLES = {
     ModLogKind.ENDED: "Conversation ended",
     ModLogKind.REOPENED: "Conversation reopened",
     ModLogKind.FEEDBACK: "Feedback on an ended conversation",
+    ModLogKind.SHUT_OUT: "Someone was shut out of a conversation (it goes on)",
 }
+_MODLOG_TEXT_LABELS = {ModLogKind.REOPENED: "Note", ModLogKind.SHUT_OUT: "Why"}
 
 
 def modlog(entry: ModLogEntry, guild_id: int | None) -> discord.Embed:
@@ -262,7 +264,7 @@ def modlog(entry: ModLogEntry, guild_id: int | None) -> discord.Embed:
         "Ended by": ladder.ended_by.value if ladder.ended_by else "",
     } if entry.kind is ModLogKind.ENDED else {
         "By": f"<@{entry.actor_id}>" if entry.actor_id else "",
-        "Note" if entry.kind is ModLogKind.REOPENED else "Feedback": entry.text,
+        _MODLOG_TEXT_LABELS.get(entry.kind, "Feedback"): entry.text,
     }  # fmt: skip
     for name, value in fields.items():
         if value:

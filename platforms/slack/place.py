@@ -216,6 +216,11 @@ class SlackModLog:
                 f":no_entry_sign: Conversation `{conversation.id}` with "
                 f"<@{conversation.user_id}> ended by {ladder.ended_by} ({ladder.ended_reason})."
             )
+        elif entry.kind is ModLogKind.SHUT_OUT:
+            text = (
+                f":no_entry_sign: {who} was shut out of `{conversation.id}` (started by "
+                f"<@{conversation.user_id}>, which goes on): {escape(entry.text)}"
+            )
         elif entry.kind is ModLogKind.REOPENED:
             why = f": {escape(entry.text)}" if entry.text else ""
             text = f":arrows_counterclockwise: {who} reopened `{conversation.id}`{why}."

@@ -128,6 +128,8 @@ _ICONS = {
     NoticeKind.CUT_SHORT: ":scissors:",
     NoticeKind.STARTED: ":wave:",
     NoticeKind.REOPENED: ":arrows_counterclockwise:",
+    NoticeKind.SHUT_OUT: ":no_entry_sign:",
+    NoticeKind.LEFT: ":wave:",
 }
 
 

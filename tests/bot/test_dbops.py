@@ -116,6 +116,7 @@ async def test_copy_sqlite_to_postgres_and_back_loses_nothing(
         "feedback": 1,
         "inbox": 1,
         "communities": 1,
+        "participants": 0,
     }
     await copy(parse_database_url(postgres_url), parse_database_url(back_url), replace=False)
 

@@ -281,8 +281,9 @@ async def test_crisis_resources_come_with_the_final_notice(setup: Setup) -> None
 async def test_ask_to_end_refusals_are_data(setup: Setup) -> None:
     assert (await setup.flows.ask_to_end(HERE, ALICE)).refusal is Refusal.NOT_FOUND
     await setup.say("hi")
-    refused = await setup.flows.ask_to_end(HERE, BOB)
-    assert refused.refusal is Refusal.NOT_STARTER and "started" in refused.text
+    left = await setup.flows.ask_to_end(HERE, BOB)  # someone else asking just leaves
+    assert left.ok and [n.kind for n in left.notices] == [NoticeKind.LEFT]
+    assert (await setup.flows.ask_to_end(HERE, BOB, proposal=True)).refusal is Refusal.NOT_STARTER
     asked = await setup.flows.ask_to_end(HERE, ALICE)
     assert asked.ok and [n.kind for n in asked.notices] == [NoticeKind.CONFIRM_END]
     await setup.flows.confirm_end(HERE, ALICE, setup.here)

@@ -1,0 +1,72 @@
+"""Each participant's ladder in a shared place, on both backends: kept with the turn that
+climbed it, shut out once, and counted against the person who earned it."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from bot.conversation import Actor, Conversation, ConversationKey, EndReason, LadderState
+from tests.bot.storekit import T0, at, event, inbound, user_message
+from tests.bot.test_store import AnyStore, store  # noqa: F401 - `store` is a fixture
+
+
+@pytest.fixture
+def db(store: AnyStore) -> AnyStore:  # noqa: F811 - test_store's fixture: each backend, empty
+    return store
+
+
+SHUT_OUT = LadderState(
+    redirects=3,
+    warned=True,
+    ended=True,
+    ended_by=Actor.MODEL,
+    ended_reason=EndReason.PERSISTENT_ABUSE,
+)
+
+
+async def turn_of(
+    db: AnyStore, conversation_id: str, who: str, n: int, ladder: LadderState
+) -> Conversation:
+    key = (await db.get(conversation_id)).key
+    message = user_message("hey", at(n), user_id=who)
+    assert await db.begin_turn(conversation_id, inbound(f"e{n}", who, key), message)
+    starter = (await db.get(conversation_id)).ladder
+    return await db.commit_turn(
+        conversation_id, starter, at(n), (), [event("redirect", at(n))], participant=(who, ladder)
+    )
+
+
+async def test_someone_elses_ladder_is_theirs_and_the_conversation_keeps_its_own(
+    db: AnyStore,
+) -> None:
+    conversation = await db.create(ConversationKey("discord", "t1"), "alice", T0)
+    assert await db.participants(conversation.id) == {}
+    warned = LadderState(redirects=2, warned=True)
+    after = await turn_of(db, conversation.id, "bob", 1, warned)
+    assert after.ladder == LadderState() and not after.ladder.ended
+    assert await db.participants(conversation.id) == {"bob": warned}
+    await turn_of(db, conversation.id, "bob", 2, SHUT_OUT)
+    await turn_of(db, conversation.id, "carol", 3, LadderState(crisis=True))
+    assert await db.participants(conversation.id) == {
+        "bob": SHUT_OUT,
+        "carol": LadderState(crisis=True),
+    }
+    assert not (await db.get(conversation.id)).ladder.ended
+
+
+async def test_ends_count_against_who_earned_them(db: AnyStore) -> None:
+    alices = await db.create(ConversationKey("discord", "t1"), "alice", T0)
+    await turn_of(db, alices.id, "bob", 1, SHUT_OUT)
+    assert await db.ended_count("discord", "alice", T0) == 0
+    assert await db.ended_count("discord", "bob", T0) == 1
+    assert await db.ended_count("slack", "bob", T0) == 0
+    assert await db.ended_count("discord", "bob", at(2)) == 0  # earned before `since`
+    # Shut out is stamped once: another turn of the same ladder does not move it.
+    await turn_of(db, alices.id, "bob", 5, SHUT_OUT)
+    assert await db.ended_count("discord", "bob", at(2)) == 0
+    # Let back in (a moderator), then shut out again: stamped anew.
+    await turn_of(db, alices.id, "bob", 6, replace(SHUT_OUT, ended=False))
+    await turn_of(db, alices.id, "bob", 7, SHUT_OUT)
+    assert await db.ended_count("discord", "bob", at(6)) == 1
