@@ -75,15 +75,25 @@ def slack_overrides() -> dict[str, Any]:
     return {}
 
 
+@pytest.fixture
+def settings_overrides() -> dict[str, Any]:
+    """Process-wide settings a test module changes (slack_overrides: the Slack section)."""
+    return {}
+
+
 @pytest_asyncio.fixture
 async def harness(
     tmp_path: Path,
     fake_slack: FakeSlack,
     fake_anthropic: FakeAnthropic,
     slack_overrides: dict[str, Any],
+    settings_overrides: dict[str, Any],
 ) -> AsyncIterator[SlackHarness]:
     settings: Settings = make_settings(
-        tmp_path, fake_anthropic, slack=slack_settings(fake_slack, **slack_overrides)
+        tmp_path,
+        fake_anthropic,
+        slack=slack_settings(fake_slack, **slack_overrides),
+        **settings_overrides,
     )
     no_wait.waits = []  # type: ignore[attr-defined]
     clock = Clock()
