@@ -129,9 +129,13 @@ async def test_only_the_starter_can_end_it(harness: SlackHarness) -> None:
     value = action_value(conversation.id, Place.CHANNEL)
     await harness.send.interaction(button(END_CONFIRM, value, user="U0MALLORY", thread_ts=THREAD))
     await harness.settle()
-    told = ephemerals(harness)
-    assert len(told) == 3 and all("Only the person" in e["text"] for e in told)
+    told = sorted(e["text"] for e in ephemerals(harness))
+    # Asking to end someone else's conversation leaves it; confirming an end is refused.
+    assert len(told) == 3 and "Only the person" in told[0]
+    assert all("You've left this conversation" in t for t in told[1:])
     assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
+    _, events = await harness.runtime.engine.record(conversation.id)
+    assert [e.kind for e in events].count("participant_left") == 2
 
 
 async def test_end_without_a_link_says_how(harness: SlackHarness) -> None:
