@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal, overload
 
@@ -53,6 +54,20 @@ def user_content(text: str, attachments: Sequence[Attachment]) -> list[dict[str,
     body = "\n\n".join(part for part in (text.strip(), *notes) if part)
     blocks.append({"type": "text", "text": body or "(empty message)"})
     return blocks
+
+
+_LABEL_SAFE = re.compile(r"[^A-Za-z0-9_.:@-]")
+
+
+def participant_label(user_id: str) -> dict[str, Any]:
+    """The text block that names someone other than the starter at the head of their
+    message, so the model can tell who is speaking. Only they are labelled: a conversation
+    nobody else joined is sent exactly as before, and its cached prefix stays valid."""
+    who = _LABEL_SAFE.sub("", user_id)[:64] or "unknown"
+    return {
+        "type": "text",
+        "text": f"[from participant {who}, who did not start this conversation]",
+    }
 
 
 def _is_text(attachment: Attachment) -> bool:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.communities import CommunitySettings
-from bot.context import build_context, user_content
+from bot.context import build_context, participant_label, user_content
 from bot.conversation import (
     Actor,
     AuditEvent,
@@ -246,6 +246,8 @@ class Engine:
     ) -> Outcome:
         at = self._clock()
         content = user_content(inbound.text, inbound.attachments)
+        if inbound.user_id != conversation.user_id:
+            content.insert(0, participant_label(inbound.user_id))
         message = NewMessage(
             "user",
             inbound.text,

@@ -142,7 +142,8 @@ async def _export_conversations(args: argparse.Namespace, settings: Settings) ->
             if args.format == "md":
                 messages, events = await engine.record(conversation.id)
                 separator = "\n---\n\n" if index else ""
-                sys.stdout.write(separator + markdown(conversation, messages, events))
+                others = await engine.participants(conversation.id)
+                sys.stdout.write(separator + markdown(conversation, messages, events, others))
             else:
                 print(json.dumps(await full_json(engine, conversation)))
             progress.step()

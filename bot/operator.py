@@ -9,7 +9,7 @@ from typing import Any
 
 from bot.adapters import Check, adapter, adapters
 from bot.app import UnconfiguredModel, build_runtime
-from bot.conversation import AuditEvent, Conversation, StoredMessage
+from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessage
 from bot.engine import ConversationNotFound, Engine
 from bot.ports import ModelUnavailable
 from bot.settings import Settings
@@ -57,13 +57,28 @@ def event_json(event: AuditEvent) -> dict[str, Any]:
     }
 
 
+def participant_json(user_id: str, ladder: LadderState) -> dict[str, Any]:
+    """Someone other than the starter who wrote in the conversation, and their ladder."""
+    return {
+        "user_id": user_id,
+        "redirects": ladder.redirects,
+        "warned": ladder.warned,
+        "crisis": ladder.crisis,
+        "shut_out": ladder.ended,
+        "shut_out_reason": ladder.ended_reason.value if ladder.ended_reason else None,
+    }
+
+
 async def full_json(engine: Engine, conversation: Conversation) -> dict[str, Any]:
-    """The `show --json` shape: the conversation, its `messages` and its audit `events`."""
+    """The `show --json` shape: the conversation, its `messages`, its audit `events` and
+    the `participants` other than its starter."""
     messages, events = await engine.record(conversation.id)
+    others = await engine.participants(conversation.id)
     return {
         **conversation_json(conversation),
         "messages": [message_json(m) for m in messages],
         "events": [event_json(e) for e in events],
+        "participants": [participant_json(u, ladder) for u, ladder in sorted(others.items())],
     }
 
 
@@ -136,6 +151,12 @@ def _describe(shown: dict[str, Any]) -> str:
     if shown["state"] == "ended":
         lines.append(
             f"  ended by {shown['ended_by']}: {shown['ended_reason']} at {shown['ended_at']}"
+        )
+    for p in shown["participants"]:
+        out = f", shut out: {p['shut_out_reason']}" if p["shut_out"] else ""
+        lines.append(
+            f"  also writing: {p['user_id']} (redirects {p['redirects']}, warned "
+            f"{_yes(p['warned'])}, crisis {_yes(p['crisis'])}{out})"
         )
     lines.append("Messages:")
     for m in shown["messages"]:

@@ -3,20 +3,36 @@ moderator to read or attach to a report."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from bot.conversation import AuditEvent, Conversation, StoredMessage
+from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessage
 
 # Detail keys shown on an event's line, in this order; the rest (ids) are for `show --json`.
-_SHOWN = ("kind", "reason", "why", "decision", "redirects", "explanation", "note", "text", "error")
+_SHOWN = (
+    "participant",
+    "kind",
+    "reason",
+    "why",
+    "decision",
+    "redirects",
+    "explanation",
+    "note",
+    "text",
+    "error",
+)
 
 
 def markdown(
-    conversation: Conversation, messages: list[StoredMessage], events: list[AuditEvent]
+    conversation: Conversation,
+    messages: list[StoredMessage],
+    events: list[AuditEvent],
+    participants: Mapping[str, LadderState] | None = None,
 ) -> str:
-    """The transcript: a header with the conversation's state, then its messages and audit
-    events in time order (an event at the same instant as a message comes after it)."""
+    """The transcript: a header with the conversation's state (and the ladder of everyone
+    else who wrote in it), then its messages and audit events in time order (an event at the
+    same instant as a message comes after it)."""
     ladder = conversation.ladder
     lines = [
         f"# Conversation {conversation.id}",
@@ -35,6 +51,12 @@ def markdown(
         f"- Redirects: {ladder.redirects}; warned: {_yes(ladder.warned)}; "
         f"crisis: {_yes(ladder.crisis)}"
     )
+    for user_id, theirs in sorted((participants or {}).items()):
+        out = f"; **shut out** ({theirs.ended_reason})" if theirs.ended else ""
+        lines.append(
+            f"- Also writing: `{user_id}`: redirects {theirs.redirects}; warned: "
+            f"{_yes(theirs.warned)}; crisis: {_yes(theirs.crisis)}{out}"
+        )
     if conversation.branched_from:
         lines.append(f"- Branched from: {conversation.branched_from}")
     lines += ["", "## Transcript", ""]

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.conversation import Actor, AuditEvent, ConversationKey, FileRef, Inbound, LadderState
+from bot.conversation import (
+    Actor,
+    AuditEvent,
+    ConversationKey,
+    EndReason,
+    FileRef,
+    Inbound,
+    LadderState,
+)
 from bot.ports import NewMessage
 from bot.progress import Progress
 from bot.settings import parse_database_url
@@ -212,3 +220,59 @@ def test_progress_shows_on_a_terminal_only() -> None:
         progress.finish()
     assert terminal.getvalue() == "\rexported 1/3\rexported 2/3\rexported 3/3\n"
     assert pipe.getvalue() == ""
+
+
+async def test_show_and_the_transcript_name_who_else_wrote_and_who_was_shut_out(
+    tmp_path: Path,
+) -> None:
+    env = clean_env(tmp_path, None)
+    store = await open_store(parse_database_url(env["QUITBOT_DATABASE_URL"]))
+    try:
+        at = datetime(2026, 12, 1, tzinfo=UTC)
+        conversation = await store.create(ConversationKey("discord", "t1"), "U0ALICE", at)
+        said = NewMessage("user", "you are useless", [], at, user_id="U0BOB")
+        assert await store.begin_turn(
+            conversation.id, Inbound(conversation.key, "e1", "U0BOB", "you are useless"), said
+        )
+        shut = LadderState(
+            redirects=3,
+            warned=True,
+            ended=True,
+            ended_by=Actor.MODEL,
+            ended_reason=EndReason.PERSISTENT_ABUSE,
+        )
+        event = AuditEvent(
+            "participant_shut_out",
+            at,
+            Actor.MODEL,
+            {"participant": "U0BOB", "reason": "persistent_abuse"},
+        )
+        await store.commit_turn(
+            conversation.id, conversation.ladder, at, (), [event], participant=("U0BOB", shut)
+        )
+    finally:
+        await store.close()
+    code, out, err = await quitbot(
+        tmp_path, env, "conversations", "show", conversation.id, "--json"
+    )
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["state"] == "active" and shown["redirects"] == 0
+    assert shown["participants"] == [
+        {
+            "user_id": "U0BOB",
+            "redirects": 3,
+            "warned": True,
+            "crisis": False,
+            "shut_out": True,
+            "shut_out_reason": "persistent_abuse",
+        }
+    ]
+    code, out, err = await quitbot(tmp_path, env, "conversations", "show", conversation.id)
+    assert code == 0 and "also writing: U0BOB" in out and "shut out: persistent_abuse" in out
+    code, out, err = await quitbot(
+        tmp_path, env, "conversations", "export", conversation.id, "--format", "md"
+    )
+    assert code == 0, err
+    assert "- Also writing: `U0BOB`" in out and "**shut out** (persistent_abuse)" in out
+    assert "_participant_shut_out_ by model" in out and "participant: U0BOB" in out
