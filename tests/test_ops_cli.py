@@ -13,7 +13,6 @@ from bot.conversation import (
     Actor,
     AuditEvent,
     ConversationKey,
-    EndReason,
     FileRef,
     Inbound,
     LadderState,
@@ -22,6 +21,7 @@ from bot.ports import NewMessage
 from bot.progress import Progress
 from bot.settings import parse_database_url
 from bot.store import open_store
+from tests.bot.storekit import ENDED
 from tests.fakes.anthropic import FakeAnthropic, text, tool
 from tests.processes import clean_env, quitbot
 
@@ -234,13 +234,7 @@ async def test_show_and_the_transcript_name_who_else_wrote_and_who_was_shut_out(
         assert await store.begin_turn(
             conversation.id, Inbound(conversation.key, "e1", "U0BOB", "you are useless"), said
         )
-        shut = LadderState(
-            redirects=3,
-            warned=True,
-            ended=True,
-            ended_by=Actor.MODEL,
-            ended_reason=EndReason.PERSISTENT_ABUSE,
-        )
+        shut = ENDED  # Bob's own ladder, ended: shut out
         event = AuditEvent(
             "participant_shut_out",
             at,

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from bot.conversation import Actor, Conversation, ConversationKey, EndReason, LadderState
-from tests.bot.storekit import T0, at, event, inbound, user_message
+from bot.conversation import Conversation, ConversationKey, LadderState
+from tests.bot.storekit import ENDED, T0, at, event, inbound, user_message
 from tests.bot.test_store import AnyStore, store  # noqa: F401 - `store` is a fixture
 
 
@@ -17,13 +17,7 @@ def db(store: AnyStore) -> AnyStore:  # noqa: F811 - test_store's fixture: each 
     return store
 
 
-SHUT_OUT = LadderState(
-    redirects=3,
-    warned=True,
-    ended=True,
-    ended_by=Actor.MODEL,
-    ended_reason=EndReason.PERSISTENT_ABUSE,
-)
+SHUT_OUT = ENDED  # a participant shut out: their own ladder, ended
 
 
 async def turn_of(
