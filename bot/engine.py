@@ -168,11 +168,12 @@ class Engine:
         If no conversation lives at `inbound.key`, one is started.
         """
         async with self._serialised(inbound.key):
-            conversation = await self._store.current(inbound.key)
+            # Everyone else's ladder too: whose turn it is decides whose ladder climbs, and
+            # anyone at risk keeps the model from ending the conversation.
+            conversation, others = await self._store.current_and_others(inbound.key)
             if conversation is not None and conversation.ladder.ended:
                 with about(conversation.id):
                     return await self._blocked(conversation, inbound)
-            others = await self._others(conversation, inbound.user_id)
             if conversation is not None and others.get(inbound.user_id, _NEWCOMER).ended:
                 with about(conversation.id):
                     return await self._blocked(conversation, inbound, shut_out=True)
@@ -191,15 +192,6 @@ class Engine:
                     return _LIMIT
             with about(conversation.id):
                 return await self._turn(conversation, inbound, reply, others)
-
-    async def _others(
-        self, conversation: Conversation | None, author: str
-    ) -> dict[str, LadderState]:
-        """The ladders of everyone but the starter who wrote in the conversation: whose turn
-        it is decides whose ladder climbs, and anyone at risk keeps the model from ending it."""
-        if conversation is None:
-            return {}
-        return await self._store.participants(conversation.id)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message durably, before the platform is told it arrived, so

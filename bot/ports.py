@@ -307,6 +307,12 @@ class Store(Protocol):
         """The newest conversation at `key`, if any."""
         ...
 
+    async def current_and_others(
+        self, key: ConversationKey
+    ) -> tuple[Conversation | None, dict[str, LadderState]]:
+        """`current(key)` and its `participants`, read together (every message needs both)."""
+        ...
+
     async def get(self, conversation_id: str) -> Conversation | None: ...
 
     async def create(

@@ -75,6 +75,12 @@ _ENDED_COUNT = (
     "WHERE p.user_id = $2 AND p.shut_out AND p.shut_out_at >= $3 AND c.platform = $1)"
 )
 _PARTICIPANTS = f"SELECT {codec.PARTICIPANT_COLUMNS} FROM participants WHERE conversation_id = $1"
+_CURRENT_AND_OTHERS = (
+    "SELECT c.*, p.user_id AS p_user, p.redirects, p.warned, p.crisis, p.shut_out, "
+    f"p.shut_out_reason FROM ({_CURRENT}) c "
+    "LEFT JOIN participants p ON p.conversation_id = c.id ORDER BY p.user_id"
+)
+_PARTICIPANT_AT = 16  # where a row of _CURRENT_AND_OTHERS turns to the participant
 # Shut out stamps `shut_out_at` once; a moderator letting them back in clears it.
 _SAVE_PARTICIPANT = (
     "INSERT INTO participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
@@ -300,6 +306,18 @@ class PostgresStore:
         async with self._connection() as db:
             row = await db.fetchrow(_CURRENT, key.platform, key.place)
         return None if row is None else _conversation(row)
+
+    async def current_and_others(
+        self, key: ConversationKey
+    ) -> tuple[Conversation | None, dict[str, LadderState]]:
+        """`current(key)` and its `participants`, in one round trip: the conversation's
+        columns on every row, then one participant's (none: NULLs)."""
+        async with self._connection() as db:
+            rows = await db.fetch(_CURRENT_AND_OTHERS, key.platform, key.place)
+        if not rows:
+            return None, {}
+        others = [tuple(row)[_PARTICIPANT_AT:] for row in rows if row["p_user"] is not None]
+        return _conversation(rows[0]), codec.participant_ladders(others)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         async with self._connection() as db:

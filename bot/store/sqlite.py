@@ -293,6 +293,12 @@ class SqliteStore:
         """The newest conversation at `key`, if any."""
         return await self._read(_current, key.platform, key.place)
 
+    async def current_and_others(
+        self, key: ConversationKey
+    ) -> tuple[Conversation | None, dict[str, LadderState]]:
+        """`current(key)` and its `participants`, in one hop to the store's thread."""
+        return await self._read(_current_and_others, key.platform, key.place)
+
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._read(_get, conversation_id)
 
@@ -704,6 +710,13 @@ def _in_savepoint(db: sqlite3.Connection, op: _Op) -> Any:
 def _current(db: sqlite3.Connection, platform: str, place: str) -> Conversation | None:
     rows = db.execute(_CURRENT, (platform, place)).fetchall()
     return _conversation(rows[0]) if rows else None
+
+
+def _current_and_others(
+    db: sqlite3.Connection, platform: str, place: str
+) -> tuple[Conversation | None, dict[str, LadderState]]:
+    conversation = _current(db, platform, place)
+    return conversation, {} if conversation is None else _participants(db, conversation.id)
 
 
 def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:

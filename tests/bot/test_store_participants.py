@@ -64,3 +64,17 @@ async def test_ends_count_against_who_earned_them(db: AnyStore) -> None:
     await turn_of(db, alices.id, "bob", 6, replace(SHUT_OUT, ended=False))
     await turn_of(db, alices.id, "bob", 7, SHUT_OUT)
     assert await db.ended_count("discord", "bob", at(6)) == 1
+
+
+async def test_the_conversation_and_everyone_elses_ladders_are_read_together(db: AnyStore) -> None:
+    key = ConversationKey("discord", "t1")
+    assert await db.current_and_others(key) == (None, {})
+    first = await db.create(key, "alice", T0)
+    assert await db.current_and_others(key) == (first, {})
+    await turn_of(db, first.id, "bob", 1, SHUT_OUT)
+    await turn_of(db, first.id, "carol", 2, LadderState(crisis=True))
+    conversation, others = await db.current_and_others(key)
+    assert conversation == await db.current(key)
+    assert others == {"bob": SHUT_OUT, "carol": LadderState(crisis=True)}
+    newer = await db.create(key, "dave", at(3))  # a new conversation at the same place
+    assert await db.current_and_others(key) == (newer, {})
