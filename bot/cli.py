@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     reopen.add_argument("id")
     reopen.add_argument("--note", default="", help="why (kept in the audit trail)")
     reopen.add_argument("--by", default="cli-operator", help="who is reopening it")
+    reopen.add_argument(
+        "--participant",
+        metavar="USER_ID",
+        help="instead: let this person, shut out of the conversation, take part again",
+    )
     export = ops.add_parser("export", help="conversations as JSON Lines, with messages and events")
     export.add_argument("ids", nargs="*", metavar="ID", help="default: all")
     housekeeping.add_commands(commands, ops, export)

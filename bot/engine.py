@@ -60,6 +60,7 @@ _LOGGED = frozenset(
         "branched",
         "participant_shut_out",
         "participant_left",
+        "participant_readmitted",
     }
 )
 _LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "decision")
@@ -602,6 +603,27 @@ class Engine:
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
             self._recorded(updated, events)
             return updated
+
+    async def readmit(
+        self, conversation_id: str, user_id: str, moderator_id: str, note: str = ""
+    ) -> bool:
+        """A moderator lets someone shut out of a conversation back in (on the record, as
+        `participant_readmitted`); False, recording nothing, when they were not shut out."""
+        conversation = await self._require(conversation_id)
+        async with self._serialised(conversation.key):
+            conversation = await self._require(conversation_id)
+            theirs = (await self._store.participants(conversation.id)).get(user_id)
+            if theirs is None or not theirs.ended:
+                return False
+            ladder, _ = transition(theirs, Reopen(), self._config.rules, Speaker(starter=False))
+            now = self._clock()
+            detail = {"participant": user_id, "moderator_id": moderator_id, "note": note}
+            events = [AuditEvent("participant_readmitted", now, Actor.MODERATOR, detail)]
+            updated = await self._store.commit_turn(
+                conversation.id, conversation.ladder, now, (), events, participant=(user_id, ladder)
+            )
+            self._recorded(updated, events)
+            return True
 
     async def review(
         self, conversation_id: str, moderator_id: str, *, reopen: bool, note: str = ""

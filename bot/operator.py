@@ -95,6 +95,15 @@ async def conversations(args: argparse.Namespace, settings: Settings) -> int:
                 conversation = await _require(engine, args.id)
                 shown = await full_json(engine, conversation)
                 print(json.dumps(shown, indent=2) if args.json else _describe(shown))
+            elif args.operation == "reopen" and args.participant:
+                before = await _require(engine, args.id)
+                if not await engine.readmit(before.id, args.participant, args.by, args.note):
+                    print(
+                        f"quitbot: {args.participant} is not shut out of {before.id}",
+                        file=sys.stderr,
+                    )
+                    return 1
+                print(f"{args.participant} may take part in {before.id} again")
             elif args.operation == "reopen":
                 before = await _require(engine, args.id)
                 after = await engine.reopen(before.id, args.by, args.note)

@@ -270,3 +270,31 @@ async def test_show_and_the_transcript_name_who_else_wrote_and_who_was_shut_out(
     assert code == 0, err
     assert "- Also writing: `U0BOB`" in out and "**shut out** (persistent_abuse)" in out
     assert "_participant_shut_out_ by model" in out and "participant: U0BOB" in out
+    code, out, err = await quitbot(
+        tmp_path, env, "conversations", "reopen", conversation.id, "--participant", "U0CAROL"
+    )
+    assert code == 1 and "U0CAROL is not shut out" in err
+    code, out, err = await quitbot(
+        tmp_path,
+        env,
+        "conversations",
+        "reopen",
+        conversation.id,
+        "--participant",
+        "U0BOB",
+        "--note",
+        "he apologised",
+        "--by",
+        "mod-1",
+    )
+    assert code == 0 and "U0BOB may take part" in out, err
+    code, out, _ = await quitbot(tmp_path, env, "conversations", "show", conversation.id, "--json")
+    shown = json.loads(out)
+    assert shown["participants"][0]["shut_out"] is False
+    readmitted = shown["events"][-1]
+    assert readmitted["kind"] == "participant_readmitted" and readmitted["actor"] == "moderator"
+    assert readmitted["detail"] == {
+        "participant": "U0BOB",
+        "moderator_id": "mod-1",
+        "note": "he apologised",
+    }
