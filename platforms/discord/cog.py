@@ -53,6 +53,7 @@ class ConversationCog(commands.Cog):
         # for an answer, so a crash loses none that were kept; the other answers them.
         self._arrivals = Lines[Arrived](self._keep, "keeping a message")
         self._answers = Lines[Kept](self._answer, "answering a message")
+        self._no_threads = Lines[discord.Message](self._say_no_threads, "saying why not here")
 
     def arrive(self, message: discord.Message) -> None:
         """A message from the gateway: put in its conversation's line, nothing awaited (the
@@ -69,6 +70,9 @@ class ConversationCog(commands.Cog):
                 key, known_only, start = translate.thread_key(message.id), False, message
             case translate.Converse(key, text, known_only):
                 pass
+            case translate.NoThreads():
+                self._no_threads.add(translate.thread_key(message.channel.id), message)
+                return
             case translate.Ignore():
                 return
         # In line at once, nothing awaited: a conversation's messages are kept, then
@@ -77,6 +81,12 @@ class ConversationCog(commands.Cog):
         inbound = translate.inbound(message, key, text)
         arrived = Arrived(inbound, message.channel, known_only, start)
         self._arrivals.add(key, arrived)
+
+    async def _say_no_threads(self, message: discord.Message) -> None:
+        """A mention where no thread can be opened: say so plainly, in reply, rather than
+        leave it unanswered (no conversation is kept, so the core is not asked)."""
+        shown = render.Rendered(render.NO_THREADS_HERE)
+        await self.d.send(message.channel, shown, reference=message, mention_author=False)
 
     async def _keep(self, arrived: Arrived) -> None:
         """Keep a message for the core, then put it in line to be answered; not if it is
