@@ -21,7 +21,7 @@ import discord
 
 from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
 from bot.flows import OpenPlace
-from bot.notices import Notice
+from bot.notices import Notice, NoticeKind
 from bot.ports import ModLogEntry
 from bot.settings import DiscordSettings
 from platforms.discord import render, translate
@@ -334,19 +334,28 @@ class DiscordPlace:
         elif self.in_dm:
             await self._d.send(self.channel, rendered)
         elif not await self._d.direct(user_id, rendered):
-            await self._tell_in_origin(user_id, rendered)
+            await self._tell_in_origin(user_id, notice, rendered)
 
-    async def _tell_in_origin(self, user_id: str, rendered: render.Rendered) -> None:
+    async def _tell_in_origin(
+        self, user_id: str, notice: Notice, rendered: render.Rendered
+    ) -> None:
         """Their DMs are closed: say it where they can act on it, addressed to them (less
-        private, but the end was public anyway): in the unlocked parent channel, or, as a
-        forum takes no plain message, in a post of its own there."""
+        private, but the end was public anyway): in the unlocked parent channel. A forum
+        takes no plain message: there the offer after an end (once per end, its buttons
+        needing a place that stays open) is a post of its own; anything else is said in
+        this post while it is open, rather than a new post each time."""
         parent = self._d.client.get_channel(self._origin or 0)
         addressed = rendered.addressed(user_id)
-        if isinstance(parent, discord.ForumChannel):
+        if not isinstance(parent, discord.ForumChannel):
+            if isinstance(parent, discord.abc.Messageable):
+                await self._d.send(parent, addressed, allowed_mentions=MENTION_USERS)
+        elif notice.kind is NoticeKind.AFTER_END:
             name = translate.offer_post_name(getattr(self.channel, "name", None))
             await self._d.open_post(parent, name, addressed, allowed_mentions=MENTION_USERS)
-        elif isinstance(parent, discord.abc.Messageable):
-            await self._d.send(parent, addressed, allowed_mentions=MENTION_USERS)
+        elif isinstance(self.channel, discord.Thread) and not self.channel.locked:
+            await self._d.send(self.channel, addressed, allowed_mentions=MENTION_USERS)
+        else:
+            log.info("could not tell user %s (DMs closed, post locked): %s", user_id, notice.kind)
 
     async def close(self, conversation: Conversation) -> None:
         thread_id = translate.thread_id_of(conversation.key)

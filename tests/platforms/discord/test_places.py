@@ -5,16 +5,20 @@ has no threads. The fake refuses what Discord refuses there (sources in tests/fa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import discord
 import pytest
 
 from bot.conversation import ConversationKey
+from bot.notices import too_long_text
 from platforms.discord import render
 from platforms.discord.app import QuitBot
+from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.discord import FakeDiscord
+from tests.platforms.discord.conftest import discord_settings, running_bot
 from tests.platforms.discord.helpers import (
     ENDED_TITLE,
     abusive_turns,
@@ -217,5 +221,30 @@ async def test_a_mention_in_a_voice_channels_chat_is_told_plainly_where_to_talk(
 
     assert fake_anthropic.requests == []  # no conversation, so no model call
     assert not [c for c in fake.calls if c.path.endswith("/threads")]
-    public = [m for m in bot_messages(fake, voice_id) if not int(m["flags"]) & 64]
-    assert public == [said]  # one plain reply; the commands were answered privately
+    await fake.reconnect(replay=asked)  # the gateway sends the mention again
+    bobs = await fake.post(voice_id, fake.bob, f"<@{fake.bot_id}> me too", mention_bot=True)
+    second = await fake.wait_call("POST", rf"/channels/{voice_id}/messages", count=2)
+    # Answered in order: had the replay been answered again, that reply would come first.
+    assert str(second.body["message_reference"]["message_id"]) == bobs["id"]
+
+
+async def test_without_dms_other_private_notices_stay_in_the_open_post(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    """Only the offer after an end is worth a post of its own; a notice that can come again
+    and again (a message too long, say) is said in the person's post while it is open."""
+    fake, forum_id = fake_discord, forum_of(fake_discord, media=False)
+    fake.closed_dms.add(int(fake.alice["id"]))
+    settings = make_settings(
+        tmp_path, fake_anthropic, discord=discord_settings(fake), max_message_chars=100
+    )
+    async with running_bot(fake, settings):
+        fake_anthropic.add(text("Hello."))
+        post_id = await post_with_mention(fake, forum_id, "hi")
+        await wait_bot_message(fake, post_id, lambda m: m["content"] == "Hello.")
+        await fake.post(int(post_id), fake.alice, "x" * 101)
+        told = await wait_bot_message(
+            fake, post_id, lambda m: m["content"].startswith(f"<@{fake.alice['id']}>")
+        )
+        assert too_long_text(100) in told["content"]
+    assert not fake.calls_to("POST", POSTS % forum_id)  # no post of its own for that
