@@ -223,7 +223,13 @@ class Discord:
     async def open_post(
         self, forum: discord.ForumChannel, name: str, first: render.Rendered, **extra: Any
     ) -> discord.Thread | None:
-        """A new post in a forum or media channel, `first` its first message."""
+        """A new post in a forum or media channel, `first` its first message. A forum that
+        requires a tag gets its first one that anyone may set (quitbot's posts are about
+        whatever people ask, so no tag fits better than another)."""
+        tags = forum.available_tags
+        if forum.flags.require_tag and tags:
+            usable = [tag for tag in tags if not tag.moderated] or tags
+            extra = {"applied_tags": usable[:1], **extra}
         try:
             created = await forum.create_thread(
                 name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES, **first.kwargs(), **extra

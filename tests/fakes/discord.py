@@ -289,10 +289,12 @@ class FakeDiscord:
         self.channels[channel_id] = p.text_channel(channel_id, guild_id, "general")
         return guild_id, channel_id
 
-    def add_forum(self, name: str, *, media: bool = False) -> int:
-        """A forum (or media) channel in the first server, known from GUILD_CREATE; its id."""
+    def add_forum(self, name: str, *, media: bool = False, tags: tuple[str, ...] = ()) -> int:
+        """A forum (or media) channel in the first server, known from GUILD_CREATE; its id.
+        With `tags`, a post there must carry one (see `forum_channel`)."""
         channel_id = p.snowflake()
-        self.channels[channel_id] = p.forum_channel(channel_id, self.guild_id, name, media=media)
+        forum = p.forum_channel(channel_id, self.guild_id, name, media=media, tags=tags)
+        self.channels[channel_id] = forum
         return channel_id
 
     def add_voice(self, name: str) -> int:
@@ -1037,6 +1039,16 @@ class FakeDiscord:
             raise DiscordError(400, 50035, "Invalid Form Body", {"message": required})
         if not any(first.get(k) for k in ("content", "embeds", "sticker_ids", "components")):
             raise DiscordError(400, 50006, "Cannot send an empty message")
+        # REQUIRE_TAG: "a tag is required to be specified when creating a thread" (docs,
+        # resources/channel#channel-object-channel-flags); without one, 400, code 40067 "A
+        # tag is required to create a forum post in this channel" (discord-net/Discord.Net
+        # #2503). A media channel takes a post without a file (discord.py PR #10170).
+        tags = {tag["id"] for tag in forum.get("available_tags") or []}
+        applied = set(body.get("applied_tags") or [])
+        if int(forum.get("flags") or 0) & p.REQUIRE_TAG and not tags & applied:
+            raise DiscordError(
+                400, 40067, "A tag is required to create a forum post in this channel"
+            )
         _check_message(first)
         thread_id = p.snowflake()
         thread = await self._new_thread(forum, body["name"], thread_id=thread_id)

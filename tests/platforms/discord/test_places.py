@@ -39,6 +39,9 @@ def _places(fake_discord: FakeDiscord) -> None:
     fake.forum_id = fake.add_forum("help")  # type: ignore[attr-defined]
     fake.media_id = fake.add_forum("clips", media=True)  # type: ignore[attr-defined]
     fake.voice_id = fake.add_voice("Lounge")  # type: ignore[attr-defined]
+    fake.tagged_id = fake.add_forum(  # type: ignore[attr-defined]
+        "questions", tags=("staff-only", "general", "bugs")
+    )
 
 
 def forum_of(fake: FakeDiscord, media: bool) -> int:
@@ -100,6 +103,27 @@ async def test_the_fake_takes_posts_in_a_forum_only_with_a_first_message(
         assert created.thread.parent_id == forum_id
         assert created.message.id == created.thread.id  # a post's first message has its id
         assert fake.messages[created.thread.id]["content"] == "its first message"
+
+
+async def test_a_post_in_a_forum_that_requires_a_tag_carries_one_anyone_may_set(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake, forum_id = fake_discord, int(fake_discord.tagged_id)  # type: ignore[attr-defined]
+    forum = bot.get_channel(forum_id)
+    assert isinstance(forum, discord.ForumChannel) and forum.flags.require_tag
+    with pytest.raises(discord.HTTPException) as refused:  # the fake's rule
+        await forum.create_thread(name="untagged", content="hi")
+    assert refused.value.status == 400 and refused.value.code == 40067
+
+    fake_anthropic.add(text("Tagged and answered."))
+    post_id = await post_with_mention(fake, forum_id, "hi")
+    await wait_bot_message(fake, post_id, lambda m: m["content"] == "Tagged and answered.")
+    asked = await fake.slash("new", channel_id=int(post_id), author=fake.alice)
+    new_post = await opened_post(fake, forum_id, count=1)
+    assert new_post["id"] in (await fake.followup(asked)).body["content"]
+    general = fake.channels[forum_id]["available_tags"][1]
+    sent = fake.calls_to("POST", POSTS % forum_id)[-1].body
+    assert sent["applied_tags"] == [general["id"]]  # not the moderators' own tag
 
 
 async def test_the_fake_has_no_threads_in_a_voice_channels_chat(
