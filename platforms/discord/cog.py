@@ -15,6 +15,7 @@ from platforms.discord import render, translate
 from platforms.discord.commands import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
 from platforms.lines import Lines
+from platforms.recent import Recent
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,9 @@ ENDED_HERE = "This conversation was ended by the person who started it."
 # What reading a payload of the wrong shape raises (Discord never sends one; see
 # `app.drop_malformed_events` for those discord.py cannot parse at all).
 MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
+# Mentions answered where no conversation can be held: nothing is kept for them in the
+# core, so this is what tells a mention the gateway replays after a RESUME.
+TOLD_NO_THREADS = 10_000
 _OURS = (discord.InteractionType.component, discord.InteractionType.modal_submit)
 
 
@@ -53,6 +57,8 @@ class ConversationCog(commands.Cog):
         # for an answer, so a crash loses none that were kept; the other answers them.
         self._arrivals = Lines[Arrived](self._keep, "keeping a message")
         self._answers = Lines[Kept](self._answer, "answering a message")
+        self._no_threads = Lines[discord.Message](self._say_no_threads, "saying why not here")
+        self._told_no_threads = Recent[int](TOLD_NO_THREADS)
 
     def arrive(self, message: discord.Message) -> None:
         """A message from the gateway: put in its conversation's line, nothing awaited (the
@@ -69,6 +75,10 @@ class ConversationCog(commands.Cog):
                 key, known_only, start = translate.thread_key(message.id), False, message
             case translate.Converse(key, text, known_only):
                 pass
+            case translate.NoThreads():
+                if self._told_no_threads.add(message.id):
+                    self._no_threads.add(translate.thread_key(message.channel.id), message)
+                return
             case translate.Ignore():
                 return
         # In line at once, nothing awaited: a conversation's messages are kept, then
@@ -77,6 +87,12 @@ class ConversationCog(commands.Cog):
         inbound = translate.inbound(message, key, text)
         arrived = Arrived(inbound, message.channel, known_only, start)
         self._arrivals.add(key, arrived)
+
+    async def _say_no_threads(self, message: discord.Message) -> None:
+        """A mention where no thread can be opened: say so plainly, in reply, rather than
+        leave it unanswered (no conversation is kept, so the core is not asked)."""
+        shown = render.Rendered(render.NO_THREADS_HERE)
+        await self.d.send(message.channel, shown, reference=message, mention_author=False)
 
     async def _keep(self, arrived: Arrived) -> None:
         """Keep a message for the core, then put it in line to be answered; not if it is

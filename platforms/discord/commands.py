@@ -35,6 +35,9 @@ class ChatCommands(commands.Cog):
         channel = interaction.channel
         if not isinstance(channel, discord.abc.Messageable):
             return
+        if translate.holds_no_threads(channel):
+            await answer(interaction, render.NO_THREADS_HERE)
+            return
         response = await interaction.response.send_message(
             **render.echo(interaction.user.display_name, prompt)
         )
@@ -99,6 +102,9 @@ async def start_new(
     in_dm = origin is None and translate.is_dm(channel)
     await interaction.response.defer(ephemeral=not in_dm, thinking=True)
     parent = await d.channel(origin) if origin is not None else channel
+    if translate.holds_no_threads(parent):
+        await answer(interaction, render.NO_THREADS_HERE)
+        return
     open_place = d.opener(
         parent, translate.thread_name("", user.display_name), interaction, in_dm=in_dm
     )

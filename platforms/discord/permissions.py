@@ -7,7 +7,7 @@ import discord
 # Each permission the bot asks for, with the reason an operator would want to know.
 NEEDED: dict[str, str] = {
     "view_channel": "see the channels it is mentioned in",
-    "send_messages": "post mod-log entries, and open threads in text channels",
+    "send_messages": "post mod-log entries, open threads in text channels and posts in forums",
     "create_public_threads": "open a thread for each conversation",
     "send_messages_in_threads": "reply inside conversation threads",
     "manage_threads": "archive and lock a thread when its conversation ends, and reopen it",

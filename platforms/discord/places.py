@@ -5,6 +5,9 @@ that shapes it: the Discord client disables every non-link component on a messag
 locked thread, ephemeral ones included (discord-api-docs #6907, #7900). So nothing a
 person must click is ever left in a thread that is about to be locked: controls meant
 for after an end go to the person by DM (or as an ephemeral answer outside the thread).
+
+Forum and media channels hold posts only: no plain message can be sent there, and a new
+post must come with its first message (Start Thread in Forum or Media Channel).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import discord
 
 from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
 from bot.flows import OpenPlace
-from bot.notices import Notice
+from bot.notices import Notice, NoticeKind
 from bot.ports import ModLogEntry
 from bot.settings import DiscordSettings
 from platforms.discord import render, translate
@@ -105,7 +108,8 @@ class Discord:
             if in_dm and isinstance(channel, discord.abc.Messageable):
                 here = DiscordPlace(self, channel, answering=interaction)
                 return translate.key_for(channel), here
-            thread = await self.new_thread(parent, name)
+            opening = render.opening(str(interaction.user.id))
+            thread = await self.new_thread(parent, name, opening)
             if thread is None:
                 return None
             return translate.thread_key(thread.id), DiscordPlace(self, thread)
@@ -193,10 +197,15 @@ class Discord:
             log.warning("could not open a thread from message %s: %s", message.id, exc)
             return None
 
-    async def new_thread(self, parent: object, name: str) -> discord.Thread | None:
-        """A fresh public thread in `parent` (a text channel; for a thread, its parent)."""
+    async def new_thread(
+        self, parent: object, name: str, opening: render.Rendered
+    ) -> discord.Thread | None:
+        """A fresh public thread in `parent` (a text channel; for a thread, its parent): in
+        a forum or media channel a post, which needs its first message: `opening`."""
         if isinstance(parent, discord.Thread):
             parent = parent.parent
+        if isinstance(parent, discord.ForumChannel):
+            return await self.open_post(parent, name, opening)
         if not isinstance(parent, discord.TextChannel):
             return None
         try:
@@ -210,6 +219,28 @@ class Discord:
                 self.missing_permission(parent.guild, "Create Public Threads")
             log.warning("could not create a thread in %s: %s", parent.id, exc)
             return None
+
+    async def open_post(
+        self, forum: discord.ForumChannel, name: str, first: render.Rendered, **extra: Any
+    ) -> discord.Thread | None:
+        """A new post in a forum or media channel, `first` its first message. A forum that
+        requires a tag gets its first one that anyone may set (quitbot's posts are about
+        whatever people ask, so no tag fits better than another)."""
+        tags = forum.available_tags
+        if forum.flags.require_tag and tags:
+            usable = [tag for tag in tags if not tag.moderated] or tags
+            extra = {"applied_tags": usable[:1], **extra}
+        try:
+            created = await forum.create_thread(
+                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES, **first.kwargs(), **extra
+            )
+        except discord.HTTPException as exc:
+            # A post needs Send Messages; Create Public Threads is ignored there (docs).
+            if isinstance(exc, discord.Forbidden):
+                self.missing_permission(forum.guild, "Send Messages")
+            log.warning("could not open a post in forum %s: %s", forum.id, exc)
+            return None
+        return created.thread
 
     def missing_permission(self, guild: discord.Guild, permission: str) -> None:
         """Say once per server which permission is missing (operators read the logs)."""
@@ -309,13 +340,28 @@ class DiscordPlace:
         elif self.in_dm:
             await self._d.send(self.channel, rendered)
         elif not await self._d.direct(user_id, rendered):
-            # Their DMs are closed: say it where they can act on it, the unlocked parent
-            # channel, addressed to them (less private, but the end was public anyway).
-            parent = self._d.client.get_channel(self._origin or 0)
+            await self._tell_in_origin(user_id, notice, rendered)
+
+    async def _tell_in_origin(
+        self, user_id: str, notice: Notice, rendered: render.Rendered
+    ) -> None:
+        """Their DMs are closed: say it where they can act on it, addressed to them (less
+        private, but the end was public anyway): in the unlocked parent channel. A forum
+        takes no plain message: there the offer after an end (once per end, its buttons
+        needing a place that stays open) is a post of its own; anything else is said in
+        this post while it is open, rather than a new post each time."""
+        parent = self._d.client.get_channel(self._origin or 0)
+        addressed = rendered.addressed(user_id)
+        if not isinstance(parent, discord.ForumChannel):
             if isinstance(parent, discord.abc.Messageable):
-                await self._d.send(
-                    parent, rendered.addressed(user_id), allowed_mentions=MENTION_USERS
-                )
+                await self._d.send(parent, addressed, allowed_mentions=MENTION_USERS)
+        elif notice.kind is NoticeKind.AFTER_END:
+            name = translate.offer_post_name(getattr(self.channel, "name", None))
+            await self._d.open_post(parent, name, addressed, allowed_mentions=MENTION_USERS)
+        elif isinstance(self.channel, discord.Thread) and not self.channel.locked:
+            await self._d.send(self.channel, addressed, allowed_mentions=MENTION_USERS)
+        else:
+            log.info("could not tell user %s (DMs closed, post locked): %s", user_id, notice.kind)
 
     async def close(self, conversation: Conversation) -> None:
         thread_id = translate.thread_id_of(conversation.key)

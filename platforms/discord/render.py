@@ -29,6 +29,11 @@ _START_AGAIN = {True: START_AGAIN_IN_DM, False: START_AGAIN_IN_SERVER}
 MESSAGE_LIMIT = 2000
 EMBED_LIMIT = 4096  # an embed's description
 END_TITLE = "This conversation has ended"
+NO_THREADS_HERE = (
+    "I can't hold a conversation in a voice channel's chat: Discord has no threads there, "
+    "and each conversation with me has a thread of its own. Mention me in a text channel "
+    "(or use `/chat` there), or send me a direct message."
+)
 MISTAKE = "This was a mistake"
 
 
@@ -57,6 +62,12 @@ class Rendered:
     def addressed(self, user_id: str) -> Rendered:
         """The same message, starting with a mention of the person it is for."""
         return replace(self, content=f"<@{user_id}> {self.content or ''}".strip())
+
+
+def opening(user_id: str) -> Rendered:
+    """The first message of a forum post opened for someone's conversation (a post cannot
+    be opened without one); the greeting that follows is the conversation's."""
+    return Rendered(f"A conversation with <@{user_id}>.")
 
 
 def echo(author: str, prompt: str) -> dict[str, Any]:

@@ -14,6 +14,9 @@ PLATFORM = "discord"
 THREAD_NAME_LIMIT = 100
 _CHAT_TYPES = frozenset({discord.MessageType.default, discord.MessageType.reply})
 _THREAD_TYPES = frozenset({discord.ChannelType.public_thread, discord.ChannelType.private_thread})
+# A voice channel's text chat has no threads (discord-api-docs PR #4829, "Text in Voice");
+# a stage channel's chat is the same kind of chat (our reading, not documented).
+_VOCAL_TYPES = frozenset({discord.ChannelType.voice, discord.ChannelType.stage_voice})
 
 
 def dm_key(channel_id: int) -> ConversationKey:
@@ -77,6 +80,12 @@ class StartThread:
 
 
 @dataclass(frozen=True, slots=True)
+class NoThreads:
+    """A mention in a voice channel's text chat: it has no threads, so no conversation of
+    its own can be held there."""
+
+
+@dataclass(frozen=True, slots=True)
 class Converse:
     """A message in a conversation's place; `known_only`: only if a conversation lives there."""
 
@@ -85,7 +94,7 @@ class Converse:
     known_only: bool
 
 
-Route = Ignore | StartThread | Converse
+Route = Ignore | StartThread | NoThreads | Converse
 
 
 def route(message: discord.Message, bot_id: int) -> Route:
@@ -106,7 +115,17 @@ def route(message: discord.Message, bot_id: int) -> Route:
         # Not in the cache (e.g. a thread archived while we were away): only a known
         # conversation's place can be answered without knowing what the channel is.
         return Converse(thread_key(channel.id), text, known_only=True)
-    return StartThread(text) if mentioned else Ignore()
+    if not mentioned:
+        return Ignore()
+    return NoThreads() if holds_no_threads(channel) else StartThread(text)
+
+
+def holds_no_threads(channel: object) -> bool:
+    """Whether `channel` is a voice or stage channel's text chat, where Discord has no
+    threads."""
+    return isinstance(channel, discord.VoiceChannel | discord.StageChannel) or (
+        _typed(channel) in _VOCAL_TYPES
+    )
 
 
 def _snowflake(value: int) -> bool:
@@ -133,6 +152,11 @@ def thread_name(text: str, author: str) -> str:
         return words
     cut = words[: THREAD_NAME_LIMIT - 1].rsplit(" ", 1)[0]
     return cut + "…"
+
+
+def offer_post_name(ended: str | None) -> str:
+    """The title of the forum post that offers a way on after `ended` (a thread's name)."""
+    return f"Ended: {ended}"[:THREAD_NAME_LIMIT] if ended else "An ended conversation"
 
 
 def interaction_event_id(interaction_id: int) -> str:

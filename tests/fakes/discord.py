@@ -16,10 +16,11 @@ to the shard Discord would send it on (`shard_for`); `add_guild` adds a server o
 
 It refuses what Discord refuses (each rule cites its source beside it): over-long content
 and embeds, edits to an archived thread, late or repeated interaction answers, presses
-on components a Discord client would not let a person use, and downloads of attachments
-whose signed address has expired. Discord's clock here is a
-`ManualClock` that only moves when a test moves it (directly, or with `slow()`), so the
-3-second interaction deadline is tested without sleeping.
+on components a Discord client would not let a person use, downloads of attachments
+whose signed address has expired, plain messages to a forum or media channel and a post
+there without its first message, and threads in a voice channel's text chat. Discord's
+clock here is a `ManualClock` that only moves when a test moves it (directly, or with
+`slow()`), so the 3-second interaction deadline is tested without sleeping.
 """
 
 from __future__ import annotations
@@ -64,6 +65,18 @@ CDN_EXPIRED = "This content is no longer available."
 # `attachment_urls` takes 1-50 addresses (discord-userdoccers, "Refresh Attachment URLs":
 # https://docs.discord.food/resources/message#refresh-attachment-urls).
 REFRESH_URLS_LIMIT = 50
+# Forum and media channels hold posts (threads) only: "Channel that can only contain
+# threads" (https://discord.com/developers/docs/resources/channel#channel-object-channel-types).
+# A plain message to one answers 400, code 50008 "Cannot send messages in a non-text
+# channel" (the live API's answer, as reported in appwrite/grafana-oncall PR #26; 50008 is
+# in https://discord.com/developers/docs/topics/opcodes-and-status-codes#json).
+NON_TEXT = (400, 50008, "Cannot send messages in a non-text channel")
+# A thread needs a channel that has them: "Start Thread from Message ... Does not work on a
+# GUILD_FORUM or a GUILD_MEDIA channel" (docs, resources/channel#start-thread-from-message),
+# and voice channels' text chat "do[es] not support threads" (discord-api-docs PR #4829,
+# "Text in Voice"). The code Discord answers for either is a guess: 50024 "Cannot execute
+# action on this channel type", its code for an action a channel type does not take.
+WRONG_CHANNEL_TYPE = (400, 50024, "Cannot execute action on this channel type")
 _CDN_EPOCH = 1_700_000_000  # the fake clock's 0, as a Unix time
 _SIGNING = frozenset({"ex", "is", "hm"})
 
@@ -276,6 +289,35 @@ class FakeDiscord:
         self.channels[channel_id] = p.text_channel(channel_id, guild_id, "general")
         return guild_id, channel_id
 
+    def add_forum(self, name: str, *, media: bool = False, tags: tuple[str, ...] = ()) -> int:
+        """A forum (or media) channel in the first server, known from GUILD_CREATE; its id.
+        With `tags`, a post there must carry one (see `forum_channel`)."""
+        channel_id = p.snowflake()
+        forum = p.forum_channel(channel_id, self.guild_id, name, media=media, tags=tags)
+        self.channels[channel_id] = forum
+        return channel_id
+
+    def add_voice(self, name: str) -> int:
+        """A voice channel in the first server (its text chat takes messages); its id."""
+        channel_id = p.snowflake()
+        self.channels[channel_id] = p.voice_channel(channel_id, self.guild_id, name)
+        return channel_id
+
+    async def open_post(
+        self, forum_id: int, author: Json, name: str, content: str, *, mention_bot: bool = False
+    ) -> Json:
+        """Someone opens a post in a forum: THREAD_CREATE, then MESSAGE_CREATE for its first
+        message, whose id is the thread's (a thread's starter message has its id: discord.py's
+        `Thread.starter_message`, discord.js's `fetchStarterMessage`). Returns the post."""
+        forum = self._channel(forum_id)
+        assert forum["type"] in p.THREAD_ONLY, "posts are opened in forum or media channels"
+        thread_id = p.snowflake()
+        thread = p.thread(thread_id, self.guild_id, forum_id, int(author["id"]), name)
+        self.channels[thread_id] = thread
+        await self.dispatch("THREAD_CREATE", thread | {"newly_created": True})
+        await self._post_as(thread_id, thread, author, content, mention_bot, None)
+        return thread
+
     def add_thread(self, name: str, *, owner_id: int | None = None) -> Json:
         """A thread that exists before the bot connects (sent in GUILD_CREATE)."""
         thread_id = p.snowflake()
@@ -322,8 +364,23 @@ class FakeDiscord:
     ) -> Json:
         """Someone posts a message; the gateway sends MESSAGE_CREATE."""
         channel = self.channels[channel_id]
+        # The client has no message box in a forum: only posts are opened there (NON_TEXT).
+        assert channel["type"] not in p.THREAD_ONLY, "open a post in a forum instead"
+        return await self._post_as(
+            p.snowflake(), channel, author, content, mention_bot, attachments
+        )
+
+    async def _post_as(
+        self,
+        message_id: int,
+        channel: Json,
+        author: Json,
+        content: str,
+        mention_bot: bool,
+        attachments: list[Json] | None,
+    ) -> Json:
         message = p.message(
-            p.snowflake(),
+            message_id,
             channel,
             author,
             content,
@@ -635,8 +692,9 @@ class FakeDiscord:
 
     def _guild_payload(self, guild_id: int) -> Json:
         here = [c for c in self.channels.values() if c.get("guild_id") == str(guild_id)]
-        channels = [c for c in here if c.get("type") == 0]
-        threads = [c for c in here if c.get("type") == 11]
+        kinds = {p.GUILD_TEXT, *p.VOCAL, *p.THREAD_ONLY}
+        channels = [c for c in here if c.get("type") in kinds]
+        threads = [c for c in here if c.get("type") == p.PUBLIC_THREAD]
         members = [p.member(self.bot, [self.bot_role_id])]
         # The @everyone role has the guild's id; the other roles are alike in every guild.
         roles = [self.roles[0] | {"id": str(guild_id)}, *self.roles[1:]]
@@ -878,6 +936,8 @@ class FakeDiscord:
         return 200, message
 
     async def _may_post(self, channel: Json) -> None:
+        if channel.get("type") in p.THREAD_ONLY:  # see NON_TEXT
+            raise DiscordError(*NON_TEXT)
         if channel.get("type") == 1 and int(channel["recipients"][0]["id"]) in self.closed_dms:
             # https://discord.com/developers/docs/topics/opcodes-and-status-codes#json
             raise DiscordError(403, 50007, "Cannot send messages to this user")
@@ -890,8 +950,11 @@ class FakeDiscord:
             meta["archived"] = False
             await self.dispatch("THREAD_UPDATE", channel)
 
-    def _bot_message(self, channel: Json, body: Json, *, flags: int = 0) -> Json:
-        message = p.message(p.snowflake(), channel, self.bot, body.get("content") or "")
+    def _bot_message(
+        self, channel: Json, body: Json, *, flags: int = 0, message_id: int | None = None
+    ) -> Json:
+        message_id = message_id or p.snowflake()
+        message = p.message(message_id, channel, self.bot, body.get("content") or "")
         message["embeds"] = body.get("embeds") or []
         message["components"] = body.get("components") or []
         message["flags"] = flags | int(body.get("flags") or 0)
@@ -946,6 +1009,8 @@ class FakeDiscord:
     ) -> tuple[int, Any]:
         parent = self._channel(int(match[1]))
         self._message(int(match[2]))
+        if parent.get("type") in p.THREAD_ONLY:  # see WRONG_CHANNEL_TYPE
+            raise DiscordError(*WRONG_CHANNEL_TYPE)
         if int(match[2]) in self.channels:
             raise DiscordError(400, 160004, "A thread has already been created for this message")
         thread = await self._new_thread(parent, body["name"], thread_id=int(match[2]))
@@ -955,11 +1020,47 @@ class FakeDiscord:
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
         parent = self._channel(int(match[1]))
+        if parent.get("type") in p.THREAD_ONLY:
+            return 201, await self._forum_post(parent, body or {})
         return 201, await self._new_thread(parent, body["name"], thread_id=p.snowflake())
 
+    async def _forum_post(self, forum: Json, body: Json) -> Json:
+        """Start Thread in Forum or Media Channel: a post with its first message, sent in
+        `message` (https://discord.com/developers/docs/resources/channel#start-thread-in-forum-or-media-channel).
+        Without one Discord answered 500 until it was made a 400 (discord-api-docs #5210);
+        its form error is "This field is required" (openclaw/openclaw #6601). The message
+        needs one of content, embeds, sticker_ids, components or files (same page), else
+        50006 "Cannot send an empty message" (opcodes-and-status-codes#json)."""
+        first = body.get("message")
+        if not isinstance(first, dict):
+            required = {
+                "_errors": [{"code": "BASE_TYPE_REQUIRED", "message": "This field is required"}]
+            }
+            raise DiscordError(400, 50035, "Invalid Form Body", {"message": required})
+        if not any(first.get(k) for k in ("content", "embeds", "sticker_ids", "components")):
+            raise DiscordError(400, 50006, "Cannot send an empty message")
+        # REQUIRE_TAG: "a tag is required to be specified when creating a thread" (docs,
+        # resources/channel#channel-object-channel-flags); without one, 400, code 40067 "A
+        # tag is required to create a forum post in this channel" (discord-net/Discord.Net
+        # #2503). A media channel takes a post without a file (discord.py PR #10170).
+        tags = {tag["id"] for tag in forum.get("available_tags") or []}
+        applied = set(body.get("applied_tags") or [])
+        if int(forum.get("flags") or 0) & p.REQUIRE_TAG and not tags & applied:
+            raise DiscordError(
+                400, 40067, "A tag is required to create a forum post in this channel"
+            )
+        _check_message(first)
+        thread_id = p.snowflake()
+        thread = await self._new_thread(forum, body["name"], thread_id=thread_id)
+        message = self._bot_message(thread, first, message_id=thread_id)
+        if self.echo_own_messages:
+            await self.dispatch("MESSAGE_CREATE", message)
+        # The answer is the thread with its first message nested (same page).
+        return thread | {"message": _public(message)}
+
     async def _new_thread(self, parent: Json, name: str, *, thread_id: int) -> Json:
-        if parent.get("type") != 0:
-            raise DiscordError(400, 50024, "Cannot execute action on this channel type")
+        if parent.get("type") not in (p.GUILD_TEXT, *p.THREAD_ONLY):
+            raise DiscordError(*WRONG_CHANNEL_TYPE)
         guild_id = int(parent["guild_id"])
         thread = p.thread(thread_id, guild_id, int(parent["id"]), self.bot_id, name)
         self.channels[thread_id] = thread

@@ -86,6 +86,47 @@ def text_channel(channel_id: int, guild_id: int, name: str) -> dict[str, Any]:
     }
 
 
+# Channel types (https://discord.com/developers/docs/resources/channel#channel-object-channel-types)
+GUILD_TEXT, GUILD_VOICE, PUBLIC_THREAD, GUILD_STAGE_VOICE, GUILD_FORUM, GUILD_MEDIA = (
+    0, 2, 11, 13, 15, 16
+)  # fmt: skip
+THREAD_ONLY = frozenset({GUILD_FORUM, GUILD_MEDIA})
+VOCAL = frozenset({GUILD_VOICE, GUILD_STAGE_VOICE})
+
+
+REQUIRE_TAG = 1 << 4  # a channel flag: a new post must carry a tag
+
+
+def forum_channel(
+    channel_id: int, guild_id: int, name: str, *, media: bool = False, tags: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """A forum (or media) channel: it holds posts (threads) only; with `tags`, a post must
+    carry one of them (REQUIRE_TAG), the first being one only moderators may set."""
+    available = [
+        {"id": str(snowflake()), "name": tag, "moderated": i == 0, "emoji_id": None}
+        | {"emoji_name": None}
+        for i, tag in enumerate(tags)
+    ]
+    return text_channel(channel_id, guild_id, name) | {
+        "type": GUILD_MEDIA if media else GUILD_FORUM,
+        "available_tags": available,
+        "default_reaction_emoji": None,
+        "default_sort_order": None,
+        "default_forum_layout": 0,
+        "flags": REQUIRE_TAG if tags else 0,
+    }
+
+
+def voice_channel(channel_id: int, guild_id: int, name: str) -> dict[str, Any]:
+    """A voice channel, with its text chat ("text in voice")."""
+    return text_channel(channel_id, guild_id, name) | {
+        "type": GUILD_VOICE,
+        "bitrate": 64000,
+        "user_limit": 0,
+        "rtc_region": None,
+    }
+
+
 def thread(
     thread_id: int, guild_id: int, parent_id: int, owner_id: int, name: str
 ) -> dict[str, Any]:

@@ -65,6 +65,25 @@ async def test_a_dm_is_always_a_conversation(state: Any) -> None:
     )
 
 
+@pytest.mark.parametrize("kind", [discord.ChannelType.voice, discord.ChannelType.stage_voice])
+async def test_a_mention_in_a_voice_chat_cannot_open_a_thread(
+    state: Any, kind: discord.ChannelType
+) -> None:
+    """A voice (or stage) channel's text chat has no threads: the mention is told so."""
+    data = payload("message_create_mention") | {"channel_type": kind.value}
+    channel = discord.PartialMessageable(
+        state=state, id=int(data["channel_id"]), guild_id=int(data["guild_id"]), type=kind
+    )
+    mention = discord.Message(state=state, channel=channel, data=data)  # type: ignore[arg-type]
+    assert translate.route(mention, BOT_ID) == translate.NoThreads()
+    unmentioned = discord.Message(
+        state=state,
+        channel=channel,
+        data=data | {"mentions": []},  # type: ignore[arg-type]
+    )
+    assert translate.route(unmentioned, BOT_ID) == translate.Ignore()
+
+
 @pytest.mark.parametrize("name", ["message_create_other_bot", "message_create_thread_starter"])
 async def test_bots_and_system_messages_are_ignored(state: Any, name: str) -> None:
     assert translate.route(message(state, name), BOT_ID) == translate.Ignore()
@@ -170,3 +189,9 @@ async def test_ids_that_are_no_snowflake_are_refused(state: Any, field: str, bad
     odd = discord.Message(state=state, channel=channel, data=data)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not snowflakes"):
         translate.route(odd, BOT_ID)
+
+
+def test_the_offer_posts_title_names_the_ended_post_within_the_limit() -> None:
+    assert translate.offer_post_name("help with my essay") == "Ended: help with my essay"
+    assert len(translate.offer_post_name("x" * 100)) == 100
+    assert translate.offer_post_name(None) == "An ended conversation"
