@@ -49,7 +49,11 @@ class Runtime:
 
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
-        rules=Rules(settings.redirects_before_warning, settings.redirects_before_end),
+        rules=Rules(
+            settings.redirects_before_warning,
+            settings.redirects_before_end,
+            settings.enforcement == "alert",
+        ),
         crisis_message=settings.crisis_message,
         max_ended_per_day=settings.max_ended_per_day,
         blocked_notice_seconds=settings.blocked_notice_seconds,

@@ -27,6 +27,7 @@ class CommunitySettings:
     redirects_before_end: int | None = None
     crisis_message: str | None = None
     system_prompt_extra: str | None = None
+    enforcement: str | None = None  # "end", or "alert": alert-only mode (see ENFORCEMENTS)
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
@@ -60,6 +61,7 @@ class CommunitySettings:
         return Rules(
             self.redirects_before_warning or defaults.redirects_before_warning,
             self.redirects_before_end or defaults.redirects_before_end,
+            defaults.alert_only if self.enforcement is None else self.enforcement == ALERT,
         )
 
     def check(self, defaults: Rules) -> None:
@@ -70,6 +72,11 @@ class CommunitySettings:
                 raise BadCommunitySettings(f"{name} must be at least 1")
         if self.crisis_message is not None and not self.crisis_message.strip():
             raise BadCommunitySettings("crisis_message cannot be empty")
+        if self.enforcement is not None and self.enforcement not in ENFORCEMENTS:
+            raise BadCommunitySettings(
+                f"enforcement is {' or '.join(ENFORCEMENTS)} (alert: alert the moderators "
+                "where I would end, and end nothing)"
+            )
         rules = self.rules(defaults)
         if rules.redirects_before_end < rules.redirects_before_warning:
             raise BadCommunitySettings(
@@ -79,5 +86,7 @@ class CommunitySettings:
 
 
 SETTING_NAMES = tuple(f.name for f in fields(CommunitySettings))
+ALERT = "alert"
+ENFORCEMENTS = ("end", ALERT)
 # What a moderator names to reset every setting at once, on any platform.
 EVERY_SETTING = "all"

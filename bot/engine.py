@@ -61,6 +61,7 @@ _LOGGED = frozenset(
         "participant_shut_out",
         "participant_left",
         "participant_readmitted",
+        "would_end",
     }
 )
 _LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "decision")

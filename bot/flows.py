@@ -246,11 +246,14 @@ class Flows:
     async def _show(self, place: Place, outcome: Outcome, user_id: str) -> None:
         conversation = outcome.conversation
         for notice in outcome.notices:
+            if notice.kind is NoticeKind.WOULD_END and conversation is not None:
+                await self._log(ModLogKind.WOULD_END, conversation, notice.to, notice.text)
+                continue
             if notice.kind in PRIVATE or notice.to:
                 person = notice.to or user_id
                 await self._guarded(place.tell(person, notice, conversation), "tell a person")
                 if notice.kind is NoticeKind.SHUT_OUT and conversation is not None:
-                    await self._shut_out(conversation, person, notice)
+                    await self._log(ModLogKind.SHUT_OUT, conversation, person, notice.text)
                 continue
             shown = await self._guarded(place.post(notice, conversation), "post a notice")
             if conversation is None:
@@ -269,8 +272,12 @@ class Flows:
         entry = ModLogEntry(ModLogKind.ENDED, conversation, message_id=final_id)
         await self._guarded(self._modlog.write(entry), "write to the mod-log")
 
-    async def _shut_out(self, conversation: Conversation, person: str, notice: Notice) -> None:
-        entry = ModLogEntry(ModLogKind.SHUT_OUT, conversation, actor_id=person, text=notice.text)
+    async def _log(
+        self, kind: ModLogKind, conversation: Conversation, person: str, text: str
+    ) -> None:
+        """A mod-log line about one person: shut out, or (alert-only mode) where the ladder
+        would have ended."""
+        entry = ModLogEntry(kind, conversation, actor_id=person, text=text)
         await self._guarded(self._modlog.write(entry), "write to the mod-log")
 
     async def drain(self, grace: float) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.app import UnconfiguredModel, build_runtime
-from bot.communities import SETTING_NAMES, BadCommunitySettings, CommunitySettings
+from bot.communities import ENFORCEMENTS, SETTING_NAMES, BadCommunitySettings, CommunitySettings
 from bot.engine import ConversationNotFound
 from bot.policy import Rules
 from bot.privacy import BadPerson, export, forget, parse_person
@@ -86,6 +86,11 @@ def add_commands(
     setting.add_argument("--redirects-before-end", type=int)
     setting.add_argument("--crisis-message")
     setting.add_argument("--system-prompt-extra")
+    setting.add_argument(
+        "--enforcement",
+        choices=ENFORCEMENTS,
+        help="alert: where the bot would end, alert the moderators and end nothing",
+    )
     setting.add_argument("--by", default="cli-operator", help="who changed them")
     setting.set_defaults(handler=_communities_set)
     resetting = community_ops.add_parser("reset", help="back to the process-wide settings")
@@ -250,11 +255,16 @@ def _describe(item: ReviewItem) -> str:
 
 
 def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
-    defaults = Rules(settings.redirects_before_warning, settings.redirects_before_end)
+    defaults = Rules(
+        settings.redirects_before_warning,
+        settings.redirects_before_end,
+        settings.enforcement == "alert",
+    )
     rules = own.rules(defaults)
     return {
         "redirects_before_warning": rules.redirects_before_warning,
         "redirects_before_end": rules.redirects_before_end,
+        "enforcement": "alert" if rules.alert_only else "end",
         "crisis_message": own.crisis_message or settings.crisis_message,
         "system_prompt_extra": (
             own.system_prompt_extra
@@ -314,6 +324,7 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
         args.redirects_before_end,
         args.crisis_message,
         args.system_prompt_extra,
+        args.enforcement,
     )
     if changes == CommunitySettings():
         return _fail("nothing to set: give at least one --option (see --help)")

@@ -25,6 +25,7 @@ class NoticeKind(StrEnum):
     REOPENED = "reopened"  # a moderator reopened the conversation
     SHUT_OUT = "shut_out"  # to someone other than the starter: they may no longer take part
     LEFT = "left"  # to someone other than the starter who asked to end: they left it
+    WOULD_END = "would_end"  # alert-only mode: for the mod-log only, never shown in the place
 
 
 # Shown only to the person concerned (an ephemeral message, a DM), never to the whole place.
@@ -129,6 +130,11 @@ PARTICIPANT_WARNING_TEXT = (
     "Heads up: I've had to decline several of your requests in this conversation, which "
     "someone else started. If this continues, you will no longer be able to take part in it. "
     "You're welcome to ask about something else."
+)
+# Alert-only mode: nobody is told that continuing will end anything, since it won't.
+ALERT_WARNING_TEXT = (
+    "Heads up: I've had to decline several of your requests in this conversation. You're "
+    "welcome to ask about something else."
 )
 SHUT_OUT_BLOCKED_TEXT = (
     "You can no longer take part in this conversation, so I won't reply to you here. You can "

@@ -22,6 +22,8 @@ class Rules:
 
     redirects_before_warning: int = 2
     redirects_before_end: int = 3
+    # Alert-only mode (DESIGN.md rule 9): where the ladder would end, it says so instead.
+    alert_only: bool = False
 
 
 # --- signals: what happened ------------------------------------------------------------
@@ -122,6 +124,14 @@ class ShutOut:
 
 
 @dataclass(frozen=True, slots=True)
+class WouldEnd:
+    """Alert-only mode: the ladder would end here (or shut someone out), but the
+    conversation goes on; the moderators are alerted and it is on the record."""
+
+    reason: EndReason
+
+
+@dataclass(frozen=True, slots=True)
 class Left:
     """Someone other than the starter asked to end: they leave, on the record; the
     conversation goes on (only its starter can end it)."""
@@ -158,6 +168,7 @@ Effect = (
     | CrisisFlagged
     | Ended
     | ShutOut
+    | WouldEnd
     | Left
     | EndDeclined
     | EndProposed
@@ -219,6 +230,8 @@ def _end(
         why = DeclineWhy.CRISIS if others_at_risk else _why_not(state, rules)
         if why is not None:
             return state, (EndDeclined(why),)
+        if rules.alert_only:
+            return state, (WouldEnd(reason),)
     ended = replace(state, ended=True, ended_by=by, ended_reason=reason, end_proposed=False)
     return ended, (Ended(reason, by, state.crisis),)
 
@@ -233,6 +246,8 @@ def _shut_out(
     why = _why_not(state, rules)
     if why is not None:
         return state, (EndDeclined(why),)
+    if rules.alert_only:
+        return state, (WouldEnd(reason),)
     shut = replace(state, ended=True, ended_by=Actor.MODEL, ended_reason=reason)
     return shut, (ShutOut(reason),)
 

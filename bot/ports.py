@@ -90,6 +90,7 @@ class ModLogKind(StrEnum):
     REOPENED = "reopened"
     FEEDBACK = "feedback"
     SHUT_OUT = "shut_out"  # someone other than the starter may no longer take part
+    WOULD_END = "would_end"  # alert-only mode: where the ladder would have ended
 
 
 @dataclass(frozen=True, slots=True)

@@ -217,6 +217,8 @@ class Settings(BaseSettings):
 
     redirects_before_warning: int = Field(default=2, ge=1)
     redirects_before_end: int = Field(default=3, ge=1)
+    # "alert": alert-only mode, where the ladder would end the moderators are alerted instead.
+    enforcement: Literal["end", "alert"] = "end"
     crisis_message: str = Field(default=DEFAULT_CRISIS_MESSAGE, min_length=1)
     max_ended_per_day: int = Field(default=0, ge=0)
     blocked_notice_seconds: int = Field(default=60, ge=0)

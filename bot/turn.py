@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from bot.context import Context
 from bot.conversation import Actor, AuditEvent, LadderState
 from bot.notices import (
+    ALERT_WARNING_TEXT,
     CONFIRM_END_TEXT,
     CUT_SHORT_TEXT,
     END_LAPSED_TEXT,
@@ -43,6 +44,7 @@ from bot.policy import (
     Speaker,
     UserMessage,
     Warned,
+    WouldEnd,
     transition,
 )
 from bot.ports import Model, ModelReply, ModelUnavailable, ReplyStream
@@ -212,6 +214,8 @@ class Turn:
                     return _SHUT_OUT, False, True
                 if any(isinstance(e, Left) for e in effects):
                     return _LEFT, False, False
+                if any(isinstance(e, WouldEnd) for e in effects):
+                    return _DECLINE_REASONS["too_few_redirects"], False, False
                 declined = [e.why.value for e in effects if isinstance(e, EndDeclined)]
                 if declined:
                     return _DECLINE_REASONS[declined[0]], False, False
@@ -239,6 +243,10 @@ class Turn:
         )
         if not self.speaker.starter and notice is not None:
             notice = _to_participant(notice, self.author)
+        if notice is not None and notice.kind is NoticeKind.WOULD_END:
+            notice = replace(notice, to=self.author)  # whom it would have ended for
+        if notice is not None and notice.kind is NoticeKind.WARNING and self.rules.alert_only:
+            notice = replace(notice, text=ALERT_WARNING_TEXT)
         if not self.speaker.starter and event is not None:
             event.detail.setdefault("participant", self.author)
         if event is not None:
@@ -341,6 +349,12 @@ def effect_entry(
                     "participant_shut_out", at, Actor.MODEL, {**detail, "reason": reason.value}
                 ),
                 Notice(NoticeKind.SHUT_OUT, shut_out_text(reason)),
+            )
+        case WouldEnd(reason):
+            said = f"{reason.value}: {detail.get('explanation', '')}".rstrip(": ")
+            return (
+                AuditEvent("would_end", at, Actor.MODEL, {**detail, "reason": reason.value}),
+                Notice(NoticeKind.WOULD_END, said),
             )
         case Left():
             return (

@@ -8,7 +8,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.communities import EVERY_SETTING, SETTING_NAMES, CommunitySettings
+from bot.communities import ENFORCEMENTS, EVERY_SETTING, SETTING_NAMES, CommunitySettings
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import REFUSAL_TEXT, CommunityResult, Flows, Refusal, Result
 from bot.review import Decision
@@ -19,6 +19,7 @@ NO_THREAD = "Run this inside a conversation's thread, or name one with the `thre
 ThreadOption = app_commands.AppCommandThread | None
 Threshold = app_commands.Range[int, 1, 100] | None
 RESETTABLE = [app_commands.Choice(name=n, value=n) for n in (*SETTING_NAMES, EVERY_SETTING)]
+ENFORCEMENT_CHOICES = [app_commands.Choice(name=n, value=n) for n in ENFORCEMENTS]
 
 
 class ChatCommands(commands.Cog):
@@ -222,7 +223,9 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
         redirects_before_end="Redirected messages before I may end a conversation",
         crisis_message="What I show someone who may be in crisis",
         system_prompt_extra="Extra instructions for me in this server",
+        enforcement="end: I may end conversations; alert: I only alert the moderators",
     )
+    @app_commands.choices(enforcement=ENFORCEMENT_CHOICES)
     async def settings_set(
         self,
         interaction: discord.Interaction,
@@ -230,9 +233,14 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
         redirects_before_end: Threshold = None,
         crisis_message: app_commands.Range[str, 1, 1500] | None = None,
         system_prompt_extra: app_commands.Range[str, 1, 4000] | None = None,
+        enforcement: str | None = None,
     ) -> None:
         changes = CommunitySettings(
-            redirects_before_warning, redirects_before_end, crisis_message, system_prompt_extra
+            redirects_before_warning,
+            redirects_before_end,
+            crisis_message,
+            system_prompt_extra,
+            enforcement,
         )
         await self._settings(interaction, changes if changes != CommunitySettings() else None)
 

@@ -255,8 +255,14 @@ _MODLOG_TITLES = {
     ModLogKind.REOPENED: "Conversation reopened",
     ModLogKind.FEEDBACK: "Feedback on an ended conversation",
     ModLogKind.SHUT_OUT: "Someone was shut out of a conversation (it goes on)",
+    ModLogKind.WOULD_END: "Alert: I would have ended this (alert-only mode; nothing ended)",
 }
-_MODLOG_TEXT_LABELS = {ModLogKind.REOPENED: "Note", ModLogKind.SHUT_OUT: "Why"}
+_MODLOG_TEXT_LABELS = {
+    ModLogKind.REOPENED: "Note",
+    ModLogKind.SHUT_OUT: "Why",
+    ModLogKind.WOULD_END: "Reason and the model's explanation",
+}
+_MODLOG_ACTOR_LABELS = {ModLogKind.SHUT_OUT: "Shut out", ModLogKind.WOULD_END: "Concerning"}
 
 
 def modlog(entry: ModLogEntry, guild_id: int | None) -> discord.Embed:
@@ -270,11 +276,12 @@ def modlog(entry: ModLogEntry, guild_id: int | None) -> discord.Embed:
     embed.add_field(name="Conversation", value=f"`{conversation.id}`", inline=True)
     embed.add_field(name="Started by", value=f"<@{conversation.user_id}>", inline=True)
     ladder = conversation.ladder
+    actor = f"<@{entry.actor_id}>" if entry.actor_id else ""
     fields = {
         "Reason": ladder.ended_reason.value if ladder.ended_reason else "",
         "Ended by": ladder.ended_by.value if ladder.ended_by else "",
     } if entry.kind is ModLogKind.ENDED else {
-        "By": f"<@{entry.actor_id}>" if entry.actor_id else "",
+        _MODLOG_ACTOR_LABELS.get(entry.kind, "By"): actor,
         _MODLOG_TEXT_LABELS.get(entry.kind, "Feedback"): entry.text,
     }  # fmt: skip
     for name, value in fields.items():

@@ -216,6 +216,11 @@ class SlackModLog:
                 f":no_entry_sign: Conversation `{conversation.id}` with "
                 f"<@{conversation.user_id}> ended by {ladder.ended_by} ({ladder.ended_reason})."
             )
+        elif entry.kind is ModLogKind.WOULD_END:
+            text = (
+                f":rotating_light: Alert-only mode: I would have ended `{conversation.id}` for "
+                f"{who} (nothing ended): {escape(entry.text)}"
+            )
         elif entry.kind is ModLogKind.SHUT_OUT:
             text = (
                 f":no_entry_sign: {who} was shut out of `{conversation.id}` (started by "

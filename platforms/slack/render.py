@@ -168,10 +168,9 @@ def _context(mrkdwn: str) -> dict[str, Any]:
 
 
 def _warning(text: str) -> Blocks:
-    return [
-        _section(f":warning: *Warning*\n{escape(text)}"),
-        _context("Continuing this way will end the conversation."),
-    ]
+    # What continuing leads to is in the core's words (`text`): an end, being shut out of
+    # someone else's conversation, or in alert-only mode nothing at all.
+    return [_section(f":warning: *Warning*\n{escape(text)}")]
 
 
 def _end(

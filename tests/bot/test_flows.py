@@ -195,9 +195,8 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
 def make(store: SqliteStore, **config: Any) -> Setup:
     model = ScriptedModel()
     world = World()
-    engine = Engine(
-        store, model, EngineConfig(rules=Rules(1, 1), crisis_message="call 988", **config)
-    )
+    knobs: dict[str, Any] = {"rules": Rules(1, 1), "crisis_message": "call 988", **config}
+    engine = Engine(store, model, EngineConfig(**knobs))
     return Setup(Flows(engine, "test", world, world), model, world, store)
 
 
@@ -624,7 +623,7 @@ async def test_a_failure_outside_the_model_is_told_and_the_message_stays_receive
 
     inbound = Inbound(HERE, "ev-x", ALICE, "hello")
     assert await setup.flows.receive(inbound)
-    setup.store.current = broken_current  # type: ignore[method-assign, assignment]
+    setup.store.current_and_others = broken_current  # type: ignore[method-assign, assignment]
     outcome = await setup.flows.converse(inbound, setup.here)
     assert setup.here.kinds() == [NoticeKind.MODEL_UNAVAILABLE]
     assert "went wrong" in setup.here.posted[0].text and outcome.conversation is None

@@ -32,6 +32,7 @@ from bot.policy import (
     Speaker,
     UserMessage,
     Warned,
+    WouldEnd,
     transition,
 )
 
@@ -312,3 +313,54 @@ def test_only_the_starter_ends_the_conversation(
                 if ShutOut in kinds:
                     assert before.warned and not before.crisis
                     assert before.redirects >= rules.redirects_before_end
+
+
+# --- alert-only mode (DESIGN.md rule 9) ----------------------------------------------------
+
+ALERT = Rules(redirects_before_warning=2, redirects_before_end=3, alert_only=True)
+
+
+@pytest.mark.parametrize("speaker", SPEAKERS)
+@pytest.mark.parametrize("reason", MODEL_REASONS)
+def test_alert_only_says_where_it_would_end_and_ends_nothing(
+    speaker: Speaker, reason: EndReason
+) -> None:
+    earned = climb(speaker, ALERT)
+    assert earned.warned  # the ladder runs exactly as in end mode
+    state, effects = transition(earned, EndRequest(reason), ALERT, speaker)
+    if speaker.starter and speaker.others_at_risk:
+        assert effects == (EndDeclined(DeclineWhy.CRISIS),)
+    else:
+        assert effects == (WouldEnd(reason),)
+    assert state == earned and not state.ended
+
+
+def test_alert_only_declines_as_end_mode_does_and_leaves_the_persons_own_end_alone() -> None:
+    _, effects = transition(LadderState(), EndRequest(EndReason.PERSISTENT_ABUSE), ALERT)
+    assert effects == (EndDeclined(DeclineWhy.NOT_WARNED),)
+    mine = EndRequest(EndReason.USER_REQUESTED, Actor.USER)
+    state, effects = transition(LadderState(), mine, ALERT)
+    assert state.ended and effects == (Ended(EndReason.USER_REQUESTED, Actor.USER, False),)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(signals, speakers), max_size=40), rules)
+def test_alert_only_never_ends_or_shuts_out_but_by_the_persons_own_request(
+    seq: list[tuple[Signal, Speaker]], rules: Rules
+) -> None:
+    alert = replace(rules, alert_only=True)
+    state, same = LadderState(), LadderState()
+    for signal, speaker in seq:
+        state, effects = transition(state, signal, alert, speaker)
+        same, expected = transition(same, signal, rules, speaker)
+        kinds = {type(e) for e in effects}
+        assert ShutOut not in kinds
+        for effect in effects:
+            if isinstance(effect, Ended):
+                assert effect.reason is EndReason.USER_REQUESTED
+        # Where end mode ends or shuts out by the ladder, alert mode says WouldEnd instead.
+        ladder_ends = [e for e in expected if isinstance(e, ShutOut | Ended)]
+        ladder_ends = [e for e in ladder_ends if e.reason is not EndReason.USER_REQUESTED]
+        assert bool(ladder_ends) == (WouldEnd in kinds)
+        if ladder_ends:
+            same = state  # end mode has ended; carry on from where alert mode stands
