@@ -320,7 +320,11 @@ class Flows:
             return _refused(Refusal.NOT_FOUND)
         if not may_end(conversation, user_id):
             return _refused(Refusal.NOT_STARTER, conversation)
-        return Result(await self.engine.keep_going(key, user_id))
+        kept = await self.engine.keep_going(key, user_id)
+        # Checked after the engine's serialised read: an end that won the race shows here.
+        if kept is not None and kept.ladder.ended:
+            return _refused(Refusal.ALREADY_ENDED, kept)
+        return Result(kept)
 
     # --- start afresh, branch ------------------------------------------------------------
 
