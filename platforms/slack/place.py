@@ -17,7 +17,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
 from bot.notices import Notice, NoticeKind
-from bot.ports import ModLogEntry, ModLogKind
+from bot.ports import DatabaseUnavailable, ModLogEntry, ModLogKind
 from bot.settings import Settings
 from platforms.slack.files import fetch_attachments
 from platforms.slack.render import ENDED_REACTION, ENDED_TITLE, Blocks, escape, render_notice
@@ -47,6 +47,9 @@ class Tasks:
     async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
         try:
             await work
+        except DatabaseUnavailable:
+            # Said once by the store; a message it had kept is answered at the next start.
+            log.info("Slack %s not done: the database does not answer", name)
         except Exception:  # (CancelledError is not one: a cancelled task stays cancelled)
             log.exception("Slack %s failed", name)
 
