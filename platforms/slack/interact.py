@@ -215,9 +215,11 @@ class Interactions:
         """A refused click: a confirmation nobody can answer any more is withdrawn (its buttons
         would stay live), and the person who clicked is told why."""
         stale = {Refusal.NOT_ASKED: END_LAPSED_TEXT, Refusal.ALREADY_ENDED: result.text}
-        withdrawn = result.refusal in stale and await self._answered(body, stale[result.refusal])
-        if not (withdrawn and _on_ephemeral(body) and result.refusal is Refusal.ALREADY_ENDED):
-            await self._tell(body, thread_ts)(result.text)
+        withdrawn_as = stale.get(result.refusal) if result.refusal else None
+        withdrawn = withdrawn_as is not None and await self._answered(body, withdrawn_as)
+        if withdrawn and _on_ephemeral(body) and withdrawn_as == result.text:
+            return  # the confirmation, shown to them alone, now says why
+        await self._tell(body, thread_ts)(result.text)
 
     async def _answered(self, body: dict[str, Any], text: str) -> bool:
         """The clicked confirmation becomes `text`, without its buttons: no stale click later.
