@@ -41,7 +41,7 @@ from bot.notices import (
     NoticeKind,
     Outcome,
 )
-from bot.ports import ModLog, ModLogEntry, ModLogKind, Place, Places
+from bot.ports import DatabaseUnavailable, ModLog, ModLogEntry, ModLogKind, Place, Places
 from bot.review import Decision, ReviewItem, review_queue
 
 log = logging.getLogger(__name__)
@@ -201,10 +201,13 @@ class Flows:
         reply = place.reply()
         try:
             outcome = await self.engine.handle(inbound, reply)
-        except Exception:
+        except Exception as exc:
             # The outermost guard: whatever broke, the person hears of it, and what was
             # received stays kept (`answer_pending` takes it up after a restart).
-            log.exception("handling message %s failed", inbound.event_id)
+            if isinstance(exc, DatabaseUnavailable):  # the store said so: no traceback
+                log.error("handling message %s failed: %s", inbound.event_id, exc)
+            else:
+                log.exception("handling message %s failed", inbound.event_id)
             failed = Notice(NoticeKind.MODEL_UNAVAILABLE, FAILED_TEXT)
             await self._guarded(place.post(failed, None), "say a message failed")
             return Outcome(None, notices=(failed,))
@@ -343,7 +346,11 @@ class Flows:
             return _refused(Refusal.NOT_FOUND)
         if not may_end(conversation, user_id):
             return _refused(Refusal.NOT_STARTER, conversation)
-        return Result(await self.engine.keep_going(key, user_id))
+        kept = await self.engine.keep_going(key, user_id)
+        # Checked after the engine's serialised read: an end that won the race shows here.
+        if kept is not None and kept.ladder.ended:
+            return _refused(Refusal.ALREADY_ENDED, kept)
+        return Result(kept)
 
     # --- start afresh, branch ------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.ports import PlatformUnavailable, Store
+from bot.ports import DatabaseUnavailable, PlatformUnavailable, Store
 from bot.readiness import Readiness
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ async def _database_answers(store: Store, within: float) -> bool:
     try:
         # One read by primary key through the store's own path (its worker thread or pool).
         await asyncio.wait_for(store.get("readyz"), within)
+    except DatabaseUnavailable:
+        return False  # the store said once that it went away, and will say when it is back
     except Exception:
         log.warning("readiness: the database did not answer", exc_info=True)
         return False

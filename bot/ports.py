@@ -122,6 +122,13 @@ class PlatformUnavailable(Exception):
 # --- the model's side --------------------------------------------------------------------
 
 
+class DatabaseUnavailable(Exception):
+    """A Store call failed because the database server does not answer (stopped, restarting,
+    the network down): nothing of that call was kept, and it may work once the server is
+    back. The store says once that it went away and once that it is back, so callers need not
+    log each failure."""
+
+
 class ModelUnavailable(Exception):
     """The model API could not be reached (after the SDK's own retries) or rejected us."""
 

@@ -36,6 +36,7 @@ from bot.ports import (
     EVENT_TEXT_KEYS,
     BlockedOutcome,
     CommunityRecord,
+    DatabaseUnavailable,
     NewMessage,
     PersonRecord,
     Purged,
@@ -216,7 +217,48 @@ _CONNECTION_LOST = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
     asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,  # the server is starting up or shutting down
 )
+
+
+class _Outage:
+    """Whether PostgreSQL answers: one line when it goes away and one when it is back, not a
+    traceback for every call that fails meanwhile."""
+
+    def __init__(self) -> None:
+        self.away = False
+
+    def lost(self, exc: BaseException) -> DatabaseUnavailable:
+        if not self.away:
+            self.away = True
+            log.error(
+                "PostgreSQL went away (%s): nothing can be kept or answered until it is back",
+                _why(exc),
+            )
+        return DatabaseUnavailable(f"PostgreSQL does not answer: {_why(exc)}")
+
+    def answered(self) -> None:
+        if self.away:
+            self.away = False
+            log.info("PostgreSQL is back")
+
+
+class _PoolFloor(logging.Filter):
+    """asyncpg's pool logs a traceback each time it fails to reconnect its idle connections
+    (retrying after 1, 2, 4... up to 60 seconds) while the server is away: that is the
+    outage, said once."""
+
+    def __init__(self, outage: _Outage) -> None:
+        super().__init__()
+        self._outage = outage
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if "pool connection floor" in str(record.msg) and isinstance(error, _CONNECTION_LOST):
+            self._outage.lost(error)
+            return False
+        return True
+
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 _LOCK = "SELECT pg_advisory_lock($1)"
@@ -240,7 +282,10 @@ class PostgresStore:
 
     def __init__(self, pool: asyncpg.Pool, url: str, pool_size: int) -> None:
         self._pool = pool
-        self._advisory = _AdvisoryLocks(url, pool_size)
+        self._outage = _Outage()
+        self._floor = _PoolFloor(self._outage)
+        logging.getLogger("asyncpg.pool").addFilter(self._floor)
+        self._advisory = _AdvisoryLocks(url, pool_size, self._outage)
         self._locks = KeyedLocks(self._advisory)
         self._closed = False
 
@@ -271,6 +316,7 @@ class PostgresStore:
         self._closed = True
         await self._advisory.close()
         await self._pool.close()
+        logging.getLogger("asyncpg.pool").removeFilter(self._floor)
 
     async def __aenter__(self) -> PostgresStore:
         return self
@@ -291,8 +337,12 @@ class PostgresStore:
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         if self._closed:
             raise StoreError("the store is closed")
-        async with self._pool.acquire() as db:
-            yield db
+        try:
+            async with self._pool.acquire() as db:
+                yield db
+        except _CONNECTION_LOST as exc:
+            raise self._outage.lost(exc) from exc
+        self._outage.answered()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -684,8 +734,9 @@ async def _keep_session(db: asyncpg.Connection) -> None:
 class _AdvisoryLocks:
     """`SharedLock` by PostgreSQL session-level advisory locks (see PostgresStore)."""
 
-    def __init__(self, url: str, waiters: int) -> None:
+    def __init__(self, url: str, waiters: int, outage: _Outage) -> None:
         self._url = url
+        self._outage = outage
         self._shared: asyncpg.Connection | None = None
         self._guard = asyncio.Lock()  # one query at a time on the shared connection
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
@@ -699,6 +750,12 @@ class _AdvisoryLocks:
         return False
 
     async def acquire(self, number: int) -> None:
+        try:
+            await self._acquire(number)
+        except _CONNECTION_LOST as exc:
+            raise self._outage.lost(exc) from exc
+
+    async def _acquire(self, number: int) -> None:
         if self._closed:
             raise StoreError("the store is closed")
         if await self._on_shared(_TRY_LOCK, number):
@@ -742,7 +799,8 @@ class _AdvisoryLocks:
                 return bool(await self._shared.fetchval(sql, number))
             except _CONNECTION_LOST:
                 # A lost session lost every lock on it; the next call starts a new one.
-                log.error("lost the PostgreSQL connection holding conversation locks")
+                if not self._outage.away:  # else the outage was said, and locks go with it
+                    log.error("lost the PostgreSQL connection holding conversation locks")
                 self._shared.terminate()
                 self._shared = None
                 raise

@@ -9,10 +9,12 @@ from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine import Engine
 from bot.flows import Flows
+from bot.ports import DatabaseUnavailable
 from bot.settings import Settings
 from platforms.slack.client import build_client
 from platforms.slack.inbox import Inbox
@@ -67,6 +69,7 @@ class SlackBot:
             process_before_response=True,
             logger=logging.getLogger("platforms.slack.bolt"),
         )
+        app.error(self._failed)
         app.event("app_mention")(self._on_message)
         app.event("message")(self._on_message)
         app.event("assistant_thread_started")(self._on_assistant_thread)
@@ -81,6 +84,15 @@ class SlackBot:
         app.shortcut(BRANCH)(self._later(act.branch, "branch"))
         app.shortcut(END)(self._later(act.end_shortcut, "end shortcut"))
         return app
+
+    async def _failed(self, error: Exception) -> BoltResponse | None:
+        """A listener raised. With the database away the request stays unacknowledged (a
+        5xx), so Slack delivers it again later; the store has said once that it went away.
+        Anything else is logged as Bolt's own handler does, with its traceback."""
+        if isinstance(error, DatabaseUnavailable):
+            return BoltResponse(status=503, body="")
+        self.app.logger.error("Failed to run listener function (error: %s)", error, exc_info=error)
+        return None
 
     async def _on_message(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         await self._learn(context)

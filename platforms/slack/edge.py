@@ -175,6 +175,21 @@ def _drop(body: Any, found: str) -> None:
     log.warning("dropped a malformed Slack request %s: %s", name.decode()[:64], found)
 
 
+# Slack's timestamps are Unix seconds; more digits than this is no timestamp, and int() of
+# over 4,300 digits raises (Python's integer string conversion limit).
+_STAMP_DIGITS = 12
+
+
+def _well_formed(stamp: str, signature: str) -> bool:
+    digits = stamp.isascii() and stamp.isdigit() and len(stamp) <= _STAMP_DIGITS
+    return digits and signature.isascii() and signature.startswith("v0=")
+
+
+def _refused(status: int, why: str) -> web.Response:
+    log.warning("refused a Slack request (%d): %s", status, why)
+    return web.Response(status=status)
+
+
 # --- the two ways in -------------------------------------------------------------------------
 
 
@@ -193,12 +208,22 @@ class HttpEdge:
     async def handle(self, request: web.Request) -> web.Response:
         raw, headers = await request.read(), request.headers
         stamp = headers.get("X-Slack-Request-Timestamp", "")
-        if not self._verifier.is_valid(raw, stamp, headers.get("X-Slack-Signature", "")):
-            return web.Response(status=401)
+        signature = headers.get("X-Slack-Signature", "")
+        # slack_sdk's SignatureVerifier.is_valid raises instead of answering False on an
+        # empty or non-numeric timestamp (int(), ValueError), on a signature that is not ASCII
+        # (hmac.compare_digest, TypeError) and on a body that is not UTF-8 (UnicodeDecodeError):
+        # a 500 and a traceback for what is only a request nobody should have sent.
+        if not _well_formed(stamp, signature):
+            return _refused(401, "its timestamp or signature header is missing or malformed")
         try:
             text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return _refused(400, "its body is not UTF-8")
+        if not self._verifier.is_valid(text, stamp, signature):
+            return _refused(401, "its signature does not match (or its timestamp is stale)")
+        try:
             body = parse_body(text, request.content_type)
-        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        except ValueError as exc:  # JSONDecodeError is one
             log.warning("dropped a Slack request that could not be parsed: %s", type(exc).__name__)
             return web.Response(status=400)
         found = problem(body)

@@ -47,6 +47,7 @@ NO_TARGET = (
     "or add the thread's link here: `/quitbot end <link>`."
 )
 MISTAKE = "This was a mistake"
+ENDED_TEXT = "The conversation was ended."
 Tell = Callable[..., Awaitable[None]]  # (text, blocks=None): to one person, privately
 
 
@@ -54,13 +55,18 @@ class Interactions:
     def __init__(self, deps: Deps, flows: Flows, places: SlackPlaces) -> None:
         self._deps, self._flows, self._places = deps, flows, places
 
-    def _tell(self, channel: str, user: str, thread_ts: str = "") -> Tell:
-        return partial(self._deps.ephemeral, channel, user, thread_ts=thread_ts)
+    def _tell(self, body: dict[str, Any], thread_ts: str = "") -> Tell:
+        """Privately to whoever typed or clicked: in the channel, or through the payload's
+        response_url where the app is not a member (a command can run in any channel)."""
+        channel = str(body.get("channel_id") or "") or _channel(body)
+        user = str(body.get("user_id") or "") or _who(body)
+        url = str(body.get("response_url") or "")
+        return partial(self._deps.ephemeral, channel, user, thread_ts=thread_ts, response_url=url)
 
     async def command(self, payload: dict[str, Any]) -> None:
         """One `/quitbot` invocation, already acknowledged; every answer is ephemeral."""
         command, user = parse_command(str(payload.get("text") or "")), str(payload.get("user_id"))
-        tell = self._tell(str(payload.get("channel_id")), user)
+        tell = self._tell(payload)
         target: ConversationKey | str = key_from_link(command.target) or command.target
         if command.verb == "end":
             await (self._ask_to_end(target, user, tell) if command.target else tell(NO_TARGET))
@@ -168,8 +174,7 @@ class Interactions:
         slash command runs. Its message names the thread (its `thread_ts`, or its own `ts`)."""
         user, channel, message = _who(body), _channel(body), body.get("message") or {}
         thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
-        tell = self._tell(channel, user, thread_ts)
-        await self._ask_to_end(thread_key(channel, thread_ts), user, tell)
+        await self._ask_to_end(thread_key(channel, thread_ts), user, self._tell(body, thread_ts))
 
     async def branch(self, body: dict[str, Any]) -> None:
         """ "Branch from here": a new thread carrying the history up to the chosen message."""
@@ -182,56 +187,73 @@ class Interactions:
         opener = partial(self._open, channel, f"<@{user}> branched a conversation from {picked}.")
         result = await self._flows.branch(source, user, partial(opener, kind), upto_message_id=ts)
         if not result.ok:
-            await self._deps.ephemeral(channel, user, result.text)
+            await self._tell(body)(result.text)
 
     async def confirm_end(self, body: dict[str, Any]) -> None:
-        user, channel, key = _who(body), _channel(body), await self._key_of(_value(body)[0])
+        user, key = _who(body), await self._key_of(_value(body)[0])
         if key is not None:
             place = self._places.place(key, user)
             # The end command's confirmation is ephemeral; one in the thread is the model's
             # proposal, which must still be open.
-            proposal = not (body.get("container") or {}).get("is_ephemeral")
+            proposal = not _on_ephemeral(body)
             result = await self._flows.confirm_end(key, user, place, proposal=proposal)
             if result.ok:
-                return await self._answered(body, "The conversation was ended.")
-            if result.refusal is Refusal.NOT_ASKED:
-                # Left from a proposal whose withdrawal failed: withdraw it now.
-                await self._answered(body, END_LAPSED_TEXT)
-            await self._deps.ephemeral(channel, user, result.text, thread_ts=place.thread_ts)
+                await self._answered(body, ENDED_TEXT)
+            else:
+                await self._refused(body, result, place.thread_ts)
 
     async def keep_going(self, body: dict[str, Any]) -> None:
-        user, channel, key = _who(body), _channel(body), await self._key_of(_value(body)[0])
+        user, key = _who(body), await self._key_of(_value(body)[0])
         if key is not None:
             result = await self._flows.keep_going(key, user)
-            await self._tell(channel, user, split_key(key)[1])(result.text or KEEP_GOING_TEXT)
-            if result.ok:
-                await self._answered(body, KEEP_GOING_TEXT)
+            if not result.ok:
+                await self._refused(body, result, split_key(key)[1])
+            elif not await self._answered(body, KEEP_GOING_TEXT):
+                await self._tell(body, split_key(key)[1])(KEEP_GOING_TEXT)
 
-    async def _answered(self, body: dict[str, Any], text: str) -> None:
-        """An answered confirmation in the thread loses its buttons: no stale click later."""
+    async def _refused(self, body: dict[str, Any], result: Result, thread_ts: str) -> None:
+        """A refused click: a confirmation nobody can answer any more is withdrawn (its buttons
+        would stay live), and the person who clicked is told why."""
+        stale = {Refusal.NOT_ASKED: END_LAPSED_TEXT, Refusal.ALREADY_ENDED: result.text}
+        withdrawn_as = stale.get(result.refusal) if result.refusal else None
+        withdrawn = withdrawn_as is not None and await self._answered(body, withdrawn_as)
+        if withdrawn and _on_ephemeral(body) and withdrawn_as == result.text:
+            return  # the confirmation, shown to them alone, now says why
+        await self._tell(body, thread_ts)(result.text)
+
+    async def _answered(self, body: dict[str, Any], text: str) -> bool:
+        """The clicked confirmation becomes `text`, without its buttons: no stale click later.
+        An ephemeral one only through the click's response_url: chat.update cannot edit an
+        ephemeral message (https://docs.slack.dev/messaging/modifying-messages). Whether it
+        was replaced."""
         container = body.get("container") or {}
-        if container.get("message_ts") and not container.get("is_ephemeral"):
-            ts, channel = container["message_ts"], _channel(body)
-            await self._deps.attempt("chat_update", channel=channel, ts=ts, text=text, blocks=[])
+        if _on_ephemeral(body):
+            url = str(body.get("response_url") or "")
+            return await self._deps.respond(url, text, replace=True)
+        if not container.get("message_ts"):
+            return False
+        ts, channel = container["message_ts"], _channel(body)
+        edit = {"channel": channel, "ts": ts, "text": text, "blocks": []}
+        return bool((await self._deps.attempt("chat_update", **edit))[0])
 
     async def start_new(self, body: dict[str, Any]) -> None:
         """ "Start a new conversation": a fresh thread (the assistant pane makes its own)."""
         user, channel, (_, kind) = _who(body), _channel(body), _value(body)
         if kind is Place.ASSISTANT:
-            await self._deps.ephemeral(channel, user, how_to_start_again(kind, ""))
+            await self._tell(body)(how_to_start_again(kind, ""))
             return
         intro = "New conversation." if kind is Place.DM else f"New conversation with <@{user}>."
         opener, team = partial(self._open, channel, intro, kind), (body.get("team") or {}).get("id")
         result = await self._flows.start_new(PLATFORM, user, opener, community=str(team or ""))
         if not result.ok:
-            await self._deps.ephemeral(channel, user, result.text)
+            await self._tell(body)(result.text)
 
     async def mistake(self, body: dict[str, Any]) -> None:
         """ "This was a mistake": the person's feedback, on the record and in the mod-log."""
-        user, channel, (conversation_id, _) = _who(body), _channel(body), _value(body)
+        user, (conversation_id, _) = _who(body), _value(body)
         result = await self._flows.feedback(conversation_id, user, MISTAKE)
         thread_ts = str((body.get("container") or {}).get("thread_ts") or "")
-        await self._tell(channel, user, thread_ts)(result.text or FEEDBACK_THANKS)
+        await self._tell(body, thread_ts)(result.text or FEEDBACK_THANKS)
 
     async def _open(
         self, channel: str, text: str, kind: Place
@@ -306,6 +328,10 @@ def _who(body: dict[str, Any]) -> str:
 def _channel(body: dict[str, Any]) -> str:
     channel = (body.get("channel") or {}).get("id")
     return str(channel or (body.get("container") or {}).get("channel_id") or "")
+
+
+def _on_ephemeral(body: dict[str, Any]) -> bool:
+    return bool((body.get("container") or {}).get("is_ephemeral"))
 
 
 def _value(body: dict[str, Any]) -> tuple[str, Place]:

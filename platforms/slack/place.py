@@ -13,10 +13,11 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
 from bot.notices import Notice, NoticeKind
-from bot.ports import ModLogEntry, ModLogKind
+from bot.ports import DatabaseUnavailable, ModLogEntry, ModLogKind
 from bot.settings import Settings
 from platforms.slack.files import fetch_attachments
 from platforms.slack.render import ENDED_REACTION, ENDED_TITLE, Blocks, escape, render_notice
@@ -24,6 +25,11 @@ from platforms.slack.stream import DEFAULT_INTERVAL, Clock, SlackReply, Streamin
 from platforms.slack.translate import Place, split_key
 
 log = logging.getLogger(__name__)
+
+# What chat.postEphemeral answers in a channel the app is not in: not_in_channel (public) or
+# channel_not_found (a DM or private channel it cannot see; slackapi/python-slack-sdk#734).
+# A command's or a click's response_url still reaches the person there.
+NOT_THERE = frozenset({"not_in_channel", "channel_not_found"})
 
 
 @dataclass
@@ -41,6 +47,9 @@ class Tasks:
     async def _logged(work: Coroutine[Any, Any, None], name: str) -> None:
         try:
             await work
+        except DatabaseUnavailable:
+            # Said once by the store; a message it had kept is answered at the next start.
+            log.info("Slack %s not done: the database does not answer", name)
         except Exception:  # (CancelledError is not one: a cancelled task stays cancelled)
             log.exception("Slack %s failed", name)
 
@@ -71,28 +80,67 @@ class Deps:
     bot_user_id: str = ""  # learnt from Bolt's context (auth.test) with the first event
     team_id: str = ""  # the app's workspace: a stream's recipient team when no event says
 
-    async def attempt(self, method: str, **args: Any) -> tuple[dict[str, Any], str]:
-        """A Web API call whose failure is logged, not raised: (its data, "") or ({}, error)."""
+    async def attempt(
+        self, method: str, expected: frozenset[str] = frozenset(), /, **args: Any
+    ) -> tuple[dict[str, Any], str]:
+        """A Web API call whose failure is logged (unless `expected`), not raised: (its data,
+        "") or ({}, error)."""
         try:
             return dict((await getattr(self.client, method)(**args)).data), ""
         except SlackApiError as exc:
             error = str(exc.response.get("error") if exc.response is not None else exc)
-            if error not in ("already_reacted", "no_reaction"):  # the state wanted is there
+            # already_reacted, no_reaction: the state wanted is there
+            if error not in {"already_reacted", "no_reaction", *expected}:
                 log.warning("Slack %s failed: %s", method, error)
             return {}, error
 
     async def ephemeral(
-        self, channel: str, user: str, text: str, blocks: Blocks | None = None, thread_ts: str = ""
+        self,
+        channel: str,
+        user: str,
+        text: str,
+        blocks: Blocks | None = None,
+        thread_ts: str = "",
+        response_url: str = "",
     ) -> None:
-        """Tell one person something (shown only if they are in the channel)."""
-        await self.attempt(
+        """Tell one person something: in the channel (or thread) they are in, or, where the app
+        is not a member, through the `response_url` of what they typed or clicked."""
+        _, error = await self.attempt(
             "chat_postEphemeral",
+            NOT_THERE if response_url else frozenset(),
             channel=channel,
             user=user,
             text=text,
             blocks=blocks,
             thread_ts=thread_ts or None,
         )
+        if error in NOT_THERE and response_url:
+            await self.respond(response_url, text, blocks)
+
+    async def respond(
+        self, url: str, text: str, blocks: Blocks | None = None, *, replace: bool = False
+    ) -> bool:
+        """Post to a command's or an interaction's `response_url`: a new message only the
+        person sees, or with `replace` one in place of the message that was clicked (the only
+        way to change an ephemeral one). Whether Slack took it; a response_url works 5 times
+        within 30 minutes (https://docs.slack.dev/interactivity/handling-user-interaction)."""
+        if not url:
+            return False
+        hook = AsyncWebhookClient(url, session=self.session)
+        try:
+            sent = await hook.send(
+                text=text,
+                blocks=blocks if blocks is not None else ([] if replace else None),
+                response_type="ephemeral",
+                replace_original=replace,
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("Slack response_url failed: %s", type(exc).__name__)
+            return False
+        if sent.status_code != 200:
+            log.warning("Slack response_url refused: %d %s", sent.status_code, sent.body[:80])
+            return False
+        return True
 
     async def permalink(self, channel: str, ts: str) -> str:
         data, _ = await self.attempt("chat_getPermalink", channel=channel, message_ts=ts)

@@ -358,6 +358,21 @@ async def test_keep_talking_lets_the_proposal_lapse_on_the_record(setup: Setup) 
     assert (await setup.kinds())[-1] == "end_proposal_lapsed"
 
 
+async def test_keep_talking_after_the_end_is_refused(setup: Setup) -> None:
+    """A stale "keep talking" pressed after the end must not say the conversation goes on."""
+    setup.model.script = [ask_to_end(), text("Sure.")]
+    await setup.say("please end this")
+    assert (await setup.flows.confirm_end(HERE, ALICE, setup.here, proposal=True)).ok
+    recorded = await setup.kinds()
+    kept = await setup.flows.keep_going(HERE, ALICE)
+    assert (
+        kept.refusal is Refusal.ALREADY_ENDED
+        and kept.text == "This conversation has already ended."
+    )
+    assert kept.conversation is not None and kept.conversation.ladder.ended
+    assert await setup.kinds() == recorded
+
+
 # --- start afresh, branch -------------------------------------------------------------------
 
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from bot.conversation import LadderState
+from bot.ports import DatabaseUnavailable
 from bot.settings import parse_database_url
 from bot.store import SchemaTooNew, StoreError, open_store
 from bot.store.locks import lock_number
@@ -23,6 +26,7 @@ from bot.store.postgres import PostgresStore
 from bot.store.postgres_migrations import MIGRATIONS
 from tests import postgres
 from tests.bot.storekit import KEY, T0, assistant_message, at, event, inbound, user_message
+from tests.tcp_proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -207,3 +211,36 @@ async def test_a_message_received_before_files_were_kept_comes_back_without_any(
     async with await PostgresStore.open(fresh_url) as store:
         [kept] = await store.pending(at(2))
     assert (kept.event_id, kept.text, kept.files) == ("e1", "hello", ())
+
+
+async def test_an_outage_is_said_once_and_its_end_once(
+    fresh_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server is reached through a TCP proxy the test cuts (the shared server itself is
+    never stopped): every call meanwhile fails as DatabaseUnavailable, locks too; the log
+    says once that PostgreSQL went away (asyncpg's pool retrying its idle connection, which
+    logs a traceback each time, included) and once that it is back."""
+    caplog.set_level(logging.INFO, logger="bot.store.postgres")
+    target = urlsplit(fresh_url)
+    async with TcpProxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
+        via = target.netloc.replace(f":{target.port or 5432}", f":{proxy.port}")
+        store = await PostgresStore.open(urlunsplit(target._replace(netloc=via)), pool_size=2)
+        try:
+            conversation = await store.create(KEY, "u1", T0)
+            await proxy.cut()
+            for _ in range(3):
+                with pytest.raises(DatabaseUnavailable):
+                    await store.get(conversation.id)
+            with pytest.raises(DatabaseUnavailable):
+                async with store.serialised(KEY):
+                    pass
+            await proxy.restore()
+            assert await store.get(conversation.id) == conversation
+            async with store.serialised(KEY):
+                assert await store.current(KEY) == conversation
+        finally:
+            await store.close()
+    said = [r for r in caplog.records if r.name == "bot.store.postgres"]
+    lines = [(r.levelname, r.getMessage().split(" (")[0]) for r in said]
+    assert lines == [("ERROR", "PostgreSQL went away"), ("INFO", "PostgreSQL is back")]
+    assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -29,6 +30,11 @@ DEFAULT_SCOPES = (
 )
 
 WAIT = 5.0  # seconds before a wait fails the test loudly
+
+# "You can use response_url to publish up to 5 times within 30 minutes of receiving the
+# payload" (https://docs.slack.dev/interactivity/handling-user-interaction).
+RESPONSE_URL_USES = 5
+RESPONSE_URL_SECONDS = 30 * 60
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 Lost = Literal["drop", "close", "silent"]  # how a Socket Mode connection can be lost
@@ -60,6 +66,16 @@ class _Failure:
 
 
 @dataclass
+class Hook:
+    """One response_url handed out with a payload, and what was posted to it."""
+
+    url: str
+    issued_at: float
+    posts: list[dict[str, Any]] = field(default_factory=list)  # accepted ones only
+    refused: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _RateLimit:
     times: int
     retry_after: int
@@ -76,8 +92,13 @@ class FakeSlack:
     hold_files: asyncio.Event | None = None  # set: file downloads are answered from then on
     # Set: apps.connections.open is answered from then on (a reconnect that takes a while).
     hold_connections: asyncio.Event | None = None
+    # Channels the app is not a member of (every other channel, it is).
+    outside: set[str] = field(default_factory=set)
+    clock: Callable[[], float] = time.monotonic  # response_url's 30 minutes, injectable
     calls: list[Call] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
+    hooks: dict[str, Hook] = field(default_factory=dict)
+    ephemeral_ts: set[str] = field(default_factory=set)  # ts of every ephemeral message
     _rate_limits: dict[str, _RateLimit] = field(default_factory=dict)
     _failures: dict[str, _Failure] = field(default_factory=dict)
     _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -99,6 +120,7 @@ class FakeSlack:
         app.router.add_get("/api/{method}", self._api)
         app.router.add_get("/files/{name}", self._file)
         app.router.add_get("/link/", self._socket)
+        app.router.add_post("/hooks/{hook}", self._hook)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -132,6 +154,12 @@ class FakeSlack:
         is down", e.g. https://docs.slack.dev/reference/methods/conversations.archive)."""
         self._failures[method] = _Failure(error, times)
 
+    def response_url(self) -> str:
+        """A new response_url, as Slack puts one in each command and interaction payload."""
+        hook = Hook(f"http://127.0.0.1:{self.port}/hooks/{next(self._tickets)}", self.clock())
+        self.hooks[hook.url] = hook
+        return hook.url
+
     # --- inspecting --------------------------------------------------------------------
 
     def calls_to(self, method: str) -> list[dict[str, Any]]:
@@ -139,6 +167,16 @@ class FakeSlack:
 
     def results_of(self, method: str) -> list[dict[str, Any]]:
         return [call.result for call in self.calls if call.method == method]
+
+    def posted_to(self, url: str) -> list[dict[str, Any]]:
+        """What the app posted to one response_url, and Slack accepted."""
+        return self.hooks[url].posts
+
+    async def wait_hook(self, url: str, count: int = 1, within: float = WAIT) -> None:
+        """Wait until `url` was posted to `count` times (accepted or refused)."""
+        hook = self.hooks[url]
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(lambda: len(hook.posts) + len(hook.refused) >= count)
 
     def methods(self) -> list[str]:
         return [call.method for call in self.calls]
@@ -202,7 +240,7 @@ class FakeSlack:
             self.unexpected.append(f"unexpected method {method}")
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
         headers = {"x-oauth-scopes": self.scopes} if method == "auth.test" else {}
-        call.result = {"ok": True, **handler(args)}
+        call.result = {"ok": True, **handler(args)}  # a handler's refusal says "ok": false
         return web.json_response(call.result, headers=headers)
 
     async def _record(self, call: Call) -> None:
@@ -222,9 +260,9 @@ class FakeSlack:
                 "is_enterprise_install": False,
             },
             "chat.postMessage": lambda a: {"channel": a.get("channel"), "ts": self.next_ts()},
-            "chat.update": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
+            "chat.update": self._update,
             "chat.delete": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
-            "chat.postEphemeral": lambda a: {"message_ts": self.next_ts()},
+            "chat.postEphemeral": self._post_ephemeral,
             "chat.startStream": self._start_stream,
             "chat.appendStream": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
             "chat.stopStream": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
@@ -246,6 +284,30 @@ class FakeSlack:
             },
             "apps.connections.open": lambda a: {"url": self._link_url()},
         }
+
+    def _post_ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel") or "")
+        if channel in self.outside:
+            # An app that is not in the channel cannot post an ephemeral message there:
+            # not_in_channel in a public channel (github.com/ifvictr/prox/issues/30), and
+            # channel_not_found in a DM or private channel it cannot see, as for a slash
+            # command run in a DM (slackapi/python-slack-sdk#734); both are in the method's
+            # error list (https://docs.slack.dev/reference/methods/chat.postEphemeral). Which
+            # one a private channel gets is a guess from #734.
+            error = "not_in_channel" if channel.startswith("C") else "channel_not_found"
+            return {"ok": False, "error": error}
+        ts = self.next_ts()
+        self.ephemeral_ts.add(ts)
+        return {"message_ts": ts}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        if str(args.get("ts")) in self.ephemeral_ts:
+            # "Ephemeral messages can't be updated in this way" (chat.update;
+            # https://docs.slack.dev/messaging/modifying-messages): only an interaction's
+            # response_url can replace one. The error is a guess: message_not_found, from
+            # chat.update's error list, since Slack keeps no ephemeral message to find.
+            return {"ok": False, "error": "message_not_found"}
+        return {"channel": args.get("channel"), "ts": args.get("ts")}
 
     def _start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
         if not self.streaming:
@@ -274,6 +336,35 @@ class FakeSlack:
             self.unexpected.append(f"unknown file {name}")
             return web.Response(status=404)
         return web.Response(body=self.files[name])
+
+    # --- response_url (https://docs.slack.dev/interactivity/handling-user-interaction) -------
+
+    async def _hook(self, request: web.Request) -> web.StreamResponse:
+        url = f"http://127.0.0.1:{self.port}/hooks/{request.match_info['hook']}"
+        hook = self.hooks.get(url)
+        if hook is None:
+            self.unexpected.append(f"response_url {url} that was never handed out")
+            return web.Response(status=404, text="no_active_hooks")  # a guess
+        body = await request.json()
+        # Slack's answers to a spent or expired response_url are not documented: a 404 with
+        # these words is a guess; the limits themselves are the docs' (5 uses, 30 minutes).
+        if len(hook.posts) >= RESPONSE_URL_USES:
+            refusal = "used_url"
+        elif self.clock() - hook.issued_at > RESPONSE_URL_SECONDS:
+            refusal = "expired_url"
+        else:
+            refusal = ""
+        async with self._changed:
+            if refusal:
+                hook.refused.append(refusal)
+            else:
+                hook.posts.append(body)
+            self._changed.notify_all()
+        if refusal:
+            return web.Response(status=404, text=refusal)
+        # An incoming webhook answers a plain "ok" (https://docs.slack.dev/messaging/
+        # sending-messages-using-incoming-webhooks); a response_url alike is a guess.
+        return web.Response(text="ok")
 
     # --- Socket Mode (https://api.slack.com/apis/socket-mode) ---------------------------
 

@@ -10,6 +10,7 @@ import hmac
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -19,6 +20,9 @@ import aiohttp
 from tests.fakes.slack import APP_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID
 
 _ids = itertools.count(1)
+# The builders' response_url: it reaches nothing. A SlackSender with `response_urls` puts a
+# working one in its place (a test that sets its own keeps it).
+PLACEHOLDER = "https://hooks.slack.invalid/"
 
 
 def sign(body: str, secret: str = SIGNING_SECRET, at: int | None = None) -> dict[str, str]:
@@ -105,7 +109,7 @@ def command(text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL") -> 
         "command": "/quitbot",
         "text": text,
         "api_app_id": "A0QUITBOT",
-        "response_url": "https://hooks.slack.invalid/commands/1",
+        "response_url": f"{PLACEHOLDER}commands/1",
         "trigger_id": f"trigger-{next(_ids)}",
     }
 
@@ -148,7 +152,7 @@ def button(
         "trigger_id": f"trigger-{next(_ids)}",
         "channel": {"id": channel, "name": "general"},
         "message": msg,
-        "response_url": "https://hooks.slack.invalid/actions/1",
+        "response_url": f"{PLACEHOLDER}actions/1",
         "actions": [
             {
                 "action_id": action_id,
@@ -192,7 +196,7 @@ def message_shortcut(
         "trigger_id": f"trigger-{next(_ids)}",
         "message_ts": ts,
         "message": msg,
-        "response_url": "https://hooks.slack.invalid/actions/2",
+        "response_url": f"{PLACEHOLDER}actions/2",
     }
 
 
@@ -203,6 +207,7 @@ def message_shortcut(
 class Sent:
     status: int
     body: str
+    response_url: str = ""  # the one the request carried, when the fake handed one out
 
 
 @dataclass
@@ -213,6 +218,9 @@ class SlackSender:
     session: aiohttp.ClientSession
     secret: str = SIGNING_SECRET
     sent: list[Sent] = field(default_factory=list)
+    # Given (the fake's `response_url`): each command and interaction carries a new
+    # response_url that works, as Slack's do, in place of the builders' placeholder.
+    response_urls: Callable[[], str] | None = None
 
     async def event(
         self, payload: dict[str, Any], *, retry_num: int | None = None, secret: str | None = None
@@ -227,19 +235,28 @@ class SlackSender:
     async def command(self, fields: dict[str, str]) -> Sent:
         # Slack never sends one (bolt-python#873); a test that adds it tests nothing real.
         assert "thread_ts" not in fields, "Slack sends no thread_ts with a slash command"
-        return await self._form(fields)
+        fields, url = self._hooked(fields)
+        return await self._form(fields, url)
 
     async def interaction(self, payload: dict[str, Any]) -> Sent:
-        return await self._form({"payload": json.dumps(payload)})
+        payload, url = self._hooked(payload)
+        return await self._form({"payload": json.dumps(payload)}, url)
 
-    async def _form(self, fields: dict[str, str]) -> Sent:
+    def _hooked(self, payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        url = str(payload.get("response_url") or "")
+        if self.response_urls is None or not url.startswith(PLACEHOLDER):
+            return payload, url
+        url = self.response_urls()
+        return {**payload, "response_url": url}, url
+
+    async def _form(self, fields: dict[str, str], response_url: str = "") -> Sent:
         body = urlencode(fields)
         headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body, self.secret)}
-        return await self._post(body, headers)
+        return await self._post(body, headers, response_url)
 
-    async def _post(self, body: str, headers: dict[str, str]) -> Sent:
+    async def _post(self, body: str, headers: dict[str, str], response_url: str = "") -> Sent:
         async with self.session.post(self.url, data=body.encode(), headers=headers) as response:
-            sent = Sent(response.status, await response.text())
+            sent = Sent(response.status, await response.text(), response_url)
         self.sent.append(sent)
         return sent
 

@@ -103,7 +103,8 @@ async def harness(
         runner = await start_http(bot, "127.0.0.1", 0)
         port = runner.addresses[0][1]
         try:
-            sender = SlackSender(f"http://127.0.0.1:{port}/slack/events", session)
+            url = f"http://127.0.0.1:{port}/slack/events"
+            sender = SlackSender(url, session, response_urls=fake_slack.response_url)
             yield SlackHarness(fake_slack, fake_anthropic, runtime, bot, sender, clock)
         finally:
             await runner.cleanup()

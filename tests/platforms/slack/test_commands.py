@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from bot.conversation import Conversation
+from bot.flows import REFUSAL_TEXT, Refusal
 from platforms.slack.render import (
     BRANCH,
     END,
@@ -111,11 +112,77 @@ async def test_the_end_shortcut_outside_a_conversation(harness: SlackHarness) ->
     assert "no conversation" in ephemerals(harness)[0]["text"]
 
 
-async def test_end_cancelled_keeps_it_going(harness: SlackHarness) -> None:
-    conversation = await started(harness)
-    value = action_value(conversation.id, Place.CHANNEL)
-    await harness.send.interaction(button(END_CANCEL, value, thread_ts=THREAD))
+def replaced(harness: SlackHarness, response_url: str) -> dict[str, Any]:
+    """The one message posted to `response_url`, which replaced the clicked one."""
+    [posted] = harness.slack.posted_to(response_url)
+    assert posted["replace_original"] is True and posted["blocks"] == []  # no buttons left
+    return posted
+
+
+async def confirmation(harness: SlackHarness) -> dict[str, str]:
+    """The end command's ephemeral confirmation: each button's value by its action id."""
+    assert (await harness.send.command(command(f"end <{LINK}>"))).status == 200
     await harness.settle()
+    actions = next(b for b in ephemerals(harness)[-1]["blocks"] if b["type"] == "actions")
+    return {e["action_id"]: e["value"] for e in actions["elements"]}
+
+
+async def test_end_cancelled_keeps_it_going(harness: SlackHarness) -> None:
+    """The ephemeral confirmation is replaced through the click's response_url (chat.update
+    cannot edit an ephemeral message), so its "End conversation" button is gone too."""
+    conversation = await started(harness)
+    values = await confirmation(harness)
+    cancel = button(END_CANCEL, values[END_CANCEL], ephemeral=True)
+    sent = await harness.send.interaction(cancel)
+    await harness.settle()
+    assert "goes on" in replaced(harness, sent.response_url)["text"]
+    assert len(ephemerals(harness)) == 1 and not harness.slack.calls_to("chat.update")
+    assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
+
+
+async def test_the_ended_confirmation_is_replaced(harness: SlackHarness) -> None:
+    conversation = await started(harness)
+    values = await confirmation(harness)
+    sent = await harness.send.interaction(button(END_CONFIRM, values[END_CONFIRM], ephemeral=True))
+    await harness.settle()
+    assert replaced(harness, sent.response_url)["text"] == "The conversation was ended."
+    assert (await harness.runtime.engine.get(conversation.id)).state == "ended"  # type: ignore[union-attr]
+    assert not harness.slack.calls_to("chat.update")
+
+
+@pytest.mark.parametrize("pressed", [END_CANCEL, END_CONFIRM], ids=["keep talking", "end"])
+async def test_a_stale_confirmation_after_the_end_says_it_ended(
+    harness: SlackHarness, pressed: str
+) -> None:
+    """Two confirmations were shown (the command run twice); one ended it, then a button on
+    the other: it must not say the conversation goes on, nor end it again."""
+    conversation = await started(harness)
+    first, second = await confirmation(harness), await confirmation(harness)
+    await harness.send.interaction(button(END_CONFIRM, first[END_CONFIRM], ephemeral=True))
+    await harness.settle()
+    stale = await harness.send.interaction(button(pressed, second[pressed], ephemeral=True))
+    await harness.settle()
+    assert replaced(harness, stale.response_url)["text"] == REFUSAL_TEXT[Refusal.ALREADY_ENDED]
+    assert len(ephemerals(harness)) == 2  # the two confirmations; nothing says "goes on"
+    assert len(harness.slack.calls_to("reactions.add")) == 1  # ended once
+    assert (await harness.runtime.engine.get(conversation.id)).state == "ended"  # type: ignore[union-attr]
+    _, events = await harness.runtime.engine.record(conversation.id)
+    assert [e.kind for e in events].count("end") == 1 and "end_proposal_lapsed" not in str(events)
+
+
+async def test_a_confirmation_whose_response_url_expired(harness: SlackHarness) -> None:
+    """Past 30 minutes Slack refuses the response_url: the confirmation cannot be replaced,
+    so the person is told in the channel instead."""
+    conversation = await started(harness)
+    values = await confirmation(harness)
+    now = [0.0]
+    harness.slack.clock = lambda: now[0]
+    cancel = button(END_CANCEL, values[END_CANCEL], ephemeral=True)
+    cancel["response_url"] = harness.slack.response_url()
+    now[0] += 30 * 60 + 1
+    sent = await harness.send.interaction(cancel)
+    await harness.settle()
+    assert harness.slack.hooks[sent.response_url].refused == ["expired_url"]
     assert "goes on" in ephemerals(harness)[-1]["text"]
     assert (await harness.runtime.engine.get(conversation.id)).state == "active"  # type: ignore[union-attr]
 
