@@ -71,6 +71,9 @@ _LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "
 # restart, and must still find the confirmation to withdraw it.
 CONFIRMATION_SHOWN = "end_confirmation_shown"
 
+# A moderator's marks on what alert-only mode would have ended (`review` event decisions).
+WOULD_END_RIGHT = "would_end_right"
+WOULD_END_WRONG = "would_end_wrong"
 _NEWCOMER = LadderState()  # someone other than the starter, writing here for the first time
 _HISTORY_LIMIT = 60  # stored messages read per turn (bounds CPU); the token budget trims further
 
@@ -649,6 +652,30 @@ class Engine:
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
             self._recorded(updated, events)
             return updated
+
+    async def mark_would_end(
+        self, conversation_id: str, moderator_id: str, *, right: bool, note: str = ""
+    ) -> None:
+        """A moderator's mark on the `would_end` decisions (alert-only mode) of a
+        conversation: a `review` event, `decision` "would_end_right" or "would_end_wrong".
+        Raises ConversationNotFound."""
+        conversation = await self._require(conversation_id)
+        decision = WOULD_END_RIGHT if right else WOULD_END_WRONG
+        detail = {"moderator_id": moderator_id, "decision": decision, "note": note}
+        events = [AuditEvent("review", self._clock(), Actor.MODERATOR, detail)]
+        await self._store.add_events(conversation.id, events)
+        self._recorded(conversation, events)
+
+    async def awaiting_marks(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[Conversation]:
+        """Conversations with a `would_end` no moderator has marked since, longest-waiting
+        first."""
+        return await self._store.awaiting_marks(platform, limit, community=community)
+
+    async def review_decisions(self, since: datetime) -> dict[str, int]:
+        """How many review decisions of each kind since then."""
+        return await self._store.review_decisions(since)
 
     async def awaiting_review(
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from bot import marks
 from bot.app import UnconfiguredModel, build_runtime
 from bot.communities import ENFORCEMENTS, SETTING_NAMES, BadCommunitySettings, CommunitySettings
 from bot.engine import ConversationNotFound
@@ -62,15 +63,19 @@ def add_commands(
     listing.add_argument("--platform")
     listing.add_argument("--community", help="one server's or workspace's id")
     listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument(
+        "--would-end",
+        action="store_true",
+        help="instead: what alert-only mode would have ended, to mark right or wrong",
+    )
     listing.set_defaults(handler=_review_list)
-    resolve = review_ops.add_parser("resolve", help="decide: reopen it, or uphold the end")
-    resolve.add_argument("id")
-    decision = resolve.add_mutually_exclusive_group(required=True)
-    decision.add_argument("--reopen", action="store_true", help="the end was a mistake")
-    decision.add_argument("--uphold", action="store_true", help="the end stands")
-    resolve.add_argument("--note", required=True, help="why (kept in the audit trail)")
-    resolve.add_argument("--by", default="cli-operator", help="who decided")
-    resolve.set_defaults(handler=_review_resolve)
+    marks.decision_command(
+        review_ops,
+        "resolve",
+        "decide: reopen it, or uphold the end",
+        {"--reopen": "the end was a mistake", "--uphold": "the end stands"},
+    ).set_defaults(handler=_review_resolve)
+    marks.add_commands(review_ops)
 
     communities = commands.add_parser("communities", help="a server's or workspace's own settings")
     community_ops = communities.add_subparsers(dest="operation", required=True, metavar="OPERATION")
@@ -183,6 +188,8 @@ async def _export_person(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
+    if args.would_end:
+        return await marks.would_end_list(args, settings)
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
         items = await review_queue(
             runtime.engine, platform=args.platform, community=args.community, limit=args.limit

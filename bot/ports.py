@@ -471,4 +471,15 @@ class Store(Protocol):
         no `review` or `reopen` event has answered since, the longest-waiting first."""
         ...
 
+    async def awaiting_marks(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[Conversation]:
+        """Conversations with a `would_end` (alert-only mode) that no `review` event has
+        marked since, the longest-waiting first."""
+        ...
+
+    async def review_decisions(self, since: datetime) -> dict[str, int]:
+        """How many `review` events since then, by their `decision`."""
+        ...
+
     async def close(self) -> None: ...

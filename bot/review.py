@@ -74,6 +74,40 @@ async def review_queue(
     return items
 
 
+@dataclass(frozen=True, slots=True)
+class MistakeRate:
+    """How often the ladder was wrong, by the moderators' decisions: ends reopened on
+    review, and alert-only mode's would-be ends marked wrong, out of all decided."""
+
+    upheld: int = 0
+    reopened: int = 0
+    would_end_right: int = 0
+    would_end_wrong: int = 0
+
+    @classmethod
+    def of(cls, decisions: dict[str, int]) -> MistakeRate:
+        """From `Store.review_decisions`."""
+        return cls(
+            decisions.get("upheld", 0),
+            decisions.get("reopened", 0),
+            decisions.get("would_end_right", 0),
+            decisions.get("would_end_wrong", 0),
+        )
+
+    @property
+    def decided(self) -> int:
+        return self.upheld + self.reopened + self.would_end_right + self.would_end_wrong
+
+    @property
+    def mistakes(self) -> int:
+        return self.reopened + self.would_end_wrong
+
+    @property
+    def rate(self) -> float | None:
+        """Mistakes out of all decided; None before any decision."""
+        return self.mistakes / self.decided if self.decided else None
+
+
 def _last_decision(events: list[AuditEvent]) -> datetime | None:
     decisions = [e.at for e in events if e.kind in {"review", "reopen"}]
     return max(decisions) if decisions else None

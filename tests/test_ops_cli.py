@@ -298,3 +298,41 @@ async def test_show_and_the_transcript_name_who_else_wrote_and_who_was_shut_out(
         "moderator_id": "mod-1",
         "note": "he apologised",
     }
+
+
+async def test_alert_only_decisions_are_listed_marked_and_counted(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    env = clean_env(tmp_path, fake_anthropic, QUITBOT_ENFORCEMENT="alert")
+    fake_anthropic.add(text("Hi! How can I help?"))
+    for _ in range(3):
+        fake_anthropic.add(tool("note_concern", ABUSE, text="Let's keep it civil."), text("Ask."))
+    fake_anthropic.add(tool("end_conversation", END), text("Shall we move on?"))
+    lines = ["hello", *["you are useless garbage"] * 4, "sorry"]
+    fake_anthropic.add(text("No problem."))
+    code, out, err = await quitbot(tmp_path, env, "chat", stdin="\n".join(lines) + "\n")
+    assert code == 0 and "[end]" not in out and "No problem." in out, err
+
+    code, out, err = await quitbot(tmp_path, env, "review", "list", "--would-end", "--json")
+    assert code == 0, err
+    [item] = json.loads(out)
+    [would] = item["would_end"]
+    assert would["reason"] == "persistent_abuse" and would["explanation"] == END["explanation"]
+    code, out, _ = await quitbot(tmp_path, env, "review", "list", "--would-end")
+    assert f"would have ended at {would['at']}: persistent_abuse" in out
+
+    code, _, err = await quitbot(
+        tmp_path, env, "review", "mark", item["id"], "--wrong", "--note", "just venting"
+    )
+    assert code == 0, err
+    code, out, _ = await quitbot(tmp_path, env, "review", "list", "--would-end", "--json")
+    assert json.loads(out) == []  # marked: off the list
+    code, out, _ = await quitbot(tmp_path, env, "review", "stats", "--json")
+    stats = json.loads(out)
+    assert (stats["would_end_wrong"], stats["would_end_right"], stats["mistake_rate"]) == (
+        1,
+        0,
+        1.0,
+    )
+    code, out, _ = await quitbot(tmp_path, env, "review", "stats")
+    assert "mistake rate: 100% (1 of 1)" in out

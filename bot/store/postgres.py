@@ -720,9 +720,26 @@ class PostgresStore:
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
         """Ended conversations with unanswered feedback, the longest-waiting first."""
+        return await self._awaiting(_AWAITING_REVIEW, platform, limit, community)
+
+    async def awaiting_marks(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[Conversation]:
+        """Conversations with an unmarked `would_end`, the longest-waiting first."""
+        return await self._awaiting(_AWAITING_MARKS, platform, limit, community)
+
+    async def _awaiting(
+        self, sql: str, platform: str | None, limit: int, community: str | None
+    ) -> list[Conversation]:
         async with self._connection() as db:
-            rows = await db.fetch(_AWAITING_REVIEW, platform, limit, community)
+            rows = await db.fetch(sql, platform, limit, community)
         return [_conversation(tuple(row)[:-1]) for row in rows]
+
+    async def review_decisions(self, since: datetime) -> dict[str, int]:
+        """How many `review` events since then, by their `decision`."""
+        async with self._connection() as db:
+            rows = await db.fetch(_REVIEW_DECISIONS, _aware(since))
+        return {str(decision): int(count) for decision, count in rows}
 
 
 async def _keep_session(db: asyncpg.Connection) -> None:
@@ -991,6 +1008,19 @@ _PERSON_WAITING = (
 )
 
 # Feedback newer than the conversation's last decision (a review, or any reopen) waits.
+_AWAITING_MARKS = (
+    f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
+    "SELECT MIN(w.at) FROM events w WHERE w.conversation_id = c.id AND w.kind = 'would_end' "
+    "AND w.at > COALESCE((SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
+    "AND e.kind = 'review'), '-infinity'::timestamptz)) AS waiting_since "
+    "FROM conversations c WHERE ($1::text IS NULL OR c.platform = $1) "
+    "AND ($3::text IS NULL OR c.community = $3)) AS q "
+    "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
+)
+_REVIEW_DECISIONS = (
+    "SELECT detail::json->>'decision', COUNT(*) FROM events "
+    "WHERE kind = 'review' AND at >= $1 GROUP BY 1"
+)
 _AWAITING_REVIEW = (
     f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
     "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("

@@ -505,7 +505,17 @@ class SqliteStore:
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
         """Ended conversations with unanswered feedback, the longest-waiting first."""
-        return await self._read(_awaiting_review, platform, limit, community)
+        return await self._read(_awaiting, _AWAITING_REVIEW, platform, limit, community)
+
+    async def awaiting_marks(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[Conversation]:
+        """Conversations with an unmarked `would_end`, the longest-waiting first."""
+        return await self._read(_awaiting, _AWAITING_MARKS, platform, limit, community)
+
+    async def review_decisions(self, since: datetime) -> dict[str, int]:
+        """How many `review` events since then, by their `decision`."""
+        return await self._read(_review_decisions, _to_text(since))
 
     # --- the queue ---------------------------------------------------------------------------
 
@@ -1120,6 +1130,19 @@ _PERSON_WAITING = (
 )
 
 # Feedback newer than the conversation's last decision (a review, or any reopen) waits.
+_AWAITING_MARKS = (
+    f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
+    "SELECT MIN(w.at) FROM events w WHERE w.conversation_id = c.id AND w.kind = 'would_end' "
+    "AND w.at > COALESCE((SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
+    "AND e.kind = 'review'), '')) AS waiting_since "
+    "FROM conversations c WHERE (?1 IS NULL OR c.platform = ?1) "
+    "AND (?3 IS NULL OR c.community = ?3)) AS q "
+    "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
+)
+_REVIEW_DECISIONS = (
+    "SELECT json_extract(detail, '$.decision'), COUNT(*) FROM events "
+    "WHERE kind = 'review' AND at >= ? GROUP BY 1"
+)
 _AWAITING_REVIEW = (
     f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
     "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
@@ -1169,11 +1192,17 @@ def _person(db: sqlite3.Connection, platform: str, user_id: str) -> PersonRecord
     )
 
 
-def _awaiting_review(
-    db: sqlite3.Connection, platform: str | None, limit: int, community: str | None
+def _awaiting(
+    db: sqlite3.Connection, sql: str, platform: str | None, limit: int, community: str | None
 ) -> list[Conversation]:
-    rows = db.execute(_AWAITING_REVIEW, (platform, limit, community)).fetchall()
+    rows = db.execute(sql, (platform, limit, community)).fetchall()
     return [_conversation(row[:-1]) for row in rows]
+
+
+def _review_decisions(db: sqlite3.Connection, since: str) -> dict[str, int]:
+    return {
+        str(decision): int(count) for decision, count in db.execute(_REVIEW_DECISIONS, (since,))
+    }
 
 
 # --- per-community settings ------------------------------------------------------------

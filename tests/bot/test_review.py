@@ -80,3 +80,13 @@ async def test_resolving_is_for_moderators_and_ended_conversations(setup: Setup)
         conversation_id, MOD, Decision.UPHOLD, is_moderator=True
     )
     assert again.refusal is Refusal.NOT_ENDED
+
+
+def test_one_mistake_rate_counts_reopened_ends_and_would_be_ends_marked_wrong() -> None:
+    from bot.review import MistakeRate
+
+    assert MistakeRate.of({}).rate is None
+    rate = MistakeRate.of(
+        {"upheld": 5, "reopened": 1, "would_end_right": 2, "would_end_wrong": 2, "other": 9}
+    )
+    assert (rate.decided, rate.mistakes, rate.rate) == (10, 3, 0.3)
