@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from bot.adapters import Check, adapter, adapters
-from bot.app import UnconfiguredModel, build_runtime
+from bot.app import NO_PLATFORM, UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, StoredMessage
 from bot.engine import ConversationNotFound, Engine
 from bot.ports import ModelUnavailable
@@ -163,11 +163,15 @@ async def doctor(settings: Settings) -> int:
                 results.append((True, f"model API: {await check()}"))
             except ModelUnavailable as exc:
                 results.append((False, f"model API: {exc}"))
+    configured = 0
     for name, platform in sorted(adapters().items()):
         if not platform.configured(settings):
             results.append((True, f"{name}: not configured (skipped)"))
             continue
+        configured += 1
         results.extend(await platform.doctor(settings))
+    if not configured:
+        results.append((False, f"run: `quitbot run` will refuse to start: {NO_PLATFORM}"))
     for status, line in results:
         print(f"{_LABELS[status]} {line}")
     return 1 if any(status is False for status, _ in results) else 0

@@ -38,7 +38,7 @@ async def run(engine: Engine, settings: Settings, *, ping_interval: float = PING
             log.info("Slack: answering %d message(s) received before a restart", resumed)
         try:
             if settings.slack.mode == "http":
-                await _serve_http(bot, "0.0.0.0", settings.slack.http_port)
+                await _serve_http(bot, settings.slack.http_host, settings.slack.http_port)
             else:
                 await _serve_socket_mode(bot, settings.slack, ping_interval)
         finally:
