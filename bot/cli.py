@@ -167,6 +167,9 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
+    # The notice's rate limit spares a platform's shared thread; a terminal has one reader,
+    # who should hear each time why nothing answers.
+    settings = settings.model_copy(update={"blocked_notice_seconds": 0})
     async with build_runtime(settings) as runtime:
         return await run_console(
             runtime.engine, resume=args.resume, branch=args.branch, upto=args.upto

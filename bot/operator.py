@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from bot.adapters import Check, adapter, adapters
+from bot.adapters import Check, adapter, adapters, platform_names
 from bot.app import NO_PLATFORM, UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, StoredMessage
 from bot.engine import ConversationNotFound, Engine
@@ -82,9 +82,11 @@ async def conversations(args: argparse.Namespace, settings: Settings) -> int:
                 print(json.dumps(shown, indent=2) if args.json else _describe(shown))
             elif args.operation == "reopen":
                 before = await _require(engine, args.id)
-                after = await engine.reopen(before.id, args.by, args.note)
-                word = "reopened" if before.ladder.ended else "was not ended; nothing changed"
-                print(f"{after.id} {word}")
+                if not before.ladder.ended:
+                    print(f"{before.id} was not ended; nothing changed")
+                else:
+                    after = await engine.reopen(before.id, args.by, args.note)
+                    print(f"{after.id} reopened in quitbot. {reopened_elsewhere(after)}")
             elif args.operation == "export":
                 ids = args.ids or [c.id for c in await store.list_conversations(limit=10**9)]
                 for conversation_id in ids:
@@ -94,6 +96,17 @@ async def conversations(args: argparse.Namespace, settings: Settings) -> int:
             print(f"quitbot: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+def reopened_elsewhere(conversation: Conversation) -> str:
+    """What a reopen from here leaves undone on the conversation's own platform."""
+    platform = conversation.key.platform
+    found = adapters().get(platform)
+    if found is not None:
+        return found.reopened_elsewhere
+    if platform in platform_names():  # the terminal chat
+        return f"Continue it with: quitbot chat --resume {conversation.id}"
+    return f"Its place on {platform} (not installed here) is not reopened from here."
 
 
 async def _require(engine: Engine, conversation_id: str) -> Conversation:

@@ -73,6 +73,12 @@ class DiscordAdapter:
 
         return invite_url_for(await application_id(settings))
 
+    reopened_elsewhere = (
+        "Its Discord thread stays archived and locked, and nobody there is told: unlock "
+        "it in Discord (the thread's menu, Unlock Thread). A reopen from Discord "
+        "(/quitbot reopen or review-resolve) unlocks it and says so in the thread."
+    )
+
 
 adapter = DiscordAdapter()
 run, doctor, invite_url = adapter.run, adapter.doctor, adapter.setup_help

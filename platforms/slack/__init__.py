@@ -171,6 +171,12 @@ class SlackAdapter:
     async def setup_help(self, settings: Settings) -> str:
         return SETUP_HELP
 
+    reopened_elsewhere = (
+        "On Slack quitbot answers in its thread again (Slack cannot lock a thread), but "
+        "nobody there is told; a reopen from Slack (/quitbot reopen or review resolve) "
+        "says so in the thread."
+    )
+
 
 SETUP_HELP = (
     "Create the Slack app from deploy/slack-manifest.yml (api.slack.com/apps -> Create New "
