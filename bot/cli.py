@@ -10,13 +10,15 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, NO_PLATFORM, build_runtime
-from bot.ports import PlatformUnavailable
+from bot.ports import PlatformUnavailable, PlatformUnreachable
+from bot.retry import retrying
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import SchemaTooNew, StoreError
 
@@ -201,7 +203,9 @@ async def _run_platforms(settings: Settings) -> int:
         runs = []
         for adapter in chosen:
             log.info("starting the %s adapter", adapter.name)
-            runs.append(adapter.run(runtime.engine, settings))
+            start = partial(adapter.run, runtime.engine, settings)
+            retries = settings.start_retries
+            runs.append(retrying(adapter.name, start, PlatformUnreachable, retries))
         try:
             await asyncio.gather(*runs)
         except PlatformUnavailable as exc:

@@ -254,6 +254,9 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     # 0 keeps message text for ever.
     retention_days: int = Field(default=0, ge=0)
+    # `run` waits out a database or platform it cannot reach yet (pauses of 1, 2, 4 ... 30 s);
+    # 10 tries cover about three minutes of a network or DNS outage at boot.
+    start_retries: int = Field(default=10, ge=0, le=100)
 
     # NoDecode: the sections come from their own QUITBOT_DISCORD_*/QUITBOT_SLACK_* variables;
     # a stray QUITBOT_DISCORD or QUITBOT_SLACK would otherwise be read as JSON and crash.

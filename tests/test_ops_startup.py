@@ -3,18 +3,22 @@ doctor's verdict on `run`, and Slack's HTTP listener (issue 21, item 2)."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.fakes.anthropic import FakeAnthropic
-from tests.fakes.slack import FakeSlack
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
 from tests.processes import (
     clean_env,
     free_port,
     quitbot,
     reaching_slack_http,
+    read_until,
     running_quitbot,
+    start_quitbot,
 )
 
 
@@ -90,3 +94,53 @@ async def test_slack_http_listens_where_told_without_bolts_token_warning(
     assert f"listening for events, commands and interactivity on 127.0.0.1:{port}/" in logged.text
     # Bolt reads SLACK_BOT_TOKEN from the environment itself; quitbot gives it the client.
     assert "will be unused" not in logged.text and "WARNING" not in logged.text, logged.text
+
+
+async def test_run_waits_for_a_platform_it_cannot_reach_yet(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    port = free_port()  # nothing listens there until the first try has failed
+    env = clean_env(
+        tmp_path,
+        fake_anthropic,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        QUITBOT_SLACK_API_URL=f"http://127.0.0.1:{port}/api/",
+        QUITBOT_START_RETRIES="5",
+    )
+    process = await start_quitbot(tmp_path, env, "run")
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        await asyncio.wait_for(read_until(process.stderr, "trying again in 1 s", lines), 30)
+        async with FakeSlack(port=port) as slack:
+            await asyncio.wait_for(slack.wait_socket_open(), 30)
+            process.send_signal(signal.SIGTERM)
+            _, rest = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = "".join(lines) + rest.decode()
+    assert process.returncode == 0, log
+    assert "slack: could not reach Slack" in lines[-1] and "(retry 1 of 5)" in lines[-1]
+    assert "Traceback" not in log
+
+
+async def test_run_gives_up_on_an_unreachable_database_in_one_line_per_try(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    env = clean_env(
+        tmp_path,
+        fake_anthropic,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_APP_TOKEN=APP_TOKEN,
+        QUITBOT_DATABASE_URL=f"postgresql://quitbot:pw@127.0.0.1:{free_port()}/quitbot",
+        QUITBOT_START_RETRIES="1",
+    )
+    code, _, err = await quitbot(tmp_path, env, "run")
+    assert code == 2 and "Traceback" not in err, err
+    retried, gave_up = err.strip().splitlines()
+    assert "cannot reach PostgreSQL" in retried and "(retry 1 of 1)" in retried
+    assert "pw" not in retried  # the URL is shown without its password
+    assert gave_up.startswith("quitbot: database: cannot reach PostgreSQL")

@@ -10,7 +10,7 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
 from bot.engine import Engine
-from bot.ports import PlatformUnavailable
+from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.settings import Settings, SlackSettings
 from platforms.slack.app import SlackBot
 from platforms.slack.client import build_client
@@ -55,7 +55,7 @@ async def _check_token(bot: SlackBot) -> None:
             "OAuth Token (xoxb-...) from your app's OAuth & Permissions page"
         ) from exc
     except aiohttp.ClientError as exc:
-        raise PlatformUnavailable(f"could not reach Slack: {exc}") from exc
+        raise PlatformUnreachable(f"could not reach Slack: {exc}") from exc
     bot.deps.bot_user_id = str(response.get("user_id") or "")
     bot.deps.team_id = str(response.get("team_id") or "")
 
