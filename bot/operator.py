@@ -101,12 +101,14 @@ async def conversations(args: argparse.Namespace, settings: Settings) -> int:
 def reopened_elsewhere(conversation: Conversation) -> str:
     """What a reopen from here leaves undone on the conversation's own platform."""
     platform = conversation.key.platform
+    elsewhere = f"Its place on {platform} is not reopened from here."
     found = adapters().get(platform)
     if found is not None:
-        return found.reopened_elsewhere
+        # getattr: an adapter from another package may predate this attribute.
+        return str(getattr(found, "reopened_elsewhere", elsewhere))
     if platform in platform_names():  # the terminal chat
         return f"Continue it with: quitbot chat --resume {conversation.id}"
-    return f"Its place on {platform} (not installed here) is not reopened from here."
+    return elsewhere
 
 
 async def _require(engine: Engine, conversation_id: str) -> Conversation:
