@@ -141,6 +141,6 @@ async def test_run_gives_up_on_an_unreachable_database_in_one_line_per_try(
     code, _, err = await quitbot(tmp_path, env, "run")
     assert code == 2 and "Traceback" not in err, err
     retried, gave_up = err.strip().splitlines()
-    assert "cannot reach PostgreSQL" in retried and "(retry 1 of 1)" in retried
-    assert "pw" not in retried  # the URL is shown without its password
-    assert gave_up.startswith("quitbot: database: cannot reach PostgreSQL")
+    assert "cannot connect to PostgreSQL" in retried and "(retry 1 of 1)" in retried
+    assert ":pw@" not in retried  # the URL is shown without its password
+    assert gave_up.startswith("quitbot: database: cannot connect to PostgreSQL")

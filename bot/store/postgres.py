@@ -241,7 +241,7 @@ class PostgresStore:
         try:
             first = await asyncpg.connect(url)
         except _UNREACHABLE as exc:
-            raise StoreUnreachable(f"cannot reach PostgreSQL: {_why(exc)}") from exc
+            raise StoreUnreachable(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
         try:
