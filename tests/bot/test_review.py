@@ -80,3 +80,24 @@ async def test_resolving_is_for_moderators_and_ended_conversations(setup: Setup)
         conversation_id, MOD, Decision.UPHOLD, is_moderator=True
     )
     assert again.refusal is Refusal.NOT_ENDED
+
+
+async def test_an_end_nobody_disputed_cannot_be_upheld(setup: Setup) -> None:
+    await setup.say("hello")
+    await end_by_ladder(setup)
+    conversation = await setup.flows.find(HERE)
+    assert conversation is not None
+    refused = await setup.flows.resolve_review(
+        conversation.id, MOD, Decision.UPHOLD, "fine", is_moderator=True
+    )
+    assert refused.refusal is Refusal.NOT_FLAGGED and "nothing to uphold" in refused.text
+    assert "review" not in await setup.kinds()
+    await setup.flows.feedback(conversation.id, ALICE, "this was a mistake")
+    upheld = await setup.flows.resolve_review(
+        conversation.id, MOD, Decision.UPHOLD, "fine", is_moderator=True
+    )
+    assert upheld.ok
+    again = await setup.flows.resolve_review(
+        conversation.id, MOD, Decision.UPHOLD, "twice", is_moderator=True
+    )
+    assert again.refusal is Refusal.NOT_FLAGGED  # decided since
