@@ -30,6 +30,9 @@ class Adapter(Protocol):
     """What the core asks of a platform: run it, check its set-up, help set it up."""
 
     name: str
+    # For an operator who reopened a conversation from the command line: what that leaves
+    # undone on this platform, and how to do it there.
+    reopened_elsewhere: str
 
     def configured(self, settings: Settings) -> bool:
         """Whether the operator set this platform up (its token is there)."""
@@ -59,6 +62,11 @@ def adapters() -> dict[str, Adapter]:
         adapter: Adapter = point.load()
         found[point.name] = adapter
     return found
+
+
+def platform_names() -> set[str]:
+    """Every installed platform's name, the terminal chat's too, without importing any."""
+    return {point.name for group in (PLATFORMS, CHAT) for point in entry_points(group=group)}
 
 
 def adapter(name: str) -> Adapter:

@@ -26,6 +26,12 @@ NO_KEY = (
     "export ANTHROPIC_API_KEY=... (or put it in .env)"
 )
 
+NO_PLATFORM = (
+    "no platform is configured. Set DISCORD_TOKEN for Discord, or SLACK_BOT_TOKEN with "
+    "SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (QUITBOT_SLACK_MODE=http) for "
+    "Slack. For a terminal chat run: quitbot chat"
+)
+
 
 class UnconfiguredModel:
     """Stands in when no API key is set, so operator commands still work without one."""

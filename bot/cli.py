@@ -10,12 +10,15 @@ import logging
 import signal
 import sys
 from collections.abc import Coroutine
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
-from bot.app import NO_KEY, build_runtime
-from bot.ports import PlatformUnavailable
+from bot.app import NO_KEY, NO_PLATFORM, build_runtime
+from bot.ports import PlatformUnavailable, PlatformUnreachable
+from bot.retry import retrying
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import SchemaTooNew, StoreError
 
@@ -28,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
         description="A Claude assistant for Discord and Slack that can end a conversation "
         "as a last resort.",
     )
-    parser.add_argument("--env-file", default=".env", help="settings file (default: .env)")
+    parser.add_argument(
+        "--env-file", help="settings file (default: .env, when there is one; a named one must be)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     chat = commands.add_parser("chat", help="talk to the assistant in this terminal")
@@ -104,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "chat" and args.branch and args.upto is None:
         print("quitbot: --branch needs --from N", file=sys.stderr)
         return 2
+    if args.env_file is not None and not Path(args.env_file).is_file():
+        print(f"quitbot: --env-file {args.env_file}: there is no such file", file=sys.stderr)
+        return 2
     try:
-        settings = load_settings(args.env_file)
+        settings = load_settings(args.env_file or ".env")
     except SettingsError as exc:
         print("quitbot: bad configuration:", file=sys.stderr)
         for line in exc.lines:
@@ -166,6 +174,9 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
+    # The notice's rate limit spares a platform's shared thread; a terminal has one reader,
+    # who should hear each time why nothing answers.
+    settings = settings.model_copy(update={"blocked_notice_seconds": 0})
     async with build_runtime(settings) as runtime:
         return await run_console(
             runtime.engine, resume=args.resume, branch=args.branch, upto=args.upto
@@ -187,12 +198,7 @@ async def _run_platforms(settings: Settings) -> int:
         return 2
     chosen = [adapter for adapter in adapters().values() if adapter.configured(settings)]
     if not chosen:
-        print(
-            "quitbot: no platform is configured. Set DISCORD_TOKEN for Discord, or "
-            "SLACK_BOT_TOKEN with SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET "
-            "(QUITBOT_SLACK_MODE=http) for Slack. For a terminal chat run: quitbot chat",
-            file=sys.stderr,
-        )
+        print(f"quitbot: {NO_PLATFORM}", file=sys.stderr)
         return 2
     # Imported here: aiohttp and prometheus_client are for `run` only, not every command.
     from bot.service import serve
@@ -202,7 +208,9 @@ async def _run_platforms(settings: Settings) -> int:
         runs = []
         for adapter in chosen:
             log.info("starting the %s adapter", adapter.name)
-            runs.append(adapter.run(runtime.engine, settings))
+            start = partial(adapter.run, runtime.engine, settings)
+            retries = settings.start_retries
+            runs.append(retrying(adapter.name, start, PlatformUnreachable, retries))
         try:
             await asyncio.gather(*runs)
         except PlatformUnavailable as exc:

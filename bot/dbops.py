@@ -157,6 +157,8 @@ def backup_sqlite(path: str, destination: Path) -> int:
         os.close(os.open(destination, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
     except FileExistsError:
         raise CopyError(f"{destination} already exists; choose a new file") from None
+    except OSError as exc:  # a folder that is not there, or not writable
+        raise CopyError(f"cannot create {destination}: {exc.strerror}") from None
     source = sqlite3.connect(path)
     try:
         copy_db = sqlite3.connect(destination)

@@ -505,10 +505,11 @@ class Engine:
                 return _LIMIT
 
     async def end_by_user(
-        self, key: ConversationKey, user_id: str, *, proposal: bool = False
+        self, key: ConversationKey, user_id: str, *, proposal: bool = False, via: str = ""
     ) -> Outcome:
         """The user confirmed the end command (or, with `proposal`, the model's proposal to
-        end): end the conversation at `key` at once.
+        end): end the conversation at `key` at once. `via` is how the person asked, for the
+        audit trail ("command", "shortcut", "button"; default "proposal" or "command").
 
         Raises NotTheStarter for anyone but the person who started it (in a shared thread,
         one member cannot close everyone's conversation); moderators have their own tools.
@@ -532,7 +533,7 @@ class Engine:
             if not effects:
                 return Outcome(conversation)
             now = self._clock()
-            detail = {"user_id": user_id, "via": "command"}
+            detail = {"user_id": user_id, "via": via or ("proposal" if proposal else "command")}
             events, notices = self._entries(
                 effects, Actor.USER, detail, now, crisis_message=knobs.crisis_message
             )

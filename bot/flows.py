@@ -42,7 +42,7 @@ from bot.notices import (
     Outcome,
 )
 from bot.ports import DatabaseUnavailable, ModLog, ModLogEntry, ModLogKind, Place, Places
-from bot.review import Decision, ReviewItem, review_queue
+from bot.review import Decision, ReviewItem, awaits_decision, review_queue
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,6 +66,7 @@ class Refusal(StrEnum):
     BAD_SETTINGS = "bad_settings"
     UNKNOWN_SETTING = "unknown_setting"
     NOT_CONCERNED = "not_concerned"
+    NOT_FLAGGED = "not_flagged"
 
 
 REFUSAL_TEXT = {
@@ -88,6 +89,10 @@ REFUSAL_TEXT = {
     Refusal.UNKNOWN_SETTING: "There is no setting by that name.",
     Refusal.NOT_CONCERNED: (
         "Only the person whose conversation it was, or who was shut out of it, can say that."
+    ),
+    Refusal.NOT_FLAGGED: (
+        "Nobody has called that end a mistake since it was last decided; there is nothing "
+        "to uphold."
     ),
 }
 
@@ -321,13 +326,19 @@ class Flows:
         return Result(conversation, notices=(Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),))
 
     async def confirm_end(
-        self, key: ConversationKey, user_id: str, place: Place, *, proposal: bool = False
+        self,
+        key: ConversationKey,
+        user_id: str,
+        place: Place,
+        *,
+        proposal: bool = False,
+        via: str = "",
     ) -> Result:
         """The person confirmed an end (the command's, or with `proposal` the model's
         proposal, which must still be open): end it now, show the final notice, close the
-        place."""
+        place. `via` says how they asked, for the record (see Engine.end_by_user)."""
         try:
-            outcome = await self.engine.end_by_user(key, user_id, proposal=proposal)
+            outcome = await self.engine.end_by_user(key, user_id, proposal=proposal, via=via)
         except ConversationNotFound:
             return _refused(Refusal.NOT_FOUND)
         except NotTheStarter:
@@ -505,6 +516,8 @@ class Flows:
         if not conversation.ladder.ended:
             return _refused(Refusal.NOT_ENDED, conversation)
         reopen = decision is Decision.REOPEN
+        if not reopen and not await awaits_decision(self.engine, conversation.id):
+            return _refused(Refusal.NOT_FLAGGED, conversation)
         decided = await self.engine.review(
             conversation.id, moderator_id, reopen=reopen, note=storable(note)
         )

@@ -15,14 +15,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot import marks
+from bot.adapters import platform_names
 from bot.app import UnconfiguredModel, build_runtime
 from bot.communities import ENFORCEMENTS, SETTING_NAMES, BadCommunitySettings, CommunitySettings
 from bot.engine import ConversationNotFound
+from bot.ids import COMMUNITY, COMMUNITY_EXAMPLE, BadId, community_id, split_id
 from bot.policy import Rules
-from bot.privacy import BadPerson, export, forget, parse_person
+from bot.ports import Store
+from bot.privacy import export, forget, on_record
 from bot.progress import Progress
 from bot.retention import purge
-from bot.review import ReviewItem, review_queue
+from bot.review import ReviewItem, awaits_decision, review_queue
 from bot.settings import Settings
 from bot.transcript import markdown
 
@@ -161,12 +164,27 @@ async def _export_conversations(args: argparse.Namespace, settings: Settings) ->
     return 0
 
 
+def _platform(name: str) -> str:
+    known = platform_names()
+    if name.lower() not in known:
+        raise BadId(f"there is no platform {name!r} (installed: {', '.join(sorted(known))})")
+    return name.lower()
+
+
+def _person(value: str) -> tuple[str, str]:
+    return split_id(
+        value, platform_names(), form="PLATFORM:USER_ID", example="discord:123456789 or slack:U0123"
+    )
+
+
 async def _forget(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        platform, user_id = parse_person(args.person)
-    except BadPerson as exc:
+        platform, user_id = _person(args.person)
+    except BadId as exc:
         return _fail(str(exc))
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        if not on_record(await runtime.store.person(platform, user_id)):
+            return _fail(f"nothing is on record for {platform}:{user_id}; nothing was deleted")
         purged = await forget(runtime.store, platform, user_id, args.by, _now())
     print(
         f"Forgot {platform}:{user_id}: deleted {purged.messages} messages, "
@@ -178,21 +196,37 @@ async def _forget(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _export_person(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        platform, user_id = parse_person(args.person)
-    except BadPerson as exc:
+        platform, user_id = _person(args.person)
+    except BadId as exc:
         return _fail(str(exc))
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
         exported = await export(runtime.store, platform, user_id, _now())
+        if not on_record(await runtime.store.person(platform, user_id)):
+            print(f"quitbot: nothing is on record for {platform}:{user_id}", file=sys.stderr)
     print(json.dumps(exported, indent=2, ensure_ascii=False))
     return 0
 
 
 async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
+    platform, community = args.platform, args.community
+    try:
+        if platform is not None:
+            platform = _platform(platform)
+        if community is not None and ":" in community:
+            named, community = split_id(
+                community, platform_names(), form=COMMUNITY, example=COMMUNITY_EXAMPLE
+            )
+            if platform not in {None, named}:
+                return _fail(f"--community {args.community} is not on --platform {platform}")
+            platform = named
+    except BadId as exc:
+        return _fail(str(exc))
     if args.would_end:
+        args.platform, args.community = platform, community
         return await marks.would_end_list(args, settings)
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
         items = await review_queue(
-            runtime.engine, platform=args.platform, community=args.community, limit=args.limit
+            runtime.engine, platform=platform, community=community, limit=args.limit
         )
     if args.json:
         print(json.dumps([_item_json(item) for item in items], indent=2, ensure_ascii=False))
@@ -204,12 +238,19 @@ async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.operator import reopened_elsewhere
+
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
         conversation = await runtime.engine.get(args.id)
         if conversation is None:
             return _fail(f"no conversation with id {args.id!r}")
         if not conversation.ladder.ended:
             return _fail(f"{conversation.id} is not ended; there is nothing to decide")
+        if args.uphold and not await awaits_decision(runtime.engine, conversation.id):
+            return _fail(
+                f"nobody has called the end of {conversation.id} a mistake since it was last "
+                "decided; there is nothing to uphold (review list shows what awaits a decision)"
+            )
         try:
             await runtime.engine.review(
                 conversation.id, args.by, reopen=args.reopen, note=args.note
@@ -217,11 +258,7 @@ async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
         except ConversationNotFound as exc:
             return _fail(str(exc))
     if args.reopen:
-        print(
-            f"{conversation.id} reopened in quitbot. Its place on the platform (a locked "
-            "Discord thread) is not reopened from here; the platform's moderator command "
-            "(/quitbot review or reopen) reopens it there and tells the person."
-        )
+        print(f"{conversation.id} reopened in quitbot. {reopened_elsewhere(conversation)}")
     else:
         print(f"{conversation.id}: the end is upheld.")
     return 0
@@ -281,17 +318,28 @@ def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
     }
 
 
+async def _community(store: Store, value: str) -> tuple[str, str]:
+    """`platform:id`, or a bare id that one platform's community with settings has."""
+    known = [(r.platform, r.community) for r in await store.communities()]
+    return community_id(value, platform_names(), known)
+
+
 async def _communities_show(args: argparse.Namespace, settings: Settings) -> int:
-    wanted: tuple[str, str] | None = None
-    if args.community:
-        try:
-            wanted = parse_person(args.community)
-        except BadPerson:
-            return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
-        records = await runtime.store.communities(wanted[0] if wanted else None)
-    if wanted is not None:
-        records = [r for r in records if r.community == wanted[1]]
+        records = await runtime.store.communities()
+        if args.community:
+            try:
+                wanted = await _community(runtime.store, args.community)
+            except BadId as exc:
+                return _fail(str(exc))
+            others = len(records)
+            records = [r for r in records if (r.platform, r.community) == wanted]
+            if not records and not args.json:
+                print(
+                    f"{wanted[0]}:{wanted[1]} has no settings of its own; the process-wide "
+                    f"settings apply there ({others} other communities have their own)."
+                )
+                return 0
     shown: list[dict[str, Any]] = [
         {
             "platform": r.platform,
@@ -322,10 +370,6 @@ async def _communities_show(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        platform, community = parse_person(args.community)
-    except BadPerson:
-        return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
     changes = CommunitySettings(
         args.redirects_before_warning,
         args.redirects_before_end,
@@ -337,10 +381,11 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
         return _fail("nothing to set: give at least one --option (see --help)")
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
         try:
+            platform, community = await _community(runtime.store, args.community)
             updated = await runtime.engine.set_community_settings(
                 platform, community, changes, args.by
             )
-        except BadCommunitySettings as exc:
+        except (BadId, BadCommunitySettings) as exc:
             return _fail(str(exc))
     own = ", ".join(f"{k}={v!r}" for k, v in asdict(updated).items() if v is not None)
     print(f"{platform}:{community} now has: {own}")
@@ -348,11 +393,11 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _communities_reset(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        platform, community = parse_person(args.community)
-    except BadPerson:
-        return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
     async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+        try:
+            platform, community = await _community(runtime.store, args.community)
+        except BadId as exc:
+            return _fail(str(exc))
         try:
             await runtime.engine.reset_community_settings(
                 platform, community, args.by, args.setting

@@ -176,10 +176,12 @@ class ClaudeModel:
         key = self._client.api_key
         if key and len(key) >= 8:
             reason = reason.replace(key, "[API key]")
-        # The traceback is for operators: a malformed stream is only diagnosable with it.
+        log.warning("model unavailable: %s", reason)
+        # The traceback is for operators who ask for it: a malformed stream is only
+        # diagnosable with it, and at WARNING it would bury the one line that matters.
         # API status errors are plain enough without one.
-        trace = not isinstance(exc, anthropic.APIStatusError)
-        log.warning("model unavailable: %s", reason, exc_info=exc if trace else None)
+        if not isinstance(exc, anthropic.APIStatusError):
+            log.debug("model unavailable, the cause:", exc_info=exc)
         return ModelUnavailable(reason)
 
 

@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from bot.adapters import Check, adapter, adapters
-from bot.app import UnconfiguredModel, build_runtime
+from bot.adapters import Check, adapter, adapters, platform_names
+from bot.app import NO_PLATFORM, UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessage
 from bot.engine import ConversationNotFound, Engine
 from bot.ports import ModelUnavailable
@@ -106,9 +106,11 @@ async def conversations(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{args.participant} may take part in {before.id} again")
             elif args.operation == "reopen":
                 before = await _require(engine, args.id)
-                after = await engine.reopen(before.id, args.by, args.note)
-                word = "reopened" if before.ladder.ended else "was not ended; nothing changed"
-                print(f"{after.id} {word}")
+                if not before.ladder.ended:
+                    print(f"{before.id} was not ended; nothing changed")
+                else:
+                    after = await engine.reopen(before.id, args.by, args.note)
+                    print(f"{after.id} reopened in quitbot. {reopened_elsewhere(after)}")
             elif args.operation == "export":
                 ids = args.ids or [c.id for c in await store.list_conversations(limit=10**9)]
                 for conversation_id in ids:
@@ -118,6 +120,19 @@ async def conversations(args: argparse.Namespace, settings: Settings) -> int:
             print(f"quitbot: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+def reopened_elsewhere(conversation: Conversation) -> str:
+    """What a reopen from here leaves undone on the conversation's own platform."""
+    platform = conversation.key.platform
+    elsewhere = f"Its place on {platform} is not reopened from here."
+    found = adapters().get(platform)
+    if found is not None:
+        # getattr: an adapter from another package may predate this attribute.
+        return str(getattr(found, "reopened_elsewhere", elsewhere))
+    if platform in platform_names():  # the terminal chat
+        return f"Continue it with: quitbot chat --resume {conversation.id}"
+    return elsewhere
 
 
 async def _require(engine: Engine, conversation_id: str) -> Conversation:
@@ -193,11 +208,15 @@ async def doctor(settings: Settings) -> int:
                 results.append((True, f"model API: {await check()}"))
             except ModelUnavailable as exc:
                 results.append((False, f"model API: {exc}"))
+    configured = 0
     for name, platform in sorted(adapters().items()):
         if not platform.configured(settings):
             results.append((True, f"{name}: not configured (skipped)"))
             continue
+        configured += 1
         results.extend(await platform.doctor(settings))
+    if not configured:
+        results.append((False, f"run: `quitbot run` will refuse to start: {NO_PLATFORM}"))
     for status, line in results:
         print(f"{_LABELS[status]} {line}")
     return 1 if any(status is False for status, _ in results) else 0

@@ -119,6 +119,11 @@ class PlatformUnavailable(Exception):
     """
 
 
+class PlatformUnreachable(PlatformUnavailable):
+    """The platform could not be reached (network, DNS, an outage), which may pass:
+    `quitbot run` tries again a few times, with a growing pause, before it gives up."""
+
+
 # --- the model's side --------------------------------------------------------------------
 
 

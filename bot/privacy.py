@@ -6,21 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.conversation import Actor, AuditEvent
-from bot.ports import Purged, Store
-
-
-class BadPerson(ValueError):
-    """Not PLATFORM:USER_ID."""
-
-
-def parse_person(value: str) -> tuple[str, str]:
-    """`discord:123456` -> ("discord", "123456")."""
-    platform, sep, user_id = value.partition(":")
-    if not sep or not platform or not user_id:
-        raise BadPerson(
-            f"{value!r} is not PLATFORM:USER_ID (e.g. discord:123456789 or slack:U0123)"
-        )
-    return platform, user_id
+from bot.ports import PersonRecord, Purged, Store
 
 
 async def forget(store: Store, platform: str, user_id: str, by: str, now: datetime) -> Purged:
@@ -74,3 +60,8 @@ async def export(store: Store, platform: str, user_id: str, now: datetime) -> di
             for inbound in record.waiting
         ],
     }
+
+
+def on_record(record: PersonRecord) -> bool:
+    """Whether the store keeps anything that names this person."""
+    return bool(record.conversations or record.messages or record.feedback or record.waiting)

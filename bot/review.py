@@ -62,12 +62,7 @@ async def review_queue(
     items = []
     for conversation in await engine.awaiting_review(platform, limit, community=community):
         messages, events = await engine.record(conversation.id)
-        decided = _last_decision(events)
-        feedback = tuple(
-            Feedback(user_id, text, at)
-            for user_id, text, at in await engine.feedback_on(conversation.id)
-            if decided is None or at > decided
-        )
+        feedback = await _undecided(engine, conversation.id, events)
         items.append(
             ReviewItem(conversation, feedback, _stated_reason(events), tuple(messages[-last:]))
         )
@@ -106,6 +101,24 @@ class MistakeRate:
     def rate(self) -> float | None:
         """Mistakes out of all decided; None before any decision."""
         return self.mistakes / self.decided if self.decided else None
+
+
+async def awaits_decision(engine: Engine, conversation_id: str) -> bool:
+    """Whether someone called this conversation's end a mistake since the last decision on
+    it: only then is there an end to uphold."""
+    _, events = await engine.record(conversation_id)
+    return bool(await _undecided(engine, conversation_id, events))
+
+
+async def _undecided(
+    engine: Engine, conversation_id: str, events: list[AuditEvent]
+) -> tuple[Feedback, ...]:
+    decided = _last_decision(events)
+    return tuple(
+        Feedback(user_id, text, at)
+        for user_id, text, at in await engine.feedback_on(conversation_id)
+        if decided is None or at > decided
+    )
 
 
 def _last_decision(events: list[AuditEvent]) -> datetime | None:

@@ -12,7 +12,9 @@ from bot.health import health_app, serving
 from bot.metrics import Metrics
 from bot.readiness import Readiness
 from bot.retention import RETENTION_INTERVAL, keep_purging
+from bot.retry import retrying
 from bot.settings import Settings
+from bot.store import StoreUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +26,15 @@ async def serve(settings: Settings, platforms: Sequence[str]) -> AsyncIterator[R
     set, and the retention purge when QUITBOT_RETENTION_DAYS is; all stopped on exit."""
     metrics = Metrics()
     readiness = Readiness(platforms)
-    async with (
-        build_runtime(settings, observer=metrics, readiness=readiness) as runtime,
-        AsyncExitStack() as running,
-    ):
+    async with AsyncExitStack() as running:
+        runtime = await retrying(
+            f"database {settings.database.shown}",
+            lambda: running.enter_async_context(
+                build_runtime(settings, observer=metrics, readiness=readiness)
+            ),
+            StoreUnreachable,
+            settings.start_retries,
+        )
         if settings.health_port:
             app = health_app(readiness, runtime.store, metrics)
             await running.enter_async_context(

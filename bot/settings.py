@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -16,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import SettingsError as UnreadableSetting
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
@@ -101,6 +104,28 @@ def _parse_postgres_url(rest: str) -> DatabaseTarget:
     return DatabaseTarget("postgresql", url=url)
 
 
+_LIST_FORMS = 'write one item, items separated by commas (a,b) or a JSON list (["a","b"])'
+
+
+def listed(value: Any) -> Any:
+    """A list setting as people write it: one item (`U0123`), comma-separated (`U1,U2`) or a
+    JSON list (`["U1","U2"]`)."""
+    if isinstance(value, int):
+        return [value]
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text.startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise ValueError(f"starts with '[' but is not a JSON list; {_LIST_FORMS}") from None
+    if not isinstance(parsed, list):
+        raise ValueError(f"is not a list; {_LIST_FORMS}")
+    return parsed
+
+
 # populate_by_name: tests and callers may write DiscordSettings(token=...) as well as the
 # conventional environment names.
 _COMMON = SettingsConfigDict(
@@ -120,20 +145,11 @@ class DiscordSettings(BaseSettings):
     moderator_role_id: int | None = None
     modlog_channel_id: int | None = None
     shard_count: int | None = Field(default=None, ge=1)
-    # NoDecode: the raw text reaches `_shard_list`, so `0`, `0,1` and `[0,1]` all work.
+    # NoDecode: the raw text reaches `listed`, so `0`, `0,1` and `[0,1]` all work.
     shard_ids: Annotated[list[int] | None, NoDecode] = None
     max_attachment_bytes: int = Field(default=100_000, ge=0)
 
-    @field_validator("shard_ids", mode="before")
-    @classmethod
-    def _shard_list(cls, value: Any) -> Any:
-        """One shard (`0`), a comma-separated list (`0,1`) or a JSON list (`[0,1]`)."""
-        if isinstance(value, int):
-            return [value]
-        if isinstance(value, str):
-            text = value.strip().removeprefix("[").removesuffix("]")
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+    _shard_list = field_validator("shard_ids", mode="before")(listed)
 
     @property
     def enabled(self) -> bool:
@@ -163,11 +179,17 @@ class SlackSettings(BaseSettings):
     app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")
     signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")
     mode: Literal["socket", "http"] = "socket"
+    # 0.0.0.0: Slack must reach the HTTP listener from outside; a reverse proxy on the same
+    # host can keep it on 127.0.0.1.
+    http_host: str = "0.0.0.0"
     http_port: int = Field(default=3000, ge=1, le=65535)
     api_url: str | None = None
-    admin_user_ids: list[str] = Field(default_factory=list)
+    # NoDecode: as the Discord shard ids, `U1`, `U1,U2` and `["U1","U2"]` all work.
+    admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     modlog_channel: str | None = None
     max_attachment_bytes: int = Field(default=100_000, ge=0)
+
+    _admin_list = field_validator("admin_user_ids", mode="before")(listed)
 
     @property
     def enabled(self) -> bool:
@@ -234,9 +256,18 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     # 0 keeps message text for ever.
     retention_days: int = Field(default=0, ge=0)
+    # `run` waits out a database or platform it cannot reach yet (pauses of 1, 2, 4 ... 30 s);
+    # 10 tries cover about three minutes of a network or DNS outage at boot.
+    start_retries: int = Field(default=10, ge=0, le=100)
 
-    discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings.model_construct())
-    slack: SlackSettings = Field(default_factory=lambda: SlackSettings.model_construct())
+    # NoDecode: the sections come from their own QUITBOT_DISCORD_*/QUITBOT_SLACK_* variables;
+    # a stray QUITBOT_DISCORD or QUITBOT_SLACK would otherwise be read as JSON and crash.
+    discord: Annotated[DiscordSettings, NoDecode] = Field(
+        default_factory=lambda: DiscordSettings.model_construct()
+    )
+    slack: Annotated[SlackSettings, NoDecode] = Field(
+        default_factory=lambda: SlackSettings.model_construct()
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -291,10 +322,14 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
             sections[name] = cls(_env_file=env_file)  # type: ignore[call-arg]
         except ValidationError as exc:
             lines += _explain(exc, prefix, cls)
+        except UnreadableSetting as exc:
+            lines.append(_unreadable(exc, prefix, cls))
     try:
         settings = Settings(_env_file=env_file, **sections)  # type: ignore[call-arg]
     except ValidationError as exc:
         lines += _explain(exc, "QUITBOT_", Settings)
+    except UnreadableSetting as exc:
+        lines.append(_unreadable(exc, "QUITBOT_", Settings))
     if lines:
         raise SettingsError(lines)
     return settings
@@ -317,6 +352,14 @@ def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list
         shown = "" if not loc or secret or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{name}: {message}{shown}")
     return lines
+
+
+def _unreadable(exc: UnreadableSetting, prefix: str, cls: type[BaseSettings]) -> str:
+    """pydantic-settings' own failure to decode a value (no field of ours should reach it;
+    this keeps a field added later from ending in a traceback)."""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    name = _env_name(found.group(1), prefix, cls) if found else prefix.rstrip("_")
+    return f"{name}: cannot be read; {_LIST_FORMS}"
 
 
 def _env_name(field: str, prefix: str, cls: type[BaseSettings]) -> str:

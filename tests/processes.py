@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.fakes.anthropic import FakeAnthropic
@@ -73,3 +78,50 @@ async def quitbot(
     out, err = await process.communicate(stdin.encode())
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> None:
+    """Read log lines until one contains `needle` (the process says when it listens)."""
+    while True:
+        line = (await stream.readline()).decode()
+        if not line:
+            raise AssertionError(f"the process ended before logging {needle!r}: {seen}")
+        seen.append(line)
+        if needle in line:
+            return
+
+
+@dataclass
+class Logged:
+    """What a `quitbot run` wrote to stderr, and its exit code once it has stopped."""
+
+    lines: list[str] = field(default_factory=list)
+    returncode: int | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.rstrip("\n") for line in self.lines)
+
+
+@asynccontextmanager
+async def running_quitbot(
+    tmp_path: Path, env: dict[str, str], logged_first: str
+) -> AsyncIterator[Logged]:
+    """`quitbot run` until it has logged `logged_first`; SIGTERM and its whole log on exit."""
+    process = await start_quitbot(tmp_path, env, "run")
+    assert process.stderr is not None
+    logged = Logged()
+    try:
+        await asyncio.wait_for(read_until(process.stderr, logged_first, logged.lines), 30)
+        yield logged
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, rest = await process.communicate()
+        logged.lines += rest.decode().splitlines()
+        logged.returncode = process.returncode

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import socket
 from pathlib import Path
 
@@ -12,24 +10,7 @@ import aiohttp
 
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
-from tests.processes import clean_env, start_quitbot
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def read_until(stream: asyncio.StreamReader, needle: str, seen: list[str]) -> None:
-    """Read log lines until one contains `needle` (the process says when it listens)."""
-    while True:
-        line = (await stream.readline()).decode()
-        if not line:
-            raise AssertionError(f"the process ended before logging {needle!r}: {seen}")
-        seen.append(line)
-        if needle in line:
-            return
+from tests.processes import clean_env, free_port, running_quitbot, start_quitbot
 
 
 async def test_run_serves_health_and_metrics_and_logs_json(
@@ -46,11 +27,7 @@ async def test_run_serves_health_and_metrics_and_logs_json(
             QUITBOT_HEALTH_PORT=str(port),
             QUITBOT_LOG_FORMAT="json",
         )
-        process = await start_quitbot(tmp_path, env, "run")
-        assert process.stderr is not None
-        lines: list[str] = []
-        try:
-            await asyncio.wait_for(read_until(process.stderr, "health and metrics", lines), 30)
+        async with running_quitbot(tmp_path, env, "health and metrics") as logged:
             await slack.wait_socket_open()
             base = f"http://127.0.0.1:{port}"
             async with aiohttp.ClientSession() as http:
@@ -62,11 +39,8 @@ async def test_run_serves_health_and_metrics_and_logs_json(
                 async with http.get(f"{base}/metrics") as response:
                     assert response.status == 200
                     assert "quitbot_model_tokens_total" in await response.text()
-        finally:
-            process.send_signal(signal.SIGTERM)
-            _, rest = await process.communicate()
-        lines += rest.decode().splitlines()
-    assert process.returncode == 0, "".join(lines)
+    lines = logged.lines
+    assert logged.returncode == 0, logged.text
     for line in filter(str.strip, lines):
         entry = json.loads(line)
         assert {"at", "level", "logger", "message"} <= set(entry)
@@ -121,15 +95,9 @@ async def test_run_purges_old_text_at_start_and_on_a_schedule(
             "SLACK_APP_TOKEN": APP_TOKEN,
             "QUITBOT_SLACK_API_URL": slack.base_url,
         }
-        process = await start_quitbot(tmp_path, env, "run")
-        assert process.stderr is not None
-        lines: list[str] = []
-        try:
-            await asyncio.wait_for(read_until(process.stderr, "retention: emptied 1", lines), 30)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            await process.communicate()
-    assert process.returncode == 0
+        async with running_quitbot(tmp_path, env, "retention: emptied 1") as logged:
+            pass
+    assert logged.returncode == 0, logged.text
     store = await open_store(parse_database_url(env["QUITBOT_DATABASE_URL"]))
     try:
         [message] = await store.messages(conversation.id)

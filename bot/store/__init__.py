@@ -5,9 +5,16 @@ from __future__ import annotations
 from bot.ports import Store
 from bot.settings import DatabaseTarget
 from bot.store.migrations import SchemaTooNew
-from bot.store.sqlite import SqliteStore, StoreError, UnknownConversation
+from bot.store.sqlite import SqliteStore, StoreError, StoreUnreachable, UnknownConversation
 
-__all__ = ["SchemaTooNew", "SqliteStore", "StoreError", "UnknownConversation", "open_store"]
+__all__ = [
+    "SchemaTooNew",
+    "SqliteStore",
+    "StoreError",
+    "StoreUnreachable",
+    "UnknownConversation",
+    "open_store",
+]
 
 
 async def open_store(target: DatabaseTarget) -> Store:

@@ -45,7 +45,12 @@ from bot.store import rows as codec
 from bot.store.locks import KeyedLocks
 from bot.store.migrations import Migration
 from bot.store.postgres_migrations import MIGRATIONS, migrate
-from bot.store.sqlite import StoreError, UnknownConversation, new_conversation_id
+from bot.store.sqlite import (
+    StoreError,
+    StoreUnreachable,
+    UnknownConversation,
+    new_conversation_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +217,10 @@ _COMMIT_TURN = (
     f"SELECT {_CONVERSATION_COLUMNS} FROM updated"
 )
 
+# Connecting failed for a reason that may pass (no route or name yet, the server still
+# starting up); a refused password or a missing database will not.
+_UNREACHABLE = (OSError, TimeoutError, asyncpg.CannotConnectNowError)
+
 _CONNECTION_LOST = (
     OSError,
     asyncpg.InterfaceError,
@@ -296,6 +305,8 @@ class PostgresStore:
         """Connect, migrate (once, whoever else starts at the same time) and pool."""
         try:
             first = await asyncpg.connect(url)
+        except _UNREACHABLE as exc:
+            raise StoreUnreachable(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
         try:

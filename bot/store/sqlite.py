@@ -171,6 +171,11 @@ class StoreError(RuntimeError):
     """The database cannot be opened or used as quitbot needs."""
 
 
+class StoreUnreachable(StoreError):
+    """The database server could not be reached (network, DNS, still starting): worth
+    trying again, unlike a refused password or a missing database."""
+
+
 class UnknownConversation(LookupError):
     """No conversation has that id."""
 

@@ -32,7 +32,7 @@ class DiscordAdapter:
         `shutdown_grace` seconds to finish, and any still going are cut short and say so."""
         import discord
 
-        from bot.ports import PlatformUnavailable
+        from bot.ports import PlatformUnavailable, PlatformUnreachable
         from platforms.discord.app import build_bot, configure_endpoints, quiet_voice_warnings
 
         token = settings.discord.token
@@ -54,7 +54,9 @@ class DiscordAdapter:
                     "Discord: turn on the Message Content intent (Developer Portal -> your app "
                     "-> Bot -> Privileged Gateway Intents); quitbot needs it to follow threads"
                 ) from exc
-            except (discord.GatewayNotFound, discord.ConnectionClosed, OSError) as exc:
+            except (discord.GatewayNotFound, OSError) as exc:
+                raise PlatformUnreachable(f"could not connect to Discord: {exc}") from exc
+            except discord.ConnectionClosed as exc:
                 raise PlatformUnavailable(f"could not connect to Discord: {exc}") from exc
             finally:
                 await bot.flows.drain(shutdown_grace)
@@ -72,6 +74,12 @@ class DiscordAdapter:
         from platforms.discord.permissions import invite_url_for
 
         return invite_url_for(await application_id(settings))
+
+    reopened_elsewhere = (
+        "Its Discord thread stays archived and locked, and nobody there is told: unlock "
+        "it in Discord (the thread's menu, Unlock Thread). A reopen from Discord "
+        "(/quitbot reopen or review-resolve) unlocks it and says so in the thread."
+    )
 
 
 adapter = DiscordAdapter()

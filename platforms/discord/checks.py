@@ -10,12 +10,18 @@ from typing import Any
 import discord
 
 from bot.adapters import Check
+from bot.ports import PlatformUnavailable
 from bot.settings import Settings
 from platforms.discord.app import configure_endpoints
 from platforms.discord.permissions import missing
 
 # Without Manage Threads quitbot works, with less (ended threads stay open): a warning.
 OPTIONAL = frozenset({"Manage Threads"})
+
+REJECTED = (
+    "DISCORD_TOKEN was rejected; copy the bot token again from the Developer Portal "
+    "(Bot -> Reset Token)"
+)
 
 INTENT_OFF = (
     "discord: the Message Content intent is off. It is a privileged intent: without it I "
@@ -38,8 +44,13 @@ async def _logged_in(settings: Settings) -> AsyncIterator[tuple[discord.http.HTT
 
 
 async def application_id(settings: Settings) -> int:
-    async with _logged_in(settings) as (http, _):
-        return int((await http.application_info())["id"])
+    try:
+        async with _logged_in(settings) as (http, _):
+            return int((await http.application_info())["id"])
+    except discord.LoginFailure as exc:
+        raise PlatformUnavailable(REJECTED) from exc
+    except (discord.HTTPException, OSError) as exc:
+        raise PlatformUnavailable(f"could not reach Discord ({exc})") from exc
 
 
 async def run_checks(settings: Settings) -> list[Check]:
@@ -53,8 +64,7 @@ async def run_checks(settings: Settings) -> list[Check]:
             checks += _permissions([dict(guild) for guild in await http.get_guilds(200)])
             return checks
     except discord.LoginFailure:
-        return [(False, "discord: DISCORD_TOKEN was rejected; copy the bot token again from "
-                        "the Developer Portal (Bot -> Reset Token)")]  # fmt: skip
+        return [(False, f"discord: {REJECTED}")]
     except (discord.HTTPException, OSError) as exc:
         return [(False, f"discord: could not reach Discord ({exc})")]
 

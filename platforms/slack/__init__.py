@@ -10,7 +10,7 @@ from aiohttp import web
 from slack_sdk.errors import SlackApiError
 
 from bot.engine import Engine
-from bot.ports import PlatformUnavailable
+from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.settings import Settings, SlackSettings
 from platforms.slack.app import SlackBot
 from platforms.slack.client import build_client
@@ -38,7 +38,7 @@ async def run(engine: Engine, settings: Settings, *, ping_interval: float = PING
             log.info("Slack: answering %d message(s) received before a restart", resumed)
         try:
             if settings.slack.mode == "http":
-                await _serve_http(bot, "0.0.0.0", settings.slack.http_port)
+                await _serve_http(bot, settings.slack.http_host, settings.slack.http_port)
             else:
                 await _serve_socket_mode(bot, settings.slack, ping_interval)
         finally:
@@ -55,7 +55,7 @@ async def _check_token(bot: SlackBot) -> None:
             "OAuth Token (xoxb-...) from your app's OAuth & Permissions page"
         ) from exc
     except aiohttp.ClientError as exc:
-        raise PlatformUnavailable(f"could not reach Slack: {exc}") from exc
+        raise PlatformUnreachable(f"could not reach Slack: {exc}") from exc
     bot.deps.bot_user_id = str(response.get("user_id") or "")
     bot.deps.team_id = str(response.get("team_id") or "")
 
@@ -170,6 +170,12 @@ class SlackAdapter:
 
     async def setup_help(self, settings: Settings) -> str:
         return SETUP_HELP
+
+    reopened_elsewhere = (
+        "On Slack quitbot answers in its thread again (Slack cannot lock a thread), but "
+        "nobody there is told; a reopen from Slack (/quitbot reopen or review resolve) "
+        "says so in the thread."
+    )
 
 
 SETUP_HELP = (

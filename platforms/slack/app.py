@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp, AsyncBoltContext
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -26,6 +27,15 @@ from platforms.slack.stream import DEFAULT_INTERVAL, Clock
 from platforms.slack.translate import PLATFORM, translate_assistant_thread, translate_event
 
 Work = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+
+
+class _Without(logging.Filter):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.message
 
 
 class SlackBot:
@@ -59,16 +69,25 @@ class SlackBot:
         slack = self.deps.settings.slack
         http = slack.mode == "http"
         secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
-        app = AsyncApp(
-            client=self.deps.client,
-            signing_secret=secret if http else "unused-in-socket-mode",
-            request_verification_enabled=http,
-            # Listeners only translate, keep the message (the inbox) and hand work to
-            # `deps.tasks`; running them before the response keeps "acknowledged" meaning
-            # "kept", and the work is tracked: none is left to Bolt's background futures.
-            process_before_response=True,
-            logger=logging.getLogger("platforms.slack.bolt"),
-        )
+        logger = logging.getLogger("platforms.slack.bolt")
+        # Bolt reads SLACK_BOT_TOKEN from the environment itself and, given our client too,
+        # warns on every start that it uses the client's token instead: the same token.
+        same_token = warning_client_prioritized_and_token_skipped()
+        quiet = _Without(same_token)
+        logger.addFilter(quiet)
+        try:
+            app = AsyncApp(
+                client=self.deps.client,
+                signing_secret=secret if http else "unused-in-socket-mode",
+                request_verification_enabled=http,
+                # Listeners only translate, keep the message (the inbox) and hand work to
+                # `deps.tasks`; running them before the response keeps "acknowledged" meaning
+                # "kept", and the work is tracked: none is left to Bolt's background futures.
+                process_before_response=True,
+                logger=logger,
+            )
+        finally:
+            logger.removeFilter(quiet)
         app.error(self._failed)
         app.event("app_mention")(self._on_message)
         app.event("message")(self._on_message)

@@ -299,6 +299,7 @@ async def test_only_the_starter_confirms_and_two_confirms_end_once(setup: Setup)
     assert sorted([first.ok, second.ok]) == [False, True]
     assert setup.here.kinds().count(NoticeKind.END) == 1
     assert (await setup.kinds()).count("end") == 1
+    assert await end_via(setup) == "command"
 
 
 async def test_the_models_proposal_shows_a_confirmation_and_ends_nothing(setup: Setup) -> None:
@@ -312,6 +313,21 @@ async def test_the_models_proposal_shows_a_confirmation_and_ends_nothing(setup: 
     assert result.ok and result.conversation is not None
     assert result.conversation.ladder.ended_reason == "user_requested"
     assert (await setup.kinds())[-3:] == ["end_proposed", "end_confirmation_shown", "end"]
+    assert await end_via(setup) == "proposal"
+
+
+async def end_via(setup: Setup) -> object:
+    conversation = await setup.flows.find(HERE)
+    assert conversation is not None
+    _, events = await setup.flows.engine.record(conversation.id)
+    [end] = [e for e in events if e.kind == "end"]
+    return end.detail["via"]
+
+
+async def test_the_record_says_how_the_person_asked_to_end(setup: Setup) -> None:
+    await setup.say("hi")
+    assert (await setup.flows.confirm_end(HERE, ALICE, setup.here, via="shortcut")).ok
+    assert await end_via(setup) == "shortcut"
 
 
 async def test_writing_on_withdraws_the_confirmation_that_was_shown(setup: Setup) -> None:

@@ -199,9 +199,13 @@ class Sink:
 
 
 def _logged_with_traceback(caplog: pytest.LogCaptureFixture) -> bool:
-    return any(
-        r.name == "bot.model" and r.levelno == logging.WARNING and r.exc_info is not None
-        for r in caplog.records
+    """One plain WARNING line; the traceback only at DEBUG (the test sets that level)."""
+    mine = [r for r in caplog.records if r.name == "bot.model"]
+    warned = [r for r in mine if r.levelno == logging.WARNING]
+    return (
+        len(warned) == 1
+        and warned[0].exc_info is None
+        and any(r.levelno == logging.DEBUG and r.exc_info is not None for r in mine)
     )
 
 
@@ -210,6 +214,7 @@ def _logged_with_traceback(caplog: pytest.LogCaptureFixture) -> bool:
 async def test_a_malformed_stream_makes_the_model_unavailable(
     fake: FakeAnthropic, caplog: pytest.LogCaptureFixture, transport: str, case: str
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.model")
     fake.add(raw(events=MALFORMED[case]))
     async with _client(fake.base_url, transport) as sdk:
         with pytest.raises(ModelUnavailable, match="could not be read"):
@@ -265,6 +270,7 @@ async def test_an_error_event_mid_stream(fake: FakeAnthropic, transport: str) ->
 async def test_the_connection_dropped_mid_stream(
     fake: FakeAnthropic, caplog: pytest.LogCaptureFixture, transport: str
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot.model")
     fake.add(stream_drop(text="Half an"))
     async with _client(fake.base_url, transport) as sdk:
         with pytest.raises(ModelUnavailable, match="connection to the Anthropic API broke off"):

@@ -90,3 +90,24 @@ def test_one_mistake_rate_counts_reopened_ends_and_would_be_ends_marked_wrong() 
         {"upheld": 5, "reopened": 1, "would_end_right": 2, "would_end_wrong": 2, "other": 9}
     )
     assert (rate.decided, rate.mistakes, rate.rate) == (10, 3, 0.3)
+
+
+async def test_an_end_nobody_disputed_cannot_be_upheld(setup: Setup) -> None:
+    await setup.say("hello")
+    await end_by_ladder(setup)
+    conversation = await setup.flows.find(HERE)
+    assert conversation is not None
+    refused = await setup.flows.resolve_review(
+        conversation.id, MOD, Decision.UPHOLD, "fine", is_moderator=True
+    )
+    assert refused.refusal is Refusal.NOT_FLAGGED and "nothing to uphold" in refused.text
+    assert "review" not in await setup.kinds()
+    await setup.flows.feedback(conversation.id, ALICE, "this was a mistake")
+    upheld = await setup.flows.resolve_review(
+        conversation.id, MOD, Decision.UPHOLD, "fine", is_moderator=True
+    )
+    assert upheld.ok
+    again = await setup.flows.resolve_review(
+        conversation.id, MOD, Decision.UPHOLD, "twice", is_moderator=True
+    )
+    assert again.refusal is Refusal.NOT_FLAGGED  # decided since

@@ -197,3 +197,27 @@ def test_shard_ids_that_are_not_numbers_are_a_clear_error(monkeypatch: pytest.Mo
     monkeypatch.setenv("QUITBOT_DISCORD_SHARD_IDS", "first")
     with pytest.raises(SettingsError, match="QUITBOT_DISCORD_SHARD_IDS"):
         load_settings(None)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [("U1", ["U1"]), (" U1 , U2 ", ["U1", "U2"]), ('["U1", "U2"]', ["U1", "U2"]), ("", [])],
+)
+def test_admin_ids_in_any_usual_form(
+    monkeypatch: pytest.MonkeyPatch, written: str, read: list[str]
+) -> None:
+    monkeypatch.setenv("QUITBOT_SLACK_ADMIN_USER_IDS", written)
+    assert load_settings(None).slack.admin_user_ids == read
+
+
+def test_shard_ids_as_json_and_bare(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUITBOT_DISCORD_SHARD_COUNT", "4")
+    for written, read in (("[0, 3]", [0, 3]), ("2", [2]), ("1,2", [1, 2])):
+        monkeypatch.setenv("QUITBOT_DISCORD_SHARD_IDS", written)
+        assert load_settings(None).discord.shard_ids == read
+
+
+def test_slack_http_host_defaults_to_every_interface(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(None).slack.http_host == "0.0.0.0"
+    monkeypatch.setenv("QUITBOT_SLACK_HTTP_HOST", "127.0.0.1")
+    assert load_settings(None).slack.http_host == "127.0.0.1"

@@ -19,7 +19,7 @@ import pytest
 from bot.conversation import LadderState
 from bot.ports import DatabaseUnavailable
 from bot.settings import parse_database_url
-from bot.store import SchemaTooNew, StoreError, open_store
+from bot.store import SchemaTooNew, StoreError, StoreUnreachable, open_store
 from bot.store.locks import lock_number
 from bot.store.migrations import Migration
 from bot.store.postgres import PostgresStore
@@ -96,9 +96,10 @@ async def test_a_failing_migration_leaves_the_previous_version_whole(fresh_url: 
 
 async def test_an_unreachable_or_missing_database_is_a_clear_error(postgres_url: str) -> None:
     missing = postgres.with_database(postgres_url, "quitbot_no_such_database")
-    with pytest.raises(StoreError, match=r"cannot connect to PostgreSQL.*does not exist"):
+    with pytest.raises(StoreError, match=r"cannot connect to PostgreSQL.*does not exist") as no:
         await open_store(parse_database_url(missing))
-    with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
+    assert not isinstance(no.value, StoreUnreachable)  # waiting would not bring it
+    with pytest.raises(StoreUnreachable, match="cannot connect to PostgreSQL"):
         await open_store(parse_database_url("postgresql://postgres@127.0.0.1:1/quitbot"))
 
 

@@ -123,7 +123,7 @@ class FakeSlack:
         app.router.add_post("/hooks/{hook}", self._hook)
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)  # 0: any free port
         await site.start()
         self.port = int(self._runner.addresses[0][1])
         return self
