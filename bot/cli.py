@@ -16,7 +16,7 @@ from typing import Any
 
 from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
-from bot.app import NO_KEY, NO_PLATFORM, build_runtime
+from bot.app import NO_KEY, NO_PLATFORM, UnconfiguredModel, build_runtime
 from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.retry import retrying
 from bot.settings import Settings, SettingsError, load_settings
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("run", help="run every configured platform (Discord, Slack)")
     commands.add_parser("doctor", help="check settings, database, model API and platforms")
+    commands.add_parser("dashboard", help="serve the moderators' web dashboard on its own")
 
     conversations = commands.add_parser("conversations", help="operator tools")
     ops = conversations.add_subparsers(dest="operation", required=True, metavar="OPERATION")
@@ -162,6 +163,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return await _run_platforms(settings)
     if args.command == "doctor":
         return await operator.doctor(settings)
+    if args.command == "dashboard":
+        return await _dashboard(settings)
     if args.command == "discord":
         return await operator.discord_invite_url(settings)
     if args.command == "db":
@@ -192,9 +195,29 @@ def _freeze_start_up_heap() -> None:
     gc.freeze()
 
 
+async def _dashboard(settings: Settings) -> int:
+    problem = settings.dashboard.problem()
+    if problem:
+        print(f"quitbot: {problem}", file=sys.stderr)
+        return 2
+    # Imported here: Jinja2 is for the dashboard only, not every command.
+    from bot.dashboard.serve import serve_dashboard
+
+    async with (
+        build_runtime(settings, model=UnconfiguredModel()) as runtime,
+        serve_dashboard(settings, runtime.engine),
+    ):
+        await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
+    return 0
+
+
 async def _run_platforms(settings: Settings) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
+        return 2
+    problem = settings.dashboard.port and settings.dashboard.problem()
+    if problem:
+        print(f"quitbot: {problem}", file=sys.stderr)
         return 2
     chosen = [adapter for adapter in adapters().values() if adapter.configured(settings)]
     if not chosen:

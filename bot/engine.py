@@ -748,6 +748,14 @@ class Engine:
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._store.get(conversation_id)
 
+    async def conversations(
+        self, platform: str, community: str, *, state: str | None, limit: int, offset: int
+    ) -> list[Conversation]:
+        """One community's conversations, newest first, a page at a time."""
+        return await self._store.list_conversations(
+            state=state, platform=platform, community=community, limit=limit, offset=offset
+        )
+
     async def messages(self, conversation_id: str) -> list[StoredMessage]:
         """A conversation's messages, oldest first."""
         return await self._store.messages((await self._require(conversation_id)).id)

@@ -69,7 +69,15 @@ async def _database_answers(store: Store, within: float) -> bool:
 
 
 @asynccontextmanager
-async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[int]:
+async def serving(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    what: str = "health and metrics",
+    setting: str = "QUITBOT_HEALTH_PORT",
+    paths: str = "healthz, readyz, metrics",
+) -> AsyncIterator[int]:
     """Serve `app` on host:port until the block ends; yields the port bound (port 0 picks
     a free one). A port in use is a PlatformUnavailable in plain words."""
     runner = web.AppRunner(app, access_log=None)
@@ -80,11 +88,11 @@ async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[i
             await site.start()
         except OSError as exc:
             raise PlatformUnavailable(
-                f"cannot serve health and metrics on {host}:{port} ({exc.strerror}); "
-                "choose another QUITBOT_HEALTH_PORT or stop what uses it"
+                f"cannot serve {what} on {host}:{port} ({exc.strerror}); "
+                f"choose another {setting} or stop what uses it"
             ) from None
         bound = int(runner.addresses[0][1])
-        log.info("health and metrics on http://%s:%d/ (healthz, readyz, metrics)", host, bound)
+        log.info("%s on http://%s:%d/ (%s)", what, host, bound, paths)
         yield bound
     finally:
         await runner.cleanup()

@@ -419,8 +419,17 @@ class Store(Protocol):
         ...
 
     async def list_conversations(
-        self, *, state: str | None = None, platform: str | None = None, limit: int = 100
-    ) -> list[Conversation]: ...
+        self,
+        *,
+        state: str | None = None,
+        platform: str | None = None,
+        limit: int = 100,
+        community: str | None = None,
+        offset: int = 0,
+    ) -> list[Conversation]:
+        """Newest first; only `state`, `platform` and `community` when given; `offset`
+        skips that many (a page of a longer list)."""
+        ...
 
     async def ended_count(self, platform: str, user_id: str, since: datetime) -> int:
         """How many ends this person earned since then: their own conversations ended (not

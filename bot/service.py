@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 async def serve(settings: Settings, platforms: Sequence[str]) -> AsyncIterator[Runtime]:
     """The runtime for `quitbot run`: an engine that feeds one process-wide `Metrics` and
     a `Readiness` expecting `platforms`, the health endpoints when QUITBOT_HEALTH_PORT is
-    set, and the retention purge when QUITBOT_RETENTION_DAYS is; all stopped on exit."""
+    set, the dashboard when QUITBOT_DASHBOARD_PORT is, and the retention purge when
+    QUITBOT_RETENTION_DAYS is; all stopped on exit."""
     metrics = Metrics()
     readiness = Readiness(platforms)
     async with AsyncExitStack() as running:
@@ -40,6 +41,11 @@ async def serve(settings: Settings, platforms: Sequence[str]) -> AsyncIterator[R
             await running.enter_async_context(
                 serving(app, settings.health_host, settings.health_port)
             )
+        if settings.dashboard.port:
+            # Imported here: Jinja2 is for the dashboard only.
+            from bot.dashboard.serve import serve_dashboard
+
+            await running.enter_async_context(serve_dashboard(settings, runtime.engine))
         if settings.retention_days:
             purging = asyncio.create_task(
                 keep_purging(runtime.store, settings.retention_days, RETENTION_INTERVAL),

@@ -148,6 +148,11 @@ class DiscordSettings(BaseSettings):
     # NoDecode: the raw text reaches `listed`, so `0`, `0,1` and `[0,1]` all work.
     shard_ids: Annotated[list[int] | None, NoDecode] = None
     max_attachment_bytes: int = Field(default=100_000, ge=0)
+    # The dashboard's "Sign in with Discord" (an OAuth2 application's id and secret).
+    client_id: str | None = Field(default=None, validation_alias="DISCORD_CLIENT_ID")
+    client_secret: SecretStr | None = Field(default=None, validation_alias="DISCORD_CLIENT_SECRET")
+    # Where the dashboard sends people to sign in and exchanges their code; a test's fake.
+    oauth_base: str = "https://discord.com"
 
     _shard_list = field_validator("shard_ids", mode="before")(listed)
 
@@ -188,6 +193,9 @@ class SlackSettings(BaseSettings):
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     modlog_channel: str | None = None
     max_attachment_bytes: int = Field(default=100_000, ge=0)
+    # The dashboard's "Sign in with Slack" (OpenID Connect; a later step).
+    client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
+    client_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
 
     _admin_list = field_validator("admin_user_ids", mode="before")(listed)
 
@@ -214,6 +222,46 @@ class SlackSettings(BaseSettings):
         if value is not None and not value.endswith("/api/"):
             raise ValueError("must end in /api/, e.g. https://slack.com/api/")
         return value
+
+
+# Sessions are signed with HMAC-SHA256; a shorter key is guessable offline from one cookie.
+DASHBOARD_SECRET_BYTES = 32
+
+
+class DashboardSettings(BaseSettings):
+    """The moderators' web dashboard: served by `quitbot dashboard`, and by `quitbot run`
+    when `port` is set."""
+
+    model_config = SettingsConfigDict(**_COMMON, env_prefix="QUITBOT_DASHBOARD_")
+
+    # Loopback by default: put a TLS-terminating proxy in front to reach it from outside.
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    url: str = ""  # the public base URL, e.g. https://mod.example.org (OAuth redirects)
+    secret: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with https:// (or http:// on this machine only)")
+        return value.rstrip("/")
+
+    def problem(self) -> str | None:
+        """Why the dashboard cannot be served with these settings, in one line."""
+        secret = self.secret.get_secret_value() if self.secret else ""
+        if len(secret.encode()) < DASHBOARD_SECRET_BYTES:
+            what = "is not set" if not secret else "is too short"
+            return (
+                f"QUITBOT_DASHBOARD_SECRET {what}: the dashboard signs sessions with it; "
+                f"set at least {DASHBOARD_SECRET_BYTES} random bytes, e.g. the output of "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        if not self.url:
+            return (
+                "QUITBOT_DASHBOARD_URL is not set: the public address the dashboard is reached at"
+            )
+        return None
 
 
 class Settings(BaseSettings):
@@ -268,6 +316,9 @@ class Settings(BaseSettings):
     slack: Annotated[SlackSettings, NoDecode] = Field(
         default_factory=lambda: SlackSettings.model_construct()
     )
+    dashboard: Annotated[DashboardSettings, NoDecode] = Field(
+        default_factory=lambda: DashboardSettings.model_construct()
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -298,6 +349,9 @@ class Settings(BaseSettings):
             self.slack.bot_token,
             self.slack.app_token,
             self.slack.signing_secret,
+            self.discord.client_secret,
+            self.slack.client_secret,
+            self.dashboard.secret,
         ]
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
@@ -317,6 +371,7 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
     for name, cls, prefix in (
         ("discord", DiscordSettings, "QUITBOT_DISCORD_"),
         ("slack", SlackSettings, "QUITBOT_SLACK_"),
+        ("dashboard", DashboardSettings, "QUITBOT_DASHBOARD_"),
     ):
         try:
             sections[name] = cls(_env_file=env_file)  # type: ignore[call-arg]
@@ -339,7 +394,7 @@ def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list
     lines = []
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
-        if loc and loc[0] in {"discord", "slack"}:
+        if loc and loc[0] in {"discord", "slack", "dashboard"}:
             continue  # already explained by that section's own validation
         if not loc:  # a rule across fields; its message names the variables itself
             lines.append(str(error["msg"]).removeprefix("Value error, "))

@@ -60,13 +60,26 @@ def markdown(
     if conversation.branched_from:
         lines.append(f"- Branched from: {conversation.branched_from}")
     lines += ["", "## Transcript", ""]
-    timeline: list[tuple[datetime, int, int, StoredMessage | AuditEvent]] = [
-        (m.at, 0, i, m) for i, m in enumerate(messages)
-    ]
-    timeline += [(e.at, 1, i, e) for i, e in enumerate(events)]
-    for _, _, _, item in sorted(timeline, key=lambda entry: entry[:3]):
+    for item in timeline(messages, events):
         lines += _message(item) if isinstance(item, StoredMessage) else _event(item)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def timeline(
+    messages: list[StoredMessage], events: list[AuditEvent]
+) -> list[StoredMessage | AuditEvent]:
+    """Messages and audit events in time order; an event at the same instant as a message
+    comes after it."""
+    entries: list[tuple[datetime, int, int, StoredMessage | AuditEvent]] = [
+        (m.at, 0, i, m) for i, m in enumerate(messages)
+    ]
+    entries += [(e.at, 1, i, e) for i, e in enumerate(events)]
+    return [item for *_, item in sorted(entries, key=lambda entry: entry[:3])]
+
+
+def event_parts(event: AuditEvent) -> list[tuple[str, str]]:
+    """What an event's line shows: (key, value on one line), the ids left out."""
+    return [(key, _plain(event.detail[key])) for key in _SHOWN if key in event.detail]
 
 
 def _message(message: StoredMessage) -> list[str]:
@@ -78,7 +91,7 @@ def _message(message: StoredMessage) -> list[str]:
 
 
 def _event(event: AuditEvent) -> list[str]:
-    parts = [f"{key}: {_plain(event.detail[key])}" for key in _SHOWN if key in event.detail]
+    parts = [f"{key}: {value}" for key, value in event_parts(event)]
     said = f" — {'; '.join(parts)}" if parts else ""
     return [f"- 🛈 _{event.kind}_ by {event.actor.value} · {_when(event.at)}{said}", ""]
 

@@ -111,10 +111,11 @@ class Logged:
 
 @asynccontextmanager
 async def running_quitbot(
-    tmp_path: Path, env: dict[str, str], logged_first: str
+    tmp_path: Path, env: dict[str, str], logged_first: str, command: str = "run"
 ) -> AsyncIterator[Logged]:
-    """`quitbot run` until it has logged `logged_first`; SIGTERM and its whole log on exit."""
-    process = await start_quitbot(tmp_path, env, "run")
+    """`quitbot run` (or `command`) until it has logged `logged_first`; SIGTERM and its
+    whole log on exit."""
+    process = await start_quitbot(tmp_path, env, command)
     assert process.stderr is not None
     logged = Logged()
     try:

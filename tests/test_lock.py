@@ -53,7 +53,7 @@ def test_the_lock_satisfies_the_ranges_in_pyproject() -> None:
     wanted = list(project["dependencies"])
     for extra, requirements in project["optional-dependencies"].items():
         wanted += [r for r in requirements if not r.startswith("quitbot[")]
-        assert extra in {"discord", "slack", "postgres", "all", "dev"}, extra
+        assert extra in {"discord", "slack", "postgres", "dashboard", "all", "dev"}, extra
     wanted += pyproject["build-system"]["requires"]
     locked = pins(LOCK / "dev.txt")
     for line in wanted:

@@ -408,9 +408,16 @@ class PostgresStore:
         ]
 
     async def list_conversations(
-        self, *, state: str | None = None, platform: str | None = None, limit: int = 100
+        self,
+        *,
+        state: str | None = None,
+        platform: str | None = None,
+        limit: int = 100,
+        community: str | None = None,
+        offset: int = 0,
     ) -> list[Conversation]:
-        """Newest first, optionally only `state` ("active" | "ended") or one platform."""
+        """Newest first, optionally only `state` ("active" | "ended"), one platform or
+        community; `offset` skips that many."""
         clauses: list[str] = []
         params: list[Any] = []
         if state is not None:
@@ -421,11 +428,14 @@ class PostgresStore:
         if platform is not None:
             params.append(platform)
             clauses.append(f"platform = ${len(params)}")
+        if community is not None:
+            params.append(community)
+            clauses.append(f"community = ${len(params)}")
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        params.append(limit)
+        params += [limit, offset]
         sql = (
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} "
-            f"ORDER BY n DESC LIMIT ${len(params)}"
+            f"ORDER BY n DESC LIMIT ${len(params) - 1} OFFSET ${len(params)}"
         )
         async with self._connection() as db:
             return [_conversation(row) for row in await db.fetch(sql, *params)]

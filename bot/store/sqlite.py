@@ -320,12 +320,22 @@ class SqliteStore:
         return await self._read(_events, conversation_id)
 
     async def list_conversations(
-        self, *, state: str | None = None, platform: str | None = None, limit: int = 100
+        self,
+        *,
+        state: str | None = None,
+        platform: str | None = None,
+        limit: int = 100,
+        community: str | None = None,
+        offset: int = 0,
     ) -> list[Conversation]:
-        """Newest first, optionally only `state` ("active" | "ended") or one platform."""
-        where, params = _list_filter(state, platform)
-        sql = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} ORDER BY n DESC LIMIT ?"
-        return await self._read(_list_conversations, sql, (*params, limit))
+        """Newest first, optionally only `state` ("active" | "ended"), one platform or
+        community; `offset` skips that many."""
+        where, params = _list_filter(state, platform, community)
+        sql = (
+            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} "
+            "ORDER BY n DESC LIMIT ? OFFSET ?"
+        )
+        return await self._read(_list_conversations, sql, (*params, limit, offset))
 
     async def ended_count(self, platform: str, user_id: str, since: datetime) -> int:
         """How many of the user's conversations were ended (not at their request) since then."""
@@ -1062,7 +1072,9 @@ def _conversation(row: Any) -> Conversation:
     )
 
 
-def _list_filter(state: str | None, platform: str | None) -> tuple[str, list[Any]]:
+def _list_filter(
+    state: str | None, platform: str | None, community: str | None
+) -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     if state is not None:
@@ -1073,6 +1085,9 @@ def _list_filter(state: str | None, platform: str | None) -> tuple[str, list[Any
     if platform is not None:
         clauses.append("platform = ?")
         params.append(platform)
+    if community is not None:
+        clauses.append("community = ?")
+        params.append(community)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 

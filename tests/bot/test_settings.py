@@ -151,14 +151,15 @@ def test_env_example_documents_every_setting() -> None:
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
     expected = {"ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"}
     for name in Settings.model_fields:
-        if name in {"discord", "slack", "anthropic_api_key", "anthropic_base_url"}:
+        if name in {"discord", "slack", "dashboard", "anthropic_api_key", "anthropic_base_url"}:
             continue
         expected.add(f"QUITBOT_{name.upper()}")
-    from bot.settings import DiscordSettings, SlackSettings
+    from bot.settings import DashboardSettings, DiscordSettings, SlackSettings
 
     for section, prefix in (
         (DiscordSettings, "QUITBOT_DISCORD_"),
         (SlackSettings, "QUITBOT_SLACK_"),
+        (DashboardSettings, "QUITBOT_DASHBOARD_"),
     ):
         for name, field in section.model_fields.items():
             alias = field.validation_alias

@@ -431,6 +431,19 @@ async def test_list_conversations_filters_by_state_and_platform_newest_first(
         await store.list_conversations(state="closed")
 
 
+async def test_list_conversations_of_one_community_a_page_at_a_time(store: AnyStore) -> None:
+    ours = [
+        await store.create(ConversationKey("discord", f"t{i}"), "u1", T0, community="g1")
+        for i in range(3)
+    ]
+    await store.create(ConversationKey("discord", "other"), "u1", T0, community="g2")
+    newest = [c.id for c in reversed(ours)]
+    page = await store.list_conversations(platform="discord", community="g1", limit=2)
+    assert [c.id for c in page] == newest[:2]
+    rest = await store.list_conversations(community="g1", limit=2, offset=2)
+    assert [c.id for c in rest] == newest[2:]
+
+
 async def test_ended_count_counts_ends_the_user_did_not_ask_for(store: AnyStore) -> None:
     since = at(100)
 

@@ -1,0 +1,39 @@
+"""The platform as the dashboard reaches it today: not at all. A reopen from the dashboard
+is on the record (the person can write again at once) and says what is left to do on the
+platform, as a reopen from the CLI does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
+from bot.notices import Notice
+from bot.ports import Place, ReplyStream
+
+
+class OfflinePlace:
+    def reply(self) -> ReplyStream:
+        raise NotImplementedError("the dashboard never streams a reply")
+
+    async def post(self, notice: Notice, conversation: Conversation | None) -> str:
+        return ""
+
+    async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
+        return None
+
+    async def close(self, conversation: Conversation) -> None:
+        return None
+
+    async def reopen(self, conversation: Conversation) -> str:
+        return (
+            f"Reopened in quitbot; its place on {conversation.key.platform} is not reopened "
+            "from the dashboard yet (use the platform's /quitbot reopen to unlock it there)."
+        )
+
+
+class OfflinePlaces:
+    def place(self, key: ConversationKey) -> Place:
+        return OfflinePlace()
+
+    async def read(self, files: Sequence[FileRef]) -> tuple[Attachment, ...]:
+        return ()

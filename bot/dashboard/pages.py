@@ -1,0 +1,158 @@
+"""The pages: each authorizes (`moderating`), calls a flow, renders. No SQL, no policy."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.conversation import StoredMessage
+from bot.dashboard.app import dashboard_of
+from bot.dashboard.sessions import Session
+from bot.dashboard.signing import moderating, safe_next, signed_in
+from bot.review import Decision
+from bot.transcript import event_parts, timeline
+
+PAGE_SIZE = 50
+QUEUE_SIZE = 50
+STATES = ("active", "ended")
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    dashboard = dashboard_of(request)
+    session = signed_in(request)
+    if session is None:
+        next_path = safe_next(request.query.get("next"))
+        providers = sorted(dashboard.sign_ins)
+        return dashboard.page("signin.html", {"providers": providers, "next": next_path})
+    return dashboard.page("index.html", {"session": session})
+
+
+@moderating
+async def queue(
+    request: web.Request, session: Session, platform: str, community: str
+) -> web.StreamResponse:
+    flows = dashboard_of(request).flows[platform]
+    found = await flows.review_queue(is_moderator=True, community=community, limit=QUEUE_SIZE)
+    return _page(request, "queue.html", session, platform, community, items=found.items)
+
+
+@moderating
+async def decide(
+    request: web.Request, session: Session, platform: str, community: str
+) -> web.StreamResponse:
+    form = await request.post()
+    try:
+        decision = Decision(str(form.get("decision", "")))
+    except ValueError:
+        raise web.HTTPBadRequest(reason="Choose reopen or uphold.") from None
+    result = (
+        await dashboard_of(request)
+        .flows[platform]
+        .resolve_review(
+            request.match_info["conversation"],
+            session.moderator.user_id,
+            decision,
+            str(form.get("note", "")),
+            is_moderator=True,
+            community=community,
+        )
+    )
+    if result.conversation is None:
+        raise web.HTTPNotFound()
+    return _page(
+        request,
+        "decided.html",
+        session,
+        platform,
+        community,
+        conversation=result.conversation,
+        decision=decision.value,
+        refusal=result.text,
+        problem=result.problem,
+    )
+
+
+@moderating
+async def conversations(
+    request: web.Request, session: Session, platform: str, community: str
+) -> web.StreamResponse:
+    state = request.query.get("state") or None
+    if state not in (None, *STATES):
+        raise web.HTTPBadRequest(reason="Unknown state.")
+    page = max(1, _int(request.query.get("page"), 1))
+    found = await dashboard_of(request).engine.conversations(
+        platform, community, state=state, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+    )
+    return _page(
+        request,
+        "conversations.html",
+        session,
+        platform,
+        community,
+        conversations=found[:PAGE_SIZE],
+        state=state or "",
+        page=page,
+        more=len(found) > PAGE_SIZE,
+    )
+
+
+@moderating
+async def transcript(
+    request: web.Request, session: Session, platform: str, community: str
+) -> web.StreamResponse:
+    engine = dashboard_of(request).engine
+    conversation = await engine.get(request.match_info["conversation"])
+    if (
+        conversation is None
+        or conversation.key.platform != platform
+        or conversation.community != community
+    ):
+        raise web.HTTPNotFound()
+    messages, events = await engine.record(conversation.id)
+    entries = [
+        ("message", item, [])
+        if isinstance(item, StoredMessage)
+        else ("event", item, event_parts(item))
+        for item in timeline(messages, events)
+    ]
+    participants = sorted((await engine.participants(conversation.id)).items())
+    return _page(
+        request,
+        "transcript.html",
+        session,
+        platform,
+        community,
+        conversation=conversation,
+        entries=entries,
+        participants=participants,
+    )
+
+
+def _page(
+    request: web.Request, name: str, session: Session, platform: str, community: str, **more: object
+) -> web.Response:
+    name_of = session.moderator.communities.get(community, community)
+    context = {
+        "session": session,
+        "platform": platform,
+        "community": community,
+        "community_name": name_of,
+        "base": f"/c/{platform}/{community}",
+        **more,
+    }
+    return dashboard_of(request).page(name, context)
+
+
+def _int(text: str | None, default: int) -> int:
+    try:
+        return int(text) if text else default
+    except ValueError:
+        return default
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/", index)
+    base = "/c/{platform}/{community}"
+    app.router.add_get(f"{base}/queue", queue)
+    app.router.add_get(f"{base}/conversations", conversations)
+    app.router.add_get(f"{base}/conversations/{{conversation}}", transcript)
+    app.router.add_post(f"{base}/conversations/{{conversation}}/decide", decide)

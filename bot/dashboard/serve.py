@@ -1,0 +1,75 @@
+"""The dashboard built from settings and a running core, and served."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from bot.dashboard import pages, signing
+from bot.dashboard.app import DASHBOARD, HERE, Dashboard, plain_errors
+from bot.dashboard.discord_signin import DiscordSignIn
+from bot.dashboard.offline import OfflinePlaces
+from bot.dashboard.security import strict_headers
+from bot.dashboard.sessions import Sessions, Signer
+from bot.dashboard.signin import SignIn
+from bot.engine import Engine
+from bot.flows import Flows
+from bot.health import serving
+from bot.settings import Settings
+
+
+def build_app(dashboard: Dashboard) -> web.Application:
+    app = web.Application(middlewares=[strict_headers, plain_errors])
+    app[DASHBOARD] = dashboard
+    signing.add_routes(app)
+    pages.add_routes(app)
+    app.router.add_static("/static", HERE / "static")
+    return app
+
+
+def sign_ins(settings: Settings) -> dict[str, SignIn]:
+    """The platforms people can sign in with: those whose OAuth client is configured."""
+    found: dict[str, SignIn] = {}
+    discord = settings.discord
+    if discord.client_id and discord.client_secret:
+        found["discord"] = DiscordSignIn(
+            discord.client_id,
+            discord.client_secret.get_secret_value(),
+            discord.oauth_base,
+            discord.moderator_role_id,
+        )
+    return found
+
+
+def dashboard_of_settings(settings: Settings, engine: Engine) -> Dashboard:
+    """Settings must have passed `DashboardSettings.problem()`."""
+    secret = settings.dashboard.secret
+    assert secret is not None
+    places = OfflinePlaces()
+    providers = sign_ins(settings)
+    return Dashboard(
+        base_url=settings.dashboard.url.rstrip("/"),
+        engine=engine,
+        flows={name: Flows(engine, name, places) for name in providers},
+        sign_ins=providers,
+        sessions=Sessions(Signer(secret.get_secret_value().encode())),
+    )
+
+
+# `quitbot dashboard` on its own listens here when QUITBOT_DASHBOARD_PORT is not set.
+DEFAULT_PORT = 8080
+
+
+@asynccontextmanager
+async def serve_dashboard(settings: Settings, engine: Engine) -> AsyncIterator[int]:
+    """Serve the dashboard on QUITBOT_DASHBOARD_HOST/_PORT until the block ends; the port."""
+    app = build_app(dashboard_of_settings(settings, engine))
+    where = settings.dashboard
+    port = where.port or DEFAULT_PORT
+    setting = "QUITBOT_DASHBOARD_PORT"
+    async with serving(
+        app, where.host, port, what="the dashboard", setting=setting, paths=where.url
+    ) as bound:
+        yield bound

@@ -1,0 +1,106 @@
+"""A dashboard served on 127.0.0.1 over a real store, signing in with a fake Discord."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest_asyncio
+
+from bot.app import Runtime, UnconfiguredModel, build_runtime
+from bot.conversation import Actor, AuditEvent, ConversationKey
+from bot.dashboard.app import Dashboard
+from bot.dashboard.serve import build_app, dashboard_of_settings
+from bot.health import serving
+from bot.ports import NewMessage
+from bot.settings import DashboardSettings, DiscordSettings, Settings
+from tests.bot.storekit import ENDED
+from tests.conftest import make_settings
+from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.discord_oauth import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MANAGE_THREADS,
+    SEND_MESSAGES,
+    FakeDiscordOAuth,
+)
+
+SECRET = "dashboard-session-secret-0123456789-abcdefghij"
+GUILD_A, GUILD_B = "111", "222"
+MOD_A, MOD_B, MEMBER = "9001", "9002", "9003"
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+HOSTILE = '<script>alert("x")</script><b onmouseover="alert(1)">bold</b>'
+
+
+@dataclass
+class Dash:
+    url: str
+    oauth: FakeDiscordOAuth
+    runtime: Runtime
+    dashboard: Dashboard
+    settings: Settings
+
+    async def seed(self, community: str, *, text: str = "hello", place: str = "t1") -> str:
+        """An ended conversation in `community` that its person called a mistake."""
+        store = self.runtime.store
+        key = ConversationKey("discord", place)
+        created = await store.create(key, "alice", T0, community=community)
+        api = [{"role": "user", "content": [{"type": "text", "text": text}]}]
+        end = AuditEvent(
+            "end", T0, Actor.MODEL, {"reason": "persistent_abuse", "explanation": text}
+        )
+        await store.commit_turn(
+            created.id, ENDED, T0, [NewMessage("user", text, api, T0, user_id="alice")], [end]
+        )
+        await self.runtime.engine.feedback(created.id, "alice", f"mistake: {text}")
+        return created.id
+
+
+def dashboard_settings(tmp_path: Path, fake: FakeAnthropic, oauth_base: str) -> Settings:
+    discord = DiscordSettings(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, oauth_base=oauth_base
+    )
+    dashboard = DashboardSettings(url="http://127.0.0.1", secret=SECRET)  # type: ignore[arg-type]
+    return make_settings(tmp_path, fake, discord=discord, dashboard=dashboard)
+
+
+@pytest_asyncio.fixture
+async def dash(tmp_path: Path, fake_anthropic: FakeAnthropic) -> AsyncIterator[Dash]:
+    async with FakeDiscordOAuth() as oauth:
+        oauth.add_user(MOD_A, "Mod A", {GUILD_A: MANAGE_THREADS})
+        oauth.add_user(MOD_B, "Mod B", {GUILD_B: MANAGE_THREADS, GUILD_A: SEND_MESSAGES})
+        oauth.add_user(MEMBER, "Member", {GUILD_A: SEND_MESSAGES})
+        settings = dashboard_settings(tmp_path, fake_anthropic, oauth.base_url)
+        async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+            dashboard = dashboard_of_settings(settings, runtime.engine)
+            async with serving(build_app(dashboard), "127.0.0.1", 0) as port:
+                dashboard.base_url = f"http://127.0.0.1:{port}"
+                oauth.redirect_uris.add(f"{dashboard.base_url}/signin/discord/callback")
+                yield Dash(dashboard.base_url, oauth, runtime, dashboard, settings)
+
+
+@pytest_asyncio.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    # unsafe: keep cookies for an IP address (127.0.0.1), as a browser does.
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+        yield session
+
+
+async def sign_in(
+    http: aiohttp.ClientSession, dash: Dash, user_id: str, next_path: str = "/"
+) -> str:
+    """Sign in as `user_id` through the fake Discord; the page it lands on."""
+    dash.oauth.acting = user_id
+    async with http.get(f"{dash.url}/signin/discord", params={"next": next_path}) as response:
+        assert response.status == 200, await response.text()
+        return await response.text()
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found is not None, page
+    return found.group(1)

@@ -1,0 +1,99 @@
+"""Signing in with Discord: state, PKCE, cookies, the rate limit, failures as plain pages."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+
+from bot.dashboard.signing import safe_next
+from tests.bot.dashboard.conftest import GUILD_A, GUILD_B, MEMBER, MOD_A, MOD_B, Dash, sign_in
+
+
+async def test_a_moderator_signs_in_and_sees_the_servers_they_moderate(
+    dash: Dash, http: aiohttp.ClientSession
+) -> None:
+    page = await sign_in(http, dash, MOD_B)
+    assert "Your communities" in page and "Mod B" in page
+    assert f"/c/discord/{GUILD_B}/queue" in page
+    assert f"/c/discord/{GUILD_A}/" not in page  # only Send Messages there
+    # PKCE and the scopes went to Discord; no role configured, so no guilds.members.read.
+    authorize = next(c for c in dash.oauth.calls if c[1] == "/oauth2/authorize")
+    assert authorize == ("GET", "/oauth2/authorize")
+
+
+async def test_a_member_without_the_permission_moderates_nothing(
+    dash: Dash, http: aiohttp.ClientSession
+) -> None:
+    page = await sign_in(http, dash, MEMBER)
+    assert 'id="no-communities"' in page
+    async with http.get(f"{dash.url}/c/discord/{GUILD_A}/queue") as response:
+        assert response.status == 404
+
+
+async def test_the_moderator_role_counts_where_it_is_held(dash: Dash) -> None:
+    dash.oauth.add_user("9004", "Role holder", {GUILD_A: 0}, roles={GUILD_A: ["777"]})
+    provider = dash.dashboard.sign_ins["discord"]
+    provider._role = "777"  # type: ignore[attr-defined]  # as QUITBOT_DISCORD_MODERATOR_ROLE_ID
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        page = await sign_in(http, dash, "9004")
+    assert f"/c/discord/{GUILD_A}/queue" in page
+    assert ("GET", f"/api/v10/users/@me/guilds/{GUILD_A}/member") in dash.oauth.calls
+
+
+async def test_the_session_cookie_is_httponly_and_lax(dash: Dash) -> None:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        dash.oauth.acting = MOD_A
+        async with http.get(f"{dash.url}/signin/discord", allow_redirects=False) as started:
+            to_discord = started.headers["Location"]
+            assert "code_challenge_method=S256" in to_discord and "state=" in to_discord
+            assert "HttpOnly" in started.headers["Set-Cookie"]
+        async with http.get(to_discord, allow_redirects=False) as back:
+            callback = back.headers["Location"]
+        async with http.get(callback, allow_redirects=False) as landed:
+            cookies = landed.headers.getall("Set-Cookie")
+    session = next(c for c in cookies if c.startswith("quitbot_session="))
+    assert "HttpOnly" in session and "SameSite=Lax" in session and "Secure" not in session
+
+
+async def test_a_state_from_another_browser_is_refused(dash: Dash) -> None:
+    dash.oauth.acting = MOD_A
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as attacker:
+        async with attacker.get(f"{dash.url}/signin/discord", allow_redirects=False) as started:
+            to_discord = started.headers["Location"]
+        async with attacker.get(to_discord, allow_redirects=False) as back:
+            callback = back.headers["Location"]
+    # The victim's browser follows the attacker's callback: no sign-in cookie, no session.
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as victim, victim.get(callback) as response:
+        assert response.status == 400
+        assert "expired or was not started here" in await response.text()
+    assert not [c for c in jar if c.key == "quitbot_session"]
+
+
+async def test_a_refused_code_is_a_plain_error_page(
+    dash: Dash, http: aiohttp.ClientSession
+) -> None:
+    async with http.get(f"{dash.url}/signin/discord", allow_redirects=False) as started:
+        state = parse_qs(urlsplit(started.headers["Location"]).query)["state"][0]
+    callback = f"{dash.url}/signin/discord/callback"
+    async with http.get(callback, params={"code": "forged", "state": state}) as response:
+        page = await response.text()
+    assert response.status == 502
+    assert "Discord did not accept the sign-in" in page
+    assert "Traceback" not in page and "invalid_grant" not in page
+
+
+async def test_sign_in_attempts_are_rate_limited(dash: Dash, http: aiohttp.ClientSession) -> None:
+    statuses = []
+    for _ in range(dash.dashboard.sign_in_limit.attempts + 1):
+        async with http.get(f"{dash.url}/signin/discord", allow_redirects=False) as response:
+            statuses.append(response.status)
+    assert statuses[:-1] == [303] * dash.dashboard.sign_in_limit.attempts
+    assert statuses[-1] == 429
+
+
+def test_after_sign_in_only_a_path_of_the_dashboard() -> None:
+    assert safe_next("/c/discord/1/queue") == "/c/discord/1/queue"
+    for hostile in ("https://evil.example", "//evil.example/x", "/\\evil.example", "", None):
+        assert safe_next(hostile) == "/"
