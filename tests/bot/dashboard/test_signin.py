@@ -97,3 +97,23 @@ def test_after_sign_in_only_a_path_of_the_dashboard() -> None:
     assert safe_next("/c/discord/1/queue") == "/c/discord/1/queue"
     for hostile in ("https://evil.example", "//evil.example/x", "/\\evil.example", "", None):
         assert safe_next(hostile) == "/"
+
+
+async def test_cookies_are_secure_where_the_dashboard_is_reached_over_https(dash: Dash) -> None:
+    served_at = dash.url
+    dash.dashboard.base_url = "https://mod.example.org"  # a TLS proxy in front
+    dash.oauth.redirect_uris.add("https://mod.example.org/signin/discord/callback")
+    dash.oauth.acting = MOD_A
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        async with http.get(f"{served_at}/signin/discord", allow_redirects=False) as started:
+            assert "Secure" in started.headers["Set-Cookie"]
+            bound = started.cookies["quitbot_sign_in"].value
+        async with http.get(started.headers["Location"], allow_redirects=False) as back:
+            query = urlsplit(back.headers["Location"]).query
+        callback = f"{served_at}/signin/discord/callback?{query}"
+        headers = {"Cookie": f"quitbot_sign_in={bound}"}
+        async with http.get(callback, headers=headers, allow_redirects=False) as landed:
+            session = next(
+                c for c in landed.headers.getall("Set-Cookie") if c.startswith("quitbot_session=")
+            )
+    assert "Secure" in session and "HttpOnly" in session
