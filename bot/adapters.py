@@ -9,11 +9,13 @@ same way, under `quitbot.chat`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from bot.engine import Engine
+    from bot.ports import ModLog, Places
     from bot.settings import Settings
 
 PLATFORMS = "quitbot.platforms"
@@ -49,6 +51,24 @@ class Adapter(Protocol):
     async def setup_help(self, settings: Settings) -> str:
         """How to add the bot (an invite URL, where the app manifest is)."""
         ...
+
+
+class Reachable(Protocol):
+    """A platform whose places a process can reach without serving the platform (no
+    gateway or socket): the dashboard reopens threads through it."""
+
+    def reach(self, settings: Settings) -> AbstractAsyncContextManager[tuple[Places, ModLog]]:
+        """Log in to the platform's API only; its Places and ModLog until the block ends.
+        Raises PlatformUnavailable (or PlatformUnreachable) in plain words."""
+        ...
+
+
+def reachable(name: str, settings: Settings) -> Reachable | None:
+    """The platform `name`, if it is installed, configured and can be reached that way."""
+    found = adapters().get(name)
+    if found is None or not found.configured(settings) or not hasattr(found, "reach"):
+        return None
+    return found  # type: ignore[return-value]
 
 
 class UnknownPlatform(LookupError):

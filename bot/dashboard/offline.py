@@ -1,6 +1,6 @@
-"""The platform as the dashboard reaches it today: not at all. A reopen from the dashboard
-is on the record (the person can write again at once) and says what is left to do on the
-platform, as a reopen from the CLI does."""
+"""A platform the dashboard cannot reach (its adapter is not configured here, say a
+dashboard with no DISCORD_TOKEN): a reopen is on the record (the person can write again at
+once) and says what is left to do on the platform, as a reopen from the CLI does."""
 
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ class OfflinePlace:
     async def reopen(self, conversation: Conversation) -> str:
         return (
             f"Reopened in quitbot; its place on {conversation.key.platform} is not reopened "
-            "from the dashboard yet (use the platform's /quitbot reopen to unlock it there)."
+            "from this dashboard, which has no token for it (use the platform's /quitbot "
+            "reopen to unlock it there)."
         )
 
 

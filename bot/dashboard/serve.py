@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from aiohttp import web
 
+from bot.adapters import reachable
 from bot.dashboard import pages, signing
 from bot.dashboard.app import DASHBOARD, HERE, Dashboard, plain_errors
 from bot.dashboard.discord_signin import DiscordSignIn
@@ -15,7 +16,7 @@ from bot.dashboard.security import strict_headers
 from bot.dashboard.sessions import Sessions, Signer
 from bot.dashboard.signin import SignIn
 from bot.engine import Engine
-from bot.flows import Flows
+from bot.flows import Flows, NoModLog
 from bot.health import serving
 from bot.settings import Settings
 
@@ -43,19 +44,32 @@ def sign_ins(settings: Settings) -> dict[str, SignIn]:
     return found
 
 
-def dashboard_of_settings(settings: Settings, engine: Engine) -> Dashboard:
-    """Settings must have passed `DashboardSettings.problem()`."""
+@asynccontextmanager
+async def dashboard_for(settings: Settings, engine: Engine) -> AsyncIterator[Dashboard]:
+    """The dashboard's state: a sign-in per configured OAuth client, and per platform the
+    flows, which reach the platform's API (no gateway) where its token is set, so that a
+    reopen unlocks the thread and tells the people there. Settings must have passed
+    `DashboardSettings.problem()`."""
     secret = settings.dashboard.secret
     assert secret is not None
-    places = OfflinePlaces()
     providers = sign_ins(settings)
-    return Dashboard(
-        base_url=settings.dashboard.url.rstrip("/"),
-        engine=engine,
-        flows={name: Flows(engine, name, places) for name in providers},
-        sign_ins=providers,
-        sessions=Sessions(Signer(secret.get_secret_value().encode())),
-    )
+    async with AsyncExitStack() as reached:
+        flows = {}
+        for name in providers:
+            platform = reachable(name, settings)
+            places, modlog = (
+                await reached.enter_async_context(platform.reach(settings))
+                if platform is not None
+                else (OfflinePlaces(), NoModLog())
+            )
+            flows[name] = Flows(engine, name, places, modlog)
+        yield Dashboard(
+            base_url=settings.dashboard.url.rstrip("/"),
+            engine=engine,
+            flows=flows,
+            sign_ins=providers,
+            sessions=Sessions(Signer(secret.get_secret_value().encode())),
+        )
 
 
 # `quitbot dashboard` on its own listens here when QUITBOT_DASHBOARD_PORT is not set.
@@ -65,11 +79,18 @@ DEFAULT_PORT = 8080
 @asynccontextmanager
 async def serve_dashboard(settings: Settings, engine: Engine) -> AsyncIterator[int]:
     """Serve the dashboard on QUITBOT_DASHBOARD_HOST/_PORT until the block ends; the port."""
-    app = build_app(dashboard_of_settings(settings, engine))
     where = settings.dashboard
     port = where.port or DEFAULT_PORT
     setting = "QUITBOT_DASHBOARD_PORT"
-    async with serving(
-        app, where.host, port, what="the dashboard", setting=setting, paths=where.url
-    ) as bound:
+    async with (
+        dashboard_for(settings, engine) as dashboard,
+        serving(
+            build_app(dashboard),
+            where.host,
+            port,
+            what="the dashboard",
+            setting=setting,
+            paths=where.url,
+        ) as bound,
+    ):
         yield bound

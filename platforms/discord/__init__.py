@@ -7,11 +7,14 @@ costs nothing for a Slack-only deployment.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.adapters import Check
     from bot.engine import Engine
+    from bot.ports import ModLog, Places
     from bot.settings import Settings
 
 __all__ = ["DiscordAdapter", "adapter", "doctor", "invite_url", "run"]
@@ -74,6 +77,36 @@ class DiscordAdapter:
         from platforms.discord.permissions import invite_url_for
 
         return invite_url_for(await application_id(settings))
+
+    @asynccontextmanager
+    async def reach(self, settings: Settings) -> AsyncIterator[tuple[Places, ModLog]]:
+        """Discord's REST API alone, logged in with the bot's token and no gateway: for
+        a process that acts on threads without serving them (the dashboard)."""
+        import discord
+
+        from bot.ports import PlatformUnavailable, PlatformUnreachable
+        from platforms.discord.app import configure_endpoints, intents, quiet_voice_warnings
+        from platforms.discord.places import Discord, DiscordModLog
+
+        token = settings.discord.token
+        if token is None or not token.get_secret_value():
+            raise RuntimeError("DISCORD_TOKEN is not set")
+        configure_endpoints(settings.discord)
+        quiet_voice_warnings()
+        client = discord.Client(intents=intents())
+        try:
+            await client.login(token.get_secret_value())
+        except discord.LoginFailure as exc:
+            await client.close()
+            raise PlatformUnavailable("Discord refused DISCORD_TOKEN") from exc
+        except (discord.HTTPException, OSError) as exc:
+            await client.close()
+            raise PlatformUnreachable(f"could not reach Discord: {exc}") from exc
+        try:
+            places = Discord(client, settings.discord)
+            yield places, DiscordModLog(places)
+        finally:
+            await client.close()
 
     reopened_elsewhere = (
         "Its Discord thread stays archived and locked, and nobody there is told: unlock "

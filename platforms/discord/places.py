@@ -403,7 +403,8 @@ class DiscordModLog:
         channel_id = self._d.settings.modlog_channel_id
         if not channel_id:
             return
-        channel = self._d.client.get_channel(channel_id)
+        # Fetched when not cached: a process without the gateway (the dashboard) writes too.
+        channel = await self._d.channel(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             log.warning("mod-log channel %s is not a text channel I can see", channel_id)
             return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,13 +15,14 @@ import pytest_asyncio
 from bot.app import Runtime, UnconfiguredModel, build_runtime
 from bot.conversation import Actor, AuditEvent, ConversationKey
 from bot.dashboard.app import Dashboard
-from bot.dashboard.serve import build_app, dashboard_of_settings
+from bot.dashboard.serve import build_app, dashboard_for
 from bot.health import serving
 from bot.ports import NewMessage
 from bot.settings import DashboardSettings, DiscordSettings, Settings
 from tests.bot.storekit import ENDED
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic
+from tests.fakes.discord import FakeDiscord
 from tests.fakes.discord_oauth import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -43,44 +45,67 @@ class Dash:
     runtime: Runtime
     dashboard: Dashboard
     settings: Settings
+    discord: FakeDiscord
 
-    async def seed(self, community: str, *, text: str = "hello", place: str = "t1") -> str:
-        """An ended conversation in `community` that its person called a mistake."""
+    async def seed(self, community: str, *, text: str = "hello") -> str:
+        """An ended conversation in `community` that its person called a mistake, in a
+        thread that Discord has archived and locked."""
+        thread = self.discord.add_thread("a conversation")
+        thread["thread_metadata"].update(archived=True, locked=True)
         store = self.runtime.store
-        key = ConversationKey("discord", place)
+        key = ConversationKey("discord", thread["id"])
         created = await store.create(key, "alice", T0, community=community)
         api = [{"role": "user", "content": [{"type": "text", "text": text}]}]
-        end = AuditEvent(
-            "end", T0, Actor.MODEL, {"reason": "persistent_abuse", "explanation": text}
-        )
-        await store.commit_turn(
-            created.id, ENDED, T0, [NewMessage("user", text, api, T0, user_id="alice")], [end]
-        )
+        detail = {"reason": "persistent_abuse", "explanation": text}
+        end = AuditEvent("end", T0, Actor.MODEL, detail)
+        said = NewMessage("user", text, api, T0, user_id="alice")
+        await store.commit_turn(created.id, ENDED, T0, [said], [end])
         await self.runtime.engine.feedback(created.id, "alice", f"mistake: {text}")
         return created.id
 
 
-def dashboard_settings(tmp_path: Path, fake: FakeAnthropic, oauth_base: str) -> Settings:
-    discord = DiscordSettings(
-        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, oauth_base=oauth_base
+def dashboard_settings(
+    tmp_path: Path, fake: FakeAnthropic, oauth: FakeDiscordOAuth, discord: FakeDiscord | None
+) -> Settings:
+    reaching = {"token": discord.token, "api_base": discord.api_base} if discord else {}
+    section = DiscordSettings(
+        client_id=CLIENT_ID, client_secret=CLIENT_SECRET, oauth_base=oauth.base_url, **reaching
     )
     dashboard = DashboardSettings(url="http://127.0.0.1", secret=SECRET)  # type: ignore[arg-type]
-    return make_settings(tmp_path, fake, discord=discord, dashboard=dashboard)
+    return make_settings(tmp_path, fake, discord=section, dashboard=dashboard)
+
+
+@asynccontextmanager
+async def serving_dashboard(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, *, reach_discord: bool
+) -> AsyncIterator[Dash]:
+    """The dashboard, reaching the fake Discord's REST API (or not, as with no token)."""
+    async with FakeDiscordOAuth() as oauth, FakeDiscord() as discord:
+        oauth.add_user(MOD_A, "Mod A", {GUILD_A: MANAGE_THREADS})
+        oauth.add_user(MOD_B, "Mod B", {GUILD_B: MANAGE_THREADS, GUILD_A: SEND_MESSAGES})
+        oauth.add_user(MEMBER, "Member", {GUILD_A: SEND_MESSAGES})
+        reached = discord if reach_discord else None
+        settings = dashboard_settings(tmp_path, fake_anthropic, oauth, reached)
+        async with (
+            build_runtime(settings, model=UnconfiguredModel()) as runtime,
+            dashboard_for(settings, runtime.engine) as dashboard,
+            serving(build_app(dashboard), "127.0.0.1", 0) as port,
+        ):
+            dashboard.base_url = f"http://127.0.0.1:{port}"
+            oauth.redirect_uris.add(f"{dashboard.base_url}/signin/discord/callback")
+            yield Dash(dashboard.base_url, oauth, runtime, dashboard, settings, discord)
 
 
 @pytest_asyncio.fixture
 async def dash(tmp_path: Path, fake_anthropic: FakeAnthropic) -> AsyncIterator[Dash]:
-    async with FakeDiscordOAuth() as oauth:
-        oauth.add_user(MOD_A, "Mod A", {GUILD_A: MANAGE_THREADS})
-        oauth.add_user(MOD_B, "Mod B", {GUILD_B: MANAGE_THREADS, GUILD_A: SEND_MESSAGES})
-        oauth.add_user(MEMBER, "Member", {GUILD_A: SEND_MESSAGES})
-        settings = dashboard_settings(tmp_path, fake_anthropic, oauth.base_url)
-        async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
-            dashboard = dashboard_of_settings(settings, runtime.engine)
-            async with serving(build_app(dashboard), "127.0.0.1", 0) as port:
-                dashboard.base_url = f"http://127.0.0.1:{port}"
-                oauth.redirect_uris.add(f"{dashboard.base_url}/signin/discord/callback")
-                yield Dash(dashboard.base_url, oauth, runtime, dashboard, settings)
+    async with serving_dashboard(tmp_path, fake_anthropic, reach_discord=True) as served:
+        yield served
+
+
+@pytest_asyncio.fixture
+async def offline_dash(tmp_path: Path, fake_anthropic: FakeAnthropic) -> AsyncIterator[Dash]:
+    async with serving_dashboard(tmp_path, fake_anthropic, reach_discord=False) as served:
+        yield served
 
 
 @pytest_asyncio.fixture

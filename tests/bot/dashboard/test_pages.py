@@ -125,10 +125,10 @@ async def test_the_transcript_shows_text_removed_by_retention_and_the_audit_trai
 async def test_the_conversation_list_filters_and_pages(
     dash: Dash, http: aiohttp.ClientSession
 ) -> None:
-    ended = await dash.seed(GUILD_A, place="t-ended")
+    ended = await dash.seed(GUILD_A)
     key = ConversationKey("discord", "t-active")
     active = await dash.runtime.store.create(key, "bob", datetime.now(UTC), community=GUILD_A)
-    await dash.seed(GUILD_B, place="elsewhere")
+    await dash.seed(GUILD_B)
     await sign_in(http, dash, MOD_A)
     base = f"{dash.url}/c/discord/{GUILD_A}/conversations"
     async with http.get(base) as response:
@@ -139,3 +139,16 @@ async def test_the_conversation_list_filters_and_pages(
     assert ended in page and active.id not in page
     async with http.get(base, params={"state": "closed"}) as response:
         assert response.status == 400
+
+
+async def test_without_a_discord_token_a_reopen_says_what_is_left(
+    offline_dash: Dash, http: aiohttp.ClientSession
+) -> None:
+    conversation_id = await offline_dash.seed(GUILD_A)
+    queue = await sign_in(http, offline_dash, MOD_A, f"/c/discord/{GUILD_A}/queue")
+    form = {"csrf": csrf_of(queue), "decision": "reopen", "note": ""}
+    decide = f"{offline_dash.url}/c/discord/{GUILD_A}/conversations/{conversation_id}/decide"
+    async with http.post(decide, data=form) as response:
+        page = await response.text()
+    assert 'id="decided"' in page and "has no token" in page
+    assert offline_dash.discord.calls == []
