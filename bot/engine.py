@@ -678,6 +678,12 @@ class Engine:
         """How many review decisions of each kind since then."""
         return await self._store.review_decisions(since)
 
+    async def daily_activity(
+        self, platform: str, community: str, since: datetime
+    ) -> list[tuple[str, str, int]]:
+        """What happened in one community each day since then (`Store.daily_activity`)."""
+        return await self._store.daily_activity(platform, community, since)
+
     async def awaiting_review(
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:

@@ -496,4 +496,12 @@ class Store(Protocol):
         """How many `review` events since then, by their `decision`."""
         ...
 
+    async def daily_activity(
+        self, platform: str, community: str, since: datetime
+    ) -> list[tuple[str, str, int]]:
+        """(UTC day as YYYY-MM-DD, series, count) for one community since then: series
+        `conversation` (started), `redirect`, `warning`, `crisis_flagged` and
+        `end:<reason>`."""
+        ...
+
     async def close(self) -> None: ...

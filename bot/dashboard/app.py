@@ -11,7 +11,7 @@ import jinja2
 from aiohttp import web
 
 from bot.dashboard.security import Handler, RateLimit
-from bot.dashboard.sessions import Sessions
+from bot.dashboard.sessions import Clock, Sessions, utc_now
 from bot.dashboard.signin import SignIn
 from bot.engine import Engine
 from bot.flows import Flows
@@ -33,6 +33,7 @@ class Dashboard:
     sign_ins: dict[str, SignIn]  # by platform
     sessions: Sessions
     sign_in_limit: RateLimit = field(default_factory=RateLimit)
+    clock: Clock = utc_now
     templates: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time, timedelta
+
 from aiohttp import web
 
 from bot.conversation import StoredMessage
 from bot.dashboard.app import dashboard_of
+from bot.dashboard.charts import DAYS, HEIGHT, WIDTH, charts
 from bot.dashboard.sessions import Session
 from bot.dashboard.signing import moderating, safe_next, signed_in
 from bot.review import Decision
@@ -24,6 +27,26 @@ async def index(request: web.Request) -> web.StreamResponse:
         providers = sorted(dashboard.sign_ins)
         return dashboard.page("signin.html", {"providers": providers, "next": next_path})
     return dashboard.page("index.html", {"session": session})
+
+
+@moderating
+async def overview(
+    request: web.Request, session: Session, platform: str, community: str
+) -> web.StreamResponse:
+    dashboard = dashboard_of(request)
+    today = dashboard.clock().date()
+    since = datetime.combine(today - timedelta(days=DAYS - 1), time(), UTC)
+    rows = await dashboard.engine.daily_activity(platform, community, since)
+    return _page(
+        request,
+        "overview.html",
+        session,
+        platform,
+        community,
+        charts=charts(rows, today),
+        width=WIDTH,
+        height=HEIGHT,
+    )
 
 
 @moderating
@@ -152,6 +175,7 @@ def _int(text: str | None, default: int) -> int:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
     base = "/c/{platform}/{community}"
+    app.router.add_get(f"{base}/overview", overview)
     app.router.add_get(f"{base}/queue", queue)
     app.router.add_get(f"{base}/conversations", conversations)
     app.router.add_get(f"{base}/conversations/{{conversation}}", transcript)

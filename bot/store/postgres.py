@@ -762,6 +762,14 @@ class PostgresStore:
             rows = await db.fetch(_REVIEW_DECISIONS, _aware(since))
         return {str(decision): int(count) for decision, count in rows}
 
+    async def daily_activity(
+        self, platform: str, community: str, since: datetime
+    ) -> list[tuple[str, str, int]]:
+        """Per UTC day: conversations started, and the ladder's events by kind."""
+        async with self._connection() as db:
+            rows = await db.fetch(_DAILY, platform, community, _aware(since))
+        return [(str(day), str(series), int(n)) for day, series, n in rows]
+
 
 async def _keep_session(db: asyncpg.Connection) -> None:
     """Pooled connections hold no session state of ours (locks live elsewhere), so a
@@ -1037,6 +1045,16 @@ _AWAITING_MARKS = (
     "FROM conversations c WHERE ($1::text IS NULL OR c.platform = $1) "
     "AND ($3::text IS NULL OR c.community = $3)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
+)
+_DAILY = (
+    "SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), CASE WHEN e.kind = 'end' THEN "
+    "'end:' || COALESCE(e.detail::json->>'reason', '?') ELSE e.kind END, COUNT(*) "
+    "FROM events e JOIN conversations c ON c.id = e.conversation_id "
+    "WHERE c.platform = $1 AND c.community = $2 AND e.at >= $3 "
+    "AND e.kind IN ('redirect', 'warning', 'crisis_flagged', 'end') GROUP BY 1, 2 "
+    "UNION ALL SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'conversation', "
+    "COUNT(*) FROM conversations "
+    "WHERE platform = $1 AND community = $2 AND created_at >= $3 GROUP BY 1"
 )
 _REVIEW_DECISIONS = (
     "SELECT detail::json->>'decision', COUNT(*) FROM events "

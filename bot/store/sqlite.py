@@ -532,6 +532,13 @@ class SqliteStore:
         """How many `review` events since then, by their `decision`."""
         return await self._read(_review_decisions, _to_text(since))
 
+    async def daily_activity(
+        self, platform: str, community: str, since: datetime
+    ) -> list[tuple[str, str, int]]:
+        """Per UTC day: conversations started, and the ladder's events by kind."""
+        params = (platform, community, _to_text(since))
+        return await self._read(_daily_activity, params)
+
     # --- the queue ---------------------------------------------------------------------------
 
     async def _read(self, operation: Callable[..., _T], *args: Any) -> _T:
@@ -1159,6 +1166,16 @@ _AWAITING_MARKS = (
     "AND (?3 IS NULL OR c.community = ?3)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
 )
+# Days are the first ten characters of the fixed-width UTC text (`_to_text`).
+_DAILY = (
+    "SELECT substr(e.at, 1, 10), CASE WHEN e.kind = 'end' THEN "
+    "'end:' || COALESCE(json_extract(e.detail, '$.reason'), '?') ELSE e.kind END, COUNT(*) "
+    "FROM events e JOIN conversations c ON c.id = e.conversation_id "
+    "WHERE c.platform = ?1 AND c.community = ?2 AND e.at >= ?3 "
+    "AND e.kind IN ('redirect', 'warning', 'crisis_flagged', 'end') GROUP BY 1, 2 "
+    "UNION ALL SELECT substr(created_at, 1, 10), 'conversation', COUNT(*) FROM conversations "
+    "WHERE platform = ?1 AND community = ?2 AND created_at >= ?3 GROUP BY 1"
+)
 _REVIEW_DECISIONS = (
     "SELECT json_extract(detail, '$.decision'), COUNT(*) FROM events "
     "WHERE kind = 'review' AND at >= ? GROUP BY 1"
@@ -1217,6 +1234,10 @@ def _awaiting(
 ) -> list[Conversation]:
     rows = db.execute(sql, (platform, limit, community)).fetchall()
     return [_conversation(row[:-1]) for row in rows]
+
+
+def _daily_activity(db: sqlite3.Connection, params: tuple[str, ...]) -> list[tuple[str, str, int]]:
+    return [(str(day), str(series), int(n)) for day, series, n in db.execute(_DAILY, params)]
 
 
 def _review_decisions(db: sqlite3.Connection, since: str) -> dict[str, int]:

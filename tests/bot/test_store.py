@@ -678,3 +678,24 @@ async def open_any(url: str) -> AnyStore:
     if target.backend == "sqlite":
         return await SqliteStore.open(target.path)
     return await PostgresStore.open(target.url)
+
+
+async def test_daily_activity_counts_one_communitys_days(store: AnyStore) -> None:
+    ours = await store.create(KEY, "u1", T0, community="g1")
+    theirs = await store.create(ConversationKey("discord", "t9"), "u2", T0, community="g2")
+    next_day = at(24 * 3600)
+    await store.add_events(ours.id, [event("redirect", T0), event("redirect", T0)])
+    await store.add_events(
+        ours.id,
+        [event("warning", next_day), event("end", next_day, reason="persistent_abuse")],
+    )
+    await store.add_events(ours.id, [event("feedback", next_day)])  # not a series
+    await store.add_events(theirs.id, [event("redirect", T0)])
+    found = sorted(await store.daily_activity("discord", "g1", T0))
+    assert found == [
+        ("2026-03-01", "conversation", 1),
+        ("2026-03-01", "redirect", 2),
+        ("2026-03-02", "end:persistent_abuse", 1),
+        ("2026-03-02", "warning", 1),
+    ]
+    assert await store.daily_activity("discord", "g1", at(2 * 24 * 3600)) == []

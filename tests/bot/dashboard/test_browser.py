@@ -3,13 +3,16 @@ and hostile text that stays text."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.bot.dashboard.conftest import GUILD_A, HOSTILE, MEMBER, MOD_A, MOD_B, Dash
+from tests.bot.dashboard.conftest import GUILD_A, HOSTILE, MEMBER, MOD_A, MOD_B, T0, Dash
 from tests.browser import chromium, chromium_path
 
 
@@ -19,6 +22,14 @@ async def browser() -> AsyncIterator[BrowserContext]:
         context = await launched.new_context()
         yield context
         await context.close()
+
+
+async def shoot(page: Page, name: str) -> None:
+    """A screenshot of the page where QUITBOT_TEST_SCREENSHOTS names a folder (the README's
+    pictures are made so)."""
+    folder = os.environ.get("QUITBOT_TEST_SCREENSHOTS")
+    if folder:
+        await page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
 
 
 async def signed_in(browser: BrowserContext, dash: Dash, user_id: str) -> tuple[Page, list[str]]:
@@ -38,15 +49,25 @@ async def test_a_moderator_signs_in_reads_a_transcript_and_reopens(
     dash: Dash, browser: BrowserContext
 ) -> None:
     conversation_id = await dash.seed(GUILD_A, text=HOSTILE)
+    dash.dashboard.clock = lambda: T0 + timedelta(days=1)  # the seeded day in the overview
     page, dialogs = await signed_in(browser, dash, MOD_A)
     await page.click(f"text=Server {GUILD_A}")
     await expect(page.locator("h1")).to_have_text("Review queue")
+    await shoot(page, "queue")
+
+    await page.click("text=Overview")
+    conversations = page.locator("#chart-conversation")
+    await expect(conversations).to_contain_text("Conversations: 1")
+    await expect(conversations.locator("rect.bar")).to_have_count(1)
+    await shoot(page, "overview")
+    await page.click("text=Review queue")
     await expect(page.locator(".item .messages .text")).to_have_text(HOSTILE)
 
     await page.click(f"text={conversation_id}")
     await expect(page.locator("h1")).to_have_text(f"Conversation {conversation_id}")
     await expect(page.locator(".event.end")).to_contain_text("persistent_abuse")
     await expect(page.locator(".message.user .text")).to_have_text(HOSTILE)
+    await shoot(page, "transcript")
 
     await page.click("text=Review queue")
     await page.fill("input[name=note]", HOSTILE)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
@@ -14,6 +15,7 @@ from tests.bot.dashboard.conftest import (
     HOSTILE,
     MOD_A,
     MOD_B,
+    T0,
     Dash,
     csrf_of,
     sign_in,
@@ -26,7 +28,7 @@ async def test_a_moderator_of_another_server_gets_404_everywhere(
     theirs = await dash.seed(GUILD_A)
     page = await sign_in(http, dash, MOD_B)
     base = f"{dash.url}/c/discord/{GUILD_A}"
-    for path in ("/queue", "/conversations", f"/conversations/{theirs}"):
+    for path in ("/overview", "/queue", "/conversations", f"/conversations/{theirs}"):
         async with http.get(base + path) as response:
             assert response.status == 404, path
             assert theirs not in await response.text()
@@ -152,3 +154,24 @@ async def test_without_a_discord_token_a_reopen_says_what_is_left(
         page = await response.text()
     assert 'id="decided"' in page and "has no token" in page
     assert offline_dash.discord.calls == []
+
+
+async def test_the_overview_charts_the_last_30_days(
+    dash: Dash, http: aiohttp.ClientSession
+) -> None:
+    await dash.seed(GUILD_A)
+    await dash.seed(GUILD_A)
+    await dash.seed(GUILD_B)  # another server's: not counted
+    dash.dashboard.clock = lambda: T0 + timedelta(days=3)
+    await sign_in(http, dash, MOD_A)
+    async with http.get(f"{dash.url}/c/discord/{GUILD_A}/overview") as response:
+        page = await response.text()
+    assert "2026-02-03 to 2026-03-04" in page
+    conversations = page.split('id="chart-conversation"')[1].split("</figure>")[0]
+    assert "Conversations: <b>2</b>" in conversations
+    assert len(re.findall(r"<rect ", conversations)) == 1
+    assert "<title>2026-03-01: 2</title>" in conversations
+    ends = page.split('id="chart-end-persistent_abuse"')[1].split("</figure>")[0]
+    assert "<b>2</b>" in ends
+    assert "Crisis flags: <b>0</b>" in page
+    assert "<script" not in page and "style=" not in page  # the CSP allows neither
