@@ -6,13 +6,13 @@ from datetime import UTC, datetime, time, timedelta
 
 from aiohttp import web
 
-from bot.conversation import StoredMessage
+from bot.conversation import Conversation, StoredMessage
 from bot.dashboard.app import dashboard_of
 from bot.dashboard.charts import DAYS, HEIGHT, WIDTH, charts
 from bot.dashboard.sessions import Session
 from bot.dashboard.signing import moderating, safe_next, signed_in
 from bot.review import Decision
-from bot.transcript import event_parts, timeline
+from bot.transcript import event_parts, markdown, timeline
 
 PAGE_SIZE = 50
 QUEUE_SIZE = 50
@@ -123,13 +123,7 @@ async def transcript(
     request: web.Request, session: Session, platform: str, community: str
 ) -> web.StreamResponse:
     engine = dashboard_of(request).engine
-    conversation = await engine.get(request.match_info["conversation"])
-    if (
-        conversation is None
-        or conversation.key.platform != platform
-        or conversation.community != community
-    ):
-        raise web.HTTPNotFound()
+    conversation = await _conversation_in(request, platform, community)
     messages, events = await engine.record(conversation.id)
     entries = [
         ("message", item, [])
@@ -148,6 +142,32 @@ async def transcript(
         entries=entries,
         participants=participants,
     )
+
+
+@moderating
+async def export(
+    request: web.Request, session: Session, platform: str, community: str
+) -> web.StreamResponse:
+    """The transcript as Markdown, as `quitbot conversations export --format md` writes it."""
+    engine = dashboard_of(request).engine
+    conversation = await _conversation_in(request, platform, community)
+    messages, events = await engine.record(conversation.id)
+    others = await engine.participants(conversation.id)
+    text = markdown(conversation, messages, events, others)
+    headers = {"Content-Disposition": f'attachment; filename="{conversation.id}.md"'}
+    return web.Response(text=text, content_type="text/markdown", headers=headers)
+
+
+async def _conversation_in(request: web.Request, platform: str, community: str) -> Conversation:
+    """The conversation in the address, if it is this community's; else a plain 404."""
+    conversation = await dashboard_of(request).engine.get(request.match_info["conversation"])
+    if (
+        conversation is None
+        or conversation.key.platform != platform
+        or conversation.community != community
+    ):
+        raise web.HTTPNotFound()
+    return conversation
 
 
 def _page(
@@ -179,4 +199,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{base}/queue", queue)
     app.router.add_get(f"{base}/conversations", conversations)
     app.router.add_get(f"{base}/conversations/{{conversation}}", transcript)
+    app.router.add_get(f"{base}/conversations/{{conversation}}/transcript.md", export)
     app.router.add_post(f"{base}/conversations/{{conversation}}/decide", decide)

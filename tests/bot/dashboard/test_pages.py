@@ -28,7 +28,13 @@ async def test_a_moderator_of_another_server_gets_404_everywhere(
     theirs = await dash.seed(GUILD_A)
     page = await sign_in(http, dash, MOD_B)
     base = f"{dash.url}/c/discord/{GUILD_A}"
-    for path in ("/overview", "/queue", "/conversations", f"/conversations/{theirs}"):
+    for path in (
+        "/overview",
+        "/queue",
+        "/conversations",
+        f"/conversations/{theirs}",
+        f"/conversations/{theirs}/transcript.md",
+    ):
         async with http.get(base + path) as response:
             assert response.status == 404, path
             assert theirs not in await response.text()
@@ -175,3 +181,15 @@ async def test_the_overview_charts_the_last_30_days(
     assert "<b>2</b>" in ends
     assert "Crisis flags: <b>0</b>" in page
     assert "<script" not in page and "style=" not in page  # the CSP allows neither
+
+
+async def test_a_transcript_exports_as_markdown(dash: Dash, http: aiohttp.ClientSession) -> None:
+    conversation_id = await dash.seed(GUILD_A, text=HOSTILE)
+    await sign_in(http, dash, MOD_A)
+    url = f"{dash.url}/c/discord/{GUILD_A}/conversations/{conversation_id}/transcript.md"
+    async with http.get(url) as response:
+        text = await response.text()
+        assert response.content_type == "text/markdown"
+        assert "attachment" in response.headers["Content-Disposition"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert text.startswith(f"# Conversation {conversation_id}") and HOSTILE in text
