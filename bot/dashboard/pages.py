@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
 from aiohttp import web
 
-from bot.conversation import Conversation, StoredMessage
+from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessage
 from bot.dashboard.app import dashboard_of
 from bot.dashboard.charts import DAYS, HEIGHT, WIDTH, charts
 from bot.dashboard.sessions import Session
@@ -122,25 +123,22 @@ async def conversations(
 async def transcript(
     request: web.Request, session: Session, platform: str, community: str
 ) -> web.StreamResponse:
-    engine = dashboard_of(request).engine
-    conversation = await _conversation_in(request, platform, community)
-    messages, events = await engine.record(conversation.id)
+    found = await _record(request, platform, community)
     entries = [
         ("message", item, [])
         if isinstance(item, StoredMessage)
         else ("event", item, event_parts(item))
-        for item in timeline(messages, events)
+        for item in timeline(found.messages, found.events)
     ]
-    participants = sorted((await engine.participants(conversation.id)).items())
     return _page(
         request,
         "transcript.html",
         session,
         platform,
         community,
-        conversation=conversation,
+        conversation=found.conversation,
         entries=entries,
-        participants=participants,
+        participants=sorted(found.participants.items()),
     )
 
 
@@ -149,25 +147,34 @@ async def export(
     request: web.Request, session: Session, platform: str, community: str
 ) -> web.StreamResponse:
     """The transcript as Markdown, as `quitbot conversations export --format md` writes it."""
-    engine = dashboard_of(request).engine
-    conversation = await _conversation_in(request, platform, community)
-    messages, events = await engine.record(conversation.id)
-    others = await engine.participants(conversation.id)
-    text = markdown(conversation, messages, events, others)
-    headers = {"Content-Disposition": f'attachment; filename="{conversation.id}.md"'}
+    found = await _record(request, platform, community)
+    text = markdown(found.conversation, found.messages, found.events, found.participants)
+    name = found.conversation.id
+    headers = {"Content-Disposition": f'attachment; filename="{name}.md"'}
     return web.Response(text=text, content_type="text/markdown", headers=headers)
 
 
-async def _conversation_in(request: web.Request, platform: str, community: str) -> Conversation:
-    """The conversation in the address, if it is this community's; else a plain 404."""
-    conversation = await dashboard_of(request).engine.get(request.match_info["conversation"])
+@dataclass(frozen=True, slots=True)
+class Record:
+    conversation: Conversation
+    messages: list[StoredMessage]
+    events: list[AuditEvent]
+    participants: dict[str, LadderState]
+
+
+async def _record(request: web.Request, platform: str, community: str) -> Record:
+    """The conversation in the address with its record, if it is this community's; else
+    a plain 404."""
+    engine = dashboard_of(request).engine
+    conversation = await engine.get(request.match_info["conversation"])
     if (
         conversation is None
         or conversation.key.platform != platform
         or conversation.community != community
     ):
         raise web.HTTPNotFound()
-    return conversation
+    messages, events = await engine.record(conversation.id)
+    return Record(conversation, messages, events, await engine.participants(conversation.id))
 
 
 def _page(
