@@ -193,9 +193,11 @@ class SlackSettings(BaseSettings):
     admin_user_ids: Annotated[list[str], NoDecode] = Field(default_factory=list)
     modlog_channel: str | None = None
     max_attachment_bytes: int = Field(default=100_000, ge=0)
-    # The dashboard's "Sign in with Slack" (OpenID Connect; a later step).
+    # The dashboard's "Sign in with Slack" (OpenID Connect).
     client_id: str | None = Field(default=None, validation_alias="SLACK_CLIENT_ID")
     client_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_CLIENT_SECRET")
+    # Where the dashboard sends people to sign in and exchanges their code; a test's fake.
+    oauth_base: str = "https://slack.com"
 
     _admin_list = field_validator("admin_user_ids", mode="before")(listed)
 

@@ -14,6 +14,7 @@ from tests.fakes.slack import FakeSlack
 from tests.processes import clean_env, free_port, quitbot, reaching_slack_http, running_quitbot
 
 SECRET = "a-dashboard-session-secret-of-enough-bytes-0123456789"
+SLACK_CLIENT_SECRET = "slack-client-secret-for-the-logs-test"
 
 
 def dashboard_env(
@@ -29,6 +30,8 @@ def dashboard_env(
             "DISCORD_CLIENT_ID": CLIENT_ID,
             "DISCORD_CLIENT_SECRET": CLIENT_SECRET,
             "QUITBOT_DISCORD_OAUTH_BASE": oauth.base_url,
+            "SLACK_CLIENT_ID": "1111.2222",
+            "SLACK_CLIENT_SECRET": SLACK_CLIENT_SECRET,
         }
     return env
 
@@ -83,7 +86,7 @@ async def test_the_dashboard_alone_signs_in_and_logs_no_secret_even_at_debug(
     assert logged.returncode == 0, logged.text
     assert "DEBUG" in logged.text  # DEBUG really was on
     tokens = list(oauth._tokens)
-    for secret in [SECRET, CLIENT_SECRET, *tokens, *cookies]:
+    for secret in [SECRET, CLIENT_SECRET, SLACK_CLIENT_SECRET, *tokens, *cookies]:
         assert secret not in logged.text
 
 

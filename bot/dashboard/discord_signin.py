@@ -21,7 +21,7 @@ from urllib.parse import quote_plus, urlencode
 import aiohttp
 
 from bot.dashboard.sessions import Moderator
-from bot.dashboard.signin import SignInFailed, pkce_challenge
+from bot.dashboard.signin import OAuthClient, SignInFailed, pkce_challenge
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,8 @@ TIMEOUT = aiohttp.ClientTimeout(total=15)
 class DiscordSignIn:
     name = "discord"
 
-    def __init__(
-        self, client_id: str, client_secret: str, base: str, moderator_role_id: int | None
-    ) -> None:
-        self._client_id, self._secret = client_id, client_secret
-        self._base = base.rstrip("/")
+    def __init__(self, client: OAuthClient, moderator_role_id: int | None) -> None:
+        self._client_id, self._secret, self._base = client.id, client.secret, client.base
         self._role = str(moderator_role_id) if moderator_role_id else None
 
     @property

@@ -14,7 +14,8 @@ from bot.dashboard.discord_signin import DiscordSignIn
 from bot.dashboard.offline import OfflinePlaces
 from bot.dashboard.security import strict_headers
 from bot.dashboard.sessions import Sessions, Signer
-from bot.dashboard.signin import SignIn
+from bot.dashboard.signin import SignIn, oauth_client
+from bot.dashboard.slack_signin import SlackSignIn
 from bot.engine import Engine
 from bot.flows import Flows, NoModLog
 from bot.health import serving
@@ -33,13 +34,16 @@ def build_app(dashboard: Dashboard) -> web.Application:
 def sign_ins(settings: Settings) -> dict[str, SignIn]:
     """The platforms people can sign in with: those whose OAuth client is configured."""
     found: dict[str, SignIn] = {}
-    discord = settings.discord
-    if discord.client_id and discord.client_secret:
-        found["discord"] = DiscordSignIn(
-            discord.client_id,
-            discord.client_secret.get_secret_value(),
-            discord.oauth_base,
-            discord.moderator_role_id,
+    discord, slack = settings.discord, settings.slack
+    discord_client, slack_client = oauth_client(discord), oauth_client(slack)
+    if discord_client is not None:
+        found["discord"] = DiscordSignIn(discord_client, discord.moderator_role_id)
+    if slack_client is not None:
+        found["slack"] = SlackSignIn(
+            slack_client,
+            api_url=slack.api_url or "https://slack.com/api/",
+            bot_token=slack.bot_token.get_secret_value() if slack.bot_token else None,
+            admin_ids=slack.admin_user_ids,
         )
     return found
 

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import dataclass
 from typing import Protocol
 
 from bot.dashboard.sessions import Moderator
+from bot.settings import DiscordSettings, SlackSettings
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthClient:
+    """The dashboard as a platform's OAuth client: its id, its secret, the platform's base."""
+
+    id: str
+    secret: str
+    base: str
+
+
+def oauth_client(section: DiscordSettings | SlackSettings) -> OAuthClient | None:
+    """A platform section's client, when both its id and secret are set."""
+    if not section.client_id or section.client_secret is None:
+        return None
+    secret = section.client_secret.get_secret_value()
+    return (
+        OAuthClient(section.client_id, secret, section.oauth_base.rstrip("/")) if secret else None
+    )
 
 
 class SignInFailed(Exception):

@@ -24,6 +24,7 @@ from bot.model import ClaudeModel, build_client
 from bot.ports import ModelUnavailable
 from bot.settings import Settings
 from tests.fakes.anthropic import FakeAnthropic, hold, raw, stream_drop, stream_error, text
+from tests.fakes.loopback import Loopback
 
 KEY = "sk-ant-test-0123456789abcdef"
 MODEL = "claude-test-1"
@@ -155,26 +156,14 @@ async def fake() -> AsyncIterator[FakeAnthropic]:
         assert server.pending == 0
 
 
-class RawSse:
+class RawSse(Loopback):
     """POST /v1/messages answers 200 with `body`, byte for byte, as an event stream."""
 
     def __init__(self) -> None:
         self.body = b""
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
 
-    async def __aenter__(self) -> RawSse:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._messages)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         await request.read()

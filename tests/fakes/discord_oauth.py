@@ -22,6 +22,8 @@ from urllib.parse import unquote_plus, urlencode
 
 from aiohttp import web
 
+from tests.fakes.loopback import Loopback
+
 CLIENT_ID = "555000111222333444"
 CLIENT_SECRET = "discord-client-secret-0123456789abcdef"
 # https://discord.com/developers/docs/topics/permissions#permissions-bitwise-permission-flags
@@ -48,7 +50,7 @@ class _User:
     roles: dict[str, list[str]] = field(default_factory=dict)
 
 
-class FakeDiscordOAuth:
+class FakeDiscordOAuth(Loopback):
     def __init__(self, redirect_uris: tuple[str, ...] = ()) -> None:
         self.redirect_uris = set(redirect_uris)  # registered in the application's settings
         self.users: dict[str, _User] = {}
@@ -57,26 +59,13 @@ class FakeDiscordOAuth:
         self.calls: list[tuple[str, str]] = []
         self._grants: dict[str, _Grant] = {}
         self._tokens: dict[str, _Grant] = {}
-        self._runner: web.AppRunner | None = None
-        self.base_url = ""
 
-    async def __aenter__(self) -> FakeDiscordOAuth:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_get("/oauth2/authorize", self._authorize)
         app.router.add_post("/api/v10/oauth2/token", self._token)
         app.router.add_get("/api/v10/users/@me", self._me)
         app.router.add_get("/api/v10/users/@me/guilds", self._guilds)
         app.router.add_get("/api/v10/users/@me/guilds/{guild}/member", self._member)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
     def add_user(
         self,

@@ -18,7 +18,7 @@ from bot.dashboard.app import Dashboard
 from bot.dashboard.serve import build_app, dashboard_for
 from bot.health import serving
 from bot.ports import NewMessage
-from bot.settings import DashboardSettings, DiscordSettings, Settings
+from bot.settings import DashboardSettings, DiscordSettings, Settings, SlackSettings
 from tests.bot.storekit import ENDED
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic
@@ -30,10 +30,16 @@ from tests.fakes.discord_oauth import (
     SEND_MESSAGES,
     FakeDiscordOAuth,
 )
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from tests.fakes.slack import TEAM_ID as SLACK_TEAM
+from tests.fakes.slack_oidc import CLIENT_ID as SLACK_CLIENT_ID
+from tests.fakes.slack_oidc import CLIENT_SECRET as SLACK_CLIENT_SECRET
+from tests.fakes.slack_oidc import FakeSlackOIDC
 
 SECRET = "dashboard-session-secret-0123456789-abcdefghij"
 GUILD_A, GUILD_B = "111", "222"
 MOD_A, MOD_B, MEMBER = "9001", "9002", "9003"
+SLACK_ADMIN, SLACK_MEMBER, SLACK_STRANGER = "UADMIN", "UMEMBER", "USTRANGER"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOSTILE = '<script>alert("x")</script><b onmouseover="alert(1)">bold</b>'
 
@@ -46,6 +52,8 @@ class Dash:
     dashboard: Dashboard
     settings: Settings
     discord: FakeDiscord
+    slack: FakeSlack
+    slack_oidc: FakeSlackOIDC
 
     async def seed(self, community: str, *, text: str = "hello") -> str:
         """An ended conversation in `community` that its person called a mistake, in a
@@ -65,14 +73,26 @@ class Dash:
 
 
 def dashboard_settings(
-    tmp_path: Path, fake: FakeAnthropic, oauth: FakeDiscordOAuth, discord: FakeDiscord | None
+    tmp_path: Path,
+    fake: FakeAnthropic,
+    oauth: FakeDiscordOAuth,
+    discord: FakeDiscord | None,
+    slack: tuple[FakeSlack, FakeSlackOIDC],
 ) -> Settings:
     reaching = {"token": discord.token, "api_base": discord.api_base} if discord else {}
     section = DiscordSettings(
         client_id=CLIENT_ID, client_secret=CLIENT_SECRET, oauth_base=oauth.base_url, **reaching
     )
+    slack_section = SlackSettings(
+        client_id=SLACK_CLIENT_ID,
+        client_secret=SLACK_CLIENT_SECRET,
+        oauth_base=slack[1].base_url,
+        api_url=slack[0].base_url,
+        bot_token=BOT_TOKEN,
+        app_token=APP_TOKEN,
+    )
     dashboard = DashboardSettings(url="http://127.0.0.1", secret=SECRET)  # type: ignore[arg-type]
-    return make_settings(tmp_path, fake, discord=section, dashboard=dashboard)
+    return make_settings(tmp_path, fake, discord=section, slack=slack_section, dashboard=dashboard)
 
 
 @asynccontextmanager
@@ -80,12 +100,22 @@ async def serving_dashboard(
     tmp_path: Path, fake_anthropic: FakeAnthropic, *, reach_discord: bool
 ) -> AsyncIterator[Dash]:
     """The dashboard, reaching the fake Discord's REST API (or not, as with no token)."""
-    async with FakeDiscordOAuth() as oauth, FakeDiscord() as discord:
+    async with (
+        FakeDiscordOAuth() as oauth,
+        FakeDiscord() as discord,
+        FakeSlack() as slack,
+        FakeSlackOIDC() as slack_oidc,
+    ):
         oauth.add_user(MOD_A, "Mod A", {GUILD_A: MANAGE_THREADS})
         oauth.add_user(MOD_B, "Mod B", {GUILD_B: MANAGE_THREADS, GUILD_A: SEND_MESSAGES})
         oauth.add_user(MEMBER, "Member", {GUILD_A: SEND_MESSAGES})
+        slack.admins.add(SLACK_ADMIN)
+        slack_oidc.add_user(SLACK_ADMIN, "Slack Admin", team=SLACK_TEAM)
+        slack_oidc.add_user(SLACK_MEMBER, "Slack Member", team=SLACK_TEAM)
+        slack_oidc.add_user(SLACK_STRANGER, "Stranger", team="TOTHER")
         reached = discord if reach_discord else None
-        settings = dashboard_settings(tmp_path, fake_anthropic, oauth, reached)
+        fakes = (slack, slack_oidc)
+        settings = dashboard_settings(tmp_path, fake_anthropic, oauth, reached, fakes)
         async with (
             build_runtime(settings, model=UnconfiguredModel()) as runtime,
             dashboard_for(settings, runtime.engine) as dashboard,
@@ -93,7 +123,8 @@ async def serving_dashboard(
         ):
             dashboard.base_url = f"http://127.0.0.1:{port}"
             oauth.redirect_uris.add(f"{dashboard.base_url}/signin/discord/callback")
-            yield Dash(dashboard.base_url, oauth, runtime, dashboard, settings, discord)
+            slack_oidc.redirect_uris.add(f"{dashboard.base_url}/signin/slack/callback")
+            yield Dash(dashboard.base_url, oauth, runtime, dashboard, settings, discord, *fakes)
 
 
 @pytest_asyncio.fixture
@@ -116,11 +147,16 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def sign_in(
-    http: aiohttp.ClientSession, dash: Dash, user_id: str, next_path: str = "/"
+    http: aiohttp.ClientSession,
+    dash: Dash,
+    user_id: str,
+    next_path: str = "/",
+    provider: str = "discord",
 ) -> str:
-    """Sign in as `user_id` through the fake Discord; the page it lands on."""
-    dash.oauth.acting = user_id
-    async with http.get(f"{dash.url}/signin/discord", params={"next": next_path}) as response:
+    """Sign in as `user_id` through the fake Discord (or Slack); the page it lands on."""
+    dash.oauth.acting = dash.slack_oidc.acting = user_id
+    signing_in = f"{dash.url}/signin/{provider}"
+    async with http.get(signing_in, params={"next": next_path}) as response:
         assert response.status == 200, await response.text()
         return await response.text()
 

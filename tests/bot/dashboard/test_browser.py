@@ -12,7 +12,17 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.bot.dashboard.conftest import GUILD_A, HOSTILE, MEMBER, MOD_A, MOD_B, T0, Dash
+from tests.bot.dashboard.conftest import (
+    GUILD_A,
+    HOSTILE,
+    MEMBER,
+    MOD_A,
+    MOD_B,
+    SLACK_ADMIN,
+    SLACK_TEAM,
+    T0,
+    Dash,
+)
 from tests.browser import chromium, chromium_path
 
 
@@ -91,6 +101,17 @@ async def test_a_moderator_signs_in_reads_a_transcript_and_reopens(
     await expect(page.locator(".event.review .detail").last).to_have_text(f"note: {HOSTILE}")
     assert await page.locator("script").count() == 0
     assert dialogs == []
+
+
+async def test_a_slack_workspace_admin_signs_in(dash: Dash, browser: BrowserContext) -> None:
+    dash.slack_oidc.acting = SLACK_ADMIN
+    page = await browser.new_page()
+    await page.goto(f"{dash.url}/")
+    await page.click("#signin-slack")
+    await expect(page.locator("h1")).to_have_text("Your communities")
+    await page.click(f"text=Workspace {SLACK_TEAM}")
+    await expect(page.locator("h1")).to_have_text("Review queue")
+    await expect(page.locator("#queue-empty")).to_be_visible()
 
 
 async def test_a_member_without_the_permission_is_refused(
