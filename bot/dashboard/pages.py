@@ -38,7 +38,7 @@ async def overview(
     today = dashboard.clock().date()
     since = datetime.combine(today - timedelta(days=DAYS - 1), time(), UTC)
     rows = await dashboard.engine.daily_activity(platform, community, since)
-    return _page(
+    return render_page(
         request,
         "overview.html",
         session,
@@ -56,7 +56,7 @@ async def queue(
 ) -> web.StreamResponse:
     flows = dashboard_of(request).flows[platform]
     found = await flows.review_queue(is_moderator=True, community=community, limit=QUEUE_SIZE)
-    return _page(request, "queue.html", session, platform, community, items=found.items)
+    return render_page(request, "queue.html", session, platform, community, items=found.items)
 
 
 @moderating
@@ -82,7 +82,7 @@ async def decide(
     )
     if result.conversation is None:
         raise web.HTTPNotFound()
-    return _page(
+    return render_page(
         request,
         "decided.html",
         session,
@@ -106,7 +106,7 @@ async def conversations(
     found = await dashboard_of(request).engine.conversations(
         platform, community, state=state, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
     )
-    return _page(
+    return render_page(
         request,
         "conversations.html",
         session,
@@ -130,7 +130,7 @@ async def transcript(
         else ("event", item, event_parts(item))
         for item in timeline(found.messages, found.events)
     ]
-    return _page(
+    return render_page(
         request,
         "transcript.html",
         session,
@@ -177,7 +177,7 @@ async def _record(request: web.Request, platform: str, community: str) -> Record
     return Record(conversation, messages, events, await engine.participants(conversation.id))
 
 
-def _page(
+def render_page(
     request: web.Request, name: str, session: Session, platform: str, community: str, **more: object
 ) -> web.Response:
     name_of = session.moderator.communities.get(community, community)

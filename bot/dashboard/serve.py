@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from aiohttp import web
 
 from bot.adapters import reachable
-from bot.dashboard import pages, signing
+from bot.dashboard import pages, settings_page, signing
 from bot.dashboard.app import DASHBOARD, HERE, Dashboard, plain_errors
 from bot.dashboard.discord_signin import DiscordSignIn
 from bot.dashboard.offline import OfflinePlaces
@@ -27,6 +27,7 @@ def build_app(dashboard: Dashboard) -> web.Application:
     app[DASHBOARD] = dashboard
     signing.add_routes(app)
     pages.add_routes(app)
+    settings_page.add_routes(app)
     app.router.add_static("/static", HERE / "static")
     return app
 
