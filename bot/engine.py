@@ -165,17 +165,26 @@ class Engine:
         # The store holds the lock, so that it holds across every process on the database.
         return self._store.serialised(key)
 
-    async def handle(self, inbound: Inbound, reply: ReplyStream) -> Outcome:
+    async def handle(
+        self, inbound: Inbound, reply: ReplyStream, *, in_order: bool = True
+    ) -> Outcome:
         """Handle one message: a reply streamed into `reply`, notices in the outcome.
 
         A message in an ended conversation never reaches the model. The same
         `inbound.event_id` twice is handled once (the second gets `duplicate=True`).
         If no conversation lives at `inbound.key`, one is started.
+
+        The receipt order is the turn order, across every process on the database: while
+        messages received at the same place before this one wait (`in_order`), nothing is
+        done and the outcome's `earlier` names them, to be handled first.
         """
         async with self._serialised(inbound.key):
             # Everyone else's ladder too: whose turn it is decides whose ladder climbs, and
             # anyone at risk keeps the model from ending the conversation.
-            conversation, others = await self._store.current_and_others(inbound.key)
+            at = await self._store.at_place(inbound)
+            if in_order and at.earlier:
+                return Outcome(at.conversation, earlier=at.earlier)
+            conversation, others = at.conversation, at.others
             if conversation is not None and conversation.ladder.ended:
                 with about(conversation.id):
                     return await self._blocked(conversation, inbound)

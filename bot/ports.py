@@ -299,6 +299,17 @@ class CommunityRecord:
     updated_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class AtPlace:
+    """See `Store.at_place`."""
+
+    conversation: Conversation | None
+    others: dict[str, LadderState] = field(default_factory=dict)
+    # Received before the message at hand, oldest first: the receipt order is the turn
+    # order, whichever process received them.
+    earlier: tuple[Inbound, ...] = ()
+
+
 class BlockedOutcome(StrEnum):
     DUPLICATE = "duplicate"  # this platform event was already handled
     NOTIFY = "notify"  # tell the poster the conversation has ended
@@ -320,10 +331,10 @@ class Store(Protocol):
         """The newest conversation at `key`, if any."""
         ...
 
-    async def current_and_others(
-        self, key: ConversationKey
-    ) -> tuple[Conversation | None, dict[str, LadderState]]:
-        """`current(key)` and its `participants`, read together (every message needs both)."""
+    async def at_place(self, inbound: Inbound) -> AtPlace:
+        """What a turn for `inbound` starts from, read together (every message needs it all):
+        the conversation at its place, everyone else's ladders, and the messages received
+        at that place before it and not answered yet."""
         ...
 
     async def get(self, conversation_id: str) -> Conversation | None: ...

@@ -34,6 +34,7 @@ from bot.conversation import (
 )
 from bot.ports import (
     EVENT_TEXT_KEYS,
+    AtPlace,
     BlockedOutcome,
     CommunityRecord,
     DatabaseUnavailable,
@@ -107,6 +108,11 @@ _INSERT_CONVERSATION = (
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < $1 ORDER BY n"
+# Nothing when the message itself was never received (n < NULL): no order to keep then.
+_RECEIVED_BEFORE = (
+    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = $1 AND place = $2 AND n < "
+    "(SELECT n FROM inbox WHERE platform = $1 AND event_id = $3) ORDER BY n"
+)
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2"
@@ -368,17 +374,18 @@ class PostgresStore:
             row = await db.fetchrow(_CURRENT, key.platform, key.place)
         return None if row is None else _conversation(row)
 
-    async def current_and_others(
-        self, key: ConversationKey
-    ) -> tuple[Conversation | None, dict[str, LadderState]]:
-        """`current(key)` and its `participants`, in one round trip: the conversation's
-        columns on every row, then one participant's (none: NULLs)."""
+    async def at_place(self, inbound: Inbound) -> AtPlace:
+        """The conversation at the place, everyone else's ladders and the messages received
+        there before `inbound`, on one connection."""
+        key = inbound.key
         async with self._connection() as db:
             rows = await db.fetch(_CURRENT_AND_OTHERS, key.platform, key.place)
+            earlier = await db.fetch(_RECEIVED_BEFORE, key.platform, key.place, inbound.event_id)
+        received = tuple(codec.received(earlier))
         if not rows:
-            return None, {}
+            return AtPlace(None, {}, received)
         others = [tuple(row)[_PARTICIPANT_AT:] for row in rows if row["p_user"] is not None]
-        return _conversation(rows[0]), codec.participant_ladders(others)
+        return AtPlace(_conversation(rows[0]), codec.participant_ladders(others), received)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         async with self._connection() as db:

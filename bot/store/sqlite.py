@@ -33,6 +33,7 @@ from bot.conversation import (
 )
 from bot.ports import (
     EVENT_TEXT_KEYS,
+    AtPlace,
     BlockedOutcome,
     CommunityRecord,
     NewMessage,
@@ -121,6 +122,11 @@ _INBOX = (
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
 _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < ? ORDER BY n"
+# Nothing when the message itself was never received (n < NULL): no order to keep then.
+_RECEIVED_BEFORE = (
+    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = ?1 AND place = ?2 AND n < "
+    "(SELECT n FROM inbox WHERE platform = ?1 AND event_id = ?3) ORDER BY n"
+)
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
 _RECEIVED = "SELECT 1 FROM inbox WHERE platform = ? AND event_id = ?"
 # The user's message of a turn begun before, by a process that died before finishing it.
@@ -298,11 +304,11 @@ class SqliteStore:
         """The newest conversation at `key`, if any."""
         return await self._read(_current, key.platform, key.place)
 
-    async def current_and_others(
-        self, key: ConversationKey
-    ) -> tuple[Conversation | None, dict[str, LadderState]]:
-        """`current(key)` and its `participants`, in one hop to the store's thread."""
-        return await self._read(_current_and_others, key.platform, key.place)
+    async def at_place(self, inbound: Inbound) -> AtPlace:
+        """The conversation at the place, everyone else's ladders and the messages received
+        there before `inbound`, in one hop to the store's thread."""
+        key = inbound.key
+        return await self._read(_at_place, key.platform, key.place, inbound.event_id)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._read(_get, conversation_id)
@@ -727,11 +733,11 @@ def _current(db: sqlite3.Connection, platform: str, place: str) -> Conversation 
     return _conversation(rows[0]) if rows else None
 
 
-def _current_and_others(
-    db: sqlite3.Connection, platform: str, place: str
-) -> tuple[Conversation | None, dict[str, LadderState]]:
+def _at_place(db: sqlite3.Connection, platform: str, place: str, event_id: str) -> AtPlace:
     conversation = _current(db, platform, place)
-    return conversation, {} if conversation is None else _participants(db, conversation.id)
+    others = {} if conversation is None else _participants(db, conversation.id)
+    earlier = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
+    return AtPlace(conversation, others, tuple(codec.received(earlier)))
 
 
 def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:
