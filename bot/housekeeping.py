@@ -265,7 +265,7 @@ async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _item_json(item: ReviewItem) -> dict[str, Any]:
-    from bot.operator import conversation_json, message_json
+    from bot.operator import conversation_json, message_json, participant_json
 
     return {
         **conversation_json(item.conversation),
@@ -275,6 +275,7 @@ def _item_json(item: ReviewItem) -> dict[str, Any]:
             {"user_id": f.user_id, "text": f.text, "at": f.at.isoformat()} for f in item.feedback
         ],
         "last_messages": [message_json(m) for m in item.last_messages],
+        "participants": [participant_json(u, p) for u, p in sorted(item.participants.items())],
     }
 
 
@@ -287,6 +288,9 @@ def _describe(item: ReviewItem) -> str:
         f"  ended by {ended}; redirects {item.redirects}",
         f"  the model said: {item.stated_reason or '(no explanation)'}",
     ]
+    for user_id, theirs in sorted(item.participants.items()):
+        out = f", shut out ({theirs.ended_reason})" if theirs.ended else ""
+        lines.append(f"  also writing: {user_id}, redirects {theirs.redirects}{out}")
     lines += [f"  feedback from {f.user_id}: {f.text}" for f in item.feedback]
     lines.append("  last messages:")
     for m in item.last_messages:
