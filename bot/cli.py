@@ -18,6 +18,7 @@ from bot.app import NO_KEY, build_runtime
 from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import SchemaTooNew, StoreError
+from bot.usertools import ToolError
 
 log = logging.getLogger("quitbot")
 
@@ -117,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (StoreError, SchemaTooNew) as exc:
         print(f"quitbot: database: {exc}", file=sys.stderr)
+        return 2
+    except ToolError as exc:
+        print(f"quitbot: tools: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

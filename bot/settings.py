@@ -232,9 +232,29 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     # 0 keeps message text for ever.
     retention_days: int = Field(default=0, ge=0)
+    # The user tools the model may call (names, comma-separated; `*` for every installed
+    # one). None by default: an installed package never hands the model a tool unasked.
+    tools: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Per-tool timeouts in seconds, as JSON (`{"faq": 5}`), over each tool's own default.
+    tool_timeouts: dict[str, float] = Field(default_factory=dict)
 
     discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings.model_construct())
     slack: SlackSettings = Field(default_factory=lambda: SlackSettings.model_construct())
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("tool_timeouts")
+    @classmethod
+    def _positive_timeouts(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, seconds in value.items() if seconds <= 0]
+        if bad:
+            raise ValueError(f"timeouts must be positive: {', '.join(bad)}")
+        return value
 
     @field_validator("database_url")
     @classmethod
