@@ -86,6 +86,12 @@ def add_commands(
     setting.add_argument("--redirects-before-end", type=int)
     setting.add_argument("--crisis-message")
     setting.add_argument("--system-prompt-extra")
+    setting.add_argument(
+        "--tools",
+        type=_names,
+        help="comma-separated user tools this community's model may call, among those "
+        'QUITBOT_TOOLS enables ("" for none)',
+    )
     setting.add_argument("--by", default="cli-operator", help="who changed them")
     setting.set_defaults(handler=_communities_set)
     resetting = community_ops.add_parser("reset", help="back to the process-wide settings")
@@ -260,7 +266,12 @@ def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
             if own.system_prompt_extra is not None
             else settings.system_prompt_extra
         ),
+        "tools": ",".join(own.tools if own.tools is not None else settings.tools),
     }
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 async def _communities_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -313,6 +324,7 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
         args.redirects_before_end,
         args.crisis_message,
         args.system_prompt_extra,
+        args.tools,
     )
     if changes == CommunitySettings():
         return _fail("nothing to set: give at least one --option (see --help)")

@@ -23,6 +23,7 @@ from tests.bot.test_flows import Reply
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, text, tools
 from tests.fakes.anthropic import tool as call
+from tests.processes import clean_env, quitbot
 
 
 class Question(BaseModel):
@@ -286,3 +287,15 @@ async def test_a_community_narrows_the_tools_its_model_gets(rig: Rig) -> None:
     assert second == ["note_concern", "end_conversation", "faq", *(t.name for t in HOSTILE)]
     stored = await engine.community_settings("discord", "g1")
     assert stored.tools == ("faq",)
+
+
+async def test_tools_from_the_command_line(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, None)
+    changing = ("communities", "set", "discord:1234")
+    code, _, err = await quitbot(tmp_path, env, *changing, "--tools", "faq")
+    assert code == 1 and "no tool faq is enabled here (enabled: none)" in err
+    code, out, err = await quitbot(tmp_path, env, *changing, "--tools", "")
+    assert code == 0 and "tools=()" in out, err
+    env["QUITBOT_TOOLS"] = "faq"
+    code, _, err = await quitbot(tmp_path, env, "communities", "show")
+    assert code == 2 and "quitbot: tools: no tool named 'faq' is installed" in err
