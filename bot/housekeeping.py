@@ -88,6 +88,7 @@ def add_commands(
     setting.add_argument("--system-prompt-extra")
     setting.add_argument(
         "--tools",
+        dest="tool_names",
         type=_names,
         help="comma-separated user tools this community's model may call, among those "
         'QUITBOT_TOOLS enables ("" for none)',
@@ -120,7 +121,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         progress = Progress(f"removing text older than {days} days…", 1)
         purged = await purge(runtime.store, days, _now())
         progress.step()
@@ -136,7 +137,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
 async def _export_conversations(args: argparse.Namespace, settings: Settings) -> int:
     from bot.operator import full_json
 
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         engine, store = runtime.engine, runtime.store
         ids = args.ids or [c.id for c in await store.list_conversations(limit=10**9)]
         progress = Progress("exported", len(ids))
@@ -161,7 +162,7 @@ async def _forget(args: argparse.Namespace, settings: Settings) -> int:
         platform, user_id = parse_person(args.person)
     except BadPerson as exc:
         return _fail(str(exc))
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         purged = await forget(runtime.store, platform, user_id, args.by, _now())
     print(
         f"Forgot {platform}:{user_id}: deleted {purged.messages} messages, "
@@ -176,14 +177,14 @@ async def _export_person(args: argparse.Namespace, settings: Settings) -> int:
         platform, user_id = parse_person(args.person)
     except BadPerson as exc:
         return _fail(str(exc))
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         exported = await export(runtime.store, platform, user_id, _now())
     print(json.dumps(exported, indent=2, ensure_ascii=False))
     return 0
 
 
 async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         items = await review_queue(
             runtime.engine, platform=args.platform, community=args.community, limit=args.limit
         )
@@ -197,7 +198,7 @@ async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         conversation = await runtime.engine.get(args.id)
         if conversation is None:
             return _fail(f"no conversation with id {args.id!r}")
@@ -281,7 +282,7 @@ async def _communities_show(args: argparse.Namespace, settings: Settings) -> int
             wanted = parse_person(args.community)
         except BadPerson:
             return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         records = await runtime.store.communities(wanted[0] if wanted else None)
     if wanted is not None:
         records = [r for r in records if r.community == wanted[1]]
@@ -324,11 +325,11 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
         args.redirects_before_end,
         args.crisis_message,
         args.system_prompt_extra,
-        args.tools,
+        args.tool_names,
     )
     if changes == CommunitySettings():
         return _fail("nothing to set: give at least one --option (see --help)")
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         try:
             updated = await runtime.engine.set_community_settings(
                 platform, community, changes, args.by
@@ -345,7 +346,7 @@ async def _communities_reset(args: argparse.Namespace, settings: Settings) -> in
         platform, community = parse_person(args.community)
     except BadPerson:
         return _fail(f"{args.community!r} is not PLATFORM:COMMUNITY_ID (e.g. discord:1234)")
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         try:
             await runtime.engine.reset_community_settings(
                 platform, community, args.by, args.setting

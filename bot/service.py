@@ -13,19 +13,22 @@ from bot.metrics import Metrics
 from bot.readiness import Readiness
 from bot.retention import RETENTION_INTERVAL, keep_purging
 from bot.settings import Settings
+from bot.usertools import ToolRegistry
 
 log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def serve(settings: Settings, platforms: Sequence[str]) -> AsyncIterator[Runtime]:
+async def serve(
+    settings: Settings, platforms: Sequence[str], tools: ToolRegistry | None = None
+) -> AsyncIterator[Runtime]:
     """The runtime for `quitbot run`: an engine that feeds one process-wide `Metrics` and
     a `Readiness` expecting `platforms`, the health endpoints when QUITBOT_HEALTH_PORT is
     set, and the retention purge when QUITBOT_RETENTION_DAYS is; all stopped on exit."""
     metrics = Metrics()
     readiness = Readiness(platforms)
     async with (
-        build_runtime(settings, observer=metrics, readiness=readiness) as runtime,
+        build_runtime(settings, observer=metrics, readiness=readiness, tools=tools) as runtime,
         AsyncExitStack() as running,
     ):
         if settings.health_port:
