@@ -7,7 +7,6 @@ shared .venv stays exactly the lock (tests/test_lock.py), and nothing is left be
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -28,22 +27,6 @@ def _tool_results(fake: FakeAnthropic, request: int) -> list[dict[str, Any]]:
     return [b for b in content if b.get("type") == "tool_result"]
 
 
-async def _chat(script: Path, tmp_path: Path, env: dict[str, str], stdin: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        "chat",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=tmp_path,
-        env=env,
-    )
-    out, err = await process.communicate(stdin.encode())
-    assert process.returncode == 0, err.decode()
-    return out.decode()
-
-
 async def test_the_community_assistant_answers_from_its_faq(
     tmp_path: Path, fake_anthropic: FakeAnthropic
 ) -> None:
@@ -55,7 +38,10 @@ async def test_the_community_assistant_answers_from_its_faq(
     )
     env = clean_env(tmp_path, fake_anthropic, QUITBOT_TOOLS="faq")
     script = EXAMPLES / "community_assistant" / "bot.py"
-    out = await _chat(script, tmp_path, env, "What are the rules?\nWhere do I park?\n")
+    stdin = "What are the rules?\nWhere do I park?\n"
+    code, out, err = await quitbot(tmp_path, env, "chat", stdin=stdin, script=script)
+
+    assert code == 0, err
 
     assert "Be kind and stay on topic." in out and "I don't know about parking" in out
     offered = {t["name"]: t for t in fake_anthropic.requests[0]["tools"]}
