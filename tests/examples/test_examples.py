@@ -106,3 +106,15 @@ async def test_without_the_package_its_tool_is_unknown(tmp_path: Path) -> None:
     env = clean_env(tmp_path, None, QUITBOT_TOOLS="service_status")
     code, _, err = await quitbot(tmp_path, env, "conversations", "list")
     assert code == 2 and "no tool named 'service_status' is installed" in err
+
+
+async def test_the_guides_code_runs(tmp_path: Path, fake_anthropic: FakeAnthropic) -> None:
+    guide = (EXAMPLES.parent / "docs" / "build-on-quitbot.md").read_text()
+    section = guide[guide.index("## 5. Driving conversations from code") :]
+    code_block = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "drive.py"
+    script.write_text(code_block)
+    fake_anthropic.add(text("Hello there!"))
+    code, out, err = await quitbot(tmp_path, clean_env(tmp_path, fake_anthropic), script=script)
+    assert code == 0, err
+    assert out == "Hello there!\nFalse []\n"
