@@ -242,7 +242,10 @@ async def _outcome(chosen: Tool[Any], context: ToolContext, payload: object) -> 
         data = chosen.input_model.model_validate(payload)
     except ValidationError as exc:
         return _invalid(exc), "invalid_input"
-    task = asyncio.ensure_future(chosen.handler(context, data))
+    try:
+        task = asyncio.ensure_future(chosen.handler(context, data))
+    except Exception as exc:  # a plain function where an async one belongs, say
+        return _failed(chosen, exc), "exception"
     try:
         done, _ = await asyncio.wait({task}, timeout=chosen.timeout_seconds)
     except asyncio.CancelledError:
@@ -258,18 +261,25 @@ async def _outcome(chosen: Tool[Any], context: ToolContext, payload: object) -> 
         raised = asyncio.CancelledError() if task.cancelled() else task.exception()
         if isinstance(raised, ToolFailure):
             return str(raised) or f"The tool {chosen.name!r} failed.", "exception"
-        log.error("tool %s raised", chosen.name, exc_info=raised)
-        kind = type(raised).__name__
-        return f"The tool {chosen.name!r} failed ({kind}). It may work later.", "exception"
+        return _failed(chosen, raised), "exception"
     try:
         return _as_text(task.result()), ""
     except (TypeError, ValueError):
         return f"The tool {chosen.name!r} gave a result it could not send.", "bad_result"
 
 
+def _failed(chosen: Tool[Any], raised: BaseException | None) -> str:
+    kind = type(raised).__name__
+    # An exception's message and traceback may quote what people wrote, which the logs
+    # carry only at DEBUG; its type is enough to see which tool fails how.
+    log.error("tool %s raised %s", chosen.name, kind)
+    log.debug("tool %s raised", chosen.name, exc_info=raised)
+    return f"The tool {chosen.name!r} failed ({kind}). It may work later."
+
+
 def _forget(task: asyncio.Future[object]) -> None:
     if not task.cancelled() and task.exception() is not None:
-        log.warning("a stopped tool raised after its timeout", exc_info=task.exception())
+        log.debug("a stopped tool raised after its timeout", exc_info=task.exception())
 
 
 def _as_text(value: object) -> str:

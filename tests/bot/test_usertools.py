@@ -299,3 +299,38 @@ async def test_tools_from_the_command_line(tmp_path: Path) -> None:
     env["QUITBOT_TOOLS"] = "faq"
     code, _, err = await quitbot(tmp_path, env, "communities", "show")
     assert code == 2 and "quitbot: tools: no tool named 'faq' is installed" in err
+
+
+def _not_async(context: ToolContext, question: Question) -> str:
+    return "not awaitable"
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+async def test_what_goes_in_and_out_is_logged_only_at_debug(
+    rig: Rig, caplog: pytest.LogCaptureFixture, level: str
+) -> None:
+    caplog.set_level(level)
+    rig.fake.add(
+        tools([("faq", {"topic": "secret-topic"}), ("raises", {"topic": "another-secret"})]),
+        text("Done."),
+    )
+    await rig.say("hi")
+    logged = caplog.text
+    assert "tool raises raised RuntimeError" in logged
+    assert ("secret-topic" in logged) is (level == "DEBUG")
+    assert ("password" in logged) is (level == "DEBUG")
+
+
+async def test_a_handler_that_is_not_async_fails_as_a_tool_result(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    registry = ToolRegistry([Tool("plain", "", Question, _not_async)])  # type: ignore[arg-type]
+    settings = make_settings(tmp_path, fake_anthropic, tools=["plain"])
+    fake_anthropic.add(call("plain", {"topic": "x"}), text("Sorry."))
+    async with build_runtime(settings, tools=registry) as runtime:
+        shown: list[str] = []
+        inbound = Inbound(ConversationKey("discord", "t"), "e", "alice", "hi", "m")
+        await runtime.engine.handle(inbound, Reply(shown))
+    assert "Sorry." in "".join(shown)
+    [result] = [b for b in fake_anthropic.requests[1]["messages"][-1]["content"]]
+    assert result["is_error"] is True and "TypeError" in result["content"]
