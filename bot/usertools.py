@@ -242,6 +242,8 @@ async def _outcome(chosen: Tool[Any], context: ToolContext, payload: object) -> 
         data = chosen.input_model.model_validate(payload)
     except ValidationError as exc:
         return _invalid(exc), "invalid_input"
+    except Exception as exc:  # a validator of the tool's own that raised something else
+        return _failed(chosen, exc), "exception"
     try:
         task = asyncio.ensure_future(chosen.handler(context, data))
     except Exception as exc:  # a plain function where an async one belongs, say
@@ -263,7 +265,8 @@ async def _outcome(chosen: Tool[Any], context: ToolContext, payload: object) -> 
             return str(raised) or f"The tool {chosen.name!r} failed.", "exception"
         return _failed(chosen, raised), "exception"
     try:
-        return _as_text(task.result()), ""
+        # The API refuses an empty text, and "" would leave the model guessing anyway.
+        return _as_text(task.result()) or "(The tool returned nothing.)", ""
     except (TypeError, ValueError):
         return f"The tool {chosen.name!r} gave a result it could not send.", "bad_result"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from bot.app import Runtime, build_runtime
 from bot.communities import BadCommunitySettings, CommunitySettings
@@ -334,3 +334,32 @@ async def test_a_handler_that_is_not_async_fails_as_a_tool_result(
     assert "Sorry." in "".join(shown)
     [result] = [b for b in fake_anthropic.requests[1]["messages"][-1]["content"]]
     assert result["is_error"] is True and "TypeError" in result["content"]
+
+
+class Picky(BaseModel):
+    topic: str
+
+    @field_validator("topic")
+    @classmethod
+    def _lookup(cls, value: str) -> str:
+        return {"known": value}[value]  # a KeyError, which pydantic does not wrap
+
+
+async def _empty(context: ToolContext, question: Any) -> str:
+    return ""
+
+
+async def test_odd_tools_still_answer_the_model(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    registry = ToolRegistry([Tool("picky", "", Picky, _empty), Tool("empty", "", Question, _empty)])
+    settings = make_settings(tmp_path, fake_anthropic, tools=["*"])
+    fake_anthropic.add(
+        tools([("picky", {"topic": "unknown"}), ("empty", {"topic": "x"})]), text("Hm.")
+    )
+    async with build_runtime(settings, tools=registry) as runtime:
+        inbound = Inbound(ConversationKey("discord", "t"), "e", "alice", "hi", "m")
+        await runtime.engine.handle(inbound, Reply([]))
+    picky, empty = fake_anthropic.requests[1]["messages"][-1]["content"]
+    assert picky["is_error"] is True and "KeyError" in picky["content"]
+    assert empty["content"] == "(The tool returned nothing.)" and "is_error" not in empty
