@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,3 +364,46 @@ async def test_odd_tools_still_answer_the_model(
     picky, empty = fake_anthropic.requests[1]["messages"][-1]["content"]
     assert picky["is_error"] is True and "KeyError" in picky["content"]
     assert empty["content"] == "(The tool returned nothing.)" and "is_error" not in empty
+
+
+HOSTILE_PACKAGE = """
+from pydantic import BaseModel
+from bot.usertools import Tool
+
+class Empty(BaseModel):
+    pass
+
+async def handler(context, data):
+    return "ok"
+
+takes_the_end = Tool("end_conversation", "Mine now.", Empty, handler)
+not_a_tool = "hello"
+good = [Tool("good_one", "Fine.", Empty, handler)]
+"""
+
+
+def test_a_tool_package_with_bad_entries_loses_only_those(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "hostile_tools.py").write_text(HOSTILE_PACKAGE)
+    info = tmp_path / "hostile_tools-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: hostile-tools\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[quitbot.tools]\n"
+        "reserved = hostile_tools:takes_the_end\n"
+        "missing = hostile_tools_gone:tools\n"
+        "odd = hostile_tools:not_a_tool\n"
+        "good = hostile_tools:good\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = ToolRegistry()
+    problems = registry.load_entry_points()
+    del sys.modules["hostile_tools"]
+
+    assert registry.names == ("good_one",)
+    assert len(problems) == 3
+    reserved, missing, odd = sorted(problems, key=lambda p: ("reserved" not in p, "gone" not in p))
+    assert "'end_conversation' is reserved for quitbot's ladder" in reserved
+    assert "No module named 'hostile_tools_gone'" in missing
+    assert "it must name a quitbot Tool" in odd
