@@ -62,3 +62,15 @@ def test_a_bot_module_imported_first_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "quitbot._home.ShadowedCore: a module named 'bot' was imported from" in result.stderr
     assert "rename your module (e.g. bot.py -> my_bot.py)" in result.stderr
+
+
+def test_importing_quitbot_loads_no_platform_sdk_nor_the_claude_sdk(tmp_path: Path) -> None:
+    # The API must stay cheap to import, e.g. for a tool package's own tests.
+    (tmp_path / "main.py").write_text(
+        "import sys, quitbot\n"
+        "print(sorted(m for m in ('anthropic', 'discord', 'slack_bolt', 'slack_sdk') "
+        "if m in sys.modules))\n"
+    )
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
