@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.engine import Engine, EngineConfig
+from bot.engine import Engine, EngineConfig, ModelFor
 from bot.policy import Rules
 from bot.ports import Model, ModelReply, ModelUnavailable, Observer, Store, TextSink
 from bot.readiness import Readiness
 from bot.settings import Settings
 from bot.store import open_store
+from bot.tools import TOOLS
+from bot.usertools import ToolBox, ToolRegistry
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +77,18 @@ async def build_runtime(
     model: Model | None = None,
     observer: Observer | None = None,
     readiness: Readiness | None = None,
+    tools: ToolRegistry | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the store, build the one Claude client, wire the engine; close all on exit.
 
     Pass `model` to use another Model (benchmarks use an in-process one); `observer` to be
     told of what happens (metrics: each model call is then timed too); `readiness` for the
-    adapters to report their connection on.
+    adapters to report their connection on; `tools` for the user tools registered in code
+    (without it, those installed packages declare under `quitbot.tools`). `QUITBOT_TOOLS`
+    picks which of them the model gets; an unknown name raises ToolError before anything
+    is opened.
     """
+    toolbox = ToolBox(_registry(tools).enabled(settings.tools, settings.tool_timeouts), settings)
     store = await open_store(settings.database)
 
     def metered(chosen: Model) -> Model:
@@ -92,14 +99,15 @@ async def build_runtime(
 
         return MeteredModel(chosen, observer)
 
-    def engine(chosen: Model, with_extra: Callable[[str], Model] | None = None) -> Engine:
+    def engine(chosen: Model, model_for: ModelFor | None = None) -> Engine:
         return Engine(
             store,
             metered(chosen),
             engine_config(settings),
             observer=observer,
             readiness=readiness,
-            model_with_extra=with_extra,
+            model_for=model_for,
+            toolbox=toolbox,
         )
 
     try:
@@ -119,25 +127,36 @@ async def build_runtime(
         from bot.prompt import system_prompt
 
         client = build_client(settings)
-        # One model per distinct community instructions, all on the one client (a model is
-        # only its request settings); bounded by the number of communities.
-        with_extras: dict[str, Model] = {}
+        # One model per distinct community instructions and tools, all on the one client (a
+        # model is only its request settings); bounded by the number of communities.
+        models: dict[tuple[str | None, tuple[str, ...]], Model] = {}
 
-        def with_extra(extra: str) -> Model:
-            if extra not in with_extras:
+        def model_for(extra: str | None, names: tuple[str, ...]) -> Model:
+            if (extra, names) not in models:
                 own = ClaudeModel(
                     client,
                     settings.model,
                     max_tokens=settings.max_tokens,
-                    system=system_prompt(extra),
+                    system=system_prompt(settings.system_prompt_extra if extra is None else extra),
+                    tools=[*TOOLS, *toolbox.definitions(names)],
                 )
-                with_extras[extra] = metered(own)
-            return with_extras[extra]
+                models[(extra, names)] = metered(own)
+            return models[(extra, names)]
 
         try:
-            claude = ClaudeModel.from_settings(client, settings)
-            yield Runtime(settings, engine(claude, with_extra), store, claude)
+            claude = ClaudeModel.from_settings(
+                client, settings, tools=[*TOOLS, *toolbox.definitions(tuple(toolbox.tools))]
+            )
+            yield Runtime(settings, engine(claude, model_for), store, claude)
         finally:
             await client.close()
     finally:
         await store.close()
+
+
+def _registry(given: ToolRegistry | None) -> ToolRegistry:
+    if given is not None:
+        return given
+    found = ToolRegistry()
+    found.load_entry_points()
+    return found

@@ -21,6 +21,7 @@ from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.retry import retrying
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import SchemaTooNew, StoreError
+from bot.usertools import ToolError, ToolRegistry
 
 log = logging.getLogger("quitbot")
 
@@ -103,9 +104,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `quitbot` console script; returns the exit code."""
+def main(argv: list[str] | None = None, *, tools: ToolRegistry | None = None) -> int:
+    """Entry point of the `quitbot` console script; returns the exit code.
+
+    `tools`: the user tools registered in code (your own script's `main`), instead of those
+    installed packages declare.
+    """
     args = _parser().parse_args(argv)
+    args.registry = tools
     if args.command == "chat" and args.branch and args.upto is None:
         print("quitbot: --branch needs --from N", file=sys.stderr)
         return 2
@@ -130,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (StoreError, SchemaTooNew) as exc:
         print(f"quitbot: database: {exc}", file=sys.stderr)
+        return 2
+    except ToolError as exc:
+        print(f"quitbot: tools: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -159,9 +168,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "chat":
         return await _chat(args, settings)
     if args.command == "run":
-        return await _run_platforms(settings)
+        return await _run_platforms(settings, args.registry)
     if args.command == "doctor":
-        return await operator.doctor(settings)
+        return await operator.doctor(settings, args.registry)
     if args.command == "discord":
         return await operator.discord_invite_url(settings)
     if args.command == "db":
@@ -177,7 +186,7 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     # The notice's rate limit spares a platform's shared thread; a terminal has one reader,
     # who should hear each time why nothing answers.
     settings = settings.model_copy(update={"blocked_notice_seconds": 0})
-    async with build_runtime(settings) as runtime:
+    async with build_runtime(settings, tools=args.registry) as runtime:
         return await run_console(
             runtime.engine, resume=args.resume, branch=args.branch, upto=args.upto
         )
@@ -192,7 +201,7 @@ def _freeze_start_up_heap() -> None:
     gc.freeze()
 
 
-async def _run_platforms(settings: Settings) -> int:
+async def _run_platforms(settings: Settings, tools: ToolRegistry | None) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
@@ -203,7 +212,7 @@ async def _run_platforms(settings: Settings) -> int:
     # Imported here: aiohttp and prometheus_client are for `run` only, not every command.
     from bot.service import serve
 
-    async with serve(settings, [adapter.name for adapter in chosen]) as runtime:
+    async with serve(settings, [adapter.name for adapter in chosen], tools) as runtime:
         _freeze_start_up_heap()
         runs = []
         for adapter in chosen:

@@ -99,6 +99,13 @@ def add_commands(
         choices=ENFORCEMENTS,
         help="alert: where the bot would end, alert the moderators and end nothing",
     )
+    setting.add_argument(
+        "--tools",
+        dest="tool_names",
+        type=_names,
+        help="comma-separated user tools this community's model may call, among those "
+        'QUITBOT_TOOLS enables ("" for none)',
+    )
     setting.add_argument("--by", default="cli-operator", help="who changed them")
     setting.set_defaults(handler=_communities_set)
     resetting = community_ops.add_parser("reset", help="back to the process-wide settings")
@@ -127,7 +134,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         progress = Progress(f"removing text older than {days} days…", 1)
         purged = await purge(runtime.store, days, _now())
         progress.step()
@@ -143,7 +150,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
 async def _export_conversations(args: argparse.Namespace, settings: Settings) -> int:
     from bot.operator import full_json
 
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         engine, store = runtime.engine, runtime.store
         ids = args.ids or [c.id for c in await store.list_conversations(limit=10**9)]
         progress = Progress("exported", len(ids))
@@ -182,7 +189,7 @@ async def _forget(args: argparse.Namespace, settings: Settings) -> int:
         platform, user_id = _person(args.person)
     except BadId as exc:
         return _fail(str(exc))
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         if not on_record(await runtime.store.person(platform, user_id)):
             return _fail(f"nothing is on record for {platform}:{user_id}; nothing was deleted")
         purged = await forget(runtime.store, platform, user_id, args.by, _now())
@@ -199,7 +206,7 @@ async def _export_person(args: argparse.Namespace, settings: Settings) -> int:
         platform, user_id = _person(args.person)
     except BadId as exc:
         return _fail(str(exc))
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         exported = await export(runtime.store, platform, user_id, _now())
         if not on_record(await runtime.store.person(platform, user_id)):
             print(f"quitbot: nothing is on record for {platform}:{user_id}", file=sys.stderr)
@@ -224,7 +231,7 @@ async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.would_end:
         args.platform, args.community = platform, community
         return await marks.would_end_list(args, settings)
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         items = await review_queue(
             runtime.engine, platform=platform, community=community, limit=args.limit
         )
@@ -240,7 +247,7 @@ async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.operator import reopened_elsewhere
 
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         conversation = await runtime.engine.get(args.id)
         if conversation is None:
             return _fail(f"no conversation with id {args.id!r}")
@@ -319,7 +326,12 @@ def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
             if own.system_prompt_extra is not None
             else settings.system_prompt_extra
         ),
+        "tools": ",".join(own.tools if own.tools is not None else settings.tools),
     }
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 async def _community(store: Store, value: str) -> tuple[str, str]:
@@ -329,7 +341,7 @@ async def _community(store: Store, value: str) -> tuple[str, str]:
 
 
 async def _communities_show(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         records = await runtime.store.communities()
         if args.community:
             try:
@@ -380,10 +392,11 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
         args.crisis_message,
         args.system_prompt_extra,
         args.enforcement,
+        args.tool_names,
     )
     if changes == CommunitySettings():
         return _fail("nothing to set: give at least one --option (see --help)")
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         try:
             platform, community = await _community(runtime.store, args.community)
             updated = await runtime.engine.set_community_settings(
@@ -397,7 +410,7 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _communities_reset(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         try:
             platform, community = await _community(runtime.store, args.community)
         except BadId as exc:

@@ -108,6 +108,12 @@ class Metrics:
             ["platform", "operation"],
             registry=r,
         )
+        self._tool_calls = Counter(
+            "quitbot_tool_calls",
+            "Calls of user tools, by tool and outcome (ok, invalid_input, exception, timeout...)",
+            ["platform", "tool", "outcome"],
+            registry=r,
+        )
         self._first_token = Histogram(
             "quitbot_model_first_token_seconds",
             "Seconds from a model request to its first text",
@@ -167,6 +173,9 @@ class Metrics:
                     self._feedback.labels(platform).inc()
                 case "review":
                     self._reviews.labels(platform, str(detail.get("decision", ""))).inc()
+                case "tool_call":
+                    outcome = "ok" if detail.get("ok") else str(detail.get("failure", "error"))
+                    self._tool_calls.labels(platform, str(detail.get("tool", "")), outcome).inc()
 
     def model_call(self, first_token: float | None, total: float, usage: Usage) -> None:
         if first_token is not None:

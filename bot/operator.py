@@ -13,6 +13,7 @@ from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessag
 from bot.engine import ConversationNotFound, Engine
 from bot.ports import ModelUnavailable
 from bot.settings import Settings
+from bot.usertools import ToolRegistry
 
 
 def conversation_json(conversation: Conversation) -> dict[str, Any]:
@@ -83,7 +84,7 @@ async def full_json(engine: Engine, conversation: Conversation) -> dict[str, Any
 
 
 async def conversations(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         engine, store = runtime.engine, runtime.store
         try:
             if args.operation == "list":
@@ -195,10 +196,10 @@ def _describe(shown: dict[str, Any]) -> str:
 _LABELS = {True: "ok  ", False: "FAIL", "warn": "WARN"}
 
 
-async def doctor(settings: Settings) -> int:
+async def doctor(settings: Settings, tools: ToolRegistry | None = None) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
     results: list[Check] = [(True, "settings: loaded")]
-    async with build_runtime(settings) as runtime:
+    async with build_runtime(settings, tools=tools) as runtime:
         results.append((True, f"database: {settings.database.shown} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
         if settings.anthropic_api_key is None:

@@ -259,6 +259,11 @@ class Settings(BaseSettings):
     # `run` waits out a database or platform it cannot reach yet (pauses of 1, 2, 4 ... 30 s);
     # 10 tries cover about three minutes of a network or DNS outage at boot.
     start_retries: int = Field(default=10, ge=0, le=100)
+    # The user tools the model may call (names, comma-separated; `*` for every installed
+    # one). None by default: an installed package never hands the model a tool unasked.
+    tools: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Per-tool timeouts in seconds, as JSON (`{"faq": 5}`), over each tool's own default.
+    tool_timeouts: dict[str, float] = Field(default_factory=dict)
 
     # NoDecode: the sections come from their own QUITBOT_DISCORD_*/QUITBOT_SLACK_* variables;
     # a stray QUITBOT_DISCORD or QUITBOT_SLACK would otherwise be read as JSON and crash.
@@ -268,6 +273,21 @@ class Settings(BaseSettings):
     slack: Annotated[SlackSettings, NoDecode] = Field(
         default_factory=lambda: SlackSettings.model_construct()
     )
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("tool_timeouts")
+    @classmethod
+    def _positive_timeouts(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, seconds in value.items() if seconds <= 0]
+        if bad:
+            raise ValueError(f"timeouts must be positive: {', '.join(bad)}")
+        return value
 
     @field_validator("database_url")
     @classmethod
