@@ -1,0 +1,152 @@
+"""`quitbot eval CASES.jsonl`: replay labelled conversations through the real engine and
+the configured Claude model, and report how it judged them.
+
+The replay runs on a throw-away in-memory database, so nothing it does reaches the
+operator's: no conversation, audit event or limit of theirs changes. With `--community`
+the community's own settings are read from the operator's database and copied into it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bot.app import NO_KEY, build_runtime
+from bot.communities import CommunitySettings
+from bot.evals.cases import CasesError, load_cases
+from bot.evals.prices import Price, parse_price, price_for
+from bot.evals.render import markdown, terminal
+from bot.evals.report import RunInfo, Summary, to_json
+from bot.evals.runner import EVAL_PLATFORM, EvalPlace, Replay, UsageTally, run_all
+from bot.flows import Flows
+from bot.policy import Rules
+from bot.privacy import BadPerson, parse_person
+from bot.progress import Progress
+from bot.settings import Settings
+from bot.store import open_store
+
+THROWAWAY_DATABASE = "sqlite:///:memory:"
+
+
+def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `eval` to the `quitbot` parser."""
+    parser = commands.add_parser(
+        "eval", help="replay labelled conversations and measure how the configured model judges"
+    )
+    parser.add_argument("cases", metavar="CASES.jsonl", help="one labelled case per line")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--report", metavar="OUT.md", help="also write the report as Markdown")
+    parser.add_argument(
+        "--community", metavar="PLATFORM:COMMUNITY_ID", help="run with that community's settings"
+    )
+    parser.add_argument("--concurrency", type=_positive, default=4, metavar="N")
+    parser.add_argument(
+        "--max-false-ends",
+        type=_rate,
+        default=0.0,
+        metavar="RATE",
+        help="exit 1 when the false-end rate is above this (0.05 or 5%%; default 0)",
+    )
+    parser.add_argument(
+        "--price", type=_price, metavar="IN,OUT", help="USD per million tokens, for the estimate"
+    )
+    parser.set_defaults(handler=evaluate)
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return number
+
+
+def _rate(value: str) -> float:
+    try:
+        rate = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a rate (0.05 or 5%)") from None
+    if not 0 <= rate <= 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not between 0 and 1 (0% and 100%)")
+    return rate
+
+
+def _price(value: str) -> Price:
+    try:
+        return parse_price(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        cases = load_cases(Path(args.cases))
+    except CasesError as exc:
+        for line in exc.lines:
+            print(line, file=sys.stderr)
+        return 2
+    if settings.anthropic_api_key is None:
+        print(f"quitbot: {NO_KEY}", file=sys.stderr)
+        return 2
+    platform, community, own = EVAL_PLATFORM, "", CommunitySettings()
+    if args.community:
+        try:
+            platform, community = parse_person(args.community)
+        except BadPerson:
+            print(f"quitbot: {args.community!r} is not PLATFORM:COMMUNITY_ID", file=sys.stderr)
+            return 2
+        own = await _community_settings(settings, platform, community)
+    rules = own.rules(Rules(settings.redirects_before_warning, settings.redirects_before_end))
+    tally = UsageTally()
+    progress = Progress("evaluating", len(cases))
+    started = time.monotonic()
+    throwaway = settings.model_copy(update={"database_url": THROWAWAY_DATABASE})
+    async with build_runtime(throwaway, observer=tally) as runtime:
+        if own != CommunitySettings():
+            await runtime.engine.set_community_settings(platform, community, own, "quitbot-eval")
+        flows = Flows(runtime.engine, platform, EvalPlace())
+        replay = Replay(flows, runtime.store, tally, platform, community)
+        results = await run_all(replay, cases, args.concurrency, lambda _: progress.step())
+    progress.finish()
+    info = RunInfo(
+        settings.model,
+        rules.redirects_before_warning,
+        rules.redirects_before_end,
+        args.community or "",
+        time.monotonic() - started,
+        args.concurrency,
+    )
+    summary = Summary(results, info, args.price or price_for(settings.model))
+    return _show(summary, args)
+
+
+def _show(summary: Summary, args: argparse.Namespace) -> int:
+    limit: float = args.max_false_ends
+    if args.json:
+        print(json.dumps(to_json(summary, limit), indent=2, ensure_ascii=False))
+    else:
+        print(terminal(summary, limit))
+    if args.report:
+        Path(args.report).write_text(markdown(summary, limit), encoding="utf-8")
+    return 0 if summary.gate(limit) else 1
+
+
+async def _community_settings(
+    settings: Settings, platform: str, community: str
+) -> CommunitySettings:
+    """A community's own settings as the operator's database holds them; only read (opening
+    it migrates it, as every command does)."""
+    store = await open_store(settings.database)
+    try:
+        own = await store.community_settings(platform, community)
+    finally:
+        await store.close()
+    if own is None:
+        print(
+            f"quitbot: {platform}:{community} has no settings of its own; "
+            "the process-wide settings apply",
+            file=sys.stderr,
+        )
+    return own or CommunitySettings()
