@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from bot.evals.cases import Expected
+from collections import Counter
+from collections.abc import Sequence
+
+from bot.evals.cases import Case, Expected
 from bot.evals.report import ERROR, Summary, dollars, percent
 from bot.evals.runner import CaseResult
 
@@ -118,3 +121,25 @@ def markdown(summary: Summary, max_rate: float) -> str:
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def composition(cases: Sequence[Case]) -> str:
+    """A cases file at a glance, as Markdown: cases per category and expected outcome, and
+    per language (the README's table of the starter set is this, and a test keeps it so)."""
+    categories = list(dict.fromkeys(case.category for case in cases))
+    outcomes = [e.value for e in Expected]
+    counts = Counter((case.category, case.expect.value) for case in cases)
+    lines = [
+        "| category | " + " | ".join(outcomes) + " | cases |",
+        "| --- | " + " | ".join("---:" for _ in outcomes) + " | ---: |",
+    ]
+    for category in [*categories, "all"]:
+        row = [
+            sum(n for (c, o), n in counts.items() if o == outcome and category in (c, "all"))
+            for outcome in outcomes
+        ]
+        lines.append(f"| {category} | " + " | ".join(map(str, row)) + f" | {sum(row)} |")
+    languages = Counter(case.lang for case in cases)
+    shown = ", ".join(f"{lang} {n}" for lang, n in languages.most_common())
+    lines += ["", f"Languages: {shown}. Shared places: {sum(c.shared for c in cases)} cases."]
+    return "\n".join(lines)
