@@ -157,3 +157,32 @@ async def test_a_bad_cases_file_gets_one_line_per_problem_and_exit_2(tmp_path: P
         f"{path}:4: id 'false-end' is already used on line 1",
         f"{path}:6: 'turns' must be a non-empty list",
     ]
+
+
+async def test_a_communitys_settings_apply_and_the_operators_database_is_untouched(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.responder = scripted
+    env = clean_env(tmp_path, fake_anthropic, QUITBOT_MAX_ENDED_PER_DAY="1")
+    code, _, err = await quitbot(
+        tmp_path, env, "communities", "set", "discord:42", "--redirects-before-warning", "1",
+        "--redirects-before-end", "2", "--system-prompt-extra", "Answer like a pirate.",
+    )  # fmt: skip
+    assert code == 0, err
+    two_ends = [
+        {"id": f"end-{n}", "expect": "end", "by": 2, "rationale": "ends sooner in this server",
+         "turns": ["[abuse] a", "[end] b", "never sent"]}
+        for n in (1, 2)
+    ]  # fmt: skip
+    cases = _write(tmp_path, two_ends)
+    code, out, err = await quitbot(
+        tmp_path, env, "eval", str(cases), "--json", "--community", "discord:42"
+    )
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["thresholds"] == {"redirects_before_warning": 1, "redirects_before_end": 2}
+    # Both end: every case is someone new, whatever the daily limit on ends says.
+    assert [(r["got"], r["turn"]) for r in shown["results"]] == [("end", 2), ("end", 2)]
+    assert all("Answer like a pirate." in r["system"][-1]["text"] for r in fake_anthropic.requests)
+    code, out, _ = await quitbot(tmp_path, env, "conversations", "list", "--json")
+    assert code == 0 and json.loads(out) == []

@@ -102,7 +102,10 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     tally = UsageTally()
     progress = Progress("evaluating", len(cases))
     started = time.monotonic()
-    throwaway = settings.model_copy(update={"database_url": THROWAWAY_DATABASE})
+    # Every case is someone new: the daily limit on ends would refuse later cases.
+    throwaway = settings.model_copy(
+        update={"database_url": THROWAWAY_DATABASE, "max_ended_per_day": 0}
+    )
     async with build_runtime(throwaway, observer=tally) as runtime:
         if own != CommunitySettings():
             await runtime.engine.set_community_settings(platform, community, own, "quitbot-eval")

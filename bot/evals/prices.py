@@ -11,6 +11,7 @@ read here still said $0.20, so a Sonnet 5.5 estimate may overstate cache reads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from bot.ports import Usage
 
@@ -40,22 +41,26 @@ class Price:
 
 
 # Model id prefixes; the longest one that matches a model id wins.
-PRICES: dict[str, Price] = {
-    "claude-sonnet-5-5": Price(2.0, 10.0, 2.5, 0.2),
-    "claude-sonnet-5": Price(2.0, 10.0, 2.5, 0.2),
-    "claude-sonnet-4": Price(3.0, 15.0, 3.75, 0.3),
-    "claude-opus-5-5": Price.from_rates(4.0, 20.0, "table, cache at the usual multiples"),
-    "claude-opus-5": Price(5.0, 25.0, 6.25, 0.5),
-    "claude-opus-4-5": Price(5.0, 25.0, 6.25, 0.5),
-    "claude-opus-4-6": Price(5.0, 25.0, 6.25, 0.5),
-    "claude-opus-4-7": Price(5.0, 25.0, 6.25, 0.5),
-    "claude-opus-4-8": Price(5.0, 25.0, 6.25, 0.5),
-    "claude-opus-4": Price(15.0, 75.0, 18.75, 1.5),
-    "claude-opus-4-1": Price(15.0, 75.0, 18.75, 1.5),
-    "claude-haiku-5-5": Price(0.1, 0.5, 0.125, 0.01),
-    "claude-haiku-4-5": Price(1.0, 5.0, 1.25, 0.1),
-    "claude-3-5-haiku": Price(0.8, 4.0, 1.0, 0.08),
-}
+PRICES = MappingProxyType(
+    {
+        "claude-sonnet-5-5": Price(2.0, 10.0, 2.5, 0.2),
+        "claude-sonnet-5": Price(2.0, 10.0, 2.5, 0.2),
+        "claude-sonnet-4": Price(3.0, 15.0, 3.75, 0.3),
+        "claude-opus-5-5": Price.from_rates(4.0, 20.0, "table, cache at the usual multiples"),
+        "claude-opus-5": Price(5.0, 25.0, 6.25, 0.5),
+        "claude-opus-4-5": Price(5.0, 25.0, 6.25, 0.5),
+        "claude-opus-4-6": Price(5.0, 25.0, 6.25, 0.5),
+        "claude-opus-4-7": Price(5.0, 25.0, 6.25, 0.5),
+        "claude-opus-4-8": Price(5.0, 25.0, 6.25, 0.5),
+        "claude-opus-4": Price(15.0, 75.0, 18.75, 1.5),
+        "claude-opus-4-1": Price(15.0, 75.0, 18.75, 1.5),
+        # Prompts up to 100k tokens (longer ones cost five times as much); its cache prices
+        # are from price trackers, not Anthropic's page.
+        "claude-haiku-5-5": Price(0.1, 0.5, 0.125, 0.01),
+        "claude-haiku-4-5": Price(1.0, 5.0, 1.25, 0.1),
+        "claude-3-5-haiku": Price(0.8, 4.0, 1.0, 0.08),
+    }
+)
 
 
 def price_for(model: str) -> Price | None:

@@ -112,6 +112,7 @@ class Replay:
         trail: list[tuple[int, AuditEvent]] = []
         conversation_id = ""
         sent = 0
+        failed = 0
         for number, turn in enumerate(case.turns, start=1):
             inbound = Inbound(
                 key=key,
@@ -125,6 +126,8 @@ class Replay:
             sent = number
             if outcome.conversation is not None:
                 conversation_id = outcome.conversation.id
+            if any(n.kind is NoticeKind.MODEL_UNAVAILABLE for n in outcome.notices):
+                failed = failed or number
             asked = any(n.kind is NoticeKind.CONFIRM_END for n in outcome.notices)
             if asked and case.expect is Expected.USER_END:
                 # The person asked to end and says yes when the bot asks, as they would.
@@ -133,6 +136,10 @@ class Replay:
             if ended:
                 break
         verdict = judge(trail, case.about)
+        if failed and verdict.outcome is not None:
+            # The turn broke before the model was asked (the trail says nothing of it): a
+            # verdict without that turn would be a guess.
+            verdict = Verdict(None, error=f"turn {failed} could not be handled (see the log)")
         return CaseResult(
             case,
             verdict,
