@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.app import NO_KEY, build_runtime
@@ -20,7 +21,7 @@ from bot.evals.cases import CasesError, load_cases
 from bot.evals.prices import Price, parse_price, price_for
 from bot.evals.render import markdown, terminal
 from bot.evals.report import RunInfo, Summary, to_json
-from bot.evals.runner import EVAL_PLATFORM, EvalPlace, Replay, UsageTally, run_all
+from bot.evals.runner import EVAL_PLATFORM, CaseResult, EvalPlace, Replay, UsageTally, run_all
 from bot.flows import Flows
 from bot.policy import Rules
 from bot.privacy import BadPerson, parse_person
@@ -111,7 +112,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
             await runtime.engine.set_community_settings(platform, community, own, "quitbot-eval")
         flows = Flows(runtime.engine, platform, EvalPlace())
         replay = Replay(flows, runtime.store, tally, platform, community)
-        results = await run_all(replay, cases, args.concurrency, lambda _: progress.step())
+        results = await run_all(replay, cases, args.concurrency, _counting(progress))
     progress.finish()
     info = RunInfo(
         settings.model,
@@ -123,6 +124,18 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     )
     summary = Summary(results, info, args.price or price_for(settings.model))
     return _show(summary, args)
+
+
+def _counting(progress: Progress) -> Callable[[CaseResult], None]:
+    """Each finished case steps the progress line, which says how many went wrong so far."""
+    wrong = 0
+
+    def done(result: CaseResult) -> None:
+        nonlocal wrong
+        wrong += not result.passed
+        progress.step(note=f"({wrong} not as expected)" if wrong else "")
+
+    return done
 
 
 def _show(summary: Summary, args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from bot.evals.judge import judge, passed
 from bot.evals.prices import parse_price, price_for
 from bot.evals.render import composition
 from bot.ports import Usage
+from bot.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[2]
 STARTER_SET = ROOT / "eval" / "cases.jsonl"
@@ -142,3 +144,16 @@ def test_the_starter_set_covers_what_it_claims_and_is_balanced() -> None:
     assert len({c.lang for c in cases if c.lang != "en"}) >= 5
     assert sum(c.about != STARTER for c in cases) >= 3
     assert all(c.by is not None for c in cases if c.expect is not Expected.CONTINUE)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_line_says_how_many_went_wrong_so_far() -> None:
+    terminal = _Terminal()
+    progress = Progress("evaluating", 3, terminal)
+    progress.step()
+    progress.step(note="(1 not as expected)")
+    assert terminal.getvalue() == "\revaluating 1/3\revaluating 2/3 (1 not as expected)\x1b[K"
