@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bot.app import NO_KEY, build_runtime
 from bot.communities import CommunitySettings
-from bot.evals.cases import CasesError, load_cases
+from bot.evals.cases import Case, CasesError, load_cases
 from bot.evals.prices import Price, parse_price, price_for
 from bot.evals.render import markdown, terminal
 from bot.evals.report import RunInfo, Summary, to_json
@@ -91,18 +91,39 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
-    platform, community, own = EVAL_PLATFORM, "", CommunitySettings()
+    where = EVAL_PLATFORM, ""
     if args.community:
         try:
-            platform, community = parse_person(args.community)
+            where = parse_person(args.community)
         except BadPerson:
             print(f"quitbot: {args.community!r} is not PLATFORM:COMMUNITY_ID", file=sys.stderr)
             return 2
-        own = await _community_settings(settings, platform, community)
+    own = await _community_settings(settings, *where) if args.community else CommunitySettings()
+    started = time.monotonic()
+    results = await _replay(settings, cases, where, own, args.concurrency)
     rules = own.rules(Rules(settings.redirects_before_warning, settings.redirects_before_end))
+    info = RunInfo(
+        settings.model,
+        rules.redirects_before_warning,
+        rules.redirects_before_end,
+        args.community or "",
+        time.monotonic() - started,
+        args.concurrency,
+    )
+    return _show(Summary(results, info, args.price or price_for(settings.model)), args)
+
+
+async def _replay(
+    settings: Settings,
+    cases: list[Case],
+    where: tuple[str, str],
+    own: CommunitySettings,
+    concurrency: int,
+) -> list[CaseResult]:
+    """Every case replayed on a throw-away database, in the community `where` names."""
+    platform, community = where
     tally = UsageTally()
     progress = Progress("evaluating", len(cases))
-    started = time.monotonic()
     # Every case is someone new: the daily limit on ends would refuse later cases.
     throwaway = settings.model_copy(
         update={"database_url": THROWAWAY_DATABASE, "max_ended_per_day": 0}
@@ -112,18 +133,9 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
             await runtime.engine.set_community_settings(platform, community, own, "quitbot-eval")
         flows = Flows(runtime.engine, platform, EvalPlace())
         replay = Replay(flows, runtime.store, tally, platform, community)
-        results = await run_all(replay, cases, args.concurrency, _counting(progress))
+        results = await run_all(replay, cases, concurrency, _counting(progress))
     progress.finish()
-    info = RunInfo(
-        settings.model,
-        rules.redirects_before_warning,
-        rules.redirects_before_end,
-        args.community or "",
-        time.monotonic() - started,
-        args.concurrency,
-    )
-    summary = Summary(results, info, args.price or price_for(settings.model))
-    return _show(summary, args)
+    return results
 
 
 def _counting(progress: Progress) -> Callable[[CaseResult], None]:

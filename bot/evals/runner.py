@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.conversation import Attachment, AuditEvent, Conversation, ConversationKey, FileRef, Inbound
-from bot.evals.cases import STARTER, Case, Expected
+from bot.evals.cases import STARTER, Case, Expected, Turn
 from bot.evals.judge import Verdict, judge, passed
 from bot.flows import Flows
 from bot.logs import current_conversation
@@ -96,6 +96,24 @@ class CaseResult:
 
 
 @dataclass(slots=True)
+class _Replayed:
+    """How far one case's replay has come."""
+
+    trail: list[tuple[int, AuditEvent]] = field(default_factory=list)
+    conversation_id: str = ""
+    sent: int = 0
+    failed: int = 0  # the first turn that could not be handled, if any
+
+    def verdict(self, case: Case) -> Verdict:
+        verdict = judge(self.trail, case.about)
+        if self.failed and verdict.outcome is not None:
+            # The turn broke before the model was asked (the trail says nothing of it): a
+            # verdict without that turn would be a guess.
+            return Verdict(None, error=f"turn {self.failed} could not be handled (see the log)")
+        return verdict
+
+
+@dataclass(slots=True)
 class Replay:
     """Everything a run shares: the flows over the engine, its store, the token tally."""
 
@@ -108,38 +126,12 @@ class Replay:
 
     async def run(self, case: Case) -> CaseResult:
         started = time.monotonic()
-        key = ConversationKey(self.platform, f"eval-{case.id}")
-        trail: list[tuple[int, AuditEvent]] = []
-        conversation_id = ""
-        sent = 0
-        failed = 0
+        so_far = _Replayed()
         for number, turn in enumerate(case.turns, start=1):
-            inbound = Inbound(
-                key=key,
-                event_id=f"{case.id}#{number}",
-                user_id=turn.author,
-                text=turn.text,
-                message_id=f"t{number}",
-                community=self.community,
-            )
-            outcome = await self.flows.converse(inbound, self.place)
-            sent = number
-            if outcome.conversation is not None:
-                conversation_id = outcome.conversation.id
-            if any(n.kind is NoticeKind.MODEL_UNAVAILABLE for n in outcome.notices):
-                failed = failed or number
-            asked = any(n.kind is NoticeKind.CONFIRM_END for n in outcome.notices)
-            if asked and case.expect is Expected.USER_END:
-                # The person asked to end and says yes when the bot asks, as they would.
-                await self.flows.confirm_end(key, STARTER, self.place, proposal=True)
-            ended = await self._record(conversation_id, trail, number)
-            if ended:
+            if await self._send(case, number, turn, so_far):
                 break
-        verdict = judge(trail, case.about)
-        if failed and verdict.outcome is not None:
-            # The turn broke before the model was asked (the trail says nothing of it): a
-            # verdict without that turn would be a guess.
-            verdict = Verdict(None, error=f"turn {failed} could not be handled (see the log)")
+        verdict = so_far.verdict(case)
+        conversation_id = so_far.conversation_id
         return CaseResult(
             case,
             verdict,
@@ -148,18 +140,39 @@ class Replay:
             self.tally.by_conversation.get(conversation_id, Usage()),
             self.tally.calls.get(conversation_id, 0),
             time.monotonic() - started,
-            sent,
+            so_far.sent,
         )
 
-    async def _record(
-        self, conversation_id: str, trail: list[tuple[int, AuditEvent]], turn: int
-    ) -> bool:
-        """Add the events this turn recorded to `trail`; True once the conversation ended."""
-        if not conversation_id:
+    async def _send(self, case: Case, number: int, turn: Turn, so_far: _Replayed) -> bool:
+        """Send one turn (and confirm an end the person asked for); True once it ended."""
+        key = ConversationKey(self.platform, f"eval-{case.id}")
+        inbound = Inbound(
+            key=key,
+            event_id=f"{case.id}#{number}",
+            user_id=turn.author,
+            text=turn.text,
+            message_id=f"t{number}",
+            community=self.community,
+        )
+        outcome = await self.flows.converse(inbound, self.place)
+        so_far.sent = number
+        if outcome.conversation is not None:
+            so_far.conversation_id = outcome.conversation.id
+        shown = {notice.kind for notice in outcome.notices}
+        if NoticeKind.MODEL_UNAVAILABLE in shown:
+            so_far.failed = so_far.failed or number
+        if NoticeKind.CONFIRM_END in shown and case.expect is Expected.USER_END:
+            # The person asked to end and says yes when the bot asks, as they would.
+            await self.flows.confirm_end(key, STARTER, self.place, proposal=True)
+        return await self._record(so_far, number)
+
+    async def _record(self, so_far: _Replayed, turn: int) -> bool:
+        """Add the events this turn recorded to the trail; True once the conversation ended."""
+        if not so_far.conversation_id:
             return False
-        events = await self.store.events(conversation_id)
-        trail.extend((turn, event) for event in events[len(trail) :])
-        conversation = await self.store.get(conversation_id)
+        events = await self.store.events(so_far.conversation_id)
+        so_far.trail.extend((turn, event) for event in events[len(so_far.trail) :])
+        conversation = await self.store.get(so_far.conversation_id)
         return conversation is not None and conversation.ladder.ended
 
 
