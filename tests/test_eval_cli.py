@@ -186,3 +186,14 @@ async def test_a_communitys_settings_apply_and_the_operators_database_is_untouch
     assert all("Answer like a pirate." in r["system"][-1]["text"] for r in fake_anthropic.requests)
     code, out, _ = await quitbot(tmp_path, env, "conversations", "list", "--json")
     assert code == 0 and json.loads(out) == []
+
+
+async def test_a_report_that_cannot_be_written_is_refused_before_the_run(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    env = clean_env(tmp_path, fake_anthropic)
+    cases = str(_write(tmp_path, CASES[:1]))
+    report = str(tmp_path / "missing" / "out.md")
+    code, _, err = await quitbot(tmp_path, env, "eval", cases, "--report", report)
+    assert code == 2 and err == f"quitbot: no folder to write {report} in\n"
+    assert not fake_anthropic.requests

@@ -91,6 +91,10 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
+    if args.report and not Path(args.report).parent.is_dir():
+        # Found out before the run, not after paying for it.
+        print(f"quitbot: no folder to write {args.report} in", file=sys.stderr)
+        return 2
     where = EVAL_PLATFORM, ""
     if args.community:
         try:
@@ -157,7 +161,11 @@ def _show(summary: Summary, args: argparse.Namespace) -> int:
     else:
         print(terminal(summary, limit))
     if args.report:
-        Path(args.report).write_text(markdown(summary, limit), encoding="utf-8")
+        try:
+            Path(args.report).write_text(markdown(summary, limit), encoding="utf-8")
+        except OSError as exc:
+            print(f"quitbot: could not write the report: {exc}", file=sys.stderr)
+            return 2
     return 0 if summary.gate(limit) else 1
 
 
