@@ -43,7 +43,9 @@ def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     parser.add_argument(
         "--community", metavar="PLATFORM:COMMUNITY_ID", help="run with that community's settings"
     )
-    parser.add_argument("--concurrency", type=_positive, default=4, metavar="N")
+    parser.add_argument(
+        "--concurrency", type=_positive, default=4, metavar="N", help="cases at once (default 4)"
+    )
     parser.add_argument(
         "--max-false-ends",
         type=_rate,
