@@ -17,6 +17,7 @@ from typing import Any
 from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, NO_PLATFORM, build_runtime
+from bot.evals.command import add_command as add_eval_command
 from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.retry import retrying
 from bot.settings import Settings, SettingsError, load_settings
@@ -98,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("path", help="the new file to write")
 
+    add_eval_command(commands)
+
     discord = commands.add_parser("discord", help="Discord helpers")
     discord_ops = discord.add_subparsers(dest="operation", required=True, metavar="OPERATION")
     discord_ops.add_parser("invite-url", help="print the OAuth2 URL that adds the bot")
@@ -126,8 +129,9 @@ def main(argv: list[str] | None = None, *, tools: ToolRegistry | None = None) ->
             print(f"  {line}", file=sys.stderr)
         return 2
     level = settings.log_level
-    if args.command == "chat" and "log_level" not in settings.model_fields_set:
-        level = "WARNING"  # the terminal is the conversation: audit lines would interleave
+    if args.command in {"chat", "eval"} and "log_level" not in settings.model_fields_set:
+        # The terminal shows the conversation (or the report): audit lines would interleave.
+        level = "WARNING"
     logs.configure(level, settings.log_format, settings.secrets())
     try:
         return _run_until_signalled(_dispatch(args, settings))
