@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.engine import Engine, EngineConfig, ModelFor
-from bot.policy import Rules
 from bot.ports import Model, ModelReply, ModelUnavailable, Observer, Store, TextSink
 from bot.readiness import Readiness
 from bot.settings import Settings
@@ -57,11 +56,7 @@ class Runtime:
 
 def engine_config(settings: Settings) -> EngineConfig:
     return EngineConfig(
-        rules=Rules(
-            settings.redirects_before_warning,
-            settings.redirects_before_end,
-            settings.enforcement == "alert",
-        ),
+        rules=settings.rules(),
         crisis_message=settings.crisis_message,
         max_ended_per_day=settings.max_ended_per_day,
         blocked_notice_seconds=settings.blocked_notice_seconds,

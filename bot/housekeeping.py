@@ -20,7 +20,6 @@ from bot.app import UnconfiguredModel, build_runtime
 from bot.communities import ENFORCEMENTS, SETTING_NAMES, BadCommunitySettings, CommunitySettings
 from bot.engine import ConversationNotFound
 from bot.ids import COMMUNITY, COMMUNITY_EXAMPLE, BadId, community_id, split_id
-from bot.policy import Rules
 from bot.ports import Store
 from bot.privacy import export, forget, on_record
 from bot.progress import Progress
@@ -310,11 +309,7 @@ def _describe(item: ReviewItem) -> str:
 
 
 def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
-    defaults = Rules(
-        settings.redirects_before_warning,
-        settings.redirects_before_end,
-        settings.enforcement == "alert",
-    )
+    defaults = settings.rules()
     rules = own.rules(defaults)
     return {
         "redirects_before_warning": rules.redirects_before_warning,

@@ -20,6 +20,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as UnreadableSetting
 
+from bot.policy import Rules
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
 
 DEFAULT_CRISIS_MESSAGE = (
@@ -305,6 +307,12 @@ class Settings(BaseSettings):
                 "QUITBOT_REDIRECTS_BEFORE_END must be at least QUITBOT_REDIRECTS_BEFORE_WARNING"
             )
         return self
+
+    def rules(self) -> Rules:
+        """The ladder's process-wide rules (a community may have its own)."""
+        return Rules(
+            self.redirects_before_warning, self.redirects_before_end, self.enforcement == "alert"
+        )
 
     @property
     def database(self) -> DatabaseTarget:

@@ -25,7 +25,6 @@ from bot.evals.report import RunInfo, Summary, to_json
 from bot.evals.runner import EVAL_PLATFORM, CaseResult, EvalPlace, Replay, UsageTally, run_all
 from bot.flows import Flows
 from bot.ids import COMMUNITY, COMMUNITY_EXAMPLE, BadId, split_id
-from bot.policy import Rules
 from bot.progress import Progress
 from bot.settings import Settings
 from bot.store import open_store
@@ -110,11 +109,7 @@ async def evaluate(args: argparse.Namespace, settings: Settings) -> int:
     own = await _community_settings(settings, *where) if args.community else CommunitySettings()
     started = time.monotonic()
     results = await _replay(settings, cases, where, own, args.concurrency)
-    defaults = Rules(
-        settings.redirects_before_warning,
-        settings.redirects_before_end,
-        settings.enforcement == "alert",
-    )
+    defaults = settings.rules()
     rules = own.rules(defaults)
     info = RunInfo(
         settings.model,
