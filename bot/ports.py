@@ -286,6 +286,40 @@ class CommunityRecord:
     updated_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """Which committed audit events the store also queues for delivery, and to where: each
+    event of one of `kinds` gets a row per target in the same transaction as the event, so
+    nothing recorded is lost to a crash between the commit and its delivery."""
+
+    targets: tuple[str, ...] = ()  # stable names of the destinations (digests of URLs)
+    kinds: frozenset[str] = frozenset()
+
+    def targets_for(self, events: Sequence[AuditEvent]) -> list[tuple[str, ...]]:
+        """For each event, the targets it is queued for (none for a kind not sent)."""
+        return [self.targets if event.kind in self.kinds else () for event in events]
+
+
+NO_OUTBOX = Outbox()  # queue nothing: no webhooks configured
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A queued audit event claimed for delivery to one target, with its conversation.
+
+    `event_id` is the event's number in the database: unique, and the same at every retry
+    (a receiver dedupes on it). `attempts` counts this claim too.
+    """
+
+    event_id: int
+    target: str
+    attempts: int
+    conversation_id: str
+    key: ConversationKey
+    community: str
+    event: AuditEvent
+
+
 class BlockedOutcome(StrEnum):
     DUPLICATE = "duplicate"  # this platform event was already handled
     NOTIFY = "notify"  # tell the poster the conversation has ended
@@ -455,6 +489,23 @@ class Store(Protocol):
     ) -> list[Conversation]:
         """Ended conversations (on `platform` and in `community`, or any) with feedback that
         no `review` or `reopen` event has answered since, the longest-waiting first."""
+        ...
+
+    async def claim_outbox(
+        self, targets: Sequence[str], now: datetime, lease: timedelta, limit: int
+    ) -> list[OutboxItem]:
+        """Take up to `limit` queued events for `targets` that are due at `now`, oldest first,
+        and hold them for `lease` (no other claim, in any process, takes them meanwhile; a
+        process that dies lets them go when the lease runs out). Each claim counts an
+        attempt."""
+        ...
+
+    async def outbox_done(self, items: Sequence[tuple[int, str]]) -> None:
+        """Forget these (event_id, target) rows: delivered, or given up on."""
+        ...
+
+    async def outbox_retry(self, items: Sequence[tuple[int, str]], due: datetime) -> None:
+        """Let these (event_id, target) rows be claimed again from `due` on."""
         ...
 
     async def close(self) -> None: ...
