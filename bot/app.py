@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.engine import Engine, EngineConfig
+from bot.hooks import HookEvent, Hooks, entry_point_hooks
 from bot.policy import Rules
 from bot.ports import Model, ModelReply, ModelUnavailable, Observer, Store, TextSink
 from bot.readiness import Readiness
 from bot.settings import Settings
 from bot.store import open_store
+from bot.webhooks import Delivery, WebhookSender, WebhookTarget, outbox_for
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,7 @@ class Runtime:
     engine: Engine
     store: Store
     model: Model
+    hooks: Hooks  # subscribe your own: `runtime.hooks.subscribe(on_end, kinds={"end"})`
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -65,14 +68,26 @@ async def build_runtime(
     model: Model | None = None,
     observer: Observer | None = None,
     readiness: Readiness | None = None,
+    deliver_webhooks: bool = False,
+    delivery: Delivery | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the store, build the one Claude client, wire the engine; close all on exit.
 
     Pass `model` to use another Model (benchmarks use an in-process one); `observer` to be
     told of what happens (metrics: each model call is then timed too); `readiness` for the
-    adapters to report their connection on.
+    adapters to report their connection on. The hooks of installed packages (entry points
+    `quitbot.hooks`) are subscribed. With QUITBOT_WEBHOOK_URL set, events are queued in the
+    outbox; `deliver_webhooks` also runs the sender (as `quitbot run` and `chat` do; an
+    operator command only queues, and the running bot delivers), with `delivery`'s timing.
+    `clock` is the engine's and the sender's (tests move it on by hand).
     """
-    store = await open_store(settings.database)
+    now = clock or _utcnow
+    hooks = Hooks(observer=observer)
+    for name, hook in entry_point_hooks():
+        hooks.subscribe(hook, name=name)
+    targets = [WebhookTarget(url) for url in settings.webhook_url]
+    store = await open_store(settings.database, outbox=outbox_for(targets))
 
     def metered(chosen: Model) -> Model:
         if observer is None:
@@ -90,18 +105,28 @@ async def build_runtime(
             observer=observer,
             readiness=readiness,
             model_with_extra=with_extra,
+            hooks=hooks,
+            clock=now,
         )
 
+    sender = None
+    if targets and deliver_webhooks and settings.webhook_secret is not None:
+        secret = settings.webhook_secret.get_secret_value().encode()
+        sender = WebhookSender(
+            store, targets, secret, delivery=delivery, observer=observer, clock=now
+        )
+        sender.start()
+        hooks.subscribe(_waker(sender), name="webhooks")
     try:
         forgotten = await store.forget_events_before(datetime.now(UTC) - EVENT_MEMORY)
         if forgotten:
             log.info("forgot %d platform event ids older than %s", forgotten, EVENT_MEMORY)
         if model is not None:
-            yield Runtime(settings, engine(model), store, model)
+            yield Runtime(settings, engine(model), store, model, hooks)
             return
         if settings.anthropic_api_key is None:
             fallback = UnconfiguredModel()
-            yield Runtime(settings, engine(fallback), store, fallback)
+            yield Runtime(settings, engine(fallback), store, fallback, hooks)
             return
         # Imported here: the SDK takes a second or two to import, and operator commands
         # that never call the model should not pay for it.
@@ -126,8 +151,24 @@ async def build_runtime(
 
         try:
             claude = ClaudeModel.from_settings(client, settings)
-            yield Runtime(settings, engine(claude, with_extra), store, claude)
+            yield Runtime(settings, engine(claude, with_extra), store, claude, hooks)
         finally:
             await client.close()
     finally:
+        await hooks.close()
+        if sender is not None:
+            await sender.close()
         await store.close()
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _waker(sender: WebhookSender) -> Callable[[HookEvent], Awaitable[None]]:
+    """A hook that wakes the sender: an event this process recorded is in the outbox."""
+
+    async def wake(event: HookEvent) -> None:
+        sender.wake()
+
+    return wake

@@ -15,6 +15,7 @@ from typing import Any
 from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, build_runtime
+from bot.hooks import HookLoadError
 from bot.ports import PlatformUnavailable
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import SchemaTooNew, StoreError
@@ -118,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreError, SchemaTooNew) as exc:
         print(f"quitbot: database: {exc}", file=sys.stderr)
         return 2
+    except HookLoadError as exc:
+        print(f"quitbot: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -161,7 +165,7 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
-    async with build_runtime(settings) as runtime:
+    async with build_runtime(settings, deliver_webhooks=True) as runtime:
         return await run_console(
             runtime.engine, resume=args.resume, branch=args.branch, upto=args.upto
         )

@@ -202,6 +202,12 @@ class Observer(Protocol):
     def platform_error(self, platform: str, operation: str) -> None:
         """A call to the platform's API failed (`operation` says what was attempted)."""
 
+    def hook_failed(self, hook: str, why: str) -> None:
+        """An event hook failed on one event: `why` is error, timeout or dropped."""
+
+    def webhook(self, target: str, outcome: str) -> None:
+        """One webhook request (or its end): `outcome` is delivered, failed or given_up."""
+
 
 class NoObserver:
     """Observes nothing: the default when no metrics are wanted (tests, operator commands)."""
@@ -225,6 +231,12 @@ class NoObserver:
         return None
 
     def platform_error(self, platform: str, operation: str) -> None:
+        return None
+
+    def hook_failed(self, hook: str, why: str) -> None:
+        return None
+
+    def webhook(self, target: str, outcome: str) -> None:
         return None
 
 

@@ -21,11 +21,14 @@ log = logging.getLogger(__name__)
 async def serve(settings: Settings, platforms: Sequence[str]) -> AsyncIterator[Runtime]:
     """The runtime for `quitbot run`: an engine that feeds one process-wide `Metrics` and
     a `Readiness` expecting `platforms`, the health endpoints when QUITBOT_HEALTH_PORT is
-    set, and the retention purge when QUITBOT_RETENTION_DAYS is; all stopped on exit."""
+    set, the retention purge when QUITBOT_RETENTION_DAYS is, and webhook delivery when
+    QUITBOT_WEBHOOK_URL is; all stopped on exit."""
     metrics = Metrics()
     readiness = Readiness(platforms)
     async with (
-        build_runtime(settings, observer=metrics, readiness=readiness) as runtime,
+        build_runtime(
+            settings, observer=metrics, readiness=readiness, deliver_webhooks=True
+        ) as runtime,
         AsyncExitStack() as running,
     ):
         if settings.health_port:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,6 +19,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+# Shorter secrets are guessable offline from one signed request.
+MIN_WEBHOOK_SECRET = 16
 
 DEFAULT_CRISIS_MESSAGE = (
     "If you are thinking about harming yourself or someone else, please reach out now. "
@@ -232,6 +235,9 @@ class Settings(BaseSettings):
     health_host: str = "127.0.0.1"
     # 0 keeps message text for ever.
     retention_days: int = Field(default=0, ge=0)
+    # NoDecode: the raw text reaches `_url_list`, so one URL, `a,b` and a JSON list all work.
+    webhook_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
 
     discord: DiscordSettings = Field(default_factory=lambda: DiscordSettings.model_construct())
     slack: SlackSettings = Field(default_factory=lambda: SlackSettings.model_construct())
@@ -244,6 +250,36 @@ class Settings(BaseSettings):
         except DatabaseUrlError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _url_list(cls, value: Any) -> Any:
+        """One URL, a comma-separated list, or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _urls_are_http(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError("each URL must be http:// or https:// with a host")
+        return urls
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        secret = "" if self.webhook_secret is None else self.webhook_secret.get_secret_value()
+        if self.webhook_url and len(secret) < MIN_WEBHOOK_SECRET:
+            raise ValueError(
+                f"QUITBOT_WEBHOOK_URL needs QUITBOT_WEBHOOK_SECRET, at least "
+                f"{MIN_WEBHOOK_SECRET} characters (e.g. the output of `openssl rand -hex 32`)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _end_not_before_warning(self) -> Settings:
@@ -265,6 +301,7 @@ class Settings(BaseSettings):
             self.slack.bot_token,
             self.slack.app_token,
             self.slack.signing_secret,
+            self.webhook_secret,
         ]
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
@@ -311,7 +348,9 @@ def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         # A database URL may carry a password.
-        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL"))
+        secret = any(
+            word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL", "WEBHOOK_URL")
+        )
         shown = "" if not loc or secret or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{name}: {message}{shown}")
     return lines
