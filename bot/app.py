@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -110,13 +110,8 @@ async def build_runtime(
         )
 
     sender = None
-    if targets and deliver_webhooks and settings.webhook_secret is not None:
-        secret = settings.webhook_secret.get_secret_value().encode()
-        sender = WebhookSender(
-            store, targets, secret, delivery=delivery, observer=observer, clock=now
-        )
-        sender.start()
-        hooks.subscribe(_waker(sender), name="webhooks")
+    if deliver_webhooks:
+        sender = _start_sender(settings, store, targets, hooks, delivery, observer, now)
     try:
         forgotten = await store.forget_events_before(datetime.now(UTC) - EVENT_MEMORY)
         if forgotten:
@@ -165,10 +160,26 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _waker(sender: WebhookSender) -> Callable[[HookEvent], Awaitable[None]]:
-    """A hook that wakes the sender: an event this process recorded is in the outbox."""
+def _start_sender(
+    settings: Settings,
+    store: Store,
+    targets: Sequence[WebhookTarget],
+    hooks: Hooks,
+    delivery: Delivery | None,
+    observer: Observer | None,
+    clock: Callable[[], datetime],
+) -> WebhookSender | None:
+    """The webhook sender, delivering; woken by every event this process records."""
+    if not targets or settings.webhook_secret is None:
+        return None
+    secret = settings.webhook_secret.get_secret_value().encode()
+    sender = WebhookSender(
+        store, targets, secret, delivery=delivery, observer=observer, clock=clock
+    )
+    sender.start()
 
     async def wake(event: HookEvent) -> None:
         sender.wake()
 
-    return wake
+    hooks.subscribe(wake, name="webhooks")
+    return sender

@@ -70,12 +70,19 @@ class _Subscriber:
     """One hook, its filter, and the queue and task that run it."""
 
     def __init__(
-        self, name: str, hook: Hook, kinds: frozenset[str], hooks: Hooks, queue_size: int
+        self,
+        name: str,
+        hook: Hook,
+        kinds: frozenset[str],
+        queue_size: int,
+        timeout: float,
+        failed: Callable[..., None],
     ) -> None:
         self.name = name
         self.kinds = kinds
         self._hook = hook
-        self._hooks = hooks
+        self._timeout = timeout
+        self._failed = failed
         self._queue: asyncio.Queue[HookEvent] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
 
@@ -85,18 +92,18 @@ class _Subscriber:
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
-            self._hooks.failed(self.name, "dropped", event)
+            self._failed(self.name, "dropped", event)
 
     async def _run(self) -> None:
         while True:
             event = await self._queue.get()
             try:
-                async with asyncio.timeout(self._hooks.timeout):
+                async with asyncio.timeout(self._timeout):
                     await self._hook(event)
             except TimeoutError:
-                self._hooks.failed(self.name, "timeout", event)
+                self._failed(self.name, "timeout", event)
             except Exception:
-                self._hooks.failed(self.name, "error", event, logged=True)
+                self._failed(self.name, "error", event, logged=True)
             finally:
                 self._queue.task_done()
 
@@ -141,7 +148,9 @@ class Hooks:
         if unknown:
             raise ValueError(f"hooks are not told of {unknown}; choose from {sorted(HOOK_KINDS)}")
         label = name or getattr(hook, "__qualname__", None) or type(hook).__name__
-        self._subscribers.append(_Subscriber(label, hook, wanted, self, self._queue_size))
+        self._subscribers.append(
+            _Subscriber(label, hook, wanted, self._queue_size, self.timeout, self._failed)
+        )
 
     def recorded(self, conversation: Conversation, events: Sequence[AuditEvent]) -> None:
         """Events were committed for `conversation`: queue them for each hook that wants them."""
@@ -154,7 +163,7 @@ class Hooks:
                     seen = seen or _hook_event(conversation, event)
                     subscriber.put(seen)
 
-    def failed(self, hook: str, why: str, event: HookEvent, *, logged: bool = False) -> None:
+    def _failed(self, hook: str, why: str, event: HookEvent, *, logged: bool = False) -> None:
         """Count and log a hook's failure with one event (`why`: error, timeout, dropped)."""
         self._observer.hook_failed(hook, why)
         what = f"hook {hook} failed ({why}) on {event.kind} in {event.conversation.id}"
