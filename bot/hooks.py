@@ -28,6 +28,16 @@ from typing import Any
 from bot.conversation import Actor, AuditEvent, Conversation
 from bot.ports import NoObserver, Observer
 
+__all__ = [
+    "HOOKS_GROUP",
+    "HOOK_KINDS",
+    "Hook",
+    "HookEvent",
+    "HookLoadError",
+    "Hooks",
+    "entry_point_hooks",
+]
+
 log = logging.getLogger(__name__)
 
 HOOKS_GROUP = "quitbot.hooks"
@@ -95,6 +105,7 @@ class _Subscriber:
             self._failed(self.name, "dropped", event)
 
     async def _run(self) -> None:
+        task = asyncio.current_task()
         while True:
             event = await self._queue.get()
             try:
@@ -102,6 +113,11 @@ class _Subscriber:
                     await self._hook(event)
             except TimeoutError:
                 self._failed(self.name, "timeout", event)
+            except asyncio.CancelledError:
+                # Only our own stop ends the loop; a hook's stray cancellation is its bug.
+                if task is not None and task.cancelling():
+                    raise
+                self._failed(self.name, "error", event, logged=True)
             except Exception:
                 self._failed(self.name, "error", event, logged=True)
             finally:
@@ -134,6 +150,7 @@ class Hooks:
         self._observer: Observer = observer or NoObserver()
         self._queue_size = queue_size
         self._subscribers: list[_Subscriber] = []
+        self._closed = False
 
     def subscribe(
         self, hook: Hook, *, kinds: Iterable[str] | None = None, name: str | None = None
@@ -154,6 +171,8 @@ class Hooks:
 
     def recorded(self, conversation: Conversation, events: Sequence[AuditEvent]) -> None:
         """Events were committed for `conversation`: queue them for each hook that wants them."""
+        if self._closed:
+            return  # shutting down: no task may start that nobody will stop
         for event in events:
             if event.kind not in HOOK_KINDS:
                 continue
@@ -174,6 +193,7 @@ class Hooks:
 
     async def close(self, grace: float = 5.0) -> None:
         """Let the hooks work through what is queued for up to `grace` seconds, then stop."""
+        self._closed = True
         with suppress(TimeoutError):
             async with asyncio.timeout(grace):
                 await asyncio.gather(*(s.drain() for s in self._subscribers))

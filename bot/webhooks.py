@@ -33,6 +33,18 @@ from bot.hooks import HOOK_KINDS
 from bot.ports import NoObserver, Observer, Outbox, OutboxItem, Store
 from bot.store.rows import encode_json
 
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "Delivery",
+    "WebhookSender",
+    "WebhookTarget",
+    "backoff",
+    "outbox_for",
+    "payload",
+    "sign",
+]
+
 log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Quitbot-Signature"

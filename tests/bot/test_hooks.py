@@ -196,3 +196,23 @@ def test_an_entry_point_that_cannot_load_is_named(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr("bot.hooks.entry_points", lambda group: [point])
     with pytest.raises(HookLoadError, match="broken"):
         entry_point_hooks()
+
+
+async def test_a_hook_that_cancels_itself_only_fails_that_event() -> None:
+    metrics, heard = Metrics(), Collected()
+
+    async def cancels_once(event: HookEvent) -> None:
+        if event.kind == "redirect":
+            raise asyncio.CancelledError  # e.g. it awaited something that was cancelled
+        await heard(event)
+
+    hooks = Hooks(observer=metrics)
+    hooks.subscribe(cancels_once, name="cancels")
+    await _a_conversation(hooks)
+    assert await heard.wait_for(1) == ["end"]
+    assert metrics.registry.get_sample_value(
+        "quitbot_hook_failures_total", {"hook": "cancels", "why": "error"}
+    )
+    await hooks.close()
+    await _a_conversation(hooks)  # after close: nothing is queued, no task starts
+    assert [e.kind for e in heard.events] == ["end"]
