@@ -179,32 +179,37 @@ class WebhookSender:
                     await asyncio.wait_for(self._wake.wait(), self._delivery.poll)
 
     async def _round(self) -> bool:
-        """Claim and deliver one batch; whether it was full (more may be waiting)."""
+        """Claim and deliver one batch; whether to go on at once (it was full and every
+        request succeeded: more may be waiting, and no receiver is down)."""
         d = self._delivery
         items = await self._store.claim_outbox(list(self._targets), self._clock(), d.lease, d.batch)
         unsettled = {(i.event_id, i.target) for i in items}
         try:
             by_target = groupby(sorted(items, key=lambda i: i.target), key=lambda i: i.target)
-            await asyncio.gather(*(self._deliver(list(group), unsettled) for _, group in by_target))
+            done = await asyncio.gather(
+                *(self._deliver(list(group), unsettled) for _, group in by_target)
+            )
         except asyncio.CancelledError:
             await self._store.outbox_retry(sorted(unsettled), self._clock())
             raise
-        return len(items) == d.batch
+        return len(items) == d.batch and all(done)
 
-    async def _deliver(self, items: list[OutboxItem], unsettled: set[tuple[int, str]]) -> None:
+    async def _deliver(self, items: list[OutboxItem], unsettled: set[tuple[int, str]]) -> bool:
         """One target's items in the order recorded; after a failure the rest wait with it
-        (the receiver is likely down), so a down receiver costs one request per pause."""
+        (the receiver is likely down) rather than each costing a request. Whether all went."""
         for n, item in enumerate(items):
             if await self._post(item):
                 await self._settled(item, unsettled)
                 continue
             due = self._clock() + self._delivery.backoff(item.attempts)
-            waiting = [(i.event_id, i.target) for i in items[n:] if not self._expired(i)]
-            for expired in (i for i in items[n:] if self._expired(i)):
-                await self._settled(expired, unsettled, given_up=True)
+            expired = [i for i in items[n:] if self._expired(i)]
+            waiting = [(i.event_id, i.target) for i in items[n:] if i not in expired]
             await self._store.outbox_retry(waiting, due)
             unsettled.difference_update(waiting)
-            return
+            for old in expired:
+                await self._settled(old, unsettled, given_up=True)
+            return False
+        return True
 
     async def _settled(
         self, item: OutboxItem, unsettled: set[tuple[int, str]], *, given_up: bool = False
@@ -241,7 +246,7 @@ class WebhookSender:
             ) as answer:
                 ok = 200 <= answer.status < 300
                 why = f"HTTP {answer.status}"
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except Exception as exc:  # whatever a receiver (or its address) does, only it fails
             ok, why = False, type(exc).__name__
         self._observer.webhook(target.label, "delivered" if ok else "failed")
         if not ok:

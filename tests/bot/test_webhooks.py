@@ -41,11 +41,14 @@ class Watched(Metrics):
     def __init__(self) -> None:
         super().__init__()
         self.failed = asyncio.Event()
+        self.given_up = asyncio.Event()
 
     def webhook(self, target: str, outcome: str) -> None:
         super().webhook(target, outcome)
         if outcome == "failed":
             self.failed.set()
+        if outcome == "given_up":
+            self.given_up.set()
 
     def count(self, outcome: str) -> float:
         found = [
@@ -103,6 +106,35 @@ async def test_a_receiver_that_is_down_gets_every_event_in_order_once_it_is_back
     assert end["at"] == "2026-12-04T12:00:00+00:00"
     assert metrics.count("failed") >= 1 and metrics.count("delivered") == 2
     await receiver.stop()
+
+
+async def test_an_event_that_could_not_be_delivered_for_too_long_is_given_up(
+    database_url: str,
+) -> None:
+    receiver, clock, metrics = Receiver(SECRET.encode()), Clock(), Watched()
+    await receiver.start()
+    await receiver.stop()
+    briefly = Delivery(backoff=PATIENT.backoff, poll=3600, give_up=timedelta(hours=1))
+    async with build_runtime(
+        settings_for(database_url, receiver.url),
+        model=UnconfiguredModel(),
+        observer=metrics,
+        deliver_webhooks=True,
+        delivery=briefly,
+        clock=clock,
+    ) as runtime:
+        started = await runtime.engine.start_new(KEY, "u1")
+        assert started.conversation is not None
+        await runtime.engine.end_by_user(KEY, "u1")
+        await metrics.failed.wait()
+        clock.now += timedelta(hours=2)
+        await runtime.engine.feedback(started.conversation.id, "u1", "a mistake")
+        await metrics.given_up.wait()
+        left = await runtime.store.claim_outbox(
+            [WebhookTarget(receiver.url).id], clock.now + PAUSE, timedelta(seconds=1), 10
+        )
+    assert [item.event.kind for item in left] == ["feedback"]  # still within its time
+    assert metrics.count("given_up") == 1
 
 
 async def test_requests_signed_with_another_secret_are_refused_and_counted(
