@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import SecretStr
 
-from bot.app import UnconfiguredModel, build_runtime
+from bot.app import Runtime, UnconfiguredModel, build_runtime
 from bot.conversation import Actor, AuditEvent, ConversationKey
 from bot.metrics import Metrics
 from bot.ports import OutboxItem
@@ -70,71 +73,74 @@ def settings_for(database_url: str, *urls: str) -> Settings:
     )
 
 
-async def test_a_receiver_that_is_down_gets_every_event_in_order_once_it_is_back(
-    database_url: str,
-) -> None:
+@dataclass
+class Down:
+    """A runtime delivering to a receiver that is down, after an end it failed to send."""
+
+    runtime: Runtime
+    receiver: Receiver
+    clock: Clock
+    metrics: Watched
+    conversation_id: str
+
+
+@asynccontextmanager
+async def ended_while_down(database_url: str, delivery: Delivery) -> AsyncIterator[Down]:
     receiver, clock, metrics = Receiver(SECRET.encode()), Clock(), Watched()
     await receiver.start()
     await receiver.stop()  # its port is closed: every connection is refused
-    settings = settings_for(database_url, receiver.url)
     async with build_runtime(
-        settings,
+        settings_for(database_url, receiver.url),
         model=UnconfiguredModel(),
         observer=metrics,
         deliver_webhooks=True,
-        delivery=PATIENT,
+        delivery=delivery,
         clock=clock,
     ) as runtime:
         started = await runtime.engine.start_new(KEY, "u1")
         assert started.conversation is not None
         await runtime.engine.end_by_user(KEY, "u1")
         await metrics.failed.wait()
-        await receiver.start()
-        clock.now += PAUSE
+        yield Down(runtime, receiver, clock, metrics, started.conversation.id)
+    await receiver.stop()
+
+
+async def test_a_receiver_that_is_down_gets_every_event_in_order_once_it_is_back(
+    database_url: str,
+) -> None:
+    async with ended_while_down(database_url, PATIENT) as down:
+        await down.receiver.start()
+        down.clock.now += PAUSE
         # Recording the next event wakes the sender; the first is due again by then.
-        await runtime.engine.feedback(started.conversation.id, "u1", "a mistake")
-        events = await receiver.wait_for(2)
+        await down.runtime.engine.feedback(down.conversation_id, "u1", "a mistake")
+        events = await down.receiver.wait_for(2)
     assert [e["kind"] for e in events] == ["end", "feedback"]
     end = events[0]
     assert end["conversation"] == {
-        "id": started.conversation.id,
+        "id": down.conversation_id,
         "platform": "test",
         "place": "place-1",
         "community": "",
     }
     assert end["actor"] == "user" and end["detail"]["reason"] == "user_requested"
     assert end["at"] == "2026-12-04T12:00:00+00:00"
-    assert metrics.count("failed") >= 1 and metrics.count("delivered") == 2
-    await receiver.stop()
+    assert down.metrics.count("failed") >= 1 and down.metrics.count("delivered") == 2
 
 
 async def test_an_event_that_could_not_be_delivered_for_too_long_is_given_up(
     database_url: str,
 ) -> None:
-    receiver, clock, metrics = Receiver(SECRET.encode()), Clock(), Watched()
-    await receiver.start()
-    await receiver.stop()
     briefly = Delivery(backoff=PATIENT.backoff, poll=3600, give_up=timedelta(hours=1))
-    async with build_runtime(
-        settings_for(database_url, receiver.url),
-        model=UnconfiguredModel(),
-        observer=metrics,
-        deliver_webhooks=True,
-        delivery=briefly,
-        clock=clock,
-    ) as runtime:
-        started = await runtime.engine.start_new(KEY, "u1")
-        assert started.conversation is not None
-        await runtime.engine.end_by_user(KEY, "u1")
-        await metrics.failed.wait()
-        clock.now += timedelta(hours=2)
-        await runtime.engine.feedback(started.conversation.id, "u1", "a mistake")
-        await metrics.given_up.wait()
-        left = await runtime.store.claim_outbox(
-            [WebhookTarget(receiver.url).id], clock.now + PAUSE, timedelta(seconds=1), 10
+    async with ended_while_down(database_url, briefly) as down:
+        down.clock.now += timedelta(hours=2)
+        await down.runtime.engine.feedback(down.conversation_id, "u1", "a mistake")
+        await down.metrics.given_up.wait()
+        target = WebhookTarget(down.receiver.url).id
+        left = await down.runtime.store.claim_outbox(
+            [target], down.clock.now + PAUSE, timedelta(seconds=1), 10
         )
     assert [item.event.kind for item in left] == ["feedback"]  # still within its time
-    assert metrics.count("given_up") == 1
+    assert down.metrics.count("given_up") == 1
 
 
 async def test_requests_signed_with_another_secret_are_refused_and_counted(
