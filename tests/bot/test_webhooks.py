@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -73,6 +73,24 @@ def settings_for(database_url: str, *urls: str) -> Settings:
     )
 
 
+def delivering(
+    database_url: str,
+    url: str,
+    metrics: Watched,
+    delivery: Delivery = PATIENT,
+    clock: Clock | None = None,
+) -> AbstractAsyncContextManager[Runtime]:
+    """A runtime that delivers its webhooks to `url`."""
+    return build_runtime(
+        settings_for(database_url, url),
+        model=UnconfiguredModel(),
+        observer=metrics,
+        deliver_webhooks=True,
+        delivery=delivery,
+        clock=clock,
+    )
+
+
 @dataclass
 class Down:
     """A runtime delivering to a receiver that is down, after an end it failed to send."""
@@ -89,14 +107,7 @@ async def ended_while_down(database_url: str, delivery: Delivery) -> AsyncIterat
     receiver, clock, metrics = Receiver(SECRET.encode()), Clock(), Watched()
     await receiver.start()
     await receiver.stop()  # its port is closed: every connection is refused
-    async with build_runtime(
-        settings_for(database_url, receiver.url),
-        model=UnconfiguredModel(),
-        observer=metrics,
-        deliver_webhooks=True,
-        delivery=delivery,
-        clock=clock,
-    ) as runtime:
+    async with delivering(database_url, receiver.url, metrics, delivery, clock) as runtime:
         started = await runtime.engine.start_new(KEY, "u1")
         assert started.conversation is not None
         await runtime.engine.end_by_user(KEY, "u1")
@@ -148,13 +159,7 @@ async def test_requests_signed_with_another_secret_are_refused_and_counted(
 ) -> None:
     receiver, metrics = Receiver(b"the receiver's own secret, not ours"), Watched()
     await receiver.start()
-    async with build_runtime(
-        settings_for(database_url, receiver.url),
-        model=UnconfiguredModel(),
-        observer=metrics,
-        deliver_webhooks=True,
-        delivery=PATIENT,
-    ) as runtime:
+    async with delivering(database_url, receiver.url, metrics) as runtime:
         await runtime.engine.start_new(KEY, "u1")
         await runtime.engine.end_by_user(KEY, "u1")
         await metrics.failed.wait()  # the receiver answered 401
