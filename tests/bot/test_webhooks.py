@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aiohttp import web
 from pydantic import SecretStr
 
 from bot.app import Runtime, UnconfiguredModel, build_runtime
@@ -223,3 +224,30 @@ def test_the_body_names_the_event_and_the_database_never_holds_the_url() -> None
         "detail": {"reason": "x"},
         "conversation": {"id": "c1", "platform": "test", "place": "place-1", "community": "T1"},
     }
+
+
+async def test_a_receiver_that_never_answers_holds_up_no_turn(database_url: str) -> None:
+    arrived, answer = asyncio.Event(), asyncio.Event()
+
+    async def hangs(request: web.Request) -> web.Response:
+        arrived.set()
+        await answer.wait()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/quitbot", hangs)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/quitbot"
+    try:
+        async with delivering(database_url, url, Watched()) as runtime:
+            await runtime.engine.start_new(KEY, "u1")
+            ended = await runtime.engine.end_by_user(KEY, "u1")
+            await arrived.wait()  # the end's request is in flight, unanswered
+            assert ended.conversation is not None
+            await runtime.engine.feedback(ended.conversation.id, "u1", "a mistake")
+            assert await runtime.engine.start_new(ConversationKey("test", "place-2"), "u1")
+            answer.set()
+    finally:
+        await runner.cleanup()
