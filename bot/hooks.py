@@ -169,6 +169,11 @@ class Hooks:
             _Subscriber(label, hook, wanted, self._queue_size, self.timeout, self._failed)
         )
 
+    @property
+    def names(self) -> list[str]:
+        """The subscribed hooks' names, in the order subscribed."""
+        return [subscriber.name for subscriber in self._subscribers]
+
     def recorded(self, conversation: Conversation, events: Sequence[AuditEvent]) -> None:
         """Events were committed for `conversation`: queue them for each hook that wants them."""
         if self._closed:
