@@ -18,6 +18,7 @@ from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, NO_PLATFORM, build_runtime
 from bot.evals.command import add_command as add_eval_command
+from bot.hooks import HookLoadError
 from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.retry import retrying
 from bot.settings import Settings, SettingsError, load_settings
@@ -144,6 +145,9 @@ def main(argv: list[str] | None = None, *, tools: ToolRegistry | None = None) ->
     except ToolError as exc:
         print(f"quitbot: tools: {exc}", file=sys.stderr)
         return 2
+    except HookLoadError as exc:
+        print(f"quitbot: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -190,7 +194,7 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     # The notice's rate limit spares a platform's shared thread; a terminal has one reader,
     # who should hear each time why nothing answers.
     settings = settings.model_copy(update={"blocked_notice_seconds": 0})
-    async with build_runtime(settings, tools=args.registry) as runtime:
+    async with build_runtime(settings, tools=args.registry, deliver_webhooks=True) as runtime:
         return await run_console(
             runtime.engine, resume=args.resume, branch=args.branch, upto=args.upto
         )

@@ -22,6 +22,7 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
+from bot.hooks import Hooks
 from bot.logs import about
 from bot.notices import (
     BLOCKED_TEXT,
@@ -155,7 +156,8 @@ class Engine:
     concurrently. Nothing about a conversation stays in memory after its turn.
 
     `observer` hears of every message, reply and committed audit event (metrics);
-    `readiness` is where adapters report that their platform is connected (/readyz).
+    `readiness` is where adapters report that their platform is connected (/readyz);
+    `hooks` hear of every committed audit event of their kinds, after the commit.
     """
 
     def __init__(
@@ -169,6 +171,7 @@ class Engine:
         readiness: Readiness | None = None,
         model_for: ModelFor | None = None,
         toolbox: ToolBox | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self._store = store
         self._model = model
@@ -176,6 +179,7 @@ class Engine:
         self._clock = clock
         self.observer: Observer = observer or NoObserver()
         self.readiness = readiness or Readiness()
+        self.hooks = hooks or Hooks(observer=self.observer)
         # A model whose request carries a community's own instructions instead of the
         # operator's, or its own choice of tools (None: neither is applied).
         self._model_for = model_for
@@ -436,6 +440,7 @@ class Engine:
         if not events:
             return
         self.observer.recorded(conversation.key.platform, events)
+        self.hooks.recorded(conversation, events)
         with about(conversation.id):
             for event in events:
                 if event.kind in _LOGGED:

@@ -108,6 +108,18 @@ class Metrics:
             ["platform", "operation"],
             registry=r,
         )
+        self._hook_failures = Counter(
+            "quitbot_hook_failures",
+            "Events an event hook failed on, by hook and why (error, timeout, dropped)",
+            ["hook", "why"],
+            registry=r,
+        )
+        self._webhooks = Counter(
+            "quitbot_webhook_requests",
+            "Webhook requests by target and outcome (delivered, failed), and events given up",
+            ["target", "outcome"],
+            registry=r,
+        )
         self._tool_calls = Counter(
             "quitbot_tool_calls",
             "Calls of user tools, by tool and outcome (ok, invalid_input, exception, timeout...)",
@@ -191,6 +203,12 @@ class Metrics:
 
     def platform_error(self, platform: str, operation: str) -> None:
         self._platform_errors.labels(platform, operation).inc()
+
+    def hook_failed(self, hook: str, why: str) -> None:
+        self._hook_failures.labels(hook, why).inc()
+
+    def webhook(self, target: str, outcome: str) -> None:
+        self._webhooks.labels(target, outcome).inc()
 
 
 def error_kind(exc: BaseException) -> str:

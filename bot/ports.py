@@ -215,6 +215,12 @@ class Observer(Protocol):
     def platform_error(self, platform: str, operation: str) -> None:
         """A call to the platform's API failed (`operation` says what was attempted)."""
 
+    def hook_failed(self, hook: str, why: str) -> None:
+        """An event hook failed on one event: `why` is error, timeout or dropped."""
+
+    def webhook(self, target: str, outcome: str) -> None:
+        """One webhook request (or its end): `outcome` is delivered, failed or given_up."""
+
 
 class NoObserver:
     """Observes nothing: the default when no metrics are wanted (tests, operator commands)."""
@@ -238,6 +244,12 @@ class NoObserver:
         return None
 
     def platform_error(self, platform: str, operation: str) -> None:
+        return None
+
+    def hook_failed(self, hook: str, why: str) -> None:
+        return None
+
+    def webhook(self, target: str, outcome: str) -> None:
         return None
 
 
@@ -308,6 +320,40 @@ class AtPlace:
     # Received before the message at hand, oldest first: the receipt order is the turn
     # order, whichever process received them.
     earlier: tuple[Inbound, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """Which committed audit events the store also queues for delivery, and to where: each
+    event of one of `kinds` gets a row per target in the same transaction as the event, so
+    nothing recorded is lost to a crash between the commit and its delivery."""
+
+    targets: tuple[str, ...] = ()  # stable names of the destinations (digests of URLs)
+    kinds: frozenset[str] = frozenset()
+
+    def targets_for(self, events: Sequence[AuditEvent]) -> list[tuple[str, ...]]:
+        """For each event, the targets it is queued for (none for a kind not sent)."""
+        return [self.targets if event.kind in self.kinds else () for event in events]
+
+
+NO_OUTBOX = Outbox()  # queue nothing: no webhooks configured
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A queued audit event claimed for delivery to one target, with its conversation.
+
+    `event_id` is the event's number in the database: unique, and the same at every retry
+    (a receiver dedupes on it). `attempts` counts this claim too.
+    """
+
+    event_id: int
+    target: str
+    attempts: int
+    conversation_id: str
+    key: ConversationKey
+    community: str
+    event: AuditEvent
 
 
 class BlockedOutcome(StrEnum):
@@ -496,6 +542,23 @@ class Store(Protocol):
 
     async def review_decisions(self, since: datetime) -> dict[str, int]:
         """How many `review` events since then, by their `decision`."""
+        ...
+
+    async def claim_outbox(
+        self, targets: Sequence[str], now: datetime, lease: timedelta, limit: int
+    ) -> list[OutboxItem]:
+        """Take up to `limit` queued events for `targets` that are due at `now`, oldest first,
+        and hold them for `lease` (no other claim, in any process, takes them meanwhile; a
+        process that dies lets them go when the lease runs out). Each claim counts an
+        attempt."""
+        ...
+
+    async def outbox_done(self, items: Sequence[tuple[int, str]]) -> None:
+        """Forget these (event_id, target) rows: delivered, or given up on."""
+        ...
+
+    async def outbox_retry(self, items: Sequence[tuple[int, str]], due: datetime) -> None:
+        """Let these (event_id, target) rows be claimed again from `due` on."""
         ...
 
     async def close(self) -> None: ...

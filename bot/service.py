@@ -26,14 +26,21 @@ async def serve(
 ) -> AsyncIterator[Runtime]:
     """The runtime for `quitbot run`: an engine that feeds one process-wide `Metrics` and
     a `Readiness` expecting `platforms`, the health endpoints when QUITBOT_HEALTH_PORT is
-    set, and the retention purge when QUITBOT_RETENTION_DAYS is; all stopped on exit."""
+    set, the retention purge when QUITBOT_RETENTION_DAYS is, and webhook delivery when
+    QUITBOT_WEBHOOK_URL is; all stopped on exit."""
     metrics = Metrics()
     readiness = Readiness(platforms)
     async with AsyncExitStack() as running:
         runtime = await retrying(
             f"database {settings.database.shown}",
             lambda: running.enter_async_context(
-                build_runtime(settings, observer=metrics, readiness=readiness, tools=tools)
+                build_runtime(
+                    settings,
+                    observer=metrics,
+                    readiness=readiness,
+                    tools=tools,
+                    deliver_webhooks=True,
+                )
             ),
             StoreUnreachable,
             settings.start_retries,

@@ -23,6 +23,8 @@ from pydantic_settings import SettingsError as UnreadableSetting
 from bot.policy import Rules
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+# Shorter secrets are guessable offline from one signed request.
+MIN_WEBHOOK_SECRET = 16
 
 DEFAULT_CRISIS_MESSAGE = (
     "If you are thinking about harming yourself or someone else, please reach out now. "
@@ -266,6 +268,9 @@ class Settings(BaseSettings):
     tools: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Per-tool timeouts in seconds, as JSON (`{"faq": 5}`), over each tool's own default.
     tool_timeouts: dict[str, float] = Field(default_factory=dict)
+    # NoDecode: the raw text reaches `_url_list`, so one URL, `a,b` and a JSON list all work.
+    webhook_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
 
     # NoDecode: the sections come from their own QUITBOT_DISCORD_*/QUITBOT_SLACK_* variables;
     # a stray QUITBOT_DISCORD or QUITBOT_SLACK would otherwise be read as JSON and crash.
@@ -300,6 +305,36 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _url_list(cls, value: Any) -> Any:
+        """One URL, a comma-separated list, or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _urls_are_http(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError("each URL must be http:// or https:// with a host")
+        return urls
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        secret = "" if self.webhook_secret is None else self.webhook_secret.get_secret_value()
+        if self.webhook_url and len(secret) < MIN_WEBHOOK_SECRET:
+            raise ValueError(
+                f"QUITBOT_WEBHOOK_URL needs QUITBOT_WEBHOOK_SECRET, at least "
+                f"{MIN_WEBHOOK_SECRET} characters (e.g. the output of `openssl rand -hex 32`)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _end_not_before_warning(self) -> Settings:
         if self.redirects_before_end < self.redirects_before_warning:
@@ -326,6 +361,7 @@ class Settings(BaseSettings):
             self.slack.bot_token,
             self.slack.app_token,
             self.slack.signing_secret,
+            self.webhook_secret,
         ]
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
@@ -376,7 +412,9 @@ def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         # A database URL may carry a password.
-        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL"))
+        secret = any(
+            word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL", "WEBHOOK_URL")
+        )
         shown = "" if not loc or secret or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{name}: {message}{shown}")
     return lines

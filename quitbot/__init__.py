@@ -29,6 +29,7 @@ from bot.conversation import (
     Inbound,
 )
 from bot.engine import Engine
+from bot.hooks import HOOK_KINDS, HOOKS_GROUP, Hook, HookEvent, HookLoadError, Hooks
 from bot.notices import Notice, NoticeKind, Outcome
 from bot.ports import Model, ModelReply, ReplyStream
 from bot.settings import Settings, SettingsError, load_settings
@@ -46,6 +47,8 @@ from bot.usertools import (
 __version__ = _version("quitbot")
 
 __all__ = [
+    "HOOKS_GROUP",
+    "HOOK_KINDS",
     "RESERVED",
     "TOOLS_GROUP",
     "Actor",
@@ -57,6 +60,10 @@ __all__ = [
     "ConversationKey",
     "EndReason",
     "Engine",
+    "Hook",
+    "HookEvent",
+    "HookLoadError",
+    "Hooks",
     "Inbound",
     "Model",
     "ModelReply",
