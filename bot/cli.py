@@ -17,10 +17,13 @@ from typing import Any
 from bot import dbops, housekeeping, logs, operator
 from bot.adapters import adapters, chat_runner
 from bot.app import NO_KEY, NO_PLATFORM, UnconfiguredModel, build_runtime
+from bot.evals.command import add_command as add_eval_command
+from bot.hooks import HookLoadError
 from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.retry import retrying
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import SchemaTooNew, StoreError
+from bot.usertools import ToolError, ToolRegistry
 
 log = logging.getLogger("quitbot")
 
@@ -98,15 +101,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     backup.add_argument("path", help="the new file to write")
 
+    add_eval_command(commands)
+
     discord = commands.add_parser("discord", help="Discord helpers")
     discord_ops = discord.add_subparsers(dest="operation", required=True, metavar="OPERATION")
     discord_ops.add_parser("invite-url", help="print the OAuth2 URL that adds the bot")
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the `quitbot` console script; returns the exit code."""
+def main(argv: list[str] | None = None, *, tools: ToolRegistry | None = None) -> int:
+    """Entry point of the `quitbot` console script; returns the exit code.
+
+    `tools`: the user tools registered in code (your own script's `main`), instead of those
+    installed packages declare.
+    """
     args = _parser().parse_args(argv)
+    args.registry = tools
     if args.command == "chat" and args.branch and args.upto is None:
         print("quitbot: --branch needs --from N", file=sys.stderr)
         return 2
@@ -121,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         return 2
     level = settings.log_level
-    if args.command == "chat" and "log_level" not in settings.model_fields_set:
-        level = "WARNING"  # the terminal is the conversation: audit lines would interleave
+    if args.command in {"chat", "eval"} and "log_level" not in settings.model_fields_set:
+        # The terminal shows the conversation (or the report): audit lines would interleave.
+        level = "WARNING"
     logs.configure(level, settings.log_format, settings.secrets())
     try:
         return _run_until_signalled(_dispatch(args, settings))
@@ -131,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (StoreError, SchemaTooNew) as exc:
         print(f"quitbot: database: {exc}", file=sys.stderr)
+        return 2
+    except ToolError as exc:
+        print(f"quitbot: tools: {exc}", file=sys.stderr)
+        return 2
+    except HookLoadError as exc:
+        print(f"quitbot: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -160,9 +177,9 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "chat":
         return await _chat(args, settings)
     if args.command == "run":
-        return await _run_platforms(settings)
+        return await _run_platforms(settings, args.registry)
     if args.command == "doctor":
-        return await operator.doctor(settings)
+        return await operator.doctor(settings, args.registry)
     if args.command == "dashboard":
         return await _dashboard(settings)
     if args.command == "discord":
@@ -180,7 +197,7 @@ async def _chat(args: argparse.Namespace, settings: Settings) -> int:
     # The notice's rate limit spares a platform's shared thread; a terminal has one reader,
     # who should hear each time why nothing answers.
     settings = settings.model_copy(update={"blocked_notice_seconds": 0})
-    async with build_runtime(settings) as runtime:
+    async with build_runtime(settings, tools=args.registry, deliver_webhooks=True) as runtime:
         return await run_console(
             runtime.engine, resume=args.resume, branch=args.branch, upto=args.upto
         )
@@ -211,7 +228,7 @@ async def _dashboard(settings: Settings) -> int:
     return 0
 
 
-async def _run_platforms(settings: Settings) -> int:
+async def _run_platforms(settings: Settings, tools: ToolRegistry | None) -> int:
     if settings.anthropic_api_key is None:
         print(f"quitbot: {NO_KEY}", file=sys.stderr)
         return 2
@@ -226,7 +243,7 @@ async def _run_platforms(settings: Settings) -> int:
     # Imported here: aiohttp and prometheus_client are for `run` only, not every command.
     from bot.service import serve
 
-    async with serve(settings, [adapter.name for adapter in chosen]) as runtime:
+    async with serve(settings, [adapter.name for adapter in chosen], tools) as runtime:
         _freeze_start_up_heap()
         runs = []
         for adapter in chosen:

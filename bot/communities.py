@@ -28,6 +28,8 @@ class CommunitySettings:
     crisis_message: str | None = None
     system_prompt_extra: str | None = None
     enforcement: str | None = None  # "end", or "alert": alert-only mode (see ENFORCEMENTS)
+    # Which of the process's enabled user tools this community's model may call.
+    tools: tuple[str, ...] | None = None
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
@@ -36,7 +38,10 @@ class CommunitySettings:
     def from_json(cls, text: str) -> CommunitySettings:
         data: dict[str, Any] = json.loads(text)
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        given = {k: v for k, v in data.items() if k in known}
+        if given.get("tools") is not None:
+            given["tools"] = tuple(given["tools"])
+        return cls(**given)
 
     def merged(self, changes: CommunitySettings) -> CommunitySettings:
         """These settings with every value `changes` sets replaced."""

@@ -29,6 +29,10 @@ TABLES = (
     "conversations",
     "messages",
     "events",
+    # Copied: an event recorded but not yet delivered to a webhook is delivered from the new
+    # database (nothing recorded is lost by a move); its rows name events by their number,
+    # which a copy keeps.
+    "outbox",
     "processed_events",
     "blocked_notices",
     "feedback",
@@ -40,6 +44,7 @@ _ORDER = {
     "conversations": "n",
     "messages": "conversation_id, seq",
     "events": "n",
+    "outbox": "event_n, target",
     "processed_events": "platform, event_id",
     "blocked_notices": "conversation_id, user_id",
     "feedback": "n",
@@ -48,7 +53,7 @@ _ORDER = {
     "participants": "conversation_id, user_id",
 }
 # Columns whose SQLite form (text, integer) differs from PostgreSQL's (timestamptz, boolean).
-_TIMES = {"created_at", "updated_at", "ended_at", "at", "shut_out_at"}
+_TIMES = {"created_at", "updated_at", "ended_at", "at", "shut_out_at", "due_at"}
 _FLAGS = {"warned", "crisis", "ended", "end_proposed", "in_context", "shut_out"}
 # PostgreSQL numbers these itself (GENERATED ALWAYS); a copy keeps the source's numbers.
 _IDENTITY_TABLES = {"conversations", "events", "feedback", "inbox"}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from bot.communities import CommunitySettings
+from bot.communities import BadCommunitySettings, CommunitySettings
 from bot.context import build_context, participant_label, user_content
 from bot.conversation import (
     Actor,
@@ -22,6 +22,7 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
+from bot.hooks import Hooks
 from bot.logs import about
 from bot.notices import (
     BLOCKED_TEXT,
@@ -38,6 +39,7 @@ from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, Speaker, tr
 from bot.ports import BlockedOutcome, Model, NewMessage, NoObserver, Observer, ReplyStream, Store
 from bot.readiness import Readiness
 from bot.turn import Turn, TurnResult, effect_entry
+from bot.usertools import Tool, ToolBox, ToolContext
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,9 +64,22 @@ _LOGGED = frozenset(
         "participant_left",
         "participant_readmitted",
         "would_end",
+        "tool_call",
     }
 )
-_LOGGED_DETAIL = ("kind", "reason", "why", "redirects", "message_id", "error", "decision")
+_LOGGED_DETAIL = (
+    "kind",
+    "reason",
+    "why",
+    "redirects",
+    "message_id",
+    "error",
+    "decision",
+    "tool",
+    "ok",
+    "duration_ms",
+    "failure",
+)
 
 # The audit event that keeps the platform id of the end confirmation shown for the model's
 # proposal: the turn that sees the proposal lapse may run in another process, or after a
@@ -127,6 +142,11 @@ class _Knobs:
     model: Model
     rules: Rules
     crisis_message: str
+    tools: Mapping[str, Tool[Any]] = field(default_factory=dict)
+
+
+# A model for a community's own instructions (None: the operator's) and user tools.
+ModelFor = Callable[[str | None, tuple[str, ...]], Model]
 
 
 class Engine:
@@ -136,7 +156,8 @@ class Engine:
     concurrently. Nothing about a conversation stays in memory after its turn.
 
     `observer` hears of every message, reply and committed audit event (metrics);
-    `readiness` is where adapters report that their platform is connected (/readyz).
+    `readiness` is where adapters report that their platform is connected (/readyz);
+    `hooks` hear of every committed audit event of their kinds, after the commit.
     """
 
     def __init__(
@@ -148,7 +169,9 @@ class Engine:
         clock: Callable[[], datetime] = _utcnow,
         observer: Observer | None = None,
         readiness: Readiness | None = None,
-        model_with_extra: Callable[[str], Model] | None = None,
+        model_for: ModelFor | None = None,
+        toolbox: ToolBox | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self._store = store
         self._model = model
@@ -156,26 +179,37 @@ class Engine:
         self._clock = clock
         self.observer: Observer = observer or NoObserver()
         self.readiness = readiness or Readiness()
-        # A model whose system prompt carries a community's own instructions instead of the
-        # operator's (None: community instructions are not applied).
-        self._model_with_extra = model_with_extra
+        self.hooks = hooks or Hooks(observer=self.observer)
+        # A model whose request carries a community's own instructions instead of the
+        # operator's, or its own choice of tools (None: neither is applied).
+        self._model_for = model_for
+        self.toolbox = toolbox or ToolBox()
         self._started = clock()
 
     def _serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
         # The store holds the lock, so that it holds across every process on the database.
         return self._store.serialised(key)
 
-    async def handle(self, inbound: Inbound, reply: ReplyStream) -> Outcome:
+    async def handle(
+        self, inbound: Inbound, reply: ReplyStream, *, in_order: bool = True
+    ) -> Outcome:
         """Handle one message: a reply streamed into `reply`, notices in the outcome.
 
         A message in an ended conversation never reaches the model. The same
         `inbound.event_id` twice is handled once (the second gets `duplicate=True`).
         If no conversation lives at `inbound.key`, one is started.
+
+        The receipt order is the turn order, across every process on the database: while
+        messages received at the same place before this one wait (`in_order`), nothing is
+        done and the outcome's `earlier` names them, to be handled first.
         """
         async with self._serialised(inbound.key):
             # Everyone else's ladder too: whose turn it is decides whose ladder climbs, and
             # anyone at risk keeps the model from ending the conversation.
-            conversation, others = await self._store.current_and_others(inbound.key)
+            at = await self._store.at_place(inbound)
+            if in_order and at.earlier:
+                return Outcome(at.conversation, earlier=at.earlier)
+            conversation, others = at.conversation, at.others
             if conversation is not None and conversation.ladder.ended:
                 with about(conversation.id):
                     return await self._blocked(conversation, inbound)
@@ -283,6 +317,14 @@ class Engine:
             message_id=inbound.message_id,
             speaker=Speaker(starter=starter, others_at_risk=at_risk),
             author=author,
+            tools=knobs.tools,
+            tool_context=ToolContext(
+                conversation.id,
+                author,
+                conversation.community,
+                conversation.key.platform,
+                self.toolbox.settings,
+            ),
         )
         ladder = conversation.ladder if starter else others.get(author, _NEWCOMER)
         platform = conversation.key.platform
@@ -398,6 +440,7 @@ class Engine:
         if not events:
             return
         self.observer.recorded(conversation.key.platform, events)
+        self.hooks.recorded(conversation, events)
         with about(conversation.id):
             for event in events:
                 if event.kind in _LOGGED:
@@ -431,7 +474,9 @@ class Engine:
         """The model, thresholds and crisis message for this conversation: its community's
         own where it set them, the process-wide ones otherwise. Read at every turn, so a
         change applies at once in every process."""
-        default = _Knobs(self._model, self._config.rules, self._config.crisis_message)
+        default = _Knobs(
+            self._model, self._config.rules, self._config.crisis_message, self.toolbox.tools
+        )
         if not conversation.community:
             return default
         own = await self._store.community_settings(
@@ -439,11 +484,17 @@ class Engine:
         )
         if own is None:
             return default
+        names = self.toolbox.chosen(own.tools)
         model = self._model
-        if own.system_prompt_extra is not None and self._model_with_extra is not None:
-            model = self._model_with_extra(own.system_prompt_extra)
+        if self._model_for is not None and (
+            own.system_prompt_extra is not None or names != tuple(self.toolbox.tools)
+        ):
+            model = self._model_for(own.system_prompt_extra, names)
         return _Knobs(
-            model, own.rules(self._config.rules), own.crisis_message or default.crisis_message
+            model,
+            own.rules(self._config.rules),
+            own.crisis_message or default.crisis_message,
+            {name: self.toolbox.tools[name] for name in names},
         )
 
     async def community_settings(self, platform: str, community: str) -> CommunitySettings:
@@ -479,6 +530,12 @@ class Engine:
     ) -> CommunitySettings:
         updated = change(await self.community_settings(platform, community))
         updated.check(self._config.rules)
+        unknown = [name for name in updated.tools or () if name not in self.toolbox.tools]
+        if unknown:
+            enabled = ", ".join(self.toolbox.tools) or "none"
+            raise BadCommunitySettings(
+                f"no tool {', '.join(unknown)} is enabled here (enabled: {enabled})"
+            )
         await self._store.set_community_settings(platform, community, updated, self._clock(), by)
         return updated
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -202,10 +202,10 @@ class Flows:
         finally:
             self._turns.discard(task)
 
-    async def _converse(self, inbound: Inbound, place: Place) -> Outcome:
+    async def _converse(self, inbound: Inbound, place: Place, *, in_order: bool = True) -> Outcome:
         reply = place.reply()
         try:
-            outcome = await self.engine.handle(inbound, reply)
+            outcome = await self.engine.handle(inbound, reply, in_order=in_order)
         except Exception as exc:
             # The outermost guard: whatever broke, the person hears of it, and what was
             # received stays kept (`answer_pending` takes it up after a restart).
@@ -218,6 +218,8 @@ class Flows:
             return Outcome(None, notices=(failed,))
         finally:
             await self._guarded(reply.close(), "stop a reply")
+        if outcome.earlier:
+            return await self._after(outcome.earlier, inbound, place)
         if outcome.duplicate:
             return outcome
         with about(outcome.conversation.id if outcome.conversation else None):
@@ -226,6 +228,15 @@ class Flows:
                 # Posting in an ended place may have reopened it (a moderator unlocked it).
                 await self._guarded(place.close(outcome.conversation), "close an ended place")
         return outcome
+
+    async def _after(self, earlier: Sequence[Inbound], inbound: Inbound, place: Place) -> Outcome:
+        """Messages received at the place before `inbound` (by this process or another one,
+        which may be answering them right now, or have died doing it) are answered first,
+        in the order they came; each is answered once, whoever gets there first. One pass
+        only: a message that keeps failing holds up nobody's later ones."""
+        for first in earlier:
+            await self._converse(await self.recall(first), place, in_order=False)
+        return await self._converse(inbound, place, in_order=False)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message before acknowledging it to the platform (see

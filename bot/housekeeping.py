@@ -20,7 +20,6 @@ from bot.app import UnconfiguredModel, build_runtime
 from bot.communities import ENFORCEMENTS, SETTING_NAMES, BadCommunitySettings, CommunitySettings
 from bot.engine import ConversationNotFound
 from bot.ids import COMMUNITY, COMMUNITY_EXAMPLE, BadId, community_id, split_id
-from bot.policy import Rules
 from bot.ports import Store
 from bot.privacy import export, forget, on_record
 from bot.progress import Progress
@@ -99,6 +98,13 @@ def add_commands(
         choices=ENFORCEMENTS,
         help="alert: where the bot would end, alert the moderators and end nothing",
     )
+    setting.add_argument(
+        "--tools",
+        dest="tool_names",
+        type=_names,
+        help="comma-separated user tools this community's model may call, among those "
+        'QUITBOT_TOOLS enables ("" for none)',
+    )
     setting.add_argument("--by", default="cli-operator", help="who changed them")
     setting.set_defaults(handler=_communities_set)
     resetting = community_ops.add_parser("reset", help="back to the process-wide settings")
@@ -127,7 +133,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 2
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         progress = Progress(f"removing text older than {days} days…", 1)
         purged = await purge(runtime.store, days, _now())
         progress.step()
@@ -143,7 +149,7 @@ async def _purge(args: argparse.Namespace, settings: Settings) -> int:
 async def _export_conversations(args: argparse.Namespace, settings: Settings) -> int:
     from bot.operator import full_json
 
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         engine, store = runtime.engine, runtime.store
         ids = args.ids or [c.id for c in await store.list_conversations(limit=10**9)]
         progress = Progress("exported", len(ids))
@@ -182,7 +188,7 @@ async def _forget(args: argparse.Namespace, settings: Settings) -> int:
         platform, user_id = _person(args.person)
     except BadId as exc:
         return _fail(str(exc))
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         if not on_record(await runtime.store.person(platform, user_id)):
             return _fail(f"nothing is on record for {platform}:{user_id}; nothing was deleted")
         purged = await forget(runtime.store, platform, user_id, args.by, _now())
@@ -199,7 +205,7 @@ async def _export_person(args: argparse.Namespace, settings: Settings) -> int:
         platform, user_id = _person(args.person)
     except BadId as exc:
         return _fail(str(exc))
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         exported = await export(runtime.store, platform, user_id, _now())
         if not on_record(await runtime.store.person(platform, user_id)):
             print(f"quitbot: nothing is on record for {platform}:{user_id}", file=sys.stderr)
@@ -224,7 +230,7 @@ async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.would_end:
         args.platform, args.community = platform, community
         return await marks.would_end_list(args, settings)
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         items = await review_queue(
             runtime.engine, platform=platform, community=community, limit=args.limit
         )
@@ -240,7 +246,7 @@ async def _review_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.operator import reopened_elsewhere
 
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         conversation = await runtime.engine.get(args.id)
         if conversation is None:
             return _fail(f"no conversation with id {args.id!r}")
@@ -265,7 +271,7 @@ async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _item_json(item: ReviewItem) -> dict[str, Any]:
-    from bot.operator import conversation_json, message_json
+    from bot.operator import conversation_json, message_json, participant_json
 
     return {
         **conversation_json(item.conversation),
@@ -275,6 +281,7 @@ def _item_json(item: ReviewItem) -> dict[str, Any]:
             {"user_id": f.user_id, "text": f.text, "at": f.at.isoformat()} for f in item.feedback
         ],
         "last_messages": [message_json(m) for m in item.last_messages],
+        "participants": [participant_json(u, p) for u, p in sorted(item.participants.items())],
     }
 
 
@@ -287,6 +294,9 @@ def _describe(item: ReviewItem) -> str:
         f"  ended by {ended}; redirects {item.redirects}",
         f"  the model said: {item.stated_reason or '(no explanation)'}",
     ]
+    for user_id, theirs in sorted(item.participants.items()):
+        out = f", shut out ({theirs.ended_reason})" if theirs.ended else ""
+        lines.append(f"  also writing: {user_id}, redirects {theirs.redirects}{out}")
     lines += [f"  feedback from {f.user_id}: {f.text}" for f in item.feedback]
     lines.append("  last messages:")
     for m in item.last_messages:
@@ -299,11 +309,7 @@ def _describe(item: ReviewItem) -> str:
 
 
 def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
-    defaults = Rules(
-        settings.redirects_before_warning,
-        settings.redirects_before_end,
-        settings.enforcement == "alert",
-    )
+    defaults = settings.rules()
     rules = own.rules(defaults)
     return {
         "redirects_before_warning": rules.redirects_before_warning,
@@ -315,7 +321,12 @@ def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
             if own.system_prompt_extra is not None
             else settings.system_prompt_extra
         ),
+        "tools": ",".join(own.tools if own.tools is not None else settings.tools),
     }
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 async def _community(store: Store, value: str) -> tuple[str, str]:
@@ -325,7 +336,7 @@ async def _community(store: Store, value: str) -> tuple[str, str]:
 
 
 async def _communities_show(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         records = await runtime.store.communities()
         if args.community:
             try:
@@ -376,10 +387,11 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
         args.crisis_message,
         args.system_prompt_extra,
         args.enforcement,
+        args.tool_names,
     )
     if changes == CommunitySettings():
         return _fail("nothing to set: give at least one --option (see --help)")
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         try:
             platform, community = await _community(runtime.store, args.community)
             updated = await runtime.engine.set_community_settings(
@@ -393,7 +405,7 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _communities_reset(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         try:
             platform, community = await _community(runtime.store, args.community)
         except BadId as exc:

@@ -108,6 +108,24 @@ class Metrics:
             ["platform", "operation"],
             registry=r,
         )
+        self._hook_failures = Counter(
+            "quitbot_hook_failures",
+            "Events an event hook failed on, by hook and why (error, timeout, dropped)",
+            ["hook", "why"],
+            registry=r,
+        )
+        self._webhooks = Counter(
+            "quitbot_webhook_requests",
+            "Webhook requests by target and outcome (delivered, failed), and events given up",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self._tool_calls = Counter(
+            "quitbot_tool_calls",
+            "Calls of user tools, by tool and outcome (ok, invalid_input, exception, timeout...)",
+            ["platform", "tool", "outcome"],
+            registry=r,
+        )
         self._first_token = Histogram(
             "quitbot_model_first_token_seconds",
             "Seconds from a model request to its first text",
@@ -167,6 +185,9 @@ class Metrics:
                     self._feedback.labels(platform).inc()
                 case "review":
                     self._reviews.labels(platform, str(detail.get("decision", ""))).inc()
+                case "tool_call":
+                    outcome = "ok" if detail.get("ok") else str(detail.get("failure", "error"))
+                    self._tool_calls.labels(platform, str(detail.get("tool", "")), outcome).inc()
 
     def model_call(self, first_token: float | None, total: float, usage: Usage) -> None:
         if first_token is not None:
@@ -182,6 +203,12 @@ class Metrics:
 
     def platform_error(self, platform: str, operation: str) -> None:
         self._platform_errors.labels(platform, operation).inc()
+
+    def hook_failed(self, hook: str, why: str) -> None:
+        self._hook_failures.labels(hook, why).inc()
+
+    def webhook(self, target: str, outcome: str) -> None:
+        self._webhooks.labels(target, outcome).inc()
 
 
 def error_kind(exc: BaseException) -> str:

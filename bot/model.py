@@ -77,12 +77,18 @@ class ClaudeModel:
         self._body_head = _ENCODER.encode(head)[:-1] + ',"messages":['
 
     @classmethod
-    def from_settings(cls, client: AsyncAnthropic, settings: Settings) -> ClaudeModel:
+    def from_settings(
+        cls,
+        client: AsyncAnthropic,
+        settings: Settings,
+        tools: Sequence[dict[str, Any]] = TOOLS,
+    ) -> ClaudeModel:
         return cls(
             client,
             settings.model,
             max_tokens=settings.max_tokens,
             system=system_prompt(settings.system_prompt_extra),
+            tools=tools,
         )
 
     async def reply(self, messages: Sequence[dict[str, Any]], on_text: TextSink) -> ModelReply:

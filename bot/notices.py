@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.conversation import Conversation, EndReason
+from bot.conversation import Conversation, EndReason, Inbound
 
 
 class NoticeKind(StrEnum):
@@ -76,6 +76,8 @@ class Outcome:
     reply: str = ""
     notices: tuple[Notice, ...] = ()
     duplicate: bool = False
+    # Nothing was done: these messages, received at the same place before, come first.
+    earlier: tuple[Inbound, ...] = ()
 
     @property
     def ended(self) -> bool:

@@ -11,8 +11,11 @@ from bot.adapters import Check, adapter, adapters, platform_names
 from bot.app import NO_PLATFORM, UnconfiguredModel, build_runtime
 from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessage
 from bot.engine import ConversationNotFound, Engine
+from bot.hooks import Hooks
 from bot.ports import ModelUnavailable
 from bot.settings import Settings
+from bot.usertools import ToolRegistry
+from bot.webhooks import WebhookTarget
 
 
 def conversation_json(conversation: Conversation) -> dict[str, Any]:
@@ -83,7 +86,7 @@ async def full_json(engine: Engine, conversation: Conversation) -> dict[str, Any
 
 
 async def conversations(args: argparse.Namespace, settings: Settings) -> int:
-    async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
+    async with build_runtime(settings, model=UnconfiguredModel(), tools=args.registry) as runtime:
         engine, store = runtime.engine, runtime.store
         try:
             if args.operation == "list":
@@ -195,10 +198,10 @@ def _describe(shown: dict[str, Any]) -> str:
 _LABELS = {True: "ok  ", False: "FAIL", "warn": "WARN"}
 
 
-async def doctor(settings: Settings) -> int:
+async def doctor(settings: Settings, tools: ToolRegistry | None = None) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
     results: list[Check] = [(True, "settings: loaded")]
-    async with build_runtime(settings) as runtime:
+    async with build_runtime(settings, tools=tools) as runtime:
         results.append((True, f"database: {settings.database.shown} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
         if settings.anthropic_api_key is None:
@@ -208,6 +211,7 @@ async def doctor(settings: Settings) -> int:
                 results.append((True, f"model API: {await check()}"))
             except ModelUnavailable as exc:
                 results.append((False, f"model API: {exc}"))
+        results.extend(_hooks_and_webhooks(runtime.hooks, settings))
     configured = 0
     for name, platform in sorted(adapters().items()):
         if not platform.configured(settings):
@@ -220,6 +224,16 @@ async def doctor(settings: Settings) -> int:
     for status, line in results:
         print(f"{_LABELS[status]} {line}")
     return 1 if any(status is False for status, _ in results) else 0
+
+
+def _hooks_and_webhooks(hooks: Hooks, settings: Settings) -> list[Check]:
+    """Which hooks loaded and where webhooks go (their hosts: a URL may carry a token)."""
+    installed = ", ".join(hooks.names) or "none installed"
+    targets = ", ".join(WebhookTarget(url).label for url in settings.webhook_url)
+    return [
+        (True, f"hooks: {installed}"),
+        (True, f"webhooks: to {targets}" if targets else "webhooks: not configured"),
+    ]
 
 
 async def discord_invite_url(settings: Settings) -> int:

@@ -72,6 +72,23 @@ class Place(Protocol):
         ...
 
 
+class QuietPlace:
+    """A place that shows nothing and closes nothing, for flows run where no platform is
+    (evaluations, a dashboard without the platform's token); `reply` is the user's."""
+
+    async def post(self, notice: Notice, conversation: Conversation | None) -> str:
+        return ""
+
+    async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
+        return None
+
+    async def close(self, conversation: Conversation) -> None:
+        return None
+
+    async def reopen(self, conversation: Conversation) -> str:
+        return ""
+
+
 class Places(Protocol):
     """How the core reaches a conversation's place that no event is in flight for
     (a moderator reopening another thread, a feedback form sent from a DM), and the
@@ -215,6 +232,12 @@ class Observer(Protocol):
     def platform_error(self, platform: str, operation: str) -> None:
         """A call to the platform's API failed (`operation` says what was attempted)."""
 
+    def hook_failed(self, hook: str, why: str) -> None:
+        """An event hook failed on one event: `why` is error, timeout or dropped."""
+
+    def webhook(self, target: str, outcome: str) -> None:
+        """One webhook request (or its end): `outcome` is delivered, failed or given_up."""
+
 
 class NoObserver:
     """Observes nothing: the default when no metrics are wanted (tests, operator commands)."""
@@ -238,6 +261,12 @@ class NoObserver:
         return None
 
     def platform_error(self, platform: str, operation: str) -> None:
+        return None
+
+    def hook_failed(self, hook: str, why: str) -> None:
+        return None
+
+    def webhook(self, target: str, outcome: str) -> None:
         return None
 
 
@@ -299,6 +328,51 @@ class CommunityRecord:
     updated_by: str
 
 
+@dataclass(frozen=True, slots=True)
+class AtPlace:
+    """See `Store.at_place`."""
+
+    conversation: Conversation | None
+    others: dict[str, LadderState] = field(default_factory=dict)
+    # Received before the message at hand, oldest first: the receipt order is the turn
+    # order, whichever process received them.
+    earlier: tuple[Inbound, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Outbox:
+    """Which committed audit events the store also queues for delivery, and to where: each
+    event of one of `kinds` gets a row per target in the same transaction as the event, so
+    nothing recorded is lost to a crash between the commit and its delivery."""
+
+    targets: tuple[str, ...] = ()  # stable names of the destinations (digests of URLs)
+    kinds: frozenset[str] = frozenset()
+
+    def targets_for(self, events: Sequence[AuditEvent]) -> list[tuple[str, ...]]:
+        """For each event, the targets it is queued for (none for a kind not sent)."""
+        return [self.targets if event.kind in self.kinds else () for event in events]
+
+
+NO_OUTBOX = Outbox()  # queue nothing: no webhooks configured
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A queued audit event claimed for delivery to one target, with its conversation.
+
+    `event_id` is the event's number in the database: unique, and the same at every retry
+    (a receiver dedupes on it). `attempts` counts this claim too.
+    """
+
+    event_id: int
+    target: str
+    attempts: int
+    conversation_id: str
+    key: ConversationKey
+    community: str
+    event: AuditEvent
+
+
 class BlockedOutcome(StrEnum):
     DUPLICATE = "duplicate"  # this platform event was already handled
     NOTIFY = "notify"  # tell the poster the conversation has ended
@@ -320,10 +394,10 @@ class Store(Protocol):
         """The newest conversation at `key`, if any."""
         ...
 
-    async def current_and_others(
-        self, key: ConversationKey
-    ) -> tuple[Conversation | None, dict[str, LadderState]]:
-        """`current(key)` and its `participants`, read together (every message needs both)."""
+    async def at_place(self, inbound: Inbound) -> AtPlace:
+        """What a turn for `inbound` starts from, read together (every message needs it all):
+        the conversation at its place, everyone else's ladders, and the messages received
+        at that place before it and not answered yet."""
         ...
 
     async def get(self, conversation_id: str) -> Conversation | None: ...
@@ -502,6 +576,23 @@ class Store(Protocol):
         """(UTC day as YYYY-MM-DD, series, count) for one community since then: series
         `conversation` (started), `redirect`, `warning`, `crisis_flagged` and
         `end:<reason>`."""
+        ...
+
+    async def claim_outbox(
+        self, targets: Sequence[str], now: datetime, lease: timedelta, limit: int
+    ) -> list[OutboxItem]:
+        """Take up to `limit` queued events for `targets` that are due at `now`, oldest first,
+        and hold them for `lease` (no other claim, in any process, takes them meanwhile; a
+        process that dies lets them go when the lease runs out). Each claim counts an
+        attempt."""
+        ...
+
+    async def outbox_done(self, items: Sequence[tuple[int, str]]) -> None:
+        """Forget these (event_id, target) rows: delivered, or given up on."""
+        ...
+
+    async def outbox_retry(self, items: Sequence[tuple[int, str]], due: datetime) -> None:
+        """Let these (event_id, target) rows be claimed again from `due` on."""
         ...
 
     async def close(self) -> None: ...

@@ -17,10 +17,13 @@ class Progress:
         self._shown = _is_terminal(self._stream)
         self._done = 0
 
-    def step(self, n: int = 1) -> None:
+    def step(self, n: int = 1, note: str = "") -> None:
+        """`note`, if given, follows the count (e.g. what went wrong so far)."""
         self._done += n
         if self._shown:
-            self._stream.write(f"\r{self._what} {self._done}/{self._total}")
+            # Erase to the end of the line: a shorter note must not leave an older one's end.
+            tail = f" {note}\x1b[K" if note else ""
+            self._stream.write(f"\r{self._what} {self._done}/{self._total}{tail}")
             self._stream.flush()
 
     def finish(self) -> None:

@@ -7,11 +7,12 @@ The CLI (`quitbot review list|resolve`) and the adapters' moderator commands (th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from bot.conversation import AuditEvent, Conversation, StoredMessage
+from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessage
 from bot.engine import Engine
 
 
@@ -39,6 +40,8 @@ class ReviewItem:
     feedback: tuple[Feedback, ...]  # oldest first; the ones since the last decision
     stated_reason: str  # the model's own explanation when it ended it ("" if none)
     last_messages: tuple[StoredMessage, ...]  # the conversation's last few, oldest first
+    # Everyone else who wrote in it, and their ladders (shut out: ended).
+    participants: Mapping[str, LadderState] = field(default_factory=dict)
 
     @property
     def redirects(self) -> int:
@@ -64,7 +67,13 @@ async def review_queue(
         messages, events = await engine.record(conversation.id)
         feedback = await _undecided(engine, conversation.id, events)
         items.append(
-            ReviewItem(conversation, feedback, _stated_reason(events), tuple(messages[-last:]))
+            ReviewItem(
+                conversation,
+                feedback,
+                _stated_reason(events),
+                tuple(messages[-last:]),
+                await engine.participants(conversation.id),
+            )
         )
     return items
 

@@ -15,23 +15,33 @@ from bot.retention import RETENTION_INTERVAL, keep_purging
 from bot.retry import retrying
 from bot.settings import Settings
 from bot.store import StoreUnreachable
+from bot.usertools import ToolRegistry
 
 log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def serve(settings: Settings, platforms: Sequence[str]) -> AsyncIterator[Runtime]:
+async def serve(
+    settings: Settings, platforms: Sequence[str], tools: ToolRegistry | None = None
+) -> AsyncIterator[Runtime]:
     """The runtime for `quitbot run`: an engine that feeds one process-wide `Metrics` and
     a `Readiness` expecting `platforms`, the health endpoints when QUITBOT_HEALTH_PORT is
-    set, the dashboard when QUITBOT_DASHBOARD_PORT is, and the retention purge when
-    QUITBOT_RETENTION_DAYS is; all stopped on exit."""
+    set, the dashboard when QUITBOT_DASHBOARD_PORT is, the retention purge when
+    QUITBOT_RETENTION_DAYS is, and webhook delivery when QUITBOT_WEBHOOK_URL is; all
+    stopped on exit."""
     metrics = Metrics()
     readiness = Readiness(platforms)
     async with AsyncExitStack() as running:
         runtime = await retrying(
             f"database {settings.database.shown}",
             lambda: running.enter_async_context(
-                build_runtime(settings, observer=metrics, readiness=readiness)
+                build_runtime(
+                    settings,
+                    observer=metrics,
+                    readiness=readiness,
+                    tools=tools,
+                    deliver_webhooks=True,
+                )
             ),
             StoreUnreachable,
             settings.start_retries,

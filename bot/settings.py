@@ -20,7 +20,11 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as UnreadableSetting
 
+from bot.policy import Rules
+
 DEFAULT_MODEL = "claude-sonnet-5-5"
+# Shorter secrets are guessable offline from one signed request.
+MIN_WEBHOOK_SECRET = 16
 
 DEFAULT_CRISIS_MESSAGE = (
     "If you are thinking about harming yourself or someone else, please reach out now. "
@@ -309,6 +313,14 @@ class Settings(BaseSettings):
     # `run` waits out a database or platform it cannot reach yet (pauses of 1, 2, 4 ... 30 s);
     # 10 tries cover about three minutes of a network or DNS outage at boot.
     start_retries: int = Field(default=10, ge=0, le=100)
+    # The user tools the model may call (names, comma-separated; `*` for every installed
+    # one). None by default: an installed package never hands the model a tool unasked.
+    tools: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Per-tool timeouts in seconds, as JSON (`{"faq": 5}`), over each tool's own default.
+    tool_timeouts: dict[str, float] = Field(default_factory=dict)
+    # NoDecode: the raw text reaches `_url_list`, so one URL, `a,b` and a JSON list all work.
+    webhook_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
 
     # NoDecode: the sections come from their own QUITBOT_DISCORD_*/QUITBOT_SLACK_* variables;
     # a stray QUITBOT_DISCORD or QUITBOT_SLACK would otherwise be read as JSON and crash.
@@ -322,6 +334,21 @@ class Settings(BaseSettings):
         default_factory=lambda: DashboardSettings.model_construct()
     )
 
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tool_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("tool_timeouts")
+    @classmethod
+    def _positive_timeouts(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, seconds in value.items() if seconds <= 0]
+        if bad:
+            raise ValueError(f"timeouts must be positive: {', '.join(bad)}")
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _database_url_parses(cls, value: str) -> str:
@@ -331,6 +358,36 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _url_list(cls, value: Any) -> Any:
+        """One URL, a comma-separated list, or a JSON list."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _urls_are_http(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError("each URL must be http:// or https:// with a host")
+        return urls
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        secret = "" if self.webhook_secret is None else self.webhook_secret.get_secret_value()
+        if self.webhook_url and len(secret) < MIN_WEBHOOK_SECRET:
+            raise ValueError(
+                f"QUITBOT_WEBHOOK_URL needs QUITBOT_WEBHOOK_SECRET, at least "
+                f"{MIN_WEBHOOK_SECRET} characters (e.g. the output of `openssl rand -hex 32`)"
+            )
+        return self
+
     @model_validator(mode="after")
     def _end_not_before_warning(self) -> Settings:
         if self.redirects_before_end < self.redirects_before_warning:
@@ -338,6 +395,12 @@ class Settings(BaseSettings):
                 "QUITBOT_REDIRECTS_BEFORE_END must be at least QUITBOT_REDIRECTS_BEFORE_WARNING"
             )
         return self
+
+    def rules(self) -> Rules:
+        """The ladder's process-wide rules (a community may have its own)."""
+        return Rules(
+            self.redirects_before_warning, self.redirects_before_end, self.enforcement == "alert"
+        )
 
     @property
     def database(self) -> DatabaseTarget:
@@ -354,6 +417,7 @@ class Settings(BaseSettings):
             self.discord.client_secret,
             self.slack.client_secret,
             self.dashboard.secret,
+            self.webhook_secret,
         ]
         return [s.get_secret_value() for s in found if s is not None and s.get_secret_value()]
 
@@ -405,7 +469,9 @@ def _explain(exc: ValidationError, prefix: str, cls: type[BaseSettings]) -> list
         message = str(error["msg"]).removeprefix("Value error, ")
         value = error.get("input")
         # A database URL may carry a password.
-        secret = any(word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL"))
+        secret = any(
+            word in name for word in ("TOKEN", "KEY", "SECRET", "DATABASE_URL", "WEBHOOK_URL")
+        )
         shown = "" if not loc or secret or isinstance(value, dict) else f" (got {value!r})"
         lines.append(f"{name}: {message}{shown}")
     return lines

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,7 @@ from bot.policy import (
 )
 from bot.ports import Model, ModelReply, ModelUnavailable, ReplyStream
 from bot.tools import EndConversationCall, InvalidToolCall, NoteConcernCall, parse_tool_use
+from bot.usertools import Tool, ToolContext, run_tool
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ class Turn:
     message_id: str = ""
     speaker: Speaker = field(default_factory=Speaker)
     author: str = ""
+    # The user tools this conversation may call, and what their handlers are told.
+    tools: Mapping[str, Tool[Any]] = field(default_factory=dict)
+    tool_context: ToolContext | None = None
     _parts: list[str] = field(default_factory=list)
     _new_round: bool = False
     _display_failed: bool = False
@@ -139,7 +143,7 @@ class Turn:
                     result.notices.append(Notice(NoticeKind.CUT_SHORT, CUT_SHORT_TEXT))
                 if not answer.tool_uses:
                     break
-                if self._use_tools(result, answer) or answer.stop_reason != "tool_use":
+                if await self._use_tools(result, answer) or answer.stop_reason != "tool_use":
                     break
             else:
                 log.warning("turn stopped after %d tool rounds", MAX_TOOL_ROUNDS)
@@ -174,12 +178,16 @@ class Turn:
         result.notices.append(Notice(NoticeKind.DECLINE, REFUSAL_DECLINE))
         self._apply(result, Refusal(), Actor.MODEL, source="refusal", details=answer.stop_details)
 
-    def _use_tools(self, result: TurnResult, answer: ModelReply) -> bool:
+    async def _use_tools(self, result: TurnResult, answer: ModelReply) -> bool:
         """Answer every tool_use; True when the conversation ended."""
         results: list[dict[str, Any]] = []
         ended = False
         for block in answer.tool_uses:
-            content, is_error, ended_now = self._use_tool(result, block, ended)
+            if not ended and block.get("name") in self.tools:
+                content, is_error = await self._user_tool(result, block)
+                ended_now = False
+            else:
+                content, is_error, ended_now = self._use_tool(result, block, ended)
             ended = ended or ended_now
             item: dict[str, Any] = {
                 "type": "tool_result",
@@ -191,6 +199,21 @@ class Turn:
             results.append(item)
         result.api.append({"role": "user", "content": results})
         return ended
+
+    async def _user_tool(self, result: TurnResult, block: dict[str, Any]) -> tuple[str, bool]:
+        """Run one of the user's tools; it never touches the ladder, whatever it returns."""
+        chosen = self.tools[str(block.get("name"))]
+        context = self.tool_context or ToolContext("", self.author, "", "")
+        run = await run_tool(chosen, context, block.get("input"))
+        detail: dict[str, Any] = {
+            "tool": chosen.name,
+            "ok": run.ok,
+            "duration_ms": round(run.seconds * 1000),
+        }
+        if run.failure:
+            detail["failure"] = run.failure
+        result.events.append(self._event("tool_call", Actor.MODEL, **detail))
+        return run.content, not run.ok
 
     def _use_tool(
         self, result: TurnResult, block: dict[str, Any], ended: bool

@@ -54,13 +54,14 @@ def reaching_slack_http(fake: FakeSlack, port: int) -> dict[str, str]:
 
 
 async def start_quitbot(
-    tmp_path: Path, env: dict[str, str], *args: str
+    tmp_path: Path, env: dict[str, str], *args: str, script: Path | None = None
 ) -> asyncio.subprocess.Process:
-    """`python -m bot ARGS` in `tmp_path` (so no .env is read), its pipes open."""
+    """`python -m bot ARGS` (or `python SCRIPT ARGS`) in `tmp_path` (so no .env is read),
+    its pipes open."""
+    command = [str(script)] if script is not None else ["-m", "bot"]
     return await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "bot",
+        *command,
         *args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -71,10 +72,11 @@ async def start_quitbot(
 
 
 async def quitbot(
-    tmp_path: Path, env: dict[str, str], *args: str, stdin: str = ""
+    tmp_path: Path, env: dict[str, str], *args: str, stdin: str = "", script: Path | None = None
 ) -> tuple[int, str, str]:
-    """Run `quitbot ARGS` to the end with `stdin`; (exit code, stdout, stderr)."""
-    process = await start_quitbot(tmp_path, env, *args)
+    """Run `quitbot ARGS` (or a script that runs it) to the end with `stdin`; (exit code,
+    stdout, stderr)."""
+    process = await start_quitbot(tmp_path, env, *args, script=script)
     out, err = await process.communicate(stdin.encode())
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()

@@ -12,10 +12,11 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
-from tests.fakes.anthropic import FakeAnthropic, hold, text
+from tests.fakes.anthropic import FakeAnthropic, Response, hold, text
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_requests import SlackSender, event_callback, mention, message
 from tests.processes import clean_env, reaching_slack_http, start_quitbot
@@ -90,14 +91,58 @@ async def test_two_processes_answer_an_event_once_and_outlive_a_killed_one(
         first.send_signal(signal.SIGKILL)
         await first.wait()
 
-        # ...and the other answers the next message in it at once.
-        fake_anthropic.add(text("Still here."))
+        # ...and the other, given the next message in it, answers the one the killed
+        # process held first (the receipt order is the turn order), then the next.
+        fake_anthropic.add(text("Yes, still there."), text("Still here."))
         await to_second.event(
             event_callback(message("hello?", ts="1700000000.000300", thread_ts=THREAD))
         )
-        replies = await slack.wait_for("chat.postMessage", 2)
-        assert "Still here." in str(replies[-1])
-        assert len(fake_anthropic.requests) == 3
-        assert len(slack.calls_to("chat.postMessage")) == 2  # never one from the killed turn
+        replies = await slack.wait_for("chat.postMessage", 3)
+        assert "Yes, still there." in str(replies[-2]) and "Still here." in str(replies[-1])
+        assert len(fake_anthropic.requests) == 4
+        asked = [r["messages"][-1]["content"][-1]["text"] for r in fake_anthropic.requests[-2:]]
+        assert asked == ["still there?", "hello?"]
+        assert len(slack.calls_to("chat.postMessage")) == 3  # never one from the killed turn
         never.set()
+    assert slack.unexpected == []
+
+
+async def test_two_processes_keep_each_threads_order_with_deliveries_interleaved(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database_url: str
+) -> None:
+    """Each message is sent once the previous one was acknowledged, alternately to the two
+    processes: every thread is stored and answered in the order it was written."""
+    threads = [f"1700000500.{n:06d}" for n in range(1, 4)]
+    follow_ups = 6
+
+    def echo(body: dict[str, Any]) -> Response:
+        said = body["messages"][-1]["content"][-1]["text"]
+        return text(f"re: {said.split()[-1]}")
+
+    fake_anthropic.responder = echo
+    async with (
+        FakeSlack() as slack,
+        aiohttp.ClientSession() as session,
+        quitbot_http(tmp_path, fake_anthropic, slack, database_url) as (_, first_url),
+        quitbot_http(tmp_path, fake_anthropic, slack, database_url) as (_, second_url),
+    ):
+        senders = [SlackSender(first_url, session), SlackSender(second_url, session)]
+        for thread in threads:
+            sent = await senders[0].event(event_callback(mention("start 0", ts=thread)))
+            assert sent.status == 200
+        turn = 0
+        for n in range(1, follow_ups + 1):
+            for thread in threads:
+                said = message(f"say {n}", ts=f"1700000600.{turn:06d}", thread_ts=thread)
+                assert (await senders[turn % 2].event(event_callback(said))).status == 200
+                turn += 1
+        expected = len(threads) * (follow_ups + 1)
+        await slack.wait_for("chat.postMessage", expected)
+        for thread in threads:
+            answers = [
+                str(c.get("markdown_text") or c.get("text"))
+                for c in slack.calls_to("chat.postMessage")
+                if c.get("thread_ts") == thread
+            ]
+            assert answers == [f"re: {n}" for n in range(follow_ups + 1)], thread
     assert slack.unexpected == []

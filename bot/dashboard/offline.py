@@ -7,22 +7,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
-from bot.notices import Notice
-from bot.ports import Place, ReplyStream
+from bot.ports import Place, QuietPlace, ReplyStream
 
 
-class OfflinePlace:
+class OfflinePlace(QuietPlace):
     def reply(self) -> ReplyStream:
         raise NotImplementedError("the dashboard never streams a reply")
-
-    async def post(self, notice: Notice, conversation: Conversation | None) -> str:
-        return ""
-
-    async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
-        return None
-
-    async def close(self, conversation: Conversation) -> None:
-        return None
 
     async def reopen(self, conversation: Conversation) -> str:
         return (

@@ -188,7 +188,26 @@ _V6 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# A row per (event, destination) still to deliver; delivered rows are deleted, so the table
+# stays small. `due_at` is both the next attempt's time and a claim's lease.
+_V7 = Migration(
+    7,
+    "the outbox: audit events still to deliver to webhooks",
+    (
+        """
+        CREATE TABLE outbox (
+            event_n  INTEGER NOT NULL REFERENCES events (n),
+            target   TEXT    NOT NULL,
+            due_at   TEXT    NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (event_n, target)
+        )
+        """,
+        "CREATE INDEX outbox_due ON outbox (due_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 
 def schema_version(db: sqlite3.Connection) -> int:

@@ -34,10 +34,14 @@ from bot.conversation import (
 )
 from bot.ports import (
     EVENT_TEXT_KEYS,
+    NO_OUTBOX,
+    AtPlace,
     BlockedOutcome,
     CommunityRecord,
     DatabaseUnavailable,
     NewMessage,
+    Outbox,
+    OutboxItem,
     PersonRecord,
     Purged,
 )
@@ -107,6 +111,11 @@ _INSERT_CONVERSATION = (
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < $1 ORDER BY n"
+# Nothing when the message itself was never received (n < NULL): no order to keep then.
+_RECEIVED_BEFORE = (
+    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = $1 AND place = $2 AND n < "
+    "(SELECT n FROM inbox WHERE platform = $1 AND event_id = $3) ORDER BY n"
+)
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = $1 AND event_id = $2"
@@ -117,6 +126,22 @@ _INSERT_MESSAGE = (
 _INSERT_EVENT = (
     "INSERT INTO events (conversation_id, kind, at, actor, detail) VALUES ($1, $2, $3, $4, $5)"
 )
+_QUEUE = "INSERT INTO outbox (event_n, target, due_at) VALUES ($1, $2, $3)"
+# SKIP LOCKED: processes claiming at once take different rows instead of queueing on the
+# same ones; the new due_at is the lease, committed with the claim.
+_CLAIM_OUTBOX = (
+    "WITH due AS (SELECT event_n, target FROM outbox "
+    "WHERE target = ANY($1::text[]) AND due_at <= $2 "
+    "ORDER BY event_n LIMIT $4 FOR UPDATE SKIP LOCKED), "
+    "claimed AS (UPDATE outbox SET due_at = $3, attempts = outbox.attempts + 1 FROM due "
+    "WHERE outbox.event_n = due.event_n AND outbox.target = due.target "
+    "RETURNING outbox.event_n, outbox.target, outbox.attempts) "
+    f"SELECT {codec.OUTBOX_COLUMNS} FROM claimed o "
+    "JOIN events e ON e.n = o.event_n JOIN conversations c ON c.id = e.conversation_id "
+    "ORDER BY o.event_n, o.target"
+)
+_OUTBOX_DONE = "DELETE FROM outbox WHERE event_n = $1 AND target = $2"
+_OUTBOX_RETRY = "UPDATE outbox SET due_at = $3 WHERE event_n = $1 AND target = $2"
 _INSERT_FEEDBACK_IF_EXISTS = (
     "INSERT INTO feedback (conversation_id, user_id, text, at) "
     "SELECT $1::text, $2::text, $3::text, $4::timestamptz "
@@ -289,9 +314,12 @@ class PostgresStore:
     connections, and the server lets its locks go.
     """
 
-    def __init__(self, pool: asyncpg.Pool, url: str, pool_size: int) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, url: str, pool_size: int, outbox: Outbox = NO_OUTBOX
+    ) -> None:
         self._pool = pool
         self._outage = _Outage()
+        self._outbox = outbox
         self._floor = _PoolFloor(self._outage)
         logging.getLogger("asyncpg.pool").addFilter(self._floor)
         self._advisory = _AdvisoryLocks(url, pool_size, self._outage)
@@ -300,9 +328,15 @@ class PostgresStore:
 
     @classmethod
     async def open(
-        cls, url: str, *, pool_size: int = 10, migrations: Sequence[Migration] = MIGRATIONS
+        cls,
+        url: str,
+        *,
+        pool_size: int = 10,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        outbox: Outbox = NO_OUTBOX,
     ) -> PostgresStore:
-        """Connect, migrate (once, whoever else starts at the same time) and pool."""
+        """Connect, migrate (once, whoever else starts at the same time) and pool; events
+        of the `outbox`'s kinds are queued for its targets as they are recorded."""
         try:
             first = await asyncpg.connect(url)
         except _UNREACHABLE as exc:
@@ -319,7 +353,7 @@ class PostgresStore:
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
-        return cls(pool, url, pool_size)
+        return cls(pool, url, pool_size, outbox)
 
     async def close(self) -> None:
         if self._closed:
@@ -368,17 +402,18 @@ class PostgresStore:
             row = await db.fetchrow(_CURRENT, key.platform, key.place)
         return None if row is None else _conversation(row)
 
-    async def current_and_others(
-        self, key: ConversationKey
-    ) -> tuple[Conversation | None, dict[str, LadderState]]:
-        """`current(key)` and its `participants`, in one round trip: the conversation's
-        columns on every row, then one participant's (none: NULLs)."""
+    async def at_place(self, inbound: Inbound) -> AtPlace:
+        """The conversation at the place, everyone else's ladders and the messages received
+        there before `inbound`, on one connection."""
+        key = inbound.key
         async with self._connection() as db:
             rows = await db.fetch(_CURRENT_AND_OTHERS, key.platform, key.place)
+            earlier = await db.fetch(_RECEIVED_BEFORE, key.platform, key.place, inbound.event_id)
+        received = tuple(codec.received(earlier))
         if not rows:
-            return None, {}
+            return AtPlace(None, {}, received)
         others = [tuple(row)[_PARTICIPANT_AT:] for row in rows if row["p_user"] is not None]
-        return _conversation(rows[0]), codec.participant_ladders(others)
+        return AtPlace(_conversation(rows[0]), codec.participant_ladders(others), received)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         async with self._connection() as db:
@@ -475,7 +510,7 @@ class PostgresStore:
     ) -> Conversation:
         stamp = _aware(at)
         message_rows = _message_rows(history)
-        event_rows = _event_rows(events)
+        event_rows = self._event_rows(events)
         async with self._transaction() as db:
             while True:  # until the random id is new
                 conversation_id = new_conversation_id()
@@ -580,21 +615,23 @@ class PostgresStore:
             ladder.end_proposed,
         )
         message_rows = _message_rows(messages)
-        event_rows = _event_rows(events)
-        if exclude_seq is None and answered is None and participant is None:  # one statement
+        event_rows = self._event_rows(events)
+        one_statement = exclude_seq is None and answered is None and participant is None
+        if one_statement and not codec.queued(event_rows):
             async with self._connection() as db:
                 row = await db.fetchrow(
                     _COMMIT_TURN,
                     *update,
                     len(message_rows),
                     *_columns(message_rows, 7),
-                    *_columns(event_rows, 4),
+                    *_columns([row[:4] for row in event_rows], 4),
                 )
             if row is None:
                 raise UnknownConversation(conversation_id)
             return _conversation(row)
         # A refused turn also hides an earlier message, and fails whole if there is none;
-        # an answer also takes its message from the received ones.
+        # an answer also takes its message from the received ones; queued events need
+        # their numbers back for the outbox.
         async with self._transaction() as db:
             row = await db.fetchrow(_UPDATE_LADDER, *update, len(message_rows))
             if row is None:
@@ -632,7 +669,7 @@ class PostgresStore:
         return BlockedOutcome.NOTIFY if notified else BlockedOutcome.QUIET
 
     async def add_events(self, conversation_id: str, events: Sequence[AuditEvent]) -> None:
-        event_rows = _event_rows(events)
+        event_rows = self._event_rows(events)
         async with self._transaction() as db:
             # FOR KEY SHARE: the conversation cannot vanish before the inserts below.
             if await db.fetchval(_EXISTS + " FOR KEY SHARE", conversation_id) is None:
@@ -649,11 +686,37 @@ class PostgresStore:
     ) -> None:
         """Keep what a user said about a conversation, and its audit events, in one write."""
         params = (conversation_id, user_id, _text(text), _aware(at))
-        event_rows = _event_rows(events)
+        event_rows = self._event_rows(events)
         async with self._transaction() as db:
             if await db.fetchval(_INSERT_FEEDBACK_IF_EXISTS, *params) is None:
                 raise UnknownConversation(conversation_id)
             await _insert_events(db, conversation_id, event_rows)
+
+    # --- the outbox ---------------------------------------------------------------------------
+
+    async def claim_outbox(
+        self, targets: Sequence[str], now: datetime, lease: timedelta, limit: int
+    ) -> list[OutboxItem]:
+        """Take due outbox rows for `targets` (see bot.ports.Store), skipping rows another
+        process is claiming this instant."""
+        async with self._connection() as db:
+            rows = await db.fetch(
+                _CLAIM_OUTBOX, list(targets), _aware(now), _aware(now + lease), limit
+            )
+        return codec.outbox_items(rows, _utc)
+
+    async def outbox_done(self, items: Sequence[tuple[int, str]]) -> None:
+        if items:
+            async with self._connection() as db:
+                await db.executemany(_OUTBOX_DONE, list(items))
+
+    async def outbox_retry(self, items: Sequence[tuple[int, str]], due: datetime) -> None:
+        if items:
+            async with self._connection() as db:
+                await db.executemany(_OUTBOX_RETRY, [(*item, _aware(due)) for item in items])
+
+    def _event_rows(self, events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
+        return codec.event_rows(events, _aware, self._outbox)
 
     async def forget_events_before(self, before: datetime) -> int:
         """Drop processed platform event ids older than `before` (see bot.ports.Store)."""
@@ -675,7 +738,7 @@ class PostgresStore:
 
     async def forget_user(self, platform: str, user_id: str, event: AuditEvent) -> Purged:
         """Delete what one person wrote on `platform` (see bot.ports.Store)."""
-        event_rows = _event_rows([event])
+        event_rows = self._event_rows([event])
         async with self._transaction() as db:
             touched = sorted(row[0] for row in await db.fetch(_TOUCHED, platform, user_id))
             own = {row[0] for row in await db.fetch(_OWN, platform, user_id)}
@@ -887,10 +950,14 @@ async def _insert_messages(
 async def _insert_events(
     db: asyncpg.Connection, conversation_id: str, rows: list[tuple[Any, ...]]
 ) -> None:
-    if len(rows) == 1:
-        await db.execute(_INSERT_EVENT, conversation_id, *rows[0])
-    elif rows:
-        await db.executemany(_INSERT_EVENT, [(conversation_id, *row) for row in rows])
+    """Insert `codec.event_rows`, queueing each in the outbox for its targets."""
+    if len(rows) > 1 and not codec.queued(rows):
+        await db.executemany(_INSERT_EVENT, [(conversation_id, *row[:4]) for row in rows])
+        return
+    for row in rows:
+        number = await db.fetchval(_INSERT_EVENT + " RETURNING n", conversation_id, *row[:4])
+        if row[4]:
+            await db.executemany(_QUEUE, [(number, target, row[1]) for target in row[4]])
 
 
 # --- rows and values -----------------------------------------------------------------------
@@ -1119,10 +1186,6 @@ def _message_values(message: NewMessage) -> tuple[Any, ...]:
 
 def _message_rows(messages: Sequence[NewMessage]) -> list[tuple[Any, ...]]:
     return codec.message_rows(messages, _aware, _text)
-
-
-def _event_rows(events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
-    return codec.event_rows(events, _aware)
 
 
 def _messages(found: Sequence[Any]) -> list[StoredMessage]:

@@ -190,7 +190,26 @@ _V4 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
+# A row per (event, destination) still to deliver; delivered rows are deleted, so the table
+# stays small. `due_at` is both the next attempt's time and a claim's lease.
+_V5 = Migration(
+    5,
+    "the outbox: audit events still to deliver to webhooks",
+    (
+        """
+        CREATE TABLE outbox (
+            event_n  BIGINT      NOT NULL REFERENCES events (n),
+            target   TEXT        NOT NULL,
+            due_at   TIMESTAMPTZ NOT NULL,
+            attempts INTEGER     NOT NULL DEFAULT 0,
+            PRIMARY KEY (event_n, target)
+        )
+        """,
+        "CREATE INDEX outbox_due ON outbox (due_at)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5)
 
 _VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_version "

@@ -23,7 +23,7 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
-from bot.ports import NewMessage
+from bot.ports import NO_OUTBOX, NewMessage, Outbox, OutboxItem
 
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -100,10 +100,20 @@ def message_rows(
 
 
 def event_rows(
-    events: Sequence[AuditEvent], at: Callable[[datetime], Any]
+    events: Sequence[AuditEvent], at: Callable[[datetime], Any], outbox: Outbox = NO_OUTBOX
 ) -> list[tuple[Any, ...]]:
-    """(kind, at, actor, detail) for each event."""
-    return [(e.kind, at(e.at), e.actor.value, encode_json(e.detail)) for e in events]
+    """(kind, at, actor, detail, targets) for each event: `targets` are the outbox's
+    destinations it is queued for, in the transaction that records it."""
+    queued = outbox.targets_for(events)
+    return [
+        (e.kind, at(e.at), e.actor.value, encode_json(e.detail), targets)
+        for e, targets in zip(events, queued, strict=True)
+    ]
+
+
+def queued(rows: Sequence[tuple[Any, ...]]) -> bool:
+    """Whether any of these `event_rows` goes to the outbox."""
+    return any(row[4] for row in rows)
 
 
 def stored(seq: int, message: NewMessage) -> StoredMessage:
@@ -176,3 +186,43 @@ def participant_values(
         reason,
         at,
     )
+
+
+# What a claim reads of each outbox row, in `outbox_items`' order: the row, its event and
+# the event's conversation, from OUTBOX_JOIN (the outbox as `o`).
+OUTBOX_COLUMNS = (
+    "o.event_n, o.target, o.attempts, e.kind, e.at, e.actor, e.detail, "
+    "c.id, c.platform, c.place, c.community"
+)
+OUTBOX_JOIN = (
+    "outbox o JOIN events e ON e.n = o.event_n JOIN conversations c ON c.id = e.conversation_id"
+)
+
+
+def outbox_items(rows: Sequence[Any], at: Callable[[Any], datetime]) -> list[OutboxItem]:
+    """Rows of OUTBOX_COLUMNS as claimed items."""
+    details = json_list([row[6] for row in rows])
+    return [
+        OutboxItem(
+            event_n,
+            target,
+            attempts,
+            conversation_id,
+            ConversationKey(platform, place),
+            community,
+            AuditEvent(kind, at(when), Actor(actor), detail),
+        )
+        for (
+            event_n,
+            target,
+            attempts,
+            kind,
+            when,
+            actor,
+            _,
+            conversation_id,
+            platform,
+            place,
+            community,
+        ), detail in zip(rows, details, strict=True)
+    ]

@@ -33,9 +33,13 @@ from bot.conversation import (
 )
 from bot.ports import (
     EVENT_TEXT_KEYS,
+    NO_OUTBOX,
+    AtPlace,
     BlockedOutcome,
     CommunityRecord,
     NewMessage,
+    Outbox,
+    OutboxItem,
     PersonRecord,
     Purged,
 )
@@ -121,6 +125,11 @@ _INBOX = (
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
 _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < ? ORDER BY n"
+# Nothing when the message itself was never received (n < NULL): no order to keep then.
+_RECEIVED_BEFORE = (
+    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = ?1 AND place = ?2 AND n < "
+    "(SELECT n FROM inbox WHERE platform = ?1 AND event_id = ?3) ORDER BY n"
+)
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
 _RECEIVED = "SELECT 1 FROM inbox WHERE platform = ? AND event_id = ?"
 # The user's message of a turn begun before, by a process that died before finishing it.
@@ -146,6 +155,9 @@ _INSERT_EVENT_IF_EXISTS = (
     "INSERT INTO events (conversation_id, kind, at, actor, detail) SELECT ?1, ?2, ?3, ?4, ?5 "
     "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?1)"
 )
+_QUEUE = "INSERT INTO outbox (event_n, target, due_at) VALUES (?, ?, ?)"
+_OUTBOX_DONE = "DELETE FROM outbox WHERE event_n = ? AND target = ?"
+_OUTBOX_RETRY = "UPDATE outbox SET due_at = ? WHERE event_n = ? AND target = ?"
 _INSERT_FEEDBACK_IF_EXISTS = (
     "INSERT INTO feedback (conversation_id, user_id, text, at) SELECT ?1, ?2, ?3, ?4 "
     "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?1) RETURNING 1"
@@ -228,8 +240,10 @@ class SqliteStore:
         db: sqlite3.Connection,
         executor: ThreadPoolExecutor,
         file_locks: FileLocks | None = None,
+        outbox: Outbox = NO_OUTBOX,
     ) -> None:
         self._db = db
+        self._outbox = outbox
         self._file_locks = file_locks
         self._locks = KeyedLocks(file_locks)
         self._executor = executor  # one thread: the only user of `_db`
@@ -242,8 +256,15 @@ class SqliteStore:
         self._closing: asyncio.Future[None] | None = None  # set once close() is called
 
     @classmethod
-    async def open(cls, path: str, *, migrations: Sequence[Migration] = MIGRATIONS) -> SqliteStore:
-        """Open (creating it owner-only if new) and migrate the database at `path`."""
+    async def open(
+        cls,
+        path: str,
+        *,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        outbox: Outbox = NO_OUTBOX,
+    ) -> SqliteStore:
+        """Open (creating it owner-only if new) and migrate the database at `path`; events
+        of the `outbox`'s kinds are queued for its targets as they are recorded."""
         file_locks = None
         if path != ":memory:":  # no other process can open an in-memory database
             _create_private(Path(path))
@@ -264,7 +285,7 @@ class SqliteStore:
             if file_locks is not None:
                 file_locks.close()
             raise
-        return cls(db, executor, file_locks)
+        return cls(db, executor, file_locks, outbox)
 
     def serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
         """Hold `key`'s conversation against every other turn, in any process on this host."""
@@ -298,11 +319,11 @@ class SqliteStore:
         """The newest conversation at `key`, if any."""
         return await self._read(_current, key.platform, key.place)
 
-    async def current_and_others(
-        self, key: ConversationKey
-    ) -> tuple[Conversation | None, dict[str, LadderState]]:
-        """`current(key)` and its `participants`, in one hop to the store's thread."""
-        return await self._read(_current_and_others, key.platform, key.place)
+    async def at_place(self, inbound: Inbound) -> AtPlace:
+        """The conversation at the place, everyone else's ladders and the messages received
+        there before `inbound`, in one hop to the store's thread."""
+        key = inbound.key
+        return await self._read(_at_place, key.platform, key.place, inbound.event_id)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._read(_get, conversation_id)
@@ -367,7 +388,7 @@ class SqliteStore:
     ) -> Conversation:
         stamp = _to_text(at)
         values = (key.platform, key.place, user_id, stamp, stamp, branched_from, community)
-        return await self._write(_create, values, _message_rows(history), _event_rows(events))
+        return await self._write(_create, values, _message_rows(history), self._event_rows(events))
 
     async def begin_turn(
         self, conversation_id: str, inbound: Inbound, message: NewMessage
@@ -441,7 +462,7 @@ class SqliteStore:
             conversation_id,
             update,
             _message_rows(messages),
-            _event_rows(events),
+            self._event_rows(events),
             exclude_seq,
             None if answered is None else (answered.key.platform, answered.event_id),
             None
@@ -462,7 +483,7 @@ class SqliteStore:
         return await self._write(_record_blocked, claim, notice)
 
     async def add_events(self, conversation_id: str, events: Sequence[AuditEvent]) -> None:
-        event_rows = _event_rows(events)
+        event_rows = self._event_rows(events)
         if not event_rows:
             await self._read(_require, conversation_id)
             return
@@ -478,13 +499,37 @@ class SqliteStore:
     ) -> None:
         """Keep what a user said about a conversation, and its audit events, in one write."""
         await self._write(
-            _add_feedback, (conversation_id, user_id, text, _to_text(at)), _event_rows(events)
+            _add_feedback,
+            (conversation_id, user_id, text, _to_text(at)),
+            self._event_rows(events),
         )
 
     async def forget_events_before(self, before: datetime) -> int:
         """Drop processed platform event ids older than `before` (see bot.ports.Store)."""
         forgotten: int = await self._write(_forget_events, _to_text(before))
         return forgotten
+
+    # --- the outbox ---------------------------------------------------------------------------
+
+    async def claim_outbox(
+        self, targets: Sequence[str], now: datetime, lease: timedelta, limit: int
+    ) -> list[OutboxItem]:
+        """Take due outbox rows for `targets` (see bot.ports.Store); the one writer
+        thread makes the claim atomic."""
+        return await self._write(
+            _claim_outbox, tuple(targets), _to_text(now), _to_text(now + lease), limit
+        )
+
+    async def outbox_done(self, items: Sequence[tuple[int, str]]) -> None:
+        if items:
+            await self._write(_outbox_done, list(items))
+
+    async def outbox_retry(self, items: Sequence[tuple[int, str]], due: datetime) -> None:
+        if items:
+            await self._write(_outbox_retry, [(_to_text(due), *item) for item in items])
+
+    def _event_rows(self, events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
+        return codec.event_rows(events, _to_text, self._outbox)
 
     # --- retention, privacy, review ---------------------------------------------------------
 
@@ -494,7 +539,7 @@ class SqliteStore:
 
     async def forget_user(self, platform: str, user_id: str, event: AuditEvent) -> Purged:
         """Delete what one person wrote on `platform` (see bot.ports.Store)."""
-        return await self._write(_forget_user, platform, user_id, _event_rows([event])[0])
+        return await self._write(_forget_user, platform, user_id, self._event_rows([event])[0])
 
     async def person(self, platform: str, user_id: str) -> PersonRecord:
         """Everything kept that names this person."""
@@ -744,11 +789,11 @@ def _current(db: sqlite3.Connection, platform: str, place: str) -> Conversation 
     return _conversation(rows[0]) if rows else None
 
 
-def _current_and_others(
-    db: sqlite3.Connection, platform: str, place: str
-) -> tuple[Conversation | None, dict[str, LadderState]]:
+def _at_place(db: sqlite3.Connection, platform: str, place: str, event_id: str) -> AtPlace:
     conversation = _current(db, platform, place)
-    return conversation, {} if conversation is None else _participants(db, conversation.id)
+    others = {} if conversation is None else _participants(db, conversation.id)
+    earlier = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
+    return AtPlace(conversation, others, tuple(codec.received(earlier)))
 
 
 def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:
@@ -875,11 +920,37 @@ def _record_blocked(
 def _add_events(
     db: sqlite3.Connection, conversation_id: str, event_rows: list[tuple[Any, ...]]
 ) -> None:
-    cursor = db.executemany(
-        _INSERT_EVENT_IF_EXISTS, [(conversation_id, *row) for row in event_rows]
-    )
-    if cursor.rowcount != len(event_rows):
+    if _insert_events(db, conversation_id, event_rows, _INSERT_EVENT_IF_EXISTS) != len(event_rows):
         raise UnknownConversation(conversation_id)
+
+
+def _claim_outbox(
+    db: sqlite3.Connection, targets: tuple[str, ...], now: str, until: str, limit: int
+) -> list[OutboxItem]:
+    marks = ", ".join("?" for _ in targets)
+    claimed = db.execute(
+        "UPDATE outbox SET due_at = ?, attempts = attempts + 1 WHERE rowid IN "
+        f"(SELECT rowid FROM outbox WHERE target IN ({marks}) AND due_at <= ? "
+        "ORDER BY event_n LIMIT ?) RETURNING rowid",
+        (until, *targets, now, limit),
+    ).fetchall()
+    if not claimed:
+        return []
+    rowids = [row[0] for row in claimed]
+    rows = db.execute(
+        f"SELECT {codec.OUTBOX_COLUMNS} FROM {codec.OUTBOX_JOIN} "
+        f"WHERE o.rowid IN ({', '.join('?' for _ in rowids)}) ORDER BY o.event_n, o.target",
+        rowids,
+    ).fetchall()
+    return codec.outbox_items(rows, _from_text)
+
+
+def _outbox_done(db: sqlite3.Connection, items: list[tuple[int, str]]) -> None:
+    db.executemany(_OUTBOX_DONE, items)
+
+
+def _outbox_retry(db: sqlite3.Connection, items: list[tuple[str, int, str]]) -> None:
+    db.executemany(_OUTBOX_RETRY, items)
 
 
 def _forget_events(db: sqlite3.Connection, before: str) -> int:
@@ -934,12 +1005,24 @@ def _insert_messages(
 
 
 def _insert_events(
-    db: sqlite3.Connection, conversation_id: str, rows: list[tuple[Any, ...]]
-) -> None:
-    if len(rows) == 1:
-        db.execute(_INSERT_EVENT, (conversation_id, *rows[0]))
-    elif rows:
-        db.executemany(_INSERT_EVENT, [(conversation_id, *row) for row in rows])
+    db: sqlite3.Connection,
+    conversation_id: str,
+    rows: list[tuple[Any, ...]],
+    statement: str = _INSERT_EVENT,
+) -> int:
+    """Insert `codec.event_rows`, queueing each in the outbox for its targets; how many
+    went in."""
+    if not rows:
+        return 0
+    if len(rows) > 1 and not codec.queued(rows):
+        return db.executemany(statement, [(conversation_id, *row[:4]) for row in rows]).rowcount
+    inserted = 0
+    for row in rows:
+        cursor = db.execute(statement, (conversation_id, *row[:4]))
+        if cursor.rowcount == 1:
+            inserted += 1
+            db.executemany(_QUEUE, [(cursor.lastrowid, target, row[1]) for target in row[4]])
+    return inserted
 
 
 # --- opening -------------------------------------------------------------------------------
@@ -1211,7 +1294,8 @@ def _forget_user(
     pending = db.execute(_FORGET_INBOX, who).rowcount
     db.execute(_FORGET_NOTICES, who)
     events = db.execute(_FORGET_EVENT_TEXT, who).rowcount
-    db.executemany(_INSERT_EVENT, [(conversation_id, *event_row) for conversation_id in touched])
+    for conversation_id in touched:
+        _insert_events(db, conversation_id, [event_row])
     return Purged(replies + messages, feedback, events, pending)
 
 
@@ -1292,10 +1376,6 @@ def _message_values(message: NewMessage) -> tuple[Any, ...]:
 
 def _message_rows(messages: Sequence[NewMessage]) -> list[tuple[Any, ...]]:
     return codec.message_rows(messages, _to_text)
-
-
-def _event_rows(events: Sequence[AuditEvent]) -> list[tuple[Any, ...]]:
-    return codec.event_rows(events, _to_text)
 
 
 def _messages(found: Sequence[Any]) -> list[StoredMessage]:

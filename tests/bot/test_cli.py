@@ -119,8 +119,20 @@ async def test_doctor_reports_each_check(tmp_path: Path, fake_anthropic: FakeAnt
     # Without a platform `run` would refuse to start: the one failure (tests/test_ops_startup).
     [failed] = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert code == 1 and failed.startswith("FAIL run:"), out + err
+    assert "ok   hooks: none installed" in out and "ok   webhooks: not configured" in out
     code, out, _ = await quitbot(tmp_path, clean_env(tmp_path, None), "doctor")
     assert code == 1 and "FAIL model API: ANTHROPIC_API_KEY is not set" in out
+
+
+async def test_doctor_names_webhook_hosts_but_never_their_paths(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    env = clean_env(tmp_path, fake_anthropic)
+    env["QUITBOT_WEBHOOK_URL"] = "https://hooks.example.com/T0/s3cret"
+    env["QUITBOT_WEBHOOK_SECRET"] = "a webhook secret of some length"
+    code, out, err = await quitbot(tmp_path, env, "doctor")
+    assert code == 1 and "FAIL run:" in out, out + err  # no platform: run would refuse
+    assert "ok   webhooks: to hooks.example.com#" in out and "s3cret" not in out
 
 
 async def test_unknown_conversation_is_a_clear_error(tmp_path: Path) -> None:

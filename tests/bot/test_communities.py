@@ -51,7 +51,7 @@ class Rig:
             store,
             self.model,
             EngineConfig(rules=Rules(2, 3), crisis_message="default helplines"),
-            model_with_extra=with_extra,
+            model_for=lambda extra, _tools: with_extra(extra or ""),
         )
         self.flows = Flows(engine, "discord", self.world, self.world)
         self.n = 0

@@ -6,7 +6,7 @@ import asyncio
 import json
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +16,7 @@ import pytest
 from bot.communities import CommunitySettings
 from bot.conversation import ConversationKey, FileRef
 from bot.dbops import CopyError, backup_sqlite, copy
-from bot.ports import BlockedOutcome, Store
+from bot.ports import BlockedOutcome, Outbox, Store
 from bot.settings import parse_database_url
 from bot.store import open_store
 from tests.bot.storekit import (
@@ -87,7 +87,11 @@ async def everything(store: Store) -> list[Any]:
 
 
 async def opened(url: str) -> Store:
-    return await open_store(parse_database_url(url))
+    return await open_store(parse_database_url(url), outbox=OUTBOX)
+
+
+# The deployment copied has webhooks: its undelivered events come along.
+OUTBOX = Outbox(targets=("hook",), kinds=frozenset({"end", "feedback"}))
 
 
 async def test_copy_sqlite_to_postgres_and_back_loses_nothing(
@@ -111,6 +115,7 @@ async def test_copy_sqlite_to_postgres_and_back_loses_nothing(
         "conversations": 3,
         "messages": 4,
         "events": 3,
+        "outbox": 2,
         "processed_events": 4,
         "blocked_notices": 1,
         "feedback": 1,
@@ -124,6 +129,11 @@ async def test_copy_sqlite_to_postgres_and_back_loses_nothing(
         store = await opened(url)
         try:
             assert await everything(store) == before
+            queued = await store.claim_outbox(["hook"], LATER, timedelta(seconds=1), 10)
+            assert [(i.event.kind, i.conversation_id) for i in queued] == [
+                ("end", ids[0]),
+                ("feedback", ids[0]),
+            ]
             # Claims came along: a platform retry after the move is still a duplicate...
             again = inbound("s1", key=ConversationKey("slack", "C1:1.0"))
             assert await store.begin_turn(ids[2], again, user_message("yo")) is None

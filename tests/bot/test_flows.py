@@ -649,12 +649,12 @@ async def test_a_model_client_that_raises_anything_still_gets_the_person_a_notic
 async def test_a_failure_outside_the_model_is_told_and_the_message_stays_received(
     setup: Setup,
 ) -> None:
-    async def broken_current(key: ConversationKey) -> None:
+    async def broken_current(inbound: Inbound) -> None:
         raise Broken("database on fire")
 
     inbound = Inbound(HERE, "ev-x", ALICE, "hello")
     assert await setup.flows.receive(inbound)
-    setup.store.current_and_others = broken_current  # type: ignore[method-assign, assignment]
+    setup.store.at_place = broken_current  # type: ignore[method-assign, assignment]
     outcome = await setup.flows.converse(inbound, setup.here)
     assert setup.here.kinds() == [NoticeKind.MODEL_UNAVAILABLE]
     assert "went wrong" in setup.here.posted[0].text and outcome.conversation is None
@@ -668,3 +668,30 @@ async def test_answer_pending_leaves_messages_received_since_start_to_their_turn
     assert await setup.flows.receive(Inbound(HERE, "ev-live", ALICE, "hi"))
     assert await setup.flows.answer_pending() == 0
     assert setup.model.calls == 0
+
+
+async def test_the_receipt_order_is_the_turn_order_whoever_handles_a_message(
+    setup: Setup,
+) -> None:
+    """As with two processes behind a load balancer: the later message reaches a turn
+    first, and the earlier ones (received, perhaps by the other process) are answered
+    before it, each once."""
+    sent = [Inbound(HERE, f"ev-{n}", ALICE, f"message {n}", message_id=f"m-{n}") for n in range(3)]
+    for inbound in sent:
+        assert await setup.flows.receive(inbound)
+    setup.model.script = [text("one"), text("two"), text("three")]
+    await setup.flows.converse(sent[2], setup.here)
+    await setup.flows.converse(sent[0], setup.here)  # the other process, late: answered once
+    conversation = await setup.flows.find(HERE)
+    assert conversation is not None
+    said = [(m.role, m.text) for m in await setup.flows.engine.messages(conversation.id)]
+    assert said == [
+        ("user", "message 0"),
+        ("assistant", "one"),
+        ("user", "message 1"),
+        ("assistant", "two"),
+        ("user", "message 2"),
+        ("assistant", "three"),
+    ]
+    assert setup.model.calls == 3
+    assert await setup.store.pending(LATER) == []

@@ -222,3 +222,28 @@ def test_slack_http_host_defaults_to_every_interface(monkeypatch: pytest.MonkeyP
     assert load_settings(None).slack.http_host == "0.0.0.0"
     monkeypatch.setenv("QUITBOT_SLACK_HTTP_HOST", "127.0.0.1")
     assert load_settings(None).slack.http_host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "urls",
+    ["https://a.example/h, http://b.example/h", '["https://a.example/h", "http://b.example/h"]'],
+)
+def test_webhook_urls_come_as_a_list_or_as_json(monkeypatch: pytest.MonkeyPatch, urls: str) -> None:
+    monkeypatch.setenv("QUITBOT_WEBHOOK_URL", urls)
+    monkeypatch.setenv("QUITBOT_WEBHOOK_SECRET", "s" * 16)
+    settings = load_settings(None)
+    assert settings.webhook_url == ["https://a.example/h", "http://b.example/h"]
+    assert "s" * 16 in settings.secrets()  # masked in every log line
+
+
+def test_webhooks_need_a_secret_and_an_http_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(None).webhook_url == []
+    monkeypatch.setenv("QUITBOT_WEBHOOK_URL", "https://hooks.example/T0/tok3n")
+    monkeypatch.setenv("QUITBOT_WEBHOOK_SECRET", "short")
+    with pytest.raises(SettingsError, match="needs QUITBOT_WEBHOOK_SECRET, at least 16"):
+        load_settings(None)
+    monkeypatch.setenv("QUITBOT_WEBHOOK_URL", "file:///etc/tok3n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(None)
+    assert caught.value.lines[0].startswith("QUITBOT_WEBHOOK_URL: each URL must be http")
+    assert all("tok3n" not in line for line in caught.value.lines)  # a URL may hold a token

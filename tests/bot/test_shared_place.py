@@ -177,3 +177,18 @@ async def test_the_model_sees_who_is_speaking(shared: Setup) -> None:
         if m.user_id.startswith("U0B")
     ]
     assert shown.text == "hello from me too"  # the transcript keeps what they wrote
+
+
+async def test_the_review_queue_shows_everyone_else_who_wrote(shared: Setup) -> None:
+    from bot.review import review_queue
+
+    await shared.say("hi")
+    await shared.say("hi, I'm here too", user=BOB)
+    shared.model.script = [*abuse(), *end()]
+    await shared.say("you are useless")
+    await shared.say("useless!!")
+    conversation = await shared.flows.find(HERE)
+    assert conversation is not None and conversation.ladder.ended
+    await shared.flows.feedback(conversation.id, ALICE, "this was a mistake")
+    [item] = await review_queue(shared.flows.engine)
+    assert dict(item.participants) == {BOB: LadderState()}

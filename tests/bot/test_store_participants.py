@@ -8,7 +8,9 @@ from dataclasses import replace
 import pytest
 
 from bot.conversation import Conversation, ConversationKey, LadderState
+from bot.ports import AtPlace
 from tests.bot.storekit import ENDED, T0, at, event, inbound, user_message
+from tests.bot.storekit import at as at_time
 from tests.bot.test_store import AnyStore, store  # noqa: F401 - `store` is a fixture
 
 
@@ -66,15 +68,29 @@ async def test_ends_count_against_who_earned_them(db: AnyStore) -> None:
     assert await db.ended_count("discord", "bob", at(6)) == 1
 
 
-async def test_the_conversation_and_everyone_elses_ladders_are_read_together(db: AnyStore) -> None:
+async def test_what_a_turn_starts_from_is_read_together(db: AnyStore) -> None:
     key = ConversationKey("discord", "t1")
-    assert await db.current_and_others(key) == (None, {})
+    hello = inbound("e1", "alice", key)
+    assert await db.at_place(hello) == AtPlace(None)
     first = await db.create(key, "alice", T0)
-    assert await db.current_and_others(key) == (first, {})
+    assert await db.at_place(hello) == AtPlace(first)
     await turn_of(db, first.id, "bob", 1, SHUT_OUT)
     await turn_of(db, first.id, "carol", 2, LadderState(crisis=True))
-    conversation, others = await db.current_and_others(key)
-    assert conversation == await db.current(key)
-    assert others == {"bob": SHUT_OUT, "carol": LadderState(crisis=True)}
-    newer = await db.create(key, "dave", at(3))  # a new conversation at the same place
-    assert await db.current_and_others(key) == (newer, {})
+    at = await db.at_place(hello)
+    assert at.conversation == await db.current(key)
+    assert at.others == {"bob": SHUT_OUT, "carol": LadderState(crisis=True)}
+    newer = await db.create(key, "dave", at_time(3))  # a new conversation at the same place
+    assert await db.at_place(hello) == AtPlace(newer)
+
+
+async def test_messages_received_before_are_named_oldest_first(db: AnyStore) -> None:
+    key, elsewhere = ConversationKey("slack", "C1:1.0"), ConversationKey("slack", "C1:2.0")
+    received = [inbound(f"r{n}", "alice", key) for n in range(3)]
+    for n, message in enumerate(received):
+        assert await db.receive(message, at_time(n))
+    assert await db.receive(inbound("x", "alice", elsewhere), at_time(4))
+    assert (await db.at_place(received[0])).earlier == ()
+    assert [i.event_id for i in (await db.at_place(received[2])).earlier] == ["r0", "r1"]
+    assert (await db.at_place(inbound("never-received", "alice", key))).earlier == ()
+    await db.settle(received[0])  # answered (or given up): no longer waiting
+    assert [i.event_id for i in (await db.at_place(received[2])).earlier] == ["r1"]

@@ -121,6 +121,14 @@ async def test_settings_show_set_and_refuse(harness: SlackHarness) -> None:
     assert "review resolve <link or id>" in await run(harness, "review resolve x maybe")
     own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
     assert own.crisis_message == "Call 116 123, any time." and own.redirects_before_end is None
+    assert "enforcement is end or alert" in await run(harness, "settings set enforcement maybe")
+    alert = await run(harness, "settings set enforcement alert")
+    assert alert.startswith("Saved.") and "`enforcement`: alert" in alert
+    own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
+    assert own.enforcement == "alert"
+    tools = await run(harness, "settings set tools faq")
+    own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
+    assert own.tools in {None, ("faq",)}, tools
 
 
 @MODERATOR
