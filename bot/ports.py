@@ -574,8 +574,8 @@ class Store(Protocol):
         self, platform: str, community: str, since: datetime
     ) -> list[tuple[str, str, int]]:
         """(UTC day as YYYY-MM-DD, series, count) for one community since then: series
-        `conversation` (started), `redirect`, `warning`, `crisis_flagged` and
-        `end:<reason>`."""
+        `conversation` (started), `redirect`, `warning`, `crisis_flagged`, `end:<reason>`,
+        `feedback` (someone called an end a mistake) and `review:<decision>`."""
         ...
 
     async def claim_outbox(

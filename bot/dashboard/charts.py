@@ -21,6 +21,9 @@ SERIES = (
     ("warning", "Warnings"),
     *((f"end:{reason.value}", f"Ends: {reason.value.replace('_', ' ')}") for reason in EndReason),
     ("crisis_flagged", "Crisis flags"),
+    ("feedback", "Called a mistake"),
+    ("review:reopened", "Reopened on review"),
+    ("review:upheld", "Upheld on review"),
 )
 
 

@@ -1114,11 +1114,13 @@ _AWAITING_MARKS = (
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
 )
 _DAILY = (
-    "SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), CASE WHEN e.kind = 'end' THEN "
-    "'end:' || COALESCE(e.detail::json->>'reason', '?') ELSE e.kind END, COUNT(*) "
+    "SELECT to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), CASE e.kind "
+    "WHEN 'end' THEN 'end:' || COALESCE(e.detail::json->>'reason', '?') "
+    "WHEN 'review' THEN 'review:' || COALESCE(e.detail::json->>'decision', '?') "
+    "ELSE e.kind END, COUNT(*) "
     "FROM events e JOIN conversations c ON c.id = e.conversation_id "
-    "WHERE c.platform = $1 AND c.community = $2 AND e.at >= $3 "
-    "AND e.kind IN ('redirect', 'warning', 'crisis_flagged', 'end') GROUP BY 1, 2 "
+    "WHERE c.platform = $1 AND c.community = $2 AND e.at >= $3 AND e.kind IN "
+    "('redirect', 'warning', 'crisis_flagged', 'end', 'feedback', 'review') GROUP BY 1, 2 "
     "UNION ALL SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'conversation', "
     "COUNT(*) FROM conversations "
     "WHERE platform = $1 AND community = $2 AND created_at >= $3 GROUP BY 1"

@@ -1251,11 +1251,13 @@ _AWAITING_MARKS = (
 )
 # Days are the first ten characters of the fixed-width UTC text (`_to_text`).
 _DAILY = (
-    "SELECT substr(e.at, 1, 10), CASE WHEN e.kind = 'end' THEN "
-    "'end:' || COALESCE(json_extract(e.detail, '$.reason'), '?') ELSE e.kind END, COUNT(*) "
+    "SELECT substr(e.at, 1, 10), CASE e.kind "
+    "WHEN 'end' THEN 'end:' || COALESCE(json_extract(e.detail, '$.reason'), '?') "
+    "WHEN 'review' THEN 'review:' || COALESCE(json_extract(e.detail, '$.decision'), '?') "
+    "ELSE e.kind END, COUNT(*) "
     "FROM events e JOIN conversations c ON c.id = e.conversation_id "
-    "WHERE c.platform = ?1 AND c.community = ?2 AND e.at >= ?3 "
-    "AND e.kind IN ('redirect', 'warning', 'crisis_flagged', 'end') GROUP BY 1, 2 "
+    "WHERE c.platform = ?1 AND c.community = ?2 AND e.at >= ?3 AND e.kind IN "
+    "('redirect', 'warning', 'crisis_flagged', 'end', 'feedback', 'review') GROUP BY 1, 2 "
     "UNION ALL SELECT substr(created_at, 1, 10), 'conversation', COUNT(*) FROM conversations "
     "WHERE platform = ?1 AND community = ?2 AND created_at >= ?3 GROUP BY 1"
 )

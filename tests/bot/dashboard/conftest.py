@@ -68,7 +68,9 @@ class Dash:
         end = AuditEvent("end", T0, Actor.MODEL, detail)
         said = NewMessage("user", text, api, T0, user_id="alice")
         await store.commit_turn(created.id, ENDED, T0, [said], [end])
-        await self.runtime.engine.feedback(created.id, "alice", f"mistake: {text}")
+        said_so = {"user_id": "alice", "text": f"mistake: {text}"}
+        feedback = AuditEvent("feedback", T0, Actor.USER, said_so)
+        await store.add_feedback(created.id, "alice", said_so["text"], T0, (feedback,))
         return created.id
 
 
