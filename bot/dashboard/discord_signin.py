@@ -71,10 +71,11 @@ class DiscordSignIn:
                 headers = {"Authorization": f"Bearer {token}"}
                 me = await _get(http, f"{self._base}{API}/users/@me", headers)
                 guilds = await self._guilds(http, headers)
+                unchecked = [g for g in guilds if not _moderates(g)][:ROLE_CHECKS]
+                by_role = [g for g in unchecked if await self._has_role(http, headers, g)]
                 communities = {
                     str(g["id"]): str(g.get("name", g["id"]))
-                    for g in guilds
-                    if _moderates(g) or await self._has_role(http, headers, g, guilds)
+                    for g in [*filter(_moderates, guilds), *by_role]
                 }
         except (aiohttp.ClientError, TimeoutError, KeyError, TypeError, ValueError) as exc:
             log.warning("Discord sign-in failed: %s", type(exc).__name__)
@@ -119,13 +120,9 @@ class DiscordSignIn:
                 return found
 
     async def _has_role(
-        self,
-        http: aiohttp.ClientSession,
-        headers: dict[str, str],
-        guild: dict[str, Any],
-        guilds: list[dict[str, Any]],
+        self, http: aiohttp.ClientSession, headers: dict[str, str], guild: dict[str, Any]
     ) -> bool:
-        if self._role is None or guilds.index(guild) >= ROLE_CHECKS:
+        if self._role is None:
             return False
         url = f"{self._base}{API}/users/@me/guilds/{guild['id']}/member"
         member = await _get(http, url, headers)

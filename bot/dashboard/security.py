@@ -64,6 +64,10 @@ class RateLimit:
 
     def allow(self, key: str) -> bool:
         now = self.clock()
+        # Addresses whose attempts have all aged out are forgotten, so many of them
+        # (a scan, a botnet) cost no memory for longer than the window.
+        for stale in [k for k, times in self._seen.items() if times[-1] <= now - self.window]:
+            del self._seen[stale]
         seen = self._seen.setdefault(key, deque())
         while seen and seen[0] <= now - self.window:
             seen.popleft()

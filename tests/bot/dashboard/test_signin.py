@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 
+from bot.dashboard.security import RateLimit
 from bot.dashboard.signing import safe_next
 from tests.bot.dashboard.conftest import GUILD_A, GUILD_B, MEMBER, MOD_A, MOD_B, Dash, sign_in
 
@@ -117,3 +119,13 @@ async def test_cookies_are_secure_where_the_dashboard_is_reached_over_https(dash
                 c for c in landed.headers.getall("Set-Cookie") if c.startswith("quitbot_session=")
             )
     assert "Secure" in session and "HttpOnly" in session
+
+
+def test_the_sign_in_limit_lets_an_address_try_again_after_the_window() -> None:
+    now = [datetime(2026, 3, 1, tzinfo=UTC)]
+    limit = RateLimit(attempts=2, window=timedelta(minutes=5), clock=lambda: now[0])
+    assert [limit.allow("a"), limit.allow("a"), limit.allow("a")] == [True, True, False]
+    assert limit.allow("b")
+    now[0] += timedelta(minutes=5)
+    assert limit.allow("a")
+    assert set(limit._seen) == {"a"}  # b's attempts aged out, and b with them
