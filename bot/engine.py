@@ -36,7 +36,16 @@ from bot.notices import (
     too_long_text,
 )
 from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, Speaker, transition
-from bot.ports import BlockedOutcome, Model, NewMessage, NoObserver, Observer, ReplyStream, Store
+from bot.ports import (
+    BlockedOutcome,
+    ListFilter,
+    Model,
+    NewMessage,
+    NoObserver,
+    Observer,
+    ReplyStream,
+    Store,
+)
 from bot.readiness import Readiness
 from bot.turn import Turn, TurnResult, effect_entry
 from bot.usertools import Tool, ToolBox, ToolContext
@@ -812,12 +821,18 @@ class Engine:
         return await self._store.get(conversation_id)
 
     async def conversations(
-        self, platform: str, community: str, *, state: str | None, limit: int, offset: int
+        self,
+        platform: str,
+        community: str,
+        *,
+        state: str | None,
+        limit: int,
+        offset: int,
+        more: ListFilter = ListFilter(),  # noqa: B008 - frozen, so one shared default is safe
     ) -> list[Conversation]:
         """One community's conversations, newest first, a page at a time."""
-        return await self._store.list_conversations(
-            state=state, platform=platform, community=community, limit=limit, offset=offset
-        )
+        where = {"platform": platform, "community": community, "state": state}
+        return await self._store.list_conversations(limit=limit, offset=offset, more=more, **where)
 
     async def messages(self, conversation_id: str) -> list[StoredMessage]:
         """A conversation's messages, oldest first."""

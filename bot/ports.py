@@ -72,6 +72,17 @@ class Place(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """Which conversations a list holds besides state, platform and community (None: any):
+    how they ended, who started them, when (at or after `since`, before `before`)."""
+
+    ended_reason: str | None = None
+    user_id: str | None = None
+    since: datetime | None = None
+    before: datetime | None = None
+
+
 class QuietPlace:
     """A place that shows nothing and closes nothing, for flows run where no platform is
     (evaluations, a dashboard without the platform's token); `reply` is the user's."""
@@ -500,9 +511,10 @@ class Store(Protocol):
         limit: int = 100,
         community: str | None = None,
         offset: int = 0,
+        more: ListFilter = ListFilter(),
     ) -> list[Conversation]:
-        """Newest first; only `state`, `platform` and `community` when given; `offset`
-        skips that many (a page of a longer list)."""
+        """Newest first; only `state`, `platform`, `community` and what `more` asks when
+        given; `offset` skips that many (a page of a longer list)."""
         ...
 
     async def ended_count(self, platform: str, user_id: str, since: datetime) -> int:

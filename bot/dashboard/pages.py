@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from aiohttp import web
 
-from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessage
+from bot.conversation import AuditEvent, Conversation, EndReason, LadderState, StoredMessage
 from bot.dashboard.app import dashboard_of
 from bot.dashboard.charts import DAYS, HEIGHT, WIDTH, charts
 from bot.dashboard.sessions import Session
 from bot.dashboard.signing import moderating, safe_next, signed_in
+from bot.ports import ListFilter
 from bot.review import Decision
 from bot.transcript import event_parts, markdown, timeline
 
@@ -99,12 +101,19 @@ async def decide(
 async def conversations(
     request: web.Request, session: Session, platform: str, community: str
 ) -> web.StreamResponse:
-    state = request.query.get("state") or None
+    query = request.query
+    state = query.get("state") or None
     if state not in (None, *STATES):
         raise web.HTTPBadRequest(reason="Unknown state.")
-    page = max(1, _int(request.query.get("page"), 1))
+    more = _list_filter(query)
+    page = max(1, _int(query.get("page"), 1))
     found = await dashboard_of(request).engine.conversations(
-        platform, community, state=state, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE
+        platform,
+        community,
+        state=state,
+        limit=PAGE_SIZE + 1,
+        offset=(page - 1) * PAGE_SIZE,
+        more=more,
     )
     return render_page(
         request,
@@ -114,8 +123,29 @@ async def conversations(
         community,
         conversations=found[:PAGE_SIZE],
         state=state or "",
+        filters={k: query.get(k, "") for k in ("reason", "user", "from", "to")},
+        reasons=[reason.value for reason in EndReason],
         page=page,
         more=len(found) > PAGE_SIZE,
+    )
+
+
+def _list_filter(query: Mapping[str, str]) -> ListFilter:
+    """The list's filters from the address: how it ended, who started it, from and to
+    which day (UTC, both included)."""
+    reason = query.get("reason") or None
+    if reason is not None and reason not in {r.value for r in EndReason}:
+        raise web.HTTPBadRequest(reason="Unknown reason.")
+    try:
+        first = date.fromisoformat(query["from"]) if query.get("from") else None
+        last = date.fromisoformat(query["to"]) if query.get("to") else None
+    except ValueError:
+        raise web.HTTPBadRequest(reason="Dates are written YYYY-MM-DD.") from None
+    return ListFilter(
+        ended_reason=reason,
+        user_id=query.get("user", "").strip() or None,
+        since=datetime.combine(first, time(), UTC) if first else None,
+        before=datetime.combine(last + timedelta(days=1), time(), UTC) if last else None,
     )
 
 

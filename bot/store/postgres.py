@@ -39,6 +39,7 @@ from bot.ports import (
     BlockedOutcome,
     CommunityRecord,
     DatabaseUnavailable,
+    ListFilter,
     NewMessage,
     Outbox,
     OutboxItem,
@@ -450,23 +451,13 @@ class PostgresStore:
         limit: int = 100,
         community: str | None = None,
         offset: int = 0,
+        more: ListFilter = ListFilter(),  # noqa: B008 - frozen, so one shared default is safe
     ) -> list[Conversation]:
         """Newest first, optionally only `state` ("active" | "ended"), one platform or
-        community; `offset` skips that many."""
-        clauses: list[str] = []
-        params: list[Any] = []
-        if state is not None:
-            if state not in {"active", "ended"}:
-                raise ValueError(f"state must be 'active' or 'ended', not {state!r}")
-            params.append(state == "ended")
-            clauses.append(f"ended = ${len(params)}")
-        if platform is not None:
-            params.append(platform)
-            clauses.append(f"platform = ${len(params)}")
-        if community is not None:
-            params.append(community)
-            clauses.append(f"community = ${len(params)}")
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        community and what `more` asks; `offset` skips that many."""
+        where, params = codec.list_filter(
+            state, platform, community, more, lambda n: f"${n}", _aware
+        )
         params += [limit, offset]
         sql = (
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} "

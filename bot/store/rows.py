@@ -23,7 +23,35 @@ from bot.conversation import (
     LadderState,
     StoredMessage,
 )
-from bot.ports import NO_OUTBOX, NewMessage, Outbox, OutboxItem
+from bot.ports import NO_OUTBOX, ListFilter, NewMessage, Outbox, OutboxItem
+
+
+def list_filter(
+    state: str | None,
+    platform: str | None,
+    community: str | None,
+    more: ListFilter,
+    placeholder: Callable[[int], str],
+    stamp: Callable[[datetime], Any],
+) -> tuple[str, list[Any]]:
+    """`list_conversations`' WHERE clause and its parameters, in a backend's placeholders
+    (`placeholder(n)` for the n-th, from 1) and time codec."""
+    if state is not None and state not in {"active", "ended"}:
+        raise ValueError(f"state must be 'active' or 'ended', not {state!r}")
+    wanted = [
+        ("ended =", None if state is None else state == "ended"),
+        ("platform =", platform),
+        ("community =", community),
+        ("ended_reason =", more.ended_reason),
+        ("user_id =", more.user_id),
+        ("created_at >=", None if more.since is None else stamp(more.since)),
+        ("created_at <", None if more.before is None else stamp(more.before)),
+    ]
+    given = [(test, value) for test, value in wanted if value is not None]
+    clauses = [f"{test} {placeholder(n)}" for n, (test, _) in enumerate(given, start=1)]
+    where = " WHERE " + " AND ".join(clauses) if clauses else ""
+    return where, [value for _, value in given]
+
 
 encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 

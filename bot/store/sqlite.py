@@ -37,6 +37,7 @@ from bot.ports import (
     AtPlace,
     BlockedOutcome,
     CommunityRecord,
+    ListFilter,
     NewMessage,
     Outbox,
     OutboxItem,
@@ -348,10 +349,11 @@ class SqliteStore:
         limit: int = 100,
         community: str | None = None,
         offset: int = 0,
+        more: ListFilter = ListFilter(),  # noqa: B008 - frozen, so one shared default is safe
     ) -> list[Conversation]:
         """Newest first, optionally only `state` ("active" | "ended"), one platform or
-        community; `offset` skips that many."""
-        where, params = _list_filter(state, platform, community)
+        community and what `more` asks; `offset` skips that many."""
+        where, params = codec.list_filter(state, platform, community, more, lambda n: "?", _to_text)
         sql = (
             f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} "
             "ORDER BY n DESC LIMIT ? OFFSET ?"
@@ -1160,25 +1162,6 @@ def _conversation(row: Any) -> Conversation:
         branched_from=branched_from,
         community=community,
     )
-
-
-def _list_filter(
-    state: str | None, platform: str | None, community: str | None
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if state is not None:
-        if state not in {"active", "ended"}:
-            raise ValueError(f"state must be 'active' or 'ended', not {state!r}")
-        clauses.append("ended = ?")
-        params.append(state == "ended")
-    if platform is not None:
-        clauses.append("platform = ?")
-        params.append(platform)
-    if community is not None:
-        clauses.append("community = ?")
-        params.append(community)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 # --- retention, privacy, review ------------------------------------------------------------

@@ -26,7 +26,7 @@ from bot.conversation import (
     FileRef,
     LadderState,
 )
-from bot.ports import BlockedOutcome, NewMessage
+from bot.ports import BlockedOutcome, ListFilter, NewMessage
 from bot.settings import parse_database_url
 from bot.store import SqliteStore, UnknownConversation
 from bot.store.postgres import PostgresStore
@@ -442,6 +442,22 @@ async def test_list_conversations_of_one_community_a_page_at_a_time(store: AnySt
     assert [c.id for c in page] == newest[:2]
     rest = await store.list_conversations(community="g1", limit=2, offset=2)
     assert [c.id for c in rest] == newest[2:]
+
+
+async def test_list_conversations_by_reason_starter_and_time(store: AnyStore) -> None:
+    early = await store.create(ConversationKey("discord", "a"), "ann", T0, community="g1")
+    later = await store.create(ConversationKey("discord", "b"), "bob", at(3600), community="g1")
+    await store.commit_turn(later.id, ENDED, at(3600))
+
+    async def listed(**more: Any) -> list[str]:
+        found = await store.list_conversations(community="g1", more=ListFilter(**more))
+        return [c.id for c in found]
+
+    assert await listed(ended_reason="persistent_abuse") == [later.id]
+    assert await listed(user_id="ann") == [early.id]
+    assert await listed(since=at(1)) == [later.id]
+    assert await listed(before=at(3600)) == [early.id]
+    assert await listed(since=T0, before=at(3601)) == [later.id, early.id]
 
 
 async def test_ended_count_counts_ends_the_user_did_not_ask_for(store: AnyStore) -> None:

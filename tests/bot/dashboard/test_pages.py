@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 
 from bot.conversation import ConversationKey
+from bot.dashboard.pages import PAGE_SIZE
 from bot.dashboard.security import CONTENT_SECURITY_POLICY
 from tests.bot.dashboard.conftest import (
     GUILD_A,
@@ -147,6 +148,15 @@ async def test_the_conversation_list_filters_and_pages(
     assert ended in page and active.id not in page
     async with http.get(base, params={"state": "closed"}) as response:
         assert response.status == 400
+    async with http.get(base, params={"reason": "persistent_abuse", "user": "alice"}) as r:
+        page = await r.text()
+    assert ended in page and active.id not in page
+    async with http.get(base, params={"from": "2026-03-01", "to": "2026-03-01"}) as r:
+        page = await r.text()
+    assert ended in page and active.id not in page  # the seeded one started on 1 March
+    for bad in ({"reason": "boredom"}, {"from": "March"}):
+        async with http.get(base, params=bad) as response:
+            assert response.status == 400
 
 
 async def test_without_a_discord_token_a_reopen_says_what_is_left(
@@ -194,3 +204,19 @@ async def test_a_transcript_exports_as_markdown(dash: Dash, http: aiohttp.Client
         assert "attachment" in response.headers["Content-Disposition"]
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert text.startswith(f"# Conversation {conversation_id}") and HOSTILE in text
+
+
+async def test_the_list_pages_keep_their_filters(dash: Dash, http: aiohttp.ClientSession) -> None:
+    for i in range(PAGE_SIZE + 1):
+        key = ConversationKey("discord", f"p{i}")
+        await dash.runtime.store.create(key, "bob", datetime.now(UTC), community=GUILD_A)
+    await sign_in(http, dash, MOD_A)
+    base = f"{dash.url}/c/discord/{GUILD_A}/conversations"
+    async with http.get(base, params={"state": "active", "user": "bob"}) as response:
+        page = await response.text()
+    assert page.count("<tr>") == PAGE_SIZE + 1  # the heading's row and a page of them
+    found = re.search(r'rel="next" href="\?([^"]+)"', page)
+    assert found is not None and "state=active" in found.group(1) and "user=bob" in found.group(1)
+    async with http.get(f"{base}?{found.group(1).replace('&amp;', '&')}") as response:
+        rest = await response.text()
+    assert rest.count("<tr>") == 2 and 'rel="prev"' in rest and 'rel="next"' not in rest
