@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import aiohttp
 from aiohttp import web
@@ -16,6 +18,7 @@ from platforms.slack.app import SlackBot
 from platforms.slack.client import build_client
 from platforms.slack.connection import PING_SECONDS, ReportingSocketClient
 from platforms.slack.edge import HttpEdge, SocketEdge
+from platforms.slack.place import Deps, SlackModLog, SlackPlaces
 from platforms.slack.scopes import missing_scopes
 from platforms.slack.translate import PLATFORM
 
@@ -170,6 +173,23 @@ class SlackAdapter:
 
     async def setup_help(self, settings: Settings) -> str:
         return SETUP_HELP
+
+    @asynccontextmanager
+    async def reach(self, settings: Settings) -> AsyncIterator[tuple[SlackPlaces, SlackModLog]]:
+        """Slack's Web API alone, with the bot's token and no events: for a process that
+        acts on threads without serving them (the dashboard)."""
+        async with aiohttp.ClientSession() as session:
+            deps = Deps(settings, build_client(settings.slack, session), session)
+            try:
+                me, error = await deps.attempt("auth_test")
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise PlatformUnreachable(f"could not reach Slack: {exc}") from exc
+            if error in {"invalid_auth", "not_authed", "account_inactive", "token_revoked"}:
+                raise PlatformUnavailable(f"Slack refused SLACK_BOT_TOKEN ({error})")
+            if error:
+                raise PlatformUnreachable(f"could not reach Slack ({error})")
+            deps.bot_user_id, deps.team_id = str(me.get("user_id", "")), str(me.get("team_id", ""))
+            yield SlackPlaces(deps), SlackModLog(deps)
 
     reopened_elsewhere = (
         "On Slack quitbot answers in its thread again (Slack cannot lock a thread), but "

@@ -13,8 +13,10 @@ from tests.bot.dashboard.conftest import (
     SLACK_TEAM,
     T0,
     Dash,
+    csrf_of,
     sign_in,
 )
+from tests.bot.storekit import ENDED
 
 
 async def test_a_workspace_admin_signs_in_and_sees_the_queue(
@@ -52,3 +54,21 @@ async def test_someone_from_another_workspace_moderates_nothing(
     assert dash.slack.calls_to("users.info") == []
     async with http.get(f"{dash.url}/c/slack/TOTHER/queue") as response:
         assert response.status == 404
+
+
+async def test_a_reopen_from_the_dashboard_reaches_the_slack_thread(
+    dash: Dash, http: aiohttp.ClientSession
+) -> None:
+    key = ConversationKey("slack", "C1:1.0")
+    created = await dash.runtime.store.create(key, "UALICE", T0, community=SLACK_TEAM)
+    await dash.runtime.store.commit_turn(created.id, ENDED, T0)
+    queue = await sign_in(http, dash, SLACK_ADMIN, f"/c/slack/{SLACK_TEAM}/queue", "slack")
+    form = {"csrf": csrf_of(queue), "decision": "reopen", "note": "fine after all"}
+    url = f"{dash.url}/c/slack/{SLACK_TEAM}/conversations/{created.id}/decide"
+    async with http.post(url, data=form) as response:
+        page = await response.text()
+    assert 'id="decided"' in page and 'class="problem"' not in page
+    [unmarked] = dash.slack.calls_to("reactions.remove")
+    assert (unmarked["channel"], unmarked["timestamp"]) == ("C1", "1.0")
+    [told] = dash.slack.calls_to("chat.postMessage")
+    assert told["thread_ts"] == "1.0" and "reopen" in str(told).lower()
