@@ -48,6 +48,8 @@ def safe_next(path: str | None) -> str:
     """Only ever a path of the dashboard itself: no scheme, no host, no `//host`."""
     if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
         return "/"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):  # no header splitting, no tabs
+        return "/"
     return path
 
 

@@ -21,6 +21,7 @@ from tests.bot.dashboard.conftest import (
     csrf_of,
     sign_in,
 )
+from tests.fakes.discord_oauth import MANAGE_THREADS
 
 
 async def test_a_moderator_of_another_server_gets_404_everywhere(
@@ -220,3 +221,16 @@ async def test_the_list_pages_keep_their_filters(dash: Dash, http: aiohttp.Clien
     async with http.get(f"{base}?{found.group(1).replace('&amp;', '&')}") as response:
         rest = await response.text()
     assert rest.count("<tr>") == 2 and 'rel="prev"' in rest and 'rel="next"' not in rest
+
+
+async def test_hostile_names_of_people_and_servers_stay_text(
+    dash: Dash, http: aiohttp.ClientSession
+) -> None:
+    dash.oauth.add_user("6666", HOSTILE + "y" * 5000, {GUILD_A: MANAGE_THREADS})
+    dash.oauth.guild_names[GUILD_A] = HOSTILE
+    page = await sign_in(http, dash, "6666")
+    async with http.get(f"{dash.url}/c/discord/{GUILD_A}/queue") as response:
+        queue = await response.text()
+    for shown in (page, queue):
+        assert "<script>alert" not in shown and "<b onmouseover" not in shown
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in shown

@@ -97,7 +97,8 @@ async def test_sign_in_attempts_are_rate_limited(dash: Dash, http: aiohttp.Clien
 
 def test_after_sign_in_only_a_path_of_the_dashboard() -> None:
     assert safe_next("/c/discord/1/queue") == "/c/discord/1/queue"
-    for hostile in ("https://evil.example", "//evil.example/x", "/\\evil.example", "", None):
+    hostiles = ("https://evil.example", "//evil.example/x", "/\\evil.example", "/\t/evil", "")
+    for hostile in (*hostiles, None):
         assert safe_next(hostile) == "/"
 
 
