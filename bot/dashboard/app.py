@@ -1,4 +1,5 @@
-"""The dashboard as one aiohttp application: what it holds, its middlewares and routes."""
+"""What the dashboard's pages share (`Dashboard`) and how a failure shows (`plain_errors`);
+`serve.build_app` puts them together with the routes."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ SIGN_IN_COOKIE = "quitbot_sign_in"
 
 @dataclass
 class Dashboard:
-    """Everything the pages need, built once by `serve.dashboard_app`."""
+    """Everything the pages need, built once by `serve.dashboard_for`."""
 
     base_url: str
     engine: Engine

@@ -43,6 +43,8 @@ class SlackSignIn:
             "scope": "openid profile",
             "client_id": self._client_id,
             "state": state,
+            # The id_token (where Slack puts the nonce) is not used: who signed in comes from
+            # userInfo over the server's own TLS call, so the nonce is sent, never checked.
             "nonce": verifier[:32],
             "redirect_uri": redirect_uri,
         }
