@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from aiohttp import web
 
+from bot.dashboard.charts import Chart
 from bot.dashboard.security import Handler, RateLimit
 from bot.dashboard.sessions import Clock, Sessions, utc_now
 from bot.dashboard.signin import SignIn
@@ -35,6 +37,8 @@ class Dashboard:
     sessions: Sessions
     sign_in_limit: RateLimit = field(default_factory=RateLimit)
     clock: Clock = utc_now
+    # (platform, community) -> when counted, the overview's charts; see pages.OVERVIEW_FRESH.
+    overviews: dict[tuple[str, str], tuple[datetime, list[Chart]]] = field(default_factory=dict)
     templates: jinja2.Environment = field(
         default_factory=lambda: jinja2.Environment(
             loader=jinja2.FileSystemLoader(HERE / "templates"),

@@ -18,6 +18,10 @@ from bot.review import Decision
 from bot.transcript import event_parts, markdown, timeline
 
 PAGE_SIZE = 50
+# The overview's 30 days are counted at most this often per community: on a big database
+# the count costs a few hundred milliseconds (bench/dashboard_bench.py), and a chart of a
+# month does not need to be fresher.
+OVERVIEW_FRESH = timedelta(minutes=1)
 QUEUE_SIZE = 50
 STATES = ("active", "ended")
 
@@ -37,16 +41,20 @@ async def overview(
     request: web.Request, session: Session, platform: str, community: str
 ) -> web.StreamResponse:
     dashboard = dashboard_of(request)
-    today = dashboard.clock().date()
-    since = datetime.combine(today - timedelta(days=DAYS - 1), time(), UTC)
-    rows = await dashboard.engine.daily_activity(platform, community, since)
+    now = dashboard.clock()
+    cached = dashboard.overviews.get((platform, community))
+    if cached is None or cached[0] + OVERVIEW_FRESH <= now or cached[0] > now:
+        since = datetime.combine(now.date() - timedelta(days=DAYS - 1), time(), UTC)
+        rows = await dashboard.engine.daily_activity(platform, community, since)
+        cached = dashboard.overviews[(platform, community)] = (now, charts(rows, now.date()))
     return render_page(
         request,
         "overview.html",
         session,
         platform,
         community,
-        charts=charts(rows, today),
+        charts=cached[1],
+        as_of=cached[0],
         width=WIDTH,
         height=HEIGHT,
     )

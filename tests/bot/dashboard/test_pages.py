@@ -194,6 +194,13 @@ async def test_the_overview_charts_the_last_30_days(
     assert "Called a mistake: <b>2</b>" in page and "Reopened on review: <b>0</b>" in page
     assert "<script" not in page and "style=" not in page  # the CSP allows neither
 
+    await dash.seed(GUILD_A)  # counted at the next minute, not at once
+    async with http.get(f"{dash.url}/c/discord/{GUILD_A}/overview") as response:
+        assert "Conversations: <b>2</b>" in await response.text()
+    dash.dashboard.clock = lambda: T0 + timedelta(days=3, minutes=1)
+    async with http.get(f"{dash.url}/c/discord/{GUILD_A}/overview") as response:
+        assert "Conversations: <b>3</b>" in await response.text()
+
 
 async def test_a_transcript_exports_as_markdown(dash: Dash, http: aiohttp.ClientSession) -> None:
     conversation_id = await dash.seed(GUILD_A, text=HOSTILE)
