@@ -1,7 +1,7 @@
 """The dashboard's pages on a big database: p50 and p95 of each page, over HTTP on loopback.
 
     .venv/bin/python bench/dashboard_bench.py [--conversations 100000] [--messages 10]
-        [--database postgresql://...] [--samples 40]
+        [--database postgresql://...] [--seeded] [--samples 40]
 
 Seeds the database (a temporary SQLite file unless --database names an empty one) through
 the store: conversations in one server with --messages messages each, one in ten ended by
@@ -110,13 +110,22 @@ async def main() -> None:
     parser.add_argument("--messages", type=int, default=10)
     parser.add_argument("--database")
     parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument(
+        "--seeded", action="store_true", help="--database was seeded by an earlier run"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         url = args.database or f"sqlite:///{Path(folder) / 'bench.db'}"
         settings = settings_for(url)
         async with build_runtime(settings, model=UnconfiguredModel()) as runtime:
-            print(f"seeding {args.conversations} conversations x {args.messages} messages")
-            one = await seed(runtime.store, args.conversations, args.messages)
+            if args.seeded:
+                found = await runtime.engine.conversations(
+                    "discord", GUILD, state=None, limit=1, offset=0
+                )
+                one = found[0].id
+            else:
+                print(f"seeding {args.conversations} conversations x {args.messages} messages")
+                one = await seed(runtime.store, args.conversations, args.messages)
             async with dashboard_for(settings, runtime.engine) as dashboard:
                 cookie, _ = dashboard.sessions.start(Moderator("discord", "1", "m", {GUILD: "s"}))
                 async with serving(build_app(dashboard), "127.0.0.1", 0) as port:

@@ -22,7 +22,8 @@ PAGE_SIZE = 50
 # the count costs a few hundred milliseconds (bench/dashboard_bench.py), and a chart of a
 # month does not need to be fresher.
 OVERVIEW_FRESH = timedelta(minutes=1)
-QUEUE_SIZE = 50
+# The longest-waiting first; each item costs a few reads (its record and feedback).
+QUEUE_SIZE = 20
 STATES = ("active", "ended")
 
 

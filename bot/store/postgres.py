@@ -1126,7 +1126,9 @@ _AWAITING_REVIEW = (
     "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
     "AND e.kind IN ('review', 'reopen')), '-infinity'::timestamptz)) AS waiting_since "
     "FROM conversations c WHERE c.ended AND ($1::text IS NULL OR c.platform = $1) "
-    "AND ($3::text IS NULL OR c.community = $3)) AS q "
+    "AND ($3::text IS NULL OR c.community = $3) "
+    # Only conversations someone gave feedback on can wait (see the SQLite store).
+    "AND c.id IN (SELECT conversation_id FROM feedback)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
 )
 

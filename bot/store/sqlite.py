@@ -1254,7 +1254,10 @@ _AWAITING_REVIEW = (
     "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
     "AND e.kind IN ('review', 'reopen')), '')) AS waiting_since "
     "FROM conversations c WHERE c.ended = 1 AND (?1 IS NULL OR c.platform = ?1) "
-    "AND (?3 IS NULL OR c.community = ?3)) AS q "
+    "AND (?3 IS NULL OR c.community = ?3) "
+    # Only conversations someone gave feedback on can wait; without this every ended
+    # conversation's subqueries run (bench/dashboard_bench.py's review queue).
+    "AND c.id IN (SELECT conversation_id FROM feedback)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
 )
 
