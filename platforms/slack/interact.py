@@ -35,16 +35,16 @@ from platforms.slack.translate import (
 # anyone to run one there: in a thread it is the message shortcut.
 HELP = (
     "To end your conversation, use *End this conversation* on any message in its thread "
-    "(the message's ⋮ menu), or run */quitbot end <thread link>* in a channel; you will be "
+    "(the message's ⋮ menu), or run */quitbot end &lt;thread link&gt;* in a channel; you will be "
     "asked to confirm.\n"
-    "Moderators: */quitbot reopen|status|audit <thread link or id>* (reopen takes a note), "
-    "*/quitbot review* (ends called a mistake; *review resolve <link or id> reopen|uphold "
-    "[note]* decides one), */quitbot settings* (*settings set <name> <value>*, *settings reset "
-    "<name>|all*: this workspace's)."
+    "Moderators: */quitbot reopen|status|audit &lt;thread link or id&gt;* (reopen takes a note), "
+    "*/quitbot review* (ends called a mistake; *review resolve &lt;link or id&gt; reopen|uphold "
+    "[note]* decides one), */quitbot settings* (*settings set &lt;name&gt; &lt;value&gt;*, "
+    "*settings reset &lt;name&gt;|all*: this workspace's)."
 )
 NO_TARGET = (
     "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
-    "or add the thread's link here: `/quitbot end <link>`."
+    "or add the thread's link here: `/quitbot end &lt;link&gt;`."
 )
 MISTAKE = "This was a mistake"
 ENDED_TEXT = "The conversation was ended."
@@ -131,9 +131,8 @@ class Interactions:
     async def _reset_settings(self, name: str, user: str, team: str, moderator: bool) -> str:
         """`reset <name>`: one of this workspace's settings back to the default; `reset all`."""
         if not name:
-            return (
-                f"Which one? `/quitbot settings reset <name>`, or `{EVERY_SETTING}` for every one."
-            )
+            every = f"`{EVERY_SETTING}`"
+            return f"Which one? `/quitbot settings reset &lt;name&gt;`, or {every} for every one."
         reset = self._flows.reset_community_settings(
             team, None if name == EVERY_SETTING else name, user, is_moderator=moderator
         )

@@ -209,7 +209,7 @@ async def test_end_without_a_link_says_how(harness: SlackHarness) -> None:
     await harness.send.command(command("end"))
     await harness.settle()
     text = ephemerals(harness)[0]["text"]
-    assert "End this conversation" in text and "/quitbot end <link>" in text
+    assert "End this conversation" in text and "/quitbot end &lt;link&gt;" in text
 
 
 async def test_help(harness: SlackHarness) -> None:
