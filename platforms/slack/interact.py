@@ -16,6 +16,7 @@ from bot.review import Decision, ReviewItem
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.render import (
     MESSAGE_LIMIT,
+    action_via,
     escape,
     how_to_start_again,
     parse_action_value,
@@ -156,7 +157,9 @@ class Interactions:
             text += "\n\n" + "\n".join(lines)
         return text
 
-    async def _ask_to_end(self, target: ConversationKey | str, user: str, tell: Tell) -> None:
+    async def _ask_to_end(
+        self, target: ConversationKey | str, user: str, tell: Tell, via: str = "command"
+    ) -> None:
         key = target if isinstance(target, ConversationKey) else await self._key_of(target)
         result = (
             await self._flows.ask_to_end(key, user) if key else Result(refusal=Refusal.NOT_FOUND)
@@ -166,14 +169,16 @@ class Interactions:
             return
         for notice in result.notices:
             kind = self._places.kind(result.conversation.key)
-            await tell(*render_notice(notice, kind, self._deps.bot_user_id, result.conversation.id))
+            shown = render_notice(notice, kind, self._deps.bot_user_id, result.conversation.id, via)
+            await tell(*shown)
 
     async def end_shortcut(self, body: dict[str, Any]) -> None:
         """ "End this conversation", a message shortcut: it works inside a thread, where no
         slash command runs. Its message names the thread (its `thread_ts`, or its own `ts`)."""
         user, channel, message = _who(body), _channel(body), body.get("message") or {}
         thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
-        await self._ask_to_end(thread_key(channel, thread_ts), user, self._tell(body, thread_ts))
+        key, tell = thread_key(channel, thread_ts), self._tell(body, thread_ts)
+        await self._ask_to_end(key, user, tell, via="shortcut")
 
     async def branch(self, body: dict[str, Any]) -> None:
         """ "Branch from here": a new thread carrying the history up to the chosen message."""
@@ -195,7 +200,9 @@ class Interactions:
             # The end command's confirmation is ephemeral; one in the thread is the model's
             # proposal, which must still be open.
             proposal = not _on_ephemeral(body)
-            result = await self._flows.confirm_end(key, user, place, proposal=proposal)
+            actions = body.get("actions") or [{}]
+            via = action_via(str(actions[0].get("value") or ""))
+            result = await self._flows.confirm_end(key, user, place, proposal=proposal, via=via)
             if result.ok:
                 await self._answered(body, ENDED_TEXT)
             else:

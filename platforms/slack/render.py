@@ -196,16 +196,18 @@ def how_to_start_again(place: Place, bot_user_id: str) -> str:
 
 
 def render_notice(
-    notice: Notice, place: Place, bot_user_id: str, conversation_id: str = ""
+    notice: Notice, place: Place, bot_user_id: str, conversation_id: str = "", via: str = ""
 ) -> tuple[str, Blocks]:
-    """A notice as (fallback text, blocks); the END notice gets its two buttons."""
+    """A notice as (fallback text, blocks); the END notice gets its two buttons, the end
+    confirmation its own, which carry `via` (how the person asked: for the record)."""
     match notice.kind:
         case NoticeKind.WARNING:
             return notice.text, _warning(notice.text)
         case NoticeKind.END:
             return _end(notice, place, bot_user_id, conversation_id)
         case NoticeKind.CONFIRM_END:
-            return notice.text, _confirm_end(notice.text, action_value(conversation_id, place))
+            value = action_value(conversation_id, place, via)
+            return notice.text, _confirm_end(notice.text, value)
         case NoticeKind.BLOCKED:
             again = how_to_start_again(place, bot_user_id)  # mrkdwn: its mention is markup
             text = f"{notice.text} {again}"
@@ -258,13 +260,25 @@ def _actions(block_id: str, value: str, *buttons: tuple[str, str], style: str) -
     return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
-def action_value(conversation_id: str, place: Place) -> str:
-    """A button's value: which conversation, and where it lived (to say how to start again)."""
-    return f"{conversation_id}|{place.value}"
+def action_value(conversation_id: str, place: Place, via: str = "") -> str:
+    """A button's value: which conversation, where it lived (to say how to start again),
+    and for an end confirmation how the person asked (`via`: command, shortcut)."""
+    value = f"{conversation_id}|{place.value}"
+    return f"{value}|{via}" if via else value
+
+
+def action_via(value: str) -> str:
+    """How the person asked to end, as `action_value` put it ("" if it did not)."""
+    parts = value.split("|")
+    return parts[2] if len(parts) > 2 and parts[2] in _VIAS else ""
+
+
+_VIAS = frozenset({"command", "shortcut"})
 
 
 def parse_action_value(value: str) -> tuple[str, Place]:
     conversation_id, _, place = value.partition("|")
+    place = place.partition("|")[0]
     return conversation_id, Place(place) if place in Place._value2member_map_ else Place.CHANNEL
 
 
