@@ -101,7 +101,7 @@ def test_a_warning_is_distinct() -> None:
 
 
 def test_the_blocked_notice_mentions_the_bot_as_a_mention() -> None:
-    text, blocks = render_notice(
+    _text, blocks = render_notice(
         Notice(NoticeKind.BLOCKED, "Ended <for> you & me."), Place.CHANNEL, "U0BOT"
     )
     shown = blocks[0]["text"]["text"]
