@@ -16,6 +16,7 @@ from bot.review import Decision, ReviewItem
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.render import (
     MESSAGE_LIMIT,
+    action_via,
     escape,
     how_to_start_again,
     parse_action_value,
@@ -35,16 +36,16 @@ from platforms.slack.translate import (
 # anyone to run one there: in a thread it is the message shortcut.
 HELP = (
     "To end your conversation, use *End this conversation* on any message in its thread "
-    "(the message's ⋮ menu), or run */quitbot end <thread link>* in a channel; you will be "
+    "(the message's ⋮ menu), or run */quitbot end &lt;thread link&gt;* in a channel; you will be "
     "asked to confirm.\n"
-    "Moderators: */quitbot reopen|status|audit <thread link or id>* (reopen takes a note), "
-    "*/quitbot review* (ends called a mistake; *review resolve <link or id> reopen|uphold "
-    "[note]* decides one), */quitbot settings* (*settings set <name> <value>*, *settings reset "
-    "<name>|all*: this workspace's)."
+    "Moderators: */quitbot reopen|status|audit &lt;thread link or id&gt;* (reopen takes a note), "
+    "*/quitbot review* (ends called a mistake; *review resolve &lt;link or id&gt; reopen|uphold "
+    "[note]* decides one), */quitbot settings* (*settings set &lt;name&gt; &lt;value&gt;*, "
+    "*settings reset &lt;name&gt;|all*: this workspace's)."
 )
 NO_TARGET = (
     "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
-    "or add the thread's link here: `/quitbot end <link>`."
+    "or add the thread's link here: `/quitbot end &lt;link&gt;`."
 )
 MISTAKE = "This was a mistake"
 ENDED_TEXT = "The conversation was ended."
@@ -131,9 +132,8 @@ class Interactions:
     async def _reset_settings(self, name: str, user: str, team: str, moderator: bool) -> str:
         """`reset <name>`: one of this workspace's settings back to the default; `reset all`."""
         if not name:
-            return (
-                f"Which one? `/quitbot settings reset <name>`, or `{EVERY_SETTING}` for every one."
-            )
+            every = f"`{EVERY_SETTING}`"
+            return f"Which one? `/quitbot settings reset &lt;name&gt;`, or {every} for every one."
         reset = self._flows.reset_community_settings(
             team, None if name == EVERY_SETTING else name, user, is_moderator=moderator
         )
@@ -157,7 +157,9 @@ class Interactions:
             text += "\n\n" + "\n".join(lines)
         return text
 
-    async def _ask_to_end(self, target: ConversationKey | str, user: str, tell: Tell) -> None:
+    async def _ask_to_end(
+        self, target: ConversationKey | str, user: str, tell: Tell, via: str = "command"
+    ) -> None:
         key = target if isinstance(target, ConversationKey) else await self._key_of(target)
         result = (
             await self._flows.ask_to_end(key, user) if key else Result(refusal=Refusal.NOT_FOUND)
@@ -167,14 +169,16 @@ class Interactions:
             return
         for notice in result.notices:
             kind = self._places.kind(result.conversation.key)
-            await tell(*render_notice(notice, kind, self._deps.bot_user_id, result.conversation.id))
+            shown = render_notice(notice, kind, self._deps.bot_user_id, result.conversation.id, via)
+            await tell(*shown)
 
     async def end_shortcut(self, body: dict[str, Any]) -> None:
         """ "End this conversation", a message shortcut: it works inside a thread, where no
         slash command runs. Its message names the thread (its `thread_ts`, or its own `ts`)."""
         user, channel, message = _who(body), _channel(body), body.get("message") or {}
         thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
-        await self._ask_to_end(thread_key(channel, thread_ts), user, self._tell(body, thread_ts))
+        key, tell = thread_key(channel, thread_ts), self._tell(body, thread_ts)
+        await self._ask_to_end(key, user, tell, via="shortcut")
 
     async def branch(self, body: dict[str, Any]) -> None:
         """ "Branch from here": a new thread carrying the history up to the chosen message."""
@@ -196,7 +200,9 @@ class Interactions:
             # The end command's confirmation is ephemeral; one in the thread is the model's
             # proposal, which must still be open.
             proposal = not _on_ephemeral(body)
-            result = await self._flows.confirm_end(key, user, place, proposal=proposal)
+            actions = body.get("actions") or [{}]
+            via = action_via(str(actions[0].get("value") or ""))
+            result = await self._flows.confirm_end(key, user, place, proposal=proposal, via=via)
             if result.ok:
                 await self._answered(body, ENDED_TEXT)
             else:

@@ -79,6 +79,61 @@ def _inline(text: str) -> str:
     return text.replace(_BOLD_MARK, "*")
 
 
+# --- mass mentions -------------------------------------------------------------------------
+
+# Special mentions notify a whole channel or user group; plain "@here" text does not (Slack,
+# "Formatting text for app surfaces": only the <!here> form is a mention). The model's text
+# must never notify anyone, even when someone asks it to write one.
+_MASS_MENTION = re.compile(
+    r"<!(here|channel|everyone)(?:\|[^>\n]*)?>|<!subteam\^[^>\n|]*(?:\|([^>\n]*))?>"
+)
+_OPEN_TOKEN = re.compile(r"<[^>\n]{0,200}$")  # a `<` that may still become a mention
+
+
+def _plain_mention(match: re.Match[str]) -> str:
+    if match.group(1):
+        return f"@{match.group(1)}"
+    handle = (match.group(2) or "").lstrip("@")
+    return f"@{handle or 'group'}"
+
+
+def neutral(text: str, final: bool) -> str:
+    """The model's Markdown as far as it can be shown now, with every special mention
+    written as plain text that notifies nobody. Code spans and fences are left as written
+    (Slack never reads a mention there); while a span is still open, text that could still
+    become a mention waits, unless the reply is `final` (then an unclosed span is prose).
+    Prefix-stable: a longer text never changes what a shorter one already showed."""
+    shown: list[str] = []
+    at = 0
+    while at < len(text):
+        fence = text.startswith("```", at)
+        tick = "```" if fence else "`" if text[at] == "`" else ""
+        if tick:
+            end = text.find(tick, at + len(tick))
+            if end != -1 and (fence or "\n" not in text[at:end]):
+                shown.append(text[at : end + len(tick)])  # a closed span: left alone
+                at = end + len(tick)
+                continue
+            if not final and "<!" in text[at:]:
+                break  # unclosed: it may close (code) or not (prose); wait and see
+        stop = _next_tick(text, at + len(tick)) if tick else _next_tick(text, at)
+        prose = text[at:stop]
+        if stop == len(text) and not final:
+            cut = _OPEN_TOKEN.search(prose)
+            if cut is not None:
+                prose, stop = prose[: cut.start()], at + cut.start()
+        shown.append(_MASS_MENTION.sub(_plain_mention, prose))
+        if stop == at:
+            break
+        at = stop
+    return "".join(shown)
+
+
+def _next_tick(text: str, start: int) -> int:
+    found = text.find("`", start)
+    return len(text) if found == -1 else found
+
+
 # --- splitting -----------------------------------------------------------------------------
 
 
@@ -141,19 +196,22 @@ def how_to_start_again(place: Place, bot_user_id: str) -> str:
 
 
 def render_notice(
-    notice: Notice, place: Place, bot_user_id: str, conversation_id: str = ""
+    notice: Notice, place: Place, bot_user_id: str, conversation_id: str = "", via: str = ""
 ) -> tuple[str, Blocks]:
-    """A notice as (fallback text, blocks); the END notice gets its two buttons."""
+    """A notice as (fallback text, blocks); the END notice gets its two buttons, the end
+    confirmation its own, which carry `via` (how the person asked: for the record)."""
     match notice.kind:
         case NoticeKind.WARNING:
             return notice.text, _warning(notice.text)
         case NoticeKind.END:
             return _end(notice, place, bot_user_id, conversation_id)
         case NoticeKind.CONFIRM_END:
-            return notice.text, _confirm_end(notice.text, action_value(conversation_id, place))
+            value = action_value(conversation_id, place, via)
+            return notice.text, _confirm_end(notice.text, value)
         case NoticeKind.BLOCKED:
-            text = f"{notice.text} {how_to_start_again(place, bot_user_id)}"
-            return text, [_section(f"{_ICONS[notice.kind]} {escape(text)}")]
+            again = how_to_start_again(place, bot_user_id)  # mrkdwn: its mention is markup
+            text = f"{notice.text} {again}"
+            return text, [_section(f"{_ICONS[notice.kind]} {escape(notice.text)} {again}")]
         case _:
             icon = _ICONS.get(notice.kind, "")
             return notice.text, [_section(f"{icon} {escape(notice.text)}".strip())]
@@ -202,13 +260,25 @@ def _actions(block_id: str, value: str, *buttons: tuple[str, str], style: str) -
     return {"type": "actions", "block_id": block_id, "elements": elements}
 
 
-def action_value(conversation_id: str, place: Place) -> str:
-    """A button's value: which conversation, and where it lived (to say how to start again)."""
-    return f"{conversation_id}|{place.value}"
+def action_value(conversation_id: str, place: Place, via: str = "") -> str:
+    """A button's value: which conversation, where it lived (to say how to start again),
+    and for an end confirmation how the person asked (`via`: command, shortcut)."""
+    value = f"{conversation_id}|{place.value}"
+    return f"{value}|{via}" if via else value
+
+
+def action_via(value: str) -> str:
+    """How the person asked to end, as `action_value` put it ("" if it did not)."""
+    parts = value.split("|")
+    return parts[2] if len(parts) > 2 and parts[2] in _VIAS else ""
+
+
+_VIAS = frozenset({"command", "shortcut"})
 
 
 def parse_action_value(value: str) -> tuple[str, Place]:
     conversation_id, _, place = value.partition("|")
+    place = place.partition("|")[0]
     return conversation_id, Place(place) if place in Place._value2member_map_ else Place.CHANNEL
 
 

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 
-from platforms.slack.render import MESSAGE_LIMIT, STREAM_APPEND_LIMIT, split_text, to_mrkdwn
+from platforms.slack.render import (
+    MESSAGE_LIMIT,
+    STREAM_APPEND_LIMIT,
+    neutral,
+    split_text,
+    to_mrkdwn,
+)
 from platforms.slack.translate import Place
 
 if TYPE_CHECKING:
@@ -103,14 +109,18 @@ class SlackReply:
 
     async def _post_whole(self) -> None:
         """A reply complete before its first render needs no stream: one message says it."""
+        shown = neutral(self._text, final=True)
         response = await self._client.chat_postMessage(
-            channel=self._target.channel, thread_ts=self._target.thread_ts, markdown_text=self._text
+            channel=self._target.channel, thread_ts=self._target.thread_ts, markdown_text=shown
         )
         self._first_ts = str(response["ts"])
-        self._sent = len(self._text)
+        self._sent = len(shown)
 
     async def _stream_pending(self, final: bool) -> None:
-        pending = self._text[self._sent :]
+        # Markdown goes out as written, so a special mention would notify: `neutral` writes
+        # it as plain text, holding back what may still become one until it is complete.
+        shown = neutral(self._text, final)
+        pending = shown[self._sent :]
         pieces = split_text(pending, STREAM_APPEND_LIMIT) if pending else []
         for index, piece in enumerate(pieces):
             stream = await self._stream_with_room(len(piece))
@@ -121,7 +131,9 @@ class SlackReply:
                 await stream.append(markdown_text=piece)
             self._first_ts = self._first_ts or (stream.ts or "")
             self._stream_size += len(piece)
-        self._sent = len(self._text)
+        # What may still become a mention can be held back again after it was shown as
+        # text; what was sent stays sent.
+        self._sent = max(self._sent, len(shown))
         if final and self._stream is not None:
             await self._stream.stop()
             self._stream = None

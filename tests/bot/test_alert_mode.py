@@ -105,3 +105,26 @@ async def test_a_community_switching_from_alert_to_end_applies_at_the_next_messa
         conversation = await s.flows.find(HERE)
         assert conversation is not None and conversation.ladder.ended
         assert s.world.modlog[-1].kind is ModLogKind.ENDED
+
+
+async def test_a_switch_made_in_one_process_applies_in_another_at_its_next_message(
+    tmp_path: Path,
+) -> None:
+    """Two engines on one database, as two processes: the community's enforcement is read
+    at every turn, never kept."""
+    async with await_store(tmp_path) as first_store, await_store(tmp_path) as second_store:
+        first, second = make(first_store), make(second_store)
+        await first.flows.engine.set_community_settings(
+            "test", GUILD, CommunitySettings(enforcement="alert"), "mod"
+        )
+        second.model.script = [*abuse(), *end()]
+        await say(second, "you are useless")
+        await say(second, "useless!!")
+        assert [e.kind for e in second.world.modlog] == [ModLogKind.WOULD_END]
+        await first.flows.engine.set_community_settings(
+            "test", GUILD, CommunitySettings(enforcement="end"), "mod"
+        )
+        second.model.script = [*end(4)]
+        await say(second, "useless!!!")
+        conversation = await second.flows.find(HERE)
+        assert conversation is not None and conversation.ladder.ended

@@ -82,6 +82,7 @@ async def test_end_from_inside_the_thread_asks_then_ends(harness: SlackHarness) 
     _, events = await harness.runtime.engine.record(conversation.id)
     [end] = [e for e in events if e.kind == "end"]
     assert end.detail["reason"] == "user_requested" and end.detail["user_id"] == "U0ALICE"
+    assert end.detail["via"] == "shortcut"  # how it really came, on the record
 
 
 async def test_the_end_shortcut_on_the_threads_first_message(harness: SlackHarness) -> None:
@@ -103,6 +104,8 @@ async def test_end_by_thread_link_from_a_channel(harness: SlackHarness) -> None:
     await harness.settle()
     assert (await harness.runtime.engine.get(conversation.id)).state == "ended"  # type: ignore[union-attr]
     assert harness.slack.calls_to("chat.postMessage")[-1]["thread_ts"] == THREAD
+    _, events = await harness.runtime.engine.record(conversation.id)
+    assert [e.detail["via"] for e in events if e.kind == "end"] == ["command"]
 
 
 async def test_the_end_shortcut_outside_a_conversation(harness: SlackHarness) -> None:
@@ -209,7 +212,7 @@ async def test_end_without_a_link_says_how(harness: SlackHarness) -> None:
     await harness.send.command(command("end"))
     await harness.settle()
     text = ephemerals(harness)[0]["text"]
-    assert "End this conversation" in text and "/quitbot end <link>" in text
+    assert "End this conversation" in text and "/quitbot end &lt;link&gt;" in text
 
 
 async def test_help(harness: SlackHarness) -> None:

@@ -98,3 +98,13 @@ def test_a_warning_is_distinct() -> None:
     # What continuing leads to is the core's to say (an end, being shut out, or in
     # alert-only mode nothing): no line of the adapter's own adds an end to it.
     assert len(blocks) == 1
+
+
+def test_the_blocked_notice_mentions_the_bot_as_a_mention() -> None:
+    _text, blocks = render_notice(
+        Notice(NoticeKind.BLOCKED, "Ended <for> you & me."), Place.CHANNEL, "U0BOT"
+    )
+    shown = blocks[0]["text"]["text"]
+    assert "mention <@U0BOT> in a new message" in shown  # markup the bot meant
+    assert "Ended &lt;for&gt; you &amp; me." in shown  # text it did not mean as markup
+    assert "&lt;@U0BOT&gt;" not in shown

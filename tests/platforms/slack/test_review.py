@@ -117,8 +117,8 @@ async def test_settings_show_set_and_refuse(harness: SlackHarness) -> None:
     assert "must be at least" in await run(harness, "settings set redirects_before_end 1")
     assert "whole number" in await run(harness, "settings set redirects_before_end many")
     assert "no setting" in await run(harness, "settings set colour blue")
-    assert "settings set <name> <value>" in await run(harness, "settings frobnicate")
-    assert "review resolve <link or id>" in await run(harness, "review resolve x maybe")
+    assert "settings set &lt;name&gt; &lt;value&gt;" in await run(harness, "settings frobnicate")
+    assert "review resolve &lt;link or id&gt;" in await run(harness, "review resolve x maybe")
     own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
     assert own.crisis_message == "Call 116 123, any time." and own.redirects_before_end is None
     assert "enforcement is end or alert" in await run(harness, "settings set enforcement maybe")
@@ -141,7 +141,7 @@ async def test_settings_reset_one_or_all(harness: SlackHarness) -> None:
     assert one.startswith("Reset.") and "`redirects_before_warning`: (unset)" in one
     assert "`redirects_before_end`: 5" in one and "`crisis_message`: Hi" in one
     assert "There is no setting 'colour'" in await run(harness, "settings reset colour")
-    assert "settings reset <name>" in await run(harness, "settings reset")
+    assert "settings reset &lt;name&gt;" in await run(harness, "settings reset")
     every = await run(harness, "settings reset all")
     assert every.startswith("Reset.") and "`crisis_message`: (unset)" in every
     own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
