@@ -26,6 +26,8 @@ def test_the_image_checks_health_over_http_and_builds_reproducibly() -> None:
     assert "QUITBOT_HEALTH_PORT=" in dockerfile
     assert dockerfile.count("FROM ") == 2  # the build stage's leftovers stay behind
     assert "--uid 10001" in dockerfile and "USER 10001:10001" in dockerfile
+    for package in ("quitbot", "bot", "platforms"):  # every package pyproject installs
+        assert f"COPY {package} ./{package}" in dockerfile
     assert "--create-home" not in dockerfile.replace("--no-create-home", "")
 
 
