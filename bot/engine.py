@@ -817,6 +817,11 @@ class Engine:
         """The newest conversation at `key`."""
         return await self._store.current(key)
 
+    async def in_use(self, key: ConversationKey) -> bool:
+        """Whether a conversation lives at `key`, or a message received there (by any
+        process on the database) waits to start one."""
+        return await self._store.in_use(key)
+
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._store.get(conversation_id)
 

@@ -607,6 +607,11 @@ class Flows:
         """The newest conversation at `key`, if any."""
         return await self.engine.find(key)
 
+    async def in_use(self, key: ConversationKey) -> bool:
+        """Whether the place at `key` is a conversation's, or about to be: a message received
+        there (a mention another process is answering) waits to start one."""
+        return await self.engine.in_use(key)
+
     async def _resolve(self, target: ConversationKey | str) -> Conversation | None:
         if isinstance(target, ConversationKey):
             return await self.engine.find(target)

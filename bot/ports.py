@@ -405,6 +405,11 @@ class Store(Protocol):
         """The newest conversation at `key`, if any."""
         ...
 
+    async def in_use(self, key: ConversationKey) -> bool:
+        """Whether a conversation lives at `key`, or a message received there waits to start
+        one (received by any process sharing the database)."""
+        ...
+
     async def at_place(self, inbound: Inbound) -> AtPlace:
         """What a turn for `inbound` starts from, read together (every message needs it all):
         the conversation at its place, everyone else's ladders, and the messages received

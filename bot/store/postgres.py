@@ -112,6 +112,10 @@ _INSERT_CONVERSATION = (
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < $1 ORDER BY n"
+_IN_USE = (
+    "SELECT EXISTS (SELECT 1 FROM conversations WHERE platform = $1 AND place = $2) "
+    "OR EXISTS (SELECT 1 FROM inbox WHERE platform = $1 AND place = $2)"
+)
 # Nothing when the message itself was never received (n < NULL): no order to keep then.
 _RECEIVED_BEFORE = (
     f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = $1 AND place = $2 AND n < "
@@ -402,6 +406,11 @@ class PostgresStore:
         async with self._connection() as db:
             row = await db.fetchrow(_CURRENT, key.platform, key.place)
         return None if row is None else _conversation(row)
+
+    async def in_use(self, key: ConversationKey) -> bool:
+        """A conversation at `key`, or a message received there waiting to start one."""
+        async with self._connection() as db:
+            return bool(await db.fetchval(_IN_USE, key.platform, key.place))
 
     async def at_place(self, inbound: Inbound) -> AtPlace:
         """The conversation at the place, everyone else's ladders and the messages received
@@ -1111,7 +1120,8 @@ _DAILY = (
     "ELSE e.kind END, COUNT(*) "
     "FROM events e JOIN conversations c ON c.id = e.conversation_id "
     "WHERE c.platform = $1 AND c.community = $2 AND e.at >= $3 AND e.kind IN "
-    "('redirect', 'warning', 'crisis_flagged', 'end', 'feedback', 'review') GROUP BY 1, 2 "
+    "('redirect', 'warning', 'crisis_flagged', 'end', 'feedback', 'review', 'would_end', "
+    "'model_unavailable') GROUP BY 1, 2 "
     "UNION ALL SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD'), 'conversation', "
     "COUNT(*) FROM conversations "
     "WHERE platform = $1 AND community = $2 AND created_at >= $3 GROUP BY 1"

@@ -126,6 +126,10 @@ _INBOX = (
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
 _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < ? ORDER BY n"
+_IN_USE = (
+    "SELECT EXISTS (SELECT 1 FROM conversations WHERE platform = ?1 AND place = ?2) "
+    "OR EXISTS (SELECT 1 FROM inbox WHERE platform = ?1 AND place = ?2)"
+)
 # Nothing when the message itself was never received (n < NULL): no order to keep then.
 _RECEIVED_BEFORE = (
     f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = ?1 AND place = ?2 AND n < "
@@ -319,6 +323,10 @@ class SqliteStore:
     async def current(self, key: ConversationKey) -> Conversation | None:
         """The newest conversation at `key`, if any."""
         return await self._read(_current, key.platform, key.place)
+
+    async def in_use(self, key: ConversationKey) -> bool:
+        """A conversation at `key`, or a message received there waiting to start one."""
+        return await self._read(_in_use, key.platform, key.place)
 
     async def at_place(self, inbound: Inbound) -> AtPlace:
         """The conversation at the place, everyone else's ladders and the messages received
@@ -791,6 +799,10 @@ def _current(db: sqlite3.Connection, platform: str, place: str) -> Conversation 
     return _conversation(rows[0]) if rows else None
 
 
+def _in_use(db: sqlite3.Connection, platform: str, place: str) -> bool:
+    return bool(db.execute(_IN_USE, (platform, place)).fetchall()[0][0])
+
+
 def _at_place(db: sqlite3.Connection, platform: str, place: str, event_id: str) -> AtPlace:
     conversation = _current(db, platform, place)
     others = {} if conversation is None else _participants(db, conversation.id)
@@ -1240,7 +1252,8 @@ _DAILY = (
     "ELSE e.kind END, COUNT(*) "
     "FROM events e JOIN conversations c ON c.id = e.conversation_id "
     "WHERE c.platform = ?1 AND c.community = ?2 AND e.at >= ?3 AND e.kind IN "
-    "('redirect', 'warning', 'crisis_flagged', 'end', 'feedback', 'review') GROUP BY 1, 2 "
+    "('redirect', 'warning', 'crisis_flagged', 'end', 'feedback', 'review', 'would_end', "
+    "'model_unavailable') GROUP BY 1, 2 "
     "UNION ALL SELECT substr(created_at, 1, 10), 'conversation', COUNT(*) FROM conversations "
     "WHERE platform = ?1 AND community = ?2 AND created_at >= ?3 GROUP BY 1"
 )

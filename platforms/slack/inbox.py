@@ -97,8 +97,8 @@ class Inbox:
             return True  # an earlier mention in this thread is starting one
         if not message.threaded and message.place is not Place.ASSISTANT:
             return False  # a mention or a DM opens a new thread: spare the lookup
-        if await self._flows.find(key) is None:
-            return False
+        if not await self._flows.in_use(key):
+            return False  # nor a mention waiting to start one, in any process
         self._known.add(key.place)
         return True
 

@@ -709,6 +709,9 @@ async def test_daily_activity_counts_one_communitys_days(store: AnyStore) -> Non
         ours.id,
         [event("feedback", next_day), event("review", next_day, decision="reopened")],
     )
+    await store.add_events(
+        ours.id, [event("would_end", next_day), event("model_unavailable", next_day)]
+    )
     await store.add_events(ours.id, [event("end_declined", next_day)])  # not a series
     await store.add_events(theirs.id, [event("redirect", T0)])
     found = sorted(await store.daily_activity("discord", "g1", T0))
@@ -717,7 +720,9 @@ async def test_daily_activity_counts_one_communitys_days(store: AnyStore) -> Non
         ("2026-03-01", "redirect", 2),
         ("2026-03-02", "end:persistent_abuse", 1),
         ("2026-03-02", "feedback", 1),
+        ("2026-03-02", "model_unavailable", 1),
         ("2026-03-02", "review:reopened", 1),
         ("2026-03-02", "warning", 1),
+        ("2026-03-02", "would_end", 1),
     ]
     assert await store.daily_activity("discord", "g1", at(2 * 24 * 3600)) == []

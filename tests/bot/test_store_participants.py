@@ -94,3 +94,20 @@ async def test_messages_received_before_are_named_oldest_first(db: AnyStore) -> 
     assert (await db.at_place(inbound("never-received", "alice", key))).earlier == ()
     await db.settle(received[0])  # answered (or given up): no longer waiting
     assert [i.event_id for i in (await db.at_place(received[2])).earlier] == ["r1"]
+
+
+async def test_a_place_is_in_use_with_a_conversation_or_a_message_waiting_there(
+    db: AnyStore,
+) -> None:
+    """A follow-up reaching another process before the mention's conversation is made must
+    still be taken: the mention waits in the inbox, in use."""
+    key = ConversationKey("slack", "C1:1.0")
+    assert not await db.in_use(key)
+    mention = inbound("m1", "alice", key)
+    assert await db.receive(mention, T0)
+    assert await db.in_use(key)
+    assert not await db.in_use(ConversationKey("slack", "C1:2.0"))
+    await db.settle(mention)
+    assert not await db.in_use(key)
+    await db.create(key, "alice", T0)
+    assert await db.in_use(key)

@@ -190,7 +190,8 @@ async def test_the_overview_charts_the_last_30_days(
     assert "<title>2026-03-01: 2</title>" in conversations
     ends = page.split('id="chart-end-persistent_abuse"')[1].split("</figure>")[0]
     assert "<b>2</b>" in ends
-    assert "Crisis flags: <b>0</b>" in page
+    assert "Crisis flags: <b>0</b>" in page and "Model errors: <b>0</b>" in page
+    assert "Would have ended (alert-only mode): <b>0</b>" in page
     assert "Called a mistake: <b>2</b>" in page and "Reopened on review: <b>0</b>" in page
     assert "<script" not in page and "style=" not in page  # the CSP allows neither
 
