@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest_asyncio
 
-from bot.conversation import ConversationKey, LadderState
+from bot.conversation import Conversation, ConversationKey, LadderState
 from bot.notices import NoticeKind
 from bot.ports import ModelReply, ModLogKind
 from tests.bot.test_flows import (
@@ -110,14 +110,20 @@ async def test_only_the_starter_or_the_one_shut_out_may_say_it_was_a_mistake(
     assert (await shared.flows.feedback(conversation.id, ALICE, "all fine")).ok
 
 
-async def test_the_starter_earning_the_end_ends_it_for_everyone(shared: Setup) -> None:
-    await shared.say("hi")
-    await shared.say("hi, I'm here too", user=BOB)
-    shared.model.script = [*abuse(), *end()]
-    await shared.say("you are useless")
-    await shared.say("useless!!")
-    conversation = await shared.flows.find(HERE)
+async def the_starter_earns_the_end(s: Setup) -> Conversation:
+    """Alice starts, Bob joins, then Alice abuses until the model ends (Rules(1, 1))."""
+    await s.say("hi")
+    await s.say("hi, I'm here too", user=BOB)
+    s.model.script = [*abuse(), *end()]
+    await s.say("you are useless")
+    await s.say("useless!!")
+    conversation = await s.flows.find(HERE)
     assert conversation is not None and conversation.ladder.ended
+    return conversation
+
+
+async def test_the_starter_earning_the_end_ends_it_for_everyone(shared: Setup) -> None:
+    await the_starter_earns_the_end(shared)
     assert shared.here.closed == 1 and NoticeKind.WARNING in shared.here.kinds()
     calls = shared.model.calls
     await shared.say("what happened?", user=BOB)
@@ -182,13 +188,7 @@ async def test_the_model_sees_who_is_speaking(shared: Setup) -> None:
 async def test_the_review_queue_shows_everyone_else_who_wrote(shared: Setup) -> None:
     from bot.review import review_queue
 
-    await shared.say("hi")
-    await shared.say("hi, I'm here too", user=BOB)
-    shared.model.script = [*abuse(), *end()]
-    await shared.say("you are useless")
-    await shared.say("useless!!")
-    conversation = await shared.flows.find(HERE)
-    assert conversation is not None and conversation.ladder.ended
+    conversation = await the_starter_earns_the_end(shared)
     await shared.flows.feedback(conversation.id, ALICE, "this was a mistake")
     [item] = await review_queue(shared.flows.engine)
     assert dict(item.participants) == {BOB: LadderState()}

@@ -11,10 +11,9 @@ from platforms.slack.translate import thread_key
 from tests.fakes.anthropic import text, tool
 from tests.fakes.slack_requests import event_callback, mention, message
 from tests.platforms.slack.conftest import SlackHarness
+from tests.platforms.slack.test_shared_place import ABUSE, END_ABUSE
 
 THREAD = "1700000400.000100"
-ABUSE = {"kind": "abuse", "note": "insults"}
-END_ABUSE = {"reason": "persistent_abuse", "explanation": "kept insulting after a warning"}
 
 
 @pytest.fixture
