@@ -43,18 +43,22 @@ class Inbox:
         # durably. Threads known to hold a conversation spare a lookup.
         self._seen, self._known = Recent[str](10_000), Recent[str](50_000)
         self._refused: set[str] = set()  # events whose keeping failed: Slack sends them again
+        self._passed = Recent[str](10_000)  # events that were not the app's
         self._accepting: dict[str, asyncio.Future[bool | None]] = {}  # being kept right now
         self._lines = Lines[_Entry](_take, "answering a Slack message", deps.tasks.spawn)
 
-    async def receive(self, message: SlackMessage) -> None:
+    async def receive(self, message: SlackMessage) -> bool:
         """Called by Slack's listener; Slack is acknowledged when this returns (issue #9).
 
         The message takes its place in its thread's queue before anything is awaited, so it
         is answered in the order Slack delivered it, however slow an earlier one's lookup or
         download. Then the core keeps it durably (`Flows.receive`): a kill after the 200 loses
-        nothing. If that fails, Bolt answers 500 and Slack sends it again."""
+        nothing. If that fails, Bolt answers 5xx and Slack sends it again.
+
+        Whether the message is the app's; one that is not (False) is left to the Bolt app's
+        other listeners."""
         if message.place is Place.CHANNEL and not (message.mentioned or message.threaded):
-            return  # channel chatter that is not addressed to the app
+            return False  # channel chatter that is not addressed to the app
         event_id = message.event_id
         if not self._seen.add(event_id) and event_id not in self._refused:
             # A retry, or a mention's second event: it gets its 200 only once the first copy
@@ -62,7 +66,7 @@ class Inbox:
             if (earlier := self._accepting.get(event_id)) is not None:
                 await asyncio.shield(earlier)
             if event_id not in self._refused:
-                return
+                return event_id not in self._passed
         self._refused.discard(event_id)
         # A DM thread under the app's own message (a new conversation or a branch) looks like
         # an assistant thread in the payload; what the app noted when it made one wins.
@@ -71,20 +75,23 @@ class Inbox:
         answer = partial(self._answer, message)
         accepted = self._accepting[event_id] = self._queue(message.key, answer, message.mentioned)
         try:
-            accepted.set_result(await self._accept(message))
+            known = await self._holds_conversation(message)
+            # Not in a thread the app was never asked into.
+            ours = known or message.mentioned or message.place is not Place.CHANNEL
+            accepted.set_result(await self._accept(message, known) if ours else None)
         except BaseException:
             self._refused.add(event_id)
             accepted.set_result(None)
             raise
         finally:
             self._accepting.pop(event_id, None)
+        if not ours:
+            self._passed.add(event_id)
+        return ours
 
-    async def _accept(self, message: SlackMessage) -> bool | None:
-        """Whether the message is for the app (None if not) and starts a conversation; if it
-        is for the app, the core keeps it before Slack hears it arrived."""
-        known = await self._holds_conversation(message)
-        if not known and message.place is Place.CHANNEL and not message.mentioned:
-            return None  # a thread the app was never asked into
+    async def _accept(self, message: SlackMessage, known: bool) -> bool | None:
+        """Whether the app's message starts a conversation (None: not to be answered here);
+        the core keeps it before Slack hears it arrived."""
         if not await self._flows.receive(message.inbound()):
             return None  # received before (a retry after a restart): answered from there
         return not known

@@ -24,6 +24,11 @@ def surface() -> str:
     lines: list[str] = []
     for name in sorted(quitbot.__all__):
         lines.extend(_describe(name, getattr(quitbot, name)))
+    for module_name in quitbot.PLATFORM_MODULES:  # each with its own `__all__`
+        module = getattr(quitbot, module_name)
+        lines.append(f"module quitbot.{module_name}")
+        for name in sorted(module.__all__):
+            lines.extend(_describe(f"{module_name}.{name}", getattr(module, name)))
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
@@ -15,10 +16,12 @@ from bot.app import Runtime, build_runtime
 from bot.settings import Settings, SlackSettings
 from platforms.slack import SlackBot, start_http
 from platforms.slack.client import build_client
+from tests import postgres
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes.slack_requests import SlackSender
+from tests.tcp_proxy import TcpProxy
 
 
 async def no_wait(seconds: float) -> None:
@@ -109,3 +112,18 @@ async def harness(
         finally:
             await runner.cleanup()
             await bot.drain()
+
+
+@pytest_asyncio.fixture
+async def proxied_database() -> AsyncIterator[tuple[str, TcpProxy]]:
+    """A throw-away database, reached through a proxy the test can cut."""
+    url = await postgres.create_database()
+    target = urlsplit(url)
+    try:
+        async with TcpProxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
+            netloc = target.netloc.rsplit("@", 1)
+            host = f"127.0.0.1:{proxy.port}"
+            via = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
+            yield urlunsplit(target._replace(netloc=via)), proxy
+    finally:
+        await postgres.drop_database(url)

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
 from bot.notices import FAILED_TEXT
 from tests import postgres
@@ -56,21 +53,6 @@ class Log:
     async def rest(self) -> str:
         await self._task
         return "".join(self.lines)
-
-
-@pytest_asyncio.fixture
-async def proxied_database() -> AsyncIterator[tuple[str, TcpProxy]]:
-    """A throw-away database, reached through a proxy the test can cut."""
-    url = await postgres.create_database()
-    target = urlsplit(url)
-    try:
-        async with TcpProxy(target.hostname or "127.0.0.1", target.port or 5432) as proxy:
-            netloc = target.netloc.rsplit("@", 1)
-            host = f"127.0.0.1:{proxy.port}"
-            via = f"{netloc[0]}@{host}" if len(netloc) == 2 else host
-            yield urlunsplit(target._replace(netloc=via)), proxy
-    finally:
-        await postgres.drop_database(url)
 
 
 async def ready(http: aiohttp.ClientSession, port: int) -> tuple[int, dict[str, Any]]:

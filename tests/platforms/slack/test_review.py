@@ -181,7 +181,7 @@ async def test_a_long_queue_stays_within_slacks_advised_length(harness: SlackHar
     long = StoredMessage(9, "user", "x " * 3000, [], item.last_messages[0].at)
     feedback = Feedback("U0ALICE", "y" * 5000, item.feedback[0].at)
     big = replace(item, feedback=(feedback,), stated_reason="z" * 5000, last_messages=(long,))
-    shown = await harness.bot._interactions._queue_text([big] * 12)
+    shown = await harness.bot.listeners.interactions._queue_text([big] * 12)
     assert len(shown) <= MESSAGE_LIMIT and shown.count(conversation.id) < 12 * 2
     assert shown.endswith("more: decide these first.")
 
