@@ -21,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app import Runtime
 from platforms.slack import SHUTDOWN_GRACE_SECONDS
-from platforms.slack.listeners import ACTIONS, SHORTCUTS, SlackListeners
+from platforms.slack.listeners import ACTIONS, SHORTCUTS, Middleware, Next, SlackListeners
 from platforms.slack.scopes import COMMAND
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ async def register(app: AsyncApp, runtime: Runtime) -> SlackRegistration:
             "client=AsyncWebClient(token=...)); apps installed on many workspaces through "
             "OAuth are not supported"
         )
-    clashes = [clash async for clash in _collisions(app)]
+    clashes = [clash async for clash in _collisions(list(app._async_listeners))]
     if clashes:
         raise ListenerCollision(
             "the Bolt app already has listeners that would take quitbot's requests: "
@@ -83,7 +83,9 @@ async def register(app: AsyncApp, runtime: Runtime) -> SlackRegistration:
         raise ValueError(f"Slack refused the app's token ({exc.response.get('error')})") from exc
     listeners.deps.bot_user_id = str(me.get("user_id") or "")
     listeners.deps.team_id = str(me.get("team_id") or "")
-    listeners.attach(app)
+    known = {id(listener) for listener in app._async_listeners}
+    listeners.attach(app, checks=[_later_clashes(app, known)])
+    known |= {id(listener) for listener in app._async_listeners}
     if resumed := await listeners.inbox.resume():
         log.info("Slack: answering %d message(s) received before a restart", resumed)
     return SlackRegistration(listeners)
@@ -92,32 +94,52 @@ async def register(app: AsyncApp, runtime: Runtime) -> SlackRegistration:
 # --- what would shadow quitbot ------------------------------------------------------------
 
 
-def _probes() -> Iterator[tuple[str, dict[str, Any]]]:
-    """One request of each kind quitbot listens to, as Bolt's matchers read it."""
+def _probes(messages: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """One request of each kind quitbot listens to, as Bolt's matchers read it (`messages`:
+    with a message and a mention matched only by a listener for every one)."""
     yield f"the command {COMMAND}", {"command": COMMAND, "text": "", "user_id": "U0PROBE"}
     for callback_id in SHORTCUTS:
         yield f"the shortcut {callback_id}", {"type": "message_action", "callback_id": callback_id}
     for action_id in ACTIONS:
         actions = [{"action_id": action_id, "block_id": "quitbot", "type": "button"}]
         yield f"the button {action_id}", {"type": "block_actions", "actions": actions}
-    for kind in ("message", "app_mention"):
+    for kind in ("message", "app_mention") if messages else ():
         # No text: only a listener for every message (or a pattern matching nothing) takes it.
         event = {"type": kind, "user": "U0PROBE", "text": "", "ts": "1.000001"}
         yield f"every {kind} event", {"type": "event_callback", "event": event}
 
 
-async def _collisions(app: AsyncApp) -> AsyncIterator[str]:
-    """Each probe an existing listener of the app matches, named with that listener.
+def _later_clashes(app: AsyncApp, known: set[int]) -> Middleware:
+    """Listener middleware for quitbot's command, shortcuts and buttons: on the first of
+    them, listeners the app got after quitbot's that they shadow are named in an error."""
+    checked = False
+
+    async def check(next_: Next) -> None:
+        nonlocal checked
+        if not checked:
+            checked = True
+            later = [each for each in app._async_listeners if id(each) not in known]
+            # A message listener added later is not shadowed: quitbot's hand others on.
+            async for clash in _collisions(later, messages=False):
+                log.error("%s, added after quitbot's, never runs", clash)
+        await next_()
+
+    return check
+
+
+async def _collisions(
+    existing: list[AsyncListener], *, messages: bool = True
+) -> AsyncIterator[str]:
+    """Each probe one of `existing` matches, named with that listener.
 
     Only each listener's primary matcher (the command, callback id, action id or event type
     it was registered for) is asked: custom matchers are the app's own code, not run here.
-    `_async_listeners` is Bolt's private list (slack_bolt 1.30, app/async_app.py): Bolt
-    offers no public way to see an app's listeners.
+    An app's listeners are Bolt's private `_async_listeners` (slack_bolt 1.30,
+    app/async_app.py): Bolt offers no public way to see them.
     """
-    existing: list[AsyncListener] = list(app._async_listeners)
-    for what, body in _probes():
+    for what, body in _probes(messages):
         request = AsyncBoltRequest(body=body, mode="socket_mode")
         for listener in existing:
             if await listener.matchers[0].async_matches(req=request, resp=BoltResponse(status=200)):
-                yield f"{what} by {getattr(listener.ack_function, '__qualname__', 'a listener')}"
+                yield f"{what} by {getattr(listener.ack_function, '__name__', 'a listener')}"
                 break

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 import aiohttp
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 Work = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
 Next = Callable[[], Awaitable[None]]
+Middleware = Callable[..., Awaitable[BoltResponse | None]]
 
 ACTIONS = (NEW_CONVERSATION, MISTAKE, END_CONFIRM, END_CANCEL)
 SHORTCUTS = (BRANCH, END)
@@ -74,22 +75,23 @@ class SlackListeners:
         # app has no such edge, so its bodies are checked here.
         self._checked_at_edge = checked_at_edge
 
-    def attach(self, app: AsyncApp) -> None:
-        """Add quitbot's listeners to `app`, after those it already has."""
-        keep = [self._keep]
+    def attach(self, app: AsyncApp, *, checks: Sequence[Middleware] = ()) -> None:
+        """Add quitbot's listeners to `app`, after those it already has; `checks` run first
+        on each request for quitbot's command, shortcuts and buttons."""
+        keep, later = [self._keep], self._later
         app.event("app_mention", middleware=keep)(_taken)
         app.event("message", middleware=keep)(_taken)
         app.event("assistant_thread_started")(self._on_assistant_thread)
         # Subscribed to (the assistant pane sends it), acknowledged, nothing else to do.
         app.event("assistant_thread_context_changed")(self._learn)
-        act = self.interactions
-        app.command(COMMAND)(self._later(act.command, "command"))
-        app.action(NEW_CONVERSATION)(self._later(act.start_new, "new conversation"))
-        app.action(MISTAKE)(self._later(act.mistake, "feedback"))
-        app.action(END_CONFIRM)(self._later(act.confirm_end, "end"))
-        app.action(END_CANCEL)(self._later(act.keep_going, "keep talking"))
-        app.shortcut(BRANCH)(self._later(act.branch, "branch"))
-        app.shortcut(END)(self._later(act.end_shortcut, "end shortcut"))
+        act, mw = self.interactions, list(checks)
+        app.command(COMMAND, middleware=mw)(later(act.command, "command"))
+        app.action(NEW_CONVERSATION, middleware=mw)(later(act.start_new, "new conversation"))
+        app.action(MISTAKE, middleware=mw)(later(act.mistake, "feedback"))
+        app.action(END_CONFIRM, middleware=mw)(later(act.confirm_end, "end"))
+        app.action(END_CANCEL, middleware=mw)(later(act.keep_going, "keep talking"))
+        app.shortcut(BRANCH, middleware=mw)(later(act.branch, "branch"))
+        app.shortcut(END, middleware=mw)(later(act.end_shortcut, "end shortcut"))
 
     async def drain(self, grace: float | None = None) -> None:
         """Let replies already under way finish, for up to `grace` seconds (then, or if

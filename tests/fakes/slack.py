@@ -178,6 +178,11 @@ class FakeSlack:
         async with asyncio.timeout(within), self._changed:
             await self._changed.wait_for(lambda: len(hook.posts) + len(hook.refused) >= count)
 
+    async def wait_until(self, done: Callable[[], bool], within: float = WAIT) -> None:
+        """Wait until `done()` says so after some call; fail loudly after `within` seconds."""
+        async with asyncio.timeout(within), self._changed:
+            await self._changed.wait_for(done)
+
     def methods(self) -> list[str]:
         return [call.method for call in self.calls]
 

@@ -208,6 +208,34 @@ async def test_a_clash_with_quitbots_command_shortcut_or_buttons_is_refused(
     assert len(host.app._async_listeners) == 5  # nothing of quitbot's was added
 
 
+async def test_a_clash_added_after_registering_is_named_on_quitbots_first_request(
+    fake_slack: FakeSlack,
+    runtime: Runtime,
+    hosts: Hosts,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Too late to refuse: Bolt runs quitbot's, and the shadowed listener is named once."""
+    host = hosts.new()
+    registration = await quitbot.slack.register(host.app, runtime)
+
+    @host.app.command("/quitbot")
+    async def my_late_quitbot(ack: AsyncAck) -> None:
+        await ack("the host's")
+
+    @host.app.event("message")
+    async def every_other_message() -> None:
+        pass
+
+    await hosts.serve(host)
+    for _ in range(2):
+        sent = await host.send.command(command("help"))
+        assert sent.status == 200 and "the host's" not in sent.body
+    await registration.drain()
+    named = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert named == ["the command /quitbot by my_late_quitbot, added after quitbot's, never runs"]
+    assert len(fake_slack.calls_to("chat.postEphemeral")) == 2  # quitbot's help, each time
+
+
 async def test_a_listener_taking_every_message_before_quitbot_is_refused(
     runtime: Runtime, hosts: Hosts
 ) -> None:
