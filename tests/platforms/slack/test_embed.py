@@ -236,6 +236,23 @@ async def test_a_clash_added_after_registering_is_named_on_quitbots_first_reques
     assert len(fake_slack.calls_to("chat.postEphemeral")) == 2  # quitbot's help, each time
 
 
+async def test_a_malformed_message_is_passed_on_not_a_crash(
+    fake_slack: FakeSlack,
+    runtime: Runtime,
+    hosts: Hosts,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A host's app has no quitbot edge in front of it: quitbot checks the shapes it reads."""
+    host = hosts.new()
+    await quitbot.slack.register(host.app, runtime)
+    await hosts.serve(host)
+    odd = message("hi", ts="1.1", channel="D0ALICE", channel_type="im", files="not a list")
+    sent = await host.send.event(event_callback(odd))
+    assert sent.status == 404  # nobody's: Bolt's answer to a request no listener took
+    assert host.errors == [] and not fake_slack.calls_to("chat.postMessage")
+    assert "passed on a malformed Slack event: event.files should be a list" in caplog.text
+
+
 async def test_a_listener_taking_every_message_before_quitbot_is_refused(
     runtime: Runtime, hosts: Hosts
 ) -> None:
