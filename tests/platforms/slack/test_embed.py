@@ -237,10 +237,7 @@ async def test_a_clash_added_after_registering_is_named_on_quitbots_first_reques
 
 
 async def test_a_malformed_message_is_passed_on_not_a_crash(
-    fake_slack: FakeSlack,
-    runtime: Runtime,
-    hosts: Hosts,
-    caplog: pytest.LogCaptureFixture,
+    runtime: Runtime, hosts: Hosts, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A host's app has no quitbot edge in front of it: quitbot checks the shapes it reads."""
     host = hosts.new()
@@ -249,7 +246,7 @@ async def test_a_malformed_message_is_passed_on_not_a_crash(
     odd = message("hi", ts="1.1", channel="D0ALICE", channel_type="im", files="not a list")
     sent = await host.send.event(event_callback(odd))
     assert sent.status == 404  # nobody's: Bolt's answer to a request no listener took
-    assert host.errors == [] and not fake_slack.calls_to("chat.postMessage")
+    assert host.errors == [] and not hosts.slack.calls_to("chat.postMessage")
     assert "passed on a malformed Slack event: event.files should be a list" in caplog.text
 
 
