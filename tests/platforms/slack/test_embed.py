@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncSay
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,7 +25,7 @@ from platforms.slack.translate import thread_key
 from tests import postgres
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, hold, text
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 from tests.fakes.slack_requests import SlackSender, command, event_callback, mention, message
 from tests.platforms.slack.conftest import slack_settings
 from tests.tcp_proxy import TcpProxy
@@ -158,6 +159,29 @@ async def test_the_hosts_listeners_and_quitbots_conversations_share_one_app(
         assert len(pongs(fake_slack)) == 2 and answered(fake_slack, "Pong, from quitbot.")
     assert host.errors == []
     await registration.close()
+
+
+async def test_a_host_on_socket_mode_gets_the_same(
+    fake_slack: FakeSlack, fake_anthropic: FakeAnthropic, runtime: Runtime, hosts: Hosts
+) -> None:
+    """The connection is the host's: Bolt's own Socket Mode handler, its default options."""
+    host = hosts.new(process_before_response=False)
+    add_own_listeners(host.app)
+    registration = await quitbot.slack.register(host.app, runtime)
+    handler = AsyncSocketModeHandler(host.app, APP_TOKEN)
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    try:
+        fake_anthropic.add(text("Hello over the socket."))
+        rolled = await fake_slack.socket_send("slash_commands", roll())
+        assert "rolled 4" in str(rolled.get("payload"))
+        await fake_slack.socket_send("events_api", event_callback(mention("hi", ts=THREAD)))
+        assert await runtime.engine.in_use(thread_key("C0GENERAL", THREAD))  # kept, then acked
+        await fake_slack.socket_send("events_api", event_callback(message("ping", ts="1.1")))
+        await fake_slack.wait_until(lambda: len(pongs(fake_slack)) == 1)
+        await registration.drain()
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+    assert answered(fake_slack, "Hello over the socket.")[0]["thread_ts"] == THREAD
 
 
 async def test_with_process_before_response_off_a_message_is_kept_before_its_200(
