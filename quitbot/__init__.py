@@ -14,7 +14,9 @@ from quitbot._home import ShadowedCore, load_core
 load_core()
 
 # ruff: noqa: E402 -- the core may only be imported once `load_core` has put it in place.
+from importlib import import_module as _import_module
 from importlib.metadata import version as _version
+from types import ModuleType as _ModuleType
 
 from bot.app import Runtime, build_runtime
 from bot.cli import main
@@ -45,6 +47,17 @@ from bot.usertools import (
 )
 
 __version__ = _version("quitbot")
+
+# Submodules that need a platform's SDK, imported on first use (`quitbot.discord.attach`), so
+# that `import quitbot` needs none.
+_PLATFORM_MODULES = ("discord",)
+
+
+def __getattr__(name: str) -> _ModuleType:
+    if name in _PLATFORM_MODULES:
+        return _import_module(f"quitbot.{name}")
+    raise AttributeError(f"module 'quitbot' has no attribute {name!r}")
+
 
 __all__ = [
     "HOOKS_GROUP",

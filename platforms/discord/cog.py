@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import discord
@@ -60,6 +61,8 @@ class ConversationCog(commands.Cog, name="quitbot"):
         self._answers = Lines[Kept](self._answer, "answering a message")
         self._no_threads = Lines[discord.Message](self._say_no_threads, "saying why not here")
         self._told_no_threads = Recent[int](TOLD_NO_THREADS)
+        # What closes once quitbot is detached from a bot (a runtime the extension opened).
+        self.on_removal = AsyncExitStack()
 
     async def heard(self, message: discord.Message) -> None:
         """A message, as a listener in a bot that is not quitbot's own: one that runs a

@@ -10,6 +10,7 @@ change to the public API, so it goes in CHANGELOG.md with the version it calls f
 from __future__ import annotations
 
 import enum
+import importlib
 import inspect
 import re
 from collections.abc import Iterator
@@ -24,6 +25,10 @@ def surface() -> str:
     lines: list[str] = []
     for name in sorted(quitbot.__all__):
         lines.extend(_describe(name, getattr(quitbot, name)))
+    for module_name in quitbot._PLATFORM_MODULES:
+        module = importlib.import_module(f"quitbot.{module_name}")
+        for name in sorted(module.__all__):
+            lines.extend(_describe(f"{module_name}.{name}", getattr(module, name)))
     return "\n".join(lines) + "\n"
 
 

@@ -60,6 +60,24 @@ async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[Qu
                 await started
 
 
+@asynccontextmanager
+async def running_host(
+    fake: FakeDiscord, bot: discord.Client, settings: Settings
+) -> AsyncIterator[discord.Client]:
+    """Someone else's bot (quitbot embedded in it, or not) connected to the fake Discord
+    and knowing its server; closed on the way out."""
+    configure_endpoints(settings.discord)
+    async with bot:
+        connected = fake.guild_creates
+        started = asyncio.create_task(bot.start(fake.token))
+        try:
+            await fake.wait_until(lambda: fake.guild_creates > connected)
+            yield bot
+        finally:
+            await bot.close()
+            await started
+
+
 @pytest.fixture(autouse=True)
 def _restore_discord_endpoints() -> Iterator[None]:
     """configure_endpoints changes discord.py class attributes; put them back after a test."""
