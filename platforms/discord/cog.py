@@ -50,7 +50,7 @@ class Kept:
     place: DiscordPlace
 
 
-class ConversationCog(commands.Cog, name="quitbot"):
+class ConversationCog(commands.Cog, name="quitbot.conversations"):
     """Turns gateway events into calls on the core's flows."""
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:

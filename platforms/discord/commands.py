@@ -136,7 +136,9 @@ async def _opened(
 @app_commands.guild_only()
 class Moderation(
     commands.GroupCog,
-    name="quitbot.moderation",
+    # The group's own name: discord.py's remove_cog takes a group cog's command off the
+    # tree by the cog's name (discord/ext/commands/bot.py, remove_cog), not the group's.
+    name="quitbot",
     group_name="quitbot",
     group_description="Moderator tools",
 ):

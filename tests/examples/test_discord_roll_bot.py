@@ -3,16 +3,14 @@ discord.py against the fake Discord and the fake Messages API, in one process.""
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections.abc import AsyncIterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest_asyncio
 
 import quitbot
+from tests.examples.receiver import load_example
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.conftest import running_host
@@ -24,22 +22,13 @@ from tests.platforms.discord.helpers import (
     wait_bot_message,
 )
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "discord_roll_bot.py"
 QUITBOTS = {"chat", "new", "end", "quitbot", "Branch from here"}
-
-
-def _example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("discord_roll_bot", EXAMPLE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest_asyncio.fixture
 async def roll_bot(fake_discord: FakeDiscord, settings: quitbot.Settings) -> AsyncIterator[Any]:
     async with quitbot.build_runtime(settings) as runtime:
-        bot = _example().RollBot(runtime, random.Random(7))
+        bot = load_example("discord_roll_bot").RollBot(runtime, random.Random(7))
         async with running_host(fake_discord, bot, settings):
             yield bot
 
@@ -59,10 +48,12 @@ async def test_the_hosts_roll_and_quitbots_conversation_are_both_answered(
 
     assert (await _slash_roll(fake, "2d6")).startswith("2d6: ")
     thread_id = await opened_thread(fake, fake_anthropic)
-    await fake.post(fake.channel_id, fake.alice, "!roll 3d4")  # the host's prefix command
-    await wait_bot_message(fake, fake.channel_id, lambda m: m["content"].startswith("3d4: "))
-
-    assert len(fake_anthropic.requests) == 1  # !roll was the host's, not a conversation's
+    # The host's prefix command, even in quitbot's thread, is the host's alone.
+    completed = roll_bot.wait_for("command_completion", timeout=10)
+    await fake.post(int(thread_id), fake.alice, "!roll 3d4")
+    await completed
+    await wait_bot_message(fake, thread_id, lambda m: m["content"].startswith("3d4: "))
+    assert len(fake_anthropic.requests) == 1
     [reply] = [
         c for c in fake.calls_to("POST", rf"/channels/{thread_id}/messages")
         if c.body.get("content") == "Hello."

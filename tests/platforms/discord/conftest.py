@@ -47,29 +47,22 @@ async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[Qu
     async with build_runtime(settings) as runtime:
         configure_endpoints(settings.discord)
         bot = build_bot(runtime.engine, settings, edit_interval=0.0, typing_delay=0.0)
-        async with bot:
-            token = settings.discord.token
-            assert token is not None
-            connected = fake.guild_creates
-            started = asyncio.create_task(bot.start(token.get_secret_value()))
-            try:
-                await fake.wait_until(lambda: fake.guild_creates > connected)
-                yield bot
-            finally:
-                await bot.close()
-                await started
+        async with running_host(fake, bot, settings):
+            yield bot
 
 
 @asynccontextmanager
 async def running_host(
     fake: FakeDiscord, bot: discord.Client, settings: Settings
 ) -> AsyncIterator[discord.Client]:
-    """Someone else's bot (quitbot embedded in it, or not) connected to the fake Discord
-    and knowing its server; closed on the way out."""
+    """A bot (quitbot's own, or someone's with quitbot embedded) connected to the fake
+    Discord and knowing its server; closed on the way out."""
     configure_endpoints(settings.discord)
+    token = settings.discord.token
+    assert token is not None
     async with bot:
         connected = fake.guild_creates
-        started = asyncio.create_task(bot.start(fake.token))
+        started = asyncio.create_task(bot.start(token.get_secret_value()))
         try:
             await fake.wait_until(lambda: fake.guild_creates > connected)
             yield bot
