@@ -10,7 +10,7 @@ from typing import Any
 import pytest_asyncio
 
 import quitbot
-from tests.examples.receiver import load_example
+from tests.examples.receiver import EXAMPLES, load_example
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.conftest import running_host
@@ -96,3 +96,12 @@ async def test_the_hosts_button_is_the_hosts(
     callbacks = [c for c in fake.calls if c.path.startswith(f"/interactions/{pressed['id']}/")]
     assert len(callbacks) == 1  # quitbot did not answer it too
     assert fake_anthropic.requests == []
+
+
+def test_the_guide_shows_the_examples_own_code() -> None:
+    guide = (EXAMPLES.parent / "docs" / "build-on-quitbot.md").read_text()
+    section = guide[guide.index("## 6. Embed quitbot in your discord.py bot") :]
+    shown = section.split("```python\n", 1)[1].split("```", 1)[0]
+    example = (EXAMPLES / "discord_roll_bot.py").read_text()
+    for part in shown.split("\n\n\n"):
+        assert part.strip() in example
