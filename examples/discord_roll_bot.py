@@ -16,6 +16,7 @@ import random
 import re
 
 import discord
+from discord import app_commands
 from discord.ext import commands
 
 import quitbot
@@ -41,7 +42,9 @@ class RollAgain(discord.ui.View):
         self.dice, self.rng = dice, rng
 
     @discord.ui.button(label="Roll again", custom_id="dice:again")
-    async def again(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:  # type: ignore[type-arg]
+    async def again(
+        self, interaction: discord.Interaction, button: discord.ui.Button[RollAgain]
+    ) -> None:
         await interaction.response.send_message(roll(self.dice, self.rng))
 
 
@@ -49,9 +52,15 @@ class Dice(commands.Cog):
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
 
-    @commands.hybrid_command(description="Roll dice, e.g. 2d6")
-    async def roll(self, ctx: commands.Context[commands.Bot], dice: str = "1d6") -> None:
-        """/roll 2d6 as a slash command, or !roll 2d6 in a message."""
+    @app_commands.command(name="roll", description="Roll dice, e.g. 2d6")
+    async def roll_command(self, interaction: discord.Interaction, dice: str = "1d6") -> None:
+        await interaction.response.send_message(
+            roll(dice, self.rng), view=RollAgain(dice, self.rng)
+        )
+
+    @commands.command(name="roll")
+    async def roll_message(self, ctx: commands.Context[commands.Bot], dice: str = "1d6") -> None:
+        """!roll 2d6, in a message."""
         await ctx.send(roll(dice, self.rng), view=RollAgain(dice, self.rng))
 
 

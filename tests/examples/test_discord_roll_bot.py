@@ -58,7 +58,9 @@ async def test_the_hosts_roll_and_quitbots_conversation_are_both_answered(
         c for c in fake.calls_to("POST", rf"/channels/{thread_id}/messages")
         if c.body.get("content") == "Hello."
     ]  # fmt: skip
-    # The host's client allows every mention by default; quitbot's own sends ping nobody.
+    # The host's client leaves allowed_mentions unset, and Discord then pings whatever the
+    # content mentions; `parse: []` suppresses every mention (the allowed mentions object,
+    # https://discord.com/developers/docs/resources/message#allowed-mentions-object).
     assert reply.body["allowed_mentions"]["parse"] == []
 
 

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -23,6 +23,8 @@ from platforms.discord.app import QuitBot, build_bot, configure_endpoints
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.discord import FakeDiscord
+
+BotT = TypeVar("BotT", bound=discord.Client)
 
 
 def discord_settings(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
@@ -52,9 +54,7 @@ async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[Qu
 
 
 @asynccontextmanager
-async def running_host(
-    fake: FakeDiscord, bot: discord.Client, settings: Settings
-) -> AsyncIterator[discord.Client]:
+async def running_host(fake: FakeDiscord, bot: BotT, settings: Settings) -> AsyncIterator[BotT]:
     """A bot (quitbot's own, or someone's with quitbot embedded) connected to the fake
     Discord and knowing its server; closed on the way out."""
     configure_endpoints(settings.discord)

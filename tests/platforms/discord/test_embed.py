@@ -15,6 +15,7 @@ from discord.ext import commands
 
 import quitbot
 from bot.flows import Flows
+from platforms.discord.cog import ConversationCog
 from platforms.discord.parts import BRANCH
 from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.discord import FakeDiscord
@@ -124,6 +125,10 @@ async def test_detaching_takes_quitbot_off_and_leaves_the_host_as_it_was(
         assert bot.cogs == {}
         assert [c.name for c in bot.tree.get_commands()] == ["boom"]
         assert bot.tree.get_command(BRANCH, type=discord.AppCommandType.message) is None
+        listeners = [f for found in bot.extra_events.values() for f in found]
+        assert not [
+            f for f in listeners if isinstance(getattr(f, "__self__", None), ConversationCog)
+        ]
         assert bot.extra_events.get("on_message", []) == []
         assert runtime.engine.readiness.platforms() == {"discord": False}
         assert not await quitbot.discord.detach(bot)  # nothing left to take off
