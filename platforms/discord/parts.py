@@ -87,6 +87,8 @@ class Parts:
     async def add_to(self, bot: commands.Bot, *, listen: bool) -> None:
         """Add the cogs and the menu; with `listen`, hear messages through a listener (a
         bot that is not quitbot's own keeps its `on_message` for itself)."""
+        if bot.get_cog(self.conversations.qualified_name) is not None:
+            raise CommandClash("quitbot is already attached to this bot; detach it first")
         clashes = self.clashes(bot)
         if clashes:
             raise CommandClash(

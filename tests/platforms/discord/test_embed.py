@@ -75,7 +75,7 @@ async def test_missing_intents_are_refused_clearly_and_nothing_is_added(
     assert bot.cogs == {} and [c.name for c in bot.tree.get_commands()] == ["boom"]
 
 
-async def test_a_name_the_host_already_has_is_refused_before_anything_is_added(
+async def test_a_name_already_taken_or_a_second_attach_is_refused_before_anything_is_added(
     runtime: quitbot.Runtime,
 ) -> None:
     bot = Host(attaching(runtime))
@@ -86,6 +86,11 @@ async def test_a_name_the_host_already_has_is_refused_before_anything_is_added(
     with pytest.raises(quitbot.discord.CommandClash, match="/new"):
         await quitbot.discord.attach(bot, runtime)
     assert bot.cogs == {} and {c.name for c in bot.tree.get_commands()} == {"boom", "new"}
+
+    bot.tree.remove_command("new")
+    await quitbot.discord.attach(bot, runtime)
+    with pytest.raises(quitbot.discord.CommandClash, match="already attached"):
+        await quitbot.discord.attach(bot, runtime)
 
 
 async def test_quitbots_failures_are_quitbots_and_the_hosts_are_the_hosts(
@@ -99,19 +104,25 @@ async def test_quitbots_failures_are_quitbots_and_the_hosts_are_the_hosts(
         raise RuntimeError("quitbot's own bug")
 
     monkeypatch.setattr(Flows, "ask_to_end", broken)
+    monkeypatch.setattr(Flows, "review_queue", broken)
     async with running_host(fake, Host(attaching(runtime)), runtime.settings) as bot:
         ours = await fake.slash("end", channel_id=fake.channel_id, author=fake.alice)
         answered = (await fake.response(ours)).body["data"]
         assert answered["content"] == "Something went wrong on my side. Please try again."
         assert answered["flags"] & 64  # privately
+        # In the moderators' group too, and once: the group's cog answers for it.
+        review = [{"type": 1, "name": "review", "options": []}]
+        grouped = await fake.slash("quitbot", review, channel_id=fake.channel_id, author=fake.bob)
+        assert (await fake.response(grouped)).body["data"]["content"].startswith("Something")
 
         theirs = await fake.slash("boom", channel_id=fake.channel_id, author=fake.alice)
         assert (await fake.response(theirs)).body["data"]["content"] == HOST_FAILED
         # discord.py calls the tree's handler for every command; quitbot had answered its own.
-        assert bot.tree.seen == ["end", "boom"]  # type: ignore[attr-defined]
-        for interaction in (ours, theirs):
+        assert bot.tree.seen == ["end", "review", "boom"]  # type: ignore[attr-defined]
+        for interaction in (ours, grouped, theirs):
             path = rf"/interactions/{interaction['id']}/.*"
             assert len([c for c in fake.calls_to("POST", path) if c.status < 300]) == 1
+        assert not fake.calls_to("POST", r"/webhooks/.*")  # no second answer as a follow-up
 
 
 async def test_detaching_takes_quitbot_off_and_leaves_the_host_as_it_was(
