@@ -22,7 +22,12 @@ from __future__ import annotations
 import logging
 from contextlib import AsyncExitStack
 
-from discord.ext import commands
+try:
+    from discord.ext import commands
+except ModuleNotFoundError as exc:  # a Slack-only install
+    raise ModuleNotFoundError(
+        "quitbot.discord needs discord.py: pip install 'quitbot[discord]'", name=exc.name
+    ) from exc
 
 from bot.app import Runtime, build_runtime
 from bot.settings import load_settings
