@@ -42,11 +42,13 @@ class HostTree(app_commands.CommandTree[discord.Client]):
 class Host(commands.Bot):
     """Someone's own bot: a prefix, a slash command that fails, quitbot added in setup_hook."""
 
-    def __init__(self, setup: Setup, intents: discord.Intents | None = None) -> None:
+    def __init__(
+        self, setup: Setup, intents: discord.Intents | None = None, **options: Any
+    ) -> None:
         if intents is None:
             intents = discord.Intents.default()
             intents.message_content = True
-        super().__init__(command_prefix="!", intents=intents, tree_cls=HostTree)
+        super().__init__(command_prefix="!", intents=intents, tree_cls=HostTree, **options)
         self.tree.seen = []  # type: ignore[attr-defined]
         self._setup = setup
 
@@ -129,8 +131,10 @@ async def test_detaching_takes_quitbot_off_and_leaves_the_host_as_it_was(
     fake_discord: FakeDiscord, runtime: quitbot.Runtime, fake_anthropic: FakeAnthropic
 ) -> None:
     fake = fake_discord
-    async with running_host(fake, Host(attaching(runtime)), runtime.settings) as bot:
+    host = Host(attaching(runtime), guild_ready_timeout=0)  # on_ready without waiting
+    async with running_host(fake, host, runtime.settings) as bot:
         await opened_thread(fake, fake_anthropic)
+        await bot.wait_until_ready()
 
         assert await quitbot.discord.detach(bot)
         assert bot.cogs == {}
@@ -144,8 +148,9 @@ async def test_detaching_takes_quitbot_off_and_leaves_the_host_as_it_was(
         assert runtime.engine.readiness.platforms() == {"discord": False}
         assert not await quitbot.discord.detach(bot)  # nothing left to take off
 
-        # And on again, as after a reload.
+        # And on again, as after a reload: connected already, so no on_ready comes.
         await quitbot.discord.attach(bot, runtime)
+        assert runtime.engine.readiness.platforms() == {"discord": True}
         fake_anthropic.add(text("Back."))
         again = await fake.post(
             fake.channel_id, fake.bob, f"<@{fake.bot_id}> hello", mention_bot=True
