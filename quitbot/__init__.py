@@ -48,9 +48,10 @@ from bot.usertools import (
 
 __version__ = _version("quitbot")
 
-# Submodules that need a platform's SDK, loaded on first use (`quitbot.slack.register`), so
-# `import quitbot` needs none; not in `__all__`, so `from quitbot import *` needs none either.
-PLATFORM_MODULES = ("slack",)
+# Submodules that need a platform's SDK, loaded on first use (`quitbot.discord.attach`,
+# `quitbot.slack.register`), so `import quitbot` needs none; not in `__all__`, so
+# `from quitbot import *` needs none either.
+PLATFORM_MODULES = ("discord", "slack")
 
 
 def __getattr__(name: str) -> _ModuleType:

@@ -1,4 +1,4 @@
-"""Builds the discord.py bot with the engine injected; the cogs are added in setup_hook."""
+"""quitbot's own discord.py bot, with the engine injected; its parts are added in setup_hook."""
 
 from __future__ import annotations
 
@@ -12,15 +12,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine import Engine
-from bot.flows import Flows
 from bot.settings import DiscordSettings, Settings
-from platforms.discord import translate
-from platforms.discord.cog import ConversationCog
-from platforms.discord.commands import ChatCommands, Moderation
-from platforms.discord.places import Discord, DiscordModLog, answer
+from platforms.discord.errors import ANSWERED, GONE, command_failed
+from platforms.discord.parts import Parts
+from platforms.discord.places import answer
 from platforms.discord.reply import TYPING_DELAY
 from platforms.discord.stream import EDIT_INTERVAL
-from platforms.discord.translate import PLATFORM
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +76,9 @@ def _dropping(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]
 
 
 class QuitBotTree(app_commands.CommandTree[discord.Client]):
-    """Answers every failed command in words instead of discord.py's logged traceback.
-
-    An unknown or stale command (one Discord still shows after an update, before the
-    new commands are synced everywhere) gets a short private note; our own errors are
-    logged once, and the person is told.
-    """
+    """Answers every failed command in words instead of discord.py's logged traceback
+    (quitbot's own commands answer theirs: `errors.command_failed`); this tree adds the
+    commands it cannot even find, stale or malformed."""
 
     async def _call(self, interaction: discord.Interaction[discord.Client]) -> None:
         """discord.py's own reading of a command's data lets a malformed one escape as a
@@ -96,25 +90,17 @@ class QuitBotTree(app_commands.CommandTree[discord.Client]):
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             log.warning("dropped a malformed command interaction %s: %r", interaction.id, exc)
-            await answer(interaction, "This command is no longer available.")
+            await answer(interaction, GONE)
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
-        data = translate.payload_data(interaction.data)
-        if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
-            log.info("stale or unknown command %r: %s", data.get("name"), error)
-            await answer(interaction, "This command is no longer available.")
-        elif isinstance(error, app_commands.CommandInvokeError):  # raised in our own code
-            log.error("command %r failed", data.get("name"), exc_info=error.__cause__ or error)
-            await answer(interaction, "Something went wrong on my side. Please try again.")
-        else:  # refused before our code ran: a failed check, options discord.py cannot read
-            log.warning("command %r refused: %s", data.get("name"), error)
-            await answer(interaction, "This command cannot be used like that here.")
+        if not interaction.extras.get(ANSWERED):
+            await command_failed(interaction, error)
 
 
 class QuitBot(commands.Bot):
-    """quitbot on Discord: one gateway connection."""
+    """quitbot on Discord: one gateway connection, the bot quitbot's alone."""
 
     def __init__(
         self,
@@ -137,21 +123,14 @@ class QuitBot(commands.Bot):
             tree_cls=QuitBotTree,
             **options,
         )
-        self.discord = Discord(
-            self, settings, edit_interval=edit_interval, typing_delay=typing_delay
+        self._parts = Parts(
+            self, engine, settings, edit_interval=edit_interval, typing_delay=typing_delay
         )
-        self.flows = Flows(engine, PLATFORM, self.discord, DiscordModLog(self.discord))
-        self._conversations = ConversationCog(self.discord, self.flows)
+        self.discord, self.flows = self._parts.discord, self._parts.flows
         drop_malformed_events(self)
 
     async def setup_hook(self) -> None:
-        await self.add_cog(self._conversations)
-        chat = ChatCommands(self.discord, self.flows)
-        await self.add_cog(chat)
-        self.tree.add_command(
-            app_commands.ContextMenu(name="Branch from here", callback=chat.branch)
-        )
-        await self.add_cog(Moderation(self.discord, self.flows))
+        await self._parts.add_to(self, listen=False)
         await self.sync_commands()
         # What a previous run kept but never answered, in order, before the gateway brings
         # anything new: answered later, it would race the same messages still in flight.
@@ -160,28 +139,24 @@ class QuitBot(commands.Bot):
             log.info("answered %d messages a previous run had received", answered)
 
     async def sync_commands(self) -> None:
-        guild_id = self.discord.settings.dev_guild_id
-        guild = discord.Object(guild_id) if guild_id else None
-        if guild is not None:  # a development server sees them at once
-            self.tree.copy_global_to(guild=guild)
-        synced = await self.tree.sync(guild=guild)
-        where = f"to server {guild_id}" if guild else "globally (may take a while to appear)"
-        log.info("synced %d commands %s", len(synced), where)
+        await sync_commands(self, self.discord.settings)
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the conversations cog takes every message (not as a cog
         listener, which would cost a second task per message)."""
-        self._conversations.arrive(message)
+        self._parts.conversations.arrive(message)
 
-    # Connection state for /readyz: ready once READY (or a RESUME) came, not while away.
-    async def on_ready(self) -> None:
-        self.flows.engine.readiness.set(PLATFORM, True)
 
-    async def on_resumed(self) -> None:
-        self.flows.engine.readiness.set(PLATFORM, True)
-
-    async def on_disconnect(self) -> None:
-        self.flows.engine.readiness.set(PLATFORM, False)
+async def sync_commands(bot: commands.Bot, settings: DiscordSettings) -> None:
+    """Sync the bot's commands: to QUITBOT_DISCORD_DEV_GUILD_ID's server if set (it sees
+    them at once), else globally."""
+    guild_id = settings.dev_guild_id
+    guild = discord.Object(guild_id) if guild_id else None
+    if guild is not None:
+        bot.tree.copy_global_to(guild=guild)
+    synced = await bot.tree.sync(guild=guild)
+    where = f"to server {guild_id}" if guild else "globally (may take a while to appear)"
+    log.info("synced %d commands %s", len(synced), where)
 
 
 class ShardedQuitBot(QuitBot, commands.AutoShardedBot):

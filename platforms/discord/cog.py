@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
 import discord
@@ -14,6 +15,7 @@ from bot.notices import END_LAPSED_TEXT, FEEDBACK_THANKS, KEEP_GOING_TEXT
 from platforms.discord import render, translate
 from platforms.discord.commands import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
+from platforms.discord.reply import NO_MENTIONS
 from platforms.lines import Lines
 from platforms.recent import Recent
 
@@ -48,7 +50,7 @@ class Kept:
     place: DiscordPlace
 
 
-class ConversationCog(commands.Cog):
+class ConversationCog(commands.Cog, name="quitbot.conversations"):
     """Turns gateway events into calls on the core's flows."""
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
@@ -59,6 +61,16 @@ class ConversationCog(commands.Cog):
         self._answers = Lines[Kept](self._answer, "answering a message")
         self._no_threads = Lines[discord.Message](self._say_no_threads, "saying why not here")
         self._told_no_threads = Recent[int](TOLD_NO_THREADS)
+        # What closes once quitbot is detached from a bot (a runtime the extension opened).
+        self.on_removal = AsyncExitStack()
+
+    async def heard(self, message: discord.Message) -> None:
+        """A message, as a listener in a bot that is not quitbot's own: one that runs a
+        prefix command of that bot is the bot's, not a conversation's."""
+        client = self.d.client
+        if isinstance(client, commands.Bot) and (await client.get_context(message)).valid:
+            return
+        self.arrive(message)
 
     def arrive(self, message: discord.Message) -> None:
         """A message from the gateway: put in its conversation's line, nothing awaited (the
@@ -137,6 +149,19 @@ class ConversationCog(commands.Cog):
             self.d.known.add(key)
         return key in self.d.known
 
+    # Connection state for /readyz: ready once READY (or a RESUME) came, not while away.
+    @commands.Cog.listener()
+    async def on_ready(self) -> None:
+        self.flows.engine.readiness.set(translate.PLATFORM, True)
+
+    @commands.Cog.listener()
+    async def on_resumed(self) -> None:
+        self.flows.engine.readiness.set(translate.PLATFORM, True)
+
+    @commands.Cog.listener()
+    async def on_disconnect(self) -> None:
+        self.flows.engine.readiness.set(translate.PLATFORM, False)
+
     @commands.Cog.listener()
     async def on_raw_thread_update(self, payload: discord.RawThreadUpdateEvent) -> None:
         """Someone unlocked an ended conversation's thread: archive and lock it again.
@@ -181,11 +206,15 @@ class ConversationCog(commands.Cog):
                 asked = await self.flows.ask_to_end(key, user_id, proposal=proposal)
                 if asked.refusal is Refusal.NOT_ASKED:
                     # Left from a proposal whose withdrawal failed: withdraw it now.
-                    await interaction.response.edit_message(content=END_LAPSED_TEXT, view=None)
+                    await interaction.response.edit_message(
+                        content=END_LAPSED_TEXT, view=None, allowed_mentions=NO_MENTIONS
+                    )
                 if not asked.ok:
                     await answer(interaction, asked.text)
                     return
-                await interaction.response.edit_message(content=ENDED_HERE, view=None)
+                await interaction.response.edit_message(
+                    content=ENDED_HERE, view=None, allowed_mentions=NO_MENTIONS
+                )
                 place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
                 ended = await self.flows.confirm_end(key, user_id, place, proposal=proposal)
                 if not ended.ok:
@@ -195,7 +224,9 @@ class ConversationCog(commands.Cog):
                 if not kept.ok:
                     await answer(interaction, kept.text)
                     return
-                await interaction.response.edit_message(content=KEEP_GOING_TEXT, view=None)
+                await interaction.response.edit_message(
+                    content=KEEP_GOING_TEXT, view=None, allowed_mentions=NO_MENTIONS
+                )
             case "mistake":
                 await interaction.response.send_modal(render.feedback_form(action.target))
             case "feedback":

@@ -13,7 +13,9 @@ from bot.conversation import ConversationKey, Inbound
 from bot.flows import REFUSAL_TEXT, CommunityResult, Flows, Refusal, Result
 from bot.review import Decision
 from platforms.discord import render, translate
+from platforms.discord.errors import command_failed
 from platforms.discord.places import Discord, DiscordPlace, answer
+from platforms.discord.reply import NO_MENTIONS
 
 NO_THREAD = "Run this inside a conversation's thread, or name one with the `thread` option."
 ThreadOption = app_commands.AppCommandThread | None
@@ -22,11 +24,16 @@ RESETTABLE = [app_commands.Choice(name=n, value=n) for n in (*SETTING_NAMES, EVE
 ENFORCEMENT_CHOICES = [app_commands.Choice(name=n, value=n) for n in ENFORCEMENTS]
 
 
-class ChatCommands(commands.Cog):
+class ChatCommands(commands.Cog, name="quitbot.chat"):
     """The commands for everyone; `branch` is registered as a message command by the bot."""
 
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await command_failed(interaction, error)
 
     @app_commands.command(name="chat", description="Talk to the assistant: opens a thread here")
     @app_commands.describe(prompt="What you want to say")
@@ -40,7 +47,7 @@ class ChatCommands(commands.Cog):
             await answer(interaction, render.NO_THREADS_HERE)
             return
         response = await interaction.response.send_message(
-            **render.echo(interaction.user.display_name, prompt)
+            **render.echo(interaction.user.display_name, prompt), allowed_mentions=NO_MENTIONS
         )
         message = response.resource
         place: discord.abc.Messageable = channel
@@ -127,7 +134,14 @@ async def _opened(
 
 
 @app_commands.guild_only()
-class Moderation(commands.GroupCog, group_name="quitbot", group_description="Moderator tools"):
+class Moderation(
+    commands.GroupCog,
+    # The group's own name: discord.py's remove_cog takes a group cog's command off the
+    # tree by the cog's name (discord/ext/commands/bot.py, remove_cog), not the group's.
+    name="quitbot",
+    group_name="quitbot",
+    group_description="Moderator tools",
+):
     """/quitbot reopen | status | audit | review | review-resolve | settings | settings-set |
     settings-reset: moderators' tools, all answered privately; review and settings are the
     server's own."""
@@ -135,6 +149,11 @@ class Moderation(commands.GroupCog, group_name="quitbot", group_description="Mod
     def __init__(self, discord_: Discord, flows: Flows) -> None:
         self.d, self.flows = discord_, flows
         super().__init__()
+
+    async def cog_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await command_failed(interaction, error)
 
     @app_commands.command(description="Reopen an ended conversation and unlock its thread")
     @app_commands.describe(thread="The conversation's thread (default: this one)", note="Why")

@@ -27,7 +27,7 @@ from bot.settings import DiscordSettings
 from platforms.discord import render, translate
 from platforms.discord.attachments import read_files
 from platforms.discord.permissions import NEEDED
-from platforms.discord.reply import TYPING_DELAY, ChannelReply
+from platforms.discord.reply import NO_MENTIONS, TYPING_DELAY, ChannelReply
 from platforms.discord.stream import EDIT_INTERVAL
 from platforms.recent import Recent
 
@@ -232,7 +232,9 @@ class Discord:
             extra = {"applied_tags": usable[:1], **extra}
         try:
             created = await forum.create_thread(
-                name=name, auto_archive_duration=THREAD_ARCHIVE_MINUTES, **first.kwargs(), **extra
+                name=name,
+                auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                **message_of(first, **extra),
             )
         except discord.HTTPException as exc:
             # A post needs Send Messages; Create Public Threads is ignored there (docs).
@@ -257,7 +259,7 @@ class Discord:
         self, channel: discord.abc.Messageable, rendered: render.Rendered, **extra: Any
     ) -> discord.Message | None:
         try:
-            return await channel.send(**rendered.kwargs(), **extra)
+            return await channel.send(**message_of(rendered, **extra))
         except discord.HTTPException as exc:
             log.warning("could not post in %s: %s", getattr(channel, "id", "?"), exc)
             return None
@@ -269,7 +271,7 @@ class Discord:
         unless `rendered` has its own."""
         try:
             earlier = discord.PartialMessage(channel=channel, id=int(message_id))  # type: ignore[arg-type]
-            return await earlier.edit(**{"view": None, **rendered.kwargs()})
+            return await earlier.edit(**message_of(rendered, view=None))
         except (TypeError, ValueError, discord.HTTPException) as exc:
             log.warning("could not edit message %s: %s", message_id, exc)
             return None
@@ -278,7 +280,7 @@ class Discord:
         """Send to a person's DMs; False if they do not take DMs from the bot."""
         try:
             channel = await self.client.create_dm(discord.Object(int(user_id)))
-            await channel.send(**rendered.kwargs())
+            await channel.send(**message_of(rendered))
         except discord.HTTPException as exc:
             log.info("could not DM user %s: %s", user_id, exc)
             return False
@@ -385,12 +387,17 @@ async def answer(
     try:
         if interaction.response.is_done():
             return await interaction.followup.send(
-                **rendered.kwargs(), ephemeral=ephemeral, wait=True
+                **message_of(rendered), ephemeral=ephemeral, wait=True
             )
-        await interaction.response.send_message(**rendered.kwargs(), ephemeral=ephemeral)
+        await interaction.response.send_message(**message_of(rendered), ephemeral=ephemeral)
     except discord.HTTPException as exc:
         log.warning("could not answer interaction %s: %s", interaction.id, exc)
     return None
+
+
+def message_of(rendered: render.Rendered, **extra: Any) -> dict[str, Any]:
+    """discord.py's keyword arguments for `rendered`, pinging nobody unless `extra` says."""
+    return {"allowed_mentions": NO_MENTIONS, **rendered.kwargs(), **extra}
 
 
 class DiscordModLog:

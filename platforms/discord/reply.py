@@ -21,6 +21,10 @@ from platforms.discord.stream import EDIT_INTERVAL, Edit, Op, Send, ThrottledEdi
 
 log = logging.getLogger(__name__)
 
+# Every message quitbot sends says whom it may ping, whatever the client's default (a bot
+# quitbot is embedded in may allow every mention): the model's words, or a person's words
+# shown back, could hold @everyone or a role. Only what quitbot addresses to someone pings.
+NO_MENTIONS = discord.AllowedMentions.none()
 TYPING_REPEAT = 8.0  # seconds; Discord shows typing for about ten seconds per call
 TYPING_DELAY = 0.3  # seconds; an answer faster than this needs no typing indicator
 
@@ -127,7 +131,7 @@ class ChannelReply:
 
     async def _send(self, content: str) -> discord.Message | None:
         try:
-            return await self._channel.send(content)
+            return await self._channel.send(content, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:
             # The reply is stored whatever happens here; the part is posted anew later.
             log.warning("could not post a reply in %s: %s", self._where, exc)
@@ -139,7 +143,9 @@ class ChannelReply:
             self._messages[op.index] = await self._send(op.content)
             return
         try:
-            self._messages[op.index] = await message.edit(content=op.content)
+            self._messages[op.index] = await message.edit(
+                content=op.content, allowed_mentions=NO_MENTIONS
+            )
         except discord.HTTPException as exc:
             # The next edit brings the message up to date.
             log.warning("could not edit a reply in %s: %s", self._where, exc)

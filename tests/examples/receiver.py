@@ -11,11 +11,12 @@ from typing import Any
 
 from aiohttp import web
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "webhook_receiver.py"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("webhook_receiver", EXAMPLE)
+def load_example(name: str = "webhook_receiver") -> ModuleType:
+    """An example script, loaded from its file as a module named after it."""
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -77,3 +77,15 @@ def test_importing_quitbot_loads_no_platform_sdk_nor_the_claude_sdk(tmp_path: Pa
     result = _run(tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["[]", "register True"]
+
+
+def test_quitbot_discord_without_discord_py_says_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text(
+        "import sys\n"
+        "sys.modules['discord'] = None  # as if discord.py were not installed\n"
+        "import quitbot\n"
+        "quitbot.discord\n"
+    )
+    result = _run(tmp_path)
+    assert result.returncode == 1
+    assert "quitbot.discord needs discord.py: pip install 'quitbot[discord]'" in result.stderr

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -23,6 +23,8 @@ from platforms.discord.app import QuitBot, build_bot, configure_endpoints
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.discord import FakeDiscord
+
+BotT = TypeVar("BotT", bound=discord.Client)
 
 
 def discord_settings(fake: FakeDiscord, **overrides: Any) -> DiscordSettings:
@@ -47,17 +49,26 @@ async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[Qu
     async with build_runtime(settings) as runtime:
         configure_endpoints(settings.discord)
         bot = build_bot(runtime.engine, settings, edit_interval=0.0, typing_delay=0.0)
-        async with bot:
-            token = settings.discord.token
-            assert token is not None
-            connected = fake.guild_creates
-            started = asyncio.create_task(bot.start(token.get_secret_value()))
-            try:
-                await fake.wait_until(lambda: fake.guild_creates > connected)
-                yield bot
-            finally:
-                await bot.close()
-                await started
+        async with running_host(fake, bot, settings):
+            yield bot
+
+
+@asynccontextmanager
+async def running_host(fake: FakeDiscord, bot: BotT, settings: Settings) -> AsyncIterator[BotT]:
+    """A bot (quitbot's own, or someone's with quitbot embedded) connected to the fake
+    Discord and knowing its server; closed on the way out."""
+    configure_endpoints(settings.discord)
+    token = settings.discord.token
+    assert token is not None
+    async with bot:
+        connected = fake.guild_creates
+        started = asyncio.create_task(bot.start(token.get_secret_value()))
+        try:
+            await fake.wait_until(lambda: fake.guild_creates > connected)
+            yield bot
+        finally:
+            await bot.close()
+            await started
 
 
 @pytest.fixture(autouse=True)
