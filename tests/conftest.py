@@ -11,10 +11,8 @@ import pytest_asyncio
 
 from bot.app import Runtime, build_runtime
 from bot.settings import DiscordSettings, Settings, SlackSettings
+from quitbot.testing import FakeAnthropic
 from tests import postgres
-from tests.fakes.anthropic import FakeAnthropic, fake_anthropic
-
-__all__ = ["fake_anthropic"]
 
 
 def make_settings(tmp_path: Path, fake: FakeAnthropic, **overrides: Any) -> Settings:
@@ -29,6 +27,15 @@ def make_settings(tmp_path: Path, fake: FakeAnthropic, **overrides: Any) -> Sett
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest_asyncio.fixture
+async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
+    """A started FakeAnthropic; the test fails if it saw anything unexpected."""
+    async with FakeAnthropic() as fake:
+        yield fake
+        if fake.unexpected:
+            pytest.fail("FakeAnthropic saw unexpected calls:\n" + "\n".join(fake.unexpected))
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from anthropic import AsyncAnthropic
 from tests.fakes.anthropic import (
     FakeAnthropic,
     Response,
-    fake_anthropic,  # noqa: F401  (the fixture, as tests/conftest.py will import it)
     hold,
     raw,
     text,
@@ -48,7 +47,7 @@ async def _create(client: AsyncAnthropic, messages: list[dict[str, Any]] = HELLO
     )
 
 
-async def test_fixture_serves_and_is_clean(fake_anthropic: FakeAnthropic) -> None:  # noqa: F811
+async def test_fixture_serves_and_is_clean(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.add(text("hello"))
     async with AsyncAnthropic(api_key="k", base_url=fake_anthropic.base_url) as sdk:
         message = await _create(sdk)

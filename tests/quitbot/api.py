@@ -13,6 +13,7 @@ import enum
 import inspect
 import re
 from collections.abc import Iterator
+from importlib import import_module
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,8 +25,8 @@ def surface() -> str:
     lines: list[str] = []
     for name in sorted(quitbot.__all__):
         lines.extend(_describe(name, getattr(quitbot, name)))
-    for module_name in quitbot.PLATFORM_MODULES:  # each with its own `__all__`
-        module = getattr(quitbot, module_name)
+    for module_name in (*quitbot.PLATFORM_MODULES, "testing"):  # each with its own `__all__`
+        module = import_module(f"quitbot.{module_name}")
         lines.append(f"module quitbot.{module_name}")
         for name in sorted(module.__all__):
             lines.extend(_describe(f"{module_name}.{name}", getattr(module, name)))

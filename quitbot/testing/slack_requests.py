@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tests.fakes.slack import APP_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID
+from quitbot.testing.slack import APP_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID
 
 _ids = itertools.count(1)
 # The builders' response_url: it reaches nothing. A SlackSender with `response_urls` puts a

@@ -36,7 +36,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.fakes import discord_payloads as p
+from quitbot.testing import discord_payloads as p
 
 Json = dict[str, Any]
 Handler = Callable[["re.Match[str]", Any, dict[str, str]], Awaitable[tuple[int, Any]]]
@@ -799,14 +799,14 @@ class FakeDiscord:
             method, pattern, retry_after = limit
             if method == call.method and pattern.fullmatch(call.path):
                 self._limits.remove(limit)
-                body = {
+                limited = {
                     "message": "You are being rate limited.",
                     "retry_after": retry_after,
                     "global": False,
                 }
                 return (
                     429,
-                    body,
+                    limited,
                     {
                         "Via": "1.1 google",
                         "Retry-After": str(retry_after),
@@ -993,8 +993,8 @@ class FakeDiscord:
         for url in urls:
             if not url.startswith(prefix):
                 continue
-            name, _, query = url.removeprefix(prefix).partition("?")
-            kept = [part for part in query.split("&") if part.split("=")[0] not in _SIGNING]
+            name, _, signature = url.removeprefix(prefix).partition("?")
+            kept = [part for part in signature.split("&") if part.split("=")[0] not in _SIGNING]
             signed = self._signed_url(name) + "&".join(part for part in kept if part)
             refreshed.append({"original": url, "refreshed": signed})
         return 200, {"refreshed_urls": refreshed}

@@ -22,7 +22,7 @@ from urllib.parse import unquote_plus, urlencode
 
 from aiohttp import web
 
-from tests.fakes.loopback import Loopback
+from quitbot.testing.loopback import Loopback
 
 CLIENT_ID = "555000111222333444"
 CLIENT_SECRET = "discord-client-secret-0123456789abcdef"
@@ -181,7 +181,7 @@ def _client_ok(request: web.Request, form: Any) -> bool:
     if header.startswith("Basic "):
         pair = unquote_plus(base64.b64decode(header.removeprefix("Basic ")).decode())
         return pair == f"{CLIENT_ID}:{CLIENT_SECRET}"
-    return form.get("client_id") == CLIENT_ID and form.get("client_secret") == CLIENT_SECRET
+    return bool(form.get("client_id") == CLIENT_ID and form.get("client_secret") == CLIENT_SECRET)
 
 
 def _challenge(verifier: str) -> str:

@@ -10,8 +10,8 @@ Each POST /v1/messages takes the next queued response (`add`), else asks `respon
 else answers `default`; with none of them it answers 500 and records the call in
 `unexpected`. Requests the real API would reject (a tool_use without its tool_result, an
 empty text block, a bad role, more than 4 cache breakpoints...) get a 400 and are recorded
-in `unexpected` too, because they are bugs in the caller. The `fake_anthropic` fixture
-fails the test if `unexpected` is not empty at the end (clear it when a test means it).
+in `unexpected` too, because they are bugs in the caller: check it is empty at the end of a
+test (quitbot's own `fake_anthropic` fixture does; clear it when a test means it).
 """
 
 from __future__ import annotations
@@ -20,12 +20,10 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import pytest
-import pytest_asyncio
 from aiohttp import web
 
 # --- scripted responses --------------------------------------------------------------
@@ -659,12 +657,3 @@ class FakeAnthropic:
 
 def _json(response: Response) -> web.Response:
     return web.json_response(response.error or {}, status=response.status, headers=response.headers)
-
-
-@pytest_asyncio.fixture
-async def fake_anthropic() -> AsyncIterator[FakeAnthropic]:
-    """A started FakeAnthropic; the test fails if it saw anything unexpected."""
-    async with FakeAnthropic() as fake:
-        yield fake
-        if fake.unexpected:
-            pytest.fail("FakeAnthropic saw unexpected calls:\n" + "\n".join(fake.unexpected))

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.fakes.loopback import Loopback
+from quitbot.testing.loopback import Loopback
 
 CLIENT_ID = "1111.2222"
 CLIENT_SECRET = "slack-client-secret-0123456789abcdef"
