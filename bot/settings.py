@@ -137,6 +137,24 @@ _COMMON = SettingsConfigDict(
 )
 
 
+DISCORD_API_SCHEMES = ("https", "http")
+DISCORD_GATEWAY_SCHEMES = ("wss", "ws")
+
+
+def endpoint(value: str | None, schemes: tuple[str, ...]) -> str | None:
+    """`value` if it is an absolute URL of one of `schemes` (a proxy's or a test fake's
+    address for a platform's API); ValueError in plain words otherwise."""
+    if value is None or value == "":
+        return None
+    scheme, _, rest = value.partition("://")
+    host = rest.split("/", 1)[0]
+    if scheme.lower() not in schemes or not host or any(c.isspace() for c in value):
+        raise ValueError(
+            f"{value!r} is not a {' or '.join(s + '://' for s in schemes)} address with a host"
+        )
+    return value
+
+
 class DiscordSettings(BaseSettings):
     """Discord section; the adapter runs when `token` is set."""
 
@@ -159,6 +177,16 @@ class DiscordSettings(BaseSettings):
     oauth_base: str = "https://discord.com"
 
     _shard_list = field_validator("shard_ids", mode="before")(listed)
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base_is_http(cls, value: str | None) -> str | None:
+        return endpoint(value, DISCORD_API_SCHEMES)
+
+    @field_validator("gateway_url")
+    @classmethod
+    def _gateway_is_websocket(cls, value: str | None) -> str | None:
+        return endpoint(value, DISCORD_GATEWAY_SCHEMES)
 
     @property
     def enabled(self) -> bool:

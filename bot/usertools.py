@@ -64,7 +64,7 @@ class ToolContext:
 @dataclass(frozen=True, slots=True)
 class Tool(Generic[InputT]):
     """A tool the model may call: `handler(context, input)` returns its result (a str, a
-    pydantic model or anything JSON can carry)."""
+    pydantic model or anything JSON can carry). Calling the tool calls the handler."""
 
     name: str
     description: str
@@ -72,6 +72,12 @@ class Tool(Generic[InputT]):
     handler: Callable[[ToolContext, InputT], Awaitable[object]]
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     max_result_chars: int = DEFAULT_MAX_RESULT_CHARS
+
+    async def __call__(self, context: ToolContext, input: InputT) -> object:
+        """Run the handler as written, as `@quitbot.tool` left it callable: for your own
+        tests and code. Nothing is checked, timed or cut here; the model's calls go through
+        quitbot's tool loop, which does all three."""
+        return await self.handler(context, input)
 
     def definition(self) -> dict[str, Any]:
         """The tool as the Messages API takes it."""

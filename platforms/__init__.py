@@ -1,0 +1,9 @@
+"""quitbot's platform adapters."""
+
+from typing import NoReturn
+
+
+def __getattr__(name: str) -> NoReturn:
+    from bot.shadowing import missing_name
+
+    raise missing_name(__name__, __path__, name)

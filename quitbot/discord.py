@@ -30,15 +30,44 @@ except ModuleNotFoundError as exc:  # a Slack-only install
     ) from exc
 
 from bot.app import Runtime, build_runtime
-from bot.settings import load_settings
+from bot.settings import Settings, load_settings
+from platforms.discord.app import configure_endpoints as _configure_endpoints
 from platforms.discord.app import sync_commands
 from platforms.discord.parts import CommandClash, MissingIntents, Parts, check_intents, remove_from
 
-__all__ = ["CommandClash", "MissingIntents", "attach", "detach", "setup", "teardown"]
+__all__ = [
+    "CommandClash",
+    "MissingIntents",
+    "attach",
+    "configure_endpoints",
+    "detach",
+    "setup",
+    "teardown",
+]
 
 log = logging.getLogger(__name__)
 
 DETACH_GRACE_SECONDS = 10.0
+
+
+def configure_endpoints(
+    settings: Settings | None = None,
+    *,
+    api_base: str | None = None,
+    gateway_url: str | None = None,
+) -> None:
+    """Point discord.py, for every client in this process, at another REST base (e.g.
+    `http://127.0.0.1:8080/api/v10`) and gateway (`ws://127.0.0.1:8080/gateway`): a proxy,
+    or `quitbot.testing.FakeDiscord`'s `api_base` and `gateway_url` in a test. Call it before
+    `bot.start` (login is the first REST call).
+
+    `api_base` and `gateway_url` win; otherwise `settings`' QUITBOT_DISCORD_API_BASE and
+    QUITBOT_DISCORD_GATEWAY_URL are used, and neither set changes nothing. ValueError for
+    an address that is not http(s):// or ws(s):// with a host.
+    """
+    _configure_endpoints(
+        settings.discord if settings else None, api_base=api_base, gateway_url=gateway_url
+    )
 
 
 async def attach(bot: commands.Bot, runtime: Runtime, *, sync: bool = False) -> None:

@@ -12,7 +12,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.engine import Engine
-from bot.settings import DiscordSettings, Settings
+from bot.settings import (
+    DISCORD_API_SCHEMES,
+    DISCORD_GATEWAY_SCHEMES,
+    DiscordSettings,
+    Settings,
+    endpoint,
+)
 from platforms.discord.errors import ANSWERED, GONE, command_failed
 from platforms.discord.parts import Parts
 from platforms.discord.places import answer
@@ -31,16 +37,28 @@ def intents() -> discord.Intents:
     return discord.Intents(guilds=True, guild_messages=True, dm_messages=True, message_content=True)
 
 
-def configure_endpoints(settings: DiscordSettings) -> None:
-    """Send REST and the gateway to a proxy (or a test's fake) when, and only when, set.
+def configure_endpoints(
+    settings: DiscordSettings | None = None,
+    *,
+    api_base: str | None = None,
+    gateway_url: str | None = None,
+) -> None:
+    """Send REST and the gateway to a proxy (or a test's fake) when, and only when, set:
+    `api_base` and `gateway_url` if given, else the settings' (QUITBOT_DISCORD_API_BASE,
+    QUITBOT_DISCORD_GATEWAY_URL). ValueError for an address that is not http(s):// or
+    ws(s):// respectively; nothing is changed then.
 
     discord.py reads these class attributes; changing them affects every client in the
-    process, which is why this happens here at start-up and not at import.
+    process, which is why this happens at start-up, before login, and not at import.
     """
-    if settings.api_base:
-        discord.http.Route.BASE = settings.api_base.rstrip("/")
-    if settings.gateway_url:
-        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.gateway_url)
+    api = endpoint(api_base, DISCORD_API_SCHEMES) or (settings.api_base if settings else None)
+    gateway = endpoint(gateway_url, DISCORD_GATEWAY_SCHEMES) or (
+        settings.gateway_url if settings else None
+    )
+    if api:
+        discord.http.Route.BASE = api.rstrip("/")
+    if gateway:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
 
 
 def quiet_voice_warnings() -> None:

@@ -223,6 +223,19 @@ def test_reserved_names_are_refused_at_registration() -> None:
     assert registry.names == ()
 
 
+async def test_a_decorated_tool_is_called_as_the_function_it_was() -> None:
+    @tool()
+    async def faq(context: ToolContext, question: Question) -> str:
+        if question.topic == "missing":
+            raise ToolFailure("no such entry")
+        return f"{context.participant} asked about {question.topic}"
+
+    context = ToolContext("c1", "alice", "", "console")
+    assert await faq(context, Question(topic="rules")) == "alice asked about rules"
+    with pytest.raises(ToolFailure, match="no such entry"):
+        await faq(context, Question(topic="missing"))
+
+
 def test_names_must_be_new_and_valid() -> None:
     registry = ToolRegistry([Tool("faq", "", Question, _raises)])
     with pytest.raises(ToolError, match="registered already"):

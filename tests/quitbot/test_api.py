@@ -64,6 +64,30 @@ def test_a_bot_module_imported_first_is_a_clear_error(tmp_path: Path) -> None:
     assert "rename your module (e.g. bot.py -> my_bot.py)" in result.stderr
 
 
+def test_a_name_from_your_own_bot_py_imported_after_quitbot_says_why(tmp_path: Path) -> None:
+    (tmp_path / "bot.py").write_text("class GameNightBot: ...\n")
+    (tmp_path / "main.py").write_text(
+        textwrap.dedent(
+            """
+            import unittest.mock
+
+            import quitbot
+            import bot
+            assert not hasattr(bot, "__wrapped__")  # private names: AttributeError as usual
+            with unittest.mock.patch("bot.dashboard.__doc__", "patched"):  # not imported yet
+                pass
+            from platforms import discord  # the core's own subpackages still import
+            from bot import GameNightBot
+            """
+        )
+    )
+    result = _run(tmp_path)
+    assert result.returncode == 1
+    [last] = result.stderr.strip().splitlines()[-1:]
+    assert last.startswith("ImportError: 'GameNightBot' is not in quitbot's core package 'bot'")
+    assert "not your bot.py. Give your module another name" in last
+
+
 def test_importing_quitbot_loads_no_platform_sdk_nor_the_claude_sdk(tmp_path: Path) -> None:
     # The API must stay cheap to import, e.g. for a tool package's own tests; a platform's
     # module (`quitbot.slack`) loads its SDK on first use.
