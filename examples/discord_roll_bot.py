@@ -3,9 +3,12 @@
 Your bot keeps its client, its gateway connection, its commands and its buttons; quitbot adds
 its conversations (mention the bot, or /chat), its buttons and its commands beside them.
 
-    DISCORD_TOKEN=... ANTHROPIC_API_KEY=... python discord_roll_bot.py
+    DISCORD_TOKEN=... ANTHROPIC_API_KEY=... QUITBOT_TOOLS=roll_dice python discord_roll_bot.py
 
-(or put both in a .env beside it; every other QUITBOT_* setting works as for `quitbot run`).
+(or put them in a .env beside it; every other QUITBOT_* setting works as for `quitbot run`).
+In quitbot's conversations Claude may roll dice too, with the `roll_dice` tool. Its tests,
+with no token: test_roll_bot_offline.py. (The file is not called bot.py: once quitbot is
+imported, `bot` means quitbot's own core package.)
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import re
 import discord
 from discord import app_commands
 from discord.ext import commands
+from pydantic import BaseModel, Field
 
 import quitbot
 
@@ -34,6 +38,23 @@ def roll(dice: str, rng: random.Random) -> str:
         return HOW
     rolls = [rng.randint(1, sides) for _ in range(count)]
     return f"{dice}: {' + '.join(map(str, rolls))} = {sum(rolls)}"
+
+
+class DiceRoll(BaseModel):
+    dice: str = Field(default="1d6", description="What to roll, like 2d6 or 1d20.")
+
+
+@quitbot.tool(timeout_seconds=2)
+async def roll_dice(context: quitbot.ToolContext, request: DiceRoll) -> str:
+    """Roll dice for the person you are talking with, e.g. 2d6; tell them what it returns."""
+    rolled = roll(request.dice, random.Random())
+    if rolled == HOW:
+        raise quitbot.ToolFailure(HOW)
+    return rolled
+
+
+def tools() -> quitbot.ToolRegistry:
+    return quitbot.ToolRegistry([roll_dice])
 
 
 class RollAgain(discord.ui.View):
@@ -89,7 +110,7 @@ async def main() -> None:
     if token is None:
         raise SystemExit("set DISCORD_TOKEN (in the environment or .env)")
     async with (
-        quitbot.build_runtime(settings, deliver_webhooks=True) as runtime,
+        quitbot.build_runtime(settings, tools=tools(), deliver_webhooks=True) as runtime,
         RollBot(runtime) as bot,
     ):
         await bot.start(token.get_secret_value())
