@@ -93,7 +93,8 @@ async def build_runtime(
     command only queues, and the running bot delivers), with `delivery`'s timing. `clock`
     is the engine's and the sender's (tests move it on by hand).
     """
-    toolbox = ToolBox(_registry(tools).enabled(settings.tools, settings.tool_timeouts), settings)
+    enabled = tool_registry(tools).enabled(settings.tools, settings.tool_timeouts)
+    toolbox = ToolBox(enabled, settings)
     now = clock or _utcnow
     hooks = Hooks(observer=observer)
     for name, hook in entry_point_hooks():
@@ -172,7 +173,8 @@ async def build_runtime(
         await store.close()
 
 
-def _registry(given: ToolRegistry | None) -> ToolRegistry:
+def tool_registry(given: ToolRegistry | None) -> ToolRegistry:
+    """The tools `build_runtime(tools=given)` knows: `given`, else the installed packages'."""
     if given is not None:
         return given
     found = ToolRegistry()

@@ -8,13 +8,13 @@ import sys
 from typing import Any
 
 from bot.adapters import Check, adapter, adapters, platform_names
-from bot.app import NO_PLATFORM, UnconfiguredModel, build_runtime
+from bot.app import NO_PLATFORM, UnconfiguredModel, build_runtime, tool_registry
 from bot.conversation import AuditEvent, Conversation, LadderState, StoredMessage
 from bot.engine import ConversationNotFound, Engine
 from bot.hooks import Hooks
 from bot.ports import ModelUnavailable
 from bot.settings import Settings
-from bot.usertools import ToolRegistry
+from bot.usertools import ToolError, ToolRegistry
 from bot.webhooks import WebhookTarget
 
 
@@ -200,8 +200,10 @@ _LABELS = {True: "ok  ", False: "FAIL", "warn": "WARN"}
 
 async def doctor(settings: Settings, tools: ToolRegistry | None = None) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
-    results: list[Check] = [(True, "settings: loaded")]
-    async with build_runtime(settings, tools=tools) as runtime:
+    registry = tool_registry(tools)
+    tool_checks, openable = _tools(registry, settings)
+    results: list[Check] = [(True, "settings: loaded"), *tool_checks]
+    async with build_runtime(openable, tools=registry) as runtime:
         results.append((True, f"database: {settings.database.shown} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
         if settings.anthropic_api_key is None:
@@ -224,6 +226,27 @@ async def doctor(settings: Settings, tools: ToolRegistry | None = None) -> int:
     for status, line in results:
         print(f"{_LABELS[status]} {line}")
     return 1 if any(status is False for status, _ in results) else 0
+
+
+def _tools(registry: ToolRegistry, settings: Settings) -> tuple[list[Check], Settings]:
+    """Which tools are registered and which QUITBOT_TOOLS enables, and settings the runtime
+    opens with even when QUITBOT_TOOLS is wrong, so that the other checks still run."""
+    try:
+        enabled = registry.enabled(settings.tools, settings.tool_timeouts)
+    except ToolError as exc:
+        wrong = f"tools: {exc}; `quitbot run` will refuse to start until QUITBOT_TOOLS is fixed"
+        return [(False, wrong)], settings.model_copy(update={"tools": [], "tool_timeouts": {}})
+    shown = ", ".join(registry.names) or "none"
+    checks: list[Check] = [
+        (True, f"tools: registered {shown}; QUITBOT_TOOLS enables {', '.join(enabled) or 'none'}")
+    ]
+    checks += [
+        ("warn", f"tools: {name} is registered but off (add it to QUITBOT_TOOLS to let the "
+         "model call it)")
+        for name in registry.names
+        if name not in enabled
+    ]  # fmt: skip
+    return checks, settings
 
 
 def _hooks_and_webhooks(hooks: Hooks, settings: Settings) -> list[Check]:

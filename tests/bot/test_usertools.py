@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, field_validator
 
+from bot import operator
 from bot.app import Runtime, build_runtime
 from bot.communities import BadCommunitySettings, CommunitySettings
 from bot.conversation import ConversationKey, Inbound
 from bot.metrics import Metrics
+from bot.settings import Settings
 from bot.usertools import Tool, ToolContext, ToolError, ToolFailure, ToolRegistry, tool
 from tests.bot.test_flows import Reply
 from tests.conftest import make_settings
@@ -420,3 +422,22 @@ def test_a_tool_package_with_bad_entries_loses_only_those(
     assert "'end_conversation' is reserved for quitbot's ladder" in reserved
     assert "No module named 'hostile_tools_gone'" in missing
     assert "it must name a quitbot Tool" in odd
+
+
+async def test_doctor_lists_the_tools_and_says_which_are_off(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry = ToolRegistry(
+        [Tool("faq", "", Question, _raises), Tool("status", "", Question, _raises)]
+    )
+    await operator.doctor(settings.model_copy(update={"tools": ["faq"]}), registry)
+    out = capsys.readouterr().out
+    assert "ok   tools: registered faq, status; QUITBOT_TOOLS enables faq\n" in out
+    assert "WARN tools: status is registered but off (add it to QUITBOT_TOOLS" in out
+
+    # A wrong name fails its line; the other checks still run.
+    code = await operator.doctor(settings.model_copy(update={"tools": ["nope"]}), registry)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL tools: no tool named 'nope' is installed (installed: faq, status)" in out
+    assert "ok   database:" in out and "ok   model API:" in out
