@@ -11,8 +11,8 @@ from typing import Any
 from bot.communities import EVERY_SETTING, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import CommunityResult, Flows, Refusal, Result
-from bot.notices import END_LAPSED_TEXT, FEEDBACK_THANKS, KEEP_GOING_TEXT
 from bot.review import Decision, ReviewItem
+from bot.texts import TextKey, Texts
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.render import (
     MESSAGE_LIMIT,
@@ -214,13 +214,16 @@ class Interactions:
             result = await self._flows.keep_going(key, user)
             if not result.ok:
                 await self._refused(body, result, split_key(key)[1])
-            elif not await self._answered(body, KEEP_GOING_TEXT):
-                await self._tell(body, split_key(key)[1])(KEEP_GOING_TEXT)
+            else:
+                kept_on = (await self._words(body)).get(TextKey.KEEP_GOING)
+                if not await self._answered(body, kept_on):
+                    await self._tell(body, split_key(key)[1])(kept_on)
 
     async def _refused(self, body: dict[str, Any], result: Result, thread_ts: str) -> None:
         """A refused click: a confirmation nobody can answer any more is withdrawn (its buttons
         would stay live), and the person who clicked is told why."""
-        stale = {Refusal.NOT_ASKED: END_LAPSED_TEXT, Refusal.ALREADY_ENDED: result.text}
+        lapsed = (await self._words(body)).get(TextKey.END_LAPSED)
+        stale = {Refusal.NOT_ASKED: lapsed, Refusal.ALREADY_ENDED: result.text}
         withdrawn_as = stale.get(result.refusal) if result.refusal else None
         withdrawn = withdrawn_as is not None and await self._answered(body, withdrawn_as)
         if withdrawn and _on_ephemeral(body) and withdrawn_as == result.text:
@@ -246,7 +249,7 @@ class Interactions:
         """ "Start a new conversation": a fresh thread (the assistant pane makes its own)."""
         user, channel, (_, kind) = _who(body), _channel(body), _value(body)
         if kind is Place.ASSISTANT:
-            await self._tell(body)(how_to_start_again(kind, ""))
+            await self._tell(body)(how_to_start_again(kind, "", await self._words(body)))
             return
         intro = "New conversation." if kind is Place.DM else f"New conversation with <@{user}>."
         opener, team = partial(self._open, channel, intro, kind), (body.get("team") or {}).get("id")
@@ -259,7 +262,13 @@ class Interactions:
         user, (conversation_id, _) = _who(body), _value(body)
         result = await self._flows.feedback(conversation_id, user, MISTAKE)
         thread_ts = str((body.get("container") or {}).get("thread_ts") or "")
-        await self._tell(body, thread_ts)(result.text or FEEDBACK_THANKS)
+        thanks = (await self._words(body)).get(TextKey.FEEDBACK_THANKS)
+        await self._tell(body, thread_ts)(result.text or thanks)
+
+    async def _words(self, body: dict[str, Any]) -> Texts:
+        """The words in force in the workspace a click came from."""
+        team = str((body.get("team") or {}).get("id") or "")
+        return await self._flows.engine.words(PLATFORM, team)
 
     async def _open(
         self, channel: str, text: str, kind: Place
