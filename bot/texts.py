@@ -373,20 +373,23 @@ def problem(key: str, template: object) -> str:
     if text.limit and len(template) > text.limit:
         return f"{key}: is {len(template)} characters; the platform allows at most {text.limit}"
     try:
-        fields = [f for _, f, spec, _ in string.Formatter().parse(template) if f is not None]
-        specs = [spec or "" for _, f, spec, _ in string.Formatter().parse(template) if f]
+        parsed = [(f, spec or "", conv) for _, f, spec, conv in string.Formatter().parse(template)]
     except ValueError as exc:
         return f"{key}: malformed braces ({exc}); write {{{{ and }}}} for a literal brace"
     allowed = ", ".join(f"{{{name}}}" for name in text.placeholders) or "none"
-    for name in fields:
+    for name, spec, conversion in parsed:
+        if name is None:
+            continue
         if name == "" or name.isdigit():
             return f"{key}: positional {{{name}}} is not allowed; name a placeholder ({allowed})"
         if "." in name or "[" in name:
             return f"{key}: {{{name}}} reaches into a value, which is not allowed ({allowed})"
         if name not in text.placeholders:
             return f"{key}: unknown placeholder {{{name}}} (this text has: {allowed})"
-    if any("{" in spec for spec in specs):
-        return f"{key}: a placeholder inside a format is not allowed"
+        if conversion:
+            return f"{key}: a conversion (!{conversion}) is not allowed in {{{name}}}"
+        if "{" in spec:
+            return f"{key}: a placeholder inside a format is not allowed in {{{name}}}"
     try:
         template.format_map(text.placeholders)
     except (ValueError, TypeError) as exc:

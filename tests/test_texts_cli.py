@@ -1,0 +1,80 @@
+"""The operator's texts through the real command: `quitbot texts` prints a file to start
+from, and `run`, `chat` and `doctor` refuse a bad one at start-up in one line, exit 2."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from bot.texts import TEXTS
+from tests.fakes.anthropic import FakeAnthropic, text
+from tests.processes import clean_env, quitbot
+
+BAD = [
+    ('warning = "Careful, {name}."\n', "warning: unknown placeholder {name}"),
+    ('too_long = "At most {}."\n', "too_long: positional {} is not allowed"),
+    ('too_long = "At most {limit.real}."\n', "too_long: {limit.real} reaches into a value"),
+    ('too_long = "At most {limit[0]}."\n', "too_long: {limit[0]} reaches into a value"),
+    ('warning = "Careful {"\n', "warning: malformed braces"),
+    ('warning = ""\n', "warning: must not be empty"),
+    ('warnin = "Careful."\n', "warnin: there is no text by that name"),
+    (f'[discord]\nbutton_new = "{"x" * 81}"\n', "discord.button_new: is 81 characters"),
+    (f'[slack]\nbutton_keep = "{"x" * 76}"\n', "slack.button_keep: is 76 characters"),
+    ("warning = \n", "is not valid TOML"),
+]
+
+
+@pytest.mark.parametrize(("content", "says"), BAD)
+async def test_a_bad_texts_file_stops_run_in_one_line_with_exit_2(
+    tmp_path: Path, content: str, says: str
+) -> None:
+    path = tmp_path / "texts.toml"
+    path.write_text(content, encoding="utf-8")
+    env = clean_env(tmp_path, None, QUITBOT_TEXTS=str(path))
+    code, out, err = await quitbot(tmp_path, env, "run")
+    assert code == 2 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"quitbot: QUITBOT_TEXTS: {path}: ") and says in line
+
+
+@pytest.mark.parametrize("command", [("chat",), ("doctor",)])
+async def test_chat_and_doctor_check_the_texts_too(tmp_path: Path, command: tuple[str]) -> None:
+    path = tmp_path / "texts.toml"
+    path.write_text('blocked = "Closed, {who}."\n', encoding="utf-8")
+    env = clean_env(tmp_path, None, QUITBOT_TEXTS=str(path))
+    code, _, err = await quitbot(tmp_path, env, *command)
+    assert code == 2
+    assert err.splitlines() == [
+        f"quitbot: QUITBOT_TEXTS: {path}: blocked: unknown placeholder {{who}} (this text has: "
+        "none)"
+    ]
+
+
+async def test_a_missing_texts_file_is_named(tmp_path: Path) -> None:
+    env = clean_env(tmp_path, None, QUITBOT_TEXTS=str(tmp_path / "nowhere.toml"))
+    code, _, err = await quitbot(tmp_path, env, "run")
+    assert code == 2 and len(err.splitlines()) == 1 and "nowhere.toml: cannot be read" in err
+
+
+async def test_quitbot_texts_prints_every_key_as_a_file_to_edit(tmp_path: Path) -> None:
+    # Even with a broken texts file set: the defaults are what you start from.
+    env = clean_env(tmp_path, None, QUITBOT_TEXTS=str(tmp_path / "nowhere.toml"))
+    code, out, err = await quitbot(tmp_path, env, "texts")
+    assert code == 0 and err == ""
+    assert tomllib.loads(out) == {"discord": {}, "slack": {}}  # as printed it changes nothing
+    for key, words in TEXTS.items():
+        assert f"{key.value.rpartition('.')[2]} = " in out and words.about in out
+
+
+async def test_overridden_words_show_in_the_terminal(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    path = tmp_path / "texts.toml"
+    path.write_text('keep_going = "Right, carrying on."\n', encoding="utf-8")
+    fake_anthropic.add(text("Hello!"))
+    env = clean_env(tmp_path, fake_anthropic, QUITBOT_TEXTS=str(path))
+    code, out, err = await quitbot(tmp_path, env, "chat", stdin="hi\n/end\nno\n")
+    assert code == 0, err
+    assert "Right, carrying on." in out and "Okay, the conversation goes on." not in out
