@@ -1,0 +1,81 @@
+"""The operator's own words on Discord, end to end: the final notice, the buttons' labels
+and the way on, as the real discord.py sends them to the fake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.communities import CommunitySettings
+from tests.conftest import make_settings
+from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.discord import FakeDiscord
+from tests.platforms.discord.conftest import discord_settings, running_bot
+from tests.platforms.discord.helpers import opened_thread, wait_bot_message
+
+WORDS = """
+end_user_requested = "Done: you wanted to stop here."
+[discord]
+end_title = "Finished"
+button_end = "Yes, stop it"
+button_keep = "No, go on"
+button_new = "Begin again"
+start_again_dm = "Type /new whenever you like."
+"""
+
+
+def labels(message: dict[str, object]) -> list[str]:
+    rows = message["components"]
+    assert isinstance(rows, list)
+    return [c["label"] for row in rows for c in row["components"]]
+
+
+async def test_the_operator_s_words_show_in_the_end_and_on_the_buttons(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    path = tmp_path / "texts.toml"
+    path.write_text(WORDS, encoding="utf-8")
+    settings = make_settings(tmp_path, fake_anthropic, discord=discord_settings(fake), texts=path)
+    async with running_bot(fake, settings):
+        fake_anthropic.add(text("Hi Alice!"))
+        await fake.dm(fake.alice, "hello")
+        dm_id = int(fake.dm_channel_of(fake.alice)["id"])
+        await wait_bot_message(fake, dm_id, lambda m: m["content"] == "Hi Alice!")
+
+        asked = await fake.slash("end", channel_id=dm_id, author=fake.alice)
+        confirm = (await fake.response(asked)).response["resource"]["message"]
+        assert labels(confirm) == ["Yes, stop it", "No, go on"]
+        pressed = await fake.press("quitbot:end", message=confirm, author=fake.alice)
+        final = await wait_bot_message(fake, dm_id, lambda m: bool(m["embeds"]))
+        [embed] = final["embeds"]
+        assert embed["title"] == "Finished"
+        assert embed["description"] == (
+            "Done: you wanted to stop here.\n\nType /new whenever you like."
+        )
+        offer = (await fake.followup(pressed)).response
+        assert labels(offer) == ["Begin again", "This was a mistake"]
+
+
+async def test_a_server_s_own_label_beats_the_operator_s_there_only(
+    tmp_path: Path, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    fake = fake_discord
+    path = tmp_path / "texts.toml"
+    path.write_text(WORDS, encoding="utf-8")
+    settings = make_settings(tmp_path, fake_anthropic, discord=discord_settings(fake), texts=path)
+    async with running_bot(fake, settings) as bot:
+        own = CommunitySettings(texts={"discord.button_end": "End it for good"})
+        await bot.flows.set_community_settings(str(fake.guild_id), own, "mod", is_moderator=True)
+        thread_id = await opened_thread(fake, fake_anthropic)
+        asked = await fake.slash("end", channel_id=int(thread_id), author=fake.alice)
+        confirm = (await fake.response(asked)).response["resource"]["message"]
+        assert labels(confirm) == ["End it for good", "No, go on"]
+
+        fake_anthropic.add(text("Hi Alice!"))
+        await fake.dm(fake.alice, "hello")
+        dm_id = int(fake.dm_channel_of(fake.alice)["id"])
+        await wait_bot_message(fake, dm_id, lambda m: m["content"] == "Hi Alice!")
+        # A DM belongs to no server: the operator's words.
+        asked = await fake.slash("end", channel_id=dm_id, author=fake.alice)
+        confirm = (await fake.response(asked)).response["resource"]["message"]
+        assert labels(confirm) == ["Yes, stop it", "No, go on"]
