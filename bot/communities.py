@@ -50,7 +50,7 @@ class CommunitySettings:
         """These settings with every value `changes` sets replaced; texts one by one."""
         given = {f.name: getattr(changes, f.name) for f in fields(changes)}
         if changes.texts is not None:
-            given["texts"] = {**(self.texts or {}), **changes.texts}
+            given["texts"] = {**(self.texts or {}), **changes.texts} or None
         return replace(self, **{k: v for k, v in given.items() if v is not None})
 
     def cleared(self, name: str | None = None) -> CommunitySettings:

@@ -464,19 +464,31 @@ DEFAULT_TEXTS = Texts()
 def load(path: Path) -> Texts:
     """The texts in a TOML file (`QUITBOT_TEXTS`); BadTexts names the file and the problem."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        content = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BadTexts(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
         raise BadTexts(f"{path}: is not UTF-8 text") from None
+    try:
+        return Texts(parse(content))
+    except BadTexts as exc:
+        raise BadTexts(f"{path}: {exc}") from None
+
+
+def parse(content: str) -> dict[str, str]:
+    """Overrides written as TOML (a texts file, the dashboard's field), each checked."""
+    try:
+        data = tomllib.loads(content)
     except tomllib.TOMLDecodeError as exc:
-        raise BadTexts(f"{path}: is not valid TOML ({exc})") from None
+        raise BadTexts(f"is not valid TOML ({exc})") from None
     overrides = dict(_flat(data))
-    for key, template in overrides.items():
-        found = problem(key, template)
-        if found:
-            raise BadTexts(f"{path}: {found}")
-    return Texts({k: str(v) for k, v in overrides.items()})
+    check(overrides)
+    return {key: str(template) for key, template in overrides.items()}
+
+
+def to_toml(overrides: Mapping[str, str]) -> str:
+    """Overrides as TOML that `parse` reads back, one per line."""
+    return "".join(f"{key} = {_toml_string(template)}\n" for key, template in overrides.items())
 
 
 def _flat(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, object]]:

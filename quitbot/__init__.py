@@ -32,7 +32,8 @@ from bot.engine import Engine
 from bot.hooks import HOOK_KINDS, HOOKS_GROUP, Hook, HookEvent, HookLoadError, Hooks
 from bot.notices import Notice, NoticeKind, Outcome
 from bot.ports import Model, ModelReply, ReplyStream
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, TextsError, load_settings
+from bot.texts import DEFAULT_TEXTS, TEXTS, BadTexts, Markup, Text, TextKey, Texts
 from bot.usertools import (
     RESERVED,
     TOOLS_GROUP,
@@ -47,13 +48,16 @@ from bot.usertools import (
 __version__ = _version("quitbot")
 
 __all__ = [
+    "DEFAULT_TEXTS",
     "HOOKS_GROUP",
     "HOOK_KINDS",
     "RESERVED",
+    "TEXTS",
     "TOOLS_GROUP",
     "Actor",
     "AuditEvent",
     "BadCommunitySettings",
+    "BadTexts",
     "CommunitySettings",
     "ConcernKind",
     "Conversation",
@@ -65,6 +69,7 @@ __all__ = [
     "HookLoadError",
     "Hooks",
     "Inbound",
+    "Markup",
     "Model",
     "ModelReply",
     "Notice",
@@ -75,6 +80,10 @@ __all__ = [
     "Settings",
     "SettingsError",
     "ShadowedCore",
+    "Text",
+    "TextKey",
+    "Texts",
+    "TextsError",
     "Tool",
     "ToolContext",
     "ToolError",

@@ -8,7 +8,7 @@ from dataclasses import fields
 from functools import partial
 from typing import Any
 
-from bot.communities import EVERY_SETTING, CommunitySettings
+from bot.communities import EVERY_SETTING, TEXT_PREFIX, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import CommunityResult, Flows, Refusal, Result
 from bot.review import Decision, ReviewItem
@@ -28,6 +28,7 @@ from platforms.slack.translate import (
     Place,
     key_from_link,
     parse_command,
+    plain_text,
     split_key,
     thread_key,
 )
@@ -119,6 +120,10 @@ class Interactions:
             return settings_text(await self._flows.community_settings(team, is_moderator=moderator))
         name, _, value = words.partition(" ")
         number, value = name.startswith("redirects_"), value.strip()
+        if name == "texts" or name.startswith(TEXT_PREFIX):
+            key = name.removeprefix(TEXT_PREFIX)
+            # As the person typed it: Slack sends &, < and > as entities.
+            return await self._set_text(key, plain_text(value), user, team, moderator)
         if name not in {f.name for f in fields(CommunitySettings)}:
             return f"There is no setting `{escape(name)}`; `/quitbot settings` lists them."
         if (number and not value.isdigit()) or not value:
@@ -127,6 +132,15 @@ class Interactions:
         saved = self._flows.set_community_settings(
             team, CommunitySettings(**given), user, is_moderator=moderator
         )
+        return settings_text(await saved, "Saved. ")
+
+    async def _set_text(self, key: str, value: str, user: str, team: str, moderator: bool) -> str:
+        """`set texts.KEY words`: this workspace's own words for one text (`quitbot texts`
+        lists the keys); checked like the operator's before it is saved."""
+        if key == "texts" or not value:
+            return "Name one text and give its words: `/quitbot settings set texts.KEY words`."
+        own = CommunitySettings(texts={key: value})
+        saved = self._flows.set_community_settings(team, own, user, is_moderator=moderator)
         return settings_text(await saved, "Saved. ")
 
     async def _reset_settings(self, name: str, user: str, team: str, moderator: bool) -> str:

@@ -14,6 +14,7 @@ from tests.fakes.anthropic import text, tool
 from tests.fakes.slack import TEAM_ID
 from tests.fakes.slack_requests import button, event_callback, mention
 from tests.platforms.slack.conftest import SlackHarness
+from tests.platforms.slack.test_review import MODERATOR, run
 
 THREAD = "1700000100.000100"
 ASKED = {"reason": "user_requested", "explanation": "they asked to stop"}
@@ -75,3 +76,20 @@ async def test_a_workspace_s_own_label_beats_the_operator_s(harness: SlackHarnes
     saved = await flows.set_community_settings(TEAM_ID, own, "mod", is_moderator=True)
     assert saved.ok
     assert labels(await proposal(harness)) == ["Stop for good", "No, go on"]
+
+
+@MODERATOR
+async def test_moderators_set_and_reset_one_text_and_a_bad_one_is_refused(
+    harness: SlackHarness,
+) -> None:
+    saved = await run(harness, "settings set texts.slack.button_end Stop & go")
+    assert saved.startswith("Saved.")
+    refused = await run(harness, "settings set texts.warning Careful, {name}.")
+    assert "warning: unknown placeholder {name}" in refused
+    assert "Name one text" in await run(harness, "settings set texts")
+    own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
+    assert own.texts == {"slack.button_end": "Stop & go"}  # as typed; nothing else was kept
+    assert labels(await proposal(harness)) == ["Stop & go", "No, go on"]
+    assert (await run(harness, "settings reset texts.slack.button_end")).startswith("Reset.")
+    own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
+    assert own.texts is None
