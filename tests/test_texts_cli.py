@@ -3,6 +3,7 @@ from, and `run`, `chat` and `doctor` refuse a bad one at start-up in one line, e
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -78,3 +79,26 @@ async def test_overridden_words_show_in_the_terminal(
     code, out, err = await quitbot(tmp_path, env, "chat", stdin="hi\n/end\nno\n")
     assert code == 0, err
     assert "Right, carrying on." in out and "Okay, the conversation goes on." not in out
+
+
+async def test_an_operator_sets_a_community_s_texts_from_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "texts.toml"
+    path.write_text('blocked = "Closed."\n', encoding="utf-8")
+    env = clean_env(tmp_path, None, QUITBOT_TEXTS=str(path))
+    setting = ("communities", "set", "discord:1234")
+    code, _, err = await quitbot(tmp_path, env, *setting, "--text", "warning=Careful, {who}.")
+    assert code == 1 and err.count("\n") == 1 and "warning: unknown placeholder {who}" in err
+    code, _, err = await quitbot(tmp_path, env, *setting, "--text", "warning")
+    assert code == 2 and "write KEY=WORDS" in err
+    code, _, err = await quitbot(
+        tmp_path, env, *setting, "--text", "warning=Careful.", "--text", "discord.button_new=Again"
+    )
+    assert code == 0, err
+    code, out, _ = await quitbot(tmp_path, env, "communities", "show", "--json")
+    [shown] = json.loads(out)
+    assert shown["own"]["texts"] == {"warning": "Careful.", "discord.button_new": "Again"}
+    assert shown["effective"]["texts"] == {
+        "blocked": "Closed.",
+        "warning": "Careful.",
+        "discord.button_new": "Again",
+    }

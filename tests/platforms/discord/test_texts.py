@@ -10,6 +10,8 @@ import pytest
 
 from bot.communities import CommunitySettings
 from bot.settings import Settings
+from bot.texts import TextKey, Texts
+from platforms.discord import render
 from platforms.discord.app import QuitBot
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, text
@@ -84,3 +86,13 @@ async def test_a_server_s_own_label_beats_the_operator_s_there_only(
     # A DM belongs to no server: the operator's words.
     _, confirm = await dm_confirmation(fake, fake_anthropic)
     assert labels(confirm) == ["Yes, stop it", "No, go on"]
+
+
+def test_a_value_in_a_template_stays_plain_and_only_the_bot_s_mention_is_markup() -> None:
+    words = Texts({"discord.opening": "Started by {mention}."})
+    hostile = "@everyone **bold** <@123456789012345678> {mention}"
+    shown = words.get(TextKey.DISCORD_OPENING, render.escape, mention=hostile)
+    assert shown.startswith("Started by ") and shown.endswith(" {mention}.")  # not read again
+    for markup in ("@everyone", "**", "<@123456789012345678>"):
+        assert markup not in shown
+    assert render.opening("42", words).content == "Started by <@42>."

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from bot.communities import CommunitySettings
-from platforms.slack.render import END_CONFIRM
+from bot.texts import TextKey, Texts
+from platforms.slack.render import END_CONFIRM, escape, how_to_start_again
+from platforms.slack.translate import Place
 from tests.fakes.anthropic import text, tool
 from tests.fakes.slack import TEAM_ID
 from tests.fakes.slack_requests import button, event_callback, mention
@@ -93,3 +95,11 @@ async def test_moderators_set_and_reset_one_text_and_a_bad_one_is_refused(
     assert (await run(harness, "settings reset texts.slack.button_end")).startswith("Reset.")
     own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
     assert own.texts is None
+
+
+def test_a_value_in_a_template_stays_plain_and_only_the_bot_s_mention_is_markup() -> None:
+    words = Texts({"slack.start_again_channel": "Ask {bot} again."})
+    assert how_to_start_again(Place.CHANNEL, "U1", words) == "Ask <@U1> again."
+    hostile = "<!channel> & {bot}"
+    shown = words.get(TextKey.SLACK_START_AGAIN_CHANNEL, escape, bot=hostile)
+    assert shown == "Ask &lt;!channel&gt; &amp; {bot} again."
