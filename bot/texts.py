@@ -89,6 +89,12 @@ DISCORD_EMBED_TITLE = 256
 # "Button element"); a header block's text at most 150 ("Header block").
 SLACK_BUTTON_TEXT = 75
 SLACK_HEADER = 150
+# Any other text: room, within Discord's 2,000 characters a message, for what the bot adds
+# (how to start again, a mention).
+LONGEST_TEXT = 1_500
+# The formats a placeholder may take: thousands separators. A width or precision could make
+# a moderator's text as long as they like (`{limit:>999999999}`).
+_FORMATS = frozenset({"", ",", "_"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,8 +376,9 @@ def problem(key: str, template: object) -> str:
         return f"{key}: must be a text (a quoted string)"
     if not template.strip():
         return f"{key}: must not be empty"
-    if text.limit and len(template) > text.limit:
-        return f"{key}: is {len(template)} characters; the platform allows at most {text.limit}"
+    longest = text.limit or LONGEST_TEXT
+    if len(template) > longest:
+        return f"{key}: is {len(template)} characters; the platform allows at most {longest}"
     try:
         parsed = [(f, spec or "", conv) for _, f, spec, conv in string.Formatter().parse(template)]
     except ValueError as exc:
@@ -390,6 +397,8 @@ def problem(key: str, template: object) -> str:
             return f"{key}: a conversion (!{conversion}) is not allowed in {{{name}}}"
         if "{" in spec:
             return f"{key}: a placeholder inside a format is not allowed in {{{name}}}"
+        if spec not in _FORMATS:
+            return f"{key}: the format :{spec} is not allowed in {{{name}}} (only :, and :_)"
     try:
         template.format_map(text.placeholders)
     except (ValueError, TypeError) as exc:
