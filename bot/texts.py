@@ -67,6 +67,7 @@ class TextKey(StrEnum):
     DISCORD_BUTTON_KEEP = "discord.button_keep"
     DISCORD_FEEDBACK_TITLE = "discord.feedback_title"
     DISCORD_FEEDBACK_LABEL = "discord.feedback_label"
+    DISCORD_ENDED_HERE = "discord.ended_here"
     SLACK_WARNING_TITLE = "slack.warning_title"
     SLACK_END_TITLE = "slack.end_title"
     SLACK_START_AGAIN_ASSISTANT = "slack.start_again_assistant"
@@ -76,6 +77,9 @@ class TextKey(StrEnum):
     SLACK_BUTTON_MISTAKE = "slack.button_mistake"
     SLACK_BUTTON_END = "slack.button_end"
     SLACK_BUTTON_KEEP = "slack.button_keep"
+    SLACK_ENDED = "slack.ended"
+    SLACK_NO_TARGET = "slack.no_target"
+    SLACK_HELP = "slack.help"
 
 
 # Platform limits a text must fit, with their sources.
@@ -309,6 +313,10 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
             "Discord: the label of that form's text field",
             limit=DISCORD_MODAL_LABEL,
         ),
+        TextKey.DISCORD_ENDED_HERE: Text(
+            "This conversation was ended by the person who started it.",
+            "Discord: what the confirmed end confirmation becomes",
+        ),
         TextKey.SLACK_WARNING_TITLE: Text(
             "Warning", "Slack: the warning's bold first line (plain text)"
         ),
@@ -345,6 +353,27 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
             "Keep talking",
             "Slack: the button that keeps the conversation going",
             limit=SLACK_BUTTON_TEXT,
+        ),
+        TextKey.SLACK_ENDED: Text(
+            "The conversation was ended.", "Slack: what the confirmed end confirmation becomes"
+        ),
+        # Slack's own words are mrkdwn: `&lt;` shows as <. Slack runs no slash command inside
+        # a thread (bolt-python#873), so they never send anyone to run one there: in a thread
+        # it is the message shortcut.
+        TextKey.SLACK_NO_TARGET: Text(
+            "Which conversation? In its thread, use *End this conversation* from a message's ⋮ "
+            "menu; or add the thread's link here: `/quitbot end &lt;link&gt;`.",
+            "Slack: /quitbot end without a conversation (mrkdwn)",
+        ),
+        TextKey.SLACK_HELP: Text(
+            "To end your conversation, use *End this conversation* on any message in its "
+            "thread (the message's ⋮ menu), or run */quitbot end &lt;thread link&gt;* in a "
+            "channel; you will be asked to confirm.\n"
+            "Moderators: */quitbot reopen|status|audit &lt;thread link or id&gt;* (reopen takes "
+            "a note), */quitbot review* (ends called a mistake; *review resolve &lt;link or "
+            "id&gt; reopen|uphold [note]* decides one), */quitbot settings* (*settings set "
+            "&lt;name&gt; &lt;value&gt;*, *settings reset &lt;name&gt;|all*: this workspace's).",
+            "Slack: /quitbot's help (mrkdwn)",
         ),
     }
 )

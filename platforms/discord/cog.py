@@ -20,7 +20,6 @@ from platforms.recent import Recent
 log = logging.getLogger(__name__)
 
 
-ENDED_HERE = "This conversation was ended by the person who started it."
 # What reading a payload of the wrong shape raises (Discord never sends one; see
 # `app.drop_malformed_events` for those discord.py cannot parse at all).
 MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
@@ -188,7 +187,8 @@ class ConversationCog(commands.Cog):
                 if not asked.ok:
                     await answer(interaction, asked.text)
                     return
-                await interaction.response.edit_message(content=ENDED_HERE, view=None)
+                ended_here = words.get(TextKey.DISCORD_ENDED_HERE)
+                await interaction.response.edit_message(content=ended_here, view=None)
                 place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
                 ended = await self.flows.confirm_end(key, user_id, place, proposal=proposal)
                 if not ended.ok:

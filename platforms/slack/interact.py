@@ -33,23 +33,7 @@ from platforms.slack.translate import (
     thread_key,
 )
 
-# Slack runs no slash command inside a thread (bolt-python#873), so the words never send
-# anyone to run one there: in a thread it is the message shortcut.
-HELP = (
-    "To end your conversation, use *End this conversation* on any message in its thread "
-    "(the message's ⋮ menu), or run */quitbot end &lt;thread link&gt;* in a channel; you will be "
-    "asked to confirm.\n"
-    "Moderators: */quitbot reopen|status|audit &lt;thread link or id&gt;* (reopen takes a note), "
-    "*/quitbot review* (ends called a mistake; *review resolve &lt;link or id&gt; reopen|uphold "
-    "[note]* decides one), */quitbot settings* (*settings set &lt;name&gt; &lt;value&gt;*, "
-    "*settings reset &lt;name&gt;|all*: this workspace's)."
-)
-NO_TARGET = (
-    "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
-    "or add the thread's link here: `/quitbot end &lt;link&gt;`."
-)
 MISTAKE = "This was a mistake"
-ENDED_TEXT = "The conversation was ended."
 Tell = Callable[..., Awaitable[None]]  # (text, blocks=None): to one person, privately
 
 
@@ -68,15 +52,15 @@ class Interactions:
     async def command(self, payload: dict[str, Any]) -> None:
         """One `/quitbot` invocation, already acknowledged; every answer is ephemeral."""
         command, user = parse_command(str(payload.get("text") or "")), str(payload.get("user_id"))
-        tell = self._tell(payload)
+        tell, team = self._tell(payload), str(payload.get("team_id") or "")
         target: ConversationKey | str = key_from_link(command.target) or command.target
-        if command.verb == "end":
-            await (self._ask_to_end(target, user, tell) if command.target else tell(NO_TARGET))
+        if command.verb == "end" and command.target:
+            await self._ask_to_end(target, user, tell)
         elif command.verb in {"reopen", "status", "audit", "review", "settings"}:
-            team = str(payload.get("team_id") or "")
             await tell(await self._moderate(command, target, user, team))
         else:
-            await tell(HELP)
+            key = TextKey.SLACK_NO_TARGET if command.verb == "end" else TextKey.SLACK_HELP
+            await tell((await self._flows.engine.words(PLATFORM, team)).get(key))
 
     async def _moderate(
         self, command: Command, target: ConversationKey | str, user: str, team: str
@@ -103,7 +87,7 @@ class Interactions:
         elif verb in {"status", "audit"}:
             result = await getattr(flows, verb)(target, is_moderator=moderator)
         else:
-            return HELP
+            return (await flows.engine.words(PLATFORM, team)).get(TextKey.SLACK_HELP)
         found = result.conversation
         if found is None or not result.ok:
             return result.text
@@ -218,7 +202,7 @@ class Interactions:
             via = action_via(str(actions[0].get("value") or ""))
             result = await self._flows.confirm_end(key, user, place, proposal=proposal, via=via)
             if result.ok:
-                await self._answered(body, ENDED_TEXT)
+                await self._answered(body, (await self._words(body)).get(TextKey.SLACK_ENDED))
             else:
                 await self._refused(body, result, place.thread_ts)
 

@@ -67,6 +67,7 @@ TODAY = {
     "discord.button_keep": "Keep talking",
     "discord.feedback_title": "This was a mistake",
     "discord.feedback_label": "What went wrong? (optional)",
+    "discord.ended_here": "This conversation was ended by the person who started it.",
     "slack.warning_title": "Warning",
     "slack.end_title": "Conversation ended",
     "slack.start_again_assistant": (
@@ -77,6 +78,7 @@ TODAY = {
     "slack.button_mistake": "This was a mistake",
     "slack.button_end": "End conversation",
     "slack.button_keep": "Keep talking",
+    "slack.ended": "The conversation was ended.",
 }
 
 
