@@ -102,3 +102,13 @@ async def test_an_operator_sets_a_community_s_texts_from_the_command_line(tmp_pa
         "warning": "Careful.",
         "discord.button_new": "Again",
     }
+
+
+async def test_doctor_says_whose_words_the_bot_speaks(tmp_path: Path) -> None:
+    path = tmp_path / "texts.toml"
+    path.write_text('blocked = "Closed."\nwarning = "Careful."\n', encoding="utf-8")
+    _, out, _ = await quitbot(tmp_path, clean_env(tmp_path, None), "doctor")
+    assert "texts: the bot's own words (QUITBOT_TEXTS not set)" in out
+    env = clean_env(tmp_path, None, QUITBOT_TEXTS=str(path))
+    _, out, _ = await quitbot(tmp_path, env, "doctor")
+    assert f"texts: 2 of your own from {path}" in out
