@@ -28,6 +28,7 @@ from bot.notices import LIMIT_TEXT, Notice, NoticeKind, Outcome, say
 from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, Speaker, transition
 from bot.ports import (
     BlockedOutcome,
+    DatabaseUnavailable,
     ListFilter,
     Model,
     NewMessage,
@@ -517,10 +518,15 @@ class Engine:
         return self._config.texts
 
     async def words(self, platform: str, community: str) -> Texts:
-        """The words in force in a community: its own texts over the operator's."""
+        """The words in force in a community: its own texts over the operator's, or the
+        operator's alone while the database cannot say (words are no reason to fail)."""
         if not community:
             return self._config.texts
-        own = await self._store.community_settings(platform, community)
+        try:
+            own = await self._store.community_settings(platform, community)
+        except DatabaseUnavailable as exc:
+            log.warning("the operator's words stand in for a community's: %s", exc)
+            return self._config.texts
         return self._config.texts.over(usable(own.texts if own else None))
 
     async def words_for(self, conversation: Conversation) -> Texts:

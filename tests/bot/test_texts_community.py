@@ -14,6 +14,7 @@ from bot.engine import Engine, EngineConfig
 from bot.flows import Flows, Refusal
 from bot.notices import NoticeKind
 from bot.policy import Rules
+from bot.ports import DatabaseUnavailable
 from bot.settings import parse_database_url
 from bot.store import open_store
 from bot.texts import TextKey, Texts
@@ -112,3 +113,13 @@ async def test_one_text_is_reset_and_the_operator_s_applies_again(rig: Rig) -> N
     await rig.end_in("in-g1", "g1")
     [*_, ended] = rig.world.place(ConversationKey("discord", "in-g1")).posted
     assert ended.text == "Operator: this one is over."
+
+
+class DownStore:
+    async def community_settings(self, platform: str, community: str) -> None:
+        raise DatabaseUnavailable("the database is down")
+
+
+async def test_the_operator_s_words_stand_in_while_the_database_cannot_say() -> None:
+    engine = Engine(DownStore(), ScriptedModel(), EngineConfig(texts=OPERATOR))  # type: ignore[arg-type]
+    assert await engine.words("discord", "g1") == OPERATOR
