@@ -200,7 +200,7 @@ _LABELS = {True: "ok  ", False: "FAIL", "warn": "WARN"}
 
 async def doctor(settings: Settings, tools: ToolRegistry | None = None) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
-    results: list[Check] = [(True, "settings: loaded")]
+    results: list[Check] = [(True, "settings: loaded"), (True, _texts(settings))]
     async with build_runtime(settings, tools=tools) as runtime:
         results.append((True, f"database: {settings.database.shown} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
@@ -224,6 +224,13 @@ async def doctor(settings: Settings, tools: ToolRegistry | None = None) -> int:
     for status, line in results:
         print(f"{_LABELS[status]} {line}")
     return 1 if any(status is False for status, _ in results) else 0
+
+
+def _texts(settings: Settings) -> str:
+    """Whose words the bot speaks in (the file was checked when the settings were read)."""
+    if settings.texts is None:
+        return "texts: the bot's own words (QUITBOT_TEXTS not set)"
+    return f"texts: {len(settings.words.overrides)} of your own from {settings.texts}"
 
 
 def _hooks_and_webhooks(hooks: Hooks, settings: Settings) -> list[Check]:
