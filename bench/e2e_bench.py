@@ -96,6 +96,17 @@ class Bot:
                         break
         return total
 
+    def threads_cpu(self) -> dict[str, float]:
+        """User + system seconds so far of the main thread (the event loop) and of all the
+        others (Python does not name its threads for the OS, so they are told apart by id)."""
+        spent: dict[str, float] = defaultdict(float)
+        for stat in Path(f"/proc/{self.process.pid}/task").glob("*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                name = "main" if stat.parent.name == str(self.process.pid) else "others"
+                spent[name] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return spent
+
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -262,6 +273,7 @@ class Figures:
     long_cpu: list[float] = field(default_factory=list)  # the bot's CPU ms for each turn
     long_requests: int = 0
     driver_cpu: float = 0.0
+    threads_ms: dict[str, float] = field(default_factory=dict)  # burst CPU ms/msg per thread
     notes: list[str] = field(default_factory=list)
 
 
@@ -456,6 +468,7 @@ async def _phases(
     base = replies.done
     spy = await _py_spy(bot, figures, args.py_spy)
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
+    threads = bot.threads_cpu()
     if slack is not None:
         gate = asyncio.Semaphore(16)
 
@@ -471,6 +484,11 @@ async def _phases(
     elapsed = time.perf_counter() - start
     figures.burst_rate = total / elapsed
     figures.cpu_ms = (bot.cpu() - cpu) * 1000 / total
+    figures.threads_ms = {
+        name: round((spent - threads.get(name, 0.0)) * 1000 / total, 3)
+        for name, spent in bot.threads_cpu().items()
+        if spent - threads.get(name, 0.0) > 0
+    }
     figures.driver_cpu = (time.process_time() - driver) / elapsed
     if spy is not None:
         spy.send_signal(signal.SIGINT)
@@ -658,6 +676,10 @@ def show(all_figures: list[Figures]) -> None:
             for turn, (tokens, share, size, *_) in sorted(f.tokens.items(), key=lambda t: int(t[0]))
         )
         print(f"{f.bot + ', ' + f.platform:<26}{cells}   ({f.long_requests} requests)")
+    for f in all_figures:
+        if f.threads_ms:
+            shares = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(f.threads_ms.items()))
+            print(f"burst CPU ms/msg by thread ({f.bot}, {f.platform}): {shares}")
     for f in all_figures:
         for note in f.notes:
             print(f"note ({f.bot}, {f.platform}): {note}")
