@@ -154,10 +154,13 @@ def _check(value: Any, rule: Rule, path: str) -> str | None:
         if value.get(name) is None:
             return f"{path}.{name} is missing".lstrip(".")
     for name, inner in rule.fields.items():
-        item, where = value.get(name), f"{path}.{name}".lstrip(".")
-        if item is None and name in _NEVER_NULL and name in value:
-            return f"{where} should be an object, not null"
-        if item is not None and (found := _check(item, inner, where)):
+        item = value.get(name)
+        if item is None:  # most rules name a field this body lacks: no path made for it
+            if name in _NEVER_NULL and name in value:
+                return f"{path}.{name} should be an object, not null".lstrip(".")
+            continue
+        where = f"{path}.{name}".lstrip(".")
+        if found := _check(item, inner, where):
             return found
         # An id with a lone surrogate cannot be stored or queried (free text is made storable).
         if isinstance(item, str) and name not in _FREE_TEXT and storable(item) != item:
