@@ -274,6 +274,7 @@ class Figures:
     long_requests: int = 0
     driver_cpu: float = 0.0
     threads_ms: dict[str, float] = field(default_factory=dict)  # burst CPU ms/msg per thread
+    load: float = 0.0  # the machine's 1-minute load average as the burst began
     notes: list[str] = field(default_factory=list)
 
 
@@ -469,6 +470,7 @@ async def _phases(
     spy = await _py_spy(bot, figures, args.py_spy)
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
     threads = bot.threads_cpu()
+    figures.load = os.getloadavg()[0]
     if slack is not None:
         gate = asyncio.Semaphore(16)
 
@@ -679,7 +681,7 @@ def show(all_figures: list[Figures]) -> None:
     for f in all_figures:
         if f.threads_ms:
             shares = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(f.threads_ms.items()))
-            print(f"burst CPU ms/msg by thread ({f.bot}, {f.platform}): {shares}")
+            print(f"burst CPU ms/msg by thread ({f.bot}, {f.platform}): {shares}; load {f.load}")
     for f in all_figures:
         for note in f.notes:
             print(f"note ({f.bot}, {f.platform}): {note}")
