@@ -84,6 +84,29 @@ class Bot:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def cpu_ms(self) -> float:
+        """The same in milliseconds to the microsecond (the scheduler's run time of every
+        thread), for a single turn, which /proc's 10 ms ticks cannot resolve."""
+        total = 0.0
+        for sched in Path(f"/proc/{self.process.pid}/task").glob("*/sched"):
+            with contextlib.suppress(OSError):  # a thread that just ended
+                for line in sched.read_text().splitlines():
+                    if line.startswith("se.sum_exec_runtime"):
+                        total += float(line.rsplit(":", 1)[1])
+                        break
+        return total
+
+    def threads_cpu(self) -> dict[str, float]:
+        """User + system seconds so far of the main thread (the event loop) and of all the
+        others (Python does not name its threads for the OS, so they are told apart by id)."""
+        spent: dict[str, float] = defaultdict(float)
+        for stat in Path(f"/proc/{self.process.pid}/task").glob("*/stat"):
+            with contextlib.suppress(OSError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                name = "main" if stat.parent.name == str(self.process.pid) else "others"
+                spent[name] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return spent
+
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -209,9 +232,12 @@ def _units(body: dict[str, Any]) -> list[str]:
     return units
 
 
-def token_report(requests: list[dict[str, Any]], turns: list[int]) -> dict[int, tuple[int, float]]:
-    """For each turn: (estimated input tokens, share a prefix cache would serve)."""
-    out: dict[int, tuple[int, float]] = {}
+def token_report(
+    requests: list[dict[str, Any]], turns: list[int]
+) -> dict[int, tuple[int, float, int]]:
+    """For each turn: (estimated input tokens, share a prefix cache would serve, the
+    request body's size in bytes as compact JSON)."""
+    out: dict[int, tuple[int, float, int]] = {}
     previous: list[str] = []
     for n, body in enumerate(requests, start=1):
         units = _units(body)
@@ -222,7 +248,8 @@ def token_report(requests: list[dict[str, Any]], turns: list[int]) -> dict[int, 
             shared += len(a)
         total = sum(len(u) for u in units)
         if n in turns:
-            out[n] = (total // 4, shared / total if total else 0.0)
+            size = len(json.dumps(body, separators=(",", ":")).encode())
+            out[n] = (total // 4, shared / total if total else 0.0, size)
         previous = units
     return out
 
@@ -242,9 +269,12 @@ class Figures:
     burst_acks: list[float] = field(default_factory=list)
     rss_warm: float = 0.0
     rss_after: float = 0.0
-    tokens: dict[int, tuple[int, float]] = field(default_factory=dict)
+    tokens: dict[int, tuple[int, float, int]] = field(default_factory=dict)
+    long_cpu: list[float] = field(default_factory=list)  # the bot's CPU ms for each turn
     long_requests: int = 0
     driver_cpu: float = 0.0
+    threads_ms: dict[str, float] = field(default_factory=dict)  # burst CPU ms/msg per thread
+    load: float = 0.0  # the machine's 1-minute load average as the burst began
     notes: list[str] = field(default_factory=list)
 
 
@@ -375,7 +405,9 @@ async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: s
             mark = model.mark()
             model.long = True
             if args.long_turns:
-                await _long_thread(replies, str(long_thread["id"]), args.long_turns, say)
+                figures.long_cpu = await _long_thread(
+                    replies, str(long_thread["id"]), args.long_turns, say, bot
+                )
             figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
             figures.long_requests = len(anthropic_fake.requests) - mark
         _gc_note(figures, tmp)
@@ -437,6 +469,8 @@ async def _phases(
     base = replies.done
     spy = await _py_spy(bot, figures, args.py_spy)
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
+    threads = bot.threads_cpu()
+    figures.load = os.getloadavg()[0]
     if slack is not None:
         gate = asyncio.Semaphore(16)
 
@@ -452,6 +486,11 @@ async def _phases(
     elapsed = time.perf_counter() - start
     figures.burst_rate = total / elapsed
     figures.cpu_ms = (bot.cpu() - cpu) * 1000 / total
+    figures.threads_ms = {
+        name: round((spent - threads.get(name, 0.0)) * 1000 / total, 3)
+        for name, spent in bot.threads_cpu().items()
+        if spent - threads.get(name, 0.0) > 0
+    }
     figures.driver_cpu = (time.process_time() - driver) / elapsed
     if spy is not None:
         spy.send_signal(signal.SIGINT)
@@ -483,11 +522,25 @@ async def _py_spy(bot: Bot, figures: Figures, directory: str) -> asyncio.subproc
     return spy
 
 
-async def _long_thread(replies: Replies, thread: str, turns: int, say: Callable[..., Any]) -> None:
+async def _long_thread(
+    replies: Replies, thread: str, turns: int, say: Callable[..., Any], bot: Bot
+) -> list[float]:
+    """The turns one at a time; the bot's CPU ms for each (until its reply is complete;
+    work after the reply, such as the turn's commit, lands on the next turn)."""
+    spent = []
     for turn in range(1, turns + 1):
-        want = replies.done + 1
+        want, before = replies.done + 1, bot.cpu_ms()
         await say(thread, f"{turn}: {LONG_QUESTION}", mention_bot=turn == 1)
         await replies.wait(want)
+        spent.append(bot.cpu_ms() - before)
+    return spent
+
+
+def long_cpu_at(spent: list[float], turn: int) -> float:
+    """CPU ms per message at `turn`: turn 1 itself, later turns as the median of the ten
+    ending there (a history trimmed in steps costs a little more or less turn to turn)."""
+    window = spent[max(0, turn - 10) : turn] if turn > 1 else spent[:1]
+    return statistics.median(window) if window else float("nan")
 
 
 # --- Slack ---------------------------------------------------------------------------------
@@ -583,7 +636,9 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
             mark = model.mark()
             model.long = True
             if args.long_turns:
-                await _long_thread(replies, "1700200000.000001", args.long_turns, say)
+                figures.long_cpu = await _long_thread(
+                    replies, "1700200000.000001", args.long_turns, say, bot
+                )
             figures.tokens = token_report(anthropic_fake.requests[mark:], [1, 50, args.long_turns])
             figures.long_requests = len(anthropic_fake.requests) - mark
             if fake.unexpected:
@@ -612,13 +667,21 @@ def show(all_figures: list[Figures]) -> None:
             f"{pct(f.burst_acks, 0.99):>14.1f}{f.rss_warm:>10.1f}{f.rss_after:>8.1f}"
             f"{f.driver_cpu:>7.0%}"
         )
-    print("\nlong thread: estimated input tokens sent / share a prefix cache would serve")
+    print(
+        "\nlong thread: estimated input tokens sent / share a prefix cache would serve / "
+        "request bytes / bot CPU ms per message"
+    )
     for f in all_figures:
         cells = "   ".join(
-            f"turn {turn}: {tokens:>6} tok {share:>4.0%}"
-            for turn, (tokens, share) in sorted(f.tokens.items())
+            f"turn {turn}: {tokens:>6} tok {share:>4.0%} {size / 1000:>5.1f} kB"
+            f" {long_cpu_at(f.long_cpu, int(turn)):>5.2f} ms"
+            for turn, (tokens, share, size, *_) in sorted(f.tokens.items(), key=lambda t: int(t[0]))
         )
         print(f"{f.bot + ', ' + f.platform:<26}{cells}   ({f.long_requests} requests)")
+    for f in all_figures:
+        if f.threads_ms:
+            shares = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(f.threads_ms.items()))
+            print(f"burst CPU ms/msg by thread ({f.bot}, {f.platform}): {shares}; load {f.load}")
     for f in all_figures:
         for note in f.notes:
             print(f"note ({f.bot}, {f.platform}): {note}")
@@ -728,6 +791,14 @@ def medians(results: list[Figures]) -> None:
             f"{med([pct(f.burst_acks, 0.99) for f in runs]):>14.1f}"
             f"{med([f.rss_warm for f in runs]):>10.1f}{med([f.rss_after for f in runs]):>8.1f}"
         )
+    print("\nlong thread, bot CPU ms per message (median over the runs)")
+    for (bot, platform), runs in groups.items():
+        spent = [f.long_cpu for f in runs if f.long_cpu]
+        turns = [1, 50, len(spent[0])] if spent else []
+        cells = "   ".join(
+            f"turn {t}: {med([long_cpu_at(s, t) for s in spent]):>5.2f}" for t in turns
+        )
+        print(f"{bot + ', ' + platform:<26}{cells}")
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(os.environ["BENCH_DI
 aiohttp_transport = os.environ.get("MINIMAL_TRANSPORT") == "aiohttp"
 claude = AsyncAnthropic(http_client=DefaultAioHttpClient() if aiohttp_transport else None)
 history: dict[int, list[dict[str, str]]] = {}
-intents = discord.Intents.default()
-intents.message_content = True
-client = discord.Client(intents=intents)
+# Only the events it reads, and no cache of recent messages: it never looks one up again.
+intents = discord.Intents(guilds=True, guild_messages=True, dm_messages=True, message_content=True)
+client = discord.Client(intents=intents, max_messages=None)
 
 
 @client.event

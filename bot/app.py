@@ -65,6 +65,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         blocked_notice_seconds=settings.blocked_notice_seconds,
         context_tokens=settings.context_tokens,
         max_message_chars=settings.max_message_chars,
+        texts=settings.words,
     )
 
 

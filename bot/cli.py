@@ -21,8 +21,9 @@ from bot.evals.command import add_command as add_eval_command
 from bot.hooks import HookLoadError
 from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.retry import retrying
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, TextsError, load_settings
 from bot.store import SchemaTooNew, StoreError
+from bot.texts import template_file
 from bot.usertools import ToolError, ToolRegistry
 
 log = logging.getLogger("quitbot")
@@ -54,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="run every configured platform (Discord, Slack)")
     commands.add_parser("doctor", help="check settings, database, model API and platforms")
     commands.add_parser("dashboard", help="serve the moderators' web dashboard on its own")
+    commands.add_parser(
+        "texts",
+        help="print every notice and button text with its key, default and placeholders, "
+        "as a TOML file to edit (QUITBOT_TEXTS)",
+    )
 
     conversations = commands.add_parser("conversations", help="operator tools")
     ops = conversations.add_subparsers(dest="operation", required=True, metavar="OPERATION")
@@ -120,6 +126,9 @@ def main(argv: list[str] | None = None, *, tools: ToolRegistry | None = None) ->
     if args.command == "chat" and args.branch and args.upto is None:
         print("quitbot: --branch needs --from N", file=sys.stderr)
         return 2
+    if args.command == "texts":  # the defaults: no settings needed, nor a good texts file
+        sys.stdout.write(template_file())
+        return 0
     if args.env_file is not None and not Path(args.env_file).is_file():
         print(f"quitbot: --env-file {args.env_file}: there is no such file", file=sys.stderr)
         return 2
@@ -129,6 +138,9 @@ def main(argv: list[str] | None = None, *, tools: ToolRegistry | None = None) ->
         print("quitbot: bad configuration:", file=sys.stderr)
         for line in exc.lines:
             print(f"  {line}", file=sys.stderr)
+        return 2
+    except TextsError as exc:
+        print(f"quitbot: {exc}", file=sys.stderr)
         return 2
     level = settings.log_level
     if args.command in {"chat", "eval"} and "log_level" not in settings.model_fields_set:

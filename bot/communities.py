@@ -1,6 +1,6 @@
-"""Per-community settings: a server's or workspace's own thresholds, crisis message and
-extra instructions, stored in the database, overriding the process-wide settings for that
-community's conversations only."""
+"""Per-community settings: a server's or workspace's own thresholds, crisis message, extra
+instructions and words (texts), stored in the database, overriding the process-wide
+settings for that community's conversations only."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from bot.policy import Rules
+from bot.texts import problem
 
 
 class BadCommunitySettings(ValueError):
@@ -30,6 +31,8 @@ class CommunitySettings:
     enforcement: str | None = None  # "end", or "alert": alert-only mode (see ENFORCEMENTS)
     # Which of the process's enabled user tools this community's model may call.
     tools: tuple[str, ...] | None = None
+    # Its own words for some texts (`bot.texts`: key -> template), over the operator's.
+    texts: dict[str, str] | None = None
 
     def to_json(self) -> str:
         return json.dumps({k: v for k, v in asdict(self).items() if v is not None})
@@ -44,8 +47,10 @@ class CommunitySettings:
         return cls(**given)
 
     def merged(self, changes: CommunitySettings) -> CommunitySettings:
-        """These settings with every value `changes` sets replaced."""
+        """These settings with every value `changes` sets replaced; texts one by one."""
         given = {f.name: getattr(changes, f.name) for f in fields(changes)}
+        if changes.texts is not None:
+            given["texts"] = {**(self.texts or {}), **changes.texts} or None
         return replace(self, **{k: v for k, v in given.items() if v is not None})
 
     def cleared(self, name: str | None = None) -> CommunitySettings:
@@ -55,6 +60,9 @@ class CommunitySettings:
         """
         if name is None:
             return CommunitySettings()
+        if name.startswith(TEXT_PREFIX) and name[len(TEXT_PREFIX) :] in (self.texts or {}):
+            kept = {k: v for k, v in (self.texts or {}).items() if k != name[len(TEXT_PREFIX) :]}
+            return replace(self, texts=kept or None)
         if name not in SETTING_NAMES:
             raise UnknownSetting(
                 f"There is no setting {name!r}. The settings are: {', '.join(SETTING_NAMES)}."
@@ -82,6 +90,10 @@ class CommunitySettings:
                 f"enforcement is {' or '.join(ENFORCEMENTS)} (alert: alert the moderators "
                 "where I would end, and end nothing)"
             )
+        for key, template in (self.texts or {}).items():
+            found = problem(key, template)
+            if found:
+                raise BadCommunitySettings(f"texts: {found}")
         rules = self.rules(defaults)
         if rules.redirects_before_end < rules.redirects_before_warning:
             raise BadCommunitySettings(
@@ -95,3 +107,5 @@ ALERT = "alert"
 ENFORCEMENTS = ("end", ALERT)
 # What a moderator names to reset every setting at once, on any platform.
 EVERY_SETTING = "all"
+# `texts.KEY` names one of a community's own texts, to reset it alone.
+TEXT_PREFIX = "texts."

@@ -24,20 +24,11 @@ from bot.conversation import (
 )
 from bot.hooks import Hooks
 from bot.logs import about
-from bot.notices import (
-    BLOCKED_TEXT,
-    INTERRUPTED_TEXT,
-    LIMIT_TEXT,
-    MODEL_UNAVAILABLE_TEXT,
-    SHUT_OUT_BLOCKED_TEXT,
-    Notice,
-    NoticeKind,
-    Outcome,
-    too_long_text,
-)
+from bot.notices import LIMIT_TEXT, Notice, NoticeKind, Outcome, say
 from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, Speaker, transition
 from bot.ports import (
     BlockedOutcome,
+    DatabaseUnavailable,
     ListFilter,
     Model,
     NewMessage,
@@ -47,6 +38,7 @@ from bot.ports import (
     Store,
 )
 from bot.readiness import Readiness
+from bot.texts import DEFAULT_TEXTS, TextKey, Texts, usable
 from bot.turn import Turn, TurnResult, effect_entry
 from bot.usertools import Tool, ToolBox, ToolContext
 
@@ -129,6 +121,7 @@ class EngineConfig:
     blocked_notice_seconds: int = 60
     context_tokens: int = 20_000
     max_message_chars: int = 16_000
+    texts: Texts = DEFAULT_TEXTS  # the operator's words (QUITBOT_TEXTS)
 
 
 def may_end(conversation: Conversation, user_id: str) -> bool:
@@ -137,7 +130,8 @@ def may_end(conversation: Conversation, user_id: str) -> bool:
     return conversation.user_id == user_id
 
 
-_LIMIT = Outcome(None, notices=(Notice(NoticeKind.LIMIT, LIMIT_TEXT),))
+def _limit(texts: Texts) -> Outcome:
+    return Outcome(None, notices=(say(texts, NoticeKind.LIMIT, TextKey.LIMIT),))
 
 
 def _utcnow() -> datetime:
@@ -152,6 +146,7 @@ class _Knobs:
     rules: Rules
     crisis_message: str
     tools: Mapping[str, Tool[Any]] = field(default_factory=dict)
+    texts: Texts = DEFAULT_TEXTS
 
 
 # A model for a community's own instructions (None: the operator's) and user tools.
@@ -227,7 +222,9 @@ class Engine:
                     return await self._blocked(conversation, inbound, shut_out=True)
             if len(inbound.text) > self._config.max_message_chars:
                 self.observer.received(inbound.key.platform)
-                notice = Notice(NoticeKind.TOO_LONG, too_long_text(self._config.max_message_chars))
+                words = await self.words(inbound.key.platform, inbound.community)
+                limit = self._config.max_message_chars
+                notice = say(words, NoticeKind.TOO_LONG, TextKey.TOO_LONG, limit=limit)
                 return Outcome(conversation, notices=(notice,))
             if conversation is None:
                 try:
@@ -237,7 +234,7 @@ class Engine:
                 except LimitReached:
                     self.observer.received(inbound.key.platform)
                     await self._store.settle(inbound)
-                    return _LIMIT
+                    return _limit(await self.words(inbound.key.platform, inbound.community))
             with about(conversation.id):
                 return await self._turn(conversation, inbound, reply, others)
 
@@ -273,8 +270,9 @@ class Engine:
         self.observer.blocked(platform)
         log.debug("message from user %s blocked: the conversation has ended", inbound.user_id)
         if result is BlockedOutcome.NOTIFY:
-            text = SHUT_OUT_BLOCKED_TEXT if shut_out else BLOCKED_TEXT
-            return Outcome(conversation, notices=(Notice(NoticeKind.BLOCKED, text),))
+            key = TextKey.BLOCKED_SHUT_OUT if shut_out else TextKey.BLOCKED
+            words = await self.words_for(conversation)
+            return Outcome(conversation, notices=(say(words, NoticeKind.BLOCKED, key),))
         return Outcome(conversation)
 
     async def _turn(
@@ -327,6 +325,7 @@ class Engine:
             speaker=Speaker(starter=starter, others_at_risk=at_risk),
             author=author,
             tools=knobs.tools,
+            texts=knobs.texts,
             tool_context=ToolContext(
                 conversation.id,
                 author,
@@ -341,7 +340,8 @@ class Engine:
         try:
             result = await turn.run(ladder, context, reply)
         except asyncio.CancelledError:
-            await self._shielded(reply.text(INTERRUPTED_TEXT), platform, "show a reply")
+            interrupted = knobs.texts.get(TextKey.INTERRUPTED)
+            await self._shielded(reply.text(interrupted), platform, "show a reply")
             await self._record_interrupted(conversation, stored, turn, inbound)
             raise
         finally:
@@ -380,7 +380,8 @@ class Engine:
         notices = await self._withdrawals(conversation.id, result.notices)
         messages: list[NewMessage] = []
         if result.unavailable:
-            notices.append(Notice(NoticeKind.MODEL_UNAVAILABLE, MODEL_UNAVAILABLE_TEXT))
+            words = await self.words_for(conversation)
+            notices.append(say(words, NoticeKind.MODEL_UNAVAILABLE, TextKey.MODEL_UNAVAILABLE))
         text = result.text
         if result.refused:
             text = "\n\n".join(n.text for n in notices if n.kind is NoticeKind.DECLINE)
@@ -484,7 +485,11 @@ class Engine:
         own where it set them, the process-wide ones otherwise. Read at every turn, so a
         change applies at once in every process."""
         default = _Knobs(
-            self._model, self._config.rules, self._config.crisis_message, self.toolbox.tools
+            self._model,
+            self._config.rules,
+            self._config.crisis_message,
+            self.toolbox.tools,
+            self._config.texts,
         )
         if not conversation.community:
             return default
@@ -504,7 +509,29 @@ class Engine:
             own.rules(self._config.rules),
             own.crisis_message or default.crisis_message,
             {name: self.toolbox.tools[name] for name in names},
+            self._config.texts.over(usable(own.texts)),
         )
+
+    @property
+    def texts(self) -> Texts:
+        """The operator's words (a community's own may differ: `words`)."""
+        return self._config.texts
+
+    async def words(self, platform: str, community: str) -> Texts:
+        """The words in force in a community: its own texts over the operator's, or the
+        operator's alone while the database cannot say (words are no reason to fail)."""
+        if not community:
+            return self._config.texts
+        try:
+            own = await self._store.community_settings(platform, community)
+        except DatabaseUnavailable as exc:
+            log.warning("the operator's words stand in for a community's: %s", exc)
+            return self._config.texts
+        return self._config.texts.over(usable(own.texts if own else None))
+
+    async def words_for(self, conversation: Conversation) -> Texts:
+        """The words in force in this conversation's community."""
+        return await self.words(conversation.key.platform, conversation.community)
 
     async def community_settings(self, platform: str, community: str) -> CommunitySettings:
         """A community's own settings (all None: it uses the process-wide ones)."""
@@ -568,7 +595,7 @@ class Engine:
             try:
                 return Outcome(await self._create(key, user_id, community=community))
             except LimitReached:
-                return _LIMIT
+                return _limit(await self.words(key.platform, community))
 
     async def end_by_user(
         self, key: ConversationKey, user_id: str, *, proposal: bool = False, via: str = ""
@@ -601,7 +628,12 @@ class Engine:
             now = self._clock()
             detail = {"user_id": user_id, "via": via or ("proposal" if proposal else "command")}
             events, notices = self._entries(
-                effects, Actor.USER, detail, now, crisis_message=knobs.crisis_message
+                effects,
+                Actor.USER,
+                detail,
+                now,
+                crisis_message=knobs.crisis_message,
+                texts=knobs.texts,
             )
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
             self._recorded(updated, events)
@@ -615,10 +647,12 @@ class Engine:
         now: datetime,
         *,
         crisis_message: str | None = None,
+        texts: Texts | None = None,
     ) -> tuple[tuple[AuditEvent, ...], tuple[Notice, ...]]:
         """The audit events and notices that ladder effects outside a turn call for."""
         crisis = self._config.crisis_message if crisis_message is None else crisis_message
-        pairs = [effect_entry(effect, actor, detail, crisis, now) for effect in effects]
+        words = texts or self._config.texts
+        pairs = [effect_entry(effect, actor, detail, crisis, now, words) for effect in effects]
         return (
             tuple(event for event, _ in pairs if event is not None),
             tuple(notice for _, notice in pairs if notice is not None),

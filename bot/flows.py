@@ -27,22 +27,10 @@ from bot.engine import (
     may_end,
 )
 from bot.logs import about
-from bot.notices import (
-    AFTER_END_TEXT,
-    BRANCHED_TEXT,
-    CONFIRM_END_TEXT,
-    FAILED_TEXT,
-    LEFT_TEXT,
-    LIMIT_TEXT,
-    PRIVATE,
-    REOPENED_TEXT,
-    STARTED_TEXT,
-    Notice,
-    NoticeKind,
-    Outcome,
-)
+from bot.notices import LIMIT_TEXT, PRIVATE, Notice, NoticeKind, Outcome, say
 from bot.ports import DatabaseUnavailable, ModLog, ModLogEntry, ModLogKind, Place, Places
 from bot.review import Decision, ReviewItem, awaits_decision, review_queue
+from bot.texts import TextKey
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -213,7 +201,8 @@ class Flows:
                 log.error("handling message %s failed: %s", inbound.event_id, exc)
             else:
                 log.exception("handling message %s failed", inbound.event_id)
-            failed = Notice(NoticeKind.MODEL_UNAVAILABLE, FAILED_TEXT)
+            # The operator's words: the database that would say the community's may be down.
+            failed = say(self.engine.texts, NoticeKind.MODEL_UNAVAILABLE, TextKey.FAILED)
             await self._guarded(place.post(failed, None), "say a message failed")
             return Outcome(None, notices=(failed,))
         finally:
@@ -286,7 +275,8 @@ class Flows:
         """After the final notice: close the place, then offer the starter a way on where
         they can act on it (the closed place may no longer take clicks)."""
         await self._guarded(place.close(conversation), "close the place")
-        offer = Notice(NoticeKind.AFTER_END, AFTER_END_TEXT)
+        words = await self.engine.words_for(conversation)
+        offer = say(words, NoticeKind.AFTER_END, TextKey.AFTER_END)
         await self._guarded(place.tell(conversation.user_id, offer, conversation), "offer a way on")
         entry = ModLogEntry(ModLogKind.ENDED, conversation, message_id=final_id)
         await self._guarded(self._modlog.write(entry), "write to the mod-log")
@@ -331,10 +321,14 @@ class Flows:
                 return _refused(Refusal.NOT_STARTER, conversation)
             # Someone else asking to end leaves it: only its starter can end it.
             await self.engine.leave(conversation, user_id, via="command")
-            return Result(conversation, notices=(Notice(NoticeKind.LEFT, LEFT_TEXT),))
+            words = await self.engine.words_for(conversation)
+            return Result(conversation, notices=(say(words, NoticeKind.LEFT, TextKey.LEFT),))
         if proposal and not conversation.ladder.end_proposed:
             return _refused(Refusal.NOT_ASKED, conversation)
-        return Result(conversation, notices=(Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),))
+        confirm = say(
+            await self.engine.words_for(conversation), NoticeKind.CONFIRM_END, TextKey.CONFIRM_END
+        )
+        return Result(conversation, notices=(confirm,))
 
     async def confirm_end(
         self,
@@ -391,7 +385,8 @@ class Flows:
         outcome = await self.engine.start_new(key, user_id, community=community)
         if outcome.conversation is None:
             return _refused(Refusal.LIMIT)
-        notice = Notice(NoticeKind.STARTED, STARTED_TEXT)
+        words = await self.engine.words(platform, community)
+        notice = say(words, NoticeKind.STARTED, TextKey.STARTED)
         await self._guarded(place.post(notice, outcome.conversation), "greet a new conversation")
         return Result(outcome.conversation)
 
@@ -427,7 +422,7 @@ class Flows:
             )
         except LimitReached:
             return _refused(Refusal.LIMIT, conversation)
-        notice = Notice(NoticeKind.STARTED, BRANCHED_TEXT)
+        notice = say(await self.engine.words_for(created), NoticeKind.STARTED, TextKey.BRANCHED)
         await self._guarded(place.post(notice, created), "greet a branch")
         return Result(created)
 
@@ -485,7 +480,8 @@ class Flows:
         if problem is None:
             problem = "I could not reopen its place on the platform."
         if not problem:
-            notice = Notice(NoticeKind.REOPENED, REOPENED_TEXT)
+            words = await self.engine.words_for(reopened)
+            notice = say(words, NoticeKind.REOPENED, TextKey.REOPENED)
             await self._guarded(where.post(notice, reopened), "say it was reopened")
         entry = ModLogEntry(ModLogKind.REOPENED, reopened, actor_id=moderator_id, text=note)
         await self._guarded(self._modlog.write(entry), "write to the mod-log")

@@ -105,6 +105,15 @@ def add_commands(
         help="comma-separated user tools this community's model may call, among those "
         'QUITBOT_TOOLS enables ("" for none)',
     )
+    setting.add_argument(
+        "--text",
+        dest="texts",
+        action="append",
+        type=_text,
+        metavar="KEY=WORDS",
+        help="this community's own words for one text (`quitbot texts` lists the keys); "
+        "repeat for more",
+    )
     setting.add_argument("--by", default="cli-operator", help="who changed them")
     setting.set_defaults(handler=_communities_set)
     resetting = community_ops.add_parser("reset", help="back to the process-wide settings")
@@ -322,7 +331,15 @@ def _effective(settings: Settings, own: CommunitySettings) -> dict[str, Any]:
             else settings.system_prompt_extra
         ),
         "tools": ",".join(own.tools if own.tools is not None else settings.tools),
+        "texts": {**settings.words.overrides, **(own.texts or {})},
     }
+
+
+def _text(given: str) -> tuple[str, str]:
+    key, equals, words = given.partition("=")
+    if not equals:
+        raise argparse.ArgumentTypeError(f"{given!r}: write KEY=WORDS, e.g. warning='Careful.'")
+    return key.strip(), words
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -388,6 +405,7 @@ async def _communities_set(args: argparse.Namespace, settings: Settings) -> int:
         args.system_prompt_extra,
         args.enforcement,
         args.tool_names,
+        dict(args.texts) if args.texts else None,
     )
     if changes == CommunitySettings():
         return _fail("nothing to set: give at least one --option (see --help)")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from bot.conversation import Conversation, EndReason, Inbound
+from bot.texts import DEFAULT_TEXTS, TEXTS, TextKey, Texts
 
 
 class NoticeKind(StrEnum):
@@ -55,6 +57,9 @@ class Notice:
 
     A notice `to` someone is shown to that person only: in a shared place, the warning and
     crisis resources for someone other than the starter are theirs, not the starter's.
+
+    `words` are the texts in force where it is shown (its community's), for the adapter's
+    own parts of it: button labels, titles, how to start again.
     """
 
     kind: NoticeKind
@@ -62,6 +67,7 @@ class Notice:
     resources: str = ""
     replaces: str = ""
     to: str = ""
+    words: Texts = field(default=DEFAULT_TEXTS, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,92 +99,57 @@ class Outcome:
         return self.ended and not self.just_ended and not self.duplicate
 
 
-REFUSAL_DECLINE = "I can't help with that. Is there something else I can do for you?"
-WARNING_TEXT = (
-    "Heads up: I've had to decline several requests in this conversation. If this "
-    "continues, I will end the conversation. You're welcome to ask about something else."
-)
-MODEL_UNAVAILABLE_TEXT = (
-    "I couldn't reach the model just now, so there is no reply yet. Your message is saved; "
-    "please try again in a moment."
-)
-FAILED_TEXT = (
-    "Something went wrong on my side, so there is no reply yet. Please try again in a moment."
-)
-INTERRUPTED_TEXT = "\n\n(This reply was interrupted. Please send your message again.)"
-LIMIT_TEXT = (
-    "Several of your conversations have ended recently, so you can't start a new one right "
-    "now. Please try again later."
-)
+# The bot's own words (the defaults); `bot.texts` holds them, with the operator's overrides.
+_D = {key: text.default for key, text in TEXTS.items()}
+REFUSAL_DECLINE = _D[TextKey.DECLINE]
+WARNING_TEXT = _D[TextKey.WARNING]
+MODEL_UNAVAILABLE_TEXT = _D[TextKey.MODEL_UNAVAILABLE]
+FAILED_TEXT = _D[TextKey.FAILED]
+INTERRUPTED_TEXT = _D[TextKey.INTERRUPTED]
+LIMIT_TEXT = _D[TextKey.LIMIT]
+BLOCKED_TEXT = _D[TextKey.BLOCKED]
+PARTICIPANT_WARNING_TEXT = _D[TextKey.WARNING_PARTICIPANT]
+# Alert-only mode: nobody is told that continuing will end anything, since it won't.
+ALERT_WARNING_TEXT = _D[TextKey.WARNING_ALERT]
+SHUT_OUT_BLOCKED_TEXT = _D[TextKey.BLOCKED_SHUT_OUT]
+LEFT_TEXT = _D[TextKey.LEFT]
+CUT_SHORT_TEXT = _D[TextKey.CUT_SHORT]
+CONFIRM_END_TEXT = _D[TextKey.CONFIRM_END]
+KEEP_GOING_TEXT = _D[TextKey.KEEP_GOING]
+END_LAPSED_TEXT = _D[TextKey.END_LAPSED]
+AFTER_END_TEXT = _D[TextKey.AFTER_END]
+STARTED_TEXT = _D[TextKey.STARTED]
+BRANCHED_TEXT = _D[TextKey.BRANCHED]
+REOPENED_TEXT = _D[TextKey.REOPENED]
+FEEDBACK_THANKS = _D[TextKey.FEEDBACK_THANKS]
 
-# What the person kept doing: an end earned by the ladder, said of the conversation ("it")
-# or of the person shut out of someone else's ("you").
-_KEPT = {
-    EndReason.PERSISTENT_HARMFUL_REQUESTS: (
-        "kept asking for harmful content after being redirected and warned"
-    ),
-    EndReason.PERSISTENT_ABUSE: "kept being abusive after being redirected and warned",
+_END = {
+    EndReason.USER_REQUESTED: TextKey.END_USER_REQUESTED,
+    EndReason.PERSISTENT_HARMFUL_REQUESTS: TextKey.END_PERSISTENT_HARMFUL_REQUESTS,
+    EndReason.PERSISTENT_ABUSE: TextKey.END_PERSISTENT_ABUSE,
+}
+_SHUT_OUT = {
+    EndReason.USER_REQUESTED: TextKey.SHUT_OUT_USER_REQUESTED,
+    EndReason.PERSISTENT_HARMFUL_REQUESTS: TextKey.SHUT_OUT_PERSISTENT_HARMFUL_REQUESTS,
+    EndReason.PERSISTENT_ABUSE: TextKey.SHUT_OUT_PERSISTENT_ABUSE,
 }
 
 
-def end_text(reason: EndReason) -> str:
+def end_text(reason: EndReason, texts: Texts = DEFAULT_TEXTS) -> str:
     """The final notice's reason in plain words."""
-    why = "you asked to end it" if reason is EndReason.USER_REQUESTED else f"it {_KEPT[reason]}"
-    return f"This conversation has ended because {why}."
+    return texts.get(_END[reason])
 
 
-BLOCKED_TEXT = "This conversation has ended, so I won't reply here."
-PARTICIPANT_WARNING_TEXT = (
-    "Heads up: I've had to decline several of your requests in this conversation, which "
-    "someone else started. If this continues, you will no longer be able to take part in it. "
-    "You're welcome to ask about something else."
-)
-# Alert-only mode: nobody is told that continuing will end anything, since it won't.
-ALERT_WARNING_TEXT = (
-    "Heads up: I've had to decline several of your requests in this conversation. You're "
-    "welcome to ask about something else."
-)
-SHUT_OUT_BLOCKED_TEXT = (
-    "You can no longer take part in this conversation, so I won't reply to you here. You can "
-    "start a conversation of your own at any time."
-)
-LEFT_TEXT = (
-    "You've left this conversation; it goes on for the person who started it. Only they can "
-    "end it. You can start a conversation of your own at any time."
-)
-
-
-def shut_out_text(reason: EndReason) -> str:
+def shut_out_text(reason: EndReason, texts: Texts = DEFAULT_TEXTS) -> str:
     """What someone other than the starter is told, privately, when shut out."""
-    why = "you asked to leave it" if reason is EndReason.USER_REQUESTED else f"you {_KEPT[reason]}"
-    return (
-        f"You can no longer take part in this conversation because {why}. "
-        "It goes on for the person who started it. You can start a conversation of your own "
-        "at any time."
-    )
+    return texts.get(_SHUT_OUT[reason])
 
 
-CUT_SHORT_TEXT = (
-    "(My reply was cut short: it reached the longest reply I may give. Ask me to go on if "
-    "you want the rest.)"
-)
-CONFIRM_END_TEXT = (
-    "Do you want to end this conversation? Nobody will be able to continue it, and you can "
-    "start a new one at once."
-)
-KEEP_GOING_TEXT = "Okay, the conversation goes on."
-END_LAPSED_TEXT = "The conversation went on, so ending it is no longer asked."
-AFTER_END_TEXT = (
-    "Your conversation has ended. You can start a new one at once, or tell the moderators "
-    "if you think ending it was a mistake."
-)
-STARTED_TEXT = "This is your new conversation. What would you like to talk about?"
-BRANCHED_TEXT = (
-    "This conversation carries an earlier one up to the message you picked. Take it from there."
-)
-REOPENED_TEXT = "A moderator reopened this conversation. You can continue here."
-FEEDBACK_THANKS = "Thank you. Your feedback is on the record, and moderators can review it."
+def too_long_text(limit: int, texts: Texts = DEFAULT_TEXTS) -> str:
+    return texts.get(TextKey.TOO_LONG, limit=limit)
 
 
-def too_long_text(limit: int) -> str:
-    return f"That message is too long for me ({limit:,} characters at most). Nothing was sent."
+def say(texts: Texts, kind: NoticeKind, key: TextKey, **values: Any) -> Notice:
+    """A notice in the words in force (`texts`: a community's, or the operator's), which
+    go with it so that the adapter labels its buttons in the same words."""
+    return Notice(kind, texts.get(key, **values), words=texts)

@@ -202,7 +202,7 @@ async def doctor(settings: Settings, tools: ToolRegistry | None = None) -> int:
     """Check everything quitbot needs and say in plain words what is missing."""
     registry = tool_registry(tools)
     tool_checks, openable = _tools(registry, settings)
-    results: list[Check] = [(True, "settings: loaded"), *tool_checks]
+    results: list[Check] = [(True, "settings: loaded"), (True, _texts(settings)), *tool_checks]
     async with build_runtime(openable, tools=registry) as runtime:
         results.append((True, f"database: {settings.database.shown} opens and is migrated"))
         check = getattr(runtime.model, "check", None)
@@ -247,6 +247,13 @@ def _tools(registry: ToolRegistry, settings: Settings) -> tuple[list[Check], Set
         if name not in enabled
     ]  # fmt: skip
     return checks, settings
+
+
+def _texts(settings: Settings) -> str:
+    """Whose words the bot speaks in (the file was checked when the settings were read)."""
+    if settings.texts is None:
+        return "texts: the bot's own words (QUITBOT_TEXTS not set)"
+    return f"texts: {len(settings.words.overrides)} of your own from {settings.texts}"
 
 
 def _hooks_and_webhooks(hooks: Hooks, settings: Settings) -> list[Check]:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import (
     AliasChoices,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -21,6 +22,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings import SettingsError as UnreadableSetting
 
 from bot.policy import Rules
+from bot.texts import DEFAULT_TEXTS, BadTexts, Texts, load
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 # Shorter secrets are guessable offline from one signed request.
@@ -327,6 +329,10 @@ class Settings(BaseSettings):
     max_ended_per_day: int = Field(default=0, ge=0)
     blocked_notice_seconds: int = Field(default=60, ge=0)
     max_message_chars: int = Field(default=16_000, ge=100)
+    # A TOML file of the operator's own words for notices and buttons (`quitbot texts`
+    # prints one to start from); read once, by `load_settings` or the first `words`.
+    texts: Path | None = None
+    _words: Texts | None = PrivateAttr(default=None)
 
     database_url: str = "sqlite:///quitbot.db"
     database_pool_size: int = Field(default=10, ge=1, le=1000)
@@ -424,6 +430,20 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def words(self) -> Texts:
+        """The texts in force process-wide: the defaults with `texts`' overrides.
+
+        Raises TextsError (one line: the file, the key and the problem) for a file that
+        cannot be used.
+        """
+        if self._words is None:
+            try:
+                self._words = load(self.texts) if self.texts is not None else DEFAULT_TEXTS
+            except BadTexts as exc:
+                raise TextsError(f"QUITBOT_TEXTS: {exc}") from None
+        return self._words
+
     def rules(self) -> Rules:
         """The ladder's process-wide rules (a community may have its own)."""
         return Rules(
@@ -458,8 +478,13 @@ class SettingsError(Exception):
         self.lines = lines
 
 
+class TextsError(Exception):
+    """The operator's texts file (QUITBOT_TEXTS) cannot be used; the message is one line."""
+
+
 def load_settings(env_file: str | Path | None = ".env") -> Settings:
-    """Read the environment (and `env_file` if it exists) once; raise SettingsError if bad."""
+    """Read the environment (and `env_file` if it exists) once; raise SettingsError if bad,
+    TextsError if the texts file (QUITBOT_TEXTS) is."""
     lines: list[str] = []
     sections: dict[str, Any] = {}
     for name, cls, prefix in (
@@ -481,6 +506,7 @@ def load_settings(env_file: str | Path | None = ".env") -> Settings:
         lines.append(_unreadable(exc, "QUITBOT_", Settings))
     if lines:
         raise SettingsError(lines)
+    settings.words  # noqa: B018 -- read and checked now, at start-up, not at the first notice
     return settings
 
 

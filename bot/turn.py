@@ -10,20 +10,7 @@ from typing import Any
 
 from bot.context import Context
 from bot.conversation import Actor, AuditEvent, LadderState
-from bot.notices import (
-    ALERT_WARNING_TEXT,
-    CONFIRM_END_TEXT,
-    CUT_SHORT_TEXT,
-    END_LAPSED_TEXT,
-    LEFT_TEXT,
-    PARTICIPANT_WARNING_TEXT,
-    REFUSAL_DECLINE,
-    WARNING_TEXT,
-    Notice,
-    NoticeKind,
-    end_text,
-    shut_out_text,
-)
+from bot.notices import Notice, NoticeKind, end_text, say, shut_out_text
 from bot.policy import (
     Blocked,
     Concern,
@@ -48,6 +35,7 @@ from bot.policy import (
     transition,
 )
 from bot.ports import Model, ModelReply, ModelUnavailable, ReplyStream
+from bot.texts import DEFAULT_TEXTS, TextKey, Texts
 from bot.tools import EndConversationCall, InvalidToolCall, NoteConcernCall, parse_tool_use
 from bot.usertools import Tool, ToolContext, run_tool
 
@@ -105,6 +93,7 @@ class Turn:
     # The user tools this conversation may call, and what their handlers are told.
     tools: Mapping[str, Tool[Any]] = field(default_factory=dict)
     tool_context: ToolContext | None = None
+    texts: Texts = DEFAULT_TEXTS  # the words in force in its community
     _parts: list[str] = field(default_factory=list)
     _new_round: bool = False
     _display_failed: bool = False
@@ -140,7 +129,8 @@ class Turn:
                     break
                 result.api.append({"role": "assistant", "content": answer.content})
                 if answer.stop_reason == "max_tokens":
-                    result.notices.append(Notice(NoticeKind.CUT_SHORT, CUT_SHORT_TEXT))
+                    cut = say(self.texts, NoticeKind.CUT_SHORT, TextKey.CUT_SHORT)
+                    result.notices.append(cut)
                 if not answer.tool_uses:
                     break
                 if await self._use_tools(result, answer) or answer.stop_reason != "tool_use":
@@ -175,7 +165,7 @@ class Turn:
 
     def _refused(self, result: TurnResult, answer: ModelReply) -> None:
         result.refused = True
-        result.notices.append(Notice(NoticeKind.DECLINE, REFUSAL_DECLINE))
+        result.notices.append(say(self.texts, NoticeKind.DECLINE, TextKey.DECLINE))
         self._apply(result, Refusal(), Actor.MODEL, source="refusal", details=answer.stop_details)
 
     async def _use_tools(self, result: TurnResult, answer: ModelReply) -> bool:
@@ -262,14 +252,14 @@ class Turn:
         self, result: TurnResult, effect: Effect, actor: Actor, detail: dict[str, Any]
     ) -> None:
         event, notice = effect_entry(
-            effect, actor, self._detail(detail), self.crisis_message, self.at
+            effect, actor, self._detail(detail), self.crisis_message, self.at, self.texts
         )
         if not self.speaker.starter and notice is not None:
-            notice = _to_participant(notice, self.author)
+            notice = _to_participant(notice, self.author, self.texts)
         if notice is not None and notice.kind is NoticeKind.WOULD_END:
             notice = replace(notice, to=self.author)  # whom it would have ended for
         if notice is not None and notice.kind is NoticeKind.WARNING and self.rules.alert_only:
-            notice = replace(notice, text=ALERT_WARNING_TEXT)
+            notice = replace(notice, text=self.texts.get(TextKey.WARNING_ALERT))
         if not self.speaker.starter and event is not None:
             event.detail.setdefault("participant", self.author)
         if event is not None:
@@ -322,31 +312,38 @@ def _concern_result(ladder: LadderState, effects: tuple[Effect, ...], speaker: S
     return " ".join(parts)
 
 
-def _to_participant(notice: Notice, author: str) -> Notice:
+def _to_participant(notice: Notice, author: str, texts: Texts) -> Notice:
     """A notice of someone else's ladder goes to them alone, in words that fit them."""
     if notice.kind is NoticeKind.WARNING:
-        return Notice(NoticeKind.WARNING, PARTICIPANT_WARNING_TEXT, to=author)
+        warning = say(texts, NoticeKind.WARNING, TextKey.WARNING_PARTICIPANT)
+        return replace(warning, to=author)
     if notice.kind is NoticeKind.CRISIS:
-        return Notice(NoticeKind.CRISIS, notice.text, to=author)
+        return Notice(NoticeKind.CRISIS, notice.text, to=author, words=texts)
     return notice
 
 
 def effect_entry(
-    effect: Effect, actor: Actor, detail: dict[str, Any], crisis_message: str, at: datetime
+    effect: Effect,
+    actor: Actor,
+    detail: dict[str, Any],
+    crisis_message: str,
+    at: datetime,
+    texts: Texts = DEFAULT_TEXTS,
 ) -> tuple[AuditEvent | None, Notice | None]:
-    """The audit event and the notice (either may be None) that one ladder effect calls for."""
+    """The audit event and the notice (either may be None) that one ladder effect calls for,
+    in the words in force (`texts`)."""
     match effect:
         case Redirected(count):
             return AuditEvent("redirect", at, actor, {**detail, "redirects": count}), None
         case Warned():
             return (
                 AuditEvent("warning", at, Actor.BOT, {}),
-                Notice(NoticeKind.WARNING, WARNING_TEXT),
+                say(texts, NoticeKind.WARNING, TextKey.WARNING),
             )
         case CrisisFlagged():
             return (
                 AuditEvent("crisis_flagged", at, actor, dict(detail)),
-                Notice(NoticeKind.CRISIS, crisis_message),
+                Notice(NoticeKind.CRISIS, crisis_message, words=texts),
             )
         case EndDeclined(why):
             return AuditEvent("end_declined", at, actor, {**detail, "why": why.value}), None
@@ -354,35 +351,35 @@ def effect_entry(
             resources = crisis_message if crisis else ""
             return (
                 AuditEvent("end", at, by, {**detail, "reason": reason.value}),
-                Notice(NoticeKind.END, end_text(reason), resources),
+                Notice(NoticeKind.END, end_text(reason, texts), resources, words=texts),
             )
         case EndProposed():
             return (
                 AuditEvent("end_proposed", at, actor, dict(detail)),
-                Notice(NoticeKind.CONFIRM_END, CONFIRM_END_TEXT),
+                say(texts, NoticeKind.CONFIRM_END, TextKey.CONFIRM_END),
             )
         case ProposalLapsed():
             return (
                 AuditEvent("end_proposal_lapsed", at, actor, dict(detail)),
-                Notice(NoticeKind.END_LAPSED, END_LAPSED_TEXT),
+                say(texts, NoticeKind.END_LAPSED, TextKey.END_LAPSED),
             )
         case ShutOut(reason):
             return (
                 AuditEvent(
                     "participant_shut_out", at, Actor.MODEL, {**detail, "reason": reason.value}
                 ),
-                Notice(NoticeKind.SHUT_OUT, shut_out_text(reason)),
+                Notice(NoticeKind.SHUT_OUT, shut_out_text(reason, texts), words=texts),
             )
         case WouldEnd(reason):
             said = f"{reason.value}: {detail.get('explanation', '')}".rstrip(": ")
             return (
                 AuditEvent("would_end", at, Actor.MODEL, {**detail, "reason": reason.value}),
-                Notice(NoticeKind.WOULD_END, said),
+                Notice(NoticeKind.WOULD_END, said, words=texts),
             )
         case Left():
             return (
                 AuditEvent("participant_left", at, Actor.USER, dict(detail)),
-                Notice(NoticeKind.LEFT, LEFT_TEXT),
+                say(texts, NoticeKind.LEFT, TextKey.LEFT),
             )
         case Reopened():
             return AuditEvent("reopen", at, actor, dict(detail)), None

@@ -1,7 +1,7 @@
 """discord_roll_bot.py tested with no token and no internet: the real discord.py and
 anthropic SDKs talk to quitbot's fakes of Discord and of Claude's Messages API on 127.0.0.1.
 
-    pip install pytest pytest-asyncio     # and asyncio_mode = "auto" (see the guide, 9)
+    pip install pytest pytest-asyncio     # and asyncio_mode = "auto" (see the guide, 10)
     pytest test_roll_bot_offline.py
 """
 

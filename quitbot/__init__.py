@@ -34,7 +34,8 @@ from bot.engine import Engine
 from bot.hooks import HOOK_KINDS, HOOKS_GROUP, Hook, HookEvent, HookLoadError, Hooks
 from bot.notices import Notice, NoticeKind, Outcome
 from bot.ports import Model, ModelReply, ReplyStream
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, TextsError, load_settings
+from bot.texts import DEFAULT_TEXTS, TEXTS, BadTexts, Markup, Text, TextKey, Texts
 from bot.usertools import (
     RESERVED,
     TOOLS_GROUP,
@@ -61,14 +62,17 @@ def __getattr__(name: str) -> _ModuleType:
 
 
 __all__ = [
+    "DEFAULT_TEXTS",
     "HOOKS_GROUP",
     "HOOK_KINDS",
     "PLATFORM_MODULES",
     "RESERVED",
+    "TEXTS",
     "TOOLS_GROUP",
     "Actor",
     "AuditEvent",
     "BadCommunitySettings",
+    "BadTexts",
     "CommunitySettings",
     "ConcernKind",
     "Conversation",
@@ -80,6 +84,7 @@ __all__ = [
     "HookLoadError",
     "Hooks",
     "Inbound",
+    "Markup",
     "Model",
     "ModelReply",
     "Notice",
@@ -90,6 +95,10 @@ __all__ = [
     "Settings",
     "SettingsError",
     "ShadowedCore",
+    "Text",
+    "TextKey",
+    "Texts",
+    "TextsError",
     "Tool",
     "ToolContext",
     "ToolError",

@@ -11,7 +11,8 @@ from typing import TextIO
 from bot.conversation import Attachment, Conversation, ConversationKey, FileRef, Inbound
 from bot.engine import Engine
 from bot.flows import Flows, Refusal, Result
-from bot.notices import KEEP_GOING_TEXT, Notice, NoticeKind
+from bot.notices import Notice, NoticeKind
+from bot.texts import TextKey
 
 PLATFORM = "console"
 RESTART_HINT = "Type /new to start a new conversation."
@@ -145,7 +146,7 @@ class ConsoleChat:
                 await self._end()
                 return True
             await self._flows.keep_going(self.key, self._user_id)
-            self._say("info", KEEP_GOING_TEXT)
+            self._say("info", self._flows.engine.texts.get(TextKey.KEEP_GOING))
             if line.strip().lower() in {"no", "n", ""}:
                 return True
         if line.startswith("/"):

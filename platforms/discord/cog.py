@@ -11,7 +11,7 @@ from discord.ext import commands
 
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows, Refusal
-from bot.notices import END_LAPSED_TEXT, FEEDBACK_THANKS, KEEP_GOING_TEXT
+from bot.texts import TextKey
 from platforms.discord import render, translate
 from platforms.discord.commands import start_new
 from platforms.discord.places import Discord, DiscordPlace, answer
@@ -22,7 +22,6 @@ from platforms.recent import Recent
 log = logging.getLogger(__name__)
 
 
-ENDED_HERE = "This conversation was ended by the person who started it."
 # What reading a payload of the wrong shape raises (Discord never sends one; see
 # `app.drop_malformed_events` for those discord.py cannot parse at all).
 MALFORMED = (AttributeError, KeyError, TypeError, ValueError)
@@ -103,7 +102,8 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
     async def _say_no_threads(self, message: discord.Message) -> None:
         """A mention where no thread can be opened: say so plainly, in reply, rather than
         leave it unanswered (no conversation is kept, so the core is not asked)."""
-        shown = render.Rendered(render.NO_THREADS_HERE)
+        words = await self.flows.engine.words(translate.PLATFORM, translate.community_of(message))
+        shown = render.Rendered(words.get(TextKey.DISCORD_NO_THREADS_HERE))
         await self.d.send(message.channel, shown, reference=message, mention_author=False)
 
     async def _keep(self, arrived: Arrived) -> None:
@@ -195,6 +195,7 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
         if channel is None:
             return
         key = translate.key_for(channel)
+        words = await self.flows.engine.words(translate.PLATFORM, translate.community_of(channel))
         match action.name:
             case "new":
                 origin = int(action.target) if action.target else None
@@ -206,14 +207,16 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
                 asked = await self.flows.ask_to_end(key, user_id, proposal=proposal)
                 if asked.refusal is Refusal.NOT_ASKED:
                     # Left from a proposal whose withdrawal failed: withdraw it now.
+                    lapsed = words.get(TextKey.END_LAPSED)
                     await interaction.response.edit_message(
-                        content=END_LAPSED_TEXT, view=None, allowed_mentions=NO_MENTIONS
+                        content=lapsed, view=None, allowed_mentions=NO_MENTIONS
                     )
                 if not asked.ok:
                     await answer(interaction, asked.text)
                     return
+                ended_here = words.get(TextKey.DISCORD_ENDED_HERE)
                 await interaction.response.edit_message(
-                    content=ENDED_HERE, view=None, allowed_mentions=NO_MENTIONS
+                    content=ended_here, view=None, allowed_mentions=NO_MENTIONS
                 )
                 place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
                 ended = await self.flows.confirm_end(key, user_id, place, proposal=proposal)
@@ -224,15 +227,17 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
                 if not kept.ok:
                     await answer(interaction, kept.text)
                     return
+                kept_on = words.get(TextKey.KEEP_GOING)
                 await interaction.response.edit_message(
-                    content=KEEP_GOING_TEXT, view=None, allowed_mentions=NO_MENTIONS
+                    content=kept_on, view=None, allowed_mentions=NO_MENTIONS
                 )
             case "mistake":
-                await interaction.response.send_modal(render.feedback_form(action.target))
+                await interaction.response.send_modal(render.feedback_form(action.target, words))
             case "feedback":
                 await interaction.response.defer(ephemeral=True, thinking=True)
                 data = translate.payload_data(interaction.data)
                 written = translate.modal_text(data.get("components"))
                 text = f"{render.MISTAKE}: {written}" if written else render.MISTAKE
                 result = await self.flows.feedback(action.target, user_id, text)
-                await answer(interaction, FEEDBACK_THANKS if result.ok else result.text)
+                thanks = words.get(TextKey.FEEDBACK_THANKS)
+                await answer(interaction, thanks if result.ok else result.text)

@@ -12,6 +12,7 @@ from bot.communities import ENFORCEMENTS, EVERY_SETTING, SETTING_NAMES, Communit
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import REFUSAL_TEXT, CommunityResult, Flows, Refusal, Result
 from bot.review import Decision
+from bot.texts import TextKey
 from platforms.discord import render, translate
 from platforms.discord.errors import command_failed
 from platforms.discord.places import Discord, DiscordPlace, answer
@@ -44,7 +45,10 @@ class ChatCommands(commands.Cog, name="quitbot.chat"):
         if not isinstance(channel, discord.abc.Messageable):
             return
         if translate.holds_no_threads(channel):
-            await answer(interaction, render.NO_THREADS_HERE)
+            words = await self.flows.engine.words(
+                translate.PLATFORM, translate.community_of(channel)
+            )
+            await answer(interaction, words.get(TextKey.DISCORD_NO_THREADS_HERE))
             return
         response = await interaction.response.send_message(
             **render.echo(interaction.user.display_name, prompt), allowed_mentions=NO_MENTIONS
@@ -110,13 +114,13 @@ async def start_new(
     in_dm = origin is None and translate.is_dm(channel)
     await interaction.response.defer(ephemeral=not in_dm, thinking=True)
     parent = await d.channel(origin) if origin is not None else channel
-    if translate.holds_no_threads(parent):
-        await answer(interaction, render.NO_THREADS_HERE)
-        return
-    open_place = d.opener(
-        parent, translate.thread_name("", user.display_name), interaction, in_dm=in_dm
-    )
     community = "" if in_dm else translate.community_of(parent)
+    words = await flows.engine.words(translate.PLATFORM, community)
+    if translate.holds_no_threads(parent):
+        await answer(interaction, words.get(TextKey.DISCORD_NO_THREADS_HERE))
+        return
+    name = translate.thread_name("", user.display_name)
+    open_place = d.opener(parent, name, interaction, in_dm=in_dm, words=words)
     result = await flows.start_new(
         translate.PLATFORM, str(user.id), open_place, community=community
     )

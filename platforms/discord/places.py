@@ -24,6 +24,7 @@ from bot.flows import OpenPlace
 from bot.notices import Notice, NoticeKind
 from bot.ports import ModLogEntry
 from bot.settings import DiscordSettings
+from bot.texts import DEFAULT_TEXTS, Texts
 from platforms.discord import render, translate
 from platforms.discord.attachments import read_files
 from platforms.discord.permissions import NEEDED
@@ -98,7 +99,13 @@ class Discord:
         return str(renewed[0]) if renewed else None
 
     def opener(
-        self, parent: object, name: str, interaction: discord.Interaction, *, in_dm: bool
+        self,
+        parent: object,
+        name: str,
+        interaction: discord.Interaction,
+        *,
+        in_dm: bool,
+        words: Texts = DEFAULT_TEXTS,
     ) -> OpenPlace:
         """How the flows open a place for a new conversation: a thread in `parent`, or,
         in a DM, the DM itself (where the first notice answers the deferred interaction)."""
@@ -108,7 +115,7 @@ class Discord:
             if in_dm and isinstance(channel, discord.abc.Messageable):
                 here = DiscordPlace(self, channel, answering=interaction)
                 return translate.key_for(channel), here
-            opening = render.opening(str(interaction.user.id))
+            opening = render.opening(str(interaction.user.id), words)
             thread = await self.new_thread(parent, name, opening)
             if thread is None:
                 return None

@@ -13,6 +13,7 @@ from bot.conversation import AuditEvent, Conversation
 from bot.notices import Notice, NoticeKind
 from bot.ports import ModLogEntry, ModLogKind
 from bot.review import ReviewItem
+from bot.texts import DEFAULT_TEXTS, TEXTS, Markup, TextKey, Texts
 from platforms.discord import translate
 
 WARNING_COLOUR = discord.Colour(0xE67E22)
@@ -20,20 +21,15 @@ END_COLOUR = discord.Colour(0xE74C3C)
 CRISIS_COLOUR = discord.Colour(0x3498DB)
 MODLOG_COLOUR = discord.Colour(0x95A5A6)
 
-START_AGAIN_IN_SERVER = (
-    "You can start a new conversation right away: mention me in a channel, or use `/chat` "
-    "or `/new`."
-)
-START_AGAIN_IN_DM = "You can start a new conversation right away with `/new`."
-_START_AGAIN = {True: START_AGAIN_IN_DM, False: START_AGAIN_IN_SERVER}
+# The defaults; what is shown comes from the notice's words (`bot.texts`).
+START_AGAIN_IN_SERVER = TEXTS[TextKey.DISCORD_START_AGAIN_SERVER].default
+START_AGAIN_IN_DM = TEXTS[TextKey.DISCORD_START_AGAIN_DM].default
+_START_AGAIN = {True: TextKey.DISCORD_START_AGAIN_DM, False: TextKey.DISCORD_START_AGAIN_SERVER}
 MESSAGE_LIMIT = 2000
 EMBED_LIMIT = 4096  # an embed's description
-END_TITLE = "This conversation has ended"
-NO_THREADS_HERE = (
-    "I can't hold a conversation in a voice channel's chat: Discord has no threads there, "
-    "and each conversation with me has a thread of its own. Mention me in a text channel "
-    "(or use `/chat` there), or send me a direct message."
-)
+END_TITLE = TEXTS[TextKey.DISCORD_END_TITLE].default
+NO_THREADS_HERE = TEXTS[TextKey.DISCORD_NO_THREADS_HERE].default
+# What the feedback on an end is recorded as (for moderators, in the operator's language).
 MISTAKE = "This was a mistake"
 
 
@@ -64,10 +60,15 @@ class Rendered:
         return replace(self, content=f"<@{user_id}> {self.content or ''}".strip())
 
 
-def opening(user_id: str) -> Rendered:
+def opening(user_id: str, texts: Texts = DEFAULT_TEXTS) -> Rendered:
     """The first message of a forum post opened for someone's conversation (a post cannot
     be opened without one); the greeting that follows is the conversation's."""
-    return Rendered(f"A conversation with <@{user_id}>.")
+    return Rendered(texts.get(TextKey.DISCORD_OPENING, escape, mention=Markup(f"<@{user_id}>")))
+
+
+def escape(value: str) -> str:
+    """A value shown as written: no Markdown, and no mention (of anyone, or everyone)."""
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(value))
 
 
 def echo(author: str, prompt: str) -> dict[str, Any]:
@@ -93,23 +94,28 @@ def notice(
     The final notice (END) carries no buttons: it stays in a thread that is then locked,
     where Discord disables them. The starter gets them with AFTER_END, where they work.
     """
+    words = item.words
     match item.kind:
         case NoticeKind.WARNING:
-            return Rendered(embed=_embed("Warning", item.text, WARNING_COLOUR))
+            title = words.get(TextKey.DISCORD_WARNING_TITLE)
+            return Rendered(embed=_embed(title, item.text, WARNING_COLOUR))
         case NoticeKind.CRISIS:
-            title = "You don't have to go through this alone"
+            title = words.get(TextKey.DISCORD_CRISIS_TITLE)
             return Rendered(embed=_embed(title, item.text, CRISIS_COLOUR))
         case NoticeKind.END:
-            parts = [item.text, _START_AGAIN[in_dm], item.resources]
-            return Rendered(embed=_embed(END_TITLE, "\n\n".join(p for p in parts if p), END_COLOUR))
+            parts = [item.text, words.get(_START_AGAIN[in_dm]), item.resources]
+            title = words.get(TextKey.DISCORD_END_TITLE)
+            return Rendered(embed=_embed(title, "\n\n".join(p for p in parts if p), END_COLOUR))
         case NoticeKind.BLOCKED:
-            return Rendered(f"{item.text}\n{_START_AGAIN[in_dm]}", buttons=(_new(origin),))
+            again = words.get(_START_AGAIN[in_dm])
+            return Rendered(f"{item.text}\n{again}", buttons=(_new(origin, words),))
         case NoticeKind.CONFIRM_END:
-            return Rendered(item.text, buttons=CONFIRM_BUTTONS)
+            return Rendered(item.text, buttons=confirm_buttons(words))
         case NoticeKind.AFTER_END:
-            buttons = [_new(origin)]
+            buttons = [_new(origin, words)]
             if conversation is not None:
-                buttons.append(Button(MISTAKE, translate.mistake_id(conversation.id)))
+                label = words.get(TextKey.DISCORD_BUTTON_MISTAKE)
+                buttons.append(Button(label, translate.mistake_id(conversation.id)))
             return Rendered(item.text, buttons=tuple(buttons))
         case NoticeKind.STARTED if conversation is not None and not in_dm:
             return Rendered(f"<@{conversation.user_id}>, {item.text}")
@@ -117,18 +123,25 @@ def notice(
             return Rendered(content=item.text)
 
 
-CONFIRM_BUTTONS = (
-    Button("End conversation", translate.CONFIRM_END, discord.ButtonStyle.danger),
-    Button("Keep talking", translate.CANCEL_END),
-)
+def confirm_buttons(words: Texts) -> tuple[Button, ...]:
+    return (
+        Button(
+            words.get(TextKey.DISCORD_BUTTON_END), translate.CONFIRM_END, discord.ButtonStyle.danger
+        ),
+        Button(words.get(TextKey.DISCORD_BUTTON_KEEP), translate.CANCEL_END),
+    )
+
+
+CONFIRM_BUTTONS = confirm_buttons(DEFAULT_TEXTS)
 
 
 def _embed(title: str, description: str, colour: discord.Colour) -> discord.Embed:
     return discord.Embed(title=title, description=description[:EMBED_LIMIT], colour=colour)
 
 
-def _new(origin: int | None) -> Button:
-    return Button("Start a new conversation", translate.new_id(origin), discord.ButtonStyle.primary)
+def _new(origin: int | None, words: Texts) -> Button:
+    label = words.get(TextKey.DISCORD_BUTTON_NEW)
+    return Button(label, translate.new_id(origin), discord.ButtonStyle.primary)
 
 
 def view(buttons: Sequence[Button]) -> discord.ui.View:
@@ -146,13 +159,14 @@ def view(buttons: Sequence[Button]) -> discord.ui.View:
     return built
 
 
-def feedback_form(conversation_id: str) -> discord.ui.Modal:
+def feedback_form(conversation_id: str, words: Texts = DEFAULT_TEXTS) -> discord.ui.Modal:
     """Asks why an end was a mistake; answered by custom id in the cog, even after a restart."""
+    title = words.get(TextKey.DISCORD_FEEDBACK_TITLE)
     form = discord.ui.Modal(
-        title=MISTAKE, custom_id=translate.feedback_modal_id(conversation_id), timeout=600
+        title=title, custom_id=translate.feedback_modal_id(conversation_id), timeout=600
     )
     field: discord.ui.TextInput[Any] = discord.ui.TextInput(
-        label="What went wrong? (optional)", custom_id=translate.FEEDBACK_FIELD,
+        label=words.get(TextKey.DISCORD_FEEDBACK_LABEL), custom_id=translate.FEEDBACK_FIELD,
         style=discord.TextStyle.paragraph, required=False, max_length=1000,
     )  # fmt: skip
     return form.add_item(field)

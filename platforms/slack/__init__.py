@@ -6,9 +6,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from slack_bolt.request.internals import extract_team_id
 from slack_sdk.errors import SlackApiError
 
 from bot.engine import Engine
@@ -20,7 +23,7 @@ from platforms.slack.connection import PING_SECONDS, ReportingSocketClient
 from platforms.slack.edge import HttpEdge, SocketEdge
 from platforms.slack.place import Deps, SlackModLog, SlackPlaces
 from platforms.slack.scopes import missing_scopes
-from platforms.slack.translate import PLATFORM
+from platforms.slack.translate import PLATFORM, translate_event
 
 __all__ = ["SlackAdapter", "SlackBot", "adapter", "doctor", "run", "start_http"]
 
@@ -82,11 +85,26 @@ async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
 async def start_http(bot: SlackBot, host: str, port: int) -> web.AppRunner:
     """Serve the app's single endpoint; the caller cleans the runner up."""
     signing_secret = bot.deps.settings.slack.signing_secret
-    edge = HttpEdge(bot.app, signing_secret.get_secret_value() if signing_secret else "")
+    secret = signing_secret.get_secret_value() if signing_secret else ""
+    edge = HttpEdge(bot.app, secret, partial(_message, bot))
     runner = web.AppRunner(edge.web_app(EVENTS_PATH), handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner
+
+
+async def _message(bot: SlackBot, body: dict[str, Any]) -> bool:
+    """A person's message, checked at the edge, straight to the inbox as Bolt's listener
+    would hand it over; until Bolt has learnt the bot's user id (with the first event, or
+    at start-up), Bolt takes it."""
+    deps = bot.deps
+    if not deps.bot_user_id:
+        return False
+    team_id = str(extract_team_id(body) or "")  # Bolt's own reading of the workspace
+    message = translate_event(body["event"], deps.bot_user_id, team_id)
+    if message is not None:
+        await bot.inbox.receive(message)
+    return True
 
 
 async def _serve_socket_mode(bot: SlackBot, slack: SlackSettings, ping_interval: float) -> None:

@@ -8,11 +8,11 @@ from dataclasses import fields
 from functools import partial
 from typing import Any
 
-from bot.communities import EVERY_SETTING, CommunitySettings
+from bot.communities import EVERY_SETTING, TEXT_PREFIX, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import CommunityResult, Flows, Refusal, Result
-from bot.notices import END_LAPSED_TEXT, FEEDBACK_THANKS, KEEP_GOING_TEXT
 from bot.review import Decision, ReviewItem
+from bot.texts import TextKey, Texts
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.render import (
     MESSAGE_LIMIT,
@@ -28,27 +28,12 @@ from platforms.slack.translate import (
     Place,
     key_from_link,
     parse_command,
+    plain_text,
     split_key,
     thread_key,
 )
 
-# Slack runs no slash command inside a thread (bolt-python#873), so the words never send
-# anyone to run one there: in a thread it is the message shortcut.
-HELP = (
-    "To end your conversation, use *End this conversation* on any message in its thread "
-    "(the message's ⋮ menu), or run */quitbot end &lt;thread link&gt;* in a channel; you will be "
-    "asked to confirm.\n"
-    "Moderators: */quitbot reopen|status|audit &lt;thread link or id&gt;* (reopen takes a note), "
-    "*/quitbot review* (ends called a mistake; *review resolve &lt;link or id&gt; reopen|uphold "
-    "[note]* decides one), */quitbot settings* (*settings set &lt;name&gt; &lt;value&gt;*, "
-    "*settings reset &lt;name&gt;|all*: this workspace's)."
-)
-NO_TARGET = (
-    "Which conversation? In its thread, use *End this conversation* from a message's ⋮ menu; "
-    "or add the thread's link here: `/quitbot end &lt;link&gt;`."
-)
 MISTAKE = "This was a mistake"
-ENDED_TEXT = "The conversation was ended."
 Tell = Callable[..., Awaitable[None]]  # (text, blocks=None): to one person, privately
 
 
@@ -67,15 +52,15 @@ class Interactions:
     async def command(self, payload: dict[str, Any]) -> None:
         """One `/quitbot` invocation, already acknowledged; every answer is ephemeral."""
         command, user = parse_command(str(payload.get("text") or "")), str(payload.get("user_id"))
-        tell = self._tell(payload)
+        tell, team = self._tell(payload), str(payload.get("team_id") or "")
         target: ConversationKey | str = key_from_link(command.target) or command.target
-        if command.verb == "end":
-            await (self._ask_to_end(target, user, tell) if command.target else tell(NO_TARGET))
+        if command.verb == "end" and command.target:
+            await self._ask_to_end(target, user, tell)
         elif command.verb in {"reopen", "status", "audit", "review", "settings"}:
-            team = str(payload.get("team_id") or "")
             await tell(await self._moderate(command, target, user, team))
         else:
-            await tell(HELP)
+            key = TextKey.SLACK_NO_TARGET if command.verb == "end" else TextKey.SLACK_HELP
+            await tell((await self._flows.engine.words(PLATFORM, team)).get(key))
 
     async def _moderate(
         self, command: Command, target: ConversationKey | str, user: str, team: str
@@ -102,7 +87,7 @@ class Interactions:
         elif verb in {"status", "audit"}:
             result = await getattr(flows, verb)(target, is_moderator=moderator)
         else:
-            return HELP
+            return (await flows.engine.words(PLATFORM, team)).get(TextKey.SLACK_HELP)
         found = result.conversation
         if found is None or not result.ok:
             return result.text
@@ -119,6 +104,10 @@ class Interactions:
             return settings_text(await self._flows.community_settings(team, is_moderator=moderator))
         name, _, value = words.partition(" ")
         number, value = name.startswith("redirects_"), value.strip()
+        if name == "texts" or name.startswith(TEXT_PREFIX):
+            key = name.removeprefix(TEXT_PREFIX)
+            # As the person typed it: Slack sends &, < and > as entities.
+            return await self._set_text(key, plain_text(value), user, team, moderator)
         if name not in {f.name for f in fields(CommunitySettings)}:
             return f"There is no setting `{escape(name)}`; `/quitbot settings` lists them."
         if (number and not value.isdigit()) or not value:
@@ -127,6 +116,15 @@ class Interactions:
         saved = self._flows.set_community_settings(
             team, CommunitySettings(**given), user, is_moderator=moderator
         )
+        return settings_text(await saved, "Saved. ")
+
+    async def _set_text(self, key: str, value: str, user: str, team: str, moderator: bool) -> str:
+        """`set texts.KEY words`: this workspace's own words for one text (`quitbot texts`
+        lists the keys); checked like the operator's before it is saved."""
+        if key == "texts" or not value:
+            return "Name one text and give its words: `/quitbot settings set texts.KEY words`."
+        own = CommunitySettings(texts={key: value})
+        saved = self._flows.set_community_settings(team, own, user, is_moderator=moderator)
         return settings_text(await saved, "Saved. ")
 
     async def _reset_settings(self, name: str, user: str, team: str, moderator: bool) -> str:
@@ -204,7 +202,7 @@ class Interactions:
             via = action_via(str(actions[0].get("value") or ""))
             result = await self._flows.confirm_end(key, user, place, proposal=proposal, via=via)
             if result.ok:
-                await self._answered(body, ENDED_TEXT)
+                await self._answered(body, (await self._words(body)).get(TextKey.SLACK_ENDED))
             else:
                 await self._refused(body, result, place.thread_ts)
 
@@ -214,13 +212,16 @@ class Interactions:
             result = await self._flows.keep_going(key, user)
             if not result.ok:
                 await self._refused(body, result, split_key(key)[1])
-            elif not await self._answered(body, KEEP_GOING_TEXT):
-                await self._tell(body, split_key(key)[1])(KEEP_GOING_TEXT)
+            else:
+                kept_on = (await self._words(body)).get(TextKey.KEEP_GOING)
+                if not await self._answered(body, kept_on):
+                    await self._tell(body, split_key(key)[1])(kept_on)
 
     async def _refused(self, body: dict[str, Any], result: Result, thread_ts: str) -> None:
         """A refused click: a confirmation nobody can answer any more is withdrawn (its buttons
         would stay live), and the person who clicked is told why."""
-        stale = {Refusal.NOT_ASKED: END_LAPSED_TEXT, Refusal.ALREADY_ENDED: result.text}
+        lapsed = (await self._words(body)).get(TextKey.END_LAPSED)
+        stale = {Refusal.NOT_ASKED: lapsed, Refusal.ALREADY_ENDED: result.text}
         withdrawn_as = stale.get(result.refusal) if result.refusal else None
         withdrawn = withdrawn_as is not None and await self._answered(body, withdrawn_as)
         if withdrawn and _on_ephemeral(body) and withdrawn_as == result.text:
@@ -246,7 +247,7 @@ class Interactions:
         """ "Start a new conversation": a fresh thread (the assistant pane makes its own)."""
         user, channel, (_, kind) = _who(body), _channel(body), _value(body)
         if kind is Place.ASSISTANT:
-            await self._tell(body)(how_to_start_again(kind, ""))
+            await self._tell(body)(how_to_start_again(kind, "", await self._words(body)))
             return
         intro = "New conversation." if kind is Place.DM else f"New conversation with <@{user}>."
         opener, team = partial(self._open, channel, intro, kind), (body.get("team") or {}).get("id")
@@ -259,7 +260,13 @@ class Interactions:
         user, (conversation_id, _) = _who(body), _value(body)
         result = await self._flows.feedback(conversation_id, user, MISTAKE)
         thread_ts = str((body.get("container") or {}).get("thread_ts") or "")
-        await self._tell(body, thread_ts)(result.text or FEEDBACK_THANKS)
+        thanks = (await self._words(body)).get(TextKey.FEEDBACK_THANKS)
+        await self._tell(body, thread_ts)(result.text or thanks)
+
+    async def _words(self, body: dict[str, Any]) -> Texts:
+        """The words in force in the workspace a click came from."""
+        team = str((body.get("team") or {}).get("id") or "")
+        return await self._flows.engine.words(PLATFORM, team)
 
     async def _open(
         self, channel: str, text: str, kind: Place

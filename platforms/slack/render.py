@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from bot.notices import Notice, NoticeKind
+from bot.texts import DEFAULT_TEXTS, Markup, TextKey, Texts
 from platforms.slack.translate import Place
 
 # Slack shows up to 40,000 characters but advises 4,000; escaping can grow text a little.
@@ -188,11 +189,16 @@ _ICONS = {
 }
 
 
-def how_to_start_again(place: Place, bot_user_id: str) -> str:
-    return "To start again, " + {
-        Place.ASSISTANT: "open a new chat with me from the assistant pane.",
-        Place.DM: "send me a new message outside this thread.",
-    }.get(place, f"mention <@{bot_user_id}> in a new message in the channel.")
+_START_AGAIN = {
+    Place.ASSISTANT: TextKey.SLACK_START_AGAIN_ASSISTANT,
+    Place.DM: TextKey.SLACK_START_AGAIN_DM,
+}
+
+
+def how_to_start_again(place: Place, bot_user_id: str, words: Texts = DEFAULT_TEXTS) -> str:
+    """How to start again here, as mrkdwn (the operator's template is theirs to mark up)."""
+    key = _START_AGAIN.get(place, TextKey.SLACK_START_AGAIN_CHANNEL)
+    return words.get(key, escape, bot=Markup(f"<@{bot_user_id}>"))
 
 
 def render_notice(
@@ -202,14 +208,15 @@ def render_notice(
     confirmation its own, which carry `via` (how the person asked: for the record)."""
     match notice.kind:
         case NoticeKind.WARNING:
-            return notice.text, _warning(notice.text)
+            return notice.text, _warning(notice.text, notice.words)
         case NoticeKind.END:
             return _end(notice, place, bot_user_id, conversation_id)
         case NoticeKind.CONFIRM_END:
             value = action_value(conversation_id, place, via)
-            return notice.text, _confirm_end(notice.text, value)
+            return notice.text, _confirm_end(notice.text, value, notice.words)
         case NoticeKind.BLOCKED:
-            again = how_to_start_again(place, bot_user_id)  # mrkdwn: its mention is markup
+            # mrkdwn: its mention is markup
+            again = how_to_start_again(place, bot_user_id, notice.words)
             text = f"{notice.text} {again}"
             return text, [_section(f"{_ICONS[notice.kind]} {escape(notice.text)} {again}")]
         case _:
@@ -225,25 +232,29 @@ def _context(mrkdwn: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": mrkdwn}]}
 
 
-def _warning(text: str) -> Blocks:
+def _warning(text: str, words: Texts) -> Blocks:
     # What continuing leads to is in the core's words (`text`): an end, being shut out of
     # someone else's conversation, or in alert-only mode nothing at all.
-    return [_section(f":warning: *Warning*\n{escape(text)}")]
+    title = escape(words.get(TextKey.SLACK_WARNING_TITLE))
+    return [_section(f":warning: *{title}*\n{escape(text)}")]
 
 
 def _end(
     notice: Notice, place: Place, bot_user_id: str, conversation_id: str
 ) -> tuple[str, Blocks]:
     """The final notice. Slack cannot lock a thread, so its buttons stay usable there."""
-    again = how_to_start_again(place, bot_user_id)
+    words = notice.words
+    again = how_to_start_again(place, bot_user_id, words)
+    title = words.get(TextKey.SLACK_END_TITLE)
     blocks: Blocks = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Conversation ended"}},
+        {"type": "header", "text": {"type": "plain_text", "text": title}},
         _section(escape(notice.text)),
     ]
     if notice.resources:
         blocks.append(_section(f":sos: {escape(notice.resources)}"))
     value = action_value(conversation_id, place)
-    new, mistake = ("Start a new conversation", NEW_CONVERSATION), ("This was a mistake", MISTAKE)
+    new = (words.get(TextKey.SLACK_BUTTON_NEW), NEW_CONVERSATION)
+    mistake = (words.get(TextKey.SLACK_BUTTON_MISTAKE), MISTAKE)
     blocks += [_context(again), _actions("quitbot_end", value, new, mistake, style="primary")]
     text = " ".join(part for part in (notice.text, notice.resources, again) if part)
     return text, blocks
@@ -282,10 +293,11 @@ def parse_action_value(value: str) -> tuple[str, Place]:
     return conversation_id, Place(place) if place in Place._value2member_map_ else Place.CHANNEL
 
 
-def _confirm_end(text: str, value: str) -> Blocks:
+def _confirm_end(text: str, value: str, words: Texts) -> Blocks:
     """The end confirmation: for the end command (shown privately) and for the model's
     proposal (in the thread); the core lets only the person who started it confirm."""
-    end, keep = ("End conversation", END_CONFIRM), ("Keep talking", END_CANCEL)
+    end = (words.get(TextKey.SLACK_BUTTON_END), END_CONFIRM)
+    keep = (words.get(TextKey.SLACK_BUTTON_KEEP), END_CANCEL)
     return [
         _section(escape(text)),
         _actions("quitbot_end_confirm", value, end, keep, style="danger"),

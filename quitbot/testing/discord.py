@@ -49,6 +49,9 @@ CONTENT_LIMIT = 2000
 EMBED_LIMITS = {"title": 256, "description": 4096}
 EMBED_FIELD_VALUE_LIMIT = 1024
 EMBED_TOTAL_LIMIT = 6000
+# A button's label is at most 80 characters (Discord Docs, "Components": Button; the same
+# figure in twilight-validate's COMPONENT_BUTTON_LABEL_LENGTH); past it, 400 / 50035.
+BUTTON_LABEL_LIMIT = 80
 # https://discord.com/developers/docs/interactions/receiving-and-responding#responding-to-an-interaction:
 # "you must send an initial response within 3 seconds of receiving the event"; a late one
 # gets 404, code 10062 Unknown interaction. Follow-ups work for 15 minutes afterwards.
@@ -1249,6 +1252,11 @@ def _check_message(body: Json) -> None:
                 )
         if total > EMBED_TOTAL_LIMIT:
             errors[f"embeds.{index}"] = _too_long(EMBED_TOTAL_LIMIT)
+    for row_index, row in enumerate(body.get("components") or []):
+        for index, component in enumerate(row.get("components") or []):
+            if len(component.get("label") or "") > BUTTON_LABEL_LIMIT:
+                where = f"components.{row_index}.components.{index}.label"
+                errors[where] = _too_long(BUTTON_LABEL_LIMIT)
     if errors:
         raise DiscordError(400, 50035, "Invalid Form Body", errors)
 

@@ -245,6 +245,9 @@ class FakeSlack:
             self.unexpected.append(f"unexpected method {method}")
             return web.json_response({"ok": False, "error": "unknown_method"}, status=404)
         headers = {"x-oauth-scopes": self.scopes} if method == "auth.test" else {}
+        if not _blocks_fit(args.get("blocks")):
+            call.result = {"ok": False, "error": "invalid_blocks"}
+            return web.json_response(call.result)
         call.result = {"ok": True, **handler(args)}  # a handler's refusal says "ok": false
         return web.json_response(call.result, headers=headers)
 
@@ -496,6 +499,25 @@ class _Link:
 
 def permalink(channel: str, ts: str) -> str:
     return f"https://fake.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+
+
+# A button element's text is at most 75 characters (docs.slack.dev, Block Kit "Button
+# element"); blocks Slack cannot take are refused with invalid_blocks (chat.postMessage's
+# error list, https://docs.slack.dev/reference/methods/chat.postMessage).
+BUTTON_TEXT_LIMIT = 75
+
+
+def _blocks_fit(blocks: Any) -> bool:
+    if isinstance(blocks, str):
+        blocks = _maybe_json(blocks)
+    elements = [
+        element
+        for block in (blocks if isinstance(blocks, list) else [])
+        if isinstance(block, dict)
+        for element in block.get("elements") or []
+        if isinstance(element, dict) and element.get("type") == "button"
+    ]
+    return all(len((e.get("text") or {}).get("text") or "") <= BUTTON_TEXT_LIMIT for e in elements)
 
 
 async def _arguments(request: web.Request) -> dict[str, Any]:

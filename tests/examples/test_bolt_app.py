@@ -89,7 +89,7 @@ async def test_the_hosts_command_and_listener_and_quitbots_conversation_in_one_a
 
 def test_the_guide_shows_the_examples_own_lines() -> None:
     guide = (EXAMPLE.parents[1] / "docs" / "build-on-quitbot.md").read_text()
-    section = guide[guide.index("## 7. Register quitbot on your Bolt app") :]
+    section = guide[guide.index("## 8. Register quitbot on your Bolt app") :]
     shown = section.split("```python\n", 1)[1].split("```", 1)[0].splitlines()
     lines = EXAMPLE.read_text().splitlines()
     assert [line for line in shown if line.strip() not in {"", "..."} and line not in lines] == []

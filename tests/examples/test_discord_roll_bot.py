@@ -102,7 +102,7 @@ async def test_the_hosts_button_is_the_hosts(
 
 def test_the_guide_shows_the_examples_own_code() -> None:
     guide = (EXAMPLES.parent / "docs" / "build-on-quitbot.md").read_text()
-    section = guide[guide.index("## 6. Embed quitbot in your discord.py bot") :]
+    section = guide[guide.index("## 7. Embed quitbot in your discord.py bot") :]
     shown = section.split("```python\n", 1)[1].split("```", 1)[0]
     example = (EXAMPLES / "discord_roll_bot.py").read_text()
     for part in shown.split("\n\n\n"):

@@ -31,7 +31,7 @@ def test_the_guides_test_file_passes(tmp_path: Path) -> None:
 
 def test_the_guide_shows_the_test_files_code() -> None:
     guide = GUIDE.read_text()
-    section = guide[guide.index("## 9. Test your bot without tokens") :]
+    section = guide[guide.index("## 10. Test your bot without tokens") :]
     shown = section.split("```python\n", 1)[1].split("```", 1)[0]
     code = OFFLINE.read_text()
     assert shown.strip() == code.split('"""\n\n', 1)[1].strip()

@@ -63,3 +63,26 @@ async def test_another_communitys_settings_are_not_there(
     assert (await post(http, url, form))[0] == 404
     mine = f"{dash.url}/c/discord/{GUILD_A}/settings"
     assert (await post(http, mine, form | {"csrf": ""}))[0] == 403
+
+
+async def test_a_moderator_edits_the_community_s_texts_as_toml(
+    dash: Dash, http: aiohttp.ClientSession
+) -> None:
+    url = f"{dash.url}/c/discord/{GUILD_A}/settings"
+    csrf = csrf_of(await sign_in(http, dash, MOD_A, f"/c/discord/{GUILD_A}/settings"))
+    form = {"csrf": csrf, "name": "texts", "action": "set"}
+    words = 'warning = "Careful <b>now</b>."\n[discord]\nbutton_new = "Again"\n'
+    status, page = await post(http, url, form | {"value": words})
+    assert status == 200 and "texts: saved." in page
+    assert "<b>now" not in page and "&lt;b&gt;now" in page  # shown back as text, escaped
+    own = await dash.runtime.engine.community_settings("discord", GUILD_A)
+    assert own.texts == {"warning": "Careful <b>now</b>.", "discord.button_new": "Again"}
+
+    status, _ = await post(http, url, form | {"value": 'warning = "Careful, {name}."'})
+    assert status == 400  # refused whole: nothing changed
+    own = await dash.runtime.engine.community_settings("discord", GUILD_A)
+    assert own.texts == {"warning": "Careful <b>now</b>.", "discord.button_new": "Again"}
+
+    status, page = await post(http, url, form | {"value": 'discord.button_new = "Anew"'})
+    own = await dash.runtime.engine.community_settings("discord", GUILD_A)
+    assert status == 200 and own.texts == {"discord.button_new": "Anew"}  # warning left out

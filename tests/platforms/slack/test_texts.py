@@ -1,0 +1,105 @@
+"""The operator's own words on Slack, end to end: the end confirmation's buttons, the final
+notice with its header, buttons and way back, and a workspace's own words over them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.communities import CommunitySettings
+from bot.texts import TextKey, Texts
+from platforms.slack.render import END_CONFIRM, escape, how_to_start_again
+from platforms.slack.translate import Place
+from tests.fakes.anthropic import text, tool
+from tests.fakes.slack import TEAM_ID
+from tests.fakes.slack_requests import button, event_callback, mention
+from tests.platforms.slack.conftest import SlackHarness
+from tests.platforms.slack.test_review import MODERATOR, run
+
+THREAD = "1700000100.000100"
+ASKED = {"reason": "user_requested", "explanation": "they asked to stop"}
+WORDS = """
+end_user_requested = "Done: you wanted to stop here."
+[slack]
+end_title = "Finished"
+button_end = "Yes, stop it"
+button_keep = "No, go on"
+button_new = "Begin again"
+start_again_channel = "Say hello to {bot} in the channel to begin again."
+"""
+
+
+@pytest.fixture
+def settings_overrides(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "texts.toml"
+    path.write_text(WORDS, encoding="utf-8")
+    return {"texts": path}
+
+
+def labels(message: dict[str, Any]) -> list[str]:
+    return [
+        e["text"]["text"]
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+    ]
+
+
+async def proposal(harness: SlackHarness) -> dict[str, Any]:
+    """Alice asks in words; the model proposes the end; the proposal posted in the thread."""
+    harness.claude.add(tool("end_conversation", ASKED, text="Okay."), text("Confirm above."))
+    await harness.send.event(event_callback(mention("please end this", ts=THREAD)))
+    await harness.settle()
+    return next(c for c in harness.slack.calls_to("chat.postMessage") if "blocks" in c)
+
+
+async def test_the_operator_s_words_show_in_the_end_and_on_the_buttons(
+    harness: SlackHarness,
+) -> None:
+    asked = await proposal(harness)
+    assert labels(asked) == ["Yes, stop it", "No, go on"]
+    [actions] = [b for b in asked["blocks"] if b["type"] == "actions"]
+    value = actions["elements"][0]["value"]
+    await harness.send.interaction(button(END_CONFIRM, value, thread_ts=THREAD))
+    await harness.settle()
+    final = harness.slack.calls_to("chat.postMessage")[-1]
+    assert final["blocks"][0]["text"]["text"] == "Finished"
+    assert final["blocks"][1]["text"]["text"] == "Done: you wanted to stop here."
+    again = f"Say hello to <@{harness.bot.deps.bot_user_id}> in the channel to begin again."
+    assert final["text"] == f"Done: you wanted to stop here. {again}"
+    assert labels(final) == ["Begin again", "This was a mistake"]
+
+
+async def test_a_workspace_s_own_label_beats_the_operator_s(harness: SlackHarness) -> None:
+    own = CommunitySettings(texts={"slack.button_end": "Stop for good"})
+    flows = harness.bot.flows
+    saved = await flows.set_community_settings(TEAM_ID, own, "mod", is_moderator=True)
+    assert saved.ok
+    assert labels(await proposal(harness)) == ["Stop for good", "No, go on"]
+
+
+@MODERATOR
+async def test_moderators_set_and_reset_one_text_and_a_bad_one_is_refused(
+    harness: SlackHarness,
+) -> None:
+    saved = await run(harness, "settings set texts.slack.button_end Stop & go")
+    assert saved.startswith("Saved.")
+    refused = await run(harness, "settings set texts.warning Careful, {name}.")
+    assert "warning: unknown placeholder {name}" in refused
+    assert "Name one text" in await run(harness, "settings set texts")
+    own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
+    assert own.texts == {"slack.button_end": "Stop & go"}  # as typed; nothing else was kept
+    assert labels(await proposal(harness)) == ["Stop & go", "No, go on"]
+    assert (await run(harness, "settings reset texts.slack.button_end")).startswith("Reset.")
+    own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
+    assert own.texts is None
+
+
+def test_a_value_in_a_template_stays_plain_and_only_the_bot_s_mention_is_markup() -> None:
+    words = Texts({"slack.start_again_channel": "Ask {bot} again."})
+    assert how_to_start_again(Place.CHANNEL, "U1", words) == "Ask <@U1> again."
+    hostile = "<!channel> & {bot}"
+    shown = words.get(TextKey.SLACK_START_AGAIN_CHANNEL, escape, bot=hostile)
+    assert shown == "Ask &lt;!channel&gt; &amp; {bot} again."
