@@ -1,5 +1,5 @@
-"""A clear error when someone's own `bot.py` (or `platforms.py`) is shadowed by quitbot's
-core package of that name.
+"""A clear error when someone's own module named `bot` (or `platforms`) is shadowed by
+quitbot's core package of that name.
 
 Once quitbot is imported, `bot` and `platforms` in `sys.modules` are quitbot's (see
 `quitbot._home`), so a project's `from bot import MyBot` finds quitbot's core and Python's
