@@ -39,6 +39,9 @@ class InstantModel:
 
 
 class NullReply:
+    def track(self, shown: object) -> None:
+        return None
+
     async def thinking(self) -> None:
         pass
 

@@ -12,6 +12,7 @@ from bot.conversation import Attachment, Conversation, ConversationKey, FileRef,
 from bot.engine import Engine
 from bot.flows import Flows, Refusal, Result
 from bot.notices import KEEP_GOING_TEXT, Notice, NoticeKind
+from bot.ports import ReplyShown
 
 PLATFORM = "console"
 RESTART_HINT = "Type /new to start a new conversation."
@@ -43,6 +44,9 @@ class ConsoleReply:
         self._parts.append(delta)
         if self._interactive:
             self._write(delta)
+
+    def track(self, shown: ReplyShown) -> None:
+        return None  # a terminal's reply is not there to find after a restart
 
     async def done(self) -> str:
         text = "".join(self._parts)
@@ -82,6 +86,12 @@ class ConsolePlace:
 
     async def reopen(self, conversation: Conversation) -> str:
         return ""
+
+    async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        return None
+
+    async def cut_short(self, message_id: str, reply_id: str) -> None:
+        return None
 
     def place(self, key: ConversationKey) -> ConsolePlace:
         return self

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 
+from bot.ports import ReplyShown
 from platforms.slack.render import (
     MESSAGE_LIMIT,
     STREAM_APPEND_LIMIT,
@@ -67,6 +68,11 @@ class SlackReply:
         self._posted: list[str] | None = None  # their ts
         self._shown: list[str] = []  # what each shows now
         self._status_shown = False
+        self._on_shown: ReplyShown | None = None
+        self._told_begun = False
+
+    def track(self, shown: ReplyShown) -> None:
+        self._on_shown = shown
 
     async def thinking(self) -> None:
         if self._target.kind is Place.ASSISTANT:
@@ -81,10 +87,16 @@ class SlackReply:
         shown = self._first_ts or self._posted is not None
         if due or (not shown and len(self._text) >= FIRST_RENDER_CHARS):
             await self._render()
+            if self._first_ts and not self._told_begun and self._on_shown is not None:
+                self._told_begun = True  # the first message is there, the rest is to come
+                await self._on_shown(self._first_ts, False)
 
     async def done(self) -> str:
         if self._text.strip():
             await self._render(final=True)
+            # Every piece went out and the stream was stopped (or the last edit made).
+            if self._first_ts and self._on_shown is not None:
+                await self._on_shown(self._first_ts, True)
         elif self._status_shown:
             await self._set_status("")  # Slack clears it only when a reply is posted
         return self._first_ts

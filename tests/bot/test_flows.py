@@ -67,6 +67,9 @@ class Reply:
         self._shown = shown
         self.closed = False
 
+    def track(self, shown: object) -> None:
+        return None
+
     async def thinking(self) -> None:
         return None
 
