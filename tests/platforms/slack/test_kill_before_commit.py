@@ -1,0 +1,116 @@
+"""Issue #22, "a reply given twice after a kill", with the real process on Slack HTTP:
+`quitbot run` is SIGKILLed with one thread's reply shown in full but its turn not committed,
+and another thread's reply half-streamed. The next run adopts the first (the model is not
+asked again) and marks the second as cut short before answering it anew: every message has
+exactly one complete answer in the thread and in the store."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+
+from bot.app import build_runtime
+from tests.conftest import make_settings
+from tests.discord_processes import Running
+from tests.fakes.anthropic import FakeAnthropic, hold, text
+from tests.fakes.slack import BOT_ID, FakeSlack
+from tests.fakes.slack_requests import SlackSender, event_callback, mention
+from tests.held_commit import commits_held
+from tests.processes import clean_env, free_port, reaching_slack_http, start_quitbot
+
+CHANNEL = "C0GENERAL"
+WHOLE, HALF = "1700003001.000100", "1700003002.000100"  # the two threads' first messages
+# One long first word: the reply's first render (a stream) goes out with the first delta.
+LONG = "x" * 300 + " and the rest of a long answer"
+
+
+@asynccontextmanager
+async def slack_run(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[Running]:
+    """`quitbot run` in HTTP mode, its log read as it comes; SIGTERM on the way out unless
+    the test killed it."""
+    process = await start_quitbot(tmp_path, env, "run")
+    running = Running(process)
+    running.readers = [
+        asyncio.create_task(running.drain(process.stderr)),
+        asyncio.create_task(running.drain(process.stdout)),
+    ]
+    try:
+        await running.wait_output(lambda: "listening for events" in running.log)
+        yield running
+    except BaseException:
+        print(f"--- quitbot run ---\n{running.log}")
+        raise
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        await process.wait()
+        await asyncio.gather(*running.readers)
+
+
+async def test_a_kill_before_the_commit_answers_each_message_once(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database_url: str
+) -> None:
+    never = asyncio.Event()  # the half thread's model never finishes in the first run
+    fake_anthropic.add(hold(text(LONG), midway=never), text("Answered in full."))
+    port = free_port()
+    async with FakeSlack() as slack, aiohttp.ClientSession() as session:
+        env = clean_env(
+            tmp_path,
+            fake_anthropic,
+            **reaching_slack_http(slack, port),
+            QUITBOT_DATABASE_URL=database_url,
+            QUITBOT_LOG_LEVEL="DEBUG",
+        )
+        send = SlackSender(f"http://127.0.0.1:{port}/slack/events", session)
+
+        async def ask(words: str, root: str) -> None:
+            slack.person_said(CHANNEL, root, words, "U0ALICE")
+            assert (await send.event(event_callback(mention(words, ts=root)))).status == 200
+
+        async with slack_run(tmp_path, env) as first, commits_held(database_url):
+            await ask("tell me at length", HALF)
+            await first.wait_output(lambda: "shown (complete: False)" in first.log)
+            await ask("tell me briefly", WHOLE)
+            # Shown in full and noted so; the commit that follows hangs until the kill.
+            await first.wait_output(lambda: "shown (complete: True)" in first.log)
+            first.process.kill()
+            await first.process.wait()
+        never.set()  # the dead run's model request may end now
+        asked_before = len(fake_anthropic.requests)
+
+        fake_anthropic.add(text("A fresh answer."))
+        async with slack_run(tmp_path, env) as second:
+            await slack.wait_for("chat.postMessage", 2, within=30)
+        assert "Traceback" not in second.log, second.log
+
+    whole = [m for m in slack.in_thread(CHANNEL, WHOLE) if m.get("bot_id") == BOT_ID]
+    half = [m for m in slack.in_thread(CHANNEL, HALF) if m.get("bot_id") == BOT_ID]
+    assert [m["text"] for m in whole] == ["Answered in full."]  # once: adopted, not again
+    assert [m["text"] for m in half][1:] == ["A fresh answer."]
+    assert half[0]["text"].startswith("x" * 300)
+    assert half[0]["text"].endswith("_(cut short: answered again below)_")
+    assert not half[0]["streaming"]
+    asked_again = fake_anthropic.requests[asked_before:]
+    assert len(asked_again) == 1  # the half thread only
+    assert "tell me at length" in str(asked_again[0]["messages"][-1]["content"])
+
+    settings = make_settings(tmp_path, fake_anthropic, database_url=database_url)
+    async with build_runtime(settings) as rt:
+        replies = {}
+        for conversation in await rt.store.list_conversations():
+            messages, events = await rt.engine.record(conversation.id)
+            place = conversation.key.place
+            replies[place] = [(m.role, m.text) for m in messages]
+            adopted = [e for e in events if e.kind == "reply_adopted"]
+            assert len(adopted) == (1 if WHOLE in place else 0)
+        assert await rt.store.pending(datetime(2999, 1, 1, tzinfo=UTC)) == []
+    assert sorted(replies.values()) == [
+        [("user", "tell me at length"), ("assistant", "A fresh answer.")],
+        [("user", "tell me briefly"), ("assistant", "Answered in full.")],
+    ]
