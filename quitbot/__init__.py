@@ -31,7 +31,7 @@ from bot.conversation import (
 from bot.engine import Engine
 from bot.hooks import HOOK_KINDS, HOOKS_GROUP, Hook, HookEvent, HookLoadError, Hooks
 from bot.notices import Notice, NoticeKind, Outcome
-from bot.ports import Model, ModelReply, ReplyStream
+from bot.ports import Model, ModelReply, ReplyShown, ReplyStream
 from bot.settings import Settings, SettingsError, load_settings
 from bot.usertools import (
     RESERVED,
@@ -70,6 +70,7 @@ __all__ = [
     "Notice",
     "NoticeKind",
     "Outcome",
+    "ReplyShown",
     "ReplyStream",
     "Runtime",
     "Settings",
