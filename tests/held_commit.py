@@ -11,10 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, closing
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
+
+from bot.app import build_runtime
+from tests.conftest import make_settings
+from tests.discord_processes import Running
+from tests.fakes.anthropic import FakeAnthropic
+
+T = TypeVar("T")
 
 LOCK = 22_022  # the advisory lock the PostgreSQL trigger waits for
 
@@ -86,3 +97,42 @@ def _sqlite_hold(db: sqlite3.Connection) -> None:
 def _sqlite_release(db: sqlite3.Connection) -> None:
     for statement in _SQLITE_RELEASE:
         db.execute(statement)
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """One conversation as the store keeps it after the restart."""
+
+    messages: list[tuple[str, str]]  # (role, text), oldest first
+    adopted: int  # reply_adopted events
+
+
+async def stored_by_place(tmp_path: Path, fake: FakeAnthropic, url: str) -> dict[str, Stored]:
+    """Every conversation's messages, by place; fails if any received message still waits."""
+    settings = make_settings(tmp_path, fake, database_url=url)
+    async with build_runtime(settings) as rt:
+        found = {}
+        for conversation in await rt.store.list_conversations():
+            messages, events = await rt.engine.record(conversation.id)
+            adopted = sum(e.kind == "reply_adopted" for e in events)
+            found[conversation.key.place] = Stored([(m.role, m.text) for m in messages], adopted)
+        assert await rt.store.pending(datetime(2999, 1, 1, tzinfo=UTC)) == []
+    return found
+
+
+AT_LENGTH, BRIEFLY = "tell me at length", "tell me briefly"
+
+
+async def kill_between_reply_and_commit(
+    run: Running, ask: Callable[[str], Awaitable[T]]
+) -> tuple[T, T]:
+    """With commits held: ask at length (the model holds that reply half-shown), then
+    briefly (shown in full and noted so, its commit hanging), and SIGKILL the run. What
+    `ask` returned for each (half, whole)."""
+    half = await ask(AT_LENGTH)
+    await run.wait_output(lambda: "shown (complete: False)" in run.log)
+    whole = await ask(BRIEFLY)
+    await run.wait_output(lambda: "shown (complete: True)" in run.log)
+    run.process.kill()
+    await run.process.wait()
+    return half, whole

@@ -7,28 +7,22 @@ has exactly one complete answer in its thread and in the store."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
-from bot.app import build_runtime
-from tests import fakes
-from tests.conftest import make_settings
 from tests.discord_processes import quitbot_discord
 from tests.fakes.anthropic import FakeAnthropic, hold, text
 from tests.fakes.discord import FakeDiscord
-from tests.held_commit import commits_held
+from tests.held_commit import (
+    AT_LENGTH,
+    commits_held,
+    kill_between_reply_and_commit,
+    stored_by_place,
+)
 from tests.platforms.discord.helpers import bot_messages
 
 # One long first word: the first render goes out with the first delta, the rest held.
 LONG = "x" * 300 + " and the rest of a long answer"
 CUT = "-# (cut short: answered again below)"
-
-
-@pytest.fixture(autouse=True)
-def _patient_fake(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fakes.discord, "WAIT_SECONDS", 60.0)
 
 
 async def test_a_kill_before_the_commit_answers_each_message_once(
@@ -44,17 +38,13 @@ async def test_a_kill_before_the_commit_answers_each_message_once(
             opening = await discord.post(discord.channel_id, discord.alice, said, mention_bot=True)
             return str(opening["id"])
 
-        async with quitbot_discord(
-            tmp_path, fake_anthropic, discord, database_url, QUITBOT_LOG_LEVEL="DEBUG"
-        ) as first:
-            async with commits_held(database_url):
-                half = await ask("tell me at length")
-                await first.wait_output(lambda: "shown (complete: False)" in first.log)
-                whole = await ask("tell me briefly")
-                # Shown in full and noted so; the commit that follows hangs until the kill.
-                await first.wait_output(lambda: "shown (complete: True)" in first.log)
-                first.process.kill()
-                await first.process.wait()
+        async with (
+            quitbot_discord(
+                tmp_path, fake_anthropic, discord, database_url, QUITBOT_LOG_LEVEL="DEBUG"
+            ) as first,
+            commits_held(database_url),
+        ):
+            half, whole = await kill_between_reply_and_commit(first, ask)
         never.set()  # the dead run's model request may end now
         asked_before = len(fake_anthropic.requests)
 
@@ -70,15 +60,11 @@ async def test_a_kill_before_the_commit_answers_each_message_once(
     assert shown[0].startswith("x" * 300) and shown[0].endswith(CUT)
     asked_again = fake_anthropic.requests[asked_before:]
     assert len(asked_again) == 1  # the half thread only
-    assert "tell me at length" in str(asked_again[0]["messages"][-1]["content"])
+    assert AT_LENGTH in str(asked_again[0]["messages"][-1]["content"])
 
-    settings = make_settings(tmp_path, fake_anthropic, database_url=database_url)
-    async with build_runtime(settings) as rt:
-        replies = {}
-        for conversation in await rt.store.list_conversations():
-            messages, events = await rt.engine.record(conversation.id)
-            replies[conversation.key.place] = [m.text for m in messages if m.role == "assistant"]
-            adopted = [e for e in events if e.kind == "reply_adopted"]
-            assert len(adopted) == (1 if conversation.key.place == whole else 0)
-        assert await rt.store.pending(datetime(2999, 1, 1, tzinfo=UTC)) == []
-    assert replies == {whole: ["Answered in full."], half: ["A fresh answer."]}
+    stored = await stored_by_place(tmp_path, fake_anthropic, database_url)
+    assert {place: (s.messages[-1], s.adopted) for place, s in stored.items()} == {
+        whole: (("assistant", "Answered in full."), 1),
+        half: (("assistant", "A fresh answer."), 0),
+    }
+    assert all(len(s.messages) == 2 for s in stored.values())  # one question, one answer

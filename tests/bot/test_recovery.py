@@ -17,7 +17,7 @@ from bot.conversation import Attachment, Conversation, ConversationKey, FileRef,
 from bot.engine import Engine, EngineConfig
 from bot.flows import Flows
 from bot.notices import Notice
-from bot.ports import ModelReply, ReplyShown, ShownReply, TextSink
+from bot.ports import ModelReply, QuietPlace, ReplyShown, ShownReply, TextSink
 from bot.store.sqlite import SqliteStore
 
 HERE = ConversationKey("test", "here")
@@ -109,7 +109,7 @@ class StreamedReply:
 
 
 @dataclass
-class Place:
+class Place(QuietPlace):
     channel: Channel
     life: Life
     cut: list[str] = field(default_factory=list)
@@ -119,15 +119,6 @@ class Place:
 
     async def post(self, notice: Notice, conversation: Conversation | None) -> str:
         return self.channel.post("bot", notice.text)
-
-    async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
-        return None
-
-    async def close(self, conversation: Conversation) -> None:
-        return None
-
-    async def reopen(self, conversation: Conversation) -> str:
-        return ""
 
     async def reply_after(self, message_id: str, reply_id: str) -> str | None:
         ids = [m[0] for m in self.channel.messages]

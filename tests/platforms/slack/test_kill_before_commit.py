@@ -7,21 +7,24 @@ exactly one complete answer in the thread and in the store."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 
-from bot.app import build_runtime
-from tests.conftest import make_settings
-from tests.discord_processes import Running
+from tests.discord_processes import Running, watched
 from tests.fakes.anthropic import FakeAnthropic, hold, text
 from tests.fakes.slack import BOT_ID, FakeSlack
 from tests.fakes.slack_requests import SlackSender, event_callback, mention
-from tests.held_commit import commits_held
+from tests.held_commit import (
+    AT_LENGTH,
+    BRIEFLY,
+    Stored,
+    commits_held,
+    kill_between_reply_and_commit,
+    stored_by_place,
+)
 from tests.processes import clean_env, free_port, reaching_slack_http, start_quitbot
 
 CHANNEL = "C0GENERAL"
@@ -32,25 +35,10 @@ LONG = "x" * 300 + " and the rest of a long answer"
 
 @asynccontextmanager
 async def slack_run(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[Running]:
-    """`quitbot run` in HTTP mode, its log read as it comes; SIGTERM on the way out unless
-    the test killed it."""
-    process = await start_quitbot(tmp_path, env, "run")
-    running = Running(process)
-    running.readers = [
-        asyncio.create_task(running.drain(process.stderr)),
-        asyncio.create_task(running.drain(process.stdout)),
-    ]
-    try:
+    """`quitbot run` in HTTP mode once it listens, its log read as it comes."""
+    async with watched(await start_quitbot(tmp_path, env, "run")) as running:
         await running.wait_output(lambda: "listening for events" in running.log)
         yield running
-    except BaseException:
-        print(f"--- quitbot run ---\n{running.log}")
-        raise
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await process.wait()
-        await asyncio.gather(*running.readers)
 
 
 async def test_a_kill_before_the_commit_answers_each_message_once(
@@ -74,13 +62,8 @@ async def test_a_kill_before_the_commit_answers_each_message_once(
             assert (await send.event(event_callback(mention(words, ts=root)))).status == 200
 
         async with slack_run(tmp_path, env) as first, commits_held(database_url):
-            await ask("tell me at length", HALF)
-            await first.wait_output(lambda: "shown (complete: False)" in first.log)
-            await ask("tell me briefly", WHOLE)
-            # Shown in full and noted so; the commit that follows hangs until the kill.
-            await first.wait_output(lambda: "shown (complete: True)" in first.log)
-            first.process.kill()
-            await first.process.wait()
+            roots = iter((HALF, WHOLE))
+            await kill_between_reply_and_commit(first, lambda words: ask(words, next(roots)))
         never.set()  # the dead run's model request may end now
         asked_before = len(fake_anthropic.requests)
 
@@ -98,19 +81,14 @@ async def test_a_kill_before_the_commit_answers_each_message_once(
     assert not half[0]["streaming"]
     asked_again = fake_anthropic.requests[asked_before:]
     assert len(asked_again) == 1  # the half thread only
-    assert "tell me at length" in str(asked_again[0]["messages"][-1]["content"])
+    assert AT_LENGTH in str(asked_again[0]["messages"][-1]["content"])
 
-    settings = make_settings(tmp_path, fake_anthropic, database_url=database_url)
-    async with build_runtime(settings) as rt:
-        replies = {}
-        for conversation in await rt.store.list_conversations():
-            messages, events = await rt.engine.record(conversation.id)
-            place = conversation.key.place
-            replies[place] = [(m.role, m.text) for m in messages]
-            adopted = [e for e in events if e.kind == "reply_adopted"]
-            assert len(adopted) == (1 if WHOLE in place else 0)
-        assert await rt.store.pending(datetime(2999, 1, 1, tzinfo=UTC)) == []
-    assert sorted(replies.values()) == [
-        [("user", "tell me at length"), ("assistant", "A fresh answer.")],
-        [("user", "tell me briefly"), ("assistant", "Answered in full.")],
-    ]
+    stored = await stored_by_place(tmp_path, fake_anthropic, database_url)
+    assert stored == {
+        f"{CHANNEL}:{HALF}": Stored(
+            [("user", AT_LENGTH), ("assistant", "A fresh answer.")], adopted=0
+        ),
+        f"{CHANNEL}:{WHOLE}": Stored(
+            [("user", BRIEFLY), ("assistant", "Answered in full.")], adopted=1
+        ),
+    }
