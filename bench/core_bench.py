@@ -49,7 +49,7 @@ class NullReply:
     def __init__(self) -> None:
         self._shown: Shown | None = None
 
-    def track(self, shown: Shown) -> None:
+    def track(self, answering: str, shown: Shown) -> None:
         self._shown = shown
 
     async def thinking(self) -> None:

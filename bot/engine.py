@@ -39,6 +39,7 @@ from bot.notices import (
 from bot.policy import Effect, EndRequest, KeepGoing, Reopen, Rules, Speaker, transition
 from bot.ports import (
     BlockedOutcome,
+    DatabaseUnavailable,
     ListFilter,
     Model,
     NewMessage,
@@ -357,7 +358,7 @@ class Engine:
         )
         ladder = conversation.ladder if starter else others.get(author, _NEWCOMER)
         platform = conversation.key.platform
-        reply.track(partial(self._shown, inbound))
+        reply.track(inbound.message_id, partial(self._shown, inbound))
         await self._shielded(reply.thinking(), platform, "show thinking")
         try:
             result = await turn.run(ladder, context, reply)
@@ -378,6 +379,8 @@ class Engine:
             return
         try:
             await self._store.reply_shown(inbound, reply_id, complete)
+        except DatabaseUnavailable:
+            return  # the store says once that the database went away
         except Exception:
             log.exception("could not note the reply %s shown for %s", reply_id, inbound.event_id)
             return

@@ -43,11 +43,14 @@ class ShownReply:
 class ReplyStream(Protocol):
     """Where the engine streams one reply; an adapter makes one per inbound message."""
 
-    def track(self, shown: ReplyShown) -> None:
-        """Await `shown(id, complete)` once the platform has the reply's first message
-        (`complete` if that one post held all of it), and `shown(id, True)` once the platform
-        has all of it (a stream stopped, the last edit made): so that a process killed before
-        the turn's commit leaves word of what the place already shows."""
+    def track(self, answering: str, shown: ReplyShown) -> None:
+        """The reply answers the platform's message `answering`. Await `shown(id, complete)`
+        once the platform has the reply's first message (`complete` if that one post held
+        all of it), and `shown(id, True)` once the platform has all of it (a stream stopped,
+        the last edit made): so that a process killed before the turn's commit leaves word
+        of what the place already shows. Where the platform can keep a mark on the reply
+        itself, saying whom it answers (Slack's message metadata), put it on the message
+        that completes it: `Place.marked_reply` finds it with no word from the store."""
 
     async def thinking(self) -> None:
         """The model is about to be asked: show a typing indicator or status."""
@@ -97,6 +100,13 @@ class Place(Protocol):
         when it is not there any more or the platform would not say."""
         ...
 
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        """A complete reply to `message_id` that carries the platform's own mark of it (see
+        `ReplyStream.track`), as (its first message's id, its text), for when the store has
+        no word of it (the run died right after posting); None where the platform keeps no
+        such mark or none is there."""
+        ...
+
     async def cut_short(self, message_id: str, reply_id: str) -> None:
         """The reply to `message_id` beginning with `reply_id` was left half-shown by a process
         that stopped: mark it as cut short where the platform allows (the answer is given
@@ -132,6 +142,9 @@ class QuietPlace:
         return ""
 
     async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        return None
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
         return None
 
     async def cut_short(self, message_id: str, reply_id: str) -> None:

@@ -39,23 +39,33 @@ class Recovery:
         """(reply id, text) of a complete reply shown before for `inbound`, to adopt; None
         when the message is to be answered (a half-shown reply is marked as cut short)."""
         shown = await self.store.shown(inbound)
-        if shown is None or not inbound.message_id:
+        if not inbound.message_id:
             return None
-        if not shown.complete:
-            log.info("reply %s to %s was cut short by a stop", shown.reply_id, inbound.event_id)
-            await self._platform(
-                self.place.cut_short(inbound.message_id, shown.reply_id), inbound, "cut short"
-            )
-            await self.store.reply_shown(inbound, "", False)  # marked once, whatever comes next
-            return None
-        found = self.place.reply_after(inbound.message_id, shown.reply_id)
-        text = await self._platform(found, inbound, "find a reply")
-        if not text or not text.strip():
+        if shown is not None and shown.complete:
+            found = self.place.reply_after(inbound.message_id, shown.reply_id)
+            text = await self._platform(found, inbound, "find a reply")
+            if text and text.strip():
+                return self._adopted(shown.reply_id, text, inbound)
             # Gone (deleted by a moderator) or unreadable: an answer shown again beats none.
             log.info("reply %s to %s is not there: answered anew", shown.reply_id, inbound.event_id)
             return None
-        log.info("reply %s to %s was shown in full: adopted", shown.reply_id, inbound.event_id)
-        return shown.reply_id, text
+        # No word of a complete one: the platform's own mark may still say it was.
+        marked = await self._platform(
+            self.place.marked_reply(inbound.message_id), inbound, "find a mark"
+        )
+        if marked is not None and marked[1].strip():
+            return self._adopted(*marked, inbound)
+        if shown is not None:
+            log.info("reply %s to %s was cut short by a stop", shown.reply_id, inbound.event_id)
+            cut = self.place.cut_short(inbound.message_id, shown.reply_id)
+            await self._platform(cut, inbound, "cut short")
+            await self.store.reply_shown(inbound, "", False)  # marked once, whatever comes next
+        return None
+
+    @staticmethod
+    def _adopted(reply_id: str, text: str, inbound: Inbound) -> tuple[str, str]:
+        log.info("reply %s to %s was shown in full: adopted", reply_id, inbound.event_id)
+        return reply_id, text
 
     async def _platform(self, call: Awaitable[T], inbound: Inbound, what: str) -> T | None:
         try:

@@ -1,10 +1,11 @@
-"""Holding a real `quitbot run` between showing a reply and committing its turn, so a test
-can SIGKILL it there: the one window a kill can leave an answer shown but not recorded.
+"""Holding a real `quitbot run` between showing a reply and recording it, so a test can
+SIGKILL it there: the window a kill can leave an answer shown but not recorded.
 
-A trigger on the insert of an assistant's message (which only a turn's commit does) keeps
-that commit from finishing: on PostgreSQL it waits for an advisory lock the test holds; on
-SQLite, which has no waiting inside a statement, it counts a cross join too large to end
-before the kill (a few seconds of one core at most, then the process is gone).
+A trigger keeps a write from finishing: the insert of an assistant's message (which only a
+turn's commit does), or the note of a reply shown (`Store.reply_shown`). On PostgreSQL it
+waits for an advisory lock the test holds; on SQLite, which has no waiting inside a
+statement, it counts a cross join too large to end before the kill (a few seconds of one
+core at most, then the process is gone).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,16 +31,26 @@ T = TypeVar("T")
 
 LOCK = 22_022  # the advisory lock the PostgreSQL trigger waits for
 
-_PG_HOLD = (
-    "CREATE FUNCTION quitbot_test_hold() RETURNS trigger LANGUAGE plpgsql AS "
-    f"$$ BEGIN PERFORM pg_advisory_xact_lock({LOCK}); RETURN NEW; END $$",
-    "CREATE TRIGGER quitbot_test_hold BEFORE INSERT ON messages FOR EACH ROW "
-    "WHEN (NEW.role = 'assistant') EXECUTE FUNCTION quitbot_test_hold()",
-)
-_PG_RELEASE = (
-    "DROP TRIGGER quitbot_test_hold ON messages",
-    "DROP FUNCTION quitbot_test_hold()",
-)
+# What is held: (the table, the event, the condition) of the trigger.
+COMMIT = ("messages", "INSERT", "NEW.role = 'assistant'")
+NOTE = ("inbox", "UPDATE", "NEW.reply_id <> ''")
+Held = tuple[str, str, str]
+
+
+def _pg_hold(held: Held) -> tuple[str, ...]:
+    table, event, when = held
+    return (
+        "CREATE FUNCTION quitbot_test_hold() RETURNS trigger LANGUAGE plpgsql AS "
+        f"$$ BEGIN PERFORM pg_advisory_xact_lock({LOCK}); RETURN NEW; END $$",
+        f"CREATE TRIGGER quitbot_test_hold BEFORE {event} ON {table} FOR EACH ROW "
+        f"WHEN ({when}) EXECUTE FUNCTION quitbot_test_hold()",
+    )
+
+
+def _pg_release(held: Held) -> tuple[str, ...]:
+    return (f"DROP TRIGGER quitbot_test_hold ON {held[0]}", "DROP FUNCTION quitbot_test_hold()")
+
+
 # Backends still waiting for the lock belong to killed processes: end them, so the locks
 # their half-done commits hold go with them (PostgreSQL notices a dead client only when it
 # next writes to it). pg_terminate_backend waits up to the timeout for each to be gone.
@@ -47,21 +59,18 @@ _PG_END_WAITERS = (
     "WHERE locktype = 'advisory' AND NOT granted AND pid <> pg_backend_pid()"
 )
 _SQLITE_ROWS = "CREATE TABLE quitbot_test_rows (x INTEGER)"
-_SQLITE_HOLD = (
-    "CREATE TRIGGER quitbot_test_hold BEFORE INSERT ON messages "
-    "WHEN NEW.role = 'assistant' BEGIN "
-    "SELECT count(*) FROM quitbot_test_rows a, quitbot_test_rows b, quitbot_test_rows c; END"
-)
+_SQLITE_SPIN = "SELECT count(*) FROM quitbot_test_rows a, quitbot_test_rows b, quitbot_test_rows c"
 _SQLITE_RELEASE = ("DROP TRIGGER quitbot_test_hold", "DROP TABLE quitbot_test_rows")
 
 
 @asynccontextmanager
-async def commits_held(url: str) -> AsyncIterator[None]:
-    """Every turn's commit in the database at `url` hangs until the block exits; kill the
-    process that commits before then. The database must already have its schema."""
+async def commits_held(url: str, held: Held = COMMIT) -> AsyncIterator[None]:
+    """Every turn's commit (or with `NOTE`, every note of a reply shown) in the database at
+    `url` hangs until the block exits; kill the process before then. The database must
+    already have its schema."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
-        await asyncio.to_thread(_sqlite, path, _sqlite_hold)
+        await asyncio.to_thread(_sqlite, path, partial(_sqlite_hold, held))
         try:
             yield
         finally:
@@ -70,13 +79,13 @@ async def commits_held(url: str) -> AsyncIterator[None]:
     holder = await asyncpg.connect(url)
     try:
         await holder.execute(f"SELECT pg_advisory_lock({LOCK})")
-        for statement in _PG_HOLD:
+        for statement in _pg_hold(held):
             await holder.execute(statement)
         try:
             yield
         finally:
             await holder.fetch(_PG_END_WAITERS)
-            for statement in _PG_RELEASE:
+            for statement in _pg_release(held):
                 await holder.execute(statement)
             await holder.execute(f"SELECT pg_advisory_unlock({LOCK})")
     finally:
@@ -88,10 +97,14 @@ def _sqlite(path: str, work: Callable[[sqlite3.Connection], None]) -> None:
         work(db)
 
 
-def _sqlite_hold(db: sqlite3.Connection) -> None:
+def _sqlite_hold(held: Held, db: sqlite3.Connection) -> None:
+    table, event, when = held
     db.execute(_SQLITE_ROWS)
     db.executemany("INSERT INTO quitbot_test_rows VALUES (?)", [(n,) for n in range(3000)])
-    db.execute(_SQLITE_HOLD)
+    db.execute(
+        f"CREATE TRIGGER quitbot_test_hold BEFORE {event} ON {table} "
+        f"WHEN {when} BEGIN {_SQLITE_SPIN}; END"
+    )
 
 
 def _sqlite_release(db: sqlite3.Connection) -> None:

@@ -30,7 +30,7 @@ class NeverAnswers:
 
 
 class Silent:
-    def track(self, shown: object) -> None:
+    def track(self, answering: str, shown: object) -> None:
         return None
 
     async def thinking(self) -> None:

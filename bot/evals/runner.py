@@ -28,7 +28,7 @@ class _Reply:
     async def text(self, delta: str) -> None:
         return None
 
-    def track(self, shown: ReplyShown) -> None:
+    def track(self, answering: str, shown: ReplyShown) -> None:
         return None
 
     async def done(self) -> str:

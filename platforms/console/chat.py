@@ -45,7 +45,7 @@ class ConsoleReply:
         if self._interactive:
             self._write(delta)
 
-    def track(self, shown: ReplyShown) -> None:
+    def track(self, answering: str, shown: ReplyShown) -> None:
         return None  # a terminal's reply is not there to find after a restart
 
     async def done(self) -> str:
@@ -88,6 +88,9 @@ class ConsolePlace:
         return ""
 
     async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        return None
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
         return None
 
     async def cut_short(self, message_id: str, reply_id: str) -> None:

@@ -376,6 +376,9 @@ class DiscordPlace:
         parts = await history.reply_parts(self.channel, message_id, reply_id)
         return "".join(part.content for part in parts) or None
 
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        return None  # a Discord message keeps no mark of ours that the history returns
+
     async def cut_short(self, message_id: str, reply_id: str) -> None:
         await history.cut_short(self.channel, message_id, reply_id)
 

@@ -53,7 +53,7 @@ class ChannelReply:
         self._on_shown: ReplyShown | None = None
         self._told_begun = False
 
-    def track(self, shown: ReplyShown) -> None:
+    def track(self, answering: str, shown: ReplyShown) -> None:
         self._on_shown = shown
 
     @property

@@ -25,6 +25,26 @@ CUT_SHORT_MARK = "\n\n_(cut short: answered again below)_"
 NOT_STREAMING = "message_not_in_streaming_state"
 
 
+# Message metadata (https://docs.slack.dev/messaging/message-metadata): an event_type and a
+# free-form event_payload, kept with the message and returned by conversations.replies with
+# `include_all_metadata`. quitbot puts it on the message that completes a reply (a whole post,
+# a stream's stop), so the thread itself says which message a complete reply answers.
+MARK_TYPE = "quitbot_reply"
+
+
+def answer_mark(answering: str) -> dict[str, object]:
+    """The metadata that marks a complete reply to the message `answering`."""
+    return {"event_type": MARK_TYPE, "event_payload": {"answers": answering}}
+
+
+def answers(message: dict[str, Any]) -> str:
+    """The message a complete reply answers, by its mark; "" for anything else."""
+    mark = message.get("metadata") or {}
+    if mark.get("event_type") != MARK_TYPE:
+        return ""
+    return str((mark.get("event_payload") or {}).get("answers") or "")
+
+
 def _ts(value: object) -> Decimal:
     """A Slack ts as a number, so that "1.10" follows "1.9"; an unreadable one sorts first."""
     try:
@@ -53,9 +73,12 @@ def _author(message: dict[str, Any]) -> str:
     return str(message.get("bot_id") or message.get("user") or "")
 
 
-async def after(place: SlackPlace, message_id: str, reply_id: str) -> list[dict[str, Any]] | None:
-    """The thread's messages after `message_id`, oldest first, read page by page until the
-    reply beginning with `reply_id` is over; None when Slack would not say."""
+async def after(
+    place: SlackPlace, message_id: str, reply_id: str = ""
+) -> list[dict[str, Any]] | None:
+    """The thread's messages after `message_id`, oldest first, with their metadata, read
+    page by page until the reply beginning with `reply_id` is over (without one: until a
+    reply marked as answering `message_id` is found); None when Slack would not say."""
     found: list[dict[str, Any]] = []
     cursor = ""
     for _ in range(MAX_PAGES):
@@ -67,6 +90,7 @@ async def after(place: SlackPlace, message_id: str, reply_id: str) -> list[dict[
             inclusive=False,
             limit=PAGE,
             cursor=cursor or None,
+            include_all_metadata=True,
         )
         if error:
             return None
@@ -75,8 +99,11 @@ async def after(place: SlackPlace, message_id: str, reply_id: str) -> list[dict[
         later = [m for m in data.get("messages") or [] if _ts(m.get("ts")) > _ts(message_id)]
         found.extend(later)
         cursor = str((data.get("response_metadata") or {}).get("next_cursor") or "")
-        parts = reply_parts(found, reply_id)
-        over = bool(parts) and len(_from(found, reply_id)) > len(parts)  # someone else next
+        if reply_id:
+            parts = reply_parts(found, reply_id)
+            over = bool(parts) and len(_from(found, reply_id)) > len(parts)  # someone else
+        else:
+            over = any(answers(m) == message_id for m in found)
         if over or not cursor:
             break
     return found
@@ -92,6 +119,24 @@ async def reply_text(place: SlackPlace, message_id: str, reply_id: str) -> str |
     messages = await after(place, message_id, reply_id)
     parts = reply_parts(messages or [], reply_id)
     return "".join(str(m.get("text") or "") for m in parts) or None
+
+
+async def marked_reply(place: SlackPlace, message_id: str) -> tuple[str, str] | None:
+    """A complete reply to `message_id` found by its mark: (its first message's ts, its
+    text). A long reply's earlier parts are the same bot's messages straight before the
+    marked one, back to anything else (a person, a half reply marked as cut short)."""
+    ordered = sorted(await after(place, message_id) or [], key=lambda m: _ts(m.get("ts")))
+    end = next((i for i, m in enumerate(ordered) if answers(m) == message_id), None)
+    if end is None:
+        return None
+    start = end
+    while start > 0 and _author(ordered[start - 1]) == _author(ordered[end]):
+        earlier = ordered[start - 1]
+        if answers(earlier) or str(earlier.get("text") or "").endswith(CUT_SHORT_MARK):
+            break
+        start -= 1
+    parts = ordered[start : end + 1]
+    return str(parts[0]["ts"]), "".join(str(m.get("text") or "") for m in parts)
 
 
 async def cut_short(place: SlackPlace, message_id: str, reply_id: str) -> None:

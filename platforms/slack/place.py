@@ -200,6 +200,9 @@ class SlackPlace:
     async def reply_after(self, message_id: str, reply_id: str) -> str | None:
         return await history.reply_text(self, message_id, reply_id)
 
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        return await history.marked_reply(self, message_id)
+
     async def cut_short(self, message_id: str, reply_id: str) -> None:
         await history.cut_short(self, message_id, reply_id)
 

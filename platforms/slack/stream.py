@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 
 from bot.ports import ReplyShown
+from platforms.slack.history import answer_mark
 from platforms.slack.render import (
     MESSAGE_LIMIT,
     STREAM_APPEND_LIMIT,
@@ -70,9 +71,12 @@ class SlackReply:
         self._status_shown = False
         self._on_shown: ReplyShown | None = None
         self._told_begun = False
+        self._mark: dict[str, object] | None = None
 
-    def track(self, shown: ReplyShown) -> None:
+    def track(self, answering: str, shown: ReplyShown) -> None:
         self._on_shown = shown
+        if answering:
+            self._mark = answer_mark(answering)
 
     async def thinking(self) -> None:
         if self._target.kind is Place.ASSISTANT:
@@ -123,7 +127,10 @@ class SlackReply:
         """A reply complete before its first render needs no stream: one message says it."""
         shown = neutral(self._text, final=True)
         response = await self._client.chat_postMessage(
-            channel=self._target.channel, thread_ts=self._target.thread_ts, markdown_text=shown
+            channel=self._target.channel,
+            thread_ts=self._target.thread_ts,
+            markdown_text=shown,
+            metadata=self._mark,
         )
         self._first_ts = str(response["ts"])
         self._sent = len(shown)
@@ -137,7 +144,8 @@ class SlackReply:
         for index, piece in enumerate(pieces):
             stream = await self._stream_with_room(len(piece))
             if final and index == len(pieces) - 1:
-                await stream.stop(markdown_text=piece)  # the last piece rides on the stop
+                # The last piece rides on the stop, and the mark that the reply is whole.
+                await stream.stop(markdown_text=piece, metadata=self._mark)
                 self._stream = None
             else:
                 await stream.append(markdown_text=piece)
@@ -147,7 +155,7 @@ class SlackReply:
         # text; what was sent stays sent.
         self._sent = max(self._sent, len(shown))
         if final and self._stream is not None:
-            await self._stream.stop()
+            await self._stream.stop(metadata=self._mark)
             self._stream = None
 
     async def _stream_with_room(self, size: int) -> AsyncChatStream:

@@ -67,7 +67,7 @@ class Reply:
         self._shown = shown
         self.closed = False
 
-    def track(self, shown: object) -> None:
+    def track(self, answering: str, shown: object) -> None:
         return None
 
     async def thinking(self) -> None:

@@ -35,6 +35,7 @@ class Life:
 
     dead: bool = False
     die_when_shown: bool | None = None  # die right after the store kept this mark
+    die_before_note: bool = False  # die as the first note goes to the store, unkept
 
     def check(self) -> None:
         if self.dead:
@@ -59,6 +60,7 @@ class Channel:
     """What the platform shows: (id, author, text), oldest first."""
 
     messages: list[list[str]] = field(default_factory=list)
+    marks: dict[str, str] = field(default_factory=dict)  # reply id -> message it answers
 
     def post(self, author: str, text: str) -> str:
         message_id = f"m{len(self.messages) + 1}"
@@ -75,14 +77,15 @@ class Channel:
 class StreamedReply:
     """Posts at the first text, edits as more comes, tells the core as a platform does."""
 
-    def __init__(self, channel: Channel, life: Life) -> None:
-        self._channel, self._life = channel, life
+    def __init__(self, channel: Channel, life: Life, whole: bool = False) -> None:
+        self._channel, self._life, self._whole = channel, life, whole
         self._id = ""
         self._text = ""
         self._shown: ReplyShown | None = None
+        self._answering = ""
 
-    def track(self, shown: ReplyShown) -> None:
-        self._shown = shown
+    def track(self, answering: str, shown: ReplyShown) -> None:
+        self._shown, self._answering = shown, answering
 
     async def thinking(self) -> None:
         return None
@@ -90,6 +93,8 @@ class StreamedReply:
     async def text(self, delta: str) -> None:
         self._life.check()
         self._text += delta
+        if self._whole:  # posted whole at the end, like Slack's short replies
+            return
         if self._id:
             self._channel.edit(self._id, self._text)
             return
@@ -99,7 +104,10 @@ class StreamedReply:
 
     async def done(self) -> str:
         self._life.check()
+        if self._whole:
+            self._id = self._channel.post("bot", self._text)
         self._channel.edit(self._id, self._text)
+        self._channel.marks[self._id] = self._answering  # the platform's own mark
         assert self._shown is not None
         await self._shown(self._id, True)
         return self._id
@@ -113,9 +121,14 @@ class Place(QuietPlace):
     channel: Channel
     life: Life
     cut: list[str] = field(default_factory=list)
+    whole: bool = False
 
     def reply(self) -> StreamedReply:
-        return StreamedReply(self.channel, self.life)
+        return StreamedReply(self.channel, self.life, self.whole)
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        marked = [i for i, answering in self.channel.marks.items() if answering == message_id]
+        return next(((m[0], m[2]) for m in self.channel.messages if m[0] in marked), None)
 
     async def post(self, notice: Notice, conversation: Conversation | None) -> str:
         return self.channel.post("bot", notice.text)
@@ -149,6 +162,9 @@ class MortalStore(SqliteStore):
 
     async def reply_shown(self, inbound: Inbound, reply_id: str, complete: bool) -> None:
         self.life.check()
+        if self.life.die_before_note:
+            self.life.dead = True
+            raise Killed
         await super().reply_shown(inbound, reply_id, complete)
         if self.life.die_when_shown is complete:
             self.life.dead = True
@@ -176,17 +192,20 @@ class Run:
         return Flows(engine, "test", Places(fresh))
 
 
-async def killed_run(tmp_path: Any, die_when_shown: bool, answer: str) -> Run:
-    """A first run that receives a message and dies after the store kept the given mark."""
+async def killed_run(
+    tmp_path: Any, die_when_shown: bool | None, answer: str, *, whole: bool = False
+) -> Run:
+    """A first run that receives a message and dies after the store kept the given mark
+    (with None: as it sends the first, which is not kept)."""
     store = await MortalStore.open(str(tmp_path / "quitbot.db"))
-    life = Life(die_when_shown=die_when_shown)
+    life = Life(die_when_shown=die_when_shown, die_before_note=die_when_shown is None)
     store.life = life
     channel = Channel()
     model = Model(answer)
     engine = Engine(store, model, EngineConfig(), clock=lambda: T0)
     message = Inbound(HERE, "e1", "alice", "hello", message_id=channel.post("alice", "hello"))
     assert await engine.receive(message)
-    place = Place(channel, life)
+    place = Place(channel, life, whole=whole)
     with pytest.raises(Killed):
         await Flows(engine, "test", Places(place)).converse(message, place)
     return Run(store, channel, life, place, model, message)
@@ -319,3 +338,31 @@ async def test_failing_to_keep_the_word_never_fails_the_reply(tmp_path: Any) -> 
     assert outcome.reply == "still answered "
     assert channel.by_bot() == ["still answered "]
     await store.close()
+
+
+async def test_a_reply_the_store_never_heard_of_is_adopted_by_the_platforms_mark(
+    tmp_path: Any,
+) -> None:
+    run = await killed_run(tmp_path, None, "posted whole", whole=True)
+    assert await run.store.shown(run.message) is None  # the note never reached the store
+
+    again = Model()
+    await run.flows(again, started=T0 + timedelta(minutes=1)).answer_pending()
+
+    assert again.calls == 0
+    assert run.channel.by_bot() == ["posted whole "]
+    assert await stored(run) == [("user", "hello", "m1"), ("assistant", "posted whole ", "m2")]
+    await run.store.close()
+
+
+async def test_without_word_or_mark_the_message_is_answered(tmp_path: Any) -> None:
+    run = await killed_run(tmp_path, None, "never shown")  # died at the first post's note
+    run.channel.marks.clear()  # a platform that keeps no mark (Discord)
+
+    again = Model("answered")
+    await run.flows(again, started=T0 + timedelta(minutes=1)).answer_pending()
+
+    assert again.calls == 1
+    assert run.place.cut == []  # nothing known to cut short
+    assert (await stored(run))[-1][:2] == ("assistant", "answered ")
+    await run.store.close()

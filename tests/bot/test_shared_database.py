@@ -57,7 +57,7 @@ class CountingModel:
 
 
 class Silent:
-    def track(self, shown: object) -> None:
+    def track(self, answering: str, shown: object) -> None:
         return None
 
     async def thinking(self) -> None:

@@ -106,6 +106,7 @@ class FakeSlack:
     # them: the bot's as it posts and streams them, people's as a test says they were sent.
     said: list[dict[str, Any]] = field(default_factory=list)
     _last_us: int = 0
+    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))  # envelope ids
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
     _links: list[_Link] = field(default_factory=list)
@@ -357,6 +358,8 @@ class FakeSlack:
             "bot_id": BOT_ID,
             "streaming": streaming,
         }
+        if args.get("metadata"):
+            message["metadata"] = _metadata(args["metadata"])
         self.said.append(message)
         return ts
 
@@ -383,6 +386,8 @@ class FakeSlack:
         if found is not None:
             found["text"] += _text_of(args)
             found["streaming"] = not stop
+            if stop and args.get("metadata"):  # chat.stopStream takes `metadata` (its page)
+                found["metadata"] = _metadata(args["metadata"])
         return {"channel": args.get("channel"), "ts": args.get("ts")}
 
     def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -399,6 +404,9 @@ class FakeSlack:
         if not thread:
             return {"ok": False, "error": "thread_not_found"}
         inclusive = str(args.get("inclusive")).lower() in ("1", "true")
+        # Metadata comes back only when asked for ("include_all_metadata: Return all
+        # metadata associated with this message", the method's page).
+        metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
         oldest = Decimal(str(args.get("oldest") or 0))
         latest = Decimal(str(args.get("latest") or "9" * 12))
         has_root = thread[0]["ts"] == thread[0]["thread_ts"]
@@ -413,7 +421,7 @@ class FakeSlack:
         limit = min(int(args.get("limit") or 1000), 1000)
         page = inside[start : start + limit]
         more = start + limit < len(inside)
-        shown = [_shown(m) for m in ([first] if first is not None else []) + page]
+        shown = [_shown(m, metadata) for m in ([first] if first is not None else []) + page]
         cursor = f"next:{start + limit}" if more else ""
         return {"messages": shown, "has_more": more, "response_metadata": {"next_cursor": cursor}}
 
@@ -606,13 +614,23 @@ def _text_of(args: dict[str, Any]) -> str:
     return str(args.get("markdown_text") or args.get("text") or "") + "".join(pieces)
 
 
-def _shown(message: dict[str, Any]) -> dict[str, Any]:
+def _shown(message: dict[str, Any], metadata: bool) -> dict[str, Any]:
     """A kept message as the Web API shows it. What Slack puts in `text` for a message
     posted or streamed as `markdown_text` is a guess: the markdown as sent."""
     shown = {"type": "message", **message}
     shown.pop("channel")
     shown.pop("streaming", None)
+    if not metadata:
+        shown.pop("metadata", None)
     return shown
+
+
+def _metadata(sent: Any) -> dict[str, Any]:
+    """Message metadata as sent (a JSON object, or its text in a form field), which must
+    have an event_type and an event_payload (https://docs.slack.dev/messaging/message-
+    metadata); anything else is kept as it came, for a test to see."""
+    value = json.loads(sent) if isinstance(sent, str) else sent
+    return dict(value) if isinstance(value, dict) else {"unreadable": sent}
 
 
 def _maybe_json(value: str) -> Any:

@@ -72,7 +72,7 @@ async def test_the_reply_stream_tells_its_first_message_and_its_end(
         told.set()
 
     whole = ChannelReply(channel, typing_delay=0)
-    whole.track(shown)
+    whole.track("1", shown)
     await whole.text("All at once.")  # done at once: the flusher has not run yet
     reply_id = await whole.done()
     assert marks == [(reply_id, True)]  # posted whole at the end: one mark
@@ -80,7 +80,7 @@ async def test_the_reply_stream_tells_its_first_message_and_its_end(
     marks.clear()
     told.clear()
     streamed = ChannelReply(channel, typing_delay=0, interval=0)
-    streamed.track(shown)
+    streamed.track("1", shown)
     await streamed.text("First words")
     await told.wait()  # the flusher posted them, and said so
     await streamed.text(", then the rest.")

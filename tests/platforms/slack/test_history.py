@@ -31,7 +31,7 @@ def told(reply: SlackReply) -> list[tuple[str, bool]]:
     async def shown(reply_id: str, complete: bool) -> None:
         marks.append((reply_id, complete))
 
-    reply.track(shown)
+    reply.track(ROOT, shown)
     return marks
 
 
@@ -139,3 +139,42 @@ async def test_a_thread_slack_does_not_know_finds_nothing(
         place = place_of(reply_to(fake, session, Clock()))
         assert await place.reply_after(ROOT, "1700000200.000100") is None
         assert fake.results_of("conversations.replies")[0]["error"] == "thread_not_found"
+
+
+async def test_the_message_completing_a_reply_carries_the_mark_of_whom_it_answers(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeSlack() as fake:
+        fake.person_said(CHANNEL, ROOT, "question", "U0ALICE")
+        whole = reply_to(fake, session, Clock())
+        told(whole)
+        await whole.text("Short.")
+        await whole.done()
+        streamed = reply_to(fake, session, Clock())
+        told(streamed)
+        await streamed.text("x" * FIRST_RENDER_CHARS)
+        await streamed.text(" and the end")
+        await streamed.done()
+        mark = history.answer_mark(ROOT)
+        assert [c.get("metadata") for c in fake.calls_to("chat.postMessage")] == [mark]
+        assert "metadata" not in fake.calls_to("chat.startStream")[0]  # not whole yet
+        assert fake.calls_to("chat.stopStream")[-1]["metadata"] == mark
+
+
+async def test_a_marked_reply_is_found_with_no_word_from_the_store(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeSlack() as fake:
+        fake.person_said(CHANNEL, ROOT, "question", "U0ALICE")
+        client = place_of(reply_to(fake, session, Clock())).deps.client
+        half = await client.chat_postMessage(
+            channel=CHANNEL, thread_ts=ROOT, text="cut off" + history.CUT_SHORT_MARK
+        )
+        first = await client.chat_postMessage(channel=CHANNEL, thread_ts=ROOT, text="one, ")
+        await client.chat_postMessage(
+            channel=CHANNEL, thread_ts=ROOT, text="two.", metadata=history.answer_mark(ROOT)
+        )
+        place = place_of(reply_to(fake, session, Clock()))
+        assert await place.marked_reply(ROOT) == (first["ts"], "one, two.")
+        assert await place.marked_reply("1700000100.000999") is None  # answers another
+        assert half["ts"] < first["ts"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import aiohttp
 
+from platforms.slack import history
 from tests.discord_processes import Running, watched
 from tests.fakes.anthropic import FakeAnthropic, hold, text
 from tests.fakes.slack import BOT_ID, FakeSlack
@@ -20,6 +21,7 @@ from tests.fakes.slack_requests import SlackSender, event_callback, mention
 from tests.held_commit import (
     AT_LENGTH,
     BRIEFLY,
+    NOTE,
     Stored,
     commits_held,
     kill_between_reply_and_commit,
@@ -41,21 +43,33 @@ async def slack_run(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[Runnin
         yield running
 
 
+def reaching(
+    tmp_path: Path,
+    anthropic: FakeAnthropic,
+    slack: FakeSlack,
+    session: aiohttp.ClientSession,
+    database_url: str,
+) -> tuple[dict[str, str], SlackSender]:
+    """A run's settings (logging at DEBUG, which says when a reply's note is kept), and a
+    sender of events to it."""
+    port = free_port()
+    env = clean_env(
+        tmp_path,
+        anthropic,
+        **reaching_slack_http(slack, port),
+        QUITBOT_DATABASE_URL=database_url,
+        QUITBOT_LOG_LEVEL="DEBUG",
+    )
+    return env, SlackSender(f"http://127.0.0.1:{port}/slack/events", session)
+
+
 async def test_a_kill_before_the_commit_answers_each_message_once(
     tmp_path: Path, fake_anthropic: FakeAnthropic, database_url: str
 ) -> None:
     never = asyncio.Event()  # the half thread's model never finishes in the first run
     fake_anthropic.add(hold(text(LONG), midway=never), text("Answered in full."))
-    port = free_port()
     async with FakeSlack() as slack, aiohttp.ClientSession() as session:
-        env = clean_env(
-            tmp_path,
-            fake_anthropic,
-            **reaching_slack_http(slack, port),
-            QUITBOT_DATABASE_URL=database_url,
-            QUITBOT_LOG_LEVEL="DEBUG",
-        )
-        send = SlackSender(f"http://127.0.0.1:{port}/slack/events", session)
+        env, send = reaching(tmp_path, fake_anthropic, slack, session, database_url)
 
         async def ask(words: str, root: str) -> None:
             slack.person_said(CHANNEL, root, words, "U0ALICE")
@@ -91,4 +105,36 @@ async def test_a_kill_before_the_commit_answers_each_message_once(
         f"{CHANNEL}:{WHOLE}": Stored(
             [("user", BRIEFLY), ("assistant", "Answered in full.")], adopted=1
         ),
+    }
+
+
+async def test_a_kill_right_after_a_whole_post_adopts_it_by_its_mark(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, database_url: str
+) -> None:
+    """The issue's own case: a short answer posted whole, the process killed before even
+    the note of it reached the database. The post carries Slack metadata naming the
+    message it answers, so the thread alone says the answer was given."""
+    fake_anthropic.add(text("Answered in full."))
+    async with FakeSlack() as slack, aiohttp.ClientSession() as session:
+        env, send = reaching(tmp_path, fake_anthropic, slack, session, database_url)
+        async with slack_run(tmp_path, env) as first, commits_held(database_url, NOTE):
+            slack.person_said(CHANNEL, WHOLE, BRIEFLY, "U0ALICE")
+            assert (await send.event(event_callback(mention(BRIEFLY, ts=WHOLE)))).status == 200
+            await slack.wait_for("chat.postMessage")  # posted whole; its note hangs
+            first.process.kill()
+            await first.process.wait()
+        asked_before = len(fake_anthropic.requests)
+        async with slack_run(tmp_path, env) as second:
+            await second.wait_output(lambda: "adopted" in second.log)
+        assert "Traceback" not in second.log, second.log
+
+    assert len(fake_anthropic.requests) == asked_before  # the model was not asked again
+    whole = [m for m in slack.in_thread(CHANNEL, WHOLE) if m.get("bot_id") == BOT_ID]
+    assert [m["text"] for m in whole] == ["Answered in full."]
+    assert whole[0]["metadata"] == history.answer_mark(WHOLE)
+    stored = await stored_by_place(tmp_path, fake_anthropic, database_url)
+    assert stored == {
+        f"{CHANNEL}:{WHOLE}": Stored(
+            [("user", BRIEFLY), ("assistant", "Answered in full.")], adopted=1
+        )
     }
