@@ -9,8 +9,13 @@
   Deleting it instead would silently take back words the person may be reading; replacing
   it in place is not possible where the platform froze it (Slack keeps an unstopped stream
   as it was). A marked half and one whole answer below it is what a reader understands.
-- No word at all: nothing was shown, or the run died within the one write that follows the
-  first post; the message is answered as if for the first time.
+- Either way, first the place is asked for a reply carrying the platform's own mark that it
+  is complete and answers this message (Slack's message metadata, put on the message that
+  completes a reply): that covers a run killed after finishing a reply but before the
+  store heard of it, the one window the store's word cannot.
+- No word and no mark: nothing was shown, or (where the platform keeps no mark: Discord)
+  the run died within the one write that follows the first post; the message is answered
+  as if for the first time.
 """
 
 from __future__ import annotations
