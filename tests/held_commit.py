@@ -33,7 +33,6 @@ LOCK = 22_022  # the advisory lock the PostgreSQL trigger waits for
 
 # What is held: (the table, the event, the condition) of the trigger.
 COMMIT = ("messages", "INSERT", "NEW.role = 'assistant'")
-NOTE = ("inbox", "UPDATE", "NEW.reply_id <> ''")
 Held = tuple[str, str, str]
 
 
@@ -65,9 +64,8 @@ _SQLITE_RELEASE = ("DROP TRIGGER quitbot_test_hold", "DROP TABLE quitbot_test_ro
 
 @asynccontextmanager
 async def commits_held(url: str, held: Held = COMMIT) -> AsyncIterator[None]:
-    """Every turn's commit (or with `NOTE`, every note of a reply shown) in the database at
-    `url` hangs until the block exits; kill the process before then. The database must
-    already have its schema."""
+    """Every turn's commit (or what `held` names) in the database at `url` hangs until the
+    block exits; kill the process before then. The database must already have its schema."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         await asyncio.to_thread(_sqlite, path, partial(_sqlite_hold, held))
@@ -137,15 +135,21 @@ AT_LENGTH, BRIEFLY = "tell me at length", "tell me briefly"
 
 
 async def kill_between_reply_and_commit(
-    run: Running, ask: Callable[[str], Awaitable[T]]
+    run: Running,
+    ask: Callable[[str], Awaitable[T]],
+    shown_whole: Callable[[], Awaitable[object]] | None = None,
 ) -> tuple[T, T]:
     """With commits held: ask at length (the model holds that reply half-shown), then
-    briefly (shown in full and noted so, its commit hanging), and SIGKILL the run. What
-    `ask` returned for each (half, whole)."""
+    briefly (shown in full, its commit hanging), and SIGKILL the run. The brief reply is
+    shown once `shown_whole()` returns (by default: once the run says it noted it so).
+    What `ask` returned for each (half, whole)."""
     half = await ask(AT_LENGTH)
     await run.wait_output(lambda: "shown (complete: False)" in run.log)
     whole = await ask(BRIEFLY)
-    await run.wait_output(lambda: "shown (complete: True)" in run.log)
+    if shown_whole is None:
+        await run.wait_output(lambda: "shown (complete: True)" in run.log)
+    else:
+        await shown_whole()
     run.process.kill()
     await run.process.wait()
     return half, whole

@@ -72,6 +72,7 @@ class SlackReply:
         self._on_shown: ReplyShown | None = None
         self._told_begun = False
         self._mark: dict[str, object] | None = None
+        self._marked = False  # the message completing the reply carries the mark
 
     def track(self, answering: str, shown: ReplyShown) -> None:
         self._on_shown = shown
@@ -98,8 +99,9 @@ class SlackReply:
     async def done(self) -> str:
         if self._text.strip():
             await self._render(final=True)
-            # Every piece went out and the stream was stopped (or the last edit made).
-            if self._first_ts and self._on_shown is not None:
+            # Every piece went out and the stream was stopped (or the last edit made). The
+            # thread says so itself when the mark went with it: no store write is needed.
+            if self._first_ts and self._on_shown is not None and not self._marked:
                 await self._on_shown(self._first_ts, True)
         elif self._status_shown:
             await self._set_status("")  # Slack clears it only when a reply is posted
@@ -134,6 +136,7 @@ class SlackReply:
         )
         self._first_ts = str(response["ts"])
         self._sent = len(shown)
+        self._marked = self._mark is not None
 
     async def _stream_pending(self, final: bool) -> None:
         # Markdown goes out as written, so a special mention would notify: `neutral` writes
@@ -147,6 +150,7 @@ class SlackReply:
                 # The last piece rides on the stop, and the mark that the reply is whole.
                 await stream.stop(markdown_text=piece, metadata=self._mark)
                 self._stream = None
+                self._marked = self._mark is not None
             else:
                 await stream.append(markdown_text=piece)
             self._first_ts = self._first_ts or (stream.ts or "")
@@ -157,6 +161,7 @@ class SlackReply:
         if final and self._stream is not None:
             await self._stream.stop(metadata=self._mark)
             self._stream = None
+            self._marked = self._mark is not None
 
     async def _stream_with_room(self, size: int) -> AsyncChatStream:
         """The open stream, or a new one when this piece would make the message too long."""

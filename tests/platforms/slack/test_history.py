@@ -39,18 +39,18 @@ def place_of(reply: SlackReply) -> SlackPlace:
     return reply._target  # the place the reply streams into
 
 
-async def test_a_reply_posted_whole_is_told_once_complete(
+async def test_a_reply_posted_whole_needs_no_word_in_the_store(
     session: aiohttp.ClientSession,
 ) -> None:
     async with FakeSlack() as fake:
         reply = reply_to(fake, session, Clock())
         marks = told(reply)
         await reply.text("Short.")
-        ts = await reply.done()
-        assert marks == [(ts, True)]  # one store write for the common short reply
+        await reply.done()
+        assert marks == []  # its metadata says it all: no store write for a short reply
 
 
-async def test_a_streamed_reply_is_told_at_its_start_and_once_stopped(
+async def test_a_streamed_reply_is_told_at_its_start(
     session: aiohttp.ClientSession,
 ) -> None:
     async with FakeSlack() as fake:
@@ -62,7 +62,7 @@ async def test_a_streamed_reply_is_told_at_its_start_and_once_stopped(
         await reply.text(" and more")
         ts = await reply.done()
         assert started == [(ts, False)]
-        assert marks == [(ts, False), (ts, True)]
+        assert marks == [(ts, False)]  # one write; the stop's metadata says it is whole
         assert fake.calls_to("chat.stopStream")
 
 
@@ -178,3 +178,15 @@ async def test_a_marked_reply_is_found_with_no_word_from_the_store(
         assert await place.marked_reply(ROOT) == (first["ts"], "one, two.")
         assert await place.marked_reply("1700000100.000999") is None  # answers another
         assert half["ts"] < first["ts"]
+
+
+async def test_a_reply_in_edited_messages_is_told_at_its_start_and_its_end(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeSlack(streaming=False) as fake:  # a workspace without chat streaming
+        reply = reply_to(fake, session, Clock())
+        marks = told(reply)
+        await reply.text("x" * FIRST_RENDER_CHARS)  # posted at once, to be edited
+        await reply.text(" and the end")
+        ts = await reply.done()
+        assert marks == [(ts, False), (ts, True)]  # no mark on an edit: the store says it
