@@ -125,8 +125,13 @@ async def marked_reply(place: SlackPlace, message_id: str) -> tuple[str, str] | 
     """A complete reply to `message_id` found by its mark: (its first message's ts, its
     text). A long reply's earlier parts are the same bot's messages straight before the
     marked one, back to anything else (a person, a half reply marked as cut short)."""
+    me = place.deps.bot_user_id
+    if not me:
+        return None  # whose message is whose is not known yet: adopt nothing
     ordered = sorted(await after(place, message_id) or [], key=lambda m: _ts(m.get("ts")))
-    end = next((i for i, m in enumerate(ordered) if answers(m) == message_id), None)
+    # Only our own messages count: any app may post metadata of the same shape.
+    ours = (i for i, m in enumerate(ordered) if answers(m) == message_id and m.get("user") == me)
+    end = next(ours, None)
     if end is None:
         return None
     start = end

@@ -12,7 +12,7 @@ import pytest_asyncio
 from platforms.slack import history
 from platforms.slack.place import SlackPlace
 from platforms.slack.stream import FIRST_RENDER_CHARS, SlackReply
-from tests.fakes.slack import BOT_ID, FakeSlack
+from tests.fakes.slack import BOT_ID, BOT_USER_ID, FakeSlack
 from tests.platforms.slack.conftest import Clock
 from tests.platforms.slack.test_stream import TARGET, reply_to
 
@@ -175,6 +175,8 @@ async def test_a_marked_reply_is_found_with_no_word_from_the_store(
             channel=CHANNEL, thread_ts=ROOT, text="two.", metadata=history.answer_mark(ROOT)
         )
         place = place_of(reply_to(fake, session, Clock()))
+        assert await place.marked_reply(ROOT) is None  # its own user id not known yet
+        place.deps.bot_user_id = BOT_USER_ID
         assert await place.marked_reply(ROOT) == (first["ts"], "one, two.")
         assert await place.marked_reply("1700000100.000999") is None  # answers another
         assert half["ts"] < first["ts"]
@@ -190,3 +192,24 @@ async def test_a_reply_in_edited_messages_is_told_at_its_start_and_its_end(
         await reply.text(" and the end")
         ts = await reply.done()
         assert marks == [(ts, False), (ts, True)]  # no mark on an edit: the store says it
+
+
+async def test_a_mark_in_another_apps_message_is_not_taken_for_ours(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with FakeSlack() as fake:
+        fake.person_said(CHANNEL, ROOT, "question", "U0ALICE")
+        fake.said.append(
+            {
+                "channel": CHANNEL,
+                "ts": fake.next_ts(),
+                "thread_ts": ROOT,
+                "text": "not ours",
+                "user": "U0OTHERAPP",
+                "bot_id": "B0OTHERAPP",
+                "metadata": history.answer_mark(ROOT),
+            }
+        )
+        place = place_of(reply_to(fake, session, Clock()))
+        place.deps.bot_user_id = BOT_USER_ID
+        assert await place.marked_reply(ROOT) is None
