@@ -54,7 +54,15 @@ _ORDER = {
 }
 # Columns whose SQLite form (text, integer) differs from PostgreSQL's (timestamptz, boolean).
 _TIMES = {"created_at", "updated_at", "ended_at", "at", "shut_out_at", "due_at"}
-_FLAGS = {"warned", "crisis", "ended", "end_proposed", "in_context", "shut_out"}
+_FLAGS = {
+    "warned",
+    "crisis",
+    "ended",
+    "end_proposed",
+    "in_context",
+    "shut_out",
+    "reply_complete",
+}
 # PostgreSQL numbers these itself (GENERATED ALWAYS); a copy keeps the source's numbers.
 _IDENTITY_TABLES = {"conversations", "events", "feedback", "inbox"}
 _CHUNK = 1000

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from bot.communities import BadCommunitySettings, CommunitySettings
@@ -34,10 +35,12 @@ from bot.ports import (
     NewMessage,
     NoObserver,
     Observer,
+    Place,
     ReplyStream,
     Store,
 )
 from bot.readiness import Readiness
+from bot.recovery import Recovery
 from bot.texts import DEFAULT_TEXTS, TextKey, Texts, usable
 from bot.turn import Turn, TurnResult, effect_entry
 from bot.usertools import Tool, ToolBox, ToolContext
@@ -66,6 +69,7 @@ _LOGGED = frozenset(
         "participant_readmitted",
         "would_end",
         "tool_call",
+        "reply_adopted",
     }
 )
 _LOGGED_DETAIL = (
@@ -80,6 +84,7 @@ _LOGGED_DETAIL = (
     "ok",
     "duration_ms",
     "failure",
+    "reply_id",
 )
 
 # The audit event that keeps the platform id of the end confirmation shown for the model's
@@ -195,7 +200,12 @@ class Engine:
         return self._store.serialised(key)
 
     async def handle(
-        self, inbound: Inbound, reply: ReplyStream, *, in_order: bool = True
+        self,
+        inbound: Inbound,
+        reply: ReplyStream,
+        *,
+        in_order: bool = True,
+        recover: Place | None = None,
     ) -> Outcome:
         """Handle one message: a reply streamed into `reply`, notices in the outcome.
 
@@ -206,6 +216,11 @@ class Engine:
         The receipt order is the turn order, across every process on the database: while
         messages received at the same place before this one wait (`in_order`), nothing is
         done and the outcome's `earlier` names them, to be handled first.
+
+        With `recover` (the message's place: it was received by a run that stopped, or by
+        another process), a reply that an earlier attempt showed in full is adopted as the
+        turn's reply without asking the model again (`Recovery`), and one it left half-shown
+        is marked as cut short there before the message is answered anew.
         """
         async with self._serialised(inbound.key):
             # Everyone else's ladder too: whose turn it is decides whose ladder climbs, and
@@ -236,7 +251,7 @@ class Engine:
                     await self._store.settle(inbound)
                     return _limit(await self.words(inbound.key.platform, inbound.community))
             with about(conversation.id):
-                return await self._turn(conversation, inbound, reply, others)
+                return await self._turn(conversation, inbound, reply, others, recover)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message durably, before the platform is told it arrived, so
@@ -281,6 +296,7 @@ class Engine:
         inbound: Inbound,
         reply: ReplyStream,
         others: dict[str, LadderState],
+        recover: Place | None = None,
     ) -> Outcome:
         at = self._clock()
         content = user_content(inbound.text, inbound.attachments)
@@ -297,6 +313,10 @@ class Engine:
         stored = await self._store.begin_turn(conversation.id, inbound, message)
         if stored is None:
             return Outcome(conversation, duplicate=True)
+        if recover is not None:
+            adopted = await Recovery(self._store, recover, self.observer).reply(inbound)
+            if adopted is not None:
+                return await self._adopt(conversation, inbound, *adopted)
         self.observer.received(conversation.key.platform)
         # One line per message is for DEBUG (INFO has a line per ladder event instead), and
         # what people write is theirs: it reaches the logs only at DEBUG, never at INFO.
@@ -336,6 +356,7 @@ class Engine:
         )
         ladder = conversation.ladder if starter else others.get(author, _NEWCOMER)
         platform = conversation.key.platform
+        reply.track(inbound.message_id, partial(self._shown, inbound))
         await self._shielded(reply.thinking(), platform, "show thinking")
         try:
             result = await turn.run(ladder, context, reply)
@@ -349,6 +370,46 @@ class Engine:
         if result.display_failed:
             self.observer.platform_error(platform, "show a reply")
         return await self._commit(conversation, stored, result, reply_id or "", inbound)
+
+    async def _shown(self, inbound: Inbound, reply_id: str, complete: bool) -> None:
+        """The reply stream's word that the place shows the reply, kept with the message until
+        the commit; failing to keep it never fails the reply (only the kill window widens)."""
+        if not reply_id:
+            return
+        try:
+            await self._store.reply_shown(inbound, reply_id, complete)
+        except DatabaseUnavailable:
+            return  # the store says once that the database went away
+        except Exception:
+            log.exception("could not note the reply %s shown for %s", reply_id, inbound.event_id)
+            return
+        # Tests that hold a run between this and the commit wait for this line.
+        log.debug("reply %s to %s shown (complete: %s)", reply_id, inbound.event_id, complete)
+
+    async def _adopt(
+        self, conversation: Conversation, inbound: Inbound, reply_id: str, text: str
+    ) -> Outcome:
+        """Record a complete reply an earlier attempt showed as this turn's, as if the model
+        had just written it. The ladder stays as it was: what that attempt's tool calls
+        earned died with it, uncommitted. The record says the reply was adopted."""
+        now = self._clock()
+        message = NewMessage(
+            "assistant",
+            text,
+            [{"role": "assistant", "content": [{"type": "text", "text": text}]}],
+            now,
+            platform_message_id=reply_id,
+        )
+        detail = {"message_id": inbound.message_id, "reply_id": reply_id}
+        events = [AuditEvent("reply_adopted", now, Actor.BOT, detail)]
+        updated = await self._store.commit_turn(
+            conversation.id, conversation.ladder, now, [message], events, answered=inbound
+        )
+        platform = conversation.key.platform
+        self.observer.received(platform)
+        self.observer.replied(platform)
+        self._recorded(updated, events)
+        return Outcome(updated, reply=text)
 
     async def _record_interrupted(
         self, conversation: Conversation, stored: StoredMessage, turn: Turn, inbound: Inbound

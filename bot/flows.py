@@ -172,9 +172,11 @@ class Flows:
 
     # --- converse, then close ------------------------------------------------------------
 
-    async def converse(self, inbound: Inbound, place: Place) -> Outcome:
+    async def converse(self, inbound: Inbound, place: Place, *, recover: bool = False) -> Outcome:
         """One message: the reply streamed into `place`, its notices shown, and if the
-        conversation ended, the place closed and the starter offered a way on."""
+        conversation ended, the place closed and the starter offered a way on. With
+        `recover` (a message a stopped run received) a reply it already showed in full is
+        adopted rather than given twice (see `Engine.handle`)."""
         if self._draining:
             # Shutting down: a turn begun now would outlive the platform's client. The
             # message stays kept, and the next run's `answer_pending` answers it.
@@ -186,14 +188,19 @@ class Flows:
         if task is not None:
             self._turns.add(task)
         try:
-            return await self._converse(inbound, place)
+            return await self._converse(inbound, place, recover=recover)
         finally:
             self._turns.discard(task)
 
-    async def _converse(self, inbound: Inbound, place: Place, *, in_order: bool = True) -> Outcome:
+    async def _converse(
+        self, inbound: Inbound, place: Place, *, in_order: bool = True, recover: bool = False
+    ) -> Outcome:
         reply = place.reply()
         try:
-            outcome = await self.engine.handle(inbound, reply, in_order=in_order)
+            recovering = place if recover else None
+            outcome = await self.engine.handle(
+                inbound, reply, in_order=in_order, recover=recovering
+            )
         except Exception as exc:
             # The outermost guard: whatever broke, the person hears of it, and what was
             # received stays kept (`answer_pending` takes it up after a restart).
@@ -208,7 +215,7 @@ class Flows:
         finally:
             await self._guarded(reply.close(), "stop a reply")
         if outcome.earlier:
-            return await self._after(outcome.earlier, inbound, place)
+            return await self._after(outcome.earlier, inbound, place, recover=recover)
         if outcome.duplicate:
             return outcome
         with about(outcome.conversation.id if outcome.conversation else None):
@@ -218,14 +225,17 @@ class Flows:
                 await self._guarded(place.close(outcome.conversation), "close an ended place")
         return outcome
 
-    async def _after(self, earlier: Sequence[Inbound], inbound: Inbound, place: Place) -> Outcome:
+    async def _after(
+        self, earlier: Sequence[Inbound], inbound: Inbound, place: Place, *, recover: bool
+    ) -> Outcome:
         """Messages received at the place before `inbound` (by this process or another one,
         which may be answering them right now, or have died doing it) are answered first,
         in the order they came; each is answered once, whoever gets there first. One pass
-        only: a message that keeps failing holds up nobody's later ones."""
+        only: a message that keeps failing holds up nobody's later ones. A reply another
+        process showed in full before it died is adopted, not given twice."""
         for first in earlier:
-            await self._converse(await self.recall(first), place, in_order=False)
-        return await self._converse(inbound, place, in_order=False)
+            await self._converse(await self.recall(first), place, in_order=False, recover=True)
+        return await self._converse(inbound, place, in_order=False, recover=recover)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message before acknowledging it to the platform (see
@@ -237,7 +247,8 @@ class Flows:
         was killed); call once the platform is connected. How many there were."""
         pending = [i for i in await self.engine.pending() if i.key.platform == self._platform]
         for inbound in pending:
-            await self.converse(await self.recall(inbound), self._places.place(inbound.key))
+            place = self._places.place(inbound.key)
+            await self.converse(await self.recall(inbound), place, recover=True)
         return len(pending)
 
     async def recall(self, inbound: Inbound) -> Inbound:

@@ -26,8 +26,31 @@ from bot.notices import Notice
 # --- the adapter's side ------------------------------------------------------------------
 
 
+ReplyShown = Callable[[str, bool], Awaitable[None]]
+"""What a reply stream tells as its reply reaches the place: (the platform id of its first
+message, whether the place now shows all of it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShownReply:
+    """A reply an earlier attempt at a turn showed in the place before its process stopped:
+    the platform id of its first message, and whether the platform had taken all of it."""
+
+    reply_id: str
+    complete: bool
+
+
 class ReplyStream(Protocol):
     """Where the engine streams one reply; an adapter makes one per inbound message."""
+
+    def track(self, answering: str, shown: ReplyShown) -> None:
+        """The reply answers the platform's message `answering`. Await `shown(id, complete)`
+        once the platform has the reply's first message (`complete` if that one post held
+        all of it), and `shown(id, True)` once the platform has all of it (a stream stopped,
+        the last edit made): so that a process killed before the turn's commit leaves word
+        of what the place already shows. Where the platform can keep a mark on the reply
+        itself, saying whom it answers (Slack's message metadata), put it on the message
+        that completes it: `Place.marked_reply` finds it with no word from the store."""
 
     async def thinking(self) -> None:
         """The model is about to be asked: show a typing indicator or status."""
@@ -71,6 +94,25 @@ class Place(Protocol):
         """Undo `close` after a moderator reopened it; "" or what went wrong, in plain words."""
         ...
 
+    async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        """The text of the bot's reply to `message_id` that begins with message `reply_id`
+        (its later parts too), read from the platform's messages after `message_id`; None
+        when it is not there any more or the platform would not say."""
+        ...
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        """A complete reply to `message_id` that carries the platform's own mark of it (see
+        `ReplyStream.track`), as (its first message's id, its text), for when the store has
+        no word of it (the run died right after posting); None where the platform keeps no
+        such mark or none is there."""
+        ...
+
+    async def cut_short(self, message_id: str, reply_id: str) -> None:
+        """The reply to `message_id` beginning with `reply_id` was left half-shown by a process
+        that stopped: mark it as cut short where the platform allows (the answer is given
+        anew below it)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ListFilter:
@@ -98,6 +140,15 @@ class QuietPlace:
 
     async def reopen(self, conversation: Conversation) -> str:
         return ""
+
+    async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        return None
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        return None
+
+    async def cut_short(self, message_id: str, reply_id: str) -> None:
+        return None
 
 
 class Places(Protocol):
@@ -438,6 +489,15 @@ class Store(Protocol):
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will never be stored (the limit stopped it)."""
+        ...
+
+    async def reply_shown(self, inbound: Inbound, reply_id: str, complete: bool) -> None:
+        """Note, with the received message, that the platform shows its reply as `reply_id`
+        (all of it when `complete`), until the turn's commit; nothing once it committed."""
+        ...
+
+    async def shown(self, inbound: Inbound) -> ShownReply | None:
+        """The reply an earlier attempt at `inbound` showed (`reply_shown`), if any."""
         ...
 
     async def pending(self, before: datetime) -> list[Inbound]:

@@ -33,7 +33,7 @@ from bot.conversation import (
 from bot.engine import Engine
 from bot.hooks import HOOK_KINDS, HOOKS_GROUP, Hook, HookEvent, HookLoadError, Hooks
 from bot.notices import Notice, NoticeKind, Outcome
-from bot.ports import Model, ModelReply, ReplyStream
+from bot.ports import Model, ModelReply, ReplyShown, ReplyStream
 from bot.settings import Settings, SettingsError, TextsError, load_settings
 from bot.texts import DEFAULT_TEXTS, TEXTS, BadTexts, Markup, Text, TextKey, Texts
 from bot.usertools import (
@@ -90,6 +90,7 @@ __all__ = [
     "Notice",
     "NoticeKind",
     "Outcome",
+    "ReplyShown",
     "ReplyStream",
     "Runtime",
     "Settings",

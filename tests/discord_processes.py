@@ -83,13 +83,8 @@ async def quitbot_discord(
         env["QUITBOT_DISCORD_SHARD_COUNT"] = str(discord.shard_count)
         env["QUITBOT_DISCORD_SHARD_IDS"] = str(shard)
     connected = discord.ready_shards.count(shard or 0)
-    process = await start_quitbot(tmp_path, env, "run")
-    running = Running(process)
-    running.readers = [
-        asyncio.create_task(running.drain(process.stderr)),
-        asyncio.create_task(running.drain(process.stdout)),
-    ]
-    try:
+    async with watched(await start_quitbot(tmp_path, env, "run")) as running:
+        process = running.process
         ready = asyncio.create_task(
             discord.wait_until(
                 lambda: discord.ready_shards.count(shard or 0) > connected,
@@ -104,6 +99,19 @@ async def quitbot_discord(
             raise AssertionError(f"quitbot run ended at start-up:\n{running.log}")
         ended.cancel()
         ready.result()
+        yield running
+
+
+@asynccontextmanager
+async def watched(process: asyncio.subprocess.Process) -> AsyncIterator[Running]:
+    """A started `quitbot` process, its output read as it comes (and shown if the block
+    fails); SIGTERM on the way out unless the test killed it."""
+    running = Running(process)
+    running.readers = [
+        asyncio.create_task(running.drain(process.stderr)),
+        asyncio.create_task(running.drain(process.stdout)),
+    ]
+    try:
         yield running
     except BaseException:
         print(f"--- quitbot run (pid {process.pid}) ---\n{running.log}")  # shown on failure

@@ -30,6 +30,9 @@ class NeverAnswers:
 
 
 class Silent:
+    def track(self, answering: str, shown: object) -> None:
+        return None
+
     async def thinking(self) -> None:
         pass
 

@@ -14,7 +14,7 @@ from bot.evals.judge import Verdict, judge, passed
 from bot.flows import Flows
 from bot.logs import current_conversation
 from bot.notices import NoticeKind
-from bot.ports import NoObserver, QuietPlace, Store, Usage
+from bot.ports import NoObserver, QuietPlace, ReplyShown, Store, Usage
 
 EVAL_PLATFORM = "eval"
 
@@ -26,6 +26,9 @@ class _Reply:
         return None
 
     async def text(self, delta: str) -> None:
+        return None
+
+    def track(self, answering: str, shown: ReplyShown) -> None:
         return None
 
     async def done(self) -> str:

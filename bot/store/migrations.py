@@ -220,7 +220,19 @@ _V8 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# The reply a turn has shown in the place, kept with the message it answers until the
+# turn's commit deletes the row: after a kill in between, the next run adopts a complete
+# reply instead of answering twice, and marks a half-shown one as cut short.
+_V9 = Migration(
+    9,
+    "the reply shown for a received message, until its turn commits",
+    (
+        "ALTER TABLE inbox ADD COLUMN reply_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE inbox ADD COLUMN reply_complete INTEGER NOT NULL DEFAULT 0",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 
 
 def schema_version(db: sqlite3.Connection) -> int:

@@ -45,6 +45,7 @@ from bot.ports import (
     OutboxItem,
     PersonRecord,
     Purged,
+    ShownReply,
 )
 from bot.store import rows as codec
 from bot.store.locks import KeyedLocks
@@ -112,6 +113,15 @@ _INSERT_CONVERSATION = (
     f"RETURNING {_CONVERSATION_COLUMNS}"
 )
 _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < $1 ORDER BY n"
+# The reply a turn showed in the place, kept with its message until the turn commits (the
+# commit deletes the row): a run killed in between leaves word of it for the next one.
+_REPLY_SHOWN = (
+    "UPDATE inbox SET reply_id = $1, reply_complete = $2 WHERE platform = $3 AND event_id = $4"
+)
+_SHOWN = (
+    "SELECT reply_id, reply_complete FROM inbox "
+    "WHERE platform = $1 AND event_id = $2 AND reply_id <> ''"
+)
 _IN_USE = (
     "SELECT EXISTS (SELECT 1 FROM conversations WHERE platform = $1 AND place = $2) "
     "OR EXISTS (SELECT 1 FROM inbox WHERE platform = $1 AND place = $2)"
@@ -577,6 +587,19 @@ class PostgresStore:
         """Forget a received message that will not be stored (the limit stopped it)."""
         async with self._connection() as db:
             await db.execute(_TAKE_RECEIVED, inbound.key.platform, inbound.event_id)
+
+    async def reply_shown(self, inbound: Inbound, reply_id: str, complete: bool) -> None:
+        """Note the reply the platform shows for a received message (see `Store`)."""
+        async with self._connection() as db:
+            await db.execute(
+                _REPLY_SHOWN, reply_id, complete, inbound.key.platform, inbound.event_id
+            )
+
+    async def shown(self, inbound: Inbound) -> ShownReply | None:
+        """The reply an earlier attempt at `inbound` showed, if any."""
+        async with self._connection() as db:
+            row = await db.fetchrow(_SHOWN, inbound.key.platform, inbound.event_id)
+        return None if row is None else ShownReply(row[0], bool(row[1]))
 
     async def pending(self, before: datetime) -> list[Inbound]:
         """Messages received before `before` but not handled (a process stopped first),

@@ -222,7 +222,19 @@ _V6 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# The reply a turn has shown in the place, kept with the message it answers until the
+# turn's commit deletes the row: after a kill in between, the next run adopts a complete
+# reply instead of answering twice, and marks a half-shown one as cut short.
+_V7 = Migration(
+    7,
+    "the reply shown for a received message, until its turn commits",
+    (
+        "ALTER TABLE inbox ADD COLUMN reply_id TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE inbox ADD COLUMN reply_complete BOOLEAN NOT NULL DEFAULT false",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 
 _VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_version "

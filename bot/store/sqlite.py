@@ -43,6 +43,7 @@ from bot.ports import (
     OutboxItem,
     PersonRecord,
     Purged,
+    ShownReply,
 )
 from bot.store import rows as codec
 from bot.store.locks import FileLocks, KeyedLocks
@@ -126,6 +127,15 @@ _INBOX = (
 # A received event is handled by whoever takes its inbox row: the delete decides.
 _TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
 _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < ? ORDER BY n"
+# The reply a turn showed in the place, kept with its message until the turn commits (the
+# commit deletes the row): a run killed in between leaves word of it for the next one.
+_REPLY_SHOWN = (
+    "UPDATE inbox SET reply_id = ?, reply_complete = ? WHERE platform = ? AND event_id = ?"
+)
+_SHOWN = (
+    "SELECT reply_id, reply_complete FROM inbox "
+    "WHERE platform = ? AND event_id = ? AND reply_id <> ''"
+)
 _IN_USE = (
     "SELECT EXISTS (SELECT 1 FROM conversations WHERE platform = ?1 AND place = ?2) "
     "OR EXISTS (SELECT 1 FROM inbox WHERE platform = ?1 AND place = ?2)"
@@ -432,6 +442,16 @@ class SqliteStore:
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
         await self._write(_take_received, (inbound.key.platform, inbound.event_id))
+
+    async def reply_shown(self, inbound: Inbound, reply_id: str, complete: bool) -> None:
+        """Note the reply the platform shows for a received message (see `Store`)."""
+        await self._write(
+            _reply_shown, (reply_id, int(complete), inbound.key.platform, inbound.event_id)
+        )
+
+    async def shown(self, inbound: Inbound) -> ShownReply | None:
+        """The reply an earlier attempt at `inbound` showed, if any."""
+        return await self._read(_shown, (inbound.key.platform, inbound.event_id))
 
     async def pending(self, before: datetime) -> list[Inbound]:
         """Messages received before `before` but not handled (the process stopped first),
@@ -994,6 +1014,15 @@ def _receive(db: sqlite3.Connection, claim: tuple[str, ...], row: tuple[str, ...
 
 def _take_received(db: sqlite3.Connection, event: tuple[str, ...]) -> bool:
     return bool(db.execute(_TAKE_RECEIVED, event).fetchall())
+
+
+def _reply_shown(db: sqlite3.Connection, params: tuple[Any, ...]) -> None:
+    db.execute(_REPLY_SHOWN, params)
+
+
+def _shown(db: sqlite3.Connection, event: tuple[str, str]) -> ShownReply | None:
+    rows = db.execute(_SHOWN, event).fetchall()
+    return ShownReply(rows[0][0], bool(rows[0][1])) if rows else None
 
 
 def _pending(db: sqlite3.Connection, before: str) -> list[Inbound]:

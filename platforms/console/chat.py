@@ -12,6 +12,7 @@ from bot.conversation import Attachment, Conversation, ConversationKey, FileRef,
 from bot.engine import Engine
 from bot.flows import Flows, Refusal, Result
 from bot.notices import Notice, NoticeKind
+from bot.ports import ReplyShown
 from bot.texts import TextKey
 
 PLATFORM = "console"
@@ -44,6 +45,9 @@ class ConsoleReply:
         self._parts.append(delta)
         if self._interactive:
             self._write(delta)
+
+    def track(self, answering: str, shown: ReplyShown) -> None:
+        return None  # a terminal's reply is not there to find after a restart
 
     async def done(self) -> str:
         text = "".join(self._parts)
@@ -83,6 +87,15 @@ class ConsolePlace:
 
     async def reopen(self, conversation: Conversation) -> str:
         return ""
+
+    async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        return None
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        return None
+
+    async def cut_short(self, message_id: str, reply_id: str) -> None:
+        return None
 
     def place(self, key: ConversationKey) -> ConsolePlace:
         return self

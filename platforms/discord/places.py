@@ -25,7 +25,7 @@ from bot.notices import Notice, NoticeKind
 from bot.ports import ModLogEntry
 from bot.settings import DiscordSettings
 from bot.texts import DEFAULT_TEXTS, Texts
-from platforms.discord import render, translate
+from platforms.discord import history, render, translate
 from platforms.discord.attachments import read_files
 from platforms.discord.permissions import NEEDED
 from platforms.discord.reply import NO_MENTIONS, TYPING_DELAY, ChannelReply
@@ -380,6 +380,16 @@ class DiscordPlace:
     async def reopen(self, conversation: Conversation) -> str:
         thread_id = translate.thread_id_of(conversation.key)
         return "" if thread_id is None else await self._d.unlock(thread_id)
+
+    async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        parts = await history.reply_parts(self.channel, message_id, reply_id)
+        return "".join(part.content for part in parts) or None
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        return None  # a Discord message keeps no mark of ours that the history returns
+
+    async def cut_short(self, message_id: str, reply_id: str) -> None:
+        await history.cut_short(self.channel, message_id, reply_id)
 
 
 async def answer(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import discord
 
+from bot.ports import ReplyShown
 from platforms.discord.stream import EDIT_INTERVAL, Edit, Op, Send, ThrottledEditor
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,11 @@ class ChannelReply:
         self._flusher: asyncio.Task[None] | None = None
         self._more = asyncio.Event()
         self._finished = asyncio.Event()
+        self._on_shown: ReplyShown | None = None
+        self._told_begun = False
+
+    def track(self, answering: str, shown: ReplyShown) -> None:
+        self._on_shown = shown
 
     @property
     def _where(self) -> object:
@@ -78,6 +84,8 @@ class ChannelReply:
             if message is None:  # a part that never got out: one more try
                 self._messages[index] = await self._send(self._editor.shown[index])
         first = next((message for message in self._messages if message is not None), None)
+        if first is not None and None not in self._messages and self._on_shown is not None:
+            await self._on_shown(str(first.id), True)  # every part is there, the last edit made
         return str(first.id) if first is not None else ""
 
     async def close(self) -> None:
@@ -128,6 +136,12 @@ class ChannelReply:
                 self._messages.append(await self._send(op.content))
             elif isinstance(op, Edit):
                 await self._edit(op)
+        first = self._messages[0] if self._messages else None
+        # A reply posted whole at the end is told of once, complete, by `done`.
+        if first is not None and not self._told_begun and not self._finished.is_set():
+            self._told_begun = True
+            if self._on_shown is not None:
+                await self._on_shown(str(first.id), False)
 
     async def _send(self, content: str) -> discord.Message | None:
         try:

@@ -141,7 +141,8 @@ class Inbox:
         return len(pending)
 
     async def _converse(self, inbound: Inbound, place: SlackPlace, first: bool) -> None:
-        await self._flows.converse(await self._flows.recall(inbound), place)
+        # Kept by a run that stopped: a reply it showed in full is adopted, not given twice.
+        await self._flows.converse(await self._flows.recall(inbound), place, recover=True)
 
     async def greet(self, thread: AssistantThread) -> None:
         """A new assistant thread: a greeting and a few suggested prompts."""

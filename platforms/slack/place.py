@@ -19,6 +19,7 @@ from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
 from bot.notices import Notice, NoticeKind
 from bot.ports import DatabaseUnavailable, ModLogEntry, ModLogKind
 from bot.settings import Settings
+from platforms.slack import history
 from platforms.slack.files import fetch_attachments
 from platforms.slack.render import ENDED_REACTION, ENDED_TITLE, Blocks, escape, render_notice
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock, SlackReply, StreamingSupport
@@ -195,6 +196,15 @@ class SlackPlace:
     async def reopen(self, conversation: Conversation) -> str:
         problem = await self._react("reactions_remove")
         return "" if problem in ("", "no_reaction") else f"Slack said {problem}."
+
+    async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        return await history.reply_text(self, message_id, reply_id)
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        return await history.marked_reply(self, message_id)
+
+    async def cut_short(self, message_id: str, reply_id: str) -> None:
+        await history.cut_short(self, message_id, reply_id)
 
     def _render(
         self, notice: Notice, conversation: Conversation | None

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 
+from bot.ports import ReplyShown
+from platforms.slack.history import answer_mark
 from platforms.slack.render import (
     MESSAGE_LIMIT,
     STREAM_APPEND_LIMIT,
@@ -67,6 +69,15 @@ class SlackReply:
         self._posted: list[str] | None = None  # their ts
         self._shown: list[str] = []  # what each shows now
         self._status_shown = False
+        self._on_shown: ReplyShown | None = None
+        self._told_begun = False
+        self._mark: dict[str, object] | None = None
+        self._marked = False  # the message completing the reply carries the mark
+
+    def track(self, answering: str, shown: ReplyShown) -> None:
+        self._on_shown = shown
+        if answering:
+            self._mark = answer_mark(answering)
 
     async def thinking(self) -> None:
         if self._target.kind is Place.ASSISTANT:
@@ -81,10 +92,17 @@ class SlackReply:
         shown = self._first_ts or self._posted is not None
         if due or (not shown and len(self._text) >= FIRST_RENDER_CHARS):
             await self._render()
+            if self._first_ts and not self._told_begun and self._on_shown is not None:
+                self._told_begun = True  # the first message is there, the rest is to come
+                await self._on_shown(self._first_ts, False)
 
     async def done(self) -> str:
         if self._text.strip():
             await self._render(final=True)
+            # Every piece went out and the stream was stopped (or the last edit made). The
+            # thread says so itself when the mark went with it: no store write is needed.
+            if self._first_ts and self._on_shown is not None and not self._marked:
+                await self._on_shown(self._first_ts, True)
         elif self._status_shown:
             await self._set_status("")  # Slack clears it only when a reply is posted
         return self._first_ts
@@ -111,10 +129,14 @@ class SlackReply:
         """A reply complete before its first render needs no stream: one message says it."""
         shown = neutral(self._text, final=True)
         response = await self._client.chat_postMessage(
-            channel=self._target.channel, thread_ts=self._target.thread_ts, markdown_text=shown
+            channel=self._target.channel,
+            thread_ts=self._target.thread_ts,
+            markdown_text=shown,
+            metadata=self._mark,
         )
         self._first_ts = str(response["ts"])
         self._sent = len(shown)
+        self._marked = self._mark is not None
 
     async def _stream_pending(self, final: bool) -> None:
         # Markdown goes out as written, so a special mention would notify: `neutral` writes
@@ -125,8 +147,10 @@ class SlackReply:
         for index, piece in enumerate(pieces):
             stream = await self._stream_with_room(len(piece))
             if final and index == len(pieces) - 1:
-                await stream.stop(markdown_text=piece)  # the last piece rides on the stop
+                # The last piece rides on the stop, and the mark that the reply is whole.
+                await stream.stop(markdown_text=piece, metadata=self._mark)
                 self._stream = None
+                self._marked = self._mark is not None
             else:
                 await stream.append(markdown_text=piece)
             self._first_ts = self._first_ts or (stream.ts or "")
@@ -135,8 +159,9 @@ class SlackReply:
         # text; what was sent stays sent.
         self._sent = max(self._sent, len(shown))
         if final and self._stream is not None:
-            await self._stream.stop()
+            await self._stream.stop(metadata=self._mark)
             self._stream = None
+            self._marked = self._mark is not None
 
     async def _stream_with_room(self, size: int) -> AsyncChatStream:
         """The open stream, or a new one when this piece would make the message too long."""

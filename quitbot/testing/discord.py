@@ -844,6 +844,7 @@ class FakeDiscord:
             ("POST", rf"/channels/{snowflake}/messages", self._create_message),
             ("PATCH", rf"/channels/{snowflake}/messages/{snowflake}", self._edit_message),
             ("GET", rf"/channels/{snowflake}/messages/{snowflake}", self._get_message),
+            ("GET", rf"/channels/{snowflake}/messages", self._history),
             (
                 "POST",
                 rf"/channels/{snowflake}/messages/{snowflake}/threads",
@@ -1006,6 +1007,32 @@ class FakeDiscord:
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
         return 200, self._message(int(match[2]))
+
+    async def _history(
+        self, match: re.Match[str], body: Any, query: dict[str, str]
+    ) -> tuple[int, Any]:
+        """Get Channel Messages (https://discord.com/developers/docs/resources/message#get-
+        channel-messages): `limit` 1-100, default 50; at most one of `around`, `before`,
+        `after`, else 400 (the doc says "mutually exclusive"; the error code 50035 is a guess,
+        Discord's usual one for a bad query). Newest first, whichever of them is given, as
+        discord.py's history reads them (it takes the first as the newest after `after`).
+        `around` is not faked: no test needs it, so it is refused."""
+        channel = self._channel(int(match[1]))
+        given = [name for name in ("around", "before", "after") if name in query]
+        limit = int(query.get("limit") or 50)
+        if len(given) > 1 or not 1 <= limit <= 100 or given == ["around"]:
+            raise DiscordError(400, 50035, "Invalid Form Body")
+        mine = sorted(
+            (m for m in self.messages.values() if m["channel_id"] == channel["id"]),
+            key=lambda m: int(m["id"]),
+        )
+        if given == ["after"]:
+            after = int(query["after"])
+            page = [m for m in mine if int(m["id"]) > after][:limit]
+        else:
+            before = int(query.get("before") or 1 << 63)
+            page = [m for m in mine if int(m["id"]) < before][-limit:]
+        return 200, list(reversed(page))
 
     async def _thread_from_message(
         self, match: re.Match[str], body: Any, query: dict[str, str]

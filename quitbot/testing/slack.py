@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
@@ -101,7 +102,11 @@ class FakeSlack:
     ephemeral_ts: set[str] = field(default_factory=set)  # ts of every ephemeral message
     _rate_limits: dict[str, _RateLimit] = field(default_factory=dict)
     _failures: dict[str, _Failure] = field(default_factory=dict)
-    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    # Every message the workspace keeps (not ephemeral ones), as conversations.replies reads
+    # them: the bot's as it posts and streams them, people's as a test says they were sent.
+    said: list[dict[str, Any]] = field(default_factory=list)
+    _last_us: int = 0
+    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))  # envelope ids
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _runner: web.AppRunner | None = None
     _links: list[_Link] = field(default_factory=list)
@@ -267,13 +272,14 @@ class FakeSlack:
                 "bot_id": BOT_ID,
                 "is_enterprise_install": False,
             },
-            "chat.postMessage": lambda a: {"channel": a.get("channel"), "ts": self.next_ts()},
+            "chat.postMessage": self._post_message,
             "chat.update": self._update,
-            "chat.delete": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
+            "chat.delete": self._delete,
             "chat.postEphemeral": self._post_ephemeral,
             "chat.startStream": self._start_stream,
-            "chat.appendStream": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
-            "chat.stopStream": lambda a: {"channel": a.get("channel"), "ts": a.get("ts")},
+            "chat.appendStream": self._append_stream,
+            "chat.stopStream": lambda a: self._append_stream(a, stop=True),
+            "conversations.replies": self._replies,
             "chat.getPermalink": lambda a: {
                 "channel": a.get("channel"),
                 "permalink": permalink(str(a.get("channel")), str(a.get("message_ts"))),
@@ -315,6 +321,9 @@ class FakeSlack:
             # response_url can replace one. The error is a guess: message_not_found, from
             # chat.update's error list, since Slack keeps no ephemeral message to find.
             return {"ok": False, "error": "message_not_found"}
+        found = self._kept(args)
+        if found is not None:
+            found["text"] = str(args.get("markdown_text") or args.get("text") or "")
         return {"channel": args.get("channel"), "ts": args.get("ts")}
 
     def _start_stream(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -327,10 +336,102 @@ class FakeSlack:
         in_channel = channel.startswith(("C", "G"))
         if in_channel and not (args.get("recipient_team_id") and args.get("recipient_user_id")):
             self.unexpected.append(f"chat.startStream in {channel} without its recipient")
-        return {"channel": channel, "ts": self.next_ts()}
+        ts = self._keep(args, streaming=True)
+        return {"channel": channel, "ts": ts}
 
     def next_ts(self) -> str:
-        return f"1700000000.{next(self._ts):06d}"
+        """Slack's ts is when a message was posted: later than every ts seen here before."""
+        self._last_us = max(time.time_ns() // 1000, self._last_us + 1)
+        return f"{self._last_us // 1_000_000}.{self._last_us % 1_000_000:06d}"
+
+    def person_said(self, channel: str, ts: str, text: str, user: str, thread_ts: str = "") -> None:
+        """A person's message, as Slack keeps it (a test sends its event to the bot itself)."""
+        self.said.append(
+            {"channel": channel, "ts": ts, "thread_ts": thread_ts or ts, "text": text, "user": user}
+        )
+
+    def in_thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
+        """The thread's messages, oldest first."""
+        kept = [m for m in self.said if m["channel"] == channel and m["thread_ts"] == thread_ts]
+        return sorted(kept, key=lambda m: Decimal(m["ts"]))
+
+    def _keep(self, args: dict[str, Any], *, streaming: bool = False) -> str:
+        ts = self.next_ts()
+        message = {
+            "channel": str(args.get("channel") or ""),
+            "ts": ts,
+            "thread_ts": str(args.get("thread_ts") or ts),
+            "text": _text_of(args),
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "streaming": streaming,
+        }
+        if args.get("metadata"):
+            message["metadata"] = _metadata(args["metadata"])
+        self.said.append(message)
+        return ts
+
+    def _kept(self, args: dict[str, Any]) -> dict[str, Any] | None:
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        return next((m for m in self.said if m["channel"] == channel and m["ts"] == ts), None)
+
+    def _post_message(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"channel": args.get("channel"), "ts": self._keep(args)}
+
+    def _delete(self, args: dict[str, Any]) -> dict[str, Any]:
+        found = self._kept(args)
+        if found is not None:
+            self.said.remove(found)
+        return {"channel": args.get("channel"), "ts": args.get("ts")}
+
+    def _append_stream(self, args: dict[str, Any], stop: bool = False) -> dict[str, Any]:
+        found = self._kept(args)
+        # A stream Slack closed (stopped, or left minutes without an append) refuses more:
+        # message_not_in_streaming_state (slackapi/python-slack-sdk#1859). A ts this fake
+        # never made is let through, as before it kept messages (older tests stream to none).
+        if found is not None and not found["streaming"]:
+            return {"ok": False, "error": "message_not_in_streaming_state"}
+        if found is not None:
+            found["text"] += _text_of(args)
+            found["streaming"] = not stop
+            if stop and args.get("metadata"):  # chat.stopStream takes `metadata` (its page)
+                found["metadata"] = _metadata(args["metadata"])
+        return {"channel": args.get("channel"), "ts": args.get("ts")}
+
+    def _replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        """conversations.replies (https://docs.slack.dev/reference/methods/conversations.
+        replies): `channel` and `ts` (a thread's first message, or one in the thread); a
+        `limit` up to 1,000 (default 1,000, the method's published default; apps sold
+        outside the Marketplace get at most 15, which this fake does not play), `oldest` /
+        `latest` bounds exclusive unless `inclusive`, and a cursor. An unknown ts is
+        thread_not_found. That the first message comes back whatever `oldest` says is a
+        guess from developers' reports; a reader must not count on either."""
+        channel, ts = str(args.get("channel") or ""), str(args.get("ts") or "")
+        root = self._kept(args)
+        thread = self.in_thread(channel, root["thread_ts"] if root else ts)
+        if not thread:
+            return {"ok": False, "error": "thread_not_found"}
+        inclusive = str(args.get("inclusive")).lower() in ("1", "true")
+        # Metadata comes back only when asked for ("include_all_metadata: Return all
+        # metadata associated with this message", the method's page).
+        metadata = str(args.get("include_all_metadata")).lower() in ("1", "true")
+        oldest = Decimal(str(args.get("oldest") or 0))
+        latest = Decimal(str(args.get("latest") or "9" * 12))
+        has_root = thread[0]["ts"] == thread[0]["thread_ts"]
+        first, rest = (thread[0], thread[1:]) if has_root else (None, thread)
+        inside = [
+            m
+            for m in rest
+            if (oldest <= Decimal(m["ts"]) <= latest)
+            and (inclusive or Decimal(m["ts"]) not in (oldest, latest))
+        ]
+        start = int(str(args.get("cursor") or "0").removeprefix("next:") or 0)
+        limit = min(int(args.get("limit") or 1000), 1000)
+        page = inside[start : start + limit]
+        more = start + limit < len(inside)
+        shown = [_shown(m, metadata) for m in ([first] if first is not None else []) + page]
+        cursor = f"next:{start + limit}" if more else ""
+        return {"messages": shown, "has_more": more, "response_metadata": {"next_cursor": cursor}}
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -531,6 +632,32 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
     for name, value in (await request.post()).items():
         args[name] = _maybe_json(value) if isinstance(value, str) else value
     return args
+
+
+def _text_of(args: dict[str, Any]) -> str:
+    """The text a post or a stream call adds: `markdown_text`, `text`, or markdown chunks."""
+    chunks = args.get("chunks") or []
+    pieces = [str(c.get("text") or "") for c in chunks if c.get("type") == "markdown_text"]
+    return str(args.get("markdown_text") or args.get("text") or "") + "".join(pieces)
+
+
+def _shown(message: dict[str, Any], metadata: bool) -> dict[str, Any]:
+    """A kept message as the Web API shows it. What Slack puts in `text` for a message
+    posted or streamed as `markdown_text` is a guess: the markdown as sent."""
+    shown = {"type": "message", **message}
+    shown.pop("channel")
+    shown.pop("streaming", None)
+    if not metadata:
+        shown.pop("metadata", None)
+    return shown
+
+
+def _metadata(sent: Any) -> dict[str, Any]:
+    """Message metadata as sent (a JSON object, or its text in a form field), which must
+    have an event_type and an event_payload (https://docs.slack.dev/messaging/message-
+    metadata); anything else is kept as it came, for a test to see."""
+    value = json.loads(sent) if isinstance(sent, str) else sent
+    return dict(value) if isinstance(value, dict) else {"unreadable": sent}
 
 
 def _maybe_json(value: str) -> Any:

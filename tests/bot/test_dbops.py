@@ -16,7 +16,7 @@ import pytest
 from bot.communities import CommunitySettings
 from bot.conversation import ConversationKey, FileRef
 from bot.dbops import CopyError, backup_sqlite, copy
-from bot.ports import BlockedOutcome, Outbox, Store
+from bot.ports import BlockedOutcome, Outbox, ShownReply, Store
 from bot.settings import parse_database_url
 from bot.store import open_store
 from tests.bot.storekit import (
@@ -68,12 +68,15 @@ async def fill(store: Store) -> list[str]:
     # Not answered yet; its file is kept by reference, for the answer after a restart.
     notes = FileRef("notes.txt", "text/plain", 5, "https://files.example/notes.txt")
     assert await store.receive(replace(inbound("r1", key=other.key), files=(notes,)), at(8))
+    # Its reply was shown in full before the run stopped: the next run adopts it.
+    await store.reply_shown(inbound("r1", key=other.key), "1700000009.000100", True)
     return [first.id, branch.id, other.id]
 
 
 async def everything(store: Store) -> list[Any]:
     """All a store says about its conversations, for comparing two stores."""
-    seen: list[Any] = [await store.pending(LATER), await store.communities()]
+    pending = await store.pending(LATER)
+    seen: list[Any] = [pending, [await store.shown(i) for i in pending], await store.communities()]
     for conversation in await store.list_conversations(limit=1000):
         seen.append(
             (
@@ -105,6 +108,7 @@ async def test_copy_sqlite_to_postgres_and_back_loses_nothing(
         before = await everything(store)
         [received] = before[0]
         assert [f.name for f in received.files] == ["notes.txt"]
+        assert before[1] == [ShownReply("1700000009.000100", complete=True)]
     finally:
         await store.close()
 

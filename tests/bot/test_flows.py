@@ -67,6 +67,9 @@ class Reply:
         self._shown = shown
         self.closed = False
 
+    def track(self, answering: str, shown: object) -> None:
+        return None
+
     async def thinking(self) -> None:
         return None
 
@@ -117,6 +120,15 @@ class MemoryPlace:
         self._check()
         self.reopened += 1
         return self.reopen_problem
+
+    async def reply_after(self, message_id: str, reply_id: str) -> str | None:
+        return None  # replies here leave nothing to find again (see tests/bot/test_recovery.py)
+
+    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
+        return None
+
+    async def cut_short(self, message_id: str, reply_id: str) -> None:
+        return None
 
     def kinds(self) -> list[NoticeKind]:
         return [n.kind for n in self.posted]

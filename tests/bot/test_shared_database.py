@@ -57,6 +57,9 @@ class CountingModel:
 
 
 class Silent:
+    def track(self, answering: str, shown: object) -> None:
+        return None
+
     async def thinking(self) -> None:
         pass
 

@@ -26,7 +26,7 @@ from bot.conversation import (
     FileRef,
     LadderState,
 )
-from bot.ports import BlockedOutcome, ListFilter, NewMessage
+from bot.ports import BlockedOutcome, ListFilter, NewMessage, ShownReply
 from bot.settings import parse_database_url
 from bot.store import SqliteStore, UnknownConversation
 from bot.store.postgres import PostgresStore
@@ -726,3 +726,27 @@ async def test_daily_activity_counts_one_communitys_days(store: AnyStore) -> Non
         ("2026-03-02", "would_end", 1),
     ]
     assert await store.daily_activity("discord", "g1", at(2 * 24 * 3600)) == []
+
+
+# --- the reply shown for a received message (issue #22) ------------------------------------
+
+
+async def test_the_reply_shown_is_kept_with_its_message_until_the_commit(
+    store: AnyStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    message = inbound("e1")
+    assert await store.receive(message, at(1))
+    await store.begin_turn(conversation.id, message, user_message("hello", at(1)))
+    assert await store.shown(message) is None  # nothing shown yet
+    await store.reply_shown(message, "r1", False)
+    assert await store.shown(message) == ShownReply("r1", complete=False)
+    await store.reply_shown(message, "r1", True)
+    assert await store.shown(message) == ShownReply("r1", complete=True)
+    await store.commit_turn(
+        conversation.id, LadderState(), at(2), [assistant_message("hi", at(2))], answered=message
+    )
+    assert await store.shown(message) is None  # gone with the commit
+    await store.reply_shown(message, "r1", True)  # a late word changes nothing
+    assert await store.shown(message) is None
+    assert await store.shown(inbound("never-received")) is None

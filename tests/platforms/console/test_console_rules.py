@@ -514,6 +514,9 @@ async def test_model_is_told_where_the_ladder_stands(
 class BrokenDisplay:
     """A platform that fails to show anything (its API is down mid-reply)."""
 
+    def track(self, answering: str, shown: object) -> None:
+        return None
+
     async def thinking(self) -> None:
         raise ConnectionError("platform down")
 
