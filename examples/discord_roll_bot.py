@@ -109,6 +109,7 @@ async def main() -> None:
     token = settings.discord.token
     if token is None:
         raise SystemExit("set DISCORD_TOKEN (in the environment or .env)")
+    quitbot.discord.configure_endpoints(settings)  # QUITBOT_DISCORD_API_BASE, if set (guide, 10)
     async with (
         quitbot.build_runtime(settings, tools=tools(), deliver_webhooks=True) as runtime,
         RollBot(runtime) as bot,

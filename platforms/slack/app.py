@@ -8,23 +8,14 @@ import time
 
 import aiohttp
 from slack_bolt.async_app import AsyncApp
-from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.engine import Engine
 from bot.settings import Settings
 from platforms.slack.client import build_client
 from platforms.slack.listeners import SlackListeners
+from platforms.slack.quiet import without_token_warning
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock
-
-
-class _Without(logging.Filter):
-    def __init__(self, message: str) -> None:
-        super().__init__()
-        self.message = message
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.getMessage() != self.message
 
 
 class SlackBot:
@@ -64,12 +55,7 @@ class SlackBot:
         http = slack.mode == "http"
         secret = slack.signing_secret.get_secret_value() if slack.signing_secret else ""
         logger = logging.getLogger("platforms.slack.bolt")
-        # Bolt reads SLACK_BOT_TOKEN from the environment itself and, given our client too,
-        # warns on every start that it uses the client's token instead: the same token.
-        same_token = warning_client_prioritized_and_token_skipped()
-        quiet = _Without(same_token)
-        logger.addFilter(quiet)
-        try:
+        with without_token_warning(logger):
             app = AsyncApp(
                 client=self.deps.client,
                 signing_secret=secret if http else "unused-in-socket-mode",
@@ -80,8 +66,6 @@ class SlackBot:
                 process_before_response=True,
                 logger=logger,
             )
-        finally:
-            logger.removeFilter(quiet)
         self.listeners.attach(app)
         # What quitbot's listeners hand on (chatter, edits, bots' posts) is nobody's here:
         # acknowledged, or Bolt would answer 404 and Slack send it again.

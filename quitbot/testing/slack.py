@@ -355,6 +355,18 @@ class FakeSlack:
         kept = [m for m in self.said if m["channel"] == channel and m["thread_ts"] == thread_ts]
         return sorted(kept, key=lambda m: Decimal(m["ts"]))
 
+    def bot_replies(self, channel: str | None = None, thread_ts: str | None = None) -> list[str]:
+        """The text of each message the bot posted (or streamed, so far) and still shows,
+        oldest first; in `channel`, in the thread started by `thread_ts`, when given.
+        Ephemeral messages and command replies (`fake.posted_to(url)`) are not here."""
+        return [
+            m["text"]
+            for m in sorted(self.said, key=lambda m: Decimal(m["ts"]))
+            if m["user"] == BOT_USER_ID
+            and channel in (None, m["channel"])
+            and thread_ts in (None, m["thread_ts"])
+        ]
+
     def _keep(self, args: dict[str, Any], *, streaming: bool = False) -> str:
         ts = self.next_ts()
         message = {

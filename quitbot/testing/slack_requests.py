@@ -10,14 +10,19 @@ import hmac
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import aiohttp
+from aiohttp import web
 
 from quitbot.testing.slack import APP_TOKEN, BOT_USER_ID, SIGNING_SECRET, TEAM_ID
+
+if TYPE_CHECKING:  # slack-bolt is your app's; these fakes need aiohttp only
+    from slack_bolt.async_app import AsyncApp
 
 _ids = itertools.count(1)
 # The builders' response_url: it reaches nothing. A SlackSender with `response_urls` puts a
@@ -37,6 +42,8 @@ def sign(body: str, secret: str = SIGNING_SECRET, at: int | None = None) -> dict
 
 
 def event_callback(event: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    """An event (`mention(...)`, `message(...)`) in the envelope Slack posts it in, for
+    `SlackSender.event`: `await send.event(event_callback(mention("hi", ts=...)))`."""
     return {
         "token": "legacy-verification-token",
         "team_id": TEAM_ID,
@@ -91,8 +98,11 @@ def mention(
     return event
 
 
-def command(text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL") -> dict[str, str]:
-    """A `/quitbot` invocation as Slack posts it (form fields).
+def command(
+    text: str, name: str = "/quitbot", *, user: str = "U0ALICE", channel: str = "C0GENERAL"
+) -> dict[str, str]:
+    """A slash command's invocation as Slack posts it (form fields): `/quitbot`'s, or your
+    app's own with `name` ("/roll").
 
     It never has `thread_ts`: Slack does not run slash commands inside threads ("/quitbot is
     not supported in threads", slackapi/bolt-python#873), so a command cannot tell which
@@ -106,7 +116,7 @@ def command(text: str, *, user: str = "U0ALICE", channel: str = "C0GENERAL") -> 
         "channel_name": "general",
         "user_id": user,
         "user_name": user.lower(),
-        "command": "/quitbot",
+        "command": name,
         "text": text,
         "api_app_id": "A0QUITBOT",
         "response_url": f"{PLACEHOLDER}commands/1",
@@ -232,6 +242,14 @@ class SlackSender:
             headers["X-Slack-Retry-Reason"] = "http_timeout"
         return await self._post(body, headers)
 
+    async def mention(
+        self, text: str, *, ts: str | None = None, user: str = "U0ALICE", channel: str = "C0GENERAL"
+    ) -> Sent:
+        """`text` said to the bot with a mention (an `app_mention` event); `ts` is the
+        message's, which starts the thread a reply goes to (a fresh one if not given)."""
+        ts = ts or f"{int(time.time())}.{next(_ids):06d}"
+        return await self.event(event_callback(mention(text, ts=ts, user=user, channel=channel)))
+
     async def command(self, fields: dict[str, str]) -> Sent:
         # Slack never sends one (bolt-python#873); a test that adds it tests nothing real.
         assert "thread_ts" not in fields, "Slack sends no thread_ts with a slash command"
@@ -261,4 +279,35 @@ class SlackSender:
         return sent
 
 
-__all__ = ["APP_TOKEN", "SlackSender", "button", "command", "event_callback", "mention", "message"]
+@asynccontextmanager
+async def serve_app(
+    app: AsyncApp,
+    *,
+    response_urls: Callable[[], str] | None = None,
+    path: str = "/slack/events",
+) -> AsyncIterator[SlackSender]:
+    """Your Bolt app served over HTTP on a free port of 127.0.0.1, as `app.web_app()`
+    serves it in production, and a `SlackSender` posting to it (`sender.url`); pass
+    `response_urls=fake.response_url` for commands' and buttons' replies to reach FakeSlack.
+    """
+    runner = web.AppRunner(app.web_app(path=path), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, port = runner.addresses[0][:2]
+        async with aiohttp.ClientSession() as session:
+            yield SlackSender(f"http://{host}:{port}{path}", session, response_urls=response_urls)
+    finally:
+        await runner.cleanup()
+
+
+__all__ = [
+    "APP_TOKEN",
+    "SlackSender",
+    "button",
+    "command",
+    "event_callback",
+    "mention",
+    "message",
+    "serve_app",
+]

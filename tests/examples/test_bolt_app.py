@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from platforms.slack.render import END_CONFIRM
 from tests.fakes.anthropic import FakeAnthropic, text, tool
@@ -84,7 +85,32 @@ async def test_the_hosts_command_and_listener_and_quitbots_conversation_in_one_a
         errors = (await process.stderr.read()).decode()
     assert process.returncode == 0, errors
     assert "Traceback" not in errors, errors
+    assert "will be unused" not in errors, errors  # Bolt's warning about the same token
     assert len(fake_anthropic.requests) == 2  # quitbot's one turn; /roll and ping asked nobody
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"SLACK_BOT_TOKEN": ""}, "set SLACK_BOT_TOKEN (in the environment or .env)"),
+        (
+            {"QUITBOT_SLACK_MODE": "socket", "SLACK_APP_TOKEN": "xapp-1-A0-1-x"},
+            "set QUITBOT_SLACK_MODE=http: this app serves Slack's HTTP requests",
+        ),
+        ({"SLACK_SIGNING_SECRET": ""}, "QUITBOT_SLACK_MODE=http needs SLACK_SIGNING_SECRET"),
+        ({"SLACK_BOT_TOKEN": "xoxb-wrong"}, "Slack refused the app's token (invalid_auth)"),
+        ({"QUITBOT_TOOLS": "roll_die,weather"}, "no tool named 'weather' is installed"),
+    ],
+)
+async def test_a_start_up_error_is_one_line_saying_what_to_set(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, settings: dict[str, str], said: str
+) -> None:
+    async with FakeSlack() as slack:
+        env = clean_env(tmp_path, fake_anthropic, **reaching_slack_http(slack, free_port()))
+        process = await start_quitbot(tmp_path, {**env, **settings}, script=EXAMPLE)
+        _, errors = await process.communicate()
+    assert process.returncode == 1
+    assert errors.decode().startswith(said) and errors.decode().count("\n") == 1, errors
 
 
 def test_the_guide_shows_the_examples_own_lines() -> None:

@@ -1,6 +1,6 @@
-"""The guide's "Test your bot without tokens": its test file runs as a person's would (its
+"""The guide's "Test your bot without tokens": its test files run as a person's would (their
 own pytest process, the fakes from the installed `quitbot.testing`), and the guide shows
-that file's code."""
+those files' code."""
 
 from __future__ import annotations
 
@@ -8,16 +8,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.examples.receiver import EXAMPLES
 from tests.processes import clean_env
 
-OFFLINE = EXAMPLES / "test_roll_bot_offline.py"
+OFFLINE = [EXAMPLES / "test_roll_bot_offline.py", EXAMPLES / "test_bolt_app_offline.py"]
 GUIDE = EXAMPLES.parent / "docs" / "build-on-quitbot.md"
 
 
-def test_the_guides_test_file_passes(tmp_path: Path) -> None:
+def section() -> str:
+    guide = GUIDE.read_text()
+    start = guide.index("## 10. Test your bot without tokens")
+    end = guide.find("\n## ", start + 1)
+    return guide[start : end if end > 0 else None]
+
+
+@pytest.mark.parametrize("test_file", OFFLINE, ids=lambda path: path.name)
+def test_the_guides_test_file_passes(tmp_path: Path, test_file: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", str(OFFLINE), "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", str(test_file), "-q", "-p", "no:cacheprovider"],
         cwd=EXAMPLES.parent,
         env=clean_env(tmp_path, None),
         capture_output=True,
@@ -29,9 +39,8 @@ def test_the_guides_test_file_passes(tmp_path: Path) -> None:
     assert "3 passed" in run.stdout
 
 
-def test_the_guide_shows_the_test_files_code() -> None:
-    guide = GUIDE.read_text()
-    section = guide[guide.index("## 10. Test your bot without tokens") :]
-    shown = section.split("```python\n", 1)[1].split("```", 1)[0]
-    code = OFFLINE.read_text()
-    assert shown.strip() == code.split('"""\n\n', 1)[1].strip()
+@pytest.mark.parametrize("test_file", OFFLINE, ids=lambda path: path.name)
+def test_the_guide_shows_the_test_files_code(test_file: Path) -> None:
+    shown = [block.split("```", 1)[0].strip() for block in section().split("```python\n")[1:]]
+    assert test_file.read_text().split('"""\n\n', 1)[1].strip() in shown
+    assert f"[`examples/{test_file.name}`](../examples/{test_file.name})" in section()
