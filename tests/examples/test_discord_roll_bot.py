@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest_asyncio
@@ -21,6 +22,7 @@ from tests.platforms.discord.helpers import (
     opened_thread,
     wait_bot_message,
 )
+from tests.processes import clean_env, reaching_discord, start_quitbot
 
 QUITBOTS = {"chat", "new", "end", "quitbot", "Branch from here"}
 
@@ -107,3 +109,20 @@ def test_the_guide_shows_the_examples_own_code() -> None:
     example = (EXAMPLES / "discord_roll_bot.py").read_text()
     for part in shown.split("\n\n\n"):
         assert part.strip() in example
+
+
+async def test_run_as_a_script_it_reaches_the_fakes_from_the_settings_alone(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    """The guide's "outside pytest" paragraph: QUITBOT_DISCORD_API_BASE and _GATEWAY_URL,
+    applied by `configure_endpoints(settings)` in the example's main."""
+    async with FakeDiscord() as fake:
+        env = clean_env(tmp_path, fake_anthropic, **reaching_discord(fake))
+        process = await start_quitbot(tmp_path, env, script=EXAMPLES / "discord_roll_bot.py")
+        try:
+            await fake.wait_until(lambda: fake.guild_creates > 0)
+            assert (await _slash_roll(fake, "1d4")).startswith("1d4: ")
+        finally:
+            process.terminate()
+            await process.wait()
+        assert fake.unexpected == []

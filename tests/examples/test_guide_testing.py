@@ -4,14 +4,17 @@ those files' code."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import quitbot
 from tests.examples.receiver import EXAMPLES
 from tests.processes import clean_env
+from tests.test_lock import pins
 
 OFFLINE = [EXAMPLES / "test_roll_bot_offline.py", EXAMPLES / "test_bolt_app_offline.py"]
 GUIDE = EXAMPLES.parent / "docs" / "build-on-quitbot.md"
@@ -44,3 +47,29 @@ def test_the_guide_shows_the_test_files_code(test_file: Path) -> None:
     shown = [block.split("```", 1)[0].strip() for block in section().split("```python\n")[1:]]
     assert test_file.read_text().split('"""\n\n', 1)[1].strip() in shown
     assert f"[`examples/{test_file.name}`](../examples/{test_file.name})" in section()
+
+
+def test_the_guide_says_how_to_install_the_test_tools() -> None:
+    guide = GUIDE.read_text()
+    install = guide[guide.index("## 1. Install") : guide.index("## 2. ")]
+    assert "pip install --require-hashes -r /path/to/quitbot/requirements/dev.txt" in install
+    locked = pins(EXAMPLES.parent / "requirements" / "dev.txt")
+    assert {"pytest", "pytest-asyncio", "mypy"} <= set(locked)
+
+
+def test_the_settings_the_guide_points_the_sdks_with_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    named = set(re.findall(r"\b(QUITBOT_[A-Z_]+)=", section()))
+    assert named == {
+        "QUITBOT_SLACK_API_URL",
+        "QUITBOT_DISCORD_API_BASE",
+        "QUITBOT_DISCORD_GATEWAY_URL",
+    }
+    monkeypatch.setenv("QUITBOT_SLACK_API_URL", "http://127.0.0.1:1/api/")
+    monkeypatch.setenv("QUITBOT_DISCORD_API_BASE", "http://127.0.0.1:2/api/v10")
+    monkeypatch.setenv("QUITBOT_DISCORD_GATEWAY_URL", "ws://127.0.0.1:3/gateway")
+    settings = quitbot.load_settings(env_file=None)
+    assert settings.slack.api_url == "http://127.0.0.1:1/api/"
+    assert settings.discord.api_base == "http://127.0.0.1:2/api/v10"
+    assert settings.discord.gateway_url == "ws://127.0.0.1:3/gateway"
