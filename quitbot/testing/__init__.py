@@ -12,8 +12,9 @@ and Slack (Web API and Socket Mode), served on 127.0.0.1 so the real SDKs run ag
 These are the fakes quitbot's own test suite runs on. Each refuses what the platform
 refuses (the source of every rule is cited beside it) and records every call, so a test
 waits on what was sent (`wait_until`, `wait_call`) instead of sleeping. They need aiohttp
-only, never pytest; the response builders (`text`, `tool`, `refusal`, ...) and the
-payload builders (`slack_requests.mention`, ...) live in the submodules.
+only, never pytest; the response builders (`text`, `tool`, `refusal`, ...), the
+payload builders (`slack_requests.mention`, ...) and `slack_requests.serve_app` (your Bolt
+app on a free port) live in the submodules.
 """
 
 from __future__ import annotations
