@@ -64,7 +64,11 @@ async def test_quitbot_texts_prints_every_key_as_a_file_to_edit(tmp_path: Path) 
     env = clean_env(tmp_path, None, QUITBOT_TEXTS=str(tmp_path / "nowhere.toml"))
     code, out, err = await quitbot(tmp_path, env, "texts")
     assert code == 0 and err == ""
-    assert tomllib.loads(out) == {"discord": {}, "slack": {}}  # as printed it changes nothing
+    assert tomllib.loads(out) == {
+        "refused": {},
+        "discord": {},
+        "slack": {},
+    }  # as printed it changes nothing
     for key, words in TEXTS.items():
         assert f"{key.value.rpartition('.')[2]} = " in out and words.about in out
 

@@ -129,7 +129,7 @@ class ConsoleChat:
         if result.refusal is Refusal.NOT_FOUND:
             raise CannotStart(f"no conversation with id {conversation_id!r}")
         if result.conversation is None:
-            raise CannotStart(result.text)
+            raise CannotStart(result.said(self._flows.engine.texts))
         self.key = result.conversation.key
         self._say("conversation", f"{result.conversation.id} (branched from {conversation_id})")
         return result.conversation
@@ -173,7 +173,7 @@ class ConsoleChat:
     async def _start_new(self) -> None:
         result = await self._flows.start_new(PLATFORM, self._user_id, self._open)
         if result.conversation is None:
-            self._say(_tag(result.refusal), result.text)
+            self._say(_tag(result.refusal), result.said(self._flows.engine.texts))
             return
         self.key = result.conversation.key
         self._say("conversation", f"{result.conversation.id} (new)")
@@ -195,15 +195,15 @@ class ConsoleChat:
         if result.refusal is Refusal.NOT_FOUND:
             self._say("info", "There is no conversation to end yet.")
         elif result.refusal is Refusal.ALREADY_ENDED:
-            self._say("info", f"{result.text} {RESTART_HINT}")
+            self._say("info", f"{result.said(self._flows.engine.texts)} {RESTART_HINT}")
         else:
-            self._say("info", result.text)
+            self._say("info", result.said(self._flows.engine.texts))
 
     async def _message(self, text: str) -> None:
         if await self._flows.find(self.key) is None:
             result = await self._flows.start_new(PLATFORM, self._user_id, self._here)
             if result.conversation is None:
-                self._say(_tag(result.refusal), result.text)
+                self._say(_tag(result.refusal), result.said(self._flows.engine.texts))
                 return
             self._say("conversation", f"{result.conversation.id} (new)")
         inbound = Inbound(

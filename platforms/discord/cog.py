@@ -212,7 +212,7 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
                         content=lapsed, view=None, allowed_mentions=NO_MENTIONS
                     )
                 if not asked.ok:
-                    await answer(interaction, asked.text)
+                    await answer(interaction, asked.said(words))
                     return
                 ended_here = words.get(TextKey.DISCORD_ENDED_HERE)
                 await interaction.response.edit_message(
@@ -221,11 +221,11 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
                 place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
                 ended = await self.flows.confirm_end(key, user_id, place, proposal=proposal)
                 if not ended.ok:
-                    await answer(interaction, ended.text)
+                    await answer(interaction, ended.said(words))
             case "keep":
                 kept = await self.flows.keep_going(key, user_id)
                 if not kept.ok:
-                    await answer(interaction, kept.text)
+                    await answer(interaction, kept.said(words))
                     return
                 kept_on = words.get(TextKey.KEEP_GOING)
                 await interaction.response.edit_message(
@@ -240,4 +240,4 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
                 text = f"{render.MISTAKE}: {written}" if written else render.MISTAKE
                 result = await self.flows.feedback(action.target, user_id, text)
                 thanks = words.get(TextKey.FEEDBACK_THANKS)
-                await answer(interaction, thanks if result.ok else result.text)
+                await answer(interaction, thanks if result.ok else result.said(words))

@@ -16,13 +16,17 @@ from tests.fakes.anthropic import text, tool
 from tests.fakes.slack import TEAM_ID
 from tests.fakes.slack_requests import button, event_callback, mention
 from tests.platforms.slack.conftest import SlackHarness
+from tests.platforms.slack.test_assistant import STARTED
 from tests.platforms.slack.test_review import MODERATOR, run
 
 THREAD = "1700000100.000100"
 ASKED = {"reason": "user_requested", "explanation": "they asked to stop"}
 WORDS = """
 end_user_requested = "Done: you wanted to stop here."
+refused.not_found = "No conversation of mine by that name."
+refused.not_moderator = "Moderators only, sorry."
 [slack]
+greeting = "Hello from your workplace helper."
 end_title = "Finished"
 button_end = "Yes, stop it"
 button_keep = "No, go on"
@@ -95,6 +99,31 @@ async def test_moderators_set_and_reset_one_text_and_a_bad_one_is_refused(
     assert (await run(harness, "settings reset texts.slack.button_end")).startswith("Reset.")
     own = await harness.runtime.engine.community_settings("slack", TEAM_ID)
     assert own.texts is None
+
+
+async def test_a_refusal_is_in_the_operator_s_words(harness: SlackHarness) -> None:
+    assert await run(harness, "status C0GENERAL", user="U0MEMBER") == "Moderators only, sorry."
+    assert (
+        await run(harness, "end nosuch", user="U0ALICE") == "No conversation of mine by that name."
+    )
+
+
+async def test_a_workspace_s_refusal_beats_the_operator_s_there_only(
+    harness: SlackHarness,
+) -> None:
+    own = CommunitySettings(texts={"refused.not_found": "Not one of this workspace's."})
+    flows = harness.bot.flows
+    assert (await flows.set_community_settings(TEAM_ID, own, "mod", is_moderator=True)).ok
+    assert await run(harness, "end nosuch", user="U0ALICE") == "Not one of this workspace's."
+    elsewhere = await run(harness, "end nosuch", user="U0ALICE", team="T0OTHER")
+    assert elsewhere == "No conversation of mine by that name."
+
+
+async def test_the_assistant_pane_greets_in_the_operator_s_words(harness: SlackHarness) -> None:
+    await harness.send.event(event_callback(STARTED))
+    await harness.settle()
+    [greeting] = harness.slack.calls_to("chat.postMessage")
+    assert greeting["text"] == "Hello from your workplace helper."
 
 
 def test_a_value_in_a_template_stays_plain_and_only_the_bot_s_mention_is_markup() -> None:
