@@ -85,6 +85,10 @@ class TextKey(StrEnum):
     DISCORD_COMMAND_GONE = "discord.command_gone"
     DISCORD_COMMAND_FAILED = "discord.command_failed"
     DISCORD_COMMAND_REFUSED = "discord.command_refused"
+    DISCORD_THREAD_NAME = "discord.thread_name"
+    DISCORD_BRANCH_THREAD_NAME = "discord.branch_thread_name"
+    DISCORD_OFFER_POST_NAME = "discord.offer_post_name"
+    DISCORD_OFFER_POST_UNNAMED = "discord.offer_post_unnamed"
     SLACK_WARNING_TITLE = "slack.warning_title"
     SLACK_END_TITLE = "slack.end_title"
     SLACK_START_AGAIN_ASSISTANT = "slack.start_again_assistant"
@@ -101,6 +105,14 @@ class TextKey(StrEnum):
     SLACK_NEW_CHANNEL = "slack.new_channel"
     SLACK_ENDED_TITLE = "slack.ended_title"
     SLACK_GREETING = "slack.greeting"
+    SLACK_PROMPT_1_TITLE = "slack.prompt_1_title"
+    SLACK_PROMPT_1 = "slack.prompt_1"
+    SLACK_PROMPT_2_TITLE = "slack.prompt_2_title"
+    SLACK_PROMPT_2 = "slack.prompt_2"
+    SLACK_PROMPT_3_TITLE = "slack.prompt_3_title"
+    SLACK_PROMPT_3 = "slack.prompt_3"
+    SLACK_BRANCHED = "slack.branched"
+    SLACK_BRANCHED_UNLINKED = "slack.branched_unlinked"
 
 
 # Platform limits a text must fit, with their sources.
@@ -113,6 +125,9 @@ DISCORD_EMBED_TITLE = 256
 # Slack: a button element's text is at most 75 characters (docs.slack.dev, Block Kit
 # "Button element"); a header block's text at most 150 ("Header block").
 SLACK_BUTTON_TEXT = 75
+# Discord: a thread's name is 1-100 characters (Discord Docs, "Start Thread from Message");
+# a name with a value in it is cut to fit as well.
+DISCORD_THREAD_NAME = 100
 SLACK_HEADER = 150
 # Any other text: room, within Discord's 2,000 characters a message, for what the bot adds
 # (how to start again, a mention).
@@ -418,6 +433,32 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
             "This command cannot be used like that here.",
             "Discord: a command refused before it ran (a failed check, unreadable options)",
         ),
+        TextKey.DISCORD_THREAD_NAME: Text(
+            "Conversation with {name}",
+            "Discord: the name of a thread opened without words to name it after "
+            "({name} is the person's display name)",
+            {"name": "Alice"},
+            limit=DISCORD_THREAD_NAME,
+        ),
+        TextKey.DISCORD_BRANCH_THREAD_NAME: Text(
+            "Branch: {channel}",
+            "Discord: the name of a branch's thread ({channel} is the name of the thread "
+            "it branched from)",
+            {"channel": "Conversation with Alice"},
+            limit=DISCORD_THREAD_NAME,
+        ),
+        TextKey.DISCORD_OFFER_POST_NAME: Text(
+            "Ended: {name}",
+            "Discord: in a forum, the post that offers a way on to someone whose DMs are "
+            "closed ({name} is the ended post's name)",
+            {"name": "Conversation with Alice"},
+            limit=DISCORD_THREAD_NAME,
+        ),
+        TextKey.DISCORD_OFFER_POST_UNNAMED: Text(
+            "An ended conversation",
+            "Discord: that post's name when the ended post's name is not known",
+            limit=DISCORD_THREAD_NAME,
+        ),
         TextKey.SLACK_WARNING_TITLE: Text(
             "Warning", "Slack: the warning's bold first line (plain text)"
         ),
@@ -495,6 +536,41 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
         TextKey.SLACK_GREETING: Text(
             "Hi! I'm quitbot, an assistant backed by Claude. What can I help you with?",
             "Slack: the greeting when someone opens a new chat in the assistant pane",
+        ),
+        # The pane's suggested prompts: a title shown, and the message it sends. Slack
+        # takes up to four (docs.slack.dev, assistant.threads.setSuggestedPrompts) and
+        # documents no length.
+        TextKey.SLACK_PROMPT_1_TITLE: Text(
+            "Explain something", "Slack: the assistant pane's first suggested prompt's title"
+        ),
+        TextKey.SLACK_PROMPT_1: Text(
+            "Explain how public-key cryptography works, simply.",
+            "Slack: what the first suggested prompt sends",
+        ),
+        TextKey.SLACK_PROMPT_2_TITLE: Text(
+            "Help me write", "Slack: the second suggested prompt's title"
+        ),
+        TextKey.SLACK_PROMPT_2: Text(
+            "Help me write a friendly reminder to my team about a deadline.",
+            "Slack: what the second suggested prompt sends",
+        ),
+        TextKey.SLACK_PROMPT_3_TITLE: Text(
+            "Brainstorm", "Slack: the third suggested prompt's title"
+        ),
+        TextKey.SLACK_PROMPT_3: Text(
+            "Give me five ideas for a team offsite activity.",
+            "Slack: what the third suggested prompt sends",
+        ),
+        TextKey.SLACK_BRANCHED: Text(
+            "{person} branched a conversation from <{link}|this message>.",
+            "Slack: a branch's first message (mrkdwn; {person} is a mention of who branched, "
+            "{link} the address of the message picked)",
+            {"person": Markup("<@U1>"), "link": Markup("https://example.slack.com/archives/C1/p1")},
+        ),
+        TextKey.SLACK_BRANCHED_UNLINKED: Text(
+            "{person} branched a conversation from an earlier message.",
+            "Slack: a branch's first message when Slack gave no link to the message picked",
+            {"person": Markup("<@U1>")},
         ),
     }
 )

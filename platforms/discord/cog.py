@@ -11,9 +11,10 @@ from discord.ext import commands
 
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows, Refusal
-from bot.texts import TextKey
+from bot.texts import DEFAULT_TEXTS, TextKey
 from platforms.discord import render, translate
 from platforms.discord.commands import start_new
+from platforms.discord.errors import words_at
 from platforms.discord.places import Discord, DiscordPlace, answer
 from platforms.discord.reply import NO_MENTIONS
 from platforms.lines import Lines
@@ -134,7 +135,10 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
             return DiscordPlace(self.d, arrived.channel)
         thread = self.d.client.get_channel(message.id)
         if not isinstance(thread, discord.Thread) and not await self._is_conversation(key):
-            name = translate.thread_name(arrived.inbound.text, message.author.display_name)
+            text, author = arrived.inbound.text, message.author.display_name
+            # Only a thread with no words to be named after is named in the server's words.
+            words = await words_at(self.flows, message) if not text.split() else DEFAULT_TEXTS
+            name = translate.thread_name(text, author, words)
             if (thread := await self.d.thread_from(message, name)) is None:
                 return None
         return (

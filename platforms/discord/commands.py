@@ -12,7 +12,7 @@ from bot.communities import ENFORCEMENTS, EVERY_SETTING, SETTING_NAMES, Communit
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import CommunityResult, Flows, Refusal, Result, refusal_text
 from bot.review import Decision
-from bot.texts import Markup, TextKey, Texts
+from bot.texts import DEFAULT_TEXTS, Markup, TextKey, Texts
 from platforms.discord import render, translate
 from platforms.discord.errors import command_failed, words_at
 from platforms.discord.places import Discord, DiscordPlace, answer
@@ -56,7 +56,8 @@ class ChatCommands(commands.Cog, name="quitbot.chat"):
         message = response.resource
         place: discord.abc.Messageable = channel
         if isinstance(channel, discord.TextChannel) and isinstance(message, discord.Message):
-            name = translate.thread_name(prompt, interaction.user.display_name)
+            words = await words_at(self.flows, channel) if not prompt.split() else DEFAULT_TEXTS
+            name = translate.thread_name(prompt, interaction.user.display_name, words)
             thread = await self.d.thread_from(message, name)
             if thread is None:
                 return
@@ -95,12 +96,13 @@ class ChatCommands(commands.Cog, name="quitbot.chat"):
             return
         in_dm = translate.is_dm(channel)
         await interaction.response.defer(ephemeral=not in_dm, thinking=True)
-        name = translate.thread_name(f"Branch: {getattr(channel, 'name', '')}", user.name)
-        open_place = self.d.opener(channel, name, interaction, in_dm=in_dm)
+        words = await words_at(self.flows, channel)
+        branch = words.get(TextKey.DISCORD_BRANCH_THREAD_NAME, channel=getattr(channel, "name", ""))
+        name = translate.thread_name(branch, user.name, words)
+        open_place = self.d.opener(channel, name, interaction, in_dm=in_dm, words=words)
         result = await self.flows.branch(
             translate.key_for(channel), str(user.id), open_place, upto_message_id=str(message.id)
         )
-        words = await words_at(self.flows, channel)
         await _opened(interaction, result, TextKey.DISCORD_BRANCHED_IN, words, in_dm=in_dm)
 
 
@@ -122,7 +124,7 @@ async def start_new(
     if translate.holds_no_threads(parent):
         await answer(interaction, words.get(TextKey.DISCORD_NO_THREADS_HERE))
         return
-    name = translate.thread_name("", user.display_name)
+    name = translate.thread_name("", user.display_name, words)
     open_place = d.opener(parent, name, interaction, in_dm=in_dm, words=words)
     result = await flows.start_new(
         translate.PLATFORM, str(user.id), open_place, community=community

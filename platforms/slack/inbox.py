@@ -20,9 +20,9 @@ from platforms.slack.translate import PLATFORM, AssistantThread, Place, SlackMes
 log = logging.getLogger(__name__)
 
 SUGGESTED_PROMPTS = (
-    ("Explain something", "Explain how public-key cryptography works, simply."),
-    ("Help me write", "Help me write a friendly reminder to my team about a deadline."),
-    ("Brainstorm", "Give me five ideas for a team offsite activity."),
+    (TextKey.SLACK_PROMPT_1_TITLE, TextKey.SLACK_PROMPT_1),
+    (TextKey.SLACK_PROMPT_2_TITLE, TextKey.SLACK_PROMPT_2),
+    (TextKey.SLACK_PROMPT_3_TITLE, TextKey.SLACK_PROMPT_3),
 )
 TITLE_CHARS = 60
 
@@ -148,9 +148,10 @@ class Inbox:
         self._places.remember(thread.key, Place.ASSISTANT)
         client, channel, thread_ts = self._deps.client, thread.channel, thread.thread_ts
         # An app of one workspace (its token's), so that workspace's words.
-        greeting = (await self._deps.words(self._deps.team_id)).get(TextKey.SLACK_GREETING)
+        words = await self._deps.words(self._deps.team_id)
+        greeting = words.get(TextKey.SLACK_GREETING)
         await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=greeting)
-        prompts = [{"title": title, "message": text} for title, text in SUGGESTED_PROMPTS]
+        prompts = [{"title": words.get(t), "message": words.get(m)} for t, m in SUGGESTED_PROMPTS]
         await self._deps.attempt(
             "assistant_threads_setSuggestedPrompts",
             channel_id=channel,

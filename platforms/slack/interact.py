@@ -196,13 +196,17 @@ class Interactions:
         user, channel, message = _who(body), _channel(body), body.get("message") or {}
         ts = str(message.get("ts") or body.get("message_ts") or "")
         source = thread_key(channel, str(message.get("thread_ts") or ts))
-        link = await self._deps.permalink(channel, ts)
-        picked = f"<{link}|this message>" if link else "an earlier message"
+        link, words = await self._deps.permalink(channel, ts), await self._words(body)
+        person = Markup(f"<@{user}>")
+        if link:  # Slack's own address for the message
+            intro = words.get(TextKey.SLACK_BRANCHED, escape, person=person, link=Markup(link))
+        else:
+            intro = words.get(TextKey.SLACK_BRANCHED_UNLINKED, escape, person=person)
         kind = Place.CHANNEL if self._places.kind(source) is Place.CHANNEL else Place.DM
-        opener = partial(self._open, channel, f"<@{user}> branched a conversation from {picked}.")
+        opener = partial(self._open, channel, intro)
         result = await self._flows.branch(source, user, partial(opener, kind), upto_message_id=ts)
         if not result.ok:
-            await self._tell(body)(result.said(await self._words(body)))
+            await self._tell(body)(result.said(words))
 
     async def confirm_end(self, body: dict[str, Any]) -> None:
         user, key = _who(body), await self._key_of(_value(body)[0])

@@ -24,6 +24,8 @@ end_user_requested = "Done: you wanted to stop here."
 refused.not_found = "Nothing of mine lives here."
 [discord]
 command_gone = "That command retired; try /chat."
+thread_name = "Chat: {name}"
+started_in = "Over here: {thread}."
 end_title = "Finished"
 button_end = "Yes, stop it"
 button_keep = "No, go on"
@@ -122,6 +124,17 @@ async def test_a_command_failure_is_answered_in_the_operator_s_words(
         asked = await fake.slash(name, options, channel_id=fake.channel_id, author=fake.alice)
         answer = (await fake.response(asked)).body["data"]
         assert answer["content"] == "That command retired; try /chat." and answer["flags"] & 64
+
+
+async def test_a_fresh_start_is_named_and_pointed_to_in_the_operator_s_words(
+    bot: QuitBot, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    asked = await fake.slash("new", channel_id=fake.channel_id, author=fake.alice)
+    created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
+    assert created.body["name"].startswith("Chat: ")
+    answer = await fake.followup(asked)
+    assert answer.body["content"] == f"Over here: <#{created.response['id']}>."
 
 
 def test_a_value_in_a_template_stays_plain_and_only_the_bot_s_mention_is_markup() -> None:
