@@ -113,6 +113,13 @@ class TextKey(StrEnum):
     SLACK_PROMPT_3 = "slack.prompt_3"
     SLACK_BRANCHED = "slack.branched"
     SLACK_BRANCHED_UNLINKED = "slack.branched_unlinked"
+    CONSOLE_BANNER = "console.banner"
+    CONSOLE_HELP = "console.help"
+    CONSOLE_UNKNOWN_COMMAND = "console.unknown_command"
+    CONSOLE_START_AGAIN = "console.start_again"
+    CONSOLE_ASK_END = "console.ask_end"
+    CONSOLE_CONFIRM_HINT = "console.confirm_hint"
+    CONSOLE_NOTHING_TO_END = "console.nothing_to_end"
 
 
 # Platform limits a text must fit, with their sources.
@@ -571,6 +578,31 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
             "{person} branched a conversation from an earlier message.",
             "Slack: a branch's first message when Slack gave no link to the message picked",
             {"person": Markup("<@U1>")},
+        ),
+        TextKey.CONSOLE_BANNER: Text(
+            "quitbot: talk to Claude.", "console: the first line of a chat in the terminal"
+        ),
+        TextKey.CONSOLE_HELP: Text(
+            "Commands: /new (fresh conversation), /end (end this one), /quit (leave).",
+            "console: the commands, after the first line and for /help",
+        ),
+        TextKey.CONSOLE_UNKNOWN_COMMAND: Text(
+            "Unknown command {command}.",
+            "console: a command it does not know ({command} is what was typed)",
+            {"command": "/foo"},
+        ),
+        TextKey.CONSOLE_START_AGAIN: Text(
+            "Type /new to start a new conversation.",
+            "console: how to start again, after an end",
+        ),
+        TextKey.CONSOLE_ASK_END: Text(
+            "End this conversation?", "console: /end asks the person to confirm"
+        ),
+        TextKey.CONSOLE_CONFIRM_HINT: Text(
+            "Type yes to confirm.", "console: how to confirm an end"
+        ),
+        TextKey.CONSOLE_NOTHING_TO_END: Text(
+            "There is no conversation to end yet.", "console: /end before any conversation"
         ),
     }
 )
