@@ -19,7 +19,8 @@ from bot.settings import (
     Settings,
     endpoint,
 )
-from platforms.discord.errors import ANSWERED, GONE, command_failed
+from bot.texts import DEFAULT_TEXTS, TextKey, Texts
+from platforms.discord.errors import ANSWERED, command_failed, words_at
 from platforms.discord.parts import Parts
 from platforms.discord.places import answer
 from platforms.discord.reply import TYPING_DELAY
@@ -108,13 +109,23 @@ class QuitBotTree(app_commands.CommandTree[discord.Client]):
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             log.warning("dropped a malformed command interaction %s: %r", interaction.id, exc)
-            await answer(interaction, GONE)
+            words = await self._words(interaction)
+            await answer(interaction, words.get(TextKey.DISCORD_COMMAND_GONE))
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
         if not interaction.extras.get(ANSWERED):
-            await command_failed(interaction, error)
+            await command_failed(interaction, error, await self._words(interaction))
+
+    async def _words(self, interaction: discord.Interaction) -> Texts:
+        """The words of the server a command came from (the tree is quitbot's own bot's)."""
+        client = self.client
+        return (
+            await words_at(client.flows, interaction)
+            if isinstance(client, QuitBot)
+            else DEFAULT_TEXTS
+        )
 
 
 class QuitBot(commands.Bot):
