@@ -75,14 +75,31 @@ WAIT = 120.0
 class Bot:
     """A bot child process with its CPU time and RSS read from /proc."""
 
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, log: Path, database: str | None = None
+    ) -> None:
         self.process = process
         self.log = log
+        self.database = database  # a PostgreSQL database of its own, if any
+
+    async def server_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each PostgreSQL backend serving the bot's database."""
+        if self.database is None:
+            return {}
+        import asyncpg
+
+        connection = await asyncpg.connect(f"{POSTGRES}/postgres")
+        try:
+            pids = await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database
+            )
+        finally:
+            await connection.close()
+        return {row[0]: _cpu(row[0]) for row in pids}
 
     def cpu(self) -> float:
         """User + system seconds of every thread of the process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return _cpu(self.process.pid)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
@@ -99,6 +116,21 @@ class Bot:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
+
+
+def _cpu(pid: int) -> float:
+    """User + system seconds of every thread of process `pid` so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def server_cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """Seconds the backends spent in between; one that started meanwhile counts from 0, one
+    that ended meanwhile (a lock waited for on a connection of its own) is not seen."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
 
 def _child_env(**extra: str) -> dict[str, str]:
@@ -121,7 +153,7 @@ async def start_bot(
         kind, _, tree = kind.partition("=")
         source = tree or source
         env["QUITBOT_DATABASE_URL"] = f"sqlite:///{tmp / 'quitbot.db'}"
-        if kind.endswith("-pg"):  # the same bot on a throw-away PostgreSQL database
+        if "-pg" in kind:  # e.g. quitbot-pg: the same bot on a throw-away PostgreSQL database
             database = await _create_database()
             env["QUITBOT_DATABASE_URL"] = f"{POSTGRES}/{database}"
         env["QUITBOT_LOG_LEVEL"] = "WARNING"
@@ -138,7 +170,7 @@ async def start_bot(
         process = await asyncio.create_subprocess_exec(
             sys.executable, *args, stdout=out, stderr=out, cwd=tmp, env=env
         )
-    bot = Bot(process, log)
+    bot = Bot(process, log, database)
     try:
         yield bot
     finally:
@@ -245,6 +277,7 @@ class Figures:
     tokens: dict[int, tuple[int, float]] = field(default_factory=dict)
     long_requests: int = 0
     driver_cpu: float = 0.0
+    server_cpu_ms: float = 0.0  # PostgreSQL's backends for the bot's database, per message
     notes: list[str] = field(default_factory=list)
 
 
@@ -436,6 +469,7 @@ async def _phases(
     total = args.burst
     base = replies.done
     spy = await _py_spy(bot, figures, args.py_spy)
+    server = await bot.server_cpu()
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
     if slack is not None:
         gate = asyncio.Semaphore(16)
@@ -452,6 +486,7 @@ async def _phases(
     elapsed = time.perf_counter() - start
     figures.burst_rate = total / elapsed
     figures.cpu_ms = (bot.cpu() - cpu) * 1000 / total
+    figures.server_cpu_ms = server_cpu_between(server, await bot.server_cpu()) * 1000 / total
     figures.driver_cpu = (time.process_time() - driver) / elapsed
     if spy is not None:
         spy.send_signal(signal.SIGINT)
@@ -600,7 +635,7 @@ def show(all_figures: list[Figures]) -> None:
     print(
         f"{'bot':<26}{'burst/s':>9}{'CPU ms/msg':>11}{'paced CPU':>10}{'1st p50':>9}"
         f"{'1st p99':>9}{'ack p50':>9}{'ack p99':>9}{'burst ack p99':>14}"
-        f"{'RSS warm':>10}{'after':>8}{'driver':>8}"
+        f"{'RSS warm':>10}{'after':>8}{'driver':>8}{'server CPU':>11}"
     )
     for f in all_figures:
         acks = f.paced_acks
@@ -610,7 +645,7 @@ def show(all_figures: list[Figures]) -> None:
             f"{pct(f.first, 0.99):>9.1f}"
             f"{(statistics.median(acks) if acks else float('nan')):>9.1f}{pct(acks, 0.99):>9.1f}"
             f"{pct(f.burst_acks, 0.99):>14.1f}{f.rss_warm:>10.1f}{f.rss_after:>8.1f}"
-            f"{f.driver_cpu:>7.0%}"
+            f"{f.driver_cpu:>7.0%}{f.server_cpu_ms:>11.2f}"
         )
     print("\nlong thread: estimated input tokens sent / share a prefix cache would serve")
     for f in all_figures:
@@ -712,7 +747,7 @@ def medians(results: list[Figures]) -> None:
     print(
         f"{'bot':<26}{'burst/s':>9}{'x minimal':>10}{'CPU ms/msg':>11}{'1st p50':>9}"
         f"{'1st p99':>9}{'ack p50':>9}{'ack p99':>9}{'burst ack p99':>14}{'RSS warm':>10}"
-        f"{'after':>8}"
+        f"{'after':>8}{'server CPU':>11}"
     )
     for (bot, platform), runs in groups.items():
         base = groups.get(("minimal-aiohttp", platform), [])
@@ -727,6 +762,7 @@ def medians(results: list[Figures]) -> None:
             f"{med([pct(f.paced_acks, 0.99) for f in runs]):>9.1f}"
             f"{med([pct(f.burst_acks, 0.99) for f in runs]):>14.1f}"
             f"{med([f.rss_warm for f in runs]):>10.1f}{med([f.rss_after for f in runs]):>8.1f}"
+            f"{med([f.server_cpu_ms for f in runs]):>11.2f}"
         )
 
 

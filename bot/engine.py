@@ -239,7 +239,7 @@ class Engine:
                     await self._store.settle(inbound)
                     return _LIMIT
             with about(conversation.id):
-                return await self._turn(conversation, inbound, reply, others)
+                return await self._turn(conversation, inbound, reply, others, at.community)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message durably, before the platform is told it arrived, so
@@ -283,6 +283,7 @@ class Engine:
         inbound: Inbound,
         reply: ReplyStream,
         others: dict[str, LadderState],
+        own: CommunitySettings | None,
     ) -> Outcome:
         at = self._clock()
         content = user_content(inbound.text, inbound.attachments)
@@ -314,7 +315,7 @@ class Engine:
             await self._store.recent_context(conversation.id, _HISTORY_LIMIT),
             self._config.context_tokens,
         )
-        knobs = await self._knobs(conversation)
+        knobs = self._knobs_with(own)
         author = inbound.user_id
         starter = author == conversation.user_id
         at_risk = any(ladder.crisis for person, ladder in others.items() if person != author)
@@ -483,14 +484,21 @@ class Engine:
         """The model, thresholds and crisis message for this conversation: its community's
         own where it set them, the process-wide ones otherwise. Read at every turn, so a
         change applies at once in every process."""
-        default = _Knobs(
-            self._model, self._config.rules, self._config.crisis_message, self.toolbox.tools
-        )
         if not conversation.community:
-            return default
+            return self._default_knobs()
         own = await self._store.community_settings(
             conversation.key.platform, conversation.community
         )
+        return self._knobs_with(own)
+
+    def _default_knobs(self) -> _Knobs:
+        return _Knobs(
+            self._model, self._config.rules, self._config.crisis_message, self.toolbox.tools
+        )
+
+    def _knobs_with(self, own: CommunitySettings | None) -> _Knobs:
+        """The knobs of a community with these own settings (None: it has none)."""
+        default = self._default_knobs()
         if own is None:
             return default
         names = self.toolbox.chosen(own.tools)

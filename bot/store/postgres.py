@@ -86,21 +86,37 @@ _ENDED_COUNT = (
     "WHERE p.user_id = $2 AND p.shut_out AND p.shut_out_at >= $3 AND c.platform = $1)"
 )
 _PARTICIPANTS = f"SELECT {codec.PARTICIPANT_COLUMNS} FROM participants WHERE conversation_id = $1"
-_CURRENT_AND_OTHERS = (
-    "SELECT c.*, p.user_id AS p_user, p.redirects, p.warned, p.crisis, p.shut_out, "
-    f"p.shut_out_reason FROM ({_CURRENT}) c "
-    "LEFT JOIN participants p ON p.conversation_id = c.id ORDER BY p.user_id"
+# The place in one round trip: the messages received there before the one at hand, as one
+# array per inbox column (one row, even when there are none), then the conversation and
+# everyone else's ladder, a row per participant. Nothing is earlier when the message itself
+# was never received (n < NULL): no order to keep then.
+_AT_PLACE = (
+    "SELECT e.*, c.*, p.user_id AS p_user, p.redirects, p.warned, p.crisis, p.shut_out, "
+    "p.shut_out_reason, s.settings FROM (SELECT "
+    + ", ".join(f"array_agg({column} ORDER BY n)" for column in codec.INBOX_COLUMNS.split(", "))
+    + " FROM inbox WHERE platform = $1 AND place = $2 AND n < "
+    "(SELECT n FROM inbox WHERE platform = $1 AND event_id = $3)) e "
+    f"LEFT JOIN ({_CURRENT}) c ON true "
+    "LEFT JOIN participants p ON p.conversation_id = c.id "
+    "LEFT JOIN communities s ON s.platform = $1 AND s.community = COALESCE(c.community, $4) "
+    "AND s.community <> '' ORDER BY p.user_id"
 )
-_PARTICIPANT_AT = 16  # where a row of _CURRENT_AND_OTHERS turns to the participant
+_EARLIER = len(codec.INBOX_COLUMNS.split(", "))  # where a row of _AT_PLACE turns to c.*
+_PARTICIPANT_AT = _EARLIER + 16  # and to the participant, then the community's settings
 # Shut out stamps `shut_out_at` once; a moderator letting them back in clears it.
-_SAVE_PARTICIPANT = (
-    "INSERT INTO participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
-    "shut_out_reason, shut_out_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-    "CASE WHEN $6 THEN $8::timestamptz END) "
+_PARTICIPANT_COLUMNS = (
+    "participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
+    "shut_out_reason, shut_out_at)"
+)
+_PARTICIPANT_CONFLICT = (
     "ON CONFLICT (conversation_id, user_id) DO UPDATE SET redirects = excluded.redirects, "
     "warned = excluded.warned, crisis = excluded.crisis, shut_out = excluded.shut_out, "
     "shut_out_reason = excluded.shut_out_reason, shut_out_at = CASE WHEN NOT excluded.shut_out "
-    "THEN NULL WHEN participants.shut_out THEN participants.shut_out_at ELSE $8 END"
+    "THEN NULL WHEN participants.shut_out THEN participants.shut_out_at ELSE {at} END"
+)
+_SAVE_PARTICIPANT = (
+    f"INSERT INTO {_PARTICIPANT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, "
+    "CASE WHEN $6 THEN $8::timestamptz END) " + _PARTICIPANT_CONFLICT.format(at="$8")
 )
 # `last_seq` numbers a conversation's messages. It is raised by the UPDATE that also locks
 # the conversation's row, and PostgreSQL re-reads a row it waited for, so two processes
@@ -115,11 +131,6 @@ _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < $1 ORDER BY n"
 _IN_USE = (
     "SELECT EXISTS (SELECT 1 FROM conversations WHERE platform = $1 AND place = $2) "
     "OR EXISTS (SELECT 1 FROM inbox WHERE platform = $1 AND place = $2)"
-)
-# Nothing when the message itself was never received (n < NULL): no order to keep then.
-_RECEIVED_BEFORE = (
-    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = $1 AND place = $2 AND n < "
-    "(SELECT n FROM inbox WHERE platform = $1 AND event_id = $3) ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
@@ -183,31 +194,28 @@ _CLAIM_OR_TAKE = (
 )
 # For a turn: claimed now, or received before. The received row stays until the turn
 # commits, so that a process dying mid-turn leaves it for the next start-up (`pending`).
-_CLAIM_OR_RECEIVED = (
-    "WITH claimed AS ("
-    "INSERT INTO processed_events (platform, event_id, at) "
-    "SELECT $1::text, $2::text, $3::timestamptz "
-    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4::text) "
-    "ON CONFLICT DO NOTHING RETURNING 1), "
+# `begun` is the user's message of a turn begun before, by a process that died before
+# finishing it: then that message's number comes back (true), and nothing is stored again.
+_BEGIN_TURN = (
+    "WITH begun AS (SELECT m.seq FROM messages m WHERE m.conversation_id = $4::text "
+    "AND m.role = 'user' AND m.platform_message_id = $9::text AND $9::text <> '' "
+    "AND EXISTS (SELECT 1 FROM inbox WHERE platform = $1::text AND event_id = $2::text) "
+    "ORDER BY m.seq DESC LIMIT 1), "
+    "claimed AS (INSERT INTO processed_events (platform, event_id, at) "
+    "SELECT $1, $2, $3::timestamptz "
+    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4) "
+    "AND NOT EXISTS (SELECT 1 FROM begun) ON CONFLICT DO NOTHING RETURNING 1), "
     "received AS (SELECT 1 FROM inbox WHERE platform = $1 AND event_id = $2 "
     "AND EXISTS (SELECT 1 FROM conversations WHERE id = $4)), "
-    "go AS (SELECT 1 FROM claimed UNION ALL SELECT 1 FROM received)"
-)
-# The user's message of a turn begun before, by a process that died before finishing it.
-_BEGUN = (
-    "SELECT m.seq FROM messages m WHERE m.conversation_id = $1 AND m.role = 'user' "
-    "AND m.platform_message_id = $2 "
-    "AND EXISTS (SELECT 1 FROM inbox WHERE platform = $3 AND event_id = $4) "
-    "ORDER BY m.seq DESC LIMIT 1"
-)
-_BEGIN_TURN = (
-    f"{_CLAIM_OR_RECEIVED}, "
+    "go AS (SELECT 1 FROM claimed UNION ALL SELECT 1 FROM received), "
     "touched AS (UPDATE conversations SET updated_at = $3, last_seq = last_seq + 1 "
-    "WHERE id = $4 AND EXISTS (SELECT 1 FROM go) RETURNING last_seq) "
-    "INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
+    "WHERE id = $4 AND EXISTS (SELECT 1 FROM go) AND NOT EXISTS (SELECT 1 FROM begun) "
+    "RETURNING last_seq), "
+    "added AS (INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
     "platform_message_id, in_context) "
-    "SELECT $4, last_seq, $5::text, $6::text, $7::text, $3, $8::text, $9::text, $10::boolean "
-    "FROM touched RETURNING seq"
+    "SELECT $4, last_seq, $5::text, $6::text, $7::text, $3, $8::text, $9, $10::boolean "
+    "FROM touched RETURNING seq) "
+    "SELECT seq FROM added UNION ALL SELECT seq FROM begun"
 )
 # (claimed or taken, notified). ON CONFLICT DO UPDATE locks the row and re-checks the WHERE
 # on its newest version, so two processes' blocked messages from one person cannot both
@@ -243,8 +251,16 @@ _COMMIT_TURN = (
     "SELECT $8, e.kind, e.at, e.actor, e.detail "
     "FROM unnest($18::text[], $19::timestamptz[], $20::text[], $21::text[]) "
     "WITH ORDINALITY AS e(kind, at, actor, detail, ord) "
-    "WHERE EXISTS (SELECT 1 FROM updated) ORDER BY e.ord) "
-    f"SELECT {_CONVERSATION_COLUMNS} FROM updated"
+    "WHERE EXISTS (SELECT 1 FROM updated) ORDER BY e.ord), "
+    # The message answered leaves the received ones ($22, $23: NULL when none)...
+    "taken AS (DELETE FROM inbox WHERE platform = $22::text AND event_id = $23::text "
+    "AND EXISTS (SELECT 1 FROM updated) RETURNING 1), "
+    # ...and the ladder of its author, when not the starter, is saved ($24: NULL when so).
+    f"joined AS (INSERT INTO {_PARTICIPANT_COLUMNS} "
+    "SELECT $8, $24::text, $25::integer, $26::boolean, $27::boolean, $28::boolean, $29::text, "
+    "CASE WHEN $28 THEN $7 END FROM updated WHERE $24 IS NOT NULL "
+    + _PARTICIPANT_CONFLICT.format(at="$7")
+    + f" RETURNING 1) SELECT {_CONVERSATION_COLUMNS} FROM updated"
 )
 
 # Connecting failed for a reason that may pass (no route or name yet, the server still
@@ -299,9 +315,14 @@ class _PoolFloor(logging.Filter):
         return True
 
 
-_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 _LOCK = "SELECT pg_advisory_lock($1)"
-_UNLOCK = "SELECT pg_advisory_unlock($1)"
+# Takes (true) or gives back (false) each lock in turn, for every turn that asked while the
+# shared connection was busy: one round trip for all of them.
+_TRY_OR_UNLOCK = (
+    "SELECT CASE WHEN a.take THEN pg_try_advisory_lock(a.number) "
+    "ELSE pg_advisory_unlock(a.number) END "
+    "FROM unnest($1::bigint[], $2::boolean[]) WITH ORDINALITY AS a(number, take, i) ORDER BY a.i"
+)
 
 
 class PostgresStore:
@@ -417,13 +438,18 @@ class PostgresStore:
         there before `inbound`, on one connection."""
         key = inbound.key
         async with self._connection() as db:
-            rows = await db.fetch(_CURRENT_AND_OTHERS, key.platform, key.place)
-            earlier = await db.fetch(_RECEIVED_BEFORE, key.platform, key.place, inbound.event_id)
-        received = tuple(codec.received(earlier))
-        if not rows:
-            return AtPlace(None, {}, received)
-        others = [tuple(row)[_PARTICIPANT_AT:] for row in rows if row["p_user"] is not None]
-        return AtPlace(_conversation(rows[0]), codec.participant_ladders(others), received)
+            rows = await db.fetch(
+                _AT_PLACE, key.platform, key.place, inbound.event_id, inbound.community
+            )
+        first = tuple(rows[0])
+        columns = first[:_EARLIER]
+        earlier = tuple(codec.received(list(zip(*columns, strict=True)))) if columns[0] else ()
+        own = None if first[-1] is None else CommunitySettings.from_json(first[-1])
+        if first[_EARLIER] is None:
+            return AtPlace(None, {}, earlier, own)
+        others = [tuple(row)[_PARTICIPANT_AT:-1] for row in rows if row["p_user"] is not None]
+        conversation = _conversation(first[_EARLIER:_PARTICIPANT_AT])
+        return AtPlace(conversation, codec.participant_ladders(others), earlier, own)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         async with self._connection() as db:
@@ -541,10 +567,6 @@ class PostgresStore:
         claim = _claim_params(conversation_id, inbound, message.at)
         role, text, api, _, user_id, pmid, in_context = _message_values(message)
         async with self._connection() as db:
-            if pmid:
-                begun = await db.fetchval(_BEGUN, conversation_id, pmid, *claim[:2])
-                if begun is not None:  # stored by a turn that never finished: not again
-                    return _stored(begun, message)
             seq = await db.fetchval(_BEGIN_TURN, *claim, role, text, api, user_id, pmid, in_context)
             if seq is None:
                 await _unclaimed(db, claim)
@@ -616,8 +638,13 @@ class PostgresStore:
         )
         message_rows = _message_rows(messages)
         event_rows = self._event_rows(events)
-        one_statement = exclude_seq is None and answered is None and participant is None
-        if one_statement and not codec.queued(event_rows):
+        if exclude_seq is None and not codec.queued(event_rows):
+            taken = (None, None) if answered is None else (answered.key.platform, answered.event_id)
+            joined = (
+                (None,) * 6
+                if participant is None
+                else codec.participant_values(conversation_id, *participant, None)[1:7]
+            )
             async with self._connection() as db:
                 row = await db.fetchrow(
                     _COMMIT_TURN,
@@ -625,13 +652,14 @@ class PostgresStore:
                     len(message_rows),
                     *_columns(message_rows, 7),
                     *_columns([row[:4] for row in event_rows], 4),
+                    *taken,
+                    *joined,
                 )
             if row is None:
                 raise UnknownConversation(conversation_id)
             return _conversation(row)
         # A refused turn also hides an earlier message, and fails whole if there is none;
-        # an answer also takes its message from the received ones; queued events need
-        # their numbers back for the outbox.
+        # queued events need their numbers back for the outbox.
         async with self._transaction() as db:
             row = await db.fetchrow(_UPDATE_LADDER, *update, len(message_rows))
             if row is None:
@@ -841,13 +869,18 @@ async def _keep_session(db: asyncpg.Connection) -> None:
 
 
 class _AdvisoryLocks:
-    """`SharedLock` by PostgreSQL session-level advisory locks (see PostgresStore)."""
+    """`SharedLock` by PostgreSQL session-level advisory locks (see PostgresStore).
+
+    Tries and releases go over one shared connection, batched: what turns ask while a round
+    trip is under way goes together in the next one.
+    """
 
     def __init__(self, url: str, waiters: int, outage: _Outage) -> None:
         self._url = url
         self._outage = outage
         self._shared: asyncpg.Connection | None = None
-        self._guard = asyncio.Lock()  # one query at a time on the shared connection
+        self._asked: list[tuple[int, bool, asyncio.Future[bool]]] = []  # for the next trip
+        self._sender: asyncio.Task[None] | None = None
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
         self._closed = False
@@ -867,7 +900,7 @@ class _AdvisoryLocks:
     async def _acquire(self, number: int) -> None:
         if self._closed:
             raise StoreError("the store is closed")
-        if await self._on_shared(_TRY_LOCK, number):
+        if await self._on_shared(number, take=True):
             return
         await self._waiting.acquire()
         try:
@@ -891,7 +924,7 @@ class _AdvisoryLocks:
             if self._closed:
                 return  # closing ended the session, and every lock on it
             with contextlib.suppress(*_CONNECTION_LOST):  # the lock went with the session
-                await self._on_shared(_UNLOCK, number)
+                await self._on_shared(number, take=False)
             return
         try:
             await own.close()  # the session ends, and its lock with it
@@ -900,26 +933,63 @@ class _AdvisoryLocks:
         finally:
             self._waiting.release()
 
-    async def _on_shared(self, sql: str, number: int) -> bool:
-        async with self._guard:
-            if self._shared is None or self._shared.is_closed():
-                self._shared = await asyncpg.connect(self._url)
-            try:
-                return bool(await self._shared.fetchval(sql, number))
-            except _CONNECTION_LOST:
-                # A lost session lost every lock on it; the next call starts a new one.
-                if not self._outage.away:  # else the outage was said, and locks go with it
-                    log.error("lost the PostgreSQL connection holding conversation locks")
-                self._shared.terminate()
-                self._shared = None
-                raise
+    def _on_shared(self, number: int, *, take: bool) -> asyncio.Future[bool]:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._asked.append((number, take, answer))
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send())
+        return answer
+
+    async def _send(self) -> None:
+        try:
+            while self._asked and not self._closed:
+                batch, self._asked = self._asked, []
+                try:
+                    answers = await self._trip(batch)
+                except asyncio.CancelledError:
+                    for _, _, answer in batch:
+                        answer.cancel()
+                    raise
+                except BaseException as exc:
+                    for _, _, answer in batch:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for (number, take, answer), granted in zip(batch, answers, strict=True):
+                    if not answer.done():
+                        answer.set_result(granted)
+                    elif take and granted:  # nobody waits for it any more: give it back
+                        given_back = asyncio.get_running_loop().create_future()
+                        self._asked.append((number, False, given_back))
+        finally:
+            self._sender = None
+            for _, _, answer in self._asked if self._closed else ():
+                answer.cancel()
+
+    async def _trip(self, batch: list[tuple[int, bool, asyncio.Future[bool]]]) -> list[bool]:
+        if self._shared is None or self._shared.is_closed():
+            self._shared = await asyncpg.connect(self._url)
+        try:
+            rows = await self._shared.fetch(
+                _TRY_OR_UNLOCK, [number for number, _, _ in batch], [take for _, take, _ in batch]
+            )
+        except _CONNECTION_LOST:
+            # A lost session lost every lock on it; the next call starts a new one.
+            if not self._outage.away:  # else the outage was said, and locks go with it
+                log.error("lost the PostgreSQL connection holding conversation locks")
+            self._shared.terminate()
+            self._shared = None
+            raise
+        return [bool(row[0]) for row in rows]
 
     async def close(self) -> None:
         self._closed = True
-        async with self._guard:
-            if self._shared is not None:
-                await self._shared.close()
-                self._shared = None
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._sender)
+        if self._shared is not None:
+            await self._shared.close()
+            self._shared = None
         for own in self._own.values():
             own.terminate()
         self._own.clear()

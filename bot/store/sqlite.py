@@ -329,10 +329,13 @@ class SqliteStore:
         return await self._read(_in_use, key.platform, key.place)
 
     async def at_place(self, inbound: Inbound) -> AtPlace:
-        """The conversation at the place, everyone else's ladders and the messages received
-        there before `inbound`, in one hop to the store's thread."""
+        """The conversation at the place, everyone else's ladders, the messages received
+        there before `inbound` and its community's settings, in one hop to the store's
+        thread."""
         key = inbound.key
-        return await self._read(_at_place, key.platform, key.place, inbound.event_id)
+        return await self._read(
+            _at_place, key.platform, key.place, inbound.event_id, inbound.community
+        )
 
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._read(_get, conversation_id)
@@ -803,11 +806,16 @@ def _in_use(db: sqlite3.Connection, platform: str, place: str) -> bool:
     return bool(db.execute(_IN_USE, (platform, place)).fetchall()[0][0])
 
 
-def _at_place(db: sqlite3.Connection, platform: str, place: str, event_id: str) -> AtPlace:
+def _at_place(
+    db: sqlite3.Connection, platform: str, place: str, event_id: str, community: str
+) -> AtPlace:
     conversation = _current(db, platform, place)
     others = {} if conversation is None else _participants(db, conversation.id)
     earlier = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
-    return AtPlace(conversation, others, tuple(codec.received(earlier)))
+    if conversation is not None:
+        community = conversation.community
+    own = _community_settings(db, platform, community) if community else None
+    return AtPlace(conversation, others, tuple(codec.received(earlier)), own)
 
 
 def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from bot.communities import CommunitySettings
 from bot.conversation import Conversation, ConversationKey, LadderState
 from bot.ports import AtPlace
 from tests.bot.storekit import ENDED, T0, at, event, inbound, user_message
@@ -111,3 +112,19 @@ async def test_a_place_is_in_use_with_a_conversation_or_a_message_waiting_there(
     assert not await db.in_use(key)
     await db.create(key, "alice", T0)
     assert await db.in_use(key)
+
+
+async def test_a_turn_starts_from_its_communitys_own_settings(db: AnyStore) -> None:
+    key = ConversationKey("discord", "t1")
+    hello = replace(inbound("e1", "alice", key), community="g1")
+    assert (await db.at_place(hello)).community is None  # none of its own: the defaults
+    own = CommunitySettings(redirects_before_warning=1, redirects_before_end=2)
+    await db.set_community_settings("discord", "g1", own, T0, "mod")
+    await db.set_community_settings("discord", "g2", CommunitySettings(crisis_message="x"), T0, "m")
+    assert (await db.at_place(hello)).community == own  # before the conversation: the message's
+    await db.create(key, "alice", T0, community="g2")
+    assert (await db.at_place(hello)).community == CommunitySettings(crisis_message="x")
+    await turn_of(db, (await db.current(key)).id, "bob", 1, SHUT_OUT)  # a row per participant
+    assert (await db.at_place(hello)).community == CommunitySettings(crisis_message="x")
+    elsewhere = await db.create(ConversationKey("discord", "t2"), "alice", T0)
+    assert (await db.at_place(inbound("e2", "alice", elsewhere.key))).community is None
