@@ -297,9 +297,15 @@ class Engine:
             user_id=inbound.user_id,
             platform_message_id=inbound.message_id,
         )
-        stored = await self._store.begin_turn(conversation.id, inbound, message)
-        if stored is None:
+        begun = await self._store.begin_turn_with_context(
+            conversation.id, inbound, message, _HISTORY_LIMIT
+        )
+        if begun is None:
             return Outcome(conversation, duplicate=True)
+        # The stored rows go as soon as the context is built, not after the model's reply;
+        # with many turns under way at once that counts.
+        stored, context = begun[0], build_context(begun[1], self._config.context_tokens)
+        del begun
         self.observer.received(conversation.key.platform)
         # One line per message is for DEBUG (INFO has a line per ladder event instead), and
         # what people write is theirs: it reaches the logs only at DEBUG, never at INFO.
@@ -308,12 +314,6 @@ class Engine:
             inbound.message_id or inbound.event_id,
             inbound.user_id,
             inbound.text,
-        )
-        # Not bound to a name: the stored rows go as soon as the context is built, not after
-        # the model's reply; with many turns under way at once that counts.
-        context = build_context(
-            await self._store.recent_context(conversation.id, _HISTORY_LIMIT),
-            self._config.context_tokens,
         )
         knobs = self._knobs_with(own)
         author = inbound.user_id

@@ -460,6 +460,13 @@ class Store(Protocol):
         """
         ...
 
+    async def begin_turn_with_context(
+        self, conversation_id: str, inbound: Inbound, message: NewMessage, limit: int
+    ) -> tuple[StoredMessage, list[ContextEntry]] | None:
+        """`begin_turn`, then what `recent_context(conversation_id, limit)` would return
+        after it, the user's message included, together (a turn needs both)."""
+        ...
+
     async def commit_turn(
         self,
         conversation_id: str,

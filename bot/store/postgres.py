@@ -217,6 +217,17 @@ _BEGIN_TURN = (
     "FROM touched RETURNING seq) "
     "SELECT seq FROM added UNION ALL SELECT seq FROM begun"
 )
+# The same, and the newest $11 messages before it, newest first (the statement's snapshot
+# holds them but not what it adds): `part` 0 is the message stored now, 1 the one a turn
+# begun before stored, 2 the history.
+_BEGIN_TURN_WITH_CONTEXT = (
+    _BEGIN_TURN.removesuffix("SELECT seq FROM added UNION ALL SELECT seq FROM begun")
+    + ", history AS (SELECT seq, role, in_context, api FROM messages "
+    "WHERE conversation_id = $4 ORDER BY seq DESC LIMIT $11) "
+    "SELECT 0 AS part, seq, NULL::text, NULL::boolean, NULL::text FROM added "
+    "UNION ALL SELECT 1, seq, NULL, NULL, NULL FROM begun "
+    "UNION ALL SELECT 2, seq, role, in_context, api FROM history ORDER BY 1, 2 DESC"
+)
 # (claimed or taken, notified). ON CONFLICT DO UPDATE locks the row and re-checks the WHERE
 # on its newest version, so two processes' blocked messages from one person cannot both
 # notify within `quiet`: the row is only (re)written when the last notice is at or before
@@ -572,6 +583,25 @@ class PostgresStore:
                 await _unclaimed(db, claim)
                 return None
         return _stored(seq, message)
+
+    async def begin_turn_with_context(
+        self, conversation_id: str, inbound: Inbound, message: NewMessage, limit: int
+    ) -> tuple[StoredMessage, list[ContextEntry]] | None:
+        """`begin_turn` and then `recent_context`, in one round trip."""
+        claim = _claim_params(conversation_id, inbound, message.at)
+        role, text, api, _, user_id, pmid, in_context = _message_values(message)
+        params = (*claim, role, text, api, user_id, pmid, in_context, max(limit, 0))
+        async with self._connection() as db:
+            rows = await db.fetch(_BEGIN_TURN_WITH_CONTEXT, *params)
+            if not rows or rows[0][0] == 2:
+                await _unclaimed(db, claim)
+                return None
+        part, seq = rows[0][0], rows[0][1]
+        history = [tuple(row)[1:] for row in rows[1:]]
+        if part == 0:  # stored now: the newest, and not in the statement's snapshot
+            history = [(seq, role, in_context, api), *history[: limit - 1]]
+        history.reverse()
+        return _stored(seq, message), codec.context_entries(history if limit > 0 else [])
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
         """Claim a just-delivered event and keep its message until a turn takes it.

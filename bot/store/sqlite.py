@@ -415,6 +415,15 @@ class SqliteStore:
         values = (conversation_id, *_message_values(message))
         return await self._write(_begin_turn, claim, touch, values, message)
 
+    async def begin_turn_with_context(
+        self, conversation_id: str, inbound: Inbound, message: NewMessage, limit: int
+    ) -> tuple[StoredMessage, list[ContextEntry]] | None:
+        """`begin_turn` and then `recent_context`, in one hop to the store's thread."""
+        claim = _claim_params(conversation_id, inbound, message.at)
+        touch = (_to_text(message.at), conversation_id)
+        values = (conversation_id, *_message_values(message))
+        return await self._write(_begin_turn_with_context, claim, touch, values, message, limit)
+
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
         """Claim a just-delivered event and keep its message until a turn takes it.
 
@@ -902,6 +911,20 @@ def _begin_turn(
     db.execute(_TOUCH, touch)
     seq = db.execute(_INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
     return _stored(seq, message)
+
+
+def _begin_turn_with_context(
+    db: sqlite3.Connection,
+    claim: tuple[str, ...],
+    touch: tuple[str, str],
+    values: tuple[Any, ...],
+    message: NewMessage,
+    limit: int,
+) -> tuple[StoredMessage, list[ContextEntry]] | None:
+    stored = _begin_turn(db, claim, touch, values, message)
+    if stored is None:
+        return None
+    return stored, _recent_context(db, claim[3], limit) if limit > 0 else []
 
 
 def _commit_turn(

@@ -400,6 +400,33 @@ async def test_recent_context_is_the_newest_oldest_first_as_stored_text(
     assert await store.recent_context("cnothere22", 5) == []
 
 
+async def test_a_turn_begins_with_its_context_as_recent_context_would_read_it(
+    store: AnyStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    for n in range(1, 6):
+        message = user_message(f"m{n}", at(n), platform_message_id=f"m{n}")
+        begun = await store.begin_turn_with_context(conversation.id, inbound(f"e{n}"), message, 3)
+        assert begun is not None
+        stored, context = begun
+        assert context == await store.recent_context(conversation.id, 3)
+        assert context[-1].seq == stored.seq == n
+    assert await store.begin_turn_with_context(conversation.id, inbound("e5"), message, 3) is None
+    # A turn begun by a process that died: its message, not stored again, ends the context.
+    received = replace(inbound("e6"), message_id="m6")
+    assert await store.receive(received, at(6))
+    again = user_message("m6", at(6), platform_message_id="m6")
+    first = await store.begin_turn_with_context(conversation.id, received, again, 2)
+    second = await store.begin_turn_with_context(conversation.id, received, again, 2)
+    assert first is not None and second == first and [e.seq for e in first[1]] == [5, 6]
+    assert await store.begin_turn_with_context(conversation.id, inbound("e7"), again, 0) == (
+        replace(first[0], seq=7),
+        [],
+    )
+    with pytest.raises(UnknownConversation):
+        await store.begin_turn_with_context("cnothere22", inbound("e8"), again, 3)
+
+
 async def test_events_keep_their_order_and_detail(store: AnyStore) -> None:
     conversation = await store.create(KEY, "u1", T0)
     first = [event("redirect", at(1), count=1), event("warning", at(1))]
