@@ -278,6 +278,7 @@ class Figures:
     long_requests: int = 0
     driver_cpu: float = 0.0
     server_cpu_ms: float = 0.0  # PostgreSQL's backends for the bot's database, per message
+    rss_distinct: list[float] = field(default_factory=list)  # after each --distinct pass
     notes: list[str] = field(default_factory=list)
 
 
@@ -403,6 +404,9 @@ async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: s
                 await say(thread, f"warm {n}")
             await replies.wait(2 * len(ids))
             figures.rss_warm = bot.rss_mb()
+            if args.distinct:
+                await _distinct_discord(figures, bot, fake, replies, args.distinct)
+                return figures
             await _phases(figures, bot, replies, ids, args, say, None)
             figures.rss_after = bot.rss_mb()
             mark = model.mark()
@@ -525,6 +529,65 @@ async def _long_thread(replies: Replies, thread: str, turns: int, say: Callable[
         await replies.wait(want)
 
 
+# --- many conversations, once each, twice (--distinct) -------------------------------------
+
+IN_FLIGHT = 200  # messages sent but not yet answered, at most, in a --distinct pass
+
+
+async def _distinct(
+    figures: Figures, bot: Bot, replies: Replies, count: int, send: Callable[[int], Any]
+) -> None:
+    """Two passes over `count` conversations (`send(n)` touches the n-th); RSS after each."""
+    for _ in range(2):
+        base = replies.done
+        for n in range(count):
+            if n >= IN_FLIGHT:
+                await replies.wait(base + n - IN_FLIGHT + 1, within=WAIT * 5)
+            await send(n)
+        await replies.wait(base + count, within=WAIT * 5)
+        figures.rss_distinct.append(bot.rss_mb())
+
+
+async def _distinct_discord(
+    figures: Figures, bot: Bot, fake: FakeDiscord, replies: DiscordReplies, count: int
+) -> None:
+    """Pass one mentions the bot in the channel `count` times: a thread (and conversation)
+    each, as people start them. Pass two writes once more in each of those threads."""
+    threads: list[int] = []
+
+    async def send(n: int) -> None:
+        if len(threads) < count:  # the thread the bot opens has the mention's id
+            mention = await fake.post(
+                fake.channel_id, fake.alice, f"<@{fake.bot_id}> topic {n}", mention_bot=True
+            )
+            threads.append(int(mention["id"]))
+        else:
+            await fake.post(threads[n], fake.alice, f"again {n}")
+
+    await _distinct(figures, bot, replies, count, send)
+
+
+async def _distinct_slack(
+    figures: Figures, bot: Bot, driver: SlackDriver, replies: Replies, count: int
+) -> None:
+    """Pass one mentions the bot in `count` new threads, pass two follows each up (16 requests
+    in flight, as Slack itself would)."""
+    gate = asyncio.Semaphore(16)
+
+    async def one(n: int) -> None:
+        async with gate:
+            await driver.send(f"1700300000.{n:06d}", f"topic {n}")
+
+    running: set[asyncio.Task[None]] = set()
+
+    async def send(n: int) -> None:
+        task = asyncio.create_task(one(n))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    await _distinct(figures, bot, replies, count, send)
+
+
 # --- Slack ---------------------------------------------------------------------------------
 
 
@@ -613,6 +676,9 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
                 await say(thread, f"warm {n}")
             await replies.wait(2 * len(ids))
             figures.rss_warm = bot.rss_mb()
+            if args.distinct:
+                await _distinct_slack(figures, bot, driver, replies, args.distinct)
+                return figures
             await _phases(figures, bot, replies, ids, args, say, driver)
             figures.rss_after = bot.rss_mb()
             mark = model.mark()
@@ -655,6 +721,15 @@ def show(all_figures: list[Figures]) -> None:
         )
         print(f"{f.bot + ', ' + f.platform:<26}{cells}   ({f.long_requests} requests)")
     for f in all_figures:
+        if f.rss_distinct:
+            passes = " -> ".join(f"{rss:.1f}" for rss in f.rss_distinct)
+            grew = [rss - f.rss_warm for rss in f.rss_distinct]
+            print(
+                f"{f.bot + ', ' + f.platform:<26}RSS MB warm {f.rss_warm:.1f} -> {passes} "
+                f"(+{grew[0]:.1f} after the first pass, +{grew[-1] - grew[0]:.1f} more after "
+                "the second)"
+            )
+    for f in all_figures:
         for note in f.notes:
             print(f"note ({f.bot}, {f.platform}): {note}")
 
@@ -673,6 +748,13 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--long-turns", type=int, default=200)
+    parser.add_argument(
+        "--distinct",
+        type=int,
+        default=0,
+        help="instead of the phases: this many new conversations once each, then once more "
+        "each; RSS after each pass",
+    )
     parser.add_argument("--quitbot-src", default=None, help="run quitbot from this tree")
     parser.add_argument("--quitbot-label", default="")
     parser.add_argument("--runs", type=int, default=1, help="interleaved repetitions")

@@ -386,7 +386,13 @@ class PostgresStore:
             await first.close()
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=pool_size, reset=_keep_session
+                url,
+                min_size=1,
+                max_size=pool_size,
+                reset=_keep_session,
+                # No timer re-armed at every release (a few µs each, several per message);
+                # the pool is small and its connections are worth keeping.
+                max_inactive_connection_lifetime=0,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
@@ -909,7 +915,8 @@ class _AdvisoryLocks:
         self._url = url
         self._outage = outage
         self._shared: asyncpg.Connection | None = None
-        self._asked: list[tuple[int, bool, asyncio.Future[bool]]] = []  # for the next trip
+        # For the next trip: (lock, take it or give it back, who waits for the answer).
+        self._asked: list[tuple[int, bool, asyncio.Future[bool] | None]] = []
         self._sender: asyncio.Task[None] | None = None
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
@@ -919,7 +926,14 @@ class _AdvisoryLocks:
         return False  # every lock operation is a round trip
 
     def release_now(self, number: int) -> bool:
-        return False
+        """Give back a lock held on the shared connection without waiting: it goes with the
+        next trip, before any later try for the same lock (one connection, in order)."""
+        if number in self._own:
+            return False  # its own connection is closed instead
+        if not self._closed:  # else closing ended the session, and every lock on it
+            self._asked.append((number, False, None))
+            self._start()
+        return True
 
     async def acquire(self, number: int) -> None:
         try:
@@ -966,37 +980,51 @@ class _AdvisoryLocks:
     def _on_shared(self, number: int, *, take: bool) -> asyncio.Future[bool]:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._asked.append((number, take, answer))
+        self._start()
+        return answer
+
+    def _start(self) -> None:
         if self._sender is None:
             self._sender = asyncio.ensure_future(self._send())
-        return answer
 
     async def _send(self) -> None:
         try:
             while self._asked and not self._closed:
                 batch, self._asked = self._asked, []
                 try:
-                    answers = await self._trip(batch)
+                    granted = await self._trip(batch)
                 except asyncio.CancelledError:
                     for _, _, answer in batch:
-                        answer.cancel()
+                        if answer is not None:
+                            answer.cancel()
                     raise
                 except BaseException as exc:
-                    for _, _, answer in batch:
-                        if not answer.done():
-                            answer.set_exception(exc)
+                    self._failed(batch, exc)
                     continue
-                for (number, take, answer), granted in zip(batch, answers, strict=True):
+                for (number, take, answer), got in zip(batch, granted, strict=True):
+                    if answer is None:
+                        continue
                     if not answer.done():
-                        answer.set_result(granted)
-                    elif take and granted:  # nobody waits for it any more: give it back
-                        given_back = asyncio.get_running_loop().create_future()
-                        self._asked.append((number, False, given_back))
+                        answer.set_result(got)
+                    elif take and got:  # nobody waits for it any more: give it back
+                        self._asked.append((number, False, None))
         finally:
             self._sender = None
             for _, _, answer in self._asked if self._closed else ():
-                answer.cancel()
+                if answer is not None:
+                    answer.cancel()
 
-    async def _trip(self, batch: list[tuple[int, bool, asyncio.Future[bool]]]) -> list[bool]:
+    def _failed(
+        self, batch: list[tuple[int, bool, asyncio.Future[bool] | None]], exc: BaseException
+    ) -> None:
+        for _, _, answer in batch:
+            if answer is not None and not answer.done():
+                answer.set_exception(exc)
+        if any(answer is None for _, _, answer in batch) and not isinstance(exc, _CONNECTION_LOST):
+            # A lost connection let its locks go with it (and was said); anything else is news.
+            log.error("could not give back conversation locks: %s", _why(exc))
+
+    async def _trip(self, batch: list[tuple[int, bool, asyncio.Future[bool] | None]]) -> list[bool]:
         if self._shared is None or self._shared.is_closed():
             self._shared = await asyncpg.connect(self._url)
         try:

@@ -198,6 +198,9 @@ async def test_locks_asked_for_together_share_round_trips_and_each_holds(
                 assert not any(row[0] for row in taken)
                 done.set()
                 await task
+                # Given back without waiting, but before anything asked after: in order.
+                async with store.serialised(ConversationKey("discord", "later")):
+                    pass
                 taken = await other.fetch(
                     "SELECT pg_try_advisory_lock(n) FROM unnest($1::bigint[]) AS n", numbers
                 )
