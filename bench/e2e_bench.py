@@ -545,6 +545,7 @@ async def _distinct(
                 await replies.wait(base + n - IN_FLIGHT + 1, within=WAIT * 5)
             await send(n)
         await replies.wait(base + count, within=WAIT * 5)
+        await asyncio.sleep(2)  # the last turns commit after their reply
         figures.rss_distinct.append(bot.rss_mb())
 
 
