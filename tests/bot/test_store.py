@@ -427,6 +427,30 @@ async def test_a_turn_begins_with_its_context_as_recent_context_would_read_it(
         await store.begin_turn_with_context("cnothere22", inbound("e8"), again, 3)
 
 
+async def test_no_lock_of_any_conversation_stays_behind(store: AnyStore) -> None:
+    """Many conversations held, some of them waited for, then given back: the store keeps
+    nothing per conversation once no turn holds or waits for it."""
+    keys = [ConversationKey("slack", f"C1:{n}.0") for n in range(500)]
+    for round_ in range(2):
+        held = [store.serialised(key) for key in keys]
+        for lock in held:
+            await lock.__aenter__()
+        waiting = [asyncio.ensure_future(hold_once(store, key)) for key in keys[:50]]
+        for lock in held:
+            await lock.__aexit__(None, None, None)
+        await asyncio.gather(*waiting)
+        assert len(store._locks) == 0, round_
+    if isinstance(store, PostgresStore):
+        assert store._advisory._own == {}  # no connection of its own left open
+        async with store.serialised(KEY):  # every lock given back went before this one
+            assert store._advisory._asked == []
+
+
+async def hold_once(store: AnyStore, key: ConversationKey) -> None:
+    async with store.serialised(key):
+        pass
+
+
 async def test_events_keep_their_order_and_detail(store: AnyStore) -> None:
     conversation = await store.create(KEY, "u1", T0)
     first = [event("redirect", at(1), count=1), event("warning", at(1))]
