@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 
@@ -58,6 +58,8 @@ from bot.store.sqlite import (
 )
 
 log = logging.getLogger(__name__)
+_Item = TypeVar("_Item")
+_Answer = TypeVar("_Answer")
 
 _CONVERSATION_COLUMNS = (
     "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
@@ -240,13 +242,25 @@ _RECORD_BLOCKED = (
     "WHERE $6::timestamptz IS NOT NULL AND blocked_notices.at <= $6 RETURNING 1) "
     "SELECT EXISTS (SELECT 1 FROM go), EXISTS (SELECT 1 FROM notified)"
 )
+# Messages delivered together, kept in one statement in the order they came ($1..$9 the
+# inbox columns as arrays). A second copy of an event in the same batch is not kept again:
+# only an event's first copy there can be claimed, the rest find it claimed.
 _RECEIVE = (
-    "WITH claimed AS (INSERT INTO processed_events (platform, event_id, at) "
-    "VALUES ($1, $2, $7) ON CONFLICT DO NOTHING RETURNING 1) "
-    "INSERT INTO inbox "
+    "WITH given AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[]) WITH ORDINALITY "
+    "AS g(platform, event_id, place, user_id, text, message_id, at, community, files, i)), "
+    "firsts AS (SELECT DISTINCT ON (platform, event_id) * FROM given "
+    "ORDER BY platform, event_id, i), "
+    "claimed AS (INSERT INTO processed_events (platform, event_id, at) "
+    "SELECT platform, event_id, at FROM firsts ON CONFLICT DO NOTHING "
+    "RETURNING platform, event_id), "
+    "kept AS (INSERT INTO inbox "
     "(platform, event_id, place, user_id, text, message_id, at, community, files) "
-    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7, $8::text, $9::text "
-    "WHERE EXISTS (SELECT 1 FROM claimed) RETURNING 1"
+    "SELECT f.platform, f.event_id, f.place, f.user_id, f.text, f.message_id, f.at, "
+    "f.community, f.files FROM firsts f JOIN claimed c "
+    "ON c.platform = f.platform AND c.event_id = f.event_id ORDER BY f.i RETURNING 1) "
+    "SELECT f.i FROM firsts f JOIN claimed c "
+    "ON c.platform = f.platform AND c.event_id = f.event_id"
 )
 # The turn's messages and events go in as arrays, in order, after the last message.
 _COMMIT_TURN = (
@@ -361,6 +375,8 @@ class PostgresStore:
         logging.getLogger("asyncpg.pool").addFilter(self._floor)
         self._advisory = _AdvisoryLocks(url, pool_size, self._outage)
         self._locks = KeyedLocks(self._advisory)
+        # Acknowledging waits for a receipt: those arriving while one is kept go together.
+        self._receipts = _Batched(self._keep_received)
         self._closed = False
 
     @classmethod
@@ -616,20 +632,24 @@ class PostgresStore:
         any other process.
         """
         platform, event_id, stamp, _ = _claim_params("", inbound, at)
+        row = (
+            platform,
+            event_id,
+            inbound.key.place,
+            inbound.user_id,
+            _text(inbound.text),
+            inbound.message_id,
+            stamp,
+            inbound.community,
+            codec.files_json(inbound.files),
+        )
+        return await self._receipts.add(row)
+
+    async def _keep_received(self, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """Keep a batch of received messages in one statement; whether each was kept."""
         async with self._connection() as db:
-            kept = await db.fetchval(
-                _RECEIVE,
-                platform,
-                event_id,
-                inbound.key.place,
-                inbound.user_id,
-                _text(inbound.text),
-                inbound.message_id,
-                stamp,
-                inbound.community,
-                codec.files_json(inbound.files),
-            )
-        return kept is not None
+            kept = {row[0] for row in await db.fetch(_RECEIVE, *_columns(rows, 9))}
+        return [n in kept for n in range(1, len(rows) + 1)]
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -902,6 +922,44 @@ async def _keep_session(db: asyncpg.Connection) -> None:
     """Pooled connections hold no session state of ours (locks live elsewhere), so a
     connection going back to the pool needs no RESET ALL round trip; asyncpg still rolls
     back a transaction left open."""
+
+
+class _Batched(Generic[_Item, _Answer]):
+    """Items handled in batches: one call of `run` for all that were added while the call
+    before was under way, each awaiting its own answer (or the batch's exception)."""
+
+    def __init__(self, run: Callable[[list[_Item]], Awaitable[list[_Answer]]]) -> None:
+        self._run = run
+        self._waiting: list[tuple[_Item, asyncio.Future[_Answer]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    def add(self, item: _Item) -> asyncio.Future[_Answer]:
+        answer: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, answer))
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send())
+        return answer
+
+    async def _send(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    answers = await self._run([item for item, _ in batch])
+                except asyncio.CancelledError:
+                    for _, answer in batch:
+                        answer.cancel()
+                    raise
+                except BaseException as exc:
+                    for _, answer in batch:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for (_, answer), given in zip(batch, answers, strict=True):
+                    if not answer.done():
+                        answer.set_result(given)
+        finally:
+            self._sender = None
 
 
 class _AdvisoryLocks:

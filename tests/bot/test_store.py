@@ -451,6 +451,17 @@ async def hold_once(store: AnyStore, key: ConversationKey) -> None:
         pass
 
 
+async def test_messages_received_together_are_kept_once_in_the_order_they_came(
+    store: AnyStore,
+) -> None:
+    messages = [inbound(f"e{n}") for n in (1, 2, 1, 3, 2)]  # two copies each of e1 and e2
+    kept = await asyncio.gather(*(store.receive(m, at(n)) for n, m in enumerate(messages)))
+    assert kept == [True, True, False, True, False]
+    assert [m.event_id for m in await store.pending(LATER)] == ["e1", "e2", "e3"]
+    again = await asyncio.gather(*(store.receive(m, at(9)) for m in messages[:2]))
+    assert again == [False, False]
+
+
 async def test_events_keep_their_order_and_detail(store: AnyStore) -> None:
     conversation = await store.create(KEY, "u1", T0)
     first = [event("redirect", at(1), count=1), event("warning", at(1))]
