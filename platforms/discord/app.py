@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -9,12 +10,13 @@ from typing import Any
 import discord
 import yarl
 from discord import app_commands
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from bot.engine import Engine
 from bot.flows import Flows
 from bot.settings import DiscordSettings, Settings
 from platforms.discord import translate
+from platforms.discord.buckets import IDLE_SECONDS, forget_idle_buckets
 from platforms.discord.cog import ConversationCog
 from platforms.discord.commands import ChatCommands, Moderation
 from platforms.discord.places import Discord, DiscordModLog, answer
@@ -145,6 +147,7 @@ class QuitBot(commands.Bot):
         drop_malformed_events(self)
 
     async def setup_hook(self) -> None:
+        self._forget_idle_buckets.start()
         await self.add_cog(self._conversations)
         chat = ChatCommands(self.discord, self.flows)
         await self.add_cog(chat)
@@ -167,6 +170,16 @@ class QuitBot(commands.Bot):
         synced = await self.tree.sync(guild=guild)
         where = f"to server {guild_id}" if guild else "globally (may take a while to appear)"
         log.info("synced %d commands %s", len(synced), where)
+
+    @tasks.loop(seconds=IDLE_SECONDS)
+    async def _forget_idle_buckets(self) -> None:
+        """What discord.py keeps per thread for its rate limits goes once the thread is
+        quiet, not five minutes later (see platforms/discord/buckets.py)."""
+        forget_idle_buckets(self.http, asyncio.get_running_loop().time())
+
+    async def close(self) -> None:
+        self._forget_idle_buckets.cancel()
+        await super().close()
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the conversations cog takes every message (not as a cog
