@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -88,22 +89,29 @@ _ENDED_COUNT = (
     "WHERE p.user_id = $2 AND p.shut_out AND p.shut_out_at >= $3 AND c.platform = $1)"
 )
 _PARTICIPANTS = f"SELECT {codec.PARTICIPANT_COLUMNS} FROM participants WHERE conversation_id = $1"
-# The place in one round trip: the messages received there before the one at hand, as one
-# array per inbox column (one row, even when there are none), then the conversation and
-# everyone else's ladder, a row per participant. Nothing is earlier when the message itself
-# was never received (n < NULL): no order to keep then.
-_AT_PLACE = (
-    "SELECT e.*, c.*, p.user_id AS p_user, p.redirects, p.warned, p.crisis, p.shut_out, "
-    "p.shut_out_reason, s.settings FROM (SELECT "
+# Places read in one round trip, each as at_place needs it, for every turn that asked while
+# the round trip before was under way ($1..$4: platform, place, event id and community of
+# each, as arrays). A place's rows: the messages received there before the one at hand, as
+# one array per inbox column (one row, even when there are none), then the conversation and
+# everyone else's ladder, a row per participant, and the community's own settings. Nothing
+# is earlier when the message itself was never received (n < NULL): no order to keep then.
+_AT_PLACES = (
+    "SELECT q.i, e.*, c.*, p.user_id AS p_user, p.redirects, p.warned, p.crisis, "
+    "p.shut_out, p.shut_out_reason, s.settings "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+    "AS q(platform, place, event_id, community, i) "
+    "CROSS JOIN LATERAL (SELECT "
     + ", ".join(f"array_agg({column} ORDER BY n)" for column in codec.INBOX_COLUMNS.split(", "))
-    + " FROM inbox WHERE platform = $1 AND place = $2 AND n < "
-    "(SELECT n FROM inbox WHERE platform = $1 AND event_id = $3)) e "
-    f"LEFT JOIN ({_CURRENT}) c ON true "
+    + " FROM inbox WHERE platform = q.platform AND place = q.place AND n < "
+    "(SELECT n FROM inbox WHERE platform = q.platform AND event_id = q.event_id)) e "
+    f"LEFT JOIN LATERAL (SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+    "WHERE platform = q.platform AND place = q.place ORDER BY n DESC LIMIT 1) c ON true "
     "LEFT JOIN participants p ON p.conversation_id = c.id "
-    "LEFT JOIN communities s ON s.platform = $1 AND s.community = COALESCE(c.community, $4) "
-    "AND s.community <> '' ORDER BY p.user_id"
+    "LEFT JOIN communities s ON s.platform = q.platform "
+    "AND s.community = COALESCE(c.community, q.community) AND s.community <> '' "
+    "ORDER BY q.i, p.user_id"
 )
-_EARLIER = len(codec.INBOX_COLUMNS.split(", "))  # where a row of _AT_PLACE turns to c.*
+_EARLIER = 1 + len(codec.INBOX_COLUMNS.split(", "))  # where a row of _AT_PLACES turns to c.*
 _PARTICIPANT_AT = _EARLIER + 16  # and to the participant, then the community's settings
 # Shut out stamps `shut_out_at` once; a moderator letting them back in clears it.
 _PARTICIPANT_COLUMNS = (
@@ -377,6 +385,7 @@ class PostgresStore:
         self._locks = KeyedLocks(self._advisory)
         # Acknowledging waits for a receipt: those arriving while one is kept go together.
         self._receipts = _Batched(self._keep_received)
+        self._places = _Batched(self._read_places)  # a turn's start waits for it too
         self._closed = False
 
     @classmethod
@@ -467,22 +476,18 @@ class PostgresStore:
             return bool(await db.fetchval(_IN_USE, key.platform, key.place))
 
     async def at_place(self, inbound: Inbound) -> AtPlace:
-        """The conversation at the place, everyone else's ladders and the messages received
-        there before `inbound`, on one connection."""
-        key = inbound.key
+        """The conversation at the place, everyone else's ladders, the messages received
+        there before `inbound` and its community's settings: one statement, shared with the
+        other turns asking at the same time."""
+        return await self._places.add(inbound)
+
+    async def _read_places(self, asked: list[Inbound]) -> list[AtPlace]:
+        columns = _columns(
+            [(i.key.platform, i.key.place, i.event_id, i.community) for i in asked], 4
+        )
         async with self._connection() as db:
-            rows = await db.fetch(
-                _AT_PLACE, key.platform, key.place, inbound.event_id, inbound.community
-            )
-        first = tuple(rows[0])
-        columns = first[:_EARLIER]
-        earlier = tuple(codec.received(list(zip(*columns, strict=True)))) if columns[0] else ()
-        own = None if first[-1] is None else CommunitySettings.from_json(first[-1])
-        if first[_EARLIER] is None:
-            return AtPlace(None, {}, earlier, own)
-        others = [tuple(row)[_PARTICIPANT_AT:-1] for row in rows if row["p_user"] is not None]
-        conversation = _conversation(first[_EARLIER:_PARTICIPANT_AT])
-        return AtPlace(conversation, codec.participant_ladders(others), earlier, own)
+            rows = await db.fetch(_AT_PLACES, *columns)
+        return [_at_place(list(place)) for _, place in itertools.groupby(rows, key=_first)]
 
     async def get(self, conversation_id: str) -> Conversation | None:
         async with self._connection() as db:
@@ -1189,6 +1194,23 @@ def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple
     if not inbound.event_id:
         raise ValueError("inbound.event_id is empty; adapters must give every event an id")
     return (inbound.key.platform, inbound.event_id, _aware(at), conversation_id)
+
+
+def _first(row: Any) -> Any:
+    return row[0]
+
+
+def _at_place(rows: list[Any]) -> AtPlace:
+    """One place's rows of _AT_PLACES."""
+    first = tuple(rows[0])
+    columns = first[1:_EARLIER]
+    earlier = tuple(codec.received(list(zip(*columns, strict=True)))) if columns[0] else ()
+    own = None if first[-1] is None else CommunitySettings.from_json(first[-1])
+    if first[_EARLIER] is None:
+        return AtPlace(None, {}, earlier, own)
+    others = [tuple(row)[_PARTICIPANT_AT:-1] for row in rows if row["p_user"] is not None]
+    conversation = _conversation(first[_EARLIER:_PARTICIPANT_AT])
+    return AtPlace(conversation, codec.participant_ladders(others), earlier, own)
 
 
 def _conversation(row: Any) -> Conversation:
