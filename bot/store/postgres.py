@@ -349,6 +349,7 @@ class _PoolFloor(logging.Filter):
 
 
 _LOCK = "SELECT pg_advisory_lock($1)"
+_UNLOCK = "SELECT pg_advisory_unlock($1)"
 # Takes (true) or gives back (false) each lock in turn, for every turn that asked while the
 # shared connection was busy: one round trip for all of them.
 _TRY_OR_UNLOCK = (
@@ -983,6 +984,10 @@ class _AdvisoryLocks:
         self._sender: asyncio.Task[None] | None = None
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
+        # Connections a lock was waited on before, free again: connecting anew for every
+        # wait costs far more than the wait's one statement (processes sharing threads wait
+        # on each other all the time).
+        self._idle: list[asyncpg.Connection] = []
         self._closed = False
 
     def try_now(self, number: int) -> bool:
@@ -1011,7 +1016,7 @@ class _AdvisoryLocks:
             return
         await self._waiting.acquire()
         try:
-            own = await asyncpg.connect(self._url)
+            own = self._idle.pop() if self._idle else await asyncpg.connect(self._url)
         except BaseException:
             self._waiting.release()
             raise
@@ -1034,9 +1039,15 @@ class _AdvisoryLocks:
                 await self._on_shared(number, take=False)
             return
         try:
-            await own.close()  # the session ends, and its lock with it
+            if await own.fetchval(_UNLOCK, number) and not self._closed:
+                self._idle.append(own)  # kept for the next wait
+            else:
+                own.terminate()
         except Exception:
+            own.terminate()  # the session ends, and its lock with it
+        except BaseException:
             own.terminate()
+            raise
         finally:
             self._waiting.release()
 
@@ -1111,9 +1122,10 @@ class _AdvisoryLocks:
         if self._shared is not None:
             await self._shared.close()
             self._shared = None
-        for own in self._own.values():
+        for own in [*self._own.values(), *self._idle]:
             own.terminate()
         self._own.clear()
+        self._idle.clear()
 
 
 # --- statements that several calls share ------------------------------------------------------

@@ -210,6 +210,47 @@ async def test_locks_asked_for_together_share_round_trips_and_each_holds(
         assert trips < len(keys)  # 40 taken and 40 given back in fewer trips than 40
 
 
+async def test_a_lock_waited_for_reuses_the_connection_it_waited_on(postgres_url: str) -> None:
+    async with (
+        await PostgresStore.open(postgres_url) as first,
+        await PostgresStore.open(postgres_url) as second,
+    ):
+        for _ in range(3):
+            inside = asyncio.Event()
+            async with first.serialised(KEY):
+                waiting = asyncio.create_task(hold_until(second, inside))
+                await waited_on_by_the_server(postgres_url)
+                assert not inside.is_set()
+            async with asyncio.timeout(30):
+                await waiting
+            assert len(second._advisory._idle) == 1  # one connection, waited on each time
+        other = await asyncpg.connect(postgres_url)
+        try:  # and every lock taken on it was given back
+            assert await other.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
+        finally:
+            await other.close()
+
+
+async def waited_on_by_the_server(url: str) -> None:
+    """Until a session of this database waits for an advisory lock (the server has no
+    event to wait on for it: asked again until so)."""
+    db = await asyncpg.connect(url)
+    try:
+        async with asyncio.timeout(30):
+            while not await db.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ):
+                pass
+    finally:
+        await db.close()
+
+
+async def hold_until(store: PostgresStore, inside: asyncio.Event) -> None:
+    async with store.serialised(KEY):
+        inside.set()
+
+
 async def run_pytest(env: dict[str, str], *args: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
