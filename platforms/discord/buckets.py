@@ -3,10 +3,10 @@
 discord.py (2.7) keeps a bucket, about 1 KB, per route and channel it has called (posting a
 message in a thread, typing in it) and forgets one only once it keeps 256 or more and that
 one went unused for five minutes (`HTTPClient._try_clear_expired_ratelimits`). A bot
-answering in thousands of threads so keeps a bucket or two for every thread it answered in
-the last five minutes: ~40 MB for 20,000 conversations. A bucket that holds nothing back
-(no request under way or waiting for it, and its window not used up) is forgotten here once
-idle for IDLE_SECONDS: the next call makes a new one, as for a channel never called, which
+answering in thousands of threads so keeps a bucket or two for every thread it answered
+in the last five minutes: up to ~40 MB for 20,000 conversations. A bucket that holds
+nothing back (no request under way or waiting for it, and its window not used up) is
+forgotten here once idle for IDLE_SECONDS: the next call makes a new one, as for a channel never called, which
 sends one request and learns the limits from Discord's answer before it sends more.
 """
 
