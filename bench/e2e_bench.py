@@ -75,14 +75,31 @@ WAIT = 120.0
 class Bot:
     """A bot child process with its CPU time and RSS read from /proc."""
 
-    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+    def __init__(
+        self, process: asyncio.subprocess.Process, log: Path, database: str | None = None
+    ) -> None:
         self.process = process
         self.log = log
+        self.database = database  # a PostgreSQL database of its own, if any
+
+    async def server_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each PostgreSQL backend serving the bot's database."""
+        if self.database is None:
+            return {}
+        import asyncpg
+
+        connection = await asyncpg.connect(f"{POSTGRES}/postgres")
+        try:
+            pids = await connection.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1", self.database
+            )
+        finally:
+            await connection.close()
+        return {row[0]: _cpu(row[0]) for row in pids}
 
     def cpu(self) -> float:
         """User + system seconds of every thread of the process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return _cpu(self.process.pid)
 
     def cpu_ms(self) -> float:
         """The same in milliseconds to the microsecond (the scheduler's run time of every
@@ -124,6 +141,21 @@ class Bot:
                 await self.process.wait()
 
 
+def _cpu(pid: int) -> float:
+    """User + system seconds of every thread of process `pid` so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def server_cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """Seconds the backends spent in between; one that started meanwhile counts from 0, one
+    that ended meanwhile (a lock waited for on a connection of its own) is not seen."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
+
+
 def _child_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
@@ -144,7 +176,7 @@ async def start_bot(
         kind, _, tree = kind.partition("=")
         source = tree or source
         env["QUITBOT_DATABASE_URL"] = f"sqlite:///{tmp / 'quitbot.db'}"
-        if kind.endswith("-pg"):  # the same bot on a throw-away PostgreSQL database
+        if "-pg" in kind:  # e.g. quitbot-pg: the same bot on a throw-away PostgreSQL database
             database = await _create_database()
             env["QUITBOT_DATABASE_URL"] = f"{POSTGRES}/{database}"
         env["QUITBOT_LOG_LEVEL"] = "WARNING"
@@ -161,7 +193,7 @@ async def start_bot(
         process = await asyncio.create_subprocess_exec(
             sys.executable, *args, stdout=out, stderr=out, cwd=tmp, env=env
         )
-    bot = Bot(process, log)
+    bot = Bot(process, log, database)
     try:
         yield bot
     finally:
@@ -275,6 +307,8 @@ class Figures:
     driver_cpu: float = 0.0
     threads_ms: dict[str, float] = field(default_factory=dict)  # burst CPU ms/msg per thread
     load: float = 0.0  # the machine's 1-minute load average as the burst began
+    server_cpu_ms: float = 0.0  # PostgreSQL's backends for the bot's database, per message
+    rss_distinct: list[float] = field(default_factory=list)  # after each --distinct pass
     notes: list[str] = field(default_factory=list)
 
 
@@ -400,6 +434,9 @@ async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: s
                 await say(thread, f"warm {n}")
             await replies.wait(2 * len(ids))
             figures.rss_warm = bot.rss_mb()
+            if args.distinct:
+                await _distinct_discord(figures, bot, fake, replies, args.distinct)
+                return figures
             await _phases(figures, bot, replies, ids, args, say, None)
             figures.rss_after = bot.rss_mb()
             mark = model.mark()
@@ -468,6 +505,7 @@ async def _phases(
     total = args.burst
     base = replies.done
     spy = await _py_spy(bot, figures, args.py_spy)
+    server = await bot.server_cpu()
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
     threads = bot.threads_cpu()
     figures.load = os.getloadavg()[0]
@@ -491,6 +529,7 @@ async def _phases(
         for name, spent in bot.threads_cpu().items()
         if spent - threads.get(name, 0.0) > 0
     }
+    figures.server_cpu_ms = server_cpu_between(server, await bot.server_cpu()) * 1000 / total
     figures.driver_cpu = (time.process_time() - driver) / elapsed
     if spy is not None:
         spy.send_signal(signal.SIGINT)
@@ -541,6 +580,66 @@ def long_cpu_at(spent: list[float], turn: int) -> float:
     ending there (a history trimmed in steps costs a little more or less turn to turn)."""
     window = spent[max(0, turn - 10) : turn] if turn > 1 else spent[:1]
     return statistics.median(window) if window else float("nan")
+
+
+# --- many conversations, once each, twice (--distinct) -------------------------------------
+
+IN_FLIGHT = 200  # messages sent but not yet answered, at most, in a --distinct pass
+
+
+async def _distinct(
+    figures: Figures, bot: Bot, replies: Replies, count: int, send: Callable[[int], Any]
+) -> None:
+    """Two passes over `count` conversations (`send(n)` touches the n-th); RSS after each."""
+    for _ in range(2):
+        base = replies.done
+        for n in range(count):
+            if n >= IN_FLIGHT:
+                await replies.wait(base + n - IN_FLIGHT + 1, within=WAIT * 5)
+            await send(n)
+        await replies.wait(base + count, within=WAIT * 5)
+        await asyncio.sleep(2)  # the last turns commit after their reply
+        figures.rss_distinct.append(bot.rss_mb())
+
+
+async def _distinct_discord(
+    figures: Figures, bot: Bot, fake: FakeDiscord, replies: DiscordReplies, count: int
+) -> None:
+    """Pass one mentions the bot in the channel `count` times: a thread (and conversation)
+    each, as people start them. Pass two writes once more in each of those threads."""
+    threads: list[int] = []
+
+    async def send(n: int) -> None:
+        if len(threads) < count:  # the thread the bot opens has the mention's id
+            mention = await fake.post(
+                fake.channel_id, fake.alice, f"<@{fake.bot_id}> topic {n}", mention_bot=True
+            )
+            threads.append(int(mention["id"]))
+        else:
+            await fake.post(threads[n], fake.alice, f"again {n}")
+
+    await _distinct(figures, bot, replies, count, send)
+
+
+async def _distinct_slack(
+    figures: Figures, bot: Bot, driver: SlackDriver, replies: Replies, count: int
+) -> None:
+    """Pass one mentions the bot in `count` new threads, pass two follows each up (16 requests
+    in flight, as Slack itself would)."""
+    gate = asyncio.Semaphore(16)
+
+    async def one(n: int) -> None:
+        async with gate:
+            await driver.send(f"1700300000.{n:06d}", f"topic {n}")
+
+    running: set[asyncio.Task[None]] = set()
+
+    async def send(n: int) -> None:
+        task = asyncio.create_task(one(n))
+        running.add(task)
+        task.add_done_callback(running.discard)
+
+    await _distinct(figures, bot, replies, count, send)
 
 
 # --- Slack ---------------------------------------------------------------------------------
@@ -631,6 +730,9 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
                 await say(thread, f"warm {n}")
             await replies.wait(2 * len(ids))
             figures.rss_warm = bot.rss_mb()
+            if args.distinct:
+                await _distinct_slack(figures, bot, driver, replies, args.distinct)
+                return figures
             await _phases(figures, bot, replies, ids, args, say, driver)
             figures.rss_after = bot.rss_mb()
             mark = model.mark()
@@ -655,7 +757,7 @@ def show(all_figures: list[Figures]) -> None:
     print(
         f"{'bot':<26}{'burst/s':>9}{'CPU ms/msg':>11}{'paced CPU':>10}{'1st p50':>9}"
         f"{'1st p99':>9}{'ack p50':>9}{'ack p99':>9}{'burst ack p99':>14}"
-        f"{'RSS warm':>10}{'after':>8}{'driver':>8}"
+        f"{'RSS warm':>10}{'after':>8}{'driver':>8}{'server CPU':>11}"
     )
     for f in all_figures:
         acks = f.paced_acks
@@ -665,7 +767,7 @@ def show(all_figures: list[Figures]) -> None:
             f"{pct(f.first, 0.99):>9.1f}"
             f"{(statistics.median(acks) if acks else float('nan')):>9.1f}{pct(acks, 0.99):>9.1f}"
             f"{pct(f.burst_acks, 0.99):>14.1f}{f.rss_warm:>10.1f}{f.rss_after:>8.1f}"
-            f"{f.driver_cpu:>7.0%}"
+            f"{f.driver_cpu:>7.0%}{f.server_cpu_ms:>11.2f}"
         )
     print(
         "\nlong thread: estimated input tokens sent / share a prefix cache would serve / "
@@ -682,6 +784,15 @@ def show(all_figures: list[Figures]) -> None:
         if f.threads_ms:
             shares = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(f.threads_ms.items()))
             print(f"burst CPU ms/msg by thread ({f.bot}, {f.platform}): {shares}; load {f.load}")
+    for f in all_figures:
+        if f.rss_distinct:
+            passes = " -> ".join(f"{rss:.1f}" for rss in f.rss_distinct)
+            grew = [rss - f.rss_warm for rss in f.rss_distinct]
+            print(
+                f"{f.bot + ', ' + f.platform:<26}RSS MB warm {f.rss_warm:.1f} -> {passes} "
+                f"(+{grew[0]:.1f} after the first pass, +{grew[-1] - grew[0]:.1f} more after "
+                "the second)"
+            )
     for f in all_figures:
         for note in f.notes:
             print(f"note ({f.bot}, {f.platform}): {note}")
@@ -701,6 +812,13 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--long-turns", type=int, default=200)
+    parser.add_argument(
+        "--distinct",
+        type=int,
+        default=0,
+        help="instead of the phases: this many new conversations once each, then once more "
+        "each; RSS after each pass",
+    )
     parser.add_argument("--quitbot-src", default=None, help="run quitbot from this tree")
     parser.add_argument("--quitbot-label", default="")
     parser.add_argument("--runs", type=int, default=1, help="interleaved repetitions")
@@ -775,7 +893,7 @@ def medians(results: list[Figures]) -> None:
     print(
         f"{'bot':<26}{'burst/s':>9}{'x minimal':>10}{'CPU ms/msg':>11}{'1st p50':>9}"
         f"{'1st p99':>9}{'ack p50':>9}{'ack p99':>9}{'burst ack p99':>14}{'RSS warm':>10}"
-        f"{'after':>8}"
+        f"{'after':>8}{'server CPU':>11}"
     )
     for (bot, platform), runs in groups.items():
         base = groups.get(("minimal-aiohttp", platform), [])
@@ -790,6 +908,7 @@ def medians(results: list[Figures]) -> None:
             f"{med([pct(f.paced_acks, 0.99) for f in runs]):>9.1f}"
             f"{med([pct(f.burst_acks, 0.99) for f in runs]):>14.1f}"
             f"{med([f.rss_warm for f in runs]):>10.1f}{med([f.rss_after for f in runs]):>8.1f}"
+            f"{med([f.server_cpu_ms for f in runs]):>11.2f}"
         )
     print("\nlong thread, bot CPU ms per message (median over the runs)")
     for (bot, platform), runs in groups.items():

@@ -251,7 +251,7 @@ class Engine:
                     await self._store.settle(inbound)
                     return _limit(await self.words(inbound.key.platform, inbound.community))
             with about(conversation.id):
-                return await self._turn(conversation, inbound, reply, others, recover)
+                return await self._turn(conversation, inbound, reply, others, at.community, recover)
 
     async def receive(self, inbound: Inbound) -> bool:
         """Keep a just-delivered message durably, before the platform is told it arrived, so
@@ -296,6 +296,7 @@ class Engine:
         inbound: Inbound,
         reply: ReplyStream,
         others: dict[str, LadderState],
+        own: CommunitySettings | None,
         recover: Place | None = None,
     ) -> Outcome:
         at = self._clock()
@@ -310,13 +311,19 @@ class Engine:
             user_id=inbound.user_id,
             platform_message_id=inbound.message_id,
         )
-        stored = await self._store.begin_turn(conversation.id, inbound, message)
-        if stored is None:
+        begun = await self._store.begin_turn_with_context(
+            conversation.id, inbound, message, _HISTORY_LIMIT
+        )
+        if begun is None:
             return Outcome(conversation, duplicate=True)
         if recover is not None:
             adopted = await Recovery(self._store, recover, self.observer).reply(inbound)
             if adopted is not None:
                 return await self._adopt(conversation, inbound, *adopted)
+        # The stored rows go as soon as the context is built, not after the model's reply;
+        # with many turns under way at once that counts.
+        stored, context = begun[0], build_context(begun[1], self._config.context_tokens)
+        del begun
         self.observer.received(conversation.key.platform)
         # One line per message is for DEBUG (INFO has a line per ladder event instead), and
         # what people write is theirs: it reaches the logs only at DEBUG, never at INFO.
@@ -326,13 +333,7 @@ class Engine:
             inbound.user_id,
             inbound.text,
         )
-        # Not bound to a name: the stored rows go as soon as the context is built, not after
-        # the model's reply; with many turns under way at once that counts.
-        context = build_context(
-            await self._store.recent_context(conversation.id, _HISTORY_LIMIT),
-            self._config.context_tokens,
-        )
-        knobs = await self._knobs(conversation)
+        knobs = self._knobs_with(own)
         author = inbound.user_id
         starter = author == conversation.user_id
         at_risk = any(ladder.crisis for person, ladder in others.items() if person != author)
@@ -545,18 +546,25 @@ class Engine:
         """The model, thresholds and crisis message for this conversation: its community's
         own where it set them, the process-wide ones otherwise. Read at every turn, so a
         change applies at once in every process."""
-        default = _Knobs(
+        if not conversation.community:
+            return self._default_knobs()
+        own = await self._store.community_settings(
+            conversation.key.platform, conversation.community
+        )
+        return self._knobs_with(own)
+
+    def _default_knobs(self) -> _Knobs:
+        return _Knobs(
             self._model,
             self._config.rules,
             self._config.crisis_message,
             self.toolbox.tools,
             self._config.texts,
         )
-        if not conversation.community:
-            return default
-        own = await self._store.community_settings(
-            conversation.key.platform, conversation.community
-        )
+
+    def _knobs_with(self, own: CommunitySettings | None) -> _Knobs:
+        """The knobs of a community with these own settings (None: it has none)."""
+        default = self._default_knobs()
         if own is None:
             return default
         names = self.toolbox.chosen(own.tools)

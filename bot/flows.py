@@ -27,10 +27,10 @@ from bot.engine import (
     may_end,
 )
 from bot.logs import about
-from bot.notices import LIMIT_TEXT, PRIVATE, Notice, NoticeKind, Outcome, say
+from bot.notices import PRIVATE, Notice, NoticeKind, Outcome, say
 from bot.ports import DatabaseUnavailable, ModLog, ModLogEntry, ModLogKind, Place, Places
 from bot.review import Decision, ReviewItem, awaits_decision, review_queue
-from bot.texts import TextKey
+from bot.texts import DEFAULT_TEXTS, TEXTS, TextKey, Texts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,7 +40,7 @@ OpenPlace = Callable[[], Awaitable[tuple[ConversationKey, Place] | None]]
 
 
 class Refusal(StrEnum):
-    """Why a flow did nothing; `REFUSAL_TEXT` has the words to show the person."""
+    """Why a flow did nothing; `REFUSAL_KEY` names the text to show the person."""
 
     NOT_FOUND = "not_found"
     NOT_STARTER = "not_starter"
@@ -57,32 +57,30 @@ class Refusal(StrEnum):
     NOT_FLAGGED = "not_flagged"
 
 
-REFUSAL_TEXT = {
-    Refusal.NOT_FOUND: "There is no conversation with me there.",
-    Refusal.NOT_STARTER: (
-        "Only the person who started this conversation can decide whether it ends."
-    ),
-    Refusal.ALREADY_ENDED: "This conversation has already ended.",
-    Refusal.NOT_ASKED: (
-        "That is no longer asked: the conversation went on after it, so nothing was ended."
-    ),
-    Refusal.NOT_ENDED: "That conversation is active; there is nothing to reopen.",
-    Refusal.LIMIT: LIMIT_TEXT,
-    Refusal.NOT_A_MESSAGE: (
-        "Pick one of this conversation's messages (for a reply in several parts, its first)."
-    ),
-    Refusal.NO_PLACE: "I couldn't open a new conversation here.",
-    Refusal.NOT_MODERATOR: "Only moderators can do that.",
-    Refusal.BAD_SETTINGS: "Those settings would let me end a conversation before warning.",
-    Refusal.UNKNOWN_SETTING: "There is no setting by that name.",
-    Refusal.NOT_CONCERNED: (
-        "Only the person whose conversation it was, or who was shut out of it, can say that."
-    ),
-    Refusal.NOT_FLAGGED: (
-        "Nobody has called that end a mistake since it was last decided; there is nothing "
-        "to uphold."
-    ),
+# Each refusal's words are a text of its own (a community's, or the operator's, may differ);
+# the limit's is the same text as the notice the limit gives a new message.
+REFUSAL_KEY = {
+    Refusal.NOT_FOUND: TextKey.REFUSED_NOT_FOUND,
+    Refusal.NOT_STARTER: TextKey.REFUSED_NOT_STARTER,
+    Refusal.ALREADY_ENDED: TextKey.REFUSED_ALREADY_ENDED,
+    Refusal.NOT_ASKED: TextKey.REFUSED_NOT_ASKED,
+    Refusal.NOT_ENDED: TextKey.REFUSED_NOT_ENDED,
+    Refusal.LIMIT: TextKey.LIMIT,
+    Refusal.NOT_A_MESSAGE: TextKey.REFUSED_NOT_A_MESSAGE,
+    Refusal.NO_PLACE: TextKey.REFUSED_NO_PLACE,
+    Refusal.NOT_MODERATOR: TextKey.REFUSED_NOT_MODERATOR,
+    Refusal.BAD_SETTINGS: TextKey.REFUSED_BAD_SETTINGS,
+    Refusal.UNKNOWN_SETTING: TextKey.REFUSED_UNKNOWN_SETTING,
+    Refusal.NOT_CONCERNED: TextKey.REFUSED_NOT_CONCERNED,
+    Refusal.NOT_FLAGGED: TextKey.REFUSED_NOT_FLAGGED,
 }
+# The bot's own words for each refusal (the defaults).
+REFUSAL_TEXT = {refusal: TEXTS[key].default for refusal, key in REFUSAL_KEY.items()}
+
+
+def refusal_text(refusal: Refusal | None, words: Texts = DEFAULT_TEXTS) -> str:
+    """A refusal in `words` (the community's where it was asked), "" for none."""
+    return words.get(REFUSAL_KEY[refusal]) if refusal is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +104,12 @@ class Result:
 
     @property
     def text(self) -> str:
-        """The refusal in plain words ("" when the flow went through)."""
-        return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
+        """The refusal in the bot's own words ("" when the flow went through)."""
+        return refusal_text(self.refusal)
+
+    def said(self, words: Texts) -> str:
+        """The refusal in `words`, the texts in force where it was asked."""
+        return refusal_text(self.refusal, words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +127,10 @@ class CommunityResult:
 
     @property
     def text(self) -> str:
-        if self.problem:
-            return self.problem
-        return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
+        return self.said(DEFAULT_TEXTS)
+
+    def said(self, words: Texts) -> str:
+        return self.problem or refusal_text(self.refusal, words)
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +146,10 @@ class ReviewQueue:
 
     @property
     def text(self) -> str:
-        return REFUSAL_TEXT[self.refusal] if self.refusal is not None else ""
+        return refusal_text(self.refusal)
+
+    def said(self, words: Texts) -> str:
+        return refusal_text(self.refusal, words)
 
 
 def _refused(refusal: Refusal, conversation: Conversation | None = None) -> Result:

@@ -399,6 +399,9 @@ class AtPlace:
     # Received before the message at hand, oldest first: the receipt order is the turn
     # order, whichever process received them.
     earlier: tuple[Inbound, ...] = ()
+    # The own settings of the conversation's community (the message's, before there is a
+    # conversation), if it has any: read with the rest, as every turn needs them.
+    community: CommunitySettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,8 +466,8 @@ class Store(Protocol):
 
     async def at_place(self, inbound: Inbound) -> AtPlace:
         """What a turn for `inbound` starts from, read together (every message needs it all):
-        the conversation at its place, everyone else's ladders, and the messages received
-        at that place before it and not answered yet."""
+        the conversation at its place, everyone else's ladders, the messages received
+        at that place before it and not answered yet, and its community's own settings."""
         ...
 
     async def get(self, conversation_id: str) -> Conversation | None: ...
@@ -515,6 +518,13 @@ class Store(Protocol):
 
         Returns None, storing nothing, if the platform event was handled before.
         """
+        ...
+
+    async def begin_turn_with_context(
+        self, conversation_id: str, inbound: Inbound, message: NewMessage, limit: int
+    ) -> tuple[StoredMessage, list[ContextEntry]] | None:
+        """`begin_turn`, then what `recent_context(conversation_id, limit)` would return
+        after it, the user's message included, together (a turn needs both)."""
         ...
 
     async def commit_turn(

@@ -54,6 +54,18 @@ class TextKey(StrEnum):
     BRANCHED = "branched"
     REOPENED = "reopened"
     FEEDBACK_THANKS = "feedback_thanks"
+    REFUSED_NOT_FOUND = "refused.not_found"
+    REFUSED_NOT_STARTER = "refused.not_starter"
+    REFUSED_ALREADY_ENDED = "refused.already_ended"
+    REFUSED_NOT_ASKED = "refused.not_asked"
+    REFUSED_NOT_ENDED = "refused.not_ended"
+    REFUSED_NOT_A_MESSAGE = "refused.not_a_message"
+    REFUSED_NO_PLACE = "refused.no_place"
+    REFUSED_NOT_MODERATOR = "refused.not_moderator"
+    REFUSED_BAD_SETTINGS = "refused.bad_settings"
+    REFUSED_UNKNOWN_SETTING = "refused.unknown_setting"
+    REFUSED_NOT_CONCERNED = "refused.not_concerned"
+    REFUSED_NOT_FLAGGED = "refused.not_flagged"
     DISCORD_WARNING_TITLE = "discord.warning_title"
     DISCORD_CRISIS_TITLE = "discord.crisis_title"
     DISCORD_END_TITLE = "discord.end_title"
@@ -68,6 +80,15 @@ class TextKey(StrEnum):
     DISCORD_FEEDBACK_TITLE = "discord.feedback_title"
     DISCORD_FEEDBACK_LABEL = "discord.feedback_label"
     DISCORD_ENDED_HERE = "discord.ended_here"
+    DISCORD_STARTED_IN = "discord.started_in"
+    DISCORD_BRANCHED_IN = "discord.branched_in"
+    DISCORD_COMMAND_GONE = "discord.command_gone"
+    DISCORD_COMMAND_FAILED = "discord.command_failed"
+    DISCORD_COMMAND_REFUSED = "discord.command_refused"
+    DISCORD_THREAD_NAME = "discord.thread_name"
+    DISCORD_BRANCH_THREAD_NAME = "discord.branch_thread_name"
+    DISCORD_OFFER_POST_NAME = "discord.offer_post_name"
+    DISCORD_OFFER_POST_UNNAMED = "discord.offer_post_unnamed"
     SLACK_WARNING_TITLE = "slack.warning_title"
     SLACK_END_TITLE = "slack.end_title"
     SLACK_START_AGAIN_ASSISTANT = "slack.start_again_assistant"
@@ -80,6 +101,25 @@ class TextKey(StrEnum):
     SLACK_ENDED = "slack.ended"
     SLACK_NO_TARGET = "slack.no_target"
     SLACK_HELP = "slack.help"
+    SLACK_NEW_DM = "slack.new_dm"
+    SLACK_NEW_CHANNEL = "slack.new_channel"
+    SLACK_ENDED_TITLE = "slack.ended_title"
+    SLACK_GREETING = "slack.greeting"
+    SLACK_PROMPT_1_TITLE = "slack.prompt_1_title"
+    SLACK_PROMPT_1 = "slack.prompt_1"
+    SLACK_PROMPT_2_TITLE = "slack.prompt_2_title"
+    SLACK_PROMPT_2 = "slack.prompt_2"
+    SLACK_PROMPT_3_TITLE = "slack.prompt_3_title"
+    SLACK_PROMPT_3 = "slack.prompt_3"
+    SLACK_BRANCHED = "slack.branched"
+    SLACK_BRANCHED_UNLINKED = "slack.branched_unlinked"
+    CONSOLE_BANNER = "console.banner"
+    CONSOLE_HELP = "console.help"
+    CONSOLE_UNKNOWN_COMMAND = "console.unknown_command"
+    CONSOLE_START_AGAIN = "console.start_again"
+    CONSOLE_ASK_END = "console.ask_end"
+    CONSOLE_CONFIRM_HINT = "console.confirm_hint"
+    CONSOLE_NOTHING_TO_END = "console.nothing_to_end"
 
 
 # Platform limits a text must fit, with their sources.
@@ -92,6 +132,9 @@ DISCORD_EMBED_TITLE = 256
 # Slack: a button element's text is at most 75 characters (docs.slack.dev, Block Kit
 # "Button element"); a header block's text at most 150 ("Header block").
 SLACK_BUTTON_TEXT = 75
+# Discord: a thread's name is 1-100 characters (Discord Docs, "Start Thread from Message");
+# a name with a value in it is cut to fit as well.
+DISCORD_THREAD_NAME = 100
 SLACK_HEADER = 150
 # Any other text: room, within Discord's 2,000 characters a message, for what the bot adds
 # (how to start again, a mention).
@@ -99,6 +142,13 @@ LONGEST_TEXT = 1_500
 # The formats a placeholder may take: thousands separators. A width or precision could make
 # a moderator's text as long as they like (`{limit:>999999999}`).
 _FORMATS = frozenset({"", ",", "_"})
+
+
+class Markup(str):
+    """A value the bot itself made as the platform's markup (a mention of the bot or of the
+    person a message is for), inserted as it is; every other text value is escaped."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +300,56 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
             "Thank you. Your feedback is on the record, and moderators can review it.",
             "after someone said an end was a mistake",
         ),
+        # The replies to a refused command or click, each shown to the person who asked.
+        TextKey.REFUSED_NOT_FOUND: Text(
+            "There is no conversation with me there.",
+            "refused: there is no conversation where the command or click came from",
+        ),
+        TextKey.REFUSED_NOT_STARTER: Text(
+            "Only the person who started this conversation can decide whether it ends.",
+            "refused: someone other than the starter answered an end confirmation",
+        ),
+        TextKey.REFUSED_ALREADY_ENDED: Text(
+            "This conversation has already ended.",
+            "refused: the conversation has already ended",
+        ),
+        TextKey.REFUSED_NOT_ASKED: Text(
+            "That is no longer asked: the conversation went on after it, so nothing was ended.",
+            "refused: an end confirmation clicked after the conversation went on",
+        ),
+        TextKey.REFUSED_NOT_ENDED: Text(
+            "That conversation is active; there is nothing to reopen.",
+            "refused: a moderator reopens a conversation that has not ended",
+        ),
+        TextKey.REFUSED_NOT_A_MESSAGE: Text(
+            "Pick one of this conversation's messages (for a reply in several parts, its first).",
+            "refused: a branch from a message that is not one of the conversation's",
+        ),
+        TextKey.REFUSED_NO_PLACE: Text(
+            "I couldn't open a new conversation here.",
+            "refused: the platform would not open a place for a new conversation",
+        ),
+        TextKey.REFUSED_NOT_MODERATOR: Text(
+            "Only moderators can do that.",
+            "refused: a moderators' command run by someone else",
+        ),
+        TextKey.REFUSED_BAD_SETTINGS: Text(
+            "Those settings would let me end a conversation before warning.",
+            "refused: a community's settings that would end before warning",
+        ),
+        TextKey.REFUSED_UNKNOWN_SETTING: Text(
+            "There is no setting by that name.",
+            "refused: a setting name that does not exist",
+        ),
+        TextKey.REFUSED_NOT_CONCERNED: Text(
+            "Only the person whose conversation it was, or who was shut out of it, can say that.",
+            "refused: someone else says an end was a mistake",
+        ),
+        TextKey.REFUSED_NOT_FLAGGED: Text(
+            "Nobody has called that end a mistake since it was last decided; there is "
+            "nothing to uphold.",
+            "refused: a moderator upholds an end nobody called a mistake",
+        ),
         TextKey.DISCORD_WARNING_TITLE: Text(
             "Warning", "Discord: the warning's embed title", limit=DISCORD_EMBED_TITLE
         ),
@@ -317,6 +417,55 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
             "This conversation was ended by the person who started it.",
             "Discord: what the confirmed end confirmation becomes",
         ),
+        TextKey.DISCORD_STARTED_IN: Text(
+            "Your new conversation is in {thread}.",
+            "Discord: where a conversation started with /new or the button is "
+            "({thread} is a link to its thread)",
+            {"thread": Markup("<#1>")},
+        ),
+        TextKey.DISCORD_BRANCHED_IN: Text(
+            "Your branch is in {thread}.",
+            "Discord: where a branch is ({thread} is a link to its thread)",
+            {"thread": Markup("<#1>")},
+        ),
+        TextKey.DISCORD_COMMAND_GONE: Text(
+            "This command is no longer available.",
+            "Discord: a stale or unknown command (one Discord still shows after an update)",
+        ),
+        TextKey.DISCORD_COMMAND_FAILED: Text(
+            "Something went wrong on my side. Please try again.",
+            "Discord: a command failed in the bot's own code",
+        ),
+        TextKey.DISCORD_COMMAND_REFUSED: Text(
+            "This command cannot be used like that here.",
+            "Discord: a command refused before it ran (a failed check, unreadable options)",
+        ),
+        TextKey.DISCORD_THREAD_NAME: Text(
+            "Conversation with {name}",
+            "Discord: the name of a thread opened without words to name it after "
+            "({name} is the person's display name)",
+            {"name": "Alice"},
+            limit=DISCORD_THREAD_NAME,
+        ),
+        TextKey.DISCORD_BRANCH_THREAD_NAME: Text(
+            "Branch: {channel}",
+            "Discord: the name of a branch's thread ({channel} is the name of the thread "
+            "it branched from)",
+            {"channel": "Conversation with Alice"},
+            limit=DISCORD_THREAD_NAME,
+        ),
+        TextKey.DISCORD_OFFER_POST_NAME: Text(
+            "Ended: {name}",
+            "Discord: in a forum, the post that offers a way on to someone whose DMs are "
+            "closed ({name} is the ended post's name)",
+            {"name": "Conversation with Alice"},
+            limit=DISCORD_THREAD_NAME,
+        ),
+        TextKey.DISCORD_OFFER_POST_UNNAMED: Text(
+            "An ended conversation",
+            "Discord: that post's name when the ended post's name is not known",
+            limit=DISCORD_THREAD_NAME,
+        ),
         TextKey.SLACK_WARNING_TITLE: Text(
             "Warning", "Slack: the warning's bold first line (plain text)"
         ),
@@ -375,17 +524,90 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
             "&lt;name&gt; &lt;value&gt;*, *settings reset &lt;name&gt;|all*: this workspace's).",
             "Slack: /quitbot's help (mrkdwn)",
         ),
+        TextKey.SLACK_NEW_DM: Text(
+            "New conversation.",
+            "Slack: the first message of a new conversation's thread, in a direct message",
+        ),
+        TextKey.SLACK_NEW_CHANNEL: Text(
+            "New conversation with {person}.",
+            "Slack: the first message of a new conversation's thread, in a channel "
+            "({person} is a mention of who started it)",
+            {"person": Markup("<@U1>")},
+        ),
+        # Slack documents no length for an assistant thread's title (assistant.threads.
+        # setTitle names none); a guess: the pane shows about one line.
+        TextKey.SLACK_ENDED_TITLE: Text(
+            "Ended conversation",
+            "Slack: an ended conversation's title in the assistant pane",
+        ),
+        TextKey.SLACK_GREETING: Text(
+            "Hi! I'm quitbot, an assistant backed by Claude. What can I help you with?",
+            "Slack: the greeting when someone opens a new chat in the assistant pane",
+        ),
+        # The pane's suggested prompts: a title shown, and the message it sends. Slack
+        # takes up to four (docs.slack.dev, assistant.threads.setSuggestedPrompts) and
+        # documents no length.
+        TextKey.SLACK_PROMPT_1_TITLE: Text(
+            "Explain something", "Slack: the assistant pane's first suggested prompt's title"
+        ),
+        TextKey.SLACK_PROMPT_1: Text(
+            "Explain how public-key cryptography works, simply.",
+            "Slack: what the first suggested prompt sends",
+        ),
+        TextKey.SLACK_PROMPT_2_TITLE: Text(
+            "Help me write", "Slack: the second suggested prompt's title"
+        ),
+        TextKey.SLACK_PROMPT_2: Text(
+            "Help me write a friendly reminder to my team about a deadline.",
+            "Slack: what the second suggested prompt sends",
+        ),
+        TextKey.SLACK_PROMPT_3_TITLE: Text(
+            "Brainstorm", "Slack: the third suggested prompt's title"
+        ),
+        TextKey.SLACK_PROMPT_3: Text(
+            "Give me five ideas for a team offsite activity.",
+            "Slack: what the third suggested prompt sends",
+        ),
+        TextKey.SLACK_BRANCHED: Text(
+            "{person} branched a conversation from <{link}|this message>.",
+            "Slack: a branch's first message (mrkdwn; {person} is a mention of who branched, "
+            "{link} the address of the message picked)",
+            {"person": Markup("<@U1>"), "link": Markup("https://example.slack.com/archives/C1/p1")},
+        ),
+        TextKey.SLACK_BRANCHED_UNLINKED: Text(
+            "{person} branched a conversation from an earlier message.",
+            "Slack: a branch's first message when Slack gave no link to the message picked",
+            {"person": Markup("<@U1>")},
+        ),
+        TextKey.CONSOLE_BANNER: Text(
+            "quitbot: talk to Claude.", "console: the first line of a chat in the terminal"
+        ),
+        TextKey.CONSOLE_HELP: Text(
+            "Commands: /new (fresh conversation), /end (end this one), /quit (leave).",
+            "console: the commands, after the first line and for /help",
+        ),
+        TextKey.CONSOLE_UNKNOWN_COMMAND: Text(
+            "Unknown command {command}.",
+            "console: a command it does not know ({command} is what was typed)",
+            {"command": "/foo"},
+        ),
+        TextKey.CONSOLE_START_AGAIN: Text(
+            "Type /new to start a new conversation.",
+            "console: how to start again, after an end",
+        ),
+        TextKey.CONSOLE_ASK_END: Text(
+            "End this conversation?", "console: /end asks the person to confirm"
+        ),
+        TextKey.CONSOLE_CONFIRM_HINT: Text(
+            "Type yes to confirm.", "console: how to confirm an end"
+        ),
+        TextKey.CONSOLE_NOTHING_TO_END: Text(
+            "There is no conversation to end yet.", "console: /end before any conversation"
+        ),
     }
 )
 
 Escape = Callable[[str], str]
-
-
-class Markup(str):
-    """A value the bot itself made as the platform's markup (a mention of the bot or of the
-    person a message is for), inserted as it is; every other text value is escaped."""
-
-    __slots__ = ()
 
 
 def _plain(value: str) -> str:

@@ -33,6 +33,10 @@ class Lines(Generic[T]):
         self._lines: dict[ConversationKey, deque[T]] = {}
         self._workers: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
+    def __len__(self) -> int:
+        """Places with a line now (0 when idle: nothing per place stays behind)."""
+        return len(self._lines)
+
     def add(self, key: ConversationKey, item: T) -> None:
         """Put `item` last in `key`'s line (at once, nothing awaited)."""
         line = self._lines.get(key)

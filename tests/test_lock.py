@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import sysconfig
 import tomllib
 from importlib.metadata import distributions
 from pathlib import Path
@@ -69,7 +70,11 @@ def test_the_lock_satisfies_the_ranges_in_pyproject() -> None:
 )
 def test_this_environment_is_exactly_the_lock() -> None:
     locked = pins(LOCK / "dev.txt")
-    installed = {_key(d.metadata["Name"]): d.version for d in distributions()}
+    # What is installed in this environment's site-packages, not whatever sys.path holds now:
+    # importing setuptools (as a test of the package list does) puts its vendored
+    # distributions on sys.path, and they are not installed.
+    where = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    installed = {_key(d.metadata["Name"]): d.version for d in distributions(path=where)}
     installed.pop("quitbot", None)
     different = {
         name: (version, locked.get(name, "not in the lock"))

@@ -64,7 +64,8 @@ async def test_quitbot_texts_prints_every_key_as_a_file_to_edit(tmp_path: Path) 
     env = clean_env(tmp_path, None, QUITBOT_TEXTS=str(tmp_path / "nowhere.toml"))
     code, out, err = await quitbot(tmp_path, env, "texts")
     assert code == 0 and err == ""
-    assert tomllib.loads(out) == {"discord": {}, "slack": {}}  # as printed it changes nothing
+    sections = {"refused": {}, "discord": {}, "slack": {}, "console": {}}
+    assert tomllib.loads(out) == sections  # as printed it changes nothing
     for key, words in TEXTS.items():
         assert f"{key.value.rpartition('.')[2]} = " in out and words.about in out
 
@@ -73,12 +74,19 @@ async def test_overridden_words_show_in_the_terminal(
     tmp_path: Path, fake_anthropic: FakeAnthropic
 ) -> None:
     path = tmp_path / "texts.toml"
-    path.write_text('keep_going = "Right, carrying on."\n', encoding="utf-8")
+    path.write_text(
+        'keep_going = "Right, carrying on."\n'
+        'console.confirm_hint = "Say yes if you mean it."\n'
+        'console.unknown_command = "No such command: {command}."\n',
+        encoding="utf-8",
+    )
     fake_anthropic.add(text("Hello!"))
     env = clean_env(tmp_path, fake_anthropic, QUITBOT_TEXTS=str(path))
-    code, out, err = await quitbot(tmp_path, env, "chat", stdin="hi\n/end\nno\n")
+    code, out, err = await quitbot(tmp_path, env, "chat", stdin="hi\n/end\nno\n/what\n")
     assert code == 0, err
     assert "Right, carrying on." in out and "Okay, the conversation goes on." not in out
+    assert "Say yes if you mean it." in out and "Type yes to confirm." not in out
+    assert "No such command: /what. Commands: /new" in out
 
 
 async def test_an_operator_sets_a_community_s_texts_from_the_command_line(tmp_path: Path) -> None:

@@ -79,17 +79,14 @@ async def decide(
         decision = Decision(str(form.get("decision", "")))
     except ValueError:
         raise web.HTTPBadRequest(reason="Choose reopen or uphold.") from None
-    result = (
-        await dashboard_of(request)
-        .flows[platform]
-        .resolve_review(
-            request.match_info["conversation"],
-            session.moderator.user_id,
-            decision,
-            str(form.get("note", "")),
-            is_moderator=True,
-            community=community,
-        )
+    flows = dashboard_of(request).flows[platform]
+    result = await flows.resolve_review(
+        request.match_info["conversation"],
+        session.moderator.user_id,
+        decision,
+        str(form.get("note", "")),
+        is_moderator=True,
+        community=community,
     )
     if result.conversation is None:
         raise web.HTTPNotFound()
@@ -101,7 +98,7 @@ async def decide(
         community,
         conversation=result.conversation,
         decision=decision.value,
-        refusal=result.text,
+        refusal=result.said(await flows.engine.words(platform, community)),
         problem=result.problem,
     )
 

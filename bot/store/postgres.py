@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 
@@ -59,6 +60,8 @@ from bot.store.sqlite import (
 )
 
 log = logging.getLogger(__name__)
+_Item = TypeVar("_Item")
+_Answer = TypeVar("_Answer")
 
 _CONVERSATION_COLUMNS = (
     "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
@@ -87,21 +90,44 @@ _ENDED_COUNT = (
     "WHERE p.user_id = $2 AND p.shut_out AND p.shut_out_at >= $3 AND c.platform = $1)"
 )
 _PARTICIPANTS = f"SELECT {codec.PARTICIPANT_COLUMNS} FROM participants WHERE conversation_id = $1"
-_CURRENT_AND_OTHERS = (
-    "SELECT c.*, p.user_id AS p_user, p.redirects, p.warned, p.crisis, p.shut_out, "
-    f"p.shut_out_reason FROM ({_CURRENT}) c "
-    "LEFT JOIN participants p ON p.conversation_id = c.id ORDER BY p.user_id"
+# Places read in one round trip, each as at_place needs it, for every turn that asked while
+# the round trip before was under way ($1..$4: platform, place, event id and community of
+# each, as arrays). A place's rows: the messages received there before the one at hand, as
+# one array per inbox column (one row, even when there are none), then the conversation and
+# everyone else's ladder, a row per participant, and the community's own settings. Nothing
+# is earlier when the message itself was never received (n < NULL): no order to keep then.
+_AT_PLACES = (
+    "SELECT q.i, e.*, c.*, p.user_id AS p_user, p.redirects, p.warned, p.crisis, "
+    "p.shut_out, p.shut_out_reason, s.settings "
+    "FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY "
+    "AS q(platform, place, event_id, community, i) "
+    "CROSS JOIN LATERAL (SELECT "
+    + ", ".join(f"array_agg({column} ORDER BY n)" for column in codec.INBOX_COLUMNS.split(", "))
+    + " FROM inbox WHERE platform = q.platform AND place = q.place AND n < "
+    "(SELECT n FROM inbox WHERE platform = q.platform AND event_id = q.event_id)) e "
+    f"LEFT JOIN LATERAL (SELECT {_CONVERSATION_COLUMNS} FROM conversations "
+    "WHERE platform = q.platform AND place = q.place ORDER BY n DESC LIMIT 1) c ON true "
+    "LEFT JOIN participants p ON p.conversation_id = c.id "
+    "LEFT JOIN communities s ON s.platform = q.platform "
+    "AND s.community = COALESCE(c.community, q.community) AND s.community <> '' "
+    "ORDER BY q.i, p.user_id"
 )
-_PARTICIPANT_AT = 16  # where a row of _CURRENT_AND_OTHERS turns to the participant
+_EARLIER = 1 + len(codec.INBOX_COLUMNS.split(", "))  # where a row of _AT_PLACES turns to c.*
+_PARTICIPANT_AT = _EARLIER + 16  # and to the participant, then the community's settings
 # Shut out stamps `shut_out_at` once; a moderator letting them back in clears it.
-_SAVE_PARTICIPANT = (
-    "INSERT INTO participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
-    "shut_out_reason, shut_out_at) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-    "CASE WHEN $6 THEN $8::timestamptz END) "
+_PARTICIPANT_COLUMNS = (
+    "participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
+    "shut_out_reason, shut_out_at)"
+)
+_PARTICIPANT_CONFLICT = (
     "ON CONFLICT (conversation_id, user_id) DO UPDATE SET redirects = excluded.redirects, "
     "warned = excluded.warned, crisis = excluded.crisis, shut_out = excluded.shut_out, "
     "shut_out_reason = excluded.shut_out_reason, shut_out_at = CASE WHEN NOT excluded.shut_out "
-    "THEN NULL WHEN participants.shut_out THEN participants.shut_out_at ELSE $8 END"
+    "THEN NULL WHEN participants.shut_out THEN participants.shut_out_at ELSE {at} END"
+)
+_SAVE_PARTICIPANT = (
+    f"INSERT INTO {_PARTICIPANT_COLUMNS} VALUES ($1, $2, $3, $4, $5, $6, $7, "
+    "CASE WHEN $6 THEN $8::timestamptz END) " + _PARTICIPANT_CONFLICT.format(at="$8")
 )
 # `last_seq` numbers a conversation's messages. It is raised by the UPDATE that also locks
 # the conversation's row, and PostgreSQL re-reads a row it waited for, so two processes
@@ -125,11 +151,6 @@ _SHOWN = (
 _IN_USE = (
     "SELECT EXISTS (SELECT 1 FROM conversations WHERE platform = $1 AND place = $2) "
     "OR EXISTS (SELECT 1 FROM inbox WHERE platform = $1 AND place = $2)"
-)
-# Nothing when the message itself was never received (n < NULL): no order to keep then.
-_RECEIVED_BEFORE = (
-    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = $1 AND place = $2 AND n < "
-    "(SELECT n FROM inbox WHERE platform = $1 AND event_id = $3) ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = $1 AND event_id = $2"
 _FORGET_EVENTS = "DELETE FROM processed_events WHERE at < $1"
@@ -193,31 +214,39 @@ _CLAIM_OR_TAKE = (
 )
 # For a turn: claimed now, or received before. The received row stays until the turn
 # commits, so that a process dying mid-turn leaves it for the next start-up (`pending`).
-_CLAIM_OR_RECEIVED = (
-    "WITH claimed AS ("
-    "INSERT INTO processed_events (platform, event_id, at) "
-    "SELECT $1::text, $2::text, $3::timestamptz "
-    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4::text) "
-    "ON CONFLICT DO NOTHING RETURNING 1), "
+# `begun` is the user's message of a turn begun before, by a process that died before
+# finishing it: then that message's number comes back (true), and nothing is stored again.
+_BEGIN_TURN = (
+    "WITH begun AS (SELECT m.seq FROM messages m WHERE m.conversation_id = $4::text "
+    "AND m.role = 'user' AND m.platform_message_id = $9::text AND $9::text <> '' "
+    "AND EXISTS (SELECT 1 FROM inbox WHERE platform = $1::text AND event_id = $2::text) "
+    "ORDER BY m.seq DESC LIMIT 1), "
+    "claimed AS (INSERT INTO processed_events (platform, event_id, at) "
+    "SELECT $1, $2, $3::timestamptz "
+    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = $4) "
+    "AND NOT EXISTS (SELECT 1 FROM begun) ON CONFLICT DO NOTHING RETURNING 1), "
     "received AS (SELECT 1 FROM inbox WHERE platform = $1 AND event_id = $2 "
     "AND EXISTS (SELECT 1 FROM conversations WHERE id = $4)), "
-    "go AS (SELECT 1 FROM claimed UNION ALL SELECT 1 FROM received)"
-)
-# The user's message of a turn begun before, by a process that died before finishing it.
-_BEGUN = (
-    "SELECT m.seq FROM messages m WHERE m.conversation_id = $1 AND m.role = 'user' "
-    "AND m.platform_message_id = $2 "
-    "AND EXISTS (SELECT 1 FROM inbox WHERE platform = $3 AND event_id = $4) "
-    "ORDER BY m.seq DESC LIMIT 1"
-)
-_BEGIN_TURN = (
-    f"{_CLAIM_OR_RECEIVED}, "
+    "go AS (SELECT 1 FROM claimed UNION ALL SELECT 1 FROM received), "
     "touched AS (UPDATE conversations SET updated_at = $3, last_seq = last_seq + 1 "
-    "WHERE id = $4 AND EXISTS (SELECT 1 FROM go) RETURNING last_seq) "
-    "INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
+    "WHERE id = $4 AND EXISTS (SELECT 1 FROM go) AND NOT EXISTS (SELECT 1 FROM begun) "
+    "RETURNING last_seq), "
+    "added AS (INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
     "platform_message_id, in_context) "
-    "SELECT $4, last_seq, $5::text, $6::text, $7::text, $3, $8::text, $9::text, $10::boolean "
-    "FROM touched RETURNING seq"
+    "SELECT $4, last_seq, $5::text, $6::text, $7::text, $3, $8::text, $9, $10::boolean "
+    "FROM touched RETURNING seq) "
+    "SELECT seq FROM added UNION ALL SELECT seq FROM begun"
+)
+# The same, and the newest $11 messages before it, newest first (the statement's snapshot
+# holds them but not what it adds): `part` 0 is the message stored now, 1 the one a turn
+# begun before stored, 2 the history.
+_BEGIN_TURN_WITH_CONTEXT = (
+    _BEGIN_TURN.removesuffix("SELECT seq FROM added UNION ALL SELECT seq FROM begun")
+    + ", history AS (SELECT seq, role, in_context, api FROM messages "
+    "WHERE conversation_id = $4 ORDER BY seq DESC LIMIT $11) "
+    "SELECT 0 AS part, seq, NULL::text, NULL::boolean, NULL::text FROM added "
+    "UNION ALL SELECT 1, seq, NULL, NULL, NULL FROM begun "
+    "UNION ALL SELECT 2, seq, role, in_context, api FROM history ORDER BY 1, 2 DESC"
 )
 # (claimed or taken, notified). ON CONFLICT DO UPDATE locks the row and re-checks the WHERE
 # on its newest version, so two processes' blocked messages from one person cannot both
@@ -231,13 +260,25 @@ _RECORD_BLOCKED = (
     "WHERE $6::timestamptz IS NOT NULL AND blocked_notices.at <= $6 RETURNING 1) "
     "SELECT EXISTS (SELECT 1 FROM go), EXISTS (SELECT 1 FROM notified)"
 )
+# Messages delivered together, kept in one statement in the order they came ($1..$9 the
+# inbox columns as arrays). A second copy of an event in the same batch is not kept again:
+# only an event's first copy there can be claimed, the rest find it claimed.
 _RECEIVE = (
-    "WITH claimed AS (INSERT INTO processed_events (platform, event_id, at) "
-    "VALUES ($1, $2, $7) ON CONFLICT DO NOTHING RETURNING 1) "
-    "INSERT INTO inbox "
+    "WITH given AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[]) WITH ORDINALITY "
+    "AS g(platform, event_id, place, user_id, text, message_id, at, community, files, i)), "
+    "firsts AS (SELECT DISTINCT ON (platform, event_id) * FROM given "
+    "ORDER BY platform, event_id, i), "
+    "claimed AS (INSERT INTO processed_events (platform, event_id, at) "
+    "SELECT platform, event_id, at FROM firsts ON CONFLICT DO NOTHING "
+    "RETURNING platform, event_id), "
+    "kept AS (INSERT INTO inbox "
     "(platform, event_id, place, user_id, text, message_id, at, community, files) "
-    "SELECT $1, $2, $3::text, $4::text, $5::text, $6::text, $7, $8::text, $9::text "
-    "WHERE EXISTS (SELECT 1 FROM claimed) RETURNING 1"
+    "SELECT f.platform, f.event_id, f.place, f.user_id, f.text, f.message_id, f.at, "
+    "f.community, f.files FROM firsts f JOIN claimed c "
+    "ON c.platform = f.platform AND c.event_id = f.event_id ORDER BY f.i RETURNING 1) "
+    "SELECT f.i FROM firsts f JOIN claimed c "
+    "ON c.platform = f.platform AND c.event_id = f.event_id"
 )
 # The turn's messages and events go in as arrays, in order, after the last message.
 _COMMIT_TURN = (
@@ -253,8 +294,16 @@ _COMMIT_TURN = (
     "SELECT $8, e.kind, e.at, e.actor, e.detail "
     "FROM unnest($18::text[], $19::timestamptz[], $20::text[], $21::text[]) "
     "WITH ORDINALITY AS e(kind, at, actor, detail, ord) "
-    "WHERE EXISTS (SELECT 1 FROM updated) ORDER BY e.ord) "
-    f"SELECT {_CONVERSATION_COLUMNS} FROM updated"
+    "WHERE EXISTS (SELECT 1 FROM updated) ORDER BY e.ord), "
+    # The message answered leaves the received ones ($22, $23: NULL when none)...
+    "taken AS (DELETE FROM inbox WHERE platform = $22::text AND event_id = $23::text "
+    "AND EXISTS (SELECT 1 FROM updated) RETURNING 1), "
+    # ...and the ladder of its author, when not the starter, is saved ($24: NULL when so).
+    f"joined AS (INSERT INTO {_PARTICIPANT_COLUMNS} "
+    "SELECT $8, $24::text, $25::integer, $26::boolean, $27::boolean, $28::boolean, $29::text, "
+    "CASE WHEN $28 THEN $7 END FROM updated WHERE $24 IS NOT NULL "
+    + _PARTICIPANT_CONFLICT.format(at="$7")
+    + f" RETURNING 1) SELECT {_CONVERSATION_COLUMNS} FROM updated"
 )
 
 # Connecting failed for a reason that may pass (no route or name yet, the server still
@@ -309,9 +358,15 @@ class _PoolFloor(logging.Filter):
         return True
 
 
-_TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 _LOCK = "SELECT pg_advisory_lock($1)"
 _UNLOCK = "SELECT pg_advisory_unlock($1)"
+# Takes (true) or gives back (false) each lock in turn, for every turn that asked while the
+# shared connection was busy: one round trip for all of them.
+_TRY_OR_UNLOCK = (
+    "SELECT CASE WHEN a.take THEN pg_try_advisory_lock(a.number) "
+    "ELSE pg_advisory_unlock(a.number) END "
+    "FROM unnest($1::bigint[], $2::boolean[]) WITH ORDINALITY AS a(number, take, i) ORDER BY a.i"
+)
 
 
 class PostgresStore:
@@ -339,6 +394,9 @@ class PostgresStore:
         logging.getLogger("asyncpg.pool").addFilter(self._floor)
         self._advisory = _AdvisoryLocks(url, pool_size, self._outage)
         self._locks = KeyedLocks(self._advisory)
+        # Acknowledging waits for a receipt: those arriving while one is kept go together.
+        self._receipts = _Batched(self._keep_received)
+        self._places = _Batched(self._read_places)  # a turn's start waits for it too
         self._closed = False
 
     @classmethod
@@ -364,7 +422,13 @@ class PostgresStore:
             await first.close()
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=pool_size, reset=_keep_session
+                url,
+                min_size=1,
+                max_size=pool_size,
+                reset=_keep_session,
+                # No timer re-armed at every release (a few µs each, several per message);
+                # the pool is small and its connections are worth keeping.
+                max_inactive_connection_lifetime=0,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {_why(exc)}") from exc
@@ -423,17 +487,18 @@ class PostgresStore:
             return bool(await db.fetchval(_IN_USE, key.platform, key.place))
 
     async def at_place(self, inbound: Inbound) -> AtPlace:
-        """The conversation at the place, everyone else's ladders and the messages received
-        there before `inbound`, on one connection."""
-        key = inbound.key
+        """The conversation at the place, everyone else's ladders, the messages received
+        there before `inbound` and its community's settings: one statement, shared with the
+        other turns asking at the same time."""
+        return await self._places.add(inbound)
+
+    async def _read_places(self, asked: list[Inbound]) -> list[AtPlace]:
+        columns = _columns(
+            [(i.key.platform, i.key.place, i.event_id, i.community) for i in asked], 4
+        )
         async with self._connection() as db:
-            rows = await db.fetch(_CURRENT_AND_OTHERS, key.platform, key.place)
-            earlier = await db.fetch(_RECEIVED_BEFORE, key.platform, key.place, inbound.event_id)
-        received = tuple(codec.received(earlier))
-        if not rows:
-            return AtPlace(None, {}, received)
-        others = [tuple(row)[_PARTICIPANT_AT:] for row in rows if row["p_user"] is not None]
-        return AtPlace(_conversation(rows[0]), codec.participant_ladders(others), received)
+            rows = await db.fetch(_AT_PLACES, *columns)
+        return [_at_place(list(place)) for _, place in itertools.groupby(rows, key=_first)]
 
     async def get(self, conversation_id: str) -> Conversation | None:
         async with self._connection() as db:
@@ -551,15 +616,30 @@ class PostgresStore:
         claim = _claim_params(conversation_id, inbound, message.at)
         role, text, api, _, user_id, pmid, in_context = _message_values(message)
         async with self._connection() as db:
-            if pmid:
-                begun = await db.fetchval(_BEGUN, conversation_id, pmid, *claim[:2])
-                if begun is not None:  # stored by a turn that never finished: not again
-                    return _stored(begun, message)
             seq = await db.fetchval(_BEGIN_TURN, *claim, role, text, api, user_id, pmid, in_context)
             if seq is None:
                 await _unclaimed(db, claim)
                 return None
         return _stored(seq, message)
+
+    async def begin_turn_with_context(
+        self, conversation_id: str, inbound: Inbound, message: NewMessage, limit: int
+    ) -> tuple[StoredMessage, list[ContextEntry]] | None:
+        """`begin_turn` and then `recent_context`, in one round trip."""
+        claim = _claim_params(conversation_id, inbound, message.at)
+        role, text, api, _, user_id, pmid, in_context = _message_values(message)
+        params = (*claim, role, text, api, user_id, pmid, in_context, max(limit, 0))
+        async with self._connection() as db:
+            rows = await db.fetch(_BEGIN_TURN_WITH_CONTEXT, *params)
+            if not rows or rows[0][0] == 2:
+                await _unclaimed(db, claim)
+                return None
+        part, seq = rows[0][0], rows[0][1]
+        history = [tuple(row)[1:] for row in rows[1:]]
+        if part == 0:  # stored now: the newest, and not in the statement's snapshot
+            history = [(seq, role, in_context, api), *history[: limit - 1]]
+        history.reverse()
+        return _stored(seq, message), codec.context_entries(history if limit > 0 else [])
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
         """Claim a just-delivered event and keep its message until a turn takes it.
@@ -568,20 +648,24 @@ class PostgresStore:
         any other process.
         """
         platform, event_id, stamp, _ = _claim_params("", inbound, at)
+        row = (
+            platform,
+            event_id,
+            inbound.key.place,
+            inbound.user_id,
+            _text(inbound.text),
+            inbound.message_id,
+            stamp,
+            inbound.community,
+            codec.files_json(inbound.files),
+        )
+        return await self._receipts.add(row)
+
+    async def _keep_received(self, rows: list[tuple[Any, ...]]) -> list[bool]:
+        """Keep a batch of received messages in one statement; whether each was kept."""
         async with self._connection() as db:
-            kept = await db.fetchval(
-                _RECEIVE,
-                platform,
-                event_id,
-                inbound.key.place,
-                inbound.user_id,
-                _text(inbound.text),
-                inbound.message_id,
-                stamp,
-                inbound.community,
-                codec.files_json(inbound.files),
-            )
-        return kept is not None
+            kept = {row[0] for row in await db.fetch(_RECEIVE, *_columns(rows, 9))}
+        return [n in kept for n in range(1, len(rows) + 1)]
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -639,8 +723,13 @@ class PostgresStore:
         )
         message_rows = _message_rows(messages)
         event_rows = self._event_rows(events)
-        one_statement = exclude_seq is None and answered is None and participant is None
-        if one_statement and not codec.queued(event_rows):
+        if exclude_seq is None and not codec.queued(event_rows):
+            taken = (None, None) if answered is None else (answered.key.platform, answered.event_id)
+            joined = (
+                (None,) * 6
+                if participant is None
+                else codec.participant_values(conversation_id, *participant, None)[1:7]
+            )
             async with self._connection() as db:
                 row = await db.fetchrow(
                     _COMMIT_TURN,
@@ -648,13 +737,14 @@ class PostgresStore:
                     len(message_rows),
                     *_columns(message_rows, 7),
                     *_columns([row[:4] for row in event_rows], 4),
+                    *taken,
+                    *joined,
                 )
             if row is None:
                 raise UnknownConversation(conversation_id)
             return _conversation(row)
         # A refused turn also hides an earlier message, and fails whole if there is none;
-        # an answer also takes its message from the received ones; queued events need
-        # their numbers back for the outbox.
+        # queued events need their numbers back for the outbox.
         async with self._transaction() as db:
             row = await db.fetchrow(_UPDATE_LADDER, *update, len(message_rows))
             if row is None:
@@ -863,23 +953,78 @@ async def _keep_session(db: asyncpg.Connection) -> None:
     back a transaction left open."""
 
 
+class _Batched(Generic[_Item, _Answer]):
+    """Items handled in batches: one call of `run` for all that were added while the call
+    before was under way, each awaiting its own answer (or the batch's exception)."""
+
+    def __init__(self, run: Callable[[list[_Item]], Awaitable[list[_Answer]]]) -> None:
+        self._run = run
+        self._waiting: list[tuple[_Item, asyncio.Future[_Answer]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    def add(self, item: _Item) -> asyncio.Future[_Answer]:
+        answer: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, answer))
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send())
+        return answer
+
+    async def _send(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                try:
+                    answers = await self._run([item for item, _ in batch])
+                except asyncio.CancelledError:
+                    for _, answer in batch:
+                        answer.cancel()
+                    raise
+                except BaseException as exc:
+                    for _, answer in batch:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for (_, answer), given in zip(batch, answers, strict=True):
+                    if not answer.done():
+                        answer.set_result(given)
+        finally:
+            self._sender = None
+
+
 class _AdvisoryLocks:
-    """`SharedLock` by PostgreSQL session-level advisory locks (see PostgresStore)."""
+    """`SharedLock` by PostgreSQL session-level advisory locks (see PostgresStore).
+
+    Tries and releases go over one shared connection, batched: what turns ask while a round
+    trip is under way goes together in the next one.
+    """
 
     def __init__(self, url: str, waiters: int, outage: _Outage) -> None:
         self._url = url
         self._outage = outage
         self._shared: asyncpg.Connection | None = None
-        self._guard = asyncio.Lock()  # one query at a time on the shared connection
+        # For the next trip: (lock, take it or give it back, who waits for the answer).
+        self._asked: list[tuple[int, bool, asyncio.Future[bool] | None]] = []
+        self._sender: asyncio.Task[None] | None = None
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
+        # Connections a lock was waited on before, free again: connecting anew for every
+        # wait costs far more than the wait's one statement (processes sharing threads wait
+        # on each other all the time).
+        self._idle: list[asyncpg.Connection] = []
         self._closed = False
 
     def try_now(self, number: int) -> bool:
         return False  # every lock operation is a round trip
 
     def release_now(self, number: int) -> bool:
-        return False
+        """Give back a lock held on the shared connection without waiting: it goes with the
+        next trip, before any later try for the same lock (one connection, in order)."""
+        if number in self._own:
+            return False  # its own connection is closed instead
+        if not self._closed:  # else closing ended the session, and every lock on it
+            self._asked.append((number, False, None))
+            self._start()
+        return True
 
     async def acquire(self, number: int) -> None:
         try:
@@ -890,11 +1035,11 @@ class _AdvisoryLocks:
     async def _acquire(self, number: int) -> None:
         if self._closed:
             raise StoreError("the store is closed")
-        if await self._on_shared(_TRY_LOCK, number):
+        if await self._on_shared(number, take=True):
             return
         await self._waiting.acquire()
         try:
-            own = await asyncpg.connect(self._url)
+            own = self._idle.pop() if self._idle else await asyncpg.connect(self._url)
         except BaseException:
             self._waiting.release()
             raise
@@ -914,38 +1059,96 @@ class _AdvisoryLocks:
             if self._closed:
                 return  # closing ended the session, and every lock on it
             with contextlib.suppress(*_CONNECTION_LOST):  # the lock went with the session
-                await self._on_shared(_UNLOCK, number)
+                await self._on_shared(number, take=False)
             return
         try:
-            await own.close()  # the session ends, and its lock with it
+            if await own.fetchval(_UNLOCK, number) and not self._closed:
+                self._idle.append(own)  # kept for the next wait
+            else:
+                own.terminate()
         except Exception:
+            own.terminate()  # the session ends, and its lock with it
+        except BaseException:
             own.terminate()
+            raise
         finally:
             self._waiting.release()
 
-    async def _on_shared(self, sql: str, number: int) -> bool:
-        async with self._guard:
-            if self._shared is None or self._shared.is_closed():
-                self._shared = await asyncpg.connect(self._url)
-            try:
-                return bool(await self._shared.fetchval(sql, number))
-            except _CONNECTION_LOST:
-                # A lost session lost every lock on it; the next call starts a new one.
-                if not self._outage.away:  # else the outage was said, and locks go with it
-                    log.error("lost the PostgreSQL connection holding conversation locks")
-                self._shared.terminate()
-                self._shared = None
-                raise
+    def _on_shared(self, number: int, *, take: bool) -> asyncio.Future[bool]:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._asked.append((number, take, answer))
+        self._start()
+        return answer
+
+    def _start(self) -> None:
+        if self._sender is None:
+            self._sender = asyncio.ensure_future(self._send())
+
+    async def _send(self) -> None:
+        try:
+            while self._asked and not self._closed:
+                batch, self._asked = self._asked, []
+                try:
+                    granted = await self._trip(batch)
+                except asyncio.CancelledError:
+                    for _, _, answer in batch:
+                        if answer is not None:
+                            answer.cancel()
+                    raise
+                except BaseException as exc:
+                    self._failed(batch, exc)
+                    continue
+                for (number, take, answer), got in zip(batch, granted, strict=True):
+                    if answer is None:
+                        continue
+                    if not answer.done():
+                        answer.set_result(got)
+                    elif take and got:  # nobody waits for it any more: give it back
+                        self._asked.append((number, False, None))
+        finally:
+            self._sender = None
+            for _, _, answer in self._asked if self._closed else ():
+                if answer is not None:
+                    answer.cancel()
+
+    def _failed(
+        self, batch: list[tuple[int, bool, asyncio.Future[bool] | None]], exc: BaseException
+    ) -> None:
+        for _, _, answer in batch:
+            if answer is not None and not answer.done():
+                answer.set_exception(exc)
+        if any(answer is None for _, _, answer in batch) and not isinstance(exc, _CONNECTION_LOST):
+            # A lost connection let its locks go with it (and was said); anything else is news.
+            log.error("could not give back conversation locks: %s", _why(exc))
+
+    async def _trip(self, batch: list[tuple[int, bool, asyncio.Future[bool] | None]]) -> list[bool]:
+        if self._shared is None or self._shared.is_closed():
+            self._shared = await asyncpg.connect(self._url)
+        try:
+            rows = await self._shared.fetch(
+                _TRY_OR_UNLOCK, [number for number, _, _ in batch], [take for _, take, _ in batch]
+            )
+        except _CONNECTION_LOST:
+            # A lost session lost every lock on it; the next call starts a new one.
+            if not self._outage.away:  # else the outage was said, and locks go with it
+                log.error("lost the PostgreSQL connection holding conversation locks")
+            self._shared.terminate()
+            self._shared = None
+            raise
+        return [bool(row[0]) for row in rows]
 
     async def close(self) -> None:
         self._closed = True
-        async with self._guard:
-            if self._shared is not None:
-                await self._shared.close()
-                self._shared = None
-        for own in self._own.values():
+        if self._sender is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._sender)
+        if self._shared is not None:
+            await self._shared.close()
+            self._shared = None
+        for own in [*self._own.values(), *self._idle]:
             own.terminate()
         self._own.clear()
+        self._idle.clear()
 
 
 # --- statements that several calls share ------------------------------------------------------
@@ -1026,6 +1229,23 @@ def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple
     if not inbound.event_id:
         raise ValueError("inbound.event_id is empty; adapters must give every event an id")
     return (inbound.key.platform, inbound.event_id, _aware(at), conversation_id)
+
+
+def _first(row: Any) -> Any:
+    return row[0]
+
+
+def _at_place(rows: list[Any]) -> AtPlace:
+    """One place's rows of _AT_PLACES."""
+    first = tuple(rows[0])
+    columns = first[1:_EARLIER]
+    earlier = tuple(codec.received(list(zip(*columns, strict=True)))) if columns[0] else ()
+    own = None if first[-1] is None else CommunitySettings.from_json(first[-1])
+    if first[_EARLIER] is None:
+        return AtPlace(None, {}, earlier, own)
+    others = [tuple(row)[_PARTICIPANT_AT:-1] for row in rows if row["p_user"] is not None]
+    conversation = _conversation(first[_EARLIER:_PARTICIPANT_AT])
+    return AtPlace(conversation, codec.participant_ladders(others), earlier, own)
 
 
 def _conversation(row: Any) -> Conversation:

@@ -339,10 +339,13 @@ class SqliteStore:
         return await self._read(_in_use, key.platform, key.place)
 
     async def at_place(self, inbound: Inbound) -> AtPlace:
-        """The conversation at the place, everyone else's ladders and the messages received
-        there before `inbound`, in one hop to the store's thread."""
+        """The conversation at the place, everyone else's ladders, the messages received
+        there before `inbound` and its community's settings, in one hop to the store's
+        thread."""
         key = inbound.key
-        return await self._read(_at_place, key.platform, key.place, inbound.event_id)
+        return await self._read(
+            _at_place, key.platform, key.place, inbound.event_id, inbound.community
+        )
 
     async def get(self, conversation_id: str) -> Conversation | None:
         return await self._read(_get, conversation_id)
@@ -421,6 +424,15 @@ class SqliteStore:
         touch = (_to_text(message.at), conversation_id)
         values = (conversation_id, *_message_values(message))
         return await self._write(_begin_turn, claim, touch, values, message)
+
+    async def begin_turn_with_context(
+        self, conversation_id: str, inbound: Inbound, message: NewMessage, limit: int
+    ) -> tuple[StoredMessage, list[ContextEntry]] | None:
+        """`begin_turn` and then `recent_context`, in one hop to the store's thread."""
+        claim = _claim_params(conversation_id, inbound, message.at)
+        touch = (_to_text(message.at), conversation_id)
+        values = (conversation_id, *_message_values(message))
+        return await self._write(_begin_turn_with_context, claim, touch, values, message, limit)
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
         """Claim a just-delivered event and keep its message until a turn takes it.
@@ -823,11 +835,16 @@ def _in_use(db: sqlite3.Connection, platform: str, place: str) -> bool:
     return bool(db.execute(_IN_USE, (platform, place)).fetchall()[0][0])
 
 
-def _at_place(db: sqlite3.Connection, platform: str, place: str, event_id: str) -> AtPlace:
+def _at_place(
+    db: sqlite3.Connection, platform: str, place: str, event_id: str, community: str
+) -> AtPlace:
     conversation = _current(db, platform, place)
     others = {} if conversation is None else _participants(db, conversation.id)
     earlier = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
-    return AtPlace(conversation, others, tuple(codec.received(earlier)))
+    if conversation is not None:
+        community = conversation.community
+    own = _community_settings(db, platform, community) if community else None
+    return AtPlace(conversation, others, tuple(codec.received(earlier)), own)
 
 
 def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:
@@ -914,6 +931,20 @@ def _begin_turn(
     db.execute(_TOUCH, touch)
     seq = db.execute(_INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
     return _stored(seq, message)
+
+
+def _begin_turn_with_context(
+    db: sqlite3.Connection,
+    claim: tuple[str, ...],
+    touch: tuple[str, str],
+    values: tuple[Any, ...],
+    message: NewMessage,
+    limit: int,
+) -> tuple[StoredMessage, list[ContextEntry]] | None:
+    stored = _begin_turn(db, claim, touch, values, message)
+    if stored is None:
+        return None
+    return stored, _recent_context(db, claim[3], limit) if limit > 0 else []
 
 
 def _commit_turn(

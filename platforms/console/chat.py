@@ -13,12 +13,9 @@ from bot.engine import Engine
 from bot.flows import Flows, Refusal, Result
 from bot.notices import Notice, NoticeKind
 from bot.ports import ReplyShown
-from bot.texts import TextKey
+from bot.texts import TextKey, Texts
 
 PLATFORM = "console"
-RESTART_HINT = "Type /new to start a new conversation."
-CONFIRM_HINT = "Type yes to confirm."
-HELP = "Commands: /new (fresh conversation), /end (end this one), /quit (leave)."
 
 
 class CannotStart(Exception):
@@ -73,7 +70,8 @@ class ConsolePlace:
 
     async def post(self, notice: Notice, conversation: Conversation | None) -> str:
         if notice.kind is NoticeKind.CONFIRM_END:
-            self._write(f"[confirm] {notice.text} {CONFIRM_HINT}\n")
+            hint = notice.words.get(TextKey.CONSOLE_CONFIRM_HINT)
+            self._write(f"[confirm] {notice.text} {hint}\n")
         elif notice.kind is not NoticeKind.STARTED:  # the [conversation] line says it
             self._write(f"[{notice.kind.value}] {render(notice)}\n")
         return ""
@@ -122,6 +120,11 @@ class ConsoleChat:
         self.key = _new_key()
         self._confirming_end = False
 
+    @property
+    def _words(self) -> Texts:
+        """The operator's words: a terminal belongs to no community."""
+        return self._flows.engine.texts
+
     def _say(self, kind: str, text: str) -> None:
         self._write(f"[{kind}] {text}\n")
 
@@ -142,7 +145,7 @@ class ConsoleChat:
         if result.refusal is Refusal.NOT_FOUND:
             raise CannotStart(f"no conversation with id {conversation_id!r}")
         if result.conversation is None:
-            raise CannotStart(result.text)
+            raise CannotStart(result.said(self._words))
         self.key = result.conversation.key
         self._say("conversation", f"{result.conversation.id} (branched from {conversation_id})")
         return result.conversation
@@ -178,15 +181,16 @@ class ConsoleChat:
         elif command == "/end":
             await self._ask_to_end()
         elif command == "/help":
-            self._say("info", HELP)
+            self._say("info", self._words.get(TextKey.CONSOLE_HELP))
         else:
-            self._say("error", f"Unknown command {command}. {HELP}")
+            unknown = self._words.get(TextKey.CONSOLE_UNKNOWN_COMMAND, command=command)
+            self._say("error", f"{unknown} {self._words.get(TextKey.CONSOLE_HELP)}")
         return True
 
     async def _start_new(self) -> None:
         result = await self._flows.start_new(PLATFORM, self._user_id, self._open)
         if result.conversation is None:
-            self._say(_tag(result.refusal), result.text)
+            self._say(_tag(result.refusal), result.said(self._words))
             return
         self.key = result.conversation.key
         self._say("conversation", f"{result.conversation.id} (new)")
@@ -195,7 +199,9 @@ class ConsoleChat:
         result = await self._flows.ask_to_end(self.key, self._user_id)
         if result.ok:
             self._confirming_end = True
-            self._say("confirm", f"End this conversation? {CONFIRM_HINT}")
+            words = self._words
+            ask = words.get(TextKey.CONSOLE_ASK_END)
+            self._say("confirm", f"{ask} {words.get(TextKey.CONSOLE_CONFIRM_HINT)}")
         else:
             self._say_refused(result)
 
@@ -206,17 +212,18 @@ class ConsoleChat:
 
     def _say_refused(self, result: Result) -> None:
         if result.refusal is Refusal.NOT_FOUND:
-            self._say("info", "There is no conversation to end yet.")
+            self._say("info", self._words.get(TextKey.CONSOLE_NOTHING_TO_END))
         elif result.refusal is Refusal.ALREADY_ENDED:
-            self._say("info", f"{result.text} {RESTART_HINT}")
+            again = self._words.get(TextKey.CONSOLE_START_AGAIN)
+            self._say("info", f"{result.said(self._words)} {again}")
         else:
-            self._say("info", result.text)
+            self._say("info", result.said(self._words))
 
     async def _message(self, text: str) -> None:
         if await self._flows.find(self.key) is None:
             result = await self._flows.start_new(PLATFORM, self._user_id, self._here)
             if result.conversation is None:
-                self._say(_tag(result.refusal), result.text)
+                self._say(_tag(result.refusal), result.said(self._words))
                 return
             self._say("conversation", f"{result.conversation.id} (new)")
         inbound = Inbound(
@@ -242,7 +249,7 @@ def render(notice: Notice) -> str:
     """A notice in the console's words: END and BLOCKED say how to start again."""
     text = notice.text
     if notice.kind in {NoticeKind.END, NoticeKind.BLOCKED}:
-        text = f"{text} {RESTART_HINT}"
+        text = f"{text} {notice.words.get(TextKey.CONSOLE_START_AGAIN)}"
     if notice.resources:
         text = f"{text}\n{notice.resources}"
     return text
@@ -286,7 +293,8 @@ async def run_console(
         write(f"[error] {exc}\n")
         return 1
     if interactive:
-        write(f"quitbot: talk to Claude. {HELP}\n")
+        words = engine.texts
+        write(f"{words.get(TextKey.CONSOLE_BANNER)} {words.get(TextKey.CONSOLE_HELP)}\n")
     async for line in _prompted(stdin_lines(stdin), write, interactive):
         if not await chat.handle_line(line):
             break

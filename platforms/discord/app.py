@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import discord
 import yarl
 from discord import app_commands
-from discord.ext import commands
+from discord.ext import commands, tasks
 
 from bot.engine import Engine
 from bot.settings import (
@@ -19,7 +20,9 @@ from bot.settings import (
     Settings,
     endpoint,
 )
-from platforms.discord.errors import ANSWERED, GONE, command_failed
+from bot.texts import DEFAULT_TEXTS, TextKey, Texts
+from platforms.discord.buckets import IDLE_SECONDS, forget_idle_buckets
+from platforms.discord.errors import ANSWERED, command_failed, words_at
 from platforms.discord.parts import Parts
 from platforms.discord.places import answer
 from platforms.discord.reply import TYPING_DELAY
@@ -108,13 +111,23 @@ class QuitBotTree(app_commands.CommandTree[discord.Client]):
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             log.warning("dropped a malformed command interaction %s: %r", interaction.id, exc)
-            await answer(interaction, GONE)
+            words = await self._words(interaction)
+            await answer(interaction, words.get(TextKey.DISCORD_COMMAND_GONE))
 
     async def on_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError, /
     ) -> None:
         if not interaction.extras.get(ANSWERED):
-            await command_failed(interaction, error)
+            await command_failed(interaction, error, await self._words(interaction))
+
+    async def _words(self, interaction: discord.Interaction) -> Texts:
+        """The words of the server a command came from (the tree is quitbot's own bot's)."""
+        client = self.client
+        return (
+            await words_at(client.flows, interaction)
+            if isinstance(client, QuitBot)
+            else DEFAULT_TEXTS
+        )
 
 
 class QuitBot(commands.Bot):
@@ -148,6 +161,7 @@ class QuitBot(commands.Bot):
         drop_malformed_events(self)
 
     async def setup_hook(self) -> None:
+        self._forget_idle_buckets.start()
         await self._parts.add_to(self, listen=False)
         await self.sync_commands()
         # What a previous run kept but never answered, in order, before the gateway brings
@@ -158,6 +172,16 @@ class QuitBot(commands.Bot):
 
     async def sync_commands(self) -> None:
         await sync_commands(self, self.discord.settings)
+
+    @tasks.loop(seconds=IDLE_SECONDS)
+    async def _forget_idle_buckets(self) -> None:
+        """What discord.py keeps per thread for its rate limits goes once the thread is
+        quiet, not five minutes later (see platforms/discord/buckets.py)."""
+        forget_idle_buckets(self.http, asyncio.get_running_loop().time())
+
+    async def close(self) -> None:
+        self._forget_idle_buckets.cancel()
+        await super().close()
 
     async def on_message(self, message: discord.Message, /) -> None:
         """No prefix commands: the conversations cog takes every message (not as a cog

@@ -11,9 +11,10 @@ from discord.ext import commands
 
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows, Refusal
-from bot.texts import TextKey
+from bot.texts import DEFAULT_TEXTS, TextKey
 from platforms.discord import render, translate
 from platforms.discord.commands import start_new
+from platforms.discord.errors import words_at
 from platforms.discord.places import Discord, DiscordPlace, answer
 from platforms.discord.reply import NO_MENTIONS
 from platforms.lines import Lines
@@ -134,7 +135,10 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
             return DiscordPlace(self.d, arrived.channel)
         thread = self.d.client.get_channel(message.id)
         if not isinstance(thread, discord.Thread) and not await self._is_conversation(key):
-            name = translate.thread_name(arrived.inbound.text, message.author.display_name)
+            text, author = arrived.inbound.text, message.author.display_name
+            # Only a thread with no words to be named after is named in the server's words.
+            words = await words_at(self.flows, message) if not text.split() else DEFAULT_TEXTS
+            name = translate.thread_name(text, author, words)
             if (thread := await self.d.thread_from(message, name)) is None:
                 return None
         return (
@@ -212,7 +216,7 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
                         content=lapsed, view=None, allowed_mentions=NO_MENTIONS
                     )
                 if not asked.ok:
-                    await answer(interaction, asked.text)
+                    await answer(interaction, asked.said(words))
                     return
                 ended_here = words.get(TextKey.DISCORD_ENDED_HERE)
                 await interaction.response.edit_message(
@@ -221,11 +225,11 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
                 place = DiscordPlace(self.d, channel, interaction)  # type: ignore[arg-type]
                 ended = await self.flows.confirm_end(key, user_id, place, proposal=proposal)
                 if not ended.ok:
-                    await answer(interaction, ended.text)
+                    await answer(interaction, ended.said(words))
             case "keep":
                 kept = await self.flows.keep_going(key, user_id)
                 if not kept.ok:
-                    await answer(interaction, kept.text)
+                    await answer(interaction, kept.said(words))
                     return
                 kept_on = words.get(TextKey.KEEP_GOING)
                 await interaction.response.edit_message(
@@ -240,4 +244,4 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
                 text = f"{render.MISTAKE}: {written}" if written else render.MISTAKE
                 result = await self.flows.feedback(action.target, user_id, text)
                 thanks = words.get(TextKey.FEEDBACK_THANKS)
-                await answer(interaction, thanks if result.ok else result.text)
+                await answer(interaction, thanks if result.ok else result.said(words))

@@ -10,11 +10,11 @@ from discord.ext import commands
 
 from bot.communities import ENFORCEMENTS, EVERY_SETTING, SETTING_NAMES, CommunitySettings
 from bot.conversation import ConversationKey, Inbound
-from bot.flows import REFUSAL_TEXT, CommunityResult, Flows, Refusal, Result
+from bot.flows import CommunityResult, Flows, Refusal, Result, refusal_text
 from bot.review import Decision
-from bot.texts import TextKey
+from bot.texts import DEFAULT_TEXTS, Markup, TextKey, Texts
 from platforms.discord import render, translate
-from platforms.discord.errors import command_failed
+from platforms.discord.errors import command_failed, words_at
 from platforms.discord.places import Discord, DiscordPlace, answer
 from platforms.discord.reply import NO_MENTIONS
 
@@ -34,7 +34,7 @@ class ChatCommands(commands.Cog, name="quitbot.chat"):
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        await command_failed(interaction, error)
+        await command_failed(interaction, error, await words_at(self.flows, interaction))
 
     @app_commands.command(name="chat", description="Talk to the assistant: opens a thread here")
     @app_commands.describe(prompt="What you want to say")
@@ -56,7 +56,8 @@ class ChatCommands(commands.Cog, name="quitbot.chat"):
         message = response.resource
         place: discord.abc.Messageable = channel
         if isinstance(channel, discord.TextChannel) and isinstance(message, discord.Message):
-            name = translate.thread_name(prompt, interaction.user.display_name)
+            words = await words_at(self.flows, channel) if not prompt.split() else DEFAULT_TEXTS
+            name = translate.thread_name(prompt, interaction.user.display_name, words)
             thread = await self.d.thread_from(message, name)
             if thread is None:
                 return
@@ -79,8 +80,10 @@ class ChatCommands(commands.Cog, name="quitbot.chat"):
             return
         key = translate.key_for(interaction.channel)
         result = await self.flows.ask_to_end(key, str(interaction.user.id))
-        confirm = render.notice(result.notices[0], in_dm=False) if result.ok else result.text
-        await answer(interaction, confirm)
+        if result.ok:
+            await answer(interaction, render.notice(result.notices[0], in_dm=False))
+        else:
+            await answer(interaction, result.said(await words_at(self.flows, interaction)))
 
     async def branch(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """A new conversation carrying the history up to `message` (included).
@@ -93,12 +96,14 @@ class ChatCommands(commands.Cog, name="quitbot.chat"):
             return
         in_dm = translate.is_dm(channel)
         await interaction.response.defer(ephemeral=not in_dm, thinking=True)
-        name = translate.thread_name(f"Branch: {getattr(channel, 'name', '')}", user.name)
-        open_place = self.d.opener(channel, name, interaction, in_dm=in_dm)
+        words = await words_at(self.flows, channel)
+        branch = words.get(TextKey.DISCORD_BRANCH_THREAD_NAME, channel=getattr(channel, "name", ""))
+        name = translate.thread_name(branch, user.name, words)
+        open_place = self.d.opener(channel, name, interaction, in_dm=in_dm, words=words)
         result = await self.flows.branch(
             translate.key_for(channel), str(user.id), open_place, upto_message_id=str(message.id)
         )
-        await _opened(interaction, result, "Your branch", in_dm=in_dm)
+        await _opened(interaction, result, TextKey.DISCORD_BRANCHED_IN, words, in_dm=in_dm)
 
 
 async def start_new(
@@ -119,22 +124,24 @@ async def start_new(
     if translate.holds_no_threads(parent):
         await answer(interaction, words.get(TextKey.DISCORD_NO_THREADS_HERE))
         return
-    name = translate.thread_name("", user.display_name)
+    name = translate.thread_name("", user.display_name, words)
     open_place = d.opener(parent, name, interaction, in_dm=in_dm, words=words)
     result = await flows.start_new(
         translate.PLATFORM, str(user.id), open_place, community=community
     )
-    await _opened(interaction, result, "Your new conversation", in_dm=in_dm)
+    await _opened(interaction, result, TextKey.DISCORD_STARTED_IN, words, in_dm=in_dm)
 
 
 async def _opened(
-    interaction: discord.Interaction, result: Result, what: str, *, in_dm: bool
+    interaction: discord.Interaction, result: Result, where: TextKey, words: Texts, *, in_dm: bool
 ) -> None:
-    """Answer a deferred start or branch: why not, or where (in a DM the notice answered)."""
+    """Answer a deferred start or branch in `words`: why not, or `where` it is (in a DM the
+    notice answered)."""
     if not result.ok or result.conversation is None:
-        await answer(interaction, result.text)
+        await answer(interaction, result.said(words))
     elif not in_dm:
-        await answer(interaction, f"{what} is in <#{result.conversation.key.place}>.")
+        thread = Markup(f"<#{result.conversation.key.place}>")
+        await answer(interaction, words.get(where, render.escape, thread=thread))
 
 
 @app_commands.guild_only()
@@ -157,7 +164,7 @@ class Moderation(
     async def cog_app_command_error(
         self, interaction: discord.Interaction, error: app_commands.AppCommandError
     ) -> None:
-        await command_failed(interaction, error)
+        await command_failed(interaction, error, await words_at(self.flows, interaction))
 
     @app_commands.command(description="Reopen an ended conversation and unlock its thread")
     @app_commands.describe(thread="The conversation's thread (default: this one)", note="Why")
@@ -171,9 +178,8 @@ class Moderation(
         result = await self.flows.reopen(
             key, str(interaction.user.id), note, is_moderator=True, place=self.d.place(key)
         )
-        await answer(
-            interaction, result.text or f"Reopened <#{key.place}>. {result.problem}".strip()
-        )
+        refused = result.said(await words_at(self.flows, interaction))
+        await answer(interaction, refused or f"Reopened <#{key.place}>. {result.problem}".strip())
 
     @app_commands.command(description="Show a conversation's state")
     @app_commands.describe(thread="The conversation's thread (default: this one)")
@@ -182,7 +188,8 @@ class Moderation(
         if key is not None:
             result = await self.flows.status(key, is_moderator=True)
             shown = result.conversation if result.ok else None
-            await answer(interaction, render.status(shown) if shown else result.text)
+            refused = result.said(await words_at(self.flows, interaction)) if not shown else ""
+            await answer(interaction, render.status(shown) if shown else refused)
 
     @app_commands.command(description="Show a conversation's audit trail")
     @app_commands.describe(thread="The conversation's thread (default: this one)")
@@ -190,7 +197,10 @@ class Moderation(
         key = await self._target(interaction, thread)
         if key is not None:
             result = await self.flows.audit(key, is_moderator=True)
-            await answer(interaction, render.audit(result.events) if result.ok else result.text)
+            if result.ok:
+                await answer(interaction, render.audit(result.events))
+            else:
+                await answer(interaction, result.said(await words_at(self.flows, interaction)))
 
     @app_commands.command(description="List conversations whose end someone called a mistake")
     async def review(self, interaction: discord.Interaction) -> None:
@@ -198,10 +208,10 @@ class Moderation(
             is_moderator=self._is_moderator(interaction),
             community=translate.community_of(interaction),
         )
-        await answer(
-            interaction,
-            render.review_queue(queue.items, interaction.guild_id) if queue.ok else queue.text,
-        )
+        if queue.ok:
+            await answer(interaction, render.review_queue(queue.items, interaction.guild_id))
+        else:
+            await answer(interaction, queue.said(await words_at(self.flows, interaction)))
 
     @app_commands.command(
         name="review-resolve", description="Decide on a conversation in the review queue"
@@ -228,7 +238,7 @@ class Moderation(
             community=translate.community_of(interaction),
         )
         if not result.ok or result.conversation is None:
-            await answer(interaction, result.text)
+            await answer(interaction, result.said(await words_at(self.flows, interaction)))
             return
         done = "Reopened" if decision == "reopen" else "Upheld the end of"
         where = render.place_link(result.conversation, interaction.guild_id)
@@ -281,7 +291,7 @@ class Moderation(
             str(interaction.user.id),
             is_moderator=self._is_moderator(interaction),
         )
-        await _show_settings(interaction, result)
+        await _show_settings(interaction, result, await words_at(self.flows, interaction))
 
     async def _settings(
         self, interaction: discord.Interaction, changes: CommunitySettings | None
@@ -295,7 +305,7 @@ class Moderation(
                 community, changes, str(interaction.user.id), is_moderator=moderates
             )
         )
-        await _show_settings(interaction, result)
+        await _show_settings(interaction, result, await words_at(self.flows, interaction))
 
     async def _target(
         self, interaction: discord.Interaction, thread: ThreadOption
@@ -306,7 +316,8 @@ class Moderation(
         here = channel.id if isinstance(channel, discord.Thread) else None
         thread_id = thread.id if thread is not None else here
         if not self._is_moderator(interaction):
-            await answer(interaction, REFUSAL_TEXT[Refusal.NOT_MODERATOR])
+            words = await words_at(self.flows, interaction)
+            await answer(interaction, refusal_text(Refusal.NOT_MODERATOR, words))
         elif thread_id is None:
             await answer(interaction, NO_THREAD)
         else:
@@ -327,7 +338,9 @@ class Moderation(
         )
 
 
-async def _show_settings(interaction: discord.Interaction, result: CommunityResult) -> None:
+async def _show_settings(
+    interaction: discord.Interaction, result: CommunityResult, words: Texts
+) -> None:
     """The server's own settings as a flow returned them, or why not, to the moderator."""
-    shown = render.community_settings(result.settings) if result.settings else result.text
+    shown = render.community_settings(result.settings) if result.settings else result.said(words)
     await answer(interaction, shown)

@@ -19,7 +19,7 @@ from bot.flows import Flows
 from bot.settings import DiscordSettings
 from platforms.discord.cog import ConversationCog
 from platforms.discord.commands import ChatCommands, Moderation
-from platforms.discord.errors import command_failed
+from platforms.discord.errors import command_failed, words_at
 from platforms.discord.places import Discord, DiscordModLog
 from platforms.discord.reply import TYPING_DELAY
 from platforms.discord.stream import EDIT_INTERVAL
@@ -73,7 +73,12 @@ class Parts:
         self._chat = ChatCommands(self.discord, self.flows)
         self._moderation = Moderation(self.discord, self.flows)
         self._branch = app_commands.ContextMenu(name=BRANCH, callback=self._chat.branch)
-        self._branch.error(command_failed)
+        self._branch.error(self._branch_failed)
+
+    async def _branch_failed(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        await command_failed(interaction, error, await words_at(self.flows, interaction))
 
     def clashes(self, bot: commands.Bot) -> list[str]:
         """What of quitbot's the bot already has (adding it would fail half-way)."""

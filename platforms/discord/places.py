@@ -365,7 +365,7 @@ class DiscordPlace:
             if isinstance(parent, discord.abc.Messageable):
                 await self._d.send(parent, addressed, allowed_mentions=MENTION_USERS)
         elif notice.kind is NoticeKind.AFTER_END:
-            name = translate.offer_post_name(getattr(self.channel, "name", None))
+            name = translate.offer_post_name(getattr(self.channel, "name", None), notice.words)
             await self._d.open_post(parent, name, addressed, allowed_mentions=MENTION_USERS)
         elif isinstance(self.channel, discord.Thread) and not self.channel.locked:
             await self._d.send(self.channel, addressed, allowed_mentions=MENTION_USERS)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 import discord
 
 from bot.conversation import ConversationKey, FileRef, Inbound
+from bot.texts import DEFAULT_TEXTS, TextKey, Texts
 
 PLATFORM = "discord"
 THREAD_NAME_LIMIT = 100
@@ -143,20 +144,22 @@ def prompt_text(content: str, bot_id: int) -> str:
     return re.sub(rf"<@!?{bot_id}>", "", content).strip()
 
 
-def thread_name(text: str, author: str) -> str:
-    """A thread named from the first words of the prompt."""
+def thread_name(text: str, author: str, texts: Texts = DEFAULT_TEXTS) -> str:
+    """A thread named from the first words of the prompt (without any, in `texts`)."""
     words = " ".join(text.split())
     if not words:
-        return f"Conversation with {author}"[:THREAD_NAME_LIMIT]
+        return texts.get(TextKey.DISCORD_THREAD_NAME, name=author)[:THREAD_NAME_LIMIT]
     if len(words) <= THREAD_NAME_LIMIT:
         return words
     cut = words[: THREAD_NAME_LIMIT - 1].rsplit(" ", 1)[0]
     return cut + "…"
 
 
-def offer_post_name(ended: str | None) -> str:
+def offer_post_name(ended: str | None, texts: Texts = DEFAULT_TEXTS) -> str:
     """The title of the forum post that offers a way on after `ended` (a thread's name)."""
-    return f"Ended: {ended}"[:THREAD_NAME_LIMIT] if ended else "An ended conversation"
+    if not ended:
+        return texts.get(TextKey.DISCORD_OFFER_POST_UNNAMED)
+    return texts.get(TextKey.DISCORD_OFFER_POST_NAME, name=ended)[:THREAD_NAME_LIMIT]
 
 
 def interaction_event_id(interaction_id: int) -> str:

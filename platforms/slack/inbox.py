@@ -11,6 +11,7 @@ from functools import partial
 
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows
+from bot.texts import TextKey
 from platforms.lines import Lines
 from platforms.recent import Recent
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
@@ -18,11 +19,10 @@ from platforms.slack.translate import PLATFORM, AssistantThread, Place, SlackMes
 
 log = logging.getLogger(__name__)
 
-GREETING = "Hi! I'm quitbot, an assistant backed by Claude. What can I help you with?"
 SUGGESTED_PROMPTS = (
-    ("Explain something", "Explain how public-key cryptography works, simply."),
-    ("Help me write", "Help me write a friendly reminder to my team about a deadline."),
-    ("Brainstorm", "Give me five ideas for a team offsite activity."),
+    (TextKey.SLACK_PROMPT_1_TITLE, TextKey.SLACK_PROMPT_1),
+    (TextKey.SLACK_PROMPT_2_TITLE, TextKey.SLACK_PROMPT_2),
+    (TextKey.SLACK_PROMPT_3_TITLE, TextKey.SLACK_PROMPT_3),
 )
 TITLE_CHARS = 60
 
@@ -148,8 +148,11 @@ class Inbox:
         """A new assistant thread: a greeting and a few suggested prompts."""
         self._places.remember(thread.key, Place.ASSISTANT)
         client, channel, thread_ts = self._deps.client, thread.channel, thread.thread_ts
-        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=GREETING)
-        prompts = [{"title": title, "message": text} for title, text in SUGGESTED_PROMPTS]
+        # An app of one workspace (its token's), so that workspace's words.
+        words = await self._deps.words(self._deps.team_id)
+        greeting = words.get(TextKey.SLACK_GREETING)
+        await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=greeting)
+        prompts = [{"title": words.get(t), "message": words.get(m)} for t, m in SUGGESTED_PROMPTS]
         await self._deps.attempt(
             "assistant_threads_setSuggestedPrompts",
             channel_id=channel,

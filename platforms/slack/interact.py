@@ -12,7 +12,7 @@ from bot.communities import EVERY_SETTING, TEXT_PREFIX, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import CommunityResult, Flows, Refusal, Result
 from bot.review import Decision, ReviewItem
-from bot.texts import TextKey, Texts
+from bot.texts import Markup, TextKey, Texts
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.render import (
     MESSAGE_LIMIT,
@@ -54,28 +54,29 @@ class Interactions:
         command, user = parse_command(str(payload.get("text") or "")), str(payload.get("user_id"))
         tell, team = self._tell(payload), str(payload.get("team_id") or "")
         target: ConversationKey | str = key_from_link(command.target) or command.target
+        words = await self._words(payload)
         if command.verb == "end" and command.target:
-            await self._ask_to_end(target, user, tell)
+            await self._ask_to_end(target, user, tell, words)
         elif command.verb in {"reopen", "status", "audit", "review", "settings"}:
-            await tell(await self._moderate(command, target, user, team))
+            await tell(await self._moderate(command, target, user, team, words))
         else:
             key = TextKey.SLACK_NO_TARGET if command.verb == "end" else TextKey.SLACK_HELP
-            await tell((await self._flows.engine.words(PLATFORM, team)).get(key))
+            await tell(words.get(key))
 
     async def _moderate(
-        self, command: Command, target: ConversationKey | str, user: str, team: str
+        self, command: Command, target: ConversationKey | str, user: str, team: str, words: Texts
     ) -> str:
         """A moderator's command; `review` and `settings` are about this workspace only."""
         moderator, flows, verb = await self._is_moderator(user), self._flows, command.verb
         link, decision, note = [*command.note.split(maxsplit=2), "", "", ""][:3]
         decision = decision.lower()
         if verb == "settings" and command.target == "reset":
-            return await self._reset_settings(command.note.strip(), user, team, moderator)
+            return await self._reset_settings(command.note.strip(), user, team, moderator, words)
         if verb == "settings" and command.target in {"", "set"}:
-            return await self._settings(command.note, user, team, moderator)
+            return await self._settings(command.note, user, team, moderator, words)
         if verb == "review" and not command.target:
             queue = await flows.review_queue(is_moderator=moderator, community=team)
-            return queue.text or await self._queue_text(queue.items)
+            return queue.said(words) or await self._queue_text(queue.items)
         result: Result
         if verb == "review" and command.target == "resolve" and decision in set(Decision):
             target = key_from_link(link) or link.strip("<>").split("|")[0]
@@ -87,10 +88,10 @@ class Interactions:
         elif verb in {"status", "audit"}:
             result = await getattr(flows, verb)(target, is_moderator=moderator)
         else:
-            return (await flows.engine.words(PLATFORM, team)).get(TextKey.SLACK_HELP)
+            return words.get(TextKey.SLACK_HELP)
         found = result.conversation
         if found is None or not result.ok:
-            return result.text
+            return result.said(words)
         if verb == "status":
             return status_text(found, await self._deps.permalink(*split_key(found.key)))
         if verb == "audit":
@@ -98,16 +99,19 @@ class Interactions:
         done = "Upheld the end of" if decision == Decision.UPHOLD else "Reopened"
         return f"{done} `{found.id}`. {result.problem}".strip()
 
-    async def _settings(self, words: str, user: str, team: str, moderator: bool) -> str:
+    async def _settings(
+        self, typed: str, user: str, team: str, moderator: bool, words: Texts
+    ) -> str:
         """Show this workspace's settings, or `set <name> <value>` one of them."""
-        if not words:
-            return settings_text(await self._flows.community_settings(team, is_moderator=moderator))
-        name, _, value = words.partition(" ")
+        if not typed:
+            own = await self._flows.community_settings(team, is_moderator=moderator)
+            return settings_text(own, words)
+        name, _, value = typed.partition(" ")
         number, value = name.startswith("redirects_"), value.strip()
         if name == "texts" or name.startswith(TEXT_PREFIX):
             key = name.removeprefix(TEXT_PREFIX)
             # As the person typed it: Slack sends &, < and > as entities.
-            return await self._set_text(key, plain_text(value), user, team, moderator)
+            return await self._set_text(key, plain_text(value), user, team, moderator, words)
         if name not in {f.name for f in fields(CommunitySettings)}:
             return f"There is no setting `{escape(name)}`; `/quitbot settings` lists them."
         if (number and not value.isdigit()) or not value:
@@ -116,18 +120,22 @@ class Interactions:
         saved = self._flows.set_community_settings(
             team, CommunitySettings(**given), user, is_moderator=moderator
         )
-        return settings_text(await saved, "Saved. ")
+        return settings_text(await saved, words, "Saved. ")
 
-    async def _set_text(self, key: str, value: str, user: str, team: str, moderator: bool) -> str:
+    async def _set_text(
+        self, key: str, value: str, user: str, team: str, moderator: bool, words: Texts
+    ) -> str:
         """`set texts.KEY words`: this workspace's own words for one text (`quitbot texts`
         lists the keys); checked like the operator's before it is saved."""
         if key == "texts" or not value:
             return "Name one text and give its words: `/quitbot settings set texts.KEY words`."
         own = CommunitySettings(texts={key: value})
         saved = self._flows.set_community_settings(team, own, user, is_moderator=moderator)
-        return settings_text(await saved, "Saved. ")
+        return settings_text(await saved, words, "Saved. ")
 
-    async def _reset_settings(self, name: str, user: str, team: str, moderator: bool) -> str:
+    async def _reset_settings(
+        self, name: str, user: str, team: str, moderator: bool, words: Texts
+    ) -> str:
         """`reset <name>`: one of this workspace's settings back to the default; `reset all`."""
         if not name:
             every = f"`{EVERY_SETTING}`"
@@ -135,7 +143,7 @@ class Interactions:
         reset = self._flows.reset_community_settings(
             team, None if name == EVERY_SETTING else name, user, is_moderator=moderator
         )
-        return settings_text(await reset, "Reset. ")
+        return settings_text(await reset, words, "Reset. ")
 
     async def _queue_text(self, items: Sequence[ReviewItem]) -> str:
         """The queue, oldest first, as one message within Slack's advised length."""
@@ -156,14 +164,19 @@ class Interactions:
         return text
 
     async def _ask_to_end(
-        self, target: ConversationKey | str, user: str, tell: Tell, via: str = "command"
+        self,
+        target: ConversationKey | str,
+        user: str,
+        tell: Tell,
+        words: Texts,
+        via: str = "command",
     ) -> None:
         key = target if isinstance(target, ConversationKey) else await self._key_of(target)
         result = (
             await self._flows.ask_to_end(key, user) if key else Result(refusal=Refusal.NOT_FOUND)
         )
         if result.conversation is None or not result.ok:
-            await tell(result.text)
+            await tell(result.said(words))
             return
         for notice in result.notices:
             kind = self._places.kind(result.conversation.key)
@@ -176,20 +189,24 @@ class Interactions:
         user, channel, message = _who(body), _channel(body), body.get("message") or {}
         thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
         key, tell = thread_key(channel, thread_ts), self._tell(body, thread_ts)
-        await self._ask_to_end(key, user, tell, via="shortcut")
+        await self._ask_to_end(key, user, tell, await self._words(body), via="shortcut")
 
     async def branch(self, body: dict[str, Any]) -> None:
         """ "Branch from here": a new thread carrying the history up to the chosen message."""
         user, channel, message = _who(body), _channel(body), body.get("message") or {}
         ts = str(message.get("ts") or body.get("message_ts") or "")
         source = thread_key(channel, str(message.get("thread_ts") or ts))
-        link = await self._deps.permalink(channel, ts)
-        picked = f"<{link}|this message>" if link else "an earlier message"
+        link, words = await self._deps.permalink(channel, ts), await self._words(body)
+        person = Markup(f"<@{user}>")
+        if link:  # Slack's own address for the message
+            intro = words.get(TextKey.SLACK_BRANCHED, escape, person=person, link=Markup(link))
+        else:
+            intro = words.get(TextKey.SLACK_BRANCHED_UNLINKED, escape, person=person)
         kind = Place.CHANNEL if self._places.kind(source) is Place.CHANNEL else Place.DM
-        opener = partial(self._open, channel, f"<@{user}> branched a conversation from {picked}.")
+        opener = partial(self._open, channel, intro)
         result = await self._flows.branch(source, user, partial(opener, kind), upto_message_id=ts)
         if not result.ok:
-            await self._tell(body)(result.text)
+            await self._tell(body)(result.said(words))
 
     async def confirm_end(self, body: dict[str, Any]) -> None:
         user, key = _who(body), await self._key_of(_value(body)[0])
@@ -220,13 +237,14 @@ class Interactions:
     async def _refused(self, body: dict[str, Any], result: Result, thread_ts: str) -> None:
         """A refused click: a confirmation nobody can answer any more is withdrawn (its buttons
         would stay live), and the person who clicked is told why."""
-        lapsed = (await self._words(body)).get(TextKey.END_LAPSED)
-        stale = {Refusal.NOT_ASKED: lapsed, Refusal.ALREADY_ENDED: result.text}
+        words = await self._words(body)
+        refused = result.said(words)
+        stale = {Refusal.NOT_ASKED: words.get(TextKey.END_LAPSED), Refusal.ALREADY_ENDED: refused}
         withdrawn_as = stale.get(result.refusal) if result.refusal else None
         withdrawn = withdrawn_as is not None and await self._answered(body, withdrawn_as)
-        if withdrawn and _on_ephemeral(body) and withdrawn_as == result.text:
+        if withdrawn and _on_ephemeral(body) and withdrawn_as == refused:
             return  # the confirmation, shown to them alone, now says why
-        await self._tell(body, thread_ts)(result.text)
+        await self._tell(body, thread_ts)(refused)
 
     async def _answered(self, body: dict[str, Any], text: str) -> bool:
         """The clicked confirmation becomes `text`, without its buttons: no stale click later.
@@ -246,27 +264,30 @@ class Interactions:
     async def start_new(self, body: dict[str, Any]) -> None:
         """ "Start a new conversation": a fresh thread (the assistant pane makes its own)."""
         user, channel, (_, kind) = _who(body), _channel(body), _value(body)
+        words = await self._words(body)
         if kind is Place.ASSISTANT:
-            await self._tell(body)(how_to_start_again(kind, "", await self._words(body)))
+            await self._tell(body)(how_to_start_again(kind, "", words))
             return
-        intro = "New conversation." if kind is Place.DM else f"New conversation with <@{user}>."
-        opener, team = partial(self._open, channel, intro, kind), (body.get("team") or {}).get("id")
-        result = await self._flows.start_new(PLATFORM, user, opener, community=str(team or ""))
+        if kind is Place.DM:
+            intro = words.get(TextKey.SLACK_NEW_DM)
+        else:
+            intro = words.get(TextKey.SLACK_NEW_CHANNEL, escape, person=Markup(f"<@{user}>"))
+        opener = partial(self._open, channel, intro, kind)
+        result = await self._flows.start_new(PLATFORM, user, opener, community=_team(body))
         if not result.ok:
-            await self._tell(body)(result.text)
+            await self._tell(body)(result.said(words))
 
     async def mistake(self, body: dict[str, Any]) -> None:
         """ "This was a mistake": the person's feedback, on the record and in the mod-log."""
         user, (conversation_id, _) = _who(body), _value(body)
         result = await self._flows.feedback(conversation_id, user, MISTAKE)
         thread_ts = str((body.get("container") or {}).get("thread_ts") or "")
-        thanks = (await self._words(body)).get(TextKey.FEEDBACK_THANKS)
-        await self._tell(body, thread_ts)(result.text or thanks)
+        words = await self._words(body)
+        await self._tell(body, thread_ts)(result.said(words) or words.get(TextKey.FEEDBACK_THANKS))
 
     async def _words(self, body: dict[str, Any]) -> Texts:
-        """The words in force in the workspace a click came from."""
-        team = str((body.get("team") or {}).get("id") or "")
-        return await self._flows.engine.words(PLATFORM, team)
+        """The words in force in the workspace a command or click came from."""
+        return await self._flows.engine.words(PLATFORM, _team(body))
 
     async def _open(
         self, channel: str, text: str, kind: Place
@@ -318,9 +339,9 @@ def audit_text(conversation: Conversation, events: list[AuditEvent]) -> str:
     return "\n".join(lines)
 
 
-def settings_text(result: CommunityResult, done: str = "") -> str:
+def settings_text(result: CommunityResult, words: Texts, done: str = "") -> str:
     if result.settings is None:
-        return result.text
+        return result.said(words)
     own = {f.name: getattr(result.settings, f.name) for f in fields(result.settings)}
     lines = [f"{done}*This workspace's settings* (unset: the process-wide default):"]
     lines += [
@@ -332,6 +353,11 @@ def settings_text(result: CommunityResult, done: str = "") -> str:
 def _clip(text: str, limit: int = 200) -> str:
     line = " ".join(text.split())
     return escape(line if len(line) <= limit else line[: limit - 1] + "…")
+
+
+def _team(body: dict[str, Any]) -> str:
+    """The workspace a command (`team_id`) or a click (`team.id`) came from."""
+    return str(body.get("team_id") or (body.get("team") or {}).get("id") or "")
 
 
 def _who(body: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -66,7 +67,8 @@ class SlackListeners:
         interval: float = DEFAULT_INTERVAL,
         checked_at_edge: bool = False,
     ) -> None:
-        self.deps = Deps(settings, client, session, clock, interval)
+        words_of = partial(engine.words, PLATFORM)
+        self.deps = Deps(settings, client, session, clock, interval, words_of=words_of)
         self.places = SlackPlaces(self.deps)
         self.flows = Flows(engine, PLATFORM, self.places, SlackModLog(self.deps))
         self.inbox = Inbox(self.deps, self.flows, self.places)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +19,10 @@ from bot.conversation import Attachment, Conversation, ConversationKey, FileRef
 from bot.notices import Notice, NoticeKind
 from bot.ports import DatabaseUnavailable, ModLogEntry, ModLogKind
 from bot.settings import Settings
+from bot.texts import TextKey, Texts
 from platforms.slack import history
 from platforms.slack.files import fetch_attachments
-from platforms.slack.render import ENDED_REACTION, ENDED_TITLE, Blocks, escape, render_notice
+from platforms.slack.render import ENDED_REACTION, Blocks, escape, render_notice
 from platforms.slack.stream import DEFAULT_INTERVAL, Clock, SlackReply, StreamingSupport
 from platforms.slack.translate import Place, split_key
 
@@ -80,6 +81,12 @@ class Deps:
     tasks: Tasks = field(default_factory=Tasks)
     bot_user_id: str = ""  # learnt from Bolt's context (auth.test) with the first event
     team_id: str = ""  # the app's workspace: a stream's recipient team when no event says
+    # The words in force in a workspace (its own over the operator's), where an engine is.
+    words_of: Callable[[str], Awaitable[Texts]] | None = None
+
+    async def words(self, team: str) -> Texts:
+        """The words in force in workspace `team` (the operator's where no engine says)."""
+        return await self.words_of(team) if self.words_of else self.settings.words
 
     async def attempt(
         self, method: str, expected: frozenset[str] = frozenset(), /, **args: Any
@@ -190,7 +197,8 @@ class SlackPlace:
         retitle it; the engine keeps the conversation closed to the model."""
         await self._react("reactions_add")
         if self.kind is Place.ASSISTANT:
-            await self.deps.set_title(self.channel, self.thread_ts, ENDED_TITLE)
+            title = (await self.deps.words(conversation.community)).get(TextKey.SLACK_ENDED_TITLE)
+            await self.deps.set_title(self.channel, self.thread_ts, title)
         log.info("Slack thread %s:%s closed: its conversation ended", self.channel, self.thread_ts)
 
     async def reopen(self, conversation: Conversation) -> str:

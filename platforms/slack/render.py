@@ -23,7 +23,6 @@ BRANCH = "quitbot_branch"  # message shortcut callback ids (deploy/slack-manifes
 END = "quitbot_end"
 
 ENDED_REACTION = "no_entry_sign"
-ENDED_TITLE = "Ended conversation"
 
 Blocks = list[dict[str, Any]]
 

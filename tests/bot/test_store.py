@@ -400,6 +400,68 @@ async def test_recent_context_is_the_newest_oldest_first_as_stored_text(
     assert await store.recent_context("cnothere22", 5) == []
 
 
+async def test_a_turn_begins_with_its_context_as_recent_context_would_read_it(
+    store: AnyStore,
+) -> None:
+    conversation = await store.create(KEY, "u1", T0)
+    for n in range(1, 6):
+        message = user_message(f"m{n}", at(n), platform_message_id=f"m{n}")
+        begun = await store.begin_turn_with_context(conversation.id, inbound(f"e{n}"), message, 3)
+        assert begun is not None
+        stored, context = begun
+        assert context == await store.recent_context(conversation.id, 3)
+        assert context[-1].seq == stored.seq == n
+    assert await store.begin_turn_with_context(conversation.id, inbound("e5"), message, 3) is None
+    # A turn begun by a process that died: its message, not stored again, ends the context.
+    received = replace(inbound("e6"), message_id="m6")
+    assert await store.receive(received, at(6))
+    again = user_message("m6", at(6), platform_message_id="m6")
+    first = await store.begin_turn_with_context(conversation.id, received, again, 2)
+    second = await store.begin_turn_with_context(conversation.id, received, again, 2)
+    assert first is not None and second == first and [e.seq for e in first[1]] == [5, 6]
+    assert await store.begin_turn_with_context(conversation.id, inbound("e7"), again, 0) == (
+        replace(first[0], seq=7),
+        [],
+    )
+    with pytest.raises(UnknownConversation):
+        await store.begin_turn_with_context("cnothere22", inbound("e8"), again, 3)
+
+
+async def test_no_lock_of_any_conversation_stays_behind(store: AnyStore) -> None:
+    """Many conversations held, some of them waited for, then given back: the store keeps
+    nothing per conversation once no turn holds or waits for it."""
+    keys = [ConversationKey("slack", f"C1:{n}.0") for n in range(500)]
+    for round_ in range(2):
+        held = [store.serialised(key) for key in keys]
+        for lock in held:
+            await lock.__aenter__()
+        waiting = [asyncio.ensure_future(hold_once(store, key)) for key in keys[:50]]
+        for lock in held:
+            await lock.__aexit__(None, None, None)
+        await asyncio.gather(*waiting)
+        assert len(store._locks) == 0, round_
+    if isinstance(store, PostgresStore):
+        assert store._advisory._own == {}  # no connection of its own left open
+        async with store.serialised(KEY):  # every lock given back went before this one
+            assert store._advisory._asked == []
+
+
+async def hold_once(store: AnyStore, key: ConversationKey) -> None:
+    async with store.serialised(key):
+        pass
+
+
+async def test_messages_received_together_are_kept_once_in_the_order_they_came(
+    store: AnyStore,
+) -> None:
+    messages = [inbound(f"e{n}") for n in (1, 2, 1, 3, 2)]  # two copies each of e1 and e2
+    kept = await asyncio.gather(*(store.receive(m, at(n)) for n, m in enumerate(messages)))
+    assert kept == [True, True, False, True, False]
+    assert [m.event_id for m in await store.pending(LATER)] == ["e1", "e2", "e3"]
+    again = await asyncio.gather(*(store.receive(m, at(9)) for m in messages[:2]))
+    assert again == [False, False]
+
+
 async def test_events_keep_their_order_and_detail(store: AnyStore) -> None:
     conversation = await store.create(KEY, "u1", T0)
     first = [event("redirect", at(1), count=1), event("warning", at(1))]

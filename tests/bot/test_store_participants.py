@@ -3,10 +3,12 @@ climbed it, shut out once, and counted against the person who earned it."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
 
+from bot.communities import CommunitySettings
 from bot.conversation import Conversation, ConversationKey, LadderState
 from bot.ports import AtPlace
 from tests.bot.storekit import ENDED, T0, at, event, inbound, user_message
@@ -111,3 +113,37 @@ async def test_a_place_is_in_use_with_a_conversation_or_a_message_waiting_there(
     assert not await db.in_use(key)
     await db.create(key, "alice", T0)
     assert await db.in_use(key)
+
+
+async def test_a_turn_starts_from_its_communitys_own_settings(db: AnyStore) -> None:
+    key = ConversationKey("discord", "t1")
+    hello = replace(inbound("e1", "alice", key), community="g1")
+    assert (await db.at_place(hello)).community is None  # none of its own: the defaults
+    own = CommunitySettings(redirects_before_warning=1, redirects_before_end=2)
+    await db.set_community_settings("discord", "g1", own, T0, "mod")
+    await db.set_community_settings("discord", "g2", CommunitySettings(crisis_message="x"), T0, "m")
+    assert (await db.at_place(hello)).community == own  # before the conversation: the message's
+    await db.create(key, "alice", T0, community="g2")
+    assert (await db.at_place(hello)).community == CommunitySettings(crisis_message="x")
+    await turn_of(db, (await db.current(key)).id, "bob", 1, SHUT_OUT)  # a row per participant
+    assert (await db.at_place(hello)).community == CommunitySettings(crisis_message="x")
+    elsewhere = await db.create(ConversationKey("discord", "t2"), "alice", T0)
+    assert (await db.at_place(inbound("e2", "alice", elsewhere.key))).community is None
+
+
+async def test_places_read_together_each_get_their_own(db: AnyStore) -> None:
+    keys = [ConversationKey("discord", f"t{n}") for n in range(6)]
+    started = [await db.create(key, "alice", T0) for key in keys[:4]]
+    await turn_of(db, started[1].id, "bob", 1, SHUT_OUT)
+    await turn_of(db, started[1].id, "carol", 2, LadderState(crisis=True))
+    started = [await db.get(conversation.id) for conversation in started]
+    waiting = [inbound(f"w{n}", "alice", keys[5]) for n in range(2)]
+    for n, message in enumerate(waiting):
+        assert await db.receive(message, at_time(n))
+    asked = [inbound(f"x{n}", "alice", key) for n, key in enumerate(keys)] + waiting[1:]
+    places = await asyncio.gather(*(db.at_place(message) for message in asked))
+    assert [place.conversation for place in places] == [*started, None, None, None]
+    assert places[1].others == {"bob": SHUT_OUT, "carol": LadderState(crisis=True)}
+    assert [place.others for n, place in enumerate(places) if n != 1] == [{}] * 6
+    assert [i.event_id for i in places[-1].earlier] == ["w0"]
+    assert all(place.earlier == () for place in places[:-1])

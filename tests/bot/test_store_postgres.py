@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
-from bot.conversation import LadderState
+from bot.conversation import ConversationKey, LadderState
 from bot.ports import DatabaseUnavailable
 from bot.settings import parse_database_url
 from bot.store import SchemaTooNew, StoreError, StoreUnreachable, open_store
@@ -160,6 +160,95 @@ async def test_a_lock_on_a_lost_connection_is_given_up_by_the_server(postgres_ur
         # Its next use makes a new shared connection; the store goes on.
         async with asyncio.timeout(30), store.serialised(KEY):
             assert await store.current(KEY) is None
+
+
+async def test_locks_asked_for_together_share_round_trips_and_each_holds(
+    postgres_url: str,
+) -> None:
+    keys = [ConversationKey("discord", f"t{n}") for n in range(40)]
+    numbers = [lock_number(key) for key in keys]
+    held, done = asyncio.Event(), asyncio.Event()
+    async with await PostgresStore.open(postgres_url) as store:
+        trips = 0
+        shared_fetch = asyncpg.Connection.fetch
+
+        async def counted(self: asyncpg.Connection, *args: object) -> object:
+            nonlocal trips
+            trips += 1
+            return await shared_fetch(self, *args)
+
+        async def hold(key: ConversationKey, holding: list[None]) -> None:
+            async with store.serialised(key):
+                holding.append(None)
+                if len(holding) == len(keys):
+                    held.set()
+                await done.wait()
+
+        holding: list[None] = []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(asyncpg.Connection, "fetch", counted)
+            task = asyncio.gather(*(hold(key, holding) for key in keys))
+            async with asyncio.timeout(30):
+                await held.wait()
+            other = await asyncpg.connect(postgres_url)
+            try:  # held against every other session (another process)
+                taken = await other.fetch(
+                    "SELECT pg_try_advisory_lock(n) FROM unnest($1::bigint[]) AS n", numbers
+                )
+                assert not any(row[0] for row in taken)
+                done.set()
+                await task
+                # Given back without waiting, but before anything asked after: in order.
+                async with store.serialised(ConversationKey("discord", "later")):
+                    pass
+                taken = await other.fetch(
+                    "SELECT pg_try_advisory_lock(n) FROM unnest($1::bigint[]) AS n", numbers
+                )
+                assert all(row[0] for row in taken)  # and all given back
+            finally:
+                await other.close()
+        assert trips < len(keys)  # 40 taken and 40 given back in fewer trips than 40
+
+
+async def test_a_lock_waited_for_reuses_the_connection_it_waited_on(postgres_url: str) -> None:
+    async with (
+        await PostgresStore.open(postgres_url) as first,
+        await PostgresStore.open(postgres_url) as second,
+    ):
+        for _ in range(3):
+            inside = asyncio.Event()
+            async with first.serialised(KEY):
+                waiting = asyncio.create_task(hold_until(second, inside))
+                await waited_on_by_the_server(postgres_url)
+                assert not inside.is_set()
+            async with asyncio.timeout(30):
+                await waiting
+            assert len(second._advisory._idle) == 1  # one connection, waited on each time
+        other = await asyncpg.connect(postgres_url)
+        try:  # and every lock taken on it was given back
+            assert await other.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
+        finally:
+            await other.close()
+
+
+async def waited_on_by_the_server(url: str) -> None:
+    """Until a session of this database waits for an advisory lock (the server has no
+    event to wait on for it: asked again until so)."""
+    db = await asyncpg.connect(url)
+    try:
+        async with asyncio.timeout(30):
+            while not await db.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ):
+                pass
+    finally:
+        await db.close()
+
+
+async def hold_until(store: PostgresStore, inside: asyncio.Event) -> None:
+    async with store.serialised(KEY):
+        inside.set()
 
 
 async def run_pytest(env: dict[str, str], *args: str) -> tuple[int, str]:

@@ -198,7 +198,7 @@ def test_a_missing_texts_file_is_named(tmp_path: Path) -> None:
 
 def test_the_printed_file_changes_nothing_and_uncommented_gives_the_defaults() -> None:
     printed = template_file()
-    assert tomllib.loads(printed) == {"discord": {}, "slack": {}}
+    assert tomllib.loads(printed) == {"refused": {}, "discord": {}, "slack": {}, "console": {}}
     uncommented = "\n".join(
         line.removeprefix("# ") if " = " in line else line for line in printed.splitlines()
     )

@@ -11,13 +11,13 @@ import pytest
 from bot.communities import CommunitySettings
 from bot.conversation import ConversationKey, Inbound
 from bot.engine import Engine, EngineConfig
-from bot.flows import Flows, Refusal
+from bot.flows import REFUSAL_KEY, REFUSAL_TEXT, Flows, Refusal, Result
 from bot.notices import NoticeKind
 from bot.policy import Rules
 from bot.ports import DatabaseUnavailable
 from bot.settings import parse_database_url
 from bot.store import open_store
-from bot.texts import TextKey, Texts
+from bot.texts import TEXTS, TextKey, Texts
 from tests.bot.test_flows import ScriptedModel, World, text, tool
 
 OPERATOR = Texts(
@@ -35,10 +35,10 @@ END = {"reason": "persistent_abuse", "explanation": "kept on"}
 
 
 class Rig:
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, max_ended_per_day: int = 0) -> None:
         self.model = ScriptedModel()
         self.world = World()
-        config = EngineConfig(rules=Rules(1, 1), texts=OPERATOR)
+        config = EngineConfig(Rules(1, 1), max_ended_per_day=max_ended_per_day, texts=OPERATOR)
         self.flows = Flows(Engine(store, self.model, config), "discord", self.world, self.world)
         self.n = 0
 
@@ -55,12 +55,17 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(database_url: str) -> AsyncIterator[Rig]:
+async def store(database_url: str) -> AsyncIterator[Any]:
     store = await open_store(parse_database_url(database_url))
     try:
-        yield Rig(store)
+        yield store
     finally:
         await store.close()
+
+
+@pytest.fixture
+def rig(store: Any) -> Rig:
+    return Rig(store)
 
 
 async def test_a_community_s_own_words_beat_the_operator_s_only_there(rig: Rig) -> None:
@@ -123,3 +128,24 @@ class DownStore:
 async def test_the_operator_s_words_stand_in_while_the_database_cannot_say() -> None:
     engine = Engine(DownStore(), ScriptedModel(), EngineConfig(texts=OPERATOR))  # type: ignore[arg-type]
     assert await engine.words("discord", "g1") == OPERATOR
+
+
+async def test_a_refusal_is_said_in_the_community_s_words_and_the_limit_s_is_the_limit_text(
+    store: Any,
+) -> None:
+    rig = Rig(store, max_ended_per_day=1)
+    own = CommunitySettings(texts={"limit": "Guild one: take a break first."})
+    await rig.flows.set_community_settings("g1", own, "mod", is_moderator=True)
+    await rig.end_in("in-g1", "g1")
+    refused = await rig.flows.start_new("discord", "alice", rig.world.open_place, community="g1")
+    assert refused.refusal is Refusal.LIMIT
+    engine = rig.flows.engine
+    assert refused.said(await engine.words("discord", "g1")) == "Guild one: take a break first."
+    operator = Texts({**OPERATOR.overrides, "limit": "Operator: not now."})
+    assert refused.said(operator) == "Operator: not now."
+    # Without words: the bot's own, the same as before refusals became texts.
+    assert refused.text == TEXTS[TextKey.LIMIT].default == REFUSAL_TEXT[Refusal.LIMIT]
+    assert set(REFUSAL_KEY) == set(Refusal)
+    moderators_only = Texts({"refused.not_moderator": "Mods only."})
+    assert Result(refusal=Refusal.NOT_MODERATOR).said(moderators_only) == "Mods only."
+    assert Result(conversation=None).said(moderators_only) == ""

@@ -101,3 +101,26 @@ async def test_a_cancelled_line_leaves_the_rest_for_the_next_run_and_starts_afre
     lines.add(HERE, "after")  # a line of its own, not stuck behind the cancelled one
     await answers.began("after")
     assert answers.started == ["under way", "after"]
+
+
+async def test_nothing_per_place_outlives_its_line() -> None:
+    """Many places, each answered once and then again: once their lines run dry, the lines
+    keep nothing of any of them (the memory of 20,000 conversations is not theirs)."""
+    places = [ConversationKey("slack", f"C1:{n}.0") for n in range(2000)]
+    answers: list[str] = []
+    all_answered = asyncio.Event()
+
+    async def answer(item: str) -> None:
+        answers.append(item)
+        if len(answers) % len(places) == 0:
+            all_answered.set()
+
+    lines = Lines[str](answer, "answering")
+    for round_ in range(2):
+        all_answered.clear()
+        for key in places:
+            lines.add(key, f"{key.place} {round_}")
+        assert len(lines) == len(places)
+        await all_answered.wait()  # each line's task ended in the step that answered it
+        assert len(lines) == 0
+        assert all(lines.waiting(key) == () for key in places)

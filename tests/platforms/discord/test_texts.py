@@ -21,7 +21,11 @@ from tests.platforms.discord.helpers import opened_thread, wait_bot_message
 
 WORDS = """
 end_user_requested = "Done: you wanted to stop here."
+refused.not_found = "Nothing of mine lives here."
 [discord]
+command_gone = "That command retired; try /chat."
+thread_name = "Chat: {name}"
+started_in = "Over here: {thread}."
 end_title = "Finished"
 button_end = "Yes, stop it"
 button_keep = "No, go on"
@@ -86,6 +90,51 @@ async def test_a_server_s_own_label_beats_the_operator_s_there_only(
     # A DM belongs to no server: the operator's words.
     _, confirm = await dm_confirmation(fake, fake_anthropic)
     assert labels(confirm) == ["Yes, stop it", "No, go on"]
+
+
+async def refusal_to_end(fake: FakeDiscord, channel_id: int) -> str:
+    """Alice's /end where no conversation is: what she is told, privately."""
+    asked = await fake.slash("end", channel_id=channel_id, author=fake.alice)
+    answer = (await fake.response(asked)).body["data"]
+    assert answer["flags"] & 64
+    return str(answer["content"])
+
+
+async def test_a_refusal_is_in_the_operator_s_words_and_a_server_s_own_beats_it_there_only(
+    bot: QuitBot, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    dm_id = int(fake.dm_channel_of(fake.alice)["id"])
+    assert await refusal_to_end(fake, fake.channel_id) == "Nothing of mine lives here."
+    own = CommunitySettings(texts={"refused.not_found": "No conversation on this server here."})
+    await bot.flows.set_community_settings(str(fake.guild_id), own, "mod", is_moderator=True)
+    assert await refusal_to_end(fake, fake.channel_id) == "No conversation on this server here."
+    # A DM belongs to no server: the operator's words.
+    assert await refusal_to_end(fake, dm_id) == "Nothing of mine lives here."
+
+
+async def test_a_command_failure_is_answered_in_the_operator_s_words(
+    bot: QuitBot, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    for name, options in [
+        ("retired", []),
+        ("quitbot", [{"type": 1, "name": "old", "options": []}]),
+    ]:
+        asked = await fake.slash(name, options, channel_id=fake.channel_id, author=fake.alice)
+        answer = (await fake.response(asked)).body["data"]
+        assert answer["content"] == "That command retired; try /chat." and answer["flags"] & 64
+
+
+async def test_a_fresh_start_is_named_and_pointed_to_in_the_operator_s_words(
+    bot: QuitBot, fake_discord: FakeDiscord
+) -> None:
+    fake = fake_discord
+    asked = await fake.slash("new", channel_id=fake.channel_id, author=fake.alice)
+    created = await fake.wait_call("POST", rf"/channels/{fake.channel_id}/threads")
+    assert created.body["name"].startswith("Chat: ")
+    answer = await fake.followup(asked)
+    assert answer.body["content"] == f"Over here: <#{created.response['id']}>."
 
 
 def test_a_value_in_a_template_stays_plain_and_only_the_bot_s_mention_is_markup() -> None:

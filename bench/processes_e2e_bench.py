@@ -1,0 +1,395 @@
+"""Several `quitbot run` processes on one PostgreSQL database, end to end, under a burst.
+
+    .venv/bin/python bench/processes_e2e_bench.py [--platform discord|slack|both]
+        [--processes 2] [--threads 100] [--burst 2000] [--runs 1]
+
+Per platform and run, on a fresh database each time: one process alone, then PROCESSES
+processes sharing the database, through the real SDKs and the loopback fakes of
+bench/e2e_bench.py. Discord: the fake gateway has 2 shards and a server on each; one process
+runs both shards, or each process one. Slack (HTTP): the Events API requests go through a
+round-robin forwarder on loopback (this process), alternating between the processes' ports
+(with one process, all to it). Threads are opened by a mention each (half in each Discord
+server), answered, written in once more (the warm-up), then get the burst round robin.
+
+Figures: burst replies/s, CPU per message summed over the bot processes (/proc), the
+PostgreSQL backends' CPU per message for that database, and from the fakes' records:
+replies missing, duplicated, and conversations whose replies came out of order (the model
+echoes each message's token, so a reply names the message it answers). Figures, not
+pass/fail: a 2-core machine cannot show throughput scaling, only cost and correctness.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from e2e_bench import (
+    POSTGRES,
+    WAIT,
+    Bot,
+    DiscordReplies,
+    ObservedSlack,
+    Replies,
+    SlackDriver,
+    _child_env,
+    _create_database,
+    _drop_database,
+    _free_port,
+    _listening,
+    server_cpu_between,
+)
+
+from tests.fakes.anthropic import FakeAnthropic, Response, text
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET
+
+TOKEN = re.compile(r"\bm-\d+-\d+\b")  # m-<thread>-<n>: which message a reply answers
+
+
+def echo(body: dict[str, Any]) -> Response:
+    """The model answers each message with its token, so each reply names its message."""
+    said = TOKEN.findall(str(body["messages"][-1]["content"]))
+    return text(f"re: {said[-1]}" if said else "Hello.")
+
+
+@dataclass
+class Figures:
+    platform: str
+    processes: int
+    rate: float = 0.0
+    cpu_ms: float = 0.0
+    server_ms: float = 0.0
+    missing: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    per_process: list[float] = field(default_factory=list)  # CPU ms per burst message
+    examples: list[str] = field(default_factory=list)  # the first few faults found
+
+
+@contextlib.asynccontextmanager
+async def bots(envs: Sequence[dict[str, str]], tmp: Path) -> AsyncIterator[list[Bot]]:
+    """`quitbot run` once per environment, stopped at the end."""
+    started: list[Bot] = []
+    try:
+        for n, env in enumerate(envs):
+            log = tmp / f"quitbot-{n}.log"
+            with log.open("wb") as out:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bot", "run", stdout=out, stderr=out, cwd=tmp, env=env
+                )
+            started.append(Bot(process, log))
+        yield started
+    finally:
+        for bot in started:
+            await bot.stop()
+
+
+def check(sent: dict[str, list[str]], answered: dict[str, list[str]], figures: Figures) -> None:
+    """Each message sent answered once, and in each conversation in the order sent."""
+    for thread, tokens in sent.items():
+        ours = set(tokens)
+        replies = [t for t in answered.get(thread, []) if t in ours]
+        counts = Counter(replies)
+        missing = [t for t in tokens if counts[t] == 0]
+        twice = [t for t, n in counts.items() if n > 1]
+        firsts = list(dict.fromkeys(replies))
+        disordered = firsts != [t for t in tokens if t in counts]
+        figures.missing += len(missing)
+        figures.duplicated += sum(counts[t] - 1 for t in twice)
+        figures.out_of_order += disordered
+        if (missing or twice or disordered) and len(figures.examples) < 3:
+            figures.examples.append(
+                f"{thread}: missing {missing[:3]}, twice {twice[:3]}, replies {replies[:12]}"
+            )
+
+
+async def burst(
+    bots: list[Bot],
+    database: str,
+    replies: Replies,
+    send: Any,
+    ids: list[str],
+    total: int,
+    figures: Figures,
+) -> dict[str, list[str]]:
+    """`total` messages round robin over `ids`; CPU and rate measured until the last reply."""
+    meter = Bot(bots[0].process, bots[0].log, database)
+    server = await meter.server_cpu()
+    cpu = [bot.cpu() for bot in bots]
+    base, start = replies.done, time.perf_counter()
+    sent: dict[str, list[str]] = defaultdict(list)
+    for n in range(total):
+        thread = ids[n % len(ids)]
+        token = f"m-{ids.index(thread)}-{n + 10}"  # 0 and 1: the warm-up's
+        sent[thread].append(token)
+        await send(thread, f"burst {token}")
+    await replies.wait(base + total, within=WAIT * 3)
+    figures.rate = total / (time.perf_counter() - start)
+    figures.per_process = [(bot.cpu() - c) * 1000 / total for bot, c in zip(bots, cpu, strict=True)]
+    figures.cpu_ms = sum(figures.per_process)
+    figures.server_ms = server_cpu_between(server, await meter.server_cpu()) * 1000 / total
+    await asyncio.sleep(1)  # a duplicate would come after the count was reached
+    return sent
+
+
+# --- Discord -------------------------------------------------------------------------------
+
+
+async def run_discord(processes: int, args: argparse.Namespace, tmp: Path) -> Figures:
+    figures = Figures("discord", processes)
+    database = await _create_database()
+    try:
+        async with FakeAnthropic() as model, FakeDiscord(shard_count=2) as fake:
+            model.responder = echo
+            servers = [(fake.guild_id, fake.channel_id), fake.add_guild("Shard One", shard=1)]
+            replies = DiscordReplies()
+            fake._waiters.append(replies)  # type: ignore[arg-type]  # sees every REST call
+            env = _child_env(
+                ANTHROPIC_API_KEY="test-key",
+                ANTHROPIC_BASE_URL=model.base_url,
+                DISCORD_TOKEN=fake.token,
+                QUITBOT_DISCORD_API_BASE=fake.api_base,
+                QUITBOT_DISCORD_GATEWAY_URL=fake.gateway_url,
+                QUITBOT_DATABASE_URL=f"{POSTGRES}/{database}",
+                QUITBOT_LOG_LEVEL="WARNING",
+                QUITBOT_DISCORD_SHARD_COUNT="2",
+            )
+            shards = ["0,1"] if processes == 1 else [str(n % 2) for n in range(processes)]
+            envs = [env | {"QUITBOT_DISCORD_SHARD_IDS": ids} for ids in shards]
+            async with bots(envs, tmp) as running:
+                async with asyncio.timeout(90):
+                    while sorted(set(fake.ready_shards)) != [0, 1]:  # noqa: ASYNC110 - the fake has no event for it
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(3)  # every server's GUILD_CREATE handled
+
+                async def post(thread: str, words: str) -> None:
+                    await fake.post(int(thread), fake.alice, words)
+
+                ids: list[str] = []
+                for n in range(args.threads):
+                    _, channel = servers[n % 2]
+                    words = f"<@{fake.bot_id}> hello m-{n}-0"
+                    opened = await fake.post(channel, fake.alice, words, mention_bot=True)
+                    ids.append(str(opened["id"]))  # the thread it opens has the mention's id
+                await replies.wait(len(ids), within=WAIT * 3)
+                for n, thread in enumerate(ids):
+                    await post(thread, f"warm m-{n}-1")
+                await replies.wait(2 * len(ids), within=WAIT * 3)
+                sent = await burst(running, database, replies, post, ids, args.burst, figures)
+                answered = {
+                    thread: TOKEN.findall(
+                        " ".join(
+                            m["content"]
+                            for m in fake.messages.values()
+                            if m["channel_id"] == thread and m["author"]["id"] == fake.bot["id"]
+                        )
+                    )
+                    for thread in ids
+                }
+                check(sent, answered, figures)
+    finally:
+        await _drop_database(database)
+    return figures
+
+
+# --- Slack ---------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def forwarder(ports: list[int]) -> AsyncIterator[int]:
+    """An HTTP forwarder on loopback sending each request to the next port in turn, as a
+    round-robin load balancer would; the bot's answer goes back as it came."""
+    turn = itertools.cycle(ports)
+    session = aiohttp.ClientSession()
+
+    async def forward(request: web.Request) -> web.Response:
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower().startswith("x-slack")}
+        headers["Content-Type"] = request.headers.get("Content-Type", "application/json")
+        url = f"http://127.0.0.1:{next(turn)}{request.path_qs}"
+        async with session.post(url, data=body, headers=headers) as answer:
+            return web.Response(status=answer.status, body=await answer.read())
+
+    app = web.Application()
+    app.router.add_post("/slack/events", forward)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port
+    finally:
+        await runner.cleanup()
+        await session.close()
+
+
+def slack_answers(fake: ObservedSlack) -> dict[str, list[str]]:
+    """The tokens each thread's replies name, in order: posts, and streams put together."""
+    streams: dict[str, str] = {}  # stream ts -> its thread
+    texts: dict[str, list[str]] = defaultdict(list)
+    answered: dict[str, list[str]] = defaultdict(list)
+    for call in fake.calls:
+        args, result = call.args, call.result
+        if call.method == "chat.postMessage" and args.get("thread_ts"):
+            said = f"{args.get('text', '')} {args.get('markdown_text', '')}"
+            answered[str(args["thread_ts"])] += TOKEN.findall(said)
+        elif call.method == "chat.startStream":
+            streams[str(result.get("ts"))] = str(args.get("thread_ts"))
+            texts[str(result.get("ts"))].append(str(args.get("markdown_text", "")))
+        elif call.method in {"chat.appendStream", "chat.stopStream"}:
+            chunks = args.get("chunks") or []
+            pieces = [str(args.get("markdown_text", ""))]
+            pieces += [str(c.get("text", "")) for c in chunks if isinstance(c, dict)]
+            texts[str(args.get("ts"))] += pieces
+            if call.method == "chat.stopStream":
+                stream = str(args.get("ts"))
+                answered[streams.get(stream, "")] += TOKEN.findall("".join(texts.pop(stream)))
+    return answered
+
+
+async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figures:
+    figures = Figures("slack", processes)
+    database = await _create_database()
+    try:
+        async with FakeAnthropic() as model, ObservedSlack() as fake:
+            model.responder = echo
+            replies = Replies()
+            fake.replies = replies
+            ports = [_free_port() for _ in range(processes)]
+            env = _child_env(
+                ANTHROPIC_API_KEY="test-key",
+                ANTHROPIC_BASE_URL=model.base_url,
+                SLACK_BOT_TOKEN=BOT_TOKEN,
+                SLACK_SIGNING_SECRET=SIGNING_SECRET,
+                QUITBOT_SLACK_MODE="http",
+                QUITBOT_SLACK_API_URL=fake.base_url,
+                QUITBOT_DATABASE_URL=f"{POSTGRES}/{database}",
+                QUITBOT_LOG_LEVEL="WARNING",
+            )
+            envs = [env | {"QUITBOT_SLACK_HTTP_PORT": str(port)} for port in ports]
+            async with (
+                bots(envs, tmp) as running,
+                forwarder(ports) as port,
+                aiohttp.ClientSession() as session,
+            ):
+                for each in ports:
+                    await _listening(each)
+                url = f"http://127.0.0.1:{port}/slack/events"
+                driver = SlackDriver(url, session, replies)
+                ids = [f"1700000000.{n:06d}" for n in range(args.threads)]
+                for n, thread in enumerate(ids):  # one at a time: each opens its thread
+                    await driver.send(thread, f"hello m-{n}-0")
+                await replies.wait(len(ids), within=WAIT * 3)
+                for n, thread in enumerate(ids):
+                    await driver.send(thread, f"warm m-{n}-1")
+                await replies.wait(2 * len(ids), within=WAIT * 3)
+                gate = asyncio.Semaphore(16)  # requests in flight, as Slack itself would
+                pending: list[asyncio.Task[None]] = []
+
+                async def one(thread: str, words: str) -> None:
+                    async with gate:
+                        await driver.send(thread, words)
+
+                async def send(thread: str, words: str) -> None:
+                    # In order per thread, as Slack sends a thread's events: the next one
+                    # only once the previous one is acknowledged (at most 16 at once).
+                    previous = last.get(thread)
+                    if previous is not None:
+                        await previous
+                    task = asyncio.ensure_future(one(thread, words))
+                    last[thread] = task
+                    pending.append(task)
+
+                last: dict[str, asyncio.Task[None]] = {}
+                sent = await burst(running, database, replies, send, ids, args.burst, figures)
+                await asyncio.gather(*pending)
+                check(sent, slack_answers(fake), figures)
+    finally:
+        await _drop_database(database)
+    return figures
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def logs_of(tmp: Path) -> list[str]:
+    """The end of each bot's log, to show why a run failed."""
+    return [path.read_text(errors="replace")[-1500:] for path in tmp.glob("*.log")]
+
+
+def show(results: list[Figures]) -> None:
+    print(
+        f"\n{'platform':<10}{'processes':>10}{'burst/s':>9}{'bot CPU ms/msg':>15}"
+        f"{'per process':>18}{'server ms/msg':>14}{'missing':>9}{'twice':>7}{'out of order':>13}"
+    )
+    for f in results:
+        each = " + ".join(f"{c:.2f}" for c in f.per_process)
+        print(
+            f"{f.platform:<10}{f.processes:>10}{f.rate:>9.0f}{f.cpu_ms:>15.2f}{each:>18}"
+            f"{f.server_ms:>14.2f}{f.missing:>9}{f.duplicated:>7}{f.out_of_order:>13}"
+        )
+        for example in f.examples:
+            print(f"    {example}")
+    groups: dict[tuple[str, int], list[Figures]] = defaultdict(list)
+    for f in results:
+        groups[(f.platform, f.processes)].append(f)
+    for (platform, processes), runs in groups.items():
+        alone = groups.get((platform, 1))
+        if processes == 1 or not alone:
+            continue
+        cpu = statistics.median(f.cpu_ms for f in runs)
+        one = statistics.median(f.cpu_ms for f in alone)
+        total = cpu + statistics.median(f.server_ms for f in runs)
+        print(
+            f"{platform}: {processes} processes cost {cpu / one:.2f}x one process's bot CPU per "
+            f"message (medians); bot + server {total:.2f} ms/msg: about {1000 / total:.0f} "
+            "messages/s per added core, where the model is not the limit"
+        )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--platform", choices=["discord", "slack", "both"], default="both")
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=100)
+    parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
+    runners = {"discord": run_discord, "slack": run_slack}
+    results: list[Figures] = []
+    for _ in range(args.runs):
+        for platform in platforms:
+            for processes in (1, args.processes):
+                with tempfile.TemporaryDirectory() as directory:
+                    tmp = Path(directory)
+                    try:
+                        results.append(await runners[platform](processes, args, tmp))
+                    except Exception as exc:
+                        print(f"{platform} x{processes} failed: {exc!r}", file=sys.stderr)
+                        print(*logs_of(tmp), file=sys.stderr)
+                        continue
+                show(results[-1:])
+    print("\n=== all runs ===")
+    show(results)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
