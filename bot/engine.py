@@ -823,6 +823,39 @@ class Engine:
             self._recorded(updated, events)
             return updated
 
+    async def review_shut_out(
+        self,
+        conversation_id: str,
+        user_id: str,
+        moderator_id: str,
+        *,
+        readmit: bool,
+        note: str = "",
+    ) -> bool:
+        """A moderator's decision on someone's disputed shut-out, on the record as a `review`
+        event naming them (`participant`; `decision` "readmitted" or "upheld"); with `readmit`
+        they are let back in in the same write (`participant_readmitted`). False, recording
+        nothing, when they are not shut out of it. Raises ConversationNotFound."""
+        conversation = await self._require(conversation_id)
+        async with self._serialised(conversation.key):
+            conversation = await self._require(conversation_id)
+            theirs = (await self._store.participants(conversation.id)).get(user_id)
+            if theirs is None or not theirs.ended:
+                return False
+            now = self._clock()
+            decision = "readmitted" if readmit else "upheld"
+            detail = {"participant": user_id, "moderator_id": moderator_id, "note": note}
+            events = [AuditEvent("review", now, Actor.MODERATOR, {**detail, "decision": decision})]
+            if readmit:
+                theirs, _ = transition(theirs, Reopen(), self._config.rules, Speaker(starter=False))
+                events.append(AuditEvent("participant_readmitted", now, Actor.MODERATOR, detail))
+            readmitted = (user_id, theirs) if readmit else None
+            updated = await self._store.commit_turn(
+                conversation.id, conversation.ladder, now, (), events, participant=readmitted
+            )
+            self._recorded(updated, events)
+            return True
+
     async def mark_would_end(
         self, conversation_id: str, moderator_id: str, *, right: bool, note: str = ""
     ) -> None:
@@ -860,6 +893,13 @@ class Engine:
         decided on since (on `platform`, in `community`, when given), the longest-waiting
         first."""
         return await self._store.awaiting_review(platform, limit, community=community)
+
+    async def disputed_shut_outs(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[tuple[Conversation, str]]:
+        """(conversation, person) for each shut-out its person said was a mistake and no
+        moderator has decided on since, the longest-waiting first."""
+        return await self._store.disputed_shut_outs(platform, limit, community=community)
 
     async def feedback_on(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
         """(user_id, text, at) of what people said about a conversation, oldest first."""
