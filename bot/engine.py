@@ -783,21 +783,7 @@ class Engine:
     ) -> bool:
         """A moderator lets someone shut out of a conversation back in (on the record, as
         `participant_readmitted`); False, recording nothing, when they were not shut out."""
-        conversation = await self._require(conversation_id)
-        async with self._serialised(conversation.key):
-            conversation = await self._require(conversation_id)
-            theirs = (await self._store.participants(conversation.id)).get(user_id)
-            if theirs is None or not theirs.ended:
-                return False
-            ladder, _ = transition(theirs, Reopen(), self._config.rules, Speaker(starter=False))
-            now = self._clock()
-            detail = {"participant": user_id, "moderator_id": moderator_id, "note": note}
-            events = [AuditEvent("participant_readmitted", now, Actor.MODERATOR, detail)]
-            updated = await self._store.commit_turn(
-                conversation.id, conversation.ladder, now, (), events, participant=(user_id, ladder)
-            )
-            self._recorded(updated, events)
-            return True
+        return await self._decide_shut_out(conversation_id, user_id, moderator_id, note, None)
 
     async def review(
         self, conversation_id: str, moderator_id: str, *, reopen: bool, note: str = ""
@@ -836,6 +822,14 @@ class Engine:
         event naming them (`participant`; `decision` "readmitted" or "upheld"); with `readmit`
         they are let back in in the same write (`participant_readmitted`). False, recording
         nothing, when they are not shut out of it. Raises ConversationNotFound."""
+        decision = "readmitted" if readmit else "upheld"
+        return await self._decide_shut_out(conversation_id, user_id, moderator_id, note, decision)
+
+    async def _decide_shut_out(
+        self, conversation_id: str, user_id: str, moderator_id: str, note: str, review: str | None
+    ) -> bool:
+        """Readmit (`review` None: outside the queue; or "readmitted") or uphold ("upheld")
+        someone's shut-out in one write; False when they are not shut out."""
         conversation = await self._require(conversation_id)
         async with self._serialised(conversation.key):
             conversation = await self._require(conversation_id)
@@ -843,13 +837,17 @@ class Engine:
             if theirs is None or not theirs.ended:
                 return False
             now = self._clock()
-            decision = "readmitted" if readmit else "upheld"
             detail = {"participant": user_id, "moderator_id": moderator_id, "note": note}
-            events = [AuditEvent("review", now, Actor.MODERATOR, {**detail, "decision": decision})]
-            if readmit:
-                theirs, _ = transition(theirs, Reopen(), self._config.rules, Speaker(starter=False))
+            events = []
+            if review is not None:
+                events.append(
+                    AuditEvent("review", now, Actor.MODERATOR, {**detail, "decision": review})
+                )
+            readmitted = None
+            if review != "upheld":
+                ladder, _ = transition(theirs, Reopen(), self._config.rules, Speaker(starter=False))
+                readmitted = (user_id, ladder)
                 events.append(AuditEvent("participant_readmitted", now, Actor.MODERATOR, detail))
-            readmitted = (user_id, theirs) if readmit else None
             updated = await self._store.commit_turn(
                 conversation.id, conversation.ladder, now, (), events, participant=readmitted
             )
