@@ -542,11 +542,14 @@ class Flows:
         conversation = await self._resolve(target)
         if conversation is None or (community is not None and conversation.community != community):
             return _refused(Refusal.NOT_FOUND)
-        on_shut_out = decision is Decision.READMIT or not conversation.ladder.ended
+        ended = conversation.ladder.ended
+        on_shut_out = decision is Decision.READMIT or (decision is Decision.UPHOLD and not ended)
         if shut_out_user_id is not None or on_shut_out:
             return await self._resolve_shut_out(
                 conversation, shut_out_user_id, moderator_id, decision, note
             )
+        if not ended:
+            return _refused(Refusal.NOT_ENDED, conversation)
         reopen = decision is Decision.REOPEN
         if not reopen and not await awaits_decision(self.engine, conversation):
             return _refused(Refusal.NOT_FLAGGED, conversation)
@@ -565,7 +568,7 @@ class Flows:
         decision: Decision,
         note: str,
     ) -> Result:
-        """Readmit (REOPEN means the same for a shut-out) or uphold someone's shut-out;
+        """Readmit (REOPEN means the same for a named person) or uphold someone's shut-out;
         upholding only what they disputed."""
         disputed = await disputed_by(self.engine, conversation)
         if user_id is None and len(disputed) == 1:

@@ -143,6 +143,15 @@ class MistakeRate:
         return self.mistakes / self.decided if self.decided else None
 
 
+def decided(decision: Decision, conversation: Conversation) -> str:
+    """How a moderator's answer to their decision begins (the adapters' words alike)."""
+    if decision is Decision.UPHOLD:
+        return "Upheld the end of" if conversation.ladder.ended else "Upheld the shut-out in"
+    if decision is Decision.READMIT:
+        return "Readmitted the person shut out of"
+    return "Reopened"
+
+
 async def awaits_decision(
     engine: Engine, conversation: Conversation, shut_out_user_id: str | None = None
 ) -> bool:
