@@ -125,13 +125,8 @@ class MistakeRate:
 
     @property
     def decided(self) -> int:
-        return (
-            self.upheld
-            + self.reopened
-            + self.readmitted
-            + self.would_end_right
-            + (self.would_end_wrong)
-        )
+        ends = self.upheld + self.reopened + self.readmitted
+        return ends + self.would_end_right + self.would_end_wrong
 
     @property
     def mistakes(self) -> int:
