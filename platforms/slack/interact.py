@@ -96,7 +96,7 @@ class Interactions:
             return status_text(found, await self._deps.permalink(*split_key(found.key)))
         if verb == "audit":
             return audit_text(found, list(result.events))
-        done = decided(Decision(decision), found)
+        done = decided(Decision(decision), found) if verb == "review" else "Reopened"
         return f"{done} `{found.id}`. {result.problem}".strip()
 
     async def _settings(
