@@ -783,21 +783,7 @@ class Engine:
     ) -> bool:
         """A moderator lets someone shut out of a conversation back in (on the record, as
         `participant_readmitted`); False, recording nothing, when they were not shut out."""
-        conversation = await self._require(conversation_id)
-        async with self._serialised(conversation.key):
-            conversation = await self._require(conversation_id)
-            theirs = (await self._store.participants(conversation.id)).get(user_id)
-            if theirs is None or not theirs.ended:
-                return False
-            ladder, _ = transition(theirs, Reopen(), self._config.rules, Speaker(starter=False))
-            now = self._clock()
-            detail = {"participant": user_id, "moderator_id": moderator_id, "note": note}
-            events = [AuditEvent("participant_readmitted", now, Actor.MODERATOR, detail)]
-            updated = await self._store.commit_turn(
-                conversation.id, conversation.ladder, now, (), events, participant=(user_id, ladder)
-            )
-            self._recorded(updated, events)
-            return True
+        return await self._decide_shut_out(conversation_id, user_id, moderator_id, note, None)
 
     async def review(
         self, conversation_id: str, moderator_id: str, *, reopen: bool, note: str = ""
@@ -822,6 +808,51 @@ class Engine:
             updated = await self._store.commit_turn(conversation.id, ladder, now, (), events)
             self._recorded(updated, events)
             return updated
+
+    async def review_shut_out(
+        self,
+        conversation_id: str,
+        user_id: str,
+        moderator_id: str,
+        *,
+        readmit: bool,
+        note: str = "",
+    ) -> bool:
+        """A moderator's decision on someone's disputed shut-out, on the record as a `review`
+        event naming them (`participant`; `decision` "readmitted" or "upheld"); with `readmit`
+        they are let back in in the same write (`participant_readmitted`). False, recording
+        nothing, when they are not shut out of it. Raises ConversationNotFound."""
+        decision = "readmitted" if readmit else "upheld"
+        return await self._decide_shut_out(conversation_id, user_id, moderator_id, note, decision)
+
+    async def _decide_shut_out(
+        self, conversation_id: str, user_id: str, moderator_id: str, note: str, review: str | None
+    ) -> bool:
+        """Readmit (`review` None: outside the queue; or "readmitted") or uphold ("upheld")
+        someone's shut-out in one write; False when they are not shut out."""
+        conversation = await self._require(conversation_id)
+        async with self._serialised(conversation.key):
+            conversation = await self._require(conversation_id)
+            theirs = (await self._store.participants(conversation.id)).get(user_id)
+            if theirs is None or not theirs.ended:
+                return False
+            now = self._clock()
+            detail = {"participant": user_id, "moderator_id": moderator_id, "note": note}
+            events = []
+            if review is not None:
+                events.append(
+                    AuditEvent("review", now, Actor.MODERATOR, {**detail, "decision": review})
+                )
+            readmitted = None
+            if review != "upheld":
+                ladder, _ = transition(theirs, Reopen(), self._config.rules, Speaker(starter=False))
+                readmitted = (user_id, ladder)
+                events.append(AuditEvent("participant_readmitted", now, Actor.MODERATOR, detail))
+            updated = await self._store.commit_turn(
+                conversation.id, conversation.ladder, now, (), events, participant=readmitted
+            )
+            self._recorded(updated, events)
+            return True
 
     async def mark_would_end(
         self, conversation_id: str, moderator_id: str, *, right: bool, note: str = ""
@@ -860,6 +891,13 @@ class Engine:
         decided on since (on `platform`, in `community`, when given), the longest-waiting
         first."""
         return await self._store.awaiting_review(platform, limit, community=community)
+
+    async def disputed_shut_outs(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[tuple[Conversation, str]]:
+        """(conversation, person) for each shut-out its person said was a mistake and no
+        moderator has decided on since, the longest-waiting first."""
+        return await self._store.disputed_shut_outs(platform, limit, community=community)
 
     async def feedback_on(self, conversation_id: str) -> list[tuple[str, str, datetime]]:
         """(user_id, text, at) of what people said about a conversation, oldest first."""

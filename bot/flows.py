@@ -29,7 +29,7 @@ from bot.engine import (
 from bot.logs import about
 from bot.notices import PRIVATE, Notice, NoticeKind, Outcome, say
 from bot.ports import DatabaseUnavailable, ModLog, ModLogEntry, ModLogKind, Place, Places
-from bot.review import Decision, ReviewItem, awaits_decision, review_queue
+from bot.review import Decision, ReviewItem, awaits_decision, disputed_by, review_queue
 from bot.texts import DEFAULT_TEXTS, TEXTS, TextKey, Texts
 
 log = logging.getLogger(__name__)
@@ -527,20 +527,31 @@ class Flows:
         is_moderator: bool,
         community: str | None = None,
         place: Place | None = None,
+        shut_out_user_id: str | None = None,
     ) -> Result:
         """A moderator's decision on a conversation in the queue, on the record. Reopening
         also opens its place again, tells the people there and writes the mod-log. With
         `community`, a conversation of another community is not found (a moderator of one
-        server cannot decide for another)."""
+        server cannot decide for another).
+
+        A shut-out is decided with `shut_out_user_id`, or without it when the decision is
+        to readmit (or to uphold in an active conversation) and one person's disputed
+        shut-out of it awaits a decision."""
         if not is_moderator:
             return _refused(Refusal.NOT_MODERATOR)
         conversation = await self._resolve(target)
         if conversation is None or (community is not None and conversation.community != community):
             return _refused(Refusal.NOT_FOUND)
-        if not conversation.ladder.ended:
+        ended = conversation.ladder.ended
+        on_shut_out = decision is Decision.READMIT or (decision is Decision.UPHOLD and not ended)
+        if shut_out_user_id is not None or on_shut_out:
+            return await self._resolve_shut_out(
+                conversation, shut_out_user_id, moderator_id, decision, note
+            )
+        if not ended:
             return _refused(Refusal.NOT_ENDED, conversation)
         reopen = decision is Decision.REOPEN
-        if not reopen and not await awaits_decision(self.engine, conversation.id):
+        if not reopen and not await awaits_decision(self.engine, conversation):
             return _refused(Refusal.NOT_FLAGGED, conversation)
         decided = await self.engine.review(
             conversation.id, moderator_id, reopen=reopen, note=storable(note)
@@ -548,6 +559,32 @@ class Flows:
         if not reopen:
             return Result(decided)
         return await self._reopened(decided, moderator_id, note, place)
+
+    async def _resolve_shut_out(
+        self,
+        conversation: Conversation,
+        user_id: str | None,
+        moderator_id: str,
+        decision: Decision,
+        note: str,
+    ) -> Result:
+        """Readmit (REOPEN means the same for a named person) or uphold someone's shut-out;
+        upholding only what they disputed."""
+        disputed = await disputed_by(self.engine, conversation)
+        if user_id is None and len(disputed) == 1:
+            user_id = disputed[0]
+        if user_id is None:
+            nothing = not disputed and not conversation.ladder.ended
+            return _refused(Refusal.NOT_ENDED if nothing else Refusal.NOT_FLAGGED, conversation)
+        readmit = decision is not Decision.UPHOLD
+        if not readmit and user_id not in disputed:
+            return _refused(Refusal.NOT_FLAGGED, conversation)
+        decided = await self.engine.review_shut_out(
+            conversation.id, user_id, moderator_id, readmit=readmit, note=storable(note)
+        )
+        if not decided:
+            return _refused(Refusal.NOT_FLAGGED, conversation)
+        return Result(await self.engine.get(conversation.id) or conversation)
 
     async def community_settings(self, community: str, *, is_moderator: bool) -> CommunityResult:
         """A community's own settings (None where it uses the process-wide value), for

@@ -18,13 +18,14 @@ from bot import marks
 from bot.adapters import platform_names
 from bot.app import UnconfiguredModel, build_runtime
 from bot.communities import ENFORCEMENTS, SETTING_NAMES, BadCommunitySettings, CommunitySettings
-from bot.engine import ConversationNotFound
+from bot.conversation import Conversation
+from bot.engine import ConversationNotFound, Engine
 from bot.ids import COMMUNITY, COMMUNITY_EXAMPLE, BadId, community_id, split_id
 from bot.ports import Store
 from bot.privacy import export, forget, on_record
 from bot.progress import Progress
 from bot.retention import purge
-from bot.review import ReviewItem, awaits_decision, review_queue
+from bot.review import ReviewItem, awaits_decision, disputed_by, review_queue
 from bot.settings import Settings
 from bot.transcript import markdown
 
@@ -71,12 +72,22 @@ def add_commands(
         help="instead: what alert-only mode would have ended, to mark right or wrong",
     )
     listing.set_defaults(handler=_review_list)
-    marks.decision_command(
+    resolving = marks.decision_command(
         review_ops,
         "resolve",
         "decide: reopen it, or uphold the end",
-        {"--reopen": "the end was a mistake", "--uphold": "the end stands"},
-    ).set_defaults(handler=_review_resolve)
+        {
+            "--reopen": "the end was a mistake",
+            "--uphold": "the end (or, with --person, their shut-out) stands",
+            "--readmit": "the shut-out was a mistake: the person may take part again",
+        },
+    )
+    resolving.add_argument(
+        "--person",
+        metavar="USER_ID",
+        help="decide this person's shut-out (needed only when several are disputed)",
+    )
+    resolving.set_defaults(handler=_review_resolve)
     marks.add_commands(review_ops)
 
     communities = commands.add_parser("communities", help="a server's or workspace's own settings")
@@ -259,9 +270,9 @@ async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
         conversation = await runtime.engine.get(args.id)
         if conversation is None:
             return _fail(f"no conversation with id {args.id!r}")
-        if not conversation.ladder.ended:
-            return _fail(f"{conversation.id} is not ended; there is nothing to decide")
-        if args.uphold and not await awaits_decision(runtime.engine, conversation.id):
+        if args.readmit or args.person or not conversation.ladder.ended:
+            return await _resolve_shut_out(runtime.engine, conversation, args)
+        if args.uphold and not await awaits_decision(runtime.engine, conversation):
             return _fail(
                 f"nobody has called the end of {conversation.id} a mistake since it was last "
                 "decided; there is nothing to uphold (review list shows what awaits a decision)"
@@ -279,6 +290,34 @@ async def _review_resolve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _resolve_shut_out(
+    engine: Engine, conversation: Conversation, args: argparse.Namespace
+) -> int:
+    """Readmit someone shut out of the conversation, or uphold the shut-out they disputed."""
+    disputed = await disputed_by(engine, conversation)
+    person = args.person or (disputed[0] if len(disputed) == 1 else None)
+    if person is None:
+        if not disputed:
+            return _fail(
+                f"nobody shut out of {conversation.id} has called that a mistake since it was "
+                "last decided (and it is not ended); --person USER_ID names whom to readmit"
+            )
+        return _fail(f"several people's shut-outs await; name one with --person ({disputed})")
+    if args.uphold and person not in disputed:
+        return _fail(
+            f"{person} has not called their shut-out of {conversation.id} a mistake since it "
+            "was last decided; there is nothing to uphold"
+        )
+    readmit = not args.uphold
+    if not await engine.review_shut_out(
+        conversation.id, person, args.by, readmit=readmit, note=args.note
+    ):
+        return _fail(f"{person} is not shut out of {conversation.id}")
+    done = "readmitted: they may take part again" if readmit else "the shut-out is upheld"
+    print(f"{conversation.id}: {person} {done}.")
+    return 0
+
+
 def _item_json(item: ReviewItem) -> dict[str, Any]:
     from bot.operator import conversation_json, message_json, participant_json
 
@@ -291,16 +330,26 @@ def _item_json(item: ReviewItem) -> dict[str, Any]:
         ],
         "last_messages": [message_json(m) for m in item.last_messages],
         "participants": [participant_json(u, p) for u, p in sorted(item.participants.items())],
+        # null for the starter's end; else whose shut-out is disputed (feedback, stated
+        # reason and last messages are then theirs)
+        "shut_out_user_id": item.shut_out_user_id,
     }
 
 
 def _describe(item: ReviewItem) -> str:
     c = item.conversation
     ended = f"{c.ladder.ended_by.value if c.ladder.ended_by else '?'}: {c.ladder.ended_reason}"
+    if item.shut_out_user_id is not None:
+        theirs = item.participants.get(item.shut_out_user_id)
+        why = theirs.ended_reason if theirs else "?"
+        ended = f"SHUT OUT: {item.shut_out_user_id} ({why}); the conversation is "
+        ended += "ended" if c.ladder.ended else "active"
+    else:
+        ended = f"ended by {ended}; redirects {item.redirects}"
     lines = [
         f"{c.id} on {c.key.platform}, started by {c.user_id}; waiting since "
         f"{item.waiting_since:%Y-%m-%d %H:%M} UTC",
-        f"  ended by {ended}; redirects {item.redirects}",
+        f"  {ended}",
         f"  the model said: {item.stated_reason or '(no explanation)'}",
     ]
     for user_id, theirs in sorted(item.participants.items()):

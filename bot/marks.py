@@ -115,6 +115,7 @@ async def _stats(args: argparse.Namespace, settings: Settings) -> int:
         "ends_reopened": rate.reopened,
         "would_end_right": rate.would_end_right,
         "would_end_wrong": rate.would_end_wrong,
+        "shut_outs_readmitted": rate.readmitted,
         "mistake_rate": rate.rate,
     }
     if args.json:
@@ -123,6 +124,7 @@ async def _stats(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Decisions of the last {args.days} days:")
     print(f"  ends: {rate.upheld} upheld, {rate.reopened} reopened as mistakes")
     print(f"  alert-only: {rate.would_end_right} right, {rate.would_end_wrong} wrong")
+    print(f"  shut-outs: {rate.readmitted} readmitted as mistakes (upheld ones count above)")
     share = "no decisions yet" if rate.rate is None else f"{rate.rate:.0%}"
     print(f"  mistake rate: {share} ({rate.mistakes} of {rate.decided})")
     return 0

@@ -646,6 +646,13 @@ class Store(Protocol):
         no `review` or `reopen` event has answered since, the longest-waiting first."""
         ...
 
+    async def disputed_shut_outs(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[tuple[Conversation, str]]:
+        """(conversation, person) for each shut-out that person called a mistake since it
+        was last decided (a `review` event naming them), the longest-waiting first."""
+        ...
+
     async def awaiting_marks(
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:

@@ -1,5 +1,7 @@
 """The moderators' review queue: ended conversations whose person said "this was a
-mistake", with what a moderator needs to decide, and the decision.
+mistake", and shut-outs (someone other than the starter, shut out of a conversation that
+may go on) the person shut out said were a mistake; with what a moderator needs to
+decide, and the decision.
 
 The CLI (`quitbot review list|resolve`) and the adapters' moderator commands (through
 `Flows.review_queue` / `Flows.resolve_review`) share this one reading of the queue.
@@ -7,7 +9,7 @@ The CLI (`quitbot review list|resolve`) and the adapters' moderator commands (th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -20,7 +22,8 @@ class Decision(StrEnum):
     """What a moderator decides about an end someone called a mistake."""
 
     REOPEN = "reopen"  # the end was a mistake: the conversation becomes active again
-    UPHOLD = "uphold"  # the end stands
+    UPHOLD = "uphold"  # the end (or the shut-out) stands
+    READMIT = "readmit"  # the shut-out was a mistake: the person may take part again
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,8 @@ class Feedback:
 
 @dataclass(frozen=True, slots=True)
 class ReviewItem:
-    """One conversation awaiting a moderator's decision."""
+    """One conversation awaiting a moderator's decision: its end, or (`shut_out_user_id`
+    set) that person's shut-out, when feedback, stated reason and last messages are theirs."""
 
     conversation: Conversation
     feedback: tuple[Feedback, ...]  # oldest first; the ones since the last decision
@@ -42,6 +46,7 @@ class ReviewItem:
     last_messages: tuple[StoredMessage, ...]  # the conversation's last few, oldest first
     # Everyone else who wrote in it, and their ladders (shut out: ended).
     participants: Mapping[str, LadderState] = field(default_factory=dict)
+    shut_out_user_id: str | None = None
 
     @property
     def redirects(self) -> int:
@@ -65,7 +70,7 @@ async def review_queue(
     items = []
     for conversation in await engine.awaiting_review(platform, limit, community=community):
         messages, events = await engine.record(conversation.id)
-        feedback = await _undecided(engine, conversation.id, events)
+        feedback = await _undecided(engine, conversation, events)
         items.append(
             ReviewItem(
                 conversation,
@@ -75,7 +80,25 @@ async def review_queue(
                 await engine.participants(conversation.id),
             )
         )
-    return items
+    for conversation, user_id in await engine.disputed_shut_outs(
+        platform, limit, community=community
+    ):
+        items.append(await _shut_out_item(engine, conversation, user_id, last))
+    return sorted(items, key=lambda item: item.waiting_since)[:limit]
+
+
+async def _shut_out_item(
+    engine: Engine, conversation: Conversation, user_id: str, last: int
+) -> ReviewItem:
+    messages, events = await engine.record(conversation.id)
+    return ReviewItem(
+        conversation,
+        await _undecided(engine, conversation, events, user_id),
+        _stated_reason(events, user_id),
+        tuple([m for m in messages if m.user_id == user_id][-last:]),
+        await engine.participants(conversation.id),
+        shut_out_user_id=user_id,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +110,7 @@ class MistakeRate:
     reopened: int = 0
     would_end_right: int = 0
     would_end_wrong: int = 0
+    readmitted: int = 0  # shut-outs a moderator called a mistake
 
     @classmethod
     def of(cls, decisions: dict[str, int]) -> MistakeRate:
@@ -96,15 +120,17 @@ class MistakeRate:
             decisions.get("reopened", 0),
             decisions.get("would_end_right", 0),
             decisions.get("would_end_wrong", 0),
+            decisions.get("readmitted", 0),
         )
 
     @property
     def decided(self) -> int:
-        return self.upheld + self.reopened + self.would_end_right + self.would_end_wrong
+        ends = self.upheld + self.reopened + self.readmitted
+        return ends + self.would_end_right + self.would_end_wrong
 
     @property
     def mistakes(self) -> int:
-        return self.reopened + self.would_end_wrong
+        return self.reopened + self.readmitted + self.would_end_wrong
 
     @property
     def rate(self) -> float | None:
@@ -112,32 +138,64 @@ class MistakeRate:
         return self.mistakes / self.decided if self.decided else None
 
 
-async def awaits_decision(engine: Engine, conversation_id: str) -> bool:
-    """Whether someone called this conversation's end a mistake since the last decision on
-    it: only then is there an end to uphold."""
-    _, events = await engine.record(conversation_id)
-    return bool(await _undecided(engine, conversation_id, events))
+def decided(decision: Decision, conversation: Conversation) -> str:
+    """How a moderator's answer to their decision begins (the adapters' words alike)."""
+    if decision is Decision.UPHOLD:
+        return "Upheld the end of" if conversation.ladder.ended else "Upheld the shut-out in"
+    if decision is Decision.READMIT:
+        return "Readmitted the person shut out of"
+    return "Reopened"
+
+
+async def awaits_decision(
+    engine: Engine, conversation: Conversation, shut_out_user_id: str | None = None
+) -> bool:
+    """Whether the starter called this conversation's end a mistake (or, given a person,
+    they called their shut-out one) since the last decision on it: only then is there an
+    end or a shut-out to uphold."""
+    _, events = await engine.record(conversation.id)
+    return bool(await _undecided(engine, conversation, events, shut_out_user_id))
+
+
+async def disputed_by(engine: Engine, conversation: Conversation) -> list[str]:
+    """Who, shut out of this conversation, called that a mistake since it was decided."""
+    return [
+        user_id
+        for user_id, ladder in (await engine.participants(conversation.id)).items()
+        if ladder.ended and await awaits_decision(engine, conversation, user_id)
+    ]
 
 
 async def _undecided(
-    engine: Engine, conversation_id: str, events: list[AuditEvent]
+    engine: Engine,
+    conversation: Conversation,
+    events: list[AuditEvent],
+    shut_out_user_id: str | None = None,
 ) -> tuple[Feedback, ...]:
-    decided = _last_decision(events)
+    """The feedback of whose end it is (the starter, or the person shut out) since the
+    last decision on it (and, for a shut-out, since the shut-out itself)."""
+    whose = shut_out_user_id or conversation.user_id
+    mine = [e for e in events if e.detail.get("participant") == shut_out_user_id]
+    decided = _latest(e.at for e in mine if e.kind in {"review", "reopen"})
+    shut_out = _latest(e.at for e in mine if e.kind == "participant_shut_out")
     return tuple(
         Feedback(user_id, text, at)
-        for user_id, text, at in await engine.feedback_on(conversation_id)
-        if decided is None or at > decided
+        for user_id, text, at in await engine.feedback_on(conversation.id)
+        if user_id == whose
+        and (decided is None or at > decided)
+        and (shut_out_user_id is None or (shut_out is not None and at >= shut_out))
     )
 
 
-def _last_decision(events: list[AuditEvent]) -> datetime | None:
-    decisions = [e.at for e in events if e.kind in {"review", "reopen"}]
-    return max(decisions) if decisions else None
+def _latest(times: Iterable[datetime]) -> datetime | None:
+    return max(times, default=None)
 
 
-def _stated_reason(events: list[AuditEvent]) -> str:
-    """The explanation the model gave with its last `end_conversation`."""
+def _stated_reason(events: list[AuditEvent], shut_out_user_id: str | None = None) -> str:
+    """The explanation the model gave with its last `end_conversation` that ended it (or
+    shut this person out)."""
+    kind = "participant_shut_out" if shut_out_user_id else "end"
     for event in reversed(events):
-        if event.kind == "end":
+        if event.kind == kind and event.detail.get("participant") == shut_out_user_id:
             return str(event.detail.get("explanation", ""))
     return ""

@@ -520,7 +520,7 @@ TEXTS: Mapping[TextKey, Text] = MappingProxyType(
             "channel; you will be asked to confirm.\n"
             "Moderators: */quitbot reopen|status|audit &lt;thread link or id&gt;* (reopen takes "
             "a note), */quitbot review* (ends called a mistake; *review resolve &lt;link or "
-            "id&gt; reopen|uphold [note]* decides one), */quitbot settings* (*settings set "
+            "id&gt; reopen|readmit|uphold [note]* decides one), */quitbot settings* (*settings set "
             "&lt;name&gt; &lt;value&gt;*, *settings reset &lt;name&gt;|all*: this workspace's).",
             "Slack: /quitbot's help (mrkdwn)",
         ),

@@ -99,7 +99,9 @@ async def test_a_community_is_named_one_way(tmp_path: Path, database_url: str) -
     store = await open_store(parse_database_url(database_url))
     try:
         at = datetime.now(UTC)
-        made = await store.create(ConversationKey("slack", "C1:1.1"), "U1", at, community="T0FAKE")
+        made = await store.create(
+            ConversationKey("slack", "C1:1.1"), "console-user", at, community="T0FAKE"
+        )  # whose feedback give_feedback stores: only the starter's waits
         await store.commit_turn(made.id, ENDED, at)
     finally:
         await store.close()

@@ -24,6 +24,7 @@ SERIES = (
     ("feedback", "Called a mistake"),
     ("review:reopened", "Reopened on review"),
     ("review:upheld", "Upheld on review"),
+    ("review:readmitted", "Shut-outs readmitted on review"),
     ("would_end", "Would have ended (alert-only mode)"),
     ("model_unavailable", "Model errors"),
 )

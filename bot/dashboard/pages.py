@@ -78,7 +78,8 @@ async def decide(
     try:
         decision = Decision(str(form.get("decision", "")))
     except ValueError:
-        raise web.HTTPBadRequest(reason="Choose reopen or uphold.") from None
+        raise web.HTTPBadRequest(reason="Choose reopen, readmit or uphold.") from None
+    person = str(form.get("person", "")) or None  # whose shut-out, for such an item
     flows = dashboard_of(request).flows[platform]
     result = await flows.resolve_review(
         request.match_info["conversation"],
@@ -87,6 +88,7 @@ async def decide(
         str(form.get("note", "")),
         is_moderator=True,
         community=community,
+        shut_out_user_id=person,
     )
     if result.conversation is None:
         raise web.HTTPNotFound()

@@ -919,6 +919,15 @@ class PostgresStore:
         """Ended conversations with unanswered feedback, the longest-waiting first."""
         return await self._awaiting(_AWAITING_REVIEW, platform, limit, community)
 
+    async def disputed_shut_outs(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[tuple[Conversation, str]]:
+        """(conversation, person) for each shut-out with unanswered feedback from the person
+        shut out, the longest-waiting first."""
+        async with self._connection() as db:
+            rows = await db.fetch(_DISPUTED_SHUT_OUTS, platform, limit, community)
+        return [(_conversation(tuple(row)[:-2]), str(row[-2])) for row in rows]
+
     async def awaiting_marks(
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
@@ -1351,7 +1360,8 @@ _AWAITING_MARKS = (
     f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
     "SELECT MIN(w.at) FROM events w WHERE w.conversation_id = c.id AND w.kind = 'would_end' "
     "AND w.at > COALESCE((SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
-    "AND e.kind = 'review'), '-infinity'::timestamptz)) AS waiting_since "
+    "AND e.kind = 'review' AND e.detail::json->>'participant' IS NULL), "
+    "'-infinity'::timestamptz)) AS waiting_since "
     "FROM conversations c WHERE ($1::text IS NULL OR c.platform = $1) "
     "AND ($3::text IS NULL OR c.community = $3)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
@@ -1375,14 +1385,31 @@ _REVIEW_DECISIONS = (
 )
 _AWAITING_REVIEW = (
     f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
-    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
-    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
-    "AND e.kind IN ('review', 'reopen')), '-infinity'::timestamptz)) AS waiting_since "
+    # Only the starter's side (see the SQLite store).
+    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.user_id = c.user_id "
+    "AND f.at > COALESCE((SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
+    "AND e.kind IN ('review', 'reopen') AND e.detail::json->>'participant' IS NULL), "
+    "'-infinity'::timestamptz)) AS waiting_since "
     "FROM conversations c WHERE c.ended AND ($1::text IS NULL OR c.platform = $1) "
     "AND ($3::text IS NULL OR c.community = $3) "
     # Only conversations someone gave feedback on can wait (see the SQLite store).
     "AND c.id IN (SELECT conversation_id FROM feedback)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
+)
+_QUALIFIED = ", ".join(f"c.{column.strip()}" for column in _CONVERSATION_COLUMNS.split(","))
+# Disputed shut-outs (see the SQLite store).
+_DISPUTED_SHUT_OUTS = (
+    f"SELECT * FROM (SELECT {_QUALIFIED}, p.user_id AS shut_out_user, ("
+    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = p.conversation_id "
+    "AND f.user_id = p.user_id AND f.at >= p.shut_out_at AND f.at > COALESCE(("
+    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = p.conversation_id "
+    "AND e.kind = 'review' AND e.detail::json->>'participant' = p.user_id), "
+    "'-infinity'::timestamptz)) AS waiting_since "
+    "FROM participants p JOIN conversations c ON c.id = p.conversation_id "
+    "WHERE p.shut_out AND ($1::text IS NULL OR c.platform = $1) "
+    "AND ($3::text IS NULL OR c.community = $3) "
+    "AND (p.conversation_id, p.user_id) IN (SELECT conversation_id, user_id FROM feedback)) "
+    "AS q WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
 )
 
 

@@ -609,6 +609,13 @@ class SqliteStore:
         """Ended conversations with unanswered feedback, the longest-waiting first."""
         return await self._read(_awaiting, _AWAITING_REVIEW, platform, limit, community)
 
+    async def disputed_shut_outs(
+        self, platform: str | None = None, limit: int = 100, *, community: str | None = None
+    ) -> list[tuple[Conversation, str]]:
+        """(conversation, person) for each shut-out with unanswered feedback from the person
+        shut out, the longest-waiting first."""
+        return await self._read(_disputed, platform, limit, community)
+
     async def awaiting_marks(
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
@@ -1299,7 +1306,8 @@ _AWAITING_MARKS = (
     f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
     "SELECT MIN(w.at) FROM events w WHERE w.conversation_id = c.id AND w.kind = 'would_end' "
     "AND w.at > COALESCE((SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
-    "AND e.kind = 'review'), '')) AS waiting_since "
+    "AND e.kind = 'review' AND json_extract(e.detail, '$.participant') IS NULL), '')"
+    ") AS waiting_since "
     "FROM conversations c WHERE (?1 IS NULL OR c.platform = ?1) "
     "AND (?3 IS NULL OR c.community = ?3)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
@@ -1323,15 +1331,35 @@ _REVIEW_DECISIONS = (
 )
 _AWAITING_REVIEW = (
     f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
-    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.at > COALESCE(("
-    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
-    "AND e.kind IN ('review', 'reopen')), '')) AS waiting_since "
+    # The starter's feedback, and decisions on their end: a shut-out person's feedback and
+    # its decisions (`participant` in the detail) are items of their own.
+    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.user_id = c.user_id "
+    "AND f.at > COALESCE((SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
+    "AND e.kind IN ('review', 'reopen') AND json_extract(e.detail, '$.participant') IS NULL), "
+    "'')) AS waiting_since "
     "FROM conversations c WHERE c.ended = 1 AND (?1 IS NULL OR c.platform = ?1) "
     "AND (?3 IS NULL OR c.community = ?3) "
     # Only conversations someone gave feedback on can wait; without this every ended
     # conversation's subqueries run (bench/dashboard_bench.py's review queue).
     "AND c.id IN (SELECT conversation_id FROM feedback)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
+)
+_QUALIFIED = ", ".join(f"c.{column.strip()}" for column in _CONVERSATION_COLUMNS.split(","))
+# Feedback from someone shut out, newer than their shut-out and than the last decision on
+# it (a `review` naming them; a readmit clears the shut-out itself). Driven from the
+# feedback table, small next to participants, through participants' primary key.
+_DISPUTED_SHUT_OUTS = (
+    f"SELECT * FROM (SELECT {_QUALIFIED}, p.user_id AS shut_out_user, ("
+    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = p.conversation_id "
+    "AND f.user_id = p.user_id AND f.at >= p.shut_out_at AND f.at > COALESCE(("
+    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = p.conversation_id "
+    "AND e.kind = 'review' AND json_extract(e.detail, '$.participant') = p.user_id), '')"
+    ") AS waiting_since "
+    "FROM participants p JOIN conversations c ON c.id = p.conversation_id "
+    "WHERE p.shut_out = 1 AND (?1 IS NULL OR c.platform = ?1) "
+    "AND (?3 IS NULL OR c.community = ?3) "
+    "AND (p.conversation_id, p.user_id) IN (SELECT conversation_id, user_id FROM feedback)) "
+    "AS q WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
 )
 
 
@@ -1379,6 +1407,13 @@ def _awaiting(
 ) -> list[Conversation]:
     rows = db.execute(sql, (platform, limit, community)).fetchall()
     return [_conversation(row[:-1]) for row in rows]
+
+
+def _disputed(
+    db: sqlite3.Connection, platform: str | None, limit: int, community: str | None
+) -> list[tuple[Conversation, str]]:
+    rows = db.execute(_DISPUTED_SHUT_OUTS, (platform, limit, community)).fetchall()
+    return [(_conversation(row[:-2]), str(row[-2])) for row in rows]
 
 
 def _daily_activity(db: sqlite3.Connection, params: tuple[str, ...]) -> list[tuple[str, str, int]]:

@@ -11,7 +11,7 @@ from discord.ext import commands
 from bot.communities import ENFORCEMENTS, EVERY_SETTING, SETTING_NAMES, CommunitySettings
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import CommunityResult, Flows, Refusal, Result, refusal_text
-from bot.review import Decision
+from bot.review import Decision, decided
 from bot.texts import DEFAULT_TEXTS, Markup, TextKey, Texts
 from platforms.discord import render, translate
 from platforms.discord.errors import command_failed, words_at
@@ -202,7 +202,9 @@ class Moderation(
             else:
                 await answer(interaction, result.said(await words_at(self.flows, interaction)))
 
-    @app_commands.command(description="List conversations whose end someone called a mistake")
+    @app_commands.command(
+        description="List conversations whose end, or someone's shut-out, was called a mistake"
+    )
     async def review(self, interaction: discord.Interaction) -> None:
         queue = await self.flows.review_queue(
             is_moderator=self._is_moderator(interaction),
@@ -218,14 +220,14 @@ class Moderation(
     )
     @app_commands.describe(
         conversation="The conversation's id (from /quitbot review), or its thread",
-        decision="reopen: the end was a mistake; uphold: the end stands",
+        decision="reopen: the end was a mistake; readmit: the shut-out was; uphold: it stands",
         note="Why (kept on the record)",
     )
     async def review_resolve(
         self,
         interaction: discord.Interaction,
         conversation: str,
-        decision: Literal["reopen", "uphold"],
+        decision: Literal["reopen", "readmit", "uphold"],
         note: str = "",
     ) -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)  # unlocking is slow
@@ -240,7 +242,7 @@ class Moderation(
         if not result.ok or result.conversation is None:
             await answer(interaction, result.said(await words_at(self.flows, interaction)))
             return
-        done = "Reopened" if decision == "reopen" else "Upheld the end of"
+        done = decided(Decision(decision), result.conversation)
         where = render.place_link(result.conversation, interaction.guild_id)
         await answer(
             interaction, f"{done} `{result.conversation.id}` ({where}). {result.problem}".strip()

@@ -226,7 +226,8 @@ def review_queue(items: Sequence[ReviewItem], guild_id: int | None) -> Rendered:
         shown.append(entry)
     content = (
         f"**{len(items)} to review.** Decide with `/quitbot review-resolve` "
-        "(`reopen` unlocks the thread and tells the person; `uphold` records only)."
+        "(`reopen` unlocks the thread and tells the person; `readmit` lets someone shut out "
+        "take part again; `uphold` records only)."
     )
     return Rendered(content, embed=_embed("Review queue", "\n\n".join(shown), MODLOG_COLOUR))
 
@@ -234,10 +235,14 @@ def review_queue(items: Sequence[ReviewItem], guild_id: int | None) -> Rendered:
 def _review_item(item: ReviewItem, guild_id: int | None) -> str:
     conversation = item.conversation
     why = conversation.ladder.ended_reason.value if conversation.ladder.ended_reason else "?"
+    what = f"ended: {why} · redirects: {item.redirects}"
+    if item.shut_out_user_id is not None:
+        theirs = item.participants.get(item.shut_out_user_id)
+        reason = theirs.ended_reason.value if theirs and theirs.ended_reason else "?"
+        what = f"<@{item.shut_out_user_id}> shut out: {reason}"
     lines = [
         f"**`{conversation.id}`** · {place_link(conversation, guild_id)}",
-        f"Waiting since <t:{int(item.waiting_since.timestamp())}:R> · ended: {why} · "
-        f"redirects: {item.redirects}",
+        f"Waiting since <t:{int(item.waiting_since.timestamp())}:R> · {what}",
     ]
     if item.stated_reason:
         lines.append(f"Model's reason: {_clip(item.stated_reason, 200)}")

@@ -11,7 +11,7 @@ from typing import Any
 from bot.communities import EVERY_SETTING, TEXT_PREFIX, CommunitySettings
 from bot.conversation import AuditEvent, Conversation, ConversationKey
 from bot.flows import CommunityResult, Flows, Refusal, Result
-from bot.review import Decision, ReviewItem
+from bot.review import Decision, ReviewItem, decided
 from bot.texts import Markup, TextKey, Texts
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.render import (
@@ -96,7 +96,7 @@ class Interactions:
             return status_text(found, await self._deps.permalink(*split_key(found.key)))
         if verb == "audit":
             return audit_text(found, list(result.events))
-        done = "Upheld the end of" if decision == Decision.UPHOLD else "Reopened"
+        done = decided(Decision(decision), found) if verb == "review" else "Reopened"
         return f"{done} `{found.id}`. {result.problem}".strip()
 
     async def _settings(
@@ -151,12 +151,14 @@ class Interactions:
         for shown, item in enumerate(items):
             found = item.conversation
             said = "; ".join(f"<@{f.user_id}>: {_clip(f.text)}" for f in item.feedback)
+            choices = "readmit|uphold" if item.shut_out_user_id else "reopen|uphold"
             lines = [
                 status_text(found, await self._deps.permalink(*split_key(found.key))),
+                *_shut_out_line(item),
                 f"The model's reason: {_clip(item.stated_reason) or '(none given)'}",
                 f"Feedback: {said or '(none)'}",
                 *(f"> {m.role}: {_clip(m.text)}" for m in item.last_messages[-2:]),
-                f"`/quitbot review resolve {found.id} reopen|uphold [note]`",
+                f"`/quitbot review resolve {found.id} {choices} [note]`",
             ]
             if len(text) + sum(len(line) + 1 for line in lines) > MESSAGE_LIMIT - 60:
                 return text + f"\n…and {len(items) - shown} more: decide these first."
@@ -376,3 +378,12 @@ def _on_ephemeral(body: dict[str, Any]) -> bool:
 def _value(body: dict[str, Any]) -> tuple[str, Place]:
     actions = body.get("actions") or [{}]
     return parse_action_value(str(actions[0].get("value") or ""))
+
+
+def _shut_out_line(item: ReviewItem) -> list[str]:
+    """Whose shut-out the item is about (none for the starter's end)."""
+    if item.shut_out_user_id is None:
+        return []
+    theirs = item.participants.get(item.shut_out_user_id)
+    reason = theirs.ended_reason.value if theirs and theirs.ended_reason else "?"
+    return [f"*Shut out:* <@{item.shut_out_user_id}> ({reason})"]
