@@ -43,9 +43,9 @@ class Recovery:
     async def reply(self, inbound: Inbound) -> tuple[str, str] | None:
         """(reply id, text) of a complete reply shown before for `inbound`, to adopt; None
         when the message is to be answered (a half-shown reply is marked as cut short)."""
-        shown = await self.store.shown(inbound)
         if not inbound.message_id:
             return None
+        shown = await self.store.shown(inbound)
         if shown is not None and shown.complete:
             found = self.place.reply_after(inbound.message_id, shown.reply_id)
             text = await self._platform(found, inbound, "find a reply")

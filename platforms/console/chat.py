@@ -12,7 +12,7 @@ from bot.conversation import Attachment, Conversation, ConversationKey, FileRef,
 from bot.engine import Engine
 from bot.flows import Flows, Refusal, Result
 from bot.notices import Notice, NoticeKind
-from bot.ports import ReplyShown
+from bot.ports import QuietPlace, ReplyShown
 from bot.texts import TextKey, Texts
 
 PLATFORM = "console"
@@ -58,8 +58,9 @@ class ConsoleReply:
         return None
 
 
-class ConsolePlace:
-    """The terminal as a conversation's place: notices are tagged lines, nothing to lock."""
+class ConsolePlace(QuietPlace):
+    """The terminal as a conversation's place: notices are tagged lines, nothing to lock,
+    and no earlier reply to look for (a terminal keeps none across runs)."""
 
     def __init__(self, write: Callable[[str], None], interactive: bool) -> None:
         self._write = write
@@ -79,21 +80,6 @@ class ConsolePlace:
     async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
         if notice.kind is not NoticeKind.AFTER_END:  # the END line already says how to go on
             await self.post(notice, conversation)
-
-    async def close(self, conversation: Conversation) -> None:
-        return None
-
-    async def reopen(self, conversation: Conversation) -> str:
-        return ""
-
-    async def reply_after(self, message_id: str, reply_id: str) -> str | None:
-        return None
-
-    async def marked_reply(self, message_id: str) -> tuple[str, str] | None:
-        return None
-
-    async def cut_short(self, message_id: str, reply_id: str) -> None:
-        return None
 
     def place(self, key: ConversationKey) -> ConsolePlace:
         return self
