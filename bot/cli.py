@@ -264,8 +264,21 @@ async def _run_platforms(settings: Settings, tools: ToolRegistry | None) -> int:
             retries = settings.start_retries
             runs.append(retrying(adapter.name, start, PlatformUnreachable, retries))
         try:
-            await asyncio.gather(*runs)
+            await _run_all(runs)
         except PlatformUnavailable as exc:
             print(f"quitbot: {exc}", file=sys.stderr)
             return 1
     return 0
+
+
+async def _run_all(runs: list[Coroutine[Any, Any, None]]) -> None:
+    """Every platform at once until one fails or the process is told to stop. Either way
+    the others are cancelled and awaited: each lets its replies under way finish before
+    the runtime closes the store under them. (`gather` would not wait: it raises as soon
+    as the first platform has stopped, while another is still draining.)"""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for run in runs:
+                group.create_task(run)
+    except BaseExceptionGroup as failed:
+        raise failed.exceptions[0] from None

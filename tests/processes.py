@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET, FakeSlack
+from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET, FakeSlack
 
 
 def clean_env(tmp_path: Path, fake: FakeAnthropic | None, **extra: str) -> dict[str, str]:
@@ -39,6 +39,15 @@ def reaching_discord(fake: FakeDiscord) -> dict[str, str]:
         "DISCORD_TOKEN": fake.token,
         "QUITBOT_DISCORD_API_BASE": fake.api_base,
         "QUITBOT_DISCORD_GATEWAY_URL": fake.gateway_url,
+    }
+
+
+def reaching_slack_socket(fake: FakeSlack) -> dict[str, str]:
+    """The settings that point `quitbot run` at a fake Slack in Socket Mode."""
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "QUITBOT_SLACK_API_URL": fake.base_url,
     }
 
 

@@ -10,7 +10,13 @@ import aiohttp
 
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
-from tests.processes import clean_env, free_port, running_quitbot, start_quitbot
+from tests.processes import (
+    clean_env,
+    free_port,
+    reaching_slack_socket,
+    running_quitbot,
+    start_quitbot,
+)
 
 
 async def test_run_serves_health_and_metrics_and_logs_json(
@@ -21,9 +27,7 @@ async def test_run_serves_health_and_metrics_and_logs_json(
         env = clean_env(
             tmp_path,
             fake_anthropic,
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_APP_TOKEN=APP_TOKEN,
-            QUITBOT_SLACK_API_URL=slack.base_url,
+            **reaching_slack_socket(slack),
             QUITBOT_HEALTH_PORT=str(port),
             QUITBOT_LOG_FORMAT="json",
         )

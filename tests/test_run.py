@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,11 +13,17 @@ from bot.app import build_runtime
 from bot.ports import PlatformUnavailable
 from platforms.slack import run
 from tests.conftest import make_settings
-from tests.fakes.anthropic import FakeAnthropic, text
+from tests.fakes.anthropic import FakeAnthropic, hold, text
 from tests.fakes.discord import FakeDiscord
-from tests.fakes.slack import APP_TOKEN, BOT_TOKEN, FakeSlack
+from tests.fakes.slack import FakeSlack
 from tests.platforms.slack.conftest import slack_settings
-from tests.processes import clean_env, reaching_discord, start_quitbot
+from tests.processes import (
+    clean_env,
+    reaching_discord,
+    reaching_slack_socket,
+    read_until,
+    start_quitbot,
+)
 
 
 async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
@@ -26,9 +34,7 @@ async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
             tmp_path,
             fake_anthropic,
             **reaching_discord(discord),
-            SLACK_BOT_TOKEN=BOT_TOKEN,
-            SLACK_APP_TOKEN=APP_TOKEN,
-            QUITBOT_SLACK_API_URL=slack.base_url,
+            **reaching_slack_socket(slack),
         )
         process = await start_quitbot(tmp_path, env, "run")
         try:
@@ -51,6 +57,45 @@ async def test_run_serves_discord_and_slack_then_stops_cleanly_on_sigterm(
         assert process.returncode == 0, err.decode()
         assert "Traceback" not in err.decode()
         assert discord.unexpected == [] and slack.unexpected == []
+
+
+async def test_a_reply_under_way_at_sigterm_is_finished_and_kept_while_slack_has_stopped(
+    tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    """Slack stops at once on SIGTERM; the Discord reply still streaming must get its
+    grace, and its turn must be committed before the store closes (it once was not: the
+    platforms' runs were gathered, and the first to stop let the runtime close)."""
+    release = asyncio.Event()
+    async with FakeDiscord() as discord, FakeSlack() as slack:
+        env = clean_env(
+            tmp_path,
+            fake_anthropic,
+            **reaching_discord(discord),
+            **reaching_slack_socket(slack),
+        )
+        process = await start_quitbot(tmp_path, env, "run")
+        assert process.stderr is not None
+        seen: list[str] = []
+        try:
+            await discord.wait_until(lambda: discord.guild_creates == 1)
+            await slack.wait_socket_open()
+            fake_anthropic.add(hold(text("Finished after the signal."), midway=release))
+            await discord.post(
+                discord.channel_id, discord.alice, f"<@{discord.bot_id}> hi", mention_bot=True
+            )
+            await fake_anthropic.wait_requests(1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(read_until(process.stderr, "replies under way", seen), 30)
+        release.set()
+        _, rest = await process.communicate()
+        err = "".join(seen) + rest.decode()
+        assert process.returncode == 0, err
+        assert "Traceback" not in err and "store is closed" not in err
+        assert any(m["content"] == "Finished after the signal." for m in discord.messages.values())
+    settings = make_settings(tmp_path, fake_anthropic, database_url=env["QUITBOT_DATABASE_URL"])
+    async with build_runtime(settings) as runtime:
+        assert await runtime.store.pending(datetime.now(UTC)) == []
 
 
 async def test_run_with_a_refused_discord_token_says_so_plainly(
