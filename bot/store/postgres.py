@@ -671,7 +671,7 @@ class PostgresStore:
         claim = _claim_params(conversation_id, inbound, message.at)
         role, text, api, _, user_id, pmid, in_context = _message_values(message)
         params = (*claim, role, text, api, user_id, pmid, in_context, max(limit, 0))
-        rows = await self._begins.add(params)
+        rows = await self._begins.ask(params)
         if not rows or rows[0][0] == 2:
             async with self._connection() as db:
                 await _unclaimed(db, claim)
@@ -716,7 +716,7 @@ class PostgresStore:
 
     async def reply_shown(self, inbound: Inbound, reply_id: str, complete: bool) -> None:
         """Note the reply the platform shows for a received message (see `Store`)."""
-        await self._shown.add((reply_id, complete, inbound.key.platform, inbound.event_id))
+        await self._shown.ask((reply_id, complete, inbound.key.platform, inbound.event_id))
 
     async def shown(self, inbound: Inbound) -> ShownReply | None:
         """The reply an earlier attempt at `inbound` showed, if any."""
@@ -769,7 +769,7 @@ class PostgresStore:
                 if participant is None
                 else codec.participant_values(conversation_id, *participant, None)[1:7]
             )
-            rows = await self._commits.add(
+            rows = await self._commits.ask(
                 (
                     *update,
                     len(message_rows),
@@ -1019,6 +1019,24 @@ class _Batched(Generic[_Item, _Answer]):
         if self._sender is None:
             self._sender = asyncio.ensure_future(self._send())
         return answer
+
+    async def ask(self, item: _Item) -> _Answer:
+        """`item`'s answer, for a write: a caller cancelled before its item went leaves
+        nothing behind, and one cancelled after waits for the batch's end before it goes
+        on, so that whatever it does next finds the write kept or not, never under way."""
+        answer = self.add(item)
+        try:
+            return await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            unsent = [entry for entry in self._waiting if entry[1] is not answer]
+            if len(unsent) < len(self._waiting):
+                self._waiting = unsent
+                answer.cancel()
+                raise
+            while not answer.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait((answer,))
+            raise
 
     async def _send(self) -> None:
         try:
