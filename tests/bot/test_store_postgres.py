@@ -371,3 +371,30 @@ async def test_turns_that_commit_together_take_one_round_trip(
         assert isinstance(again[1], asyncpg.CheckViolationError)
         kept = [len(await store.messages(c.id)) for c in conversations]
         assert kept == [2, 1, 2, 1, 1]
+
+
+async def test_a_turn_begun_before_the_index_by_platform_id_is_found_through_it(
+    fresh_url: str,
+) -> None:
+    """Migration 8 indexes the messages a database already holds, and the begun-turn check
+    reads the index instead of the conversation's messages."""
+    received = replace(inbound("e1"), message_id="m1")
+    message = user_message("hi", platform_message_id="m1")
+    async with await PostgresStore.open(fresh_url, migrations=MIGRATIONS[:7]) as old:
+        conversation = await old.create(KEY, "u1", T0)
+        assert await old.receive(received, at(1))
+        first = await old.begin_turn(conversation.id, received, message)
+    async with await PostgresStore.open(fresh_url) as store:
+        [pending] = await store.pending(at(2))
+        again = await store.begin_turn(conversation.id, pending, message)
+    assert first is not None and again is not None and again.seq == first.seq
+    db = await asyncpg.connect(fresh_url)
+    try:
+        await db.execute("SET enable_seqscan = off")  # a table this small is read whole
+        plan = await db.fetch(
+            "EXPLAIN SELECT seq FROM messages WHERE conversation_id = 'c' AND role = 'user' "
+            "AND platform_message_id = 'm1' ORDER BY seq DESC LIMIT 1"
+        )
+    finally:
+        await db.close()
+    assert "messages_by_platform_id" in " ".join(row[0] for row in plan)
