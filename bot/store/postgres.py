@@ -498,7 +498,9 @@ class PostgresStore:
             try:
                 async with self._connection() as db:
                     rows = await db.fetchmany(sql, [(*call, n) for n, call in enumerate(calls)])
-            except asyncpg.PostgresError:
+            except DatabaseUnavailable:
+                raise
+            except Exception:  # refused by the server, or a value asyncpg cannot send
                 pass
             else:
                 each: list[list[asyncpg.Record]] = [[] for _ in calls]
