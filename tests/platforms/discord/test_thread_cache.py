@@ -19,9 +19,12 @@ from quitbot.testing import discord_payloads as p
 from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.discord import FakeDiscord
 from tests.platforms.discord.helpers import (
+    ENDED_TITLE,
+    abusive_turns,
     after_end,
-    converse_until_ended,
+    buttons,
     mention,
+    titles,
     wait_bot_message,
 )
 
@@ -48,7 +51,7 @@ def a_server(client: discord.Client) -> tuple[discord.Guild, int]:
         threads=[],
         members=[],
     )
-    guild = discord.Guild(data=data, state=state)
+    guild = discord.Guild(data=data, state=state)  # type: ignore[arg-type]
     state._add_guild(guild)
     return guild, channel_id
 
@@ -109,18 +112,25 @@ async def test_many_conversations_keep_no_thread_cached_and_are_still_answered(
     assert fake.calls_to("GET", r"/channels/\d+") == []
 
 
-async def test_a_thread_out_of_the_cache_is_ended_locked_and_leads_back_to_its_channel(
+async def test_a_thread_out_of_the_cache_still_leads_back_to_its_channel_once_ended(
     bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
 ) -> None:
+    """Each message comes once its thread left the cache: still warned, ended and locked
+    (test_conversations checks how), and what needs the thread itself fetches it."""
     fake = fake_discord
-    thread_id = await converse_until_ended(fake, fake_anthropic)
-    lock = await fake.wait_call("PATCH", rf"/channels/{thread_id}")
-    assert lock.body == {"archived": True, "locked": True}
+    abusive_turns(fake_anthropic)
+    thread_id = int((await mention(fake, "you are useless"))["id"])
+    await wait_bot_message(fake, thread_id, lambda m: "Let's move on." in m["content"])
+    for words, seen in (("idiot", "Warning"), ("idiot idiot", ENDED_TITLE)):
+        await quiet(bot)
+        assert bot.get_channel(thread_id) is None
+        await fake.post(thread_id, fake.alice, words)
+        await fake.wait_until(lambda seen=seen: seen in titles(fake, thread_id))
     offer = await after_end(fake, fake.alice)
-    pressed = [c["custom_id"] for row in offer["components"] for c in row["components"]]
-    assert translate.new_id(fake.channel_id) in pressed  # its parent, fetched
+    assert translate.new_id(fake.channel_id) in buttons(offer)  # its parent channel
+    assert fake.calls_to("GET", rf"/channels/{thread_id}")  # read from Discord
     await quiet(bot)
-    assert cached_threads(bot) == []
+    assert bot.get_channel(thread_id) is None
 
 
 async def test_a_thread_unarchived_by_someone_is_let_go_again_after_its_turn(
