@@ -32,10 +32,11 @@ from platforms.discord.stream import EDIT_INTERVAL
 log = logging.getLogger(__name__)
 
 # Connections to Discord's REST API kept at once, at most. discord.py's session has no limit,
-# so it keeps open as many as were ever in flight together (each ~32 KB, measured), while
-# Discord takes 50 requests a second from a bot in all (Discord API docs, "Rate Limits",
-# global rate limit): more than that in flight only wait on its limits anyway. The limit is
-# per host, so gateway connections (gateway.discord.gg) never wait behind REST calls.
+# so it keeps open as many as were ever in flight together (20-30 KB of RSS each:
+# bench/discord_memory_costs.py), while Discord takes 50 requests a second from a bot in all
+# (Discord API docs, "Rate Limits", global rate limit): more than that in flight only wait on
+# its limits anyway. The limit is per host, so gateway connections (gateway.discord.gg) never
+# wait behind REST calls.
 REST_CONNECTIONS = 50
 
 

@@ -1,13 +1,14 @@
 """discord.py's cache of active threads: a conversation's thread leaves it once idle.
 
 discord.py (2.7) keeps every active thread it hears of (THREAD_CREATE, GUILD_CREATE's
-`threads`) in `Guild._threads`, about 0.5 KB each (measured), until Discord archives it or
-deletes it. Discord archives a thread only after a period of inactivity, hours or days
-(its `auto_archive_duration`, 1,440 minutes for quitbot's threads; Discord API docs,
-"Threads": "Active & Archived Threads"), so a bot answering in 20,000 conversations a day
-keeps 20,000 threads: ~10 MB. discord.py has no public way to drop one, so this uses its
-own `Guild._remove_thread` (what it calls on THREAD_DELETE and on an archiving
-THREAD_UPDATE); tests/platforms/discord/test_thread_cache.py fails if that changes.
+`threads`) in `Guild._threads`, about 0.5 KB each (bench/discord_memory_costs.py), until
+Discord archives or deletes it. Discord archives a thread only after a period of
+inactivity, hours or days (quitbot opens its threads with an `auto_archive_duration` of
+1,440 minutes; Discord API docs, "Threads", "Active & Archived Threads"), so a bot
+answering in 20,000 conversations a day keeps 20,000 threads: ~10 MB. discord.py has no
+public way to drop one, so this uses its own `Guild._remove_thread` (what it calls on
+THREAD_DELETE and on an archiving THREAD_UPDATE); tests/platforms/discord/
+test_thread_cache.py fails if that changes.
 
 Nothing is lost: a message in a thread that is not cached arrives with a bare channel
 (discord.py's `PartialMessageable`, as for an archived thread), which is answered as any
