@@ -194,14 +194,12 @@ class Context(Sequence[ApiMessage]):
 _Item = str | ApiMessage
 
 # A plain stored message is exactly `[{"role":R,"content":[{"type":"text","text":"…"}]}]`,
-# as `bot/store/rows.encode_json` writes it: matched on the text without decoding it. The
-# text must be one JSON string (its quotes escaped), so nothing inside it can pose as a key.
-# One match in C instead of five scans from Python: this runs for every stored message of
-# every turn (issue 22).
-_PLAIN = re.compile(
-    r'\[\{"role":"(?:user|assistant)","content":\[\{"type":"text","text":'
-    r'("[^"\\]*(?:\\.[^"\\]*)*")\}\]\}\]'
-)
+# as `bot/store/rows.encode_json` writes it. Checked on the text without decoding it: inside
+# a JSON string every quote is escaped, so `"type":` and `"role":` occur there only as keys.
+# The head is one match, the rest scans in C: this runs for every stored message of every
+# turn (issue 22).
+_PLAIN_HEAD = re.compile(r'\[\{"role":"(?:user|assistant)","content":\[\{"type":"text","text":"')
+_PLAIN_TAIL = '"}]}]'
 _USER_HEAD = '{"role":"user"'
 
 
@@ -217,10 +215,15 @@ def _read(api_json: str) -> tuple[int, list[_Item]]:
 
 def _plain_text_length(api_json: str) -> int | None:
     """The length of a plain stored message's text, read from its JSON; None if not plain."""
-    plain = _PLAIN.fullmatch(api_json)
-    if plain is None:
+    head = _PLAIN_HEAD.match(api_json)
+    if (
+        head is None
+        or not api_json.endswith(_PLAIN_TAIL)
+        or api_json.count('"type":') != 1
+        or api_json.count('"role":') != 1
+    ):
         return None
-    encoded = plain.group(1)  # the text, in its quotes
+    encoded = api_json[head.end() - 1 : -len(_PLAIN_TAIL) + 1]  # the text, in its quotes
     if "\\" not in encoded:
         return len(encoded) - 2
     return len(json.loads(encoded))  # escapes: its decoded length, as the estimate counts
