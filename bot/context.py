@@ -136,7 +136,7 @@ def build_context(history: Sequence[ContextEntry], budget_tokens: int) -> Contex
     if start is None:
         start = _newest_that_fit(costs, budget_tokens)
     flat = [item for _, items in read[start:] for item in items]
-    if _already_valid([_shape(item) for item in flat]):
+    if _already_valid(flat):
         # The usual case: passed on as stored, plain messages never decoded (see Context).
         return Context(flat)
     return Context(_valid(_merge(_decoded(item) for item in flat)))
@@ -196,14 +196,11 @@ _Item = str | ApiMessage
 # A plain stored message is exactly `[{"role":R,"content":[{"type":"text","text":"…"}]}]`,
 # as `bot/store/rows.encode_json` writes it. Checked on the text without decoding it: inside
 # a JSON string every quote is escaped, so `"type":` and `"role":` occur there only as keys.
-_PLAIN_HEADS = {
-    f'[{{"role":"{role}","content":[{{"type":"text","text":"': role
-    for role in ("user", "assistant")
-}
+# The head is one match, the rest scans in C: this runs for every stored message of every
+# turn (issue 22).
+_PLAIN_HEAD = re.compile(r'\[\{"role":"(?:user|assistant)","content":\[\{"type":"text","text":"')
 _PLAIN_TAIL = '"}]}]'
-_PLAIN_SHAPES = {
-    role: {"role": role, "content": [{"type": "text"}]} for role in ("user", "assistant")
-}
+_USER_HEAD = '{"role":"user"'
 
 
 def _read(api_json: str) -> tuple[int, list[_Item]]:
@@ -218,7 +215,7 @@ def _read(api_json: str) -> tuple[int, list[_Item]]:
 
 def _plain_text_length(api_json: str) -> int | None:
     """The length of a plain stored message's text, read from its JSON; None if not plain."""
-    head = next((h for h in _PLAIN_HEADS if api_json.startswith(h)), None)
+    head = _PLAIN_HEAD.match(api_json)
     if (
         head is None
         or not api_json.endswith(_PLAIN_TAIL)
@@ -226,17 +223,10 @@ def _plain_text_length(api_json: str) -> int | None:
         or api_json.count('"role":') != 1
     ):
         return None
-    encoded = api_json[len(head) - 1 : -len(_PLAIN_TAIL) + 1]  # the text, in its quotes
+    encoded = api_json[head.end() - 1 : -len(_PLAIN_TAIL) + 1]  # the text, in its quotes
     if "\\" not in encoded:
         return len(encoded) - 2
     return len(json.loads(encoded))  # escapes: its decoded length, as the estimate counts
-
-
-def _shape(item: _Item) -> ApiMessage:
-    """What `_already_valid` needs of an item: a plain one is a role and one text block."""
-    if isinstance(item, str):
-        return _PLAIN_SHAPES["user" if item.startswith('{"role":"user"') else "assistant"]
-    return item
 
 
 def _decoded(item: _Item) -> ApiMessage:
@@ -349,13 +339,20 @@ def _valid(messages: list[ApiMessage]) -> list[ApiMessage]:
     return _merge(out) if _has_adjacent_roles(out) else out
 
 
-def _already_valid(messages: list[ApiMessage]) -> bool:
+def _already_valid(messages: Sequence[_Item]) -> bool:
     """Whether `_valid(_merge(messages))` would give back `messages` unchanged: roles
     alternate from a user message, no content is empty, and each assistant message's
     tool_use ids are exactly the next message's tool_result ids."""
     asked: set[str] = set()
     role = "assistant"
     for message in messages:
+        if isinstance(message, str):
+            # Plain (one text block): it answers no tool_use and asks none.
+            plain_role = "user" if message.startswith(_USER_HEAD) else "assistant"
+            if plain_role == role or asked:
+                return False
+            role = plain_role
+            continue
         content = message.get("content")
         if message.get("role") == role or not isinstance(content, list) or not content:
             return False

@@ -146,8 +146,13 @@ class Metrics:
         )
         # Every series of a known label set exists from the start, so dashboards and rate()
         # see a 0 rather than nothing before the first event.
-        for kind in ("input", "output", "cache_read", "cache_write"):
-            self._tokens.labels(kind)
+        # Bound once: `labels()` takes a lock and checks its arguments, and these are
+        # counted on every model call (issue 22).
+        self._input_tokens, self._output_tokens, self._cache_read, self._cache_write = (
+            self._tokens.labels(kind) for kind in ("input", "output", "cache_read", "cache_write")
+        )
+        self._received_on: dict[str, Counter] = {}
+        self._replies_on: dict[str, Counter] = {}
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
@@ -156,10 +161,10 @@ class Metrics:
     # --- Observer ----------------------------------------------------------------------
 
     def received(self, platform: str) -> None:
-        self._received.labels(platform).inc()
+        _child(self._received_on, self._received, platform).inc()
 
     def replied(self, platform: str) -> None:
-        self._replies.labels(platform).inc()
+        _child(self._replies_on, self._replies, platform).inc()
 
     def blocked(self, platform: str) -> None:
         self._blocked.labels(platform).inc()
@@ -193,10 +198,10 @@ class Metrics:
         if first_token is not None:
             self._first_token.observe(first_token)
         self._total.observe(total)
-        self._tokens.labels("input").inc(usage.input_tokens)
-        self._tokens.labels("output").inc(usage.output_tokens)
-        self._tokens.labels("cache_read").inc(usage.cache_read_tokens)
-        self._tokens.labels("cache_write").inc(usage.cache_write_tokens)
+        self._input_tokens.inc(usage.input_tokens)
+        self._output_tokens.inc(usage.output_tokens)
+        self._cache_read.inc(usage.cache_read_tokens)
+        self._cache_write.inc(usage.cache_write_tokens)
 
     def model_error(self, kind: str) -> None:
         self._model_errors.labels(kind).inc()
@@ -209,6 +214,14 @@ class Metrics:
 
     def webhook(self, target: str, outcome: str) -> None:
         self._webhooks.labels(target, outcome).inc()
+
+
+def _child(bound: dict[str, Counter], counter: Counter, platform: str) -> Counter:
+    """`counter`'s series for `platform`, looked up once per platform."""
+    child = bound.get(platform)
+    if child is None:
+        child = bound[platform] = counter.labels(platform)
+    return child
 
 
 def error_kind(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ import aiohttp
 import anthropic
 import httpx2
 from anthropic import AsyncAnthropic, DefaultAioHttpClient
+from anthropic._models import FinalRequestOptions
 
 from bot.context import Context
 from bot.ports import ModelReply, ModelUnavailable, TextSink, Usage
@@ -75,6 +76,10 @@ class ClaudeModel:
         # The body up to its messages, encoded once: `encoded` adds the messages after it.
         head = {k: v for k, v in self.request(()).items() if k != "messages"}
         self._body_head = _ENCODER.encode(head)[:-1] + ',"messages":['
+        # What `client.post` builds for every request, built once: its construction
+        # deep-copies every default of the options model, which cost as much as encoding
+        # the body (bench/README.md, issue 22). Each request copies it with its own body.
+        self._post = FinalRequestOptions.construct(method="post", url="/v1/messages")
 
     @classmethod
     def from_settings(
@@ -112,10 +117,9 @@ class ClaudeModel:
             # which doubled the CPU cost of a streamed reply (bench/README.md). Each event
             # stays the JSON object it arrived as (`object`: the SDK builds no model of it),
             # which spared ~5% of the bot's CPU in a burst; the collector checks its shape.
-            stream = await self._client.post(
-                "/v1/messages",
-                cast_to=anthropic.types.Message,
-                content=body,
+            stream = await self._client.request(
+                anthropic.types.Message,
+                self._post.model_copy(update={"content": body}),
                 stream=True,
                 stream_cls=anthropic.AsyncStream[object],
             )

@@ -48,9 +48,16 @@ class ChannelReply:
         self._text = ""
         # One slot per part the editor planned; None while that part's send has failed.
         self._messages: list[discord.Message | None] = []
+        # Typing waits on a timer, not in a task of its own: most answers come before it
+        # fires, and a task started, parked and cancelled for each of them cost more than
+        # the rest of this class (issue 22).
+        self._typing_due: asyncio.TimerHandle | None = None
         self._typing: asyncio.Task[None] | None = None
         self._typing_sent = asyncio.Event()
         self._typing_sent.set()
+        # Likewise the flusher: it starts on the loop's next turn, and a reply that was
+        # whole by then is posted by `done` itself.
+        self._flush_due: asyncio.Handle | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._more = asyncio.Event()
         self._finished = asyncio.Event()
@@ -66,20 +73,32 @@ class ChannelReply:
 
     async def thinking(self) -> None:
         # In the background: the model request should not wait for Discord.
+        if self._typing_delay:
+            loop = asyncio.get_running_loop()
+            self._typing_due = loop.call_later(self._typing_delay, self._start_typing)
+        else:
+            self._start_typing()
+
+    def _start_typing(self) -> None:
+        self._typing_due = None
         self._typing = asyncio.create_task(self._show_typing())
 
     async def text(self, delta: str) -> None:
         self._text += delta
         self._more.set()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
+        if self._flusher is None and self._flush_due is None:
+            self._flush_due = asyncio.get_running_loop().call_soon(self._start_flushing)
+
+    def _start_flushing(self) -> None:
+        self._flush_due = None
+        self._flusher = asyncio.create_task(self._flush())
 
     async def done(self) -> str:
         self._finished.set()
         self._more.set()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush())
-        await self._flusher
+        _cancel_soon(self._flush_due)
+        self._flush_due = None
+        await (self._flush() if self._flusher is None else self._flusher)
         for index, message in enumerate(self._messages):
             if message is None:  # a part that never got out: one more try
                 self._messages[index] = await self._send(self._editor.shown[index])
@@ -91,11 +110,11 @@ class ChannelReply:
     async def close(self) -> None:
         """Stop typing and any flushing still running (after an error or a cancel)."""
         await self._stop_typing()
+        _cancel_soon(self._flush_due)
+        self._flush_due = None
         await _cancel(self._flusher)
 
     async def _show_typing(self) -> None:
-        if self._typing_delay:
-            await asyncio.sleep(self._typing_delay)
         while True:
             self._typing_sent = asyncio.Event()
             try:
@@ -110,6 +129,8 @@ class ChannelReply:
     async def _stop_typing(self) -> None:
         """Let a typing call in flight finish (cancelling it would drop the connection, and
         a typing call arriving after our message would show typing again), then stop."""
+        _cancel_soon(self._typing_due)
+        self._typing_due = None
         if self._typing is None:
             return
         await self._typing_sent.wait()
@@ -163,6 +184,11 @@ class ChannelReply:
         except discord.HTTPException as exc:
             # The next edit brings the message up to date.
             log.warning("could not edit a reply in %s: %s", self._where, exc)
+
+
+def _cancel_soon(handle: asyncio.Handle | None) -> None:
+    if handle is not None:
+        handle.cancel()
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:
