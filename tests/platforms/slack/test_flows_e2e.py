@@ -222,7 +222,7 @@ async def test_a_retry_while_keeping_fails_is_not_acknowledged_in_vain(
             return super().get(key, default)
 
     monkeypatch.setattr(harness.bot.flows, "receive", slow_then_broken)
-    monkeypatch.setattr(harness.bot.inbox, "_accepting", Watched())
+    monkeypatch.setattr(harness.bot.inbox.door, "_accepting", Watched())
     harness.claude.add(text("Kept after all."))
     payload = event_callback(mention("hello?", ts=THREAD))
     first = asyncio.create_task(harness.send.event(payload))
