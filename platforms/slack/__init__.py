@@ -27,7 +27,7 @@ from platforms.slack.place import Deps, SlackModLog, SlackPlaces
 from platforms.slack.scopes import missing_scopes
 from platforms.slack.translate import PLATFORM, SlackMessage, translate_event
 
-__all__ = ["SlackAdapter", "SlackBot", "adapter", "doctor", "run", "start_http"]
+__all__ = ["Serving", "SlackAdapter", "SlackBot", "adapter", "doctor", "run", "start_http"]
 
 log = logging.getLogger(__name__)
 
