@@ -25,7 +25,7 @@ from platforms.slack.inbox import Door
 from platforms.slack.listener import Listener
 from platforms.slack.place import Deps, SlackModLog, SlackPlaces
 from platforms.slack.scopes import missing_scopes
-from platforms.slack.translate import PLATFORM, SlackMessage, translate_event
+from platforms.slack.translate import PLATFORM, translate_event
 
 __all__ = ["Serving", "SlackAdapter", "SlackBot", "adapter", "doctor", "run", "start_http"]
 
@@ -106,12 +106,7 @@ async def start_http(bot: SlackBot, host: str, port: int) -> Serving:
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         return runner
-    turns = asyncio.get_running_loop()
-
-    def hand_over(message: SlackMessage, first: bool) -> None:  # on the listener's thread
-        turns.call_soon_threadsafe(bot.inbox.take, message, first)
-
-    door = Door(bot.places, reception, hand_over)
+    door = bot.inbox.listen_elsewhere(reception)
     listener = Listener(bot.app, secret, partial(_message, bot.deps, door), EVENTS_PATH)
     await listener.start(host, port)
     return listener

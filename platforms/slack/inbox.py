@@ -156,10 +156,22 @@ class Inbox:
         self._deps, self._flows, self._places = deps, flows, places
         self._lines = Lines[_Entry](_take, "answering a Slack message", deps.tasks.spawn)
         self.door = Door(places, flows, self.take)
+        self.listener_door: Door | None = None
 
     async def receive(self, message: SlackMessage) -> bool:
         """Called by Slack's listener on this loop; see `Door.receive`."""
         return await self.door.receive(message)
+
+    def listen_elsewhere(self, reception: Keeping) -> Door:
+        """A door for a listener on another thread (`listener_door`): what it keeps is
+        handed to these lines through the loop calling this, the one they run on."""
+        turns = asyncio.get_running_loop()
+
+        def hand_over(message: SlackMessage, first: bool) -> None:  # on the listener's thread
+            turns.call_soon_threadsafe(self.take, message, first)
+
+        self.listener_door = Door(self._places, reception, hand_over)
+        return self.listener_door
 
     def take(self, message: SlackMessage, first: bool) -> None:
         """Put a kept message last in its thread's line (at once, nothing awaited)."""

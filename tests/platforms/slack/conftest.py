@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from bot.app import Runtime, build_runtime
 from bot.settings import Settings, SlackSettings
-from platforms.slack import SlackBot, Serving, start_http
+from platforms.slack import Serving, SlackBot, start_http
 from platforms.slack.client import build_client
 from tests import postgres
 from tests.conftest import make_settings
