@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from contextlib import suppress
 from typing import Any
 
 from aiohttp import web
@@ -47,7 +48,10 @@ class Listener:
         self._bolts_loop = asyncio.get_running_loop()
         listening: concurrent.futures.Future[None] = concurrent.futures.Future()
         thread = threading.Thread(
-            target=self._run, args=(host, port, listening), name="quitbot-slack-listener"
+            target=self._run,
+            args=(host, port, listening),
+            name="quitbot-slack-listener",
+            daemon=True,  # a start cancelled half-way must not keep the process alive
         )
         thread.start()
         await asyncio.wrap_future(listening)
@@ -56,7 +60,8 @@ class Listener:
         """Stop taking requests, let those under way finish (each message kept is handed
         over before its request is answered), and end the thread."""
         if self._loop is not None and self._stopping is not None and not self._ended.done():
-            self._loop.call_soon_threadsafe(self._stopping.set)
+            with suppress(RuntimeError):  # its loop closed meanwhile: it stopped by itself
+                self._loop.call_soon_threadsafe(self._stopping.set)
         if self._loop is not None:
             await asyncio.shield(asyncio.wrap_future(self._ended))
 
