@@ -285,14 +285,6 @@ class Engine:
         """
         return await self._reception.receive(inbound)
 
-    def reception_anywhere(self) -> Reception | None:
-        """`receive` and `in_use` for an event loop on another thread than this engine's (a
-        platform's listener of its own, so that acknowledging never waits on the turns),
-        if the store offers its receipts there."""
-        if not isinstance(self._store, ReceivesAnywhere):
-            return None
-        return replace(self._reception, receipts=self._store.anywhere())
-
     async def pending(self) -> list[Inbound]:
         """Messages received before this engine started but never handled (a crash, a
         kill), oldest first. Later ones belong to turns under way, here or in another
@@ -1046,3 +1038,14 @@ def _branch_point(
     if upto is None or not 0 <= upto <= len(messages):
         raise ValueError(f"pick a message from 0 to {len(messages)}")
     return upto
+
+
+def reception_anywhere(engine: Engine) -> Reception | None:
+    """`Engine.receive` and `Engine.in_use` for an event loop on another thread than the
+    engine's (a platform's listener of its own, so that acknowledging never waits on the
+    turns), if the store offers its receipts there. A function, not a method: a seam for
+    adapters, kept out of the public API that `quitbot.Engine` carries."""
+    store = engine._store
+    if not isinstance(store, ReceivesAnywhere):
+        return None
+    return replace(engine._reception, receipts=store.anywhere())

@@ -14,7 +14,7 @@ from aiohttp import web
 from slack_bolt.request.internals import extract_team_id
 from slack_sdk.errors import SlackApiError
 
-from bot.engine import Engine
+from bot.engine import Engine, reception_anywhere
 from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.settings import Settings, SlackSettings
 from platforms.slack.app import SlackBot
@@ -99,7 +99,7 @@ async def start_http(bot: SlackBot, host: str, port: int) -> Serving:
     (platforms/slack/listener.py), so Slack's acknowledgements never wait for the turns."""
     signing_secret = bot.deps.settings.slack.signing_secret
     secret = signing_secret.get_secret_value() if signing_secret else ""
-    reception = bot.flows.engine.reception_anywhere()
+    reception = reception_anywhere(bot.flows.engine)
     if reception is None:
         edge = HttpEdge(bot.app, secret, partial(_message, bot.deps, bot.inbox.door))
         runner = web.AppRunner(edge.web_app(EVENTS_PATH), handle_signals=False)
