@@ -38,6 +38,7 @@ class Listener:
         self._stopping: asyncio.Event | None = None  # the listener loop's
         self._runner: web.AppRunner | None = None
         self._ended: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread: threading.Thread | None = None
 
     @property
     def addresses(self) -> list[Any]:
@@ -47,7 +48,7 @@ class Listener:
         """Listening once this returns; raises what binding the port raised (OSError)."""
         self._bolts_loop = asyncio.get_running_loop()
         listening: concurrent.futures.Future[None] = concurrent.futures.Future()
-        thread = threading.Thread(
+        thread = self._thread = threading.Thread(
             target=self._run,
             args=(host, port, listening),
             name="quitbot-slack-listener",
@@ -64,21 +65,26 @@ class Listener:
                 self._loop.call_soon_threadsafe(self._stopping.set)
         if self._loop is not None:
             await asyncio.shield(asyncio.wrap_future(self._ended))
+        if self._thread is not None and self._ended.done():
+            self._thread.join()  # it has nothing left to do but return
 
     def _run(self, host: str, port: int, listening: concurrent.futures.Future[None]) -> None:
-        """The listener's thread."""
+        """The listener's thread: its loop, closed before `cleanup` hears it ended."""
         loop = self._loop = asyncio.new_event_loop()
+        failed: BaseException | None = None
         try:
             loop.run_until_complete(self._serve(host, port, listening))
         except BaseException as exc:
+            failed = exc
             if not listening.done():
                 listening.set_exception(exc)
-            self._ended.set_exception(exc)
-        else:
-            self._ended.set_result(None)
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+        if failed is None:
+            self._ended.set_result(None)
+        else:
+            self._ended.set_exception(failed)
 
     async def _serve(
         self, host: str, port: int, listening: concurrent.futures.Future[None]
