@@ -124,6 +124,25 @@ class Bot:
                 spent[name] += (int(fields[11]) + int(fields[12])) / CLK_TCK
         return spent
 
+    def census(self) -> None:
+        """With BENCH_CENSUS_DIR set, a heap census of a bot that runs
+        bench/heap_census (`--bots quitbot-census=bench/heap_census`), waited for."""
+        where = os.environ.get("BENCH_CENSUS_DIR")
+        if not where or not self._catches(signal.SIGUSR1):  # the signal would end it
+            return
+        before = set(Path(where).glob(f"census-{self.process.pid}-*.txt"))
+        self.process.send_signal(signal.SIGUSR1)
+        for _ in range(600):  # the bot writes it within a second or so
+            if set(Path(where).glob(f"census-{self.process.pid}-*.txt")) - before:
+                return
+            time.sleep(0.1)
+
+    def _catches(self, signum: int) -> bool:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+        return False
+
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -435,6 +454,7 @@ async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: s
             await replies.wait(2 * len(ids))
             figures.rss_warm = bot.rss_mb()
             if args.distinct:
+                bot.census()
                 await _distinct_discord(figures, bot, fake, replies, args.distinct)
                 return figures
             await _phases(figures, bot, replies, ids, args, say, None)
@@ -600,6 +620,7 @@ async def _distinct(
         await replies.wait(base + count, within=WAIT * 5)
         await asyncio.sleep(2)  # the last turns commit after their reply
         figures.rss_distinct.append(bot.rss_mb())
+        bot.census()
 
 
 async def _distinct_discord(
@@ -731,6 +752,7 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
             await replies.wait(2 * len(ids))
             figures.rss_warm = bot.rss_mb()
             if args.distinct:
+                bot.census()
                 await _distinct_slack(figures, bot, driver, replies, args.distinct)
                 return figures
             await _phases(figures, bot, replies, ids, args, say, driver)

@@ -23,13 +23,19 @@ class Lines(Generic[T]):
     A waiting item is only the item: not a task, nor the platform's event objects. In a
     burst, thousands of delivered messages can wait at once, so what each costs in memory
     while it waits is what counts. `spawn` starts a line's task where the adapter tracks
-    its work (for shutdown); without it the lines keep their own tasks.
+    its work (for shutdown); without it the lines keep their own tasks. `idle` is told of a
+    place whose line ran dry, so what the adapter keeps for it while busy can go too.
     """
 
     def __init__(
-        self, handle: Callable[[T], Awaitable[None]], what: str, spawn: Spawn | None = None
+        self,
+        handle: Callable[[T], Awaitable[None]],
+        what: str,
+        spawn: Spawn | None = None,
+        *,
+        idle: Callable[[ConversationKey], None] | None = None,
     ) -> None:
-        self._handle, self._what, self._spawn = handle, what, spawn
+        self._handle, self._what, self._spawn, self._idle = handle, what, spawn, idle
         self._lines: dict[ConversationKey, deque[T]] = {}
         self._workers: set[asyncio.Task[None]] = set()  # the loop keeps only weak references
 
@@ -68,3 +74,5 @@ class Lines(Generic[T]):
             # Cancelled (shutdown): those still in line stay kept in the store, for the next
             # run's `answer_pending`.
             del self._lines[key]
+            if self._idle is not None:
+                self._idle(key)

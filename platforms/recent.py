@@ -20,6 +20,9 @@ class Recent(Generic[T]):
         self._size = size
         self._items: OrderedDict[T, None] = OrderedDict()
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def __contains__(self, item: object) -> bool:
         return item in self._items
 

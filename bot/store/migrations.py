@@ -232,7 +232,19 @@ _V9 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+# A turn's begin asks whether its message was stored by a turn that never finished: by the
+# message's platform id, the newest first. Without this it read every message of the
+# conversation (time growing with a conversation's length).
+_V10 = Migration(
+    10,
+    "an index on each conversation's messages by platform message id",
+    (
+        "CREATE INDEX messages_by_platform_id "
+        "ON messages (conversation_id, platform_message_id, role, seq)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 
 
 def schema_version(db: sqlite3.Connection) -> int:

@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
@@ -142,7 +143,8 @@ _PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < $1 ORDER BY n"
 # The reply a turn showed in the place, kept with its message until the turn commits (the
 # commit deletes the row): a run killed in between leaves word of it for the next one.
 _REPLY_SHOWN = (
-    "UPDATE inbox SET reply_id = $1, reply_complete = $2 WHERE platform = $3 AND event_id = $4"
+    "UPDATE inbox SET reply_id = $1, reply_complete = $2 WHERE platform = $3 AND event_id = $4 "
+    "RETURNING $5::integer"  # run with the others noted at the same time (`_each`)
 )
 _SHOWN = (
     "SELECT reply_id, reply_complete FROM inbox "
@@ -239,14 +241,15 @@ _BEGIN_TURN = (
 )
 # The same, and the newest $11 messages before it, newest first (the statement's snapshot
 # holds them but not what it adds): `part` 0 is the message stored now, 1 the one a turn
-# begun before stored, 2 the history.
+# begun before stored, 2 the history; each row ends with $12, the call's number among the
+# turns begun at the same time (`_each`).
 _BEGIN_TURN_WITH_CONTEXT = (
     _BEGIN_TURN.removesuffix("SELECT seq FROM added UNION ALL SELECT seq FROM begun")
     + ", history AS (SELECT seq, role, in_context, api FROM messages "
     "WHERE conversation_id = $4 ORDER BY seq DESC LIMIT $11) "
-    "SELECT 0 AS part, seq, NULL::text, NULL::boolean, NULL::text FROM added "
-    "UNION ALL SELECT 1, seq, NULL, NULL, NULL FROM begun "
-    "UNION ALL SELECT 2, seq, role, in_context, api FROM history ORDER BY 1, 2 DESC"
+    "SELECT 0 AS part, seq, NULL::text, NULL::boolean, NULL::text, $12::integer FROM added "
+    "UNION ALL SELECT 1, seq, NULL, NULL, NULL, $12 FROM begun "
+    "UNION ALL SELECT 2, seq, role, in_context, api, $12 FROM history ORDER BY 1, 2 DESC"
 )
 # (claimed or taken, notified). ON CONFLICT DO UPDATE locks the row and re-checks the WHERE
 # on its newest version, so two processes' blocked messages from one person cannot both
@@ -280,7 +283,8 @@ _RECEIVE = (
     "SELECT f.i FROM firsts f JOIN claimed c "
     "ON c.platform = f.platform AND c.event_id = f.event_id"
 )
-# The turn's messages and events go in as arrays, in order, after the last message.
+# The turn's messages and events go in as arrays, in order, after the last message; the row
+# ends with $30, the call's number among the turns committed at the same time (`_each`).
 _COMMIT_TURN = (
     f"WITH updated AS ({_UPDATE_LADDER}), "
     "added AS (INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
@@ -303,7 +307,7 @@ _COMMIT_TURN = (
     "SELECT $8, $24::text, $25::integer, $26::boolean, $27::boolean, $28::boolean, $29::text, "
     "CASE WHEN $28 THEN $7 END FROM updated WHERE $24 IS NOT NULL "
     + _PARTICIPANT_CONFLICT.format(at="$7")
-    + f" RETURNING 1) SELECT {_CONVERSATION_COLUMNS} FROM updated"
+    + f" RETURNING 1) SELECT {_CONVERSATION_COLUMNS}, $30::integer FROM updated"
 )
 
 # Connecting failed for a reason that may pass (no route or name yet, the server still
@@ -397,6 +401,10 @@ class PostgresStore:
         # Acknowledging waits for a receipt: those arriving while one is kept go together.
         self._receipts = _Batched(self._keep_received)
         self._places = _Batched(self._read_places)  # a turn's start waits for it too
+        # Turns begun, replies shown and turns committed at the same time go together too.
+        self._begins = _Batched(partial(self._each, _BEGIN_TURN_WITH_CONTEXT))
+        self._shown = _Batched(partial(self._each, _REPLY_SHOWN))
+        self._commits = _Batched(partial(self._each, _COMMIT_TURN))
         self._closed = False
 
     @classmethod
@@ -472,6 +480,42 @@ class PostgresStore:
     async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
         async with self._connection() as db, db.transaction():
             yield db
+
+    async def _each(
+        self, sql: str, calls: list[tuple[Any, ...]]
+    ) -> Sequence[list[asyncpg.Record] | BaseException]:
+        """`sql` run once for each call, and the rows of each (`sql` ends every row with its
+        last parameter: the call's number here).
+
+        Calls that came together go in one round trip, pipelined in one implicit transaction
+        (asyncpg's `fetchmany`): all of them are kept, or none. When the server refuses the
+        batch (one call's conflict or bad value), nothing of it was kept, and each call runs
+        again alone: one call's failure never fails another's, nor is kept with it. A lost
+        connection fails them all (`DatabaseUnavailable`): whether the server had kept the
+        batch is unknown, and running it again could keep a turn twice.
+        """
+        if len(calls) > 1:
+            try:
+                async with self._connection() as db:
+                    rows = await db.fetchmany(sql, [(*call, n) for n, call in enumerate(calls)])
+            except DatabaseUnavailable:
+                raise
+            except Exception:  # refused by the server, or a value asyncpg cannot send
+                pass
+            else:
+                each: list[list[asyncpg.Record]] = [[] for _ in calls]
+                for row in rows:
+                    each[row[-1]].append(row)
+                return each
+        return [await self._alone(sql, (*call, n)) for n, call in enumerate(calls)]
+
+    async def _alone(self, sql: str, params: tuple[Any, ...]) -> list[asyncpg.Record] | Exception:
+        try:
+            async with self._connection() as db:
+                rows: list[asyncpg.Record] = await db.fetch(sql, *params)
+        except Exception as exc:  # this call's own, given to its caller alone
+            return exc
+        return rows
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -629,13 +673,13 @@ class PostgresStore:
         claim = _claim_params(conversation_id, inbound, message.at)
         role, text, api, _, user_id, pmid, in_context = _message_values(message)
         params = (*claim, role, text, api, user_id, pmid, in_context, max(limit, 0))
-        async with self._connection() as db:
-            rows = await db.fetch(_BEGIN_TURN_WITH_CONTEXT, *params)
-            if not rows or rows[0][0] == 2:
+        rows = await self._begins.ask(params)
+        if not rows or rows[0][0] == 2:
+            async with self._connection() as db:
                 await _unclaimed(db, claim)
-                return None
+            return None
         part, seq = rows[0][0], rows[0][1]
-        history = [tuple(row)[1:] for row in rows[1:]]
+        history = [tuple(row)[1:5] for row in rows[1:]]
         if part == 0:  # stored now: the newest, and not in the statement's snapshot
             history = [(seq, role, in_context, api), *history[: limit - 1]]
         history.reverse()
@@ -674,10 +718,7 @@ class PostgresStore:
 
     async def reply_shown(self, inbound: Inbound, reply_id: str, complete: bool) -> None:
         """Note the reply the platform shows for a received message (see `Store`)."""
-        async with self._connection() as db:
-            await db.execute(
-                _REPLY_SHOWN, reply_id, complete, inbound.key.platform, inbound.event_id
-            )
+        await self._shown.ask((reply_id, complete, inbound.key.platform, inbound.event_id))
 
     async def shown(self, inbound: Inbound) -> ShownReply | None:
         """The reply an earlier attempt at `inbound` showed, if any."""
@@ -730,9 +771,8 @@ class PostgresStore:
                 if participant is None
                 else codec.participant_values(conversation_id, *participant, None)[1:7]
             )
-            async with self._connection() as db:
-                row = await db.fetchrow(
-                    _COMMIT_TURN,
+            rows = await self._commits.ask(
+                (
                     *update,
                     len(message_rows),
                     *_columns(message_rows, 7),
@@ -740,9 +780,10 @@ class PostgresStore:
                     *taken,
                     *joined,
                 )
-            if row is None:
+            )
+            if not rows:
                 raise UnknownConversation(conversation_id)
-            return _conversation(row)
+            return _conversation(rows[0])
         # A refused turn also hides an earlier message, and fails whole if there is none;
         # queued events need their numbers back for the outbox.
         async with self._transaction() as db:
@@ -964,9 +1005,12 @@ async def _keep_session(db: asyncpg.Connection) -> None:
 
 class _Batched(Generic[_Item, _Answer]):
     """Items handled in batches: one call of `run` for all that were added while the call
-    before was under way, each awaiting its own answer (or the batch's exception)."""
+    before was under way, each awaiting its own answer (or the batch's exception, or its
+    own when `run` gives one in its place)."""
 
-    def __init__(self, run: Callable[[list[_Item]], Awaitable[list[_Answer]]]) -> None:
+    def __init__(
+        self, run: Callable[[list[_Item]], Awaitable[Sequence[_Answer | BaseException]]]
+    ) -> None:
         self._run = run
         self._waiting: list[tuple[_Item, asyncio.Future[_Answer]]] = []
         self._sender: asyncio.Task[None] | None = None
@@ -977,6 +1021,24 @@ class _Batched(Generic[_Item, _Answer]):
         if self._sender is None:
             self._sender = asyncio.ensure_future(self._send())
         return answer
+
+    async def ask(self, item: _Item) -> _Answer:
+        """`item`'s answer, for a write: a caller cancelled before its item went leaves
+        nothing behind, and one cancelled after waits for the batch's end before it goes
+        on, so that whatever it does next finds the write kept or not, never under way."""
+        answer = self.add(item)
+        try:
+            return await asyncio.shield(answer)
+        except asyncio.CancelledError:
+            unsent = [entry for entry in self._waiting if entry[1] is not answer]
+            if len(unsent) < len(self._waiting):
+                self._waiting = unsent
+                answer.cancel()
+                raise
+            while not answer.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait((answer,))
+            raise
 
     async def _send(self) -> None:
         try:
@@ -994,7 +1056,11 @@ class _Batched(Generic[_Item, _Answer]):
                             answer.set_exception(exc)
                     continue
                 for (_, answer), given in zip(batch, answers, strict=True):
-                    if not answer.done():
+                    if answer.done():
+                        continue
+                    if isinstance(given, BaseException):
+                        answer.set_exception(given)
+                    else:
                         answer.set_result(given)
         finally:
             self._sender = None

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
@@ -29,6 +30,14 @@ from platforms.discord.reply import TYPING_DELAY
 from platforms.discord.stream import EDIT_INTERVAL
 
 log = logging.getLogger(__name__)
+
+# Connections to Discord's REST API kept at once, at most. discord.py's session has no limit,
+# so it keeps open as many as were ever in flight together (20-30 KB of RSS each:
+# bench/discord_memory_costs.py), while Discord takes 50 requests a second from a bot in all
+# (Discord API docs, "Rate Limits", global rate limit): more than that in flight only wait on
+# its limits anyway. The limit is per host, so gateway connections (gateway.discord.gg) never
+# wait behind REST calls.
+REST_CONNECTIONS = 50
 
 
 def intents() -> discord.Intents:
@@ -155,10 +164,21 @@ class QuitBot(commands.Bot):
             **options,
         )
         self._parts = Parts(
-            self, engine, settings, edit_interval=edit_interval, typing_delay=typing_delay
+            self,
+            engine,
+            settings,
+            edit_interval=edit_interval,
+            typing_delay=typing_delay,
+            own_client=True,
         )
         self.discord, self.flows = self._parts.discord, self._parts.flows
         drop_malformed_events(self)
+
+    async def login(self, token: str) -> None:
+        connector = self.http.connector
+        if connector is discord.utils.MISSING or connector.closed:  # none given, or closed
+            self.http.connector = aiohttp.TCPConnector(limit=0, limit_per_host=REST_CONNECTIONS)
+        await super().login(token)
 
     async def setup_hook(self) -> None:
         self._forget_idle_buckets.start()

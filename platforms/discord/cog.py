@@ -57,8 +57,8 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
         self.d, self.flows = discord_, flows
         # Two lines per place: one keeps messages (`receive`) as they arrive, never waiting
         # for an answer, so a crash loses none that were kept; the other answers them.
-        self._arrivals = Lines[Arrived](self._keep, "keeping a message")
-        self._answers = Lines[Kept](self._answer, "answering a message")
+        self._arrivals = Lines[Arrived](self._keep, "keeping a message", idle=self._idle)
+        self._answers = Lines[Kept](self._answer, "answering a message", idle=self._idle)
         self._no_threads = Lines[discord.Message](self._say_no_threads, "saying why not here")
         self._told_no_threads = Recent[int](TOLD_NO_THREADS)
         # What closes once quitbot is detached from a bot (a runtime the extension opened).
@@ -115,13 +115,20 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
             return
         key = arrived.inbound.key
         if arrived.start is not None:  # its thread holds a conversation from now on
-            self.d.known.add(key)
+            self.d.learn(key)
         self._answers.add(key, Kept(arrived.inbound, place))
 
     async def _answer(self, kept: Kept) -> None:
         """A kept message's turn: its files read, then the core's answer."""
         await self.flows.converse(await self.flows.recall(kept.inbound), kept.place)
-        self.d.known.add(kept.inbound.key)  # answered here once: later messages need no mention
+        self.d.learn(kept.inbound.key)  # answered here once: later messages need no mention
+
+    def _idle(self, key: ConversationKey) -> None:
+        """A line ran dry: once neither line holds `key`'s messages, nothing here waits on
+        its conversation's thread, which leaves discord.py's cache (only a conversation's:
+        any other thread's messages are the server's business)."""
+        if not (self._arrivals.waiting(key) or self._answers.waiting(key)) and self.d.knows(key):
+            self.d.let_go(key)
 
     async def _place(self, arrived: Arrived) -> DiscordPlace | None:
         """Where to answer, or None if the message is not for us. A mention in a channel
@@ -149,9 +156,9 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
 
     async def _is_conversation(self, key: ConversationKey) -> bool:
         """Whether a conversation lives at `key` (threads are only answered if so)."""
-        if key not in self.d.known and await self.flows.find(key) is not None:
-            self.d.known.add(key)
-        return key in self.d.known
+        if not self.d.knows(key) and await self.flows.find(key) is not None:
+            self.d.learn(key)
+        return self.d.knows(key)
 
     # Connection state for /readyz: ready once READY (or a RESUME) came, not while away.
     @commands.Cog.listener()

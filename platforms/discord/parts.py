@@ -64,9 +64,14 @@ class Parts:
         *,
         edit_interval: float = EDIT_INTERVAL,
         typing_delay: float = TYPING_DELAY,
+        own_client: bool = False,
     ) -> None:
         self.discord = Discord(
-            bot, settings, edit_interval=edit_interval, typing_delay=typing_delay
+            bot,
+            settings,
+            edit_interval=edit_interval,
+            typing_delay=typing_delay,
+            forget_threads=own_client,
         )
         self.flows = Flows(engine, PLATFORM, self.discord, DiscordModLog(self.discord))
         self.conversations = ConversationCog(self.discord, self.flows)

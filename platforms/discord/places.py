@@ -30,6 +30,7 @@ from platforms.discord.attachments import read_files
 from platforms.discord.permissions import NEEDED
 from platforms.discord.reply import NO_MENTIONS, TYPING_DELAY, ChannelReply
 from platforms.discord.stream import EDIT_INTERVAL
+from platforms.discord.thread_cache import forget_thread
 from platforms.recent import Recent
 
 log = logging.getLogger(__name__)
@@ -54,21 +55,40 @@ class Discord:
         *,
         edit_interval: float = EDIT_INTERVAL,
         typing_delay: float = TYPING_DELAY,
+        forget_threads: bool = False,
     ) -> None:
         self.client = client
         self.settings = settings
+        # Only on quitbot's own client: a host's bot (quitbot.discord.attach) owns its
+        # cache, and its code may look quitbot's threads up there.
+        self._forget_threads = forget_threads
         self.edit_interval = edit_interval
         self.typing_delay = typing_delay
         self._told_missing: set[tuple[int, str]] = set()
         # Threads being locked now: our own unarchive step fires a THREAD_UPDATE that
         # looks like someone reopening the thread; it must not start a second lock.
         self._locking: set[int] = set()
-        # Places known to hold a conversation; one never goes away, so no invalidation.
-        self.known = Recent[ConversationKey](KNOWN_PLACES)
+        # Channel ids of places known to hold a conversation (an int costs a third of a
+        # key); one never goes away, so no invalidation.
+        self._known = Recent[int](KNOWN_PLACES)
+
+    def knows(self, key: ConversationKey) -> bool:
+        """Whether `key` is known to hold a conversation (if not, ask the store)."""
+        return translate.channel_id_of(key) in self._known
+
+    def learn(self, key: ConversationKey) -> None:
+        """Remember that `key` holds a conversation."""
+        self._known.add(translate.channel_id_of(key))
+
+    def let_go(self, key: ConversationKey) -> None:
+        """Nothing is under way in `key`'s conversation: its thread leaves discord.py's
+        cache (see thread_cache), to be fetched if something needs it later."""
+        thread_id = translate.thread_id_of(key)
+        if thread_id is not None and self._forget_threads:
+            forget_thread(self.client, thread_id)
 
     def place(self, key: ConversationKey) -> DiscordPlace:
-        thread_id = translate.thread_id_of(key)
-        channel_id = thread_id or int(key.place.removeprefix("dm:"))
+        thread_id, channel_id = translate.thread_id_of(key), translate.channel_id_of(key)
         found = self.client.get_channel(channel_id)
         if isinstance(found, discord.abc.Messageable):
             return DiscordPlace(self, found)
@@ -325,7 +345,19 @@ class DiscordPlace:
             notice, in_dm=self.in_dm, conversation=conversation, origin=self._origin
         )
 
+    async def _thread_itself(self) -> None:
+        """A thread that left discord.py's cache (see thread_cache) is a bare channel here:
+        fetched once, only when what is said depends on the thread itself (its parent
+        channel, where "Start a new conversation" leads; its name; its lock)."""
+        if self.in_dm or not isinstance(self.channel, discord.PartialMessageable):
+            return
+        thread = await self._d.thread(self.channel.id)
+        if thread is not None:
+            self.channel, self._origin = thread, thread.parent_id
+
     async def post(self, notice: Notice, conversation: Conversation | None) -> str:
+        if notice.kind in render.LEADS_BACK:
+            await self._thread_itself()
         rendered = self._render(notice, conversation)
         if notice.replaces:
             sent = await self._d.replace(self.channel, notice.replaces, rendered)
@@ -337,6 +369,8 @@ class DiscordPlace:
         return str(sent.id) if sent is not None else ""
 
     async def tell(self, user_id: str, notice: Notice, conversation: Conversation | None) -> None:
+        if notice.kind in render.LEADS_BACK:
+            await self._thread_itself()
         rendered = self._render(notice, conversation)
         interaction = self._interaction
         if (
@@ -349,6 +383,7 @@ class DiscordPlace:
         elif self.in_dm:
             await self._d.send(self.channel, rendered)
         elif not await self._d.direct(user_id, rendered):
+            await self._thread_itself()
             await self._tell_in_origin(user_id, notice, rendered)
 
     async def _tell_in_origin(

@@ -81,6 +81,11 @@ def echo(author: str, prompt: str) -> dict[str, Any]:
     return {"content": f"**{author}:**", "embed": discord.Embed(description=description)}
 
 
+# The notices whose "Start a new conversation" button leads back to the channel the
+# conversation started from (`origin`).
+LEADS_BACK = frozenset({NoticeKind.BLOCKED, NoticeKind.AFTER_END})
+
+
 def notice(
     item: Notice,
     *,

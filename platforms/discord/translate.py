@@ -65,6 +65,11 @@ def thread_id_of(key: ConversationKey) -> int | None:
     return None if key.place.startswith("dm:") else int(key.place)
 
 
+def channel_id_of(key: ConversationKey) -> int:
+    """The Discord channel a key names: its thread, or its DM channel."""
+    return int(key.place.removeprefix("dm:"))
+
+
 # --- messages ------------------------------------------------------------------------------
 
 

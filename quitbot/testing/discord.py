@@ -80,6 +80,7 @@ NON_TEXT = (400, 50008, "Cannot send messages in a non-text channel")
 # "Text in Voice"). The code Discord answers for either is a guess: 50024 "Cannot execute
 # action on this channel type", its code for an action a channel type does not take.
 WRONG_CHANNEL_TYPE = (400, 50024, "Cannot execute action on this channel type")
+BAD_NAME_LENGTH = "Must be between 1 and 100 in length."
 _CDN_EPOCH = 1_700_000_000  # the fake clock's 0, as a Unix time
 _SIGNING = frozenset({"ex", "is", "hm"})
 
@@ -1091,6 +1092,13 @@ class FakeDiscord:
     async def _new_thread(self, parent: Json, name: str, *, thread_id: int) -> Json:
         if parent.get("type") not in (p.GUILD_TEXT, *p.THREAD_ONLY):
             raise DiscordError(*WRONG_CHANNEL_TYPE)
+        # "1-100 character channel name" (docs, resources/channel#start-thread-from-message,
+        # and the same for a thread without a message and a forum post); refused as a form
+        # error, BASE_TYPE_BAD_LENGTH "Must be between 1 and 100 in length." (the shape
+        # Discord gives every over-long form field; seen in bots' reports of it).
+        if not isinstance(name, str) or not 1 <= len(name) <= 100:
+            bad = {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH", "message": BAD_NAME_LENGTH}]}
+            raise DiscordError(400, 50035, "Invalid Form Body", {"name": bad})
         guild_id = int(parent["guild_id"])
         thread = p.thread(thread_id, guild_id, int(parent["id"]), self.bot_id, name)
         self.channels[thread_id] = thread

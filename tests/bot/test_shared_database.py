@@ -228,8 +228,11 @@ async def test_the_daily_limit_holds_across_processes(
     assert [n.kind for n in refused.notices] == [NoticeKind.LIMIT]
 
 
-async def probe_is_free(url: str, key: ConversationKey) -> bool:
-    """Whether another process could take `key`'s lock right now (without keeping it)."""
+async def probe_is_free(url: str, key: ConversationKey, *, waiting: bool = False) -> bool:
+    """Whether another process could take `key`'s lock right now (without keeping it).
+    `waiting`: PostgreSQL ends a killed client's backend, and lets go of its locks, a moment
+    after the client is gone, so the probe waits for the lock as a process would (up to 30
+    s) rather than catch that moment. A file lock goes with the process, before `wait()`."""
     target = parse_database_url(url)
     if target.backend == "sqlite":
         locks = FileLocks.open(Path(target.path + ".lock"))
@@ -242,7 +245,14 @@ async def probe_is_free(url: str, key: ConversationKey) -> bool:
             locks.close()
     db = await asyncpg.connect(target.url)
     try:
-        return bool(await db.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(key)))
+        if not waiting:
+            return bool(await db.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(key)))
+        await db.execute("SET lock_timeout = '30s'")
+        try:
+            await db.execute("SELECT pg_advisory_lock($1)", lock_number(key))
+        except asyncpg.LockNotAvailableError:
+            return False
+        return True
     finally:
         await db.close()  # and with the session, any lock the probe got
 
@@ -271,7 +281,7 @@ async def test_a_process_killed_mid_turn_leaves_no_lock_behind(
     finally:
         child.send_signal(signal.SIGKILL)
         await child.wait()
-    assert await probe_is_free(database_url, KEY)
+    assert await probe_is_free(database_url, KEY, waiting=True)
     store = await open_target(database_url)
     try:
         engine = Engine(store, model, EngineConfig())

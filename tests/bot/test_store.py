@@ -812,3 +812,47 @@ async def test_the_reply_shown_is_kept_with_its_message_until_the_commit(
     await store.reply_shown(message, "r1", True)  # a late word changes nothing
     assert await store.shown(message) is None
     assert await store.shown(inbound("never-received")) is None
+
+
+async def test_turns_begun_and_committed_together_each_get_their_own_outcome(
+    store: AnyStore,
+) -> None:
+    """What goes to the database together (one batch, one round trip) must never let one
+    turn's refusal fail another's or be kept with it."""
+    good = [await store.create(ConversationKey("discord", f"t{n}"), "u1", T0) for n in range(3)]
+    refused = await store.create(KEY, "u1", T0)
+    bad = replace(user_message("x"), role="system")
+
+    def begin(conversation_id: str, event_id: str, message: NewMessage) -> Any:
+        return store.begin_turn_with_context(conversation_id, inbound(event_id), message, 5)
+
+    begun = await asyncio.gather(
+        *(begin(c.id, f"b{c.id}", user_message("q")) for c in good),
+        begin(refused.id, "b-refused", bad),
+        begin("cnothere22", "b-unknown", user_message("q")),
+        return_exceptions=True,
+    )
+    assert [b[0].seq for b in begun[:3] if isinstance(b, tuple)] == [1, 1, 1]
+    assert isinstance(begun[3], INTEGRITY) and isinstance(begun[4], UnknownConversation)
+    committed = await asyncio.gather(
+        *(
+            store.commit_turn(c.id, LadderState(redirects=1), at(1), [assistant_message("a")])
+            for c in good
+        ),
+        store.commit_turn(refused.id, LadderState(redirects=1), at(1), [bad]),
+        store.commit_turn("cnothere22", LadderState(), at(1)),
+        return_exceptions=True,
+    )
+    assert [c.ladder.redirects for c in committed[:3] if not isinstance(c, BaseException)] == [
+        1,
+        1,
+        1,
+    ]
+    assert isinstance(committed[3], INTEGRITY)
+    assert isinstance(committed[4], UnknownConversation)
+    for conversation in good:
+        assert [m.text for m in await store.messages(conversation.id)] == ["q", "a"]
+    assert await store.get(refused.id) == refused
+    assert await store.messages(refused.id) == []
+    # The refused event was never claimed: it can still begin a turn.
+    assert await store.begin_turn(refused.id, inbound("b-refused"), user_message("q"))

@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -17,7 +18,7 @@ import asyncpg
 import pytest
 
 from bot.conversation import ConversationKey, LadderState
-from bot.ports import DatabaseUnavailable
+from bot.ports import DatabaseUnavailable, NewMessage
 from bot.settings import parse_database_url
 from bot.store import SchemaTooNew, StoreError, StoreUnreachable, open_store
 from bot.store.locks import lock_number
@@ -334,3 +335,66 @@ async def test_an_outage_is_said_once_and_its_end_once(
     lines = [(r.levelname, r.getMessage().split(" (")[0]) for r in said]
     assert lines == [("ERROR", "PostgreSQL went away"), ("INFO", "PostgreSQL is back")]
     assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.WARNING]
+
+
+async def test_turns_that_commit_together_take_one_round_trip(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused one among them sends the others again, each alone (the outcomes are
+    checked on both backends in test_store.py)."""
+    trips: list[int] = []
+    fetchmany = asyncpg.Connection.fetchmany
+
+    async def counted(self: asyncpg.Connection, query: str, args: list[object]) -> object:
+        trips.append(len(args))
+        return await fetchmany(self, query, args)
+
+    monkeypatch.setattr(asyncpg.Connection, "fetchmany", counted)
+    refused = replace(assistant_message("b"), role="system")
+    async with await PostgresStore.open(postgres_url) as store:
+        keys = [ConversationKey("discord", f"together-{n}") for n in range(5)]
+        conversations = [await store.create(key, "u1", T0) for key in keys]
+
+        async def commit(conversation_id: str, message: NewMessage) -> object:
+            return await store.commit_turn(conversation_id, LadderState(), at(1), [message])
+
+        await asyncio.gather(*(commit(c.id, assistant_message("a")) for c in conversations))
+        assert trips == [5]
+        again = await asyncio.gather(
+            *(
+                commit(c.id, refused if c is conversations[1] else assistant_message("a"))
+                for c in conversations[:3]
+            ),
+            return_exceptions=True,
+        )
+        assert trips == [5, 3]  # then each alone, outside fetchmany
+        assert isinstance(again[1], asyncpg.CheckViolationError)
+        kept = [len(await store.messages(c.id)) for c in conversations]
+        assert kept == [2, 1, 2, 1, 1]
+
+
+async def test_a_turn_begun_before_the_index_by_platform_id_is_found_through_it(
+    fresh_url: str,
+) -> None:
+    """Migration 8 indexes the messages a database already holds, and the begun-turn check
+    reads the index instead of the conversation's messages."""
+    received = replace(inbound("e1"), message_id="m1")
+    message = user_message("hi", platform_message_id="m1")
+    async with await PostgresStore.open(fresh_url, migrations=MIGRATIONS[:7]) as old:
+        conversation = await old.create(KEY, "u1", T0)
+        assert await old.receive(received, at(1))
+        first = await old.begin_turn(conversation.id, received, message)
+    async with await PostgresStore.open(fresh_url) as store:
+        [pending] = await store.pending(at(2))
+        again = await store.begin_turn(conversation.id, pending, message)
+    assert first is not None and again is not None and again.seq == first.seq
+    db = await asyncpg.connect(fresh_url)
+    try:
+        await db.execute("SET enable_seqscan = off")  # a table this small is read whole
+        plan = await db.fetch(
+            "EXPLAIN SELECT seq FROM messages WHERE conversation_id = 'c' AND role = 'user' "
+            "AND platform_message_id = 'm1' ORDER BY seq DESC LIMIT 1"
+        )
+    finally:
+        await db.close()
+    assert "messages_by_platform_id" in " ".join(row[0] for row in plan)

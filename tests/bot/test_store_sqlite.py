@@ -211,6 +211,24 @@ async def test_a_message_received_before_files_were_kept_comes_back_without_any(
     assert (kept.event_id, kept.text, kept.files) == ("e1", "hello", ())
 
 
+async def test_a_turn_begun_before_the_index_by_platform_id_is_taken_up_once(
+    db_path: Path,
+) -> None:
+    """Migration 10 indexes the messages a database already holds."""
+    received = replace(inbound("e1"), message_id="m1")
+    message = user_message("hi", platform_message_id="m1")
+    async with await SqliteStore.open(str(db_path), migrations=MIGRATIONS[:9]) as old:
+        conversation = await old.create(KEY, "u1", T0)
+        assert await old.receive(received, at(1))
+        first = await old.begin_turn(conversation.id, received, message)
+    async with await SqliteStore.open(str(db_path)) as store:
+        [pending] = await store.pending(at(2))
+        again = await store.begin_turn(conversation.id, pending, message)
+    assert first is not None and again is not None and again.seq == first.seq
+    indexes = query(db_path, "SELECT name FROM sqlite_master WHERE type = 'index'")
+    assert ("messages_by_platform_id",) in indexes
+
+
 def plan(path: Path, sql: str) -> str:
     rows = query(path, f"EXPLAIN QUERY PLAN {sql}")
     return " | ".join(str(row[-1]) for row in rows)
@@ -235,6 +253,12 @@ async def test_hot_paths_use_indexes_not_scans_or_sorts(store: SqliteStore, db_p
     assert "conversations_ended_by_user" in ended
     events = plan(db_path, "SELECT * FROM events WHERE conversation_id = 'c' ORDER BY n")
     assert "events_of_conversation" in events and "TEMP B-TREE" not in events
+    begun = plan(
+        db_path,
+        "SELECT seq FROM messages WHERE conversation_id = 'c' AND role = 'user' "
+        "AND platform_message_id = 'm1' ORDER BY seq DESC LIMIT 1",
+    )
+    assert "messages_by_platform_id" in begun and "TEMP B-TREE" not in begun
 
 
 async def test_a_cancelled_commit_is_all_or_nothing_and_completes_once_asked_for(

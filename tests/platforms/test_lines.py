@@ -124,3 +124,25 @@ async def test_nothing_per_place_outlives_its_line() -> None:
         await all_answered.wait()  # each line's task ended in the step that answered it
         assert len(lines) == 0
         assert all(lines.waiting(key) == () for key in places)
+
+
+async def test_a_place_is_told_idle_once_each_time_its_line_runs_dry() -> None:
+    """What an adapter keeps for a place while it is busy (Discord: its cached thread) can
+    go when its line runs dry, not before: told once per dry run, after the last item."""
+    answers = Answers()
+    idle: list[tuple[ConversationKey, tuple[str, ...]]] = []
+    lines = Lines[str](
+        answers, "answering", idle=lambda key: idle.append((key, tuple(lines.waiting(key))))
+    )
+    lines.add(HERE, "first")
+    lines.add(HERE, "second")
+    answers.let("first")
+    await answers.began("second")
+    assert idle == []  # "second" still in line
+    answers.let("second")
+    await asyncio.wait(set(lines._workers))
+    assert idle == [(HERE, ())]  # told once, the line already gone
+    answers.let("again")
+    lines.add(HERE, "again")
+    await asyncio.wait(set(lines._workers))
+    assert idle == [(HERE, ()), (HERE, ())]

@@ -1,11 +1,14 @@
-"""discord.py's rate-limit buckets: nothing kept per thread once it is quiet (no network)."""
+"""discord.py's HTTP client: nothing kept per thread once it is quiet, and no more
+connections than REST_CONNECTIONS."""
 
 from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 from discord.http import HTTPClient, Ratelimit
 
+from platforms.discord.app import REST_CONNECTIONS, QuitBot
 from platforms.discord.buckets import IDLE_SECONDS, forget_idle_buckets
 
 
@@ -35,3 +38,10 @@ async def test_a_bucket_per_thread_goes_once_idle_and_one_holding_back_stays() -
     assert forget_idle_buckets(http, over + IDLE_SECONDS) == len(kept)
     assert http._buckets == {}
     await http.close()
+
+
+async def test_discord_py_keeps_at_most_rest_connections_open_to_discord(bot: QuitBot) -> None:
+    """Its own connector had no limit: as many connections kept as were ever in flight."""
+    connector = bot.http.connector
+    assert isinstance(connector, aiohttp.TCPConnector)
+    assert connector.limit_per_host == REST_CONNECTIONS and connector.limit == 0

@@ -3,6 +3,7 @@ whose failures it answers, and how it comes off again."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -133,8 +134,15 @@ async def test_detaching_takes_quitbot_off_and_leaves_the_host_as_it_was(
     fake = fake_discord
     host = Host(attaching(runtime), guild_ready_timeout=0)  # on_ready without waiting
     async with running_host(fake, host, runtime.settings) as bot:
-        await opened_thread(fake, fake_anthropic)
+        thread_id = int(await opened_thread(fake, fake_anthropic))
         await bot.wait_until_ready()
+        cog = bot.get_cog("quitbot.conversations")
+        assert isinstance(cog, ConversationCog)
+        while busy := cog._arrivals._workers | cog._answers._workers:
+            await asyncio.wait(busy)
+        # The host's client is the host's: quitbot's own bot drops an idle conversation's
+        # thread from discord.py's cache (platforms/discord/thread_cache.py), a host's not.
+        assert isinstance(bot.get_channel(thread_id), discord.Thread)
 
         assert await quitbot.discord.detach(bot)
         assert bot.cogs == {}

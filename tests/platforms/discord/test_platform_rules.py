@@ -37,6 +37,22 @@ async def test_the_fake_refuses_over_long_content_and_embeds(
     await channel.send("x" * 2000, embed=discord.Embed(description="y" * 4096))
 
 
+async def test_the_fake_refuses_a_thread_name_over_100_characters_and_the_bot_cuts_to_it(
+    bot: QuitBot, fake_discord: FakeDiscord, fake_anthropic: FakeAnthropic
+) -> None:
+    channel = bot.get_channel(fake_discord.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    for name in ("x" * 101, ""):
+        with pytest.raises(discord.HTTPException) as refused:
+            await channel.create_thread(name=name, type=discord.ChannelType.public_thread)
+        assert refused.value.status == 400 and refused.value.code == 50035
+    await channel.create_thread(name="x" * 100, type=discord.ChannelType.public_thread)
+    fake_anthropic.add(text("Hello."))
+    thread_id = (await mention(fake_discord, "word " * 60))["id"]
+    await wait_bot_message(fake_discord, thread_id, lambda m: m["content"] == "Hello.")
+    assert 90 < len(fake_discord.channels[int(thread_id)]["name"]) <= 100
+
+
 async def test_the_fake_cdn_refuses_an_expired_address_and_refreshes_it_in_batches(
     bot: QuitBot, fake_discord: FakeDiscord
 ) -> None:

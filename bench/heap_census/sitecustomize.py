@@ -1,0 +1,73 @@
+"""A heap census in a bot started with this directory on PYTHONPATH (`--bots
+quitbot-census=bench/heap_census`), taken on SIGUSR1: e2e_bench.py sends one after each RSS
+reading of `--distinct` when BENCH_CENSUS_DIR is set, and waits for the file.
+
+Each census (BENCH_CENSUS_DIR/census-PID-N.txt): the objects the collector tracks, by type,
+count and shallow bytes (those made after start-up: the bot freezes the rest); pymalloc's
+arenas and free blocks; glibc's main arena; the peers of the open sockets (connection
+pools). Compare two with `python bench/heap_census/compare.py A B`.
+"""
+
+import collections
+import contextlib
+import ctypes
+import gc
+import os
+import signal
+import sys
+import tempfile
+
+_taken = [0]
+
+
+def _pymalloc() -> list[str]:
+    with tempfile.TemporaryFile("w+") as out:
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        wanted = ("# arenas allocated current", "# bytes in available blocks")
+        return [f"pymalloc {line}" for line in out.read().splitlines() if line.startswith(wanted)]
+
+
+_MALLINFO2 = ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks")
+_MALLINFO2 += ("uordblks", "fordblks", "keepcost")
+
+
+def _glibc() -> str:
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    info = libc.mallinfo2()
+    return f"malloc main arena {info.arena} in use {info.uordblks} free {info.fordblks}"
+
+
+def _census(signum: int, frame: object) -> None:
+    gc.collect()
+    counts: collections.Counter[str] = collections.Counter()
+    sizes: collections.Counter[str] = collections.Counter()
+    peers: collections.Counter[str] = collections.Counter()
+    for thing in gc.get_objects():
+        kind = type(thing)
+        name = f"{kind.__module__}.{kind.__qualname__}"
+        counts[name] += 1
+        sizes[name] += sys.getsizeof(thing)
+        if name == "socket.socket":
+            with contextlib.suppress(OSError):
+                peers[str(thing.getpeername())] += 1  # type: ignore[attr-defined]
+    lines = [*_pymalloc(), _glibc(), f"sockets by peer {dict(peers)}"]
+    lines += [f"{sizes[name]:>12} {counts[name]:>9} {name}" for name, _ in sizes.most_common(200)]
+    path = f"{os.environ['BENCH_CENSUS_DIR']}/census-{os.getpid()}-{_taken[0]}.txt"
+    _taken[0] += 1
+    with open(path + ".part", "w") as out:
+        out.write("\n".join(lines) + "\n")
+    os.rename(path + ".part", path)
+
+
+signal.signal(signal.SIGUSR1, _census)
