@@ -36,6 +36,8 @@ from bot.ports import (
     NoObserver,
     Observer,
     Place,
+    Receipts,
+    ReceivesAnywhere,
     ReplyStream,
     Store,
 )
@@ -158,6 +160,26 @@ class _Knobs:
 ModelFor = Callable[[str | None, tuple[str, ...]], Model]
 
 
+@dataclass(frozen=True, slots=True)
+class Reception:
+    """Keeping just-delivered messages through `receipts` (see `Engine.receive`)."""
+
+    receipts: Receipts
+    max_message_chars: int
+    clock: Callable[[], datetime]
+
+    async def receive(self, inbound: Inbound) -> bool:
+        if len(inbound.text) > self.max_message_chars:
+            return True
+        kept = await self.receipts.receive(inbound, self.clock())
+        if kept:
+            log.debug("kept %s for %s", inbound.event_id, inbound.key.place)
+        return kept
+
+    async def in_use(self, key: ConversationKey) -> bool:
+        return await self.receipts.in_use(key)
+
+
 class Engine:
     """The platform-neutral heart: every adapter drives conversations through these calls.
 
@@ -194,6 +216,7 @@ class Engine:
         self._model_for = model_for
         self.toolbox = toolbox or ToolBox()
         self._started = clock()
+        self._reception = Reception(store, config.max_message_chars, clock)
 
     def _serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
         # The store holds the lock, so that it holds across every process on the database.
@@ -260,12 +283,7 @@ class Engine:
         Cheap (one small write, no lock) so that acknowledging stays fast; False if the event
         came before. A message too long to accept is not kept: `handle` says so.
         """
-        if len(inbound.text) > self._config.max_message_chars:
-            return True
-        kept = await self._store.receive(inbound, self._clock())
-        if kept:
-            log.debug("kept %s for %s", inbound.event_id, inbound.key.place)
-        return kept
+        return await self._reception.receive(inbound)
 
     async def pending(self) -> list[Inbound]:
         """Messages received before this engine started but never handled (a crash, a
@@ -1020,3 +1038,14 @@ def _branch_point(
     if upto is None or not 0 <= upto <= len(messages):
         raise ValueError(f"pick a message from 0 to {len(messages)}")
     return upto
+
+
+def reception_anywhere(engine: Engine) -> Reception | None:
+    """`Engine.receive` and `Engine.in_use` for an event loop on another thread than the
+    engine's (a platform's listener of its own, so that acknowledging never waits on the
+    turns), if the store offers its receipts there. A function, not a method: a seam for
+    adapters, kept out of the public API that `quitbot.Engine` carries."""
+    store = engine._store
+    if not isinstance(store, ReceivesAnywhere):
+        return None
+    return replace(engine._reception, receipts=store.anywhere())

@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from bot.communities import CommunitySettings
 from bot.conversation import (
@@ -442,6 +442,23 @@ class BlockedOutcome(StrEnum):
     DUPLICATE = "duplicate"  # this platform event was already handled
     NOTIFY = "notify"  # tell the poster the conversation has ended
     QUIET = "quiet"  # told recently; say nothing
+
+
+class Receipts(Protocol):
+    """What acknowledging a just-delivered message needs of the store (see `Store.receive`
+    and `Store.in_use`)."""
+
+    async def receive(self, inbound: Inbound, at: datetime) -> bool: ...
+
+    async def in_use(self, key: ConversationKey) -> bool: ...
+
+
+@runtime_checkable
+class ReceivesAnywhere(Protocol):
+    """A store whose receipts can be awaited from an event loop on another thread than the
+    one it was opened on (a platform's listener of its own)."""
+
+    def anywhere(self) -> Receipts: ...
 
 
 class Store(Protocol):

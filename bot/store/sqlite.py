@@ -4,6 +4,7 @@ only a worker thread of the store's own ever uses."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import os
 import secrets
@@ -43,6 +44,7 @@ from bot.ports import (
     OutboxItem,
     PersonRecord,
     Purged,
+    Receipts,
     ShownReply,
 )
 from bot.store import rows as codec
@@ -264,8 +266,8 @@ class SqliteStore:
         self._executor = executor  # one thread: the only user of `_db`
         self._loop = asyncio.get_running_loop()
         self._queue: list[_Op] = []  # asked for, not yet sent to the thread
-        # Receipts, likewise: sent before `_queue`, or taken by the thread mid-batch. Both
-        # sides use it only through deque's thread-safe append and popleft.
+        # Receipts, likewise: sent before `_queue`, or taken by the thread mid-batch. Every
+        # side uses it only through deque's thread-safe append and popleft (`_taken`).
         self._receipts: deque[_Op] = deque()
         self._running: asyncio.Future[Any] | None = None  # the batch (or close) on the thread
         self._closing: asyncio.Future[None] | None = None  # set once close() is called
@@ -439,17 +441,28 @@ class SqliteStore:
 
         False (storing nothing) if the event was received or handled before.
         """
-        claim = _claim_params("", inbound, at)[:3]
-        row = (*claim[:2], inbound.key.place, inbound.user_id, inbound.text)
-        kept = (
-            *row,
-            inbound.message_id,
-            claim[2],
-            inbound.community,
-            codec.files_json(inbound.files),
-        )
-        kept_now: bool = await self._enqueue(_receive, (claim, kept), writes=True, ahead=True)
+        params = _receipt_params(inbound, at)
+        kept_now: bool = await self._enqueue(_receive, params, writes=True, ahead=True)
         return kept_now
+
+    def anywhere(self) -> Receipts:
+        """Receipts and the lookup that decides them, for an event loop on another thread
+        (a platform's listener): they go ahead as receipts do, and their outcomes are set
+        on the store's thread, so acknowledging never waits for a turn of this loop."""
+        return _Anywhere(self)
+
+    async def _ahead_from_anywhere(
+        self, call: Callable[..., _T], args: tuple[Any, ...], writes: bool
+    ) -> _T:
+        """`_enqueue(..., ahead=True)` for any thread's loop. The thread is asked to take
+        the receipts waiting, in case it is idle: the loop that tracks whether it is
+        (`_running`) may be too busy to say."""
+        if self._closing is not None:
+            raise StoreError("the store is closed")
+        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+        self._receipts.append(_Op(call, args, writes, future))
+        self._executor.submit(_take_receipts, self._db, self._receipts, self._report)
+        return await asyncio.wrap_future(future)
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -660,8 +673,7 @@ class SqliteStore:
         """Send what is queued (up to MAX_BATCH, receipts first and alone), less operations
         whose callers gave up. Called only while nothing is on the thread."""
         receipts = self._receipts
-        batch = [receipts.popleft() for _ in range(min(MAX_BATCH, len(receipts)))]
-        batch = [op for op in batch if not op.future.cancelled()]
+        batch = [op for op in _taken(receipts, MAX_BATCH) if not op.future.cancelled()]
         if not batch:
             self._queue = [op for op in self._queue if not op.future.cancelled()]
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
@@ -679,7 +691,8 @@ class SqliteStore:
     def _report(self, outcomes: _Outcomes) -> None:
         """Called on the thread: outcomes committed before the batch is over (receipts cut
         in), given to their callers at once."""
-        self._loop.call_soon_threadsafe(_resolve_all, outcomes)
+        if outcomes:
+            self._loop.call_soon_threadsafe(_resolve_all, outcomes)
 
     def _settle(self, batch: list[_Op], running: asyncio.Future[_Outcomes]) -> None:
         """Give each caller its outcome now the batch is over, then send the next batch."""
@@ -699,6 +712,21 @@ class SqliteStore:
             self._closing.set_exception(exc)
 
 
+class _Anywhere:
+    """`SqliteStore.anywhere()`: `Receipts` awaitable from any thread's event loop."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    async def receive(self, inbound: Inbound, at: datetime) -> bool:
+        params = _receipt_params(inbound, at)
+        return await self._store._ahead_from_anywhere(_receive, params, writes=True)
+
+    async def in_use(self, key: ConversationKey) -> bool:
+        args = (key.platform, key.place)
+        return await self._store._ahead_from_anywhere(_in_use, args, writes=False)
+
+
 @dataclass(slots=True)
 class _Op:
     """One store operation: `call(connection, *args)`, to run on the store's thread.
@@ -709,7 +737,7 @@ class _Op:
     call: Callable[..., Any]
     args: tuple[Any, ...]
     writes: bool
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | concurrent.futures.Future[Any]  # the latter: any thread's
 
     def run(self, db: sqlite3.Connection) -> Any:
         return self.call(db, *self.args)
@@ -730,7 +758,21 @@ def _resolve_all(outcomes: _Outcomes) -> None:
         _resolve(op.future, outcome)
 
 
-def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
+def _resolved_here(outcomes: _Outcomes) -> _Outcomes:
+    """Set, on the store's thread, the outcomes another thread's loop awaits; the rest
+    (this loop's futures, which only it may set) are returned."""
+    rest: _Outcomes = []
+    for op, outcome in outcomes:
+        if isinstance(op.future, concurrent.futures.Future):
+            # Its caller may give up (cancel) at any moment, even between check and set.
+            with suppress(concurrent.futures.InvalidStateError):
+                _resolve(op.future, outcome)
+        else:
+            rest.append((op, outcome))
+    return rest
+
+
+def _resolve(future: asyncio.Future[Any] | concurrent.futures.Future[Any], outcome: Any) -> None:
     if future.cancelled():  # the caller gave up after the batch was sent; it ran regardless
         if isinstance(outcome, _Failed):
             log.error(
@@ -762,9 +804,31 @@ def _run_batch(
     rest = batch
     while True:
         ran, rest = _run_transaction(db, rest, receipts)
+        ran = _resolved_here(ran)
         if not rest:
             return ran
         report(ran)
+
+
+def _taken(receipts: deque[_Op], most: int) -> list[_Op]:
+    """Up to `most` receipts, oldest first. Another thread may be taking them at the same
+    time (a listener's receipts are taken wherever the store's thread is), so what `len`
+    said may be gone by the time it is popped."""
+    ops: list[_Op] = []
+    with suppress(IndexError):
+        while len(ops) < most:
+            ops.append(receipts.popleft())
+    return ops
+
+
+def _take_receipts(
+    db: sqlite3.Connection, receipts: deque[_Op], report: Callable[[_Outcomes], object]
+) -> None:
+    """The receipts waiting, if a batch has not taken them already, in one transaction."""
+    rest = _taken(receipts, MAX_BATCH)
+    while rest:
+        ran, rest = _run_transaction(db, rest, receipts)
+        report(_resolved_here(ran))
 
 
 def _run_transaction(
@@ -794,9 +858,10 @@ def _run_transaction(
                 outcomes.append(_in_savepoint(db, op))
                 if receipts:
                     break
-        while receipts:
-            ran.append(op := receipts.popleft())
-            outcomes.append(_in_savepoint(db, op))
+        while waiting := _taken(receipts, MAX_BATCH):
+            for op in waiting:
+                ran.append(op)
+                outcomes.append(_in_savepoint(db, op))
         db.execute("COMMIT")
     except BaseException as exc:
         # Not raised on: the receipts taken above are known only here, and must be answered.
@@ -1193,6 +1258,14 @@ def _quiet_until(at: datetime, quiet: timedelta) -> str:
                 f"naive datetime {at!r}: the store takes timezone-aware times"
             ) from None
         return "" if quiet > timedelta(0) else "\uffff"
+
+
+def _receipt_params(inbound: Inbound, at: datetime) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """`_receive`'s: the event's claim, and its message's inbox row."""
+    claim = _claim_params("", inbound, at)[:3]
+    row = (*claim[:2], inbound.key.place, inbound.user_id, inbound.text)
+    files = codec.files_json(inbound.files)
+    return claim, (*row, inbound.message_id, claim[2], inbound.community, files)
 
 
 def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple[str, ...]:

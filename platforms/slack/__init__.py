@@ -7,25 +7,27 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
 from slack_bolt.request.internals import extract_team_id
 from slack_sdk.errors import SlackApiError
 
-from bot.engine import Engine
+from bot.engine import Engine, reception_anywhere
 from bot.ports import PlatformUnavailable, PlatformUnreachable
 from bot.settings import Settings, SlackSettings
 from platforms.slack.app import SlackBot
 from platforms.slack.client import build_client
 from platforms.slack.connection import PING_SECONDS, ReportingSocketClient
 from platforms.slack.edge import HttpEdge, SocketEdge
+from platforms.slack.inbox import Door
+from platforms.slack.listener import Listener
 from platforms.slack.place import Deps, SlackModLog, SlackPlaces
 from platforms.slack.scopes import missing_scopes
 from platforms.slack.translate import PLATFORM, translate_event
 
-__all__ = ["SlackAdapter", "SlackBot", "adapter", "doctor", "run", "start_http"]
+__all__ = ["Serving", "SlackAdapter", "SlackBot", "adapter", "doctor", "run", "start_http"]
 
 log = logging.getLogger(__name__)
 
@@ -82,28 +84,44 @@ async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
         await runner.cleanup()
 
 
-async def start_http(bot: SlackBot, host: str, port: int) -> web.AppRunner:
-    """Serve the app's single endpoint; the caller cleans the runner up."""
+class Serving(Protocol):
+    """What `start_http` started: where it listens; `cleanup` stops it."""
+
+    @property
+    def addresses(self) -> list[Any]: ...
+
+    async def cleanup(self) -> None: ...
+
+
+async def start_http(bot: SlackBot, host: str, port: int) -> Serving:
+    """Serve the app's single endpoint; the caller cleans it up. Where the store can keep
+    messages from another thread's loop, the endpoint is served from a thread of its own
+    (platforms/slack/listener.py), so Slack's acknowledgements never wait for the turns."""
     signing_secret = bot.deps.settings.slack.signing_secret
     secret = signing_secret.get_secret_value() if signing_secret else ""
-    edge = HttpEdge(bot.app, secret, partial(_message, bot))
-    runner = web.AppRunner(edge.web_app(EVENTS_PATH), handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    reception = reception_anywhere(bot.flows.engine)
+    if reception is None:
+        edge = HttpEdge(bot.app, secret, partial(_message, bot.deps, bot.inbox.door))
+        runner = web.AppRunner(edge.web_app(EVENTS_PATH), handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        return runner
+    door = bot.inbox.listen_elsewhere(reception)
+    listener = Listener(bot.app, secret, partial(_message, bot.deps, door), EVENTS_PATH)
+    await listener.start(host, port)
+    return listener
 
 
-async def _message(bot: SlackBot, body: dict[str, Any]) -> bool:
-    """A person's message, checked at the edge, straight to the inbox as Bolt's listener
-    would hand it over; until Bolt has learnt the bot's user id (with the first event, or
-    at start-up), Bolt takes it."""
-    deps = bot.deps
+async def _message(deps: Deps, door: Door, body: dict[str, Any]) -> bool:
+    """A person's message, checked at the edge, straight to a door of the inbox as Bolt's
+    listener would hand it over; until Bolt has learnt the bot's user id (with the first
+    event, or at start-up), Bolt takes it."""
     if not deps.bot_user_id:
         return False
     team_id = str(extract_team_id(body) or "")  # Bolt's own reading of the workspace
     message = translate_event(body["event"], deps.bot_user_id, team_id)
     if message is not None:
-        await bot.inbox.receive(message)
+        await door.receive(message)
     return True
 
 

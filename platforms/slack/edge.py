@@ -19,6 +19,7 @@ from slack_bolt.adapter.socket_mode.aiohttp import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.request.internals import parse_body
+from slack_bolt.response import BoltResponse
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.socket_mode.aiohttp import SocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
@@ -199,6 +200,7 @@ def _refused(status: int, why: str) -> web.Response:
 
 # Takes a checked `message` or `app_mention` Events API body; False: not now, Bolt takes it.
 Messages = Callable[[dict[str, Any]], Awaitable[bool]]
+Dispatch = Callable[[AsyncBoltRequest], Awaitable[BoltResponse]]
 _MESSAGE_EVENTS = frozenset({"message", "app_mention"})
 
 
@@ -212,9 +214,14 @@ class HttpEdge:
     the token checked at start-up) and its self-event filter is `translate_event`'s."""
 
     def __init__(
-        self, app: AsyncApp, signing_secret: str, messages: Messages | None = None
+        self,
+        app: AsyncApp,
+        signing_secret: str,
+        messages: Messages | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
-        self._app, self._messages = app, messages
+        self._messages = messages
+        self._dispatch = dispatch or app.async_dispatch  # a listener's thread: Bolt's loop
         self._verifier = SignatureVerifier(signing_secret)
 
     def web_app(self, path: str) -> web.Application:
@@ -258,7 +265,7 @@ class HttpEdge:
                 log.exception("Failed to run the listener for a Slack message")
                 return web.Response(status=500)
         bolt = AsyncBoltRequest(body=text, query=request.query_string, headers=headers)  # type: ignore[arg-type]
-        return await to_aiohttp_response(await self._app.async_dispatch(bolt))
+        return await to_aiohttp_response(await self._dispatch(bolt))
 
 
 def _message_event(body: dict[str, Any]) -> bool:

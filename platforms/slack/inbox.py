@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Protocol
 
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows
@@ -27,33 +29,44 @@ SUGGESTED_PROMPTS = (
 TITLE_CHARS = 60
 
 
-@dataclass(eq=False, slots=True)
-class _Entry:
-    # Called once `accepted` says the message starts (True) or continues (False) its
-    # thread's conversation; not at all if it says None (the message is not for the app).
-    answer: Callable[[bool], Awaitable[None]]
-    accepted: asyncio.Future[bool | None]
-    mentioned: bool  # a mention: the thread will hold a conversation once it is answered
+# Hands a kept message to the inbox's lines: True if it starts its thread's conversation.
+HandOver = Callable[[SlackMessage, bool], None]
 
 
-class Inbox:
-    def __init__(self, deps: Deps, flows: Flows, places: SlackPlaces) -> None:
-        self._deps, self._flows, self._places = deps, flows, places
+class Keeping(Protocol):
+    """What a door asks of the core (`Flows` on its loop, `Reception` on any)."""
+
+    async def receive(self, inbound: Inbound) -> bool: ...
+
+    async def in_use(self, key: ConversationKey) -> bool: ...
+
+
+class Door:
+    """Where people's messages come in, on one event loop: Slack's retries and a mention's
+    second event dropped, whether each is the app's decided, and each kept (`reception`)
+    before Slack hears it arrived; then handed over (`hand_over`) in the order Slack
+    delivered them, per thread, however slow an earlier one's lookup or keeping.
+
+    quitbot's HTTP listener has a door of its own, on its own thread, so acknowledging
+    never waits for a turn of the conversations' loop; Bolt's listeners use the inbox's.
+    What a door remembers is its own; the store dedupes durably across them."""
+
+    def __init__(self, places: SlackPlaces, reception: Keeping, hand_over: HandOver) -> None:
+        self._places, self.reception, self._hand_over = places, reception, hand_over
         # Slack's retries and a mention's second event are dropped cheaply; the core dedupes
         # durably. Threads known to hold a conversation spare a lookup.
-        self._seen, self._known = Recent[str](10_000), Recent[str](50_000)
+        self._seen, self.known = Recent[str](10_000), Recent[str](50_000)
         self._refused: set[str] = set()  # events whose keeping failed: Slack sends them again
         self._passed = Recent[str](10_000)  # events that were not the app's
         self._accepting: dict[str, asyncio.Future[bool | None]] = {}  # being kept right now
-        self._lines = Lines[_Entry](_take, "answering a Slack message", deps.tasks.spawn)
+        self._arriving: dict[ConversationKey, deque[_Arrival]] = {}  # not handed over yet
 
     async def receive(self, message: SlackMessage) -> bool:
-        """Called by Slack's listener; Slack is acknowledged when this returns (issue #9).
+        """Slack is acknowledged when this returns (issue #9).
 
-        The message takes its place in its thread's queue before anything is awaited, so it
-        is answered in the order Slack delivered it, however slow an earlier one's lookup or
-        download. Then the core keeps it durably (`Flows.receive`): a kill after the 200 loses
-        nothing. If that fails, Bolt answers 5xx and Slack sends it again.
+        The message takes its place in its thread's order before anything is awaited, so it
+        is handed over in the order Slack delivered it. The core keeps it durably first: a
+        kill after the 200 loses nothing. If that fails, Slack hears 5xx and sends it again.
 
         Whether the message is the app's; one that is not (False) is left to the Bolt app's
         other listeners."""
@@ -72,58 +85,104 @@ class Inbox:
         # an assistant thread in the payload; what the app noted when it made one wins.
         message = replace(message, place=self._places.kind(message.key, message.place))
         self._places.remember(message.key, message.place)
-        answer = partial(self._answer, message)
-        accepted = self._accepting[event_id] = self._queue(message.key, answer, message.mentioned)
+        arrival = _Arrival(message)
+        self._arriving.setdefault(message.key, deque()).append(arrival)
+        accepted = self._accepting[event_id] = asyncio.get_running_loop().create_future()
         try:
             known = await self._holds_conversation(message)
             # Not in a thread the app was never asked into.
             ours = known or message.mentioned or message.place is not Place.CHANNEL
-            accepted.set_result(await self._accept(message, known) if ours else None)
+            arrival.first = await self._accept(message, known) if ours else None
         except BaseException:
             self._refused.add(event_id)
-            accepted.set_result(None)
             raise
         finally:
+            arrival.settled = True
+            accepted.set_result(arrival.first)
             self._accepting.pop(event_id, None)
+            self._hand_over_settled(message.key)
         if not ours:
             self._passed.add(event_id)
         return ours
 
+    def _hand_over_settled(self, key: ConversationKey) -> None:
+        """Hand over the thread's messages settled so far, up to the first still unsettled."""
+        line = self._arriving[key]
+        while line and line[0].settled:
+            arrival = line.popleft()
+            if arrival.first is not None:
+                self._hand_over(arrival.message, arrival.first)
+        if not line:
+            del self._arriving[key]
+
     async def _accept(self, message: SlackMessage, known: bool) -> bool | None:
         """Whether the app's message starts a conversation (None: not to be answered here);
         the core keeps it before Slack hears it arrived."""
-        if not await self._flows.receive(message.inbound()):
+        if not await self.reception.receive(message.inbound()):
             return None  # received before (a retry after a restart): answered from there
         return not known
 
     async def _holds_conversation(self, message: SlackMessage) -> bool:
         key = message.key
-        if key.place in self._known:
+        if key.place in self.known:
             return True
-        if any(entry.mentioned for entry in self._lines.waiting(key)):
+        if any(arrival.message.mentioned for arrival in self._arriving.get(key, ())):
             return True  # an earlier mention in this thread is starting one
         if not message.threaded and message.place is not Place.ASSISTANT:
             return False  # a mention or a DM opens a new thread: spare the lookup
-        if not await self._flows.in_use(key):
+        # A mention handed over is kept until its turn commits the conversation, so the
+        # store knows of it either way.
+        if not await self.reception.in_use(key):
             return False  # nor a mention waiting to start one, in any process
-        self._known.add(key.place)
+        self.known.add(key.place)
         return True
 
-    def _queue(
-        self, key: ConversationKey, answer: Callable[[bool], Awaitable[None]], mentioned: bool
-    ) -> asyncio.Future[bool | None]:
-        """Put work last in its thread's queue (synchronously); it runs after every earlier
-        entry of that thread, once the returned future says whether it was accepted."""
-        accepted: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
-        self._lines.add(key, _Entry(answer, accepted, mentioned))
-        return accepted
+
+@dataclass(eq=False, slots=True)
+class _Arrival:
+    message: SlackMessage
+    settled: bool = False
+    first: bool | None = None  # see HandOver; None: not to be answered
+
+
+@dataclass(eq=False, slots=True)
+class _Entry:
+    answer: Callable[[bool], Awaitable[None]]
+    first: bool
+
+
+class Inbox:
+    def __init__(self, deps: Deps, flows: Flows, places: SlackPlaces) -> None:
+        self._deps, self._flows, self._places = deps, flows, places
+        self._lines = Lines[_Entry](_take, "answering a Slack message", deps.tasks.spawn)
+        self.door = Door(places, flows, self.take)
+        self.listener_door: Door | None = None
+
+    async def receive(self, message: SlackMessage) -> bool:
+        """Called by Slack's listener on this loop; see `Door.receive`."""
+        return await self.door.receive(message)
+
+    def listen_elsewhere(self, reception: Keeping) -> Door:
+        """A door for a listener on another thread (`listener_door`): what it keeps is
+        handed to these lines through the loop calling this, the one they run on."""
+        turns = asyncio.get_running_loop()
+
+        def hand_over(message: SlackMessage, first: bool) -> None:  # on the listener's thread
+            turns.call_soon_threadsafe(self.take, message, first)
+
+        self.listener_door = Door(self._places, reception, hand_over)
+        return self.listener_door
+
+    def take(self, message: SlackMessage, first: bool) -> None:
+        """Put a kept message last in its thread's line (at once, nothing awaited)."""
+        self._lines.add(message.key, _Entry(partial(self._answer, message), first))
 
     async def _answer(self, message: SlackMessage, first: bool) -> None:
         m = message
         place = SlackPlace(self._deps, m.channel, m.thread_ts, m.place, m.user_id, m.team_id)
         outcome = await self._flows.converse(await self._flows.recall(message.inbound()), place)
         if outcome.conversation is not None:
-            self._known.add(message.key.place)
+            self.door.known.add(message.key.place)
             if first and message.place is Place.ASSISTANT and not outcome.duplicate:
                 line = " ".join(message.text.split())  # the first question titles the thread
                 title = line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
@@ -135,9 +194,7 @@ class Inbox:
         pending = [i for i in await self._flows.engine.pending() if i.key.platform == PLATFORM]
         for inbound in pending:
             place = self._places.place(inbound.key, inbound.user_id)
-            self._queue(inbound.key, partial(self._converse, inbound, place), False).set_result(
-                False
-            )
+            self._lines.add(inbound.key, _Entry(partial(self._converse, inbound, place), False))
         return len(pending)
 
     async def _converse(self, inbound: Inbound, place: SlackPlace, first: bool) -> None:
@@ -162,7 +219,4 @@ class Inbox:
 
 
 async def _take(entry: _Entry) -> None:
-    """An entry's turn in its thread's line: answered once its keeping says it is for us."""
-    first = await entry.accepted
-    if first is not None:
-        await entry.answer(first)
+    await entry.answer(entry.first)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -232,6 +233,7 @@ class SlackPlaces:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
         self._kinds: dict[ConversationKey, Place] = {}
+        self._remembering = threading.Lock()
 
     def kind(self, key: ConversationKey, guess: Place | None = None) -> Place:
         """Learnt from its messages (or when the app made it); else guessed from the channel."""
@@ -244,9 +246,11 @@ class SlackPlaces:
         return Place.DM if channel.startswith("D") else Place.CHANNEL
 
     def remember(self, key: ConversationKey, kind: Place) -> None:
-        self._kinds[key] = kind
-        if len(self._kinds) > 50_000:  # bounded: the oldest are forgotten
-            self._kinds.pop(next(iter(self._kinds)))
+        # The HTTP listener's thread remembers too: no forgetting while the other adds.
+        with self._remembering:
+            self._kinds[key] = kind
+            if len(self._kinds) > 50_000:  # bounded: the oldest are forgotten
+                self._kinds.pop(next(iter(self._kinds)))
 
     def place(self, key: ConversationKey, user_id: str = "", team_id: str = "") -> SlackPlace:
         channel, thread_ts = split_key(key)

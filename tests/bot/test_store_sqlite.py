@@ -716,3 +716,44 @@ async def test_a_cancelled_begin_turn_or_blocked_message_is_all_or_nothing_once_
         notices = await fetch(store, "SELECT user_id FROM blocked_notices")
         assert {row[0] for row in notices} == {f"u{e[1:]}" for e in claimed if e.startswith("b")}
     assert await store.begin_turn(conversation.id, inbound("z"), user_message("z")) is not None
+
+
+async def test_a_receipt_from_another_threads_loop_needs_no_turn_of_this_one(
+    store: SqliteStore,
+) -> None:
+    """Slack's listener keeps messages from a loop of its own (issue 22): their outcomes are
+    set on the store's thread, so a loop busy with turns (held here) never delays them."""
+    receipts, results, done = store.anywhere(), list[bool](), threading.Event()
+
+    async def keep() -> None:
+        results.append(await receipts.receive(inbound("r1"), at(9)))
+        results.append(await receipts.in_use(KEY))
+        results.append(await receipts.receive(inbound("r1"), at(9)))  # a retry
+
+    thread = threading.Thread(target=lambda: (asyncio.run(keep()), done.set()))
+    thread.start()
+    assert done.wait(10)  # this loop held all along
+    thread.join()
+    assert results == [True, True, False]
+    assert [i.event_id for i in await store.pending(at(10))] == ["r1"]
+
+
+async def test_receipts_from_both_loops_at_once_are_each_kept_once(store: SqliteStore) -> None:
+    """Both sides take from the same receipts at once (the store's loop dispatching, the
+    thread asked by the other loop): none is lost, none is run twice."""
+    receipts = store.anywhere()
+
+    def elsewhere() -> list[bool]:
+        async def keep_all() -> list[bool]:
+            return list(
+                await asyncio.gather(
+                    *(receipts.receive(inbound(f"t{n}"), at(9)) for n in range(300))
+                )
+            )
+
+        return asyncio.run(keep_all())
+
+    here = asyncio.gather(*(store.receive(inbound(f"m{n}"), at(9)) for n in range(300)))
+    kept_there, kept_here = await asyncio.gather(asyncio.to_thread(elsewhere), here)
+    assert all(kept_there) and all(kept_here)
+    assert len({i.event_id for i in await store.pending(at(10))}) == 600

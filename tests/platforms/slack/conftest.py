@@ -14,7 +14,7 @@ import pytest_asyncio
 
 from bot.app import Runtime, build_runtime
 from bot.settings import Settings, SlackSettings
-from platforms.slack import SlackBot, start_http
+from platforms.slack import Serving, SlackBot, start_http
 from platforms.slack.client import build_client
 from tests import postgres
 from tests.conftest import make_settings
@@ -67,6 +67,7 @@ class SlackHarness:
     bot: SlackBot
     send: SlackSender
     clock: Clock
+    serving: Serving  # the HTTP endpoint, which the fixture cleans up
 
     async def settle(self) -> None:
         """Every answer started by what was sent so far has finished."""
@@ -108,7 +109,7 @@ async def harness(
         try:
             url = f"http://127.0.0.1:{port}/slack/events"
             sender = SlackSender(url, session, response_urls=fake_slack.response_url)
-            yield SlackHarness(fake_slack, fake_anthropic, runtime, bot, sender, clock)
+            yield SlackHarness(fake_slack, fake_anthropic, runtime, bot, sender, clock, runner)
         finally:
             await runner.cleanup()
             await bot.drain()

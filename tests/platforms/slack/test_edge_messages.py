@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from bot.engine import Reception
 from platforms.slack.translate import thread_key
 from tests.fakes.anthropic import text
 from tests.fakes.slack_requests import event_callback, mention, message
@@ -59,14 +60,16 @@ async def test_a_message_that_could_not_be_kept_is_a_500_and_kept_when_sent_agai
     harness.claude.add(text("First."), text("Kept after all."))
     await harness.send.event(event_callback(mention("hi", ts=THREAD)))
     await harness.settle()
-    keep, failures = harness.bot.flows.receive, [RuntimeError("the disk is on fire")]
+    keep, failures = Reception.receive, [RuntimeError("the disk is on fire")]
 
-    async def broken_once(inbound: Any) -> bool:
+    async def broken_once(reception: Reception, inbound: Any) -> bool:
         if failures:
             raise failures.pop()
-        return await keep(inbound)
+        return await keep(reception, inbound)
 
-    monkeypatch.setattr(harness.bot.flows, "receive", broken_once)
+    # The edge's listener keeps messages on a thread of its own, through the engine's
+    # reception for it.
+    monkeypatch.setattr(Reception, "receive", broken_once)
     payload = event_callback(message("still there?", ts="1700000100.000200", thread_ts=THREAD))
     assert (await harness.send.event(payload)).status == 500  # Slack sends it again
     assert (await harness.send.event(payload, retry_num=1)).status == 200

@@ -4,13 +4,14 @@ confirm it, and it lapses when they write on), and "delivered means kept" across
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from typing import Any
 
 import pytest
 
 from bot.app import engine_config
 from bot.conversation import Conversation, Inbound
-from bot.engine import Engine
+from bot.engine import Engine, Reception
 from bot.flows import REFUSAL_TEXT, Refusal
 from bot.notices import END_LAPSED_TEXT
 from platforms.slack import SlackBot
@@ -203,38 +204,44 @@ async def test_a_retry_while_keeping_fails_is_not_acknowledged_in_vain(
     harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Keeping the first copy is slow (Slack retries after 3 s) and then fails: the retry,
-    already in, must not get its 200 before that is known, and then keeps the message."""
-    entered, fail = asyncio.Event(), asyncio.Event()
-    keep = harness.bot.flows.receive
+    already in, must not get its 200 before that is known, and then keeps the message.
+    (HTTP mode: both reach the listener's door, on its own thread, once the bot knows its
+    user id from a first mention.)"""
+    harness.claude.add(text("First."), text("Kept after all."))
+    await harness.send.event(event_callback(mention("hi", ts=THREAD)))
+    await harness.settle()
+    entered: concurrent.futures.Future[None] = concurrent.futures.Future()
+    fail: concurrent.futures.Future[None] = concurrent.futures.Future()
+    waiting: concurrent.futures.Future[None] = concurrent.futures.Future()
+    keep = Reception.receive
 
-    async def slow_then_broken(inbound: Inbound) -> bool:
-        if not entered.is_set():
-            entered.set()
-            await fail.wait()
+    async def slow_then_broken(reception: Reception, inbound: Inbound) -> bool:
+        if not entered.done():
+            entered.set_result(None)
+            await asyncio.wrap_future(fail)
             raise OSError("database is locked")
-        return await keep(inbound)
-
-    waiting = asyncio.Event()
+        return await keep(reception, inbound)
 
     class Watched(dict[str, Any]):
         def get(self, key: str, default: Any = None) -> Any:
-            waiting.set()  # the retry looks for a first copy being kept
+            if not waiting.done():
+                waiting.set_result(None)  # the retry looks for a first copy being kept
             return super().get(key, default)
 
-    monkeypatch.setattr(harness.bot.flows, "receive", slow_then_broken)
-    monkeypatch.setattr(harness.bot.inbox, "_accepting", Watched())
-    harness.claude.add(text("Kept after all."))
-    payload = event_callback(mention("hello?", ts=THREAD))
+    monkeypatch.setattr(Reception, "receive", slow_then_broken)
+    assert harness.bot.inbox.listener_door is not None
+    monkeypatch.setattr(harness.bot.inbox.listener_door, "_accepting", Watched())
+    payload = event_callback(message("hello?", ts=f"{THREAD[:-1]}2", thread_ts=THREAD))
     first = asyncio.create_task(harness.send.event(payload))
-    await entered.wait()
+    await asyncio.wrap_future(entered)
     retry = asyncio.create_task(harness.send.event(payload, retry_num=1))
-    await waiting.wait()
+    await asyncio.wrap_future(waiting)
     assert not retry.done()  # no 200 yet: the first copy is not kept
-    fail.set()
+    fail.set_result(None)
     assert (await first).status == 500  # not kept: Slack will send it again
     assert (await retry).status == 200  # ...and this copy is the one kept
     await harness.settle()
     conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
     assert conversation is not None
     messages, _ = await harness.runtime.engine.record(conversation.id)
-    assert [m.text for m in messages] == ["hello?", "Kept after all."]
+    assert [m.text for m in messages][-2:] == ["hello?", "Kept after all."]

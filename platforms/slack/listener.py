@@ -1,0 +1,108 @@
+"""Slack's HTTP endpoint served from a thread of its own, with an event loop of its own.
+
+quitbot acknowledges a person's message only once it is kept (issue 9). On the loop that
+runs the conversations' turns, that receipt's round trip took four or five turns of a loop
+full of them, and in a burst Slack's acknowledgements waited on replies being streamed
+(bench/README.md, issue 22). Here a request waits for the signature check, the store's
+commit and a switch of threads. People's messages are kept here and handed to the inbox's
+lines on the turns' loop; everything else goes on to Bolt, on that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from contextlib import suppress
+from typing import Any
+
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from platforms.slack.edge import HttpEdge, Messages
+
+
+class Listener:
+    """Serves `path` on `host:port` from its own thread: `start`, then `cleanup`.
+
+    `messages` runs on the listener's loop; Bolt's dispatch runs on the loop that started
+    the listener, which must keep running until `cleanup` returns."""
+
+    def __init__(self, app: AsyncApp, signing_secret: str, messages: Messages, path: str) -> None:
+        self._app, self._path = app, path
+        self._edge = HttpEdge(app, signing_secret, messages, self._on_bolts_loop)
+        self._bolts_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None  # the listener loop's
+        self._runner: web.AppRunner | None = None
+        self._ended: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def addresses(self) -> list[Any]:
+        return self._runner.addresses if self._runner is not None else []
+
+    async def start(self, host: str, port: int) -> None:
+        """Listening once this returns; raises what binding the port raised (OSError)."""
+        self._bolts_loop = asyncio.get_running_loop()
+        listening: concurrent.futures.Future[None] = concurrent.futures.Future()
+        thread = self._thread = threading.Thread(
+            target=self._run,
+            args=(host, port, listening),
+            name="quitbot-slack-listener",
+            daemon=True,  # a start cancelled half-way must not keep the process alive
+        )
+        thread.start()
+        await asyncio.wrap_future(listening)
+
+    async def cleanup(self) -> None:
+        """Stop taking requests, let those under way finish (each message kept is handed
+        over before its request is answered), and end the thread."""
+        if self._loop is not None and self._stopping is not None and not self._ended.done():
+            with suppress(RuntimeError):  # its loop closed meanwhile: it stopped by itself
+                self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._loop is not None:
+            await asyncio.shield(asyncio.wrap_future(self._ended))
+        if self._thread is not None and self._ended.done():
+            self._thread.join()  # it has nothing left to do but return
+
+    def _run(self, host: str, port: int, listening: concurrent.futures.Future[None]) -> None:
+        """The listener's thread: its loop, closed before `cleanup` hears it ended."""
+        loop = self._loop = asyncio.new_event_loop()
+        failed: BaseException | None = None
+        try:
+            loop.run_until_complete(self._serve(host, port, listening))
+        except BaseException as exc:
+            failed = exc
+            if not listening.done():
+                listening.set_exception(exc)
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+        if failed is None:
+            self._ended.set_result(None)
+        else:
+            self._ended.set_exception(failed)
+
+    async def _serve(
+        self, host: str, port: int, listening: concurrent.futures.Future[None]
+    ) -> None:
+        self._stopping = asyncio.Event()
+        runner = web.AppRunner(self._edge.web_app(self._path), handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            self._runner = runner
+            listening.set_result(None)
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+    async def _on_bolts_loop(self, request: AsyncBoltRequest) -> BoltResponse:
+        assert self._bolts_loop is not None
+        dispatching = asyncio.run_coroutine_threadsafe(
+            self._app.async_dispatch(request), self._bolts_loop
+        )
+        return await asyncio.wrap_future(dispatching)
