@@ -13,9 +13,12 @@ import pytest
 import pytest_asyncio
 
 from bot.app import Runtime, build_runtime
+from bot.conversation import Inbound
+from bot.engine import Reception
 from bot.settings import Settings, SlackSettings
 from platforms.slack import Serving, SlackBot, start_http
 from platforms.slack.client import build_client
+from platforms.slack.translate import thread_key
 from tests import postgres
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic
@@ -128,3 +131,25 @@ async def proxied_database() -> AsyncIterator[tuple[str, TcpProxy]]:
             yield urlunsplit(target._replace(netloc=via)), proxy
     finally:
         await postgres.drop_database(url)
+
+
+def receipts_fail_once(monkeypatch: pytest.MonkeyPatch, failure: Exception) -> None:
+    """The next message's receipt raises `failure`; the one after is kept as usual. Patched
+    on `Reception`, which the edge's listener keeps messages through, on its own thread."""
+    keep, failures = Reception.receive, [failure]
+
+    async def once(reception: Reception, inbound: Inbound) -> bool:
+        if failures:
+            raise failures.pop()
+        return await keep(reception, inbound)
+
+    monkeypatch.setattr(Reception, "receive", once)
+
+
+async def recorded(harness: SlackHarness, thread: str, channel: str = "C0GENERAL") -> list[str]:
+    """Once every message is answered: the texts of the conversation at `thread`, in order."""
+    await harness.settle()
+    conversation = await harness.runtime.engine.find(thread_key(channel, thread))
+    assert conversation is not None
+    messages, _ = await harness.runtime.engine.record(conversation.id)
+    return [m.text for m in messages]

@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from bot.engine import Reception
 from platforms.slack.translate import thread_key
 from tests.fakes.anthropic import text
 from tests.fakes.slack_requests import event_callback, mention, message
-from tests.platforms.slack.conftest import SlackHarness
+from tests.platforms.slack.conftest import SlackHarness, receipts_fail_once, recorded
 
 THREAD = "1700000100.000100"
 
@@ -60,21 +59,8 @@ async def test_a_message_that_could_not_be_kept_is_a_500_and_kept_when_sent_agai
     harness.claude.add(text("First."), text("Kept after all."))
     await harness.send.event(event_callback(mention("hi", ts=THREAD)))
     await harness.settle()
-    keep, failures = Reception.receive, [RuntimeError("the disk is on fire")]
-
-    async def broken_once(reception: Reception, inbound: Any) -> bool:
-        if failures:
-            raise failures.pop()
-        return await keep(reception, inbound)
-
-    # The edge's listener keeps messages on a thread of its own, through the engine's
-    # reception for it.
-    monkeypatch.setattr(Reception, "receive", broken_once)
+    receipts_fail_once(monkeypatch, RuntimeError("the disk is on fire"))
     payload = event_callback(message("still there?", ts="1700000100.000200", thread_ts=THREAD))
     assert (await harness.send.event(payload)).status == 500  # Slack sends it again
     assert (await harness.send.event(payload, retry_num=1)).status == 200
-    await harness.settle()
-    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
-    assert conversation is not None
-    messages, _ = await harness.runtime.engine.record(conversation.id)
-    assert [m.text for m in messages][-2:] == ["still there?", "Kept after all."]
+    assert (await recorded(harness, THREAD))[-2:] == ["still there?", "Kept after all."]

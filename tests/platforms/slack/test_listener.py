@@ -20,7 +20,7 @@ from platforms.slack.place import Deps, SlackPlaces
 from platforms.slack.translate import Place, SlackMessage, thread_key
 from tests.fakes.anthropic import text
 from tests.fakes.slack_requests import event_callback, mention, message
-from tests.platforms.slack.conftest import SlackHarness
+from tests.platforms.slack.conftest import SlackHarness, receipts_fail_once, recorded
 
 THREAD = "1700000100.000100"
 LISTENER = "quitbot-slack-listener"
@@ -42,11 +42,7 @@ async def test_the_listener_serves_from_a_thread_of_its_own(harness: SlackHarnes
     harness.claude.add(text("First."), text("Second."))
     await started(harness)
     assert (await harness.send.event(follow_up(1))).status == 200
-    await harness.settle()
-    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
-    assert conversation is not None
-    messages, _ = await harness.runtime.engine.record(conversation.id)
-    assert [m.text for m in messages] == ["hi", "First.", "m1", "Second."]
+    assert await recorded(harness, THREAD) == ["hi", "First.", "m1", "Second."]
 
 
 async def test_a_message_acknowledged_is_in_the_store(
@@ -80,11 +76,7 @@ async def test_a_replay_is_kept_and_answered_once(harness: SlackHarness) -> None
     )
     later = await harness.send.event(payload, retry_num=2)
     assert (first.status, again.status, later.status) == (200, 200, 200)
-    await harness.settle()
-    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
-    assert conversation is not None
-    messages, _ = await harness.runtime.engine.record(conversation.id)
-    assert [m.text for m in messages] == ["hi", "First.", "m1", "Second."]
+    assert await recorded(harness, THREAD) == ["hi", "First.", "m1", "Second."]
 
 
 async def test_the_database_away_is_a_503_and_the_retry_is_kept(
@@ -92,22 +84,11 @@ async def test_the_database_away_is_a_503_and_the_retry_is_kept(
 ) -> None:
     harness.claude.add(text("First."), text("Kept after all."))
     await started(harness)
-    keep, away = Reception.receive, [DatabaseUnavailable("the database does not answer")]
-
-    async def away_once(reception: Reception, inbound: Inbound) -> bool:
-        if away:
-            raise away.pop()
-        return await keep(reception, inbound)
-
-    monkeypatch.setattr(Reception, "receive", away_once)
+    receipts_fail_once(monkeypatch, DatabaseUnavailable("the database does not answer"))
     payload = follow_up(1)
     assert (await harness.send.event(payload)).status == 503  # Slack sends it again
     assert (await harness.send.event(payload, retry_num=1)).status == 200
-    await harness.settle()
-    conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", THREAD))
-    assert conversation is not None
-    messages, _ = await harness.runtime.engine.record(conversation.id)
-    assert [m.text for m in messages][-2:] == ["m1", "Kept after all."]
+    assert (await recorded(harness, THREAD))[-2:] == ["m1", "Kept after all."]
 
 
 async def test_shutdown_lets_messages_in_flight_be_kept_and_answered(
