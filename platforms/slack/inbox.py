@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -56,6 +57,9 @@ class Door:
         # Slack's retries and a mention's second event are dropped cheaply; the core dedupes
         # durably. Threads known to hold a conversation spare a lookup.
         self._seen, self.known = Recent[str](10_000), Recent[str](50_000)
+        # `known` is also taught from the turns' loop once a conversation is answered
+        # (`learn`), while a listener's door reads and adds to it on its own thread.
+        self._learning = threading.Lock()
         self._refused: set[str] = set()  # events whose keeping failed: Slack sends them again
         self._passed = Recent[str](10_000)  # events that were not the app's
         self._accepting: dict[str, asyncio.Future[bool | None]] = {}  # being kept right now
@@ -134,8 +138,13 @@ class Door:
         # store knows of it either way.
         if not await self.reception.in_use(key):
             return False  # nor a mention waiting to start one, in any process
-        self.known.add(key.place)
+        self.learn(key)
         return True
+
+    def learn(self, key: ConversationKey) -> None:
+        """`key`'s thread holds a conversation: later messages there need no lookup."""
+        with self._learning:
+            self.known.add(key.place)
 
 
 @dataclass(eq=False, slots=True)
@@ -182,7 +191,9 @@ class Inbox:
         place = SlackPlace(self._deps, m.channel, m.thread_ts, m.place, m.user_id, m.team_id)
         outcome = await self._flows.converse(await self._flows.recall(message.inbound()), place)
         if outcome.conversation is not None:
-            self.door.known.add(message.key.place)
+            # Taught to the door the thread's next message comes through: the listener's,
+            # when there is one (Bolt's door then sees no people's messages).
+            (self.listener_door or self.door).learn(message.key)
             if first and message.place is Place.ASSISTANT and not outcome.duplicate:
                 line = " ".join(message.text.split())  # the first question titles the thread
                 title = line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"

@@ -45,6 +45,32 @@ async def test_the_listener_serves_from_a_thread_of_its_own(harness: SlackHarnes
     assert await recorded(harness, THREAD) == ["hi", "First.", "m1", "Second."]
 
 
+async def test_a_thread_answered_once_needs_no_lookup_for_its_next_message(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the turns' loop learns (this thread holds a conversation) reaches the door the
+    next message comes through, the listener's; it was once taught to Bolt's door alone,
+    so every follow-up cost a store lookup and each thread was remembered twice."""
+    harness.claude.add(text("First."), text("Second."), text("Third."))
+    await started(harness)
+    assert (await harness.send.event(follow_up(1))).status == 200
+    await harness.settle()
+    lookups: list[ConversationKey] = []
+    in_use = Reception.in_use
+
+    async def counted(reception: Reception, key: ConversationKey) -> bool:
+        lookups.append(key)
+        return await in_use(reception, key)
+
+    monkeypatch.setattr(Reception, "in_use", counted)
+    assert (await harness.send.event(follow_up(2))).status == 200
+    assert await recorded(harness, THREAD) == ["hi", "First.", "m1", "Second.", "m2", "Third."]
+    assert lookups == []
+    door = harness.bot.inbox.listener_door
+    assert door is not None and thread_key("C0GENERAL", THREAD).place in door.known
+    assert len(harness.bot.inbox.door.known) == 0
+
+
 async def test_a_message_acknowledged_is_in_the_store(
     harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
