@@ -64,11 +64,8 @@ log = logging.getLogger(__name__)
 _Item = TypeVar("_Item")
 _Answer = TypeVar("_Answer")
 
-_CONVERSATION_COLUMNS = (
-    "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
-    "created_at, updated_at, ended_at, branched_from, end_proposed, community"
-)
-_MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
+_CONVERSATION_COLUMNS = codec.CONVERSATION_COLUMNS
+_MESSAGE_COLUMNS = codec.MESSAGE_COLUMNS
 
 _CURRENT = (
     f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
@@ -1462,7 +1459,7 @@ _AWAITING_REVIEW = (
     "AND c.id IN (SELECT conversation_id FROM feedback)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT $2"
 )
-_QUALIFIED = ", ".join(f"c.{column.strip()}" for column in _CONVERSATION_COLUMNS.split(","))
+_QUALIFIED = codec.QUALIFIED_CONVERSATION_COLUMNS
 # Disputed shut-outs (see the SQLite store).
 _DISPUTED_SHUT_OUTS = (
     f"SELECT * FROM (SELECT {_QUALIFIED}, p.user_id AS shut_out_user, ("

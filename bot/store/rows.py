@@ -25,6 +25,17 @@ from bot.conversation import (
 )
 from bot.ports import NO_OUTBOX, ListFilter, NewMessage, Outbox, OutboxItem
 
+# The columns both backends select, in the order this module's readers take them.
+CONVERSATION_COLUMNS = (
+    "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
+    "created_at, updated_at, ended_at, branched_from, end_proposed, community"
+)
+MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
+# The same, named for a query that joins conversations as `c`.
+QUALIFIED_CONVERSATION_COLUMNS = ", ".join(
+    f"c.{column.strip()}" for column in CONVERSATION_COLUMNS.split(",")
+)
+
 
 def list_filter(
     state: str | None,

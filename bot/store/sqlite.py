@@ -66,11 +66,8 @@ _ID_LENGTH = 9  # after the leading "c": 31**9 is about 2.6e13 ids
 
 # Rows come back as plain tuples (no row factory), read by position: these column lists and
 # the unpacking in `_conversation` / `_messages` must stay in the same order.
-_CONVERSATION_COLUMNS = (
-    "id, platform, place, user_id, redirects, warned, crisis, ended, ended_by, ended_reason, "
-    "created_at, updated_at, ended_at, branched_from, end_proposed, community"
-)
-_MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
+_CONVERSATION_COLUMNS = codec.CONVERSATION_COLUMNS
+_MESSAGE_COLUMNS = codec.MESSAGE_COLUMNS
 
 # Every statement is a constant, so sqlite3's statement cache reuses its prepared form.
 _CURRENT = (
@@ -1417,7 +1414,7 @@ _AWAITING_REVIEW = (
     "AND c.id IN (SELECT conversation_id FROM feedback)) AS q "
     "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
 )
-_QUALIFIED = ", ".join(f"c.{column.strip()}" for column in _CONVERSATION_COLUMNS.split(","))
+_QUALIFIED = codec.QUALIFIED_CONVERSATION_COLUMNS
 # Feedback from someone shut out, newer than their shut-out and than the last decision on
 # it (a `review` naming them; a readmit clears the shut-out itself). Driven from the
 # feedback table, small next to participants, through participants' primary key.
