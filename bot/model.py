@@ -23,6 +23,7 @@ from anthropic import AsyncAnthropic, DefaultAioHttpClient
 from anthropic._models import FinalRequestOptions
 
 from bot.context import Context
+from bot.model_request import with_prebuilt_requests
 from bot.ports import ModelReply, ModelUnavailable, TextSink, Usage
 from bot.prompt import system_prompt
 from bot.settings import Settings
@@ -80,6 +81,9 @@ class ClaudeModel:
         # deep-copies every default of the options model, which cost as much as encoding
         # the body (bench/README.md, issue 22). Each request copies it with its own body.
         self._post = FinalRequestOptions.construct(method="post", url="/v1/messages")
+        # The same request every time but for its body: built from the previous one
+        # (bot/model_request.py). `check` and everyone else use the client as it was given.
+        self._posting = with_prebuilt_requests(client)
 
     @classmethod
     def from_settings(
@@ -117,7 +121,7 @@ class ClaudeModel:
             # which doubled the CPU cost of a streamed reply (bench/README.md). Each event
             # stays the JSON object it arrived as (`object`: the SDK builds no model of it),
             # which spared ~5% of the bot's CPU in a burst; the collector checks its shape.
-            stream = await self._client.request(
+            stream = await self._posting.request(
                 anthropic.types.Message,
                 self._post.model_copy(update={"content": body}),
                 stream=True,

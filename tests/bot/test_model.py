@@ -9,14 +9,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 import pytest_asyncio
-from anthropic import AsyncAnthropic, DefaultAioHttpClient
+from anthropic import AsyncAnthropic, AsyncStream, DefaultAioHttpClient
+from anthropic._models import FinalRequestOptions
 from anthropic._utils._json import openapi_dumps
 
 from bot.context import build_context
 from bot.conversation import ContextEntry
 from bot.model import ClaudeModel, build_client
+from bot.model_request import with_prebuilt_requests
 from bot.ports import Model, ModelUnavailable
 from bot.prompt import system_prompt
 from bot.settings import Settings
@@ -375,6 +378,72 @@ async def test_callers_messages_are_not_mutated(fake: FakeAnthropic, model: Clau
     assert history == before
     assert all("cache_control" not in t for t in TOOLS)
     assert fake.requests[0] == fake.requests[1]
+
+
+# --- the request built from the previous one (bot/model_request.py) ----------------------
+# It replaces the SDK's private `_build_request` on a copy of the client: these fail if the
+# SDK stops calling that hook, or if a request it builds differs from the template's.
+
+
+def _post(body: bytes, **options: Any) -> FinalRequestOptions:
+    return FinalRequestOptions.construct(method="post", url="/v1/messages", content=body, **options)
+
+
+@pytest.mark.parametrize("retries_taken", [0, 1, 2])
+def test_a_request_from_the_template_is_the_one_the_sdk_builds(
+    client: AsyncAnthropic, retries_taken: int
+) -> None:
+    prebuilt = with_prebuilt_requests(client)
+    prebuilt._build_request(_post(b'{"first":1}'), retries_taken=retries_taken)
+    body = b'{"second":"\xc3\xa9t\xc3\xa9"}'
+    ours = prebuilt._build_request(_post(body), retries_taken=retries_taken)
+    sdks = client._build_request(_post(body), retries_taken=retries_taken)
+    assert prebuilt._build_request.reused == 1  # type: ignore[attr-defined]
+    assert (ours.method, ours.url, ours.headers.raw) == (sdks.method, sdks.url, sdks.headers.raw)
+    assert ours.content == sdks.content == body
+    assert ours.extensions == sdks.extensions
+    assert ours.headers["x-stainless-retry-count"] == str(retries_taken)
+
+
+def test_a_request_of_another_shape_is_built_by_the_sdk(client: AsyncAnthropic) -> None:
+    prebuilt = with_prebuilt_requests(client)
+    prebuilt._build_request(_post(b"{}"))
+    other = prebuilt._build_request(_post(b"{}", headers={"anthropic-beta": "x"}))
+    streamed = prebuilt._build_request(_post(iter([b"{}"])))  # type: ignore[arg-type]
+    assert prebuilt._build_request.reused == 0  # type: ignore[attr-defined]
+    assert other.headers["anthropic-beta"] == "x"
+    assert "anthropic-beta" not in streamed.headers
+    assert client._build_request.__self__ is client  # the shared client keeps the SDK's own
+
+
+async def test_the_sdk_sends_what_the_template_builds(
+    fake: FakeAnthropic, client: AsyncAnthropic
+) -> None:
+    # Through the SDK's request loop: a retry (its own retry count), then requests built
+    # from the templates, header for header what the SDK sends itself.
+    model = ClaudeModel(client, "claude-test-1")
+    fake.add(error(529, retry_after=0.001), text("one"), text("two"), text("three"))
+    for _ in range(3):
+        await model.reply(HELLO, Sink())
+    assert model._posting._build_request.reused == 2  # type: ignore[attr-defined]
+    fake.add(text("the SDK's own"))
+    stream = await client.request(
+        anthropic.types.Message,
+        _post(model.encoded(HELLO)),
+        stream=True,
+        stream_cls=AsyncStream[object],
+    )
+    async with stream:
+        async for _event in stream:
+            pass
+    first, retried, *later, sdks = fake.request_headers
+    assert [retried["x-stainless-retry-count"], *(h["x-stainless-retry-count"] for h in later)] == [
+        "1",
+        "0",
+        "0",
+    ]
+    assert all(headers == sdks for headers in [first, *later])
+    assert fake.requests[1:4] == [fake.requests[4]] * 3
 
 
 # --- retries and failures ----------------------------------------------------------------
