@@ -1,4 +1,5 @@
-"""The Messages API request as the SDK builds it, built once per retry count and reused.
+"""The Messages API request as the SDK builds it, built once per retry count and reused,
+and its event stream split into events in C.
 
 The anthropic SDK builds every request from nothing (`BaseClient._build_request`): it merges
 its header layers, then httpx2 merges them with the client's into `Headers` and again into
@@ -7,34 +8,42 @@ CPU per message (bench/README.md, "Issue 22, third round"). For quitbot's one re
 the body and the retry count ever change, so the SDK's own request is kept as a template and
 each later one is that template with its own body. The SDK's retries, timeouts, errors, auth
 and stream are untouched: it still sends the request, it only gets it built faster.
+
+The SDK's SSE decoder joins the stream line by line in Python and parses each line; nearly
+every event of a reply is two lines, `event:` and `data:`, so whole events are split out
+with `bytes.split` and those two lines read directly; anything else is the SDK's decoder's.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
 from anthropic import AsyncAnthropic, NotGiven
 from anthropic._models import FinalRequestOptions
+from anthropic._streaming import ServerSentEvent, SSEDecoder
 
 _SDK_LOG = logging.getLogger("anthropic")
 
 
 def with_prebuilt_requests(client: AsyncAnthropic) -> AsyncAnthropic:
     """A copy of `client` (sharing its connection pool, credentials and settings) that
-    builds a request shaped like the one before it from that one.
+    builds a request shaped like the one before it from that one, and decodes plain events
+    without the SDK's line-by-line decoder.
 
-    Private hook: the SDK has no public way to build its request differently, so the copy's
-    `_build_request` is replaced (tests/bot/test_model.py fails if the SDK stops
-    calling it, or builds the request differently from the template). The copy keeps the
-    shared client as it is for every other caller.
+    Private hooks: the SDK has no public way to build its request or decode its stream
+    differently, so the copy's `_build_request` and `_make_sse_decoder` are replaced
+    (tests/bot/test_model.py fails if the SDK stops calling either, or if what they make
+    differs from what the SDK makes). The shared client stays as it is for every other caller.
     """
     prebuilt = copy.copy(client)
     # An attribute of the instance shadows the SDK's method, for this copy alone.
     setattr(prebuilt, "_build_request", _Builder(prebuilt))  # noqa: B010
+    setattr(prebuilt, "_make_sse_decoder", _events)  # noqa: B010
     return prebuilt
 
 
@@ -103,3 +112,61 @@ def _shape(options: FinalRequestOptions) -> dict[str, Any]:
     shape = {k: NotGiven if isinstance(v, NotGiven) else v for k, v in vars(options).items()}
     shape["content"] = shape["idempotency_key"] = None
     return shape
+
+
+def _events(options: FinalRequestOptions | None = None) -> _Events:
+    return _Events()
+
+
+class _Events:
+    """An SSE decoder for one stream (the SDK's `SSEBytesDecoder`), decoding as the SDK's
+    `SSEDecoder` does: whole events are split out in C, and an event of exactly an `event:`
+    and a `data:` line becomes a `ServerSentEvent` without the decoder's field-by-field
+    state machine. Anything else (comments, ids, retries, several data lines) goes through
+    the SDK's decoder, which from then on decodes every event, as an `id` it saw lasts; a
+    carriage return, which the spec allows as a line end too, hands the rest of the stream
+    to the SDK's decoder whole."""
+
+    def __init__(self) -> None:
+        self._sdk = SSEDecoder()
+        self._plain = True  # every event so far was two plain lines: no id or retry is set
+        self.plain = 0  # events read without the SDK's decoder (tests read it)
+
+    def iter_bytes(self, iterator: Iterator[bytes]) -> Iterator[ServerSentEvent]:
+        return self._sdk.iter_bytes(iterator)
+
+    async def aiter_bytes(self, iterator: AsyncIterator[bytes]) -> AsyncIterator[ServerSentEvent]:
+        buffer = b""
+        async for chunk in iterator:
+            if b"\r" in chunk:
+                async for sse in self._sdk.aiter_bytes(_after(buffer + chunk, iterator)):
+                    yield sse
+                return
+            buffer += chunk
+            if b"\n\n" not in buffer:
+                continue
+            *blocks, buffer = buffer.split(b"\n\n")
+            for block in blocks:
+                event = self._event(block.decode().split("\n"))
+                if event is not None:
+                    yield event
+
+    def _event(self, lines: list[str]) -> ServerSentEvent | None:
+        if (
+            self._plain
+            and len(lines) == 2
+            and lines[0].startswith("event: ")
+            and lines[1].startswith("data: ")
+        ):
+            self.plain += 1
+            return ServerSentEvent(event=lines[0][7:], data=lines[1][6:], raw=lines)
+        self._plain = False
+        for line in lines:
+            self._sdk.decode(line)
+        return self._sdk.decode("")  # the blank line that ends an event
+
+
+async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk

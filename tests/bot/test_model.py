@@ -14,12 +14,13 @@ import pytest
 import pytest_asyncio
 from anthropic import AsyncAnthropic, AsyncStream, DefaultAioHttpClient
 from anthropic._models import FinalRequestOptions
+from anthropic._streaming import SSEDecoder
 from anthropic._utils._json import openapi_dumps
 
 from bot.context import build_context
 from bot.conversation import ContextEntry
 from bot.model import ClaudeModel, build_client
-from bot.model_request import with_prebuilt_requests
+from bot.model_request import _Events, with_prebuilt_requests
 from bot.ports import Model, ModelUnavailable
 from bot.prompt import system_prompt
 from bot.settings import Settings
@@ -444,6 +445,57 @@ async def test_the_sdk_sends_what_the_template_builds(
     ]
     assert all(headers == sdks for headers in [first, *later])
     assert fake.requests[1:4] == [fake.requests[4]] * 3
+
+
+async def test_the_sdk_reads_the_stream_with_the_plain_events_decoder(
+    fake: FakeAnthropic, client: AsyncAnthropic
+) -> None:
+    fake.add(text("Hello there, how can I help you today?"))
+    body = ClaudeModel(client, MODEL).encoded(HELLO)
+    stream = await with_prebuilt_requests(client).request(
+        anthropic.types.Message, _post(body), stream=True, stream_cls=AsyncStream[object]
+    )
+    async with stream:
+        events = [event async for event in stream]
+    assert isinstance(stream._decoder, _Events)
+    assert stream._decoder.plain >= len(events) > 5
+
+
+SSE_STREAMS = [
+    b'event: message_start\ndata: {"a":1}\n\nevent: ping\ndata: {}\n\n',
+    b": a comment\nevent: x\ndata: one\ndata: two\n\nevent: y\ndata: three\n\n",
+    b"id: 7\nevent: x\ndata: a\n\nevent: y\ndata: b\n\nretry: 5\ndata: c\n\n",
+    b"event: x\ndata: a\n\nid: 9\nevent: x\ndata: b\n\nevent: y\ndata: c\n\n",
+    b"event: x\r\ndata: a\r\n\r\nevent: y\rdata: b\r\r",
+    b"event: x\ndata: a\n\nevent: y\ndata: b\r\n\r\nevent: z\ndata: c\n\n",
+    b"event: x\ndata: caf\xc3\xa9 \xf0\x9f\x99\x82\n\n\n\nevent:tight\ndata:z\n\n"
+    b"event: cut\ndata: of",
+    b"data: no event name\n\nevent: e\n\nevent: \ndata: \n\nevent:  two spaces\ndata: d\n\n",
+]
+
+
+@pytest.mark.parametrize("stream", SSE_STREAMS)
+async def test_events_are_decoded_as_the_sdk_decodes_them(stream: bytes) -> None:
+    cuts = [[stream], [stream[i : i + 1] for i in range(len(stream))]]
+    cuts += [[stream[:i], stream[i:]] for i in range(1, len(stream))]
+    for chunks in cuts:
+        assert await _decoded(_Events(), chunks) == await _decoded(SSEDecoder(), chunks)
+
+
+async def test_plain_events_skip_the_sdks_decoder() -> None:
+    decoder = _Events()
+    assert len(await _decoded(decoder, [SSE_STREAMS[0]])) == decoder.plain == 2
+
+
+async def _decoded(decoder: _Events | SSEDecoder, chunks: list[bytes]) -> list[tuple[Any, ...]]:
+    async def arriving() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    return [
+        (sse.event, sse.data, sse.id, sse.retry, sse.raw)
+        async for sse in decoder.aiter_bytes(arriving())
+    ]
 
 
 # --- retries and failures ----------------------------------------------------------------
