@@ -24,10 +24,12 @@ from typing import Any
 
 import httpx2
 from anthropic import AsyncAnthropic, NotGiven
+from anthropic._base_client import BaseClient
 from anthropic._models import FinalRequestOptions
 from anthropic._streaming import ServerSentEvent, SSEDecoder
 
-_SDK_LOG = logging.getLogger("anthropic")
+_SDK_LOG = logging.getLogger("anthropic._base_client")  # the one that logs each request
+_SDK_HOOKS = (BaseClient._build_request, BaseClient._make_sse_decoder)
 
 
 def with_prebuilt_requests(client: AsyncAnthropic) -> AsyncAnthropic:
@@ -40,6 +42,9 @@ def with_prebuilt_requests(client: AsyncAnthropic) -> AsyncAnthropic:
     (tests/bot/test_model.py fails if the SDK stops calling either, or if what they make
     differs from what the SDK makes). The shared client stays as it is for every other caller.
     """
+    kind = type(client)
+    if (kind._build_request, kind._make_sse_decoder) != _SDK_HOOKS:
+        return client  # one that builds or decodes its own way (Bedrock's event stream) keeps it
     prebuilt = copy.copy(client)
     # An attribute of the instance shadows the SDK's method, for this copy alone.
     setattr(prebuilt, "_build_request", _Builder(prebuilt))  # noqa: B010

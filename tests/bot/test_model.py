@@ -417,6 +417,16 @@ def test_a_request_of_another_shape_is_built_by_the_sdk(client: AsyncAnthropic) 
     assert client._build_request.__self__ is client  # the shared client keeps the SDK's own
 
 
+def test_a_client_that_builds_or_decodes_its_own_way_is_left_alone(client: AsyncAnthropic) -> None:
+    class Decoding(AsyncAnthropic):
+        def _make_sse_decoder(self, options: FinalRequestOptions | None = None) -> SSEDecoder:
+            return SSEDecoder()
+
+    own = Decoding(api_key=KEY, base_url=client.base_url)
+    assert with_prebuilt_requests(own) is own
+    assert with_prebuilt_requests(client) is not client
+
+
 async def test_the_sdk_sends_what_the_template_builds(
     fake: FakeAnthropic, client: AsyncAnthropic
 ) -> None:
