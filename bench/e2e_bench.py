@@ -45,7 +45,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -767,8 +767,17 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
             figures.long_requests = len(anthropic_fake.requests) - mark
             if fake.unexpected:
                 figures.notes.append(f"fake Slack saw unexpected calls: {fake.unexpected[:3]}")
+            figures.notes.append(_calls_per_reply(fake.methods(), replies.done))
         _gc_note(figures, tmp)
     return figures
+
+
+def _calls_per_reply(methods: list[str], replies: int) -> str:
+    """Slack Web API calls by method, per reply completed (every phase of the run)."""
+    counts = Counter(methods).most_common()
+    return "Web API calls per reply: " + ", ".join(
+        f"{m} {n / max(replies, 1):.2f}" for m, n in counts
+    )
 
 
 # --- the report ----------------------------------------------------------------------------

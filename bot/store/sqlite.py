@@ -4,7 +4,6 @@ only a worker thread of the store's own ever uses."""
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import os
 import secrets
@@ -266,6 +265,12 @@ class SqliteStore:
         # Receipts, likewise: sent before `_queue`, or taken by the thread mid-batch. Every
         # side uses it only through deque's thread-safe append and popleft (`_taken`).
         self._receipts: deque[_Op] = deque()
+        # Receipts from other threads' loops (`anywhere`): taken by the store's thread alone,
+        # so they commit in the order asked for (when this loop took from them too, the
+        # receipts it sent could run after later ones the thread had taken). One ask of the
+        # thread stands for all those waiting until it starts (`_take_asked`), not one each.
+        self._elsewhere: deque[_Op] = deque()
+        self._take_asked = False
         self._running: asyncio.Future[Any] | None = None  # the batch (or close) on the thread
         self._closing: asyncio.Future[None] | None = None  # set once close() is called
 
@@ -453,13 +458,23 @@ class SqliteStore:
     ) -> _T:
         """`_enqueue(..., ahead=True)` for any thread's loop. The thread is asked to take
         the receipts waiting, in case it is idle: the loop that tracks whether it is
-        (`_running`) may be too busy to say."""
+        (`_running`) may be too busy to say. An ask not yet started takes this one too.
+        The outcome comes back to the caller's loop with the rest of its transaction's."""
         if self._closing is not None:
             raise StoreError("the store is closed")
-        future: concurrent.futures.Future[_T] = concurrent.futures.Future()
-        self._receipts.append(_Op(call, args, writes, future))
-        self._executor.submit(_take_receipts, self._db, self._receipts, self._report)
-        return await asyncio.wrap_future(future)
+        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._elsewhere.append(_Op(call, args, writes, future))
+        # Read after the append: an ask seen pending clears this flag before it takes
+        # anything, so it takes this receipt; an extra ask finds nothing and costs little.
+        if not self._take_asked:
+            self._take_asked = True
+            self._executor.submit(self._take_waiting)
+        return await future
+
+    def _take_waiting(self) -> None:
+        """On the store's thread: the receipts other threads' loops asked it to take."""
+        self._take_asked = False  # before taking: a receipt added from now asks again
+        _take_receipts(self._db, (self._elsewhere,), self._report, self._loop)
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -670,13 +685,17 @@ class SqliteStore:
         """Send what is queued (up to MAX_BATCH, receipts first and alone), less operations
         whose callers gave up. Called only while nothing is on the thread."""
         receipts = self._receipts
-        batch = [op for op in _taken(receipts, MAX_BATCH) if not op.future.cancelled()]
+        batch = [op for op in _taken((receipts,), MAX_BATCH) if not op.future.cancelled()]
+        # Receipts cut into a batch of others, never into one of receipts: later ones would
+        # be kept before earlier ones.
+        cutting_in: _Waiting = ()
         if not batch:
             self._queue = [op for op in self._queue if not op.future.cancelled()]
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            cutting_in = (receipts, self._elsewhere)
         if batch:
             self._running = self._loop.run_in_executor(
-                self._executor, _run_batch, self._db, batch, receipts, self._report
+                self._executor, _run_batch, self._db, batch, cutting_in, self._report, self._loop
             )
             self._running.add_done_callback(partial(self._settle, batch))
         elif self._closing is not None:
@@ -734,7 +753,7 @@ class _Op:
     call: Callable[..., Any]
     args: tuple[Any, ...]
     writes: bool
-    future: asyncio.Future[Any] | concurrent.futures.Future[Any]  # the latter: any thread's
+    future: asyncio.Future[Any]  # of the store's loop, or of another thread's (`anywhere`)
 
     def run(self, db: sqlite3.Connection) -> Any:
         return self.call(db, *self.args)
@@ -755,21 +774,27 @@ def _resolve_all(outcomes: _Outcomes) -> None:
         _resolve(op.future, outcome)
 
 
-def _resolved_here(outcomes: _Outcomes) -> _Outcomes:
-    """Set, on the store's thread, the outcomes another thread's loop awaits; the rest
-    (this loop's futures, which only it may set) are returned."""
+def _handed_elsewhere(outcomes: _Outcomes, home: asyncio.AbstractEventLoop) -> _Outcomes:
+    """Called on the store's thread: hand the outcomes other threads' loops await to
+    those loops, one call into each for all of its own (a wake each, not one a receipt);
+    the rest (`home`'s, the store's loop) are returned."""
     rest: _Outcomes = []
+    elsewhere: dict[asyncio.AbstractEventLoop, _Outcomes] = {}
     for op, outcome in outcomes:
-        if isinstance(op.future, concurrent.futures.Future):
-            # Its caller may give up (cancel) at any moment, even between check and set.
-            with suppress(concurrent.futures.InvalidStateError):
-                _resolve(op.future, outcome)
-        else:
+        loop = op.future.get_loop()
+        if loop is home:
             rest.append((op, outcome))
+        else:
+            elsewhere.setdefault(loop, []).append((op, outcome))
+    for loop, theirs in elsewhere.items():
+        try:
+            loop.call_soon_threadsafe(_resolve_all, theirs)
+        except RuntimeError:  # that loop closed: its callers are gone, what they kept is kept
+            log.warning("%d receipts' callers were gone when they were kept", len(theirs))
     return rest
 
 
-def _resolve(future: asyncio.Future[Any] | concurrent.futures.Future[Any], outcome: Any) -> None:
+def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
     if future.cancelled():  # the caller gave up after the batch was sent; it ran regardless
         if isinstance(outcome, _Failed):
             log.error(
@@ -787,8 +812,9 @@ def _resolve(future: asyncio.Future[Any] | concurrent.futures.Future[Any], outco
 def _run_batch(
     db: sqlite3.Connection,
     batch: list[_Op],
-    receipts: deque[_Op],
+    receipts: _Waiting,
     report: Callable[[_Outcomes], object],
+    home: asyncio.AbstractEventLoop,
 ) -> _Outcomes:
     """Run `batch` in order; return each operation run with its result, or `_Failed`.
 
@@ -801,35 +827,41 @@ def _run_batch(
     rest = batch
     while True:
         ran, rest = _run_transaction(db, rest, receipts)
-        ran = _resolved_here(ran)
+        ran = _handed_elsewhere(ran, home)
         if not rest:
             return ran
         report(ran)
 
 
-def _taken(receipts: deque[_Op], most: int) -> list[_Op]:
-    """Up to `most` receipts, oldest first. Another thread may be taking them at the same
-    time (a listener's receipts are taken wherever the store's thread is), so what `len`
-    said may be gone by the time it is popped."""
+# Receipts waiting, in queues each taken from one side at a time (see `SqliteStore`).
+_Waiting = Sequence[deque[_Op]]
+
+
+def _taken(receipts: _Waiting, most: int) -> list[_Op]:
+    """Up to `most` receipts, each queue's oldest first."""
     ops: list[_Op] = []
-    with suppress(IndexError):
-        while len(ops) < most:
-            ops.append(receipts.popleft())
+    for queue in receipts:
+        with suppress(IndexError):  # another thread appends, never takes: only `len` is stale
+            while len(ops) < most:
+                ops.append(queue.popleft())
     return ops
 
 
 def _take_receipts(
-    db: sqlite3.Connection, receipts: deque[_Op], report: Callable[[_Outcomes], object]
+    db: sqlite3.Connection,
+    receipts: _Waiting,
+    report: Callable[[_Outcomes], object],
+    home: asyncio.AbstractEventLoop,
 ) -> None:
-    """The receipts waiting, if a batch has not taken them already, in one transaction."""
-    rest = _taken(receipts, MAX_BATCH)
-    while rest:
-        ran, rest = _run_transaction(db, rest, receipts)
-        report(_resolved_here(ran))
+    """The receipts waiting, if a batch has not taken them already, in the order asked
+    for: up to MAX_BATCH a transaction, none cutting in ahead of those taken before it."""
+    while waiting := _taken(receipts, MAX_BATCH):
+        ran, _ = _run_transaction(db, waiting, ())
+        report(_handed_elsewhere(ran, home))
 
 
 def _run_transaction(
-    db: sqlite3.Connection, ops: list[_Op], receipts: deque[_Op]
+    db: sqlite3.Connection, ops: list[_Op], receipts: _Waiting
 ) -> tuple[_Outcomes, list[_Op]]:
     """Run `ops` from the front in one transaction until they are done or receipts are
     waiting, then those receipts, and commit: what ran, with its outcomes, and what is left.
@@ -853,7 +885,7 @@ def _run_transaction(
                 ran.append(op)
                 taken += 1
                 outcomes.append(_in_savepoint(db, op))
-                if receipts:
+                if any(receipts):
                     break
         while waiting := _taken(receipts, MAX_BATCH):
             for op in waiting:

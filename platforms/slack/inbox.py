@@ -17,6 +17,7 @@ from bot.flows import Flows
 from bot.texts import TextKey
 from platforms.lines import Lines
 from platforms.recent import Recent
+from platforms.slack.handover import Handover
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.translate import PLATFORM, AssistantThread, Place, SlackMessage
 
@@ -174,12 +175,8 @@ class Inbox:
     def listen_elsewhere(self, reception: Keeping) -> Door:
         """A door for a listener on another thread (`listener_door`): what it keeps is
         handed to these lines through the loop calling this, the one they run on."""
-        turns = asyncio.get_running_loop()
-
-        def hand_over(message: SlackMessage, first: bool) -> None:  # on the listener's thread
-            turns.call_soon_threadsafe(self.take, message, first)
-
-        self.listener_door = Door(self._places, reception, hand_over)
+        handover = Handover(asyncio.get_running_loop(), self.take)
+        self.listener_door = Door(self._places, reception, handover.hand_over)
         return self.listener_door
 
     def take(self, message: SlackMessage, first: bool) -> None:

@@ -32,6 +32,7 @@ from tests.bot.storekit import (
     inbound,
     user_message,
 )
+from tests.wakes import CountedLoop
 
 R = TypeVar("R")
 
@@ -757,3 +758,88 @@ async def test_receipts_from_both_loops_at_once_are_each_kept_once(store: Sqlite
     kept_there, kept_here = await asyncio.gather(asyncio.to_thread(elsewhere), here)
     assert all(kept_there) and all(kept_here)
     assert len({i.event_id for i in await store.pending(at(10))}) == 600
+
+
+async def test_receipts_kept_together_wake_their_loop_once(store: SqliteStore) -> None:
+    """Issue 22, third round: the receipts a listener's loop asked for while the store's
+    thread was busy are kept in one transaction, and their outcomes come back to that loop
+    in one call (they once woke it once each), each to its own caller, a cancelled one's
+    message kept all the same."""
+    receipts, busy, loop = store.anywhere(), threading.Event(), CountedLoop()
+    held = threading.Event()
+
+    def hold(db: sqlite3.Connection) -> bool:
+        held.set()
+        return busy.wait(10)
+
+    holding = asyncio.create_task(on_thread(store, hold))
+    await asyncio.to_thread(held.wait, 10)  # the store's thread held
+
+    def elsewhere() -> tuple[list[bool | BaseException], int]:
+        asking = [loop.create_task(receipts.receive(inbound(f"k{n}"), at(9))) for n in range(99)]
+        asking.append(loop.create_task(receipts.receive(inbound("k0"), at(9))))  # a retry
+        loop.run_until_complete(asyncio.sleep(0))  # every receipt asked for
+        asking[7].cancel()
+        busy.set()
+        outcomes = loop.run_until_complete(asyncio.gather(*asking, return_exceptions=True))
+        return outcomes, loop.wakes
+
+    try:
+        outcomes, wakes = await asyncio.to_thread(elsewhere)
+    finally:
+        busy.set()
+        loop.close()
+        await holding
+    assert isinstance(outcomes[7], asyncio.CancelledError)
+    assert outcomes[:7] + outcomes[8:] == [True] * 98 + [False]
+    assert wakes == 1
+    assert len({i.event_id for i in await store.pending(at(10))}) == 99
+
+
+async def test_receipts_from_two_other_loops_each_hear_their_own(store: SqliteStore) -> None:
+    receipts = store.anywhere()
+
+    def elsewhere(name: str) -> list[bool]:
+        async def keep_all() -> list[bool]:
+            ids = [f"{name}{n}" for n in range(200)] + [f"{name}0"]
+            return list(await asyncio.gather(*(receipts.receive(inbound(i), at(9)) for i in ids)))
+
+        return asyncio.run(keep_all())
+
+    there, over_there = await asyncio.gather(
+        asyncio.to_thread(elsewhere, "a"), asyncio.to_thread(elsewhere, "b")
+    )
+    assert there == over_there == [True] * 200 + [False]
+    assert len({i.event_id for i in await store.pending(at(10))}) == 400
+
+
+async def test_more_receipts_than_a_batch_are_kept_in_the_order_asked(
+    store: SqliteStore,
+) -> None:
+    """From this loop and from another, while the store's thread is busy: more than
+    MAX_BATCH receipts wait, and later ones never cut in ahead of earlier ones (they did:
+    a batch of receipts let the rest cut in after its first)."""
+    receipts, busy, held = store.anywhere(), threading.Event(), threading.Event()
+    many = sqlite_module.MAX_BATCH * 2 + 10
+
+    def hold(db: sqlite3.Connection) -> bool:
+        held.set()
+        return busy.wait(10)
+
+    def elsewhere() -> None:
+        async def keep_all() -> None:
+            asking = [receipts.receive(inbound(f"e{n:04d}"), at(9)) for n in range(many)]
+            kept = asyncio.gather(*asking)
+            await asyncio.sleep(0)  # every receipt asked for
+            busy.set()
+            assert all(await kept)
+
+        asyncio.run(keep_all())
+
+    holding = asyncio.create_task(on_thread(store, hold))
+    await asyncio.to_thread(held.wait, 10)
+    here = asyncio.gather(*(store.receive(inbound(f"h{n:04d}"), at(9)) for n in range(many)))
+    await asyncio.gather(asyncio.to_thread(elsewhere), here, holding)
+    kept = [i.event_id for i in await store.pending(at(10))]
+    for side in "eh":
+        assert [e for e in kept if e[0] == side] == [f"{side}{n:04d}" for n in range(many)]

@@ -9,6 +9,7 @@ import concurrent.futures
 import threading
 from typing import Any
 
+import aiohttp
 import pytest
 
 from bot.app import engine_config
@@ -215,3 +216,54 @@ async def test_a_door_hands_over_in_arrival_order_per_thread(
         assert [text for text, _ in handed if text.startswith(f"t{t} ")] == [
             f"t{t} m{n}" for n in range(4)
         ]
+
+
+async def test_shutdown_in_a_burst_answers_every_message_acknowledged(
+    harness: SlackHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages handed over together (one wake of the turns' loop for many) are all there
+    when the listener stops in the middle of a burst: each acknowledged is answered once,
+    in its thread's order."""
+    harness.claude.default = text("ok")
+    threads = [f"17000003{t:02d}.000100" for t in range(10)]
+    for thread in threads:
+        await harness.send.event(event_callback(mention("m0", ts=thread)))
+    await harness.settle()
+    keep, kept, halfway = Reception.receive, list[str](), concurrent.futures.Future[None]()
+
+    async def counted(reception: Reception, inbound: Inbound) -> bool:
+        was_kept = await keep(reception, inbound)
+        kept.append(inbound.event_id)  # on the listener's thread
+        if len(kept) == 25:
+            halfway.set_result(None)
+        return was_kept
+
+    monkeypatch.setattr(Reception, "receive", counted)
+    acknowledged = 0
+
+    async def talk(thread: str) -> None:  # each message once the one before is acknowledged
+        nonlocal acknowledged
+        for n in range(1, 9):
+            try:
+                if (await harness.send.event(follow_up(n, thread))).status != 200:
+                    return
+            except aiohttp.ClientError:
+                return  # the listener stopped
+            acknowledged += 1
+
+    talking = asyncio.gather(*(talk(thread) for thread in threads))
+    await asyncio.wrap_future(halfway)
+    await harness.serving.cleanup()
+    await talking
+    await harness.settle()
+    answered = 0
+    for thread in threads:
+        conversation = await harness.runtime.engine.find(thread_key("C0GENERAL", thread))
+        assert conversation is not None
+        messages, _ = await harness.runtime.engine.record(conversation.id)
+        said = [m.text for m in messages if m.role == "user"]
+        assert said == sorted(said, key=lambda t: int(t[1:]))  # in order, none twice
+        assert [m.role for m in messages] == ["user", "assistant"] * len(said)
+        answered += len(said) - 1
+    assert acknowledged >= 25
+    assert answered >= acknowledged
