@@ -13,6 +13,7 @@ import anthropic
 import pytest
 import pytest_asyncio
 from anthropic import AsyncAnthropic, AsyncStream, DefaultAioHttpClient
+from anthropic._base_client import BaseClient
 from anthropic._models import FinalRequestOptions
 from anthropic._streaming import SSEDecoder
 from anthropic._utils._json import openapi_dumps
@@ -425,6 +426,35 @@ def test_a_client_that_builds_or_decodes_its_own_way_is_left_alone(client: Async
     own = Decoding(api_key=KEY, base_url=client.base_url)
     assert with_prebuilt_requests(own) is own
     assert with_prebuilt_requests(client) is not client
+
+
+async def test_the_idempotency_key_is_never_sent_so_none_is_made(
+    fake: FakeAnthropic, client: AsyncAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fails if the SDK starts sending the key without an idempotency header (then it must
+    # be unique again), or stops asking the client's hook for it.
+    assert client._idempotency_header is None
+    one = client._build_request(_post(b"{}", idempotency_key="one"))
+    two = client._build_request(_post(b"{}", idempotency_key="two"))
+    assert one.headers.raw == two.headers.raw
+    made: list[str] = []
+    sdks = BaseClient._idempotency_key
+    monkeypatch.setattr(BaseClient, "_idempotency_key", lambda c: made.append(sdks(c)) or made[-1])
+    model = ClaudeModel(client, "claude-test-1")
+    fake.add(error(529, retry_after=0.001), text("one"))
+    await model.reply(HELLO, Sink())
+    assert len(fake.requests) == 2 and made == []
+    fake.add(text("two"))
+    stream = await client.request(  # the SDK's own client, through the same loop
+        anthropic.types.Message,
+        _post(model.encoded(HELLO)),
+        stream=True,
+        stream_cls=AsyncStream[object],
+    )
+    async with stream:
+        async for _event in stream:
+            pass
+    assert len(made) == 1  # the SDK's own client still makes one
 
 
 async def test_the_sdk_sends_what_the_template_builds(
