@@ -428,6 +428,16 @@ def test_a_client_that_builds_or_decodes_its_own_way_is_left_alone(client: Async
     assert with_prebuilt_requests(client) is not client
 
 
+async def _through_the_sdks_own(client: AsyncAnthropic, body: bytes) -> None:
+    """One streamed request built by the SDK itself on the shared client."""
+    stream = await client.request(
+        anthropic.types.Message, _post(body), stream=True, stream_cls=AsyncStream[object]
+    )
+    async with stream:
+        async for _event in stream:
+            pass
+
+
 async def test_the_idempotency_key_is_never_sent_so_none_is_made(
     fake: FakeAnthropic, client: AsyncAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -445,15 +455,7 @@ async def test_the_idempotency_key_is_never_sent_so_none_is_made(
     await model.reply(HELLO, Sink())
     assert len(fake.requests) == 2 and made == []
     fake.add(text("two"))
-    stream = await client.request(  # the SDK's own client, through the same loop
-        anthropic.types.Message,
-        _post(model.encoded(HELLO)),
-        stream=True,
-        stream_cls=AsyncStream[object],
-    )
-    async with stream:
-        async for _event in stream:
-            pass
+    await _through_the_sdks_own(client, model.encoded(HELLO))
     assert len(made) == 1  # the SDK's own client still makes one
 
 
@@ -468,15 +470,7 @@ async def test_the_sdk_sends_what_the_template_builds(
         await model.reply(HELLO, Sink())
     assert model._posting._build_request.reused == 2  # type: ignore[attr-defined]
     fake.add(text("the SDK's own"))
-    stream = await client.request(
-        anthropic.types.Message,
-        _post(model.encoded(HELLO)),
-        stream=True,
-        stream_cls=AsyncStream[object],
-    )
-    async with stream:
-        async for _event in stream:
-            pass
+    await _through_the_sdks_own(client, model.encoded(HELLO))
     first, retried, *later, sdks = fake.request_headers
     assert [retried["x-stainless-retry-count"], *(h["x-stainless-retry-count"] for h in later)] == [
         "1",
