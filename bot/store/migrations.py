@@ -244,7 +244,18 @@ _V10 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
+# Each message asks for the messages received before it in its place: with only the
+# (platform, event_id) key that read every pending message of the platform and sorted them,
+# in a burst 0.1-0.15 ms a message (bench/README.md, issue 22's third round).
+_V11 = Migration(
+    11,
+    "an index on the inbox by place, in the order received",
+    ("CREATE INDEX inbox_by_place ON inbox (platform, place, n)",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
+)  # fmt: skip
 
 
 def schema_version(db: sqlite3.Connection) -> int:

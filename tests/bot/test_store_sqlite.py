@@ -260,6 +260,13 @@ async def test_hot_paths_use_indexes_not_scans_or_sorts(store: SqliteStore, db_p
         "AND platform_message_id = 'm1' ORDER BY seq DESC LIMIT 1",
     )
     assert "messages_by_platform_id" in begun and "TEMP B-TREE" not in begun
+    earlier = plan(
+        db_path,
+        sqlite_module._RECEIVED_BEFORE.replace("?1", "'d'")
+        .replace("?2", "'p'")
+        .replace("?3", "'e'"),
+    )
+    assert "inbox_by_place" in earlier and "TEMP B-TREE" not in earlier
 
 
 async def test_a_cancelled_commit_is_all_or_nothing_and_completes_once_asked_for(
