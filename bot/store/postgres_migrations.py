@@ -246,7 +246,68 @@ _V8 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = Migration(
+    9,
+    "a conversation's lock taken, and what its turn starts from read, in one call",
+    (
+        # Volatile, so in READ COMMITTED the read takes its snapshot after the take: it sees
+        # the commit of the turn that gave the lock back (a plain statement's snapshot
+        # predates the take, and could miss it). Session-level locks ignore transactions, so
+        # a statement failing after a take leaves it held: the caller gives it back.
+        """
+        CREATE FUNCTION quitbot_conversation_lock(
+            number BIGINT, take BOOLEAN,
+            at_platform TEXT, at_place TEXT, at_event TEXT, at_community TEXT
+        ) RETURNS TABLE (
+            e_platform TEXT[], e_event_id TEXT[], e_place TEXT[], e_user_id TEXT[],
+            e_text TEXT[], e_message_id TEXT[], e_community TEXT[], e_files TEXT[],
+            id TEXT, platform TEXT, place TEXT, user_id TEXT, redirects INTEGER,
+            warned BOOLEAN, crisis BOOLEAN, ended BOOLEAN, ended_by TEXT, ended_reason TEXT,
+            created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, ended_at TIMESTAMPTZ,
+            branched_from TEXT, end_proposed BOOLEAN, community TEXT,
+            p_user TEXT, p_redirects INTEGER, p_warned BOOLEAN, p_crisis BOOLEAN,
+            p_shut_out BOOLEAN, p_shut_out_reason TEXT, settings TEXT, held BOOLEAN
+        ) VOLATILE LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        BEGIN
+            IF NOT take THEN
+                held := pg_advisory_unlock(number);
+                RETURN NEXT;
+                RETURN;
+            END IF;
+            held := pg_try_advisory_lock(number);
+            IF NOT held OR at_platform IS NULL THEN
+                RETURN NEXT;
+                RETURN;
+            END IF;
+            RETURN QUERY SELECT
+                e.*, c.id, c.platform, c.place, c.user_id, c.redirects, c.warned,
+                c.crisis, c.ended, c.ended_by, c.ended_reason, c.created_at, c.updated_at,
+                c.ended_at, c.branched_from, c.end_proposed, c.community,
+                p.user_id, p.redirects, p.warned, p.crisis, p.shut_out, p.shut_out_reason,
+                s.settings, true
+            FROM (
+                SELECT array_agg(i.platform ORDER BY i.n), array_agg(i.event_id ORDER BY i.n),
+                    array_agg(i.place ORDER BY i.n), array_agg(i.user_id ORDER BY i.n),
+                    array_agg(i.text ORDER BY i.n), array_agg(i.message_id ORDER BY i.n),
+                    array_agg(i.community ORDER BY i.n), array_agg(i.files ORDER BY i.n)
+                FROM inbox i WHERE i.platform = at_platform AND i.place = at_place
+                AND i.n < (SELECT o.n FROM inbox o
+                    WHERE o.platform = at_platform AND o.event_id = at_event)
+            ) e
+            LEFT JOIN LATERAL (SELECT * FROM conversations v
+                WHERE v.platform = at_platform AND v.place = at_place
+                ORDER BY v.n DESC LIMIT 1) c ON true
+            LEFT JOIN participants p ON p.conversation_id = c.id
+            LEFT JOIN communities s ON s.platform = at_platform
+                AND s.community = COALESCE(c.community, at_community) AND s.community <> '';
+        END
+        $$
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 
 _VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_version "
