@@ -398,3 +398,92 @@ async def test_a_turn_begun_before_the_index_by_platform_id_is_found_through_it(
     finally:
         await db.close()
     assert "messages_by_platform_id" in " ".join(row[0] for row in plan)
+
+
+async def test_a_turn_takes_its_lock_and_reads_where_it_starts_in_one_round_trip(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trips = 0
+    fetch = asyncpg.Connection.fetch
+
+    async def counted(self: asyncpg.Connection, *args: object) -> object:
+        nonlocal trips
+        trips += 1
+        return await fetch(self, *args)
+
+    async with await PostgresStore.open(postgres_url) as store:
+        conversation = await store.create(KEY, "u1", T0)
+        monkeypatch.setattr(asyncpg.Connection, "fetch", counted)
+        async with store.serialised_at(inbound("e1")) as at:
+            assert trips == 1
+            assert at.conversation == conversation
+            other = await asyncpg.connect(postgres_url)
+            try:  # held against every other session (another process)
+                assert not await other.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
+            finally:
+                await other.close()
+
+
+async def test_the_read_with_the_lock_sees_what_was_committed_before_it_was_taken(
+    postgres_url: str,
+) -> None:
+    """Migration 9's function reads after its take, in a snapshot of its own: a statement
+    that began before the turn holding the lock committed and gave it back still sees
+    that commit (the statement's own snapshot does not)."""
+    gate = (0x71756974, 99)  # a lock apart from the conversations' (one bigint) and migrations'
+    holder, turn = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1, $2)", *gate)
+        reading = asyncio.ensure_future(
+            turn.fetchrow(
+                "SELECT t.held, t.id, (SELECT count(*) FROM conversations "
+                "WHERE platform = $3 AND place = $4) AS seen_by_the_statement "
+                "FROM (SELECT pg_advisory_lock($1, $2)::text AS waited) g CROSS JOIN LATERAL "
+                "quitbot_conversation_lock($5, g.waited IS NOT NULL, $3, $4, 'e1', '') t",
+                *gate,
+                KEY.platform,
+                KEY.place,
+                lock_number(KEY),
+            )
+        )
+        await waited_on_by_the_server(postgres_url)  # the statement's snapshot is taken
+        async with await PostgresStore.open(postgres_url) as store:
+            conversation = await store.create(KEY, "u1", T0)
+        await holder.execute("SELECT pg_advisory_unlock($1, $2)", *gate)
+        async with asyncio.timeout(30):
+            row = await reading
+        assert (row["held"], row["seen_by_the_statement"]) == (True, 0)
+        assert row["id"] == conversation.id
+    finally:
+        await holder.close()
+        await turn.close()
+
+
+async def test_a_turn_whose_place_postgresql_refuses_fails_alone_and_keeps_no_lock(
+    postgres_url: str,
+) -> None:
+    keys = [ConversationKey("discord", f"t{n}") for n in range(4)]
+    refused = ConversationKey("discord", "t\x00")
+    async with await PostgresStore.open(postgres_url) as store:
+        started = [await store.create(key, "u1", T0) for key in keys]
+
+        async def turn(key: ConversationKey) -> object:
+            async with store.serialised_at(inbound(f"e-{key.place}", "u1", key)) as at:
+                return at.conversation
+
+        outcomes = await asyncio.gather(
+            *(turn(key) for key in [*keys[:2], refused, *keys[2:]]), return_exceptions=True
+        )
+        assert outcomes[:2] + outcomes[3:] == started
+        assert isinstance(outcomes[2], asyncpg.PostgresError)
+        async with store.serialised(KEY):  # every lock given back went before this one
+            pass
+        other = await asyncpg.connect(postgres_url)
+        try:
+            numbers = [lock_number(key) for key in [*keys, refused]]
+            taken = await other.fetch(
+                "SELECT pg_try_advisory_lock(n) FROM unnest($1::bigint[]) AS n", numbers
+            )
+            assert all(row[0] for row in taken)
+        finally:
+            await other.close()
