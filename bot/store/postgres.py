@@ -365,13 +365,9 @@ _UNLOCK = "SELECT pg_advisory_unlock($1)"
 # Takes (true) or gives back (false) each lock in turn, for every turn that asked while the
 # shared connection was busy: one round trip for all of them. A take for a turn's message
 # ($3..$6 its platform, place, event id and community; NULL for none) also reads what the
-# turn starts from once taken: its rows are _AT_PLACES's, ending with `held` (migration 9).
-_LOCK_AND_READ = (
-    "SELECT a.i, t.* FROM unnest($1::bigint[], $2::boolean[], $3::text[], $4::text[], "
-    "$5::text[], $6::text[]) WITH ORDINALITY AS a(number, take, platform, place, event_id, "
-    "community, i) CROSS JOIN LATERAL quitbot_conversation_lock(a.number, a.take, a.platform, "
-    "a.place, a.event_id, a.community) t ORDER BY a.i"
-)
+# turn starts from once taken: its rows are _AT_PLACES's, ending with `held` (migration 9;
+# a row at least for each lock).
+_LOCK_AND_READ = "SELECT * FROM quitbot_conversation_locks($1, $2, $3, $4, $5, $6)"
 # Not taken (False), taken (True), or taken with what the turn starts from.
 _Granted = bool | AtPlace
 # A lock asked of the shared connection: its number, take it or give it back, the message

@@ -425,7 +425,7 @@ async def test_a_turn_takes_its_lock_and_reads_where_it_starts_in_one_round_trip
 async def test_the_read_with_the_lock_sees_what_was_committed_before_it_was_taken(
     postgres_url: str,
 ) -> None:
-    """Migration 9's function reads after its take, in a snapshot of its own: a statement
+    """Migration 9's function reads after its takes, in a snapshot of its own: a statement
     that began before the turn holding the lock committed and gave it back still sees
     that commit (the statement's own snapshot does not)."""
     gate = (0x71756974, 99)  # a lock apart from the conversations' (one bigint) and migrations'
@@ -437,7 +437,8 @@ async def test_the_read_with_the_lock_sees_what_was_committed_before_it_was_take
                 "SELECT t.held, t.id, (SELECT count(*) FROM conversations "
                 "WHERE platform = $3 AND place = $4) AS seen_by_the_statement "
                 "FROM (SELECT pg_advisory_lock($1, $2)::text AS waited) g CROSS JOIN LATERAL "
-                "quitbot_conversation_lock($5, g.waited IS NOT NULL, $3, $4, 'e1', '') t",
+                "quitbot_conversation_locks(ARRAY[$5::bigint], ARRAY[g.waited IS NOT NULL], "
+                "ARRAY[$3::text], ARRAY[$4::text], ARRAY['e1'], ARRAY['']) t",
                 *gate,
                 KEY.platform,
                 KEY.place,
