@@ -245,10 +245,9 @@ class Engine:
         turn's reply without asking the model again (`Recovery`), and one it left half-shown
         is marked as cut short there before the message is answered anew.
         """
-        async with self._serialised(inbound.key):
-            # Everyone else's ladder too: whose turn it is decides whose ladder climbs, and
-            # anyone at risk keeps the model from ending the conversation.
-            at = await self._store.at_place(inbound)
+        # Everyone else's ladder too: whose turn it is decides whose ladder climbs, and
+        # anyone at risk keeps the model from ending the conversation.
+        async with self._store.serialised_at(inbound) as at:
             if in_order and at.earlier:
                 return Outcome(at.conversation, earlier=at.earlier)
             conversation, others = at.conversation, at.others

@@ -487,6 +487,12 @@ class Store(Protocol):
         at that place before it and not answered yet, and its community's own settings."""
         ...
 
+    def serialised_at(self, inbound: Inbound) -> AbstractAsyncContextManager[AtPlace]:
+        """`serialised(inbound.key)`, giving `at_place(inbound)` as read once it is held
+        (after the commit of every turn that held it before): in one round trip where the
+        store can, as every message's turn needs both."""
+        ...
+
     async def get(self, conversation_id: str) -> Conversation | None: ...
 
     async def create(

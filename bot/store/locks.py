@@ -18,13 +18,14 @@ import logging
 import os
 import struct
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bot.conversation import ConversationKey
+from bot.conversation import ConversationKey, Inbound
+from bot.ports import AtPlace
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,15 @@ class SharedLock(Protocol):
 
     `try_now` and `release_now` are the fast path where no I/O is needed (a system call on
     a lock file): True when done at once, False to fall back to the awaitable form.
+    `acquire` given the message a turn is for may read what the turn starts from in the
+    same round trip, once the lock is held (`Store.at_place`); None when it did not.
     """
 
     def try_now(self, number: int) -> bool: ...
 
     def release_now(self, number: int) -> bool: ...
 
-    async def acquire(self, number: int) -> None: ...
+    async def acquire(self, number: int, inbound: Inbound | None = None) -> AtPlace | None: ...
 
     async def release(self, number: int) -> None: ...
 
@@ -82,6 +85,23 @@ class KeyedLocks:
 
     @asynccontextmanager
     async def hold(self, key: ConversationKey) -> AsyncIterator[None]:
+        async with self._hold(key, None):
+            yield
+
+    @asynccontextmanager
+    async def hold_at(
+        self, inbound: Inbound, at_place: Callable[[Inbound], Awaitable[AtPlace]]
+    ) -> AsyncIterator[AtPlace]:
+        """Hold `inbound`'s conversation, giving what its turn starts from: as the shared
+        lock read it, else `at_place` asked once held."""
+        async with self._hold(inbound.key, inbound) as read:
+            yield read if read is not None else await at_place(inbound)
+
+    @asynccontextmanager
+    async def _hold(
+        self, key: ConversationKey, inbound: Inbound | None
+    ) -> AsyncIterator[AtPlace | None]:
+        """Hold `key`; what `inbound`'s turn starts from if the shared lock read it."""
         held = self._held.get(key)
         if held is None:
             held = self._held[key] = _KeyLock()
@@ -93,7 +113,7 @@ class KeyedLocks:
             raise
         if self._shared is None:  # in-process only (an in-memory database)
             try:
-                yield
+                yield None
             finally:
                 self._leave(key, held, locked=True)
             return
@@ -105,7 +125,7 @@ class KeyedLocks:
             raise
         if taken:
             try:
-                yield
+                yield None
             finally:
                 try:
                     if not self._shared.release_now(number):
@@ -113,9 +133,9 @@ class KeyedLocks:
                 finally:
                     self._leave(key, held, locked=True)
             return
-        acquiring = asyncio.ensure_future(self._shared.acquire(number))
+        acquiring = asyncio.ensure_future(self._shared.acquire(number, inbound))
         try:
-            await asyncio.shield(acquiring)
+            read = await asyncio.shield(acquiring)
         except asyncio.CancelledError:
             # The shared lock may be granted a moment later. Until that is undone, this
             # process keeps the key: another holder here would share the grant (one open
@@ -126,7 +146,7 @@ class KeyedLocks:
             self._leave(key, held, locked=True)
             raise
         try:
-            yield
+            yield read
         finally:
             try:
                 # Shielded: a turn cancelled by shutdown must still let the others go.
@@ -143,7 +163,11 @@ class KeyedLocks:
             del self._held[key]
 
     def _undo_later(
-        self, key: ConversationKey, held: _KeyLock, number: int, acquiring: asyncio.Future[None]
+        self,
+        key: ConversationKey,
+        held: _KeyLock,
+        number: int,
+        acquiring: asyncio.Future[AtPlace | None],
     ) -> None:
         shared = self._shared
         assert shared is not None
@@ -217,11 +241,11 @@ class FileLocks:
             fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
         return True
 
-    async def acquire(self, number: int) -> None:
+    async def acquire(self, number: int, inbound: Inbound | None = None) -> AtPlace | None:
         offset = _offset(number)
-        if self._try(offset):
-            return
-        await _in_daemon_thread(lambda: self._wait(offset))
+        if not self._try(offset):
+            await _in_daemon_thread(lambda: self._wait(offset))
+        return None
 
     async def release(self, number: int) -> None:
         self.release_now(number)

@@ -111,7 +111,8 @@ _AT_PLACES = (
     "ORDER BY q.i, p.user_id"
 )
 _EARLIER = 1 + len(codec.INBOX_COLUMNS.split(", "))  # where a row of _AT_PLACES turns to c.*
-_PARTICIPANT_AT = _EARLIER + 16  # and to the participant, then the community's settings
+_PARTICIPANT_AT = _EARLIER + 16  # and to the participant
+_SETTINGS = _PARTICIPANT_AT + 6  # and to the community's settings
 # Shut out stamps `shut_out_at` once; a moderator letting them back in clears it.
 _PARTICIPANT_COLUMNS = (
     "participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
@@ -362,12 +363,16 @@ class _PoolFloor(logging.Filter):
 _LOCK = "SELECT pg_advisory_lock($1)"
 _UNLOCK = "SELECT pg_advisory_unlock($1)"
 # Takes (true) or gives back (false) each lock in turn, for every turn that asked while the
-# shared connection was busy: one round trip for all of them.
-_TRY_OR_UNLOCK = (
-    "SELECT CASE WHEN a.take THEN pg_try_advisory_lock(a.number) "
-    "ELSE pg_advisory_unlock(a.number) END "
-    "FROM unnest($1::bigint[], $2::boolean[]) WITH ORDINALITY AS a(number, take, i) ORDER BY a.i"
-)
+# shared connection was busy: one round trip for all of them. A take for a turn's message
+# ($3..$6 its platform, place, event id and community; NULL for none) also reads what the
+# turn starts from once taken: its rows are _AT_PLACES's, ending with `held` (migration 9;
+# a row at least for each lock).
+_LOCK_AND_READ = "SELECT * FROM quitbot_conversation_locks($1, $2, $3, $4, $5, $6)"
+# Not taken (False), taken (True), or taken with what the turn starts from.
+_Granted = bool | AtPlace
+# A lock asked of the shared connection: its number, take it or give it back, the message
+# whose turn it is for (to read with it), and who waits for the answer.
+_Asked = tuple[int, bool, Inbound | None, asyncio.Future[_Granted] | None]
 
 
 class PostgresStore:
@@ -461,6 +466,10 @@ class PostgresStore:
     def serialised(self, key: ConversationKey) -> AbstractAsyncContextManager[None]:
         """Hold `key`'s conversation against every other turn, in any process."""
         return self._locks.hold(key)
+
+    def serialised_at(self, inbound: Inbound) -> AbstractAsyncContextManager[AtPlace]:
+        """`serialised`, giving what `inbound`'s turn starts from, read once held."""
+        return self._locks.hold_at(inbound, self.at_place)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -1074,8 +1083,7 @@ class _AdvisoryLocks:
         self._url = url
         self._outage = outage
         self._shared: asyncpg.Connection | None = None
-        # For the next trip: (lock, take it or give it back, who waits for the answer).
-        self._asked: list[tuple[int, bool, asyncio.Future[bool] | None]] = []
+        self._asked: list[_Asked] = []  # for the next trip
         self._sender: asyncio.Task[None] | None = None
         self._waiting = asyncio.Semaphore(waiters)  # connections blocked in pg_advisory_lock
         self._own: dict[int, asyncpg.Connection] = {}  # locks held on a connection of their own
@@ -1094,21 +1102,22 @@ class _AdvisoryLocks:
         if number in self._own:
             return False  # its own connection is closed instead
         if not self._closed:  # else closing ended the session, and every lock on it
-            self._asked.append((number, False, None))
+            self._asked.append((number, False, None, None))
             self._start()
         return True
 
-    async def acquire(self, number: int) -> None:
+    async def acquire(self, number: int, inbound: Inbound | None = None) -> AtPlace | None:
         try:
-            await self._acquire(number)
+            return await self._acquire(number, inbound)
         except _CONNECTION_LOST as exc:
             raise self._outage.lost(exc) from exc
 
-    async def _acquire(self, number: int) -> None:
+    async def _acquire(self, number: int, inbound: Inbound | None) -> AtPlace | None:
         if self._closed:
             raise StoreError("the store is closed")
-        if await self._on_shared(number, take=True):
-            return
+        granted = await self._on_shared(number, take=True, inbound=inbound)
+        if granted is not False:
+            return granted if isinstance(granted, AtPlace) else None
         await self._waiting.acquire()
         try:
             own = self._idle.pop() if self._idle else await asyncpg.connect(self._url)
@@ -1124,6 +1133,7 @@ class _AdvisoryLocks:
             self._waiting.release()
             raise
         self._own[number] = own
+        return None
 
     async def release(self, number: int) -> None:
         own = self._own.pop(number, None)
@@ -1146,9 +1156,11 @@ class _AdvisoryLocks:
         finally:
             self._waiting.release()
 
-    def _on_shared(self, number: int, *, take: bool) -> asyncio.Future[bool]:
-        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._asked.append((number, take, answer))
+    def _on_shared(
+        self, number: int, *, take: bool, inbound: Inbound | None = None
+    ) -> asyncio.Future[_Granted]:
+        answer: asyncio.Future[_Granted] = asyncio.get_running_loop().create_future()
+        self._asked.append((number, take, inbound, answer))
         self._start()
         return answer
 
@@ -1163,42 +1175,60 @@ class _AdvisoryLocks:
                 try:
                     granted = await self._trip(batch)
                 except asyncio.CancelledError:
-                    for _, _, answer in batch:
+                    for _, _, _, answer in batch:
                         if answer is not None:
                             answer.cancel()
                     raise
                 except BaseException as exc:
                     self._failed(batch, exc)
                     continue
-                for (number, take, answer), got in zip(batch, granted, strict=True):
-                    if answer is None:
+                for (number, take, _, answer), got in zip(batch, granted, strict=True):
+                    if isinstance(got, BaseException):
+                        self._failed([(number, take, None, answer)], got)
+                    elif answer is None:
                         continue
-                    if not answer.done():
+                    elif not answer.done():
                         answer.set_result(got)
-                    elif take and got:  # nobody waits for it any more: give it back
-                        self._asked.append((number, False, None))
+                    elif take and got is not False:  # nobody waits for it any more: give it back
+                        self._asked.append((number, False, None, None))
         finally:
             self._sender = None
-            for _, _, answer in self._asked if self._closed else ():
+            for _, _, _, answer in self._asked if self._closed else ():
                 if answer is not None:
                     answer.cancel()
 
-    def _failed(
-        self, batch: list[tuple[int, bool, asyncio.Future[bool] | None]], exc: BaseException
-    ) -> None:
-        for _, _, answer in batch:
+    def _failed(self, batch: list[_Asked], exc: BaseException) -> None:
+        for _, _, _, answer in batch:
             if answer is not None and not answer.done():
                 answer.set_exception(exc)
-        if any(answer is None for _, _, answer in batch) and not isinstance(exc, _CONNECTION_LOST):
+        given_back = any(answer is None for _, _, _, answer in batch)
+        if given_back and not isinstance(exc, _CONNECTION_LOST):
             # A lost connection let its locks go with it (and was said); anything else is news.
             log.error("could not give back conversation locks: %s", _why(exc))
 
-    async def _trip(self, batch: list[tuple[int, bool, asyncio.Future[bool] | None]]) -> list[bool]:
+    async def _trip(self, batch: list[_Asked]) -> list[_Granted | BaseException]:
+        """Each asked lock's answer, or the error that kept it from one."""
+        try:
+            return _granted(batch, await self._fetch(batch))
+        except _CONNECTION_LOST:
+            raise
+        except Exception as exc:  # refused by the server, or a value asyncpg cannot send
+            # A take may have gone before the failure, and a session's locks ignore the
+            # transaction's end: give each back (if not taken, the server says false), then
+            # ask each alone, so that one turn's bad value fails no other turn.
+            takes: list[_Asked] = [(n, False, None, None) for n, take, _, _ in batch if take]
+            if takes:
+                await self._fetch(takes)
+            if len(batch) == 1:
+                return [exc]
+            return [(await self._trip([asked]))[0] for asked in batch]
+
+    async def _fetch(self, batch: list[_Asked]) -> list[asyncpg.Record]:
         if self._shared is None or self._shared.is_closed():
             self._shared = await asyncpg.connect(self._url)
         try:
-            rows = await self._shared.fetch(
-                _TRY_OR_UNLOCK, [number for number, _, _ in batch], [take for _, take, _ in batch]
+            rows: list[asyncpg.Record] = await self._shared.fetch(
+                _LOCK_AND_READ, *_columns([_lock_row(asked) for asked in batch], 6)
             )
         except _CONNECTION_LOST:
             # A lost session lost every lock on it; the next call starts a new one.
@@ -1207,7 +1237,7 @@ class _AdvisoryLocks:
             self._shared.terminate()
             self._shared = None
             raise
-        return [bool(row[0]) for row in rows]
+        return rows
 
     async def close(self) -> None:
         self._closed = True
@@ -1307,15 +1337,36 @@ def _first(row: Any) -> Any:
     return row[0]
 
 
+def _lock_row(asked: _Asked) -> tuple[Any, ...]:
+    number, take, inbound, _ = asked
+    if inbound is None:
+        return (number, take, None, None, None, None)
+    key = inbound.key
+    return (number, take, key.platform, key.place, inbound.event_id, inbound.community)
+
+
+def _granted(batch: list[_Asked], rows: list[asyncpg.Record]) -> list[_Granted | BaseException]:
+    """Each asked lock's answer from its rows of _LOCK_AND_READ (a row at least each)."""
+    answers: list[_Granted | BaseException] = []
+    for (_, _, inbound, _), (_, group) in zip(
+        batch, itertools.groupby(rows, key=_first), strict=True
+    ):
+        place = list(group)
+        held = bool(place[0]["held"])
+        answers.append(_at_place(place) if held and inbound is not None else held)
+    return answers
+
+
 def _at_place(rows: list[Any]) -> AtPlace:
     """One place's rows of _AT_PLACES."""
     first = tuple(rows[0])
     columns = first[1:_EARLIER]
     earlier = tuple(codec.received(list(zip(*columns, strict=True)))) if columns[0] else ()
-    own = None if first[-1] is None else CommunitySettings.from_json(first[-1])
+    settings = first[_SETTINGS]
+    own = None if settings is None else CommunitySettings.from_json(settings)
     if first[_EARLIER] is None:
         return AtPlace(None, {}, earlier, own)
-    others = [tuple(row)[_PARTICIPANT_AT:-1] for row in rows if row["p_user"] is not None]
+    others = [tuple(row)[_PARTICIPANT_AT:_SETTINGS] for row in rows if row["p_user"] is not None]
     conversation = _conversation(first[_EARLIER:_PARTICIPANT_AT])
     return AtPlace(conversation, codec.participant_ladders(others), earlier, own)
 

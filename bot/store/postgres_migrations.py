@@ -246,7 +246,73 @@ _V8 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = Migration(
+    9,
+    "conversations' locks taken or given back, and what their turns start from read after, "
+    "in one call",
+    (
+        # Volatile, so in READ COMMITTED the read takes its snapshot after the takes: it sees
+        # the commit of a turn that gave a lock back just before (a plain statement's
+        # snapshot predates its takes, and could miss it). Each lock in turn, in order; then
+        # one read for every place taken (a row at least for each lock, `i` its number).
+        """
+        CREATE FUNCTION quitbot_conversation_locks(
+            numbers BIGINT[], takes BOOLEAN[],
+            platforms TEXT[], places TEXT[], event_ids TEXT[], communities TEXT[]
+        ) RETURNS TABLE (
+            i BIGINT,
+            e_platform TEXT[], e_event_id TEXT[], e_place TEXT[], e_user_id TEXT[],
+            e_text TEXT[], e_message_id TEXT[], e_community TEXT[], e_files TEXT[],
+            id TEXT, platform TEXT, place TEXT, user_id TEXT, redirects INTEGER,
+            warned BOOLEAN, crisis BOOLEAN, ended BOOLEAN, ended_by TEXT, ended_reason TEXT,
+            created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, ended_at TIMESTAMPTZ,
+            branched_from TEXT, end_proposed BOOLEAN, community TEXT,
+            p_user TEXT, p_redirects INTEGER, p_warned BOOLEAN, p_crisis BOOLEAN,
+            p_shut_out BOOLEAN, p_shut_out_reason TEXT, settings TEXT, held BOOLEAN
+        ) VOLATILE LANGUAGE plpgsql AS $$
+        #variable_conflict use_column
+        DECLARE
+            granted BOOLEAN[] := '{}';
+        BEGIN
+            FOR k IN 1 .. coalesce(array_length(numbers, 1), 0) LOOP
+                IF takes[k] THEN
+                    granted[k] := pg_try_advisory_lock(numbers[k]);
+                ELSE
+                    granted[k] := pg_advisory_unlock(numbers[k]);
+                END IF;
+            END LOOP;
+            RETURN QUERY SELECT
+                q.i, e.*, c.id, c.platform, c.place, c.user_id, c.redirects, c.warned,
+                c.crisis, c.ended, c.ended_by, c.ended_reason, c.created_at, c.updated_at,
+                c.ended_at, c.branched_from, c.end_proposed, c.community,
+                p.user_id, p.redirects, p.warned, p.crisis, p.shut_out, p.shut_out_reason,
+                s.settings, q.held
+            FROM unnest(granted, takes, platforms, places, event_ids, communities)
+                WITH ORDINALITY AS q(held, take, platform, place, event_id, community, i)
+            CROSS JOIN LATERAL (
+                SELECT array_agg(b.platform ORDER BY b.n), array_agg(b.event_id ORDER BY b.n),
+                    array_agg(b.place ORDER BY b.n), array_agg(b.user_id ORDER BY b.n),
+                    array_agg(b.text ORDER BY b.n), array_agg(b.message_id ORDER BY b.n),
+                    array_agg(b.community ORDER BY b.n), array_agg(b.files ORDER BY b.n)
+                FROM inbox b WHERE q.held AND q.take
+                AND b.platform = q.platform AND b.place = q.place
+                AND b.n < (SELECT o.n FROM inbox o
+                    WHERE o.platform = q.platform AND o.event_id = q.event_id)
+            ) e
+            LEFT JOIN LATERAL (SELECT * FROM conversations v
+                WHERE q.held AND q.take AND v.platform = q.platform AND v.place = q.place
+                ORDER BY v.n DESC LIMIT 1) c ON true
+            LEFT JOIN participants p ON p.conversation_id = c.id
+            LEFT JOIN communities s ON q.held AND q.take AND s.platform = q.platform
+                AND s.community = COALESCE(c.community, q.community) AND s.community <> ''
+            ORDER BY q.i;
+        END
+        $$
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 
 _VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_version "

@@ -310,6 +310,10 @@ class SqliteStore:
         """Hold `key`'s conversation against every other turn, in any process on this host."""
         return self._locks.hold(key)
 
+    def serialised_at(self, inbound: Inbound) -> AbstractAsyncContextManager[AtPlace]:
+        """`serialised`, giving what `inbound`'s turn starts from, read once held."""
+        return self._locks.hold_at(inbound, self.at_place)
+
     async def close(self) -> None:
         """Close the connection on its thread, after every operation already asked for."""
         if self._closing is None:

@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from bot.communities import CommunitySettings
-from bot.conversation import Conversation, ConversationKey, LadderState
+from bot.conversation import Conversation, ConversationKey, Inbound, LadderState
 from bot.ports import AtPlace
 from tests.bot.storekit import ENDED, T0, at, event, inbound, user_message
 from tests.bot.storekit import at as at_time
@@ -147,3 +147,27 @@ async def test_places_read_together_each_get_their_own(db: AnyStore) -> None:
     assert [place.others for n, place in enumerate(places) if n != 1] == [{}] * 6
     assert [i.event_id for i in places[-1].earlier] == ["w0"]
     assert all(place.earlier == () for place in places[:-1])
+
+
+async def test_turns_held_together_each_start_from_their_own(db: AnyStore) -> None:
+    """`serialised_at` gives each turn what `at_place` reads, once its conversation is held
+    (on PostgreSQL read in the lock's own round trip, several turns' in one)."""
+    keys = [ConversationKey("discord", f"t{n}") for n in range(6)]
+    started = [await db.create(key, "alice", T0) for key in keys[:4]]
+    await turn_of(db, started[1].id, "bob", 1, SHUT_OUT)
+    own = CommunitySettings(crisis_message="x")
+    await db.set_community_settings("discord", "g1", own, T0, "mod")
+    waiting = [replace(inbound(f"w{n}", "alice", keys[5]), community="g1") for n in range(2)]
+    for n, message in enumerate(waiting):
+        assert await db.receive(message, at_time(n))
+    asked = [inbound(f"x{n}", "alice", key) for n, key in enumerate(keys)] + waiting[1:]
+    expected = [await db.at_place(message) for message in asked]
+    assert expected[1].others == {"bob": SHUT_OUT}
+    assert [i.event_id for i in expected[-1].earlier] == ["w0"]
+    assert expected[-1].community == own
+
+    async def turn(message: Inbound) -> AtPlace:
+        async with db.serialised_at(message) as at:
+            return at
+
+    assert await asyncio.gather(*(turn(message) for message in asked)) == expected

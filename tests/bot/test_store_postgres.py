@@ -170,13 +170,6 @@ async def test_locks_asked_for_together_share_round_trips_and_each_holds(
     numbers = [lock_number(key) for key in keys]
     held, done = asyncio.Event(), asyncio.Event()
     async with await PostgresStore.open(postgres_url) as store:
-        trips = 0
-        shared_fetch = asyncpg.Connection.fetch
-
-        async def counted(self: asyncpg.Connection, *args: object) -> object:
-            nonlocal trips
-            trips += 1
-            return await shared_fetch(self, *args)
 
         async def hold(key: ConversationKey, holding: list[None]) -> None:
             async with store.serialised(key):
@@ -187,7 +180,7 @@ async def test_locks_asked_for_together_share_round_trips_and_each_holds(
 
         holding: list[None] = []
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(asyncpg.Connection, "fetch", counted)
+            trips = counted_fetches(patch)
             task = asyncio.gather(*(hold(key, holding) for key in keys))
             async with asyncio.timeout(30):
                 await held.wait()
@@ -208,7 +201,7 @@ async def test_locks_asked_for_together_share_round_trips_and_each_holds(
                 assert all(row[0] for row in taken)  # and all given back
             finally:
                 await other.close()
-        assert trips < len(keys)  # 40 taken and 40 given back in fewer trips than 40
+        assert len(trips) < len(keys)  # 40 taken and 40 given back in fewer trips than 40
 
 
 async def test_a_lock_waited_for_reuses_the_connection_it_waited_on(postgres_url: str) -> None:
@@ -230,6 +223,19 @@ async def test_a_lock_waited_for_reuses_the_connection_it_waited_on(postgres_url
             assert await other.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
         finally:
             await other.close()
+
+
+def counted_fetches(patch: pytest.MonkeyPatch) -> list[None]:
+    """An item in the list returned for each asyncpg `fetch` from now on."""
+    trips: list[None] = []
+    fetch = asyncpg.Connection.fetch
+
+    async def counted(self: asyncpg.Connection, *args: object) -> object:
+        trips.append(None)
+        return await fetch(self, *args)
+
+    patch.setattr(asyncpg.Connection, "fetch", counted)
+    return trips
 
 
 async def waited_on_by_the_server(url: str) -> None:
@@ -398,3 +404,85 @@ async def test_a_turn_begun_before_the_index_by_platform_id_is_found_through_it(
     finally:
         await db.close()
     assert "messages_by_platform_id" in " ".join(row[0] for row in plan)
+
+
+async def test_a_turn_takes_its_lock_and_reads_where_it_starts_in_one_round_trip(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with await PostgresStore.open(postgres_url) as store:
+        conversation = await store.create(KEY, "u1", T0)
+        trips = counted_fetches(monkeypatch)
+        async with store.serialised_at(inbound("e1")) as at:
+            assert len(trips) == 1
+            assert at.conversation == conversation
+            other = await asyncpg.connect(postgres_url)
+            try:  # held against every other session (another process)
+                assert not await other.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
+            finally:
+                await other.close()
+
+
+async def test_the_read_with_the_lock_sees_what_was_committed_before_it_was_taken(
+    postgres_url: str,
+) -> None:
+    """Migration 9's function reads after its takes, in a snapshot of its own: a statement
+    that began before the turn holding the lock committed and gave it back still sees
+    that commit (the statement's own snapshot does not)."""
+    gate = (0x71756974, 99)  # a lock apart from the conversations' (one bigint) and migrations'
+    holder, turn = await asyncpg.connect(postgres_url), await asyncpg.connect(postgres_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1, $2)", *gate)
+        reading = asyncio.ensure_future(
+            turn.fetchrow(
+                "SELECT t.held, t.id, (SELECT count(*) FROM conversations "
+                "WHERE platform = $3 AND place = $4) AS seen_by_the_statement "
+                "FROM (SELECT pg_advisory_lock($1, $2)::text AS waited) g CROSS JOIN LATERAL "
+                "quitbot_conversation_locks(ARRAY[$5::bigint], ARRAY[g.waited IS NOT NULL], "
+                "ARRAY[$3::text], ARRAY[$4::text], ARRAY['e1'], ARRAY['']) t",
+                *gate,
+                KEY.platform,
+                KEY.place,
+                lock_number(KEY),
+            )
+        )
+        await waited_on_by_the_server(postgres_url)  # the statement's snapshot is taken
+        async with await PostgresStore.open(postgres_url) as store:
+            conversation = await store.create(KEY, "u1", T0)
+        await holder.execute("SELECT pg_advisory_unlock($1, $2)", *gate)
+        async with asyncio.timeout(30):
+            row = await reading
+        assert (row["held"], row["seen_by_the_statement"]) == (True, 0)
+        assert row["id"] == conversation.id
+    finally:
+        await holder.close()
+        await turn.close()
+
+
+async def test_a_turn_whose_place_postgresql_refuses_fails_alone_and_keeps_no_lock(
+    postgres_url: str,
+) -> None:
+    keys = [ConversationKey("discord", f"t{n}") for n in range(4)]
+    refused = ConversationKey("discord", "t\x00")
+    async with await PostgresStore.open(postgres_url) as store:
+        started = [await store.create(key, "u1", T0) for key in keys]
+
+        async def turn(key: ConversationKey) -> object:
+            async with store.serialised_at(inbound(f"e-{key.place}", "u1", key)) as at:
+                return at.conversation
+
+        outcomes = await asyncio.gather(
+            *(turn(key) for key in [*keys[:2], refused, *keys[2:]]), return_exceptions=True
+        )
+        assert outcomes[:2] + outcomes[3:] == started
+        assert isinstance(outcomes[2], asyncpg.PostgresError)
+        async with store.serialised(KEY):  # every lock given back went before this one
+            pass
+        other = await asyncpg.connect(postgres_url)
+        try:
+            numbers = [lock_number(key) for key in [*keys, refused]]
+            taken = await other.fetch(
+                "SELECT pg_try_advisory_lock(n) FROM unnest($1::bigint[]) AS n", numbers
+            )
+            assert all(row[0] for row in taken)
+        finally:
+            await other.close()
