@@ -394,16 +394,35 @@ async def test_a_turn_begun_before_the_index_by_platform_id_is_found_through_it(
         [pending] = await store.pending(at(2))
         again = await store.begin_turn(conversation.id, pending, message)
     assert first is not None and again is not None and again.seq == first.seq
-    db = await asyncpg.connect(fresh_url)
+    plan = await _explain(
+        fresh_url,
+        "SELECT seq FROM messages WHERE conversation_id = 'c' AND role = 'user' "
+        "AND platform_message_id = 'm1' ORDER BY seq DESC LIMIT 1",
+    )
+    assert "messages_by_platform_id" in plan
+
+
+async def test_the_messages_before_one_in_its_place_are_read_through_the_index(
+    fresh_url: str,
+) -> None:
+    async with await PostgresStore.open(fresh_url) as store:
+        for n in range(3):
+            assert await store.receive(inbound(f"e{n}"), at(n))
+    plan = await _explain(
+        fresh_url,
+        "SELECT n FROM inbox WHERE platform = 'd' AND place = 'p' AND n < "
+        "(SELECT n FROM inbox WHERE platform = 'd' AND event_id = 'e2') ORDER BY n",
+    )
+    assert "inbox_by_place" in plan and "Sort" not in plan
+
+
+async def _explain(url: str, sql: str) -> str:
+    db = await asyncpg.connect(url)
     try:
         await db.execute("SET enable_seqscan = off")  # a table this small is read whole
-        plan = await db.fetch(
-            "EXPLAIN SELECT seq FROM messages WHERE conversation_id = 'c' AND role = 'user' "
-            "AND platform_message_id = 'm1' ORDER BY seq DESC LIMIT 1"
-        )
+        return " ".join(row[0] for row in await db.fetch(f"EXPLAIN {sql}"))
     finally:
         await db.close()
-    assert "messages_by_platform_id" in " ".join(row[0] for row in plan)
 
 
 async def test_a_turn_takes_its_lock_and_reads_where_it_starts_in_one_round_trip(
