@@ -44,12 +44,22 @@ def key_for(channel: discord.abc.Snowflake) -> ConversationKey:
 def community_of(source: object) -> str:
     """The server (guild id) a message, channel or interaction belongs to, whose own
     settings apply there; "" for a DM."""
-    for known in (source, getattr(source, "channel", None)):  # a message's channel knows too
-        guild = getattr(known, "guild", None)
+    for known in (source, _looked_up(source, "channel")):  # a message's channel knows too
+        guild = _looked_up(known, "guild")
         guild_id = guild.id if guild is not None else getattr(known, "guild_id", None)
-        if guild_id:
+        if isinstance(guild_id, int) and guild_id:
             return str(guild_id)
     return ""
+
+
+def _looked_up(source: object, name: str) -> Any:
+    """`source.name`, or None where discord.py cannot look it up: it keeps a falsy
+    guild_id as it came (`value and int(value)`: `[]`, `{}`), and its lookup of the server
+    by that raises TypeError ("unhashable type")."""
+    try:
+        return getattr(source, name, None)
+    except TypeError:
+        return None
 
 
 def conversation_target(text: str) -> ConversationKey | str:

@@ -226,3 +226,25 @@ async def test_a_file_with_fields_of_the_wrong_type_never_drops_the_message(
     )  # fmt: skip
     await wait_bot_message(fake, opening["id"], lambda m: m["content"] == "Answered anyway.")
     assert "notes.txt" in str(fake_anthropic.requests[0]["messages"][-1]["content"])
+
+
+@pytest.mark.parametrize("guild_id", [[], {}])
+async def test_an_interaction_whose_server_id_is_an_empty_list_or_object_is_answered(
+    bot: QuitBot,
+    fake_discord: FakeDiscord,
+    fake_anthropic: FakeAnthropic,
+    caplog: pytest.LogCaptureFixture,
+    guild_id: object,
+) -> None:
+    # discord.py keeps a falsy guild_id as it came (`value and int(value)`), and looking
+    # the server up by it then raises "unhashable type": found by the test above.
+    fake = fake_discord
+    thread_id = await opened_thread(fake, fake_anthropic)
+    slash = await fake.slash("status", channel_id=int(thread_id), author=fake.alice)
+    await fake.response(slash)
+    odd = slash | {"id": str(p.snowflake()), "guild_id": guild_id}
+    odd["token"] = f"token-{odd['id']}"
+    await fake.dispatch_interaction(odd, int(thread_id), str(fake.alice["id"]))
+    await fake.response(odd, ok_only=False)
+    problems = [r for r in caplog.records if ours(r)]
+    assert problems == [], [r.getMessage() for r in problems]
