@@ -4,8 +4,11 @@ reading of `--distinct` when BENCH_CENSUS_DIR is set, and waits for the file.
 
 Each census (BENCH_CENSUS_DIR/census-PID-N.txt): the objects the collector tracks, by type,
 count and shallow bytes (those made after start-up: the bot freezes the rest); pymalloc's
-arenas and free blocks; glibc's main arena; the peers of the open sockets (connection
-pools). Compare two with `python bench/heap_census/compare.py A B`.
+arenas and free blocks; glibc's main arena, and every arena at once (`malloc_info`);
+VmRSS, RssAnon and the threads; each aiohttp connector's limits, keep-alive and idle
+connections by host; the peers of the open sockets. With BENCH_CENSUS_TRIM set, it then
+runs glibc's `malloc_trim(0)` and adds what that gave back and how long it took (the next
+pass then starts trimmed). Compare two with `python bench/heap_census/compare.py A B`.
 """
 
 import collections
