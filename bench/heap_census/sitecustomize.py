@@ -4,8 +4,11 @@ reading of `--distinct` when BENCH_CENSUS_DIR is set, and waits for the file.
 
 Each census (BENCH_CENSUS_DIR/census-PID-N.txt): the objects the collector tracks, by type,
 count and shallow bytes (those made after start-up: the bot freezes the rest); pymalloc's
-arenas and free blocks; glibc's main arena; the peers of the open sockets (connection
-pools). Compare two with `python bench/heap_census/compare.py A B`.
+arenas and free blocks; glibc's main arena, and every arena at once (`malloc_info`);
+VmRSS, RssAnon and the threads; each aiohttp connector's limits, keep-alive and idle
+connections by host; the peers of the open sockets. With BENCH_CENSUS_TRIM set, it then
+runs glibc's `malloc_trim(0)` and adds what that gave back and how long it took (the next
+pass then starts trimmed). Compare two with `python bench/heap_census/compare.py A B`.
 """
 
 import collections
@@ -16,6 +19,7 @@ import os
 import signal
 import sys
 import tempfile
+from pathlib import Path
 
 _taken = [0]
 
@@ -48,6 +52,46 @@ def _glibc() -> str:
     return f"malloc main arena {info.arena} in use {info.uordblks} free {info.fordblks}"
 
 
+def _malloc_info() -> str:
+    """Every glibc arena at once (mallinfo2 sees the main one only): the heaps' sizes,
+    the bytes the arenas hold free, and how many arenas there are."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.fdopen.restype = ctypes.c_void_p
+    libc.fdopen.argtypes = [ctypes.c_int, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    with tempfile.TemporaryFile("w+b") as out:
+        stream = libc.fdopen(os.dup(out.fileno()), b"w")
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        out.seek(0)
+        xml = out.read().decode()
+    tail = xml[xml.rfind("</heap>") :]
+    wanted = ('<total type="fast"', '<total type="rest"', "<system ", "<aspace ")
+    totals = [line.strip() for line in tail.splitlines() if line.strip().startswith(wanted)]
+    return f"malloc_info arenas {xml.count('<heap nr=')} " + " ".join(totals)
+
+
+def _process() -> str:
+    status = Path("/proc/self/status").read_text().splitlines()
+    fields = [line for line in status if line.startswith(("VmRSS", "RssAnon", "Threads"))]
+    return " ".join(" ".join(line.split()) for line in fields)
+
+
+def _pools() -> str:
+    """Each aiohttp connector's idle connections by host and its connections in use."""
+    shown = []
+    for thing in gc.get_objects():
+        if type(thing).__name__ in ("TCPConnector", "BaseConnector"):
+            idle = {str(key.host) + ":" + str(key.port): len(v) for key, v in thing._conns.items()}
+            shown.append(
+                f"{type(thing).__name__}(limit={thing.limit}, "
+                f"per_host={thing.limit_per_host}, keepalive={thing._keepalive_timeout}, "
+                f"idle={idle}, acquired={len(thing._acquired)})"
+            )
+    return "pools " + "; ".join(shown)
+
+
 def _census(signum: int, frame: object) -> None:
     gc.collect()
     counts: collections.Counter[str] = collections.Counter()
@@ -61,10 +105,18 @@ def _census(signum: int, frame: object) -> None:
         if name == "socket.socket":
             with contextlib.suppress(OSError):
                 peers[str(thing.getpeername())] += 1  # type: ignore[attr-defined]
-    lines = [*_pymalloc(), _glibc(), f"sockets by peer {dict(peers)}"]
+    lines = [*_pymalloc(), _glibc(), _malloc_info(), _process(), _pools()]
+    lines.append(f"sockets by peer {dict(peers)}")
     lines += [f"{sizes[name]:>12} {counts[name]:>9} {name}" for name, _ in sizes.most_common(200)]
     path = f"{os.environ['BENCH_CENSUS_DIR']}/census-{os.getpid()}-{_taken[0]}.txt"
     _taken[0] += 1
+    if os.environ.get("BENCH_CENSUS_TRIM"):  # what malloc_trim(0) would give back, and its cost
+        import time
+
+        started = time.perf_counter()
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        spent = (time.perf_counter() - started) * 1000
+        lines.insert(5, f"after malloc_trim(0) ({spent:.2f} ms): {_process()} {_malloc_info()}")
     with open(path + ".part", "w") as out:
         out.write("\n".join(lines) + "\n")
     os.rename(path + ".part", path)

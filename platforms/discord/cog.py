@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 
@@ -11,6 +12,7 @@ from discord.ext import commands
 
 from bot.conversation import ConversationKey, Inbound
 from bot.flows import Flows, Refusal
+from bot.heap import Quiet
 from bot.texts import DEFAULT_TEXTS, TextKey
 from platforms.discord import render, translate
 from platforms.discord.commands import start_new
@@ -53,7 +55,11 @@ class Kept:
 class ConversationCog(commands.Cog, name="quitbot.conversations"):
     """Turns gateway events into calls on the core's flows."""
 
-    def __init__(self, discord_: Discord, flows: Flows) -> None:
+    def __init__(
+        self, discord_: Discord, flows: Flows, give_back: Callable[[], object] | None = None
+    ) -> None:
+        """`give_back` returns freed heap to the system (bot.heap.glibc_trim), once every
+        line ran dry and stayed so for a moment: never while a message is under way."""
         self.d, self.flows = discord_, flows
         # Two lines per place: one keeps messages (`receive`) as they arrive, never waiting
         # for an answer, so a crash loses none that were kept; the other answers them.
@@ -61,6 +67,7 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
         self._answers = Lines[Kept](self._answer, "answering a message", idle=self._idle)
         self._no_threads = Lines[discord.Message](self._say_no_threads, "saying why not here")
         self._told_no_threads = Recent[int](TOLD_NO_THREADS)
+        self.quiet = Quiet(self._busy, give_back)
         # What closes once quitbot is detached from a bot (a runtime the extension opened).
         self.on_removal = AsyncExitStack()
 
@@ -129,6 +136,15 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
         any other thread's messages are the server's business)."""
         if not (self._arrivals.waiting(key) or self._answers.waiting(key)) and self.d.knows(key):
             self.d.let_go(key)
+        if not self._busy():
+            self.quiet.settled()
+
+    def _busy(self) -> bool:
+        """Whether any message is under way: kept, answered, or told it has no thread."""
+        return bool(len(self._arrivals) or len(self._answers) or len(self._no_threads))
+
+    async def cog_unload(self) -> None:
+        self.quiet.close()
 
     async def _place(self, arrived: Arrived) -> DiscordPlace | None:
         """Where to answer, or None if the message is not for us. A mention in a channel

@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from bot.engine import Engine
 from bot.flows import Flows
+from bot.heap import glibc_trim
 from bot.settings import DiscordSettings
 from platforms.discord.cog import ConversationCog
 from platforms.discord.commands import ChatCommands, Moderation
@@ -74,7 +75,9 @@ class Parts:
             forget_threads=own_client,
         )
         self.flows = Flows(engine, PLATFORM, self.discord, DiscordModLog(self.discord))
-        self.conversations = ConversationCog(self.discord, self.flows)
+        # Only a process that is quitbot's own: a host bot's heap is its own business.
+        give_back = glibc_trim() if own_client else None
+        self.conversations = ConversationCog(self.discord, self.flows, give_back)
         self._chat = ChatCommands(self.discord, self.flows)
         self._moderation = Moderation(self.discord, self.flows)
         self._branch = app_commands.ContextMenu(name=BRANCH, callback=self._chat.branch)
