@@ -80,7 +80,7 @@ class ClaudeModel:
         # What `client.post` builds for every request, built once: its construction
         # deep-copies every default of the options model, which cost as much as encoding
         # the body (bench/README.md, issue 22). Each request copies it with its own body.
-        self._post = FinalRequestOptions.construct(method="post", url="/v1/messages")
+        self._options = FinalRequestOptions.construct(method="post", url="/v1/messages")
         # The same request every time but for its body: built from the previous one
         # (bot/model_request.py). `check` and everyone else use the client as it was given.
         self._posting = with_prebuilt_requests(client)
@@ -123,7 +123,7 @@ class ClaudeModel:
             # which spared ~5% of the bot's CPU in a burst; the collector checks its shape.
             stream = await self._posting.request(
                 anthropic.types.Message,
-                self._post.model_copy(update={"content": body}),
+                self._options.model_copy(update={"content": body}),
                 stream=True,
                 stream_cls=anthropic.AsyncStream[object],
             )

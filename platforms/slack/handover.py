@@ -13,20 +13,21 @@ from collections.abc import Callable
 
 from platforms.slack.translate import SlackMessage
 
-Take = Callable[[SlackMessage, bool], None]
+# Hands a kept message to the inbox's lines: True if it starts its thread's conversation.
+HandOver = Callable[[SlackMessage, bool], None]
 
 
 class Handover:
     """`hand_over` from one other thread (the listener's); `take` runs on `turns`, for each
     message in the order handed over, however many were handed over between its wakes."""
 
-    def __init__(self, turns: asyncio.AbstractEventLoop, take: Take) -> None:
+    def __init__(self, turns: asyncio.AbstractEventLoop, take: HandOver) -> None:
         self._turns, self._take = turns, take
         self._waiting: deque[tuple[SlackMessage, bool]] = deque()
         self._asked = False  # a wake is scheduled and has not started taking
 
     def hand_over(self, message: SlackMessage, first: bool) -> None:
-        """On the listener's thread; see `HandOver`."""
+        """On the listener's thread: `take(message, first)` soon, on the turns' loop."""
         self._waiting.append((message, first))
         # Read after the append: a wake seen scheduled clears this before it takes
         # anything, so it takes this message too.

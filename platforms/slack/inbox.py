@@ -17,7 +17,7 @@ from bot.flows import Flows
 from bot.texts import TextKey
 from platforms.lines import Lines
 from platforms.recent import Recent
-from platforms.slack.handover import Handover
+from platforms.slack.handover import HandOver, Handover
 from platforms.slack.place import Deps, SlackPlace, SlackPlaces
 from platforms.slack.translate import PLATFORM, AssistantThread, Place, SlackMessage
 
@@ -29,10 +29,6 @@ SUGGESTED_PROMPTS = (
     (TextKey.SLACK_PROMPT_3_TITLE, TextKey.SLACK_PROMPT_3),
 )
 TITLE_CHARS = 60
-
-
-# Hands a kept message to the inbox's lines: True if it starts its thread's conversation.
-HandOver = Callable[[SlackMessage, bool], None]
 
 
 class Keeping(Protocol):
