@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,15 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 TYPING_REPEAT = 8.0  # seconds; Discord shows typing for about ten seconds per call
 TYPING_DELAY = 0.3  # seconds; an answer faster than this needs no typing indicator
+
+
+def nonce() -> int:
+    """A post's nonce: with it Discord returns the message already made rather than a
+    second one when discord.py retries the same post (after a 5xx or a dropped
+    connection). It must be unique among the bot's recent messages, not unguessable, so
+    not `secrets` (as discord.py's `send` does: the OS's random source, read with the GIL
+    let go); `random` is reseeded in a forked child."""
+    return random.getrandbits(64)
 
 
 class ChannelReply:
@@ -165,11 +175,13 @@ class ChannelReply:
 
     # A part is posted and edited through discord.py's HTTP client (its routes, rate limits
     # and errors), not `Messageable.send` / `Message.edit`: those build a `discord.Message`
-    # from each answer (and `send` a random nonce) only for its id to be read, ~10 µs a
-    # call against ~3 (issue 22). The body is the one `send` makes, without the nonce.
+    # from each answer only for its id to be read, ~10 µs a call against ~3 (issue 22).
+    # The body is the one `send` makes.
     async def _send(self, content: str) -> int | None:
         try:
-            posted = handle_message_parameters(content, allowed_mentions=NO_MENTIONS, view=None)
+            posted = handle_message_parameters(
+                content, nonce=nonce(), allowed_mentions=NO_MENTIONS, view=None
+            )
             with posted as params:
                 sent = await self._http.send_message(self._channel_id, params=params)
             return int(sent["id"])
