@@ -8,7 +8,7 @@ to compare (interleave the two, the machine is shared):
 
 - `build_context`: a turn's context from 60 stored plain messages (what the store reads).
 - a Discord reply: `ChannelReply` streaming an 8-word reply into a channel that answers at
-  once, thinking to close (discord.py's own send is not in it).
+  once, thinking to close (discord.py's HTTP request is not in it; its message parameters are).
 Each figure is the best of 7 rounds, in µs.
 """
 
@@ -38,33 +38,29 @@ def history(count: int = 60) -> list[ContextEntry]:
     return entries
 
 
-class _Sent:
-    def __init__(self, id_: int) -> None:
-        self.id = id_
-
-    async def edit(self, **_: Any) -> _Sent:
-        return self
-
-
 class _Channel:
-    """Answers every send at once (after one turn of the loop, as a request would)."""
+    """A channel whose HTTP client answers every post and edit at once (after one turn of
+    the loop, as a request would)."""
 
     id = 1
 
     def __init__(self) -> None:
         self.sent = 0
 
-    async def send(self, content: str, **_: Any) -> _Sent:
+    async def send_message(self, channel_id: int, **_: Any) -> dict[str, str]:
         await asyncio.sleep(0)
         self.sent += 1
-        return _Sent(self.sent)
+        return {"id": str(self.sent)}
+
+    async def edit_message(self, channel_id: int, message_id: int, **_: Any) -> None:
+        await asyncio.sleep(0)
 
     async def typing(self) -> None:
         return None
 
 
 async def _one_reply(channel: _Channel) -> None:
-    reply = ChannelReply(channel)  # type: ignore[arg-type]
+    reply = ChannelReply(channel, channel)  # type: ignore[arg-type]
 
     async def shown(reply_id: str, complete: bool) -> None:
         return None

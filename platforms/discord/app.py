@@ -173,6 +173,26 @@ class QuitBot(commands.Bot):
         )
         self.discord, self.flows = self._parts.discord, self._parts.flows
         drop_malformed_events(self)
+        parsers = self._connection.parsers
+        parsers["MESSAGE_CREATE"] = self._unless_from_a_bot(parsers["MESSAGE_CREATE"])
+
+    def _unless_from_a_bot(self, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A bot's message (quitbot's own replies, which Discord echoes, above all) is
+        dropped before discord.py builds a `Message` of it: quitbot answers no bot
+        (`translate.route`), so one per reply was built for nothing (issue 22). discord.py's
+        cache then misses that message as the channel's last; nothing here reads it."""
+
+        def parse_message_create(data: Any) -> None:
+            author = data.get("author") if isinstance(data, dict) else None
+            if isinstance(author, dict) and author.get("bot") and not self._heard_elsewhere():
+                return
+            parse(data)
+
+        return parse_message_create
+
+    def _heard_elsewhere(self) -> bool:
+        """Whether anyone but quitbot waits on this bot's messages (`wait_for`, a listener)."""
+        return bool(self._listeners.get("message") or self.extra_events.get("on_message"))
 
     async def login(self, token: str) -> None:
         connector = self.http.connector
@@ -203,10 +223,21 @@ class QuitBot(commands.Bot):
         self._forget_idle_buckets.cancel()
         await super().close()
 
+    def dispatch(self, event_name: str, /, *args: Any, **kwargs: Any) -> None:
+        """A message goes into its conversation's line here, as discord.py parses it: its
+        `dispatch` would start a task for `on_message` per message, the bot's own replies
+        included (Discord echoes them), only for `arrive` to return at once. Anyone else
+        waiting on messages (`wait_for`, a listener added to this bot) still hears them."""
+        if event_name != "message":
+            super().dispatch(event_name, *args, **kwargs)
+            return
+        self._parts.conversations.arrive(args[0])
+        if self._heard_elsewhere():
+            super().dispatch(event_name, *args, **kwargs)
+
     async def on_message(self, message: discord.Message, /) -> None:
-        """No prefix commands: the conversations cog takes every message (not as a cog
-        listener, which would cost a second task per message)."""
-        self._parts.conversations.arrive(message)
+        """No prefix commands: every message was taken by `dispatch` already (discord.py
+        still calls this when someone else listens for messages too)."""
 
 
 async def sync_commands(bot: commands.Bot, settings: DiscordSettings) -> None:

@@ -337,7 +337,10 @@ class DiscordPlace:
 
     def reply(self) -> ChannelReply:
         return ChannelReply(
-            self.channel, interval=self._d.edit_interval, typing_delay=self._d.typing_delay
+            self.channel,
+            self._d.client.http,
+            interval=self._d.edit_interval,
+            typing_delay=self._d.typing_delay,
         )
 
     def _render(self, notice: Notice, conversation: Conversation | None) -> render.Rendered:

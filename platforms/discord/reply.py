@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 
 import discord
+from discord.http import HTTPClient, handle_message_parameters
 
 from bot.ports import ReplyShown
 from platforms.discord.stream import EDIT_INTERVAL, Edit, Op, Send, ThrottledEditor
@@ -30,24 +32,35 @@ TYPING_REPEAT = 8.0  # seconds; Discord shows typing for about ten seconds per c
 TYPING_DELAY = 0.3  # seconds; an answer faster than this needs no typing indicator
 
 
+def nonce() -> int:
+    """A post's nonce: with it Discord returns the message already made rather than a
+    second one when discord.py retries the same post (after a 5xx or a dropped
+    connection). It must be unique among the bot's recent messages, not unguessable, so
+    not `secrets` (as discord.py's `send` does: the OS's random source, read with the GIL
+    let go); `random` is reseeded in a forked child."""
+    return random.getrandbits(64)
+
+
 class ChannelReply:
     """Streams one reply into a channel. Call `close()` when the turn is over, whatever happened."""
 
     def __init__(
         self,
         channel: discord.abc.Messageable,
+        http: HTTPClient,
         *,
         clock: Callable[[], float] = time.monotonic,
         interval: float = EDIT_INTERVAL,
         typing_delay: float = TYPING_DELAY,
     ) -> None:
         self._channel = channel
+        self._http, self._channel_id = http, _id_of(channel)
         self._typing_delay = typing_delay
         self._interval = interval
         self._editor = ThrottledEditor(clock, interval=interval)
         self._text = ""
-        # One slot per part the editor planned; None while that part's send has failed.
-        self._messages: list[discord.Message | None] = []
+        # One message id per part the editor planned; None while that part's send has failed.
+        self._messages: list[int | None] = []
         # Typing waits on a timer, not in a task of its own: most answers come before it
         # fires, and a task started, parked and cancelled for each of them cost more than
         # the rest of this class (issue 22).
@@ -66,10 +79,6 @@ class ChannelReply:
 
     def track(self, answering: str, shown: ReplyShown) -> None:
         self._on_shown = shown
-
-    @property
-    def _where(self) -> object:
-        return getattr(self._channel, "id", self._channel)
 
     async def thinking(self) -> None:
         # In the background: the model request should not wait for Discord.
@@ -104,8 +113,8 @@ class ChannelReply:
                 self._messages[index] = await self._send(self._editor.shown[index])
         first = next((message for message in self._messages if message is not None), None)
         if first is not None and None not in self._messages and self._on_shown is not None:
-            await self._on_shown(str(first.id), True)  # every part is there, the last edit made
-        return str(first.id) if first is not None else ""
+            await self._on_shown(str(first), True)  # every part is there, the last edit made
+        return str(first) if first is not None else ""
 
     async def close(self) -> None:
         """Stop typing and any flushing still running (after an error or a cancel)."""
@@ -120,7 +129,7 @@ class ChannelReply:
             try:
                 await self._channel.typing()  # one call shows it for about ten seconds
             except discord.HTTPException as exc:
-                log.warning("could not show typing in %s: %s", self._where, exc)
+                log.warning("could not show typing in %s: %s", self._channel_id, exc)
                 return
             finally:
                 self._typing_sent.set()
@@ -162,28 +171,45 @@ class ChannelReply:
         if first is not None and not self._told_begun and not self._finished.is_set():
             self._told_begun = True
             if self._on_shown is not None:
-                await self._on_shown(str(first.id), False)
+                await self._on_shown(str(first), False)
 
-    async def _send(self, content: str) -> discord.Message | None:
+    # A part is posted and edited through discord.py's HTTP client (its routes, rate limits
+    # and errors), not `Messageable.send` / `Message.edit`: those build a `discord.Message`
+    # from each answer only for its id to be read, ~10 µs a call against ~3 (issue 22).
+    # The body is the one `send` makes.
+    async def _send(self, content: str) -> int | None:
         try:
-            return await self._channel.send(content, allowed_mentions=NO_MENTIONS)
+            posted = handle_message_parameters(
+                content, nonce=nonce(), allowed_mentions=NO_MENTIONS, view=None
+            )
+            with posted as params:
+                sent = await self._http.send_message(self._channel_id, params=params)
+            return int(sent["id"])
         except discord.HTTPException as exc:
             # The reply is stored whatever happens here; the part is posted anew later.
-            log.warning("could not post a reply in %s: %s", self._where, exc)
+            log.warning("could not post a reply in %s: %s", self._channel_id, exc)
             return None
 
     async def _edit(self, op: Edit) -> None:
-        message = self._messages[op.index]
-        if message is None:  # its first send failed: the rest goes out as a new message
+        message_id = self._messages[op.index]
+        if message_id is None:  # its first send failed: the rest goes out as a new message
             self._messages[op.index] = await self._send(op.content)
             return
         try:
-            self._messages[op.index] = await message.edit(
-                content=op.content, allowed_mentions=NO_MENTIONS
-            )
+            with handle_message_parameters(op.content, allowed_mentions=NO_MENTIONS) as params:
+                await self._http.edit_message(self._channel_id, message_id, params=params)
         except discord.HTTPException as exc:
             # The next edit brings the message up to date.
-            log.warning("could not edit a reply in %s: %s", self._where, exc)
+            log.warning("could not edit a reply in %s: %s", self._channel_id, exc)
+
+
+def _id_of(channel: discord.abc.Messageable) -> int:
+    """The id of a channel a reply is posted in (every kind that holds messages has one;
+    `Messageable` itself does not say so)."""
+    channel_id = getattr(channel, "id", None)
+    if not isinstance(channel_id, int):
+        raise TypeError(f"a reply needs a channel with an id, not {channel!r}")
+    return channel_id
 
 
 def _cancel_soon(handle: asyncio.Handle | None) -> None:

@@ -68,6 +68,12 @@ CDN_EXPIRED = "This content is no longer available."
 # `attachment_urls` takes 1-50 addresses (discord-userdoccers, "Refresh Attachment URLs":
 # https://docs.discord.food/resources/message#refresh-attachment-urls).
 REFRESH_URLS_LIMIT = 50
+# https://discord.com/developers/docs/resources/message#create-message: a nonce is "up to 25
+# characters" and "will appear in the Message Create event"; with enforce_nonce, "if another
+# message was created by the same author with the same nonce, that message will be returned
+# and no new message will be created" (Discord checks "the past few minutes"; the fake
+# remembers every nonce, which refuses no more than Discord does within a test).
+NONCE_LIMIT = 25
 # Forum and media channels hold posts (threads) only: "Channel that can only contain
 # threads" (https://discord.com/developers/docs/resources/channel#channel-object-channel-types).
 # A plain message to one answers 400, code 50008 "Cannot send messages in a non-text
@@ -201,6 +207,7 @@ class FakeDiscord:
         }
         self.guilds: dict[int, str] = {self.guild_id: "Test Server"}  # id -> name
         self.messages: dict[int, Json] = {}
+        self._nonces: dict[tuple[str, str], int] = {}  # (author id, nonce) -> message id
         self.files: dict[str, tuple[str, bytes]] = {}
         self._held_files: dict[str, asyncio.Event] = {}
         self.downloads: list[str] = []  # file names, as requested
@@ -933,9 +940,18 @@ class FakeDiscord:
         self, match: re.Match[str], body: Any, query: dict[str, str]
     ) -> tuple[int, Any]:
         channel = self._channel(int(match[1]))
-        _check_message(body or {})
+        body = body or {}
+        _check_message(body)
         await self._may_post(channel)
-        message = self._bot_message(channel, body or {})
+        nonce = body.get("nonce")
+        enforced = (self.bot["id"], str(nonce))
+        earlier = self._nonces.get(enforced) if body.get("enforce_nonce") else None
+        if nonce is not None and earlier in self.messages:
+            return 200, self.messages[earlier]
+        message = self._bot_message(channel, body)
+        if nonce is not None:
+            message["nonce"] = nonce
+            self._nonces[enforced] = int(message["id"])
         if self.echo_own_messages:
             await self.dispatch("MESSAGE_CREATE", message)
         return 200, message
@@ -1272,6 +1288,8 @@ def _check_message(body: Json) -> None:
     content = body.get("content")
     if isinstance(content, str) and len(content) > CONTENT_LIMIT:
         errors["content"] = _too_long(CONTENT_LIMIT)
+    if len(str(body.get("nonce", ""))) > NONCE_LIMIT:
+        errors["nonce"] = _too_long(NONCE_LIMIT)
     for index, embed in enumerate(body.get("embeds") or []):
         total = 0
         for name, limit in EMBED_LIMITS.items():

@@ -71,7 +71,7 @@ async def test_the_reply_stream_tells_its_first_message_and_its_end(
         marks.append((reply_id, complete))
         told.set()
 
-    whole = ChannelReply(channel, typing_delay=0)
+    whole = ChannelReply(channel, bot.http, typing_delay=0)
     whole.track("1", shown)
     await whole.text("All at once.")  # done at once: the flusher has not run yet
     reply_id = await whole.done()
@@ -79,7 +79,7 @@ async def test_the_reply_stream_tells_its_first_message_and_its_end(
 
     marks.clear()
     told.clear()
-    streamed = ChannelReply(channel, typing_delay=0, interval=0)
+    streamed = ChannelReply(channel, bot.http, typing_delay=0, interval=0)
     streamed.track("1", shown)
     await streamed.text("First words")
     await told.wait()  # the flusher posted them, and said so

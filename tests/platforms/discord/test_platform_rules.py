@@ -220,3 +220,18 @@ async def test_the_fake_answers_interaction_callbacks_as_discord_does() -> None:
         callback = f"{fake.api_base}/interactions/{second['id']}/{second['token']}/callback"
         async with http.post(callback, params={"with_response": "1"}, json=message) as late:
             assert late.status == 404 and (await late.json())["code"] == 10062
+
+
+async def test_the_fake_keeps_a_nonce_once_as_discord_does_with_enforce_nonce(
+    bot: QuitBot, fake_discord: FakeDiscord
+) -> None:
+    channel = bot.get_channel(fake_discord.channel_id)
+    assert isinstance(channel, discord.TextChannel)
+    first = await channel.send("once", nonce=12345)  # discord.py sends enforce_nonce with it
+    again = await channel.send("twice", nonce=12345)
+    other = await channel.send("other", nonce=54321)
+    assert again.id == first.id and again.content == "once" and other.id != first.id
+    assert fake_discord.messages[first.id]["nonce"] == "12345"
+    with pytest.raises(discord.HTTPException) as refused:
+        await channel.send("long", nonce="x" * 26)
+    assert refused.value.status == 400 and refused.value.code == 50035
