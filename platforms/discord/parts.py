@@ -62,8 +62,8 @@ def quiet_give_back(bot: commands.Bot, trim: Callable[[], object] | None) -> Cal
     hold nothing back are forgotten, then the heap is trimmed.
 
     The buckets go first: a burst leaves one or two (~1 KB each) for every thread answered
-    in the last few seconds, and the 5-second sweep would free them only after the trim,
-    leaving their space in the heap (bench/README.md, "Issue 22, fourth round"). No idle
+    in the last moments, and the periodic sweep (app.QuitBot) may free them only after the
+    trim, leaving their space in the heap (bench/README.md, "Issue 22, fourth round"). No idle
     time is waited for here: with nothing under way, a bucket that holds nothing back is
     worth no more than a new one (platforms/discord/buckets.py)."""
 
