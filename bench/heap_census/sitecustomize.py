@@ -9,6 +9,11 @@ VmRSS, RssAnon and the threads; each aiohttp connector's limits, keep-alive and 
 connections by host; the peers of the open sockets. With BENCH_CENSUS_TRIM set, it then
 runs glibc's `malloc_trim(0)` and adds what that gave back and how long it took (the next
 pass then starts trimmed). Compare two with `python bench/heap_census/compare.py A B`.
+
+With BENCH_CENSUS_SAMPLE=SECONDS, a thread also writes, that often, the process's RssAnon,
+glibc's main arena (its size and bytes in use) and pymalloc's blocks in use to
+BENCH_CENSUS_DIR/samples-PID.txt: where a pass's peak lies, and how high, which the
+censuses after each pass cannot show.
 """
 
 import collections
@@ -19,6 +24,8 @@ import os
 import signal
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 _taken = [0]
@@ -122,4 +129,27 @@ def _census(signum: int, frame: object) -> None:
     os.rename(path + ".part", path)
 
 
+def _sample(every: float) -> None:
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in _MALLINFO2]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    path = f"{os.environ['BENCH_CENSUS_DIR']}/samples-{os.getpid()}.txt"
+    started = time.monotonic()
+    with open(path, "w", buffering=1) as out:
+        out.write("seconds rss_anon_kb glibc_arena glibc_in_use pymalloc_blocks\n")
+        while True:
+            status = Path("/proc/self/status").read_text()
+            anon = status.split("RssAnon:", 1)[1].split()[0]
+            info = libc.mallinfo2()
+            blocks = sys.getallocatedblocks()
+            elapsed = time.monotonic() - started
+            out.write(f"{elapsed:.1f} {anon} {info.arena} {info.uordblks} {blocks}\n")
+            time.sleep(every)
+
+
 signal.signal(signal.SIGUSR1, _census)
+if os.environ.get("BENCH_CENSUS_SAMPLE"):
+    every = float(os.environ["BENCH_CENSUS_SAMPLE"])
+    threading.Thread(target=_sample, args=(every,), daemon=True, name="census-sample").start()

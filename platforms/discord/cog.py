@@ -58,8 +58,8 @@ class ConversationCog(commands.Cog, name="quitbot.conversations"):
     def __init__(
         self, discord_: Discord, flows: Flows, give_back: Callable[[], object] | None = None
     ) -> None:
-        """`give_back` returns freed heap to the system (bot.heap.glibc_trim), once every
-        line ran dry and stayed so for a moment: never while a message is under way."""
+        """`give_back` returns freed memory to the system (parts.quiet_give_back), once
+        every line ran dry and stayed so for a moment: never while a message is under way."""
         self.d, self.flows = discord_, flows
         # Two lines per place: one keeps messages (`receive`) as they arrive, never waiting
         # for an answer, so a crash loses none that were kept; the other answers them.

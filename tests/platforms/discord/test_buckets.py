@@ -26,7 +26,7 @@ async def test_a_bucket_per_thread_goes_once_idle_and_one_holding_back_stays() -
     idle = now - IDLE_SECONDS - 1
     threads = {f"hash:{n}": bucket(idle) for n in range(2000)}  # answered in, long ago
     kept = {
-        "recent": bucket(now - 1),  # used a moment ago
+        "recent": bucket(now - IDLE_SECONDS / 2),  # used a moment ago
         "sending": bucket(idle, outgoing=1),  # a request under way
         "used up": bucket(idle, remaining=0, expires=now + 5),  # its window not over yet
     }
