@@ -278,6 +278,7 @@ class SqliteStore:
         self._elsewhere: deque[_Op] = deque()
         self._take_asked = False
         self._running: asyncio.Future[Any] | None = None  # the batch (or close) on the thread
+        self._sending_soon = False  # idle, and a `_send_soon` is scheduled
         self._closing: asyncio.Future[None] | None = None  # set once close() is called
 
     @classmethod
@@ -687,9 +688,19 @@ class SqliteStore:
             raise StoreError("the store is closed")
         future = self._loop.create_future()
         (self._receipts if ahead else self._queue).append(_Op(call, args, writes, future))
-        if self._running is None:
-            self._dispatch()  # idle: a batch of one, sent at once
+        if self._running is None and not self._sending_soon:
+            # Idle: sent once this turn of the loop is over, with whatever else it asks for.
+            # Sent at once, it was a batch of one, with the rest of the turn's operations
+            # waiting for it in another batch: two transactions and two wakes of the thread
+            # where one does (bench/README.md, issue 22's fourth round).
+            self._sending_soon = True
+            self._loop.call_soon(self._send_soon)
         return await future
+
+    def _send_soon(self) -> None:
+        self._sending_soon = False
+        if self._running is None:  # else sent meanwhile (by `close`): it goes after that
+            self._dispatch()
 
     def _dispatch(self) -> None:
         """Send what is queued (up to MAX_BATCH, receipts first and alone), less operations

@@ -295,9 +295,11 @@ async def test_a_cancelled_commit_is_all_or_nothing_and_completes_once_asked_for
         messages = await store.messages(conversation.id)
         events = await store.events(conversation.id)
         assert len(messages) == len(events) == state.ladder.redirects
-        # Cancelled before its first step, the task asked for nothing; after it, the
-        # transaction ran to its end on the store's thread regardless of the cancel.
-        assert state.ladder.redirects == before.ladder.redirects + (1 if yields else 0)
+        # Cancelled before its first step, the task asked for nothing; cancelled in the turn
+        # of the loop that asked, its operation waited to be sent (with whatever else that
+        # turn asked for) and never ran; after that, the transaction ran to its end on the
+        # store's thread regardless of the cancel.
+        assert state.ladder.redirects == before.ladder.redirects + (1 if yields >= 2 else 0)
     after = await store.commit_turn(conversation.id, ENDED, at(99), messages=[user_message("z")])
     assert after.state == "ended"
 
@@ -363,6 +365,23 @@ async def test_operations_asked_for_together_commit_in_one_transaction(
     assert transactions(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
     assert [m.text for m in await store.messages(first.id)] == ["a"]
     assert [m.text for m in await store.messages(second.id)] == ["b"]
+
+
+async def test_operations_asked_for_in_one_turn_of_the_loop_go_in_one_batch(
+    store: SqliteStore,
+) -> None:
+    """The thread idle, the first operation waits for the end of the loop's turn instead of
+    going alone: one transaction (and one hop) for all three, not one and then two."""
+    conversations = [await store.create(ConversationKey("d", f"t{n}"), "u1", T0) for n in (1, 2, 3)]
+    statements = await traced_on_thread(store)
+    begun = await asyncio.gather(
+        *(
+            store.begin_turn(c.id, inbound(f"e{n}"), user_message(str(n), at(n)))
+            for n, c in enumerate(conversations)
+        )
+    )
+    assert all(begun)
+    assert transactions(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
 
 
 async def test_a_backlog_is_committed_in_batches_of_at_most_max_batch(
@@ -748,10 +767,11 @@ async def test_a_cancelled_begin_turn_or_blocked_message_is_all_or_nothing_once_
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         claimed = {row[0] for row in await fetch(store, "SELECT event_id FROM processed_events")}
-        # Cancelled before its first step, the turn was never asked for; after it, it was
-        # sent to the idle thread at once and ran whole. (Whether `blocked`, queued behind
-        # it, was sent before the cancel depends on the thread's pace: all or nothing, both.)
-        assert (f"t{yields}" in claimed) == (yields > 0)
+        # Cancelled before its first step, the turn was never asked for; cancelled in the
+        # turn of the loop that asked, it waited to be sent and never ran; after that, it
+        # was sent to the idle thread, `blocked` with it in one batch, and ran whole.
+        assert (f"t{yields}" in claimed) == (yields > 1)
+        assert (f"b{yields}" in claimed) == (yields > 1)
         messages = await store.messages(conversation.id)
         assert len(messages) == len([e for e in claimed if e.startswith("t")])
         state = await store.get(conversation.id)
