@@ -124,6 +124,21 @@ class Bot:
                 spent[name] += (int(fields[11]) + int(fields[12])) / CLK_TCK
         return spent
 
+    def threads_switches(self) -> dict[str, int]:
+        """Context switches so far (voluntary + not) of each thread, named by start order
+        ("main", then "2", "3", ...: the OS does not know Python's thread names)."""
+        counts: dict[str, int] = {}
+        tasks = sorted(Path(f"/proc/{self.process.pid}/task").iterdir(), key=lambda t: int(t.name))
+        for rank, task in enumerate(tasks, 1):
+            with contextlib.suppress(OSError):
+                status = (task / "status").read_text().splitlines()
+                switched = sum(int(line.split()[1]) for line in status if "ctxt_switches" in line)
+                counts["main" if rank == 1 else str(rank)] = switched
+                sched = (task / "sched").read_text().splitlines()
+                ran = next(line for line in sched if line.startswith("se.sum_exec_runtime"))
+                counts[f"{'main' if rank == 1 else rank} us"] = int(float(ran.split(":")[1]) * 1000)
+        return counts
+
     def census(self) -> None:
         """With BENCH_CENSUS_DIR set, a heap census of a bot that runs
         bench/heap_census (`--bots quitbot-census=bench/heap_census`), waited for."""
@@ -325,6 +340,7 @@ class Figures:
     long_requests: int = 0
     driver_cpu: float = 0.0
     threads_ms: dict[str, float] = field(default_factory=dict)  # burst CPU ms/msg per thread
+    switches: dict[str, float] = field(default_factory=dict)  # burst context switches/msg
     load: float = 0.0  # the machine's 1-minute load average as the burst began
     server_cpu_ms: float = 0.0  # PostgreSQL's backends for the bot's database, per message
     rss_distinct: list[float] = field(default_factory=list)  # after each --distinct pass
@@ -527,7 +543,7 @@ async def _phases(
     spy = await _py_spy(bot, figures, args.py_spy)
     server = await bot.server_cpu()
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
-    threads = bot.threads_cpu()
+    threads, switched = bot.threads_cpu(), bot.threads_switches()
     figures.load = os.getloadavg()[0]
     if slack is not None:
         gate = asyncio.Semaphore(16)
@@ -548,6 +564,11 @@ async def _phases(
         name: round((spent - threads.get(name, 0.0)) * 1000 / total, 3)
         for name, spent in bot.threads_cpu().items()
         if spent - threads.get(name, 0.0) > 0
+    }
+    figures.switches = {
+        name: round((count - switched.get(name, 0)) / total, 2)
+        for name, count in bot.threads_switches().items()
+        if count - switched.get(name, 0) > 0
     }
     figures.server_cpu_ms = server_cpu_between(server, await bot.server_cpu()) * 1000 / total
     figures.driver_cpu = (time.process_time() - driver) / elapsed
@@ -815,6 +836,9 @@ def show(all_figures: list[Figures]) -> None:
         if f.threads_ms:
             shares = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(f.threads_ms.items()))
             print(f"burst CPU ms/msg by thread ({f.bot}, {f.platform}): {shares}; load {f.load}")
+        if f.switches:
+            counts = ", ".join(f"{name} {n:.2f}" for name, n in f.switches.items())
+            print(f"burst context switches/msg by thread ({f.bot}, {f.platform}): {counts}")
     for f in all_figures:
         if f.rss_distinct:
             passes = " -> ".join(f"{rss:.1f}" for rss in f.rss_distinct)

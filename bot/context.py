@@ -130,12 +130,16 @@ def build_context(history: Sequence[ContextEntry], budget_tokens: int) -> Contex
     live = [entry for entry in history if entry.in_context]
     if not live:
         return Context(())
-    read = [_read(entry.api_json) for entry in live]
-    costs = [cost for cost, _ in read]
+    costs, parts = _costs_and_parts(live)
     start = _stepped_start(live, costs, history[0].seq, budget_tokens)
     if start is None:
         start = _newest_that_fit(costs, budget_tokens)
-    flat = [item for _, items in read[start:] for item in items]
+    flat: list[_Item] = []
+    for part in parts[start:]:
+        if isinstance(part, str):
+            flat.append(part)
+        else:
+            flat.extend(part)
     if _already_valid(flat):
         # The usual case: passed on as stored, plain messages never decoded (see Context).
         return Context(flat)
@@ -211,6 +215,26 @@ def _read(api_json: str) -> tuple[int, list[_Item]]:
         api: list[ApiMessage] = json.loads(api_json)
         return estimate_tokens(api), list(api)
     return text_length // _CHARS_PER_TOKEN + 1, [api_json[1:-1]]
+
+
+def _costs_and_parts(live: Sequence[ContextEntry]) -> tuple[list[int], list[str | list[_Item]]]:
+    """`_read` of each entry, as two lists: a plain message's part is its one API message's
+    JSON text, any other's its decoded API messages. Written out for the plain case, which
+    runs for every stored message of every turn: no call of `_read` and no tuple or list
+    made for each (issue 22, fourth round)."""
+    costs: list[int] = []
+    parts: list[str | list[_Item]] = []
+    for entry in live:
+        api_json = entry.api_json
+        text_length = _plain_text_length(api_json)
+        if text_length is None:
+            cost, items = _read(api_json)
+            costs.append(cost)
+            parts.append(items)
+        else:
+            costs.append(text_length // _CHARS_PER_TOKEN + 1)
+            parts.append(api_json[1:-1])
+    return costs, parts
 
 
 def _plain_text_length(api_json: str) -> int | None:

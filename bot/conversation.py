@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class EndReason(StrEnum):
@@ -166,11 +166,15 @@ class StoredMessage:
     in_context: bool = True  # False for a refused turn, which must never be sent again
 
 
-@dataclass(frozen=True, slots=True)
-class ContextEntry:
+class ContextEntry(NamedTuple):
     """A stored message as the model's context needs it: its API messages still the JSON
     text the store keeps (`StoredMessage.api` encoded). Most are sent on as that text,
-    never decoded (see bot/context.py)."""
+    never decoded (see bot/context.py).
+
+    A named tuple, not a frozen dataclass: every turn reads up to 60 of these, and a frozen
+    dataclass's `__init__` sets each field through `object.__setattr__` (about twice the
+    cost of a tuple's, on the store's thread, which holds the GIL meanwhile; bench/README.md,
+    issue 22's fourth round)."""
 
     seq: int
     role: str  # "user" | "assistant"

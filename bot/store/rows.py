@@ -175,7 +175,14 @@ CONTEXT_COLUMNS = "seq, role, in_context, api"
 
 def context_entries(rows: Sequence[Any]) -> list[ContextEntry]:
     """Rows of CONTEXT_COLUMNS; the API JSON is left as text (bot/context.py reads it)."""
-    return [ContextEntry(seq, role, api, bool(in_context)) for seq, role, in_context, api in rows]
+    # tuple.__new__ skips the named tuple's own __new__, a Python call per row.
+    return [
+        _tuple(ContextEntry, (seq, role, api, bool(in_context)))
+        for seq, role, in_context, api in rows
+    ]
+
+
+_tuple = tuple.__new__
 
 
 def messages(rows: Sequence[Any], at: Callable[[Any], datetime]) -> list[StoredMessage]:

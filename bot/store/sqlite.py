@@ -144,11 +144,13 @@ _RECEIVED_BEFORE = (
     "(SELECT n FROM inbox WHERE platform = ?1 AND event_id = ?3) ORDER BY n"
 )
 _CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
-_RECEIVED = "SELECT 1 FROM inbox WHERE platform = ? AND event_id = ?"
-# The user's message of a turn begun before, by a process that died before finishing it.
-_BEGUN = (
-    "SELECT seq FROM messages WHERE conversation_id = ? AND role = 'user' "
-    "AND platform_message_id = ? ORDER BY seq DESC LIMIT 1"
+# Whether the event's message waits in the inbox (received, so claimed by its receipt), and
+# the user's message of a turn begun for it before, by a process that died before finishing
+# it: one statement, as a message received first (every Slack and Discord one) asks both.
+_RECEIVED_BEGUN = (
+    "SELECT EXISTS (SELECT 1 FROM inbox WHERE platform = ?1 AND event_id = ?2), "
+    "(SELECT seq FROM messages WHERE conversation_id = ?3 AND role = 'user' "
+    "AND platform_message_id = ?4 ORDER BY seq DESC LIMIT 1)"
 )
 _TOUCH = "UPDATE conversations SET updated_at = ? WHERE id = ?"
 # The seq is computed in the INSERT: one past the conversation's last message.
@@ -219,12 +221,16 @@ class SqliteStore:
     Why batches: the hop to the thread and back, and each COMMIT, cost far more than the
     SQL, and with many conversations at once many operations are waiting at any moment. So
     the thread takes every queued operation in one hop and runs them in one transaction
-    (BEGIN IMMEDIATE ... COMMIT), each inside its own SAVEPOINT: an operation that raises is
-    rolled back to its savepoint alone and its caller gets the exception, while the others
-    go on. Callers learn their results only after the batch's COMMIT; if the COMMIT (or
-    BEGIN) fails, every operation in the batch fails with it and nothing of it is written.
-    A batch of reads only runs without a transaction. A lone operation is a batch of one:
-    its own transaction, no savepoint, as if there were no batching.
+    (BEGIN IMMEDIATE ... COMMIT). An operation that raises fails alone: its caller gets the
+    exception, while the others go on. Operations rarely raise, so a batch first runs
+    without a SAVEPOINT per operation (two more statements each, and each statement a
+    release of the GIL); if one raises, the transaction is rolled back and the same
+    operations run again, each inside its own SAVEPOINT, so that its error undoes its own
+    statements only. Callers learn their results only after the batch's COMMIT; if the
+    COMMIT (or BEGIN) fails, every operation in the batch fails with it and nothing of it
+    is written. A batch of reads only runs without a transaction. A lone operation is a
+    batch of one: its own transaction, its error the transaction's, as if there were no
+    batching.
 
     Batches run one at a time, operations in the order they were asked for, so nothing
     interleaves and no lock is needed; while one batch runs, the next gathers in the queue.
@@ -272,6 +278,7 @@ class SqliteStore:
         self._elsewhere: deque[_Op] = deque()
         self._take_asked = False
         self._running: asyncio.Future[Any] | None = None  # the batch (or close) on the thread
+        self._sending_soon = False  # idle, and a `_send_soon` is scheduled
         self._closing: asyncio.Future[None] | None = None  # set once close() is called
 
     @classmethod
@@ -681,9 +688,19 @@ class SqliteStore:
             raise StoreError("the store is closed")
         future = self._loop.create_future()
         (self._receipts if ahead else self._queue).append(_Op(call, args, writes, future))
-        if self._running is None:
-            self._dispatch()  # idle: a batch of one, sent at once
+        if self._running is None and not self._sending_soon:
+            # Idle: sent once this turn of the loop is over, with whatever else it asks for.
+            # Sent at once, it was a batch of one, with the rest of the turn's operations
+            # waiting for it in another batch: two transactions and two wakes of the thread
+            # where one does (bench/README.md, issue 22's fourth round).
+            self._sending_soon = True
+            self._loop.call_soon(self._send_soon)
         return await future
+
+    def _send_soon(self) -> None:
+        self._sending_soon = False
+        if self._running is None:  # else sent meanwhile (by `close`): it goes after that
+            self._dispatch()
 
     def _dispatch(self) -> None:
         """Send what is queued (up to MAX_BATCH, receipts first and alone), less operations
@@ -877,24 +894,19 @@ def _run_transaction(
         return [(op, _read_outcome(db, op)) for op in ops], []
     ran: list[_Op] = []
     outcomes: list[Any] = []
-    taken = 0  # of `ops`
     try:
         db.execute("BEGIN IMMEDIATE")
-        if len(ops) == 1:  # alone: its error rolls back the transaction, below
-            ran.append(ops[0])
-            taken = 1
-            outcomes.append(ops[0].run(db))
-        else:
-            for op in ops:
-                ran.append(op)
-                taken += 1
-                outcomes.append(_in_savepoint(db, op))
-                if any(receipts):
-                    break
-        while waiting := _taken(receipts, MAX_BATCH):
-            for op in waiting:
-                ran.append(op)
-                outcomes.append(_in_savepoint(db, op))
+        try:
+            _run_plainly(db, ops, receipts, ran, outcomes)
+        except Exception:
+            # One raised. A lone one's error is the transaction's (below); else none of it
+            # is kept, and those that ran run again, each undoing only its own on error
+            # (the rest of `ops` is left for the next transaction).
+            if (len(ops) == len(ran) == 1) or not db.in_transaction:  # SQLite rolled back
+                raise
+            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            outcomes = [_in_savepoint(db, op) for op in ran]
         db.execute("COMMIT")
     except BaseException as exc:
         # Not raised on: the receipts taken above are known only here, and must be answered.
@@ -902,8 +914,36 @@ def _run_transaction(
             if db.in_transaction:  # SQLite rolls back after some errors by itself
                 db.execute("ROLLBACK")
         failed = _Failed(exc)
-        return [(op, failed) for op in (*ran, *ops[taken:])], []
-    return list(zip(ran, outcomes, strict=True)), ops[taken:]
+        return [(op, failed) for op in (*ran, *ops[_from_front(ran, ops) :])], []
+    return list(zip(ran, outcomes, strict=True)), ops[_from_front(ran, ops) :]
+
+
+def _from_front(ran: list[_Op], ops: list[_Op]) -> int:
+    """How many of `ops` are in `ran`: its first ones (receipts taken come after them)."""
+    count = 0
+    while count < len(ran) and count < len(ops) and ran[count] is ops[count]:
+        count += 1
+    return count
+
+
+def _run_plainly(
+    db: sqlite3.Connection,
+    ops: list[_Op],
+    receipts: _Waiting,
+    ran: list[_Op],
+    outcomes: list[Any],
+) -> None:
+    """`_run_transaction`'s first try: no savepoints. Each operation is added to `ran`
+    before it runs, so when one raises, `ran` holds it and all that ran before it."""
+    for op in ops:
+        ran.append(op)
+        outcomes.append(op.run(db))
+        if any(receipts):
+            break
+    while waiting := _taken(receipts, MAX_BATCH):
+        for op in waiting:
+            ran.append(op)
+            outcomes.append(op.run(db))
 
 
 def _read_outcome(db: sqlite3.Connection, op: _Op) -> Any:
@@ -1026,13 +1066,14 @@ def _begin_turn(
     # A received message stays received until its turn commits, so that a process dying
     # mid-turn leaves it for the next start-up (`pending`).
     if not db.execute(_CLAIM, claim).fetchall():
-        if not db.execute(_RECEIVED, claim[:2]).fetchall():
+        pmid = message.platform_message_id
+        [(received, begun)] = db.execute(_RECEIVED_BEGUN, (*claim[:2], claim[3], pmid)).fetchall()
+        if not received:
             _unclaimed(db, claim)
             return None
-        if message.platform_message_id:
-            begun = db.execute(_BEGUN, (claim[3], message.platform_message_id)).fetchall()
-            if begun:  # stored by a turn that never finished: answered now, not stored again
-                return _stored(begun[0][0], message)
+        if pmid and begun is not None:
+            # Stored by a turn that never finished: answered now, not stored again.
+            return _stored(begun, message)
     db.execute(_TOUCH, touch)
     seq = db.execute(_INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
     return _stored(seq, message)

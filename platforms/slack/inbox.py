@@ -84,8 +84,10 @@ class Door:
         self._refused.discard(event_id)
         # A DM thread under the app's own message (a new conversation or a branch) looks like
         # an assistant thread in the payload; what the app noted when it made one wins.
-        message = replace(message, place=self._places.kind(message.key, message.place))
-        self._places.remember(message.key, message.place)
+        place = self._places.kind(message.key, message.place)
+        if place is not message.place:  # a copy only when it differs: nearly never
+            message = replace(message, place=place)
+        self._places.remember(message.key, place)
         arrival = _Arrival(message)
         self._arriving.setdefault(message.key, deque()).append(arrival)
         accepted = self._accepting[event_id] = asyncio.get_running_loop().create_future()

@@ -246,6 +246,8 @@ class SlackPlaces:
         return Place.DM if channel.startswith("D") else Place.CHANNEL
 
     def remember(self, key: ConversationKey, kind: Place) -> None:
+        if self._kinds.get(key) is kind:
+            return  # known already (a thread's every message says it again)
         # The HTTP listener's thread remembers too: no forgetting while the other adds.
         with self._remembering:
             self._kinds[key] = kind

@@ -400,6 +400,23 @@ async def test_recent_context_is_the_newest_oldest_first_as_stored_text(
     assert await store.recent_context("cnothere22", 5) == []
 
 
+async def test_recent_context_entries_are_context_entries_with_a_boolean_in_context(
+    store: AnyStore,
+) -> None:
+    """Built from rows without the named tuple's own constructor (rows.context_entries):
+    still ContextEntry, its fields by name, and a refused turn's flag a bool, not 0."""
+    conversation = await store.create(KEY, "u1", T0)
+    for n in (1, 2):
+        await store.begin_turn(conversation.id, inbound(f"e{n}"), user_message(f"m{n}", at(n)))
+    await store.commit_turn(conversation.id, LadderState(), at(3), exclude_seq=1)
+    refused, kept = await store.recent_context(conversation.id, 5)
+    assert type(refused) is ContextEntry and type(kept) is ContextEntry
+    assert (refused.seq, refused.role, refused.in_context) == (1, "user", False)
+    assert (kept.seq, kept.in_context) == (2, True)
+    assert refused.in_context is False and kept.in_context is True
+    assert json.loads(kept.api_json)[0]["content"][0]["text"] == "m2"
+
+
 async def test_a_turn_begins_with_its_context_as_recent_context_would_read_it(
     store: AnyStore,
 ) -> None:

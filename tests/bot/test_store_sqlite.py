@@ -295,9 +295,11 @@ async def test_a_cancelled_commit_is_all_or_nothing_and_completes_once_asked_for
         messages = await store.messages(conversation.id)
         events = await store.events(conversation.id)
         assert len(messages) == len(events) == state.ladder.redirects
-        # Cancelled before its first step, the task asked for nothing; after it, the
-        # transaction ran to its end on the store's thread regardless of the cancel.
-        assert state.ladder.redirects == before.ladder.redirects + (1 if yields else 0)
+        # Cancelled before its first step, the task asked for nothing; cancelled in the turn
+        # of the loop that asked, its operation waited to be sent (with whatever else that
+        # turn asked for) and never ran; after that, the transaction ran to its end on the
+        # store's thread regardless of the cancel.
+        assert state.ladder.redirects == before.ladder.redirects + (1 if yields >= 2 else 0)
     after = await store.commit_turn(conversation.id, ENDED, at(99), messages=[user_message("z")])
     assert after.state == "ended"
 
@@ -359,13 +361,27 @@ async def test_operations_asked_for_together_commit_in_one_transaction(
         read = await queued(store.current(KEY))
     assert (await one) is not None and (await two) is not None
     assert (await read) == replace(first, updated_at=at(1))  # it saw the turn queued before it
-    assert transactions(statements) == [
-        "BEGIN IMMEDIATE",
-        *["SAVEPOINT op", "RELEASE op"] * 3,
-        "COMMIT",
-    ]
+    # No savepoint each while none raises: two statements and two releases of the GIL less.
+    assert transactions(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
     assert [m.text for m in await store.messages(first.id)] == ["a"]
     assert [m.text for m in await store.messages(second.id)] == ["b"]
+
+
+async def test_operations_asked_for_in_one_turn_of_the_loop_go_in_one_batch(
+    store: SqliteStore,
+) -> None:
+    """The thread idle, the first operation waits for the end of the loop's turn instead of
+    going alone: one transaction (and one hop) for all three, not one and then two."""
+    conversations = [await store.create(ConversationKey("d", f"t{n}"), "u1", T0) for n in (1, 2, 3)]
+    statements = await traced_on_thread(store)
+    begun = await asyncio.gather(
+        *(
+            store.begin_turn(c.id, inbound(f"e{n}"), user_message(str(n), at(n)))
+            for n, c in enumerate(conversations)
+        )
+    )
+    assert all(begun)
+    assert transactions(statements) == ["BEGIN IMMEDIATE", "COMMIT"]
 
 
 async def test_a_backlog_is_committed_in_batches_of_at_most_max_batch(
@@ -398,6 +414,40 @@ async def test_a_receipt_goes_ahead_of_queued_writes_in_a_batch_of_its_own(
     assert [m.text for m in await store.messages(conversation.id)] == ["1", "2"]
 
 
+async def test_an_operation_failing_with_a_receipt_waiting_fails_alone(
+    store: SqliteStore,
+) -> None:
+    """Tried without savepoints, the operation that raises undoes its whole transaction;
+    it then runs again in a savepoint (its statements run twice, its error once to its
+    caller) and the receipt and the rest of the batch are kept as if nothing happened."""
+    conversation = await store.create(KEY, "u1", T0)
+    started, release = threading.Event(), threading.Event()
+    runs: list[int] = []
+
+    def half_then_fail(db: sqlite3.Connection) -> None:
+        runs.append(len(runs))
+        db.execute(
+            "UPDATE conversations SET updated_at = 'half-way' WHERE id = ?", (conversation.id,)
+        )
+        started.set()
+        release.wait(10)
+        raise UnknownConversation("on purpose")
+
+    async with thread_held(store):
+        failing = await queued(store._write(half_then_fail))
+        turns = await queued_turns(store, conversation.id, (1, 2))
+    assert await asyncio.to_thread(started.wait, 10)
+    receipt = await queued(store.receive(inbound("r1"), at(9)))
+    release.set()
+    with pytest.raises(UnknownConversation, match="on purpose"):
+        await failing
+    assert await receipt and all([await turn for turn in turns])
+    assert runs == [0, 1]
+    assert (await store.get(conversation.id)).updated_at == at(2)  # nothing of the half-way
+    assert [m.text for m in await store.messages(conversation.id)] == ["1", "2"]
+    assert [i.event_id for i in await store.pending(at(10))] == ["r1"]
+
+
 async def test_a_receipt_cuts_into_the_batch_under_way(store: SqliteStore) -> None:
     """It waits for the operation under way, not for the rest of the batch: it commits with
     what ran before it, and the batch goes on in a transaction of its own."""
@@ -421,8 +471,8 @@ async def test_a_receipt_cuts_into_the_batch_under_way(store: SqliteStore) -> No
         *["INSERT INTO processed_events", "INSERT INTO inbox"],
         *["INSERT INTO processed_events", "INSERT INTO messages"] * 2,
     ]
-    two_ops = ["BEGIN IMMEDIATE", *["SAVEPOINT op", "RELEASE op"] * 2, "COMMIT"]
-    assert transactions(statements) == two_ops * 2  # `held` and the receipt, then the turns
+    one_transaction = ["BEGIN IMMEDIATE", "COMMIT"]
+    assert transactions(statements) == one_transaction * 2  # `held` and the receipt, the turns
 
 
 async def test_a_lone_operation_is_a_transaction_of_its_own_without_savepoints(
@@ -459,14 +509,19 @@ async def test_an_operation_failing_in_a_batch_is_rolled_back_alone(store: Sqlit
     with pytest.raises(UnknownConversation):
         await unknown
     assert (await after).ladder.redirects == 1
+    # Tried without savepoints, the failing turn rolls it all back; what ran then runs again,
+    # each in its own savepoint, and commits; the rest goes on in a transaction of its own.
     assert transactions(statements) == [
+        *["BEGIN IMMEDIATE", "ROLLBACK"],
         "BEGIN IMMEDIATE",
-        "SAVEPOINT op",
-        "RELEASE op",
-        *["SAVEPOINT op", "ROLLBACK TO op", "RELEASE op"] * 2,
-        "SAVEPOINT op",
-        "RELEASE op",
+        *["SAVEPOINT op", "RELEASE op"],
+        *["SAVEPOINT op", "ROLLBACK TO op", "RELEASE op"],
         "COMMIT",
+        *["BEGIN IMMEDIATE", "ROLLBACK"],
+        "BEGIN IMMEDIATE",
+        *["SAVEPOINT op", "ROLLBACK TO op", "RELEASE op"],
+        "COMMIT",
+        *["BEGIN IMMEDIATE", "COMMIT"],
     ]
     assert await store.get(second.id) == second  # nothing of the failed turn, not even "fine"
     assert await store.messages(second.id) == []
@@ -712,10 +767,11 @@ async def test_a_cancelled_begin_turn_or_blocked_message_is_all_or_nothing_once_
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         claimed = {row[0] for row in await fetch(store, "SELECT event_id FROM processed_events")}
-        # Cancelled before its first step, the turn was never asked for; after it, it was
-        # sent to the idle thread at once and ran whole. (Whether `blocked`, queued behind
-        # it, was sent before the cancel depends on the thread's pace: all or nothing, both.)
-        assert (f"t{yields}" in claimed) == (yields > 0)
+        # Cancelled before its first step, the turn was never asked for; cancelled in the
+        # turn of the loop that asked, it waited to be sent and never ran; after that, it
+        # was sent to the idle thread, `blocked` with it in one batch, and ran whole.
+        assert (f"t{yields}" in claimed) == (yields > 1)
+        assert (f"b{yields}" in claimed) == (yields > 1)
         messages = await store.messages(conversation.id)
         assert len(messages) == len([e for e in claimed if e.startswith("t")])
         state = await store.get(conversation.id)
