@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+import platforms.slack as slack_platform
 from bot.app import build_runtime
 from bot.ports import PlatformUnavailable
 from platforms.slack import run
+from platforms.slack.listener import SWITCH_SECONDS, prompt_switches
 from tests.conftest import make_settings
 from tests.fakes.anthropic import FakeAnthropic, hold, text
 from tests.fakes.discord import FakeDiscord
@@ -19,6 +22,7 @@ from tests.fakes.slack import FakeSlack
 from tests.platforms.slack.conftest import slack_settings
 from tests.processes import (
     clean_env,
+    free_port,
     reaching_discord,
     reaching_slack_socket,
     read_until,
@@ -125,3 +129,39 @@ async def test_slack_refusing_the_bot_token_stops_start_up_plainly(
                 PlatformUnavailable, match=r"Slack refused SLACK_BOT_TOKEN \(invalid_auth\)"
             ):
                 await run(runtime.engine, settings)
+
+
+async def test_slack_http_run_passes_the_gil_promptly_while_it_serves_and_not_after(
+    tmp_path: Path, fake_anthropic: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listener's acknowledgements wait on the GIL (`prompt_switches`); the interval is
+    quitbot's own run's, given back when it stops."""
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    async def serving(bot: object) -> None:  # what `_ready` would do: serve until stopped
+        seen.append(sys.getswitchinterval())
+
+    monkeypatch.setattr(slack_platform, "_ready", serving)
+    async with FakeSlack() as slack:
+        settings = make_settings(
+            tmp_path,
+            fake_anthropic,
+            slack=slack_settings(slack, http_host="127.0.0.1", http_port=free_port()),
+        )
+        async with build_runtime(settings) as runtime:
+            await run(runtime.engine, settings)
+    assert seen == [min(before, SWITCH_SECONDS)]
+    assert sys.getswitchinterval() == before
+
+
+def test_prompt_switches_keeps_a_shorter_interval_and_leaves_other_ways_alone() -> None:
+    before = sys.getswitchinterval()
+    with prompt_switches(False):
+        assert sys.getswitchinterval() == before
+    sys.setswitchinterval(SWITCH_SECONDS / 2)
+    try:
+        with prompt_switches(True):
+            assert sys.getswitchinterval() == SWITCH_SECONDS / 2
+    finally:
+        sys.setswitchinterval(before)

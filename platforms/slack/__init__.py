@@ -22,7 +22,7 @@ from platforms.slack.client import build_client
 from platforms.slack.connection import PING_SECONDS, ReportingSocketClient
 from platforms.slack.edge import HttpEdge, SocketEdge
 from platforms.slack.inbox import Door
-from platforms.slack.listener import Listener
+from platforms.slack.listener import Listener, prompt_switches
 from platforms.slack.place import Deps, SlackModLog, SlackPlaces
 from platforms.slack.scopes import missing_scopes
 from platforms.slack.translate import PLATFORM, translate_event
@@ -79,7 +79,9 @@ async def _serve_http(bot: SlackBot, host: str, port: int) -> None:
     where = f"{host}:{port}{EVENTS_PATH}"
     log.info("Slack: listening for events, commands and interactivity on %s", where)
     try:
-        await _ready(bot)
+        # Only here, in quitbot's own run: `start_http` may serve from someone else's process.
+        with prompt_switches(isinstance(runner, Listener)):
+            await _ready(bot)
     finally:
         await runner.cleanup()
 

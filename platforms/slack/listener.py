@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import sys
 import threading
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from aiohttp import web
@@ -22,6 +24,28 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from platforms.slack.edge import HttpEdge, Messages
+
+# The longest a thread waiting for the GIL waits before the running one is asked to let go
+# (CPython's default is 5 ms). A message's acknowledgement needs the GIL back on the
+# listener's thread two or three times (the door, the store's outcome, the answer) while the
+# turns' loop runs Python: in a burst each wait could be a whole interval. At 5 ms the burst's
+# ack p99 was over 50 ms in 4 rounds of 6 (43-60); at 1 ms 36-48 in all 6, the burst rate
+# and the CPU a message unchanged (bench/README.md, issue 22, fourth round).
+SWITCH_SECONDS = 0.001
+
+
+@contextmanager
+def prompt_switches(threaded: bool) -> Iterator[None]:
+    """While quitbot's own process serves Slack from the listener's thread (`threaded`), the
+    GIL changes hands within `SWITCH_SECONDS`; the interval is given back afterwards, and a
+    shorter one already set is kept."""
+    before = sys.getswitchinterval()
+    if threaded:
+        sys.setswitchinterval(min(before, SWITCH_SECONDS))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(before)
 
 
 class Listener:
