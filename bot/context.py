@@ -212,9 +212,14 @@ def _read(api_json: str) -> tuple[int, list[_Item]]:
     (the array's only element), any other decoded."""
     text_length = _plain_text_length(api_json)
     if text_length is None:
-        api: list[ApiMessage] = json.loads(api_json)
-        return estimate_tokens(api), list(api)
+        return _read_decoded(api_json)
     return text_length // _CHARS_PER_TOKEN + 1, [api_json[1:-1]]
+
+
+def _read_decoded(api_json: str) -> tuple[int, list[_Item]]:
+    """A stored message that is not plain: its token estimate and its API messages, decoded."""
+    api: list[ApiMessage] = json.loads(api_json)
+    return estimate_tokens(api), list(api)
 
 
 def _costs_and_parts(live: Sequence[ContextEntry]) -> tuple[list[int], list[str | list[_Item]]]:
@@ -227,8 +232,8 @@ def _costs_and_parts(live: Sequence[ContextEntry]) -> tuple[list[int], list[str 
     for entry in live:
         api_json = entry.api_json
         text_length = _plain_text_length(api_json)
-        if text_length is None:
-            cost, items = _read(api_json)
+        if text_length is None:  # already known not plain: decoded without asking again
+            cost, items = _read_decoded(api_json)
             costs.append(cost)
             parts.append(items)
         else:
