@@ -1064,16 +1064,18 @@ def _begin_turn(
     message: NewMessage,
 ) -> StoredMessage | None:
     # A received message stays received until its turn commits, so that a process dying
-    # mid-turn leaves it for the next start-up (`pending`).
-    if not db.execute(_CLAIM, claim).fetchall():
-        pmid = message.platform_message_id
-        [(received, begun)] = db.execute(_RECEIVED_BEGUN, (*claim[:2], claim[3], pmid)).fetchall()
-        if not received:
+    # mid-turn leaves it for the next start-up (`pending`). Its receipt claimed its event,
+    # so only a message never received is claimed here: every Slack and Discord message is
+    # received first, and their claims here always failed, a statement each (issue 22).
+    pmid = message.platform_message_id
+    [(received, begun)] = db.execute(_RECEIVED_BEGUN, (*claim[:2], claim[3], pmid)).fetchall()
+    if not received:
+        if not db.execute(_CLAIM, claim).fetchall():
             _unclaimed(db, claim)
             return None
-        if pmid and begun is not None:
-            # Stored by a turn that never finished: answered now, not stored again.
-            return _stored(begun, message)
+    elif pmid and begun is not None:
+        # Stored by a turn that never finished: answered now, not stored again.
+        return _stored(begun, message)
     db.execute(_TOUCH, touch)
     seq = db.execute(_INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
     return _stored(seq, message)
