@@ -169,6 +169,16 @@ class Context(Sequence[ApiMessage]):
         """Every message as JSON text: stored text as it is, the others through `encode`."""
         return [item if isinstance(item, str) else encode(item) for item in self._items]
 
+    def marked_json(self, index: int, field: str) -> str | None:
+        """A stored plain message as JSON text with `field` (`"name":value`, compact) added
+        last to its one text block, as encoding it decoded with that field would give;
+        None for a message that is not stored text. Spares decoding and encoding it again
+        (a model marks cache breakpoints on two messages of every request)."""
+        item = self._items[index]
+        if not isinstance(item, str):
+            return None
+        return f"{item[: -len(_ITEM_TAIL)]},{field}{_ITEM_TAIL}"
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -205,6 +215,7 @@ _Item = str | ApiMessage
 _USER_PLAIN_HEAD = '[{"role":"user","content":[{"type":"text","text":"'
 _ASSISTANT_PLAIN_HEAD = '[{"role":"assistant","content":[{"type":"text","text":"'
 _PLAIN_TAIL = '"}]}]'
+_ITEM_TAIL = _PLAIN_TAIL[1:-1]  # of one API message: the text block, its list, the message
 _USER_HEAD = '{"role":"user"'
 
 
