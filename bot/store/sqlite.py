@@ -1350,6 +1350,11 @@ def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple
     return (inbound.key.platform, inbound.event_id, _to_text(at), conversation_id)
 
 
+# A conversation read twice a turn (`at_place`, `commit_turn`) builds a frozen ladder each
+# time, ~1.5 µs on the store's thread (bench/README.md, issue 22, fifth round).
+_UNTOUCHED = LadderState()
+
+
 def _conversation(row: Any) -> Conversation:
     """A row of `_CONVERSATION_COLUMNS`."""
     (
@@ -1370,15 +1375,18 @@ def _conversation(row: Any) -> Conversation:
         end_proposed,
         community,
     ) = row
-    ladder = LadderState(
-        redirects=redirects,
-        warned=bool(warned),
-        crisis=bool(crisis),
-        ended=bool(ended),
-        ended_by=None if ended_by is None else _ACTORS[ended_by],
-        ended_reason=None if ended_reason is None else _END_REASONS[ended_reason],
-        end_proposed=bool(end_proposed),
-    )
+    if not (redirects or warned or crisis or ended or ended_by or ended_reason or end_proposed):
+        ladder = _UNTOUCHED  # nearly every conversation's: one immutable value shared
+    else:
+        ladder = LadderState(
+            redirects=redirects,
+            warned=bool(warned),
+            crisis=bool(crisis),
+            ended=bool(ended),
+            ended_by=None if ended_by is None else _ACTORS[ended_by],
+            ended_reason=None if ended_reason is None else _END_REASONS[ended_reason],
+            end_proposed=bool(end_proposed),
+        )
     return Conversation(
         id=conversation_id,
         key=ConversationKey(platform, place),
