@@ -74,6 +74,15 @@ _CURRENT = (
     "WHERE platform = ? AND place = ? ORDER BY n DESC LIMIT 1"
 )
 _GET = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?"
+# `_CURRENT`, whether anyone but the starter wrote there, and its community's settings: a
+# statement each were three of the four a message's `at_place` took (issue 22, fifth round).
+_AT_PLACE = (
+    f"SELECT {codec.QUALIFIED_CONVERSATION_COLUMNS}, "
+    "EXISTS (SELECT 1 FROM participants p WHERE p.conversation_id = c.id), "
+    "(SELECT settings FROM communities s WHERE s.platform = c.platform "
+    "AND s.community = c.community) "
+    "FROM conversations c WHERE c.platform = ? AND c.place = ? ORDER BY c.n DESC LIMIT 1"
+)
 _EXISTS = "SELECT 1 FROM conversations WHERE id = ?"
 _RECENT = (
     f"SELECT {codec.CONTEXT_COLUMNS} FROM messages WHERE conversation_id = ? "
@@ -983,13 +992,18 @@ def _in_use(db: sqlite3.Connection, platform: str, place: str) -> bool:
 def _at_place(
     db: sqlite3.Connection, platform: str, place: str, event_id: str, community: str
 ) -> AtPlace:
-    conversation = _current(db, platform, place)
-    others = {} if conversation is None else _participants(db, conversation.id)
-    earlier = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
-    if conversation is not None:
-        community = conversation.community
-    own = _community_settings(db, platform, community) if community else None
-    return AtPlace(conversation, others, tuple(codec.received(earlier)), own)
+    found = db.execute(_AT_PLACE, (platform, place)).fetchall()
+    earlier_rows = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
+    earlier = tuple(codec.received(earlier_rows))
+    if not found:  # a conversation to start: the settings of the message's community
+        own = _community_settings(db, platform, community) if community else None
+        return AtPlace(None, {}, earlier, own)
+    *columns, others_wrote, settings = found[0]
+    conversation = _conversation(columns)
+    others = _participants(db, conversation.id) if others_wrote else {}
+    if settings is None or not conversation.community:
+        return AtPlace(conversation, others, earlier, None)
+    return AtPlace(conversation, others, earlier, CommunitySettings.from_json(settings))
 
 
 def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:

@@ -730,6 +730,11 @@ async def test_a_turn_takes_the_write_lock_up_front_in_few_statements(store: Sql
     # One hop to the store's thread each, but every statement still costs a step.
     assert (len(begin), len(commit), len(blocked), len(received)) == (6, 4, 4, 5)
     assert not any(s.startswith("INSERT INTO processed_events") for s in received)
+    # Where it starts from: the conversation with whether anyone else wrote there and its
+    # community's settings, then the messages received before; the rest only if there are any.
+    community = await store.create(ConversationKey("slack", "C1:1"), "u1", T0, community="T1")
+    alone = await traced(store, store.at_place(replace(inbound("e4"), key=community.key)))
+    assert len(alone) == 2
 
 
 async def test_no_operation_leaves_a_transaction_open(store: SqliteStore) -> None:
