@@ -169,6 +169,16 @@ class Context(Sequence[ApiMessage]):
         """Every message as JSON text: stored text as it is, the others through `encode`."""
         return [item if isinstance(item, str) else encode(item) for item in self._items]
 
+    def marked_json(self, index: int, field: str) -> str | None:
+        """A stored plain message as JSON text with `field` (`"name":value`, compact) added
+        last to its one text block, as encoding it decoded with that field would give;
+        None for a message that is not stored text. Spares decoding and encoding it again
+        (a model marks cache breakpoints on two messages of every request)."""
+        item = self._items[index]
+        if not isinstance(item, str):
+            return None
+        return f"{item[: -len(_ITEM_TAIL)]},{field}{_ITEM_TAIL}"
+
     def __len__(self) -> int:
         return len(self._items)
 
@@ -200,10 +210,12 @@ _Item = str | ApiMessage
 # A plain stored message is exactly `[{"role":R,"content":[{"type":"text","text":"…"}]}]`,
 # as `bot/store/rows.encode_json` writes it. Checked on the text without decoding it: inside
 # a JSON string every quote is escaped, so `"type":` and `"role":` occur there only as keys.
-# The head is one match, the rest scans in C: this runs for every stored message of every
-# turn (issue 22).
-_PLAIN_HEAD = re.compile(r'\[\{"role":"(?:user|assistant)","content":\[\{"type":"text","text":"')
+# This runs for every stored message of every turn (issue 22): two prefixes compared and, for
+# text with no escape in it, two scans in C.
+_USER_PLAIN_HEAD = '[{"role":"user","content":[{"type":"text","text":"'
+_ASSISTANT_PLAIN_HEAD = '[{"role":"assistant","content":[{"type":"text","text":"'
 _PLAIN_TAIL = '"}]}]'
+_ITEM_TAIL = _PLAIN_TAIL[1:-1]  # of one API message: the text block, its list, the message
 _USER_HEAD = '{"role":"user"'
 
 
@@ -244,18 +256,28 @@ def _costs_and_parts(live: Sequence[ContextEntry]) -> tuple[list[int], list[str 
 
 def _plain_text_length(api_json: str) -> int | None:
     """The length of a plain stored message's text, read from its JSON; None if not plain."""
-    head = _PLAIN_HEAD.match(api_json)
-    if (
-        head is None
-        or not api_json.endswith(_PLAIN_TAIL)
-        or api_json.count('"type":') != 1
-        or api_json.count('"role":') != 1
-    ):
+    if api_json.startswith(_USER_PLAIN_HEAD):
+        start = len(_USER_PLAIN_HEAD)
+    elif api_json.startswith(_ASSISTANT_PLAIN_HEAD):
+        start = len(_ASSISTANT_PLAIN_HEAD)
+    else:
         return None
-    encoded = api_json[head.end() - 1 : -len(_PLAIN_TAIL) + 1]  # the text, in its quotes
-    if "\\" not in encoded:
-        return len(encoded) - 2
-    return len(json.loads(encoded))  # escapes: its decoded length, as the estimate counts
+    end = len(api_json) - len(_PLAIN_TAIL)  # where the text's closing quote is
+    if end < start or not api_json.endswith(_PLAIN_TAIL):
+        return None
+    if api_json.find("\\", start, end) < 0:
+        # No escape, so no quote of the text's own: a quote here closes it (another field
+        # or block follows), and the message is not plain.
+        return end - start if api_json.find('"', start, end) < 0 else None
+    return _escaped_text_length(api_json, start - 1, end + 1)
+
+
+def _escaped_text_length(api_json: str, start: int, end: int) -> int | None:
+    """`_plain_text_length` of text with escapes in it, between its quotes at `start` and
+    `end - 1`: its decoded length, as the estimate counts, if it is one JSON string."""
+    if api_json.count('"type":') != 1 or api_json.count('"role":') != 1:
+        return None
+    return len(json.loads(api_json[start:end]))
 
 
 def _decoded(item: _Item) -> ApiMessage:

@@ -105,6 +105,8 @@ class Inbound:
 
 def storable(text: str) -> str:
     """`text` with any lone surrogate replaced by U+FFFD, so it encodes as UTF-8."""
+    if text.isascii():  # no surrogate, and no copy made to find out
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

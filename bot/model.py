@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 _CACHE = {"type": "ephemeral"}
 # The SDK's own encoding (`anthropic._utils._json.openapi_dumps`): UTF-8, compact, no NaN.
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_CACHE_FIELD = f'"cache_control":{_ENCODER.encode(_CACHE)}'  # as _with_breakpoint adds it
 
 
 def build_client(settings: Settings) -> AsyncAnthropic:
@@ -167,7 +168,8 @@ class ClaudeModel:
         context = messages if isinstance(messages, Context) else Context(messages)
         items = context.json_items(_ENCODER.encode)  # stored text as it is (see Context)
         for index in _breakpoints(len(items)):
-            items[index] = _ENCODER.encode(_with_breakpoint(context[index]))
+            marked = context.marked_json(index, _CACHE_FIELD)
+            items[index] = marked or _ENCODER.encode(_with_breakpoint(context[index]))
         return (self._body_head + ",".join(items) + '],"stream":true}').encode()
 
     async def check(self) -> str:

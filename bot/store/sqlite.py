@@ -74,6 +74,15 @@ _CURRENT = (
     "WHERE platform = ? AND place = ? ORDER BY n DESC LIMIT 1"
 )
 _GET = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?"
+# `_CURRENT`, whether anyone but the starter wrote there, and its community's settings: a
+# statement each were three of the four a message's `at_place` took (issue 22, fifth round).
+_AT_PLACE = (
+    f"SELECT {codec.QUALIFIED_CONVERSATION_COLUMNS}, "
+    "EXISTS (SELECT 1 FROM participants p WHERE p.conversation_id = c.id), "
+    "(SELECT settings FROM communities s WHERE s.platform = c.platform "
+    "AND s.community = c.community) "
+    "FROM conversations c WHERE c.platform = ? AND c.place = ? ORDER BY c.n DESC LIMIT 1"
+)
 _EXISTS = "SELECT 1 FROM conversations WHERE id = ?"
 _RECENT = (
     f"SELECT {codec.CONTEXT_COLUMNS} FROM messages WHERE conversation_id = ? "
@@ -983,13 +992,18 @@ def _in_use(db: sqlite3.Connection, platform: str, place: str) -> bool:
 def _at_place(
     db: sqlite3.Connection, platform: str, place: str, event_id: str, community: str
 ) -> AtPlace:
-    conversation = _current(db, platform, place)
-    others = {} if conversation is None else _participants(db, conversation.id)
-    earlier = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
-    if conversation is not None:
-        community = conversation.community
-    own = _community_settings(db, platform, community) if community else None
-    return AtPlace(conversation, others, tuple(codec.received(earlier)), own)
+    found = db.execute(_AT_PLACE, (platform, place)).fetchall()
+    earlier_rows = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
+    earlier = tuple(codec.received(earlier_rows))
+    if not found:  # a conversation to start: the settings of the message's community
+        own = _community_settings(db, platform, community) if community else None
+        return AtPlace(None, {}, earlier, own)
+    *columns, others_wrote, settings = found[0]
+    conversation = _conversation(columns)
+    others = _participants(db, conversation.id) if others_wrote else {}
+    if settings is None or not conversation.community:
+        return AtPlace(conversation, others, earlier, None)
+    return AtPlace(conversation, others, earlier, CommunitySettings.from_json(settings))
 
 
 def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:
@@ -1064,16 +1078,18 @@ def _begin_turn(
     message: NewMessage,
 ) -> StoredMessage | None:
     # A received message stays received until its turn commits, so that a process dying
-    # mid-turn leaves it for the next start-up (`pending`).
-    if not db.execute(_CLAIM, claim).fetchall():
-        pmid = message.platform_message_id
-        [(received, begun)] = db.execute(_RECEIVED_BEGUN, (*claim[:2], claim[3], pmid)).fetchall()
-        if not received:
+    # mid-turn leaves it for the next start-up (`pending`). Its receipt claimed its event,
+    # so only a message never received is claimed here: every Slack and Discord message is
+    # received first, and their claims here always failed, a statement each (issue 22).
+    pmid = message.platform_message_id
+    [(received, begun)] = db.execute(_RECEIVED_BEGUN, (*claim[:2], claim[3], pmid)).fetchall()
+    if not received:
+        if not db.execute(_CLAIM, claim).fetchall():
             _unclaimed(db, claim)
             return None
-        if pmid and begun is not None:
-            # Stored by a turn that never finished: answered now, not stored again.
-            return _stored(begun, message)
+    elif pmid and begun is not None:
+        # Stored by a turn that never finished: answered now, not stored again.
+        return _stored(begun, message)
     db.execute(_TOUCH, touch)
     seq = db.execute(_INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
     return _stored(seq, message)
@@ -1348,6 +1364,11 @@ def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple
     return (inbound.key.platform, inbound.event_id, _to_text(at), conversation_id)
 
 
+# A conversation read twice a turn (`at_place`, `commit_turn`) builds a frozen ladder each
+# time, ~1.5 µs on the store's thread (bench/README.md, issue 22, fifth round).
+_UNTOUCHED = LadderState()
+
+
 def _conversation(row: Any) -> Conversation:
     """A row of `_CONVERSATION_COLUMNS`."""
     (
@@ -1368,15 +1389,18 @@ def _conversation(row: Any) -> Conversation:
         end_proposed,
         community,
     ) = row
-    ladder = LadderState(
-        redirects=redirects,
-        warned=bool(warned),
-        crisis=bool(crisis),
-        ended=bool(ended),
-        ended_by=None if ended_by is None else _ACTORS[ended_by],
-        ended_reason=None if ended_reason is None else _END_REASONS[ended_reason],
-        end_proposed=bool(end_proposed),
-    )
+    if not (redirects or warned or crisis or ended or ended_by or ended_reason or end_proposed):
+        ladder = _UNTOUCHED  # nearly every conversation's: one immutable value shared
+    else:
+        ladder = LadderState(
+            redirects=redirects,
+            warned=bool(warned),
+            crisis=bool(crisis),
+            ended=bool(ended),
+            ended_by=None if ended_by is None else _ACTORS[ended_by],
+            ended_reason=None if ended_reason is None else _END_REASONS[ended_reason],
+            end_proposed=bool(end_proposed),
+        )
     return Conversation(
         id=conversation_id,
         key=ConversationKey(platform, place),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -46,6 +47,21 @@ class RetryAfter(AsyncRateLimitErrorRetryHandler):
         state.increment_current_attempt()
 
 
+class SdkLog(logging.LoggerAdapter[logging.Logger]):
+    """slack_sdk's logger as the client sees it, its `level` the effective one.
+
+    slack_sdk decides whether to write its debug lines by the logger's own level
+    (`logger.level <= logging.DEBUG`), which is NOTSET (0) unless someone set it: it then
+    formats every request's parameters and headers and every response's headers into lines
+    that are dropped, DEBUG being off (~1% of the turns' loop in a Slack burst; bench/README.md,
+    issue 22, fifth round). The effective level is read each time, so DEBUG turned on later
+    still shows them."""
+
+    @property
+    def level(self) -> int:
+        return self.logger.getEffectiveLevel()
+
+
 def build_client(
     settings: SlackSettings, session: aiohttp.ClientSession | None, *, sleep: Sleep = asyncio.sleep
 ) -> AsyncWebClient:
@@ -56,4 +72,5 @@ def build_client(
         session=session,
         retry_handlers=[AsyncConnectionErrorRetryHandler(), RetryAfter(sleep=sleep)],
         base_url=settings.api_url or AsyncWebClient.BASE_URL,
+        logger=SdkLog(logging.getLogger("slack_sdk.web.async_base_client")),  # type: ignore[arg-type]
     )

@@ -84,15 +84,16 @@ class Door:
         self._refused.discard(event_id)
         # A DM thread under the app's own message (a new conversation or a branch) looks like
         # an assistant thread in the payload; what the app noted when it made one wins.
-        place = self._places.kind(message.key, message.place)
+        key = message.key  # made anew each time it is read: read once
+        place = self._places.kind(key, message.place)
         if place is not message.place:  # a copy only when it differs: nearly never
             message = replace(message, place=place)
-        self._places.remember(message.key, place)
+        self._places.remember(key, place)
         arrival = _Arrival(message)
-        self._arriving.setdefault(message.key, deque()).append(arrival)
+        self._arriving.setdefault(key, deque()).append(arrival)
         accepted = self._accepting[event_id] = asyncio.get_running_loop().create_future()
         try:
-            known = await self._holds_conversation(message)
+            known = await self._holds_conversation(message, key)
             # Not in a thread the app was never asked into.
             ours = known or message.mentioned or message.place is not Place.CHANNEL
             arrival.first = await self._accept(message, known) if ours else None
@@ -103,7 +104,7 @@ class Door:
             arrival.settled = True
             accepted.set_result(arrival.first)
             self._accepting.pop(event_id, None)
-            self._hand_over_settled(message.key)
+            self._hand_over_settled(key)
         if not ours:
             self._passed.add(event_id)
         return ours
@@ -125,8 +126,7 @@ class Door:
             return None  # received before (a retry after a restart): answered from there
         return not known
 
-    async def _holds_conversation(self, message: SlackMessage) -> bool:
-        key = message.key
+    async def _holds_conversation(self, message: SlackMessage, key: ConversationKey) -> bool:
         if key.place in self.known:
             return True
         if any(arrival.message.mentioned for arrival in self._arriving.get(key, ())):
@@ -184,11 +184,12 @@ class Inbox:
     async def _answer(self, message: SlackMessage, first: bool) -> None:
         m = message
         place = SlackPlace(self._deps, m.channel, m.thread_ts, m.place, m.user_id, m.team_id)
-        outcome = await self._flows.converse(await self._flows.recall(message.inbound()), place)
+        inbound = message.inbound()
+        outcome = await self._flows.converse(await self._flows.recall(inbound), place)
         if outcome.conversation is not None:
             # Taught to the door the thread's next message comes through: the listener's,
             # when there is one (Bolt's door then sees no people's messages).
-            (self.listener_door or self.door).learn(message.key)
+            (self.listener_door or self.door).learn(inbound.key)
             if first and message.place is Place.ASSISTANT and not outcome.duplicate:
                 line = " ".join(message.text.split())  # the first question titles the thread
                 title = line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"

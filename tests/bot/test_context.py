@@ -336,6 +336,15 @@ def test_only_one_message_with_one_text_block_is_plain() -> None:
     assert _read(encode_json(two)) == (estimate_tokens(two), two)
 
 
+def test_a_text_block_with_more_fields_is_not_plain() -> None:
+    # The plain shape's head and tail, and no escape between them: the quotes there are the
+    # JSON's own, so it is decoded (and estimated) like any other shape.
+    for extra in ('"x":"b"', '"type":"text","text":"b"'):
+        api_json = f'[{{"role":"user","content":[{{"type":"text","text":"a",{extra}}}]}}]'
+        api = json.loads(api_json)
+        assert _read(api_json) == (estimate_tokens(api), api)
+
+
 def test_a_plain_stored_message_is_sent_as_stored_text() -> None:
     history = [user(1, 'say "hi"\n'), assistant(2, said("hi é")), user(3, "and?")]
     context = build_context(history, 10_000)

@@ -17,6 +17,8 @@ from anthropic._base_client import BaseClient
 from anthropic._models import FinalRequestOptions
 from anthropic._streaming import SSEDecoder
 from anthropic._utils._json import openapi_dumps
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.context import build_context
 from bot.conversation import ContextEntry
@@ -161,6 +163,25 @@ async def test_stored_text_is_sent_as_the_sdk_would_encode_it(
     assert fake.requests[0] == json.loads(expected)
     marked = [m for m in fake.requests[0]["messages"] if "cache_control" in m["content"][-1]]
     assert len(marked) == 2
+
+
+@given(st.lists(st.text(), min_size=1, max_size=6))
+def test_breakpoints_on_stored_text_are_the_sdks_encoding(texts: list[str]) -> None:
+    # Both breakpoints on stored plain messages, whatever their text: marked without being
+    # decoded, and still exactly what encoding the decoded messages gives.
+    apis = [
+        [{"role": "user" if n % 2 == 0 else "assistant", "content": [{"type": "text", "text": t}]}]
+        for n, t in enumerate(texts)
+    ]
+    stored = [ContextEntry(n + 1, api[0]["role"], encode_json(api)) for n, api in enumerate(apis)]
+    context = build_context(stored, 1_000_000)
+    assert all(context.marked_json(i, '"x":1') is not None for i in range(len(context)))
+    model = _OFFLINE_MODEL
+    assert model.encoded(context) == openapi_dumps({**model.request(list(context)), "stream": True})
+
+
+# Built once: a client costs tens of milliseconds, and it is never asked anything here.
+_OFFLINE_MODEL = ClaudeModel(AsyncAnthropic(api_key="k", base_url="http://127.0.0.1:9"), MODEL)
 
 
 async def test_request_is_streamed_with_model_tools_and_system(

@@ -719,11 +719,22 @@ async def test_a_turn_takes_the_write_lock_up_front_in_few_statements(store: Sql
         ),
     )
     blocked = await traced(store, store.record_blocked(conversation.id, inbound("e2"), T0, QUIET))
-    for statements in (begin, commit, blocked):
+    # A message received first (every Slack and Discord one) was claimed by its receipt.
+    assert await store.receive(inbound("e3"), at(3))
+    received = await traced(
+        store, store.begin_turn(conversation.id, inbound("e3"), user_message("c", at(3)))
+    )
+    for statements in (begin, commit, blocked, received):
         assert statements[0] == "BEGIN IMMEDIATE"
         assert statements[-1] == "COMMIT"
     # One hop to the store's thread each, but every statement still costs a step.
-    assert (len(begin), len(commit), len(blocked)) == (5, 4, 4)
+    assert (len(begin), len(commit), len(blocked), len(received)) == (6, 4, 4, 5)
+    assert not any(s.startswith("INSERT INTO processed_events") for s in received)
+    # Where it starts from: the conversation with whether anyone else wrote there and its
+    # community's settings, then the messages received before; the rest only if there are any.
+    community = await store.create(ConversationKey("slack", "C1:1"), "u1", T0, community="T1")
+    alone = await traced(store, store.at_place(replace(inbound("e4"), key=community.key)))
+    assert len(alone) == 2
 
 
 async def test_no_operation_leaves_a_transaction_open(store: SqliteStore) -> None:
