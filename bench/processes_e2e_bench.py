@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -128,11 +129,15 @@ async def burst(
     ids: list[str],
     total: int,
     figures: Figures,
+    profiles: str = "",
 ) -> dict[str, list[str]]:
-    """`total` messages round robin over `ids`; CPU and rate measured until the last reply."""
+    """`total` messages round robin over `ids`; CPU and rate measured until the last reply;
+    with `profiles` (a directory), a py-spy profile of each bot for the burst."""
     meter = Bot(bots[0].process, bots[0].log, database)
     server = await meter.server_cpu()
     cpu = [bot.cpu() for bot in bots]
+    name = f"{figures.platform}-{figures.processes}"
+    spies = [await py_spy(bot, profiles, f"{name}-{n}.txt") for n, bot in enumerate(bots)]
     base, start = replies.done, time.perf_counter()
     sent: dict[str, list[str]] = defaultdict(list)
     for n in range(total):
@@ -145,8 +150,28 @@ async def burst(
     figures.per_process = [(bot.cpu() - c) * 1000 / total for bot, c in zip(bots, cpu, strict=True)]
     figures.cpu_ms = sum(figures.per_process)
     figures.server_ms = server_cpu_between(server, await meter.server_cpu()) * 1000 / total
+    for spy in spies:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
     await asyncio.sleep(1)  # a duplicate would come after the count was reached
     return sent
+
+
+async def py_spy(bot: Bot, directory: str, name: str) -> asyncio.subprocess.Process | None:
+    """A sampling profile of `bot` (every thread) until SIGINT, as collapsed stacks, in
+    `directory` (none without one)."""
+    if not directory:
+        return None
+    out = Path(directory) / name
+    spy = await asyncio.create_subprocess_exec(
+        *("py-spy", "record", "--pid", str(bot.process.pid), "--format", "raw", "--threads"),
+        *("--nonblocking", "--rate", "250", "-o", str(out)),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.0)  # py-spy attaches before the burst starts
+    return spy
 
 
 # --- Discord -------------------------------------------------------------------------------
@@ -192,7 +217,9 @@ async def run_discord(processes: int, args: argparse.Namespace, tmp: Path) -> Fi
                 for n, thread in enumerate(ids):
                     await post(thread, f"warm m-{n}-1")
                 await replies.wait(2 * len(ids), within=WAIT * 3)
-                sent = await burst(running, database, replies, post, ids, args.burst, figures)
+                sent = await burst(
+                    running, database, replies, post, ids, args.burst, figures, args.py_spy
+                )
                 answered = {
                     thread: TOKEN.findall(
                         " ".join(
@@ -318,7 +345,9 @@ async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figu
                     pending.append(task)
 
                 last: dict[str, asyncio.Task[None]] = {}
-                sent = await burst(running, database, replies, send, ids, args.burst, figures)
+                sent = await burst(
+                    running, database, replies, send, ids, args.burst, figures, args.py_spy
+                )
                 await asyncio.gather(*pending)
                 check(sent, slack_answers(fake), figures)
     finally:
@@ -371,6 +400,9 @@ async def main() -> None:
     parser.add_argument("--threads", type=int, default=100)
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--py-spy", default="", help="directory for py-spy profiles of each bot's burst"
+    )
     args = parser.parse_args()
     platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
     runners = {"discord": run_discord, "slack": run_slack}
