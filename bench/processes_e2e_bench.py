@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -55,11 +56,13 @@ from e2e_bench import (
     _listening,
     server_cpu_between,
 )
+from trip_counts import ALWAYS, difference
 
 from tests.fakes.anthropic import FakeAnthropic, Response, text
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import BOT_TOKEN, SIGNING_SECRET
 
+HERE = Path(__file__).resolve().parent
 TOKEN = re.compile(r"\bm-\d+-\d+\b")  # m-<thread>-<n>: which message a reply answers
 
 
@@ -81,18 +84,23 @@ class Figures:
     out_of_order: int = 0
     per_process: list[float] = field(default_factory=list)  # CPU ms per burst message
     examples: list[str] = field(default_factory=list)  # the first few faults found
+    counts: list[dict[str, float]] = field(default_factory=list)  # per process (--counts)
 
 
 @contextlib.asynccontextmanager
-async def bots(envs: Sequence[dict[str, str]], tmp: Path) -> AsyncIterator[list[Bot]]:
-    """`quitbot run` once per environment, stopped at the end."""
+async def bots(
+    envs: Sequence[dict[str, str]], tmp: Path, counts: str = ""
+) -> AsyncIterator[list[Bot]]:
+    """`quitbot run` once per environment, stopped at the end; with `counts` (a directory),
+    through bench/trip_counts.py, which counts what each store does there."""
     started: list[Bot] = []
+    command = [str(HERE / "trip_counts.py"), counts] if counts else ["-m", "bot"]
     try:
         for n, env in enumerate(envs):
             log = tmp / f"quitbot-{n}.log"
             with log.open("wb") as out:
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "bot", "run", stdout=out, stderr=out, cwd=tmp, env=env
+                    sys.executable, *command, "run", stdout=out, stderr=out, cwd=tmp, env=env
                 )
             started.append(Bot(process, log))
         yield started
@@ -128,11 +136,17 @@ async def burst(
     ids: list[str],
     total: int,
     figures: Figures,
+    look: argparse.Namespace,
 ) -> dict[str, list[str]]:
-    """`total` messages round robin over `ids`; CPU and rate measured until the last reply."""
+    """`total` messages round robin over `ids`; CPU and rate measured until the last reply;
+    a py-spy profile of each bot for the burst (`look.py_spy`, a directory), and the counts
+    of bench/trip_counts.py (`look.counts`)."""
     meter = Bot(bots[0].process, bots[0].log, database)
     server = await meter.server_cpu()
+    count(bots, look.counts)
     cpu = [bot.cpu() for bot in bots]
+    name = f"{figures.platform}-{figures.processes}"
+    spies = [await py_spy(bot, look.py_spy, f"{name}-{n}.txt") for n, bot in enumerate(bots)]
     base, start = replies.done, time.perf_counter()
     sent: dict[str, list[str]] = defaultdict(list)
     for n in range(total):
@@ -145,8 +159,43 @@ async def burst(
     figures.per_process = [(bot.cpu() - c) * 1000 / total for bot, c in zip(bots, cpu, strict=True)]
     figures.cpu_ms = sum(figures.per_process)
     figures.server_ms = server_cpu_between(server, await meter.server_cpu()) * 1000 / total
+    count(bots, look.counts)
+    for spy in spies:
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            await spy.wait()
     await asyncio.sleep(1)  # a duplicate would come after the count was reached
+    for bot in bots if look.counts else ():
+        done = difference(Path(look.counts) / f"counts-{bot.process.pid}.jsonl")
+        figures.counts.append({key: per_message(key, n, total) for key, n in done.items()})
     return sent
+
+
+def per_message(key: str, n: float, total: int) -> float:
+    """A count per message, CPU seconds as ms per message."""
+    return n * 1000 / total if key.endswith(" s") else n / total
+
+
+def count(bots: list[Bot], directory: str) -> None:
+    """Each bot run by bench/trip_counts.py writes its counts so far."""
+    for bot in bots if directory else ():
+        bot.process.send_signal(signal.SIGUSR2)
+
+
+async def py_spy(bot: Bot, directory: str, name: str) -> asyncio.subprocess.Process | None:
+    """A sampling profile of `bot` (every thread) until SIGINT, as collapsed stacks, in
+    `directory` (none without one)."""
+    if not directory:
+        return None
+    out = Path(directory) / name
+    spy = await asyncio.create_subprocess_exec(
+        *("py-spy", "record", "--pid", str(bot.process.pid), "--format", "raw", "--threads"),
+        *("--nonblocking", "--rate", "250", "-o", str(out)),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(1.0)  # py-spy attaches before the burst starts
+    return spy
 
 
 # --- Discord -------------------------------------------------------------------------------
@@ -173,7 +222,7 @@ async def run_discord(processes: int, args: argparse.Namespace, tmp: Path) -> Fi
             )
             shards = ["0,1"] if processes == 1 else [str(n % 2) for n in range(processes)]
             envs = [env | {"QUITBOT_DISCORD_SHARD_IDS": ids} for ids in shards]
-            async with bots(envs, tmp) as running:
+            async with bots(envs, tmp, args.counts) as running:
                 async with asyncio.timeout(90):
                     while sorted(set(fake.ready_shards)) != [0, 1]:  # noqa: ASYNC110 - the fake has no event for it
                         await asyncio.sleep(0.1)
@@ -192,7 +241,7 @@ async def run_discord(processes: int, args: argparse.Namespace, tmp: Path) -> Fi
                 for n, thread in enumerate(ids):
                     await post(thread, f"warm m-{n}-1")
                 await replies.wait(2 * len(ids), within=WAIT * 3)
-                sent = await burst(running, database, replies, post, ids, args.burst, figures)
+                sent = await burst(running, database, replies, post, ids, args.burst, figures, args)
                 answered = {
                     thread: TOKEN.findall(
                         " ".join(
@@ -285,7 +334,7 @@ async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figu
             )
             envs = [env | {"QUITBOT_SLACK_HTTP_PORT": str(port)} for port in ports]
             async with (
-                bots(envs, tmp) as running,
+                bots(envs, tmp, args.counts) as running,
                 forwarder(ports) as port,
                 aiohttp.ClientSession() as session,
             ):
@@ -318,7 +367,7 @@ async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figu
                     pending.append(task)
 
                 last: dict[str, asyncio.Task[None]] = {}
-                sent = await burst(running, database, replies, send, ids, args.burst, figures)
+                sent = await burst(running, database, replies, send, ids, args.burst, figures, args)
                 await asyncio.gather(*pending)
                 check(sent, slack_answers(fake), figures)
     finally:
@@ -347,6 +396,10 @@ def show(results: list[Figures]) -> None:
         )
         for example in f.examples:
             print(f"    {example}")
+        shown = {key for counts in f.counts for key, n in counts.items() if n or key in ALWAYS}
+        for key in sorted(shown):
+            each = " + ".join(f"{counts.get(key, 0):.3f}" for counts in f.counts)
+            print(f"    {key:<58}{sum(c.get(key, 0) for c in f.counts):>8.3f}  ({each}) a message")
     groups: dict[tuple[str, int], list[Figures]] = defaultdict(list)
     for f in results:
         groups[(f.platform, f.processes)].append(f)
@@ -371,6 +424,14 @@ async def main() -> None:
     parser.add_argument("--threads", type=int, default=100)
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--py-spy", default="", help="directory for py-spy profiles of each bot's burst"
+    )
+    parser.add_argument(
+        "--counts",
+        default="",
+        help="directory for bench/trip_counts.py's counts of each bot's burst (CPU inflated)",
+    )
     args = parser.parse_args()
     platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
     runners = {"discord": run_discord, "slack": run_slack}

@@ -1125,7 +1125,7 @@ class _AdvisoryLocks:
             self._waiting.release()
             raise
         try:
-            await own.execute(_LOCK, number)
+            read = await _wait_on(own, number, inbound)
         except BaseException:
             # Cancelled or failed while waiting: the server may have granted it meanwhile,
             # and dropping the session is what surely lets it go.
@@ -1133,7 +1133,7 @@ class _AdvisoryLocks:
             self._waiting.release()
             raise
         self._own[number] = own
-        return None
+        return read
 
     async def release(self, number: int) -> None:
         own = self._own.pop(number, None)
@@ -1251,6 +1251,22 @@ class _AdvisoryLocks:
             own.terminate()
         self._own.clear()
         self._idle.clear()
+
+
+async def _wait_on(own: asyncpg.Connection, number: int, inbound: Inbound | None) -> AtPlace | None:
+    """Wait for lock `number` on `own`; for a turn's message, read what the turn starts from
+    in the same round trip, once the lock is held (a take neither true nor false waits: see
+    migration 11). Otherwise the turn would read it through the pool after the wait: a
+    second round trip, and nearly every wait is for a turn (bench/README.md, issue 22's
+    fifth round)."""
+    if inbound is None:
+        await own.execute(_LOCK, number)
+        return None
+    asked: _Asked = (number, True, inbound, None)
+    columns = _columns([_lock_row(asked)], 6)
+    columns[1] = [None]  # wait
+    granted = _granted([asked], await own.fetch(_LOCK_AND_READ, *columns))[0]
+    return granted if isinstance(granted, AtPlace) else None
 
 
 # --- statements that several calls share ------------------------------------------------------

@@ -246,16 +246,7 @@ _V8 = Migration(
     ),
 )
 
-_V9 = Migration(
-    9,
-    "conversations' locks taken or given back, and what their turns start from read after, "
-    "in one call",
-    (
-        # Volatile, so in READ COMMITTED the read takes its snapshot after the takes: it sees
-        # the commit of a turn that gave a lock back just before (a plain statement's
-        # snapshot predates its takes, and could miss it). Each lock in turn, in order; then
-        # one read for every place taken (a row at least for each lock, `i` its number).
-        """
+_LOCKS_FUNCTION = """
         CREATE FUNCTION quitbot_conversation_locks(
             numbers BIGINT[], takes BOOLEAN[],
             platforms TEXT[], places TEXT[], event_ids TEXT[], communities TEXT[]
@@ -308,7 +299,18 @@ _V9 = Migration(
             ORDER BY q.i;
         END
         $$
-        """,
+        """
+
+_V9 = Migration(
+    9,
+    "conversations' locks taken or given back, and what their turns start from read after, "
+    "in one call",
+    (
+        # Volatile, so in READ COMMITTED the read takes its snapshot after the takes: it sees
+        # the commit of a turn that gave a lock back just before (a plain statement's
+        # snapshot predates its takes, and could miss it). Each lock in turn, in order; then
+        # one read for every place taken (a row at least for each lock, `i` its number).
+        _LOCKS_FUNCTION,
     ),
 )
 
@@ -321,8 +323,38 @@ _V10 = Migration(
     ("CREATE INDEX inbox_by_place ON inbox (platform, place, n)",),
 )
 
+
+def _waiting_too(function: str) -> str:
+    """Migration 9's function, where a take that is neither true nor false (NULL) waits."""
+    waits = (
+        function.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION")
+        .replace(
+            "IF takes[k] THEN",
+            "IF takes[k] IS NULL THEN\n"
+            "                    PERFORM pg_advisory_lock(numbers[k]);\n"
+            "                    granted[k] := true;\n"
+            "                ELSIF takes[k] THEN",
+        )
+        .replace("q.held AND q.take", "q.held AND q.take IS NOT FALSE")
+    )
+    assert waits.count("q.take IS NOT FALSE") == 3, "migration 9's function changed"
+    return waits
+
+
+# A turn whose conversation another process holds waited for it on a connection of its own,
+# then read what it starts from through the pool: two trips, on two connections. Now the
+# function waits (a NULL take) and reads after, on the waiting connection: one trip. The
+# read is still a query of its own, after the wait, so it sees the commit of the turn that
+# gave the lock back. Processes of version 10 never ask it to wait (bench/README.md, issue
+# 22's fifth round).
+_V11 = Migration(
+    11,
+    "a conversation's lock waited for, and what its turn starts from read after, in one call",
+    (_waiting_too(_LOCKS_FUNCTION),),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
-    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10,
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
 )  # fmt: skip
 
 _VERSION_TABLE = (

@@ -477,6 +477,49 @@ async def test_the_read_with_the_lock_sees_what_was_committed_before_it_was_take
         await turn.close()
 
 
+async def test_a_turn_that_waits_for_another_process_reads_where_it_starts_as_the_wait_ends(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waiting for a conversation another process holds, and reading what the turn starts
+    from, is one round trip on the waiting connection (migration 11): the read is never
+    asked of the pool after the wait, and sees what the holder committed before it gave
+    the lock back (the messages received before this one, and the ladder)."""
+    async with (
+        await PostgresStore.open(postgres_url) as holder,
+        await PostgresStore.open(postgres_url) as waiter,
+    ):
+        conversation = await holder.create(KEY, "u1", T0)
+        for n in (1, 2):
+            assert await waiter.receive(inbound(f"e{n}"), at(n))
+
+        async def pooled(asked: object) -> None:
+            raise AssertionError("read through the pool after the wait")
+
+        monkeypatch.setattr(waiter, "at_place", pooled)
+
+        async def turn() -> object:
+            async with waiter.serialised_at(inbound("e2")) as where:
+                return where
+
+        async with holder.serialised_at(inbound("e1")) as first:
+            assert [i.event_id for i in first.earlier] == []
+            waiting = asyncio.create_task(turn())
+            await waited_on_by_the_server(postgres_url)
+            await holder.commit_turn(
+                conversation.id, LadderState(redirects=1), at(3), answered=inbound("e1")
+            )
+        async with asyncio.timeout(30):
+            where = await waiting
+        assert where.earlier == ()  # e1 was answered, and that commit is seen
+        assert where.conversation is not None and where.conversation.ladder.redirects == 1
+        assert len(waiter._advisory._idle) == 1  # waited on, and given back
+        other = await asyncpg.connect(postgres_url)
+        try:  # nothing held once both turns are over
+            assert await other.fetchval("SELECT pg_try_advisory_lock($1)", lock_number(KEY))
+        finally:
+            await other.close()
+
+
 async def test_a_turn_whose_place_postgresql_refuses_fails_alone_and_keeps_no_lock(
     postgres_url: str,
 ) -> None:
