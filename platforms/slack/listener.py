@@ -30,8 +30,10 @@ from platforms.slack.edge import HttpEdge, Messages
 # listener's thread two or three times (the door, the store's outcome, the answer) while the
 # turns' loop runs Python: in a burst each wait could be a whole interval. At 5 ms the burst's
 # ack p99 was over 50 ms in 4 rounds of 6 (43-60); at 1 ms 36-48 in all 6, the burst rate
-# and the CPU a message unchanged (bench/README.md, issue 22, fourth round).
-SWITCH_SECONDS = 0.001
+# and the CPU a message unchanged (bench/README.md, issue 22, fourth round). On a slower
+# machine 1 ms was over 50 in 10 rounds of 15, 0.5 ms in 4 of the same 15, the CPU a message
+# and the burst rate the same (issue 22, fifth round).
+SWITCH_SECONDS = 0.0005
 
 
 @contextmanager
