@@ -333,6 +333,7 @@ class Figures:
     first: list[float] = field(default_factory=list)
     paced_acks: list[float] = field(default_factory=list)
     burst_acks: list[float] = field(default_factory=list)
+    driver_lags: list[float] = field(default_factory=list)  # the bench's loop, in the burst
     rss_warm: float = 0.0
     rss_after: float = 0.0
     tokens: dict[int, tuple[int, float, int]] = field(default_factory=dict)
@@ -545,19 +546,20 @@ async def _phases(
     cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
     threads, switched = bot.threads_cpu(), bot.threads_switches()
     figures.load = os.getloadavg()[0]
+    lags: list[float] = []
+    watching = asyncio.create_task(_watch_lag(lags))
     if slack is not None:
-        gate = asyncio.Semaphore(16)
-
-        async def send(n: int) -> None:
-            async with gate:
-                await slack.send(ids[n % len(ids)], f"burst {n}", figures.burst_acks)
-
-        await asyncio.gather(*(send(n) for n in range(total)))
+        bodies = [json.dumps(slack.payload(ids[n % len(ids)], f"burst {n}")) for n in range(total)]
+        async with _slack_senders(slack.sender.url, bodies) as go:
+            cpu, driver, start = bot.cpu(), time.process_time(), time.perf_counter()
+            figures.burst_acks = await go()
     else:
         for n in range(total):
             await say(ids[n % len(ids)], f"burst {n}")
     await replies.wait(base + total)
     elapsed = time.perf_counter() - start
+    watching.cancel()
+    figures.driver_lags = lags
     figures.burst_rate = total / elapsed
     figures.cpu_ms = (bot.cpu() - cpu) * 1000 / total
     figures.threads_ms = {
@@ -575,6 +577,50 @@ async def _phases(
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         await spy.wait()
+
+
+@contextlib.asynccontextmanager
+async def _slack_senders(url: str, bodies: list[str]) -> AsyncIterator[Callable[[], Any]]:
+    """bench/slack_events_sender.py started and connected; `await go()` sends `bodies`, 16
+    in flight as Slack's, and gives each ack's milliseconds."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "slack_events_sender.py"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    stdin, stdout = child.stdin, child.stdout
+    stdin.write(json.dumps({"url": url, "in_flight": 16, "bodies": bodies}).encode() + b"\n")
+    await stdin.drain()
+    if (await stdout.readline()).strip() != b"ready":
+        raise RuntimeError("the Slack sender did not start")
+
+    async def go() -> list[float]:
+        stdin.write(b"go\n")
+        await stdin.drain()
+        line = await stdout.readline()
+        if not line:
+            raise RuntimeError("the Slack sender stopped before sending everything")
+        acks: list[float] = json.loads(line)
+        return acks
+
+    try:
+        yield go
+    finally:
+        if child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+        await child.wait()
+
+
+async def _watch_lag(lags: list[float], every: float = 0.002) -> None:
+    """How late this process's own loop wakes (ms), for as long as it runs: a reply or an
+    ack this loop times is late by as much when the loop is busy."""
+    while True:
+        start = time.perf_counter()
+        await asyncio.sleep(every)
+        lags.append((time.perf_counter() - start - every) * 1000)
 
 
 async def _py_spy(bot: Bot, figures: Figures, directory: str) -> asyncio.subprocess.Process | None:
@@ -700,13 +746,18 @@ class SlackDriver:
         self._ts += 1
         return f"1700100000.{self._ts:06d}"
 
-    async def send(self, thread: str, words: str, acks: list[float] | None = None) -> None:
+    def payload(self, thread: str, words: str) -> dict[str, Any]:
+        """The event of `words` said in `thread`, counted as sent."""
         if thread not in self.roots:
             self.roots.add(thread)
             payload = event_callback(mention(f"<@U0QUITBOT> {words}", ts=thread))
         else:
             payload = event_callback(message(words, ts=self._next_ts(), thread_ts=thread))
         self.replies.sent(thread)
+        return payload
+
+    async def send(self, thread: str, words: str, acks: list[float] | None = None) -> None:
+        payload = self.payload(thread, words)
         start = time.perf_counter()
         sent = await self.sender.event(payload)
         if acks is not None:
@@ -836,6 +887,15 @@ def show(all_figures: list[Figures]) -> None:
         if f.threads_ms:
             shares = ", ".join(f"{name} {ms:.2f}" for name, ms in sorted(f.threads_ms.items()))
             print(f"burst CPU ms/msg by thread ({f.bot}, {f.platform}): {shares}; load {f.load}")
+        if f.burst_acks:
+            acks = " / ".join(f"{pct(f.burst_acks, q):.1f}" for q in (0.5, 0.9, 0.99))
+            print(f"burst ack p50 / p90 / p99 ms ({f.bot}, {f.platform}): {acks}")
+        if f.driver_lags:
+            lags = " / ".join(f"{pct(f.driver_lags, q):.1f}" for q in (0.5, 0.9, 0.99))
+            print(
+                f"the bench's own loop late, p50 / p90 / p99 / most ms ({f.bot}, {f.platform}): "
+                f"{lags} / {max(f.driver_lags):.1f}"
+            )
         if f.switches:
             counts = ", ".join(f"{name} {n:.2f}" for name, n in f.switches.items())
             print(f"burst context switches/msg by thread ({f.bot}, {f.platform}): {counts}")

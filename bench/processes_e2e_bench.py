@@ -349,7 +349,7 @@ async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figu
                 for n, thread in enumerate(ids):
                     await driver.send(thread, f"warm m-{n}-1")
                 await replies.wait(2 * len(ids), within=WAIT * 3)
-                gate = asyncio.Semaphore(16)  # requests in flight, as Slack itself would
+                gate = asyncio.Semaphore(args.in_flight)  # 16, as Slack itself would
                 pending: list[asyncio.Task[None]] = []
 
                 async def one(thread: str, words: str) -> None:
@@ -424,6 +424,12 @@ async def main() -> None:
     parser.add_argument("--threads", type=int, default=100)
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=16,
+        help="Slack: requests in flight at most (8 gives one process the load each of two has)",
+    )
     parser.add_argument(
         "--py-spy", default="", help="directory for py-spy profiles of each bot's burst"
     )
