@@ -32,8 +32,10 @@ from platforms.slack.edge import HttpEdge, Messages
 # ack p99 was over 50 ms in 4 rounds of 6 (43-60); at 1 ms 36-48 in all 6, the burst rate
 # and the CPU a message unchanged (bench/README.md, issue 22, fourth round). On a slower
 # machine 1 ms was over 50 in 10 rounds of 15, 0.5 ms in 4 of the same 15, the CPU a message
-# and the burst rate the same (issue 22, fifth round).
-SWITCH_SECONDS = 0.0005
+# and the burst rate the same (issue 22, fifth round). On a slower one still, with the burst
+# sent from a process of its own, 0.5 ms was over 50 in 6 rounds of 7 and 0.2 ms in 1 of the
+# same 7, the CPU a message no higher; 0.1 ms cost 15% more CPU (issue 22, sixth round).
+SWITCH_SECONDS = 0.0002
 
 
 @contextmanager
@@ -42,12 +44,16 @@ def prompt_switches(threaded: bool) -> Iterator[None]:
     GIL changes hands within `SWITCH_SECONDS`; the interval is given back afterwards, and a
     shorter one already set is kept."""
     before = sys.getswitchinterval()
-    if threaded:
-        sys.setswitchinterval(min(before, SWITCH_SECONDS))
+    # Set only when shorter: CPython keeps whole microseconds, rounding down, so setting again
+    # a value it read back can take a microsecond off.
+    shorten = threaded and before > SWITCH_SECONDS
+    if shorten:
+        sys.setswitchinterval(SWITCH_SECONDS)
     try:
         yield
     finally:
-        sys.setswitchinterval(before)
+        if shorten:
+            sys.setswitchinterval(before)
 
 
 class Listener:
