@@ -588,6 +588,7 @@ async def _slack_senders(url: str, bodies: list[str]) -> AsyncIterator[Callable[
         str(ROOT / "bench" / "slack_events_sender.py"),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        limit=2**24,  # the acks come back as one line: ~19 bytes each
     )
     assert child.stdin is not None and child.stdout is not None
     stdin, stdout = child.stdin, child.stdout
