@@ -12,18 +12,22 @@ and stream are untouched: it still sends the request, it only gets it built fast
 The SDK's SSE decoder joins the stream line by line in Python and parses each line; nearly
 every event of a reply is two lines, `event:` and `data:`, so whole events are split out
 with `bytes.split` and those two lines read directly; anything else is the SDK's decoder's.
+`EventStream` reads those events straight off the response's body: the SDK's stream passes
+every chunk up through four async generators and every event through three more.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-from anthropic import AsyncAnthropic, NotGiven
+from anthropic import AnthropicError, AsyncAnthropic, AsyncStream, NotGiven
 from anthropic._base_client import BaseClient
 from anthropic._models import FinalRequestOptions
 from anthropic._streaming import ServerSentEvent, SSEDecoder
@@ -185,3 +189,124 @@ async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
     yield first
     async for chunk in rest:
         yield chunk
+
+
+class EventStream(AsyncStream[object]):
+    """A streamed reply's events as decoded JSON, as `AsyncStream[object]` gives them.
+
+    The SDK's stream hands each chunk of the body up through `aiter_raw`, `aiter_bytes` (a
+    content decoder and a chunker that pass it on as it is when the body is not compressed),
+    its own error mapping and the decoder, and each event up through two more generators, a
+    check for a tracing observer and a cast to `object`: a sixth of a model call's CPU when
+    each event arrives in a chunk of its own (bench/README.md, issue 22, sixth round). Here
+    one generator reads the body's chunks and yields the events, with the SDK's rules: pings
+    and nameless events are skipped, an `error` event raises the SDK's error, a failed read
+    its connection or timeout error, and the response is closed at the end. A compressed
+    body, a traced response or another decoder than `_Events` is read by the SDK's own stream.
+    """
+
+    def __aiter__(self) -> AsyncIterator[object]:
+        if self._observer is not None:
+            return super().__aiter__()  # it tells the observer of every event
+        return self._iterator
+
+    async def __stream__(self) -> AsyncIterator[object]:
+        response, decoder = self.response, self._decoder
+        if not isinstance(decoder, _Events) or self._observer is not None or _compressed(response):
+            async for item in super().__stream__():
+                yield item
+            return
+        client, raw = self._client, response.aiter_raw()
+        try:
+            buffer = b""
+            while True:
+                # The read alone, mapped as the SDK maps it (`async_iter_response_bytes`).
+                try:
+                    chunk = await raw.__anext__()
+                except StopAsyncIteration:
+                    break
+                except AnthropicError:
+                    raise
+                except Exception as err:
+                    raise _unreadable(client, response, err) from err
+                if b"\r" in chunk:
+                    rest = _after(buffer + chunk, _body(response, client, raw))
+                    async for event in decoder._sdk.aiter_bytes(rest):
+                        if (item := self._item(event.event, event.data)) is not _SKIP:
+                            yield item
+                    return
+                buffer += chunk
+                if b"\n\n" not in buffer:
+                    continue
+                *blocks, buffer = buffer.split(b"\n\n")
+                for block in blocks:
+                    text = block.decode()
+                    head, _, data = text.partition("\n")
+                    if (
+                        decoder._plain
+                        and "\n" not in data
+                        and head.startswith("event: ")
+                        and data.startswith("data: ")
+                    ):
+                        decoder.plain += 1
+                        name: str | None = head[7:]
+                        data = data[6:]
+                    else:
+                        sse = decoder._event(text.split("\n"))
+                        if sse is None:
+                            continue
+                        name, data = sse.event, sse.data
+                    if (item := self._item(name, data)) is not _SKIP:
+                        yield item
+        finally:
+            if sys.is_finalizing():
+                response.is_closed = True  # as the SDK's stream: closing then can crash CPython
+            else:
+                await response.aclose()
+
+    def _item(self, name: str | None, data: str) -> object:
+        """An event's decoded data, `_SKIP` for one that carries none; raises for an error."""
+        if name == "ping" or name is None:
+            return _SKIP
+        if name == "error":
+            body: object = data
+            try:
+                body = json.loads(data)
+                message = f"{body}"
+            except Exception:
+                message = data or f"Error code: {self.response.status_code}"
+            raise self._client._make_status_error(message, body=body, response=self.response)
+        if not data:
+            return _SKIP
+        return json.loads(data)
+
+
+_SKIP = object()
+
+
+def _compressed(response: httpx2.Response) -> bool:
+    encodings = response.headers.get_list("content-encoding", split_commas=True)
+    return any(value.strip().lower() != "identity" for value in encodings)
+
+
+async def _body(
+    response: httpx2.Response, client: Any, raw: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The rest of the body's chunks; a failed read raises as the SDK's stream raises it."""
+    while True:
+        try:
+            chunk = await anext(raw, None)
+        except AnthropicError:
+            raise
+        except Exception as err:
+            raise _unreadable(client, response, err) from err
+        if chunk is None:
+            return
+        yield chunk
+
+
+def _unreadable(client: Any, response: httpx2.Response, err: Exception) -> Exception:
+    """The SDK's error for a body that could not be read (`async_iter_response_bytes`)."""
+    if isinstance(err, httpx2.TimeoutException):
+        return client._make_timeout_error(response.request, err)  # type: ignore[no-any-return]
+    return client._make_connection_error(response.request, err)  # type: ignore[no-any-return]
