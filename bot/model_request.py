@@ -72,25 +72,30 @@ class _Template:
 
     method: str
     url: httpx2.URL
-    headers: list[tuple[bytes, bytes]]  # as sent, less Content-Length
+    headers: httpx2.Headers  # as sent, less Content-Length
+    # Worked out once: httpx2 works it out for every request's headers, decoding each of
+    # them, and Content-Length's digits do not change it.
+    encoding: str
     extensions: dict[str, Any]
 
     @classmethod
     def of(cls, request: httpx2.Request) -> _Template:
-        headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
-        return cls(request.method, request.url, headers, request.extensions)
+        raw = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
+        headers = httpx2.Headers(raw)
+        return cls(request.method, request.url, headers, headers.encoding, request.extensions)
 
     def request(self, body: bytes) -> httpx2.Request:
         # `stream=` skips httpx2 encoding the body and merging the defaults again; the
         # Content-Length it would add is added here, last, where httpx2 puts it.
-        headers = [*self.headers, (b"Content-Length", str(len(body)).encode())]
         request = httpx2.Request(
             self.method,
             self.url,
-            headers=headers,
+            headers=self.headers,  # copied as they are, not taken apart and put together
             stream=httpx2.ByteStream(body),
             extensions=self.extensions,
         )
+        request.headers.encoding = self.encoding
+        request.headers["Content-Length"] = str(len(body))
         request.read()  # as httpx2 does for a body given whole: a retry can send it again
         return request
 
