@@ -460,6 +460,27 @@ async def _through_the_sdks_own(client: AsyncAnthropic, body: bytes) -> None:
             pass
 
 
+async def test_a_reply_is_opened_as_the_sdk_opens_it(client: AsyncAnthropic) -> None:
+    # `_process_response` on the copy: a streamed Message asked for as an EventStream is
+    # opened directly, as the SDK would open it; anything else is the SDK's.
+    prebuilt = with_prebuilt_requests(client)
+    options = _post(b"{}")
+    request = client._build_request(options)
+    response = httpx2.Response(200, request=request)
+
+    async def opened(by: AsyncAnthropic, **asked: Any) -> Any:
+        asked = {"cast_to": anthropic.types.Message, "stream_cls": EventStream, **asked}
+        return await by._process_response(options=options, response=response, stream=True, **asked)
+
+    ours, sdks = await opened(prebuilt), await opened(client)
+    assert type(ours) is type(sdks) is EventStream
+    assert (ours._cast_to, ours.response, ours._options) == (object, response, options)
+    assert (sdks._cast_to, sdks.response, sdks._options) == (object, response, options)
+    assert ours._client is prebuilt and prebuilt._process_response.opened == 1  # type: ignore[attr-defined]
+    other = await opened(prebuilt, stream_cls=AsyncStream[object])
+    assert type(other) is AsyncStream and prebuilt._process_response.opened == 1  # type: ignore[attr-defined]
+
+
 async def test_the_idempotency_key_is_never_sent_so_none_is_made(
     fake: FakeAnthropic, client: AsyncAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -491,6 +512,7 @@ async def test_the_sdk_sends_what_the_template_builds(
     for _ in range(3):
         await model.reply(HELLO, Sink())
     assert model._posting._build_request.reused == 2  # type: ignore[attr-defined]
+    assert model._posting._process_response.opened == 3  # type: ignore[attr-defined]
     fake.add(text("the SDK's own"))
     await _through_the_sdks_own(client, model.encoded(HELLO))
     first, retried, *later, sdks = fake.request_headers
