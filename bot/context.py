@@ -265,10 +265,13 @@ def _plain_text_length(api_json: str) -> int | None:
     end = len(api_json) - len(_PLAIN_TAIL)  # where the text's closing quote is
     if end < start or not api_json.endswith(_PLAIN_TAIL):
         return None
-    if api_json.find("\\", start, end) < 0:
+    # The head and the tail hold no backslash, so the whole text is searched for one: an
+    # `in` without bounds, not a `find` with them, whose arguments cost three times the
+    # search here (60 stored messages a turn).
+    if "\\" not in api_json:
         # No escape, so no quote of the text's own: a quote here closes it (another field
         # or block follows), and the message is not plain.
-        return end - start if api_json.find('"', start, end) < 0 else None
+        return end - start if '"' not in api_json[start:end] else None
     return _escaped_text_length(api_json, start - 1, end + 1)
 
 

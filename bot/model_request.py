@@ -12,21 +12,27 @@ and stream are untouched: it still sends the request, it only gets it built fast
 The SDK's SSE decoder joins the stream line by line in Python and parses each line; nearly
 every event of a reply is two lines, `event:` and `data:`, so whole events are split out
 with `bytes.split` and those two lines read directly; anything else is the SDK's decoder's.
+`EventStream` reads those events straight off the response's body: the SDK's stream passes
+every chunk up through four async generators and every event through three more.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-from anthropic import AsyncAnthropic, NotGiven
-from anthropic._base_client import BaseClient
+from anthropic import AnthropicError, AsyncAnthropic, AsyncStream, NotGiven
+from anthropic._base_client import AsyncAPIClient, BaseClient
+from anthropic._constants import RAW_RESPONSE_HEADER
 from anthropic._models import FinalRequestOptions
 from anthropic._streaming import ServerSentEvent, SSEDecoder
+from anthropic.types import Message
 
 _SDK_LOG = logging.getLogger("anthropic._base_client")  # the one that logs each request
 _SDK_HOOKS = (BaseClient._build_request, BaseClient._make_sse_decoder)
@@ -34,13 +40,14 @@ _SDK_HOOKS = (BaseClient._build_request, BaseClient._make_sse_decoder)
 
 def with_prebuilt_requests(client: AsyncAnthropic) -> AsyncAnthropic:
     """A copy of `client` (sharing its connection pool, credentials and settings) that
-    builds a request shaped like the one before it from that one, and decodes plain events
-    without the SDK's line-by-line decoder.
+    builds a request shaped like the one before it from that one, decodes plain events
+    without the SDK's line-by-line decoder, and opens an `EventStream` on a reply directly.
 
-    Private hooks: the SDK has no public way to build its request or decode its stream
-    differently, so the copy's `_build_request` and `_make_sse_decoder` are replaced
-    (tests/bot/test_model.py fails if the SDK stops calling either, or if what they make
-    differs from what the SDK makes). The shared client stays as it is for every other caller.
+    Private hooks: the SDK has no public way to build its request, decode its stream or
+    open it differently, so the copy's `_build_request`, `_make_sse_decoder` and
+    `_process_response` are replaced (tests/bot/test_model.py fails if the SDK stops calling
+    any of them, or if what they make differs from what the SDK makes). The shared client
+    stays as it is for every other caller.
     """
     kind = type(client)
     if (kind._build_request, kind._make_sse_decoder) != _SDK_HOOKS:
@@ -49,6 +56,8 @@ def with_prebuilt_requests(client: AsyncAnthropic) -> AsyncAnthropic:
     # An attribute of the instance shadows the SDK's method, for this copy alone.
     setattr(prebuilt, "_build_request", _Builder(prebuilt))  # noqa: B010
     setattr(prebuilt, "_make_sse_decoder", _events)  # noqa: B010
+    if kind._process_response is AsyncAPIClient._process_response:
+        setattr(prebuilt, "_process_response", _Opening(prebuilt))  # noqa: B010
     if client._idempotency_header is None:
         # The SDK makes a uuid4 key for every request even when no header carries it (the
         # Messages API client has none): 2 µs, and a release of the GIL that hands it to
@@ -62,31 +71,64 @@ def _unsent_key() -> str:
     return "unsent"
 
 
+class _Opening:
+    """Stands in for the SDK's `_process_response` on one client copy: a streamed reply
+    asked for as `EventStream` is opened as one at once. The SDK gets there through an
+    `AsyncAPIResponse`, its parse cache and a look at `stream_cls`'s type argument (12 µs
+    against 1; bench/README.md, issue 22, sixth round); anything else is the SDK's."""
+
+    def __init__(self, client: AsyncAnthropic) -> None:
+        self._client = client
+        self._process = client._process_response  # the SDK's own, bound before it is shadowed
+        self.opened = 0  # streams opened here (tests read it)
+
+    async def __call__(self, **asked: Any) -> Any:
+        options: FinalRequestOptions = asked["options"]
+        response: httpx2.Response = asked["response"]
+        if (
+            asked["stream"]
+            and asked["stream_cls"] is EventStream
+            and asked["cast_to"] is Message
+            and isinstance(options.post_parser, NotGiven)
+            and not response.request.headers.get(RAW_RESPONSE_HEADER)
+        ):
+            self.opened += 1
+            return EventStream(
+                cast_to=object, response=response, client=self._client, options=options
+            )
+        return await self._process(**asked)
+
+
 @dataclass(frozen=True)
 class _Template:
     """A request the SDK built, without its body."""
 
     method: str
     url: httpx2.URL
-    headers: list[tuple[bytes, bytes]]  # as sent, less Content-Length
+    headers: httpx2.Headers  # as sent, less Content-Length
+    # Worked out once: httpx2 works it out for every request's headers, decoding each of
+    # them, and Content-Length's digits do not change it.
+    encoding: str
     extensions: dict[str, Any]
 
     @classmethod
     def of(cls, request: httpx2.Request) -> _Template:
-        headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
-        return cls(request.method, request.url, headers, request.extensions)
+        raw = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
+        headers = httpx2.Headers(raw)
+        return cls(request.method, request.url, headers, headers.encoding, request.extensions)
 
     def request(self, body: bytes) -> httpx2.Request:
         # `stream=` skips httpx2 encoding the body and merging the defaults again; the
         # Content-Length it would add is added here, last, where httpx2 puts it.
-        headers = [*self.headers, (b"Content-Length", str(len(body)).encode())]
         request = httpx2.Request(
             self.method,
             self.url,
-            headers=headers,
+            headers=self.headers,  # copied as they are, not taken apart and put together
             stream=httpx2.ByteStream(body),
             extensions=self.extensions,
         )
+        request.headers.encoding = self.encoding
+        request.headers["Content-Length"] = str(len(body))
         request.read()  # as httpx2 does for a body given whole: a retry can send it again
         return request
 
@@ -185,3 +227,124 @@ async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
     yield first
     async for chunk in rest:
         yield chunk
+
+
+class EventStream(AsyncStream[object]):
+    """A streamed reply's events as decoded JSON, as `AsyncStream[object]` gives them.
+
+    The SDK's stream hands each chunk of the body up through `aiter_raw`, `aiter_bytes` (a
+    content decoder and a chunker that pass it on as it is when the body is not compressed),
+    its own error mapping and the decoder, and each event up through two more generators, a
+    check for a tracing observer and a cast to `object`: a sixth of a model call's CPU when
+    each event arrives in a chunk of its own (bench/README.md, issue 22, sixth round). Here
+    one generator reads the body's chunks and yields the events, with the SDK's rules: pings
+    and nameless events are skipped, an `error` event raises the SDK's error, a failed read
+    its connection or timeout error, and the response is closed at the end. A compressed
+    body, a traced response or another decoder than `_Events` is read by the SDK's own stream.
+    """
+
+    def __aiter__(self) -> AsyncIterator[object]:
+        if self._observer is not None:
+            return super().__aiter__()  # it tells the observer of every event
+        return self._iterator
+
+    async def __stream__(self) -> AsyncIterator[object]:
+        response, decoder = self.response, self._decoder
+        if not isinstance(decoder, _Events) or self._observer is not None or _compressed(response):
+            async for item in super().__stream__():
+                yield item
+            return
+        client, raw = self._client, response.aiter_raw()
+        try:
+            buffer = b""
+            while True:
+                # The read alone, mapped as the SDK maps it (`async_iter_response_bytes`).
+                try:
+                    chunk = await raw.__anext__()
+                except StopAsyncIteration:
+                    break
+                except AnthropicError:
+                    raise
+                except Exception as err:
+                    raise _unreadable(client, response, err) from err
+                if b"\r" in chunk:
+                    rest = _after(buffer + chunk, _body(response, client, raw))
+                    async for event in decoder._sdk.aiter_bytes(rest):
+                        if (item := self._item(event.event, event.data)) is not _SKIP:
+                            yield item
+                    return
+                buffer += chunk
+                if b"\n\n" not in buffer:
+                    continue
+                *blocks, buffer = buffer.split(b"\n\n")
+                for block in blocks:
+                    text = block.decode()
+                    head, _, data = text.partition("\n")
+                    if (
+                        decoder._plain
+                        and "\n" not in data
+                        and head.startswith("event: ")
+                        and data.startswith("data: ")
+                    ):
+                        decoder.plain += 1
+                        name: str | None = head[7:]
+                        data = data[6:]
+                    else:
+                        sse = decoder._event(text.split("\n"))
+                        if sse is None:
+                            continue
+                        name, data = sse.event, sse.data
+                    if (item := self._item(name, data)) is not _SKIP:
+                        yield item
+        finally:
+            if sys.is_finalizing():
+                response.is_closed = True  # as the SDK's stream: closing then can crash CPython
+            else:
+                await response.aclose()
+
+    def _item(self, name: str | None, data: str) -> object:
+        """An event's decoded data, `_SKIP` for one that carries none; raises for an error."""
+        if name == "ping" or name is None:
+            return _SKIP
+        if name == "error":
+            body: object = data
+            try:
+                body = json.loads(data)
+                message = f"{body}"
+            except Exception:
+                message = data or f"Error code: {self.response.status_code}"
+            raise self._client._make_status_error(message, body=body, response=self.response)
+        if not data:
+            return _SKIP
+        return json.loads(data)
+
+
+_SKIP = object()
+
+
+def _compressed(response: httpx2.Response) -> bool:
+    encodings = response.headers.get_list("content-encoding", split_commas=True)
+    return any(value.strip().lower() != "identity" for value in encodings)
+
+
+async def _body(
+    response: httpx2.Response, client: Any, raw: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    """The rest of the body's chunks; a failed read raises as the SDK's stream raises it."""
+    while True:
+        try:
+            chunk = await anext(raw, None)
+        except AnthropicError:
+            raise
+        except Exception as err:
+            raise _unreadable(client, response, err) from err
+        if chunk is None:
+            return
+        yield chunk
+
+
+def _unreadable(client: Any, response: httpx2.Response, err: Exception) -> Exception:
+    """The SDK's error for a body that could not be read (`async_iter_response_bytes`)."""
+    if isinstance(err, httpx2.TimeoutException):
+        return client._make_timeout_error(response.request, err)  # type: ignore[no-any-return]
+    return client._make_connection_error(response.request, err)  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx2
 import pytest
 import pytest_asyncio
 from anthropic import AsyncAnthropic, AsyncStream, DefaultAioHttpClient
@@ -23,7 +24,7 @@ from hypothesis import strategies as st
 from bot.context import build_context
 from bot.conversation import ContextEntry
 from bot.model import ClaudeModel, build_client
-from bot.model_request import _Events, with_prebuilt_requests
+from bot.model_request import EventStream, _Events, with_prebuilt_requests
 from bot.ports import Model, ModelUnavailable
 from bot.prompt import system_prompt
 from bot.settings import Settings
@@ -459,6 +460,27 @@ async def _through_the_sdks_own(client: AsyncAnthropic, body: bytes) -> None:
             pass
 
 
+async def test_a_reply_is_opened_as_the_sdk_opens_it(client: AsyncAnthropic) -> None:
+    # `_process_response` on the copy: a streamed Message asked for as an EventStream is
+    # opened directly, as the SDK would open it; anything else is the SDK's.
+    prebuilt = with_prebuilt_requests(client)
+    options = _post(b"{}")
+    request = client._build_request(options)
+    response = httpx2.Response(200, request=request)
+
+    async def opened(by: AsyncAnthropic, **asked: Any) -> Any:
+        asked = {"cast_to": anthropic.types.Message, "stream_cls": EventStream, **asked}
+        return await by._process_response(options=options, response=response, stream=True, **asked)
+
+    ours, sdks = await opened(prebuilt), await opened(client)
+    assert type(ours) is type(sdks) is EventStream
+    assert (ours._cast_to, ours.response, ours._options) == (object, response, options)
+    assert (sdks._cast_to, sdks.response, sdks._options) == (object, response, options)
+    assert ours._client is prebuilt and prebuilt._process_response.opened == 1  # type: ignore[attr-defined]
+    other = await opened(prebuilt, stream_cls=AsyncStream[object])
+    assert type(other) is AsyncStream and prebuilt._process_response.opened == 1  # type: ignore[attr-defined]
+
+
 async def test_the_idempotency_key_is_never_sent_so_none_is_made(
     fake: FakeAnthropic, client: AsyncAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -490,6 +512,7 @@ async def test_the_sdk_sends_what_the_template_builds(
     for _ in range(3):
         await model.reply(HELLO, Sink())
     assert model._posting._build_request.reused == 2  # type: ignore[attr-defined]
+    assert model._posting._process_response.opened == 3  # type: ignore[attr-defined]
     fake.add(text("the SDK's own"))
     await _through_the_sdks_own(client, model.encoded(HELLO))
     first, retried, *later, sdks = fake.request_headers
@@ -551,6 +574,89 @@ async def _decoded(decoder: _Events | SSEDecoder, chunks: list[bytes]) -> list[t
         (sse.event, sse.data, sse.id, sse.retry, sse.raw)
         async for sse in decoder.aiter_bytes(arriving())
     ]
+
+
+# What `EventStream` yields, or raises, is what the SDK's `AsyncStream[object]` does with
+# the SDK's own decoder: whatever the chunks, pings, nameless events, errors and a carriage
+# return that hands the rest to the SDK's decoder.
+EVENT_STREAMS = [
+    *SSE_STREAMS,
+    b'event: message_start\ndata: {"type":"message_start"}\n\nevent: ping\ndata: {}\n\n'
+    b'event: x\ndata: null\n\nevent: y\ndata: [1,"\xc3\xa9"]\n\nevent: z\ndata: \n\n',
+    b'event: a\ndata: {"n":1}\n\nevent: error\ndata: {"type":"error","error":{"type":"o"}}\n\n'
+    b'event: b\ndata: {"n":2}\n\n',
+    b'event: a\ndata: {"n":1}\n\nevent: error\ndata: not json\n\n',
+    b'event: a\ndata: {"n":1}\n\nevent: error\ndata: \n\n',
+    b'event: a\ndata: {"n":1}\n\ndata: {"nameless":1}\n\n: c\nevent: b\ndata: 2\n\n',
+    b'event: a\ndata: {"n":1}\r\n\r\nevent: b\ndata: {"n":2}\n\nevent: error\ndata: {}\n\n',
+]
+
+
+class _Chunks(httpx2.AsyncByteStream):
+    def __init__(self, chunks: list[bytes], fail: Exception | None = None) -> None:
+        self._chunks, self._fail = chunks, fail
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self._chunks:
+            yield chunk
+        if self._fail is not None:
+            raise self._fail
+
+
+async def _streamed(
+    kind: type[AsyncStream[object]], client: AsyncAnthropic, chunks: list[bytes], **extra: Any
+) -> tuple[list[Any], Any, bool]:
+    """What a stream of `kind` yields, what it raised (type and text), and whether it closed
+    the response."""
+    request = httpx2.Request("POST", "http://127.0.0.1:9/v1/messages")
+    response = httpx2.Response(
+        200, stream=_Chunks(chunks, **extra), request=request, headers={"x": "y"}
+    )
+    stream = kind(cast_to=object, response=response, client=client)
+    items: list[Any] = []
+    raised: Any = None
+    try:
+        async for item in stream:
+            items.append(item)
+    except Exception as exc:
+        raised = (type(exc), str(exc), getattr(exc, "body", None))
+    return items, raised, response.is_closed
+
+
+@pytest.mark.parametrize("stream", EVENT_STREAMS)
+async def test_the_event_stream_yields_what_the_sdks_stream_yields(stream: bytes) -> None:
+    async with AsyncAnthropic(api_key=KEY, base_url="http://127.0.0.1:9") as sdk:
+        prebuilt = with_prebuilt_requests(sdk)
+        cuts = [[stream], [stream[i : i + 1] for i in range(len(stream))]]
+        cuts += [[stream[:i], stream[i:]] for i in range(1, len(stream), 7)]
+        for chunks in cuts:
+            ours = await _streamed(EventStream, prebuilt, chunks)
+            assert ours == await _streamed(AsyncStream[object], sdk, chunks)
+            assert ours[2]  # closed
+
+
+@pytest.mark.parametrize("fail", [httpx2.ReadTimeout("slow"), httpx2.ReadError("gone")])
+async def test_a_failed_read_raises_what_the_sdks_stream_raises(fail: Exception) -> None:
+    async with AsyncAnthropic(api_key=KEY, base_url="http://127.0.0.1:9") as sdk:
+        chunks = [b'event: a\ndata: {"n":1}\n\nevent: b\nda']
+        ours = await _streamed(EventStream, with_prebuilt_requests(sdk), chunks, fail=fail)
+        assert ours == await _streamed(AsyncStream[object], sdk, chunks, fail=fail)
+        assert ours[1][0] in (anthropic.APITimeoutError, anthropic.APIConnectionError)
+
+
+async def test_the_reply_is_read_by_the_event_stream(
+    fake: FakeAnthropic, client: AsyncAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fails if the reply falls back to the SDK's own stream (say the SDK starts tracing or
+    # asking for compressed bodies): its reading goes through `async_iter_response_bytes`.
+    def unused(*args: Any) -> None:
+        raise AssertionError("the SDK's stream read the reply")
+
+    monkeypatch.setattr(anthropic._streaming, "async_iter_response_bytes", unused)
+    fake.add(text("Hello there, how can I help you today?"))
+    sink = Sink()
+    await ClaudeModel(client, MODEL).reply(HELLO, sink)
+    assert sink.text == "Hello there, how can I help you today?"
 
 
 # --- retries and failures ----------------------------------------------------------------
