@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/e2e_bench.py [--platform discord|slack|both] [--bots ...]
         [--threads 100] [--burst 2000] [--rate 100] [--paced-seconds 10] [--long-turns 200]
-        [--quitbot-src DIR] [--runs N] [--profile DIR]
+        [--quitbot-src DIR] [--runs N] [--profile DIR] [--pin]
 
 Every bot is a child process; Discord (REST + gateway), Slack (Web API) and the Messages
 API (HTTP + SSE, a zero-latency model) are the loopback fakes of tests/fakes/, run by this
@@ -200,6 +200,11 @@ def _child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# `--pin`: each bot's every thread on CPU 1, and this process (the fakes, and the Slack
+# sender it starts) on CPU 0. Set once, in `main`.
+BOT_PREFIX: list[str] = []
+
+
 @contextlib.asynccontextmanager
 async def start_bot(
     kind: str, platform: str, tmp: Path, env: dict[str, str], source: str | None, profile: str
@@ -225,7 +230,7 @@ async def start_bot(
     log = tmp / f"{kind}-{platform}.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *args, stdout=out, stderr=out, cwd=tmp, env=env
+            *BOT_PREFIX, sys.executable, *args, stdout=out, stderr=out, cwd=tmp, env=env
         )
     bot = Bot(process, log, database)
     try:
@@ -942,9 +947,17 @@ async def main() -> None:
     parser.add_argument(
         "--py-spy", default="", help="directory for py-spy profiles of the bots' bursts"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="each bot on CPU 1 (taskset), this bench and its fakes on CPU 0",
+    )
     parser.add_argument("--save", default="", help="append each run's figures to this file")
     parser.add_argument("--report", nargs="+", default=[], help="medians of saved figures")
     args = parser.parse_args()
+    if args.pin:
+        os.sched_setaffinity(0, {0})
+        BOT_PREFIX[:] = ["taskset", "-c", "1"]
     if args.report:
         saved = _load(args.report)
         show(saved)
