@@ -200,14 +200,20 @@ def _child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-# `--pin`: each bot's every thread on CPU 1, and this process (the fakes, and the Slack
-# sender it starts) on CPU 0. Set once, in `main`.
-BOT_PREFIX: list[str] = []
+# `--pin`: each bot's every thread on CPU 1; this process (the fakes, and the Slack sender it
+# starts) goes on CPU 0.
+PINNED = ("taskset", "-c", "1")
 
 
 @contextlib.asynccontextmanager
 async def start_bot(
-    kind: str, platform: str, tmp: Path, env: dict[str, str], source: str | None, profile: str
+    kind: str,
+    platform: str,
+    tmp: Path,
+    env: dict[str, str],
+    source: str | None,
+    profile: str,
+    pin: bool = False,
 ) -> AsyncIterator[Bot]:
     env = dict(env)
     database: str | None = None
@@ -230,7 +236,7 @@ async def start_bot(
     log = tmp / f"{kind}-{platform}.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            *BOT_PREFIX, sys.executable, *args, stdout=out, stderr=out, cwd=tmp, env=env
+            *PINNED if pin else (), sys.executable, *args, stdout=out, stderr=out, cwd=tmp, env=env
         )
     bot = Bot(process, log, database)
     try:
@@ -457,7 +463,7 @@ async def run_discord(kind: str, args: argparse.Namespace, tmp: Path, profile: s
             BENCH_DISCORD_API_BASE=fake.api_base,
             BENCH_DISCORD_GATEWAY=fake.gateway_url,
         )
-        async with start_bot(kind, "discord", tmp, env, args.quitbot_src, profile) as bot:
+        async with start_bot(kind, "discord", tmp, env, args.quitbot_src, profile, args.pin) as bot:
             async with asyncio.timeout(60):
                 await fake.guild_ready.wait()
             ids = [str(t["id"]) for t in threads]
@@ -812,7 +818,7 @@ async def run_slack(kind: str, args: argparse.Namespace, tmp: Path, profile: str
             BENCH_SLACK_PORT=str(port),
         )
         async with (
-            start_bot(kind, "slack", tmp, env, args.quitbot_src, profile) as bot,
+            start_bot(kind, "slack", tmp, env, args.quitbot_src, profile, args.pin) as bot,
             aiohttp.ClientSession() as session,
         ):
             await _listening(port)
@@ -957,7 +963,6 @@ async def main() -> None:
     args = parser.parse_args()
     if args.pin:
         os.sched_setaffinity(0, {0})
-        BOT_PREFIX[:] = ["taskset", "-c", "1"]
     if args.report:
         saved = _load(args.report)
         show(saved)

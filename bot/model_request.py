@@ -204,19 +204,25 @@ class _Events:
                 continue
             *blocks, buffer = buffer.split(b"\n\n")
             for block in blocks:
-                event = self._event(block.decode().split("\n"))
-                if event is not None:
+                text = block.decode()
+                fields = self.plain_fields(text)
+                if fields is not None:
+                    yield ServerSentEvent(event=fields[0], data=fields[1], raw=text.split("\n"))
+                elif (event := self.sdk_event(text.split("\n"))) is not None:
                     yield event
 
-    def _event(self, lines: list[str]) -> ServerSentEvent | None:
-        if (
-            self._plain
-            and len(lines) == 2
-            and lines[0].startswith("event: ")
-            and lines[1].startswith("data: ")
-        ):
-            self.plain += 1
-            return ServerSentEvent(event=lines[0][7:], data=lines[1][6:], raw=lines)
+    def plain_fields(self, text: str) -> tuple[str | None, str] | None:
+        """The name and data of an event's text of exactly an `event:` and a `data:` line,
+        while every event so far was such (counted in `plain`); else None."""
+        if self._plain:
+            head, _, data = text.partition("\n")
+            if "\n" not in data and head.startswith("event: ") and data.startswith("data: "):
+                self.plain += 1
+                return head[7:], data[6:]
+        return None
+
+    def sdk_event(self, lines: list[str]) -> ServerSentEvent | None:
+        """An event's lines through the SDK's decoder, which decodes every later one too."""
         self._plain = False
         for line in lines:
             self._sdk.decode(line)
@@ -279,22 +285,13 @@ class EventStream(AsyncStream[object]):
                 *blocks, buffer = buffer.split(b"\n\n")
                 for block in blocks:
                     text = block.decode()
-                    head, _, data = text.partition("\n")
-                    if (
-                        decoder._plain
-                        and "\n" not in data
-                        and head.startswith("event: ")
-                        and data.startswith("data: ")
-                    ):
-                        decoder.plain += 1
-                        name: str | None = head[7:]
-                        data = data[6:]
-                    else:
-                        sse = decoder._event(text.split("\n"))
+                    fields = decoder.plain_fields(text)
+                    if fields is None:
+                        sse = decoder.sdk_event(text.split("\n"))
                         if sse is None:
                             continue
-                        name, data = sse.event, sse.data
-                    if (item := self._item(name, data)) is not _SKIP:
+                        fields = (sse.event, sse.data)
+                    if (item := self._item(*fields)) is not _SKIP:
                         yield item
         finally:
             if sys.is_finalizing():
