@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import os
 import re
 import signal
 import statistics
@@ -83,24 +84,35 @@ class Figures:
     duplicated: int = 0
     out_of_order: int = 0
     per_process: list[float] = field(default_factory=list)  # CPU ms per burst message
+    bench_ms: float = 0.0  # this process's CPU per message: the fakes and the forwarder
+    busy: float = 0.0  # the machine's CPUs busy in the burst, as a share of all they had
+    steal: float = 0.0  # ... and the share the hypervisor took
     examples: list[str] = field(default_factory=list)  # the first few faults found
     counts: list[dict[str, float]] = field(default_factory=list)  # per process (--counts)
 
 
 @contextlib.asynccontextmanager
 async def bots(
-    envs: Sequence[dict[str, str]], tmp: Path, counts: str = ""
+    envs: Sequence[dict[str, str]],
+    tmp: Path,
+    counts: str = "",
+    minimal: bool = False,
+    pin: bool = False,
 ) -> AsyncIterator[list[Bot]]:
     """`quitbot run` once per environment, stopped at the end; with `counts` (a directory),
-    through bench/trip_counts.py, which counts what each store does there."""
+    through bench/trip_counts.py, which counts what each store does there. With `minimal`,
+    bench/minimal_slack.py instead: the control (`--bot minimal`). With `pin`, bot n and its
+    every thread on CPU n + 1 (modulo the CPUs): one process, or each of two, a core its own."""
     started: list[Bot] = []
     command = [str(HERE / "trip_counts.py"), counts] if counts else ["-m", "bot"]
+    command = [str(HERE / "minimal_slack.py")] if minimal else [*command, "run"]
     try:
         for n, env in enumerate(envs):
             log = tmp / f"quitbot-{n}.log"
             with log.open("wb") as out:
+                cpu = ("taskset", "-c", str((n + 1) % (os.cpu_count() or 1))) if pin else ()
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, *command, "run", stdout=out, stderr=out, cwd=tmp, env=env
+                    *cpu, sys.executable, *command, stdout=out, stderr=out, cwd=tmp, env=env
                 )
             started.append(Bot(process, log))
         yield started
@@ -138,7 +150,8 @@ async def burst(
     figures: Figures,
     look: argparse.Namespace,
 ) -> dict[str, list[str]]:
-    """`total` messages round robin over `ids`; CPU and rate measured until the last reply;
+    """`total` messages round robin over `ids` (at `look.rate` a second, or as fast as the
+    bots take them); CPU and rate measured until the last reply;
     a py-spy profile of each bot for the burst (`look.py_spy`, a directory), and the counts
     of bench/trip_counts.py (`look.counts`)."""
     meter = Bot(bots[0].process, bots[0].log, database)
@@ -147,17 +160,22 @@ async def burst(
     cpu = [bot.cpu() for bot in bots]
     name = f"{figures.platform}-{figures.processes}"
     spies = [await py_spy(bot, look.py_spy, f"{name}-{n}.txt") for n, bot in enumerate(bots)]
+    machine, own = _machine(), time.process_time()
     base, start = replies.done, time.perf_counter()
     sent: dict[str, list[str]] = defaultdict(list)
     for n in range(total):
         thread = ids[n % len(ids)]
         token = f"m-{ids.index(thread)}-{n + 10}"  # 0 and 1: the warm-up's
         sent[thread].append(token)
+        if look.rate:  # open loop: message n goes at n / rate, however fast the bots are
+            await asyncio.sleep(start + n / look.rate - time.perf_counter())
         await send(thread, f"burst {token}")
     await replies.wait(base + total, within=WAIT * 3)
     figures.rate = total / (time.perf_counter() - start)
     figures.per_process = [(bot.cpu() - c) * 1000 / total for bot, c in zip(bots, cpu, strict=True)]
     figures.cpu_ms = sum(figures.per_process)
+    figures.bench_ms = (time.process_time() - own) * 1000 / total
+    figures.busy, figures.steal = _shares(machine, _machine())
     figures.server_ms = server_cpu_between(server, await meter.server_cpu()) * 1000 / total
     count(bots, look.counts)
     for spy in spies:
@@ -169,6 +187,19 @@ async def burst(
         done = difference(Path(look.counts) / f"counts-{bot.process.pid}.jsonl")
         figures.counts.append({key: per_message(key, n, total) for key, n in done.items()})
     return sent
+
+
+def _machine() -> list[int]:
+    """The machine's CPU time so far by kind, in ticks (/proc/stat's first line)."""
+    return [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def _shares(before: list[int], after: list[int]) -> tuple[float, float]:
+    """The share of the CPUs' time that was busy in between, and the share stolen."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    idle = spent[3] + spent[4]  # idle, iowait
+    total = sum(spent) or 1
+    return (total - idle) / total, spent[7] / total
 
 
 def per_message(key: str, n: float, total: int) -> float:
@@ -222,7 +253,7 @@ async def run_discord(processes: int, args: argparse.Namespace, tmp: Path) -> Fi
             )
             shards = ["0,1"] if processes == 1 else [str(n % 2) for n in range(processes)]
             envs = [env | {"QUITBOT_DISCORD_SHARD_IDS": ids} for ids in shards]
-            async with bots(envs, tmp, args.counts) as running:
+            async with bots(envs, tmp, args.counts, pin=args.pin) as running:
                 async with asyncio.timeout(90):
                     while sorted(set(fake.ready_shards)) != [0, 1]:  # noqa: ASYNC110 - the fake has no event for it
                         await asyncio.sleep(0.1)
@@ -332,9 +363,13 @@ async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figu
                 QUITBOT_DATABASE_URL=f"{POSTGRES}/{database}",
                 QUITBOT_LOG_LEVEL="WARNING",
             )
+            env |= dict(setting.split("=", 1) for setting in args.setting)
             envs = [env | {"QUITBOT_SLACK_HTTP_PORT": str(port)} for port in ports]
+            if args.bot == "minimal":  # the same as a bot sharing nothing: the control
+                control = {"MINIMAL_TRANSPORT": "aiohttp", "BENCH_SLACK_API": fake.base_url}
+                envs = [env | control | {"BENCH_SLACK_PORT": str(port)} for port in ports]
             async with (
-                bots(envs, tmp, args.counts) as running,
+                bots(envs, tmp, args.counts, args.bot == "minimal", args.pin) as running,
                 forwarder(ports) as port,
                 aiohttp.ClientSession() as session,
             ):
@@ -387,12 +422,14 @@ def show(results: list[Figures]) -> None:
     print(
         f"\n{'platform':<10}{'processes':>10}{'burst/s':>9}{'bot CPU ms/msg':>15}"
         f"{'per process':>18}{'server ms/msg':>14}{'missing':>9}{'twice':>7}{'out of order':>13}"
+        f"{'bench ms/msg':>13}{'busy':>6}{'steal':>6}"
     )
     for f in results:
         each = " + ".join(f"{c:.2f}" for c in f.per_process)
         print(
             f"{f.platform:<10}{f.processes:>10}{f.rate:>9.0f}{f.cpu_ms:>15.2f}{each:>18}"
             f"{f.server_ms:>14.2f}{f.missing:>9}{f.duplicated:>7}{f.out_of_order:>13}"
+            f"{f.bench_ms:>13.2f}{f.busy:>6.0%}{f.steal:>6.0%}"
         )
         for example in f.examples:
             print(f"    {example}")
@@ -425,10 +462,35 @@ async def main() -> None:
     parser.add_argument("--burst", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="messages a second, sent on time whatever the bots do (open loop): one process "
+        "and several compared at the same load; 0 (the default) sends as fast as they take them",
+    )
+    parser.add_argument(
         "--in-flight",
         type=int,
         default=16,
         help="Slack: requests in flight at most (8 gives one process the load each of two has)",
+    )
+    parser.add_argument(
+        "--bot",
+        choices=["quitbot", "minimal"],
+        default="quitbot",
+        help="Slack: minimal runs bench/minimal_slack.py, a bot sharing nothing (no database), "
+        "as the control: what a second process costs on this machine by itself",
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="QUITBOT_NAME=VALUE",
+        help="Slack: a setting for every bot process (repeatable), e.g. "
+        "QUITBOT_DATABASE_POOL_SIZE=2",
+    )
+    parser.add_argument(
+        "--pin", action="store_true", help="each bot on a CPU of its own (taskset), see bots()"
     )
     parser.add_argument(
         "--py-spy", default="", help="directory for py-spy profiles of each bot's burst"
@@ -440,6 +502,8 @@ async def main() -> None:
     )
     args = parser.parse_args()
     platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
+    if args.bot == "minimal" and platforms != ["slack"]:
+        parser.error("--bot minimal is for --platform slack")
     runners = {"discord": run_discord, "slack": run_slack}
     results: list[Figures] = []
     for _ in range(args.runs):

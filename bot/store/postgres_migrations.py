@@ -353,8 +353,33 @@ _V11 = Migration(
     (_waiting_too(_LOCKS_FUNCTION),),
 )
 
+# The lock function's query was planned anew at every call, ~250 µs of the server's CPU of
+# a trip's ~400: a custom plan knows the sizes of the function's arrays and a generic one
+# does not, so the `auto` mode never settled on the generic plan. Its shape does not depend
+# on them (each place is looked up by its indexes, laterally), so the plan made once per
+# session is kept (bench/README.md, issue 22's seventh round). The setting is PostgreSQL
+# 12's; an older server keeps planning at each call. A later CREATE OR REPLACE of the
+# function drops it: that migration must set it again.
+_V12 = Migration(
+    12,
+    "the lock function's query planned once per session, not at every call",
+    (
+        """
+        DO $$
+        BEGIN
+            IF current_setting('server_version_num')::int >= 120000 THEN
+                ALTER FUNCTION quitbot_conversation_locks(
+                    BIGINT[], BOOLEAN[], TEXT[], TEXT[], TEXT[], TEXT[]
+                ) SET plan_cache_mode = force_generic_plan;
+            END IF;
+        END
+        $$
+        """,
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
-    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12,
 )  # fmt: skip
 
 _VERSION_TABLE = (
