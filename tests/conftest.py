@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,14 @@ from bot.app import Runtime, build_runtime
 from bot.settings import DiscordSettings, Settings, SlackSettings
 from quitbot.testing import FakeAnthropic
 from tests import postgres
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell without job control starts a background job (`pytest &`) with Ctrl-C ignored,
+    # and every process a test starts inherits that: a `quitbot run` or an example app then
+    # never stops on the SIGINT a test sends, and the test hangs. Caught, it resets in them.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def make_settings(tmp_path: Path, fake: FakeAnthropic, **overrides: Any) -> Settings:
