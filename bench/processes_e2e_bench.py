@@ -1,7 +1,8 @@
 """Several `quitbot run` processes on one PostgreSQL database, end to end, under a burst.
 
     .venv/bin/python bench/processes_e2e_bench.py [--platform discord|slack|both]
-        [--processes 2] [--threads 100] [--burst 2000] [--runs 1]
+        [--processes 2] [--threads 100] [--burst 2000] [--runs 1] [--rate 0]
+        [--bot quitbot|minimal] [--pin] [--setting QUITBOT_NAME=VALUE ...]
 
 Per platform and run, on a fresh database each time: one process alone, then PROCESSES
 processes sharing the database, through the real SDKs and the loopback fakes of
@@ -14,8 +15,15 @@ server), answered, written in once more (the warm-up), then get the burst round 
 Figures: burst replies/s, CPU per message summed over the bot processes (/proc), the
 PostgreSQL backends' CPU per message for that database, and from the fakes' records:
 replies missing, duplicated, and conversations whose replies came out of order (the model
-echoes each message's token, so a reply names the message it answers). Figures, not
-pass/fail: a 2-core machine cannot show throughput scaling, only cost and correctness.
+echoes each message's token, so a reply names the message it answers); this process's own
+CPU per message, and the share of the machine's CPU time busy (and stolen) in the burst.
+Figures, not pass/fail: a 2-core machine cannot show throughput scaling, only cost and
+correctness.
+
+`--bot minimal` runs bench/minimal_slack.py in place of quitbot (Slack only): a bot that
+shares nothing, the control for what a second process costs on the machine itself. `--rate`
+sends on a clock instead of as fast as the bots take the messages, so that one process and
+several carry the same load.
 """
 
 from __future__ import annotations
@@ -504,6 +512,13 @@ async def main() -> None:
     platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
     if args.bot == "minimal" and platforms != ["slack"]:
         parser.error("--bot minimal is for --platform slack")
+    if args.bot == "minimal" and args.counts:
+        parser.error("--counts counts quitbot's store: the minimal bot has none")
+    for setting in args.setting:
+        if not setting.startswith("QUITBOT_") or "=" not in setting:
+            parser.error(f"--setting {setting!r}: give it as QUITBOT_NAME=VALUE")
+    if args.rate < 0:
+        parser.error("--rate is messages a second: 0 (as fast as they go) or more")
     runners = {"discord": run_discord, "slack": run_slack}
     results: list[Figures] = []
     for _ in range(args.runs):
