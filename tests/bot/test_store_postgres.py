@@ -416,6 +416,27 @@ async def test_the_messages_before_one_in_its_place_are_read_through_the_index(
     assert "inbox_by_place" in plan and "Sort" not in plan
 
 
+async def test_a_received_message_is_found_by_its_event_through_its_own_index(
+    fresh_url: str,
+) -> None:
+    # The inbox is nearly empty to the planner; with the index by place led by the platform,
+    # a plan made once for every lookup read all of the platform's entries (migration 13).
+    async with await PostgresStore.open(fresh_url) as store:
+        for n in range(3):
+            assert await store.receive(inbound(f"e{n}"), at(n))
+    db = await asyncpg.connect(fresh_url)
+    try:
+        await db.execute("SET plan_cache_mode = force_generic_plan")
+        await db.execute(
+            "PREPARE lookup(text, text) AS "
+            "SELECT n FROM inbox WHERE platform = $1 AND event_id = $2"
+        )
+        plan = " ".join(row[0] for row in await db.fetch("EXPLAIN EXECUTE lookup('d', 'e2')"))
+    finally:
+        await db.close()
+    assert "inbox_platform_event_id_key" in plan and "Filter" not in plan, plan
+
+
 async def _explain(url: str, sql: str) -> str:
     db = await asyncpg.connect(url)
     try:
