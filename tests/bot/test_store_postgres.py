@@ -405,9 +405,7 @@ async def test_a_turn_begun_before_the_index_by_platform_id_is_found_through_it(
 async def test_the_messages_before_one_in_its_place_are_read_through_the_index(
     fresh_url: str,
 ) -> None:
-    async with await PostgresStore.open(fresh_url) as store:
-        for n in range(3):
-            assert await store.receive(inbound(f"e{n}"), at(n))
+    await _three_received(fresh_url)
     plan = await _explain(
         fresh_url,
         "SELECT n FROM inbox WHERE platform = 'd' AND place = 'p' AND n < "
@@ -421,9 +419,7 @@ async def test_a_received_message_is_found_by_its_event_through_its_own_index(
 ) -> None:
     # The inbox is nearly empty to the planner; with the index by place led by the platform,
     # a plan made once for every lookup read all of the platform's entries (migration 13).
-    async with await PostgresStore.open(fresh_url) as store:
-        for n in range(3):
-            assert await store.receive(inbound(f"e{n}"), at(n))
+    await _three_received(fresh_url)
     db = await asyncpg.connect(fresh_url)
     try:
         await db.execute("SET plan_cache_mode = force_generic_plan")
@@ -435,6 +431,13 @@ async def test_a_received_message_is_found_by_its_event_through_its_own_index(
     finally:
         await db.close()
     assert "inbox_platform_event_id_key" in plan and "Filter" not in plan, plan
+
+
+async def _three_received(url: str) -> None:
+    """Messages e0, e1 and e2 received at place p, waiting for their turns."""
+    async with await PostgresStore.open(url) as store:
+        for n in range(3):
+            assert await store.receive(inbound(f"e{n}"), at(n))
 
 
 async def _explain(url: str, sql: str) -> str:
