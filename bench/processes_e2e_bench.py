@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/processes_e2e_bench.py [--platform discord|slack|both]
         [--processes 2] [--threads 100] [--burst 2000] [--runs 1] [--rate 0]
-        [--bot quitbot|minimal] [--pin] [--setting QUITBOT_NAME=VALUE ...]
+        [--bot quitbot|minimal] [--store postgres|sqlite|apart] [--pin]
+        [--setting QUITBOT_NAME=VALUE ...]
 
 Per platform and run, on a fresh database each time: one process alone, then PROCESSES
 processes sharing the database, through the real SDKs and the loopback fakes of
@@ -23,7 +24,9 @@ correctness.
 `--bot minimal` runs bench/minimal_slack.py in place of quitbot (Slack only): a bot that
 shares nothing, the control for what a second process costs on the machine itself. `--rate`
 sends on a clock instead of as fast as the bots take the messages, so that one process and
-several carry the same load.
+several carry the same load. `--store sqlite` shares one SQLite file instead of PostgreSQL,
+and `--store apart` gives each process a file of its own: processes that share nothing, so
+what a second process costs whatever the store does.
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ def check(sent: dict[str, list[str]], answered: dict[str, list[str]], figures: F
 
 async def burst(
     bots: list[Bot],
-    database: str,
+    database: str | None,
     replies: Replies,
     send: Any,
     ids: list[str],
@@ -195,6 +198,16 @@ async def burst(
         done = difference(Path(look.counts) / f"counts-{bot.process.pid}.jsonl")
         figures.counts.append({key: per_message(key, n, total) for key, n in done.items()})
     return sent
+
+
+def database_urls(store: str, database: str | None, tmp: Path, processes: int) -> list[str]:
+    """Each process's database: the PostgreSQL one they share, one SQLite file they share
+    (its locks are the file's), or a SQLite file each (`apart`: nothing shared at all)."""
+    if store == "postgres":
+        return [f"{POSTGRES}/{database}"] * processes
+    if store == "sqlite":
+        return [f"sqlite:///{tmp}/quitbot.db"] * processes
+    return [f"sqlite:///{tmp}/quitbot-{n}.db" for n in range(processes)]
 
 
 def _machine() -> list[int]:
@@ -242,7 +255,7 @@ async def py_spy(bot: Bot, directory: str, name: str) -> asyncio.subprocess.Proc
 
 async def run_discord(processes: int, args: argparse.Namespace, tmp: Path) -> Figures:
     figures = Figures("discord", processes)
-    database = await _create_database()
+    database = await _create_database() if args.store == "postgres" else None
     try:
         async with FakeAnthropic() as model, FakeDiscord(shard_count=2) as fake:
             model.responder = echo
@@ -255,12 +268,15 @@ async def run_discord(processes: int, args: argparse.Namespace, tmp: Path) -> Fi
                 DISCORD_TOKEN=fake.token,
                 QUITBOT_DISCORD_API_BASE=fake.api_base,
                 QUITBOT_DISCORD_GATEWAY_URL=fake.gateway_url,
-                QUITBOT_DATABASE_URL=f"{POSTGRES}/{database}",
                 QUITBOT_LOG_LEVEL="WARNING",
                 QUITBOT_DISCORD_SHARD_COUNT="2",
             )
             shards = ["0,1"] if processes == 1 else [str(n % 2) for n in range(processes)]
-            envs = [env | {"QUITBOT_DISCORD_SHARD_IDS": ids} for ids in shards]
+            urls = database_urls(args.store, database, tmp, processes)
+            envs = [
+                env | {"QUITBOT_DISCORD_SHARD_IDS": ids, "QUITBOT_DATABASE_URL": url}
+                for ids, url in zip(shards, urls, strict=True)
+            ]
             async with bots(envs, tmp, args.counts, pin=args.pin) as running:
                 async with asyncio.timeout(90):
                     while sorted(set(fake.ready_shards)) != [0, 1]:  # noqa: ASYNC110 - the fake has no event for it
@@ -293,7 +309,8 @@ async def run_discord(processes: int, args: argparse.Namespace, tmp: Path) -> Fi
                 }
                 check(sent, answered, figures)
     finally:
-        await _drop_database(database)
+        if database is not None:
+            await _drop_database(database)
     return figures
 
 
@@ -354,7 +371,7 @@ def slack_answers(fake: ObservedSlack) -> dict[str, list[str]]:
 
 async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figures:
     figures = Figures("slack", processes)
-    database = await _create_database()
+    database = await _create_database() if args.store == "postgres" else None
     try:
         async with FakeAnthropic() as model, ObservedSlack() as fake:
             model.responder = echo
@@ -368,11 +385,14 @@ async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figu
                 SLACK_SIGNING_SECRET=SIGNING_SECRET,
                 QUITBOT_SLACK_MODE="http",
                 QUITBOT_SLACK_API_URL=fake.base_url,
-                QUITBOT_DATABASE_URL=f"{POSTGRES}/{database}",
                 QUITBOT_LOG_LEVEL="WARNING",
             )
-            env |= dict(setting.split("=", 1) for setting in args.setting)
-            envs = [env | {"QUITBOT_SLACK_HTTP_PORT": str(port)} for port in ports]
+            urls = database_urls(args.store, database, tmp, processes)
+            envs = [
+                env | {"QUITBOT_SLACK_HTTP_PORT": str(port), "QUITBOT_DATABASE_URL": url}
+                for port, url in zip(ports, urls, strict=True)
+            ]
+            envs = [each | dict(setting.split("=", 1) for setting in args.setting) for each in envs]
             if args.bot == "minimal":  # the same as a bot sharing nothing: the control
                 control = {"MINIMAL_TRANSPORT": "aiohttp", "BENCH_SLACK_API": fake.base_url}
                 envs = [env | control | {"BENCH_SLACK_PORT": str(port)} for port in ports]
@@ -414,7 +434,8 @@ async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figu
                 await asyncio.gather(*pending)
                 check(sent, slack_answers(fake), figures)
     finally:
-        await _drop_database(database)
+        if database is not None:
+            await _drop_database(database)
     return figures
 
 
@@ -498,6 +519,15 @@ async def main() -> None:
         "QUITBOT_DATABASE_POOL_SIZE=2",
     )
     parser.add_argument(
+        "--store",
+        choices=["postgres", "sqlite", "apart"],
+        default="postgres",
+        help="the processes share one PostgreSQL database (the default) or one SQLite file, "
+        "or each has a SQLite file of its own (apart: nothing shared, so what a second process "
+        "costs by itself; a thread's messages then reach stores that do not see each other, "
+        "and the columns of faults mean nothing)",
+    )
+    parser.add_argument(
         "--pin", action="store_true", help="each bot on a CPU of its own (taskset), see bots()"
     )
     parser.add_argument(
@@ -512,6 +542,8 @@ async def main() -> None:
     platforms = ["discord", "slack"] if args.platform == "both" else [args.platform]
     if args.bot == "minimal" and platforms != ["slack"]:
         parser.error("--bot minimal is for --platform slack")
+    if args.bot == "minimal" and args.store != "postgres":
+        parser.error("--store is quitbot's: the minimal bot has none")
     if args.bot == "minimal" and args.counts:
         parser.error("--counts counts quitbot's store: the minimal bot has none")
     for setting in args.setting:

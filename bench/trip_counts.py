@@ -6,7 +6,8 @@ Wraps asyncpg's connection and the store's batching (nothing of the product chan
 counts: round trips by statement, batches and their sizes by kind, the conversation locks'
 trips (and those that only gave locks back), turns that waited for a lock another process
 held, messages handed back as received earlier (`earlier`), duplicates and recoveries, pool
-acquisitions; and each thread's user and system CPU and context switches from /proc. On
+acquisitions; the event loop's wake-ups, sockets ready and callbacks run; and each
+thread's user and system CPU and context switches from /proc. On
 SIGUSR2 the counts so far are appended to DIRECTORY/counts-PID.jsonl as one line, so a bench
 signals before and after its burst and subtracts (`difference`).
 """
@@ -92,6 +93,7 @@ def _install() -> None:
 
     postgres._AdvisoryLocks._acquire = waited  # type: ignore[method-assign]
     COUNTS.update(dict.fromkeys(ALWAYS, 0))
+    _count_the_loop()
     after = flows.Flows._after
 
     async def earlier(self: Any, before: Any, *args: Any, **kwargs: Any) -> Any:
@@ -108,6 +110,31 @@ def _install() -> None:
         return outcome
 
     engine.Engine.handle = handled  # type: ignore[method-assign]
+
+
+def _count_the_loop() -> None:
+    """The event loop's wake-ups (a selector call each: one turn of the loop), the sockets
+    ready at them, and the callbacks run: a loop's fixed cost is paid per wake-up, so fewer
+    events a wake-up means more of it a message."""
+    import asyncio.events
+    import selectors
+
+    select = selectors.EpollSelector.select
+
+    def woken(self: Any, timeout: float | None = None) -> Any:
+        ready = select(self, timeout)
+        COUNTS["loop: wake-ups"] += 1
+        COUNTS["loop: sockets ready"] += len(ready)
+        return ready
+
+    selectors.EpollSelector.select = woken  # type: ignore[method-assign]
+    run = asyncio.events.Handle._run
+
+    def ran(self: Any) -> None:
+        COUNTS["loop: callbacks run"] += 1
+        run(self)
+
+    asyncio.events.Handle._run = ran  # type: ignore[method-assign]
 
 
 def _threads() -> dict[str, float]:
