@@ -47,7 +47,7 @@ def _install() -> None:
     import asyncpg.pool
 
     from bot import engine, flows
-    from bot.store import postgres
+    from bot.store import postgres_connections as postgres
 
     for method in ("fetch", "fetchval", "fetchrow", "execute", "fetchmany", "executemany"):
         setattr(asyncpg.Connection, method, _counting(method, getattr(asyncpg.Connection, method)))
@@ -58,12 +58,12 @@ def _install() -> None:
         return acquire(self, *args, **kwargs)
 
     asyncpg.pool.Pool.acquire = pooled  # type: ignore[method-assign]
-    batched_init = postgres._Batched.__init__
+    batched_init = postgres.Batched.__init__
 
     def named(self: Any, run: Any) -> None:
         batched_init(self, run)
         named_by = [arg for arg in getattr(run, "args", ()) if isinstance(arg, str)]
-        kind = named_by[0].split("(")[0][:32] if named_by else run.func.__name__
+        kind = named_by[0].split("(")[0][:32] if named_by else getattr(run, "func", run).__name__
         inner = self._run
 
         async def counted(items: list[Any]) -> Any:
@@ -73,8 +73,8 @@ def _install() -> None:
 
         self._run = counted
 
-    postgres._Batched.__init__ = named  # type: ignore[method-assign]
-    fetch_locks = postgres._AdvisoryLocks._fetch
+    postgres.Batched.__init__ = named  # type: ignore[method-assign]
+    fetch_locks = postgres.AdvisoryLocks._fetch
 
     async def lock_trip(self: Any, batch: list[Any]) -> Any:
         COUNTS["lock trips"] += 1
@@ -83,8 +83,8 @@ def _install() -> None:
             COUNTS["lock trips: only given back"] += 1
         return await fetch_locks(self, batch)
 
-    postgres._AdvisoryLocks._fetch = lock_trip  # type: ignore[method-assign]
-    acquire_lock = postgres._AdvisoryLocks._acquire
+    postgres.AdvisoryLocks._fetch = lock_trip  # type: ignore[method-assign]
+    acquire_lock = postgres.AdvisoryLocks._acquire
 
     async def waited(self: Any, number: int, inbound: Any) -> Any:
         read = await acquire_lock(self, number, inbound)
@@ -92,7 +92,7 @@ def _install() -> None:
             COUNTS["turns that waited for another process"] += 1
         return read
 
-    postgres._AdvisoryLocks._acquire = waited  # type: ignore[method-assign]
+    postgres.AdvisoryLocks._acquire = waited  # type: ignore[method-assign]
     COUNTS.update(dict.fromkeys(ALWAYS, 0))
     _count_the_loop()
     after = flows.Flows._after

@@ -16,6 +16,7 @@ from bot.conversation import (
     Actor,
     AuditEvent,
     ContextEntry,
+    Conversation,
     ConversationKey,
     EndReason,
     FileRef,
@@ -31,10 +32,63 @@ CONVERSATION_COLUMNS = (
     "created_at, updated_at, ended_at, branched_from, end_proposed, community"
 )
 MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
+ACTORS = {actor.value: actor for actor in Actor}
+END_REASONS = {reason.value: reason for reason in EndReason}
 # The same, named for a query that joins conversations as `c`.
 QUALIFIED_CONVERSATION_COLUMNS = ", ".join(
     f"c.{column.strip()}" for column in CONVERSATION_COLUMNS.split(",")
 )
+
+
+# A conversation read twice a turn (`at_place`, `commit_turn`) builds a frozen ladder each
+# time, ~1.5 µs on SQLite's store thread (bench/README.md, issue 22, fifth round).
+_UNTOUCHED = LadderState()
+
+
+def conversation(row: Sequence[Any], at: Callable[[Any], datetime]) -> Conversation:
+    """A row of `CONVERSATION_COLUMNS`, its times read by `at` (SQLite keeps booleans as
+    integers)."""
+    (
+        conversation_id,
+        platform,
+        place,
+        user_id,
+        redirects,
+        warned,
+        crisis,
+        ended,
+        ended_by,
+        ended_reason,
+        created_at,
+        updated_at,
+        ended_at,
+        branched_from,
+        end_proposed,
+        community,
+    ) = row
+    if not (redirects or warned or crisis or ended or ended_by or ended_reason or end_proposed):
+        ladder = _UNTOUCHED  # nearly every conversation's: one immutable value shared
+    else:
+        ladder = LadderState(
+            redirects=redirects,
+            warned=bool(warned),
+            crisis=bool(crisis),
+            ended=bool(ended),
+            ended_by=None if ended_by is None else ACTORS[ended_by],
+            ended_reason=None if ended_reason is None else END_REASONS[ended_reason],
+            end_proposed=bool(end_proposed),
+        )
+    return Conversation(
+        id=conversation_id,
+        key=ConversationKey(platform, place),
+        user_id=user_id,
+        ladder=ladder,
+        created_at=at(created_at),
+        updated_at=at(updated_at),
+        ended_at=None if ended_at is None else at(ended_at),
+        branched_from=branched_from,
+        community=community,
+    )
 
 
 def list_filter(

@@ -21,7 +21,6 @@ from typing import Any, TypeVar
 
 from bot.communities import CommunitySettings
 from bot.conversation import (
-    Actor,
     AuditEvent,
     ContextEntry,
     Conversation,
@@ -1025,7 +1024,7 @@ def _events(db: sqlite3.Connection, conversation_id: str) -> list[AuditEvent]:
     rows = db.execute(_EVENTS, (conversation_id,)).fetchall()
     details = _json_list([row[3] for row in rows])
     return [
-        AuditEvent(row[0], _from_text(row[1]), _ACTORS[row[2]], detail)
+        AuditEvent(row[0], _from_text(row[1]), codec.ACTORS[row[2]], detail)
         for row, detail in zip(rows, details, strict=True)
     ]
 
@@ -1320,10 +1319,6 @@ def _configure(db: sqlite3.Connection, path: str) -> None:
 
 # --- rows and values -----------------------------------------------------------------------
 
-# One encoder, not one per call (json.dumps builds a new one whenever options are given).
-_ACTORS = {actor.value: actor for actor in Actor}
-_END_REASONS = {reason.value: reason for reason in EndReason}
-
 
 def _to_text(at: datetime) -> str:
     """Fixed-width UTC ISO-8601, so text order is time order in SQL comparisons."""
@@ -1364,54 +1359,9 @@ def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple
     return (inbound.key.platform, inbound.event_id, _to_text(at), conversation_id)
 
 
-# A conversation read twice a turn (`at_place`, `commit_turn`) builds a frozen ladder each
-# time, ~1.5 µs on the store's thread (bench/README.md, issue 22, fifth round).
-_UNTOUCHED = LadderState()
-
-
 def _conversation(row: Any) -> Conversation:
     """A row of `_CONVERSATION_COLUMNS`."""
-    (
-        conversation_id,
-        platform,
-        place,
-        user_id,
-        redirects,
-        warned,
-        crisis,
-        ended,
-        ended_by,
-        ended_reason,
-        created_at,
-        updated_at,
-        ended_at,
-        branched_from,
-        end_proposed,
-        community,
-    ) = row
-    if not (redirects or warned or crisis or ended or ended_by or ended_reason or end_proposed):
-        ladder = _UNTOUCHED  # nearly every conversation's: one immutable value shared
-    else:
-        ladder = LadderState(
-            redirects=redirects,
-            warned=bool(warned),
-            crisis=bool(crisis),
-            ended=bool(ended),
-            ended_by=None if ended_by is None else _ACTORS[ended_by],
-            ended_reason=None if ended_reason is None else _END_REASONS[ended_reason],
-            end_proposed=bool(end_proposed),
-        )
-    return Conversation(
-        id=conversation_id,
-        key=ConversationKey(platform, place),
-        user_id=user_id,
-        ladder=ladder,
-        created_at=_from_text(created_at),
-        updated_at=_from_text(updated_at),
-        ended_at=None if ended_at is None else _from_text(ended_at),
-        branched_from=branched_from,
-        community=community,
-    )
+    return codec.conversation(row, _from_text)
 
 
 # --- retention, privacy, review ------------------------------------------------------------
