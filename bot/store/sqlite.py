@@ -1,5 +1,5 @@
 """The default store: one SQLite file (or ":memory:") behind one sqlite3 connection, which
-only a worker thread of the store's own ever uses."""
+only a worker thread of the store's own ever uses. Its statements are in sqlite_sql.py."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ from bot.conversation import (
     StoredMessage,
 )
 from bot.ports import (
-    EVENT_TEXT_KEYS,
     NO_OUTBOX,
     AtPlace,
     BlockedOutcome,
@@ -46,6 +45,7 @@ from bot.ports import (
     ShownReply,
 )
 from bot.store import rows as codec
+from bot.store import sqlite_sql as sql
 from bot.store.locks import FileLocks, KeyedLocks
 from bot.store.migrations import MIGRATIONS, Migration, migrate
 
@@ -61,145 +61,6 @@ MAX_BATCH = 256
 # No 0/o, 1/l/i: people read these ids aloud and type them from screenshots.
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
 _ID_LENGTH = 9  # after the leading "c": 31**9 is about 2.6e13 ids
-
-# Rows come back as plain tuples (no row factory), read by position: these column lists and
-# the unpacking in `_conversation` / `_messages` must stay in the same order.
-_CONVERSATION_COLUMNS = codec.CONVERSATION_COLUMNS
-_MESSAGE_COLUMNS = codec.MESSAGE_COLUMNS
-
-# Every statement is a constant, so sqlite3's statement cache reuses its prepared form.
-_CURRENT = (
-    f"SELECT {_CONVERSATION_COLUMNS} FROM conversations "
-    "WHERE platform = ? AND place = ? ORDER BY n DESC LIMIT 1"
-)
-_GET = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations WHERE id = ?"
-# `_CURRENT`, whether anyone but the starter wrote there, and its community's settings: a
-# statement each were three of the four a message's `at_place` took (issue 22, fifth round).
-_AT_PLACE = (
-    f"SELECT {codec.QUALIFIED_CONVERSATION_COLUMNS}, "
-    "EXISTS (SELECT 1 FROM participants p WHERE p.conversation_id = c.id), "
-    "(SELECT settings FROM communities s WHERE s.platform = c.platform "
-    "AND s.community = c.community) "
-    "FROM conversations c WHERE c.platform = ? AND c.place = ? ORDER BY c.n DESC LIMIT 1"
-)
-_EXISTS = "SELECT 1 FROM conversations WHERE id = ?"
-_RECENT = (
-    f"SELECT {codec.CONTEXT_COLUMNS} FROM messages WHERE conversation_id = ? "
-    "ORDER BY seq DESC LIMIT ?"
-)
-_ALL_MESSAGES = f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY seq"
-_EVENTS = "SELECT kind, at, actor, detail FROM events WHERE conversation_id = ? ORDER BY n"
-_FEEDBACK = "SELECT user_id, text, at FROM feedback WHERE conversation_id = ? ORDER BY n"
-# Ends a person earned: their own conversations ended, and others' they were shut out of.
-_ENDED_COUNT = (
-    "SELECT (SELECT COUNT(*) FROM conversations WHERE platform = ?1 AND user_id = ?2 "
-    "AND ended_at >= ?3 AND ended = 1 AND ended_reason IS NOT ?4) + "
-    "(SELECT COUNT(*) FROM participants p JOIN conversations c ON c.id = p.conversation_id "
-    "WHERE p.user_id = ?2 AND p.shut_out = 1 AND p.shut_out_at >= ?3 AND c.platform = ?1)"
-)
-_PARTICIPANTS = f"SELECT {codec.PARTICIPANT_COLUMNS} FROM participants WHERE conversation_id = ?"
-# Shut out stamps `shut_out_at` once; a moderator letting them back in clears it.
-_SAVE_PARTICIPANT = (
-    "INSERT INTO participants (conversation_id, user_id, redirects, warned, crisis, shut_out, "
-    "shut_out_reason, shut_out_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, CASE WHEN ?6 THEN ?8 END) "
-    "ON CONFLICT (conversation_id, user_id) DO UPDATE SET redirects = excluded.redirects, "
-    "warned = excluded.warned, crisis = excluded.crisis, shut_out = excluded.shut_out, "
-    "shut_out_reason = excluded.shut_out_reason, shut_out_at = CASE WHEN NOT excluded.shut_out "
-    "THEN NULL WHEN participants.shut_out THEN participants.shut_out_at ELSE ?8 END"
-)
-_INSERT_CONVERSATION = (
-    "INSERT INTO conversations "
-    "(id, platform, place, user_id, created_at, updated_at, branched_from, community) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING "
-    f"RETURNING {_CONVERSATION_COLUMNS}"
-)
-# Claims the platform event only if the conversation exists, so the existence check costs
-# no statement of its own; an empty result means "duplicate or unknown" (see `_unclaimed`).
-_CLAIM = (
-    "INSERT INTO processed_events (platform, event_id, at) SELECT ?1, ?2, ?3 "
-    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?4) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
-)
-_FORGET_EVENTS = "DELETE FROM processed_events WHERE at < ?"
-_RECEIVE = (
-    "INSERT INTO processed_events (platform, event_id, at) VALUES (?, ?, ?) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
-)
-_INBOX = (
-    "INSERT INTO inbox "
-    "(platform, event_id, place, user_id, text, message_id, at, community, files) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-# A received event is handled by whoever takes its inbox row: the delete decides.
-_TAKE_RECEIVED = "DELETE FROM inbox WHERE platform = ? AND event_id = ? RETURNING 1"
-_PENDING = f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE at < ? ORDER BY n"
-# The reply a turn showed in the place, kept with its message until the turn commits (the
-# commit deletes the row): a run killed in between leaves word of it for the next one.
-_REPLY_SHOWN = (
-    "UPDATE inbox SET reply_id = ?, reply_complete = ? WHERE platform = ? AND event_id = ?"
-)
-_SHOWN = (
-    "SELECT reply_id, reply_complete FROM inbox "
-    "WHERE platform = ? AND event_id = ? AND reply_id <> ''"
-)
-_IN_USE = (
-    "SELECT EXISTS (SELECT 1 FROM conversations WHERE platform = ?1 AND place = ?2) "
-    "OR EXISTS (SELECT 1 FROM inbox WHERE platform = ?1 AND place = ?2)"
-)
-# Nothing when the message itself was never received (n < NULL): no order to keep then.
-_RECEIVED_BEFORE = (
-    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = ?1 AND place = ?2 AND n < "
-    "(SELECT n FROM inbox WHERE platform = ?1 AND event_id = ?3) ORDER BY n"
-)
-_CLAIMED = "SELECT 1 FROM processed_events WHERE platform = ? AND event_id = ?"
-# Whether the event's message waits in the inbox (received, so claimed by its receipt), and
-# the user's message of a turn begun for it before, by a process that died before finishing
-# it: one statement, as a message received first (every Slack and Discord one) asks both.
-_RECEIVED_BEGUN = (
-    "SELECT EXISTS (SELECT 1 FROM inbox WHERE platform = ?1 AND event_id = ?2), "
-    "(SELECT seq FROM messages WHERE conversation_id = ?3 AND role = 'user' "
-    "AND platform_message_id = ?4 ORDER BY seq DESC LIMIT 1)"
-)
-_TOUCH = "UPDATE conversations SET updated_at = ? WHERE id = ?"
-# The seq is computed in the INSERT: one past the conversation's last message.
-_INSERT_MESSAGE = (
-    "INSERT INTO messages (conversation_id, seq, role, text, api, at, user_id, "
-    "platform_message_id, in_context) "
-    "SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 "
-    "FROM messages WHERE conversation_id = ?1"
-)
-_INSERT_MESSAGE_RETURNING_SEQ = _INSERT_MESSAGE + " RETURNING seq"
-_INSERT_EVENT = (
-    "INSERT INTO events (conversation_id, kind, at, actor, detail) VALUES (?, ?, ?, ?, ?)"
-)
-# For add_events, which must raise UnknownConversation rather than a foreign-key error, with
-# the existence check riding along in each insert rather than a statement of its own.
-_INSERT_EVENT_IF_EXISTS = (
-    "INSERT INTO events (conversation_id, kind, at, actor, detail) SELECT ?1, ?2, ?3, ?4, ?5 "
-    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?1)"
-)
-_QUEUE = "INSERT INTO outbox (event_n, target, due_at) VALUES (?, ?, ?)"
-_OUTBOX_DONE = "DELETE FROM outbox WHERE event_n = ? AND target = ?"
-_OUTBOX_RETRY = "UPDATE outbox SET due_at = ? WHERE event_n = ? AND target = ?"
-_INSERT_FEEDBACK_IF_EXISTS = (
-    "INSERT INTO feedback (conversation_id, user_id, text, at) SELECT ?1, ?2, ?3, ?4 "
-    "WHERE EXISTS (SELECT 1 FROM conversations WHERE id = ?1) RETURNING 1"
-)
-_UPDATE_LADDER = (
-    "UPDATE conversations SET redirects = ?1, warned = ?2, crisis = ?3, ended = ?4, "
-    "ended_by = ?5, ended_reason = ?6, updated_at = ?7, "
-    "ended_at = CASE WHEN NOT ?4 THEN NULL WHEN ended THEN ended_at ELSE ?7 END, "
-    f"end_proposed = ?9 WHERE id = ?8 RETURNING {_CONVERSATION_COLUMNS}"
-)
-_EXCLUDE = "UPDATE messages SET in_context = 0 WHERE conversation_id = ? AND seq = ? RETURNING 1"
-# Record a notice unless this person was notified less than `quiet` ago: the row is only
-# (re)written when the last notice is at or before ?4 = at - quiet, and RETURNING says so.
-# Times are fixed-width UTC text, so text order is time order.
-_NOTIFY_UNLESS_QUIET = (
-    "INSERT INTO blocked_notices (conversation_id, user_id, at) VALUES (?1, ?2, ?3) "
-    "ON CONFLICT (conversation_id, user_id) DO UPDATE SET at = excluded.at "
-    "WHERE blocked_notices.at <= ?4 RETURNING 1"
-)
 
 
 class StoreError(RuntimeError):
@@ -398,11 +259,11 @@ class SqliteStore:
         """Newest first, optionally only `state` ("active" | "ended"), one platform or
         community and what `more` asks; `offset` skips that many."""
         where, params = codec.list_filter(state, platform, community, more, lambda n: "?", _to_text)
-        sql = (
-            f"SELECT {_CONVERSATION_COLUMNS} FROM conversations{where} "
+        query = (
+            f"SELECT {sql.CONVERSATION_COLUMNS} FROM conversations{where} "
             "ORDER BY n DESC LIMIT ? OFFSET ?"
         )
-        return await self._read(_list_conversations, sql, (*params, limit, offset))
+        return await self._read(_list_conversations, query, (*params, limit, offset))
 
     async def ended_count(self, platform: str, user_id: str, since: datetime) -> int:
         """How many of the user's conversations were ended (not at their request) since then."""
@@ -651,7 +512,7 @@ class SqliteStore:
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
         """Ended conversations with unanswered feedback, the longest-waiting first."""
-        return await self._read(_awaiting, _AWAITING_REVIEW, platform, limit, community)
+        return await self._read(_awaiting, sql.AWAITING_REVIEW, platform, limit, community)
 
     async def disputed_shut_outs(
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
@@ -664,7 +525,7 @@ class SqliteStore:
         self, platform: str | None = None, limit: int = 100, *, community: str | None = None
     ) -> list[Conversation]:
         """Conversations with an unmarked `would_end`, the longest-waiting first."""
-        return await self._read(_awaiting, _AWAITING_MARKS, platform, limit, community)
+        return await self._read(_awaiting, sql.AWAITING_MARKS, platform, limit, community)
 
     async def review_decisions(self, since: datetime) -> dict[str, int]:
         """How many `review` events since then, by their `decision`."""
@@ -980,19 +841,19 @@ def _in_savepoint(db: sqlite3.Connection, op: _Op) -> Any:
 
 
 def _current(db: sqlite3.Connection, platform: str, place: str) -> Conversation | None:
-    rows = db.execute(_CURRENT, (platform, place)).fetchall()
+    rows = db.execute(sql.CURRENT, (platform, place)).fetchall()
     return _conversation(rows[0]) if rows else None
 
 
 def _in_use(db: sqlite3.Connection, platform: str, place: str) -> bool:
-    return bool(db.execute(_IN_USE, (platform, place)).fetchall()[0][0])
+    return bool(db.execute(sql.IN_USE, (platform, place)).fetchall()[0][0])
 
 
 def _at_place(
     db: sqlite3.Connection, platform: str, place: str, event_id: str, community: str
 ) -> AtPlace:
-    found = db.execute(_AT_PLACE, (platform, place)).fetchall()
-    earlier_rows = db.execute(_RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
+    found = db.execute(sql.AT_PLACE, (platform, place)).fetchall()
+    earlier_rows = db.execute(sql.RECEIVED_BEFORE, (platform, place, event_id)).fetchall()
     earlier = tuple(codec.received(earlier_rows))
     if not found:  # a conversation to start: the settings of the message's community
         own = _community_settings(db, platform, community) if community else None
@@ -1006,22 +867,22 @@ def _at_place(
 
 
 def _get(db: sqlite3.Connection, conversation_id: str) -> Conversation | None:
-    rows = db.execute(_GET, (conversation_id,)).fetchall()
+    rows = db.execute(sql.GET, (conversation_id,)).fetchall()
     return _conversation(rows[0]) if rows else None
 
 
 def _recent_context(db: sqlite3.Connection, conversation_id: str, limit: int) -> list[ContextEntry]:
-    rows = db.execute(_RECENT, (conversation_id, limit)).fetchall()
+    rows = db.execute(sql.RECENT, (conversation_id, limit)).fetchall()
     rows.reverse()
     return codec.context_entries(rows)
 
 
 def _all_messages(db: sqlite3.Connection, conversation_id: str) -> list[StoredMessage]:
-    return _messages(db.execute(_ALL_MESSAGES, (conversation_id,)).fetchall())
+    return _messages(db.execute(sql.ALL_MESSAGES, (conversation_id,)).fetchall())
 
 
 def _events(db: sqlite3.Connection, conversation_id: str) -> list[AuditEvent]:
-    rows = db.execute(_EVENTS, (conversation_id,)).fetchall()
+    rows = db.execute(sql.EVENTS, (conversation_id,)).fetchall()
     details = _json_list([row[3] for row in rows])
     return [
         AuditEvent(row[0], _from_text(row[1]), codec.ACTORS[row[2]], detail)
@@ -1030,26 +891,26 @@ def _events(db: sqlite3.Connection, conversation_id: str) -> list[AuditEvent]:
 
 
 def _feedback(db: sqlite3.Connection, conversation_id: str) -> list[tuple[str, str, datetime]]:
-    rows = db.execute(_FEEDBACK, (conversation_id,)).fetchall()
+    rows = db.execute(sql.FEEDBACK, (conversation_id,)).fetchall()
     return [(row[0], row[1], _from_text(row[2])) for row in rows]
 
 
 def _list_conversations(
-    db: sqlite3.Connection, sql: str, params: tuple[Any, ...]
+    db: sqlite3.Connection, query: str, params: tuple[Any, ...]
 ) -> list[Conversation]:
-    return [_conversation(row) for row in db.execute(sql, params).fetchall()]
+    return [_conversation(row) for row in db.execute(query, params).fetchall()]
 
 
 def _ended_count(db: sqlite3.Connection, params: tuple[str, ...]) -> int:
-    return int(db.execute(_ENDED_COUNT, params).fetchall()[0][0])
+    return int(db.execute(sql.ENDED_COUNT, params).fetchall()[0][0])
 
 
 def _participants(db: sqlite3.Connection, conversation_id: str) -> dict[str, LadderState]:
-    return codec.participant_ladders(db.execute(_PARTICIPANTS, (conversation_id,)).fetchall())
+    return codec.participant_ladders(db.execute(sql.PARTICIPANTS, (conversation_id,)).fetchall())
 
 
 def _require(db: sqlite3.Connection, conversation_id: str) -> None:
-    if not db.execute(_EXISTS, (conversation_id,)).fetchall():
+    if not db.execute(sql.EXISTS, (conversation_id,)).fetchall():
         raise UnknownConversation(conversation_id)
 
 
@@ -1061,7 +922,7 @@ def _create(
 ) -> Conversation:
     while True:  # until the random id is new
         conversation_id = new_conversation_id()
-        rows = db.execute(_INSERT_CONVERSATION, (conversation_id, *values)).fetchall()
+        rows = db.execute(sql.INSERT_CONVERSATION, (conversation_id, *values)).fetchall()
         if rows:
             break
     _insert_messages(db, conversation_id, message_rows)
@@ -1081,16 +942,16 @@ def _begin_turn(
     # so only a message never received is claimed here: every Slack and Discord message is
     # received first, and their claims here always failed, a statement each (issue 22).
     pmid = message.platform_message_id
-    [(received, begun)] = db.execute(_RECEIVED_BEGUN, (*claim[:2], claim[3], pmid)).fetchall()
+    [(received, begun)] = db.execute(sql.RECEIVED_BEGUN, (*claim[:2], claim[3], pmid)).fetchall()
     if not received:
-        if not db.execute(_CLAIM, claim).fetchall():
+        if not db.execute(sql.CLAIM, claim).fetchall():
             _unclaimed(db, claim)
             return None
     elif pmid and begun is not None:
         # Stored by a turn that never finished: answered now, not stored again.
         return _stored(begun, message)
-    db.execute(_TOUCH, touch)
-    seq = db.execute(_INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
+    db.execute(sql.TOUCH, touch)
+    seq = db.execute(sql.INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
     return _stored(seq, message)
 
 
@@ -1118,11 +979,11 @@ def _commit_turn(
     answered: tuple[str, str] | None = None,
     participant: tuple[Any, ...] | None = None,
 ) -> Conversation:
-    rows = db.execute(_UPDATE_LADDER, update).fetchall()
+    rows = db.execute(sql.UPDATE_LADDER, update).fetchall()
     if not rows:
         raise UnknownConversation(conversation_id)
     if participant is not None:
-        db.execute(_SAVE_PARTICIPANT, participant)
+        db.execute(sql.SAVE_PARTICIPANT, participant)
     if answered is not None:
         _take_received(db, answered)
     _insert_messages(db, conversation_id, message_rows)
@@ -1135,10 +996,10 @@ def _commit_turn(
 def _record_blocked(
     db: sqlite3.Connection, claim: tuple[str, ...], notice: tuple[str, ...]
 ) -> BlockedOutcome:
-    if not db.execute(_CLAIM, claim).fetchall() and not _take_received(db, claim[:2]):
+    if not db.execute(sql.CLAIM, claim).fetchall() and not _take_received(db, claim[:2]):
         _unclaimed(db, claim)
         return BlockedOutcome.DUPLICATE
-    if not db.execute(_NOTIFY_UNLESS_QUIET, notice).fetchall():
+    if not db.execute(sql.NOTIFY_UNLESS_QUIET, notice).fetchall():
         return BlockedOutcome.QUIET
     return BlockedOutcome.NOTIFY
 
@@ -1146,7 +1007,9 @@ def _record_blocked(
 def _add_events(
     db: sqlite3.Connection, conversation_id: str, event_rows: list[tuple[Any, ...]]
 ) -> None:
-    if _insert_events(db, conversation_id, event_rows, _INSERT_EVENT_IF_EXISTS) != len(event_rows):
+    if _insert_events(db, conversation_id, event_rows, sql.INSERT_EVENT_IF_EXISTS) != len(
+        event_rows
+    ):
         raise UnknownConversation(conversation_id)
 
 
@@ -1172,60 +1035,60 @@ def _claim_outbox(
 
 
 def _outbox_done(db: sqlite3.Connection, items: list[tuple[int, str]]) -> None:
-    db.executemany(_OUTBOX_DONE, items)
+    db.executemany(sql.OUTBOX_DONE, items)
 
 
 def _outbox_retry(db: sqlite3.Connection, items: list[tuple[str, int, str]]) -> None:
-    db.executemany(_OUTBOX_RETRY, items)
+    db.executemany(sql.OUTBOX_RETRY, items)
 
 
 def _forget_events(db: sqlite3.Connection, before: str) -> int:
-    return db.execute(_FORGET_EVENTS, (before,)).rowcount
+    return db.execute(sql.FORGET_EVENTS, (before,)).rowcount
 
 
 def _add_feedback(
     db: sqlite3.Connection, params: tuple[str, ...], event_rows: list[tuple[Any, ...]]
 ) -> None:
-    if not db.execute(_INSERT_FEEDBACK_IF_EXISTS, params).fetchall():
+    if not db.execute(sql.INSERT_FEEDBACK_IF_EXISTS, params).fetchall():
         raise UnknownConversation(params[0])
     _insert_events(db, params[0], event_rows)
 
 
 def _exclude(db: sqlite3.Connection, conversation_id: str, seq: int) -> None:
     """Mark an earlier message out of context (a refused turn)."""
-    if not db.execute(_EXCLUDE, (conversation_id, seq)).fetchall():
+    if not db.execute(sql.EXCLUDE, (conversation_id, seq)).fetchall():
         raise LookupError(f"conversation {conversation_id} has no message {seq}")
 
 
 def _receive(db: sqlite3.Connection, claim: tuple[str, ...], row: tuple[str, ...]) -> bool:
-    if not db.execute(_RECEIVE, claim).fetchall():
+    if not db.execute(sql.RECEIVE, claim).fetchall():
         return False
-    db.execute(_INBOX, row)
+    db.execute(sql.INBOX, row)
     return True
 
 
 def _take_received(db: sqlite3.Connection, event: tuple[str, ...]) -> bool:
-    return bool(db.execute(_TAKE_RECEIVED, event).fetchall())
+    return bool(db.execute(sql.TAKE_RECEIVED, event).fetchall())
 
 
 def _reply_shown(db: sqlite3.Connection, params: tuple[Any, ...]) -> None:
-    db.execute(_REPLY_SHOWN, params)
+    db.execute(sql.REPLY_SHOWN, params)
 
 
 def _shown(db: sqlite3.Connection, event: tuple[str, str]) -> ShownReply | None:
-    rows = db.execute(_SHOWN, event).fetchall()
+    rows = db.execute(sql.SHOWN, event).fetchall()
     return ShownReply(rows[0][0], bool(rows[0][1])) if rows else None
 
 
 def _pending(db: sqlite3.Connection, before: str) -> list[Inbound]:
-    return codec.received(db.execute(_PENDING, (before,)).fetchall())
+    return codec.received(db.execute(sql.PENDING, (before,)).fetchall())
 
 
 def _unclaimed(db: sqlite3.Connection, claim: tuple[str, ...]) -> None:
-    """After `_CLAIM` inserted nothing: return if the event was handled before, else the
+    """After `sql.CLAIM` inserted nothing: return if the event was handled before, else the
     conversation is unknown (a handled event wins, as if checked first)."""
     platform, event_id, _, conversation_id = claim
-    if not db.execute(_CLAIMED, (platform, event_id)).fetchall():
+    if not db.execute(sql.CLAIMED, (platform, event_id)).fetchall():
         raise UnknownConversation(conversation_id)
 
 
@@ -1234,16 +1097,16 @@ def _insert_messages(
 ) -> None:
     """Append after the conversation's last message, in order."""
     if len(rows) == 1:
-        db.execute(_INSERT_MESSAGE, (conversation_id, *rows[0]))
+        db.execute(sql.INSERT_MESSAGE, (conversation_id, *rows[0]))
     elif rows:
-        db.executemany(_INSERT_MESSAGE, [(conversation_id, *row) for row in rows])
+        db.executemany(sql.INSERT_MESSAGE, [(conversation_id, *row) for row in rows])
 
 
 def _insert_events(
     db: sqlite3.Connection,
     conversation_id: str,
     rows: list[tuple[Any, ...]],
-    statement: str = _INSERT_EVENT,
+    statement: str = sql.INSERT_EVENT,
 ) -> int:
     """Insert `codec.event_rows`, queueing each in the outbox for its targets; how many
     went in."""
@@ -1256,7 +1119,7 @@ def _insert_events(
         cursor = db.execute(statement, (conversation_id, *row[:4]))
         if cursor.rowcount == 1:
             inserted += 1
-            db.executemany(_QUEUE, [(cursor.lastrowid, target, row[1]) for target in row[4]])
+            db.executemany(sql.QUEUE, [(cursor.lastrowid, target, row[1]) for target in row[4]])
     return inserted
 
 
@@ -1360,136 +1223,16 @@ def _claim_params(conversation_id: str, inbound: Inbound, at: datetime) -> tuple
 
 
 def _conversation(row: Any) -> Conversation:
-    """A row of `_CONVERSATION_COLUMNS`."""
+    """A row of `sql.CONVERSATION_COLUMNS`."""
     return codec.conversation(row, _from_text)
-
-
-# --- retention, privacy, review ------------------------------------------------------------
-
-# json_remove paths for the free-text keys of event details, and a test that any is there.
-_TEXT_PATHS = ", ".join(f"'$.{key}'" for key in EVENT_TEXT_KEYS)
-_HAS_TEXT = " OR ".join(f"json_type(detail, '$.{key}') IS NOT NULL" for key in EVENT_TEXT_KEYS)
-_STRIP_EVENT_TEXT = f"detail = json_remove(detail, {_TEXT_PATHS})"
-
-_PURGE_MESSAGES = (
-    "UPDATE messages SET text = '', api = '[]', in_context = 0 "
-    "WHERE at < ? AND (text != '' OR api != '[]')"
-)
-_PURGE_FEEDBACK = "UPDATE feedback SET text = '' WHERE at < ? AND text != ''"
-_PURGE_EVENTS = f"UPDATE events SET {_STRIP_EVENT_TEXT} WHERE at < ? AND ({_HAS_TEXT})"
-_PURGE_INBOX = "DELETE FROM inbox WHERE at < ?"
-
-_OWN = "SELECT id FROM conversations WHERE platform = ?1 AND user_id = ?2"
-_ON_PLATFORM = "SELECT id FROM conversations WHERE platform = ?1"
-_TOUCHED = (
-    f"SELECT id FROM conversations WHERE platform = ?1 AND user_id = ?2 "
-    f"UNION SELECT conversation_id FROM messages WHERE user_id = ?2 "
-    f"AND conversation_id IN ({_ON_PLATFORM}) "
-    f"UNION SELECT conversation_id FROM feedback WHERE user_id = ?2 "
-    f"AND conversation_id IN ({_ON_PLATFORM})"
-)
-_FORGET_REPLIES = f"DELETE FROM messages WHERE role = 'assistant' AND conversation_id IN ({_OWN})"
-_FORGET_MESSAGES = (
-    f"DELETE FROM messages WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
-)
-_FORGET_FEEDBACK = (
-    f"DELETE FROM feedback WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
-)
-_FORGET_INBOX = "DELETE FROM inbox WHERE platform = ?1 AND user_id = ?2"
-_FORGET_NOTICES = (
-    f"DELETE FROM blocked_notices WHERE user_id = ?2 AND conversation_id IN ({_ON_PLATFORM})"
-)
-# In their own conversations every note and explanation may quote them; elsewhere, the
-# feedback they gave.
-_FORGET_EVENT_TEXT = (
-    f"UPDATE events SET {_STRIP_EVENT_TEXT} WHERE ({_HAS_TEXT}) AND ("
-    f"conversation_id IN ({_OWN}) OR (json_extract(detail, '$.user_id') = ?2 "
-    f"AND conversation_id IN ({_ON_PLATFORM})))"
-)
-
-_PERSON_CONVERSATIONS = f"SELECT {_CONVERSATION_COLUMNS} FROM conversations " + (
-    "WHERE platform = ?1 AND user_id = ?2 ORDER BY n"
-)
-_PERSON_MESSAGES = (
-    f"SELECT conversation_id, {_MESSAGE_COLUMNS} FROM messages WHERE user_id = ?2 "
-    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY at, conversation_id, seq"
-)
-_PERSON_FEEDBACK = (
-    f"SELECT conversation_id, text, at FROM feedback WHERE user_id = ?2 "
-    f"AND conversation_id IN ({_ON_PLATFORM}) ORDER BY n"
-)
-_PERSON_WAITING = (
-    f"SELECT {codec.INBOX_COLUMNS} FROM inbox WHERE platform = ?1 AND user_id = ?2 ORDER BY n"
-)
-
-# Feedback newer than the conversation's last decision (a review, or any reopen) waits.
-_AWAITING_MARKS = (
-    f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
-    "SELECT MIN(w.at) FROM events w WHERE w.conversation_id = c.id AND w.kind = 'would_end' "
-    "AND w.at > COALESCE((SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
-    "AND e.kind = 'review' AND json_extract(e.detail, '$.participant') IS NULL), '')"
-    ") AS waiting_since "
-    "FROM conversations c WHERE (?1 IS NULL OR c.platform = ?1) "
-    "AND (?3 IS NULL OR c.community = ?3)) AS q "
-    "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
-)
-# Days are the first ten characters of the fixed-width UTC text (`_to_text`).
-_DAILY = (
-    "SELECT substr(e.at, 1, 10), CASE e.kind "
-    "WHEN 'end' THEN 'end:' || COALESCE(json_extract(e.detail, '$.reason'), '?') "
-    "WHEN 'review' THEN 'review:' || COALESCE(json_extract(e.detail, '$.decision'), '?') "
-    "ELSE e.kind END, COUNT(*) "
-    "FROM events e JOIN conversations c ON c.id = e.conversation_id "
-    "WHERE c.platform = ?1 AND c.community = ?2 AND e.at >= ?3 AND e.kind IN "
-    "('redirect', 'warning', 'crisis_flagged', 'end', 'feedback', 'review', 'would_end', "
-    "'model_unavailable') GROUP BY 1, 2 "
-    "UNION ALL SELECT substr(created_at, 1, 10), 'conversation', COUNT(*) FROM conversations "
-    "WHERE platform = ?1 AND community = ?2 AND created_at >= ?3 GROUP BY 1"
-)
-_REVIEW_DECISIONS = (
-    "SELECT json_extract(detail, '$.decision'), COUNT(*) FROM events "
-    "WHERE kind = 'review' AND at >= ? GROUP BY 1"
-)
-_AWAITING_REVIEW = (
-    f"SELECT * FROM (SELECT {_CONVERSATION_COLUMNS}, ("
-    # The starter's feedback, and decisions on their end: a shut-out person's feedback and
-    # its decisions (`participant` in the detail) are items of their own.
-    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = c.id AND f.user_id = c.user_id "
-    "AND f.at > COALESCE((SELECT MAX(e.at) FROM events e WHERE e.conversation_id = c.id "
-    "AND e.kind IN ('review', 'reopen') AND json_extract(e.detail, '$.participant') IS NULL), "
-    "'')) AS waiting_since "
-    "FROM conversations c WHERE c.ended = 1 AND (?1 IS NULL OR c.platform = ?1) "
-    "AND (?3 IS NULL OR c.community = ?3) "
-    # Only conversations someone gave feedback on can wait; without this every ended
-    # conversation's subqueries run (bench/dashboard_bench.py's review queue).
-    "AND c.id IN (SELECT conversation_id FROM feedback)) AS q "
-    "WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
-)
-_QUALIFIED = codec.QUALIFIED_CONVERSATION_COLUMNS
-# Feedback from someone shut out, newer than their shut-out and than the last decision on
-# it (a `review` naming them; a readmit clears the shut-out itself). Driven from the
-# feedback table, small next to participants, through participants' primary key.
-_DISPUTED_SHUT_OUTS = (
-    f"SELECT * FROM (SELECT {_QUALIFIED}, p.user_id AS shut_out_user, ("
-    "SELECT MIN(f.at) FROM feedback f WHERE f.conversation_id = p.conversation_id "
-    "AND f.user_id = p.user_id AND f.at >= p.shut_out_at AND f.at > COALESCE(("
-    "SELECT MAX(e.at) FROM events e WHERE e.conversation_id = p.conversation_id "
-    "AND e.kind = 'review' AND json_extract(e.detail, '$.participant') = p.user_id), '')"
-    ") AS waiting_since "
-    "FROM participants p JOIN conversations c ON c.id = p.conversation_id "
-    "WHERE p.shut_out = 1 AND (?1 IS NULL OR c.platform = ?1) "
-    "AND (?3 IS NULL OR c.community = ?3) "
-    "AND (p.conversation_id, p.user_id) IN (SELECT conversation_id, user_id FROM feedback)) "
-    "AS q WHERE waiting_since IS NOT NULL ORDER BY waiting_since LIMIT ?2"
-)
 
 
 def _purge_text(db: sqlite3.Connection, before: str) -> Purged:
     return Purged(
-        messages=db.execute(_PURGE_MESSAGES, (before,)).rowcount,
-        feedback=db.execute(_PURGE_FEEDBACK, (before,)).rowcount,
-        events=db.execute(_PURGE_EVENTS, (before,)).rowcount,
-        pending=db.execute(_PURGE_INBOX, (before,)).rowcount,
+        messages=db.execute(sql.PURGE_MESSAGES, (before,)).rowcount,
+        feedback=db.execute(sql.PURGE_FEEDBACK, (before,)).rowcount,
+        events=db.execute(sql.PURGE_EVENTS, (before,)).rowcount,
+        pending=db.execute(sql.PURGE_INBOX, (before,)).rowcount,
     )
 
 
@@ -1497,13 +1240,13 @@ def _forget_user(
     db: sqlite3.Connection, platform: str, user_id: str, event_row: tuple[Any, ...]
 ) -> Purged:
     who = (platform, user_id)
-    touched = [row[0] for row in db.execute(_TOUCHED, who).fetchall()]
-    replies = db.execute(_FORGET_REPLIES, who).rowcount
-    messages = db.execute(_FORGET_MESSAGES, who).rowcount
-    feedback = db.execute(_FORGET_FEEDBACK, who).rowcount
-    pending = db.execute(_FORGET_INBOX, who).rowcount
-    db.execute(_FORGET_NOTICES, who)
-    events = db.execute(_FORGET_EVENT_TEXT, who).rowcount
+    touched = [row[0] for row in db.execute(sql.TOUCHED, who).fetchall()]
+    replies = db.execute(sql.FORGET_REPLIES, who).rowcount
+    messages = db.execute(sql.FORGET_MESSAGES, who).rowcount
+    feedback = db.execute(sql.FORGET_FEEDBACK, who).rowcount
+    pending = db.execute(sql.FORGET_INBOX, who).rowcount
+    db.execute(sql.FORGET_NOTICES, who)
+    events = db.execute(sql.FORGET_EVENT_TEXT, who).rowcount
     for conversation_id in touched:
         _insert_events(db, conversation_id, [event_row])
     return Purged(replies + messages, feedback, events, pending)
@@ -1511,72 +1254,59 @@ def _forget_user(
 
 def _person(db: sqlite3.Connection, platform: str, user_id: str) -> PersonRecord:
     who = (platform, user_id)
-    conversations = [_conversation(row) for row in db.execute(_PERSON_CONVERSATIONS, who)]
-    rows = db.execute(_PERSON_MESSAGES, who).fetchall()
+    conversations = [_conversation(row) for row in db.execute(sql.PERSON_CONVERSATIONS, who)]
+    rows = db.execute(sql.PERSON_MESSAGES, who).fetchall()
     messages = _messages([row[1:] for row in rows])
-    feedback = [(row[0], row[1], _from_text(row[2])) for row in db.execute(_PERSON_FEEDBACK, who)]
+    feedback = [
+        (row[0], row[1], _from_text(row[2])) for row in db.execute(sql.PERSON_FEEDBACK, who)
+    ]
     return PersonRecord(
         conversations,
         [(row[0], message) for row, message in zip(rows, messages, strict=True)],
         feedback,
-        codec.received(db.execute(_PERSON_WAITING, who).fetchall()),
+        codec.received(db.execute(sql.PERSON_WAITING, who).fetchall()),
     )
 
 
 def _awaiting(
-    db: sqlite3.Connection, sql: str, platform: str | None, limit: int, community: str | None
+    db: sqlite3.Connection, query: str, platform: str | None, limit: int, community: str | None
 ) -> list[Conversation]:
-    rows = db.execute(sql, (platform, limit, community)).fetchall()
+    rows = db.execute(query, (platform, limit, community)).fetchall()
     return [_conversation(row[:-1]) for row in rows]
 
 
 def _disputed(
     db: sqlite3.Connection, platform: str | None, limit: int, community: str | None
 ) -> list[tuple[Conversation, str]]:
-    rows = db.execute(_DISPUTED_SHUT_OUTS, (platform, limit, community)).fetchall()
+    rows = db.execute(sql.DISPUTED_SHUT_OUTS, (platform, limit, community)).fetchall()
     return [(_conversation(row[:-2]), str(row[-2])) for row in rows]
 
 
 def _daily_activity(db: sqlite3.Connection, params: tuple[str, ...]) -> list[tuple[str, str, int]]:
-    return [(str(day), str(series), int(n)) for day, series, n in db.execute(_DAILY, params)]
+    return [(str(day), str(series), int(n)) for day, series, n in db.execute(sql.DAILY, params)]
 
 
 def _review_decisions(db: sqlite3.Connection, since: str) -> dict[str, int]:
     return {
-        str(decision): int(count) for decision, count in db.execute(_REVIEW_DECISIONS, (since,))
+        str(decision): int(count) for decision, count in db.execute(sql.REVIEW_DECISIONS, (since,))
     }
-
-
-# --- per-community settings ------------------------------------------------------------
-
-_COMMUNITY = "SELECT settings FROM communities WHERE platform = ? AND community = ?"
-_SET_COMMUNITY = (
-    "INSERT INTO communities (platform, community, settings, updated_at, updated_by) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, community) DO UPDATE SET "
-    "settings = excluded.settings, updated_at = excluded.updated_at, "
-    "updated_by = excluded.updated_by"
-)
-_COMMUNITIES = (
-    "SELECT platform, community, settings, updated_at, updated_by FROM communities "
-    "WHERE (?1 IS NULL OR platform = ?1) ORDER BY platform, community"
-)
 
 
 def _community_settings(
     db: sqlite3.Connection, platform: str, community: str
 ) -> CommunitySettings | None:
-    rows = db.execute(_COMMUNITY, (platform, community)).fetchall()
+    rows = db.execute(sql.COMMUNITY, (platform, community)).fetchall()
     return CommunitySettings.from_json(rows[0][0]) if rows else None
 
 
 def _set_community(db: sqlite3.Connection, values: tuple[str, ...]) -> None:
-    db.execute(_SET_COMMUNITY, values)
+    db.execute(sql.SET_COMMUNITY, values)
 
 
 def _communities(db: sqlite3.Connection, platform: str | None) -> list[CommunityRecord]:
     return [
         CommunityRecord(p, c, CommunitySettings.from_json(settings), _from_text(at), by)
-        for p, c, settings, at, by in db.execute(_COMMUNITIES, (platform,))
+        for p, c, settings, at, by in db.execute(sql.COMMUNITIES, (platform,))
     ]
 
 

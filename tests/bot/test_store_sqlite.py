@@ -17,7 +17,14 @@ import pytest
 
 from bot.conversation import ConversationKey, LadderState
 from bot.settings import DatabaseTarget, parse_database_url
-from bot.store import SchemaTooNew, SqliteStore, StoreError, UnknownConversation, open_store
+from bot.store import (
+    SchemaTooNew,
+    SqliteStore,
+    StoreError,
+    UnknownConversation,
+    open_store,
+    sqlite_sql,
+)
 from bot.store import sqlite as sqlite_module
 from bot.store.migrations import MIGRATIONS, Migration
 from tests.bot.storekit import (
@@ -262,9 +269,7 @@ async def test_hot_paths_use_indexes_not_scans_or_sorts(store: SqliteStore, db_p
     assert "messages_by_platform_id" in begun and "TEMP B-TREE" not in begun
     earlier = plan(
         db_path,
-        sqlite_module._RECEIVED_BEFORE.replace("?1", "'d'")
-        .replace("?2", "'p'")
-        .replace("?3", "'e'"),
+        sqlite_sql.RECEIVED_BEFORE.replace("?1", "'d'").replace("?2", "'p'").replace("?3", "'e'"),
     )
     assert "inbox_by_place" in earlier and "TEMP B-TREE" not in earlier
 
