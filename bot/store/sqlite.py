@@ -11,8 +11,7 @@ import sqlite3
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractAsyncContextManager, suppress
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -45,6 +44,7 @@ from bot.ports import (
     ShownReply,
 )
 from bot.store import rows as codec
+from bot.store import sqlite_batches as batches
 from bot.store import sqlite_sql as sql
 from bot.store.locks import FileLocks, KeyedLocks
 from bot.store.migrations import MIGRATIONS, Migration, migrate
@@ -54,9 +54,6 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 BUSY_TIMEOUT_MS = 5_000
-# A backlog is committed in batches of at most this many operations, so no one transaction
-# (and no caller waiting on it) grows without bound.
-MAX_BATCH = 256
 
 # No 0/o, 1/l/i: people read these ids aloud and type them from screenshots.
 _ID_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
@@ -136,15 +133,15 @@ class SqliteStore:
         self._locks = KeyedLocks(file_locks)
         self._executor = executor  # one thread: the only user of `_db`
         self._loop = asyncio.get_running_loop()
-        self._queue: list[_Op] = []  # asked for, not yet sent to the thread
+        self._queue: list[batches.Op] = []  # asked for, not yet sent to the thread
         # Receipts, likewise: sent before `_queue`, or taken by the thread mid-batch. Every
-        # side uses it only through deque's thread-safe append and popleft (`_taken`).
-        self._receipts: deque[_Op] = deque()
+        # side uses it only through deque's thread-safe append and popleft (`batches.taken`).
+        self._receipts: deque[batches.Op] = deque()
         # Receipts from other threads' loops (`anywhere`): taken by the store's thread alone,
         # so they commit in the order asked for (when this loop took from them too, the
         # receipts it sent could run after later ones the thread had taken). One ask of the
         # thread stands for all those waiting until it starts (`_take_asked`), not one each.
-        self._elsewhere: deque[_Op] = deque()
+        self._elsewhere: deque[batches.Op] = deque()
         self._take_asked = False
         self._running: asyncio.Future[Any] | None = None  # the batch (or close) on the thread
         self._sending_soon = False  # idle, and a `_send_soon` is scheduled
@@ -343,7 +340,7 @@ class SqliteStore:
         if self._closing is not None:
             raise StoreError("the store is closed")
         future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
-        self._elsewhere.append(_Op(call, args, writes, future))
+        self._elsewhere.append(batches.Op(call, args, writes, future))
         # Read after the append: an ask seen pending clears this flag before it takes
         # anything, so it takes this receipt; an extra ask finds nothing and costs little.
         if not self._take_asked:
@@ -354,7 +351,7 @@ class SqliteStore:
     def _take_waiting(self) -> None:
         """On the store's thread: the receipts other threads' loops asked it to take."""
         self._take_asked = False  # before taking: a receipt added from now asks again
-        _take_receipts(self._db, (self._elsewhere,), self._report, self._loop)
+        batches.take_receipts(self._db, (self._elsewhere,), self._report, self._loop)
 
     async def settle(self, inbound: Inbound) -> None:
         """Forget a received message that will not be stored (the limit stopped it)."""
@@ -556,7 +553,7 @@ class SqliteStore:
         if self._closing is not None:
             raise StoreError("the store is closed")
         future = self._loop.create_future()
-        (self._receipts if ahead else self._queue).append(_Op(call, args, writes, future))
+        (self._receipts if ahead else self._queue).append(batches.Op(call, args, writes, future))
         if self._running is None and not self._sending_soon:
             # Idle: sent once this turn of the loop is over, with whatever else it asks for.
             # Sent at once, it was a batch of one, with the rest of the turn's operations
@@ -572,20 +569,28 @@ class SqliteStore:
             self._dispatch()
 
     def _dispatch(self) -> None:
-        """Send what is queued (up to MAX_BATCH, receipts first and alone), less operations
+        """Send what is queued (up to batches.MAX_BATCH, receipts first and alone), less operations
         whose callers gave up. Called only while nothing is on the thread."""
         receipts = self._receipts
-        batch = [op for op in _taken((receipts,), MAX_BATCH) if not op.future.cancelled()]
+        batch = [
+            op for op in batches.taken((receipts,), batches.MAX_BATCH) if not op.future.cancelled()
+        ]
         # Receipts cut into a batch of others, never into one of receipts: later ones would
         # be kept before earlier ones.
-        cutting_in: _Waiting = ()
+        cutting_in: batches.Waiting = ()
         if not batch:
             self._queue = [op for op in self._queue if not op.future.cancelled()]
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch, self._queue = self._queue[: batches.MAX_BATCH], self._queue[batches.MAX_BATCH :]
             cutting_in = (receipts, self._elsewhere)
         if batch:
             self._running = self._loop.run_in_executor(
-                self._executor, _run_batch, self._db, batch, cutting_in, self._report, self._loop
+                self._executor,
+                batches.run_batch,
+                self._db,
+                batch,
+                cutting_in,
+                self._report,
+                self._loop,
             )
             self._running.add_done_callback(partial(self._settle, batch))
         elif self._closing is not None:
@@ -594,19 +599,21 @@ class SqliteStore:
         else:
             self._running = None
 
-    def _report(self, outcomes: _Outcomes) -> None:
+    def _report(self, outcomes: batches.Outcomes) -> None:
         """Called on the thread: outcomes committed before the batch is over (receipts cut
         in), given to their callers at once."""
         if outcomes:
-            self._loop.call_soon_threadsafe(_resolve_all, outcomes)
+            self._loop.call_soon_threadsafe(batches.resolve_all, outcomes)
 
-    def _settle(self, batch: list[_Op], running: asyncio.Future[_Outcomes]) -> None:
+    def _settle(self, batch: list[batches.Op], running: asyncio.Future[batches.Outcomes]) -> None:
         """Give each caller its outcome now the batch is over, then send the next batch."""
         try:
             outcomes = running.result()
-        except BaseException as exc:  # not expected: `_run_batch` fails operations, not itself
-            outcomes = [(op, _Failed(exc)) for op in batch if not op.future.done()]
-        _resolve_all(outcomes)
+        except (
+            BaseException
+        ) as exc:  # not expected: `batches.run_batch` fails operations, not itself
+            outcomes = [(op, batches.Failed(exc)) for op in batch if not op.future.done()]
+        batches.resolve_all(outcomes)
         self._dispatch()
 
     def _finish_closing(self, closing: asyncio.Future[None]) -> None:
@@ -631,210 +638,6 @@ class _Anywhere:
     async def in_use(self, key: ConversationKey) -> bool:
         args = (key.platform, key.place)
         return await self._store._ahead_from_anywhere(_in_use, args, writes=False)
-
-
-@dataclass(slots=True)
-class _Op:
-    """One store operation: `call(connection, *args)`, to run on the store's thread.
-
-    The thread reads `call`, `args` and `writes` only; `future` belongs to the event loop.
-    """
-
-    call: Callable[..., Any]
-    args: tuple[Any, ...]
-    writes: bool
-    future: asyncio.Future[Any]  # of the store's loop, or of another thread's (`anywhere`)
-
-    def run(self, db: sqlite3.Connection) -> Any:
-        return self.call(db, *self.args)
-
-
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """What an operation raised; the rest of its batch went on without it."""
-
-    error: BaseException
-
-
-_Outcomes = list[tuple[_Op, Any]]
-
-
-def _resolve_all(outcomes: _Outcomes) -> None:
-    for op, outcome in outcomes:
-        _resolve(op.future, outcome)
-
-
-def _handed_elsewhere(outcomes: _Outcomes, home: asyncio.AbstractEventLoop) -> _Outcomes:
-    """Called on the store's thread: hand the outcomes other threads' loops await to
-    those loops, one call into each for all of its own (a wake each, not one a receipt);
-    the rest (`home`'s, the store's loop) are returned."""
-    rest: _Outcomes = []
-    elsewhere: dict[asyncio.AbstractEventLoop, _Outcomes] = {}
-    for op, outcome in outcomes:
-        loop = op.future.get_loop()
-        if loop is home:
-            rest.append((op, outcome))
-        else:
-            elsewhere.setdefault(loop, []).append((op, outcome))
-    for loop, theirs in elsewhere.items():
-        try:
-            loop.call_soon_threadsafe(_resolve_all, theirs)
-        except RuntimeError:  # that loop closed: its callers are gone, what they kept is kept
-            log.warning("%d receipts' callers were gone when they were kept", len(theirs))
-    return rest
-
-
-def _resolve(future: asyncio.Future[Any], outcome: Any) -> None:
-    if future.cancelled():  # the caller gave up after the batch was sent; it ran regardless
-        if isinstance(outcome, _Failed):
-            log.error(
-                "a store operation failed after its caller was cancelled", exc_info=outcome.error
-            )
-    elif isinstance(outcome, _Failed):
-        future.set_exception(outcome.error)
-    else:
-        future.set_result(outcome)
-
-
-# --- batches: each runs whole on the connection's thread -----------------------------------
-
-
-def _run_batch(
-    db: sqlite3.Connection,
-    batch: list[_Op],
-    receipts: _Waiting,
-    report: Callable[[_Outcomes], object],
-    home: asyncio.AbstractEventLoop,
-) -> _Outcomes:
-    """Run `batch` in order; return each operation run with its result, or `_Failed`.
-
-    Receipts that arrive meanwhile (`receipts`, appended to by the event loop) cut in after
-    the operation under way: they run, everything so far is committed and handed to
-    `report`, and the rest of the batch goes on in a transaction of its own. If a
-    transaction fails as a whole (its BEGIN or COMMIT), nothing of it is written and its
-    operations fail, with the rest of the batch.
-    """
-    rest = batch
-    while True:
-        ran, rest = _run_transaction(db, rest, receipts)
-        ran = _handed_elsewhere(ran, home)
-        if not rest:
-            return ran
-        report(ran)
-
-
-# Receipts waiting, in queues each taken from one side at a time (see `SqliteStore`).
-_Waiting = Sequence[deque[_Op]]
-
-
-def _taken(receipts: _Waiting, most: int) -> list[_Op]:
-    """Up to `most` receipts, each queue's oldest first."""
-    ops: list[_Op] = []
-    for queue in receipts:
-        with suppress(IndexError):  # another thread appends, never takes: only `len` is stale
-            while len(ops) < most:
-                ops.append(queue.popleft())
-    return ops
-
-
-def _take_receipts(
-    db: sqlite3.Connection,
-    receipts: _Waiting,
-    report: Callable[[_Outcomes], object],
-    home: asyncio.AbstractEventLoop,
-) -> None:
-    """The receipts waiting, if a batch has not taken them already, in the order asked
-    for: up to MAX_BATCH a transaction, none cutting in ahead of those taken before it."""
-    while waiting := _taken(receipts, MAX_BATCH):
-        ran, _ = _run_transaction(db, waiting, ())
-        report(_handed_elsewhere(ran, home))
-
-
-def _run_transaction(
-    db: sqlite3.Connection, ops: list[_Op], receipts: _Waiting
-) -> tuple[_Outcomes, list[_Op]]:
-    """Run `ops` from the front in one transaction until they are done or receipts are
-    waiting, then those receipts, and commit: what ran, with its outcomes, and what is left.
-
-    IMMEDIATE takes SQLite's write lock up front, so another process (the CLI) makes us
-    wait up to the busy timeout instead of failing half-way through.
-    """
-    if not any(op.writes for op in ops):
-        return [(op, _read_outcome(db, op)) for op in ops], []
-    ran: list[_Op] = []
-    outcomes: list[Any] = []
-    try:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            _run_plainly(db, ops, receipts, ran, outcomes)
-        except Exception:
-            # One raised. A lone one's error is the transaction's (below); else none of it
-            # is kept, and those that ran run again, each undoing only its own on error
-            # (the rest of `ops` is left for the next transaction).
-            if (len(ops) == len(ran) == 1) or not db.in_transaction:  # SQLite rolled back
-                raise
-            db.execute("ROLLBACK")
-            db.execute("BEGIN IMMEDIATE")
-            outcomes = [_in_savepoint(db, op) for op in ran]
-        db.execute("COMMIT")
-    except BaseException as exc:
-        # Not raised on: the receipts taken above are known only here, and must be answered.
-        with suppress(sqlite3.Error):
-            if db.in_transaction:  # SQLite rolls back after some errors by itself
-                db.execute("ROLLBACK")
-        failed = _Failed(exc)
-        return [(op, failed) for op in (*ran, *ops[_from_front(ran, ops) :])], []
-    return list(zip(ran, outcomes, strict=True)), ops[_from_front(ran, ops) :]
-
-
-def _from_front(ran: list[_Op], ops: list[_Op]) -> int:
-    """How many of `ops` are in `ran`: its first ones (receipts taken come after them)."""
-    count = 0
-    while count < len(ran) and count < len(ops) and ran[count] is ops[count]:
-        count += 1
-    return count
-
-
-def _run_plainly(
-    db: sqlite3.Connection,
-    ops: list[_Op],
-    receipts: _Waiting,
-    ran: list[_Op],
-    outcomes: list[Any],
-) -> None:
-    """`_run_transaction`'s first try: no savepoints. Each operation is added to `ran`
-    before it runs, so when one raises, `ran` holds it and all that ran before it."""
-    for op in ops:
-        ran.append(op)
-        outcomes.append(op.run(db))
-        if any(receipts):
-            break
-    while waiting := _taken(receipts, MAX_BATCH):
-        for op in waiting:
-            ran.append(op)
-            outcomes.append(op.run(db))
-
-
-def _read_outcome(db: sqlite3.Connection, op: _Op) -> Any:
-    try:
-        return op.run(db)
-    except Exception as exc:
-        return _Failed(exc)
-
-
-def _in_savepoint(db: sqlite3.Connection, op: _Op) -> Any:
-    """Run `op` so that its error undoes its own statements only."""
-    db.execute("SAVEPOINT op")
-    try:
-        result = op.run(db)
-    except Exception as exc:
-        if not db.in_transaction:  # SQLite rolled it all back (a full disk, say): all fail
-            raise
-        db.execute("ROLLBACK TO op")
-        db.execute("RELEASE op")
-        return _Failed(exc)
-    db.execute("RELEASE op")
-    return result
 
 
 # --- operations ----------------------------------------------------------------------------
@@ -1153,7 +956,7 @@ def _create_private(path: Path) -> None:
 def _connect(path: str, migrations: Sequence[Migration]) -> sqlite3.Connection:
     """Open, tune and migrate the database; runs on the store's thread.
 
-    Autocommit (isolation_level=None): migrations and `_run_batch` begin and end their
+    Autocommit (isolation_level=None): migrations and `batches.run_batch` begin and end their
     transactions themselves, so sqlite3 never opens one behind their back.
     check_same_thread=False only because a cancelled `open` closes the connection from the
     event loop's thread, after the store's thread has gone.

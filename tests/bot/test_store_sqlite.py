@@ -23,9 +23,9 @@ from bot.store import (
     StoreError,
     UnknownConversation,
     open_store,
+    sqlite_batches,
     sqlite_sql,
 )
-from bot.store import sqlite as sqlite_module
 from bot.store.migrations import MIGRATIONS, Migration
 from tests.bot.storekit import (
     ENDED,
@@ -392,7 +392,7 @@ async def test_operations_asked_for_in_one_turn_of_the_loop_go_in_one_batch(
 async def test_a_backlog_is_committed_in_batches_of_at_most_max_batch(
     store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_module, "MAX_BATCH", 2)
+    monkeypatch.setattr(sqlite_batches, "MAX_BATCH", 2)
     conversation = await store.create(KEY, "u1", T0)
     statements = await traced_on_thread(store)
     async with thread_held(store):
@@ -899,7 +899,7 @@ async def test_more_receipts_than_a_batch_are_kept_in_the_order_asked(
     MAX_BATCH receipts wait, and later ones never cut in ahead of earlier ones (they did:
     a batch of receipts let the rest cut in after its first)."""
     receipts, busy, held = store.anywhere(), threading.Event(), threading.Event()
-    many = sqlite_module.MAX_BATCH * 2 + 10
+    many = sqlite_batches.MAX_BATCH * 2 + 10
 
     def hold(db: sqlite3.Connection) -> bool:
         held.set()
