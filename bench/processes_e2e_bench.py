@@ -388,11 +388,11 @@ async def run_slack(processes: int, args: argparse.Namespace, tmp: Path) -> Figu
                 QUITBOT_LOG_LEVEL="WARNING",
             )
             urls = database_urls(args.store, database, tmp, processes)
+            settings = dict(setting.split("=", 1) for setting in args.setting)  # win over ours
             envs = [
-                env | {"QUITBOT_SLACK_HTTP_PORT": str(port), "QUITBOT_DATABASE_URL": url}
+                env | {"QUITBOT_SLACK_HTTP_PORT": str(port), "QUITBOT_DATABASE_URL": url} | settings
                 for port, url in zip(ports, urls, strict=True)
             ]
-            envs = [each | dict(setting.split("=", 1) for setting in args.setting) for each in envs]
             if args.bot == "minimal":  # the same as a bot sharing nothing: the control
                 control = {"MINIMAL_TRANSPORT": "aiohttp", "BENCH_SLACK_API": fake.base_url}
                 envs = [env | control | {"BENCH_SLACK_PORT": str(port)} for port in ports]

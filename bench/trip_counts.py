@@ -62,8 +62,7 @@ def _install() -> None:
 
     def named(self: Any, run: Any) -> None:
         batched_init(self, run)
-        named_by = [arg for arg in getattr(run, "args", ()) if isinstance(arg, str)]
-        kind = named_by[0].split("(")[0][:32] if named_by else getattr(run, "func", run).__name__
+        kind = run.args[0].split("(")[0][:32] if hasattr(run, "args") else run.__name__
         inner = self._run
 
         async def counted(items: list[Any]) -> Any:

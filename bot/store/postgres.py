@@ -273,7 +273,7 @@ class PostgresStore:
     async def events(self, conversation_id: str) -> list[AuditEvent]:
         async with self._connection() as db:
             rows = await db.fetch(sql.EVENTS, conversation_id)
-        details = pg.json_list([row[3] for row in rows])
+        details = codec.json_list([row[3] for row in rows])
         return [
             AuditEvent(row[0], pg.utc(row[1]), codec.ACTORS[row[2]], detail)
             for row, detail in zip(rows, details, strict=True)
@@ -374,7 +374,7 @@ class PostgresStore:
             if seq is None:
                 await _unclaimed(db, claim)
                 return None
-        return pg.stored(seq, message)
+        return codec.stored(seq, message)
 
     async def begin_turn_with_context(
         self, conversation_id: str, inbound: Inbound, message: NewMessage, limit: int
@@ -393,7 +393,7 @@ class PostgresStore:
         if part == 0:  # stored now: the newest, and not in the statement's snapshot
             history = [(seq, role, in_context, api), *history[: limit - 1]]
         history.reverse()
-        return pg.stored(seq, message), codec.context_entries(history if limit > 0 else [])
+        return codec.stored(seq, message), codec.context_entries(history if limit > 0 else [])
 
     async def receive(self, inbound: Inbound, at: datetime) -> bool:
         """Claim a just-delivered event and keep its message until a turn takes it.
@@ -751,7 +751,7 @@ async def _strip_event_text(db: asyncpg.Connection, rows: Sequence[Any]) -> int:
             continue
         kept = {key: value for key, value in detail.items() if key not in EVENT_TEXT_KEYS}
         if len(kept) != len(detail):
-            updates.append((row["n"], pg.encode_json(kept)))
+            updates.append((row["n"], codec.encode_json(kept)))
     if updates:
         await db.executemany(sql.UPDATE_DETAIL, updates)
     return len(updates)

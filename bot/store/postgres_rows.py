@@ -9,11 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.communities import CommunitySettings
-from bot.conversation import (
-    Conversation,
-    Inbound,
-    StoredMessage,
-)
+from bot.conversation import Conversation, Inbound, StoredMessage
 from bot.ports import AtPlace, NewMessage
 from bot.store import postgres_sql as sql
 from bot.store import rows as codec
@@ -89,10 +85,6 @@ def count(status: str) -> int:
 
 
 # --- rows: the shared codec (bot/store/rows.py) with this backend's time format ----------
-
-encode_json = codec.encode_json
-json_list = codec.json_list
-stored = codec.stored
 
 
 def message_values(message: NewMessage) -> tuple[Any, ...]:

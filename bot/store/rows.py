@@ -32,12 +32,12 @@ CONVERSATION_COLUMNS = (
     "created_at, updated_at, ended_at, branched_from, end_proposed, community"
 )
 MESSAGE_COLUMNS = "seq, role, text, at, user_id, platform_message_id, in_context, api"
-ACTORS = {actor.value: actor for actor in Actor}
-END_REASONS = {reason.value: reason for reason in EndReason}
 # The same, named for a query that joins conversations as `c`.
 QUALIFIED_CONVERSATION_COLUMNS = ", ".join(
     f"c.{column.strip()}" for column in CONVERSATION_COLUMNS.split(",")
 )
+ACTORS = {actor.value: actor for actor in Actor}
+END_REASONS = {reason.value: reason for reason in EndReason}
 
 
 # A conversation read twice a turn (`at_place`, `commit_turn`) builds a frozen ladder each

@@ -686,7 +686,7 @@ def _all_messages(db: sqlite3.Connection, conversation_id: str) -> list[StoredMe
 
 def _events(db: sqlite3.Connection, conversation_id: str) -> list[AuditEvent]:
     rows = db.execute(sql.EVENTS, (conversation_id,)).fetchall()
-    details = _json_list([row[3] for row in rows])
+    details = codec.json_list([row[3] for row in rows])
     return [
         AuditEvent(row[0], _from_text(row[1]), codec.ACTORS[row[2]], detail)
         for row, detail in zip(rows, details, strict=True)
@@ -752,10 +752,10 @@ def _begin_turn(
             return None
     elif pmid and begun is not None:
         # Stored by a turn that never finished: answered now, not stored again.
-        return _stored(begun, message)
+        return codec.stored(begun, message)
     db.execute(sql.TOUCH, touch)
     seq = db.execute(sql.INSERT_MESSAGE_RETURNING_SEQ, values).fetchall()[0][0]
-    return _stored(seq, message)
+    return codec.stored(seq, message)
 
 
 def _begin_turn_with_context(
@@ -1114,10 +1114,6 @@ def _communities(db: sqlite3.Connection, platform: str | None) -> list[Community
 
 
 # --- rows: the shared codec (bot/store/rows.py) with this backend's time format ----------
-
-_encode_json = codec.encode_json
-_json_list = codec.json_list
-_stored = codec.stored
 
 
 def _message_values(message: NewMessage) -> tuple[Any, ...]:
